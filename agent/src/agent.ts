@@ -1,0 +1,223 @@
+/**
+ * The host agent: enrolls once, brings up the WireGuard interface, restores
+ * the last applied peers from its cache (fail static), then follows the peers
+ * bucket over NATS and sends heartbeats. Stopping the agent leaves the
+ * interface and its peers in place, so traffic keeps flowing.
+ */
+import { join } from "node:path";
+import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { Subjects, type Heartbeat, type EnrollRequest, type PeerRecord } from "@weft/protocol";
+import type { Logger } from "pino";
+import { AgentConfig, type AgentConfigInput } from "./config.js";
+import { LatestWins } from "./control/applier.js";
+import { PeerWatch, type PeerSet } from "./control/peer-watch.js";
+import { enroll } from "./enroll/client.js";
+import { AgentError } from "./errors.js";
+import { defaultRouteAddress } from "./net/underlay.js";
+import { desiredPeers } from "./peers/desired.js";
+import { warmUp } from "./peers/warmup.js";
+import { loadOrCreateNatsIdentity, type NatsIdentity } from "./state/nkey.js";
+import { WIREGUARD_KEY_FILE, ensureStateDir, loadState, saveState, type AgentState } from "./state/store.js";
+import { writeStatus, type AgentStatus } from "./state/status.js";
+import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
+
+export interface RunningAgent {
+  state: AgentState;
+  wireguard: WireGuard;
+  /** Resolves once the first peer set from NATS has been applied. */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(input: AgentConfigInput, log: Logger): Promise<RunningAgent> {
+  const config = AgentConfig.parse(input);
+  await ensureStateDir(config.stateDir);
+  const keyPair = await loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE));
+  const nats = await loadOrCreateNatsIdentity(config.stateDir);
+  let state = (await loadState(config.stateDir)) ?? (await enrollOnce(config, keyPair.publicKey, nats, log));
+  const root = log.child({ node: state.nodeId });
+  log = root.child({ component: "agent" });
+
+  const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: root.child({ component: "wireguard" }) });
+  await wireguard.ensure({
+    mtu: config.interface.mtu,
+    listenPort: config.interface.listenPort,
+    privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE),
+    addresses: [`${state.overlayAddress}/32`],
+    routes: [state.overlayCidr],
+  });
+
+  const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
+  const status: AgentStatus = { nodeId: state.nodeId, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
+  const publishStatus = (patch: Partial<AgentStatus>) => {
+    Object.assign(status, patch, { updatedAt: new Date().toISOString() });
+    void writeStatus(config.stateDir, status).catch((err: unknown) => log.warn({ err }, "cannot write status file"));
+  };
+
+  const applyPeers = async (set: PeerSet, source: "cache" | "nats") => {
+    const records = [...set.peers.values()];
+    const { changes, ...counts } = await wireguard.syncPeers(desiredPeers(self, records));
+    if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
+    const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
+    await warmUp(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
+    if (source === "nats") {
+      state = { ...state, applied: { revision: set.revision, peers: records, appliedAt: new Date().toISOString() } };
+      await saveState(config.stateDir, state);
+      publishStatus({ appliedRevision: set.revision, peers: records.length, stale: false, lastSyncAt: new Date().toISOString() });
+    }
+  };
+
+  // Fail static: put the last applied peers back before talking to anyone.
+  if (state.applied) await applyPeers({ peers: new Map(state.applied.peers.map((p: PeerRecord) => [p.nodeId, p])), revision: state.applied.revision }, "cache");
+
+  let markSynced: () => void = () => undefined;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+  const applier = new LatestWins<PeerSet>(
+    async (set) => {
+      await applyPeers(set, "nats");
+      markSynced();
+    },
+    (err) => log.error({ err }, "applying peers failed; will retry on the next change or resync"),
+  );
+
+  const nc = await connect({
+    servers: state.nats.servers,
+    authenticator: jwtAuthenticator(state.nats.userJwt, nats.seed),
+    inboxPrefix: Subjects.inboxPrefix(state.nodeId),
+    name: `weft-agent-${state.name}`,
+    waitOnFirstConnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1000,
+    reconnectJitter: 1000,
+    pingInterval: 10_000,
+  }).catch((err: unknown) => {
+    throw new AgentError(`cannot connect to NATS at ${state.nats.servers.join(", ")}`, { cause: err, retryable: true });
+  });
+  publishStatus({ nats: "connected" });
+  log.info({ servers: state.nats.servers }, "connected to NATS");
+
+  const watch = new PeerWatch(nc, (set) => applier.submit(set), root.child({ component: "peer-watch" }));
+  const startWatch = async (): Promise<void> => {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await watch.restart();
+        return;
+      } catch (err) {
+        log.warn({ err, retryInMs: delay }, "cannot watch peers yet");
+        await sleep(delay + Math.random() * delay);
+        if (nc.isClosed()) return;
+      }
+    }
+  };
+  void startWatch();
+  void followConnection(nc, log, {
+    onDisconnect: () => publishStatus({ nats: "disconnected", stale: true }),
+    onReconnect: () => {
+      publishStatus({ nats: "connected" });
+      void startWatch();
+    },
+  });
+
+  const heartbeat = setInterval(() => void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log), state.heartbeatSeconds * 1000);
+  void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log);
+
+  return {
+    get state() {
+      return state;
+    },
+    wireguard,
+    synced,
+    stop: async () => {
+      clearInterval(heartbeat);
+      watch.stop();
+      await applier.idle();
+      await nc.close().catch(() => undefined);
+      publishStatus({ nats: "stopped", stale: true });
+      log.info("agent stopped; the interface and its peers stay up");
+    },
+  };
+}
+
+async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
+  if (!config.controllerUrl || !config.joinKey) {
+    throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY)");
+  }
+  const privateAddress = config.endpoints.private ?? (await defaultEndpoint(config.interface.listenPort));
+  const req: EnrollRequest = {
+    version: 1,
+    joinKey: config.joinKey,
+    name: config.name,
+    site: config.site,
+    wireguardPublicKey,
+    natsPublicKey: nats.publicKey,
+    listenPort: config.interface.listenPort,
+    endpoints: {
+      ...(privateAddress === undefined ? {} : { private: privateAddress }),
+      ...(config.endpoints.public === undefined ? {} : { public: config.endpoints.public }),
+    },
+  };
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      const res = await enroll(config.controllerUrl, req);
+      const state: AgentState = {
+        version: 1,
+        nodeId: res.nodeId,
+        name: config.name,
+        site: config.site,
+        overlayAddress: res.overlayAddress,
+        overlayCidr: res.overlayCidr,
+        controllerUrl: config.controllerUrl,
+        nats: res.nats,
+        heartbeatSeconds: res.heartbeatSeconds,
+        enrolledAt: new Date().toISOString(),
+      };
+      await saveState(config.stateDir, state);
+      log.info({ node: res.nodeId, overlay: res.overlayAddress }, "enrolled");
+      return state;
+    } catch (err) {
+      if (!(err instanceof AgentError) || !err.retryable) throw err;
+      log.warn({ err: err.message, retryInMs: delay }, "enrollment failed; retrying");
+      await sleep(delay + Math.random() * delay);
+    }
+  }
+}
+
+async function defaultEndpoint(port: number): Promise<string | undefined> {
+  const address = await defaultRouteAddress().catch(() => undefined);
+  return address === undefined ? undefined : `${address}:${port}`;
+}
+
+async function sendHeartbeat(nc: NatsConnection, wireguard: WireGuard, state: AgentState, appliedRevision: number, log: Logger): Promise<void> {
+  if (nc.isClosed()) return;
+  try {
+    const shown = await wireguard.show();
+    const hb: Heartbeat = {
+      version: 1,
+      nodeId: state.nodeId,
+      sentAt: new Date().toISOString(),
+      appliedRevision,
+      peers: (shown?.peers ?? []).map((p) => ({
+        publicKey: p.publicKey,
+        ...(p.latestHandshake ? { lastHandshake: Math.floor(p.latestHandshake.getTime() / 1000) } : {}),
+        ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      })),
+    };
+    nc.publish(Subjects.heartbeat(state.nodeId), JSON.stringify(hb));
+  } catch (err) {
+    log.warn({ err }, "heartbeat failed");
+  }
+}
+
+async function followConnection(nc: NatsConnection, log: Logger, on: { onDisconnect: () => void; onReconnect: () => void }): Promise<void> {
+  for await (const s of nc.status()) {
+    if (s.type === "disconnect") {
+      log.warn("NATS disconnected; keeping the last applied config");
+      on.onDisconnect();
+    } else if (s.type === "reconnect") {
+      log.info("NATS reconnected; resyncing peers");
+      on.onReconnect();
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,36 @@
+/**
+ * Serialises applies of the latest desired state: while one apply runs, newer
+ * submissions replace each other and only the last is applied next.
+ */
+export class LatestWins<T> {
+  private pending: { value: T } | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly apply: (value: T) => Promise<void>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  submit(value: T): void {
+    this.pending = { value };
+    this.running ??= this.drain();
+  }
+
+  /** Resolves when nothing is pending or running. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending) {
+      const { value } = this.pending;
+      this.pending = undefined;
+      try {
+        await this.apply(value);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    this.running = undefined;
+  }
+}

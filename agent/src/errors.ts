@@ -1,0 +1,31 @@
+/** Typed agent errors: what failed and whether retrying can help. */
+
+export class AgentError extends Error {
+  readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** The controller refused the enrollment (bad key, conflict, invalid request). Not retryable. */
+export class EnrollmentRejectedError extends AgentError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message, { retryable: false });
+  }
+}
+
+/** The controller could not be reached or failed; retry later. */
+export class ControllerUnavailableError extends AgentError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause, retryable: true });
+  }
+}
+
+/** The agent's on-disk state is missing or unusable. */
+export class StateError extends AgentError {}

@@ -1,0 +1,38 @@
+/**
+ * From peer records to desired WireGuard peers. Pure: same input, same output.
+ * - same site: the peer's private endpoint (falling back to public);
+ * - other sites: the peer's public endpoint, or none when it is behind NAT
+ *   (it reaches us, and WireGuard learns its address from the handshake);
+ * - a node behind NAT keeps every tunnel open with persistent keepalive.
+ */
+import type { PeerRecord } from "@weft/protocol";
+
+export interface Self {
+  nodeId: string;
+  site: string;
+  /** True when this node has no public endpoint. */
+  behindNat: boolean;
+  keepaliveSeconds: number;
+}
+
+export interface DesiredPeer {
+  publicKey: string;
+  endpoint?: string;
+  allowedIps: string[];
+  persistentKeepalive?: number;
+}
+
+export function desiredPeers(self: Self, peers: Iterable<PeerRecord>): DesiredPeer[] {
+  const out: DesiredPeer[] = [];
+  for (const p of peers) {
+    if (p.nodeId === self.nodeId) continue;
+    const endpoint = p.site === self.site ? (p.endpoints.private ?? p.endpoints.public) : p.endpoints.public;
+    out.push({
+      publicKey: p.wireguardPublicKey,
+      ...(endpoint === undefined ? {} : { endpoint }),
+      allowedIps: [...p.allowedIps],
+      ...(self.behindNat ? { persistentKeepalive: self.keepaliveSeconds } : {}),
+    });
+  }
+  return out.sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+}

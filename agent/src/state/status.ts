@@ -1,0 +1,20 @@
+/** The agent's live status, written to `<stateDir>/status.json` for `weft status`. */
+import { join } from "node:path";
+import { writeFileAtomic } from "./store.js";
+
+export interface AgentStatus {
+  nodeId: string;
+  nats: "connecting" | "connected" | "disconnected" | "stopped";
+  /** True while the applied config may be behind the controller's. */
+  stale: boolean;
+  appliedRevision: number;
+  peers: number;
+  lastSyncAt?: string;
+  updatedAt: string;
+}
+
+export const STATUS_FILE = "status.json";
+
+export async function writeStatus(dir: string, status: AgentStatus): Promise<void> {
+  await writeFileAtomic(join(dir, STATUS_FILE), `${JSON.stringify(status, null, 2)}\n`);
+}

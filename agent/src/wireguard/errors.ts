@@ -1,0 +1,84 @@
+/**
+ * Typed errors of the WireGuard wrapper. One small class per condition, each carrying the
+ * facts a caller needs (argv, exit code, path, mode) and the underlying `cause`; messages say
+ * what to do about it. Callers branch on the class, never on message text.
+ */
+
+/** Base class of every error thrown by `agent/src/wireguard`. */
+export class WireGuardError extends Error {
+  override readonly name: string = "WireGuardError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A `wg`/`ip`/`wireguard-go` invocation failed (non-zero exit, signal, timeout or spawn error). */
+export class WireGuardCommandError extends WireGuardError {
+  override readonly name = "WireGuardCommandError";
+  readonly argv: readonly string[];
+  /** Exit code, or null when the process was killed by a signal or never started. */
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderr: string;
+  constructor(
+    argv: readonly string[],
+    details: { exitCode: number | null; signal?: string | null; stderr: string; reason?: string },
+    options?: { cause?: unknown },
+  ) {
+    const why =
+      details.reason ??
+      (details.exitCode !== null ? `exit code ${details.exitCode}` : `signal ${details.signal ?? "unknown"}`);
+    const err = details.stderr.trim();
+    super(`${argv.join(" ")}: ${why}${err === "" ? "" : `: ${err}`}`, options);
+    this.argv = argv;
+    this.exitCode = details.exitCode;
+    this.signal = details.signal ?? null;
+    this.stderr = details.stderr;
+  }
+}
+
+/** A string is not a WireGuard key (standard base64 of exactly 32 bytes). */
+export class InvalidKeyError extends WireGuardError {
+  override readonly name = "InvalidKeyError";
+}
+
+/** A private key file is readable or writable by group/others; refused until `chmod 600`. */
+export class InsecureKeyFileError extends WireGuardError {
+  override readonly name = "InsecureKeyFileError";
+  readonly path: string;
+  readonly mode: number;
+  constructor(path: string, mode: number) {
+    const octal = (mode & 0o777).toString(8).padStart(4, "0");
+    super(
+      `private key file ${path} has mode ${octal}: it must not be accessible by group or others; ` +
+        `fix it with: chmod 600 ${path}`,
+    );
+    this.path = path;
+    this.mode = mode;
+  }
+}
+
+/** Neither the kernel module nor `wireguard-go` is available (or the forced one is missing). */
+export class ImplementationNotFoundError extends WireGuardError {
+  override readonly name = "ImplementationNotFoundError";
+}
+
+/** The interface could not be created, or a same-named link exists that is not WireGuard. */
+export class InterfaceError extends WireGuardError {
+  override readonly name = "InterfaceError";
+  readonly iface: string;
+  constructor(iface: string, message: string, options?: { cause?: unknown }) {
+    super(`wireguard interface ${iface}: ${message}`, options);
+    this.iface = iface;
+  }
+}
+
+/** `wg` or `ip` printed something this module does not understand. */
+export class OutputParseError extends WireGuardError {
+  override readonly name = "OutputParseError";
+}
+
+/** The desired state is invalid (bad CIDR, bad key, duplicate peer or allowed IP). */
+export class InvalidDesiredStateError extends WireGuardError {
+  override readonly name = "InvalidDesiredStateError";
+}

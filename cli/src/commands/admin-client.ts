@@ -1,0 +1,46 @@
+/**
+ * How admin commands reach the controller: `--api <url>` or the local unix
+ * socket, with the token from `--token`, $WEFT_ADMIN_TOKEN, or the
+ * controller's admin-token file in `--controller-state-dir`.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ADMIN_TOKEN_FILE } from "@weft/controller";
+import { ControllerClient } from "@weft/protocol";
+import type { Command } from "commander";
+import { UsageError } from "../errors.js";
+
+export const DEFAULT_CONTROLLER_STATE_DIR = "/var/lib/weft/controller";
+
+export interface AdminOptions {
+  api?: string;
+  token?: string;
+  controllerStateDir: string;
+}
+
+export function addAdminOptions(cmd: Command): Command {
+  return cmd
+    .option("--api <url>", "controller API URL (default: the local controller's unix socket)")
+    .option("--token <token>", "admin token (default: $WEFT_ADMIN_TOKEN, then <controller-state-dir>/admin-token)")
+    .option("--controller-state-dir <dir>", "state directory of a local controller", DEFAULT_CONTROLLER_STATE_DIR);
+}
+
+export async function adminClient(opts: AdminOptions): Promise<ControllerClient> {
+  const token = opts.token ?? process.env.WEFT_ADMIN_TOKEN ?? (await readToken(opts.controllerStateDir));
+  if (opts.api) return new ControllerClient({ url: opts.api, adminToken: token });
+  const socketPath = join(opts.controllerStateDir, "api.sock");
+  if (!existsSync(socketPath)) {
+    throw new UsageError(`no controller socket at ${socketPath}: pass --api <url> or --controller-state-dir <dir> of a running controller`);
+  }
+  return new ControllerClient({ socketPath, adminToken: token });
+}
+
+async function readToken(stateDir: string): Promise<string> {
+  const path = join(stateDir, ADMIN_TOKEN_FILE);
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch {
+    throw new UsageError(`no admin token: pass --token, set WEFT_ADMIN_TOKEN, or run where ${path} is readable`);
+  }
+}

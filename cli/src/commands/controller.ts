@@ -1,0 +1,58 @@
+/** `weft controller`: run the control plane until SIGINT/SIGTERM. */
+import { startController } from "@weft/controller";
+import type { Command } from "commander";
+import { merge, readConfigFile } from "../config-file.js";
+import { createLogger } from "../log.js";
+import { DEFAULT_CONTROLLER_STATE_DIR } from "./admin-client.js";
+import { untilSignal } from "./signals.js";
+
+interface ControllerFlags {
+  config?: string;
+  stateDir?: string;
+  natsUrl?: string;
+  natsHost?: string;
+  natsPort?: string;
+  natsAdvertise?: string[];
+  apiHost?: string;
+  apiPort?: string;
+  overlayCidr?: string;
+}
+
+const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+export function registerController(program: Command): void {
+  program
+    .command("controller")
+    .description("run the controller (embedded NATS unless --nats-url is given)")
+    .option("--config <file>", "YAML config file; flags override it")
+    .option("--state-dir <dir>", `keys, admin token and embedded NATS data (default ${DEFAULT_CONTROLLER_STATE_DIR})`)
+    .option("--nats-url <url>", "use this NATS instead of starting one")
+    .option("--nats-host <host>", "embedded NATS listen address (default 0.0.0.0)")
+    .option("--nats-port <port>", "embedded NATS port (default 4222)")
+    .option("--nats-advertise <url...>", "NATS URLs handed to agents (default: derived from the API host they used)")
+    .option("--api-host <host>", "REST API listen address (default 0.0.0.0)")
+    .option("--api-port <port>", "REST API port (default 8080)")
+    .option("--overlay-cidr <cidr>", "overlay node address range (default 100.64.0.0/16)")
+    .action(async (f: ControllerFlags) => {
+      const log = createLogger();
+      const config = merge(await readConfigFile(f.config), {
+        stateDir: f.stateDir,
+        nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
+        api: { listenHost: f.apiHost, port: int(f.apiPort) },
+        overlay: { cidr: f.overlayCidr },
+      });
+      const running = await startController(config, log);
+      await untilSignal();
+      log.info("shutting down");
+      await running.stop();
+    });
+
+  program
+    .command("nats-config")
+    .description("print the nats-server config fragment that makes an external NATS trust this controller")
+    .option("--state-dir <dir>", "controller state directory", DEFAULT_CONTROLLER_STATE_DIR)
+    .action(async (f: { stateDir: string }) => {
+      const { natsServerConfigFragment } = await import("@weft/controller");
+      process.stdout.write(await natsServerConfigFragment(f.stateDir));
+    });
+}

@@ -1,0 +1,50 @@
+/** `weft keys create | list | revoke`: join keys through the controller's API. */
+import type { Command } from "commander";
+import { UsageError } from "../errors.js";
+import { parseDuration, printJson, printTable } from "../output.js";
+import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+
+export function registerKeys(program: Command): void {
+  const keys = program.command("keys").description("manage join keys");
+
+  addAdminOptions(keys.command("create").description("create a join key; its secret is printed once"))
+    .option("--reusable", "allow many nodes to enroll with this key", false)
+    .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
+    .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
+    .option("--description <text>", "what the key is for")
+    .option("--json", "print JSON")
+    .action(async (o: AdminOptions & { reusable: boolean; ttl: string; label?: string[]; description?: string; json?: boolean }) => {
+      const ttlSeconds = parseDuration(o.ttl);
+      if (ttlSeconds === undefined) throw new UsageError(`--ttl ${o.ttl}: use a number with s, m, h or d, e.g. 24h`);
+      const labels = Object.fromEntries(
+        (o.label ?? []).map((l) => {
+          const i = l.indexOf("=");
+          if (i <= 0) throw new UsageError(`--label ${l}: use key=value`);
+          return [l.slice(0, i), l.slice(i + 1)];
+        }),
+      );
+      const created = await (await adminClient(o)).createJoinKey({ reusable: o.reusable, ttlSeconds, labels, ...(o.description ? { description: o.description } : {}) });
+      if (o.json) return printJson(created);
+      process.stdout.write(`${created.key}\n`);
+      process.stderr.write(`join key ${created.id}: ${created.reusable ? "reusable" : "one-time"}, expires ${created.expiresAt}. The key is shown only once.\n`);
+    });
+
+  addAdminOptions(keys.command("list").description("list join keys (never their secrets)"))
+    .option("--json", "print JSON")
+    .action(async (o: AdminOptions & { json?: boolean }) => {
+      const list = await (await adminClient(o)).listJoinKeys();
+      if (o.json) return printJson(list);
+      printTable(
+        ["ID", "STATE", "KIND", "USES", "EXPIRES", "LABELS", "DESCRIPTION"],
+        list.map((k) => [k.id, k.state, k.reusable ? "reusable" : "one-time", String(k.uses), k.expiresAt, Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(","), k.description ?? ""]),
+      );
+    });
+
+  addAdminOptions(keys.command("revoke").description("revoke a join key").argument("<id>", "join key id"))
+    .option("--json", "print JSON")
+    .action(async (id: string, o: AdminOptions & { json?: boolean }) => {
+      const info = await (await adminClient(o)).revokeJoinKey(id);
+      if (o.json) return printJson(info);
+      process.stdout.write(`join key ${info.id} revoked\n`);
+    });
+}

@@ -1,0 +1,127 @@
+/**
+ * The REST API as one table: each route names its method, path, auth, request
+ * and response schemas and handler. The server registers the table and the
+ * OpenAPI document is generated from it, so the two cannot drift apart.
+ */
+import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodeView } from "@weft/protocol";
+import { z } from "zod";
+import type { Enrollment } from "../enroll/enroll.js";
+import type { JoinKeys } from "../keys/joinkeys.js";
+import type { NodeRegistry } from "../nodes/registry.js";
+import { parseOrThrow } from "../validation.js";
+
+export interface RouteContext {
+  body: unknown;
+  params: Record<string, string>;
+  /** Source address of the request. */
+  remoteAddress: string | undefined;
+  /** Host name the client used (no port). */
+  host: string | undefined;
+}
+
+export interface Route {
+  method: "GET" | "POST" | "DELETE";
+  path: string;
+  summary: string;
+  /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
+  auth: "admin" | "joinKey" | "none";
+  body?: z.ZodType;
+  response: z.ZodType;
+  status?: number;
+  handler: (ctx: RouteContext) => Promise<unknown>;
+}
+
+export interface ApiServices {
+  joinKeys: JoinKeys;
+  enrollment: Enrollment;
+  registry: NodeRegistry;
+}
+
+const Health = z.object({ status: z.literal("ok") });
+
+export function apiRoutes(s: ApiServices): Route[] {
+  return [
+    { method: "GET", path: "/healthz", summary: "Liveness of the API", auth: "none", response: Health, handler: async () => ({ status: "ok" }) },
+    {
+      method: "POST",
+      path: "/v1/enroll",
+      summary: "Enroll a node with a join key; returns its overlay address and NATS credentials",
+      auth: "joinKey",
+      body: EnrollRequest,
+      response: EnrollResponse,
+      status: 201,
+      handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
+    },
+    {
+      method: "POST",
+      path: "/v1/keys",
+      summary: "Create a join key (the secret is returned only here)",
+      auth: "admin",
+      body: JoinKeyCreateRequest,
+      response: JoinKeyCreated,
+      status: 201,
+      handler: (ctx) => s.joinKeys.create(parseOrThrow(JoinKeyCreateRequest, ctx.body ?? {}, "join key request")),
+    },
+    { method: "GET", path: "/v1/keys", summary: "List join keys (never their secrets)", auth: "admin", response: z.array(JoinKeyInfo), handler: () => s.joinKeys.list() },
+    {
+      method: "DELETE",
+      path: "/v1/keys/:id",
+      summary: "Revoke a join key; nodes already enrolled with it stay",
+      auth: "admin",
+      response: JoinKeyInfo,
+      handler: (ctx) => s.joinKeys.revoke(param(ctx, "id")),
+    },
+    { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness", auth: "admin", response: z.array(NodeView), handler: () => s.registry.list() },
+    {
+      method: "GET",
+      path: "/v1/nodes/:id",
+      summary: "One node, by id or name",
+      auth: "admin",
+      response: NodeView,
+      handler: (ctx) => s.registry.resolve(param(ctx, "id")),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/nodes/:id",
+      summary: "Delete a node (by id or name): it leaves every peer's WireGuard",
+      auth: "admin",
+      response: NodeView,
+      handler: async (ctx) => s.registry.delete((await s.registry.resolve(param(ctx, "id"))).nodeId),
+    },
+  ];
+}
+
+function param(ctx: RouteContext, name: string): string {
+  return ctx.params[name] ?? "";
+}
+
+/** The OpenAPI 3.0 document for `routes`. */
+export function openApiDocument(routes: Route[], version: string): Record<string, unknown> {
+  const schema = (t: z.ZodType, io: "input" | "output") => z.toJSONSchema(t, { target: "openapi-3.0", io, unrepresentable: "any" });
+  const errorResponse = { description: "Error", content: { "application/json": { schema: schema(ApiError, "output") } } };
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const oaPath = r.path.replace(/:([a-z]+)/g, "{$1}");
+    const params = [...r.path.matchAll(/:([a-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+    paths[oaPath] ??= {};
+    paths[oaPath][r.method.toLowerCase()] = {
+      summary: r.summary,
+      ...(params.length ? { parameters: params } : {}),
+      ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } } : {}),
+      responses: {
+        [String(r.status ?? 200)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
+        ...(r.auth === "admin" ? { "401": errorResponse } : {}),
+        ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
+        ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
+        ...(r.path.includes(":") ? { "404": errorResponse } : {}),
+      },
+    };
+  }
+  return {
+    openapi: "3.0.3",
+    info: { title: "Weft controller API", version, description: "Join keys, enrollment and nodes of a Weft overlay." },
+    components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" } } },
+    paths,
+  };
+}

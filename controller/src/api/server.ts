@@ -1,0 +1,79 @@
+/**
+ * The HTTP server for the route table: admin bearer-token auth, JSON bodies,
+ * and one error shape (`ApiError`) for every failure, including malformed JSON
+ * and unknown routes. Listens on TCP and, for local admin tools, a unix socket.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { ControllerError, UnauthorizedError } from "../errors.js";
+import { tokensMatch } from "../keys/secret.js";
+import { openApiDocument, type Route } from "./routes.js";
+
+export interface ApiServerOptions {
+  routes: Route[];
+  adminToken: string;
+  log: Logger;
+  version: string;
+}
+
+const BODY_LIMIT = 64 * 1024;
+
+export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
+  // Fastify's own logger stays off: requests are not logged, failures are (sendError).
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, trustProxy: false });
+  const openapi = openApiDocument(opts.routes, opts.version);
+
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => sendError(err, req, reply, opts.log));
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}; see GET /openapi.json` });
+  });
+
+  app.get("/openapi.json", async () => openapi);
+  for (const route of opts.routes) {
+    app.route({
+      method: route.method,
+      url: route.path,
+      handler: async (req, reply) => {
+        if (route.auth === "admin") requireAdmin(req, opts.adminToken);
+        const result = await route.handler({
+          body: req.body,
+          params: (req.params ?? {}) as Record<string, string>,
+          remoteAddress: req.socket.remoteAddress,
+          host: hostOf(req.headers.host),
+        });
+        return reply.code(route.status ?? 200).send(result);
+      },
+    });
+  }
+  return app;
+}
+
+function requireAdmin(req: FastifyRequest, adminToken: string): void {
+  const header = req.headers.authorization;
+  if (!header) throw new UnauthorizedError("missing admin token: send `Authorization: Bearer <token>` (see the controller's admin-token file)");
+  const match = /^Bearer (\S+)$/.exec(header);
+  if (!match?.[1] || !tokensMatch(match[1], adminToken)) throw new UnauthorizedError("admin token is not valid");
+}
+
+function hostOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^(\[[^\]]+\]|[^:]+)(:\d+)?$/.exec(header);
+  return match?.[1];
+}
+
+function sendError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, log: Logger): void {
+  if (err instanceof ControllerError) {
+    if (err.status >= 500) log.error({ err, route: req.url }, "request failed");
+    void reply.code(err.status).send({ error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
+    return;
+  }
+  const status = "statusCode" in err && typeof err.statusCode === "number" ? err.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    // Fastify's own rejections: malformed JSON, wrong content type, body too large.
+    const message = "code" in err && err.code === "FST_ERR_CTP_BODY_TOO_LARGE" ? `request body is larger than ${BODY_LIMIT} bytes` : `bad request: ${err.message}`;
+    void reply.code(status).send({ error: "invalid_request", message });
+    return;
+  }
+  log.error({ err, route: req.url }, "unexpected error");
+  void reply.code(500).send({ error: "internal", message: "internal error; see the controller log" });
+}

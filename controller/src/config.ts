@@ -1,0 +1,42 @@
+/**
+ * Controller configuration: one schema holding every default. Every option is
+ * documented in controller/README.md; `weft controller --help` names the flags.
+ */
+import { z } from "zod";
+import { cidr } from "@weft/protocol";
+
+export const ControllerConfig = z
+  .object({
+    /** Where the controller keeps its signing keys, admin token and the embedded NATS data. */
+    stateDir: z.string().min(1).default("/var/lib/weft/controller"),
+    nats: z
+      .object({
+        /** External NATS URL(s). Absent: start an embedded nats-server. */
+        url: z.string().url().optional(),
+        /** Embedded server listen address and port. */
+        listenHost: z.string().default("0.0.0.0"),
+        port: z.number().int().min(0).max(65535).default(4222),
+        /** URLs handed to agents. Empty: `nats://<host the agent used for the API>:<port>`. */
+        advertise: z.array(z.string().url()).default([]),
+      })
+      .strict()
+      .prefault({}),
+    api: z
+      .object({
+        listenHost: z.string().default("0.0.0.0"),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Unix socket for local admin tools; empty string disables it. */
+        socket: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Admin bearer token; absent: generated once into `<stateDir>/admin-token` (mode 0600). */
+    adminToken: z.string().min(16, "adminToken must be at least 16 characters").optional(),
+    overlay: z.object({ cidr: cidr.default("100.64.0.0/16") }).strict().prefault({}),
+    heartbeatSeconds: z.number().int().min(1).max(300).default(5),
+    /** A node with no heartbeat for this long is shown offline (nothing is removed). */
+    offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
+  })
+  .strict();
+export type ControllerConfig = z.infer<typeof ControllerConfig>;
+export type ControllerConfigInput = z.input<typeof ControllerConfig>;

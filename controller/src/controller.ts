@@ -1,0 +1,138 @@
+/**
+ * The controller process: NATS (embedded or external), the KV-backed services,
+ * the heartbeat listener and the REST API, started and stopped as one unit.
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { Buckets, Heartbeat, NodeRecord, PeerRecord, Subjects, nodeIdFromSubject } from "@weft/protocol";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { loadOrCreateAdminToken } from "./admin-token.js";
+import { buildApiServer } from "./api/server.js";
+import { apiRoutes } from "./api/routes.js";
+import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { Enrollment } from "./enroll/enroll.js";
+import { AddressAllocator } from "./ipam/allocator.js";
+import { Claim, Claims } from "./ipam/claims.js";
+import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
+import { Liveness } from "./nodes/liveness.js";
+import { NodeRegistry } from "./nodes/registry.js";
+import { connectController, ensureBuckets, loadOrCreateAuthority, startEmbeddedNats, type Authority, type EmbeddedNats } from "./nats/index.js";
+import { RecordStore } from "./store/kv.js";
+import { parseOrThrow } from "./validation.js";
+
+export const CONTROLLER_VERSION = "0.1.0";
+
+export interface RunningController {
+  config: ControllerConfig;
+  /** URL of the TCP API, e.g. http://0.0.0.0:8080 */
+  apiUrl: string;
+  apiSocket: string | undefined;
+  natsUrl: string;
+  adminToken: string;
+  authority: Authority;
+  nc: NatsConnection;
+  stop(): Promise<void>;
+}
+
+export async function startController(input: ControllerConfigInput, log: Logger): Promise<RunningController> {
+  const config = parseOrThrow(ControllerConfig, input, "controller config");
+  const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
+  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
+  };
+  try {
+    let embedded: EmbeddedNats | undefined;
+    if (!config.nats.url) {
+      embedded = await startEmbeddedNats({
+        monitorPort: 0,
+        stateDir: config.stateDir,
+        host: config.nats.listenHost,
+        port: config.nats.port,
+        authority,
+        logger: log.child({ component: "nats" }),
+      });
+      cleanups.push(() => embedded!.stop());
+    }
+    const natsUrl = config.nats.url ?? embedded!.url;
+    const nc = await connectController({ servers: [natsUrl], authority, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
+    cleanups.push(() => nc.drain());
+    await ensureBuckets(nc);
+
+    const kvm = new Kvm(nc);
+    const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
+    const allocator = new AddressAllocator(claims, config.overlay.cidr);
+    const liveness = new Liveness(config.offlineAfterSeconds * 1000);
+    const registry = new NodeRegistry(
+      new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
+      new RecordStore(await kvm.open(Buckets.peers), PeerRecord, Buckets.peers),
+      claims,
+      allocator,
+      liveness,
+      log.child({ component: "registry" }),
+    );
+    const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys));
+    const advertisedNats = config.nats.advertise;
+    const natsPort = embedded ? new URL(embedded.url).port : new URL(natsUrl).port || "4222";
+    const enrollment = new Enrollment({
+      joinKeys,
+      claims,
+      allocator,
+      registry,
+      issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
+      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
+      heartbeatSeconds: config.heartbeatSeconds,
+      log: log.child({ component: "enroll" }),
+    });
+
+    const heartbeats = listenForHeartbeats(nc, liveness, log.child({ component: "liveness" }));
+    cleanups.push(async () => heartbeats.unsubscribe());
+
+    const routes = apiRoutes({ joinKeys, enrollment, registry });
+    const apiLog = log.child({ component: "api" });
+    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+    const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
+    cleanups.push(() => tcp.close());
+    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    let unix: FastifyInstance | undefined;
+    if (apiSocket !== "") {
+      await rm(apiSocket, { force: true });
+      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+      await unix.listen({ path: apiSocket });
+      cleanups.push(() => unix!.close());
+    }
+    log.child({ component: "controller" }).info({ api: apiUrl, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr }, "controller ready");
+    return { config, apiUrl, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function listenForHeartbeats(nc: NatsConnection, liveness: Liveness, log: Logger): Subscription {
+  return nc.subscribe(Subjects.allHeartbeats, {
+    callback: (err, msg) => {
+      if (err) {
+        log.warn({ err }, "heartbeat subscription error");
+        return;
+      }
+      const subjectNode = nodeIdFromSubject(msg.subject);
+      let parsed: ReturnType<typeof Heartbeat.safeParse>;
+      try {
+        parsed = Heartbeat.safeParse(msg.json());
+      } catch {
+        log.warn({ subject: msg.subject }, "dropping heartbeat that is not JSON");
+        return;
+      }
+      if (!parsed.success || parsed.data.nodeId !== subjectNode) {
+        log.warn({ subject: msg.subject }, "dropping malformed heartbeat or one naming another node");
+        return;
+      }
+      liveness.record(parsed.data);
+    },
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * Enrollment: verify the join key, claim the node's WireGuard key, name and an
+ * overlay address (each compare-and-set), consume the key, write the node and
+ * issue its NATS credentials. Any failure rolls back the claims already made,
+ * so a rejected enrollment stores nothing.
+ */
+import { randomBytes } from "node:crypto";
+import { EnrollRequest, type EnrollResponse, type NodeRecord } from "@weft/protocol";
+import type { Logger } from "pino";
+import { ConflictError, ValidationError } from "../errors.js";
+import type { AddressAllocator } from "../ipam/allocator.js";
+import type { Claims, ClaimKind } from "../ipam/claims.js";
+import type { JoinKeys } from "../keys/joinkeys.js";
+import type { NodeRegistry } from "../nodes/registry.js";
+import { parseOrThrow } from "../validation.js";
+
+export interface EnrollmentDeps {
+  joinKeys: JoinKeys;
+  claims: Claims;
+  allocator: AddressAllocator;
+  registry: NodeRegistry;
+  /** Issue the node's NATS user JWT for its own public nkey. */
+  issueAgentJwt: (nodeId: string, natsPublicKey: string) => Promise<string>;
+  /** NATS URLs to hand the agent, given the host name it used to reach the API. */
+  natsServersFor: (apiHost: string | undefined) => string[];
+  heartbeatSeconds: number;
+  log: Logger;
+}
+
+export interface EnrollContext {
+  /** Source address of the request, as the controller saw it. */
+  observedAddress?: string;
+  /** Host name (without port) the agent used to reach the API. */
+  apiHost?: string;
+}
+
+export function newNodeId(): string {
+  return `n-${randomBytes(8).toString("hex")}`;
+}
+
+export class Enrollment {
+  constructor(private readonly deps: EnrollmentDeps) {}
+
+  async enroll(body: unknown, ctx: EnrollContext = {}): Promise<EnrollResponse> {
+    const req = parseEnrollRequest(body);
+    const { joinKeys, claims, allocator, registry, log } = this.deps;
+    const key = await joinKeys.verify(req.joinKey);
+    const nodeId = newNodeId();
+    const made: { kind: ClaimKind; value: string }[] = [];
+    const claimOrConflict = async (kind: ClaimKind, value: string, what: string) => {
+      const got = await claims.claim(kind, value, nodeId);
+      if (!got.ok) throw new ConflictError(`${what} is already enrolled as node ${got.owner}; delete that node first (\`weft nodes delete ${got.owner}\`)`);
+      made.push({ kind, value });
+    };
+    try {
+      await claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`);
+      await claimOrConflict("name", req.name, `node name ${req.name}`);
+      const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
+      made.push({ kind: "addr", value: overlayAddress });
+      const consumed = await joinKeys.consume(req.joinKey, nodeId);
+      const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
+      const node: NodeRecord = {
+        version: 1,
+        nodeId,
+        name: req.name,
+        site: req.site,
+        wireguardPublicKey: req.wireguardPublicKey,
+        natsPublicKey: req.natsPublicKey,
+        overlayAddress,
+        endpoints: req.endpoints,
+        labels: consumed.labels,
+        joinKeyId: key.value.id,
+        ...(ctx.observedAddress === undefined ? {} : { observedAddress: ctx.observedAddress }),
+        enrolledAt: new Date().toISOString(),
+      };
+      await registry.add(node);
+      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, joinKey: key.value.id }, "node enrolled");
+      return {
+        nodeId,
+        overlayAddress,
+        overlayCidr: allocator.rangeText,
+        nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt },
+        heartbeatSeconds: this.deps.heartbeatSeconds,
+      };
+    } catch (err) {
+      await Promise.allSettled(made.map((c) => claims.release(c.kind, c.value, nodeId)));
+      throw err;
+    }
+  }
+}
+
+function parseEnrollRequest(body: unknown): EnrollRequest {
+  if (body !== null && typeof body === "object" && "nodeId" in body) {
+    throw new ValidationError("nodeId is assigned by the controller; remove it from the enrollment request", {
+      details: [{ path: "nodeId", message: "must not be set by the agent" }],
+    });
+  }
+  return parseOrThrow(EnrollRequest, body, "enrollment request");
+}

@@ -1,0 +1,124 @@
+/**
+ * Join keys: create, list, revoke, and verify-then-consume at enrollment.
+ * One-time keys are consumed with compare-and-set, so of two agents presenting
+ * the same key at once exactly one wins.
+ */
+import { JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
+import { z } from "zod";
+import { JoinKeyRejectedError, NotFoundError } from "../errors.js";
+import type { RecordStore, Versioned } from "../store/kv.js";
+import { newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
+
+export const StoredJoinKey = z.object({
+  id: z.string(),
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  description: z.string().optional(),
+  reusable: z.boolean(),
+  labels,
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  revokedAt: z.string().optional(),
+  uses: z.number().int().nonnegative(),
+  usedBy: z.array(z.string()),
+});
+export type StoredJoinKey = z.infer<typeof StoredJoinKey>;
+
+export type JoinKeyStore = RecordStore<typeof StoredJoinKey>;
+
+const MAX_CONSUME_ATTEMPTS = 20;
+
+export class JoinKeys {
+  constructor(
+    private readonly store: JoinKeyStore,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async create(req: JoinKeyCreateRequest): Promise<JoinKeyCreated> {
+    const secret = newJoinKeySecret();
+    const created = this.now();
+    const record: StoredJoinKey = {
+      id: secret.id,
+      hash: secret.hash,
+      ...(req.description === undefined ? {} : { description: req.description }),
+      reusable: req.reusable,
+      labels: req.labels,
+      createdAt: created.toISOString(),
+      expiresAt: new Date(created.getTime() + req.ttlSeconds * 1000).toISOString(),
+      uses: 0,
+      usedBy: [],
+    };
+    if ((await this.store.create(record.id, record)) === false) {
+      // 48 random bits colliding is not expected; refuse rather than overwrite.
+      throw new Error(`join key id ${record.id} already exists; retry`);
+    }
+    return { ...this.info(record), key: secret.key };
+  }
+
+  async list(): Promise<JoinKeyInfo[]> {
+    const all = await this.store.list();
+    return all.map((r) => this.info(r.value)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async revoke(id: string): Promise<JoinKeyInfo> {
+    for (let attempt = 0; attempt < MAX_CONSUME_ATTEMPTS; attempt++) {
+      const got = await this.store.get(id);
+      if (!got) throw new NotFoundError(`join key ${id} does not exist`);
+      if (got.value.revokedAt) return this.info(got.value);
+      const next = { ...got.value, revokedAt: this.now().toISOString() };
+      if ((await this.store.update(id, next, got.revision)) !== false) return this.info(next);
+    }
+    throw new Error(`join key ${id}: revoke kept losing races; retry`);
+  }
+
+  /**
+   * Check a presented key without consuming it. Throws JoinKeyRejectedError
+   * with the reason; unknown ids and wrong secrets get the same message.
+   */
+  async verify(presented: string): Promise<Versioned<StoredJoinKey>> {
+    const parsed = parseJoinKey(presented);
+    const got = parsed ? await this.store.get(parsed.id) : undefined;
+    if (!parsed || !got || !secretMatches(parsed.secret, got.value.hash)) {
+      throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`");
+    }
+    this.assertUsable(got.value);
+    return got;
+  }
+
+  /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
+  async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
+    for (let attempt = 0; attempt < MAX_CONSUME_ATTEMPTS; attempt++) {
+      const got = await this.verify(presented);
+      const next: StoredJoinKey = { ...got.value, uses: got.value.uses + 1, usedBy: [...got.value.usedBy, nodeId].slice(-100) };
+      if ((await this.store.update(got.value.id, next, got.revision)) !== false) return next;
+    }
+    throw new JoinKeyRejectedError("join key is under heavy concurrent use; retry enrollment");
+  }
+
+  private assertUsable(key: StoredJoinKey): void {
+    const state = this.state(key);
+    if (state === "revoked") throw new JoinKeyRejectedError(`join key ${key.id} was revoked at ${key.revokedAt}; create a new one`);
+    if (state === "expired") throw new JoinKeyRejectedError(`join key ${key.id} expired at ${key.expiresAt}; create a new one`);
+    if (state === "used") throw new JoinKeyRejectedError(`join key ${key.id} is one-time and was already used; create a new one`);
+  }
+
+  private state(key: StoredJoinKey): JoinKeyInfo["state"] {
+    if (key.revokedAt) return "revoked";
+    if (Date.parse(key.expiresAt) <= this.now().getTime()) return "expired";
+    if (!key.reusable && key.uses > 0) return "used";
+    return "active";
+  }
+
+  private info(key: StoredJoinKey): JoinKeyInfo {
+    return JoinKeyInfo.parse({
+      id: key.id,
+      description: key.description,
+      reusable: key.reusable,
+      labels: key.labels,
+      createdAt: key.createdAt,
+      expiresAt: key.expiresAt,
+      revokedAt: key.revokedAt,
+      uses: key.uses,
+      state: this.state(key),
+    });
+  }
+}

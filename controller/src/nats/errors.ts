@@ -1,0 +1,82 @@
+/**
+ * Typed errors of the NATS layer: one class per condition, each saying what the
+ * caller should do. Retry decisions read `retryable`, never the message text.
+ * No error message ever carries a seed.
+ */
+
+/** Base class; `code` is a stable discriminant for logs and callers. */
+export abstract class NatsLayerError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+}
+
+/** A node id that does not match NODE_ID_PATTERN (`n-` + 16 lowercase hex digits). */
+export class InvalidNodeIdError extends NatsLayerError {
+  override readonly name = "InvalidNodeIdError";
+  readonly code = "invalid_node_id";
+  readonly retryable = false;
+  constructor(readonly nodeId: string) {
+    super(`invalid node id ${JSON.stringify(nodeId.slice(0, 64))}: want "n-" followed by 16 lowercase hex digits`);
+  }
+}
+
+/** A string that is not a NATS user public nkey (56 chars, starts with 'U', valid checksum). */
+export class InvalidUserKeyError extends NatsLayerError {
+  override readonly name = "InvalidUserKeyError";
+  readonly code = "invalid_user_key";
+  readonly retryable = false;
+  constructor(reason: string, options?: { cause?: unknown }) {
+    // The offending value is deliberately not echoed: a caller that passes a seed by
+    // mistake must not find it in a log line.
+    super(`userPublicKey: ${reason}; want a NATS user public nkey (56 characters starting with "U")`, options);
+  }
+}
+
+/** The authority state on disk is missing, unreadable, corrupt or too permissive. */
+export class AuthorityStateError extends NatsLayerError {
+  override readonly name = "AuthorityStateError";
+  readonly code = "authority_state";
+  readonly retryable = false;
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`nats authority ${path}: ${reason}`, options);
+  }
+}
+
+/** No `nats-server` binary could be found for the embedded server. */
+export class NatsServerNotFoundError extends NatsLayerError {
+  override readonly name = "NatsServerNotFoundError";
+  readonly code = "nats_server_not_found";
+  readonly retryable = false;
+  constructor(
+    readonly searched: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `nats-server not found (searched ${searched.join(", ")}): install it (apt-get install nats-server) ` +
+        `or configure the controller with the URL of an existing NATS server`,
+      options,
+    );
+  }
+}
+
+/** The embedded nats-server did not become ready, or exited while starting. */
+export class NatsServerStartError extends NatsLayerError {
+  override readonly name = "NatsServerStartError";
+  readonly code = "nats_server_start";
+  readonly retryable = true;
+  constructor(
+    reason: string,
+    readonly exitCode: number | null,
+    readonly stderrTail: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `embedded nats-server: ${reason}` + (stderrTail.length > 0 ? `; last output:\n  ${stderrTail.join("\n  ")}` : ""),
+      options,
+    );
+  }
+}

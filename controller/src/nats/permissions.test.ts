@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { InvalidNodeIdError } from "./errors.js";
+import { agentPermissions, kvReadSubjects } from "./permissions.js";
+
+const id = "n-0123456789abcdef";
+
+describe("nats permissions", () => {
+  it("nats - agent template publishes only under its node root and reads weft-peers", () => {
+    const got = agentPermissions(id);
+    const want = {
+      pub: {
+        allow: [
+          "weft.v1.node.n-0123456789abcdef.>",
+          "$JS.API.CONSUMER.CREATE.KV_weft-peers.>",
+          "$JS.API.CONSUMER.DELETE.KV_weft-peers.>",
+          "$JS.FC.KV_weft-peers.>",
+          "$JS.API.STREAM.MSG.GET.KV_weft-peers",
+          "$JS.API.STREAM.INFO.KV_weft-peers",
+        ],
+      },
+      sub: { allow: ["_INBOX_n-0123456789abcdef.>"] },
+    };
+    expect(got, `agentPermissions(${id}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
+  });
+
+  it("nats - agent template never grants bucket writes, other buckets or other nodes", () => {
+    const { pub, sub } = agentPermissions(id);
+    for (const s of pub.allow) {
+      expect(s.startsWith("$KV."), `pub allow ${s}: got a $KV subject, want none (no bucket writes)`).toBe(false);
+      for (const other of ["weft-nodes", "weft-keys", "weft-ipam"]) {
+        expect(s.includes(other), `pub allow ${s}: got access to ${other}, want none`).toBe(false);
+      }
+      if (s.startsWith("weft.")) {
+        expect(s, `pub allow ${s}: got a subject outside the node root`).toBe(`weft.v1.node.${id}.>`);
+      }
+      expect(["*", ">", "$JS.API.>", "$JS.>"].includes(s), `pub allow ${s}: got a broad wildcard`).toBe(false);
+    }
+    for (const s of sub.allow) {
+      expect(s.startsWith(`_INBOX_${id}.`), `sub allow ${s}: got a subject outside the agent's inbox`).toBe(true);
+    }
+  });
+
+  it("nats - two nodes' templates do not overlap on node subjects or inboxes", () => {
+    const a = agentPermissions(id);
+    const b = agentPermissions("n-fedcba9876543210");
+    const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.")), ...p.sub.allow];
+    const shared = own(a).filter((s) => own(b).includes(s));
+    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want none`).toEqual([]);
+  });
+
+  it("nats - invalid node ids are rejected with InvalidNodeIdError", () => {
+    for (const bad of ["", "n-0123", "n-0123456789ABCDEF", "n-0123456789abcdef.>", "weft.>", "n-0123456789abcdeg", " n-0123456789abcdef"]) {
+      expect(() => agentPermissions(bad), `agentPermissions(${JSON.stringify(bad)}): want InvalidNodeIdError`).toThrow(InvalidNodeIdError);
+    }
+  });
+
+  it("nats - kv read subjects are scoped to the bucket's stream", () => {
+    for (const s of kvReadSubjects("weft-peers")) {
+      expect(s.includes("KV_weft-peers"), `subject ${s}: got unscoped, want KV_weft-peers in it`).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * The NATS permission template of an agent user: a pure function of the node id.
+ *
+ * An agent may publish only under its own node root, and may read (watch and get)
+ * the peers bucket through the few JetStream API subjects that needs. It may
+ * subscribe only under its own inbox prefix, which is also where the ordered push
+ * consumer behind `kv.watch()` delivers (nats.js derives the deliver subject from the
+ * connection's `inboxPrefix`). Everything else is denied by omission: no `$KV.>`
+ * publish (no bucket writes), no other node's subjects, no other bucket's stream,
+ * no `weft.>` subscription.
+ *
+ * Known limit (nats-server 2.9): a CONSUMER.CREATE permission cannot constrain the
+ * consumer's deliver_subject, which travels in the request body. The server delivers
+ * a push consumer only while some client holds a *literal* subscription on exactly
+ * that subject, so an agent can aim copies of peers records at a literal subscription
+ * elsewhere in the WEFT account (streams subscribe with wildcards, so never into a
+ * bucket). Controller code must not give literal core subscriptions authority, and
+ * can drop messages whose reply subject starts with `$JS.ACK.`.
+ */
+import { Buckets, NODE_ID_PATTERN, Subjects } from "@weft/protocol";
+import { InvalidNodeIdError } from "./errors.js";
+
+/** Allow lists in the shape of a NATS user JWT's `pub`/`sub` claims. */
+export interface AgentPermissions {
+  readonly pub: { readonly allow: readonly string[] };
+  readonly sub: { readonly allow: readonly string[] };
+}
+
+/** The JetStream stream that backs a KV bucket. */
+export function kvStreamName(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+/** Throws InvalidNodeIdError unless nodeId matches NODE_ID_PATTERN. */
+export function assertNodeId(nodeId: string): void {
+  if (typeof nodeId !== "string" || !NODE_ID_PATTERN.test(nodeId)) throw new InvalidNodeIdError(String(nodeId));
+}
+
+/**
+ * The minimal publish subjects to read one KV bucket with @nats-io/kv 3.x
+ * (`new Kvm(nc).open(bucket)`, `kv.watch()`, `kv.get()`) against nats-server 2.9,
+ * each found necessary by removing it and watching the client fail:
+ * - `$JS.API.CONSUMER.CREATE.<stream>.>`: the ordered push consumer behind watch();
+ *   2.9 has the extended `CONSUMER.CREATE.<stream>.<name>.<filter>` form, which
+ *   nats.js uses (the legacy `CONSUMER.CREATE.<stream>` is not needed);
+ * - `$JS.API.CONSUMER.DELETE.<stream>.>`: an ordered consumer deletes its old
+ *   consumer when it resets after a sequence gap or missed heartbeats;
+ * - `$JS.FC.<stream>.>`: flow-control replies; without it a snapshot of more than a
+ *   few MB stalls;
+ * - `$JS.API.STREAM.MSG.GET.<stream>`: kv.get(). open() binds without reading the
+ *   stream info, so the client does not know allow_direct and uses a message get;
+ * - `$JS.API.STREAM.INFO.<stream>`: kv.status(), which the agent reads before a
+ *   watch to tell an empty bucket (no snapshot entries will come) from a snapshot
+ *   still in flight. Read-only: it reveals message counts, not values.
+ * Not needed: `$JS.API.INFO`, `CONSUMER.INFO` (watch() reads the consumer info
+ * returned by create), `DIRECT.GET`.
+ */
+export function kvReadSubjects(bucket: string): string[] {
+  const stream = kvStreamName(bucket);
+  return [
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.API.STREAM.INFO.${stream}`,
+  ];
+}
+
+/** The permissions of the agent user of one node. Throws InvalidNodeIdError. */
+export function agentPermissions(nodeId: string): AgentPermissions {
+  assertNodeId(nodeId);
+  return {
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers)] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`] },
+  };
+}

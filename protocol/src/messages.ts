@@ -1,0 +1,164 @@
+/**
+ * Message schemas: what agents, the controller and the CLI send each other,
+ * over the REST API and NATS. Every message is versioned; every record carries
+ * the KV revision it was read at so receivers apply only newer ones.
+ */
+import { z } from "zod";
+import { NODE_ID_PATTERN } from "./names.js";
+import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+
+export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
+export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
+export const endpoint = z.string().refine((s) => parseEndpoint(s) !== undefined, { message: "must be ip:port like 203.0.113.7:51820" });
+export const nodeId = z.string().regex(NODE_ID_PATTERN, "must be a node id like n-0123456789abcdef");
+/** A WireGuard public key: standard base64 of 32 bytes. */
+export const wireguardKey = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, "must be a WireGuard public key (44 characters of base64)");
+/** A NATS user public nkey. */
+export const natsUserKey = z.string().regex(/^U[A-Z2-7]{55}$/, "must be a NATS user public nkey (56 characters starting with U)");
+export const nodeName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "must be a DNS label: lowercase letters, digits and '-'");
+export const siteName = nodeName;
+export const labelKey = z.string().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, "label keys are letters, digits and _.:/-");
+export const labels = z.record(labelKey, z.string().max(253));
+
+// ---------------------------------------------------------------- join keys
+
+export const JoinKeyCreateRequest = z
+  .object({
+    description: z.string().max(200).optional(),
+    reusable: z.boolean().default(false),
+    /** Lifetime in seconds from now; absent = 24 h. */
+    ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
+    labels: labels.default({}),
+  })
+  .strict();
+export type JoinKeyCreateRequest = z.infer<typeof JoinKeyCreateRequest>;
+
+/** A join key as listed: never contains the secret. */
+export const JoinKeyInfo = z.object({
+  id: z.string(),
+  description: z.string().optional(),
+  reusable: z.boolean(),
+  labels,
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  revokedAt: z.string().optional(),
+  uses: z.number().int(),
+  state: z.enum(["active", "expired", "revoked", "used"]),
+});
+export type JoinKeyInfo = z.infer<typeof JoinKeyInfo>;
+
+export const JoinKeyCreated = JoinKeyInfo.extend({
+  /** The secret key, shown exactly once. */
+  key: z.string(),
+});
+export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
+
+// ---------------------------------------------------------------- enrollment
+
+export const EnrollRequest = z
+  .object({
+    version: z.literal(1),
+    joinKey: z.string().min(1).max(200),
+    name: nodeName,
+    site: siteName,
+    wireguardPublicKey: wireguardKey,
+    natsPublicKey: natsUserKey,
+    listenPort: z.number().int().min(1).max(65535),
+    endpoints: z
+      .object({
+        /** Address:port reachable from the same site. */
+        private: endpoint.optional(),
+        /** Address:port reachable from the internet; absent when behind NAT. */
+        public: endpoint.optional(),
+      })
+      .strict(),
+    /** Ask for a specific overlay address (e.g. to keep one across a rebuild); refused when taken. */
+    overlayAddress: ipv4.optional(),
+  })
+  .strict();
+export type EnrollRequest = z.infer<typeof EnrollRequest>;
+
+export const EnrollResponse = z.object({
+  nodeId,
+  overlayAddress: ipv4,
+  /** The whole overlay range the agent routes through its interface. */
+  overlayCidr: cidr,
+  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
+  heartbeatSeconds: z.number().int().positive(),
+});
+export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+// ---------------------------------------------------------------- peers (KV weft-peers)
+
+/** The public record of a node that every agent reads to configure WireGuard. */
+export const PeerRecord = z.object({
+  version: z.literal(1),
+  nodeId,
+  name: nodeName,
+  site: siteName,
+  wireguardPublicKey: wireguardKey,
+  overlayAddress: ipv4,
+  /** CIDRs routed to this peer: its /32 plus any advertised prefixes. */
+  allowedIps: z.array(cidr).min(1),
+  endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
+  updatedAt: z.string(),
+});
+export type PeerRecord = z.infer<typeof PeerRecord>;
+
+// ---------------------------------------------------------------- nodes (REST, KV weft-nodes)
+
+export const NodeRecord = z.object({
+  version: z.literal(1),
+  nodeId,
+  name: nodeName,
+  site: siteName,
+  wireguardPublicKey: wireguardKey,
+  natsPublicKey: natsUserKey,
+  overlayAddress: ipv4,
+  endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
+  labels,
+  joinKeyId: z.string(),
+  /** Source address the controller saw at enrollment. */
+  observedAddress: z.string().optional(),
+  enrolledAt: z.string(),
+});
+export type NodeRecord = z.infer<typeof NodeRecord>;
+
+export const PeerHandshake = z.object({
+  publicKey: wireguardKey,
+  /** Seconds since epoch of the last handshake; absent when none yet. */
+  lastHandshake: z.number().optional(),
+  endpoint: z.string().optional(),
+});
+
+export const Heartbeat = z.object({
+  version: z.literal(1),
+  nodeId,
+  sentAt: z.string(),
+  /** Highest peers-bucket revision the agent has applied. */
+  appliedRevision: z.number().int().nonnegative(),
+  peers: z.array(PeerHandshake),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const NodeView = NodeRecord.extend({
+  status: z.enum(["online", "offline", "never-seen"]),
+  lastSeen: z.string().optional(),
+  appliedRevision: z.number().optional(),
+  peers: z.array(PeerHandshake).optional(),
+});
+export type NodeView = z.infer<typeof NodeView>;
+
+/** Error body returned by every REST endpoint. */
+export const ApiError = z.object({
+  error: z.string(),
+  message: z.string(),
+  details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ApiError = z.infer<typeof ApiError>;

@@ -1,0 +1,43 @@
+/**
+ * Names on the wire: KV buckets, NATS subjects and identifier formats shared by
+ * controller, agent and CLI. Never rename a bucket or subject in place; add a new
+ * version instead.
+ */
+
+export const PROTOCOL_VERSION = 1 as const;
+
+/** JetStream KV buckets. Only the controller writes any of them. */
+export const Buckets = {
+  /** Full node records (labels, join key used, liveness). Controller only. */
+  nodes: "weft-nodes",
+  /** One public record per node; every agent watches this bucket. */
+  peers: "weft-peers",
+  /** One key per allocated overlay address, value = owning node id. */
+  ipam: "weft-ipam",
+  /** Join keys, stored hashed. Controller only. */
+  keys: "weft-keys",
+} as const;
+
+export type BucketName = (typeof Buckets)[keyof typeof Buckets];
+
+/** Node ids are `n-` plus 16 lowercase hex digits: safe as a NATS subject token and KV key. */
+export const NODE_ID_PATTERN = /^n-[0-9a-f]{16}$/;
+
+export const Subjects = {
+  /** Root of everything a node may publish. */
+  nodeRoot: (nodeId: string) => `weft.v1.node.${nodeId}`,
+  /** Agent → controller liveness and status, see Heartbeat. */
+  heartbeat: (nodeId: string) => `weft.v1.node.${nodeId}.heartbeat`,
+  /** Wildcard the controller subscribes to for all heartbeats. */
+  allHeartbeats: "weft.v1.node.*.heartbeat",
+  /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
+  inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
+} as const;
+
+/** Parse the node id out of a heartbeat subject, or undefined if it is not one. */
+export function nodeIdFromSubject(subject: string): string | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 5 || parts[0] !== "weft" || parts[1] !== "v1" || parts[2] !== "node") return undefined;
+  const id = parts[3];
+  return id !== undefined && NODE_ID_PATTERN.test(id) ? id : undefined;
+}

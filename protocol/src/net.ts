@@ -1,0 +1,63 @@
+/**
+ * Address helpers shared by every package: IPv4 parsing, CIDR canonicalisation
+ * and `ip:port` endpoints. Pure functions, no I/O.
+ */
+
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function formatIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
+}
+
+export interface Ipv4Cidr {
+  /** Network address (host bits cleared). */
+  network: number;
+  prefixLength: number;
+}
+
+export function parseCidr(text: string): Ipv4Cidr | undefined {
+  const [addr, len, extra] = text.split("/");
+  if (addr === undefined || len === undefined || extra !== undefined) return undefined;
+  if (!/^(0|[1-9][0-9]?)$/.test(len)) return undefined;
+  const prefixLength = Number(len);
+  const ip = parseIpv4(addr);
+  if (ip === undefined || prefixLength > 32) return undefined;
+  const size = 2 ** (32 - prefixLength);
+  return { network: ip - (ip % size), prefixLength };
+}
+
+export function formatCidr(cidr: Ipv4Cidr): string {
+  return `${formatIpv4(cidr.network)}/${cidr.prefixLength}`;
+}
+
+export function cidrSize(cidr: Ipv4Cidr): number {
+  return 2 ** (32 - cidr.prefixLength);
+}
+
+export function cidrContains(cidr: Ipv4Cidr, ip: number): boolean {
+  return ip >= cidr.network && ip < cidr.network + cidrSize(cidr);
+}
+
+export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
+  return a.network < b.network + cidrSize(b) && b.network < a.network + cidrSize(a);
+}
+
+/** `10.0.0.1:51820` → {host, port}; undefined when malformed. IPv4 only for now. */
+export function parseEndpoint(text: string): { host: string; port: number } | undefined {
+  const match = /^([0-9.]+):([0-9]{1,5})$/.exec(text);
+  if (!match?.[1] || !match[2]) return undefined;
+  const port = Number(match[2]);
+  if (parseIpv4(match[1]) === undefined || port < 1 || port > 65535) return undefined;
+  return { host: match[1], port };
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything Weft needs, idempotently: Debian packages, npm packages, the build.
+# Safe to run again; does nothing that is already done. Needs root for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------
+packages=(nats-server wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "weft setup: missing Debian packages: ${missing[*]}; run as root (sudo) so they can be installed" >&2
+    exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Node.js ---------------------------------------------------------------------------
+if ! command -v node >/dev/null; then
+  echo "weft setup: Node.js 20.19 or newer is required (Debian 12's nodejs is too old); install it from nodejs.org or NodeSource, then run this again" >&2
+  exit 1
+fi
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "weft setup: Node.js $(node --version) is too old; Weft needs 20.19 or newer" >&2
+  exit 1
+fi
+
+# --- npm packages ----------------------------------------------------------------------
+stamp=node_modules/.weft-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+
+# --- build -----------------------------------------------------------------------------
+say "building"
+npx tsc -b
+chmod +x cli/dist/main.js

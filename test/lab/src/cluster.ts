@@ -1,0 +1,223 @@
+/**
+ * Weft on the lab: the controller in the `ctl` namespace and an agent on every
+ * host, run as real `weft` processes (the built CLI) with logs under the lab
+ * directory. Used by `weft lab demo`, the end-to-end tests and the benchmarks.
+ */
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, open, readFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ControllerClient } from "@weft/protocol";
+import { LabError } from "./errors.js";
+import { spawnInHost, labExec } from "./exec.js";
+import { hostDir, labDir } from "./state.js";
+import { resolveLabOptions, type LabOptions } from "./options.js";
+import { labTopology, type Host } from "./topology.js";
+
+export const CONTROLLER_API_PORT = 8080;
+export const CONTROLLER_NATS_PORT = 4222;
+export const WIREGUARD_PORT = 51820;
+
+export interface ClusterOptions extends LabOptions {
+  /** Path to the built `weft` CLI (default: cli/dist/main.js of this repository). */
+  cliPath?: string;
+  /** Extra environment for every process (e.g. WEFT_LOG_LEVEL). */
+  env?: Record<string, string>;
+}
+
+export interface AgentHandle {
+  host: Host;
+  /** WireGuard interface name, unique across the machine (the wireguard-go UAPI socket directory is shared). */
+  interfaceName: string;
+  stateDir: string;
+  logPath: string;
+  process: ChildProcess | undefined;
+}
+
+/** Locate the repository root (the folder whose package.json is named "weft"). */
+export function repoRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg) && /"name":\s*"weft"/.test(safeRead(pkg))) return dir;
+    if (dirname(dir) === dir) throw new LabError(`cannot find the Weft repository above ${from}`);
+  }
+}
+
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+export function interfaceNameFor(host: string): string {
+  return `weft-${host}`.slice(0, 15);
+}
+
+export class LabCluster {
+  readonly opts: ClusterOptions;
+  readonly topology;
+  readonly cli: string;
+  readonly agents = new Map<string, AgentHandle>();
+  private controllerProcess: ChildProcess | undefined;
+
+  constructor(opts: ClusterOptions = {}) {
+    this.opts = opts;
+    this.topology = labTopology({ prefix: resolveLabOptions(opts).prefix });
+    this.cli = opts.cliPath ?? join(repoRoot(), "cli", "dist", "main.js");
+    if (!existsSync(this.cli)) throw new LabError(`the weft CLI is not built at ${this.cli}; run \`npm run build\``);
+  }
+
+  get controllerStateDir(): string {
+    return join(hostDir(this.opts, "ctl"), "controller");
+  }
+
+  get controllerUrl(): string {
+    return `http://${this.topology.controller.address}:${CONTROLLER_API_PORT}`;
+  }
+
+  get logDir(): string {
+    return join(labDir(this.opts), "logs");
+  }
+
+  /** Admin client over the controller's unix socket (reachable from the root namespace). */
+  async client(): Promise<ControllerClient> {
+    const token = (await readFile(join(this.controllerStateDir, "admin-token"), "utf8")).trim();
+    return new ControllerClient({ socketPath: join(this.controllerStateDir, "api.sock"), adminToken: token });
+  }
+
+  async startController(extraArgs: string[] = []): Promise<void> {
+    if (this.controllerProcess && this.controllerProcess.exitCode === null) return;
+    this.controllerProcess = await this.spawn("ctl", "controller", [
+      "controller",
+      "--state-dir",
+      this.controllerStateDir,
+      "--api-port",
+      String(CONTROLLER_API_PORT),
+      "--nats-port",
+      String(CONTROLLER_NATS_PORT),
+      ...extraArgs,
+    ]);
+    await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 20_000, async () => {
+      if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
+      if (!existsSync(join(this.controllerStateDir, "api.sock"))) return false;
+      const res = await (await this.client()).raw("GET", "/healthz").catch(() => undefined);
+      return res?.status === 200;
+    });
+  }
+
+  /** Stop the controller (SIGTERM, or SIGKILL to simulate a crash). */
+  async stopController(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    await stopProcess(this.controllerProcess, signal);
+    this.controllerProcess = undefined;
+  }
+
+  /** Start (or restart) the agent on `hostName`; `joinKey` is needed only for the first enrollment. */
+  async startAgent(hostName: string, joinKey?: string, extraArgs: string[] = []): Promise<AgentHandle> {
+    const host = this.topology.hosts.find((h) => h.name === hostName);
+    if (!host) throw new LabError(`no lab host ${hostName}; hosts: ${this.topology.hosts.map((h) => h.name).join(", ")}`);
+    const existing = this.agents.get(hostName);
+    if (existing?.process && existing.process.exitCode === null) return existing;
+    const stateDir = join(hostDir(this.opts, hostName), "agent");
+    const interfaceName = interfaceNameFor(hostName);
+    const args = [
+      "agent",
+      "--state-dir",
+      stateDir,
+      "--controller",
+      this.controllerUrl,
+      "--name",
+      hostName,
+      "--site",
+      host.site,
+      "--interface",
+      interfaceName,
+      "--listen-port",
+      String(WIREGUARD_PORT),
+      "--private-endpoint",
+      `${host.privateAddress}:${WIREGUARD_PORT}`,
+      ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
+      ...(joinKey ? ["--join-key", joinKey] : []),
+      ...extraArgs,
+    ];
+    const handle: AgentHandle = { host, interfaceName, stateDir, logPath: join(this.logDir, `${hostName}.log`), process: await this.spawn(hostName, hostName, args) };
+    this.agents.set(hostName, handle);
+    return handle;
+  }
+
+  async stopAgent(hostName: string, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const handle = this.agents.get(hostName);
+    await stopProcess(handle?.process, signal);
+    if (handle) handle.process = undefined;
+  }
+
+  /** Latest handshake (epoch seconds, 0 = never) per peer public key on a host's interface. */
+  async handshakes(hostName: string): Promise<Map<string, number>> {
+    const res = await labExec(this.opts, hostName, ["wg", "show", interfaceNameFor(hostName), "latest-handshakes"]);
+    const out = new Map<string, number>();
+    if (res.exitCode !== 0) return out;
+    for (const line of res.stdout.trim().split("\n")) {
+      const [key, ts] = line.split("\t");
+      if (key && ts) out.set(key, Number(ts));
+    }
+    return out;
+  }
+
+  /** Wait until every running agent's host has a handshake younger than 3 minutes with `peers` peers each. */
+  async waitForFullMesh(timeoutMs = 60_000): Promise<void> {
+    const hosts = [...this.agents.keys()];
+    await waitFor(`a handshake between every pair of ${hosts.length} hosts`, timeoutMs, async () => {
+      const now = Date.now() / 1000;
+      for (const h of hosts) {
+        const hs = await this.handshakes(h);
+        const fresh = [...hs.values()].filter((t) => t > 0 && now - t < 180).length;
+        if (hs.size !== hosts.length - 1 || fresh !== hosts.length - 1) return false;
+      }
+      return true;
+    });
+  }
+
+  /** Stop every agent and the controller. WireGuard interfaces die with the lab's namespaces. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.agents.keys()].map((h) => this.stopAgent(h)));
+    await this.stopController();
+  }
+
+  private async spawn(host: string, logName: string, args: string[]): Promise<ChildProcess> {
+    await mkdir(this.logDir, { recursive: true });
+    const log = await open(join(this.logDir, `${logName}.log`), "a");
+    const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
+      stdio: ["ignore", log.fd, log.fd],
+      env: { ...process.env, ...this.opts.env },
+    });
+    child.on("exit", () => void log.close().catch(() => undefined));
+    child.on("error", () => void log.close().catch(() => undefined));
+    return child;
+  }
+}
+
+export async function stopProcess(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs = 10_000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, intervalMs = 250): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      if (err instanceof LabError) throw err;
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new LabError(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr instanceof Error ? ` (last error: ${lastErr.message})` : ""}`);
+}

@@ -1,0 +1,77 @@
+/**
+ * Running commands inside lab nodes: `labExec` runs one to completion and returns its exit code
+ * and output; `spawnInHost` starts a long-running process (the agent, a test server) and hands
+ * back the ChildProcess. Both use `ip netns exec <netns> argv…` — argv arrays, never a shell.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { existsSync } from "node:fs";
+import { LabNotUpError } from "./errors.js";
+import { resolveHost, type LabNode } from "./hosts.js";
+import { resolveLabOptions, type LabOptions } from "./options.js";
+import { runRaw, type RunResult } from "./run.js";
+import { labTopology } from "./topology.js";
+
+export interface LabExecOptions {
+  /** `pipe` (default) captures stdout/stderr; `inherit` streams them to this process. */
+  stdio?: "pipe" | "inherit";
+  /** Extra environment variables, merged over this process's environment. */
+  env?: Record<string, string>;
+  /** Written to stdin (pipe mode only). */
+  input?: string;
+  /** Kill the command after this long (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** Exit code (null if killed by a signal), signal, and captured output ("" with `inherit`). */
+export type LabExecResult = RunResult;
+
+/**
+ * Resolves a node name (`aws-1`, `ctl`, `inet`, `gw-aws`, or a namespace name) and checks its
+ * namespace exists. Throws UnknownHostError or LabNotUpError.
+ */
+export function labNode(opts: LabOptions, host: string): LabNode {
+  const o = resolveLabOptions(opts);
+  const node = resolveHost(labTopology({ prefix: o.prefix }), host);
+  if (!existsSync(`/run/netns/${node.netns}`)) throw new LabNotUpError(node.netns);
+  return node;
+}
+
+/** Runs argv inside a node's namespace to completion. A non-zero exit is returned, not thrown. */
+export async function labExec(
+  opts: LabOptions,
+  host: string,
+  argv: readonly string[],
+  execOpts: LabExecOptions = {},
+): Promise<LabExecResult> {
+  const node = labNode(opts, host);
+  const full = ["ip", "netns", "exec", node.netns, ...argv];
+  const env = { ...process.env, ...execOpts.env };
+  if (execOpts.stdio === "inherit") {
+    const [file, ...args] = full as [string, ...string[]];
+    return new Promise((resolve, reject) => {
+      const child = spawn(file, args, { stdio: "inherit", env, timeout: execOpts.timeoutMs ?? 30_000 });
+      child.on("error", reject);
+      child.on("close", (exitCode, signal) => resolve({ exitCode, signal, stdout: "", stderr: "" }));
+    });
+  }
+  return runRaw(full, {
+    env,
+    ...(execOpts.input !== undefined ? { input: execOpts.input } : {}),
+    ...(execOpts.timeoutMs !== undefined ? { timeoutMs: execOpts.timeoutMs } : {}),
+  });
+}
+
+/**
+ * Starts argv inside a node's namespace and returns the ChildProcess. `ip netns exec` execs the
+ * command in place, so the child's pid is the command's own and signals reach it directly.
+ * Processes left running are stopped by labDown.
+ */
+export function spawnInHost(
+  opts: LabOptions,
+  host: string,
+  argv: readonly string[],
+  spawnOptions: SpawnOptions = {},
+): ChildProcess {
+  const node = labNode(opts, host);
+  return spawn("ip", ["netns", "exec", node.netns, ...argv], spawnOptions);
+}

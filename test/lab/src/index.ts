@@ -1,0 +1,37 @@
+/**
+ * @weft/lab — builds, on one Linux machine, network namespaces that model an internet router,
+ * three clouds (1:1 NAT gateways), an on-prem site (masquerade) and a controller, for the demo,
+ * the end-to-end tests and the benchmarks. This file is the public surface; see README.md.
+ */
+export { labTopology, topologyNamespaces } from "./topology.js";
+export type { Controller, Gateway, Host, Inet, NatKind, Site, SiteName, Topology } from "./topology.js";
+export { labNetwork, LAB_MTU } from "./network.js";
+export type { AddressSpec, FirewallRule, LinkSpec, NamespaceSpec, RouteSpec, SysctlSpec } from "./network.js";
+export { labUp } from "./up.js";
+export type { LabUpResult } from "./up.js";
+export { labDown } from "./down.js";
+export type { LabDownOptions, LabDownResult } from "./down.js";
+export { labStatus, agentStatePath, readOverlayAddress } from "./status.js";
+export type { HostStatus } from "./status.js";
+export { labExec, spawnInHost, labNode } from "./exec.js";
+export type { LabExecOptions, LabExecResult } from "./exec.js";
+export { labNodes, resolveHost } from "./hosts.js";
+export type { LabNode, NodeKind } from "./hosts.js";
+export { hostDir, labDir, statePath } from "./state.js";
+export { startEchoServer, echoProbe } from "./probe.js";
+export type { EchoResult, EchoServer } from "./probe.js";
+export { resolveLabOptions } from "./options.js";
+export type { LabOptions, ResolvedLabOptions } from "./options.js";
+export type { LabLogger } from "./logger.js";
+export {
+  LabError,
+  LabCommandError,
+  LabConflictError,
+  LabNotUpError,
+  LabOptionsError,
+  LabPermissionError,
+  LabStateError,
+  UnknownHostError,
+} from "./errors.js";
+export { LabCluster, interfaceNameFor, repoRoot, stopProcess, waitFor, CONTROLLER_API_PORT, CONTROLLER_NATS_PORT, WIREGUARD_PORT } from "./cluster.js";
+export type { AgentHandle, ClusterOptions } from "./cluster.js";

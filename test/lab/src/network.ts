@@ -1,0 +1,228 @@
+/**
+ * Renders a Topology into the desired state of each namespace: links (veth pairs, bridges),
+ * addresses, routes, sysctls and firewall/NAT rules. Pure: the planner diffs this against what
+ * it observes, so `labUp` only does what is missing.
+ */
+import type { Gateway, Host, Topology } from "./topology.js";
+
+/** Every veth and bridge the lab makes uses this MTU. */
+export const LAB_MTU = 1500;
+
+export type LinkSpec =
+  | { kind: "loopback"; name: "lo" }
+  | { kind: "bridge"; name: string; mtu: number }
+  | {
+      kind: "veth";
+      name: string;
+      mtu: number;
+      /** Bridge this end is enslaved to, if any. */
+      master?: string;
+      /** The other end of the pair. */
+      peer: { netns: string; name: string };
+      /** True on exactly one end: that namespace's plan creates the pair. */
+      createsPair: boolean;
+    };
+
+export interface AddressSpec {
+  dev: string;
+  address: string;
+  prefixLength: number;
+}
+
+export interface RouteSpec {
+  /** `default` or a CIDR as `ip route` prints it (`198.18.1.0/24`). */
+  dst: string;
+  via: string;
+}
+
+export interface SysctlSpec {
+  key: string;
+  value: string;
+  /** Skip when the key does not exist in this kernel (e.g. br_netfilter not loaded). */
+  optional: boolean;
+}
+
+/** One iptables rule, as the arguments after `-A <chain>`. */
+export interface FirewallRule {
+  table: "nat" | "filter";
+  chain: string;
+  spec: string[];
+}
+
+export interface NamespaceSpec {
+  netns: string;
+  role: "inet" | "controller" | "gateway" | "host";
+  links: LinkSpec[];
+  addresses: AddressSpec[];
+  routes: RouteSpec[];
+  sysctls: SysctlSpec[];
+  rules: FirewallRule[];
+}
+
+const LO: LinkSpec = { kind: "loopback", name: "lo" };
+
+/** The desired state of every namespace in creation order. */
+export function labNetwork(t: Topology): NamespaceSpec[] {
+  const inet: NamespaceSpec = {
+    netns: t.inet.netns,
+    role: "inet",
+    links: [
+      LO,
+      {
+        kind: "veth",
+        name: t.controller.inetInterface,
+        mtu: LAB_MTU,
+        peer: { netns: t.controller.netns, name: t.controller.interface },
+        createsPair: true,
+      },
+      ...t.gateways.map(
+        (g): LinkSpec => ({
+          kind: "veth",
+          name: g.inetInterface,
+          mtu: LAB_MTU,
+          peer: { netns: g.netns, name: g.wanInterface },
+          createsPair: true,
+        }),
+      ),
+    ],
+    addresses: [
+      { dev: t.controller.inetInterface, address: t.controller.gateway, prefixLength: t.controller.prefixLength },
+      ...t.gateways.map((g) => ({ dev: g.inetInterface, address: g.inetAddress, prefixLength: prefixLengthOf(g.transitCidr) })),
+    ],
+    // Only the cloud public blocks are routed; there is no default route and no route to any
+    // private network, so onprem (and every LAN) is unreachable from the internet.
+    routes: t.gateways.flatMap((g) => (g.publicCidr ? [{ dst: g.publicCidr, via: g.wanAddress }] : [])),
+    sysctls: [{ key: "net.ipv4.ip_forward", value: "1", optional: false }],
+    rules: [],
+  };
+
+  const ctl: NamespaceSpec = {
+    netns: t.controller.netns,
+    role: "controller",
+    links: [
+      LO,
+      {
+        kind: "veth",
+        name: t.controller.interface,
+        mtu: LAB_MTU,
+        peer: { netns: t.inet.netns, name: t.controller.inetInterface },
+        createsPair: false,
+      },
+    ],
+    addresses: [{ dev: t.controller.interface, address: t.controller.address, prefixLength: t.controller.prefixLength }],
+    routes: [{ dst: "default", via: t.controller.gateway }],
+    sysctls: [],
+    rules: [],
+  };
+
+  const gateways = t.gateways.map((g) =>
+    gatewaySpec(
+      t,
+      g,
+      t.hosts.filter((h) => h.site === g.site),
+    ),
+  );
+  const hosts = t.hosts.map((h) => hostSpec(t, h));
+  return [inet, ctl, ...gateways, ...hosts];
+}
+
+function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {
+  const lanCidr = t.sites.find((s) => s.name === g.site)?.privateCidr ?? `${g.lanAddress}/${g.lanPrefixLength}`;
+  return {
+    netns: g.netns,
+    role: "gateway",
+    links: [
+      LO,
+      { kind: "bridge", name: g.lanInterface, mtu: LAB_MTU },
+      {
+        kind: "veth",
+        name: g.wanInterface,
+        mtu: LAB_MTU,
+        peer: { netns: t.inet.netns, name: g.inetInterface },
+        createsPair: false,
+      },
+      ...hosts.map(
+        (h): LinkSpec => ({
+          kind: "veth",
+          name: h.gatewayPort,
+          mtu: LAB_MTU,
+          master: g.lanInterface,
+          peer: { netns: h.netns, name: h.interface },
+          createsPair: true,
+        }),
+      ),
+    ],
+    addresses: [
+      { dev: g.wanInterface, address: g.wanAddress, prefixLength: prefixLengthOf(g.transitCidr) },
+      { dev: g.lanInterface, address: g.lanAddress, prefixLength: g.lanPrefixLength },
+    ],
+    routes: [{ dst: "default", via: g.inetAddress }],
+    sysctls: [
+      { key: "net.ipv4.ip_forward", value: "1", optional: false },
+      // A router that forwards a hairpinned packet back out of the LAN would otherwise send ICMP
+      // redirects telling the sender to use the peer's MAC for a public address it does not own.
+      { key: "net.ipv4.conf.all.send_redirects", value: "0", optional: false },
+      { key: `net.ipv4.conf.${g.lanInterface}.send_redirects`, value: "0", optional: false },
+      // Keep the LAN bridge a plain switch: bridged frames skip iptables (br_netfilter may be loaded).
+      { key: "net.bridge.bridge-nf-call-iptables", value: "0", optional: true },
+      { key: "net.bridge.bridge-nf-call-ip6tables", value: "0", optional: true },
+    ],
+    rules: g.nat === "one-to-one" ? oneToOneNat(g, hosts, lanCidr) : masquerade(g, lanCidr),
+  };
+}
+
+/** 1:1 NAT: each host's public address maps to its private one, both directions. */
+function oneToOneNat(g: Gateway, hosts: Host[], lanCidr: string): FirewallRule[] {
+  return hosts.flatMap((h): FirewallRule[] => {
+    if (!h.publicAddress) return [];
+    const pub = h.publicAddress;
+    const priv = h.privateAddress;
+    return [
+      { table: "nat", chain: "PREROUTING", spec: ["-d", `${pub}/32`, "-j", "DNAT", "--to-destination", priv] },
+      { table: "nat", chain: "POSTROUTING", spec: ["-s", `${priv}/32`, "-o", g.wanInterface, "-j", "SNAT", "--to-source", pub] },
+      // Hairpin: a same-site host reaching this host's *public* address sees it coming from the
+      // sender's public address (as in a cloud VPC), and the reply returns through the gateway.
+      {
+        table: "nat",
+        chain: "POSTROUTING",
+        spec: ["-s", `${priv}/32`, "-d", lanCidr, "-o", g.lanInterface, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", pub],
+      },
+    ];
+  });
+}
+
+/** Masquerade: outbound flows share the WAN address; nothing inbound is mapped or admitted. */
+function masquerade(g: Gateway, lanCidr: string): FirewallRule[] {
+  return [
+    { table: "nat", chain: "POSTROUTING", spec: ["-s", lanCidr, "-o", g.wanInterface, "-j", "MASQUERADE"] },
+    { table: "filter", chain: "FORWARD", spec: ["-i", g.wanInterface, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"] },
+  ];
+}
+
+function hostSpec(t: Topology, h: Host): NamespaceSpec {
+  const gw = t.gateways.find((g) => g.site === h.site);
+  return {
+    netns: h.netns,
+    role: "host",
+    links: [
+      LO,
+      {
+        kind: "veth",
+        name: h.interface,
+        mtu: LAB_MTU,
+        peer: { netns: gw?.netns ?? "", name: h.gatewayPort },
+        createsPair: false,
+      },
+    ],
+    addresses: [{ dev: h.interface, address: h.privateAddress, prefixLength: h.prefixLength }],
+    routes: [{ dst: "default", via: h.gateway }],
+    sysctls: [],
+    rules: [],
+  };
+}
+
+function prefixLengthOf(cidr: string): number {
+  const len = Number(cidr.split("/")[1]);
+  if (!Number.isInteger(len)) throw new Error(`bad CIDR ${cidr}`);
+  return len;
+}

@@ -1,0 +1,190 @@
+/**
+ * The lab's topology as plain data: sites, gateways, hosts, the internet router and the
+ * controller, with every name and address. Pure: no I/O, so it is unit-tested without root and
+ * shared by up, down, status and exec.
+ *
+ * Address plan (k = site index):
+ *   transit  198.19.k.0/24   inet .1, gateway WAN .2   (k = 0 is the controller: ctl .2)
+ *   public   198.18.k.0/24   cloud host i ↔ 198.18.k.(10+i) by 1:1 NAT on its gateway
+ *   private  aws 10.10.0.0/16, azure 10.20.0.0/16, gcp 10.30.0.0/16 (gateway .0.1, hosts .0.1x),
+ *            onprem 192.168.50.0/24 (gateway .1, host .11) behind MASQUERADE, no public address
+ */
+import { resolveLabOptions } from "./options.js";
+
+export type SiteName = "aws" | "azure" | "gcp" | "onprem";
+
+/** How a site's gateway translates addresses. */
+export type NatKind = "one-to-one" | "masquerade";
+
+export interface Site {
+  name: SiteName;
+  kind: "cloud" | "onprem";
+  nat: NatKind;
+  /** Site number k: transit 198.19.k.0/24, public 198.18.k.0/24. */
+  index: number;
+  /** The site's private network, e.g. `10.10.0.0/16`. */
+  privateCidr: string;
+  /** The block its hosts' public addresses come from; undefined for onprem. */
+  publicCidr: string | undefined;
+}
+
+export interface Gateway {
+  /** Short name, e.g. `gw-aws`. */
+  name: string;
+  site: SiteName;
+  netns: string;
+  nat: NatKind;
+  /** Bridge holding the site's LAN, and the gateway's address on it (`10.10.0.1`). */
+  lanInterface: string;
+  lanAddress: string;
+  lanPrefixLength: number;
+  /** WAN veth to inet and its address (`198.19.1.2`); for onprem, the masquerade address. */
+  wanInterface: string;
+  wanAddress: string;
+  /** Transit network to inet (`198.19.1.0/24`), inet's address on it and inet's interface name. */
+  transitCidr: string;
+  inetAddress: string;
+  inetInterface: string;
+  /** Public block routed to this gateway by inet; undefined for onprem. */
+  publicCidr: string | undefined;
+}
+
+export interface Host {
+  /** Short name, e.g. `aws-1`; what labExec and labStatus use. */
+  name: string;
+  site: SiteName;
+  netns: string;
+  /** The host's only interface (a veth into its gateway's bridge). */
+  interface: string;
+  privateAddress: string;
+  prefixLength: number;
+  /** The 1:1 NAT address; undefined for onprem (masqueraded, unreachable from outside). */
+  publicAddress: string | undefined;
+  /** Default router: the gateway's LAN address. */
+  gateway: string;
+  /** Name of the gateway's bridge port facing this host. */
+  gatewayPort: string;
+}
+
+export interface Controller {
+  name: "ctl";
+  netns: string;
+  interface: string;
+  /** Public address the controller listens on, reachable from every host. */
+  address: string;
+  prefixLength: number;
+  gateway: string;
+  inetInterface: string;
+}
+
+export interface Inet {
+  name: "inet";
+  netns: string;
+}
+
+export interface Topology {
+  prefix: string;
+  inet: Inet;
+  controller: Controller;
+  sites: Site[];
+  gateways: Gateway[];
+  hosts: Host[];
+}
+
+interface SitePlan {
+  name: SiteName;
+  index: number;
+  kind: "cloud" | "onprem";
+  /** First three octets of the LAN, the prefix length, and how many hosts. */
+  lanBase: string;
+  lanPrefixLength: number;
+  lanNetwork: string;
+  hosts: number;
+}
+
+const SITES: readonly SitePlan[] = [
+  { name: "aws", index: 1, kind: "cloud", lanBase: "10.10.0", lanNetwork: "10.10.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "azure", index: 2, kind: "cloud", lanBase: "10.20.0", lanNetwork: "10.20.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "gcp", index: 3, kind: "cloud", lanBase: "10.30.0", lanNetwork: "10.30.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "onprem", index: 4, kind: "onprem", lanBase: "192.168.50", lanNetwork: "192.168.50.0", lanPrefixLength: 24, hosts: 1 },
+];
+
+/** Host i of a site gets `.1x` on the LAN and, on a cloud, `198.18.k.1x` publicly. */
+const HOST_OFFSET = 10;
+
+/**
+ * Describes the lab for a prefix (default `weft`). Pure and deterministic.
+ * Throws LabOptionsError for an invalid prefix.
+ */
+export function labTopology(opts: { prefix?: string } = {}): Topology {
+  const { prefix } = resolveLabOptions({ prefix: opts.prefix });
+  const ns = (name: string): string => `${prefix}-${name}`;
+
+  const sites: Site[] = [];
+  const gateways: Gateway[] = [];
+  const hosts: Host[] = [];
+  for (const s of SITES) {
+    const cloud = s.kind === "cloud";
+    const publicCidr = cloud ? `198.18.${s.index}.0/24` : undefined;
+    sites.push({
+      name: s.name,
+      kind: s.kind,
+      nat: cloud ? "one-to-one" : "masquerade",
+      index: s.index,
+      privateCidr: `${s.lanNetwork}/${s.lanPrefixLength}`,
+      publicCidr,
+    });
+    const gateway: Gateway = {
+      name: `gw-${s.name}`,
+      site: s.name,
+      netns: ns(`gw-${s.name}`),
+      nat: cloud ? "one-to-one" : "masquerade",
+      lanInterface: "br0",
+      lanAddress: `${s.lanBase}.1`,
+      lanPrefixLength: s.lanPrefixLength,
+      wanInterface: "wan0",
+      wanAddress: `198.19.${s.index}.2`,
+      transitCidr: `198.19.${s.index}.0/24`,
+      inetAddress: `198.19.${s.index}.1`,
+      inetInterface: `to-${s.name}`,
+      publicCidr,
+    };
+    gateways.push(gateway);
+    for (let i = 1; i <= s.hosts; i++) {
+      const name = `${s.name}-${i}`;
+      hosts.push({
+        name,
+        site: s.name,
+        netns: ns(name),
+        interface: "eth0",
+        privateAddress: `${s.lanBase}.${HOST_OFFSET + i}`,
+        prefixLength: s.lanPrefixLength,
+        publicAddress: cloud ? `198.18.${s.index}.${HOST_OFFSET + i}` : undefined,
+        gateway: gateway.lanAddress,
+        gatewayPort: `lan-${name}`,
+      });
+    }
+  }
+
+  return {
+    prefix,
+    inet: { name: "inet", netns: ns("inet") },
+    controller: {
+      name: "ctl",
+      netns: ns("ctl"),
+      interface: "eth0",
+      address: "198.19.0.2",
+      prefixLength: 24,
+      gateway: "198.19.0.1",
+      inetInterface: "to-ctl",
+    },
+    sites,
+    gateways,
+    hosts,
+  };
+}
+
+/** Every namespace of the topology, in creation order (inet first, hosts last). */
+export function topologyNamespaces(t: Topology): string[] {
+  return [t.inet.netns, t.controller.netns, ...t.gateways.map((g) => g.netns), ...t.hosts.map((h) => h.netns)];
+}

@@ -1,0 +1,50 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+// Tests run against the TypeScript sources; the workspace packages resolve to src.
+const alias = {
+  "@weft/protocol": src("./protocol/src/index.ts"),
+  "@weft/controller": src("./controller/src/index.ts"),
+  "@weft/agent": src("./agent/src/index.ts"),
+  "@weft/lab": src("./test/lab/src/index.ts"),
+};
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          name: "unit",
+          include: ["*/src/**/*.test.ts", "test/lab/src/**/*.test.ts"],
+          exclude: ["**/*.root.test.ts", "**/node_modules/**", "**/dist/**"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        resolve: { alias },
+        test: {
+          name: "root",
+          include: ["*/src/**/*.root.test.ts", "test/lab/src/**/*.root.test.ts"],
+          exclude: ["**/node_modules/**", "**/dist/**"],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        resolve: { alias },
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+    ],
+  },
+});

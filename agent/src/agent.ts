@@ -48,7 +48,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   });
 
   const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
-  const status: AgentStatus = { nodeId: state.nodeId, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
+  const status: AgentStatus = { nodeId: state.nodeId, interface: config.interface.name, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
   const publishStatus = (patch: Partial<AgentStatus>) => {
     Object.assign(status, patch, { updatedAt: new Date().toISOString() });
     void writeStatus(config.stateDir, status).catch((err: unknown) => log.warn({ err }, "cannot write status file"));

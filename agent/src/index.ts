@@ -8,3 +8,4 @@ export { AgentError, EnrollmentRejectedError, ControllerUnavailableError, StateE
 export { AgentState, loadState, STATE_FILE } from "./state/store.js";
 export { STATUS_FILE, type AgentStatus } from "./state/status.js";
 export { desiredPeers } from "./peers/desired.js";
+export { readPeers, type ActualPeer } from "./wireguard/index.js";

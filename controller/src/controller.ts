@@ -19,7 +19,7 @@ import { Claim, Claims } from "./ipam/claims.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
-import { connectController, ensureBuckets, loadOrCreateAuthority, startEmbeddedNats, type Authority, type EmbeddedNats } from "./nats/index.js";
+import { connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { RecordStore } from "./store/kv.js";
 import { parseOrThrow } from "./validation.js";
 
@@ -46,9 +46,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
   };
   try {
-    let embedded: EmbeddedNats | undefined;
+    let embedded: SupervisedNats | undefined;
     if (!config.nats.url) {
-      embedded = await startEmbeddedNats({
+      embedded = await superviseEmbeddedNats({
         monitorPort: 0,
         stateDir: config.stateDir,
         host: config.nats.listenHost,
@@ -77,7 +77,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     );
     const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys));
     const advertisedNats = config.nats.advertise;
-    const natsPort = embedded ? new URL(embedded.url).port : new URL(natsUrl).port || "4222";
+    const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollment = new Enrollment({
       joinKeys,
       claims,

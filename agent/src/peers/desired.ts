@@ -6,6 +6,7 @@
  * - a node behind NAT keeps every tunnel open with persistent keepalive.
  */
 import type { PeerRecord } from "@weft/protocol";
+import type { DesiredPeer } from "../wireguard/index.js";
 
 export interface Self {
   nodeId: string;
@@ -13,13 +14,6 @@ export interface Self {
   /** True when this node has no public endpoint. */
   behindNat: boolean;
   keepaliveSeconds: number;
-}
-
-export interface DesiredPeer {
-  publicKey: string;
-  endpoint?: string;
-  allowedIps: string[];
-  persistentKeepalive?: number;
 }
 
 export function desiredPeers(self: Self, peers: Iterable<PeerRecord>): DesiredPeer[] {

@@ -4,6 +4,8 @@ import { writeFileAtomic } from "./store.js";
 
 export interface AgentStatus {
   nodeId: string;
+  /** The WireGuard interface the agent manages. */
+  interface: string;
   nats: "connecting" | "connected" | "disconnected" | "stopped";
   /** True while the applied config may be behind the controller's. */
   stale: boolean;

@@ -1,7 +1,7 @@
 /** `weft status`: this host's agent — enrollment, NATS state, and WireGuard peers. */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { STATUS_FILE, loadState, type AgentStatus } from "@weft/agent";
+import { STATUS_FILE, loadState, readPeers, type AgentStatus } from "@weft/agent";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { age, printJson, printTable } from "../output.js";
@@ -19,6 +19,8 @@ export function registerStatus(program: Command): void {
         .then((t) => JSON.parse(t) as AgentStatus)
         .catch(() => undefined);
       const peers = state.applied?.peers ?? [];
+      const live = status?.interface ? await readPeers(status.interface).catch(() => []) : [];
+      const liveByKey = new Map(live.map((p) => [p.publicKey, p]));
       const out = {
         nodeId: state.nodeId,
         name: state.name,
@@ -29,13 +31,30 @@ export function registerStatus(program: Command): void {
         stale: status?.stale ?? true,
         appliedRevision: state.applied?.revision ?? 0,
         lastSyncAt: status?.lastSyncAt,
-        peers: peers.filter((p) => p.nodeId !== state.nodeId).map((p) => ({ name: p.name, site: p.site, overlayAddress: p.overlayAddress, endpoints: p.endpoints })),
+        interface: status?.interface,
+        peers: peers
+          .filter((p) => p.nodeId !== state.nodeId)
+          .map((p) => {
+            const wg = liveByKey.get(p.wireguardPublicKey);
+            return {
+              name: p.name,
+              site: p.site,
+              overlayAddress: p.overlayAddress,
+              endpoint: wg?.endpoint,
+              latestHandshake: wg?.latestHandshake ? Math.floor(wg.latestHandshake.getTime() / 1000) : undefined,
+              rxBytes: wg?.rxBytes,
+              txBytes: wg?.txBytes,
+            };
+          }),
       };
       if (o.json) return printJson(out);
       process.stdout.write(
         `node ${out.name} (${out.nodeId}) site ${out.site} overlay ${out.overlayAddress}\n` +
           `nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
       );
-      printTable(["PEER", "SITE", "OVERLAY", "PRIVATE", "PUBLIC"], out.peers.map((p) => [p.name, p.site, p.overlayAddress, p.endpoints.private ?? "-", p.endpoints.public ?? "-"]));
+      printTable(
+        ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
+        out.peers.map((p) => [p.name, p.site, p.overlayAddress, p.endpoint ?? "-", age(p.latestHandshake), String(p.rxBytes ?? "-"), String(p.txBytes ?? "-")]),
+      );
     });
 }

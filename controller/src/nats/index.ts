@@ -41,3 +41,4 @@ export {
   NatsServerStartError,
 } from "./errors.js";
 export { silentLogger, type Logger } from "./logger.js";
+export { superviseEmbeddedNats, type SupervisedNats } from "./supervisor.js";

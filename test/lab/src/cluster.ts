@@ -4,6 +4,7 @@
  * directory. Used by `weft lab demo`, the end-to-end tests and the benchmarks.
  */
 import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -52,8 +53,15 @@ function safeRead(path: string): string {
   }
 }
 
-export function interfaceNameFor(host: string): string {
-  return `weft-${host}`.slice(0, 15);
+/**
+ * The WireGuard interface of a lab host: `<prefix>-<host>` (`weft-aws-1` in the demo's lab).
+ * The prefix keeps two labs apart: wireguard-go's UAPI sockets (`/var/run/wireguard/<name>.sock`)
+ * live in one directory shared by every namespace, so equal names in two labs would collide.
+ */
+export function interfaceNameFor(host: string, prefix = "weft"): string {
+  const name = `${prefix}-${host}`;
+  // Linux allows 15 characters; a long prefix gets a stable hashed name instead of a truncated (colliding) one.
+  return name.length <= 15 ? name : `w${createHash("sha256").update(name).digest("hex").slice(0, 14)}`;
 }
 
 export class LabCluster {
@@ -121,7 +129,7 @@ export class LabCluster {
     const existing = this.agents.get(hostName);
     if (existing?.process && existing.process.exitCode === null) return existing;
     const stateDir = join(hostDir(this.opts, hostName), "agent");
-    const interfaceName = interfaceNameFor(hostName);
+    const interfaceName = interfaceNameFor(hostName, resolveLabOptions(this.opts).prefix);
     const args = [
       "agent",
       "--state-dir",
@@ -155,7 +163,7 @@ export class LabCluster {
 
   /** Latest handshake (epoch seconds, 0 = never) per peer public key on a host's interface. */
   async handshakes(hostName: string): Promise<Map<string, number>> {
-    const res = await labExec(this.opts, hostName, ["wg", "show", interfaceNameFor(hostName), "latest-handshakes"]);
+    const res = await labExec(this.opts, hostName, ["wg", "show", interfaceNameFor(hostName, resolveLabOptions(this.opts).prefix), "latest-handshakes"]);
     const out = new Map<string, number>();
     if (res.exitCode !== 0) return out;
     for (const line of res.stdout.trim().split("\n")) {

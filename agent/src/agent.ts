@@ -61,6 +61,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
     await warmUp(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
     if (source === "nats") {
+      const removed = !set.peers.has(state.nodeId);
+      if (removed && !status.removed) log.error("this node is no longer in the overlay (deleted on the controller?); enroll again with a new join key after removing the state directory");
+      status.removed = removed;
       state = { ...state, applied: { revision: set.revision, peers: records, appliedAt: new Date().toISOString() } };
       await saveState(config.stateDir, state);
       publishStatus({ appliedRevision: set.revision, peers: records.length, stale: false, lastSyncAt: new Date().toISOString() });
@@ -118,6 +121,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     },
   });
 
+  let stopping = false;
+  void nc.closed().then((err) => {
+    if (stopping) return;
+    log.error({ err }, "NATS closed the connection for good (credentials revoked or refused: was this node deleted?); keeping the last applied config");
+    publishStatus({ nats: "closed", stale: true });
+  });
+
   const heartbeat = setInterval(() => void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log), state.heartbeatSeconds * 1000);
   void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log);
 
@@ -128,6 +138,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     wireguard,
     synced,
     stop: async () => {
+      stopping = true;
       clearInterval(heartbeat);
       watch.stop();
       await applier.idle();

@@ -19,7 +19,7 @@ import { Claim, Claims } from "./ipam/claims.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
-import { connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
+import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { RecordStore } from "./store/kv.js";
 import { parseOrThrow } from "./validation.js";
 
@@ -61,6 +61,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const natsUrl = config.nats.url ?? embedded!.url;
     const nc = await connectController({ servers: [natsUrl], authority, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
     cleanups.push(() => nc.drain());
+    const access = await NatsAccess.connect({ servers: [natsUrl], authority, logger: log.child({ component: "nats-access" }) });
+    cleanups.push(() => access.close());
     await ensureBuckets(nc);
 
     const kvm = new Kvm(nc);
@@ -74,6 +76,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       allocator,
       liveness,
       log.child({ component: "registry" }),
+      (natsPublicKey) => access.revokeAgent(natsPublicKey),
     );
     const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys));
     const advertisedNats = config.nats.advertise;

@@ -22,13 +22,21 @@ export class LatestWins<T> {
   }
 
   private async drain(): Promise<void> {
+    // Yield first: `submit` assigns `running` only when drain() returns, so a
+    // drain that finished synchronously (an apply that throws before its first
+    // await) would otherwise clear `running` before it is set and wedge the queue.
+    await Promise.resolve();
     while (this.pending) {
       const { value } = this.pending;
       this.pending = undefined;
       try {
         await this.apply(value);
       } catch (err) {
-        this.onError(err);
+        try {
+          this.onError(err);
+        } catch {
+          // A failing error handler must not stop later applies.
+        }
       }
     }
     this.running = undefined;

@@ -6,11 +6,14 @@ export interface AgentStatus {
   nodeId: string;
   /** The WireGuard interface the agent manages. */
   interface: string;
-  nats: "connecting" | "connected" | "disconnected" | "stopped";
+  /** "closed": the server refused this node for good (revoked credentials). */
+  nats: "connecting" | "connected" | "disconnected" | "closed" | "stopped";
   /** True while the applied config may be behind the controller's. */
   stale: boolean;
   appliedRevision: number;
   peers: number;
+  /** True when the controller no longer lists this node (it was deleted). */
+  removed?: boolean;
   lastSyncAt?: string;
   updatedAt: string;
 }

@@ -29,6 +29,7 @@ export function registerStatus(program: Command): void {
         controller: state.controllerUrl,
         nats: status?.nats ?? "unknown",
         stale: status?.stale ?? true,
+        removed: status?.removed ?? false,
         appliedRevision: state.applied?.revision ?? 0,
         lastSyncAt: status?.lastSyncAt,
         interface: status?.interface,
@@ -50,7 +51,7 @@ export function registerStatus(program: Command): void {
       if (o.json) return printJson(out);
       process.stdout.write(
         `node ${out.name} (${out.nodeId}) site ${out.site} overlay ${out.overlayAddress}\n` +
-          `nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
+          `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
       );
       printTable(
         ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],

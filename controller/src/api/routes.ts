@@ -118,6 +118,10 @@ export function openApiDocument(routes: Route[], version: string): Record<string
       },
     };
   }
+  // Served by the server itself, beside the table.
+  paths["/openapi.json"] = {
+    get: { summary: "This OpenAPI document", responses: { "200": { description: "OK", content: { "application/json": { schema: { type: "object" } } } } } },
+  };
   return {
     openapi: "3.0.3",
     info: { title: "Weft controller API", version, description: "Join keys, enrollment and nodes of a Weft overlay." },

@@ -20,7 +20,14 @@ const BODY_LIMIT = 64 * 1024;
 
 export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
   // Fastify's own logger stays off: requests are not logged, failures are (sendError).
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, trustProxy: false });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: false,
+    // Bad percent-encoding and over-long path parameters are rejected by the router
+    // before any handler; give them the API's error shape too.
+    frameworkErrors: (err, req, reply) => sendError(err, req, reply, opts.log),
+  });
   const openapi = openApiDocument(opts.routes, opts.version);
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => sendError(err, req, reply, opts.log));
@@ -33,8 +40,10 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
     app.route({
       method: route.method,
       url: route.path,
+      // Admin credentials are checked before the body is read: a caller without
+      // them gets 401 whatever it sends, and never makes the server parse a body.
+      ...(route.auth === "admin" ? { onRequest: async (req: FastifyRequest) => requireAdmin(req, opts.adminToken) } : {}),
       handler: async (req, reply) => {
-        if (route.auth === "admin") requireAdmin(req, opts.adminToken);
         const result = await route.handler({
           body: req.body,
           params: (req.params ?? {}) as Record<string, string>,

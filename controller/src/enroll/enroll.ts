@@ -1,13 +1,16 @@
 /**
  * Enrollment: verify the join key, claim the node's WireGuard key, name and an
- * overlay address (each compare-and-set), consume the key, write the node and
- * issue its NATS credentials. Any failure rolls back the claims already made,
- * so a rejected enrollment stores nothing.
+ * overlay address (each compare-and-set), issue its NATS credentials, consume
+ * the key and write the node. Any failure rolls back the claims already made,
+ * so a rejected enrollment stores nothing; everything that can reject the
+ * request runs before the key is consumed, so a bad request never burns a
+ * one-time key.
  */
 import { randomBytes } from "node:crypto";
 import { EnrollRequest, type EnrollResponse, type NodeRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { ConflictError, ValidationError } from "../errors.js";
+import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
@@ -57,8 +60,8 @@ export class Enrollment {
       await claimOrConflict("name", req.name, `node name ${req.name}`);
       const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
       made.push({ kind: "addr", value: overlayAddress });
-      const consumed = await joinKeys.consume(req.joinKey, nodeId);
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
+      const consumed = await joinKeys.consume(req.joinKey, nodeId);
       const node: NodeRecord = {
         version: 1,
         nodeId,
@@ -95,5 +98,14 @@ function parseEnrollRequest(body: unknown): EnrollRequest {
       details: [{ path: "nodeId", message: "must not be set by the agent" }],
     });
   }
-  return parseOrThrow(EnrollRequest, body, "enrollment request");
+  const req = parseOrThrow(EnrollRequest, body, "enrollment request");
+  try {
+    // The schema checks the shape; only the nkey codec checks the checksum.
+    assertUserPublicKey(req.natsPublicKey);
+  } catch (err) {
+    if (!(err instanceof InvalidUserKeyError)) throw err;
+    const message = "not a valid NATS user public nkey (bad checksum or encoding)";
+    throw new ValidationError(`enrollment request is invalid: natsPublicKey: ${message}`, { cause: err, details: [{ path: "natsPublicKey", message }] });
+  }
+  return req;
 }

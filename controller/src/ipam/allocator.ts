@@ -1,13 +1,13 @@
 /**
  * Overlay address allocation. Picks the lowest free host address in the
  * overlay range and claims it with compare-and-set; a lost race moves on to
- * the next candidate, so concurrent enrollments never share an address.
+ * the next candidate, so concurrent enrollments never share an address. Only a
+ * range with no free address left is reported as exhausted: however many races
+ * are lost on the way, each one means the address went to another node.
  */
 import { cidrContains, cidrSize, formatCidr, formatIpv4, parseCidr, parseIpv4, type Ipv4Cidr } from "@weft/protocol";
 import { AddressExhaustedError, ConflictError, ValidationError } from "../errors.js";
 import type { Claims } from "./claims.js";
-
-const MAX_RACES = 64;
 
 export class AddressAllocator {
   readonly range: Ipv4Cidr;
@@ -29,13 +29,11 @@ export class AddressAllocator {
     const taken = await this.claims.claimedAddresses();
     const first = this.range.network + 1;
     const last = this.range.network + cidrSize(this.range) - 2;
-    let races = 0;
     for (let ip = first; ip <= last; ip++) {
       const candidate = formatIpv4(ip);
       if (taken.has(candidate)) continue;
       const got = await this.claims.claim("addr", candidate, nodeId);
       if (got.ok) return candidate;
-      if (++races > MAX_RACES) break;
     }
     throw new AddressExhaustedError(`no free address left in overlay range ${this.rangeText}; widen overlay.cidr or delete stale nodes`);
   }

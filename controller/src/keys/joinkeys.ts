@@ -7,7 +7,7 @@ import { JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } f
 import { z } from "zod";
 import { JoinKeyRejectedError, NotFoundError } from "../errors.js";
 import type { RecordStore, Versioned } from "../store/kv.js";
-import { newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
+import { JOIN_KEY_ID_PATTERN, newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
 
 export const StoredJoinKey = z.object({
   id: z.string(),
@@ -60,6 +60,8 @@ export class JoinKeys {
   }
 
   async revoke(id: string): Promise<JoinKeyInfo> {
+    // Anything else is not a key id we wrote (and may not even be a valid KV key: `a*b`).
+    if (!JOIN_KEY_ID_PATTERN.test(id)) throw new NotFoundError(`join key ${JSON.stringify(id.slice(0, 64))} does not exist: ids are 12 hex digits`);
     for (let attempt = 0; attempt < MAX_CONSUME_ATTEMPTS; attempt++) {
       const got = await this.store.get(id);
       if (!got) throw new NotFoundError(`join key ${id} does not exist`);

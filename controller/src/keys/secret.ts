@@ -5,6 +5,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 const KEY_PATTERN = /^weft_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+/** A join key id: the public part of the key, 12 lowercase hex digits. */
+export const JOIN_KEY_ID_PATTERN = /^[0-9a-f]{12}$/;
 
 export interface NewSecret {
   id: string;

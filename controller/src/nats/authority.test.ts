@@ -2,12 +2,17 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { decode, type User } from "@nats-io/jwt";
+import { decode, type Account, type User } from "@nats-io/jwt";
 import { createAccount, createUser } from "@nats-io/nkeys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { authorityPath, loadAuthority, loadOrCreateAuthority } from "./authority.js";
+import { authorityPath, claimsUpdateSubject, loadAuthority, loadOrCreateAuthority, SYSTEM_USER_INBOX_PREFIX } from "./authority.js";
 import { AuthorityStateError, InvalidNodeIdError, InvalidUserKeyError } from "./errors.js";
 import { agentPermissions } from "./permissions.js";
+import { revocationsPath } from "./revocations.js";
+
+function accountRevocations(jwt: string): Record<string, number> {
+  return decode<Account>(jwt).nats.revocations ?? {};
+}
 
 const nodeId = "n-0123456789abcdef";
 let root: string;
@@ -123,5 +128,121 @@ describe("nats authority", () => {
       expect(frag.includes(want), `fragment: missing ${want.slice(0, 60)}…`).toBe(true);
     }
     expect(/"S[OAU][A-Z2-7]{50,}"/.test(frag), "fragment: got a seed, want none").toBe(false);
+  });
+
+  it("nats - server config fragment with a resolver dir uses the full resolver", async () => {
+    const a = await loadOrCreateAuthority(join(root, "frag-full"));
+    const frag = a.serverConfigFragment({ resolverDir: "/var/lib/weft/nats/jwt" });
+    const want = 'resolver: { type: full, dir: "/var/lib/weft/nats/jwt", allow_delete: false, interval: "2m" }';
+    expect(frag.includes(want), `fragment: got\n${frag.slice(0, 400)}\nwant a line ${want}`).toBe(true);
+    expect(frag.includes("resolver: MEMORY"), "fragment: MEMORY resolver as well").toBe(false);
+    expect(frag.includes(`"${a.accountPublicKey}": "${a.accountJwt}"`), "fragment: preloads the account JWT").toBe(true);
+  });
+
+  it("nats - revokeUser persists the list (0600), re-signs the account JWT, and a reload keeps it", async () => {
+    const dir = join(root, "revoke");
+    const a = await loadOrCreateAuthority(dir);
+    expect(accountRevocations(a.accountJwt), "fresh account JWT revocations").toEqual({});
+    const user = createUser().getPublicKey();
+    const before = Math.floor(Date.now() / 1000);
+    const rev = await a.revokeUser(user);
+    const at = rev.revokedAt.getTime() / 1000;
+    expect(at >= before && at <= Math.floor(Date.now() / 1000), `revokedAt ${at}, want now (${before})`).toBe(true);
+    expect(rev.wasRevoked, "wasRevoked").toBe(false);
+    expect(accountRevocations(a.accountJwt), "account JWT after revokeUser").toEqual({ [user]: at });
+    expect(decode(a.accountJwt).iss, "account JWT signer").toBe(a.operatorPublicKey);
+    expect(a.serverConfigFragment().includes(`"${a.accountPublicKey}": "${a.accountJwt}"`), "fragment carries the new JWT").toBe(true);
+
+    const mode = (await stat(revocationsPath(dir))).mode & 0o777;
+    expect(mode, `revocations file mode: got ${mode.toString(8)}, want 600`).toBe(0o600);
+    const reloaded = await loadAuthority(dir);
+    expect(reloaded.revokedAt(user)?.getTime(), "reloaded revokedAt").toBe(at * 1000);
+    expect(accountRevocations(reloaded.accountJwt), "re-signed account JWT after reload").toEqual({ [user]: at });
+    expect(JSON.parse(JSON.stringify(reloaded)).revokedUsers, "toJSON revokedUsers").toBe(1);
+  });
+
+  it("nats - revoking again moves the time forward; a bad key is refused and nothing is written", async () => {
+    const dir = join(root, "revoke-again");
+    const a = await loadOrCreateAuthority(dir);
+    const user = createUser().getPublicKey();
+    const first = await a.revokeUser(user);
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await a.revokeUser(user);
+    expect(second.wasRevoked, "wasRevoked").toBe(true);
+    expect(second.revokedAt > first.revokedAt, `second revokedAt ${second.revokedAt.toISOString()}, want after ${first.revokedAt.toISOString()}`).toBe(true);
+
+    const seed = new TextDecoder().decode(createUser().getSeed());
+    const jwtBefore = a.accountJwt;
+    const fileBefore = await readFile(revocationsPath(dir), "utf8");
+    for (const [what, key] of [
+      ["seed", seed],
+      ["account key", createAccount().getPublicKey()],
+      ["empty", ""],
+    ] as const) {
+      const err = await a.revokeUser(key).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, `${what}: got ${String(err)}, want InvalidUserKeyError`).toBeInstanceOf(InvalidUserKeyError);
+      expect((err as Error).message.includes(seed), `${what}: message contains the seed`).toBe(false);
+    }
+    expect(a.accountJwt, "account JWT after refused revocations").toBe(jwtBefore);
+    expect(await readFile(revocationsPath(dir), "utf8"), "revocations file after refused revocations").toBe(fileBefore);
+  });
+
+  it("nats - concurrent revocations and two authority instances on one dir all end up in the list", async () => {
+    const dir = join(root, "revoke-many");
+    const a = await loadOrCreateAuthority(dir);
+    const b = await loadAuthority(dir); // e.g. a second process, loaded before a's revocations
+    const keys = Array.from({ length: 8 }, () => createUser().getPublicKey());
+    await Promise.all(keys.slice(0, 6).map((k) => a.revokeUser(k)));
+    await b.revokeUser(keys[6]!);
+    await a.revokeUser(keys[7]!);
+    const reloaded = await loadAuthority(dir);
+    const got = Object.keys(accountRevocations(reloaded.accountJwt)).sort();
+    expect(got, "revoked keys after reload").toEqual([...keys].sort());
+    expect(Object.keys(accountRevocations(b.accountJwt)).length, "b's JWT merges what a wrote before").toBe(7);
+  });
+
+  it("nats - a corrupt or group-writable revocation list is refused, not read as empty", async () => {
+    const dir = join(root, "revoke-bad");
+    const a = await loadOrCreateAuthority(dir);
+    await a.revokeUser(createUser().getPublicKey());
+    await chmod(revocationsPath(dir), 0o664);
+    const writable = await loadAuthority(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(writable, `mode 664: got ${String(writable)}, want AuthorityStateError`).toBeInstanceOf(AuthorityStateError);
+    expect(String(writable), "message says what to do").toMatch(/chmod 600/);
+    for (const [what, text] of [
+      ["not JSON", "{"],
+      ["wrong version", '{"version":2,"users":{}}'],
+      ["bad key", '{"version":1,"users":{"UNOTAKEY":1}}'],
+      ["bad time", `{"version":1,"users":{"${createUser().getPublicKey()}":"yesterday"}}`],
+    ] as const) {
+      await writeFile(revocationsPath(dir), text, { mode: 0o600 });
+      await chmod(revocationsPath(dir), 0o600);
+      await expect(loadAuthority(dir), what).rejects.toBeInstanceOf(AuthorityStateError);
+    }
+  });
+
+  it("nats - a JWT for a revoked key is issued after the revocation second", async () => {
+    const a = await loadOrCreateAuthority(join(root, "reissue"));
+    const kp = createUser();
+    const rev = await a.revokeUser(kp.getPublicKey());
+    const jwt = await a.issueAgentUser({ nodeId, userPublicKey: kp.getPublicKey() });
+    const iat = decode(jwt).iat;
+    expect(iat > rev.revokedAt.getTime() / 1000, `iat ${iat}, want > ${rev.revokedAt.getTime() / 1000}`).toBe(true);
+  });
+
+  it("nats - the system user may only push the WEFT account's claims", async () => {
+    const a = await loadOrCreateAuthority(join(root, "sys"));
+    const user = await a.issueSystemUser();
+    const claims = decode<User>(user.jwt);
+    expect(claims.iss, "iss (system account)").toBe(a.systemAccountPublicKey);
+    expect(claims.nats.pub?.allow, "pub.allow").toEqual([claimsUpdateSubject(a.accountPublicKey)]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${SYSTEM_USER_INBOX_PREFIX}.>`]);
+    expect(claims.nats.bearer_token, "bearer_token").toBe(false);
   });
 });

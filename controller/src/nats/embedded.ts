@@ -2,8 +2,10 @@
  * The embedded NATS server: with no NATS URL configured, the controller runs
  * `nats-server` as a child process with JetStream, its data under
  * `<stateDir>/nats/jetstream`, and the authority's JWT trust chain, so no
- * connection is anonymous. Readiness is the monitor endpoint's `/healthz`
- * (JetStream included), served on 127.0.0.1 only.
+ * connection is anonymous. The account resolver is `full` with its directory in
+ * `<stateDir>/nats/jwt`, so account JWTs pushed at run time (revocations) persist;
+ * the config preloads the authority's current JWTs on every start. Readiness is the
+ * monitor endpoint's `/healthz` (JetStream included), served on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
@@ -83,7 +85,8 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
     pidFile,
     // nats-server appends "jetstream" to store_dir: data lands in <stateDir>/nats/jetstream.
     storeDir: natsDir,
-    authFragment: opts.authority.serverConfigFragment(),
+    // full resolver: account JWTs pushed at run time (revocations) persist in <stateDir>/nats/jwt.
+    authFragment: opts.authority.serverConfigFragment({ resolverDir: join(natsDir, "jwt") }),
   });
   await writeFile(confFile, conf, { mode: 0o600 });
   await chmod(confFile, 0o600);

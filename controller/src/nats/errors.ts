@@ -80,3 +80,59 @@ export class NatsServerStartError extends NatsLayerError {
     );
   }
 }
+
+/**
+ * The server answered a claims update with an error, or the system user may not
+ * publish it. Retrying the same JWT will not help: read the description (the
+ * server's words) and fix the configuration.
+ */
+export class ClaimsUpdateRejectedError extends NatsLayerError {
+  override readonly name = "ClaimsUpdateRejectedError";
+  readonly code = "claims_update_rejected";
+  readonly retryable = false;
+  constructor(
+    readonly account: string,
+    readonly description: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`nats claims update for account ${account}: rejected: ${description}`, options);
+  }
+}
+
+/**
+ * No server took the claims update (no responders, timeout, connection closed).
+ * Retry; the revocation is already recorded in the authority and is part of every
+ * account JWT signed from now on.
+ */
+export class ClaimsUpdateUnavailableError extends NatsLayerError {
+  override readonly name = "ClaimsUpdateUnavailableError";
+  readonly code = "claims_update_unavailable";
+  readonly retryable = true;
+  constructor(
+    readonly account: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`nats claims update for account ${account}: ${reason}`, options);
+  }
+}
+
+/**
+ * A JWT for a revoked user key was requested, but this host's clock is still at or
+ * before the revocation time, so the new JWT would be revoked too. Fix the clock
+ * (NTP) or retry after `revokedAt`.
+ */
+export class ClockBehindRevocationError extends NatsLayerError {
+  override readonly name = "ClockBehindRevocationError";
+  readonly code = "clock_behind_revocation";
+  readonly retryable = true;
+  constructor(
+    readonly userPublicKey: string,
+    readonly revokedAt: Date,
+  ) {
+    super(
+      `user ${userPublicKey} was revoked at ${revokedAt.toISOString()}, which is not yet past on this host's clock; ` +
+        `a JWT issued now would be refused too: check the clock (NTP) or retry after that time`,
+    );
+  }
+}

@@ -1,21 +1,37 @@
 /**
  * controller/nats — NATS for the controller: the JWT trust chain (operator, accounts,
- * signing key) persisted in the state dir, the agent permission template, the
- * embedded JetStream nats-server, and the controller's own connection and buckets.
- * No connection is anonymous; each agent is confined to its own subjects and
+ * signing key, revocation list) persisted in the state dir, the agent permission
+ * template, the embedded JetStream nats-server, the controller's own connection and
+ * buckets, and NatsAccess, which revokes a deleted node's credential on the running
+ * server. No connection is anonymous; each agent is confined to its own subjects and
  * read access to the peers bucket.
  */
 export {
   Authority,
+  SYSTEM_USER_INBOX_PREFIX,
   UserCredentials,
   WEFT_ACCOUNT_NAME,
   assertUserPublicKey,
   authorityPath,
+  claimsUpdateSubject,
+  isUserPublicKey,
   loadAuthority,
   loadOrCreateAuthority,
   type AuthorityKeys,
+  type AuthorityOptions,
   type IssueAgentUserOptions,
+  type Revocation,
+  type ServerConfigFragmentOptions,
 } from "./authority.js";
+export { readRevocations, revocationsPath, type Revocations } from "./revocations.js";
+export {
+  NatsAccess,
+  pushAccountClaims,
+  type ClaimsUpdateAck,
+  type NatsAccessOptions,
+  type PushAccountClaimsOptions,
+  type RevokeAgentResult,
+} from "./access.js";
 export { agentPermissions, assertNodeId, kvReadSubjects, kvStreamName, type AgentPermissions } from "./permissions.js";
 export {
   findNatsServer,
@@ -34,6 +50,9 @@ export {
 } from "./connect.js";
 export {
   AuthorityStateError,
+  ClaimsUpdateRejectedError,
+  ClaimsUpdateUnavailableError,
+  ClockBehindRevocationError,
   InvalidNodeIdError,
   InvalidUserKeyError,
   NatsLayerError,

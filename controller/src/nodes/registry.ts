@@ -1,10 +1,11 @@
 /**
  * The node registry: full node records (controller-only bucket) and the public
  * peer records every agent watches (one key per node, so a change costs one
- * message per watcher). Deleting a node removes its peer record first, so
- * agents drop it from WireGuard before anything else is cleaned up.
+ * message per watcher). Deleting a node first revokes its NATS credential (the
+ * server disconnects it and refuses it from then on), then removes its peer
+ * record, so agents drop it from WireGuard before anything else is cleaned up.
  */
-import { NodeRecord, NodeView, PeerRecord } from "@weft/protocol";
+import { NODE_ID_PATTERN, NodeRecord, NodeView, PeerRecord, nodeName } from "@weft/protocol";
 import type { Logger } from "pino";
 import { NotFoundError } from "../errors.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
@@ -14,6 +15,9 @@ import type { Liveness } from "./liveness.js";
 
 export type NodeStore = RecordStore<typeof NodeRecord>;
 export type PeerStore = RecordStore<typeof PeerRecord>;
+
+/** Revoke a node's NATS user key. Throws only when the revocation was not recorded. */
+export type RevokeCredential = (natsPublicKey: string) => Promise<unknown>;
 
 export function peerRecordOf(node: NodeRecord): PeerRecord {
   return {
@@ -37,6 +41,7 @@ export class NodeRegistry {
     private readonly allocator: AddressAllocator,
     private readonly liveness: Liveness,
     private readonly log: Logger,
+    private readonly revokeCredential: RevokeCredential,
   ) {}
 
   /** Write a freshly enrolled node: its full record, then its public peer record. */
@@ -46,7 +51,7 @@ export class NodeRegistry {
   }
 
   async get(nodeId: string): Promise<NodeView> {
-    const got = await this.nodes.get(nodeId);
+    const got = NODE_ID_PATTERN.test(nodeId) ? await this.nodes.get(nodeId) : undefined;
     if (!got) throw new NotFoundError(`node ${nodeId} does not exist; list nodes with \`weft nodes list\``);
     return this.view(got.value);
   }
@@ -56,16 +61,23 @@ export class NodeRegistry {
     return all.map((r) => this.view(r.value)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Find a node by id or by name. */
+  /**
+   * Find a node by id or by name. A name may look like an id (`n-web` is a valid
+   * name), so an id that matches no node is tried as a name too.
+   */
   async resolve(idOrName: string): Promise<NodeView> {
-    if (idOrName.startsWith("n-")) return this.get(idOrName);
-    const owner = await this.claims.owner("name", idOrName);
-    if (!owner) throw new NotFoundError(`no node is named ${idOrName}`);
+    const byId = NODE_ID_PATTERN.test(idOrName) ? await this.nodes.get(idOrName) : undefined;
+    if (byId) return this.view(byId.value);
+    // Not a node name: no claim can exist (and it may not be a valid KV key).
+    const owner = nodeName.safeParse(idOrName).success ? await this.claims.owner("name", idOrName) : undefined;
+    if (!owner) throw new NotFoundError(`no node has the id or name ${JSON.stringify(idOrName.slice(0, 64))}; list nodes with \`weft nodes list\``);
     return this.get(owner);
   }
 
   async delete(nodeId: string): Promise<NodeView> {
     const view = await this.get(nodeId);
+    // Revoke first: if this fails nothing is deleted yet, so the delete can be retried.
+    await this.revokeCredential(view.natsPublicKey);
     await this.peers.delete(nodeId);
     await this.nodes.delete(nodeId);
     await this.allocator.release(nodeId, view.overlayAddress);

@@ -1,0 +1,247 @@
+/**
+ * Enrollment as an agent sees it, against a real controller and its embedded
+ * NATS: what a successful enrollment returns and stores, and for every kind of
+ * bad request the HTTP status, a message naming the problem, nothing stored and
+ * a controller that keeps serving.
+ */
+import { decode, type User } from "@nats-io/jwt";
+import { Kvm } from "@nats-io/kv";
+import { Buckets, EnrollResponse, PeerRecord, Subjects, cidrContains, parseCidr, parseIpv4 } from "@weft/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
+import { agentIdentity, assertNothingStored, claimsOf, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
+
+let t: TestController;
+let reusableKey: string;
+
+beforeAll(async () => {
+  t = await startTestController();
+  reusableKey = (await t.client.createJoinKey({ reusable: true, description: "enroll tests" })).key;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+function newAgent(overrides: Record<string, unknown> = {}, joinKey = reusableKey): AgentIdentity {
+  return agentIdentity(joinKey, generateKeyPair().publicKey, overrides);
+}
+
+function post(body: unknown) {
+  return t.client.raw("POST", "/v1/enroll", typeof body === "string" ? body : JSON.stringify(body));
+}
+
+async function enrollOk(agent: AgentIdentity): Promise<EnrollResponse> {
+  const res = await post(agent.body);
+  expect(res.status, `enroll ${String(agent.body["name"])}: got ${res.status} ${res.text}, want 201`).toBe(201);
+  const parsed = EnrollResponse.safeParse(res.body);
+  expect(parsed.success, `enroll response: got ${res.text}, want an EnrollResponse`).toBe(true);
+  return parsed.data as EnrollResponse;
+}
+
+/** Sends `body` and checks status, error code and that the message names `mentions`; then that nothing was stored. */
+async function expectRejected(what: string, body: unknown, status: number, code: string, mentions: RegExp): Promise<void> {
+  const before = await storedState(t);
+  const res = await post(body);
+  expect(res.status, `${what}: got ${res.status} ${res.text}, want ${status}`).toBe(status);
+  const err = res.body as { error?: string; message?: string } | undefined;
+  expect(err?.error, `${what}: error code in ${res.text}`).toBe(code);
+  expect(err?.message ?? "", `${what}: message should name the problem`).toMatch(mentions);
+  await assertNothingStored(t, before, what);
+}
+
+describe("enrollment", () => {
+  it("enroll - returns a node id, an address in 100.64.0.0/16, the overlay range and NATS credentials", async () => {
+    const agent = newAgent({ endpoints: { private: "10.1.0.5:51820", public: "203.0.113.7:51820" } });
+    const got = await enrollOk(agent);
+    expect(got.nodeId, "nodeId").toMatch(/^n-[0-9a-f]{16}$/);
+    expect(got.overlayCidr, "overlayCidr").toBe("100.64.0.0/16");
+    const range = parseCidr("100.64.0.0/16")!;
+    const ip = parseIpv4(got.overlayAddress);
+    expect(ip !== undefined && cidrContains(range, ip), `overlayAddress: got ${got.overlayAddress}, want one inside 100.64.0.0/16`).toBe(true);
+    expect(got.overlayAddress.endsWith(".0") || got.overlayAddress === "100.64.255.255", `overlayAddress ${got.overlayAddress} is the network or broadcast address`).toBe(false);
+    expect(got.nats.servers, "nats servers").toEqual([t.running.natsUrl]);
+    expect(got.heartbeatSeconds, "heartbeatSeconds").toBe(5);
+  });
+
+  it("enroll - the user JWT is bound to the agent's nkey and confined to its own subjects", async () => {
+    const agent = newAgent();
+    const got = await enrollOk(agent);
+    const claims = decode<User>(got.nats.userJwt);
+    expect(claims.sub, "JWT sub (the agent's public nkey)").toBe(agent.natsPublicKey);
+    expect(claims.nats.issuer_account, "JWT issuer_account").toBe(t.running.authority.accountPublicKey);
+    expect(claims.nats.bearer_token, "JWT bearer_token").toBe(false);
+    expect(claims.exp, "JWT exp").toBeUndefined();
+
+    const own = `${Subjects.nodeRoot(got.nodeId)}.`;
+    const pub = claims.nats.pub?.allow ?? [];
+    expect(pub.length > 0, "pub.allow is not empty").toBe(true);
+    for (const s of pub) {
+      const ownSubject = s.startsWith(own);
+      const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
+      expect(ownSubject || readsPeers, `pub.allow ${s}: want only ${own}… or read access to ${Buckets.peers}`).toBe(true);
+    }
+    expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`]);
+  });
+
+  it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {
+    const agent = newAgent({ site: "site-b", endpoints: { public: "198.51.100.9:51820" } });
+    const got = await enrollOk(agent);
+    const nodes = await t.client.listNodes();
+    const node = nodes.find((n) => n.nodeId === got.nodeId);
+    expect(node, `GET /v1/nodes: got ${JSON.stringify(nodes.map((n) => n.nodeId))}, want ${got.nodeId} in it`).toBeDefined();
+    expect(node?.status, "status").toBe("never-seen");
+    expect(node?.name, "name").toBe(agent.body["name"]);
+    expect(node?.site, "site").toBe("site-b");
+    expect(node?.overlayAddress, "overlayAddress").toBe(got.overlayAddress);
+    expect(node?.wireguardPublicKey, "wireguardPublicKey").toBe(agent.body["wireguardPublicKey"]);
+    expect(node?.natsPublicKey, "natsPublicKey").toBe(agent.natsPublicKey);
+    expect(node?.observedAddress, "observedAddress").toBe("127.0.0.1");
+
+    const entry = await (await new Kvm(t.running.nc).open(Buckets.peers)).get(got.nodeId);
+    const peer = PeerRecord.safeParse(entry?.json());
+    expect(peer.success, `weft-peers ${got.nodeId}: got ${entry?.string()}, want a PeerRecord`).toBe(true);
+    expect(peer.data?.overlayAddress, "peer overlayAddress").toBe(got.overlayAddress);
+    expect(peer.data?.allowedIps, "peer allowedIps").toEqual([`${got.overlayAddress}/32`]);
+    expect(peer.data?.wireguardPublicKey, "peer wireguardPublicKey").toBe(agent.body["wireguardPublicKey"]);
+    expect(peer.data?.endpoints, "peer endpoints").toEqual({ public: "198.51.100.9:51820" });
+    expect(entry?.string().includes(agent.natsPublicKey), "the peer record carries the node's NATS key").toBe(false);
+  });
+
+  it("enroll - a requested free overlay address is granted", async () => {
+    const got = await enrollOk(newAgent({ overlayAddress: "100.64.200.7" }));
+    expect(got.overlayAddress, "overlayAddress").toBe("100.64.200.7");
+  });
+});
+
+describe("enrollment rejects", () => {
+  it("enroll - an invalid join key is 403 with one message for garbage and for a wrong secret", async () => {
+    const created = await t.client.createJoinKey({});
+    const wrongSecret = `weft_${created.id}_${"A".repeat(43)}`;
+    for (const [what, key] of [
+      ["garbage key", "hello"],
+      ["well-formed key with an unknown id", `weft_000000000000_${"A".repeat(43)}`],
+      ["real id, wrong secret", wrongSecret],
+      ["real key with a character cut off", created.key.slice(0, -1)],
+    ] as const) {
+      await expectRejected(what, newAgent({}, key).body, 403, "join_key_rejected", /join key is not valid/);
+    }
+    const info = (await t.client.listJoinKeys()).find((k) => k.id === created.id);
+    expect(info?.uses, "uses of the key whose id was guessed").toBe(0);
+    expect(info?.state, "state of the key whose id was guessed").toBe("active");
+  });
+
+  it("enroll - an already used one-time key is 403", async () => {
+    const created = await t.client.createJoinKey({});
+    await enrollOk(newAgent({}, created.key));
+    await expectRejected("used one-time key", newAgent({}, created.key).body, 403, "join_key_rejected", /already used/);
+  });
+
+  it("enroll - one one-time key presented by two agents at once: exactly one 201 and one 403", async () => {
+    for (let round = 0; round < 3; round++) {
+      const created = await t.client.createJoinKey({});
+      const before = await storedState(t);
+      const agents = [newAgent({}, created.key), newAgent({}, created.key)];
+      const results = await Promise.all(agents.map((a) => post(a.body)));
+      const statuses = results.map((r) => r.status).sort();
+      expect(statuses, `round ${round}: got ${results.map((r) => `${r.status} ${r.text.slice(0, 120)}`).join(" | ")}, want one 201 and one 403`).toEqual([201, 403]);
+      const loser = results.find((r) => r.status === 403);
+      expect(loser?.text, "loser's message").toMatch(/already used/);
+
+      const after = await storedState(t);
+      const added = after.nodes.filter((n) => !before.nodes.some((b) => b.nodeId === n.nodeId));
+      expect(added.length, `round ${round}: new nodes: got ${added.length}, want 1`).toBe(1);
+      const newClaims = after.claims.filter((c) => !before.claims.includes(c));
+      expect(newClaims, `round ${round}: new ipam claims`).toEqual(claimsOf(added));
+      const info = after.keys.find((k) => k.id === created.id);
+      expect(`${info?.state} uses=${info?.uses}`, `round ${round}: key after the race`).toBe("used uses=1");
+    }
+  });
+
+  it("enroll - malformed payloads are 400 naming the field", async () => {
+    const valid = newAgent().body;
+    const without = (field: string) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== field));
+    const cases: [string, unknown, RegExp][] = [
+      ["empty object", {}, /joinKey/],
+      ["missing name", without("name"), /name/],
+      ["missing wireguardPublicKey", without("wireguardPublicKey"), /wireguardPublicKey/],
+      ["missing natsPublicKey", without("natsPublicKey"), /natsPublicKey/],
+      ["missing version", without("version"), /version/],
+      ["version 2", { ...valid, version: 2 }, /version/],
+      ["listenPort as a string", { ...valid, listenPort: "51820" }, /listenPort/],
+      ["listenPort 0", { ...valid, listenPort: 0 }, /listenPort/],
+      ["name with capitals", { ...valid, name: "Web-1" }, /name/],
+      ["name as a number", { ...valid, name: 7 }, /name/],
+      ["site too long", { ...valid, site: "s".repeat(64) }, /site/],
+      ["endpoints as a string", { ...valid, endpoints: "10.0.0.1:51820" }, /endpoints/],
+      ["private endpoint without port", { ...valid, endpoints: { private: "10.0.0.1" } }, /endpoints\.private/],
+      ["endpoint with a host name", { ...valid, endpoints: { public: "example.com:51820" } }, /endpoints\.public/],
+      ["extra field", { ...valid, admin: true }, /admin/],
+      ["extra endpoint kind", { ...valid, endpoints: { private: "10.0.0.1:1", ipv6: "x" } }, /ipv6/],
+      ["wireguard key too short", { ...valid, wireguardPublicKey: "abc=" }, /wireguardPublicKey/],
+      ["wireguard key is a nats key", { ...valid, wireguardPublicKey: valid["natsPublicKey"] }, /wireguardPublicKey/],
+      ["nats key is a seed", { ...valid, natsPublicKey: new TextDecoder().decode(newAgent().natsSeed) }, /natsPublicKey/],
+      ["nats key with a bad checksum", { ...valid, natsPublicKey: flipLast(String(valid["natsPublicKey"])) }, /natsPublicKey/],
+      ["overlayAddress not an IP", { ...valid, overlayAddress: "100.64.0" }, /overlayAddress/],
+      ["array body", [valid], /body|expected object/i],
+      ["null body", null, /body|expected object/i],
+      ["string body", "\"enroll me\"", /body|expected object/i],
+    ];
+    for (const [what, body, mentions] of cases) {
+      await expectRejected(what, body, 400, "invalid_request", mentions);
+    }
+  });
+
+  it("enroll - a body that is not JSON, empty, of another content type or over 64 KiB is rejected without storing anything", async () => {
+    const before = await storedState(t);
+    const cases: [string, () => ReturnType<typeof post>, number[]][] = [
+      ["non-JSON body", () => t.client.raw("POST", "/v1/enroll", "{not json"), [400]],
+      ["truncated JSON", () => t.client.raw("POST", "/v1/enroll", JSON.stringify(newAgent().body).slice(0, 50)), [400]],
+      ["empty body", () => t.client.raw("POST", "/v1/enroll", ""), [400]],
+      ["text/plain body", () => t.client.raw("POST", "/v1/enroll", JSON.stringify(newAgent().body), { "content-type": "text/plain" }), [400, 415]],
+      ["body over 64 KiB", () => t.client.raw("POST", "/v1/enroll", JSON.stringify({ ...newAgent().body, pad: "x".repeat(70 * 1024) })), [413, 400]],
+    ];
+    for (const [what, send, want] of cases) {
+      const res = await send();
+      expect(want.includes(res.status), `${what}: got ${res.status} ${res.text}, want ${want.join(" or ")}`).toBe(true);
+      expect((res.body as { error?: string } | undefined)?.error, `${what}: error code in ${res.text}`).toBe("invalid_request");
+    }
+    await assertNothingStored(t, before, "unparseable bodies");
+  });
+
+  it("enroll - a body carrying nodeId is 400", async () => {
+    await expectRejected("nodeId in body", { ...newAgent().body, nodeId: "n-0123456789abcdef" }, 400, "invalid_request", /nodeId/);
+  });
+
+  it("enroll - a WireGuard public key or a name already enrolled is 409 naming the owner", async () => {
+    const first = newAgent();
+    const owner = await enrollOk(first);
+    const sameKey = newAgent({ wireguardPublicKey: first.body["wireguardPublicKey"] });
+    await expectRejected("same WireGuard key", sameKey.body, 409, "conflict", new RegExp(`WireGuard public key .*${owner.nodeId}`));
+    const sameName = newAgent({ name: first.body["name"] });
+    await expectRejected("same name", sameName.body, 409, "conflict", new RegExp(`node name ${String(first.body["name"])} .*${owner.nodeId}`));
+  });
+
+  it("enroll - an overlayAddress of another node is 409, one outside the range 400", async () => {
+    const owner = await enrollOk(newAgent());
+    await expectRejected("address of another node", newAgent({ overlayAddress: owner.overlayAddress }).body, 409, "conflict", new RegExp(`${owner.overlayAddress.replace(/\./g, "\\.")} belongs to node ${owner.nodeId}`));
+    for (const addr of ["10.0.0.1", "100.65.0.1", "100.64.0.0", "100.64.255.255"]) {
+      await expectRejected(`overlayAddress ${addr}`, newAgent({ overlayAddress: addr }).body, 400, "invalid_request", /overlayAddress .* not a host address inside the overlay range/);
+    }
+  });
+
+  it("enroll - a one-time key is not burned by a request that fails after the key was checked", async () => {
+    const first = newAgent();
+    await enrollOk(first);
+    const created = await t.client.createJoinKey({});
+    await expectRejected("conflicting name with a fresh one-time key", newAgent({ name: first.body["name"] }, created.key).body, 409, "conflict", /node name/);
+    await expectRejected("bad nats checksum with a fresh one-time key", newAgent({ natsPublicKey: flipLast(newAgent().natsPublicKey) }, created.key).body, 400, "invalid_request", /natsPublicKey/);
+    const info = (await t.client.listJoinKeys()).find((k) => k.id === created.id);
+    expect(`${info?.state} uses=${info?.uses}`, "key after two rejected enrollments").toBe("active uses=0");
+    await enrollOk(newAgent({}, created.key));
+  });
+});
+
+function flipLast(key: string): string {
+  return key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
+}

@@ -1,0 +1,114 @@
+/**
+ * The revocation list of the WEFT account, persisted beside the authority's seeds
+ * in `<authorityDir>/revocations.json`. Each entry maps a user public nkey to a
+ * unix time in seconds: nats-server refuses every JWT of that user issued at or
+ * before that second (jwt v2 `RevocationList.IsRevoked`: `ts >= iat`).
+ *
+ * The account JWT is re-signed on every load, so this file, not the server's
+ * resolver directory, is the source of truth: a list lost here would be lost on
+ * the server at the next controller start. Writes are atomic (temp file, fsync,
+ * rename, fsync of the directory); a file that others can write, or that does not
+ * parse, is refused rather than read as empty.
+ */
+import { randomBytes } from "node:crypto";
+import { open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { AuthorityStateError } from "./errors.js";
+
+const REVOCATIONS_FILE = "revocations.json";
+const FILE_VERSION = 1;
+
+/** User public nkey → unix seconds; JWTs of that user issued at or before then are refused. */
+export type Revocations = ReadonlyMap<string, number>;
+
+interface RevocationsFile {
+  version: number;
+  /** User public nkey → unix seconds. */
+  users: Record<string, number>;
+}
+
+/** The revocations file inside an authority directory. */
+export function revocationsPath(dir: string): string {
+  return join(dir, REVOCATIONS_FILE);
+}
+
+/**
+ * Reads the revocation list persisted in dir; an absent file is an empty list.
+ * Throws AuthorityStateError if the file is corrupt or writable by group/others.
+ * `isUserKey` validates each key (kept as a parameter so this module stays free of
+ * nkey parsing).
+ */
+export async function readRevocations(dir: string, isUserKey: (key: string) => boolean): Promise<Map<string, number>> {
+  const path = revocationsPath(dir);
+  let text: string;
+  try {
+    const st = await stat(path);
+    if ((st.mode & 0o022) !== 0) {
+      throw new AuthorityStateError(
+        path,
+        `mode ${(st.mode & 0o777).toString(8)} lets others un-revoke node credentials; chmod 600 it`,
+      );
+    }
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if (err instanceof AuthorityStateError) throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return new Map();
+    throw new AuthorityStateError(path, "cannot read", { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new AuthorityStateError(path, "not valid JSON; restore it from a backup (an empty list would re-admit deleted nodes)", {
+      cause,
+    });
+  }
+  const f = raw as Partial<RevocationsFile> | null;
+  if (f === null || typeof f !== "object" || f.version !== FILE_VERSION || typeof f.users !== "object" || f.users === null) {
+    throw new AuthorityStateError(path, `unsupported format (want {"version": ${FILE_VERSION}, "users": {…}})`);
+  }
+  const out = new Map<string, number>();
+  for (const [key, at] of Object.entries(f.users)) {
+    if (!isUserKey(key)) throw new AuthorityStateError(path, `users: ${JSON.stringify(key.slice(0, 60))} is not a user public nkey`);
+    if (typeof at !== "number" || !Number.isSafeInteger(at) || at <= 0) {
+      throw new AuthorityStateError(path, `users.${key}: want unix seconds, got ${JSON.stringify(at)}`);
+    }
+    out.set(key, at);
+  }
+  return out;
+}
+
+/** Writes the list atomically and durably (file 0600). Throws AuthorityStateError. */
+export async function writeRevocations(dir: string, list: Revocations): Promise<void> {
+  const path = revocationsPath(dir);
+  const body: RevocationsFile = { version: FILE_VERSION, users: Object.fromEntries([...list].sort(([a], [b]) => a.localeCompare(b))) };
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    const fh = await open(tmp, "wx", 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(body, null, 2) + "\n");
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dh = await open(dir, "r");
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw new AuthorityStateError(path, "cannot write the revocation list", { cause: err });
+  }
+}
+
+/** Merges lists: per key, the later time wins (revocation times only move forward). */
+export function mergeRevocations(...lists: Revocations[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const list of lists) {
+    for (const [key, at] of list) out.set(key, Math.max(out.get(key) ?? 0, at));
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+/**
+ * Helpers shared by the controller's tests (not part of the public surface):
+ * a real controller with its embedded NATS on 127.0.0.1 (free ports, temp state
+ * dir), enrollment bodies, and a read-back of everything the controller stores,
+ * so negative tests can prove that nothing was written.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kvm } from "@nats-io/kv";
+import { createUser } from "@nats-io/nkeys";
+import { Buckets, ControllerClient, type JoinKeyInfo, type NodeView } from "@weft/protocol";
+import { pino } from "pino";
+import { startController, type RunningController } from "./controller.js";
+import type { ControllerConfigInput } from "./config.js";
+import { claimKey } from "./ipam/claims.js";
+
+export interface TestController {
+  running: RunningController;
+  /** Admin client over TCP. */
+  client: ControllerClient;
+  stateDir: string;
+  /** Stops the controller and removes its state dir; safe to call twice or after a failed start. */
+  stop(): Promise<void>;
+}
+
+/** Starts a controller on 127.0.0.1 with free ports and a fresh state dir. */
+export async function startTestController(overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds">> = {}): Promise<TestController> {
+  const stateDir = await mkdtemp(join(tmpdir(), "weft-ctl-"));
+  let running: RunningController;
+  try {
+    running = await startController(
+      { stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 }, ...overrides },
+      pino({ level: "silent" }),
+    );
+  } catch (err) {
+    await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  }
+  let stopped = false;
+  return {
+    running,
+    client: new ControllerClient({ url: running.apiUrl, adminToken: running.adminToken }),
+    stateDir,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      try {
+        await running.stop();
+      } finally {
+        await rm(stateDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export interface AgentIdentity {
+  /** The enrollment request body (a plain object, so tests can break it). */
+  body: Record<string, unknown>;
+  /** The NATS user seed that stays on the agent's host. */
+  natsSeed: Uint8Array;
+  natsPublicKey: string;
+}
+
+let agentCounter = 0;
+
+/**
+ * A fresh agent identity and a valid enrollment body for it. The WireGuard
+ * public key is passed in (tests make it with the agent's generateKeyPair()).
+ */
+export function agentIdentity(joinKey: string, wireguardPublicKey: string, overrides: Record<string, unknown> = {}): AgentIdentity {
+  const user = createUser();
+  const n = ++agentCounter;
+  return {
+    body: {
+      version: 1,
+      joinKey,
+      name: `node-${process.pid}-${n}`,
+      site: "site-a",
+      wireguardPublicKey,
+      natsPublicKey: user.getPublicKey(),
+      listenPort: 51820,
+      endpoints: { private: `10.0.0.${(n % 250) + 1}:51820` },
+      ...overrides,
+    },
+    natsSeed: user.getSeed(),
+    natsPublicKey: user.getPublicKey(),
+  };
+}
+
+/** Everything the controller stores, read back through the API and the KV buckets. */
+export interface StoredState {
+  nodes: NodeView[];
+  keys: JoinKeyInfo[];
+  /** Keys of the ipam bucket (addr.*, wgkey.*, name.*), sorted. */
+  claims: string[];
+  /** Keys of the weft-peers bucket, sorted. */
+  peers: string[];
+}
+
+export async function storedState(t: TestController): Promise<StoredState> {
+  const kvm = new Kvm(t.running.nc);
+  const keysOf = async (bucket: string) => {
+    const out: string[] = [];
+    for await (const k of await (await kvm.open(bucket)).keys()) out.push(k);
+    return out.sort();
+  };
+  const [nodes, keys, claims, peers] = await Promise.all([t.client.listNodes(), t.client.listJoinKeys(), keysOf(Buckets.ipam), keysOf(Buckets.peers)]);
+  return { nodes, keys, claims, peers };
+}
+
+/** What the negative tests compare: ids, key use counts and states, claim and peer keys. */
+function summary(s: StoredState): Record<string, string[]> {
+  return {
+    nodes: s.nodes.map((n) => `${n.nodeId} ${n.name} ${n.overlayAddress}`).sort(),
+    keys: s.keys.map((k) => `${k.id} ${k.state} uses=${k.uses}`).sort(),
+    claims: s.claims,
+    peers: s.peers,
+  };
+}
+
+/**
+ * Reads the state back and throws, naming every difference, unless it is what
+ * it was in `before`; then checks the API still answers /healthz. Proves that a
+ * rejected request stored nothing and left the controller serving.
+ */
+export async function assertNothingStored(t: TestController, before: StoredState, what: string): Promise<void> {
+  const was = summary(before);
+  const now = summary(await storedState(t));
+  const diffs: string[] = [];
+  for (const [field, want] of Object.entries(was)) {
+    const got = now[field] ?? [];
+    const added = got.filter((x) => !want.includes(x));
+    const removed = want.filter((x) => !got.includes(x));
+    if (added.length > 0 || removed.length > 0) diffs.push(`${field}: got +${JSON.stringify(added)} -${JSON.stringify(removed)}, want no change`);
+  }
+  if (diffs.length > 0) throw new Error(`${what}: state changed: ${diffs.join("; ")}`);
+  const health = await t.client.raw("GET", "/healthz");
+  if (health.status !== 200) throw new Error(`${what}: GET /healthz afterwards: got ${health.status} ${health.text}, want 200`);
+}
+
+/** The ipam claim keys a set of nodes should own, sorted (addr, wgkey, name per node). */
+export function claimsOf(nodes: Pick<NodeView, "overlayAddress" | "wireguardPublicKey" | "name">[]): string[] {
+  return nodes
+    .flatMap((n) => [claimKey("addr", n.overlayAddress), claimKey("wgkey", n.wireguardPublicKey), claimKey("name", n.name)])
+    .sort();
+}
+
+/** Poll `fn` until it returns a value that is not undefined, or give up after `ms`. */
+export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 3000, stepMs = 20): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const got = await fn();
+    if (got !== undefined) return got;
+    if (Date.now() > end) return undefined;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}

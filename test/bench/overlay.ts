@@ -1,0 +1,301 @@
+/**
+ * `npm run bench` (scripts/bench.sh): the overlay benchmark on a dedicated lab (prefix `wtb`,
+ * so the demo's lab is never touched). In one run, between two hosts in different clouds:
+ *   1. underlay vs Weft overlay TCP throughput and ping latency;
+ *   2. the same over WireGuard configured by hand with the same implementation (wireguard-go),
+ *      so Weft's own cost shows as the ratio weft / hand (expected ~1.0: same data path);
+ *   3. start-up (all agents at once → handshakes with every peer), agent restart and host
+ *      restart times;
+ * then prints a table and writes bench-results/overlay-<timestamp>.json (+ overlay-latest.json).
+ * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
+ */
+import { cp } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, type Host, type LabOptions } from "@weft/lab";
+import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents } from "./src/convergence.js";
+import { BenchError, BenchInterruptedError } from "./src/errors.js";
+import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
+import { measureLatency, startIperfServer, stopIperfServer, type IperfServer } from "./src/measure.js";
+import { compare, measurePath, PATH_NAMES, roundOrder, summarizePath, type PathName, type PathSample, type PathTarget } from "./src/paths.js";
+import { describeMachine, formatReport, writeResult, SCHEMA, type OverlayBenchResult } from "./src/report.js";
+
+const USAGE = `usage: npm run bench -- [options]   (needs root)
+
+  --rounds <n>          rounds of [underlay, weft, hand] (default 3)
+  --seconds <s>         iperf3 duration per measurement (default 5)
+  --pings <n>           pings per measurement (default 20)
+  --interval <s>        seconds between pings (default 0.2)
+  --from <host>         sender, a cloud host (default aws-1)
+  --to <host>           receiver, a cloud host in another site (default azure-1)
+  --restart-host <host> host restarted for the restart timings (default gcp-1)
+  --restart-timeout <s> how long the host restart waits for all handshakes (default 30)
+  --prefix <name>       lab prefix (default wtb; never the demo's "weft")
+  --out <dir>           where results go (default <repo>/bench-results)
+`;
+
+interface Settings {
+  rounds: number;
+  seconds: number;
+  pings: number;
+  intervalS: number;
+  from: string;
+  to: string;
+  restartHost: string;
+  restartTimeoutMs: number;
+  prefix: string;
+  out: string;
+}
+
+/** Hand-made tunnel: its own addresses, port and interface names, apart from Weft's. */
+const HAND = { port: 51900, from: "10.200.0.1", to: "10.200.0.2", ifacePrefix: "wgb" } as const;
+const IPERF_PORTS: Record<PathName, number> = { underlay: 5201, weft: 5202, hand: 5203 };
+const STARTUP_TIMEOUT_MS = 60_000;
+const AGENT_RESTART_TIMEOUT_MS = 30_000;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function parseSettings(argv: string[]): Settings {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rounds: { type: "string", default: "3" },
+      seconds: { type: "string", default: "5" },
+      pings: { type: "string", default: "20" },
+      interval: { type: "string", default: "0.2" },
+      from: { type: "string", default: "aws-1" },
+      to: { type: "string", default: "azure-1" },
+      "restart-host": { type: "string", default: "gcp-1" },
+      "restart-timeout": { type: "string", default: "30" },
+      prefix: { type: "string", default: "wtb" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const num = (name: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new BenchError(`--${name} ${v}: want a number ≥ ${min}`);
+    return n;
+  };
+  const s: Settings = {
+    rounds: Math.round(num("rounds", values.rounds, 1)),
+    seconds: Math.round(num("seconds", values.seconds, 1)),
+    pings: Math.round(num("pings", values.pings, 1)),
+    intervalS: num("interval", values.interval, 0.01),
+    from: values.from,
+    to: values.to,
+    restartHost: values["restart-host"],
+    restartTimeoutMs: num("restart-timeout", values["restart-timeout"], 1) * 1000,
+    prefix: values.prefix,
+    out: resolve(values.out ?? join(repoRoot(), "bench-results")),
+  };
+  if (s.prefix === "weft") throw new BenchError("--prefix weft is the demo's lab; the benchmark uses its own (default wtb)");
+  const hosts = labTopology({ prefix: s.prefix }).hosts;
+  const host = (name: string, flag: string): Host => {
+    const h = hosts.find((x) => x.name === name);
+    if (!h) throw new BenchError(`--${flag} ${name}: not a lab host; hosts: ${hosts.map((x) => x.name).join(", ")}`);
+    return h;
+  };
+  const from = host(s.from, "from");
+  const to = host(s.to, "to");
+  host(s.restartHost, "restart-host");
+  if (!from.publicAddress || !to.publicAddress) throw new BenchError("--from and --to must be cloud hosts (with a public address): the underlay is measured to the public address");
+  if (from.site === to.site) throw new BenchError(`--from ${s.from} and --to ${s.to} are in the same site; pick hosts in two clouds`);
+  return s;
+}
+
+async function main(): Promise<number> {
+  const settings = parseSettings(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new BenchError("the benchmark builds network namespaces and WireGuard interfaces: run it as root");
+  const repo = repoRoot();
+  const machine = describeMachine(repo);
+  if (!machine.wireguardGo || !machine.iperf3) throw new BenchError("wireguard-go and iperf3 are needed; run scripts/setup.sh");
+
+  const opts: LabOptions = { prefix: settings.prefix };
+  const topology = labTopology(opts);
+  const from = topology.hosts.find((h) => h.name === settings.from) as Host;
+  const to = topology.hosts.find((h) => h.name === settings.to) as Host;
+  const hand: HandTunnelOptions = {
+    a: { host: from.name, iface: `${HAND.ifacePrefix}-${from.name}`.slice(0, 15), address: HAND.from, publicAddress: from.publicAddress as string },
+    b: { host: to.name, iface: `${HAND.ifacePrefix}-${to.name}`.slice(0, 15), address: HAND.to, publicAddress: to.publicAddress as string },
+    port: HAND.port,
+    mtu: 0, // set to the Weft interface's MTU once it exists
+  };
+
+  // Ctrl-C / SIGTERM: finish the current step, then tear down (a third signal quits at once).
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      say(`\n==> ${sig}: stopping after the current step, then tearing down`);
+      abort.abort(new BenchInterruptedError(sig));
+    } else if (signals === 2) {
+      say(`==> still tearing down; ${sig} once more quits at once (then run: node cli/dist/main.js lab down --prefix ${settings.prefix})`);
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // A bug that escapes every await (an unhandled 'error' event) must not leave the lab running:
+  // labDown stops every process in the lab's namespaces (agents, wireguard-go, iperf3) and removes them.
+  const emergency = (err: unknown) => {
+    say(`weft bench: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n==> removing the lab ${settings.prefix}`);
+    void labDown(opts).finally(() => process.exit(1));
+  };
+  process.once("uncaughtException", emergency);
+  process.once("unhandledRejection", emergency);
+
+  const started = Date.now();
+  const step = (what: string) => {
+    abort.signal.throwIfAborted();
+    say(`==> [${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${what}`);
+  };
+
+  const date = new Date(started).toISOString();
+  let cluster: LabCluster | undefined;
+  let handUp = false;
+  const servers: IperfServer[] = [];
+  let result: OverlayBenchResult | undefined;
+  let failure: unknown;
+  try {
+    step(`lab ${settings.prefix}: clearing what an earlier run left, then building it`);
+    await labDown(opts);
+    if (existsSync(labDir(opts))) throw new BenchError(`${labDir(opts)} exists but no lab records it; remove it (it holds only benchmark state) or use another --prefix`);
+    await labUp(opts);
+
+    cluster = new LabCluster(opts);
+    step("starting the controller");
+    await cluster.startController();
+    const client = await cluster.client();
+    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "overlay benchmark" });
+
+    const hosts = topology.hosts.map((h) => h.name);
+    step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
+    const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, key.key, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
+    const agents: Agents = { cluster, prefix: settings.prefix, hosts, names };
+    const toOverlay = (await client.getNode(to.name)).overlayAddress;
+    if (!toOverlay) throw new BenchError(`the controller lists no overlay address for ${to.name}`);
+
+    step(`agent restart: ${settings.restartHost} (state and interface kept)`);
+    const agentRestart = await measureAgentRestart(agents, settings.restartHost, { timeoutMs: AGENT_RESTART_TIMEOUT_MS, signal: abort.signal });
+    step(`host restart: ${settings.restartHost} (interface deleted, state kept)`);
+    const hostRestart = await measureHostRestart(agents, settings.restartHost, { timeoutMs: settings.restartTimeoutMs, signal: abort.signal });
+
+    hand.mtu = await interfaceMtu(opts, from.name, ifaceOf(agents, from.name));
+    step(`hand-configured wireguard-go: ${hand.a.iface} ${HAND.from} ↔ ${hand.b.iface} ${HAND.to}, UDP ${HAND.port}, MTU ${hand.mtu}`);
+    handUp = true;
+    await setUpHandTunnel(opts, hand);
+
+    const paths: Record<PathName, PathTarget> = {
+      underlay: { name: "underlay", address: to.publicAddress as string, bindAddress: to.privateAddress, port: IPERF_PORTS.underlay },
+      weft: { name: "weft", address: toOverlay, bindAddress: toOverlay, port: IPERF_PORTS.weft },
+      hand: { name: "hand", address: HAND.to, bindAddress: HAND.to, port: IPERF_PORTS.hand },
+    };
+    step(`iperf3 servers on ${to.name}: ${PATH_NAMES.map((p) => `${paths[p].bindAddress}:${paths[p].port}`).join(", ")}`);
+    for (const p of PATH_NAMES) servers.push(await startIperfServer(opts, to.name, paths[p].bindAddress, paths[p].port));
+    // Warm-up: handshake on the hand-made tunnel, neighbour and conntrack entries on every path.
+    for (const p of PATH_NAMES) {
+      const warm = await measureLatency(opts, from.name, paths[p].address, 3, 0.2);
+      if (warm.received === 0) throw new BenchError(`${from.name} cannot reach ${paths[p].address} (${p}): no reply to 3 pings`);
+    }
+
+    const samples: (PathSample & { path: PathName })[] = [];
+    const measure = { from: from.name, seconds: settings.seconds, pings: settings.pings, intervalS: settings.intervalS, signal: abort.signal };
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = roundOrder(PATH_NAMES, round);
+      for (const [position, p] of order.entries()) {
+        step(`round ${round + 1}/${settings.rounds}: ${p} (${paths[p].address})`);
+        samples.push({ path: p, ...(await measurePath(opts, measure, paths[p], round, position)) });
+      }
+    }
+
+    const summary = Object.fromEntries(PATH_NAMES.map((p) => [p, summarizePath(samples.filter((s) => s.path === p))])) as OverlayBenchResult["summary"];
+    result = {
+      schema: SCHEMA,
+      date,
+      durationMs: 0,
+      machine,
+      settings: {
+        prefix: settings.prefix,
+        from: from.name,
+        to: to.name,
+        rounds: settings.rounds,
+        iperfSeconds: settings.seconds,
+        pings: settings.pings,
+        pingIntervalS: settings.intervalS,
+        mtu: hand.mtu,
+        handPort: HAND.port,
+      },
+      paths,
+      samples,
+      summary,
+      ratios: {
+        weftOverUnderlay: compare(summary.weft, summary.underlay),
+        handOverUnderlay: compare(summary.hand, summary.underlay),
+        weftOverHand: compare(summary.weft, summary.hand),
+      },
+      convergence: { startup, agentRestart, hostRestart },
+    };
+  } catch (err) {
+    // A step cut short by Ctrl-C (its tools got the SIGINT too) fails in its own way; report the interruption.
+    failure = abort.signal.aborted ? (abort.signal.reason as unknown) : err;
+  } finally {
+    say("==> tearing down");
+    const problems: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    for (const s of servers) await attempt(`stop iperf3 on ${s.address}:${s.port}`, () => stopIperfServer(s));
+    if (handUp) await attempt("remove the hand-made interfaces", () => tearDownHandTunnel(opts, hand));
+    if (cluster) {
+      const c = cluster;
+      await attempt("stop the agents and the controller", () => c.stopAll());
+      if (failure !== undefined && !(failure instanceof BenchInterruptedError)) {
+        const kept = join(settings.out, `overlay-${date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-")}-logs`);
+        await attempt("keep the logs", async () => {
+          await cp(c.logDir, kept, { recursive: true });
+          say(`    logs of the failed run: ${kept}`);
+        });
+      }
+    }
+    await attempt(`lab down ${settings.prefix}`, () => labDown(opts));
+    for (const p of problems) say(`    teardown problem: ${p}`);
+  }
+  if (failure !== undefined) throw failure;
+  if (!result) throw new BenchError("no result");
+  result.durationMs = Date.now() - started;
+  const path = await writeResult(settings.out, result);
+  process.stdout.write(`\n${formatReport(result, path)}\n`);
+  return 0;
+}
+
+async function interfaceMtu(opts: LabOptions, host: string, iface: string): Promise<number> {
+  const res = await labExec(opts, host, ["cat", `/sys/class/net/${iface}/mtu`]);
+  const mtu = Number(res.stdout.trim());
+  if (res.exitCode !== 0 || !Number.isInteger(mtu)) throw new BenchError(`cannot read the MTU of ${iface} on ${host}: ${res.stderr.trim()}`);
+  return mtu;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof BenchInterruptedError) {
+      say(`weft bench: ${err.message}; everything was torn down`);
+      process.exit(130);
+    }
+    say(`weft bench: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof Error && err.cause) say(`  cause: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`);
+    process.exit(1);
+  },
+);

@@ -9,11 +9,11 @@
  * then prints a table and writes bench-results/overlay-<timestamp>.json (+ overlay-latest.json).
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
-import { cp } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, type Host, type LabOptions } from "@weft/lab";
+import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, resolveLabOptions, type Host, type LabOptions } from "@weft/lab";
 import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents } from "./src/convergence.js";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
 import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
@@ -152,6 +152,7 @@ async function main(): Promise<number> {
   process.once("uncaughtException", emergency);
   process.once("unhandledRejection", emergency);
 
+  const lock = await takeLock(opts);
   const started = Date.now();
   const step = (what: string) => {
     abort.signal.throwIfAborted();
@@ -270,6 +271,7 @@ async function main(): Promise<number> {
       }
     }
     await attempt(`lab down ${settings.prefix}`, () => labDown(opts));
+    await rm(lock, { force: true });
     for (const p of problems) say(`    teardown problem: ${p}`);
   }
   if (failure !== undefined) throw failure;
@@ -278,6 +280,37 @@ async function main(): Promise<number> {
   const path = await writeResult(settings.out, result);
   process.stdout.write(`\n${formatReport(result, path)}\n`);
   return 0;
+}
+
+/**
+ * One benchmark per prefix at a time: the run starts by tearing down whatever its lab left, which
+ * must never be another run's live lab. `<runDir>/<prefix>.bench.pid` holds the owner's pid.
+ */
+async function takeLock(opts: LabOptions): Promise<string> {
+  const { runDir, prefix } = resolveLabOptions(opts);
+  const path = join(runDir, `${prefix}.bench.pid`);
+  await mkdir(runDir, { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: "wx" });
+      return path;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const owner = Number((await readFile(path, "utf8").catch(() => "")).trim());
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) throw new BenchError(`another benchmark (pid ${owner}) is using the lab ${prefix}; wait for it or use another --prefix`);
+      await rm(path, { force: true }); // left by a run that died
+    }
+  }
+  throw new BenchError(`cannot take the lock ${path}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function interfaceMtu(opts: LabOptions, host: string, iface: string): Promise<number> {

@@ -196,10 +196,11 @@ export interface AgentStateFile {
 
 export interface AgentStatusFile {
   nodeId: string;
-  nats: "connecting" | "connected" | "disconnected" | "stopped";
+  nats: "connecting" | "connected" | "disconnected" | "closed" | "stopped";
   stale: boolean;
   appliedRevision: number;
   peers: number;
+  removed?: boolean;
   lastSyncAt?: string;
   updatedAt: string;
 }

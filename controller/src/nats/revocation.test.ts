@@ -221,7 +221,7 @@ describe("nats revocation", () => {
 
     // A responder that answers like a server refusing the JWT (inside the WEFT account).
     const fake = nc.subscribe(claimsUpdateSubject(authority.accountPublicKey), {
-      callback: (_err, m) => m.respond(JSON.stringify({ error: { account: "x", code: 500, description: "jwt update resulted in error - test" } })),
+      callback: (_err, m) => void m.respond(JSON.stringify({ error: { account: "x", code: 500, description: "jwt update resulted in error - test" } })),
     });
     await nc.flush();
     const refused = await pushAccountClaims(nc, authority, { timeoutMs: 2000 }).then(

@@ -37,7 +37,10 @@ fi
 stamp=node_modules/.weft-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 can write a lock file that its own `npm ci` then rejects (platform-specific optional
+  # packages such as @rollup/rollup-linux-x64-gnu left out); `npm install --no-save` still
+  # honours the locked versions and changes no file.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-save --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
 

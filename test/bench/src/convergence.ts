@@ -18,16 +18,12 @@ export interface Agents {
   cluster: LabCluster;
   prefix: string;
   hosts: readonly string[];
-  /** Peer public key (hex, as the UAPI prints it) → host name (StartupResult.names). */
+  /** Peer public key (hex, as the UAPI prints it) → host name, as measureStartup returns it. */
   names: ReadonlyMap<string, string>;
 }
 
 /** The host's Weft interface: `<prefix>-<host>`, unique across labs (UAPI sockets share a directory). */
 export const ifaceOf = (a: Pick<Agents, "prefix">, host: string): string => interfaceNameFor(host, a.prefix);
-
-async function startAgent(a: Pick<Agents, "cluster">, host: string, joinKey?: string): Promise<void> {
-  await a.cluster.startAgent(host, joinKey);
-}
 
 /** A HandshakeTiming with peers named by host instead of by public key. */
 export type HostTiming = HandshakeTiming;
@@ -67,7 +63,7 @@ export async function measureStartup(
   o: { timeoutMs: number; signal: AbortSignal },
 ): Promise<{ result: StartupResult; names: Map<string, string> }> {
   const t0 = Date.now();
-  await Promise.all(a.hosts.map((h) => startAgent(a, h, joinKey)));
+  await Promise.all(a.hosts.map((h) => a.cluster.startAgent(h, joinKey)));
   const peers = a.hosts.length - 1;
   const timings = await watchHandshakes(
     a.hosts.map((host) => ({ host, iface: ifaceOf(a, host), peers })),
@@ -119,7 +115,7 @@ export async function measureAgentRestart(a: Agents, host: string, o: { timeoutM
     const t0 = Date.now();
     await a.cluster.stopAgent(host);
     const stopMs = Date.now() - t0;
-    await startAgent(a, host);
+    await a.cluster.startAgent(host);
     let syncedMs: number | null = null;
     while (Date.now() - t0 < o.timeoutMs) {
       o.signal.throwIfAborted();
@@ -158,7 +154,7 @@ export async function measureHostRestart(a: Agents, host: string, o: { timeoutMs
   }
   const interfaceGoneMs = Date.now() - stopped;
   const t0 = Date.now();
-  await startAgent(a, host);
+  await a.cluster.startAgent(host);
   const [timing] = await watchHandshakes([{ host, iface, peers }], { t0, timeoutMs: o.timeoutMs, signal: o.signal });
   return { ...named(timing as HandshakeTiming, a.names), interfaceGoneMs, peers, timeoutMs: o.timeoutMs };
 }

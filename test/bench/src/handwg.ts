@@ -77,11 +77,17 @@ async function configureEnd(opts: LabOptions, t: HandTunnelOptions, self: HandEn
   }
 }
 
-/** `wireguard-go IFACE` daemonizes and exits; wait for its UAPI socket to answer. */
+/**
+ * `wireguard-go IFACE` daemonizes and exits; wait for its UAPI socket to answer. Started the way
+ * the agent starts Weft's (agent/src/wireguard/userspace.ts): detached, in its own session. With
+ * the kernel's autogroup scheduling a session is a CPU-share group, so a daemon left in the
+ * benchmark's session (with the iperf3 processes) measured 10-20 % faster than Weft's — a
+ * difference in how the process was launched, not in the data path.
+ */
 async function startWireguardGo(opts: LabOptions, host: string, iface: string): Promise<void> {
   // No LOG_LEVEL (else the daemon keeps our pipes) and no inherited WG_* descriptors.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "LOG_LEVEL" && !k.startsWith("WG_")));
-  const launcher = spawnInHost(opts, host, ["wireguard-go", iface], { stdio: ["ignore", "pipe", "pipe"], env });
+  const launcher = spawnInHost(opts, host, ["wireguard-go", iface], { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
   let output = "";
   launcher.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
   launcher.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));

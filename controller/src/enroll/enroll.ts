@@ -77,7 +77,7 @@ export class Enrollment {
         enrolledAt: new Date().toISOString(),
       };
       await registry.add(node);
-      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, joinKey: key.value.id }, "node enrolled");
+      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, joinKeyId: key.value.id }, "node enrolled");
       return {
         nodeId,
         overlayAddress,

@@ -47,7 +47,13 @@ export class NodeRegistry {
   /** Write a freshly enrolled node: its full record, then its public peer record. */
   async add(node: NodeRecord): Promise<void> {
     await this.nodes.put(node.nodeId, node);
-    await this.peers.put(node.nodeId, peerRecordOf(node));
+    try {
+      await this.peers.put(node.nodeId, peerRecordOf(node));
+    } catch (err) {
+      // No half-enrolled node: without its peer record nobody could reach it.
+      await this.nodes.delete(node.nodeId).catch((cleanupErr: unknown) => this.log.error({ node: node.nodeId, err: cleanupErr }, "cannot remove half-written node record"));
+      throw err;
+    }
   }
 
   async get(nodeId: string): Promise<NodeView> {

@@ -15,6 +15,7 @@ import { enroll } from "./enroll/client.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
+import { newSessionEpoch, renewedSessions } from "./peers/epochs.js";
 import { warmUp } from "./peers/warmup.js";
 import { loadOrCreateNatsIdentity, type NatsIdentity } from "./state/nkey.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, loadState, saveState, type AgentState } from "./state/store.js";
@@ -39,13 +40,18 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   log = root.child({ component: "agent" });
 
   const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: root.child({ component: "wireguard" }) });
-  await wireguard.ensure({
+  const ensured = await wireguard.ensure({
     mtu: config.interface.mtu,
     listenPort: config.interface.listenPort,
     privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE),
     addresses: [`${state.overlayAddress}/32`],
     routes: [state.overlayCidr],
   });
+  if (ensured.created || !state.sessionEpoch) {
+    // A fresh interface has no sessions: a new epoch tells NAT'd peers to handshake again.
+    state = { ...state, sessionEpoch: newSessionEpoch() };
+    await saveState(config.stateDir, state);
+  }
 
   const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
   const status: AgentStatus = { nodeId: state.nodeId, interface: config.interface.name, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
@@ -56,7 +62,16 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const applyPeers = async (set: PeerSet, source: "cache" | "nats") => {
     const records = [...set.peers.values()];
-    const { changes, ...counts } = await wireguard.syncPeers(desiredPeers(self, records));
+    const desired = desiredPeers(self, records);
+    if (self.behindNat) {
+      // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
+      const renewed = renewedSessions(state.applied?.peers, records);
+      if (renewed.size > 0) {
+        log.info({ peers: [...renewed] }, "peers recreated their interfaces; re-handshaking");
+        await wireguard.syncPeers(desired.filter((p) => !renewed.has(p.publicKey)));
+      }
+    }
+    const { changes, ...counts } = await wireguard.syncPeers(desired);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
     const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
     await warmUp(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
@@ -206,6 +221,7 @@ async function sendHeartbeat(nc: NatsConnection, wireguard: WireGuard, state: Ag
       version: 1,
       nodeId: state.nodeId,
       sentAt: new Date().toISOString(),
+      ...(state.sessionEpoch ? { sessionEpoch: state.sessionEpoch } : {}),
       appliedRevision,
       peers: (shown?.peers ?? []).map((p) => ({
         publicKey: p.publicKey,

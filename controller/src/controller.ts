@@ -92,7 +92,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log: log.child({ component: "enroll" }),
     });
 
-    const heartbeats = listenForHeartbeats(nc, liveness, log.child({ component: "liveness" }));
+    const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
 
     const routes = apiRoutes({ joinKeys, enrollment, registry });
@@ -116,7 +116,17 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   }
 }
 
-function listenForHeartbeats(nc: NatsConnection, liveness: Liveness, log: Logger): Subscription {
+function listenForHeartbeats(nc: NatsConnection, liveness: Liveness, registry: NodeRegistry, log: Logger): Subscription {
+  // Last interface epoch written per node, so a heartbeat costs a KV write only when it changes.
+  const epochs = new Map<string, string>();
+  const noteEpoch = (nodeId: string, epoch: string | undefined) => {
+    if (epoch === undefined || epochs.get(nodeId) === epoch) return;
+    epochs.set(nodeId, epoch);
+    registry.setSessionEpoch(nodeId, epoch).catch((err: unknown) => {
+      epochs.delete(nodeId); // try again with the next heartbeat
+      log.warn({ node: nodeId, err }, "cannot record the node's session epoch");
+    });
+  };
   return nc.subscribe(Subjects.allHeartbeats, {
     callback: (err, msg) => {
       if (err) {
@@ -136,6 +146,7 @@ function listenForHeartbeats(nc: NatsConnection, liveness: Liveness, log: Logger
         return;
       }
       liveness.record(parsed.data);
+      noteEpoch(parsed.data.nodeId, parsed.data.sessionEpoch);
     },
   });
 }

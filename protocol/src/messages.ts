@@ -25,6 +25,7 @@ export const nodeName = z
 export const siteName = nodeName;
 export const labelKey = z.string().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, "label keys are letters, digits and _.:/-");
 export const labels = z.record(labelKey, z.string().max(253));
+export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex digits");
 
 // ---------------------------------------------------------------- join keys
 
@@ -107,6 +108,12 @@ export const PeerRecord = z.object({
   /** CIDRs routed to this peer: its /32 plus any advertised prefixes. */
   allowedIps: z.array(cidr).min(1),
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
+  /**
+   * Changes whenever the node's WireGuard interface is created afresh (boot,
+   * interface deleted). A peer that cannot reach this node first (it is behind
+   * NAT) drops its old session and handshakes again when it sees a new epoch.
+   */
+  sessionEpoch: sessionEpoch.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;
@@ -141,6 +148,8 @@ export const Heartbeat = z.object({
   version: z.literal(1),
   nodeId,
   sentAt: z.string(),
+  /** The agent's current interface epoch; the controller copies it into the node's peer record. */
+  sessionEpoch: sessionEpoch.optional(),
   /** Highest peers-bucket revision the agent has applied. */
   appliedRevision: z.number().int().nonnegative(),
   peers: z.array(PeerHandshake),

@@ -37,8 +37,10 @@ import {
   type PingResult,
 } from "./mesh.js";
 
-const opts: LabOptions = { prefix: "wte" };
-const HOSTS: Host[] = labTopology({ prefix: "wte" }).hosts;
+// WEFT_E2E_PREFIX lets two runs share a machine (interface names follow the prefix too).
+const PREFIX = process.env.WEFT_E2E_PREFIX ?? "wte";
+const opts: LabOptions = { prefix: PREFIX };
+const HOSTS: Host[] = labTopology({ prefix: PREFIX }).hosts;
 const ONPREM_PUBLIC = "198.19.4.2";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e: skipped: the end-to-end tests need root (network namespaces, WireGuard); run them as root");
@@ -422,6 +424,24 @@ describe.skipIf(!isRoot)("e2e", () => {
       ]);
       const messages = logMessages(await logSince(a.logPath, offset));
       expect(messages.filter((m) => m === "enrolled"), `"enrolled" log lines of ${name} since the restart`).toEqual([]);
+    });
+  });
+
+  describe("host reboot", () => {
+    it("e2e - a host whose interface is recreated (state kept) is reachable from the NAT'd onprem host again within 10 s", async () => {
+      // Without session epochs onprem keeps its stale session and nothing reaches gcp-1 until WireGuard's 2-minute rekey.
+      const name = "gcp-1";
+      const target = await overlayOf(name);
+      const onprem = await overlayOf("onprem-1");
+      expect((await ping(opts, "onprem-1", target)).ok, "onprem-1 -> gcp-1 before the reboot").toBe(true);
+      await cluster.stopAgent(name, "SIGTERM");
+      const del = await labExec(opts, name, ["ip", "link", "del", hostInterface(opts, name)]);
+      expect(del.exitCode, `ip link del: ${del.stderr}`).toBe(0);
+      const restartAt = Date.now();
+      await cluster.startAgent(name);
+      const fromOnprem = await waitUntil(`ping onprem-1 -> ${name} after its interface was recreated`, 10_000, async () => (await ping(opts, "onprem-1", target)).ok, 250);
+      const toOnprem = await waitUntil(`ping ${name} -> onprem-1 after its interface was recreated`, 10_000, async () => (await ping(opts, name, onprem)).ok, 250);
+      note(`host reboot of ${name}: onprem-1 reaches it ${fromOnprem} ms after the agent restart (${Date.now() - restartAt} ms until both directions work)`);
     });
   });
 

@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PeerRecord, cidr, ipv4, nodeId, nodeName, siteName } from "@weft/protocol";
+import { PeerRecord, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
 import { z } from "zod";
 import { StateError } from "../errors.js";
 
@@ -22,6 +22,8 @@ export const AgentState = z.object({
   nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
   heartbeatSeconds: z.number().int().positive(),
   enrolledAt: z.string(),
+  /** Renewed whenever the WireGuard interface is created afresh; see peers/epochs.ts. */
+  sessionEpoch: sessionEpoch.optional(),
   applied: z
     .object({
       /** Highest peers-bucket revision applied. */

@@ -56,6 +56,25 @@ export class NodeRegistry {
     }
   }
 
+  /**
+   * Copy a node's interface epoch (reported in its heartbeats) into its peer
+   * record, so peers behind NAT re-handshake with it. A no-op when unchanged or
+   * when the node no longer exists. Compare-and-set, retried on a lost race.
+   */
+  async setSessionEpoch(nodeId: string, epoch: string): Promise<"updated" | "unchanged" | "gone"> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const got = await this.peers.get(nodeId);
+      if (!got) return "gone";
+      if (got.value.sessionEpoch === epoch) return "unchanged";
+      const next = { ...got.value, sessionEpoch: epoch, updatedAt: new Date().toISOString() };
+      if ((await this.peers.update(nodeId, next, got.revision)) !== false) {
+        this.log.info({ node: nodeId, epoch }, "node's WireGuard interface was recreated; peers will re-handshake");
+        return "updated";
+      }
+    }
+    throw new Error(`node ${nodeId}: session epoch update kept losing races`);
+  }
+
   async get(nodeId: string): Promise<NodeView> {
     const got = NODE_ID_PATTERN.test(nodeId) ? await this.nodes.get(nodeId) : undefined;
     if (!got) throw new NotFoundError(`node ${nodeId} does not exist; list nodes with \`weft nodes list\``);

@@ -440,7 +440,7 @@ describe.skipIf(!isRoot)("e2e", () => {
       const restartAt = Date.now();
       await cluster.startAgent(name);
       const fromOnprem = await waitUntil(`ping onprem-1 -> ${name} after its interface was recreated`, 10_000, async () => (await ping(opts, "onprem-1", target)).ok, 250);
-      const toOnprem = await waitUntil(`ping ${name} -> onprem-1 after its interface was recreated`, 10_000, async () => (await ping(opts, name, onprem)).ok, 250);
+      await waitUntil(`ping ${name} -> onprem-1 after its interface was recreated`, 10_000, async () => (await ping(opts, name, onprem)).ok, 250);
       note(`host reboot of ${name}: onprem-1 reaches it ${fromOnprem} ms after the agent restart (${Date.now() - restartAt} ms until both directions work)`);
     });
   });

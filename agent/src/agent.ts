@@ -11,14 +11,14 @@ import type { Logger } from "pino";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { LatestWins } from "./control/applier.js";
 import { PeerWatch, type PeerSet } from "./control/peer-watch.js";
-import { enroll } from "./enroll/client.js";
+import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
 import { newSessionEpoch, renewedSessions } from "./peers/epochs.js";
 import { warmUp } from "./peers/warmup.js";
 import { loadOrCreateNatsIdentity, type NatsIdentity } from "./state/nkey.js";
-import { WIREGUARD_KEY_FILE, ensureStateDir, loadState, saveState, type AgentState } from "./state/store.js";
+import { WIREGUARD_KEY_FILE, ensureStateDir, loadState, saveState, writeFileAtomic, type AgentState } from "./state/store.js";
 import { writeStatus, type AgentStatus } from "./state/status.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
@@ -182,9 +182,12 @@ async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats:
       ...(config.endpoints.public === undefined ? {} : { public: config.endpoints.public }),
     },
   };
+  if (new URL(config.controllerUrl).protocol === "http:") log.warn({ controller: config.controllerUrl }, "enrolling over plain HTTP: the join key crosses the network in clear text");
   for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
     try {
-      const res = await enroll(config.controllerUrl, req);
+      const { response: res, caPem } = await enroll(config.controllerUrl, req, { caHash: config.controllerCaHash });
+      // The CA the controller proved itself with; state.json (written last) marks the enrollment done.
+      if (caPem !== undefined) await writeFileAtomic(join(config.stateDir, CONTROLLER_CA_FILE), caPem);
       const state: AgentState = {
         version: 1,
         nodeId: res.nodeId,

@@ -3,15 +3,21 @@
  * agent/README.md; `weft agent --help` names the flags.
  */
 import { hostname } from "node:os";
-import { endpoint, nodeName, siteName } from "@weft/protocol";
+import { caHash, endpoint, nodeName, siteName } from "@weft/protocol";
 import { z } from "zod";
 
 export const AgentConfig = z
   .object({
     /** Keys, enrollment state and the last applied config live here (mode 0700). */
     stateDir: z.string().min(1).default("/var/lib/weft/agent"),
-    /** Controller API base URL, e.g. http://198.19.0.2:8080. Needed to enroll. */
-    controllerUrl: z.string().url().optional(),
+    /** Controller API base URL, e.g. https://198.19.0.2:8080. Needed to enroll. */
+    controllerUrl: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), { message: "must be an https:// (or http://) URL" })
+      .optional(),
+    /** Pin of the controller's CA (`sha256:…`, printed by `weft keys create`); required for an https controller URL. */
+    controllerCaHash: caHash.optional(),
     /** Join key for the first enrollment; ignored once enrolled. */
     joinKey: z.string().optional(),
     name: nodeName.default(() => defaultName()),
@@ -38,7 +44,17 @@ export const AgentConfig = z
     /** Keepalive sent by a node behind NAT so peers can reach it. */
     keepaliveSeconds: z.number().int().min(1).max(600).default(25),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // Fail closed: an https controller is trusted only through its pinned CA, and a pin is never silently ignored.
+    const https = c.controllerUrl !== undefined && /^https:/i.test(c.controllerUrl);
+    if (https && c.controllerCaHash === undefined) {
+      ctx.addIssue({ code: "custom", path: ["controllerCaHash"], message: "required for an https controller URL: pass --ca-hash sha256:… (printed by `weft keys create`)" });
+    }
+    if (!https && c.controllerUrl !== undefined && c.controllerCaHash !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["controllerCaHash"], message: "a CA pin needs an https:// controller URL" });
+    }
+  });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;
 

@@ -27,5 +27,20 @@ export class ControllerUnavailableError extends AgentError {
   }
 }
 
+/**
+ * The controller's certificate is not vouched for by --ca-hash: a different
+ * controller, a man in the middle, or a stale hash. Nothing was sent to it. Not retryable.
+ */
+export class ControllerIdentityError extends AgentError {
+  constructor(
+    message: string,
+    /** Pins of the certificates the server presented, leaf first (empty when it failed verification later). */
+    readonly presented: string[],
+    cause?: unknown,
+  ) {
+    super(message, { cause, retryable: false });
+  }
+}
+
 /** The agent's on-disk state is missing or unusable. */
 export class StateError extends AgentError {}

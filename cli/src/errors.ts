@@ -12,7 +12,8 @@ export function reportAndExit(err: unknown): never {
     process.exit(2);
   }
   const message = err instanceof Error ? err.message : String(err);
-  const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : "";
+  // The cause is shown unless the message already carries it.
+  const cause = err instanceof Error && err.cause instanceof Error && !message.includes(err.cause.message) ? ` (${err.cause.message})` : "";
   process.stderr.write(`weft: ${message}${cause}\n`);
   process.exit(err instanceof UsageError ? 2 : 1);
 }

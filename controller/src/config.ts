@@ -2,8 +2,16 @@
  * Controller configuration: one schema holding every default. Every option is
  * documented in controller/README.md; `weft controller --help` names the flags.
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { cidr } from "@weft/protocol";
+
+/** A DNS name (a leading `*.` allowed) or an IP address, for a certificate's SANs. */
+const sanName = z
+  .string()
+  .refine((s) => isIP(s.replace(/^\[|\]$/g, "")) !== 0 || /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(s), {
+    message: "must be a DNS name or an IP address",
+  });
 
 export const ControllerConfig = z
   .object({
@@ -25,8 +33,20 @@ export const ControllerConfig = z
       .object({
         listenHost: z.string().default("0.0.0.0"),
         port: z.number().int().min(0).max(65535).default(8080),
-        /** Unix socket for local admin tools; empty string disables it. */
+        /** Unix socket for local admin tools (plain HTTP, root only); empty string disables it. */
         socket: z.string().optional(),
+        tls: z
+          .object({
+            /** HTTPS with the controller's own CA (see controller/src/tls). false: plain HTTP, join keys in clear text. */
+            enabled: z.boolean().default(true),
+            /**
+             * Names and addresses the server certificate covers, besides the listen host,
+             * localhost and 127.0.0.1. Absent: every non-loopback IPv4 address of the host at start.
+             */
+            sans: z.array(sanName).optional(),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

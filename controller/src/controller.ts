@@ -10,8 +10,8 @@ import { Buckets, Heartbeat, NodeRecord, PeerRecord, Subjects, nodeIdFromSubject
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { loadOrCreateAdminToken } from "./admin-token.js";
-import { buildApiServer } from "./api/server.js";
-import { apiRoutes } from "./api/routes.js";
+import { buildApiServer, replaceCertificate } from "./api/server.js";
+import { apiRoutes, type RouteContext } from "./api/routes.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
 import { AddressAllocator } from "./ipam/allocator.js";
@@ -21,14 +21,21 @@ import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { RecordStore } from "./store/kv.js";
+import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
 
 export const CONTROLLER_VERSION = "0.1.0";
+/** How often a running controller checks whether the API certificate needs reissuing. */
+const CERT_CHECK_INTERVAL_MS = 12 * 3600_000;
 
 export interface RunningController {
   config: ControllerConfig;
-  /** URL of the TCP API, e.g. http://0.0.0.0:8080 */
+  /** URL of the TCP API, e.g. https://0.0.0.0:8080 (http:// when api.tls.enabled is false). */
   apiUrl: string;
+  /** Pin of the controller's CA for `--ca-hash` (sha256:…); undefined when the API is plain HTTP. */
+  caHash: string | undefined;
+  /** The controller's CA certificate (PEM); undefined when the API is plain HTTP. */
+  caPem: string | undefined;
   apiSocket: string | undefined;
   natsUrl: string;
   adminToken: string;
@@ -95,11 +102,27 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
 
-    const routes = apiRoutes({ joinKeys, enrollment, registry });
     const apiLog = log.child({ component: "api" });
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+    const tls = config.api.tls.enabled
+      ? await ApiTls.open({
+          dir: join(config.stateDir, TLS_DIR),
+          sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
+          log: log.child({ component: "tls" }),
+        })
+      : undefined;
+    if (!tls) apiLog.warn("api.tls.enabled is false: the API serves plain HTTP and join keys cross the network in clear text");
+    let apiPort = config.api.port;
+    const controllerInfo = (ctx: RouteContext) =>
+      tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
+    const routes = apiRoutes({ joinKeys, enrollment, registry, controllerInfo });
+    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
+    apiPort = Number(new URL(apiUrl).port);
+    if (tls) {
+      const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
+      cleanups.push(async () => renewal.stop());
+    }
     const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
@@ -108,8 +131,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
-    log.child({ component: "controller" }).info({ api: apiUrl, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr }, "controller ready");
-    return { config, apiUrl, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, stop };
+    log
+      .child({ component: "controller" })
+      .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr }, "controller ready");
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -68,7 +68,7 @@ describe("controller with an external NATS", () => {
   });
 
   it("external nats - an enrolled agent's credentials work there, and stop working once the node is deleted", async () => {
-    const client = new ControllerClient({ url: running!.apiUrl, adminToken: running!.adminToken });
+    const client = new ControllerClient({ url: running!.apiUrl, adminToken: running!.adminToken, caPem: running!.caPem });
     const key = await client.createJoinKey({ reusable: false });
     const agent = agentIdentity(key.key, generateKeyPair().publicKey);
     const res = await client.raw("POST", "/v1/enroll", JSON.stringify(agent.body));

@@ -17,16 +17,23 @@ import { claimKey } from "./ipam/claims.js";
 
 export interface TestController {
   running: RunningController;
-  /** Admin client over TCP. */
+  /** Admin client over TCP (HTTPS, trusting the controller's own CA). */
   client: ControllerClient;
   stateDir: string;
-  /** Stops the controller and removes its state dir; safe to call twice or after a failed start. */
+  /** Stops the controller and removes its state dir (unless the caller gave it); safe to call twice or after a failed start. */
   stop(): Promise<void>;
 }
 
-/** Starts a controller on 127.0.0.1 with free ports and a fresh state dir. */
-export async function startTestController(overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds">> = {}): Promise<TestController> {
-  const stateDir = await mkdtemp(join(tmpdir(), "weft-ctl-"));
+/**
+ * Starts a controller on 127.0.0.1 with free ports and a fresh state dir (or
+ * `opts.stateDir`, which is then left in place by stop()).
+ */
+export async function startTestController(
+  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds">> = {},
+  opts: { stateDir?: string } = {},
+): Promise<TestController> {
+  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "weft-ctl-")));
+  const ownsStateDir = opts.stateDir === undefined;
   let running: RunningController;
   try {
     running = await startController(
@@ -34,13 +41,13 @@ export async function startTestController(overrides: Partial<Pick<ControllerConf
       pino({ level: "silent" }),
     );
   } catch (err) {
-    await rm(stateDir, { recursive: true, force: true });
+    if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
     throw err;
   }
   let stopped = false;
   return {
     running,
-    client: new ControllerClient({ url: running.apiUrl, adminToken: running.adminToken }),
+    client: new ControllerClient({ url: running.apiUrl, adminToken: running.adminToken, caPem: running.caPem }),
     stateDir,
     stop: async () => {
       if (stopped) return;
@@ -48,7 +55,7 @@ export async function startTestController(overrides: Partial<Pick<ControllerConf
       try {
         await running.stop();
       } finally {
-        await rm(stateDir, { recursive: true, force: true });
+        if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
       }
     },
   };

@@ -1,15 +1,24 @@
 /**
- * A typed client for the controller's REST API, over TCP or the controller's
- * local unix socket. Every non-2xx answer becomes an ApiRequestError carrying
- * the controller's message; `retryable` is true for network failures and 5xx.
+ * A typed client for the controller's REST API, over TCP (http or https) or the
+ * controller's local unix socket. Every non-2xx answer becomes an ApiRequestError
+ * carrying the controller's message; `retryable` is true for network failures and 5xx.
+ *
+ * Over https the controller's certificate is checked against `caPem`, or against
+ * the CA found by its pin `caHash` (see ca-pin.ts), or else the system's CAs.
  */
-import { request } from "node:http";
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { z } from "zod";
+import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } from "./ca-pin.js";
 import { ApiError, JoinKeyCreated, JoinKeyInfo, NodeView, type JoinKeyCreateRequest } from "./messages.js";
 
 export interface ControllerClientOptions {
-  /** http://host:port of the API; ignored when `socketPath` is set. */
+  /** http(s)://host:port of the API; ignored when `socketPath` is set. */
   url?: string;
+  /** For an https URL: the controller's CA certificate (PEM), the only CA trusted. */
+  caPem?: string;
+  /** For an https URL: the pin of the controller's CA (`sha256:…`, printed by `weft keys create`). */
+  caHash?: string;
   /** The controller's unix socket (`<stateDir>/api.sock`). */
   socketPath?: string;
   adminToken?: string;
@@ -36,8 +45,15 @@ export interface RawResponse {
 }
 
 export class ControllerClient {
+  /** The CA found by `caHash`, looked up once. */
+  private pinnedCa: Promise<string> | undefined;
+
   constructor(private readonly opts: ControllerClientOptions) {
     if (!opts.url && !opts.socketPath) throw new Error("ControllerClient needs a url or a socketPath");
+    if (opts.caHash !== undefined && !caHash.safeParse(opts.caHash).success) throw new Error(`caHash ${opts.caHash}: must be sha256: followed by 64 hex digits`);
+    if (!opts.socketPath && opts.url && new URL(opts.url).protocol === "http:" && (opts.caHash || opts.caPem)) {
+      throw new Error(`controller URL ${opts.url}: a CA pin needs an https:// URL`);
+    }
   }
 
   createJoinKey(req: Partial<JoinKeyCreateRequest> = {}): Promise<JoinKeyCreated> {
@@ -72,8 +88,9 @@ export class ControllerClient {
   }
 
   /** Send a request as-is (any body text, any headers) and return what came back. */
-  raw(method: string, path: string, bodyText?: string, headers: Record<string, string> = {}): Promise<RawResponse> {
-    const target = this.opts.socketPath ? { socketPath: this.opts.socketPath } : urlTarget(this.opts.url!);
+  async raw(method: string, path: string, bodyText?: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+    const where = this.opts.socketPath ?? this.opts.url;
+    const target = this.opts.socketPath ? { send: httpRequest, options: { socketPath: this.opts.socketPath } } : await this.tcpTarget(method, path);
     const allHeaders: Record<string, string> = { ...headers };
     if (this.opts.adminToken && !("authorization" in allHeaders)) allHeaders.authorization = `Bearer ${this.opts.adminToken}`;
     if (bodyText !== undefined) {
@@ -81,7 +98,7 @@ export class ControllerClient {
       allHeaders["content-length"] = String(Buffer.byteLength(bodyText));
     }
     return new Promise((resolve, reject) => {
-      const req = request({ ...target, method, path, headers: allHeaders, timeout: this.opts.timeoutMs ?? 15_000 }, (res) => {
+      const req = target.send({ ...target.options, method, path, headers: allHeaders, timeout: this.opts.timeoutMs ?? 15_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
@@ -97,17 +114,43 @@ export class ControllerClient {
         res.on("error", reject);
       });
       req.on("timeout", () => req.destroy(new Error("request timed out")));
-      req.on("error", (cause) =>
-        reject(new ApiRequestError(`${method} ${path}: cannot reach the controller at ${this.opts.socketPath ?? this.opts.url}: ${cause.message}`, undefined, "unreachable", true, { cause })),
-      );
+      req.on("error", (cause) => {
+        if (isTlsVerificationError(cause)) {
+          const hint = this.opts.caPem || this.opts.caHash ? "" : "; pass --ca-hash (printed by `weft keys create`)";
+          reject(new ApiRequestError(`${method} ${path}: the controller at ${where} has a certificate that does not verify: ${cause.message}${hint}`, undefined, "tls_verification", false, { cause }));
+          return;
+        }
+        reject(new ApiRequestError(`${method} ${path}: cannot reach the controller at ${where}: ${cause.message}`, undefined, "unreachable", true, { cause }));
+      });
       if (bodyText !== undefined) req.write(bodyText);
       req.end();
     });
   }
+
+  /** Where and how to send a TCP request: plain for http, verified against the (pinned) CA for https. */
+  private async tcpTarget(method: string, path: string): Promise<Target> {
+    const u = new URL(this.opts.url!);
+    const host = u.hostname.replace(/^\[|\]$/g, "");
+    if (u.protocol === "http:") return { send: httpRequest, options: { host, port: Number(u.port || 80) } };
+    if (u.protocol !== "https:") throw new Error(`controller URL ${this.opts.url}: use http:// or https://`);
+    const port = Number(u.port || 443);
+    let ca = this.opts.caPem;
+    if (ca === undefined && this.opts.caHash !== undefined) {
+      this.pinnedCa ??= resolvePinnedCa({ host, port, caHash: this.opts.caHash, timeoutMs: this.opts.timeoutMs });
+      try {
+        ca = await this.pinnedCa;
+      } catch (cause) {
+        this.pinnedCa = undefined;
+        if (cause instanceof CaPinMismatchError) throw new ApiRequestError(`${method} ${path}: ${cause.message}`, undefined, "ca_mismatch", false, { cause });
+        throw new ApiRequestError(`${method} ${path}: cannot reach the controller at ${this.opts.url}: ${(cause as Error).message}`, undefined, "unreachable", true, { cause });
+      }
+    }
+    // agent: false — no pooled socket verified under other options is ever reused.
+    return { send: httpsRequest, options: { host, port, agent: false, ...(ca === undefined ? {} : { ca }) } };
+  }
 }
 
-function urlTarget(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  if (u.protocol !== "http:") throw new Error(`controller URL ${url}: only http:// is supported by this client`);
-  return { host: u.hostname, port: Number(u.port || 80) };
+interface Target {
+  send: (options: RequestOptions & { ca?: string }, callback: (res: IncomingMessage) => void) => ClientRequest;
+  options: RequestOptions & { ca?: string };
 }

@@ -1,9 +1,11 @@
 /**
  * @weft/protocol — the wire contract shared by agent, controller and CLI:
- * bucket and subject names, message schemas and their versions, address helpers.
+ * bucket and subject names, message schemas and their versions, address helpers,
+ * the REST client and the controller CA pin.
  * The agent and the controller never import each other; both import this.
  */
 export * from "./names.js";
 export * from "./net.js";
 export * from "./messages.js";
 export * from "./client.js";
+export * from "./ca-pin.js";

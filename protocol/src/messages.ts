@@ -4,6 +4,7 @@
  * the KV revision it was read at so receivers apply only newer ones.
  */
 import { z } from "zod";
+import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
 import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
 
@@ -57,6 +58,15 @@ export type JoinKeyInfo = z.infer<typeof JoinKeyInfo>;
 export const JoinKeyCreated = JoinKeyInfo.extend({
   /** The secret key, shown exactly once. */
   key: z.string(),
+  /** How an agent reaches the controller with this key; absent when the API is plain HTTP. */
+  controller: z
+    .object({
+      /** Pin of the controller's CA: `weft agent --ca-hash`. */
+      caHash,
+      /** https URLs of the API that its certificate covers, best first. */
+      urls: z.array(z.string()).optional(),
+    })
+    .optional(),
 });
 export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
 

@@ -11,6 +11,7 @@ interface AgentFlags {
   config?: string;
   stateDir?: string;
   controller?: string;
+  caHash?: string;
   joinKey?: string;
   joinKeyFile?: string;
   name?: string;
@@ -31,7 +32,8 @@ export function registerAgent(program: Command): void {
     .description("run the host agent")
     .option("--config <file>", "YAML config file; flags override it")
     .option("--state-dir <dir>", "keys and state (default /var/lib/weft/agent)")
-    .option("--controller <url>", "controller API URL, needed to enroll")
+    .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
+    .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
     .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY)")
     .option("--join-key-file <file>", "read the join key from a file")
     .option("--name <name>", "node name (default: host name)")
@@ -55,6 +57,7 @@ export function registerAgent(program: Command): void {
       const config = merge(await readConfigFile(f.config), {
         stateDir: f.stateDir,
         controllerUrl: f.controller,
+        controllerCaHash: f.caHash,
         joinKey,
         name: f.name,
         site: f.site,

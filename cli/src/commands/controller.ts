@@ -15,6 +15,8 @@ interface ControllerFlags {
   natsAdvertise?: string[];
   apiHost?: string;
   apiPort?: string;
+  apiSan?: string[];
+  apiTls: boolean;
   overlayCidr?: string;
 }
 
@@ -32,13 +34,15 @@ export function registerController(program: Command): void {
     .option("--nats-advertise <url...>", "NATS URLs handed to agents (default: derived from the API host they used)")
     .option("--api-host <host>", "REST API listen address (default 0.0.0.0)")
     .option("--api-port <port>", "REST API port (default 8080)")
+    .option("--api-san <name...>", "names and addresses the API certificate covers (default: the host's IPv4 addresses)")
+    .option("--no-api-tls", "serve the API over plain HTTP (join keys cross the network in clear text)")
     .option("--overlay-cidr <cidr>", "overlay node address range (default 100.64.0.0/16)")
     .action(async (f: ControllerFlags) => {
       const log = createLogger();
       const config = merge(await readConfigFile(f.config), {
         stateDir: f.stateDir,
         nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
-        api: { listenHost: f.apiHost, port: int(f.apiPort) },
+        api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
         overlay: { cidr: f.overlayCidr },
       });
       const running = await startController(config, log);

@@ -1,4 +1,5 @@
 /** `weft keys create | list | revoke`: join keys through the controller's API. */
+import type { JoinKeyCreated } from "@weft/protocol";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { parseDuration, printJson, printTable } from "../output.js";
@@ -27,6 +28,7 @@ export function registerKeys(program: Command): void {
       if (o.json) return printJson(created);
       process.stdout.write(`${created.key}\n`);
       process.stderr.write(`join key ${created.id}: ${created.reusable ? "reusable" : "one-time"}, expires ${created.expiresAt}. The key is shown only once.\n`);
+      process.stderr.write(agentCommandHint(created, o.api));
     });
 
   addAdminOptions(keys.command("list").description("list join keys (never their secrets)"))
@@ -47,4 +49,25 @@ export function registerKeys(program: Command): void {
       if (o.json) return printJson(info);
       process.stdout.write(`join key ${info.id} revoked\n`);
     });
+}
+
+/**
+ * The `weft agent` command that enrolls with this key, for stderr: the URL the
+ * admin reached the controller by when it was https, else the first URL the
+ * controller advertises; the CA pin from the controller.
+ */
+export function agentCommandHint(created: JoinKeyCreated, apiUrl: string | undefined): string {
+  if (!created.controller) {
+    return `enroll a host with:\n  weft agent --controller http://<controller>:8080 --join-key ${created.key}\n(the controller serves plain HTTP: the key crosses the network in clear text)\n`;
+  }
+  const urls = created.controller.urls ?? [];
+  const used = apiUrl && /^https:/i.test(apiUrl) ? new URL(apiUrl).origin : undefined;
+  const url = used ?? urls[0] ?? "https://<controller>:8080";
+  const others = urls.filter((u) => u !== url);
+  return [
+    "enroll a host with:",
+    `  weft agent --controller ${url} --ca-hash ${created.controller.caHash} --join-key ${created.key}`,
+    ...(others.length > 0 ? [`(the controller's certificate also covers ${others.join(", ")})`] : []),
+    "",
+  ].join("\n");
 }

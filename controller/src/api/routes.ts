@@ -35,6 +35,8 @@ export interface ApiServices {
   joinKeys: JoinKeys;
   enrollment: Enrollment;
   registry: NodeRegistry;
+  /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
+  controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
 }
 
 const Health = z.object({ status: z.literal("ok") });
@@ -60,7 +62,11 @@ export function apiRoutes(s: ApiServices): Route[] {
       body: JoinKeyCreateRequest,
       response: JoinKeyCreated,
       status: 201,
-      handler: (ctx) => s.joinKeys.create(parseOrThrow(JoinKeyCreateRequest, ctx.body ?? {}, "join key request")),
+      handler: async (ctx): Promise<JoinKeyCreated> => {
+        const created = await s.joinKeys.create(parseOrThrow(JoinKeyCreateRequest, ctx.body ?? {}, "join key request"));
+        const controller = s.controllerInfo?.(ctx);
+        return controller ? { ...created, controller } : created;
+      },
     },
     { method: "GET", path: "/v1/keys", summary: "List join keys (never their secrets)", auth: "admin", response: z.array(JoinKeyInfo), handler: () => s.joinKeys.list() },
     {

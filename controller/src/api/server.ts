@@ -1,8 +1,10 @@
 /**
  * The HTTP server for the route table: admin bearer-token auth, JSON bodies,
  * and one error shape (`ApiError`) for every failure, including malformed JSON
- * and unknown routes. Listens on TCP and, for local admin tools, a unix socket.
+ * and unknown routes. Listens on TCP (HTTPS when given a key and certificate
+ * chain) and, for local admin tools, on a unix socket (plain HTTP).
  */
+import type { Server as TlsServer } from "node:tls";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { ControllerError, UnauthorizedError } from "../errors.js";
@@ -14,6 +16,8 @@ export interface ApiServerOptions {
   adminToken: string;
   log: Logger;
   version: string;
+  /** Serve HTTPS with this key and certificate chain (PEM). Absent: plain HTTP. */
+  https?: { key: string; cert: string };
 }
 
 const BODY_LIMIT = 64 * 1024;
@@ -21,6 +25,7 @@ const BODY_LIMIT = 64 * 1024;
 export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
   // Fastify's own logger stays off: requests are not logged, failures are (sendError).
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     logger: false,
     bodyLimit: BODY_LIMIT,
     trustProxy: false,
@@ -55,6 +60,11 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
     });
   }
   return app;
+}
+
+/** Swaps the key and certificate of a running HTTPS server; connections made from now on use them. */
+export function replaceCertificate(app: FastifyInstance, tls: { key: string; cert: string }): void {
+  (app.server as unknown as TlsServer).setSecureContext(tls);
 }
 
 function requireAdmin(req: FastifyRequest, adminToken: string): void {

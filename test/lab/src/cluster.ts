@@ -82,8 +82,19 @@ export class LabCluster {
     return join(hostDir(this.opts, "ctl"), "controller");
   }
 
+  /** The controller's API: HTTPS with its own CA, which agents pin with `--ca-hash`. */
   get controllerUrl(): string {
-    return `http://${this.topology.controller.address}:${CONTROLLER_API_PORT}`;
+    return `https://${this.topology.controller.address}:${CONTROLLER_API_PORT}`;
+  }
+
+  /** The pin of the controller's CA, from `<controller state dir>/tls/ca.hash` (written at every controller start). */
+  async controllerCaHash(): Promise<string> {
+    const path = join(this.controllerStateDir, "tls", "ca.hash");
+    try {
+      return (await readFile(path, "utf8")).trim();
+    } catch (err) {
+      throw new LabError(`cannot read the controller's CA hash at ${path} (has the controller started?): ${(err as Error).message}`);
+    }
   }
 
   get logDir(): string {
@@ -136,6 +147,8 @@ export class LabCluster {
       stateDir,
       "--controller",
       this.controllerUrl,
+      "--ca-hash",
+      await this.controllerCaHash(),
       "--name",
       hostName,
       "--site",

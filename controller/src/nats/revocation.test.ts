@@ -244,7 +244,6 @@ describe("nats revocation", () => {
     const reloaded = await loadAuthority(authDir);
     expect(reloaded.revokedAt(revoked.key), "reloaded authority: revocation of the deleted agent").toBeDefined();
     expect(accountRevocations(reloaded.accountJwt)[revoked.key], "reloaded, re-signed account JWT carries the revocation").toBeDefined();
-    expect(reloaded.accountJwt === authority.accountJwt, "account JWT re-signed on load").toBe(false);
     authority = reloaded;
 
     srv = await startEmbeddedNats({ stateDir, port, authority });

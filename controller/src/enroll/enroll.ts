@@ -50,6 +50,7 @@ export class Enrollment {
     const key = await joinKeys.verify(req.joinKey);
     const nodeId = newNodeId();
     const made: { kind: ClaimKind; value: string }[] = [];
+    let consumedKey = false;
     const claimOrConflict = async (kind: ClaimKind, value: string, what: string) => {
       const got = await claims.claim(kind, value, nodeId);
       if (!got.ok) throw new ConflictError(`${what} is already enrolled as node ${got.owner}; delete that node first (\`weft nodes delete ${got.owner}\`)`);
@@ -62,6 +63,7 @@ export class Enrollment {
       made.push({ kind: "addr", value: overlayAddress });
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
       const consumed = await joinKeys.consume(req.joinKey, nodeId);
+      consumedKey = true;
       const node: NodeRecord = {
         version: 1,
         nodeId,
@@ -86,7 +88,12 @@ export class Enrollment {
         heartbeatSeconds: this.deps.heartbeatSeconds,
       };
     } catch (err) {
-      await Promise.allSettled(made.map((c) => claims.release(c.kind, c.value, nodeId)));
+      // Roll back: nothing of a failed enrollment stays, and its key use is given back.
+      const undo = made.map((c) => claims.release(c.kind, c.value, nodeId));
+      if (consumedKey) undo.push(joinKeys.unconsume(key.value.id, nodeId));
+      for (const r of await Promise.allSettled(undo)) {
+        if (r.status === "rejected") log.error({ node: nodeId, err: r.reason }, "rolling back a failed enrollment left something behind");
+      }
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  */
 import { JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
 import { z } from "zod";
-import { JoinKeyRejectedError, NotFoundError } from "../errors.js";
+import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { RecordStore, Versioned } from "../store/kv.js";
 import { JOIN_KEY_ID_PATTERN, newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
 
@@ -25,7 +25,28 @@ export type StoredJoinKey = z.infer<typeof StoredJoinKey>;
 
 export type JoinKeyStore = RecordStore<typeof StoredJoinKey>;
 
-const MAX_CONSUME_ATTEMPTS = 20;
+/** How long a key update keeps retrying lost compare-and-set races. */
+const RACE_DEADLINE_MS = 10_000;
+
+export class RacesLostError extends Error {
+  override name = "RacesLostError";
+}
+
+/**
+ * Run a read-modify-write `attempt` until it succeeds (returns a value) or the
+ * deadline passes. Every enrollment with a key updates its one record, so under
+ * a burst most attempts lose the race: jittered backoff and a deadline, not a
+ * fixed count that a burst larger than the count would exhaust.
+ */
+async function retryRaces<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + RACE_DEADLINE_MS;
+  for (let n = 0; ; n++) {
+    const done = await attempt();
+    if (done !== undefined) return done;
+    if (Date.now() > deadline) throw new RacesLostError(`${what}: kept losing concurrent updates for ${RACE_DEADLINE_MS} ms; retry`);
+    await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + n * 2)));
+  }
+}
 
 export class JoinKeys {
   constructor(
@@ -62,14 +83,13 @@ export class JoinKeys {
   async revoke(id: string): Promise<JoinKeyInfo> {
     // Anything else is not a key id we wrote (and may not even be a valid KV key: `a*b`).
     if (!JOIN_KEY_ID_PATTERN.test(id)) throw new NotFoundError(`join key ${JSON.stringify(id.slice(0, 64))} does not exist: ids are 12 hex digits`);
-    for (let attempt = 0; attempt < MAX_CONSUME_ATTEMPTS; attempt++) {
+    return retryRaces(`join key ${id}: revoke`, async () => {
       const got = await this.store.get(id);
       if (!got) throw new NotFoundError(`join key ${id} does not exist`);
       if (got.value.revokedAt) return this.info(got.value);
       const next = { ...got.value, revokedAt: this.now().toISOString() };
-      if ((await this.store.update(id, next, got.revision)) !== false) return this.info(next);
-    }
-    throw new Error(`join key ${id}: revoke kept losing races; retry`);
+      return (await this.store.update(id, next, got.revision)) === false ? undefined : this.info(next);
+    });
   }
 
   /**
@@ -88,12 +108,28 @@ export class JoinKeys {
 
   /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
   async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
-    for (let attempt = 0; attempt < MAX_CONSUME_ATTEMPTS; attempt++) {
+    const consumed = await retryRaces("join key: consume", async () => {
       const got = await this.verify(presented);
       const next: StoredJoinKey = { ...got.value, uses: got.value.uses + 1, usedBy: [...got.value.usedBy, nodeId].slice(-100) };
-      if ((await this.store.update(got.value.id, next, got.revision)) !== false) return next;
-    }
-    throw new JoinKeyRejectedError("join key is under heavy concurrent use; retry enrollment");
+      return (await this.store.update(got.value.id, next, got.revision)) === false ? undefined : next;
+    }).catch((err: unknown) => {
+      // Transient: 503 makes the agent retry instead of giving up on a good key.
+      throw err instanceof RacesLostError ? new StoreUnavailableError("join key is under heavy concurrent use; retry enrollment", { cause: err }) : err;
+    });
+    return consumed;
+  }
+
+  /**
+   * Give back the use `nodeId` made of key `id` (its enrollment failed after the
+   * key was consumed), so a one-time key is not burned by a failure of ours.
+   */
+  async unconsume(id: string, nodeId: string): Promise<void> {
+    await retryRaces(`join key ${id}: give back a use`, async () => {
+      const got = await this.store.get(id);
+      if (!got || !got.value.usedBy.includes(nodeId)) return true;
+      const next: StoredJoinKey = { ...got.value, uses: Math.max(0, got.value.uses - 1), usedBy: got.value.usedBy.filter((n) => n !== nodeId) };
+      return (await this.store.update(id, next, got.revision)) === false ? undefined : true;
+    });
   }
 
   private assertUsable(key: StoredJoinKey): void {

@@ -1,0 +1,52 @@
+/**
+ * An enrollment that fails after its one-time key was consumed (here: the node
+ * record cannot be written) leaves nothing behind and gives the key's use back,
+ * so the operator's key still works for the retry.
+ */
+import { Kvm } from "@nats-io/kv";
+import { Buckets } from "@weft/protocol";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
+import { AddressAllocator } from "../ipam/allocator.js";
+import { Claim, Claims } from "../ipam/claims.js";
+import { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
+import type { NodeRegistry } from "../nodes/registry.js";
+import { RecordStore } from "../store/kv.js";
+import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
+import { Enrollment } from "./enroll.js";
+
+describe("enrollment rollback", () => {
+  let t: TestController;
+  beforeAll(async () => {
+    t = await startTestController();
+  });
+  afterAll(async () => t?.stop());
+
+  it("enrollment - a failure after the key was consumed stores nothing and leaves a one-time key usable", async () => {
+    const kvm = new Kvm(t.running.nc);
+    const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
+    const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys));
+    const failingRegistry = { add: async () => Promise.reject(new Error("store write failed")) } as unknown as NodeRegistry;
+    const enrollment = new Enrollment({
+      joinKeys,
+      claims,
+      allocator: new AddressAllocator(claims, "100.64.0.0/16"),
+      registry: failingRegistry,
+      issueAgentJwt: async () => "jwt",
+      natsServersFor: () => ["nats://127.0.0.1:4222"],
+      heartbeatSeconds: 5,
+      log: pino({ level: "silent" }),
+    });
+    const key = await t.client.createJoinKey({ reusable: false });
+    const before = await storedState(t);
+
+    await expect(enrollment.enroll(agentIdentity(key.key, generateKeyPair().publicKey).body), "enroll with a failing node write").rejects.toThrow(/store write failed/);
+
+    await assertNothingStored(t, before, "enrollment whose node write failed");
+    const after = (await t.client.listJoinKeys()).find((k) => k.id === key.id);
+    expect({ uses: after?.uses, state: after?.state }, "one-time key after the failed enrollment").toEqual({ uses: 0, state: "active" });
+    const retry = await t.client.raw("POST", "/v1/enroll", JSON.stringify(agentIdentity(key.key, generateKeyPair().publicKey).body));
+    expect(retry.status, `retry with the same one-time key: ${retry.text}`).toBe(201);
+  });
+});

@@ -9,3 +9,4 @@ export * from "./net.js";
 export * from "./messages.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
+export * from "./logger.js";

@@ -3,7 +3,8 @@
  * `demo` brings up the lab, the controller and an agent on every host, and
  * prints the mesh until interrupted (or once, with --once, then tears down).
  */
-import { LabCluster, labDown, labExec, labStatus, labUp, type LabOptions } from "@weft/lab";
+import { rm } from "node:fs/promises";
+import { LabCluster, labDir, labDown, labExec, labStatus, labUp, type LabOptions } from "@weft/lab";
 import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
@@ -74,6 +75,9 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
   let failed = false;
   try {
     say("==> building the lab: aws, azure, gcp (1:1 NAT) and onprem (masquerade)");
+    // The demo starts from nothing: a previous run's lab and kept state are cleared first.
+    await labDown(opts);
+    await rm(labDir(opts), { recursive: true, force: true });
     await labUp(opts);
     say(`==> starting the controller in the lab's ctl namespace (${cluster.controllerUrl})`);
     await cluster.startController();
@@ -101,8 +105,8 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
   } finally {
     say("==> tearing down");
     await cluster.stopAll();
-    if (!failed) await labDown(opts);
-    else await labDown({ ...opts, keepHostDirs: true } as LabOptions);
+    // On failure the host dirs (agent state, logs) stay for a look; the next run clears them.
+    await labDown({ ...opts, keepHostDirs: failed });
   }
   if (failed) process.exitCode = 1;
 }

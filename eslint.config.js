@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "terraform/**", "bpf/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "terraform/**", "bpf/dist/**", "bpf/progs/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * counters: per identity pair, per CPU: packets and bytes seen (passed or dropped) and drops.
+ * Readers sum the per-CPU values. Entries are created on first packet; LRU so a flood of pairs
+ * evicts old ones instead of failing.
+ */
+#ifndef WEFT_COUNTERS_H
+#define WEFT_COUNTERS_H
+
+#include "common.h"
+
+struct weft_counters_key {
+	__u32 src_id;
+	__u32 dst_id;
+};
+WEFT_ASSERT_SIZE(struct weft_counters_key, 8);
+
+struct weft_counters_value {
+	__u64 packets; /* every packet seen for the pair, passed or dropped */
+	__u64 bytes;   /* skb->len of those packets */
+	__u64 drops;   /* packets dropped (any reason) */
+};
+WEFT_ASSERT_SIZE(struct weft_counters_value, 24);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__type(key, struct weft_counters_key);
+	__type(value, struct weft_counters_value);
+	__uint(max_entries, 65536);
+} weft_counters SEC(".maps");
+
+static __always_inline void counters_account(__u32 src, __u32 dst, __u32 bytes, int dropped)
+{
+	struct weft_counters_key key = { .src_id = src, .dst_id = dst };
+	struct weft_counters_value *v = bpf_map_lookup_elem(&weft_counters, &key);
+
+	if (!v) {
+		struct weft_counters_value init = {};
+
+		bpf_map_update_elem(&weft_counters, &key, &init, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&weft_counters, &key);
+		if (!v)
+			return;
+	}
+	/* Per-CPU value: no atomics needed. */
+	v->packets += 1;
+	v->bytes += bytes;
+	if (dropped)
+		v->drops += 1;
+}
+
+#endif /* WEFT_COUNTERS_H */

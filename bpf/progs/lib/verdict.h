@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Stable verdict and drop-reason codes.
+ *
+ * These numbers are ABI: they are stored in pinned maps that outlive an agent upgrade and read by
+ * `weft flows` and the agent's metrics. NEVER renumber or reuse a code; only append new ones.
+ * bpf/src/layout.ts mirrors them and a test checks that both agree.
+ */
+#ifndef WEFT_VERDICT_H
+#define WEFT_VERDICT_H
+
+/* Policy map verdicts (struct weft_policy_value.verdict). 0 is never written: it means "no entry". */
+enum weft_verdict {
+	WEFT_VERDICT_NONE = 0,
+	WEFT_VERDICT_ALLOW = 1,
+	WEFT_VERDICT_DENY = 2,
+};
+
+/* Why a packet was dropped (or WEFT_DROP_NONE when it passed). */
+enum weft_drop_reason {
+	WEFT_DROP_NONE = 0,
+	WEFT_DROP_POLICY_DENY = 1,   /* an explicit deny rule matched (deny wins over allow) */
+	WEFT_DROP_DEFAULT_DENY = 2,  /* no allow rule and the destination identity is default-deny */
+	WEFT_DROP_MALFORMED = 3,     /* IPv4 header truncated or invalid */
+};
+
+#endif /* WEFT_VERDICT_H */

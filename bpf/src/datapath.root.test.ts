@@ -1,0 +1,213 @@
+/**
+ * Root: loads bpf/dist/weft_tc.o into the kernel, fills its maps through the typed codecs and runs
+ * the tc program on crafted frames with BPF_PROG_RUN (verdicts, counters, unknown sources), pins a
+ * map on a private bpffs and reopens it, and attaches to tc on a veth. Needs CAP_BPF/CAP_NET_ADMIN.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TcDatapath } from "./datapath.js";
+import { BpfError } from "./errors.js";
+import { ReservedIdentity, TcAction, countersKeyCodec, countersValueCodec, ipcacheKeyCodec, ipcacheValueCodec, sumCounters, type CountersValue } from "./layout.js";
+import { BpfMap, PerCpuMap, TypedMap, UpdateFlag } from "./map.js";
+import { ipv4Frame, type PacketSpec } from "./packet.js";
+import { tcAttach, tcDestroyHook, tcDetach } from "./tc.js";
+import { testRun } from "./testrun.js";
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log("bpf - datapath root tests skipped: they need root (run `npx vitest run --project root` as root)");
+
+const TCP = 6;
+const UDP = 17;
+const WEB = 100; // 10.0.0.0/24
+const DB = 200; // 10.0.1.0/24
+const CACHE = 300; // 10.0.2.0/24, no default deny, no policy
+const VETH = "weftbpf-t0";
+const VETH_PEER = "weftbpf-t1";
+
+describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
+  let dp: TcDatapath;
+  let bpffs: string | undefined;
+  let mounted = false;
+  const pins: string[] = [];
+
+  const run = (spec: PacketSpec) => testRun(dp.progL2, ipv4Frame(spec));
+  const counters = (srcId: number, dstId: number): CountersValue => sumCounters(dp.counters.get({ srcId, dstId }) ?? []);
+
+  beforeAll(() => {
+    dp = TcDatapath.load();
+    dp.ipcache.setMany([
+      [{ addr: "10.0.0.0", prefixlen: 24 }, { identity: WEB }],
+      [{ addr: "10.0.1.0", prefixlen: 24 }, { identity: DB }],
+      [{ addr: "10.0.2.0", prefixlen: 24 }, { identity: CACHE }],
+    ]);
+    dp.policy.setMany([
+      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" }],
+      [{ srcId: WEB, dstId: DB, proto: UDP, dport: 0 }, { verdict: "allow" }],
+      // deny wins over the allow of every UDP port above
+      [{ srcId: WEB, dstId: DB, proto: UDP, dport: 53 }, { verdict: "deny" }],
+    ]);
+    dp.policyDefault.set(DB, { defaultDeny: true });
+  });
+
+  afterAll(() => {
+    try {
+      execFileSync("ip", ["link", "del", VETH], { stdio: "ignore" });
+    } catch {
+      /* not created or already gone */
+    }
+    dp?.close();
+    for (const p of pins) rmSync(p, { force: true });
+    if (bpffs) {
+      if (mounted) execFileSync("umount", [bpffs]);
+      rmSync(bpffs, { recursive: true, force: true });
+    }
+  });
+
+  it("bpf - an allowed TCP flow passes with TC_ACT_OK and the frame is unchanged", () => {
+    const frame = ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432 });
+    const r = testRun(dp.progL2, frame);
+    expect(r.retval, `retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+    expect(r.dataOut.equals(frame), "data_out equals data_in").toBe(true);
+    console.log(`bpf - BPF_PROG_RUN single run: ${r.durationNs} ns (includes first-run costs)`);
+  });
+
+  it("bpf - another port to a default-deny identity is dropped with TC_ACT_SHOT", () => {
+    const r = run({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 22 });
+    expect(r.retval, `retval: got ${r.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
+  });
+
+  it("bpf - an explicit deny wins over an any-port allow; other UDP ports pass", () => {
+    const denied = run({ src: "10.0.0.5", dst: "10.0.1.7", proto: "udp", sport: 5000, dport: 53 });
+    expect(denied.retval, `udp/53: got ${denied.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
+    const allowed = run({ src: "10.0.0.5", dst: "10.0.1.7", proto: "udp", sport: 5000, dport: 9999 });
+    expect(allowed.retval, `udp/9999: got ${allowed.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+  });
+
+  it("bpf - a pair that no policy talks about is allowed", () => {
+    const r = run({ src: "10.0.1.9", dst: "10.0.2.1", proto: "tcp", sport: 1, dport: 6379 });
+    expect(r.retval, `db -> cache: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+  });
+
+  it("bpf - counters per identity pair hold packets, bytes and drops", () => {
+    dp.counters.delete({ srcId: WEB, dstId: CACHE });
+    const ok = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 80, payload: Buffer.alloc(100) });
+    dp.policy.set({ srcId: WEB, dstId: CACHE, proto: TCP, dport: 81 }, { verdict: "deny" });
+    const bad = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 81 });
+    for (let i = 0; i < 3; i++) expect(testRun(dp.progL2, ok).retval).toBe(TcAction.ok);
+    expect(testRun(dp.progL2, bad).retval).toBe(TcAction.shot);
+    const got = counters(WEB, CACHE);
+    const want = { packets: 4n, bytes: BigInt(3 * ok.length + bad.length), drops: 1n };
+    expect(got, `web -> cache counters: got ${JSON.stringify(got, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`).toEqual(want);
+    expect([...dp.counters.keys()]).toContainEqual({ srcId: WEB, dstId: CACHE });
+  });
+
+  it("bpf - a source outside the ipcache is the reserved world identity, and a world rule applies", () => {
+    const world = ReservedIdentity.world;
+    dp.counters.delete({ srcId: world, dstId: DB });
+    const before = run({ src: "192.0.2.1", dst: "10.0.1.7", proto: "tcp", sport: 1, dport: 5432 });
+    expect(before.retval, `world -> db (default deny): got ${before.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
+    dp.policy.set({ srcId: world, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" });
+    const after = run({ src: "192.0.2.1", dst: "10.0.1.7", proto: "tcp", sport: 1, dport: 5432 });
+    expect(after.retval, `world -> db after allow: got ${after.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+    expect(counters(world, DB)).toMatchObject({ packets: 2n, drops: 1n });
+    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(true);
+    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(false);
+  });
+
+  it("bpf - longest prefix wins in the ipcache", () => {
+    dp.ipcache.set({ addr: "10.0.1.128", prefixlen: 25 }, { identity: CACHE });
+    try {
+      // 10.0.1.200 is now CACHE, which has no policy and no default deny: ssh passes
+      const r = run({ src: "10.0.0.5", dst: "10.0.1.200", proto: "tcp", sport: 1, dport: 22 });
+      expect(r.retval, `web -> 10.0.1.200:22: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+    } finally {
+      dp.ipcache.delete({ addr: "10.0.1.128", prefixlen: 25 });
+    }
+  });
+
+  it("bpf - batch update and delete, then iteration sees exactly what is left", () => {
+    const entries = Array.from({ length: 1000 }, (_, i) => [{ srcId: 5000 + i, dstId: 9, proto: TCP, dport: 443 }, { verdict: "allow" as const }] as const);
+    let t0 = performance.now();
+    dp.policy.setMany(entries);
+    const batchUs = ((performance.now() - t0) * 1000) / entries.length;
+    dp.policy.deleteMany(entries.map(([k]) => k));
+    t0 = performance.now();
+    for (const [k, v] of entries) dp.policy.set(k, v);
+    const singleUs = ((performance.now() - t0) * 1000) / entries.length;
+    dp.policy.deleteMany(entries.slice(1).map(([k]) => k));
+    const left = [...dp.policy.entries()].filter(([k]) => k.dstId === 9);
+    expect(left).toEqual([[{ srcId: 5000, dstId: 9, proto: TCP, dport: 443 }, { verdict: "allow" }]]);
+    dp.policy.delete({ srcId: 5000, dstId: 9, proto: TCP, dport: 443 });
+    console.log(`bpf - policy map update: ${singleUs.toFixed(2)} µs each one by one, ${batchUs.toFixed(2)} µs each in a batch of ${entries.length}`);
+  });
+
+  it("bpf - NOEXIST on an existing key is a typed EEXIST error", () => {
+    const k = { addr: "10.0.0.0", prefixlen: 24 };
+    let err: unknown;
+    try {
+      dp.ipcache.set(k, { identity: 1 }, UpdateFlag.noExist);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BpfError);
+    expect((err as BpfError).code, `got ${String(err)}`).toBe("EEXIST");
+    expect(dp.ipcache.get(k)).toEqual({ identity: WEB });
+  });
+
+  it("bpf - program cost with BPF_PROG_RUN repeat", () => {
+    const r = testRun(dp.progL2, ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432 }), { repeat: 100_000 });
+    expect(r.retval).toBe(TcAction.ok);
+    expect(r.durationNs).toBeGreaterThan(0);
+    console.log(`bpf - weft_tc_l2 allow path: ${r.durationNs} ns per packet (BPF_PROG_RUN repeat 100000)`);
+  });
+
+  it("bpf - a pinned map survives closing the object and reopens from its pin", () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-bpffs-"));
+    bpffs = dir;
+    execFileSync("mount", ["-t", "bpf", "bpf", dir]);
+    mounted = true;
+    const pin = join(dir, "weft_ipcache");
+    dp.object.map("weft_ipcache").pin(pin);
+    pins.push(pin);
+    const cPin = join(dir, "weft_counters");
+    dp.object.map("weft_counters").pin(cPin);
+    pins.push(cPin);
+
+    const wantPackets = counters(WEB, CACHE).packets;
+    expect(wantPackets, "web -> cache has counted packets").toBeGreaterThan(0n);
+    const ipcache = new TypedMap(BpfMap.fromPin(pin), ipcacheKeyCodec, ipcacheValueCodec);
+    const countersFromPin = new PerCpuMap(BpfMap.fromPin(cPin), countersKeyCodec, countersValueCodec);
+    try {
+      expect(ipcache.raw.info).toMatchObject({ name: "weft_ipcache", keySize: 8, valueSize: 8 });
+      dp.close(); // the object goes; the pinned maps stay
+      expect(ipcache.get({ addr: "10.0.1.0", prefixlen: 24 }), "ipcache entry through the pin").toEqual({ identity: DB });
+      expect(sumCounters(countersFromPin.get({ srcId: WEB, dstId: CACHE }) ?? []).packets, "counters through the pin").toBe(wantPackets);
+    } finally {
+      ipcache.raw.close();
+      countersFromPin.raw.close();
+      dp = TcDatapath.load(); // later tests need a live object
+    }
+    expect(() => BpfMap.fromPin(join(dir, "absent"))).toThrow(/bpf_obj_get .*ENOENT/);
+  });
+
+  it("bpf - attaches to tc ingress and egress of a veth and detaches", () => {
+    execFileSync("ip", ["link", "add", VETH, "type", "veth", "peer", "name", VETH_PEER]);
+    const ifindex = Number(readFileSync(`/sys/class/net/${VETH}/ifindex`, "utf8"));
+    const ingress = tcAttach(dp.progL2, { ifindex, direction: "ingress" });
+    const egress = tcAttach(dp.progL2, { ifindex, direction: "egress" });
+    expect(ingress.progId).toBeGreaterThan(0);
+    expect(egress.progId, "one program on both hooks").toBe(ingress.progId);
+    const show = (dir: string) => execFileSync("tc", ["filter", "show", "dev", VETH, dir], { encoding: "utf8" });
+    expect(show("ingress")).toMatch(/weft_tc_l2.*direct-action/);
+    expect(show("egress")).toMatch(/weft_tc_l2.*direct-action/);
+    expect(tcDetach(ingress)).toBe(true);
+    expect(tcDetach(ingress)).toBe(false);
+    expect(show("ingress")).not.toMatch(/weft_tc_l2/);
+    expect(show("egress")).toMatch(/weft_tc_l2/);
+    tcDestroyHook(ifindex);
+    expect(execFileSync("tc", ["qdisc", "show", "dev", VETH], { encoding: "utf8" })).not.toMatch(/clsact/);
+  });
+});

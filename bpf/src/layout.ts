@@ -1,0 +1,270 @@
+/**
+ * The one place of truth, on the TypeScript side, for the C structs and codes in bpf/progs/lib/*.h:
+ * byte offsets and sizes of every field (padding included), the reserved identities, the verdict
+ * and drop-reason codes, and the codecs built on them. layout.test.ts checks all of it against
+ * the BTF that clang emits for bpf/dist/weft_tc.o and against verdict.h.
+ */
+
+export interface FieldLayout {
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface StructLayout<F extends string> {
+  /** The C struct's name (without `struct`). */
+  readonly cName: string;
+  readonly size: number;
+  readonly fields: Readonly<Record<F, FieldLayout>>;
+}
+
+const f = (offset: number, size: number): FieldLayout => ({ offset, size });
+
+export const layouts = {
+  ipcacheKey: { cName: "weft_ipcache_key", size: 8, fields: { prefixlen: f(0, 4), addr: f(4, 4) } },
+  ipcacheValue: { cName: "weft_ipcache_value", size: 8, fields: { identity: f(0, 4), flags: f(4, 4) } },
+  policyKey: {
+    cName: "weft_policy_key",
+    size: 12,
+    fields: { src_id: f(0, 4), dst_id: f(4, 4), proto: f(8, 1), pad0: f(9, 1), dport: f(10, 2) },
+  },
+  policyValue: { cName: "weft_policy_value", size: 4, fields: { verdict: f(0, 1), flags: f(1, 1), pad0: f(2, 2) } },
+  policyDefaultValue: { cName: "weft_policy_default_value", size: 4, fields: { flags: f(0, 1), pad0: f(1, 3) } },
+  countersKey: { cName: "weft_counters_key", size: 8, fields: { src_id: f(0, 4), dst_id: f(4, 4) } },
+  countersValue: { cName: "weft_counters_value", size: 24, fields: { packets: f(0, 8), bytes: f(8, 8), drops: f(16, 8) } },
+} as const satisfies Record<string, StructLayout<string>>;
+
+/** Reserved identities (ipcache.h WEFT_ID_*). Never renumber. */
+export const ReservedIdentity = { unknown: 0, host: 1, world: 2, controller: 3 } as const;
+
+/** enum weft_verdict (verdict.h). Never renumber. */
+export const Verdict = { none: 0, allow: 1, deny: 2 } as const;
+export type VerdictName = Exclude<keyof typeof Verdict, "none">;
+
+/** enum weft_drop_reason (verdict.h). Never renumber. */
+export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3 } as const;
+
+/** WEFT_POLICY_F_* (policy.h). */
+export const PolicyDefaultFlag = { defaultDeny: 0x1 } as const;
+
+/** tc return codes (linux/pkt_cls.h). */
+export const TcAction = { ok: 0, shot: 2 } as const;
+
+/** Names of the maps in weft_tc.o. */
+export const MapName = {
+  ipcache: "weft_ipcache",
+  policy: "weft_policy",
+  policyDefault: "weft_policy_default",
+  counters: "weft_counters",
+} as const;
+
+/** Encodes/decodes one C struct; `size` is the struct's size in bytes. */
+export interface Codec<T> {
+  readonly size: number;
+  encode(value: T): Buffer;
+  decode(buf: Buffer, offset?: number): T;
+}
+
+function ipv4Bytes(addr: string): Buffer {
+  const parts = addr.split(".");
+  const bytes = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
+  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255))) throw new RangeError(`not an IPv4 address: ${addr}`);
+  return Buffer.from(bytes);
+}
+
+function ipv4String(buf: Buffer, offset: number): string {
+  return [0, 1, 2, 3].map((i) => buf[offset + i]).join(".");
+}
+
+function u8(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`${name} must be a u8, got ${v}`);
+  return v;
+}
+function u16(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`${name} must be a u16, got ${v}`);
+  return v;
+}
+function u32(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be a u32, got ${v}`);
+  return v;
+}
+
+/** An ipcache key: an IPv4 prefix. Host bits are cleared so that 10.1.2.3/8 and 10.0.0.0/8 agree. */
+export interface IpcacheKey {
+  addr: string;
+  prefixlen: number;
+}
+
+const L = layouts;
+
+export const ipcacheKeyCodec: Codec<IpcacheKey> = {
+  size: L.ipcacheKey.size,
+  encode({ addr, prefixlen }) {
+    if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 32) throw new RangeError(`prefixlen must be 0..32, got ${prefixlen}`);
+    const buf = Buffer.alloc(L.ipcacheKey.size);
+    buf.writeUInt32LE(prefixlen, L.ipcacheKey.fields.prefixlen.offset); // host order (x86-64, arm64: little endian)
+    const a = ipv4Bytes(addr).readUInt32BE(0);
+    const mask = prefixlen === 0 ? 0 : (0xffffffff << (32 - prefixlen)) >>> 0;
+    buf.writeUInt32BE((a & mask) >>> 0, L.ipcacheKey.fields.addr.offset); // network order
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return {
+      prefixlen: buf.readUInt32LE(offset + L.ipcacheKey.fields.prefixlen.offset),
+      addr: ipv4String(buf, offset + L.ipcacheKey.fields.addr.offset),
+    };
+  },
+};
+
+export interface IpcacheValue {
+  identity: number;
+}
+
+export const ipcacheValueCodec: Codec<IpcacheValue> = {
+  size: L.ipcacheValue.size,
+  encode({ identity }) {
+    const buf = Buffer.alloc(L.ipcacheValue.size);
+    buf.writeUInt32LE(u32("identity", identity), L.ipcacheValue.fields.identity.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return { identity: buf.readUInt32LE(offset + L.ipcacheValue.fields.identity.offset) };
+  },
+};
+
+/** A policy key. `proto` 0 means any protocol (then `dport` must be 0); `dport` 0 means any port. */
+export interface PolicyKey {
+  srcId: number;
+  dstId: number;
+  proto: number;
+  /** Destination port in host terms (443); stored in network order as the C side reads it. */
+  dport: number;
+}
+
+export const policyKeyCodec: Codec<PolicyKey> = {
+  size: L.policyKey.size,
+  encode({ srcId, dstId, proto, dport }) {
+    if (proto === 0 && dport !== 0) throw new RangeError(`dport must be 0 when proto is 0 (any), got ${dport}`);
+    const F = L.policyKey.fields;
+    const buf = Buffer.alloc(L.policyKey.size);
+    buf.writeUInt32LE(u32("srcId", srcId), F.src_id.offset);
+    buf.writeUInt32LE(u32("dstId", dstId), F.dst_id.offset);
+    buf.writeUInt8(u8("proto", proto), F.proto.offset);
+    buf.writeUInt16BE(u16("dport", dport), F.dport.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    const F = L.policyKey.fields;
+    return {
+      srcId: buf.readUInt32LE(offset + F.src_id.offset),
+      dstId: buf.readUInt32LE(offset + F.dst_id.offset),
+      proto: buf.readUInt8(offset + F.proto.offset),
+      dport: buf.readUInt16BE(offset + F.dport.offset),
+    };
+  },
+};
+
+export interface PolicyValue {
+  verdict: VerdictName;
+}
+
+export const policyValueCodec: Codec<PolicyValue> = {
+  size: L.policyValue.size,
+  encode({ verdict }) {
+    const code: number | undefined = Verdict[verdict];
+    if (code === undefined || code === Verdict.none) throw new RangeError(`unknown verdict: ${String(verdict)}`);
+    const buf = Buffer.alloc(L.policyValue.size);
+    buf.writeUInt8(code, L.policyValue.fields.verdict.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    const code = buf.readUInt8(offset + L.policyValue.fields.verdict.offset);
+    const name = (Object.keys(Verdict) as (keyof typeof Verdict)[]).find((k) => Verdict[k] === code);
+    if (name === undefined || name === "none") throw new RangeError(`policy value holds unknown verdict code ${code}`);
+    return { verdict: name };
+  },
+};
+
+/** Destination identity key of weft_policy_default: a bare u32. */
+export const identityKeyCodec: Codec<number> = {
+  size: 4,
+  encode(id) {
+    const buf = Buffer.alloc(4);
+    buf.writeUInt32LE(u32("identity", id), 0);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return buf.readUInt32LE(offset);
+  },
+};
+
+export interface PolicyDefaultValue {
+  defaultDeny: boolean;
+}
+
+export const policyDefaultValueCodec: Codec<PolicyDefaultValue> = {
+  size: L.policyDefaultValue.size,
+  encode({ defaultDeny }) {
+    const buf = Buffer.alloc(L.policyDefaultValue.size);
+    buf.writeUInt8(defaultDeny ? PolicyDefaultFlag.defaultDeny : 0, L.policyDefaultValue.fields.flags.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return { defaultDeny: (buf.readUInt8(offset + L.policyDefaultValue.fields.flags.offset) & PolicyDefaultFlag.defaultDeny) !== 0 };
+  },
+};
+
+export interface CountersKey {
+  srcId: number;
+  dstId: number;
+}
+
+export const countersKeyCodec: Codec<CountersKey> = {
+  size: L.countersKey.size,
+  encode({ srcId, dstId }) {
+    const buf = Buffer.alloc(L.countersKey.size);
+    buf.writeUInt32LE(u32("srcId", srcId), L.countersKey.fields.src_id.offset);
+    buf.writeUInt32LE(u32("dstId", dstId), L.countersKey.fields.dst_id.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return {
+      srcId: buf.readUInt32LE(offset + L.countersKey.fields.src_id.offset),
+      dstId: buf.readUInt32LE(offset + L.countersKey.fields.dst_id.offset),
+    };
+  },
+};
+
+export interface CountersValue {
+  packets: bigint;
+  bytes: bigint;
+  drops: bigint;
+}
+
+export const countersValueCodec: Codec<CountersValue> = {
+  size: L.countersValue.size,
+  encode({ packets, bytes, drops }) {
+    const F = L.countersValue.fields;
+    const buf = Buffer.alloc(L.countersValue.size);
+    buf.writeBigUInt64LE(packets, F.packets.offset);
+    buf.writeBigUInt64LE(bytes, F.bytes.offset);
+    buf.writeBigUInt64LE(drops, F.drops.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    const F = L.countersValue.fields;
+    return {
+      packets: buf.readBigUInt64LE(offset + F.packets.offset),
+      bytes: buf.readBigUInt64LE(offset + F.bytes.offset),
+      drops: buf.readBigUInt64LE(offset + F.drops.offset),
+    };
+  },
+};
+
+/** Sums per-CPU counters into one value. */
+export function sumCounters(perCpu: readonly CountersValue[]): CountersValue {
+  return perCpu.reduce((a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes, drops: a.drops + b.drops }), {
+    packets: 0n,
+    bytes: 0n,
+    drops: 0n,
+  });
+}

@@ -26,6 +26,12 @@ const DB = 200; // 10.0.1.0/24
 const CACHE = 300; // 10.0.2.0/24, no default deny, no policy
 const VETH = "weftbpf-t0";
 const VETH_PEER = "weftbpf-t1";
+const NS = "weftbpf-ns";
+const NS_VETH = "weftbpf-n0"; // root end; its peer lives in NS
+const NS_ADDR = "198.18.0.1"; // in NS
+const HOST_ADDR = "198.18.0.2"; // root end
+const PINGER = 500;
+const PINGED = 600;
 
 describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   let dp: TcDatapath;
@@ -53,10 +59,12 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   });
 
   afterAll(() => {
-    try {
-      execFileSync("ip", ["link", "del", VETH], { stdio: "ignore" });
-    } catch {
-      /* not created or already gone */
+    for (const argv of [["link", "del", VETH], ["link", "del", NS_VETH], ["netns", "del", NS]]) {
+      try {
+        execFileSync("ip", argv, { stdio: "ignore" });
+      } catch {
+        /* not created or already gone */
+      }
     }
     dp?.close();
     for (const p of pins) rmSync(p, { force: true });
@@ -209,5 +217,42 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     expect(show("egress")).toMatch(/weft_tc_l2/);
     tcDestroyHook(ifindex);
     expect(execFileSync("tc", ["qdisc", "show", "dev", VETH], { encoding: "utf8" })).not.toMatch(/clsact/);
+  });
+
+  it("bpf - attached on a veth's ingress, it drops then passes real pings as the policy says", () => {
+    const ip = (...argv: string[]) => execFileSync("ip", argv, { stdio: "pipe" });
+    ip("netns", "add", NS);
+    ip("link", "add", NS_VETH, "type", "veth", "peer", "name", "weftbpf-n1", "netns", NS);
+    ip("addr", "add", `${HOST_ADDR}/30`, "dev", NS_VETH);
+    ip("link", "set", NS_VETH, "up");
+    ip("-n", NS, "addr", "add", `${NS_ADDR}/30`, "dev", "weftbpf-n1");
+    ip("-n", NS, "link", "set", "weftbpf-n1", "up");
+    const ping = () => {
+      try {
+        execFileSync("ip", ["netns", "exec", NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", HOST_ADDR], { stdio: "pipe" });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(ping(), "ping works before the program is attached").toBe(true);
+
+    dp.ipcache.set({ addr: NS_ADDR, prefixlen: 32 }, { identity: PINGER });
+    dp.ipcache.set({ addr: HOST_ADDR, prefixlen: 32 }, { identity: PINGED });
+    dp.policyDefault.set(PINGED, { defaultDeny: true });
+    const ifindex = Number(readFileSync(`/sys/class/net/${NS_VETH}/ifindex`, "utf8"));
+    tcAttach(dp.progL2, { ifindex, direction: "ingress" });
+
+    expect(ping(), "ping to a default-deny identity with no allow rule").toBe(false);
+    const denied = counters(PINGER, PINGED);
+    expect(denied.drops, `drops after a denied ping: got ${denied.drops}, want 3`).toBe(3n);
+    expect(denied.packets).toBe(3n);
+
+    dp.policy.set({ srcId: PINGER, dstId: PINGED, proto: 1 /* ICMP */, dport: 0 }, { verdict: "allow" });
+    expect(ping(), "ping once ICMP is allowed").toBe(true);
+    const allowed = counters(PINGER, PINGED);
+    expect(allowed, "3 more packets, no more drops").toMatchObject({ packets: 6n, drops: 3n });
+    expect(allowed.bytes, "bytes grow by 3 echo requests of 98 bytes (84 IPv4 + 14 Ethernet)").toBe(denied.bytes + 3n * 98n);
+    tcDestroyHook(ifindex);
   });
 });

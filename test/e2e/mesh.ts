@@ -9,6 +9,7 @@ import { once } from "node:events";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { interfaceNameFor, labExec, resolveLabOptions, spawnInHost, type LabOptions } from "@weft/lab";
+import type { AgentState, AgentStatus } from "@weft/agent";
 
 // ---------------------------------------------------------------- WireGuard
 
@@ -187,23 +188,9 @@ export async function tcpTransfer(opts: LabOptions, from: string, to: { name: st
 
 // ---------------------------------------------------------------- agent files
 
-export interface AgentStateFile {
-  nodeId: string;
-  name: string;
-  overlayAddress: string;
-  enrolledAt: string;
-}
-
-export interface AgentStatusFile {
-  nodeId: string;
-  nats: "connecting" | "connected" | "disconnected" | "closed" | "stopped";
-  stale: boolean;
-  appliedRevision: number;
-  peers: number;
-  removed?: boolean;
-  lastSyncAt?: string;
-  updatedAt: string;
-}
+/** The agent's own file formats, so these helpers cannot drift from what the agent writes. */
+export type AgentStateFile = AgentState;
+export type AgentStatusFile = AgentStatus;
 
 export async function readJson<T>(path: string): Promise<T | undefined> {
   try {

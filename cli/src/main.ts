@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { registerAgent } from "./commands/agent.js";
 import { registerController } from "./commands/controller.js";
+import { registerIdentities } from "./commands/identities.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
 import { registerNodes } from "./commands/nodes.js";
@@ -22,6 +23,7 @@ registerAgent(program);
 registerStatus(program);
 registerKeys(program);
 registerNodes(program);
+registerIdentities(program);
 registerLab(program);
 
 program.parseAsync(process.argv).catch(reportAndExit);

@@ -53,6 +53,16 @@ export const ControllerConfig = z
     /** Admin bearer token; absent: generated once into `<stateDir>/admin-token` (mode 0600). */
     adminToken: z.string().min(16, "adminToken must be at least 16 characters").optional(),
     overlay: z.object({ cidr: cidr.default("100.64.0.0/16") }).strict().prefault({}),
+    identity: z
+      .object({
+        /** SPIFFE trust domain of every identity this controller allocates (Istio's default is cluster.local). */
+        trustDomain: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/, "identity.trustDomain must be a lower-case DNS name")
+          .default("weft.internal"),
+      })
+      .strict()
+      .prefault({}),
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),

@@ -14,6 +14,8 @@ import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
+import { IdentityAllocator, IdentityEntry } from "./identity/allocator.js";
+import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
@@ -85,7 +87,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log.child({ component: "registry" }),
       (natsPublicKey) => access.revokeAgent(natsPublicKey),
     );
-    const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys));
+    const trustDomain = config.identity.trustDomain;
+    const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys), undefined, (labels) =>
+      validateIdentityLabels(labels, trustDomain),
+    );
+    const identities = new IdentityAllocator(new RecordStore(await kvm.open(Buckets.identities), IdentityEntry, Buckets.identities));
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollment = new Enrollment({
@@ -95,6 +101,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
       natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
+      identityFor: (labels) => identities.allocate(spiffeIdFromLabels(labels, trustDomain)),
       heartbeatSeconds: config.heartbeatSeconds,
       log: log.child({ component: "enroll" }),
     });
@@ -114,7 +121,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, registry, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, registry, identities, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

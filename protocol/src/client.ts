@@ -10,7 +10,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } from "./ca-pin.js";
-import { ApiError, JoinKeyCreated, JoinKeyInfo, NodeView, type JoinKeyCreateRequest } from "./messages.js";
+import { ApiError, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type JoinKeyCreateRequest } from "./messages.js";
 
 export interface ControllerClientOptions {
   /** http(s)://host:port of the API; ignored when `socketPath` is set. */
@@ -64,6 +64,9 @@ export class ControllerClient {
   }
   revokeJoinKey(id: string): Promise<JoinKeyInfo> {
     return this.call("DELETE", `/v1/keys/${encodeURIComponent(id)}`, JoinKeyInfo);
+  }
+  listIdentities(): Promise<Identity[]> {
+    return this.call("GET", "/v1/identities", z.array(Identity));
   }
   listNodes(): Promise<NodeView[]> {
     return this.call("GET", "/v1/nodes", z.array(NodeView));

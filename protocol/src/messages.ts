@@ -26,6 +26,12 @@ export const nodeName = z
 export const siteName = nodeName;
 export const labelKey = z.string().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, "label keys are letters, digits and _.:/-");
 export const labels = z.record(labelKey, z.string().max(253));
+/** `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, the form Istio uses. */
+export const SPIFFE_ID_PATTERN = /^spiffe:\/\/([a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?)\/ns\/([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)\/sa\/([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)$/;
+export const spiffeId = z.string().regex(SPIFFE_ID_PATTERN, "must be spiffe://<trust-domain>/ns/<namespace>/sa/<service-account> in lower case");
+/** A node's or workload's identity: its SPIFFE ID and the stable number the datapath uses. */
+export const Identity = z.object({ id: z.number().int().min(256).max(0xffffffff), spiffeId });
+export type Identity = z.infer<typeof Identity>;
 export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex digits");
 
 // ---------------------------------------------------------------- join keys
@@ -115,6 +121,8 @@ export const PeerRecord = z.object({
   site: siteName,
   wireguardPublicKey: wireguardKey,
   overlayAddress: ipv4,
+  /** The node's identity; with overlayAddress this is the ipcache entry every agent builds. */
+  identity: Identity.optional(),
   /** CIDRs routed to this peer: its /32 plus any advertised prefixes. */
   allowedIps: z.array(cidr).min(1),
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
@@ -140,6 +148,7 @@ export const NodeRecord = z.object({
   overlayAddress: ipv4,
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
   labels,
+  identity: Identity.optional(),
   joinKeyId: z.string(),
   /** Source address the controller saw at enrollment. */
   observedAddress: z.string().optional(),
@@ -181,3 +190,17 @@ export const ApiError = z.object({
   details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });
 export type ApiError = z.infer<typeof ApiError>;
+
+// ---------------------------------------------------------------- identities (KV weft-identities)
+
+/** Identities 0-255 are reserved (unknown, host, world, controller, …); allocation starts here. */
+export const FIRST_ALLOCATED_IDENTITY = 256;
+
+/** Join-key labels that set the identity of the nodes enrolled with the key. */
+export const IdentityLabels = {
+  /** A whole SPIFFE ID; must be in the controller's trust domain. */
+  spiffeId: "weft:identity",
+  /** Namespace and service account; the controller adds its trust domain. */
+  namespace: "weft:namespace",
+  serviceAccount: "weft:serviceaccount",
+} as const;

@@ -16,6 +16,8 @@ export const Buckets = {
   ipam: "weft-ipam",
   /** Join keys, stored hashed. Controller only. */
   keys: "weft-keys",
+  /** SPIFFE ID ↔ numeric identity, allocated once and never reused. Controller only. */
+  identities: "weft-identities",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

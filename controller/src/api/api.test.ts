@@ -22,11 +22,12 @@ const KNOWN_ROUTES = [
   "POST /v1/keys",
   "GET /v1/keys",
   "DELETE /v1/keys/{id}",
+  "GET /v1/identities",
   "GET /v1/nodes",
   "GET /v1/nodes/{id}",
   "DELETE /v1/nodes/{id}",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities)/.test(r));
 
 beforeAll(async () => {
   t = await startTestController();

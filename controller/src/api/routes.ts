@@ -3,9 +3,10 @@
  * and response schemas and handler. The server registers the table and the
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodeView } from "@weft/protocol";
+import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodeView, Identity } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
+import type { IdentityAllocator } from "../identity/allocator.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { parseOrThrow } from "../validation.js";
@@ -35,6 +36,7 @@ export interface ApiServices {
   joinKeys: JoinKeys;
   enrollment: Enrollment;
   registry: NodeRegistry;
+  identities: IdentityAllocator;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
   controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
 }
@@ -77,6 +79,7 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: JoinKeyInfo,
       handler: (ctx) => s.joinKeys.revoke(param(ctx, "id")),
     },
+    { method: "GET", path: "/v1/identities", summary: "Identities: SPIFFE ID and the number the datapath uses", auth: "admin", response: z.array(Identity), handler: () => s.identities.list() },
     { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness", auth: "admin", response: z.array(NodeView), handler: () => s.registry.list() },
     {
       method: "GET",

@@ -7,7 +7,7 @@
  * one-time key.
  */
 import { randomBytes } from "node:crypto";
-import { EnrollRequest, type EnrollResponse, type NodeRecord } from "@weft/protocol";
+import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity } from "@weft/protocol";
 import type { Logger } from "pino";
 import { ConflictError, ValidationError } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
@@ -26,6 +26,8 @@ export interface EnrollmentDeps {
   issueAgentJwt: (nodeId: string, natsPublicKey: string) => Promise<string>;
   /** NATS URLs to hand the agent, given the host name it used to reach the API. */
   natsServersFor: (apiHost: string | undefined) => string[];
+  /** The identity granted by a join key's labels (allocated on first use). */
+  identityFor: (labels: Record<string, string>) => Promise<Identity>;
   heartbeatSeconds: number;
   log: Logger;
 }
@@ -61,6 +63,7 @@ export class Enrollment {
       await claimOrConflict("name", req.name, `node name ${req.name}`);
       const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
       made.push({ kind: "addr", value: overlayAddress });
+      const identity = await this.deps.identityFor(key.value.labels);
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
       const consumed = await joinKeys.consume(req.joinKey, nodeId);
       consumedKey = true;
@@ -74,12 +77,13 @@ export class Enrollment {
         overlayAddress,
         endpoints: req.endpoints,
         labels: consumed.labels,
+        identity,
         joinKeyId: key.value.id,
         ...(ctx.observedAddress === undefined ? {} : { observedAddress: ctx.observedAddress }),
         enrolledAt: new Date().toISOString(),
       };
       await registry.add(node);
-      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, joinKeyId: key.value.id }, "node enrolled");
+      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, identity: identity.spiffeId, joinKeyId: key.value.id }, "node enrolled");
       return {
         nodeId,
         overlayAddress,

@@ -34,6 +34,7 @@ describe("enrollment rollback", () => {
       allocator: new AddressAllocator(claims, "100.64.0.0/16"),
       registry: failingRegistry,
       issueAgentJwt: async () => "jwt",
+      identityFor: async () => ({ id: 256, spiffeId: "spiffe://weft.internal/ns/default/sa/default" }),
       natsServersFor: () => ["nats://127.0.0.1:4222"],
       heartbeatSeconds: 5,
       log: pino({ level: "silent" }),

@@ -52,9 +52,12 @@ export class JoinKeys {
   constructor(
     private readonly store: JoinKeyStore,
     private readonly now: () => Date = () => new Date(),
+    /** Checks the labels a key would grant (e.g. identity labels); throws a ValidationError. */
+    private readonly validateLabels: (labels: Record<string, string>) => void = () => undefined,
   ) {}
 
   async create(req: JoinKeyCreateRequest): Promise<JoinKeyCreated> {
+    this.validateLabels(req.labels);
     const secret = newJoinKeySecret();
     const created = this.now();
     const record: StoredJoinKey = {

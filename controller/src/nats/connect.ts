@@ -61,6 +61,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.peers]: 1,
   [Buckets.ipam]: 1,
   [Buckets.keys]: 1,
+  [Buckets.identities]: 1,
 };
 
 export interface EnsureBucketsOptions {
@@ -76,7 +77,7 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
   const created: BucketName[] = [];
-  const all: BucketName[] = [Buckets.nodes, Buckets.peers, Buckets.ipam, Buckets.keys];
+  const all: BucketName[] = Object.values(Buckets);
   for (const bucket of all) {
     if (await streamExists(jsm, kvStreamName(bucket))) continue;
     await kvm.create(bucket, { history: BUCKET_HISTORY[bucket], replicas: opts.replicas ?? 1 });

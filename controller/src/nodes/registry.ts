@@ -27,6 +27,7 @@ export function peerRecordOf(node: NodeRecord): PeerRecord {
     site: node.site,
     wireguardPublicKey: node.wireguardPublicKey,
     overlayAddress: node.overlayAddress,
+    ...(node.identity ? { identity: node.identity } : {}),
     allowedIps: [`${node.overlayAddress}/32`],
     endpoints: node.endpoints,
     updatedAt: new Date().toISOString(),

@@ -10,6 +10,7 @@ import { registerIdentities } from "./commands/identities.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
 import { registerNodes } from "./commands/nodes.js";
+import { registerPolicy } from "./commands/policy.js";
 import { registerStatus } from "./commands/status.js";
 import { reportAndExit } from "./errors.js";
 
@@ -24,6 +25,7 @@ registerStatus(program);
 registerKeys(program);
 registerNodes(program);
 registerIdentities(program);
+registerPolicy(program);
 registerLab(program);
 
 program.parseAsync(process.argv).catch(reportAndExit);

@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Buckets, Heartbeat, NodeRecord, PeerRecord, Subjects, nodeIdFromSubject } from "@weft/protocol";
+import { Buckets, Heartbeat, NodeRecord, PeerRecord, Policy, Subjects, nodeIdFromSubject } from "@weft/protocol";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { loadOrCreateAdminToken } from "./admin-token.js";
@@ -22,6 +22,7 @@ import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
+import { PolicyService } from "./policy/policies.js";
 import { RecordStore } from "./store/kv.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
@@ -92,6 +93,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       validateIdentityLabels(labels, trustDomain),
     );
     const identities = new IdentityAllocator(new RecordStore(await kvm.open(Buckets.identities), IdentityEntry, Buckets.identities));
+    const policies = new PolicyService({
+      store: new RecordStore(await kvm.open(Buckets.policies), Policy, Buckets.policies),
+      identities: () => identities.list(),
+      nodes: () => registry.list(),
+      resolveNode: (idOrName) => registry.resolve(idOrName),
+      log: log.child({ component: "policy" }),
+    });
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollment = new Enrollment({
@@ -121,7 +129,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, registry, identities, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, registry, identities, policies, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

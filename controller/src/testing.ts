@@ -103,6 +103,8 @@ export interface StoredState {
   claims: string[];
   /** Keys of the weft-peers bucket, sorted. */
   peers: string[];
+  /** Keys of the weft-policies bucket (policy names) with each one's revision, sorted. */
+  policies: string[];
 }
 
 export async function storedState(t: TestController): Promise<StoredState> {
@@ -112,8 +114,20 @@ export async function storedState(t: TestController): Promise<StoredState> {
     for await (const k of await (await kvm.open(bucket)).keys()) out.push(k);
     return out.sort();
   };
-  const [nodes, keys, claims, peers] = await Promise.all([t.client.listNodes(), t.client.listJoinKeys(), keysOf(Buckets.ipam), keysOf(Buckets.peers)]);
-  return { nodes, keys, claims, peers };
+  const policiesKv = await kvm.open(Buckets.policies);
+  const policyRevisions = async () => {
+    const out: string[] = [];
+    for (const k of await keysOf(Buckets.policies)) out.push(`${k}@${(await policiesKv.get(k))?.revision ?? "?"}`);
+    return out;
+  };
+  const [nodes, keys, claims, peers, policies] = await Promise.all([
+    t.client.listNodes(),
+    t.client.listJoinKeys(),
+    keysOf(Buckets.ipam),
+    keysOf(Buckets.peers),
+    policyRevisions(),
+  ]);
+  return { nodes, keys, claims, peers, policies };
 }
 
 /** What the negative tests compare: ids, key use counts and states, claim and peer keys. */
@@ -123,6 +137,7 @@ function summary(s: StoredState): Record<string, string[]> {
     keys: s.keys.map((k) => `${k.id} ${k.state} uses=${k.uses}`).sort(),
     claims: s.claims,
     peers: s.peers,
+    policies: s.policies,
   };
 }
 

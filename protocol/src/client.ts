@@ -11,6 +11,7 @@ import { request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } from "./ca-pin.js";
 import { ApiError, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type JoinKeyCreateRequest } from "./messages.js";
+import { NodePolicy, Policy, type PolicyInput } from "./policy.js";
 
 export interface ControllerClientOptions {
   /** http(s)://host:port of the API; ignored when `socketPath` is set. */
@@ -76,6 +77,23 @@ export class ControllerClient {
   }
   deleteNode(idOrName: string): Promise<NodeView> {
     return this.call("DELETE", `/v1/nodes/${encodeURIComponent(idOrName)}`, NodeView);
+  }
+  /** The policy map entries a node enforces under the current policies. */
+  nodePolicy(idOrName: string): Promise<NodePolicy> {
+    return this.call("GET", `/v1/nodes/${encodeURIComponent(idOrName)}/policy`, NodePolicy);
+  }
+  /** Create or replace the policy named in `policy`. */
+  applyPolicy(policy: PolicyInput): Promise<Policy> {
+    return this.call("PUT", `/v1/policies/${encodeURIComponent(policy.name)}`, Policy, policy);
+  }
+  listPolicies(): Promise<Policy[]> {
+    return this.call("GET", "/v1/policies", z.array(Policy));
+  }
+  getPolicy(name: string): Promise<Policy> {
+    return this.call("GET", `/v1/policies/${encodeURIComponent(name)}`, Policy);
+  }
+  deletePolicy(name: string): Promise<Policy> {
+    return this.call("DELETE", `/v1/policies/${encodeURIComponent(name)}`, Policy);
   }
 
   async call<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {

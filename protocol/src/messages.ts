@@ -196,6 +196,9 @@ export type ApiError = z.infer<typeof ApiError>;
 /** Identities 0-255 are reserved (unknown, host, world, controller, …); allocation starts here. */
 export const FIRST_ALLOCATED_IDENTITY = 256;
 
+/** Reserved identities; the same numbers as bpf/progs/lib/ipcache.h WEFT_ID_*. Never renumber. */
+export const ReservedIdentities = { unknown: 0, host: 1, world: 2, controller: 3 } as const;
+
 /** Join-key labels that set the identity of the nodes enrolled with the key. */
 export const IdentityLabels = {
   /** A whole SPIFFE ID; must be in the controller's trust domain. */

@@ -18,6 +18,8 @@ export const Buckets = {
   keys: "weft-keys",
   /** SPIFFE ID ↔ numeric identity, allocated once and never reused. Controller only. */
   identities: "weft-identities",
+  /** Policies, one key per policy name (see Policy). Controller only for now. */
+  policies: "weft-policies",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

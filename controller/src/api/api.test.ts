@@ -26,8 +26,13 @@ const KNOWN_ROUTES = [
   "GET /v1/nodes",
   "GET /v1/nodes/{id}",
   "DELETE /v1/nodes/{id}",
+  "GET /v1/nodes/{id}/policy",
+  "PUT /v1/policies/{name}",
+  "GET /v1/policies",
+  "GET /v1/policies/{name}",
+  "DELETE /v1/policies/{name}",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies)/.test(r));
 
 beforeAll(async () => {
   t = await startTestController();
@@ -38,6 +43,8 @@ beforeAll(async () => {
   if (res.status !== 201) throw new Error(`setup enroll: got ${res.status} ${res.text}`);
   nodeId = (res.body as { nodeId: string }).nodeId;
   nodeName = String(agent.body["name"]);
+  const put = await t.client.raw("PUT", `/v1/policies/${POLICY_NAME}`, JSON.stringify(POLICY));
+  if (put.status !== 200) throw new Error(`setup policy: got ${put.status} ${put.text}`);
 });
 afterAll(async () => {
   await t?.stop();
@@ -46,10 +53,14 @@ afterAll(async () => {
 /** Real ids in the path, so a leak would have something to leak. */
 function concrete(route: string): { method: string; path: string } {
   const [method = "", path = ""] = route.split(" ");
-  return { method, path: path.replace("{id}", path.startsWith("/v1/keys") ? keyId : nodeId) };
+  return { method, path: path.replace("{id}", path.startsWith("/v1/keys") ? keyId : nodeId).replace("{name}", POLICY_NAME) };
 }
 
+const POLICY_NAME = "api-test-policy";
+const POLICY = { name: POLICY_NAME, rules: [{ action: "allow", from: [{ namespace: "a" }], to: [{ namespace: "b" }] }] };
+
 function bodyFor(method: string): string | undefined {
+  if (method === "PUT") return JSON.stringify(POLICY);
   return method === "POST" ? JSON.stringify({ reusable: true }) : undefined;
 }
 
@@ -72,7 +83,7 @@ describe("api auth", () => {
         expect(parsed.success, `${route} with ${what}: body ${res.text} is not an API error`).toBe(true);
         expect(Object.keys(res.body as object).sort(), `${route} with ${what}: body fields`).toEqual(["error", "message"]);
         expect(parsed.data?.error, `${route} with ${what}: error code`).toBe("unauthorized");
-        for (const leak of [nodeId, nodeName, keyId, "label-value", t.running.adminToken]) {
+        for (const leak of [nodeId, nodeName, keyId, "label-value", POLICY_NAME, t.running.adminToken]) {
           expect(res.text.includes(leak), `${route} with ${what}: body ${res.text} contains ${leak}`).toBe(false);
         }
       }
@@ -178,7 +189,7 @@ describe("api openapi", () => {
         expect(Object.keys(op.responses ?? {}).length > 0, `${method} ${path}: has responses`).toBe(true);
         const admin = ADMIN_ROUTES.includes(`${method.toUpperCase()} ${path}`);
         expect(op.security !== undefined, `${method} ${path}: security declared = ${admin}`).toBe(admin);
-        if (method === "post") expect(op.requestBody, `${method} ${path}: requestBody`).toBeDefined();
+        if (method === "post" || method === "put") expect(op.requestBody, `${method} ${path}: requestBody`).toBeDefined();
       }
     }
   });
@@ -188,7 +199,9 @@ describe("api openapi", () => {
     for (const route of documented(doc)) {
       const [method = "", path = ""] = route.split(" ");
       // Without a token and with a placeholder id: admin routes answer 401, the others 200 or 400.
-      const res = await t.client.raw(method, path.replace("{id}", "placeholder"), method === "POST" ? "{}" : undefined, { authorization: "" });
+      const res = await t.client.raw(method, path.replace("{id}", "placeholder").replace("{name}", "placeholder"), method === "POST" || method === "PUT" ? "{}" : undefined, {
+        authorization: "",
+      });
       expect(res.status, `${route}: got ${res.status} ${res.text.slice(0, 120)}, want anything but 404`).not.toBe(404);
     }
     const omitted = await t.client.raw("GET", "/v1/status");

@@ -3,12 +3,13 @@
  * and response schemas and handler. The server registers the table and the
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodeView, Identity } from "@weft/protocol";
+import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
+import type { PolicyService } from "../policy/policies.js";
 import { parseOrThrow } from "../validation.js";
 
 export interface RouteContext {
@@ -21,7 +22,7 @@ export interface RouteContext {
 }
 
 export interface Route {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   summary: string;
   /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
@@ -37,6 +38,7 @@ export interface ApiServices {
   enrollment: Enrollment;
   registry: NodeRegistry;
   identities: IdentityAllocator;
+  policies: PolicyService;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
   controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
 }
@@ -97,6 +99,33 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: NodeView,
       handler: async (ctx) => s.registry.delete((await s.registry.resolve(param(ctx, "id"))).nodeId),
     },
+    {
+      method: "GET",
+      path: "/v1/nodes/:id/policy",
+      summary: "The policy map entries a node (by id or name) enforces: ingress rules whose destination is its identity",
+      auth: "admin",
+      response: NodePolicy,
+      handler: (ctx) => s.policies.forNode(param(ctx, "id")),
+    },
+    {
+      method: "PUT",
+      path: "/v1/policies/:name",
+      summary: "Create or replace a policy; the name in the body must match the path. Unknown fields are refused",
+      auth: "admin",
+      body: Policy,
+      response: Policy,
+      handler: (ctx) => s.policies.apply(param(ctx, "name"), ctx.body),
+    },
+    { method: "GET", path: "/v1/policies", summary: "List policies, by name", auth: "admin", response: z.array(Policy), handler: () => s.policies.list() },
+    { method: "GET", path: "/v1/policies/:name", summary: "One policy", auth: "admin", response: Policy, handler: (ctx) => s.policies.get(param(ctx, "name")) },
+    {
+      method: "DELETE",
+      path: "/v1/policies/:name",
+      summary: "Delete a policy; returns what it was",
+      auth: "admin",
+      response: Policy,
+      handler: (ctx) => s.policies.delete(param(ctx, "name")),
+    },
   ];
 }
 
@@ -133,7 +162,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
   };
   return {
     openapi: "3.0.3",
-    info: { title: "Weft controller API", version, description: "Join keys, enrollment and nodes of a Weft overlay." },
+    info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities and policies of a Weft overlay." },
     components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" } } },
     paths,
   };

@@ -62,6 +62,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.ipam]: 1,
   [Buckets.keys]: 1,
   [Buckets.identities]: 1,
+  [Buckets.policies]: 5,
 };
 
 export interface EnsureBucketsOptions {

@@ -1,0 +1,159 @@
+/**
+ * The policy compiler on its own (no controller): per-node selection of rules
+ * by destination identity, port expansion, deny kept over allow on one key,
+ * normalised input compiling identically, stable order and entry diffs.
+ */
+import { Policy, ReservedIdentities, type Identity, type PolicyEntry, type PolicyInput } from "@weft/protocol";
+import { describe, expect, it } from "vitest";
+import { compileForNode, diffEntries, type CompileNode } from "./compile.js";
+import { fieldPath, validatePolicy } from "./policies.js";
+
+const id = (n: number, ns: string, sa: string): Identity => ({ id: n, spiffeId: `spiffe://weft.internal/ns/${ns}/sa/${sa}` });
+const web = id(300, "web", "frontend");
+const api = id(301, "payments", "api");
+const db = id(302, "payments", "db");
+const ghost = "spiffe://weft.internal/ns/nobody/sa/yet";
+const nodes: CompileNode[] = [
+  { nodeId: "n-0000000000000001", identity: web, labels: { tier: "web" } },
+  { nodeId: "n-0000000000000002", identity: api, labels: { tier: "app" } },
+  { nodeId: "n-0000000000000003", identity: db, labels: { tier: "data" } },
+];
+const identities = [web, api, db];
+
+function compile(docs: PolicyInput[], node: Identity) {
+  return compileForNode({ policies: docs.map((d) => Policy.parse(d)), identities, nodes }, { identity: node });
+}
+const e = (srcId: number, dstId: number, proto: number, dport: number, verdict: "allow" | "deny"): PolicyEntry => ({ srcId, dstId, proto, dport, verdict });
+
+describe("policy compiler", () => {
+  it("policy - a node gets only the rules whose destination selects its identity", () => {
+    const docs: PolicyInput[] = [
+      {
+        name: "tiers",
+        rules: [
+          { action: "allow", from: [{ identity: web.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 8443 }] },
+          { action: "allow", from: [{ namespace: "payments", serviceAccount: "api" }], to: [{ labels: { tier: "data" } }], ports: [{ protocol: "tcp", port: 5432 }] },
+        ],
+      },
+    ];
+    const got = { api: compile(docs, api), db: compile(docs, db), web: compile(docs, web) };
+    expect(got.api, "payments/api node").toEqual({ policies: ["tiers"], defaultDeny: [api.id], entries: [e(web.id, api.id, 6, 8443, "allow")] });
+    expect(got.db, "payments/db node").toEqual({ policies: ["tiers"], defaultDeny: [db.id], entries: [e(api.id, db.id, 6, 5432, "allow")] });
+    expect(got.web, "web node: no rule targets it, nothing and no default deny").toEqual({ policies: [], defaultDeny: [], entries: [] });
+  });
+
+  it("policy - deny is kept alongside allow; on the exact same key deny replaces allow", () => {
+    const docs: PolicyInput[] = [
+      { name: "b-allow", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp" }, { protocol: "udp", port: 53 }] }] },
+      { name: "a-deny", rules: [{ action: "deny", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 22 }, { protocol: "udp", port: 53 }] }] },
+      { name: "c-allow-again", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "udp", port: 53 }] }] },
+    ];
+    const got = compile(docs, api);
+    expect(got.entries, "entries").toEqual([e(web.id, api.id, 6, 0, "allow"), e(web.id, api.id, 6, 22, "deny"), e(web.id, api.id, 17, 53, "deny")]);
+    expect(got.policies, "contributing policies, sorted").toEqual(["a-deny", "b-allow", "c-allow-again"]);
+  });
+
+  it("policy - TCP and tcp, 10.1.2.3/8 and 10.0.0.0/8 compile to identical entries; cidr is the world identity", () => {
+    const doc = (protocol: string, cidr: string): PolicyInput => ({
+      name: "p",
+      rules: [{ action: "allow", from: [{ cidr }, { identity: web.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: protocol as "tcp", port: 443 }] }],
+    });
+    const canonical = compile([doc("tcp", "10.0.0.0/8")], api);
+    const variant = compile([doc("TCP", "10.1.2.3/8")], api);
+    expect(variant, "TCP + 10.1.2.3/8").toEqual(canonical);
+    expect(canonical.entries, "entries").toEqual([e(ReservedIdentities.world, api.id, 6, 443, "allow"), e(web.id, api.id, 6, 443, "allow")]);
+    expect(Policy.parse(doc("Tcp", "10.1.2.3/8")).rules[0], "stored form").toEqual(Policy.parse(doc("tcp", "10.0.0.0/8")).rules[0]);
+  });
+
+  it("policy - ports: none is any protocol, a range expands per port, any with a port is tcp and udp, icmp has proto 1", () => {
+    const got = compile(
+      [
+        {
+          name: "ports",
+          rules: [
+            { action: "allow", from: [{ identity: web.spiffeId }], to: [{ identity: api.spiffeId }] },
+            { action: "allow", from: [{ identity: db.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 8000, endPort: 8002 }, { protocol: "any", port: 9 }, { protocol: "icmp" }] },
+          ],
+        },
+      ],
+      api,
+    );
+    expect(got.entries, "entries").toEqual([
+      e(web.id, api.id, 0, 0, "allow"),
+      e(db.id, api.id, 1, 0, "allow"),
+      e(db.id, api.id, 6, 9, "allow"),
+      e(db.id, api.id, 6, 8000, "allow"),
+      e(db.id, api.id, 6, 8001, "allow"),
+      e(db.id, api.id, 6, 8002, "allow"),
+      e(db.id, api.id, 17, 9, "allow"),
+    ]);
+  });
+
+  it("policy - an identity no node has yet compiles to nothing; as a source it still makes the destination default-deny", () => {
+    const toGhost: PolicyInput = { name: "future", rules: [{ action: "allow", from: [{ identity: web.spiffeId }], to: [{ identity: ghost }] }] };
+    const fromGhost: PolicyInput = { name: "future-src", rules: [{ action: "allow", from: [{ identity: ghost }], to: [{ identity: api.spiffeId }] }] };
+    for (const node of identities) expect(compile([toGhost], node), `${node.spiffeId} with a rule to an unallocated identity`).toEqual({ policies: [], defaultDeny: [], entries: [] });
+    expect(compile([fromGhost], api), "api with a rule from an unallocated identity").toEqual({ policies: ["future-src"], defaultDeny: [api.id], entries: [] });
+  });
+
+  it("policy - output order does not depend on the order of policies, rules or selectors", () => {
+    const a: PolicyInput = { name: "a", rules: [{ action: "allow", from: [{ identity: db.spiffeId }, { identity: web.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "udp", port: 2 }, { protocol: "tcp", port: 1 }] }] };
+    const b: PolicyInput = { name: "b", rules: [{ action: "deny", from: [{ identity: web.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 3 }] }] };
+    const reversed: PolicyInput = { name: "a", rules: [{ ...a.rules[0]!, from: [...a.rules[0]!.from].reverse(), ports: [...(a.rules[0]!.ports ?? [])].reverse() }] };
+    expect(compile([b, reversed], api), "reordered input").toEqual(compile([a, b], api));
+  });
+
+  it("policy - diffEntries returns adds (new keys and changed verdicts) and removes", () => {
+    const old = [e(300, 301, 6, 22, "allow"), e(300, 301, 6, 80, "allow"), e(302, 301, 0, 0, "allow")];
+    const next = [e(300, 301, 6, 22, "deny"), e(300, 301, 6, 80, "allow"), e(300, 301, 6, 443, "allow")];
+    expect(diffEntries(old, next), "diff").toEqual({ add: [e(300, 301, 6, 22, "deny"), e(300, 301, 6, 443, "allow")], remove: [e(302, 301, 0, 0, "allow")] });
+    expect(diffEntries(next, next), "no change").toEqual({ add: [], remove: [] });
+  });
+});
+
+describe("policy validation", () => {
+  const base = { name: "v", rules: [{ action: "allow", from: [{ namespace: "a" }], to: [{ namespace: "b" }] }] };
+  const messageOf = (input: unknown): string => {
+    try {
+      validatePolicy(input);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "(accepted)";
+  };
+
+  it("policy - validation errors name the offending field", () => {
+    const cases: [string, unknown, string][] = [
+      ["port out of range", { ...base, rules: [base.rules[0], { ...base.rules[0], ports: [{ protocol: "tcp", port: 70000 }] }] }, "rules[1].ports[0].port: must be 1-65535"],
+      ["range too wide", { ...base, rules: [{ ...base.rules[0], ports: [{ protocol: "tcp", port: 1, endPort: 2000 }] }] }, "rules[0].ports[0].endPort: a range covers at most 1024 ports"],
+      ["endPort below port", { ...base, rules: [{ ...base.rules[0], ports: [{ protocol: "udp", port: 10, endPort: 5 }] }] }, "rules[0].ports[0].endPort: must be at least port"],
+      ["icmp with a port", { ...base, rules: [{ ...base.rules[0], ports: [{ protocol: "icmp", port: 1 }] }] }, "rules[0].ports[0].port: icmp has no ports"],
+      ["bad SPIFFE ID", { ...base, rules: [{ ...base.rules[0], to: [{ identity: "spiffe://x/y" }] }] }, "rules[0].to[0].identity: must be spiffe://"],
+      ["bad CIDR", { ...base, rules: [{ ...base.rules[0], from: [{ cidr: "10.0.0.0/33" }] }] }, "rules[0].from[0].cidr: must be an IPv4 CIDR"],
+      ["empty labels", { ...base, rules: [{ ...base.rules[0], from: [{ labels: {} }] }] }, "rules[0].from[0].labels: must name at least one label"],
+      ["bad name", { ...base, name: "Not_A_Label" }, "name: must be a DNS label"],
+      ["no rules", { ...base, rules: [] }, "rules: needs at least one rule"],
+    ];
+    for (const [what, input, want] of cases) expect(messageOf(input), what).toContain(want);
+  });
+
+  it("policy - unknown keys, actions, protocols and selector kinds fail closed", () => {
+    const cases: [string, unknown, string][] = [
+      ["unknown action", { ...base, rules: [{ ...base.rules[0], action: "log" }] }, "rules[0].action: must be allow or deny"],
+      ["upper-case action", { ...base, rules: [{ ...base.rules[0], action: "ALLOW" }] }, "rules[0].action"],
+      ["unknown rule key", { ...base, rules: [{ ...base.rules[0], icmpTypes: [8] }] }, "rules[0]: Unrecognized key"],
+      ["unknown top-level key", { ...base, spec: {} }, "Unrecognized key"],
+      ["unknown selector kind", { ...base, rules: [{ ...base.rules[0], from: [{ fqdn: "example.com" }] }] }, "rules[0].from[0]: must be exactly one of"],
+      ["two selector kinds in one", { ...base, rules: [{ ...base.rules[0], from: [{ namespace: "a", cidr: "10.0.0.0/8" }] }] }, "rules[0].from[0]"],
+      ["unknown selector field", { ...base, rules: [{ ...base.rules[0], to: [{ namespace: "a", pod: "x" }] }] }, "rules[0].to[0]"],
+      ["unknown protocol", { ...base, rules: [{ ...base.rules[0], ports: [{ protocol: "sctp" }] }] }, "rules[0].ports[0].protocol: must be one of tcp, udp, icmp, any"],
+      ["unknown port field", { ...base, rules: [{ ...base.rules[0], ports: [{ protocol: "tcp", ports: [1] }] }] }, "rules[0].ports[0]: Unrecognized key"],
+      ["version 2", { ...base, version: 2 }, "version"],
+    ];
+    for (const [what, input, want] of cases) expect(messageOf(input), what).toContain(want);
+  });
+
+  it("policy - field paths read like the document", () => {
+    expect(fieldPath(["rules", 1, "ports", 0, "port"]), "path").toBe("rules[1].ports[0].port");
+  });
+});

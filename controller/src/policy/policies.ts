@@ -1,0 +1,101 @@
+/**
+ * Policies in KV: one key per policy name in `weft-policies`, written only
+ * after the whole document validated (so a refused policy stores nothing), and
+ * each node's compiled view of them.
+ *
+ * Validation fails closed (unknown keys, actions, protocols and selector shapes
+ * are refused, see protocol/src/policy.ts) and every error names its field the
+ * way a user reads the document: `rules[1].ports[0].port: must be 1-65535`.
+ */
+import { NodePolicy, Policy, nodeName, type Identity } from "@weft/protocol";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import { NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
+import type { RecordStore } from "../store/kv.js";
+import { compileForNode, expandedPortCount, type CompileNode } from "./compile.js";
+
+export type PolicyStore = RecordStore<typeof Policy>;
+
+/** Most map entries one rule may add per source identity (its ports, expanded). */
+export const MAX_ENTRIES_PER_RULE_SOURCE = 4096;
+
+/** `rules.1.ports.0.port` → `rules[1].ports[0].port`. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(body)";
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
+}
+
+function policyIssues(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({ path: fieldPath(issue.path), message: issue.message }));
+}
+
+/** Parses and normalises a policy document, or throws a ValidationError naming each bad field. */
+export function validatePolicy(input: unknown): Policy {
+  const parsed = Policy.safeParse(input);
+  const issues = parsed.success ? [] : policyIssues(parsed.error);
+  if (parsed.success) {
+    parsed.data.rules.forEach((rule, i) => {
+      const n = expandedPortCount(rule);
+      if (n > MAX_ENTRIES_PER_RULE_SOURCE) issues.push({ path: `rules[${i}].ports`, message: `expands to ${n} map entries per source; at most ${MAX_ENTRIES_PER_RULE_SOURCE}` });
+    });
+  }
+  if (issues.length > 0 || !parsed.success) {
+    throw new ValidationError(`policy is invalid: ${issues.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details: issues });
+  }
+  return parsed.data;
+}
+
+export interface PolicyServiceDeps {
+  store: PolicyStore;
+  /** Every allocated identity. */
+  identities: () => Promise<Identity[]>;
+  /** Every enrolled node (for label selectors). */
+  nodes: () => Promise<(CompileNode & { nodeId: string })[]>;
+  /** One node by id or name; throws NotFoundError. */
+  resolveNode: (idOrName: string) => Promise<CompileNode & { nodeId: string }>;
+  log: Logger;
+}
+
+export class PolicyService {
+  constructor(private readonly deps: PolicyServiceDeps) {}
+
+  /** Create or replace the policy `name`; the document's name must be `name`. */
+  async apply(name: string, body: unknown): Promise<Policy> {
+    const policy = validatePolicy(body);
+    if (policy.name !== name) {
+      throw new ValidationError(`policy is invalid: name: ${JSON.stringify(policy.name)} does not match the name in the path ${JSON.stringify(name.slice(0, 64))}`, {
+        details: [{ path: "name", message: "must match the name in the path" }],
+      });
+    }
+    const revision = await this.deps.store.put(name, policy);
+    this.deps.log.info({ policy: name, revision, rules: policy.rules.length }, "policy applied");
+    return policy;
+  }
+
+  async get(name: string): Promise<Policy> {
+    const got = nodeName.safeParse(name).success ? await this.deps.store.get(name) : undefined;
+    if (!got) throw new NotFoundError(`no policy named ${JSON.stringify(name.slice(0, 64))}; list policies with \`weft policy get\``);
+    return got.value;
+  }
+
+  async list(): Promise<Policy[]> {
+    const all = await this.deps.store.list(undefined, (key, err) => this.deps.log.warn({ policy: key, err }, "skipping unreadable policy"));
+    return all.map((r) => r.value).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Deletes the policy and returns what it was. */
+  async delete(name: string): Promise<Policy> {
+    const policy = await this.get(name);
+    await this.deps.store.delete(name);
+    this.deps.log.info({ policy: name }, "policy deleted");
+    return policy;
+  }
+
+  /** What the node `idOrName` enforces under the current policies. */
+  async forNode(idOrName: string): Promise<NodePolicy> {
+    const node = await this.deps.resolveNode(idOrName);
+    const [policies, identities, nodes] = await Promise.all([this.list(), this.deps.identities(), this.deps.nodes()]);
+    const compiled = compileForNode({ policies, identities, nodes }, node);
+    return { nodeId: node.nodeId, ...(node.identity ? { identity: node.identity } : {}), ...compiled };
+  }
+}

@@ -108,8 +108,53 @@ export const EnrollResponse = z.object({
   overlayCidr: cidr,
   nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
   heartbeatSeconds: z.number().int().positive(),
+  /** This node's workload prefix (addresses for its workloads), routed to it by every peer. */
+  workloadPrefix: cidr.optional(),
+  /** The whole workload range, routed through the interface like overlayCidr. */
+  workloadCidr: cidr.optional(),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+// ---------------------------------------------------------------- workloads
+
+/** A workload as the controller recorded it: its address in the node's workload prefix and its identity. */
+export const Workload = z.object({
+  /** Unique on the node; also the agent's handle for the workload. */
+  name: nodeName,
+  address: ipv4,
+  identity: Identity,
+});
+export type Workload = z.infer<typeof Workload>;
+
+/** One workload the agent asks for: its name and the SPIFFE namespace/service account it runs as. */
+export const WorkloadSpec = z
+  .object({
+    name: nodeName,
+    namespace: nodeName,
+    serviceAccount: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "must be a service account name: lowercase letters, digits, '.' and '-'"),
+  })
+  .strict();
+export type WorkloadSpec = z.infer<typeof WorkloadSpec>;
+
+/** Agent → controller on Subjects.workloads(nodeId): every workload the node hosts now. */
+export const WorkloadsRequest = z
+  .object({
+    version: z.literal(1),
+    workloads: z.array(WorkloadSpec).max(1024),
+  })
+  .strict();
+export type WorkloadsRequest = z.infer<typeof WorkloadsRequest>;
+
+/** The reply: the recorded workloads (same names, stable addresses), or why the request was refused. */
+export const WorkloadsReply = z.union([
+  z.object({ ok: z.literal(true), workloadPrefix: cidr, workloads: z.array(Workload) }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type WorkloadsReply = z.infer<typeof WorkloadsReply>;
+
+/** How same-site peers carry workload traffic: always WireGuard, or eBPF VXLAN where the site allows plaintext. */
+export const SameSiteTransport = z.enum(["wireguard", "vxlan"]);
+export type SameSiteTransport = z.infer<typeof SameSiteTransport>;
 
 // ---------------------------------------------------------------- peers (KV weft-peers)
 
@@ -132,6 +177,16 @@ export const PeerRecord = z.object({
    * NAT) drops its old session and handshakes again when it sees a new epoch.
    */
   sessionEpoch: sessionEpoch.optional(),
+  /** The node's workload prefix (also in allowedIps). */
+  workloadPrefix: cidr.optional(),
+  /** The node's workloads: with their identities these are ipcache entries too. */
+  workloads: z.array(Workload).optional(),
+  /**
+   * "vxlan" when the node's site allows plaintext inside the site: a same-site peer that
+   * also says "vxlan" sends workload traffic to it as VXLAN (source identity in the VNI) to the
+   * address of its private endpoint. Absent = "wireguard".
+   */
+  sameSiteTransport: SameSiteTransport.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;

@@ -20,6 +20,11 @@ export const Buckets = {
   identities: "weft-identities",
   /** Policies, one key per policy name (see Policy). Controller only for now. */
   policies: "weft-policies",
+  /**
+   * Each node's compiled policy (NodePolicy), one key per node id. An agent may
+   * read only its own key: what other nodes enforce is not its business.
+   */
+  nodePolicies: "weft-node-policies",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
@@ -34,6 +39,13 @@ export const Subjects = {
   heartbeat: (nodeId: string) => `weft.v1.node.${nodeId}.heartbeat`,
   /** Wildcard the controller subscribes to for all heartbeats. */
   allHeartbeats: "weft.v1.node.*.heartbeat",
+  /**
+   * Agent → controller request (reply on the agent's inbox): the node's whole set of
+   * workloads (WorkloadsRequest → WorkloadsReply). Declarative: workloads left out are removed.
+   */
+  workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
+  /** Wildcard the controller serves workload requests on. */
+  allWorkloads: "weft.v1.node.*.workloads",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

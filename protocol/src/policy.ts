@@ -141,3 +141,44 @@ export const NodePolicy = z.object({
   entries: z.array(PolicyEntry),
 });
 export type NodePolicy = z.infer<typeof NodePolicy>;
+
+/** Policy map verdict codes (bpf/progs/lib/verdict.h): never renumbered. */
+export const VerdictCodes = { allow: 1, deny: 2 } as const;
+
+/**
+ * One entry on the wire, compact: [srcId, dstId, proto, dport (host order), verdict code].
+ * 10k entries stay near 250 KB, well inside one NATS message.
+ */
+export const CompactPolicyEntry = z.tuple([
+  z.number().int().min(0).max(0xffffffff),
+  z.number().int().min(0).max(0xffffffff),
+  z.number().int().min(0).max(255),
+  z.number().int().min(0).max(65535),
+  z.union([z.literal(VerdictCodes.allow), z.literal(VerdictCodes.deny)]),
+]);
+export type CompactPolicyEntry = z.infer<typeof CompactPolicyEntry>;
+
+/**
+ * KV `weft-node-policies`, key = node id: everything the node's datapath enforces, for the
+ * node's own identity and its workloads' identities. The agent diffs it against its maps and
+ * applies only the difference.
+ */
+export const NodePolicyRecord = z.object({
+  version: z.literal(1),
+  nodeId,
+  /** The identities this node enforces for (its own and its workloads'), sorted. */
+  localIdentities: z.array(z.number().int()),
+  policies: z.array(z.string()),
+  defaultDeny: z.array(z.number().int()),
+  entries: z.array(CompactPolicyEntry),
+  compiledAt: z.string(),
+});
+export type NodePolicyRecord = z.infer<typeof NodePolicyRecord>;
+
+export function toCompactEntry(e: PolicyEntry): CompactPolicyEntry {
+  return [e.srcId, e.dstId, e.proto, e.dport, VerdictCodes[e.verdict]];
+}
+
+export function fromCompactEntry([srcId, dstId, proto, dport, v]: CompactPolicyEntry): PolicyEntry {
+  return { srcId, dstId, proto, dport, verdict: v === VerdictCodes.deny ? "deny" : "allow" };
+}

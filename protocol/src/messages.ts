@@ -145,6 +145,14 @@ export const WorkloadsRequest = z
   .strict();
 export type WorkloadsRequest = z.infer<typeof WorkloadsRequest>;
 
+/**
+ * Why a workloads request was refused (WorkloadsReply error.code): `invalid_request` (a field is
+ * wrong, named in the message), `forbidden` (a namespace the node may not host), `not_found` (the
+ * node does not exist), `addresses_exhausted` (more workloads than the prefix holds),
+ * `store_unavailable` (retry).
+ */
+export const WorkloadsErrorCodes = ["invalid_request", "forbidden", "not_found", "addresses_exhausted", "store_unavailable"] as const;
+
 /** The reply: the recorded workloads (same names, stable addresses), or why the request was refused. */
 export const WorkloadsReply = z.union([
   z.object({ ok: z.literal(true), workloadPrefix: cidr, workloads: z.array(Workload) }),
@@ -204,6 +212,8 @@ export const NodeRecord = z.object({
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
   labels,
   identity: Identity.optional(),
+  /** The node's workload prefix; absent on nodes enrolled before workloads existed (allocated on their first workloads request). */
+  workloadPrefix: cidr.optional(),
   joinKeyId: z.string(),
   /** Source address the controller saw at enrollment. */
   observedAddress: z.string().optional(),
@@ -262,3 +272,9 @@ export const IdentityLabels = {
   namespace: "weft:namespace",
   serviceAccount: "weft:serviceaccount",
 } as const;
+
+/**
+ * Node label (from the join key) naming the SPIFFE namespaces the node may host workloads in:
+ * comma-separated namespaces, or `*` for any. Absent: the namespace of the node's own identity.
+ */
+export const WORKLOAD_NAMESPACES_LABEL = "weft:workload-namespaces";

@@ -134,6 +134,8 @@ export type PolicyEntry = z.infer<typeof PolicyEntry>;
 export const NodePolicy = z.object({
   nodeId,
   identity: Identity.optional(),
+  /** The identities the node enforces for (its own and its workloads'), sorted; as in NodePolicyRecord. */
+  localIdentities: z.array(z.number().int()).optional(),
   /** Names of the policies that contributed entries, sorted. */
   policies: z.array(z.string()),
   /** Destination identities with any policy: traffic to them that no allow entry matches is dropped. */

@@ -63,6 +63,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.keys]: 1,
   [Buckets.identities]: 1,
   [Buckets.policies]: 5,
+  [Buckets.nodePolicies]: 1,
 };
 
 export interface EnsureBucketsOptions {

@@ -32,7 +32,7 @@ export {
   type PushAccountClaimsOptions,
   type RevokeAgentResult,
 } from "./access.js";
-export { agentPermissions, assertNodeId, kvReadSubjects, kvStreamName, type AgentPermissions } from "./permissions.js";
+export { agentPermissions, assertNodeId, kvKeyReadSubjects, kvReadSubjects, kvStreamName, type AgentPermissions } from "./permissions.js";
 export {
   findNatsServer,
   serverConfig,

@@ -66,11 +66,30 @@ export function kvReadSubjects(bucket: string): string[] {
   ];
 }
 
+/**
+ * Read access to ONE key of a bucket, without consumers (nats-server 2.9 cannot
+ * confine a consumer to a filter subject: the create subject carries no filter):
+ * - sub `$KV.<bucket>.<key>`: the subject every put/delete of the key is published
+ *   on, seen live by a core subscription;
+ * - pub `$JS.API.DIRECT.GET.<stream>.$KV.<bucket>.<key>`: the last message of that
+ *   subject (kv.get on a bucket opened with `allow_direct: true`). The server refuses
+ *   a request body on this form, so it cannot be turned into a get by sequence.
+ * Not granted: `STREAM.MSG.GET` (its body names any subject or sequence), consumer
+ * create, `STREAM.INFO`.
+ */
+export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[]; sub: string[] } {
+  return {
+    pub: [`$JS.API.DIRECT.GET.${kvStreamName(bucket)}.$KV.${bucket}.${key}`],
+    sub: [`$KV.${bucket}.${key}`],
+  };
+}
+
 /** The permissions of the agent user of one node. Throws InvalidNodeIdError. */
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
+  const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers)] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub] },
   };
 }

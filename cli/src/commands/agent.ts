@@ -22,6 +22,23 @@ interface AgentFlags {
   mtu?: string;
   privateEndpoint?: string;
   publicEndpoint?: string;
+  workload: string[];
+  bpfPinDir?: string;
+  datapath: boolean;
+  vxlanInterface?: string;
+  vxlanPort?: string;
+  metricsListen?: string;
+}
+
+const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
+
+/** `web=shop/web@ns-web` → a workload spec; anything else is a usage error naming the format. */
+export function parseWorkloadFlag(value: string): { name: string; namespace: string; serviceAccount: string; netns: string } {
+  const m = WORKLOAD_FLAG.exec(value);
+  if (!m?.[1] || !m[2] || !m[3] || !m[4]) {
+    throw new UsageError(`--workload ${JSON.stringify(value)}: expected <name>=<namespace>/<service-account>@<netns>, e.g. web=shop/web@web-ns`);
+  }
+  return { name: m[1], namespace: m[2], serviceAccount: m[3], netns: m[4] };
 }
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -44,6 +61,12 @@ export function registerAgent(program: Command): void {
     .option("--mtu <mtu>", "interface MTU (default 1420)")
     .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
     .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
+    .option("--workload <spec>", "host a workload: <name>=<namespace>/<service-account>@<netns> (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--bpf-pin-dir <dir>", "where eBPF programs and maps are pinned (default /sys/fs/bpf/weft)")
+    .option("--no-datapath", "WireGuard only: no eBPF policy, counters or same-site encapsulation")
+    .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
+    .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
+    .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
       let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
@@ -63,6 +86,9 @@ export function registerAgent(program: Command): void {
         site: f.site,
         interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },
         endpoints: { private: f.privateEndpoint, public: f.publicEndpoint },
+        datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
+        workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
+        metrics: { listen: f.metricsListen },
       });
       const running = await startAgent(config, log);
       await untilSignal();

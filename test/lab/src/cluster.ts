@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { ControllerClient } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
-import { hostDir, labDir } from "./state.js";
+import { hostDir, hostPinDir, labDir } from "./state.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labTopology, type Host } from "./topology.js";
 
@@ -160,10 +160,19 @@ export class LabCluster {
       "--private-endpoint",
       `${host.privateAddress}:${WIREGUARD_PORT}`,
       ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
+      "--bpf-pin-dir",
+      hostPinDir(this.opts, hostName),
+      ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(joinKey ? ["--join-key", joinKey] : []),
       ...extraArgs,
     ];
-    const handle: AgentHandle = { host, interfaceName, stateDir, logPath: join(this.logDir, `${hostName}.log`), process: await this.spawn(hostName, hostName, args) };
+    const handle: AgentHandle = {
+      host,
+      interfaceName,
+      stateDir,
+      logPath: join(this.logDir, `${hostName}.log`),
+      process: await this.spawn(hostName, hostName, args, { hostMounts: true }),
+    };
     this.agents.set(hostName, handle);
     return handle;
   }
@@ -206,12 +215,13 @@ export class LabCluster {
     await this.stopController();
   }
 
-  private async spawn(host: string, logName: string, args: string[]): Promise<ChildProcess> {
+  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean } = {}): Promise<ChildProcess> {
     await mkdir(this.logDir, { recursive: true });
     const log = await open(join(this.logDir, `${logName}.log`), "a");
     const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
       stdio: ["ignore", log.fd, log.fd],
       env: { ...process.env, ...this.opts.env },
+      ...(o.hostMounts ? { hostMounts: true } : {}),
     });
     child.on("exit", () => void log.close().catch(() => undefined));
     child.on("error", () => void log.close().catch(() => undefined));

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { listNamespaces } from "./observe.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { mapLimit, run, runIpBatch } from "./run.js";
-import { readLabState, removeLabState } from "./state.js";
+import { labPinRoot, readLabState, removeLabState } from "./state.js";
 import { requireRoot } from "./root.js";
 
 export interface LabDownOptions extends LabOptions {
@@ -52,6 +52,8 @@ export async function labDown(options: LabDownOptions = {}): Promise<LabDownResu
   });
   if (doomed.length > 0) await runIpBatch(doomed.map((n) => `netns del ${n}`));
 
+  // Pins of the lab agents' BPF programs and maps (their tc attachments died with the namespaces).
+  await rm(labPinRoot(opts), { recursive: true, force: true });
   if (state && !options.keepHostDirs) {
     for (const dir of state.directories) await rm(dir, { recursive: true, force: true });
   }

@@ -70,8 +70,13 @@ export function spawnInHost(
   opts: LabOptions,
   host: string,
   argv: readonly string[],
-  spawnOptions: SpawnOptions = {},
+  spawnOptions: SpawnOptions & { hostMounts?: boolean } = {},
 ): ChildProcess {
   const node = labNode(opts, host);
-  return spawn("ip", ["netns", "exec", node.netns, ...argv], spawnOptions);
+  const { hostMounts, ...options } = spawnOptions;
+  // `ip netns exec` also gives the process a private mount namespace in which /sys/fs/bpf is
+  // not mounted; an agent must pin its BPF maps where the next agent finds them, so it enters
+  // only the network namespace (nsenter also execs in place: the pid is the command's own).
+  if (hostMounts) return spawn("nsenter", [`--net=/run/netns/${node.netns}`, "--", ...argv], options);
+  return spawn("ip", ["netns", "exec", node.netns, ...argv], options);
 }

@@ -15,7 +15,8 @@ describe("lab - hosts", () => {
     expect(resolveHost(t, "ctl"), "ctl").toEqual({ name: "ctl", kind: "controller", netns: "wt-ctl" });
     expect(resolveHost(t, "inet").kind, "inet").toBe("inet");
     expect(resolveHost(t, "gw-onprem").netns, "gw-onprem").toBe("wt-gw-onprem");
-    expect(labNodes(t).length, "nodes: 7 hosts + ctl + inet + 4 gateways").toBe(13);
+    expect(resolveHost(t, "onprem-1-ledger"), "a workload").toEqual({ name: "onprem-1-ledger", kind: "workload", netns: "wt-onprem-1-ledger" });
+    expect(labNodes(t).length, "nodes: 7 hosts + ctl + inet + 4 gateways + 7 workloads").toBe(20);
   });
 
   it("lab - hosts unknown name throws UnknownHostError listing valid hosts", () => {

@@ -3,9 +3,9 @@
  * namespace names (`weft-aws-1`) to the namespace they live in. Pure.
  */
 import { UnknownHostError } from "./errors.js";
-import type { Topology } from "./topology.js";
+import { labWorkloads, type Topology } from "./topology.js";
 
-export type NodeKind = "host" | "controller" | "inet" | "gateway";
+export type NodeKind = "host" | "controller" | "inet" | "gateway" | "workload";
 
 export interface LabNode {
   /** Short name, e.g. `aws-1`. */
@@ -21,6 +21,7 @@ export function labNodes(t: Topology): LabNode[] {
     { name: t.controller.name, kind: "controller", netns: t.controller.netns },
     { name: t.inet.name, kind: "inet", netns: t.inet.netns },
     ...t.gateways.map((g): LabNode => ({ name: g.name, kind: "gateway", netns: g.netns })),
+    ...labWorkloads(t).map((w): LabNode => ({ name: w.node, kind: "workload", netns: w.netns })),
   ];
 }
 

@@ -16,7 +16,7 @@ describe("lab - network", () => {
   };
 
   it("lab - network covers every namespace once, with lo", () => {
-    expect(specs.length, `specs: got ${specs.length}, want 13`).toBe(13);
+    expect(specs.length, `specs: got ${specs.length}, want 20 (13 + 7 workloads)`).toBe(20);
     expect(byNs.size, "distinct namespaces").toBe(specs.length);
     for (const s of specs) expect(s.links.some((l) => l.kind === "loopback"), `${s.netns}: want lo`).toBe(true);
   });

@@ -3,7 +3,7 @@
  * addresses, routes, sysctls and firewall/NAT rules. Pure: the planner diffs this against what
  * it observes, so `labUp` only does what is missing.
  */
-import type { Gateway, Host, Topology } from "./topology.js";
+import { labWorkloads, type Gateway, type Host, type Topology } from "./topology.js";
 
 /** Every veth and bridge the lab makes uses this MTU. */
 export const LAB_MTU = 1500;
@@ -51,7 +51,7 @@ export interface FirewallRule {
 
 export interface NamespaceSpec {
   netns: string;
-  role: "inet" | "controller" | "gateway" | "host";
+  role: "inet" | "controller" | "gateway" | "host" | "workload";
   links: LinkSpec[];
   addresses: AddressSpec[];
   routes: RouteSpec[];
@@ -123,7 +123,9 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
     ),
   );
   const hosts = t.hosts.map((h) => hostSpec(t, h));
-  return [inet, ctl, ...gateways, ...hosts];
+  // Workload namespaces start empty: the host's agent plumbs their veth (like a CNI plugin).
+  const workloads = labWorkloads(t).map((w): NamespaceSpec => ({ netns: w.netns, role: "workload", links: [LO], addresses: [], routes: [], sysctls: [], rules: [] }));
+  return [inet, ctl, ...gateways, ...hosts, ...workloads];
 }
 
 function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {

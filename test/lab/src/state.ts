@@ -37,6 +37,19 @@ export function labDir(opts: LabOptions | ResolvedLabOptions = {}): string {
 }
 
 /**
+ * Where the agent on lab host `name` pins its BPF programs and maps: `/sys/fs/bpf/weft-lab/<prefix>/<name>`.
+ * All lab hosts share the machine's bpffs; the prefix and host name keep them apart, and labDown
+ * removes `/sys/fs/bpf/weft-lab/<prefix>` (never the real `/sys/fs/bpf/weft` of a host agent).
+ */
+export function hostPinDir(opts: LabOptions | ResolvedLabOptions, name: string): string {
+  return join(labPinRoot(opts), name);
+}
+
+export function labPinRoot(opts: LabOptions | ResolvedLabOptions = {}): string {
+  return join("/sys/fs/bpf/weft-lab", resolveLabOptions(opts).prefix);
+}
+
+/**
  * The per-host directory `<stateRoot>/<prefix>/hosts/<name>/` (no trailing slash). The agent
  * running on that host keeps its state in `<hostDir>/agent/`. `name` is a lab host (`aws-1`,
  * `onprem-1`) or `ctl`; anything else throws UnknownHostError.

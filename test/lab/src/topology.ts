@@ -49,6 +49,20 @@ export interface Gateway {
   publicCidr: string | undefined;
 }
 
+/**
+ * A workload hanging off a lab host: an empty network namespace the host's agent plumbs a veth
+ * into, with its own identity `spiffe://<trust domain>/ns/<namespace>/sa/<serviceAccount>`.
+ */
+export interface LabWorkload {
+  /** Workload name on its host, e.g. `web`. */
+  name: string;
+  /** Lab node name, e.g. `aws-1-web` (what labExec takes). */
+  node: string;
+  netns: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
 export interface Host {
   /** Short name, e.g. `aws-1`; what labExec and labStatus use. */
   name: string;
@@ -64,6 +78,7 @@ export interface Host {
   gateway: string;
   /** Name of the gateway's bridge port facing this host. */
   gatewayPort: string;
+  workloads: LabWorkload[];
 }
 
 export interface Controller {
@@ -108,6 +123,21 @@ const SITES: readonly SitePlan[] = [
   { name: "gcp", index: 3, kind: "cloud", lanBase: "10.30.0", lanNetwork: "10.30.0.0", lanPrefixLength: 16, hosts: 2 },
   { name: "onprem", index: 4, kind: "onprem", lanBase: "192.168.50", lanNetwork: "192.168.50.0", lanPrefixLength: 24, hosts: 1 },
 ];
+
+/**
+ * One workload per host, all in namespace `shop`: the same service accounts in several clouds,
+ * so policy between identities is exercised across sites and inside one.
+ */
+export const LAB_WORKLOAD_NAMESPACE = "shop";
+const WORKLOADS: Readonly<Record<string, string>> = {
+  "aws-1": "web",
+  "aws-2": "api",
+  "azure-1": "db",
+  "azure-2": "api",
+  "gcp-1": "web",
+  "gcp-2": "db",
+  "onprem-1": "ledger",
+};
 
 /** Host i of a site gets `.1x` on the LAN and, on a cloud, `198.18.k.1x` publicly. */
 const HOST_OFFSET = 10;
@@ -162,6 +192,9 @@ export function labTopology(opts: { prefix?: string } = {}): Topology {
         publicAddress: cloud ? `198.18.${s.index}.${HOST_OFFSET + i}` : undefined,
         gateway: gateway.lanAddress,
         gatewayPort: `lan-${name}`,
+        workloads: [WORKLOADS[name]].flatMap((w) =>
+          w === undefined ? [] : [{ name: w, node: `${name}-${w}`, netns: ns(`${name}-${w}`), namespace: LAB_WORKLOAD_NAMESPACE, serviceAccount: w }],
+        ),
       });
     }
   }
@@ -184,7 +217,11 @@ export function labTopology(opts: { prefix?: string } = {}): Topology {
   };
 }
 
-/** Every namespace of the topology, in creation order (inet first, hosts last). */
+/** Every namespace of the topology, in creation order (inet first, hosts, then workloads). */
 export function topologyNamespaces(t: Topology): string[] {
-  return [t.inet.netns, t.controller.netns, ...t.gateways.map((g) => g.netns), ...t.hosts.map((h) => h.netns)];
+  return [t.inet.netns, t.controller.netns, ...t.gateways.map((g) => g.netns), ...t.hosts.map((h) => h.netns), ...labWorkloads(t).map((w) => w.netns)];
+}
+
+export function labWorkloads(t: Topology): (LabWorkload & { host: Host })[] {
+  return t.hosts.flatMap((host) => host.workloads.map((w) => ({ ...w, host })));
 }

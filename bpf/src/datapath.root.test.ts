@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
 import { BpfError } from "./errors.js";
-import { ReservedIdentity, TcAction, countersKeyCodec, countersValueCodec, ipcacheKeyCodec, ipcacheValueCodec, sumCounters, type CountersValue } from "./layout.js";
+import { DropReason, ReservedIdentity, totalDrops, zeroCounters, TcAction, countersKeyCodec, countersValueCodec, ipcacheKeyCodec, ipcacheValueCodec, sumCounters, type CountersValue } from "./layout.js";
 import { BpfMap, PerCpuMap, TypedMap, UpdateFlag } from "./map.js";
 import { ipv4Frame, type PacketSpec } from "./packet.js";
 import { tcAttach, tcDestroyHook, tcDetach } from "./tc.js";
@@ -24,10 +24,10 @@ const UDP = 17;
 const WEB = 100; // 10.0.0.0/24
 const DB = 200; // 10.0.1.0/24
 const CACHE = 300; // 10.0.2.0/24, no default deny, no policy
-const VETH = "weftbpf-t0";
-const VETH_PEER = "weftbpf-t1";
-const NS = "weftbpf-ns";
-const NS_VETH = "weftbpf-n0"; // root end; its peer lives in NS
+const VETH = "wbt-dp-t0";
+const VETH_PEER = "wbt-dp-t1";
+const NS = "wbt-dp-ns";
+const NS_VETH = "wbt-dp-n0"; // root end; its peer lives in NS
 const NS_ADDR = "198.18.0.1"; // in NS
 const HOST_ADDR = "198.18.0.2"; // root end
 const PINGER = 500;
@@ -39,7 +39,7 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   let mounted = false;
   const pins: string[] = [];
 
-  const run = (spec: PacketSpec) => testRun(dp.progL2, ipv4Frame(spec));
+  const run = (spec: PacketSpec) => testRun(dp.progToWorkload, ipv4Frame(spec));
   const counters = (srcId: number, dstId: number): CountersValue => sumCounters(dp.counters.get({ srcId, dstId }) ?? []);
 
   beforeAll(() => {
@@ -76,7 +76,7 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
 
   it("bpf - an allowed TCP flow passes with TC_ACT_OK and the frame is unchanged", () => {
     const frame = ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432 });
-    const r = testRun(dp.progL2, frame);
+    const r = testRun(dp.progToWorkload, frame);
     expect(r.retval, `retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
     expect(r.dataOut.equals(frame), "data_out equals data_in").toBe(true);
     console.log(`bpf - BPF_PROG_RUN single run: ${r.durationNs} ns (includes first-run costs)`);
@@ -104,10 +104,13 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     const ok = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 80, payload: Buffer.alloc(100) });
     dp.policy.set({ srcId: WEB, dstId: CACHE, proto: TCP, dport: 81 }, { verdict: "deny" });
     const bad = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 81 });
-    for (let i = 0; i < 3; i++) expect(testRun(dp.progL2, ok).retval).toBe(TcAction.ok);
-    expect(testRun(dp.progL2, bad).retval).toBe(TcAction.shot);
+    for (let i = 0; i < 3; i++) expect(testRun(dp.progToWorkload, ok).retval).toBe(TcAction.ok);
+    expect(testRun(dp.progToWorkload, bad).retval).toBe(TcAction.shot);
     const got = counters(WEB, CACHE);
-    const want = { packets: 4n, bytes: BigInt(3 * ok.length + bad.length), drops: 1n };
+    const want = zeroCounters();
+    want.packets = 4n;
+    want.bytes = BigInt(3 * ok.length + bad.length);
+    want.drops[DropReason.policyDeny] = 1n;
     expect(got, `web -> cache counters: got ${JSON.stringify(got, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`).toEqual(want);
     expect([...dp.counters.keys()]).toContainEqual({ srcId: WEB, dstId: CACHE });
   });
@@ -120,7 +123,9 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     dp.policy.set({ srcId: world, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" });
     const after = run({ src: "192.0.2.1", dst: "10.0.1.7", proto: "tcp", sport: 1, dport: 5432 });
     expect(after.retval, `world -> db after allow: got ${after.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
-    expect(counters(world, DB)).toMatchObject({ packets: 2n, drops: 1n });
+    const c = counters(world, DB);
+    expect(c.packets).toBe(2n);
+    expect(c.drops[DropReason.defaultDeny], "drops[defaultDeny]").toBe(1n);
     expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(true);
     expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(false);
   });
@@ -166,22 +171,22 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   });
 
   it("bpf - program cost with BPF_PROG_RUN repeat", () => {
-    const r = testRun(dp.progL2, ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432 }), { repeat: 100_000 });
+    const r = testRun(dp.progToWorkload, ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432 }), { repeat: 100_000 });
     expect(r.retval).toBe(TcAction.ok);
     expect(r.durationNs).toBeGreaterThan(0);
-    console.log(`bpf - weft_tc_l2 allow path: ${r.durationNs} ns per packet (BPF_PROG_RUN repeat 100000)`);
+    console.log(`bpf - weft_to_workload allow path: ${r.durationNs} ns per packet (BPF_PROG_RUN repeat 100000)`);
   });
 
   it("bpf - a pinned map survives closing the object and reopens from its pin", () => {
-    const dir = mkdtempSync(join(tmpdir(), "weft-bpffs-"));
+    const dir = mkdtempSync(join(tmpdir(), "wbt-bpffs-"));
     bpffs = dir;
     execFileSync("mount", ["-t", "bpf", "bpf", dir]);
     mounted = true;
     const pin = join(dir, "weft_ipcache");
-    dp.object.map("weft_ipcache").pin(pin);
+    dp.map("weft_ipcache").pin(pin);
     pins.push(pin);
     const cPin = join(dir, "weft_counters");
-    dp.object.map("weft_counters").pin(cPin);
+    dp.map("weft_counters").pin(cPin);
     pins.push(cPin);
 
     const wantPackets = counters(WEB, CACHE).packets;
@@ -204,17 +209,17 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   it("bpf - attaches to tc ingress and egress of a veth and detaches", () => {
     execFileSync("ip", ["link", "add", VETH, "type", "veth", "peer", "name", VETH_PEER]);
     const ifindex = Number(readFileSync(`/sys/class/net/${VETH}/ifindex`, "utf8"));
-    const ingress = tcAttach(dp.progL2, { ifindex, direction: "ingress" });
-    const egress = tcAttach(dp.progL2, { ifindex, direction: "egress" });
+    const ingress = tcAttach(dp.progToWorkload, { ifindex, direction: "ingress" });
+    const egress = tcAttach(dp.progToWorkload, { ifindex, direction: "egress" });
     expect(ingress.progId).toBeGreaterThan(0);
     expect(egress.progId, "one program on both hooks").toBe(ingress.progId);
     const show = (dir: string) => execFileSync("tc", ["filter", "show", "dev", VETH, dir], { encoding: "utf8" });
-    expect(show("ingress")).toMatch(/weft_tc_l2.*direct-action/);
-    expect(show("egress")).toMatch(/weft_tc_l2.*direct-action/);
+    expect(show("ingress")).toMatch(/weft_to_workloa.*direct-action/);
+    expect(show("egress")).toMatch(/weft_to_workloa.*direct-action/);
     expect(tcDetach(ingress)).toBe(true);
     expect(tcDetach(ingress)).toBe(false);
-    expect(show("ingress")).not.toMatch(/weft_tc_l2/);
-    expect(show("egress")).toMatch(/weft_tc_l2/);
+    expect(show("ingress")).not.toMatch(/weft_to_workloa/);
+    expect(show("egress")).toMatch(/weft_to_workloa/);
     tcDestroyHook(ifindex);
     expect(execFileSync("tc", ["qdisc", "show", "dev", VETH], { encoding: "utf8" })).not.toMatch(/clsact/);
   });
@@ -222,11 +227,11 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   it("bpf - attached on a veth's ingress, it drops then passes real pings as the policy says", () => {
     const ip = (...argv: string[]) => execFileSync("ip", argv, { stdio: "pipe" });
     ip("netns", "add", NS);
-    ip("link", "add", NS_VETH, "type", "veth", "peer", "name", "weftbpf-n1", "netns", NS);
+    ip("link", "add", NS_VETH, "type", "veth", "peer", "name", "wbt-dp-n1", "netns", NS);
     ip("addr", "add", `${HOST_ADDR}/30`, "dev", NS_VETH);
     ip("link", "set", NS_VETH, "up");
-    ip("-n", NS, "addr", "add", `${NS_ADDR}/30`, "dev", "weftbpf-n1");
-    ip("-n", NS, "link", "set", "weftbpf-n1", "up");
+    ip("-n", NS, "addr", "add", `${NS_ADDR}/30`, "dev", "wbt-dp-n1");
+    ip("-n", NS, "link", "set", "wbt-dp-n1", "up");
     const ping = () => {
       try {
         execFileSync("ip", ["netns", "exec", NS, "ping", "-c", "3", "-i", "0.2", "-W", "1", HOST_ADDR], { stdio: "pipe" });
@@ -241,17 +246,18 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     dp.ipcache.set({ addr: HOST_ADDR, prefixlen: 32 }, { identity: PINGED });
     dp.policyDefault.set(PINGED, { defaultDeny: true });
     const ifindex = Number(readFileSync(`/sys/class/net/${NS_VETH}/ifindex`, "utf8"));
-    tcAttach(dp.progL2, { ifindex, direction: "ingress" });
+    tcAttach(dp.progToWorkload, { ifindex, direction: "ingress" });
 
     expect(ping(), "ping to a default-deny identity with no allow rule").toBe(false);
     const denied = counters(PINGER, PINGED);
-    expect(denied.drops, `drops after a denied ping: got ${denied.drops}, want 3`).toBe(3n);
+    expect(denied.drops[DropReason.defaultDeny], `drops[defaultDeny] after a denied ping: got ${denied.drops[DropReason.defaultDeny]}, want 3`).toBe(3n);
     expect(denied.packets).toBe(3n);
 
     dp.policy.set({ srcId: PINGER, dstId: PINGED, proto: 1 /* ICMP */, dport: 0 }, { verdict: "allow" });
     expect(ping(), "ping once ICMP is allowed").toBe(true);
     const allowed = counters(PINGER, PINGED);
-    expect(allowed, "3 more packets, no more drops").toMatchObject({ packets: 6n, drops: 3n });
+    expect(allowed.packets, "3 more packets").toBe(6n);
+    expect(totalDrops(allowed), "no more drops").toBe(3n);
     expect(allowed.bytes, "bytes grow by 3 echo requests of 98 bytes (84 IPv4 + 14 Ethernet)").toBe(denied.bytes + 3n * 98n);
     tcDestroyHook(ifindex);
   });

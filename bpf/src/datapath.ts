@@ -1,17 +1,32 @@
 /**
- * The tc policy datapath (bpf/dist/weft_tc.o) with its maps behind their typed codecs.
+ * The tc datapath: the four entry objects (bpf/dist/weft_*.o) loaded with shared maps, the maps
+ * behind their typed codecs, and pinning so that an agent restart keeps enforcement and entries.
+ *
+ *   TcDatapath.open({ pinDir })  maps reused from (or pinned at) <pinDir>/maps/<name>, programs
+ *                                pinned at <pinDir>/progs/<name>. What the agent uses.
+ *   TcDatapath.load()            nothing pinned; maps shared between the objects in memory. Tests.
  */
+import { existsSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BpfPinIncompatibleError, type MapShape } from "./errors.js";
 import {
   MapName,
+  ProgramName,
+  configValueCodec,
   countersKeyCodec,
   countersValueCodec,
   identityKeyCodec,
   ipcacheKeyCodec,
   ipcacheValueCodec,
+  ipv4AddrCodec,
   policyDefaultValueCodec,
   policyKeyCodec,
   policyValueCodec,
+  tunnelKeyCodec,
+  tunnelPeerValueCodec,
+  tunnelValueCodec,
+  type ConfigValue,
   type CountersKey,
   type CountersValue,
   type IpcacheKey,
@@ -19,48 +34,195 @@ import {
   type PolicyDefaultValue,
   type PolicyKey,
   type PolicyValue,
+  type ProgramNameValue,
+  type TunnelKey,
+  type TunnelPeerValue,
+  type TunnelValue,
 } from "./layout.js";
-import { PerCpuMap, TypedMap } from "./map.js";
-import { BpfObject, type BpfProgram } from "./object.js";
+import { BpfMap, PerCpuMap, TypedMap } from "./map.js";
+import { BpfObject, type BpfProgram, type MapDef } from "./object.js";
+import { ensurePinDir, pinReplace, type PinLayout } from "./pin.js";
 
 /** Where build.sh puts the compiled objects (bpf/dist), from src or dist alike. */
-export function objectPath(name: string): string {
+export function objectPath(name: string, objectDir?: string): string {
+  if (objectDir) return join(objectDir, `${name}.o`);
   return fileURLToPath(new URL(`../dist/${name}.o`, import.meta.url));
 }
 
+/** The entry objects, in load order: one per program, named like it. */
+export const DATAPATH_PROGRAMS: readonly ProgramNameValue[] = [ProgramName.overlayIn, ProgramName.toWorkload, ProgramName.fromWorkload, ProgramName.vxlanIn];
+
+export interface LoadOptions {
+  /** Directory holding weft_overlay_in.o, … (default bpf/dist, where build.sh writes them). */
+  objectDir?: string;
+}
+
+export interface OpenOptions extends LoadOptions {
+  /** Pin directory on a bpffs, e.g. /sys/fs/bpf/weft; created (mkdir -p) when missing. */
+  pinDir: string;
+  /**
+   * A pinned map whose type, key/value size, max entries or flags differ from this build's
+   * (its layout changed across versions): "error" (default) throws BpfPinIncompatibleError
+   * naming it; "replace" unpins it and pins a new, empty map (programs still attached keep the
+   * old one until they are replaced).
+   */
+  onIncompatible?: "error" | "replace";
+}
+
+/** What open() did with each map's pin. */
+export type PinOutcome = "reused" | "created" | "replaced";
+
+const shape = (m: MapDef): MapShape => ({ type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags });
+const sameShape = (a: MapShape, b: MapShape) => (Object.keys(a) as (keyof MapShape)[]).every((k) => a[k] === b[k]);
+
 export class TcDatapath {
-  readonly object: BpfObject;
-  /** For devices with an Ethernet header (veth). */
-  readonly progL2: BpfProgram;
-  /** For L3 devices (weft0). */
-  readonly progL3: BpfProgram;
+  readonly objects: readonly BpfObject[];
+  /** The pin layout when opened with a pinDir; undefined for load(). */
+  readonly pins: PinLayout | undefined;
+  /** Per map name: whether open() reused its pin, created it, or replaced an incompatible one. Empty for load(). */
+  readonly pinOutcome: Readonly<Record<string, PinOutcome>>;
+
+  /** weft0 (WireGuard, L3) ingress. */
+  readonly progOverlayIn: BpfProgram;
+  /** Workload host-side veth egress (into the workload). */
+  readonly progToWorkload: BpfProgram;
+  /** Workload host-side veth ingress (out of the workload): VXLAN encapsulation. */
+  readonly progFromWorkload: BpfProgram;
+  /** VXLAN collect_md device ingress. */
+  readonly progVxlanIn: BpfProgram;
+
   readonly ipcache: TypedMap<IpcacheKey, IpcacheValue>;
   readonly policy: TypedMap<PolicyKey, PolicyValue>;
+  /** Key: destination identity. */
   readonly policyDefault: TypedMap<number, PolicyDefaultValue>;
   readonly counters: PerCpuMap<CountersKey, CountersValue>;
+  /** Same-site peers' workload prefixes that accept VXLAN -> the peer's underlay address. */
+  readonly tunnels: TypedMap<TunnelKey, TunnelValue>;
+  /** Key: underlay IPv4 of a same-site peer allowed to send VXLAN here. */
+  readonly tunnelPeers: TypedMap<string, TunnelPeerValue>;
+  /** Key: always 0. Prefer getConfig()/setConfig(). */
+  readonly config: TypedMap<number, ConfigValue>;
 
-  private constructor(object: BpfObject) {
-    this.object = object;
-    this.progL2 = object.program("weft_tc_l2");
-    this.progL3 = object.program("weft_tc_l3");
-    this.ipcache = new TypedMap(object.map(MapName.ipcache), ipcacheKeyCodec, ipcacheValueCodec);
-    this.policy = new TypedMap(object.map(MapName.policy), policyKeyCodec, policyValueCodec);
-    this.policyDefault = new TypedMap(object.map(MapName.policyDefault), identityKeyCodec, policyDefaultValueCodec);
-    this.counters = new PerCpuMap(object.map(MapName.counters), countersKeyCodec, countersValueCodec);
+  private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>) {
+    this.objects = objects;
+    this.pins = pins;
+    this.pinOutcome = pinOutcome;
+    const prog = (name: ProgramNameValue) => this.#objectOf(name).program(name);
+    this.progOverlayIn = prog(ProgramName.overlayIn);
+    this.progToWorkload = prog(ProgramName.toWorkload);
+    this.progFromWorkload = prog(ProgramName.fromWorkload);
+    this.progVxlanIn = prog(ProgramName.vxlanIn);
+    this.ipcache = new TypedMap(this.map(MapName.ipcache), ipcacheKeyCodec, ipcacheValueCodec);
+    this.policy = new TypedMap(this.map(MapName.policy), policyKeyCodec, policyValueCodec);
+    this.policyDefault = new TypedMap(this.map(MapName.policyDefault), identityKeyCodec, policyDefaultValueCodec);
+    this.counters = new PerCpuMap(this.map(MapName.counters), countersKeyCodec, countersValueCodec);
+    this.tunnels = new TypedMap(this.map(MapName.tunnels), tunnelKeyCodec, tunnelValueCodec);
+    this.tunnelPeers = new TypedMap(this.map(MapName.tunnelPeers), ipv4AddrCodec, tunnelPeerValueCodec);
+    this.config = new TypedMap(this.map(MapName.config), identityKeyCodec, configValueCodec);
   }
 
-  /** Loads weft_tc.o (default: bpf/dist/weft_tc.o). Needs root (CAP_BPF, CAP_NET_ADMIN). */
-  static load(path: string = objectPath("weft_tc")): TcDatapath {
-    const object = BpfObject.load(path);
+  #objectOf(program: ProgramNameValue): BpfObject {
+    const i = DATAPATH_PROGRAMS.indexOf(program);
+    const o = this.objects[i];
+    if (!o) throw new Error(`no object for program ${program}`);
+    return o;
+  }
+
+  /** A raw map by name, from the first object that declares it (all objects share it). */
+  map(name: string): BpfMap {
+    for (const o of this.objects) {
+      if (o.mapDefs().some((m) => m.name === name)) return o.map(name);
+    }
+    throw new Error(`no object declares map ${name}`);
+  }
+
+  /** A program by name. */
+  program(name: ProgramNameValue): BpfProgram {
+    return this.#objectOf(name).program(name);
+  }
+
+  /** Loads the objects without pinning (maps shared in memory between them). Needs root (CAP_BPF, CAP_NET_ADMIN). */
+  static load(options: LoadOptions = {}): TcDatapath {
+    const objects: BpfObject[] = [];
+    const shared = new Map<string, BpfMap>();
     try {
-      return new TcDatapath(object);
+      for (const name of DATAPATH_PROGRAMS) {
+        const o = BpfObject.open(objectPath(name, options.objectDir));
+        objects.push(o);
+        const defs = o.mapDefs();
+        for (const m of defs) {
+          const known = shared.get(m.name);
+          if (known) o.reuseMap(m.name, known);
+        }
+        o.load();
+        for (const m of defs) if (!shared.has(m.name)) shared.set(m.name, o.map(m.name));
+      }
+      return new TcDatapath(objects, undefined, {});
     } catch (err) {
-      object.close();
+      for (const o of objects) o.close();
       throw err;
     }
   }
 
-  close(): void {
-    this.object.close();
+  /**
+   * Loads the objects with every map pinned at `<pinDir>/maps/<name>`: a compatible pinned map is
+   * reused with its entries (an agent restart keeps enforcement and counters), a missing one is
+   * created and pinned, an incompatible one throws BpfPinIncompatibleError (or is replaced, see
+   * OpenOptions.onIncompatible). Programs are pinned at `<pinDir>/progs/<name>`, replacing older
+   * pins. Attachments are not touched: attach the new programs with tcAttach (which replaces
+   * the filter in place, with no gap). Throws BpfFsError when pinDir is not on a bpffs.
+   */
+  static open(options: OpenOptions): TcDatapath {
+    const pins = ensurePinDir(options.pinDir);
+    const outcome: Record<string, PinOutcome> = {};
+    const objects: BpfObject[] = [];
+    try {
+      for (const name of DATAPATH_PROGRAMS) {
+        const o = BpfObject.open(objectPath(name, options.objectDir));
+        objects.push(o);
+        for (const m of o.mapDefs()) {
+          const path = join(pins.maps, m.name);
+          if (!(m.name in outcome)) outcome[m.name] = checkPin(m, path, options.onIncompatible ?? "error");
+          o.setPinPath(m.name, path);
+        }
+        o.load();
+      }
+      for (const [i, name] of DATAPATH_PROGRAMS.entries()) {
+        const o = objects[i];
+        if (o) pinReplace(o.program(name).fd, join(pins.progs, name), `program ${name}`);
+      }
+      return new TcDatapath(objects, pins, outcome);
+    } catch (err) {
+      for (const o of objects) o.close();
+      throw err;
+    }
   }
+
+  /** The host config (weft_config[0]). */
+  getConfig(): ConfigValue {
+    return this.config.get(0) ?? { vxlanIfindex: 0 };
+  }
+
+  setConfig(value: ConfigValue): void {
+    this.config.set(0, value);
+  }
+
+  /** Closes the objects: what is pinned or attached stays in the kernel, the rest is freed. */
+  close(): void {
+    for (const o of this.objects) o.close();
+  }
+}
+
+/** Decides what to do with the pin of one map before libbpf loads (and would reject a mismatch). */
+function checkPin(def: MapDef, path: string, onIncompatible: "error" | "replace"): PinOutcome {
+  if (!existsSync(path)) return "created";
+  const pinned = BpfMap.fromPin(path);
+  try {
+    if (sameShape(shape(pinned.info), shape(def))) return "reused";
+    if (onIncompatible === "error") throw new BpfPinIncompatibleError(def.name, path, shape(pinned.info), shape(def));
+  } finally {
+    pinned.close();
+  }
+  unlinkSync(path);
+  return "replaced";
 }

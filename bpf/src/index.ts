@@ -2,11 +2,12 @@
  * @weft/bpf: libbpf-ts, a TypeScript binding to the system libbpf.so.1 (koffi FFI), and the
  * typed view of Weft's eBPF datapath (bpf/progs). See bpf/README.md.
  */
-export { BpfError, BpfSizeError, LibbpfUnavailableError, errnoName } from "./errors.js";
-export { BpfObject, BpfProgram } from "./object.js";
+export { BpfError, BpfFsError, BpfPinIncompatibleError, BpfSizeError, LibbpfUnavailableError, errnoName, type MapShape } from "./errors.js";
+export { BpfObject, BpfProgram, type MapDef } from "./object.js";
 export { BpfMap, PerCpuMap, TypedMap, UpdateFlag, mapInfoByFd, numPossibleCpus, type MapInfo } from "./map.js";
 export { testRun, type TestRunOptions, type TestRunResult } from "./testrun.js";
 export { tcAttach, tcDetach, tcDestroyHook, type TcAttachOptions, type TcAttachment, type TcDirection } from "./tc.js";
-export { TcDatapath, objectPath } from "./datapath.js";
-export { ipv4Frame, internetChecksum, type PacketSpec } from "./packet.js";
+export { DATAPATH_PROGRAMS, TcDatapath, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+export { BPF_FS_MAGIC, DEFAULT_PIN_DIR, ensurePinDir, isBpffs, pinLayout, removePins, unpinAll, type PinLayout } from "./pin.js";
+export { internetChecksum, ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";
 export * from "./layout.js";

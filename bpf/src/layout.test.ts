@@ -1,15 +1,26 @@
 /**
  * The TypeScript layouts and codes (layout.ts) against the C: struct sizes and member offsets from
- * the BTF clang wrote into bpf/dist/weft_tc.o (read with bpftool), and the verdict, drop-reason
- * and reserved-identity numbers parsed from the headers. Plus codec round trips.
+ * the BTF clang wrote into every bpf/dist/<program>.o (read with bpftool), and the verdict,
+ * drop-reason, reserved-identity, mark and VXLAN MAC constants parsed from the headers. Plus codec
+ * round trips.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { objectPath } from "./datapath.js";
+import { DATAPATH_PROGRAMS, objectPath } from "./datapath.js";
 import {
+  COUNTERS_DROP_SLOTS,
   DropReason,
+  WEFT_MARK_ENFORCED,
+  WEFT_VNI_MAX,
+  WEFT_VXLAN_MAC,
+  configValueCodec,
+  dropReasonName,
+  ipv4AddrCodec,
+  totalDrops,
+  tunnelValueCodec,
+  zeroCounters,
   PolicyDefaultFlag,
   ReservedIdentity,
   Verdict,
@@ -34,8 +45,8 @@ interface BtfType {
   members?: { name: string; type_id: number; bits_offset: number }[];
 }
 
-function btfTypes(): BtfType[] {
-  const obj = objectPath("weft_tc");
+function btfTypes(program: string): BtfType[] {
+  const obj = objectPath(program);
   if (!existsSync(obj)) throw new Error(`${obj} is missing: run bpf/build.sh (scripts/setup.sh does)`);
   return (JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", obj, "-j"], { encoding: "utf8" })) as { types: BtfType[] }).types;
 }
@@ -58,17 +69,28 @@ function defines(text: string, prefix: string): Record<string, number> {
 const camel = (s: string) => s.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 describe("bpf layout", () => {
-  it("bpf - every TS struct layout matches the BTF of weft_tc.o (size, member names, offsets, sizes)", () => {
-    const list = btfTypes();
-    const byId = new Map(list.map((t) => [t.id, t]));
-    for (const layout of Object.values(layouts)) {
-      const s = list.find((t) => t.kind === "STRUCT" && t.name === layout.cName);
-      expect(s, `struct ${layout.cName} in BTF`).toBeDefined();
-      if (!s) continue;
-      expect(s.size, `sizeof(struct ${layout.cName}): got TS ${layout.size}, want C ${s.size}`).toBe(layout.size);
-      const c = Object.fromEntries((s.members ?? []).map((m) => [m.name, { offset: m.bits_offset / 8, size: sizeOf(byId, m.type_id) }]));
-      expect(layout.fields, `members of struct ${layout.cName}`).toEqual(c);
+  it("bpf - every TS struct layout matches the BTF of every object that has it (size, member names, offsets, sizes)", () => {
+    const seen = new Set<string>();
+    for (const program of DATAPATH_PROGRAMS) {
+      const list = btfTypes(program);
+      const byId = new Map(list.map((t) => [t.id, t]));
+      for (const layout of Object.values(layouts)) {
+        const s = list.find((t) => t.kind === "STRUCT" && t.name === layout.cName);
+        if (!s) continue;
+        seen.add(layout.cName);
+        expect(s.size, `${program}.o sizeof(struct ${layout.cName}): got TS ${layout.size}, want C ${s.size}`).toBe(layout.size);
+        const c = Object.fromEntries((s.members ?? []).map((m) => [m.name, { offset: m.bits_offset / 8, size: sizeOf(byId, m.type_id) }]));
+        expect(layout.fields, `${program}.o members of struct ${layout.cName}`).toEqual(c);
+      }
     }
+    const missing = Object.values(layouts).map((l) => l.cName).filter((n) => !seen.has(n));
+    expect(missing, "structs of layout.ts found in no object's BTF").toEqual([]);
+  });
+
+  it("bpf - every object declares the maps of the headers it includes with the TS sizes", () => {
+    const maps = JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", objectPath("weft_vxlan_in"), "-j"], { encoding: "utf8" })) as { types: BtfType[] };
+    const vars = maps.types.filter((t) => t.kind === "VAR").map((t) => t.name);
+    for (const name of ["weft_ipcache", "weft_policy", "weft_policy_default", "weft_counters", "weft_tunnel_peers"]) expect(vars, `weft_vxlan_in.o declares ${name}`).toContain(name);
   });
 
   it("bpf - verdict and drop-reason codes match verdict.h", () => {
@@ -77,6 +99,21 @@ describe("bpf layout", () => {
     const drops = defines(h, "WEFT_DROP_");
     expect(Object.fromEntries(Object.entries(verdicts).map(([k, v]) => [camel(k.slice("WEFT_VERDICT_".length)), v]))).toEqual(Verdict);
     expect(Object.fromEntries(Object.entries(drops).map(([k, v]) => [camel(k.slice("WEFT_DROP_".length)), v]))).toEqual(DropReason);
+  });
+
+  it("bpf - the mark bit, the VXLAN MAC, the VNI limit and the drop slots match mark.h, tunnel.h and counters.h", () => {
+    const mark = defines(lib("mark.h").replace(/#define\s+/g, ""), "WEFT_MARK_");
+    expect(mark, "mark.h").toEqual({ WEFT_MARK_ENFORCED });
+    expect(WEFT_MARK_ENFORCED.toString(2).replace(/0/g, ""), "exactly one mark bit").toBe("1");
+    const tunnel = defines(lib("tunnel.h").replace(/#define\s+/g, ""), "WEFT_");
+    const macBytes = [...lib("tunnel.h").matchAll(/#define\s+WEFT_VXLAN_MAC_(\d)\s+(0x[0-9a-f]+)/gi)].map((m) => [Number(m[1]), Number(m[2])] as const);
+    const mac = macBytes.sort(([a], [b]) => a - b).map(([, v]) => v.toString(16).padStart(2, "0")).join(":");
+    expect(mac, `tunnel.h WEFT_VXLAN_MAC_*: got ${mac}, want ${WEFT_VXLAN_MAC}`).toBe(WEFT_VXLAN_MAC);
+    expect(tunnel.WEFT_VNI_MAX).toBe(WEFT_VNI_MAX);
+    const counters = defines(lib("counters.h").replace(/#define\s+/g, ""), "WEFT_COUNTERS_");
+    expect(counters.WEFT_COUNTERS_DROP_SLOTS).toBe(COUNTERS_DROP_SLOTS);
+    expect(Math.max(...Object.values(DropReason)), "every drop reason has a counter slot").toBeLessThan(COUNTERS_DROP_SLOTS);
+    expect(layouts.countersValue.fields.drops.size).toBe(8 * COUNTERS_DROP_SLOTS);
   });
 
   it("bpf - reserved identities and policy flags match ipcache.h and policy.h", () => {
@@ -111,9 +148,30 @@ describe("bpf codecs", () => {
     expect(() => policyValueCodec.decode(Buffer.from([9, 0, 0, 0]))).toThrow(/unknown verdict code 9/);
   });
 
-  it("bpf - per-CPU counters sum", () => {
-    const one = countersValueCodec.decode(countersValueCodec.encode({ packets: 2n, bytes: 100n, drops: 1n }));
-    expect(sumCounters([one, one, { packets: 0n, bytes: 0n, drops: 0n }])).toEqual({ packets: 4n, bytes: 200n, drops: 2n });
+  it("bpf - per-CPU counters sum, per drop reason", () => {
+    const drops = zeroCounters().drops;
+    drops[DropReason.policyDeny] = 1n;
+    drops[DropReason.tunnelSource] = 3n;
+    const buf = countersValueCodec.encode({ packets: 2n, bytes: 100n, drops });
+    expect(buf.readBigUInt64LE(16 + 8 * DropReason.tunnelSource), "drops[tunnelSource] at offset 16 + 8 * 4").toBe(3n);
+    const one = countersValueCodec.decode(buf);
+    const sum = sumCounters([one, one, zeroCounters()]);
+    expect(sum.packets).toBe(4n);
+    expect(sum.drops[DropReason.policyDeny]).toBe(2n);
+    expect(sum.drops[DropReason.tunnelSource]).toBe(6n);
+    expect(totalDrops(sum)).toBe(8n);
+    expect(dropReasonName(4)).toBe("tunnelSource");
+    expect(dropReasonName(7)).toBe("reason7");
+  });
+
+  it("bpf - tunnel, peer and config codecs keep addresses in network order", () => {
+    expect(tunnelValueCodec.encode({ remote: "192.168.1.2" }).toString("hex")).toBe("c0a80102" + "00000000");
+    expect(tunnelValueCodec.decode(tunnelValueCodec.encode({ remote: "10.0.0.9" }))).toEqual({ remote: "10.0.0.9" });
+    expect(ipv4AddrCodec.encode("10.1.2.3").toString("hex")).toBe("0a010203");
+    const cfg = configValueCodec.encode({ vxlanIfindex: 7 });
+    expect(cfg.length).toBe(32);
+    expect(cfg.toString("hex")).toBe("07000000" + "00".repeat(28));
+    expect(configValueCodec.decode(cfg)).toEqual({ vxlanIfindex: 7 });
   });
 
   it("bpf - crafted frames have valid IPv4 header checksums and lengths", () => {

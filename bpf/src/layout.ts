@@ -2,7 +2,7 @@
  * The one place of truth, on the TypeScript side, for the C structs and codes in bpf/progs/lib/*.h:
  * byte offsets and sizes of every field (padding included), the reserved identities, the verdict
  * and drop-reason codes, and the codecs built on them. layout.test.ts checks all of it against
- * the BTF that clang emits for bpf/dist/weft_tc.o and against verdict.h.
+ * the BTF that clang emits for bpf/dist/*.o and against the headers (verdict.h, mark.h, tunnel.h, …).
  */
 
 export interface FieldLayout {
@@ -30,7 +30,11 @@ export const layouts = {
   policyValue: { cName: "weft_policy_value", size: 4, fields: { verdict: f(0, 1), flags: f(1, 1), pad0: f(2, 2) } },
   policyDefaultValue: { cName: "weft_policy_default_value", size: 4, fields: { flags: f(0, 1), pad0: f(1, 3) } },
   countersKey: { cName: "weft_counters_key", size: 8, fields: { src_id: f(0, 4), dst_id: f(4, 4) } },
-  countersValue: { cName: "weft_counters_value", size: 24, fields: { packets: f(0, 8), bytes: f(8, 8), drops: f(16, 8) } },
+  countersValue: { cName: "weft_counters_value", size: 80, fields: { packets: f(0, 8), bytes: f(8, 8), drops: f(16, 64) } },
+  tunnelKey: { cName: "weft_tunnel_key", size: 8, fields: { prefixlen: f(0, 4), addr: f(4, 4) } },
+  tunnelValue: { cName: "weft_tunnel_value", size: 8, fields: { remote: f(0, 4), flags: f(4, 4) } },
+  tunnelPeerValue: { cName: "weft_tunnel_peer_value", size: 4, fields: { flags: f(0, 4) } },
+  config: { cName: "weft_config", size: 32, fields: { vxlan_ifindex: f(0, 4), pad0: f(4, 4), reserved: f(8, 24) } },
 } as const satisfies Record<string, StructLayout<string>>;
 
 /** Reserved identities (ipcache.h WEFT_ID_*). Never renumber. */
@@ -40,22 +44,65 @@ export const ReservedIdentity = { unknown: 0, host: 1, world: 2, controller: 3 }
 export const Verdict = { none: 0, allow: 1, deny: 2 } as const;
 export type VerdictName = Exclude<keyof typeof Verdict, "none">;
 
-/** enum weft_drop_reason (verdict.h). Never renumber. */
-export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3 } as const;
+/** enum weft_drop_reason (verdict.h). Never renumber; new reasons are appended. */
+export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3, tunnelSource: 4 } as const;
+export type DropReasonName = keyof typeof DropReason;
+
+/** The name of a drop-reason code (`policyDeny`), or `reason<n>` for a code this build does not know. */
+export function dropReasonName(code: number): DropReasonName | `reason${number}` {
+  const name = (Object.keys(DropReason) as DropReasonName[]).find((k) => DropReason[k] === code);
+  return name ?? `reason${code}`;
+}
+
+/** Slots of CountersValue.drops (counters.h WEFT_COUNTERS_DROP_SLOTS): drops[code] per drop reason. */
+export const COUNTERS_DROP_SLOTS = 8;
+
+/**
+ * The skb->mark bit Weft owns (mark.h WEFT_MARK_ENFORCED): "policy already enforced", set by
+ * weft_overlay_in and weft_vxlan_in on pass, cleared by weft_to_workload (which then does not
+ * check again) and by weft_from_workload. No other mark bit is touched.
+ */
+export const WEFT_MARK_ENFORCED = 0x01000000;
+
+/** The MAC address of every Weft VXLAN device (tunnel.h WEFT_VXLAN_MAC_*); senders write it as the inner destination. */
+export const WEFT_VXLAN_MAC = "02:77:65:66:74:00";
+
+/** The largest identity a VXLAN VNI can carry (24 bits); larger source identities go through WireGuard. */
+export const WEFT_VNI_MAX = 0xffffff;
 
 /** WEFT_POLICY_F_* (policy.h). */
 export const PolicyDefaultFlag = { defaultDeny: 0x1 } as const;
 
 /** tc return codes (linux/pkt_cls.h). */
-export const TcAction = { ok: 0, shot: 2 } as const;
+export const TcAction = { ok: 0, shot: 2, redirect: 7 } as const;
 
-/** Names of the maps in weft_tc.o. */
+/** Names of the maps (pinned at `<pinDir>/maps/<name>`). */
 export const MapName = {
   ipcache: "weft_ipcache",
   policy: "weft_policy",
   policyDefault: "weft_policy_default",
   counters: "weft_counters",
+  tunnels: "weft_tunnels",
+  tunnelPeers: "weft_tunnel_peers",
+  config: "weft_config",
 } as const;
+export type MapNameValue = (typeof MapName)[keyof typeof MapName];
+
+/**
+ * The tc programs, one entry file and object each (bpf/progs/<name>.c -> bpf/dist/<name>.o),
+ * pinned at `<pinDir>/progs/<name>`. Where each attaches:
+ *   overlayIn     weft0 (WireGuard, L3) ingress
+ *   toWorkload    a workload's host-side veth, egress (traffic into the workload)
+ *   fromWorkload  a workload's host-side veth, ingress (traffic out of the workload)
+ *   vxlanIn       the Weft VXLAN collect_md device, ingress
+ */
+export const ProgramName = {
+  overlayIn: "weft_overlay_in",
+  toWorkload: "weft_to_workload",
+  fromWorkload: "weft_from_workload",
+  vxlanIn: "weft_vxlan_in",
+} as const;
+export type ProgramNameValue = (typeof ProgramName)[keyof typeof ProgramName];
 
 /** Encodes/decodes one C struct; `size` is the struct's size in bytes. */
 export interface Codec<T> {
@@ -235,19 +282,23 @@ export const countersKeyCodec: Codec<CountersKey> = {
 };
 
 export interface CountersValue {
+  /** Packets seen for the pair, passed or dropped. */
   packets: bigint;
+  /** skb->len bytes of those packets. */
   bytes: bigint;
-  drops: bigint;
+  /** Dropped packets by drop-reason code: drops[DropReason.policyDeny]; length COUNTERS_DROP_SLOTS, [0] is always 0. */
+  drops: bigint[];
 }
 
 export const countersValueCodec: Codec<CountersValue> = {
   size: L.countersValue.size,
   encode({ packets, bytes, drops }) {
     const F = L.countersValue.fields;
+    if (drops.length > COUNTERS_DROP_SLOTS) throw new RangeError(`drops has ${drops.length} slots, at most ${COUNTERS_DROP_SLOTS}`);
     const buf = Buffer.alloc(L.countersValue.size);
     buf.writeBigUInt64LE(packets, F.packets.offset);
     buf.writeBigUInt64LE(bytes, F.bytes.offset);
-    buf.writeBigUInt64LE(drops, F.drops.offset);
+    drops.forEach((d, i) => buf.writeBigUInt64LE(d, F.drops.offset + 8 * i));
     return buf;
   },
   decode(buf, offset = 0) {
@@ -255,16 +306,90 @@ export const countersValueCodec: Codec<CountersValue> = {
     return {
       packets: buf.readBigUInt64LE(offset + F.packets.offset),
       bytes: buf.readBigUInt64LE(offset + F.bytes.offset),
-      drops: buf.readBigUInt64LE(offset + F.drops.offset),
+      drops: Array.from({ length: COUNTERS_DROP_SLOTS }, (_, i) => buf.readBigUInt64LE(offset + F.drops.offset + 8 * i)),
     };
   },
 };
 
+/** All-zero counters. */
+export function zeroCounters(): CountersValue {
+  return { packets: 0n, bytes: 0n, drops: Array.from({ length: COUNTERS_DROP_SLOTS }, () => 0n) };
+}
+
 /** Sums per-CPU counters into one value. */
 export function sumCounters(perCpu: readonly CountersValue[]): CountersValue {
-  return perCpu.reduce((a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes, drops: a.drops + b.drops }), {
-    packets: 0n,
-    bytes: 0n,
-    drops: 0n,
-  });
+  return perCpu.reduce(
+    (a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes, drops: a.drops.map((d, i) => d + (b.drops[i] ?? 0n)) }),
+    zeroCounters(),
+  );
 }
+
+/** Dropped packets of any reason. */
+export function totalDrops(v: CountersValue): bigint {
+  return v.drops.reduce((a, b) => a + b, 0n);
+}
+
+/** A bare u32 key (weft_policy_default's destination identity, weft_config's index 0). */
+export const u32KeyCodec: Codec<number> = identityKeyCodec;
+
+/** An IPv4 address as a map key or field, in network byte order (weft_tunnel_peers' key). */
+export const ipv4AddrCodec: Codec<string> = {
+  size: 4,
+  encode(addr) {
+    return ipv4Bytes(addr);
+  },
+  decode(buf, offset = 0) {
+    return ipv4String(buf, offset);
+  },
+};
+
+/** A weft_tunnels key: a same-site peer's workload prefix (host bits cleared, like ipcache keys). */
+export type TunnelKey = IpcacheKey;
+export const tunnelKeyCodec: Codec<TunnelKey> = ipcacheKeyCodec;
+
+export interface TunnelValue {
+  /** The peer's underlay IPv4 address (the VXLAN outer destination). */
+  remote: string;
+}
+
+export const tunnelValueCodec: Codec<TunnelValue> = {
+  size: L.tunnelValue.size,
+  encode({ remote }) {
+    const buf = Buffer.alloc(L.tunnelValue.size);
+    ipv4Bytes(remote).copy(buf, L.tunnelValue.fields.remote.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return { remote: ipv4String(buf, offset + L.tunnelValue.fields.remote.offset) };
+  },
+};
+
+/** A weft_tunnel_peers value: no settings yet (flags reserved, written 0). */
+export type TunnelPeerValue = Record<never, never>;
+
+export const tunnelPeerValueCodec: Codec<TunnelPeerValue> = {
+  size: L.tunnelPeerValue.size,
+  encode() {
+    return Buffer.alloc(L.tunnelPeerValue.size);
+  },
+  decode() {
+    return {};
+  },
+};
+
+export interface ConfigValue {
+  /** ifindex of this host's Weft VXLAN device; 0 = no VXLAN (everything takes WireGuard). */
+  vxlanIfindex: number;
+}
+
+export const configValueCodec: Codec<ConfigValue> = {
+  size: L.config.size,
+  encode({ vxlanIfindex }) {
+    const buf = Buffer.alloc(L.config.size);
+    buf.writeUInt32LE(u32("vxlanIfindex", vxlanIfindex), L.config.fields.vxlan_ifindex.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return { vxlanIfindex: buf.readUInt32LE(offset + L.config.fields.vxlan_ifindex.offset) };
+  },
+};

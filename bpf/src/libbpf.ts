@@ -23,6 +23,11 @@ export interface Libbpf {
   bpf_map__type: Fn;
   bpf_map__max_entries: Fn;
   bpf_map__set_pin_path: Fn;
+  bpf_map__reuse_fd: Fn;
+  bpf_map__name: Fn;
+  bpf_map__is_internal: Fn;
+  bpf_map__map_flags: Fn;
+  bpf_object__next_map: Fn;
   bpf_map_update_elem: Fn;
   bpf_map_lookup_elem: Fn;
   bpf_map_delete_elem: Fn;
@@ -71,6 +76,11 @@ export function libbpf(): Libbpf {
     bpf_map__type: lib.func("int bpf_map__type(bpf_map *map)"),
     bpf_map__max_entries: lib.func("uint32_t bpf_map__max_entries(bpf_map *map)"),
     bpf_map__set_pin_path: lib.func("int bpf_map__set_pin_path(bpf_map *map, const char *path)"),
+    bpf_map__reuse_fd: lib.func("int bpf_map__reuse_fd(bpf_map *map, int fd)"),
+    bpf_map__name: lib.func("const char *bpf_map__name(bpf_map *map)"),
+    bpf_map__is_internal: lib.func("bool bpf_map__is_internal(bpf_map *map)"),
+    bpf_map__map_flags: lib.func("uint32_t bpf_map__map_flags(bpf_map *map)"),
+    bpf_object__next_map: lib.func("bpf_map *bpf_object__next_map(bpf_object *obj, bpf_map *map)"),
     bpf_map_update_elem: lib.func("int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)"),
     bpf_map_lookup_elem: lib.func("int bpf_map_lookup_elem(int fd, const void *key, void *value)"),
     bpf_map_delete_elem: lib.func("int bpf_map_delete_elem(int fd, const void *key)"),

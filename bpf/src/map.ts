@@ -19,6 +19,8 @@ export interface MapInfo {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  /** BPF_F_* map flags (BPF_F_NO_PREALLOC = 1, …). */
+  flags: number;
 }
 
 let possibleCpus: number | undefined;
@@ -170,6 +172,7 @@ export function mapInfoByFd(fd: number): MapInfo {
     keySize: info.readUInt32LE(8),
     valueSize: info.readUInt32LE(12),
     maxEntries: info.readUInt32LE(16),
+    flags: info.readUInt32LE(20),
     name: name.subarray(0, end < 0 ? 16 : end).toString("utf8"),
   };
 }

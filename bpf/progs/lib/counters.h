@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * counters: per identity pair, per CPU: packets and bytes seen (passed or dropped) and drops.
- * Readers sum the per-CPU values. Entries are created on first packet; LRU so a flood of pairs
- * evicts old ones instead of failing.
+ * counters: per identity pair, per CPU: packets and bytes seen (passed or dropped) and dropped
+ * packets by drop reason. Readers sum the per-CPU values. Entries are created on first packet;
+ * LRU so a flood of pairs evicts old ones instead of failing.
  */
 #ifndef WEFT_COUNTERS_H
 #define WEFT_COUNTERS_H
 
 #include "common.h"
+#include "verdict.h"
+
+/* Slots of weft_counters_value.drops: room for reasons appended to verdict.h without a layout change. */
+#define WEFT_COUNTERS_DROP_SLOTS 8
+_Static_assert(__WEFT_DROP_END <= WEFT_COUNTERS_DROP_SLOTS, "a drop reason has no counter slot");
 
 struct weft_counters_key {
 	__u32 src_id;
@@ -18,9 +23,9 @@ WEFT_ASSERT_SIZE(struct weft_counters_key, 8);
 struct weft_counters_value {
 	__u64 packets; /* every packet seen for the pair, passed or dropped */
 	__u64 bytes;   /* skb->len of those packets */
-	__u64 drops;   /* packets dropped (any reason) */
+	__u64 drops[WEFT_COUNTERS_DROP_SLOTS]; /* dropped packets by enum weft_drop_reason; [0] (none) stays 0 */
 };
-WEFT_ASSERT_SIZE(struct weft_counters_value, 24);
+WEFT_ASSERT_SIZE(struct weft_counters_value, 80);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -29,7 +34,8 @@ struct {
 	__uint(max_entries, 65536);
 } weft_counters SEC(".maps");
 
-static __always_inline void counters_account(__u32 src, __u32 dst, __u32 bytes, int dropped)
+/* Counts one packet of `bytes` for the pair; `reason` is WEFT_DROP_NONE when it passed. */
+static __always_inline void counters_account(__u32 src, __u32 dst, __u32 bytes, __u32 reason)
 {
 	struct weft_counters_key key = { .src_id = src, .dst_id = dst };
 	struct weft_counters_value *v = bpf_map_lookup_elem(&weft_counters, &key);
@@ -45,8 +51,8 @@ static __always_inline void counters_account(__u32 src, __u32 dst, __u32 bytes, 
 	/* Per-CPU value: no atomics needed. */
 	v->packets += 1;
 	v->bytes += bytes;
-	if (dropped)
-		v->drops += 1;
+	if (reason != WEFT_DROP_NONE && reason < WEFT_COUNTERS_DROP_SLOTS)
+		v->drops[reason] += 1;
 }
 
 #endif /* WEFT_COUNTERS_H */

@@ -21,7 +21,9 @@ enum weft_drop_reason {
 	WEFT_DROP_NONE = 0,
 	WEFT_DROP_POLICY_DENY = 1,   /* an explicit deny rule matched (deny wins over allow) */
 	WEFT_DROP_DEFAULT_DENY = 2,  /* no allow rule and the destination identity is default-deny */
-	WEFT_DROP_MALFORMED = 3,     /* IPv4 header truncated or invalid */
+	WEFT_DROP_MALFORMED = 3,     /* IPv4 header truncated or invalid, or the L4 ports missing */
+	WEFT_DROP_TUNNEL_SOURCE = 4, /* VXLAN from an underlay address not in weft_tunnel_peers, or no tunnel metadata */
+	__WEFT_DROP_END,             /* one past the last code; not a reason */
 };
 
 #endif /* WEFT_VERDICT_H */

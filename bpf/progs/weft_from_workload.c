@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * weft_from_workload: tc ingress of a workload's host-side veth (traffic leaving the workload).
+ * L2: Ethernet header. No policy here: enforcement is at the destination.
+ *
+ * Same-site encapsulation: when the IPv4 destination is in weft_tunnels (a same-site peer's
+ * workload prefix that accepts VXLAN), the config names a VXLAN device and the source identity
+ * fits a VNI (24 bits), the packet gets a tunnel key (remote = the peer's underlay address, VNI =
+ * source identity, TTL 64), its inner destination MAC becomes WEFT_VXLAN_MAC and it is redirected
+ * to the VXLAN device (TC_ACT_REDIRECT). Otherwise it passes (TC_ACT_OK) and routing sends it
+ * through WireGuard. WEFT_MARK_ENFORCED is cleared on everything leaving a workload.
+ */
+#include "lib/common.h"
+#include "lib/config.h"
+#include "lib/ipcache.h"
+#include "lib/mark.h"
+#include "lib/tunnel.h"
+
+SEC("tc")
+int weft_from_workload(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+	struct weft_tunnel_value *tunnel;
+	struct weft_config *cfg;
+	struct ethhdr *eth;
+	void *data, *data_end;
+	__u32 addrs[2]; /* saddr, daddr: network order */
+	__u32 src_id;
+
+	mark_clear_enforced(skb);
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, saddr), addrs, sizeof(addrs)) < 0)
+		return TC_ACT_OK;
+	tunnel = tunnel_lookup4(addrs[1]);
+	if (!tunnel)
+		return TC_ACT_OK;
+	cfg = config_get();
+	if (!cfg || !cfg->vxlan_ifindex)
+		return TC_ACT_OK;
+	src_id = ipcache_lookup4(addrs[0]);
+	if (src_id > WEFT_VNI_MAX)
+		return TC_ACT_OK;
+
+	key.remote_ipv4 = bpf_ntohl(tunnel->remote); /* the helper takes host order */
+	key.tunnel_id = src_id;
+	key.tunnel_ttl = WEFT_TUNNEL_TTL;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return TC_ACT_OK;
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_OK;
+	eth->h_dest[0] = WEFT_VXLAN_MAC_0;
+	eth->h_dest[1] = WEFT_VXLAN_MAC_1;
+	eth->h_dest[2] = WEFT_VXLAN_MAC_2;
+	eth->h_dest[3] = WEFT_VXLAN_MAC_3;
+	eth->h_dest[4] = WEFT_VXLAN_MAC_4;
+	eth->h_dest[5] = WEFT_VXLAN_MAC_5;
+	return bpf_redirect(cfg->vxlan_ifindex, 0);
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -4,7 +4,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
-import { cidr } from "@weft/protocol";
+import { cidr, cidrsOverlap, formatCidr, parseCidr, siteName } from "@weft/protocol";
 
 /** A DNS name (a leading `*.` allowed) or an IP address, for a certificate's SANs. */
 const sanName = z
@@ -52,7 +52,41 @@ export const ControllerConfig = z
       .prefault({}),
     /** Admin bearer token; absent: generated once into `<stateDir>/admin-token` (mode 0600). */
     adminToken: z.string().min(16, "adminToken must be at least 16 characters").optional(),
-    overlay: z.object({ cidr: cidr.default("100.64.0.0/16") }).strict().prefault({}),
+    overlay: z
+      .object({
+        /** Node addresses: one per node. */
+        cidr: cidr.default("100.64.0.0/16"),
+        /** Workload addresses: each node gets one prefix of it. Must not overlap `cidr`. */
+        workloadCidr: cidr.default("100.80.0.0/12"),
+        /** Length of each node's workload prefix (24: 254 workloads per node, 4096 nodes in a /12). */
+        workloadPrefixLength: z.number().int().min(1).max(30).default(24),
+        /**
+         * Sites whose network is trusted: same-site workload traffic goes as plaintext
+         * VXLAN (eBPF, source identity in the VNI) instead of WireGuard. Default none.
+         */
+        plaintextSites: z.array(siteName).default([]),
+      })
+      .strict()
+      .superRefine((o, ctx) => {
+        const nodes = parseCidr(o.cidr);
+        const workloads = parseCidr(o.workloadCidr);
+        if (!nodes || !workloads) return;
+        if (cidrsOverlap(nodes, workloads)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["workloadCidr"],
+            message: `overlay.workloadCidr ${formatCidr(workloads)} overlaps overlay.cidr ${formatCidr(nodes)}; node and workload ranges must be disjoint`,
+          });
+        }
+        if (o.workloadPrefixLength < workloads.prefixLength) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["workloadPrefixLength"],
+            message: `overlay.workloadPrefixLength /${o.workloadPrefixLength} is shorter than overlay.workloadCidr ${formatCidr(workloads)}; a node's prefix must fit inside it`,
+          });
+        }
+      })
+      .prefault({}),
     identity: z
       .object({
         /** SPIFFE trust domain of every identity this controller allocates (Istio's default is cluster.local). */

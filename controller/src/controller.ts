@@ -18,14 +18,17 @@ import { IdentityAllocator, IdentityEntry } from "./identity/allocator.js";
 import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
+import { PrefixAllocator } from "./ipam/prefixes.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
+import { NodePolicyPublisher } from "./policy/publisher.js";
 import { RecordStore } from "./store/kv.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
+import { WorkloadService } from "./workloads/service.js";
 
 export const CONTROLLER_VERSION = "0.1.0";
 /** How often a running controller checks whether the API certificate needs reissuing. */
@@ -78,16 +81,20 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const kvm = new Kvm(nc);
     const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
+    const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
     const liveness = new Liveness(config.offlineAfterSeconds * 1000);
-    const registry = new NodeRegistry(
-      new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
-      new RecordStore(await kvm.open(Buckets.peers), PeerRecord, Buckets.peers),
+    const registry = new NodeRegistry({
+      nodes: new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
+      peers: new RecordStore(await kvm.open(Buckets.peers), PeerRecord, Buckets.peers),
       claims,
       allocator,
+      prefixes,
       liveness,
-      log.child({ component: "registry" }),
-      (natsPublicKey) => access.revokeAgent(natsPublicKey),
-    );
+      log: log.child({ component: "registry" }),
+      revokeCredential: (natsPublicKey) => access.revokeAgent(natsPublicKey),
+      plaintextSites: config.overlay.plaintextSites,
+    });
+    await registry.syncSameSiteTransport();
     const trustDomain = config.identity.trustDomain;
     const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys), undefined, (labels) =>
       validateIdentityLabels(labels, trustDomain),
@@ -98,14 +105,30 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
+      workloadsOf: async (nodeId) => (await registry.peer(nodeId))?.workloads ?? [],
       log: log.child({ component: "policy" }),
     });
+    const publisher = await NodePolicyPublisher.start({
+      kv: {
+        policies: await kvm.open(Buckets.policies),
+        identities: await kvm.open(Buckets.identities),
+        nodes: await kvm.open(Buckets.nodes),
+        peers: await kvm.open(Buckets.peers),
+        nodePolicies: await kvm.open(Buckets.nodePolicies),
+      },
+      log: log.child({ component: "policy-publisher" }),
+    });
+    cleanups.push(() => publisher.stop());
+    const workloads = new WorkloadService({ registry, allocateIdentity: (spiffeId) => identities.allocate(spiffeId), trustDomain, log: log.child({ component: "workloads" }) });
+    const workloadsSub = workloads.serve(nc);
+    cleanups.push(async () => workloadsSub.unsubscribe());
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollment = new Enrollment({
       joinKeys,
       claims,
       allocator,
+      prefixes,
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
       natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
@@ -148,7 +171,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     }
     log
       .child({ component: "controller" })
-      .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr }, "controller ready");
+      .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
     return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, stop };
   } catch (err) {
     await stop();

@@ -60,3 +60,9 @@ export class StoreUnavailableError extends ControllerError {
   readonly code = "store_unavailable";
   readonly retryable = true;
 }
+
+/** The caller is known but not allowed to do this (e.g. host workloads in a namespace its labels do not grant). */
+export class ForbiddenError extends ControllerError {
+  readonly status = 403;
+  readonly code = "forbidden";
+}

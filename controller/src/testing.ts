@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
-import { Buckets, ControllerClient, type JoinKeyInfo, type NodeView } from "@weft/protocol";
+import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { Buckets, ControllerClient, Subjects, type EnrollResponse, type JoinKeyInfo, type NodeView } from "@weft/protocol";
 import { pino } from "pino";
 import { startController, type RunningController } from "./controller.js";
 import type { ControllerConfigInput } from "./config.js";
@@ -29,7 +30,7 @@ export interface TestController {
  * `opts.stateDir`, which is then left in place by stop()).
  */
 export async function startTestController(
-  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds">> = {},
+  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity">> = {},
   opts: { stateDir?: string } = {},
 ): Promise<TestController> {
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "weft-ctl-")));
@@ -161,10 +162,15 @@ export async function assertNothingStored(t: TestController, before: StoredState
   if (health.status !== 200) throw new Error(`${what}: GET /healthz afterwards: got ${health.status} ${health.text}, want 200`);
 }
 
-/** The ipam claim keys a set of nodes should own, sorted (addr, wgkey, name per node). */
-export function claimsOf(nodes: Pick<NodeView, "overlayAddress" | "wireguardPublicKey" | "name">[]): string[] {
+/** The ipam claim keys a set of nodes should own, sorted (addr, wprefix, wgkey, name per node). */
+export function claimsOf(nodes: Pick<NodeView, "overlayAddress" | "wireguardPublicKey" | "name" | "workloadPrefix">[]): string[] {
   return nodes
-    .flatMap((n) => [claimKey("addr", n.overlayAddress), claimKey("wgkey", n.wireguardPublicKey), claimKey("name", n.name)])
+    .flatMap((n) => [
+      claimKey("addr", n.overlayAddress),
+      ...(n.workloadPrefix ? [claimKey("wprefix", n.workloadPrefix)] : []),
+      claimKey("wgkey", n.wireguardPublicKey),
+      claimKey("name", n.name),
+    ])
     .sort();
 }
 
@@ -177,4 +183,36 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     if (Date.now() > end) return undefined;
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** An enrolled test agent: its enrollment answer and a NATS connection made the way the agent makes it. */
+export interface EnrolledAgent {
+  enrolled: EnrollResponse;
+  /** The agent's own connection: its JWT, its nkey, its inbox prefix. */
+  nc: NatsConnection;
+  /** Errors the server reported on the connection (permission violations). */
+  errors: Error[];
+}
+
+/**
+ * Enrolls a fresh agent with `joinKey` (WireGuard public key from the caller,
+ * body overrides as in agentIdentity) and connects it to the controller's NATS.
+ * The caller closes `nc`.
+ */
+export async function enrollAgent(t: TestController, joinKey: string, wireguardPublicKey: string, overrides: Record<string, unknown> = {}): Promise<EnrolledAgent> {
+  const agent = agentIdentity(joinKey, wireguardPublicKey, overrides);
+  const res = await t.client.raw("POST", "/v1/enroll", JSON.stringify(agent.body));
+  if (res.status !== 201) throw new Error(`enroll: got ${res.status} ${res.text}, want 201`);
+  const enrolled = res.body as EnrollResponse;
+  const nc = await connect({
+    servers: t.running.natsUrl,
+    authenticator: jwtAuthenticator(enrolled.nats.userJwt, agent.natsSeed),
+    inboxPrefix: Subjects.inboxPrefix(enrolled.nodeId),
+    maxReconnectAttempts: 0,
+  });
+  const errors: Error[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "error") errors.push(s.error);
+  })();
+  return { enrolled, nc, errors };
 }

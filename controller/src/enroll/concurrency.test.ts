@@ -46,11 +46,16 @@ describe("concurrent enrollment", () => {
     expect(addresses.size, `distinct overlay addresses: got ${addresses.size}, want ${n}`).toBe(n);
     const ids = new Set(responses.map((r) => r.nodeId));
     expect(ids.size, `distinct node ids: got ${ids.size}, want ${n}`).toBe(n);
+    const prefixes = new Set(responses.map((r) => r.workloadPrefix));
+    expect(prefixes.size, `distinct workload prefixes: got ${prefixes.size}, want ${n}`).toBe(n);
+    const outside = responses.filter((r) => r.workloadCidr !== "100.80.0.0/12" || !r.workloadPrefix?.startsWith("100.8") || !r.workloadPrefix.endsWith("/24"));
+    expect(outside.map((r) => r.workloadPrefix), "workload prefixes outside 100.80.0.0/12 or not /24").toEqual([]);
 
     const state = await storedState(wide);
     expect(state.nodes.length, `GET /v1/nodes: got ${state.nodes.length} nodes, want ${n}`).toBe(n);
     expect(new Set(state.nodes.map((x) => x.overlayAddress)), "listed addresses = returned addresses").toEqual(addresses);
-    expect(state.claims, "ipam claims = the nodes' addresses, keys and names").toEqual(claimsOf(state.nodes));
+    expect(new Set(state.nodes.map((x) => x.workloadPrefix)), "listed workload prefixes = returned ones").toEqual(prefixes);
+    expect(state.claims, "ipam claims = the nodes' addresses, prefixes, keys and names").toEqual(claimsOf(state.nodes));
     expect(state.peers, "weft-peers keys = the node ids").toEqual([...ids].sort());
     const info = state.keys.find((k) => k.id === key.id);
     expect(`${info?.state} uses=${info?.uses}`, "join key after the burst").toBe(`active uses=${n}`);

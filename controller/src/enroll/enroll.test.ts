@@ -78,10 +78,11 @@ describe("enrollment", () => {
     for (const s of pub) {
       const ownSubject = s.startsWith(own);
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
-      expect(ownSubject || readsPeers, `pub.allow ${s}: want only ${own}… or read access to ${Buckets.peers}`).toBe(true);
+      const readsOwnPolicy = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
+      expect(ownSubject || readsPeers || readsOwnPolicy, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers} or a direct get of its own node policy`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {
@@ -102,7 +103,12 @@ describe("enrollment", () => {
     const peer = PeerRecord.safeParse(entry?.json());
     expect(peer.success, `weft-peers ${got.nodeId}: got ${entry?.string()}, want a PeerRecord`).toBe(true);
     expect(peer.data?.overlayAddress, "peer overlayAddress").toBe(got.overlayAddress);
-    expect(peer.data?.allowedIps, "peer allowedIps").toEqual([`${got.overlayAddress}/32`]);
+    expect(peer.data?.allowedIps, "peer allowedIps: the node's /32 and its workload prefix").toEqual([`${got.overlayAddress}/32`, got.workloadPrefix]);
+    expect({ workloadPrefix: peer.data?.workloadPrefix, workloads: peer.data?.workloads, transport: peer.data?.sameSiteTransport }, "peer workload fields").toEqual({
+      workloadPrefix: got.workloadPrefix,
+      workloads: [],
+      transport: undefined,
+    });
     expect(peer.data?.wireguardPublicKey, "peer wireguardPublicKey").toBe(agent.body["wireguardPublicKey"]);
     expect(peer.data?.endpoints, "peer endpoints").toEqual({ public: "198.51.100.9:51820" });
     expect(entry?.string().includes(agent.natsPublicKey), "the peer record carries the node's NATS key").toBe(false);

@@ -1,6 +1,6 @@
 /**
- * Enrollment: verify the join key, claim the node's WireGuard key, name and an
- * overlay address (each compare-and-set), issue its NATS credentials, consume
+ * Enrollment: verify the join key, claim the node's WireGuard key, name, an
+ * overlay address and a workload prefix (each compare-and-set), issue its NATS credentials, consume
  * the key and write the node. Any failure rolls back the claims already made,
  * so a rejected enrollment stores nothing; everything that can reject the
  * request runs before the key is consumed, so a bad request never burns a
@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { ConflictError, ValidationError } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
+import type { PrefixAllocator } from "../ipam/prefixes.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -21,6 +22,8 @@ export interface EnrollmentDeps {
   joinKeys: JoinKeys;
   claims: Claims;
   allocator: AddressAllocator;
+  /** Workload prefixes (overlay.workloadCidr). */
+  prefixes: PrefixAllocator;
   registry: NodeRegistry;
   /** Issue the node's NATS user JWT for its own public nkey. */
   issueAgentJwt: (nodeId: string, natsPublicKey: string) => Promise<string>;
@@ -63,6 +66,8 @@ export class Enrollment {
       await claimOrConflict("name", req.name, `node name ${req.name}`);
       const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
       made.push({ kind: "addr", value: overlayAddress });
+      const workloadPrefix = await this.deps.prefixes.allocate(nodeId);
+      made.push({ kind: "wprefix", value: workloadPrefix });
       const identity = await this.deps.identityFor(key.value.labels);
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
       const consumed = await joinKeys.consume(req.joinKey, nodeId);
@@ -75,6 +80,7 @@ export class Enrollment {
         wireguardPublicKey: req.wireguardPublicKey,
         natsPublicKey: req.natsPublicKey,
         overlayAddress,
+        workloadPrefix,
         endpoints: req.endpoints,
         labels: consumed.labels,
         identity,
@@ -83,11 +89,13 @@ export class Enrollment {
         enrolledAt: new Date().toISOString(),
       };
       await registry.add(node);
-      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, identity: identity.spiffeId, joinKeyId: key.value.id }, "node enrolled");
+      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, workloadPrefix, identity: identity.spiffeId, joinKeyId: key.value.id }, "node enrolled");
       return {
         nodeId,
         overlayAddress,
         overlayCidr: allocator.rangeText,
+        workloadPrefix,
+        workloadCidr: this.deps.prefixes.rangeText,
         nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt },
         heartbeatSeconds: this.deps.heartbeatSeconds,
       };

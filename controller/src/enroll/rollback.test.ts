@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
+import { PrefixAllocator } from "../ipam/prefixes.js";
 import { Claim, Claims } from "../ipam/claims.js";
 import { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -32,6 +33,7 @@ describe("enrollment rollback", () => {
       joinKeys,
       claims,
       allocator: new AddressAllocator(claims, "100.64.0.0/16"),
+      prefixes: new PrefixAllocator(claims, "100.80.0.0/12", 24),
       registry: failingRegistry,
       issueAgentJwt: async () => "jwt",
       identityFor: async () => ({ id: 256, spiffeId: "spiffe://weft.internal/ns/default/sa/default" }),

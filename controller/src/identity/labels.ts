@@ -2,9 +2,10 @@
  * Which identity a join key grants: `weft:identity` (a whole SPIFFE ID in the
  * controller's trust domain), else `weft:namespace` / `weft:serviceaccount`
  * (each defaulting to `default`). Checked when the key is created, so a bad
- * label is refused then and never reaches an enrollment.
+ * label is refused then and never reaches an enrollment; so is
+ * `weft:workload-namespaces` (the namespaces a node may host workloads in).
  */
-import { IdentityLabels, SPIFFE_ID_PATTERN, nodeName } from "@weft/protocol";
+import { IdentityLabels, SPIFFE_ID_PATTERN, WORKLOAD_NAMESPACES_LABEL, nodeName } from "@weft/protocol";
 import { ValidationError, type FieldIssue } from "../errors.js";
 
 export function spiffeIdFromLabels(labels: Record<string, string>, trustDomain: string): string {
@@ -30,6 +31,13 @@ export function validateIdentityLabels(labels: Record<string, string>, trustDoma
   for (const key of [IdentityLabels.namespace, IdentityLabels.serviceAccount]) {
     const value = labels[key];
     if (value !== undefined && !nodeName.safeParse(value).success) issues.push({ path: `labels.${key}`, message: "must be a DNS label: lowercase letters, digits and '-'" });
+  }
+  const workloadNamespaces = labels[WORKLOAD_NAMESPACES_LABEL];
+  if (workloadNamespaces !== undefined) {
+    const list = workloadNamespaces.split(",").map((s) => s.trim());
+    if (workloadNamespaces.trim() !== "*" && (list.length === 0 || list.some((ns) => !nodeName.safeParse(ns).success))) {
+      issues.push({ path: `labels.${WORKLOAD_NAMESPACES_LABEL}`, message: "must be * or comma-separated namespaces (DNS labels: lowercase letters, digits and '-')" });
+    }
   }
   if (issues.length > 0) {
     throw new ValidationError(`join key request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { details: issues });

@@ -1,7 +1,7 @@
 /**
- * Uniqueness claims in the ipam bucket: one key per overlay address, WireGuard
- * public key and node name, each created with compare-and-set so two
- * enrollments can never own the same one.
+ * Uniqueness claims in the ipam bucket: one key per overlay address, workload
+ * prefix, WireGuard public key and node name, each created with compare-and-set
+ * so two enrollments can never own the same one.
  */
 import { z } from "zod";
 import type { RecordStore } from "../store/kv.js";
@@ -10,12 +10,15 @@ export const Claim = z.object({ nodeId: z.string(), claimedAt: z.string() });
 export type Claim = z.infer<typeof Claim>;
 export type ClaimStore = RecordStore<typeof Claim>;
 
-export type ClaimKind = "addr" | "wgkey" | "name";
+export type ClaimKind = "addr" | "wprefix" | "wgkey" | "name";
 
 export function claimKey(kind: ClaimKind, value: string): string {
   switch (kind) {
     case "addr":
       return `addr.${value}`;
+    case "wprefix":
+      // 100.80.3.0/24 → wprefix.100.80.3.0_24 ('/' would be a key separator for some tools)
+      return `wprefix.${value.replace("/", "_")}`;
     case "wgkey":
       return `wgkey.${Buffer.from(value, "base64").toString("hex")}`;
     case "name":
@@ -44,6 +47,12 @@ export class Claims {
     const key = claimKey(kind, value);
     const got = await this.store.get(key);
     if (got?.value.nodeId === nodeId) await this.store.delete(key);
+  }
+
+  /** Claimed workload prefixes (`a.b.c.d/len`). */
+  async claimedPrefixes(): Promise<string[]> {
+    const keys = await this.store.keys("wprefix.>");
+    return keys.map((k) => k.slice("wprefix.".length).replace("_", "/"));
   }
 
   async claimedAddresses(): Promise<Set<string>> {

@@ -1,12 +1,14 @@
 /**
  * The policy compiler: pure functions from (policies, identities, nodes) to the
  * map entries ONE node enforces. Enforcement is at the destination (ingress), so
- * a node gets only the rules whose `to` selects its own identity.
+ * a node gets only the rules whose `to` selects one of its local identities: its
+ * own and those of its workloads.
  *
  * - Selectors resolve to identity numbers: `identity` by SPIFFE ID (one that is
  *   not allocated yet selects nothing, so such a policy is stored but compiles
  *   to nothing until a node has that identity); `namespace`/`serviceAccount` by
- *   the parts of each SPIFFE ID; `labels` by the labels of enrolled nodes.
+ *   the parts of each SPIFFE ID (node and workload identities alike); `labels`
+ *   by the labels of enrolled nodes (so they select node identities only).
  *   `cidr` compiles to the reserved `world` identity (2) for now: every address
  *   outside the overlay. Per-CIDR identities in the ipcache come later.
  * - Ports expand to one entry per port: no ports = any protocol (proto 0,
@@ -16,8 +18,8 @@
  *   exact same key, the deny is kept and the allow dropped; a deny on a broader
  *   key (any port, any protocol) is kept beside narrower allows and wins in the
  *   datapath (bpf/progs/lib/policy.h).
- * - `defaultDeny` holds the node's identity when any rule (allow or deny)
- *   selects it as a destination: "default deny between identities that have any
+ * - `defaultDeny` holds each local identity that any rule (allow or deny)
+ *   selects as a destination: "default deny between identities that have any
  *   policy". A rule whose sources select nothing yet still makes it default-deny.
  * - Output is sorted (srcId, dstId, proto, dport), so diffs are stable.
  */
@@ -40,34 +42,80 @@ export interface CompileInput {
 export interface CompiledNodePolicy {
   /** Names of the policies with a rule that targets the node, sorted. */
   policies: string[];
-  /** Destination identities with any policy (here at most the node's own). */
+  /** Local identities with any policy (a rule selects them as destination), sorted. */
   defaultDeny: number[];
   entries: PolicyEntry[];
 }
 
-/** The entries `node` needs: only rules whose destination selects its identity. */
-export function compileForNode(input: CompileInput, node: Pick<CompileNode, "identity">): CompiledNodePolicy {
-  const dst = node.identity?.id;
-  if (dst === undefined) return { policies: [], defaultDeny: [], entries: [] };
-  const resolver = new SelectorResolver(input);
-  const byKey = new Map<string, PolicyEntry>();
-  const contributing = new Set<string>();
-  for (const policy of [...input.policies].sort((a, b) => a.name.localeCompare(b.name))) {
-    for (const rule of policy.rules) {
-      if (!resolver.resolveAll(rule.to).has(dst)) continue;
-      contributing.add(policy.name);
-      const ports = expandPorts(rule);
-      for (const src of resolver.resolveAll(rule.from)) {
-        for (const [proto, dport] of ports) {
-          const entry: PolicyEntry = { srcId: src, dstId: dst, proto, dport, verdict: rule.action };
-          const key = entryKey(entry);
-          // One verdict per key: deny replaces allow, never the other way round.
-          if (byKey.get(key)?.verdict !== "deny") byKey.set(key, entry);
-        }
+/** What a node enforces for: its own identity and its workloads' identities. */
+export interface CompileTarget {
+  identity?: Identity | undefined;
+  workloads?: readonly { identity: Identity }[] | undefined;
+}
+
+/** The identity numbers a node enforces for, sorted and deduplicated. */
+export function localIdentitiesOf(target: CompileTarget): number[] {
+  const ids = new Set<number>();
+  if (target.identity) ids.add(target.identity.id);
+  for (const w of target.workloads ?? []) ids.add(w.identity.id);
+  return [...ids].sort((a, b) => a - b);
+}
+
+/** Rules with their selectors resolved once, shared by every node compiled from one snapshot. */
+interface ResolvedRule {
+  policy: string;
+  action: Rule["action"];
+  to: Set<number>;
+  from: number[];
+  ports: [number, number][];
+}
+
+/**
+ * A compiler over one snapshot of policies, identities and nodes: selectors are
+ * resolved once, then each node costs only the rules that target it.
+ */
+export class PolicyCompiler {
+  private readonly rules: ResolvedRule[] = [];
+
+  constructor(input: CompileInput) {
+    const resolver = new SelectorResolver(input);
+    for (const policy of [...input.policies].sort((a, b) => a.name.localeCompare(b.name))) {
+      for (const rule of policy.rules) {
+        this.rules.push({ policy: policy.name, action: rule.action, to: resolver.resolveAll(rule.to), from: [...resolver.resolveAll(rule.from)], ports: expandPorts(rule) });
       }
     }
   }
-  return { policies: [...contributing], defaultDeny: contributing.size > 0 ? [dst] : [], entries: sortEntries([...byKey.values()]) };
+
+  /** The entries a node needs: only rules whose destination selects one of its local identities. */
+  compile(target: CompileTarget): CompiledNodePolicy {
+    const local = localIdentitiesOf(target);
+    if (local.length === 0) return { policies: [], defaultDeny: [], entries: [] };
+    const byKey = new Map<string, PolicyEntry>();
+    const contributing = new Set<string>();
+    const denied = new Set<number>();
+    for (const rule of this.rules) {
+      const dsts = local.filter((id) => rule.to.has(id));
+      if (dsts.length === 0) continue;
+      contributing.add(rule.policy);
+      for (const dst of dsts) {
+        denied.add(dst);
+        for (const src of rule.from) {
+          for (const [proto, dport] of rule.ports) {
+            const entry: PolicyEntry = { srcId: src, dstId: dst, proto, dport, verdict: rule.action };
+            const key = entryKey(entry);
+            // One verdict per key: deny replaces allow, never the other way round.
+            if (byKey.get(key)?.verdict !== "deny") byKey.set(key, entry);
+          }
+        }
+      }
+    }
+    return { policies: [...contributing].sort(), defaultDeny: [...denied].sort((a, b) => a - b), entries: sortEntries([...byKey.values()]) };
+  }
+}
+
+/** The entries one node needs (see PolicyCompiler; compiling many nodes, build one compiler). */
+export function compileForNode(input: CompileInput, target: CompileTarget): CompiledNodePolicy {
+  return new PolicyCompiler(input).compile(target);
 }
 
 /** (proto, dport) pairs of a rule, deduplicated. */

@@ -7,12 +7,12 @@
  * are refused, see protocol/src/policy.ts) and every error names its field the
  * way a user reads the document: `rules[1].ports[0].port: must be 1-65535`.
  */
-import { NodePolicy, Policy, nodeName, type Identity } from "@weft/protocol";
+import { NodePolicy, Policy, nodeName, type Identity, type Workload } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import type { RecordStore } from "../store/kv.js";
-import { compileForNode, expandedPortCount, type CompileNode } from "./compile.js";
+import { compileForNode, expandedPortCount, localIdentitiesOf, type CompileNode } from "./compile.js";
 
 export type PolicyStore = RecordStore<typeof Policy>;
 
@@ -53,6 +53,8 @@ export interface PolicyServiceDeps {
   nodes: () => Promise<(CompileNode & { nodeId: string })[]>;
   /** One node by id or name; throws NotFoundError. */
   resolveNode: (idOrName: string) => Promise<CompileNode & { nodeId: string }>;
+  /** The node's workloads (from its peer record): their identities are local to it too. */
+  workloadsOf: (nodeId: string) => Promise<Workload[]>;
   log: Logger;
 }
 
@@ -91,11 +93,16 @@ export class PolicyService {
     return policy;
   }
 
-  /** What the node `idOrName` enforces under the current policies. */
+  /**
+   * What the node `idOrName` enforces under the current policies: the same
+   * compilation (node and workload identities) the publisher writes to
+   * weft-node-policies.
+   */
   async forNode(idOrName: string): Promise<NodePolicy> {
     const node = await this.deps.resolveNode(idOrName);
-    const [policies, identities, nodes] = await Promise.all([this.list(), this.deps.identities(), this.deps.nodes()]);
-    const compiled = compileForNode({ policies, identities, nodes }, node);
-    return { nodeId: node.nodeId, ...(node.identity ? { identity: node.identity } : {}), ...compiled };
+    const [policies, identities, nodes, workloads] = await Promise.all([this.list(), this.deps.identities(), this.deps.nodes(), this.deps.workloadsOf(node.nodeId)]);
+    const target = { identity: node.identity, workloads };
+    const compiled = compileForNode({ policies, identities: [...identities, ...workloads.map((w) => w.identity)], nodes }, target);
+    return { nodeId: node.nodeId, ...(node.identity ? { identity: node.identity } : {}), localIdentities: localIdentitiesOf(target), ...compiled };
   }
 }

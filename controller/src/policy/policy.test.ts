@@ -105,6 +105,7 @@ describe("policy compilation per node", () => {
     expect(api, "api node").toEqual({
       nodeId: node.api.nodeId,
       identity: { id: node.api.identity, spiffeId: spiffe("payments", "api") },
+      localIdentities: [node.api.identity],
       policies: ["web-to-api"],
       defaultDeny: [node.api.identity],
       entries: [{ srcId: node.web.identity, dstId: node.api.identity, proto: 6, dport: 8443, verdict: "allow" }],
@@ -145,7 +146,7 @@ describe("policy compilation per node", () => {
     await t.client.deletePolicy("no-ssh");
     expect(await entriesOf("api"), "after deleting the deny policy").toEqual(before);
     await t.client.deletePolicy("web-any-tcp");
-    expect(await entriesOf("api"), "after deleting every policy").toEqual({ nodeId: node.api.nodeId, identity: before.identity, policies: [], defaultDeny: [], entries: [] });
+    expect(await entriesOf("api"), "after deleting every policy").toEqual({ nodeId: node.api.nodeId, identity: before.identity, localIdentities: [node.api.identity], policies: [], defaultDeny: [], entries: [] });
   });
 
   it("policy - a policy naming an identity no node has yet is stored and compiles to nothing", async () => {

@@ -1,0 +1,265 @@
+/**
+ * Per-node policy distribution: keeps `weft-node-policies/<nodeId>` equal to
+ * what the compiler makes of the current policies, identities, nodes (labels)
+ * and peer records (workload identities), for every node.
+ *
+ * It watches those four buckets (KV watches: one snapshot, then every change)
+ * into memory, and after a change waits for quiet (debounce, 50 ms; at most 250 ms
+ * after the first change of a burst), recompiles every node from one snapshot
+ * (selectors resolved once) and writes only the nodes whose record changed; a
+ * node that no longer exists gets its key deleted. At start it reads all four
+ * buckets and the published records, and publishes every difference (also keys
+ * of nodes deleted while no controller ran). A failed write is retried on the
+ * next pass (at the latest a second later).
+ */
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { NodePolicyRecord, NodeRecord, PeerRecord, Policy, toCompactEntry, type Identity } from "@weft/protocol";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { localIdentitiesOf, PolicyCompiler, type CompileTarget } from "./compile.js";
+
+const IdentityValue = z.object({ id: z.number().int(), spiffeId: z.string() });
+
+export interface NodePolicyPublisherOptions {
+  /** The buckets, opened by the controller. */
+  kv: { policies: KV; identities: KV; nodes: KV; peers: KV; nodePolicies: KV };
+  log: Logger;
+  /** Quiet time after a change before recompiling. Default 50 ms. */
+  debounceMs?: number;
+  /** Longest a change waits for quiet before it is compiled anyway. Default 250 ms. */
+  maxDelayMs?: number;
+}
+
+type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
+
+/** A node's record without compiledAt, as the unit of "changed". */
+function canonical(r: Omit<NodePolicyRecord, "compiledAt">): string {
+  return JSON.stringify([r.nodeId, r.localIdentities, r.policies, r.defaultDeny, r.entries]);
+}
+
+export class NodePolicyPublisher {
+  private readonly policies = new Map<string, Policy>();
+  private readonly identities = new Map<string, Identity>();
+  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly peers = new Map<string, PeerRecord>();
+  /** What each node's key holds now (canonical form), as far as this publisher knows. */
+  private readonly published = new Map<string, string>();
+  private readonly watches: Stoppable[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private firstChangeAt = 0;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private stopped = false;
+  private readonly debounceMs: number;
+  private readonly maxDelayMs: number;
+  /** Passes completed, for tests and metrics. */
+  passes = 0;
+
+  private constructor(private readonly opts: NodePolicyPublisherOptions) {
+    this.debounceMs = opts.debounceMs ?? 50;
+    this.maxDelayMs = opts.maxDelayMs ?? 250;
+  }
+
+  /** Load everything, publish every difference, then follow changes. */
+  static async start(opts: NodePolicyPublisherOptions): Promise<NodePolicyPublisher> {
+    const p = new NodePolicyPublisher(opts);
+    await p.load();
+    await p.runPass();
+    await p.watch();
+    return p;
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of this.watches.splice(0)) w.stop();
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Recompile now and wait until it is written (tests; after a bulk change). */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.runPass();
+  }
+
+  private async load(): Promise<void> {
+    const { kv } = this.opts;
+    await Promise.all([
+      this.loadBucket(kv.policies, (k, v) => this.apply("policies", k, v)),
+      this.loadBucket(kv.identities, (k, v) => this.apply("identities", k, v), "spiffe.>"),
+      this.loadBucket(kv.nodes, (k, v) => this.apply("nodes", k, v)),
+      this.loadBucket(kv.peers, (k, v) => this.apply("peers", k, v)),
+      this.loadBucket(kv.nodePolicies, (k, v) => {
+        const r = NodePolicyRecord.safeParse(v);
+        // An unreadable record is "unknown": the first pass rewrites it.
+        if (r.success) this.published.set(k, canonical(r.data));
+        else this.published.set(k, "");
+      }),
+    ]);
+  }
+
+  private async loadBucket(kv: KV, set: (key: string, value: unknown) => void, filter?: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const k of await kv.keys(filter)) keys.push(k);
+    for (const k of keys) {
+      const e = await kv.get(k);
+      if (e?.operation === "PUT") set(k, safeJson(e));
+    }
+  }
+
+  private async watch(): Promise<void> {
+    const { kv } = this.opts;
+    const follow = async (which: "policies" | "identities" | "nodes" | "peers", bucket: KV, key = ">") => {
+      const iter = (await bucket.watch({ key })) as Stoppable;
+      this.watches.push(iter);
+      void (async () => {
+        try {
+          for await (const e of iter) {
+            if (e.operation === "PUT") this.apply(which, e.key, safeJson(e));
+            else this.remove(which, e.key);
+            this.schedule();
+          }
+        } catch (err) {
+          this.opts.log.error({ bucket: which, err }, "node policy publisher: watch failed");
+        }
+        if (!this.stopped) {
+          // The ordered consumer behind watch() survives reconnects; if it ends anyway, start over.
+          this.opts.log.warn({ bucket: which }, "node policy publisher: watch ended; restarting in 1 s");
+          setTimeout(() => void (this.stopped ? undefined : follow(which, bucket, key).catch((err: unknown) => this.opts.log.error({ bucket: which, err }, "cannot restart watch"))), 1000);
+        }
+      })();
+    };
+    await follow("policies", kv.policies);
+    await follow("identities", kv.identities, "spiffe.>");
+    await follow("nodes", kv.nodes);
+    await follow("peers", kv.peers);
+  }
+
+  private apply(which: "policies" | "identities" | "nodes" | "peers", key: string, value: unknown): void {
+    const bad = (err: unknown) => this.opts.log.warn({ bucket: which, key, err }, "node policy publisher: skipping unreadable record");
+    switch (which) {
+      case "policies": {
+        const r = Policy.safeParse(value);
+        return r.success ? void this.policies.set(key, r.data) : bad(r.error.issues[0]?.message);
+      }
+      case "identities": {
+        const r = IdentityValue.safeParse(value);
+        return r.success ? void this.identities.set(key, { id: r.data.id, spiffeId: r.data.spiffeId }) : bad(r.error.issues[0]?.message);
+      }
+      case "nodes": {
+        const r = NodeRecord.safeParse(value);
+        return r.success ? void this.nodes.set(key, r.data) : bad(r.error.issues[0]?.message);
+      }
+      case "peers": {
+        const r = PeerRecord.safeParse(value);
+        return r.success ? void this.peers.set(key, r.data) : bad(r.error.issues[0]?.message);
+      }
+    }
+  }
+
+  private remove(which: "policies" | "identities" | "nodes" | "peers", key: string): void {
+    this[which].delete(key);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (this.timer === undefined) this.firstChangeAt = now;
+    clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.firstChangeAt + this.maxDelayMs - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runPass();
+    }, wait);
+  }
+
+  /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
+  private runPass(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.rerun = false;
+          await this.publishAll();
+        } while (this.rerun && !this.stopped);
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  /** Every node's record from the in-memory snapshot; writes only the differences. */
+  private async publishAll(): Promise<void> {
+    const started = Date.now();
+    const identities = new Map<number, Identity>();
+    for (const i of this.identities.values()) identities.set(i.id, i);
+    for (const p of this.peers.values()) for (const w of p.workloads ?? []) identities.set(w.identity.id, w.identity);
+    const compiler = new PolicyCompiler({
+      policies: [...this.policies.values()],
+      identities: [...identities.values()],
+      nodes: [...this.nodes.values()].map((n) => ({ nodeId: n.nodeId, identity: n.identity, labels: n.labels })),
+    });
+    const writes: Promise<void>[] = [];
+    let failed = false;
+    for (const node of this.nodes.values()) {
+      const target: CompileTarget = { identity: node.identity, workloads: this.peers.get(node.nodeId)?.workloads };
+      const compiled = compiler.compile(target);
+      const record: NodePolicyRecord = {
+        version: 1,
+        nodeId: node.nodeId,
+        localIdentities: localIdentitiesOf(target),
+        policies: compiled.policies,
+        defaultDeny: compiled.defaultDeny,
+        entries: compiled.entries.map(toCompactEntry),
+        compiledAt: new Date().toISOString(),
+      };
+      const canon = canonical(record);
+      if (this.published.get(node.nodeId) === canon) continue;
+      writes.push(
+        this.opts.kv.nodePolicies.put(node.nodeId, JSON.stringify(record)).then(
+          (revision) => {
+            this.published.set(node.nodeId, canon);
+            this.opts.log.debug({ node: node.nodeId, revision, entries: record.entries.length }, "node policy published");
+          },
+          (err: unknown) => {
+            failed = true;
+            this.opts.log.warn({ node: node.nodeId, err }, "cannot publish node policy; retrying");
+          },
+        ),
+      );
+    }
+    for (const nodeId of [...this.published.keys()]) {
+      if (this.nodes.has(nodeId)) continue;
+      writes.push(
+        this.opts.kv.nodePolicies.delete(nodeId).then(
+          () => {
+            this.published.delete(nodeId);
+            this.opts.log.info({ node: nodeId }, "node policy removed with its node");
+          },
+          (err: unknown) => {
+            failed = true;
+            this.opts.log.warn({ node: nodeId, err }, "cannot delete node policy; retrying");
+          },
+        ),
+      );
+    }
+    await Promise.all(writes);
+    this.passes++;
+    if (writes.length > 0) this.opts.log.info({ written: writes.length, nodes: this.nodes.size, ms: Date.now() - started }, "node policies published");
+    if (failed && !this.stopped) setTimeout(() => this.schedule(), 1000);
+  }
+}
+
+function safeJson(e: { json<T>(): T }): unknown {
+  try {
+    return e.json();
+  } catch {
+    return undefined;
+  }
+}

@@ -18,7 +18,13 @@ interface ControllerFlags {
   apiSan?: string[];
   apiTls: boolean;
   overlayCidr?: string;
+  workloadCidr?: string;
+  workloadPrefixLength?: string;
+  plaintextSite?: string[];
 }
+
+/** Commander collector for a repeatable option. */
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
@@ -37,13 +43,16 @@ export function registerController(program: Command): void {
     .option("--api-san <name...>", "names and addresses the API certificate covers (default: the host's IPv4 addresses)")
     .option("--no-api-tls", "serve the API over plain HTTP (join keys cross the network in clear text)")
     .option("--overlay-cidr <cidr>", "overlay node address range (default 100.64.0.0/16)")
+    .option("--workload-cidr <cidr>", "workload address range, disjoint from --overlay-cidr; each node gets a prefix of it (default 100.80.0.0/12)")
+    .option("--workload-prefix-length <n>", "length of each node's workload prefix (default 24)")
+    .option("--plaintext-site <site>", "a site whose same-site workload traffic may go as plaintext VXLAN instead of WireGuard (repeatable)", collect)
     .action(async (f: ControllerFlags) => {
       const log = createLogger();
       const config = merge(await readConfigFile(f.config), {
         stateDir: f.stateDir,
         nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
         api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
-        overlay: { cidr: f.overlayCidr },
+        overlay: { cidr: f.overlayCidr, workloadCidr: f.workloadCidr, workloadPrefixLength: int(f.workloadPrefixLength), plaintextSites: f.plaintextSite },
       });
       const running = await startController(config, log);
       await untilSignal();

@@ -6,11 +6,17 @@
  */
 import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Subjects, type Heartbeat, type EnrollRequest, type PeerRecord } from "@weft/protocol";
+import { Subjects, type Heartbeat, type EnrollRequest, type NodePolicyRecord, type PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { LatestWins } from "./control/applier.js";
 import { PeerWatch, type PeerSet } from "./control/peer-watch.js";
+import { NodePolicyWatch } from "./control/policy-watch.js";
+import { AgentDatapath } from "./datapath/datapath.js";
+import { identityNames } from "./datapath/names.js";
+import { agentRegistry, serveMetrics } from "./metrics.js";
+import { createCommandRunner } from "./wireguard/exec.js";
+import { WorkloadManager } from "./workloads/manager.js";
 import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
@@ -25,6 +31,8 @@ import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireg
 export interface RunningAgent {
   state: AgentState;
   wireguard: WireGuard;
+  /** The eBPF datapath; undefined when datapath.enabled is false. */
+  datapath: AgentDatapath | undefined;
   /** Resolves once the first peer set from NATS has been applied. */
   synced: Promise<void>;
   stop(): Promise<void>;
@@ -45,7 +53,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     listenPort: config.interface.listenPort,
     privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE),
     addresses: [`${state.overlayAddress}/32`],
-    routes: [state.overlayCidr],
+    routes: [state.overlayCidr, ...(state.workloadCidr ? [state.workloadCidr] : [])],
   });
   if (ensured.created || !state.sessionEpoch) {
     // A fresh interface has no sessions: a new epoch tells NAT'd peers to handshake again.
@@ -53,8 +61,35 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     await saveState(config.stateDir, state);
   }
 
+  const run = createCommandRunner();
+  // Fail static: the pinned maps still hold what the last agent applied; the cache refills them
+  // when the pins are gone (a reboot) before any program is attached.
+  const datapath = config.datapath.enabled
+    ? AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: root.child({ component: "datapath" }) })
+    : undefined;
+  if (!datapath) log.warn("datapath.enabled is false: no eBPF policy, flow counters or same-site encapsulation on this node");
+  let policy = state.appliedPolicy ?? { revision: -1, record: null as NodePolicyRecord | null };
+  if (datapath && state.appliedPolicy) datapath.applyPolicy(state.appliedPolicy.record);
+  if (datapath && state.applied) await datapath.applyPeers(state.nodeId, state.applied.peers);
+  await datapath?.attachOverlay(config.interface.name);
+
+  const workloads = new WorkloadManager({
+    nodeId: state.nodeId,
+    configured: config.workloads,
+    overlayAddress: () => state.overlayAddress,
+    mtu: config.interface.mtu,
+    datapath,
+    run,
+    log: root.child({ component: "workloads" }),
+    save: async (result) => {
+      state = { ...state, workloadPrefix: result.workloadPrefix, workloads: result.workloads };
+      await saveState(config.stateDir, state);
+    },
+  });
+  await workloads.restore(state.workloads).catch((err: unknown) => log.error({ err }, "cannot restore cached workloads"));
+
   const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
-  const status: AgentStatus = { nodeId: state.nodeId, interface: config.interface.name, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
+  const status: AgentStatus = { nodeId: state.nodeId, interface: config.interface.name, ...(datapath ? { pinDir: config.datapath.pinDir } : {}), policyRevision: policy.revision, policyEntries: policy.record?.entries.length ?? 0, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
   const publishStatus = (patch: Partial<AgentStatus>) => {
     Object.assign(status, patch, { updatedAt: new Date().toISOString() });
     void writeStatus(config.stateDir, status).catch((err: unknown) => log.warn({ err }, "cannot write status file"));
@@ -73,6 +108,10 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     }
     const { changes, ...counts } = await wireguard.syncPeers(desired);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
+    if (datapath) {
+      const synced = await datapath.applyPeers(state.nodeId, records);
+      if (synced.ipcache.set + synced.ipcache.deleted + synced.tunnels.set + synced.tunnels.deleted > 0) log.info({ revision: set.revision, source, ...synced }, "ipcache and tunnels applied");
+    }
     const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
     await warmUp(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
     if (source === "nats") {
@@ -90,6 +129,21 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   let markSynced: () => void = () => undefined;
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
+  const policyApplier = new LatestWins<{ record: NodePolicyRecord | null; revision: number }>(
+    async (next) => {
+      if (next.revision <= policy.revision) return;
+      if (datapath) {
+        const r = datapath.applyPolicy(next.record);
+        log.info({ revision: next.revision, entries: next.record?.entries.length ?? 0, policies: next.record?.policies ?? [], ...r }, "policy applied");
+      }
+      policy = next;
+      state = { ...state, appliedPolicy: next };
+      await saveState(config.stateDir, state);
+      publishStatus({ policyRevision: next.revision, policyEntries: next.record?.entries.length ?? 0 });
+    },
+    (err) => log.error({ err }, "applying the node policy failed; keeping the last applied entries, will retry on the next change"),
+  );
+
   const applier = new LatestWins<PeerSet>(
     async (set) => {
       await applyPeers(set, "nats");
@@ -128,11 +182,37 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     }
   };
   void startWatch();
+  const policyWatch = new NodePolicyWatch(nc, state.nodeId, (record, revision) => policyApplier.submit({ record, revision }), root.child({ component: "policy-watch" }));
+  const startPolicyWatch = async (): Promise<void> => {
+    for (let delay = 500; !nc.isClosed(); delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await policyWatch.resync();
+        return;
+      } catch (err) {
+        log.warn({ err, retryInMs: delay }, "cannot read this node's policy yet");
+        await sleep(delay + Math.random() * delay);
+      }
+    }
+  };
+  void startPolicyWatch();
+  let workloadsTimer: NodeJS.Timeout | undefined;
+  const syncWorkloads = async (): Promise<void> => {
+    clearTimeout(workloadsTimer);
+    try {
+      const before = state.workloads;
+      await workloads.sync(nc, before);
+    } catch (err) {
+      log.error({ err }, "cannot sync workloads with the controller; retrying in 10 s");
+      if (!nc.isClosed()) workloadsTimer = setTimeout(() => void syncWorkloads(), 10_000);
+    }
+  };
+  if (config.workloads.length > 0 || (state.workloads?.length ?? 0) > 0) void syncWorkloads();
   void followConnection(nc, log, {
     onDisconnect: () => publishStatus({ nats: "disconnected", stale: true }),
     onReconnect: () => {
       publishStatus({ nats: "connected" });
       void startWatch();
+      void startPolicyWatch();
     },
   });
 
@@ -143,6 +223,21 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     publishStatus({ nats: "closed", stale: true });
   });
 
+  const metrics =
+    config.metrics.listen === ""
+      ? undefined
+      : await serveMetrics(
+          config.metrics.listen,
+          agentRegistry({
+            flows: () => datapath?.flows() ?? [],
+            names: () => identityNames(state.applied?.peers ?? []),
+            peers: () => status.peers,
+            natsConnected: () => status.nats === "connected",
+            policyEntries: () => policy.record?.entries.length ?? 0,
+          }),
+          root.child({ component: "metrics" }),
+        );
+
   const heartbeat = setInterval(() => void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log), state.heartbeatSeconds * 1000);
   void sendHeartbeat(nc, wireguard, state, status.appliedRevision, log);
 
@@ -151,15 +246,21 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       return state;
     },
     wireguard,
+    datapath,
     synced,
     stop: async () => {
       stopping = true;
       clearInterval(heartbeat);
+      clearTimeout(workloadsTimer);
       watch.stop();
+      policyWatch.stop();
       await applier.idle();
+      await policyApplier.idle();
+      await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
+      datapath?.close();
       await nc.close().catch(() => undefined);
       publishStatus({ nats: "stopped", stale: true });
-      log.info("agent stopped; the interface and its peers stay up");
+      log.info("agent stopped; the interface, its peers and the pinned eBPF programs stay in place");
     },
   };
 }
@@ -198,6 +299,8 @@ async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats:
         controllerUrl: config.controllerUrl,
         nats: res.nats,
         heartbeatSeconds: res.heartbeatSeconds,
+        ...(res.workloadPrefix ? { workloadPrefix: res.workloadPrefix } : {}),
+        ...(res.workloadCidr ? { workloadCidr: res.workloadCidr } : {}),
         enrolledAt: new Date().toISOString(),
       };
       await saveState(config.stateDir, state);

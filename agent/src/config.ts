@@ -3,7 +3,7 @@
  * agent/README.md; `weft agent --help` names the flags.
  */
 import { hostname } from "node:os";
-import { caHash, endpoint, nodeName, siteName } from "@weft/protocol";
+import { WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
 import { z } from "zod";
 
 export const AgentConfig = z
@@ -43,6 +43,27 @@ export const AgentConfig = z
       .prefault({}),
     /** Keepalive sent by a node behind NAT so peers can reach it. */
     keepaliveSeconds: z.number().int().min(1).max(600).default(25),
+    datapath: z
+      .object({
+        /** eBPF policy, counters and same-site encapsulation. false: WireGuard only, nothing enforced. */
+        enabled: z.boolean().default(true),
+        /** Programs and maps are pinned here (a bpffs), so enforcement outlives the agent. */
+        pinDir: z.string().regex(/^\/.+/, "must be an absolute path on a bpf filesystem").default("/sys/fs/bpf/weft"),
+        /** The VXLAN (collect_md) device for same-site encapsulation, created when the site allows plaintext. */
+        vxlanInterface: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "interface names are 1-15 characters of letters, digits, _ . -").default("weft-vxlan"),
+        vxlanPort: z.number().int().min(1).max(65535).default(4789),
+      })
+      .strict()
+      .prefault({}),
+    /** Workloads hosted on this node: each gets a veth into its network namespace, an address from the workload prefix and its own identity. */
+    workloads: z.array(WorkloadSpec.extend({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be the name of a network namespace in /run/netns") })).default([]),
+    metrics: z
+      .object({
+        /** host:port of the Prometheus endpoint (/metrics); "" turns it off. */
+        listen: z.string().regex(/^$|^[^\s:]+:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:9464, or empty").default("127.0.0.1:9464"),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -51,6 +72,11 @@ export const AgentConfig = z
     if (https && c.controllerCaHash === undefined) {
       ctx.addIssue({ code: "custom", path: ["controllerCaHash"], message: "required for an https controller URL: pass --ca-hash sha256:… (printed by `weft keys create`)" });
     }
+    const names = new Set<string>();
+    c.workloads.forEach((w, i) => {
+      if (names.has(w.name)) ctx.addIssue({ code: "custom", path: ["workloads", i, "name"], message: `duplicate workload name ${w.name}` });
+      names.add(w.name);
+    });
     if (!https && c.controllerUrl !== undefined && c.controllerCaHash !== undefined) {
       ctx.addIssue({ code: "custom", path: ["controllerCaHash"], message: "a CA pin needs an https:// controller URL" });
     }

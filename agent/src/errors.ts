@@ -44,3 +44,9 @@ export class ControllerIdentityError extends AgentError {
 
 /** The agent's on-disk state is missing or unusable. */
 export class StateError extends AgentError {}
+
+/** The eBPF datapath could not be set up or changed (no bpffs, verifier refusal, attach failure). */
+export class DatapathError extends AgentError {}
+
+/** A workload could not be plumbed (its network namespace is missing, a command failed). */
+export class WorkloadError extends AgentError {}

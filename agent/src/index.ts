@@ -9,3 +9,5 @@ export { AgentState, loadState, STATE_FILE } from "./state/store.js";
 export { STATUS_FILE, type AgentStatus } from "./state/status.js";
 export { desiredPeers } from "./peers/desired.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";
+export { readPinnedFlows, flowRows, type FlowRow } from "./datapath/flows.js";
+export { AgentDatapath, readFlows, type FlowCounters } from "./datapath/datapath.js";

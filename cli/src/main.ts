@@ -12,6 +12,7 @@ import { registerLab } from "./commands/lab.js";
 import { registerNodes } from "./commands/nodes.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerStatus } from "./commands/status.js";
+import { registerFlows } from "./commands/flows.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("weft")
@@ -22,6 +23,7 @@ const program = new Command("weft")
 registerController(program);
 registerAgent(program);
 registerStatus(program);
+registerFlows(program);
 registerKeys(program);
 registerNodes(program);
 registerIdentities(program);

@@ -12,6 +12,11 @@ export interface AgentStatus {
   stale: boolean;
   appliedRevision: number;
   peers: number;
+  /** Where the eBPF maps are pinned (`weft flows` reads the counters there); absent without a datapath. */
+  pinDir?: string;
+  /** Revision of the node policy applied (-1: none read yet) and its entry count. */
+  policyRevision: number;
+  policyEntries: number;
   /** True when the controller no longer lists this node (it was deleted). */
   removed?: boolean;
   lastSyncAt?: string;

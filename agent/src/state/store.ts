@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PeerRecord, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
+import { NodePolicyRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
 import { z } from "zod";
 import { StateError } from "../errors.js";
 
@@ -24,6 +24,13 @@ export const AgentState = z.object({
   enrolledAt: z.string(),
   /** Renewed whenever the WireGuard interface is created afresh; see peers/epochs.ts. */
   sessionEpoch: sessionEpoch.optional(),
+  /** This node's workload prefix and the whole workload range (routed through the interface). */
+  workloadPrefix: cidr.optional(),
+  workloadCidr: cidr.optional(),
+  /** The workloads the controller last recorded for this node (addresses, identities). */
+  workloads: z.array(Workload).optional(),
+  /** The last node policy applied to the datapath, restored before NATS is reached. */
+  appliedPolicy: z.object({ revision: z.number().int().nonnegative(), record: NodePolicyRecord.nullable() }).optional(),
   applied: z
     .object({
       /** Highest peers-bucket revision applied. */

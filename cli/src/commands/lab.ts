@@ -3,11 +3,14 @@
  * `demo` brings up the lab, the controller and an agent on every host, and
  * prints the mesh until interrupted (or once, with --once, then tears down).
  */
-import { rm } from "node:fs/promises";
-import { LabCluster, labDir, labDown, labExec, labStatus, labUp, type LabOptions } from "@weft/lab";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { flowRows, loadState, readPinnedFlows } from "@weft/agent";
+import { LabCluster, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
+import { parsePolicyFile } from "./policy.js";
 import { untilSignal } from "./signals.js";
 
 interface LabFlags {
@@ -80,15 +83,22 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     await rm(labDir(opts), { recursive: true, force: true });
     await labUp(opts);
     say(`==> starting the controller in the lab's ctl namespace (${cluster.controllerUrl})`);
-    await cluster.startController();
+    // aws allows plaintext inside the site: its workloads talk over eBPF VXLAN, everything else over WireGuard.
+    await cluster.startController(["--plaintext-site", "aws"]);
     const client = await cluster.client();
-    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "lab demo" });
+    const key = await client.createJoinKey({
+      reusable: true,
+      ttlSeconds: 3600,
+      description: "lab demo",
+      labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop" },
+    });
     say(`==> join key ${key.id} created; starting an agent on each of ${cluster.topology.hosts.length} hosts`);
     const started = Date.now();
     await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, key.key)));
     await Promise.race([cluster.waitForFullMesh(o.timeoutMs), interrupted.then(() => Promise.reject(new Error("interrupted")))]);
     say(`==> full mesh: every host has a handshake with every other host (${((Date.now() - started) / 1000).toFixed(1)} s after agent start)\n`);
     process.stdout.write(`${await meshTable(cluster)}\n`);
+    await policyDemo(cluster, opts, say);
     if (!o.once) {
       say(`\nlogs: ${cluster.logDir}    admin: weft nodes list --controller-state-dir ${cluster.controllerStateDir}`);
       say("refreshing every 5 s; Ctrl-C tears everything down");
@@ -109,6 +119,71 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     await labDown({ ...opts, keepHostDirs: failed });
   }
   if (failed) process.exitCode = 1;
+}
+
+/** Workloads, the example policy applied, probes that show what it allows, and the counters that saw them. */
+async function policyDemo(cluster: LabCluster, opts: LabOptions, say: (line: string) => void): Promise<void> {
+  const workloads = labWorkloads(cluster.topology);
+  say(`\n==> ${workloads.length} workloads (network namespaces off the hosts), each with its own SPIFFE identity`);
+  const addresses = new Map<string, string>();
+  await waitForWorkloads(cluster, workloads.length, addresses);
+  const client = await cluster.client();
+  const ids = new Map((await client.listIdentities()).map((i) => [i.spiffeId, i.id]));
+  process.stdout.write(
+    `${formatTable(
+      ["WORKLOAD", "HOST", "ADDRESS", "IDENTITY", "ID"],
+      workloads.map((w) => {
+        const spiffe = `spiffe://weft.internal/ns/${w.namespace}/sa/${w.serviceAccount}`;
+        return [w.node, w.host.name, addresses.get(w.node) ?? "-", spiffe, String(ids.get(spiffe) ?? "-")];
+      }),
+    )}\n`,
+  );
+  const servers: EchoServer[] = [];
+  try {
+    servers.push(...(await Promise.all(workloads.map((w) => startEchoServer(opts, w.node, { port: 7000 })))));
+    const file = join(repoRoot(), "examples", "shop-policy.yaml");
+    say(`\n==> applying ${file}: web -> api, api and ledger -> db on tcp/7000; web never reaches db`);
+    for (const p of parsePolicyFile(await readFile(file, "utf8"), file)) await client.applyPolicy(p);
+    await new Promise((r) => setTimeout(r, 1000));
+    const probes: [string, string][] = [
+      ["aws-1-web", "aws-2-api"],
+      ["gcp-1-web", "azure-2-api"],
+      ["aws-2-api", "azure-1-db"],
+      ["onprem-1-ledger", "gcp-2-db"],
+      ["aws-1-web", "azure-1-db"],
+      ["onprem-1-ledger", "azure-2-api"],
+      ["gcp-2-db", "aws-1-web"],
+    ];
+    const rows = await Promise.all(
+      probes.map(async ([from, to]) => {
+        const r = await echoProbe(opts, from, { address: addresses.get(to) ?? "", port: 7000, protocol: "tcp", timeoutMs: 1500 });
+        return [from, to, `tcp/7000`, r.ok ? "allowed" : "dropped"];
+      }),
+    );
+    process.stdout.write(`${formatTable(["FROM", "TO", "PORT", "RESULT"], rows)}\n`);
+    const state = await loadState(cluster.agents.get("azure-1")!.stateDir);
+    const flows = flowRows(readPinnedFlows(hostPinDir(opts, "azure-1")), state?.applied?.peers ?? []).filter((f) => f.source.includes("/ns/shop/"));
+    say(`\n==> weft flows on azure-1 (counters per identity pair, from the pinned eBPF map)`);
+    process.stdout.write(
+      `${formatTable(["SOURCE", "DESTINATION", "PACKETS", "BYTES", "DROPS"], flows.map((f) => [f.source, f.destination, String(f.packets), String(f.bytes), Object.entries(f.drops).map(([k, v]) => `${k}=${v}`).join(" ") || "-"]))}\n`,
+    );
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
+}
+
+async function waitForWorkloads(cluster: LabCluster, want: number, addresses: Map<string, string>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    addresses.clear();
+    for (const h of cluster.topology.hosts) {
+      const state = await loadState(cluster.agents.get(h.name)!.stateDir).catch(() => undefined);
+      for (const w of state?.workloads ?? []) addresses.set(`${h.name}-${w.name}`, w.address);
+    }
+    if (addresses.size === want) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`only ${addresses.size} of ${want} workloads got an address within 60 s; see the agent logs`);
 }
 
 async function meshTable(cluster: LabCluster): Promise<string> {

@@ -3,8 +3,8 @@
  * three clouds (1:1 NAT gateways), an on-prem site (masquerade) and a controller, for the demo,
  * the end-to-end tests and the benchmarks. This file is the public surface; see README.md.
  */
-export { labTopology, topologyNamespaces } from "./topology.js";
-export type { Controller, Gateway, Host, Inet, NatKind, Site, SiteName, Topology } from "./topology.js";
+export { labTopology, labWorkloads, topologyNamespaces, LAB_WORKLOAD_NAMESPACE } from "./topology.js";
+export type { Controller, Gateway, Host, Inet, LabWorkload, NatKind, Site, SiteName, Topology } from "./topology.js";
 export { labNetwork, LAB_MTU } from "./network.js";
 export type { AddressSpec, FirewallRule, LinkSpec, NamespaceSpec, RouteSpec, SysctlSpec } from "./network.js";
 export { labUp } from "./up.js";
@@ -17,7 +17,7 @@ export { labExec, spawnInHost, labNode } from "./exec.js";
 export type { LabExecOptions, LabExecResult } from "./exec.js";
 export { labNodes, resolveHost } from "./hosts.js";
 export type { LabNode, NodeKind } from "./hosts.js";
-export { hostDir, labDir, statePath } from "./state.js";
+export { hostDir, hostPinDir, labDir, labPinRoot, statePath } from "./state.js";
 export { startEchoServer, echoProbe } from "./probe.js";
 export type { EchoResult, EchoServer } from "./probe.js";
 export { resolveLabOptions } from "./options.js";

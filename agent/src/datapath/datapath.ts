@@ -1,0 +1,170 @@
+/**
+ * The agent's eBPF datapath: the pinned programs and maps of @weft/bpf, attached to this host's
+ * devices and kept in line with the control plane.
+ *
+ *   weft0 ingress            weft_overlay_in    policy for traffic that arrives over WireGuard
+ *   workload veth ingress    weft_from_workload same-site VXLAN encapsulation of workload traffic
+ *   workload veth egress     weft_to_workload   policy for traffic into a workload not yet checked
+ *   VXLAN device ingress     weft_vxlan_in      policy with the source identity from the VNI
+ *
+ * Maps and programs are pinned under the pin dir, so a restarted (or crashed) agent leaves the
+ * attached programs enforcing with the last entries, and the next agent reuses the same maps:
+ * it converges them on the desired state with batch operations instead of starting empty.
+ */
+import { DropReason, TcDatapath, WEFT_VXLAN_MAC, sumCounters, tcAttach, type TcDirection } from "@weft/bpf";
+import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
+import type { Logger } from "pino";
+import { DatapathError } from "../errors.js";
+import { ifindexOf, linkExists } from "../net/links.js";
+import type { CommandRunner } from "../wireguard/exec.js";
+import { desiredIpcache, desiredPolicy, desiredTunnels, wantsVxlan } from "./desired.js";
+import { sameFields, syncMap, type SyncResult } from "./sync.js";
+
+export interface DatapathOptions {
+  pinDir: string;
+  vxlanInterface: string;
+  vxlanPort: number;
+  /** MTU of the VXLAN device (underlay MTU minus 50). */
+  vxlanMtu?: number;
+  run: CommandRunner;
+  log: Logger;
+}
+
+/** Counters of one identity pair, summed over CPUs. */
+export interface FlowCounters {
+  srcId: number;
+  dstId: number;
+  packets: bigint;
+  bytes: bigint;
+  /** Dropped packets by reason name (policyDeny, defaultDeny, …); only reasons with drops. */
+  drops: Record<string, bigint>;
+}
+
+const DROP_REASON_NAMES = Object.entries(DropReason).filter(([name]) => name !== "none") as [string, number][];
+
+export class AgentDatapath {
+  readonly #dp: TcDatapath;
+  readonly #o: DatapathOptions;
+
+  private constructor(dp: TcDatapath, o: DatapathOptions) {
+    this.#dp = dp;
+    this.#o = o;
+  }
+
+  /** Loads the programs, reusing (or creating) the pinned maps. Needs root and a bpffs at the pin dir. */
+  static open(o: DatapathOptions): AgentDatapath {
+    try {
+      return new AgentDatapath(TcDatapath.open({ pinDir: o.pinDir }), o);
+    } catch (err) {
+      throw new DatapathError(`cannot load the eBPF datapath pinned at ${o.pinDir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Enforces policy on traffic arriving through the WireGuard interface. */
+  async attachOverlay(ifname: string): Promise<void> {
+    await this.#attach(ifname, "ingress", this.#dp.progOverlayIn);
+  }
+
+  /** Encapsulation on the way out of a workload, policy on the way in. */
+  async attachWorkload(hostIfname: string): Promise<void> {
+    await this.#attach(hostIfname, "ingress", this.#dp.progFromWorkload);
+    await this.#attach(hostIfname, "egress", this.#dp.progToWorkload);
+  }
+
+  /**
+   * Converges the ipcache and the same-site tunnels on the peer set (which includes this node's
+   * own record). Creates the VXLAN device when this node's site allows plaintext, removes it when
+   * it no longer does.
+   */
+  async applyPeers(selfId: string, peers: readonly PeerRecord[]): Promise<{ ipcache: SyncResult; tunnels: SyncResult; sources: SyncResult }> {
+    const ipcache = new Map([...desiredIpcache(peers)].map(([cidr, identity]) => [cidr, [prefixKey(cidr), { identity }] as const]));
+    const ipcacheResult = syncMap(this.#dp.ipcache, ipcache, (k) => `${k.addr}/${k.prefixlen}`, sameFields);
+
+    const vxlan = wantsVxlan(selfId, peers);
+    await this.#ensureVxlan(vxlan);
+    const t = desiredTunnels(selfId, peers);
+    const tunnels = new Map([...t.tunnels].map(([cidr, remote]) => [cidr, [prefixKey(cidr), { remote }] as const]));
+    const sources = new Map([...t.sources].map((addr) => [addr, [addr, {}] as const]));
+    // Sources first: a tunnel must never send to a peer whose VXLAN we would not accept back.
+    const sourcesResult = syncMap(this.#dp.tunnelPeers, sources, (k) => k, sameFields);
+    const tunnelsResult = syncMap(this.#dp.tunnels, tunnels, (k) => `${k.addr}/${k.prefixlen}`, sameFields);
+    return { ipcache: ipcacheResult, tunnels: tunnelsResult, sources: sourcesResult };
+  }
+
+  /** Converges the policy maps on the node's compiled policy (null: no policy for this node). */
+  applyPolicy(record: NodePolicyRecord | null): { policy: SyncResult; defaultDeny: SyncResult } {
+    const want = desiredPolicy(record);
+    const entries = new Map(
+      want.entries.map((e) => [`${e.srcId}/${e.dstId}/${e.proto}/${e.dport}`, [{ srcId: e.srcId, dstId: e.dstId, proto: e.proto, dport: e.dport }, { verdict: e.verdict }] as const]),
+    );
+    const defaults = new Map(want.defaultDeny.map((id) => [String(id), [id, { defaultDeny: true }] as const]));
+    // Allows and denies before default-deny flags, so a newly policed identity never loses traffic its allows cover.
+    const policy = syncMap(this.#dp.policy, entries, (k) => `${k.srcId}/${k.dstId}/${k.proto}/${k.dport}`, sameFields);
+    const defaultDeny = syncMap(this.#dp.policyDefault, defaults, (k) => String(k), sameFields);
+    return { policy, defaultDeny };
+  }
+
+  /** Every identity pair's counters, summed over CPUs. */
+  flows(): FlowCounters[] {
+    return readFlows(this.#dp);
+  }
+
+  /** Releases this process's handles; pinned maps and attached programs keep enforcing. */
+  close(): void {
+    this.#dp.close();
+  }
+
+  async #attach(ifname: string, direction: TcDirection, prog: TcDatapath["progOverlayIn"]): Promise<void> {
+    const ifindex = await ifindexOf(this.#o.run, ifname);
+    try {
+      tcAttach(prog, { ifindex, direction });
+    } catch (err) {
+      throw new DatapathError(`cannot attach ${prog.name} to ${ifname} ${direction}: ${(err as Error).message}`, { cause: err, retryable: true });
+    }
+  }
+
+  async #ensureVxlan(wanted: boolean): Promise<void> {
+    const { vxlanInterface: name, vxlanPort: port, run, log } = this.#o;
+    const exists = await linkExists(run, name);
+    if (!wanted) {
+      if (exists) {
+        this.#dp.config.set(0, { vxlanIfindex: 0 });
+        await run.run(["ip", "link", "del", name]);
+        log.info({ device: name }, "same-site encapsulation off: VXLAN device removed");
+      }
+      return;
+    }
+    if (!exists) {
+      await run.run(["ip", "link", "add", name, "address", WEFT_VXLAN_MAC, "mtu", String(this.#o.vxlanMtu ?? 1450), "type", "vxlan", "external", "dstport", String(port)]);
+      // Decapsulated packets come from a remote workload whose route points into WireGuard.
+      await run.run(["sysctl", "-q", "-w", `net.ipv4.conf.${name}.rp_filter=0`]);
+      log.info({ device: name, port }, "same-site encapsulation on: VXLAN device created");
+    }
+    await run.run(["ip", "link", "set", name, "up"]);
+    await this.#attach(name, "ingress", this.#dp.progVxlanIn);
+    const ifindex = await ifindexOf(run, name);
+    if (this.#dp.config.get(0)?.vxlanIfindex !== ifindex) this.#dp.config.set(0, { vxlanIfindex: ifindex });
+  }
+}
+
+/** Sums the per-CPU counters of every identity pair in a datapath (live or opened from pins). */
+export function readFlows(dp: Pick<TcDatapath, "counters">): FlowCounters[] {
+  const out: FlowCounters[] = [];
+  for (const key of dp.counters.keys()) {
+    const perCpu = dp.counters.get(key);
+    if (!perCpu) continue;
+    const total = sumCounters(perCpu);
+    const drops: Record<string, bigint> = {};
+    for (const [name, code] of DROP_REASON_NAMES) {
+      const n = total.drops[code] ?? 0n;
+      if (n > 0n) drops[name] = n;
+    }
+    out.push({ srcId: key.srcId, dstId: key.dstId, packets: total.packets, bytes: total.bytes, drops });
+  }
+  return out.sort((a, b) => a.srcId - b.srcId || a.dstId - b.dstId);
+}
+
+function prefixKey(cidr: string): { addr: string; prefixlen: number } {
+  const [addr, len] = cidr.split("/");
+  return { addr: addr ?? "", prefixlen: Number(len ?? 32) };
+}

@@ -111,6 +111,15 @@ export interface Codec<T> {
   decode(buf: Buffer, offset?: number): T;
 }
 
+/**
+ * A zero-filled buffer for one encoded struct. Buffer.allocUnsafe slices Node's shared pool, so
+ * this avoids an ArrayBuffer per map operation (the larger part of a single update's cost in JS);
+ * fill(0) keeps padding zero as the kernel expects.
+ */
+function zeroed(size: number): Buffer {
+  return Buffer.allocUnsafe(size).fill(0);
+}
+
 function ipv4Bytes(addr: string): Buffer {
   const parts = addr.split(".");
   const bytes = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
@@ -147,7 +156,7 @@ export const ipcacheKeyCodec: Codec<IpcacheKey> = {
   size: L.ipcacheKey.size,
   encode({ addr, prefixlen }) {
     if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 32) throw new RangeError(`prefixlen must be 0..32, got ${prefixlen}`);
-    const buf = Buffer.alloc(L.ipcacheKey.size);
+    const buf = zeroed(L.ipcacheKey.size);
     buf.writeUInt32LE(prefixlen, L.ipcacheKey.fields.prefixlen.offset); // host order (x86-64, arm64: little endian)
     const a = ipv4Bytes(addr).readUInt32BE(0);
     const mask = prefixlen === 0 ? 0 : (0xffffffff << (32 - prefixlen)) >>> 0;
@@ -169,7 +178,7 @@ export interface IpcacheValue {
 export const ipcacheValueCodec: Codec<IpcacheValue> = {
   size: L.ipcacheValue.size,
   encode({ identity }) {
-    const buf = Buffer.alloc(L.ipcacheValue.size);
+    const buf = zeroed(L.ipcacheValue.size);
     buf.writeUInt32LE(u32("identity", identity), L.ipcacheValue.fields.identity.offset);
     return buf;
   },
@@ -192,7 +201,7 @@ export const policyKeyCodec: Codec<PolicyKey> = {
   encode({ srcId, dstId, proto, dport }) {
     if (proto === 0 && dport !== 0) throw new RangeError(`dport must be 0 when proto is 0 (any), got ${dport}`);
     const F = L.policyKey.fields;
-    const buf = Buffer.alloc(L.policyKey.size);
+    const buf = zeroed(L.policyKey.size);
     buf.writeUInt32LE(u32("srcId", srcId), F.src_id.offset);
     buf.writeUInt32LE(u32("dstId", dstId), F.dst_id.offset);
     buf.writeUInt8(u8("proto", proto), F.proto.offset);
@@ -219,7 +228,7 @@ export const policyValueCodec: Codec<PolicyValue> = {
   encode({ verdict }) {
     const code: number | undefined = Verdict[verdict];
     if (code === undefined || code === Verdict.none) throw new RangeError(`unknown verdict: ${String(verdict)}`);
-    const buf = Buffer.alloc(L.policyValue.size);
+    const buf = zeroed(L.policyValue.size);
     buf.writeUInt8(code, L.policyValue.fields.verdict.offset);
     return buf;
   },
@@ -235,7 +244,7 @@ export const policyValueCodec: Codec<PolicyValue> = {
 export const identityKeyCodec: Codec<number> = {
   size: 4,
   encode(id) {
-    const buf = Buffer.alloc(4);
+    const buf = zeroed(4);
     buf.writeUInt32LE(u32("identity", id), 0);
     return buf;
   },
@@ -251,7 +260,7 @@ export interface PolicyDefaultValue {
 export const policyDefaultValueCodec: Codec<PolicyDefaultValue> = {
   size: L.policyDefaultValue.size,
   encode({ defaultDeny }) {
-    const buf = Buffer.alloc(L.policyDefaultValue.size);
+    const buf = zeroed(L.policyDefaultValue.size);
     buf.writeUInt8(defaultDeny ? PolicyDefaultFlag.defaultDeny : 0, L.policyDefaultValue.fields.flags.offset);
     return buf;
   },
@@ -268,7 +277,7 @@ export interface CountersKey {
 export const countersKeyCodec: Codec<CountersKey> = {
   size: L.countersKey.size,
   encode({ srcId, dstId }) {
-    const buf = Buffer.alloc(L.countersKey.size);
+    const buf = zeroed(L.countersKey.size);
     buf.writeUInt32LE(u32("srcId", srcId), L.countersKey.fields.src_id.offset);
     buf.writeUInt32LE(u32("dstId", dstId), L.countersKey.fields.dst_id.offset);
     return buf;
@@ -295,7 +304,7 @@ export const countersValueCodec: Codec<CountersValue> = {
   encode({ packets, bytes, drops }) {
     const F = L.countersValue.fields;
     if (drops.length > COUNTERS_DROP_SLOTS) throw new RangeError(`drops has ${drops.length} slots, at most ${COUNTERS_DROP_SLOTS}`);
-    const buf = Buffer.alloc(L.countersValue.size);
+    const buf = zeroed(L.countersValue.size);
     buf.writeBigUInt64LE(packets, F.packets.offset);
     buf.writeBigUInt64LE(bytes, F.bytes.offset);
     drops.forEach((d, i) => buf.writeBigUInt64LE(d, F.drops.offset + 8 * i));
@@ -355,7 +364,7 @@ export interface TunnelValue {
 export const tunnelValueCodec: Codec<TunnelValue> = {
   size: L.tunnelValue.size,
   encode({ remote }) {
-    const buf = Buffer.alloc(L.tunnelValue.size);
+    const buf = zeroed(L.tunnelValue.size);
     ipv4Bytes(remote).copy(buf, L.tunnelValue.fields.remote.offset);
     return buf;
   },
@@ -370,7 +379,7 @@ export type TunnelPeerValue = Record<never, never>;
 export const tunnelPeerValueCodec: Codec<TunnelPeerValue> = {
   size: L.tunnelPeerValue.size,
   encode() {
-    return Buffer.alloc(L.tunnelPeerValue.size);
+    return zeroed(L.tunnelPeerValue.size);
   },
   decode() {
     return {};
@@ -385,7 +394,7 @@ export interface ConfigValue {
 export const configValueCodec: Codec<ConfigValue> = {
   size: L.config.size,
   encode({ vxlanIfindex }) {
-    const buf = Buffer.alloc(L.config.size);
+    const buf = zeroed(L.config.size);
     buf.writeUInt32LE(u32("vxlanIfindex", vxlanIfindex), L.config.fields.vxlan_ifindex.offset);
     return buf;
   },

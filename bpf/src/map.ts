@@ -86,7 +86,7 @@ export class BpfMap {
 
   /** The value for `key`, or undefined when there is none. */
   lookup(key: Buffer): Buffer | undefined {
-    const out = Buffer.alloc(this.valueBufferSize);
+    const out = Buffer.allocUnsafe(this.valueBufferSize); // the kernel writes every byte
     const rc = libbpf().bpf_map_lookup_elem(this.fd, this.#key("lookup", key), out) as number;
     if (rc === -ENOENT) return undefined;
     if (rc < 0) throw new BpfError(`bpf_map_lookup_elem ${this.name}`, -rc);

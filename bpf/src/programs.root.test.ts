@@ -1,0 +1,200 @@
+/**
+ * Root: each tc program on crafted packets with BPF_PROG_RUN: verdicts, counters per drop reason,
+ * the "policy already enforced" mark, VXLAN redirect with the inner destination MAC rewritten.
+ * Needs CAP_BPF/CAP_NET_ADMIN. (BPF_PROG_RUN builds linear skbs only, so ports past the linear
+ * data are not crafted here; IPv4 options move them back instead.)
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { TcDatapath } from "./datapath.js";
+import { DropReason, ReservedIdentity, TcAction, WEFT_MARK_ENFORCED, WEFT_VXLAN_MAC, sumCounters, totalDrops, zeroCounters, type CountersValue } from "./layout.js";
+import { ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";
+import { testRun } from "./testrun.js";
+
+const isRoot = process.getuid?.() === 0;
+
+const TCP = 6;
+const WEB = 100; // 10.0.0.0/24
+const DB = 200; // 10.0.1.0/24, default deny, web may reach tcp/5432
+const BIG = 0x1000000; // 10.0.9.0/24: does not fit a VNI
+const OTHER_MARK = 0x5; // someone else's mark bits: never touched
+const web = (over: Partial<PacketSpec> = {}): PacketSpec => ({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 40000, dport: 5432, ...over });
+const json = (v: unknown) => JSON.stringify(v, (_, x: unknown) => (typeof x === "bigint" ? String(x) : x));
+
+describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
+  let dp: TcDatapath;
+  const counters = (srcId: number, dstId: number): CountersValue => sumCounters(dp.counters.get({ srcId, dstId }) ?? []);
+  const drops = (srcId: number, dstId: number, reason: keyof typeof DropReason) => counters(srcId, dstId).drops[DropReason[reason]];
+
+  beforeAll(() => {
+    dp = TcDatapath.load();
+    dp.ipcache.setMany([
+      [{ addr: "10.0.0.0", prefixlen: 24 }, { identity: WEB }],
+      [{ addr: "10.0.1.0", prefixlen: 24 }, { identity: DB }],
+      [{ addr: "10.0.9.0", prefixlen: 24 }, { identity: BIG }],
+    ]);
+    dp.policy.setMany([
+      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" }],
+      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 6000 }, { verdict: "deny" }],
+    ]);
+    dp.policyDefault.set(DB, { defaultDeny: true });
+  });
+  afterAll(() => dp?.close());
+  beforeEach(() => {
+    for (const k of [...dp.counters.keys()]) dp.counters.delete(k);
+  });
+
+  describe("weft_overlay_in (weft0, L3)", () => {
+    it("bpf - an allowed packet passes, is counted once and gets the enforced mark; other mark bits stay", () => {
+      const pkt = ipv4Packet(web());
+      const r = testRun(dp.progOverlayIn, pkt, { mark: OTHER_MARK });
+      expect(r.retval, `retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+      expect(r.mark, `mark: got 0x${r.mark.toString(16)}`).toBe(OTHER_MARK | WEFT_MARK_ENFORCED);
+      expect(r.dataOut.equals(pkt), "packet unchanged").toBe(true);
+      const want = zeroCounters();
+      want.packets = 1n;
+      want.bytes = BigInt(pkt.length);
+      expect(counters(WEB, DB), `got ${json(counters(WEB, DB))}`).toEqual(want);
+    });
+
+    it("bpf - each drop reason lands in its own counter slot and a dropped packet gets no mark", () => {
+      const deny = testRun(dp.progOverlayIn, ipv4Packet(web({ dport: 6000 })));
+      expect(deny.retval).toBe(TcAction.shot);
+      expect(deny.mark & WEFT_MARK_ENFORCED, "no enforced mark on a drop").toBe(0);
+      expect(testRun(dp.progOverlayIn, ipv4Packet(web({ dport: 22 }))).retval).toBe(TcAction.shot);
+      expect(testRun(dp.progOverlayIn, ipv4Packet(web({ dport: 23 }))).retval).toBe(TcAction.shot);
+      // TCP whose header stops before the ports: malformed, still blamed on the pair
+      const cut = ipv4Packet(web()).subarray(0, 22);
+      cut.writeUInt16BE(22, 2);
+      expect(testRun(dp.progOverlayIn, cut).retval).toBe(TcAction.shot);
+      const got = counters(WEB, DB);
+      expect(got.drops[DropReason.policyDeny], `drops[policyDeny] in ${json(got)}`).toBe(1n);
+      expect(got.drops[DropReason.defaultDeny], `drops[defaultDeny] in ${json(got)}`).toBe(2n);
+      expect(got.drops[DropReason.malformed], `drops[malformed] in ${json(got)}`).toBe(1n);
+      expect(got.drops[DropReason.none]).toBe(0n);
+      expect(got.packets).toBe(4n);
+    });
+
+    it("bpf - an IPv4 header that cannot be read is malformed and counted for (unknown, unknown)", () => {
+      const bad = ipv4Packet(web());
+      bad.writeUInt8(0x43, 0); // ihl 3 (< 20 bytes)
+      expect(testRun(dp.progOverlayIn, bad).retval).toBe(TcAction.shot);
+      expect(drops(ReservedIdentity.unknown, ReservedIdentity.unknown, "malformed")).toBe(1n);
+    });
+
+    it("bpf - IPv4 options move the ports back and are still read", () => {
+      const opts = Buffer.alloc(8, 0x01); // NOP options
+      expect(testRun(dp.progOverlayIn, ipv4Packet(web({ ipOptions: opts }))).retval, "tcp/5432 with options").toBe(TcAction.ok);
+      expect(testRun(dp.progOverlayIn, ipv4Packet(web({ ipOptions: opts, dport: 22 }))).retval, "tcp/22 with options").toBe(TcAction.shot);
+      expect(counters(WEB, DB).drops[DropReason.malformed]).toBe(0n);
+    });
+
+    it("bpf - non-IPv4 passes untouched and uncounted", () => {
+      const v6 = Buffer.alloc(40);
+      v6.writeUInt8(0x60, 0);
+      const r = testRun(dp.progOverlayIn, v6);
+      expect(r.retval).toBe(TcAction.ok);
+      expect(r.mark).toBe(0);
+      expect([...dp.counters.keys()]).toEqual([]);
+    });
+  });
+
+  describe("weft_to_workload (workload veth egress, L2)", () => {
+    it("bpf - a packet carrying the enforced mark passes without a check or a count, and the bit is cleared", () => {
+      const denied = ipv4Frame(web({ dport: 6000 }));
+      const r = testRun(dp.progToWorkload, denied, { mark: WEFT_MARK_ENFORCED | OTHER_MARK });
+      expect(r.retval, `retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+      expect(r.mark, `mark: got 0x${r.mark.toString(16)}, want 0x${OTHER_MARK.toString(16)}`).toBe(OTHER_MARK);
+      expect([...dp.counters.keys()], "nothing counted").toEqual([]);
+    });
+
+    it("bpf - the overlay's mark is respected end to end: counted once at weft0, not again at the workload", () => {
+      const a = testRun(dp.progOverlayIn, ipv4Packet(web()));
+      const b = testRun(dp.progToWorkload, ipv4Frame(web()), { mark: a.mark });
+      expect(b.retval).toBe(TcAction.ok);
+      expect(b.mark).toBe(0);
+      expect(counters(WEB, DB).packets, "packets for web -> db").toBe(1n);
+    });
+
+    it("bpf - without the mark it enforces and counts", () => {
+      expect(testRun(dp.progToWorkload, ipv4Frame(web({ dport: 6000 })), { mark: OTHER_MARK }).retval).toBe(TcAction.shot);
+      const ok = ipv4Frame(web());
+      const r = testRun(dp.progToWorkload, ok, { mark: OTHER_MARK });
+      expect(r.retval).toBe(TcAction.ok);
+      expect(r.mark, "mark untouched").toBe(OTHER_MARK);
+      const got = counters(WEB, DB);
+      expect(got.packets).toBe(2n);
+      expect(got.drops[DropReason.policyDeny]).toBe(1n);
+      expect(totalDrops(got)).toBe(1n);
+    });
+  });
+
+  describe("weft_from_workload (workload veth ingress, L2)", () => {
+    const VXLAN_IFINDEX = 4242; // BPF_PROG_RUN does not follow the redirect
+
+    beforeAll(() => {
+      dp.tunnels.set({ addr: "10.0.1.0", prefixlen: 24 }, { remote: "192.168.50.2" });
+      dp.tunnels.set({ addr: "10.0.0.0", prefixlen: 24 }, { remote: "192.168.50.3" });
+      dp.setConfig({ vxlanIfindex: VXLAN_IFINDEX });
+    });
+    afterAll(() => {
+      dp.tunnels.deleteMany([
+        { addr: "10.0.1.0", prefixlen: 24 },
+        { addr: "10.0.0.0", prefixlen: 24 },
+      ]);
+      dp.setConfig({ vxlanIfindex: 0 });
+    });
+
+    it("bpf - a destination in weft_tunnels is redirected with the inner destination MAC set to WEFT_VXLAN_MAC", () => {
+      const frame = ipv4Frame(web({ dstMac: "02:aa:bb:cc:dd:ee", srcMac: "02:11:22:33:44:55" }));
+      const r = testRun(dp.progFromWorkload, frame, { mark: WEFT_MARK_ENFORCED | OTHER_MARK });
+      expect(r.retval, `retval: got ${r.retval}, want TC_ACT_REDIRECT`).toBe(TcAction.redirect);
+      expect(macAt(r.dataOut, 0), "inner destination MAC").toBe(WEFT_VXLAN_MAC);
+      expect(macAt(r.dataOut, 6), "source MAC unchanged").toBe("02:11:22:33:44:55");
+      expect(r.dataOut.subarray(12).equals(frame.subarray(12)), "everything after the MACs unchanged").toBe(true);
+      expect(r.mark, "enforced bit cleared on the way out of a workload").toBe(OTHER_MARK);
+      expect([...dp.counters.keys()], "no policy and no counters at the source").toEqual([]);
+    });
+
+    it("bpf - a destination outside weft_tunnels passes unchanged (the WireGuard path)", () => {
+      const frame = ipv4Frame(web({ dst: "10.0.2.1" }));
+      const r = testRun(dp.progFromWorkload, frame);
+      expect(r.retval, `retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+      expect(r.dataOut.equals(frame)).toBe(true);
+    });
+
+    it("bpf - a source identity too large for a VNI passes unchanged", () => {
+      const frame = ipv4Frame(web({ src: "10.0.9.1" }));
+      const r = testRun(dp.progFromWorkload, frame);
+      expect(r.retval).toBe(TcAction.ok);
+      expect(r.dataOut.equals(frame)).toBe(true);
+    });
+
+    it("bpf - without a VXLAN device in weft_config it passes unchanged", () => {
+      dp.setConfig({ vxlanIfindex: 0 });
+      try {
+        const frame = ipv4Frame(web());
+        const r = testRun(dp.progFromWorkload, frame);
+        expect(r.retval).toBe(TcAction.ok);
+        expect(r.dataOut.equals(frame)).toBe(true);
+      } finally {
+        dp.setConfig({ vxlanIfindex: VXLAN_IFINDEX });
+      }
+      expect(dp.getConfig()).toEqual({ vxlanIfindex: VXLAN_IFINDEX });
+    });
+  });
+
+  describe("weft_vxlan_in (VXLAN device ingress, L2)", () => {
+    it("bpf - a packet without tunnel metadata from a known peer is dropped as tunnelSource, counted for (unknown, dst)", () => {
+      dp.tunnelPeers.set("192.168.50.2", {});
+      try {
+        const r = testRun(dp.progVxlanIn, ipv4Frame(web()));
+        expect(r.retval, `retval: got ${r.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
+        expect(r.mark & WEFT_MARK_ENFORCED).toBe(0);
+        expect(drops(ReservedIdentity.unknown, DB, "tunnelSource"), "drops[tunnelSource] for (unknown, db)").toBe(1n);
+        expect(dp.counters.get({ srcId: WEB, dstId: DB }), "the claimed source pair is not charged").toBeUndefined();
+      } finally {
+        dp.tunnelPeers.delete("192.168.50.2");
+      }
+    });
+  });
+});

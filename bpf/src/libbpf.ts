@@ -60,9 +60,15 @@ export function libbpf(): Libbpf {
   } catch (err) {
     throw new LibbpfUnavailableError(err);
   }
-  koffi.opaque("bpf_object");
-  koffi.opaque("bpf_program");
-  koffi.opaque("bpf_map");
+  // Opaque handles as named types, declared once per process: vitest may evaluate this module
+  // again in the same process (one fork, several test files) while koffi's registry persists.
+  for (const name of ["bpf_object", "bpf_program", "bpf_map"]) {
+    try {
+      koffi.opaque(name);
+    } catch {
+      /* already declared by an earlier evaluation of this module */
+    }
+  }
   cached = {
     bpf_object__open_file: lib.func("bpf_object *bpf_object__open_file(const char *path, void *opts)"),
     bpf_object__load: lib.func("int bpf_object__load(bpf_object *obj)"),

@@ -13,6 +13,7 @@ import { createUser } from "@nats-io/nkeys";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { startController, type RunningController } from "@weft/controller";
 import { Buckets, Subjects, silentLogger, type NodePolicyRecord } from "@weft/protocol";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodePolicyWatch, nodePolicySubject } from "./policy-watch.js";
 
@@ -25,7 +26,7 @@ const watches: NodePolicyWatch[] = [];
 
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), "weft-policywatch-"));
-  controller = await startController({ stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 } }, log);
+  controller = await startController({ stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 } }, pino({ level: "silent" }));
   kv = await new Kvm(controller.nc).open(Buckets.nodePolicies);
 });
 afterAll(async () => {
@@ -160,7 +161,10 @@ describe("weft-node-policies permissions", () => {
     // A subscription on another node's subject is refused by the server.
     const got: string[] = [];
     const refused: string[] = [];
-    const callback = (err: Error | null, m: { subject: string } | undefined) => (err ? refused.push(err.message) : got.push(m!.subject));
+    const callback = (err: Error | null, m: { subject: string } | undefined): void => {
+      if (err) refused.push(err.message);
+      else got.push(m!.subject);
+    };
     conn.nc.subscribe(nodePolicySubject(other), { callback });
     conn.nc.subscribe(`$KV.${Buckets.nodePolicies}.>`, { callback });
     await conn.nc.flush();

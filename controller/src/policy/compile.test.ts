@@ -5,7 +5,7 @@
  */
 import { Policy, ReservedIdentities, type Identity, type PolicyEntry, type PolicyInput } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
-import { compileForNode, diffEntries, type CompileNode } from "./compile.js";
+import { PolicyCompiler, compileForNode, diffEntries, localIdentitiesOf, type CompileNode } from "./compile.js";
 import { fieldPath, validatePolicy } from "./policies.js";
 
 const id = (n: number, ns: string, sa: string): Identity => ({ id: n, spiffeId: `spiffe://weft.internal/ns/${ns}/sa/${sa}` });
@@ -155,5 +155,39 @@ describe("policy validation", () => {
 
   it("policy - field paths read like the document", () => {
     expect(fieldPath(["rules", 1, "ports", 0, "port"]), "path").toBe("rules[1].ports[0].port");
+  });
+});
+
+describe("policy compiler with workloads", () => {
+  const batch = id(400, "jobs", "batch");
+  const withWorkload = { identity: api, workloads: [{ identity: batch }, { identity: api }] };
+  const input = (docs: PolicyInput[]) => ({ policies: docs.map((d) => Policy.parse(d)), identities: [...identities, batch], nodes });
+
+  it("policy - a node compiles for its own and its workloads' identities; default deny covers each targeted one", () => {
+    const got = compileForNode(
+      input([
+        { name: "to-jobs", rules: [{ action: "allow", from: [{ identity: web.spiffeId }], to: [{ namespace: "jobs" }], ports: [{ protocol: "tcp", port: 9000 }] }] },
+        { name: "deny-db", rules: [{ action: "deny", from: [{ identity: db.spiffeId }], to: [{ namespace: "jobs" }, { identity: api.spiffeId }] }] },
+      ]),
+      withWorkload,
+    );
+    expect(localIdentitiesOf(withWorkload), "local identities, deduplicated").toEqual([api.id, batch.id]);
+    expect(got, "compiled").toEqual({
+      policies: ["deny-db", "to-jobs"],
+      defaultDeny: [api.id, batch.id],
+      entries: [e(web.id, batch.id, 6, 9000, "allow"), e(db.id, api.id, 0, 0, "deny"), e(db.id, batch.id, 0, 0, "deny")],
+    });
+  });
+
+  it("policy - label selectors select node identities, never workload identities", () => {
+    const docs: PolicyInput[] = [{ name: "by-label", rules: [{ action: "allow", from: [{ labels: { tier: "web" } }], to: [{ labels: { tier: "app" } }] }] }];
+    expect(compileForNode(input(docs), { workloads: [{ identity: batch }] }), "a node hosting only the workload").toEqual({ policies: [], defaultDeny: [], entries: [] });
+    expect(compileForNode(input(docs), withWorkload).entries, "the node identity is selected").toEqual([e(web.id, api.id, 0, 0, "allow")]);
+  });
+
+  it("policy - PolicyCompiler gives each node the same result as compileForNode", () => {
+    const docs: PolicyInput[] = [{ name: "mix", rules: [{ action: "allow", from: [{ namespace: "payments" }], to: [{ namespace: "jobs" }, { namespace: "web" }] }] }];
+    const compiler = new PolicyCompiler(input(docs));
+    for (const target of [withWorkload, { identity: web }, { identity: db }, {}]) expect(compiler.compile(target), JSON.stringify(target)).toEqual(compileForNode(input(docs), target));
   });
 });

@@ -1,7 +1,8 @@
 /**
  * @weft/controller — the Weft control plane: NATS + JetStream KV state, join
- * keys, enrollment, IPAM, node registry and liveness, and the REST API (HTTPS
- * with the controller's own CA).
+ * keys, enrollment, IPAM (overlay addresses and workload prefixes), node
+ * registry and liveness, the workloads service, per-node policy distribution,
+ * and the REST API (HTTPS with the controller's own CA).
  */
 export { startController, CONTROLLER_VERSION, type RunningController } from "./controller.js";
 export { ControllerConfig, type ControllerConfigInput } from "./config.js";

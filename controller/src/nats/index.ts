@@ -4,7 +4,7 @@
  * template, the embedded JetStream nats-server, the controller's own connection and
  * buckets, and NatsAccess, which revokes a deleted node's credential on the running
  * server. No connection is anonymous; each agent is confined to its own subjects and
- * read access to the peers bucket.
+ * read access to the peers bucket and to its own key of weft-node-policies.
  */
 export {
   Authority,

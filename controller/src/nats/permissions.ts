@@ -1,8 +1,10 @@
 /**
  * The NATS permission template of an agent user: a pure function of the node id.
  *
- * An agent may publish only under its own node root, and may read (watch and get)
- * the peers bucket through the few JetStream API subjects that needs. It may
+ * An agent may publish only under its own node root, may read (watch and get)
+ * the peers bucket through the few JetStream API subjects that needs, and may read
+ * its own key of weft-node-policies (a subscription on its `$KV` subject and a
+ * direct get of that subject's last message; see kvKeyReadSubjects). It may
  * subscribe only under its own inbox prefix, which is also where the ordered push
  * consumer behind `kv.watch()` delivers (nats.js derives the deliver subject from the
  * connection's `inboxPrefix`). Everything else is denied by omission: no `$KV.>`

@@ -1,6 +1,6 @@
 /**
- * Root: loads bpf/dist/weft_tc.o into the kernel, fills its maps through the typed codecs and runs
- * the tc program on crafted frames with BPF_PROG_RUN (verdicts, counters, unknown sources), pins a
+ * Root: loads the datapath objects (bpf/dist/weft_*.o) into the kernel, fills their shared maps through the typed codecs and runs
+ * weft_to_workload on crafted frames with BPF_PROG_RUN (verdicts, counters, unknown sources), pins a
  * map on a private bpffs and reopens it, and attaches to tc on a veth. Needs CAP_BPF/CAP_NET_ADMIN.
  */
 import { execFileSync } from "node:child_process";
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
 import { BpfError } from "./errors.js";
 import { DropReason, ReservedIdentity, totalDrops, zeroCounters, TcAction, countersKeyCodec, countersValueCodec, ipcacheKeyCodec, ipcacheValueCodec, sumCounters, type CountersValue } from "./layout.js";
-import { BpfMap, PerCpuMap, TypedMap, UpdateFlag } from "./map.js";
+import { BpfMap, PerCpuMap, TypedMap, UpdateFlag, numPossibleCpus } from "./map.js";
 import { ipv4Frame, type PacketSpec } from "./packet.js";
 import { tcAttach, tcDestroyHook, tcDetach } from "./tc.js";
 import { testRun } from "./testrun.js";
@@ -155,6 +155,35 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     expect(left).toEqual([[{ srcId: 5000, dstId: 9, proto: TCP, dport: 443 }, { verdict: "allow" }]]);
     dp.policy.delete({ srcId: 5000, dstId: 9, proto: TCP, dport: 443 });
     console.log(`bpf - policy map update: ${singleUs.toFixed(2)} µs each one by one, ${batchUs.toFixed(2)} µs each in a batch of ${entries.length}`);
+  });
+
+  it("bpf - tunnels, tunnel peers and config: typed batch set, iteration for a startup diff, batch delete", () => {
+    dp.tunnels.setMany([
+      [{ addr: "10.20.1.0", prefixlen: 24 }, { remote: "192.168.7.1" }],
+      [{ addr: "10.20.2.0", prefixlen: 24 }, { remote: "192.168.7.2" }],
+    ]);
+    dp.tunnelPeers.setMany([
+      ["192.168.7.1", {}],
+      ["192.168.7.2", {}],
+    ]);
+    const byAddr = <T>(xs: T[], f: (x: T) => string) => xs.sort((p, q) => f(p).localeCompare(f(q)));
+    expect(byAddr([...dp.tunnels.entries()], ([k]) => k.addr)).toEqual([
+      [{ addr: "10.20.1.0", prefixlen: 24 }, { remote: "192.168.7.1" }],
+      [{ addr: "10.20.2.0", prefixlen: 24 }, { remote: "192.168.7.2" }],
+    ]);
+    expect([...dp.tunnelPeers.keys()].sort()).toEqual(["192.168.7.1", "192.168.7.2"]);
+    dp.tunnels.deleteMany([{ addr: "10.20.1.0", prefixlen: 24 }]);
+    dp.tunnelPeers.deleteMany(["192.168.7.1", "192.168.7.2"]);
+    expect([...dp.tunnels.keys()]).toEqual([{ addr: "10.20.2.0", prefixlen: 24 }]);
+    expect([...dp.tunnelPeers.entries()]).toEqual([]);
+    dp.tunnels.delete({ addr: "10.20.2.0", prefixlen: 24 });
+    expect(dp.getConfig(), "config starts zeroed").toEqual({ vxlanIfindex: 0 });
+    dp.setConfig({ vxlanIfindex: 9 });
+    expect([...dp.config.entries()]).toEqual([[0, { vxlanIfindex: 9 }]]);
+    dp.setConfig({ vxlanIfindex: 0 });
+    const pairs = [...dp.counters.entries()];
+    expect(pairs.length, "counters entries").toBeGreaterThan(0);
+    expect(pairs.every(([, perCpu]) => perCpu.length === numPossibleCpus())).toBe(true);
   });
 
   it("bpf - NOEXIST on an existing key is a typed EEXIST error", () => {

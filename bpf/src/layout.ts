@@ -333,6 +333,11 @@ export function sumCounters(perCpu: readonly CountersValue[]): CountersValue {
   );
 }
 
+/** Dropped packets for one reason: dropCount(v, "policyDeny"). */
+export function dropCount(v: CountersValue, reason: DropReasonName): bigint {
+  return v.drops[DropReason[reason]] ?? 0n;
+}
+
 /** Dropped packets of any reason. */
 export function totalDrops(v: CountersValue): bigint {
   return v.drops.reduce((a, b) => a + b, 0n);

@@ -217,6 +217,15 @@ export class TypedMap<K, V> {
     this.raw.deleteBatch(keys.map((k) => this.#k.encode(k)));
   }
 
+  /** Every key (bpf_map_get_next_key). */
+  *keys(): Generator<K> {
+    for (const key of this.raw.keys()) yield this.#k.decode(key);
+  }
+
+  /**
+   * Every entry (next key, then lookup; entries deleted meanwhile are skipped). What a restarted
+   * agent diffs against its desired state, then applies with setMany/deleteMany.
+   */
   *entries(): Generator<[K, V]> {
     for (const key of this.raw.keys()) {
       const value = this.raw.lookup(key);
@@ -264,5 +273,16 @@ export class PerCpuMap<K, V> {
 
   *keys(): Generator<K> {
     for (const key of this.raw.keys()) yield this.#k.decode(key);
+  }
+
+  /** Every entry with its per-CPU values (sum them with sumCounters). */
+  *entries(): Generator<[K, V[]]> {
+    for (const key of this.raw.keys()) {
+      const buf = this.raw.lookup(key);
+      if (!buf) continue;
+      const out: V[] = [];
+      for (let off = 0; off < buf.length; off += this.#stride) out.push(this.#v.decode(buf, off));
+      yield [this.#k.decode(key), out];
+    }
   }
 }

@@ -8,10 +8,12 @@
  * fits a VNI (24 bits), the packet gets a tunnel key (remote = the peer's underlay address, VNI =
  * source identity, TTL 64), its inner destination MAC becomes WEFT_VXLAN_MAC and it is redirected
  * to the VXLAN device (TC_ACT_REDIRECT). Otherwise it passes (TC_ACT_OK) and routing sends it
- * through WireGuard. WEFT_MARK_ENFORCED is cleared on everything leaving a workload.
+ * through WireGuard. WEFT_MARK_ENFORCED is cleared on everything leaving a workload. Every IPv4
+ * packet is noted in conntrack first, so the replies to it pass the policy at this node.
  */
 #include "lib/common.h"
 #include "lib/config.h"
+#include "lib/conntrack.h"
 #include "lib/ipcache.h"
 #include "lib/mark.h"
 #include "lib/tunnel.h"
@@ -24,21 +26,24 @@ int weft_from_workload(struct __sk_buff *skb)
 	struct weft_config *cfg;
 	struct ethhdr *eth;
 	void *data, *data_end;
-	__u32 addrs[2]; /* saddr, daddr: network order */
+	struct weft_ipv4 p;
 	__u32 src_id;
 
 	mark_clear_enforced(skb);
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, saddr), addrs, sizeof(addrs)) < 0)
+	ipv4_parse(skb, ETH_HLEN, &p);
+	if (!p.have_addrs)
 		return TC_ACT_OK;
-	tunnel = tunnel_lookup4(addrs[1]);
+	/* Whichever path it takes (VXLAN or WireGuard), the workload sent this flow: its replies may come back. */
+	ct_note_sent(&p);
+	tunnel = tunnel_lookup4(p.daddr);
 	if (!tunnel)
 		return TC_ACT_OK;
 	cfg = config_get();
 	if (!cfg || !cfg->vxlan_ifindex)
 		return TC_ACT_OK;
-	src_id = ipcache_lookup4(addrs[0]);
+	src_id = ipcache_lookup4(p.saddr);
 	if (src_id > WEFT_VNI_MAX)
 		return TC_ACT_OK;
 

@@ -50,7 +50,7 @@ export function objectPath(name: string, objectDir?: string): string {
 }
 
 /** The entry objects, in load order: one per program, named like it. */
-export const DATAPATH_PROGRAMS: readonly ProgramNameValue[] = [ProgramName.overlayIn, ProgramName.toWorkload, ProgramName.fromWorkload, ProgramName.vxlanIn];
+export const DATAPATH_PROGRAMS: readonly ProgramNameValue[] = [ProgramName.overlayIn, ProgramName.overlayOut, ProgramName.toWorkload, ProgramName.fromWorkload, ProgramName.vxlanIn];
 
 export interface LoadOptions {
   /** Directory holding weft_overlay_in.o, … (default bpf/dist, where build.sh writes them). */
@@ -84,6 +84,8 @@ export class TcDatapath {
 
   /** weft0 (WireGuard, L3) ingress. */
   readonly progOverlayIn: BpfProgram;
+  /** weft0 egress: conntrack of sent flows, so replies pass policy. */
+  readonly progOverlayOut: BpfProgram;
   /** Workload host-side veth egress (into the workload). */
   readonly progToWorkload: BpfProgram;
   /** Workload host-side veth ingress (out of the workload): VXLAN encapsulation. */
@@ -109,6 +111,7 @@ export class TcDatapath {
     this.pinOutcome = pinOutcome;
     const prog = (name: ProgramNameValue) => this.#objectOf(name).program(name);
     this.progOverlayIn = prog(ProgramName.overlayIn);
+    this.progOverlayOut = prog(ProgramName.overlayOut);
     this.progToWorkload = prog(ProgramName.toWorkload);
     this.progFromWorkload = prog(ProgramName.fromWorkload);
     this.progVxlanIn = prog(ProgramName.vxlanIn);

@@ -34,6 +34,12 @@ export const layouts = {
   tunnelKey: { cName: "weft_tunnel_key", size: 8, fields: { prefixlen: f(0, 4), addr: f(4, 4) } },
   tunnelValue: { cName: "weft_tunnel_value", size: 8, fields: { remote: f(0, 4), flags: f(4, 4) } },
   tunnelPeerValue: { cName: "weft_tunnel_peer_value", size: 4, fields: { flags: f(0, 4) } },
+  ctKey: {
+    cName: "weft_ct_key",
+    size: 16,
+    fields: { saddr: f(0, 4), daddr: f(4, 4), sport: f(8, 2), dport: f(10, 2), proto: f(12, 1), pad0: f(13, 3) },
+  },
+  ctValue: { cName: "weft_ct_value", size: 8, fields: { last_sent_ns: f(0, 8) } },
   config: { cName: "weft_config", size: 32, fields: { vxlan_ifindex: f(0, 4), pad0: f(4, 4), reserved: f(8, 24) } },
 } as const satisfies Record<string, StructLayout<string>>;
 
@@ -85,6 +91,7 @@ export const MapName = {
   tunnels: "weft_tunnels",
   tunnelPeers: "weft_tunnel_peers",
   config: "weft_config",
+  conntrack: "weft_conntrack",
 } as const;
 export type MapNameValue = (typeof MapName)[keyof typeof MapName];
 
@@ -95,9 +102,11 @@ export type MapNameValue = (typeof MapName)[keyof typeof MapName];
  *   toWorkload    a workload's host-side veth, egress (traffic into the workload)
  *   fromWorkload  a workload's host-side veth, ingress (traffic out of the workload)
  *   vxlanIn       the Weft VXLAN collect_md device, ingress
+ *   overlayOut    weft0 egress: notes sent flows in conntrack so their replies pass (never drops)
  */
 export const ProgramName = {
   overlayIn: "weft_overlay_in",
+  overlayOut: "weft_overlay_out",
   toWorkload: "weft_to_workload",
   fromWorkload: "weft_from_workload",
   vxlanIn: "weft_vxlan_in",

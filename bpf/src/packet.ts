@@ -9,6 +9,9 @@ export interface PacketSpec {
   /** Ports for tcp/udp (ignored for icmp). */
   sport?: number;
   dport?: number;
+  /** ICMP type (default 8, echo request; 0 is echo reply) and echo id (default 1). */
+  icmpType?: number;
+  icmpId?: number;
   /** Payload bytes after the L4 header; default none. */
   payload?: Buffer;
   /** IPv4 options (a multiple of 4 bytes, at most 40): the L4 header moves back by as much. */
@@ -42,8 +45,8 @@ export function ipv4Packet(spec: PacketSpec): Buffer {
   const l4 = Buffer.alloc(l4Len);
   payload.copy(l4, l4HdrLen);
   if (spec.proto === "icmp") {
-    l4.writeUInt8(8, 0); // echo request
-    l4.writeUInt16BE(1, 4); // id
+    l4.writeUInt8(spec.icmpType ?? 8, 0); // echo request unless told
+    l4.writeUInt16BE(spec.icmpId ?? 1, 4); // id
     l4.writeUInt16BE(1, 6); // seq
     l4.writeUInt16BE(checksum(l4), 2);
   } else {

@@ -106,7 +106,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     expect(ping().received, "ping before anything is attached").toBe(3);
     const dp = TcDatapath.open({ pinDir });
     open.push(dp);
-    expect(Object.values(dp.pinOutcome), "first open creates every map").toEqual(Array(7).fill("created"));
+    expect(Object.values(dp.pinOutcome), "first open creates every map").toEqual(Array(Object.values(MapName).length).fill("created"));
     for (const m of Object.values(MapName)) expect(existsSync(join(pinDir, "maps", m)), `maps/${m} pinned`).toBe(true);
     for (const p of Object.values(ProgramName)) expect(existsSync(join(pinDir, "progs", p)), `progs/${p} pinned`).toBe(true);
 
@@ -129,7 +129,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     const oldProg = Number(/ id (\d+)/.exec(sh("tc", "filter", "show", "dev", HOST_DEV, "egress"))?.[1]);
     const dp = TcDatapath.open({ pinDir });
     open.push(dp);
-    expect(Object.values(dp.pinOutcome), "every map reused").toEqual(Array(7).fill("reused"));
+    expect(Object.values(dp.pinOutcome), "every map reused").toEqual(Array(Object.values(MapName).length).fill("reused"));
     expect(dp.ipcache.get({ addr: NS_ADDR, prefixlen: 32 }), "ipcache entry kept").toEqual({ identity: W_ID });
     expect(dp.policyDefault.get(W_ID)).toEqual({ defaultDeny: true });
     expect(sumCounters(dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? []).drops[DropReason.defaultDeny], "counters kept").toBe(6n);

@@ -197,4 +197,49 @@ describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
       }
     });
   });
+
+  describe("conntrack: replies pass the sender's own policy", () => {
+    // This node hosts DB (default deny, nothing allows WEB -> DB on tcp/80 or icmp): DB calls out to WEB.
+    const conntrack = () => dp.map("weft_conntrack");
+    const clearConntrack = () => {
+      const ct = conntrack();
+      for (const k of [...ct.keys()]) ct.delete(k);
+    };
+    const reply = (over: Partial<PacketSpec> = {}): PacketSpec => ({ src: "10.0.0.5", dst: "10.0.1.7", proto: "tcp", sport: 80, dport: 33000, ...over });
+    beforeEach(clearConntrack);
+
+    it("bpf - a reply to a flow sent out of weft0 passes the default deny; before the flow was sent it is dropped", () => {
+      expect(testRun(dp.progOverlayIn, ipv4Packet(reply())).retval, "unsolicited: default deny").toBe(TcAction.shot);
+      const out = testRun(dp.progOverlayOut, ipv4Packet({ src: "10.0.1.7", dst: "10.0.0.5", proto: "tcp", sport: 33000, dport: 80 }));
+      expect(out.retval, "weft_overlay_out never drops").toBe(TcAction.ok);
+      expect([...conntrack().keys()].length, "one flow noted").toBe(1);
+      const r = testRun(dp.progOverlayIn, ipv4Packet(reply()));
+      expect(r.retval, `reply retval: got ${r.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
+      expect(r.mark & WEFT_MARK_ENFORCED, "the reply is marked enforced").toBe(WEFT_MARK_ENFORCED);
+      expect(counters(WEB, DB).packets, "replies are counted").toBe(2n);
+      // Same addresses, another port: not a reply, the policy decides.
+      expect(testRun(dp.progOverlayIn, ipv4Packet(reply({ dport: 33001 }))).retval, "other port: still denied").toBe(TcAction.shot);
+      expect(testRun(dp.progOverlayIn, ipv4Packet(reply({ proto: "udp" }))).retval, "other protocol: still denied").toBe(TcAction.shot);
+    });
+
+    it("bpf - an ICMP echo reply matches the request a workload sent by its id (any path), another id does not", () => {
+      testRun(dp.progFromWorkload, ipv4Frame({ src: "10.0.1.7", dst: "10.0.0.5", proto: "icmp", icmpId: 4242 }));
+      const ok = testRun(dp.progOverlayIn, ipv4Packet({ src: "10.0.0.5", dst: "10.0.1.7", proto: "icmp", icmpType: 0, icmpId: 4242 }));
+      expect(ok.retval, "echo reply with the request's id").toBe(TcAction.ok);
+      const other = testRun(dp.progOverlayIn, ipv4Packet({ src: "10.0.0.5", dst: "10.0.1.7", proto: "icmp", icmpType: 0, icmpId: 4243 }));
+      expect(other.retval, "echo reply with another id").toBe(TcAction.shot);
+      const request = testRun(dp.progOverlayIn, ipv4Packet({ src: "10.0.0.5", dst: "10.0.1.7", proto: "icmp", icmpType: 8, icmpId: 4242 }));
+      expect(request.retval, "a new echo request from WEB is still up to DB's policy").toBe(TcAction.shot);
+    });
+
+    it("bpf - a flow RECEIVED (not sent) creates no entry: a peer cannot open a path back in", () => {
+      dp.policy.set({ srcId: WEB, dstId: DB, proto: TCP, dport: 9000 }, { verdict: "allow" });
+      try {
+        expect(testRun(dp.progOverlayIn, ipv4Packet(web({ dport: 9000 }))).retval).toBe(TcAction.ok);
+        expect([...conntrack().keys()].length, "nothing noted on ingress").toBe(0);
+      } finally {
+        dp.policy.delete({ srcId: WEB, dstId: DB, proto: TCP, dport: 9000 });
+      }
+    });
+  });
 });

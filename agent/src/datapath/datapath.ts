@@ -3,6 +3,7 @@
  * devices and kept in line with the control plane.
  *
  *   weft0 ingress            weft_overlay_in    policy for traffic that arrives over WireGuard
+ *   weft0 egress             weft_overlay_out   conntrack of flows sent, so their replies pass
  *   workload veth ingress    weft_from_workload same-site VXLAN encapsulation of workload traffic
  *   workload veth egress     weft_to_workload   policy for traffic into a workload not yet checked
  *   VXLAN device ingress     weft_vxlan_in      policy with the source identity from the VNI
@@ -60,8 +61,9 @@ export class AgentDatapath {
     }
   }
 
-  /** Enforces policy on traffic arriving through the WireGuard interface. */
+  /** Enforces policy on traffic arriving through the WireGuard interface; notes what leaves it so replies get back in. */
   async attachOverlay(ifname: string): Promise<void> {
+    await this.#attach(ifname, "egress", this.#dp.progOverlayOut);
     await this.#attach(ifname, "ingress", this.#dp.progOverlayIn);
   }
 

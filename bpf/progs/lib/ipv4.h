@@ -16,7 +16,18 @@ struct weft_ipv4 {
 	__u16 dport; /* network byte order; 0 for other protocols and non-first fragments */
 	__u8 proto;
 	__u8 have_addrs; /* saddr/daddr are valid (the IPv4 header could be read) */
+	/* The flow's ports for conntrack (network order): tcp/udp ports; the id for ICMP echo; else 0. */
+	__u16 ct_sport;
+	__u16 ct_dport;
+	__u8 icmp_echo; /* WEFT_ICMP_IS_REQUEST or WEFT_ICMP_IS_REPLY for ICMP echo, else 0 */
+	__u8 pad0[3];
 };
+
+#define WEFT_ICMP_IS_REQUEST 1
+#define WEFT_ICMP_IS_REPLY 2
+
+#define WEFT_ICMP_ECHOREPLY 0
+#define WEFT_ICMP_ECHO 8
 
 /* Parses the IPv4 packet at l3_off. Returns WEFT_DROP_NONE or WEFT_DROP_MALFORMED. */
 static __always_inline __u32 ipv4_parse(struct __sk_buff *skb, __u32 l3_off, struct weft_ipv4 *out)
@@ -26,6 +37,9 @@ static __always_inline __u32 ipv4_parse(struct __sk_buff *skb, __u32 l3_off, str
 
 	out->have_addrs = 0;
 	out->dport = 0;
+	out->ct_sport = 0;
+	out->ct_dport = 0;
+	out->icmp_echo = 0;
 	if (bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)) < 0)
 		return WEFT_DROP_MALFORMED;
 	ihl = ip.ihl * 4;
@@ -39,8 +53,24 @@ static __always_inline __u32 ipv4_parse(struct __sk_buff *skb, __u32 l3_off, str
 	/* Ports only from the first fragment; later fragments match "any port" rules only. */
 	if (!(ip.frag_off & bpf_htons(0x1fff)) && (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP)) {
 		/* tcp and udp both start with source then destination port. */
-		if (bpf_skb_load_bytes(skb, l3_off + ihl + 2, &out->dport, sizeof(out->dport)) < 0)
+		__u16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, l3_off + ihl, ports, sizeof(ports)) < 0)
 			return WEFT_DROP_MALFORMED;
+		out->dport = ports[1];
+		out->ct_sport = ports[0];
+		out->ct_dport = ports[1];
+	} else if (!(ip.frag_off & bpf_htons(0x1fff)) && ip.protocol == IPPROTO_ICMP) {
+		/* type, code, checksum, then the echo id: a request and its reply share it. */
+		__u8 icmp[6];
+
+		if (bpf_skb_load_bytes(skb, l3_off + ihl, icmp, sizeof(icmp)) == 0 && (icmp[0] == WEFT_ICMP_ECHO || icmp[0] == WEFT_ICMP_ECHOREPLY)) {
+			__u16 id = (__u16)icmp[4] | ((__u16)icmp[5] << 8);
+
+			out->ct_sport = id;
+			out->ct_dport = id;
+			out->icmp_echo = icmp[0] == WEFT_ICMP_ECHO ? WEFT_ICMP_IS_REQUEST : WEFT_ICMP_IS_REPLY;
+		}
 	}
 	return WEFT_DROP_NONE;
 }

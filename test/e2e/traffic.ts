@@ -19,7 +19,7 @@ export interface Spawned {
 }
 
 /** Starts argv in a lab node; resolves once stdout contains `readyText` (if given). */
-export async function spawnReady(opts: LabOptions, node: string, argv: string[], readyText?: string, timeoutMs = 5000): Promise<Spawned> {
+export async function spawnReady(opts: LabOptions, node: string, argv: string[], readyText?: string, timeoutMs = 5000, readyOn: "stdout" | "stderr" = "stdout"): Promise<Spawned> {
   const child = spawnInHost(opts, node, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
@@ -35,7 +35,7 @@ export async function spawnReady(opts: LabOptions, node: string, argv: string[],
     try {
       await waitUntil(`${argv[0]} ready on ${node}`, timeoutMs, async () => {
         if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${err.trim()}`);
-        return out.includes(readyText);
+        return (readyOn === "stdout" ? out : err).includes(readyText);
       }, 20);
     } catch (e) {
       await stop();
@@ -150,9 +150,9 @@ export interface Capture {
 /** Captures on `iface` inside a lab node (a gateway or inet: the underlay) into a temp pcap. */
 export async function capture(opts: LabOptions, node: string, iface: string, filter: string[] = []): Promise<Capture> {
   const file = join(tmpdir(), `weft-e2e-${node}-${iface}-${process.pid}-${Date.now()}.pcap`);
-  const p = await spawnReady(opts, node, ["tcpdump", "-i", iface, "-n", "-U", "-s", "0", "-w", file, ...filter], undefined);
-  // tcpdump reports "listening on" on stderr; give it a moment to open the socket.
-  await waitUntil(`tcpdump on ${node} ${iface}`, 5000, async () => (await readFile(file).catch(() => undefined)) !== undefined, 20);
+  const p = await spawnReady(opts, node, ["tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0", "-w", file, ...filter], "listening on", 5000, "stderr");
+  // "listening on" comes just before the capture loop starts; let it settle.
+  await new Promise((r) => setTimeout(r, 300));
   return {
     file,
     async stop() {

@@ -55,6 +55,9 @@ export async function plumbWorkload(run: CommandRunner, w: WorkloadLink, opts: P
     await inNs("link", "set", "lo", "up");
     await inNs("link", "set", "eth0", "mtu", String(opts.mtu), "up");
     await inNs("addr", "replace", `${w.address}/32`, "dev", "eth0");
+    // A workload whose address changed (the node enrolled again) keeps only the new one.
+    for (const stale of await ipv4Addresses(run, ["-n", w.netns], "eth0")) if (stale !== w.address) await inNs("addr", "del", `${stale}/32`, "dev", "eth0");
+    for (const route of await hostRoutes(run, host)) if (route !== w.address && route !== WORKLOAD_GATEWAY) await run.run(["ip", "route", "del", `${route}/32`, "dev", host]);
     await inNs("route", "replace", `${WORKLOAD_GATEWAY}/32`, "dev", "eth0", "scope", "link");
     await inNs("route", "replace", "default", "via", WORKLOAD_GATEWAY, "dev", "eth0", "onlink");
   } catch (err) {
@@ -74,4 +77,16 @@ export async function unplumbWorkload(run: CommandRunner, name: string): Promise
 /** Turns on IPv4 forwarding in this network namespace: workloads' traffic is routed by the host. */
 export async function enableForwarding(run: CommandRunner): Promise<void> {
   await run.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+}
+
+async function ipv4Addresses(run: CommandRunner, ns: string[], dev: string): Promise<string[]> {
+  const { stdout } = await run.run(["ip", ...ns, "-4", "-json", "addr", "show", "dev", dev]);
+  const parsed = JSON.parse(stdout) as { addr_info?: { local?: string; scope?: string }[] }[];
+  return (parsed[0]?.addr_info ?? []).filter((a) => a.scope === "global" && typeof a.local === "string").map((a) => a.local as string);
+}
+
+/** /32 destinations the host routes to a workload's veth. */
+async function hostRoutes(run: CommandRunner, dev: string): Promise<string[]> {
+  const { stdout } = await run.run(["ip", "-4", "-json", "route", "show", "dev", dev]);
+  return (JSON.parse(stdout) as { dst?: string }[]).map((r) => r.dst ?? "").filter((d) => /^\d+\.\d+\.\d+\.\d+$/.test(d));
 }

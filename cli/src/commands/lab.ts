@@ -145,22 +145,22 @@ async function policyDemo(cluster: LabCluster, opts: LabOptions, say: (line: str
     say(`\n==> applying ${file}: web -> api, api and ledger -> db on tcp/7000; web never reaches db`);
     for (const p of parsePolicyFile(await readFile(file, "utf8"), file)) await client.applyPolicy(p);
     await new Promise((r) => setTimeout(r, 1000));
-    const probes: [string, string][] = [
-      ["aws-1-web", "aws-2-api"],
-      ["gcp-1-web", "azure-2-api"],
-      ["aws-2-api", "azure-1-db"],
-      ["onprem-1-ledger", "gcp-2-db"],
-      ["aws-1-web", "azure-1-db"],
-      ["onprem-1-ledger", "azure-2-api"],
-      ["gcp-2-db", "aws-1-web"],
+    const probes: [string, string, string][] = [
+      ["aws-1-web", "aws-2-api", "allow web -> api (same site: VXLAN)"],
+      ["gcp-1-web", "azure-2-api", "allow web -> api (across clouds)"],
+      ["aws-2-api", "azure-1-db", "allow api -> db"],
+      ["onprem-1-ledger", "gcp-2-db", "allow ledger -> db (from on-prem)"],
+      ["aws-1-web", "azure-1-db", "deny web -> db wins"],
+      ["onprem-1-ledger", "azure-2-api", "api is default-deny: no rule for ledger"],
+      ["gcp-2-db", "aws-1-web", "web has no policy: open"],
     ];
     const rows = await Promise.all(
-      probes.map(async ([from, to]) => {
+      probes.map(async ([from, to, why]) => {
         const r = await echoProbe(opts, from, { address: addresses.get(to) ?? "", port: 7000, protocol: "tcp", timeoutMs: 1500 });
-        return [from, to, `tcp/7000`, r.ok ? "allowed" : "dropped"];
+        return [from, to, `tcp/7000`, r.ok ? "allowed" : "dropped", why];
       }),
     );
-    process.stdout.write(`${formatTable(["FROM", "TO", "PORT", "RESULT"], rows)}\n`);
+    process.stdout.write(`${formatTable(["FROM", "TO", "PORT", "RESULT", "WHY"], rows)}\n`);
     const state = await loadState(cluster.agents.get("azure-1")!.stateDir);
     const flows = flowRows(readPinnedFlows(hostPinDir(opts, "azure-1")), state?.applied?.peers ?? []).filter((f) => f.source.includes("/ns/shop/"));
     say(`\n==> weft flows on azure-1 (counters per identity pair, from the pinned eBPF map)`);

@@ -14,6 +14,8 @@
 #include "lib/common.h"
 #include "lib/config.h"
 #include "lib/conntrack.h"
+#include "lib/counters.h"
+#include "lib/endpoints.h"
 #include "lib/ipcache.h"
 #include "lib/mark.h"
 #include "lib/tunnel.h"
@@ -35,6 +37,10 @@ int weft_from_workload(struct __sk_buff *skb)
 	ipv4_parse(skb, ETH_HLEN, &p);
 	if (!p.have_addrs)
 		return TC_ACT_OK;
+	if (!endpoint_source_ok(skb->ifindex, p.saddr)) {
+		counters_account(ipcache_lookup4(p.saddr), ipcache_lookup4(p.daddr), skb->len, WEFT_DROP_SPOOFED);
+		return TC_ACT_SHOT;
+	}
 	/* Whichever path it takes (VXLAN or WireGuard), the workload sent this flow: its replies may come back. */
 	ct_note_sent(&p);
 	tunnel = tunnel_lookup4(p.daddr);

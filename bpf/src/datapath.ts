@@ -14,6 +14,7 @@ import {
   MapName,
   ProgramName,
   configValueCodec,
+  endpointValueCodec,
   countersKeyCodec,
   countersValueCodec,
   identityKeyCodec,
@@ -27,6 +28,7 @@ import {
   tunnelPeerValueCodec,
   tunnelValueCodec,
   type ConfigValue,
+  type EndpointValue,
   type CountersKey,
   type CountersValue,
   type IpcacheKey,
@@ -104,6 +106,8 @@ export class TcDatapath {
   readonly tunnelPeers: TypedMap<string, TunnelPeerValue>;
   /** Key: always 0. Prefer getConfig()/setConfig(). */
   readonly config: TypedMap<number, ConfigValue>;
+  /** Key: ifindex of a workload's host-side veth -> the source address it may use. */
+  readonly endpoints: TypedMap<number, EndpointValue>;
 
   private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>) {
     this.objects = objects;
@@ -122,6 +126,7 @@ export class TcDatapath {
     this.tunnels = new TypedMap(this.map(MapName.tunnels), tunnelKeyCodec, tunnelValueCodec);
     this.tunnelPeers = new TypedMap(this.map(MapName.tunnelPeers), ipv4AddrCodec, tunnelPeerValueCodec);
     this.config = new TypedMap(this.map(MapName.config), identityKeyCodec, configValueCodec);
+    this.endpoints = new TypedMap(this.map(MapName.endpoints), identityKeyCodec, endpointValueCodec);
   }
 
   #objectOf(program: ProgramNameValue): BpfObject {

@@ -40,6 +40,7 @@ export const layouts = {
     fields: { saddr: f(0, 4), daddr: f(4, 4), sport: f(8, 2), dport: f(10, 2), proto: f(12, 1), pad0: f(13, 3) },
   },
   ctValue: { cName: "weft_ct_value", size: 8, fields: { last_sent_ns: f(0, 8) } },
+  endpointValue: { cName: "weft_endpoint_value", size: 8, fields: { addr: f(0, 4), identity: f(4, 4) } },
   config: { cName: "weft_config", size: 32, fields: { vxlan_ifindex: f(0, 4), pad0: f(4, 4), reserved: f(8, 24) } },
 } as const satisfies Record<string, StructLayout<string>>;
 
@@ -51,7 +52,7 @@ export const Verdict = { none: 0, allow: 1, deny: 2 } as const;
 export type VerdictName = Exclude<keyof typeof Verdict, "none">;
 
 /** enum weft_drop_reason (verdict.h). Never renumber; new reasons are appended. */
-export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3, tunnelSource: 4 } as const;
+export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3, tunnelSource: 4, spoofed: 5 } as const;
 export type DropReasonName = keyof typeof DropReason;
 
 /** The name of a drop-reason code (`policyDeny`), or `reason<n>` for a code this build does not know. */
@@ -92,6 +93,7 @@ export const MapName = {
   tunnelPeers: "weft_tunnel_peers",
   config: "weft_config",
   conntrack: "weft_conntrack",
+  endpoints: "weft_endpoints",
 } as const;
 export type MapNameValue = (typeof MapName)[keyof typeof MapName];
 
@@ -397,6 +399,28 @@ export const tunnelPeerValueCodec: Codec<TunnelPeerValue> = {
   },
   decode() {
     return {};
+  },
+};
+
+/** weft_endpoints value: the one source address a workload's veth may carry. */
+export interface EndpointValue {
+  addr: string;
+  identity: number;
+}
+
+export const endpointValueCodec: Codec<EndpointValue> = {
+  size: L.endpointValue.size,
+  encode({ addr, identity }) {
+    const buf = zeroed(L.endpointValue.size);
+    ipv4Bytes(addr).copy(buf, L.endpointValue.fields.addr.offset);
+    buf.writeUInt32LE(u32("identity", identity), L.endpointValue.fields.identity.offset);
+    return buf;
+  },
+  decode(buf, offset = 0) {
+    return {
+      addr: ipv4String(buf, offset + L.endpointValue.fields.addr.offset),
+      identity: buf.readUInt32LE(offset + L.endpointValue.fields.identity.offset),
+    };
   },
 };
 

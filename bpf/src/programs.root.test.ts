@@ -183,6 +183,23 @@ describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
     });
   });
 
+  describe("weft_from_workload: source check (weft_endpoints)", () => {
+    // BPF_PROG_RUN runs a tc program on the loopback device: ifindex 1 stands for the workload's veth.
+    const LO = 1;
+    it("bpf - a packet whose source is not the workload's registered address is dropped as spoofed; its own passes", () => {
+      dp.endpoints.set(LO, { addr: "10.0.0.5", identity: WEB });
+      try {
+        const spoofed = testRun(dp.progFromWorkload, ipv4Frame(web({ src: "10.0.0.6" })));
+        expect(spoofed.retval, `spoofed retval: got ${spoofed.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
+        expect(drops(WEB, DB, "spoofed"), "drops[spoofed] for the claimed pair").toBe(1n);
+        expect(testRun(dp.progFromWorkload, ipv4Frame(web())).retval, "its own address").not.toBe(TcAction.shot);
+      } finally {
+        dp.endpoints.delete(LO);
+      }
+      expect(testRun(dp.progFromWorkload, ipv4Frame(web({ src: "10.0.0.6" }))).retval, "an unregistered device is not checked").not.toBe(TcAction.shot);
+    });
+  });
+
   describe("weft_vxlan_in (VXLAN device ingress, L2)", () => {
     it("bpf - a packet without tunnel metadata from a known peer is dropped as tunnelSource, counted for (unknown, dst)", () => {
       dp.tunnelPeers.set("192.168.50.2", {});

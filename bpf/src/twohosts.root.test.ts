@@ -300,6 +300,37 @@ describe.skipIf(!isRoot)("bpf - two hosts: VXLAN with the identity in the VNI, a
     expect(ping(1)).toBe(1);
   });
 
+  it("bpf - a workload using an address that is not its own is dropped as spoofed: at the receiver (VXLAN), and at the sender with weft_endpoints", () => {
+    const SPOOF = "10.91.9.9";
+    const spoofPing = () => {
+      try {
+        return /(\d+) received/.exec(inNs(`${tag}-wa`, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", SPOOF, WORKLOAD.b))?.[1];
+      } catch (err) {
+        return /(\d+) received/.exec(String((err as { stdout?: string }).stdout ?? ""))?.[1];
+      }
+    };
+    sh("ip", "-n", `${tag}-wa`, "addr", "add", `${SPOOF}/32`, "dev", "eth0");
+    const endpointIndex = ifindexIn(a.ns, a.wdev);
+    try {
+      // B: the inner source is not in A's workload prefix, whose tunnel is A.
+      const atB = () => dropCount(counters(b, ReservedIdentity.world, B_ID), "spoofed");
+      const beforeB = atB();
+      expect(spoofPing(), "replies to a spoofed source over VXLAN").toBe("0");
+      expect(atB() - beforeB, "drops[spoofed] at B for (world, B)").toBe(3n);
+      // A: with its endpoint registered, the spoofed packet never leaves the host.
+      dpOf(a).endpoints.set(endpointIndex, { addr: WORKLOAD.a, identity: A_ID });
+      const atA = () => dropCount(counters(a, ReservedIdentity.world, B_ID), "spoofed");
+      const [beforeA, beforeB2] = [atA(), atB()];
+      expect(spoofPing(), "replies with the endpoint check at the sender").toBe("0");
+      expect(atA() - beforeA, "drops[spoofed] at A").toBe(3n);
+      expect(atB() - beforeB2, "nothing reached B").toBe(0n);
+      expect(ping(1), "the workload's own address still passes the endpoint check").toBe(1);
+    } finally {
+      dpOf(a).endpoints.delete(endpointIndex);
+      sh("ip", "-n", `${tag}-wa`, "addr", "del", `${SPOOF}/32`, "dev", "eth0");
+    }
+  });
+
   describe.skipIf(!hasWireguardGo)("the WireGuard path (wireguard-go, an L3 TUN device)", () => {
     beforeAll(async () => {
       const keys = Object.fromEntries(

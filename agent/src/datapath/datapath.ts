@@ -67,10 +67,23 @@ export class AgentDatapath {
     await this.#attach(ifname, "ingress", this.#dp.progOverlayIn);
   }
 
-  /** Encapsulation on the way out of a workload, policy on the way in. */
-  async attachWorkload(hostIfname: string): Promise<void> {
+  /**
+   * Registers the workload's one source address (anything else it sends is dropped as spoofed),
+   * then puts encapsulation on the way out of it and policy on the way in. Returns the veth's ifindex.
+   */
+  async attachWorkload(hostIfname: string, workload: { address: string; identity: number }): Promise<number> {
+    const ifindex = await ifindexOf(this.#o.run, hostIfname);
+    this.#dp.endpoints.set(ifindex, { addr: workload.address, identity: workload.identity });
     await this.#attach(hostIfname, "ingress", this.#dp.progFromWorkload);
     await this.#attach(hostIfname, "egress", this.#dp.progToWorkload);
+    return ifindex;
+  }
+
+  /** Forgets the endpoints of veths that are not in `ifindexes` (workloads removed). */
+  retainEndpoints(ifindexes: readonly number[]): SyncResult {
+    const keep = new Set(ifindexes);
+    const desired = new Map([...this.#dp.endpoints.entries()].filter(([k]) => keep.has(k)).map(([k, v]) => [String(k), [k, v] as const]));
+    return syncMap(this.#dp.endpoints, desired, (k) => String(k), sameFields);
   }
 
   /**

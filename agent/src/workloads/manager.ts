@@ -54,12 +54,15 @@ export class WorkloadManager {
   async #plumbAll(workloads: readonly Workload[]): Promise<void> {
     const byName = new Map(this.o.configured.map((c) => [c.name, c]));
     if (workloads.length > 0) await enableForwarding(this.o.run);
+    const attached: number[] = [];
     for (const w of workloads) {
       const conf = byName.get(w.name);
       if (!conf) continue; // recorded earlier but no longer configured: sync() removes it
       const host = await plumbWorkload(this.o.run, { name: w.name, netns: conf.netns, address: w.address }, { overlayAddress: this.o.overlayAddress(), mtu: this.o.mtu });
-      await this.o.datapath?.attachWorkload(host);
+      const ifindex = await this.o.datapath?.attachWorkload(host, { address: w.address, identity: w.identity.id });
+      if (ifindex !== undefined) attached.push(ifindex);
       this.o.log.info({ workload: w.name, address: w.address, identity: w.identity.spiffeId, device: host }, "workload plumbed");
     }
+    this.o.datapath?.retainEndpoints(attached);
   }
 }

@@ -23,6 +23,8 @@ enum weft_drop_reason {
 	WEFT_DROP_DEFAULT_DENY = 2,  /* no allow rule and the destination identity is default-deny */
 	WEFT_DROP_MALFORMED = 3,     /* IPv4 header truncated or invalid, or the L4 ports missing */
 	WEFT_DROP_TUNNEL_SOURCE = 4, /* VXLAN from an underlay address not in weft_tunnel_peers, or no tunnel metadata */
+	WEFT_DROP_SPOOFED = 5,       /* a source address its sender may not use: a workload not using its own, or an
+					inner VXLAN source outside the sending peer's workload prefix */
 	__WEFT_DROP_END,             /* one past the last code; not a reason */
 };
 

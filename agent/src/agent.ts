@@ -12,6 +12,7 @@ import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { LatestWins } from "./control/applier.js";
 import { PeerWatch, type PeerSet } from "./control/peer-watch.js";
 import { NodePolicyWatch } from "./control/policy-watch.js";
+import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { agentRegistry, serveMetrics } from "./metrics.js";
@@ -64,6 +65,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const run = createCommandRunner();
   // Fail static: the pinned maps still hold what the last agent applied; the cache refills them
   // when the pins are gone (a reboot) before any program is attached.
+  if (config.datapath.enabled && (await ensureBpffs(config.datapath.pinDir, run))) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
   const datapath = config.datapath.enabled
     ? AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: root.child({ component: "datapath" }) })
     : undefined;
@@ -196,14 +198,16 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   };
   void startPolicyWatch();
   let workloadsTimer: NodeJS.Timeout | undefined;
+  let workloadsRetryMs = 1000;
   const syncWorkloads = async (): Promise<void> => {
     clearTimeout(workloadsTimer);
     try {
-      const before = state.workloads;
-      await workloads.sync(nc, before);
+      await workloads.sync(nc, state.workloads);
+      workloadsRetryMs = 1000;
     } catch (err) {
-      log.error({ err }, "cannot sync workloads with the controller; retrying in 10 s");
-      if (!nc.isClosed()) workloadsTimer = setTimeout(() => void syncWorkloads(), 10_000);
+      log.error({ err, retryInMs: workloadsRetryMs }, "cannot sync workloads with the controller; retrying");
+      if (!nc.isClosed()) workloadsTimer = setTimeout(() => void syncWorkloads(), workloadsRetryMs);
+      workloadsRetryMs = Math.min(workloadsRetryMs * 2, 30_000);
     }
   };
   if (config.workloads.length > 0 || (state.workloads?.length ?? 0) > 0) void syncWorkloads();
@@ -213,6 +217,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       publishStatus({ nats: "connected" });
       void startWatch();
       void startPolicyWatch();
+      if (config.workloads.length > 0) void syncWorkloads();
     },
   });
 

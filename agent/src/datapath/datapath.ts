@@ -153,6 +153,8 @@ export class AgentDatapath {
       await run.run(["ip", "link", "add", name, "address", WEFT_VXLAN_MAC, "mtu", String(this.#o.vxlanMtu ?? 1450), "type", "vxlan", "external", "dstport", String(port)]);
       // Decapsulated packets come from a remote workload whose route points into WireGuard.
       await run.run(["sysctl", "-q", "-w", `net.ipv4.conf.${name}.rp_filter=0`]);
+      const all = (await run.run(["sysctl", "-n", "net.ipv4.conf.all.rp_filter"]).catch(() => ({ stdout: "" }))).stdout.trim();
+      if (all === "1") log.warn({ device: name }, "net.ipv4.conf.all.rp_filter is 1 (strict): the kernel drops decapsulated same-site workload traffic; set it to 2 (loose) or 0");
       log.info({ device: name, port }, "same-site encapsulation on: VXLAN device created");
     }
     await run.run(["ip", "link", "set", name, "up"]);

@@ -4,9 +4,34 @@
  */
 export { BpfError, BpfFsError, BpfPinIncompatibleError, BpfSizeError, LibbpfUnavailableError, errnoName, type MapShape } from "./errors.js";
 export { BpfObject, BpfProgram, type MapDef } from "./object.js";
-export { BpfMap, PerCpuMap, TypedMap, UpdateFlag, mapInfoByFd, numPossibleCpus, type MapInfo } from "./map.js";
+export {
+  BpfMap,
+  MapFlag,
+  MapType,
+  PerCpuMap,
+  TypedMap,
+  UpdateFlag,
+  mapInfoByFd,
+  numPossibleCpus,
+  type BatchChunk,
+  type LookupBatchOptions,
+  type MapCreateOptions,
+  type MapInfo,
+} from "./map.js";
 export { testRun, type TestRunOptions, type TestRunResult } from "./testrun.js";
 export { tcAttach, tcDetach, tcDestroyHook, type TcAttachOptions, type TcAttachment, type TcDirection } from "./tc.js";
+export {
+  BpfCgroupPathError,
+  CGROUP2_SUPER_MAGIC,
+  CGROUP_ATTACH_TYPE,
+  cgroupAttach,
+  cgroupDetach,
+  cgroupQuery,
+  type CgroupAttachMode,
+  type CgroupAttachOptions,
+  type CgroupAttachType,
+  type CgroupAttachment,
+} from "./cgroup.js";
 export { DATAPATH_PROGRAMS, TcDatapath, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
 export { BPF_FS_MAGIC, DEFAULT_PIN_DIR, ensurePinDir, isBpffs, pinLayout, removePins, unpinAll, type PinLayout } from "./pin.js";
 export { internetChecksum, ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";

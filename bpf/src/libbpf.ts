@@ -1,6 +1,6 @@
 /**
  * Raw FFI to the system libbpf.so.1 (Debian libbpf1, 1.1+) through koffi. Internal: use the
- * typed wrappers in object.ts, map.ts, tc.ts and testrun.ts. Pointers to libbpf option structs
+ * typed wrappers in object.ts, map.ts, tc.ts, cgroup.ts and testrun.ts. Pointers to libbpf option structs
  * are passed as Buffers laid out by hand (offsets from <bpf/bpf.h> and <bpf/libbpf.h>, x86-64 and
  * arm64 LP64); pointers inside them point at koffi-allocated native memory.
  */
@@ -44,6 +44,12 @@ export interface Libbpf {
   bpf_tc_detach: Fn;
   libbpf_num_possible_cpus: Fn;
   close: Fn;
+  bpf_map_create: Fn;
+  bpf_map_lookup_batch: Fn;
+  bpf_prog_attach: Fn;
+  bpf_prog_detach2: Fn;
+  bpf_prog_query: Fn;
+  bpf_prog_get_fd_by_id: Fn;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -103,6 +109,12 @@ export function libbpf(): Libbpf {
     bpf_tc_detach: lib.func("int bpf_tc_detach(const void *hook, const void *opts)"),
     libbpf_num_possible_cpus: lib.func("int libbpf_num_possible_cpus(void)"),
     close: libc.func("int close(int fd)"),
+    bpf_map_create: lib.func("int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)"),
+    bpf_map_lookup_batch: lib.func("int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)"),
+    bpf_prog_attach: lib.func("int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)"),
+    bpf_prog_detach2: lib.func("int bpf_prog_detach2(int prog_fd, int attachable_fd, int type)"),
+    bpf_prog_query: lib.func("int bpf_prog_query(int target_fd, int type, uint32_t query_flags, void *attach_flags, void *prog_ids, void *prog_cnt)"),
+    bpf_prog_get_fd_by_id: lib.func("int bpf_prog_get_fd_by_id(uint32_t id)"),
   };
   return cached;
 }

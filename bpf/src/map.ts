@@ -1,7 +1,8 @@
 /**
- * BPF maps by file descriptor: raw byte-level operations (update, lookup, delete, iterate, batch,
- * pin) and TypedMap, which applies the codecs of layout.ts. Per-CPU maps read and write one value
- * per possible CPU, each padded to 8 bytes, as the kernel does.
+ * BPF maps by file descriptor: raw byte-level operations (create, update, lookup, delete, iterate
+ * key by key or in batches, batch update/delete, pin) and TypedMap, which applies the codecs of
+ * layout.ts. Per-CPU maps read and write one value per possible CPU, each padded to 8 bytes, as
+ * the kernel does.
  */
 import { BpfError, BpfSizeError } from "./errors.js";
 import { lastErrno, libbpf } from "./libbpf.js";
@@ -12,6 +13,51 @@ export const UpdateFlag = { any: 0, noExist: 1, exist: 2 } as const;
 
 const PERCPU_TYPES = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */, 20 /* PERCPU_CGROUP_STORAGE */]);
 const ENOENT = 2;
+const ENOSPC = 28;
+const EOPNOTSUPP = 95;
+const ENOTSUPP = 524; // kernel-internal "operation not supported" (a map type without batch ops)
+
+/** Map types (enum bpf_map_type, linux/bpf.h) that libbpf-ts names; any other number works too. */
+export const MapType = { hash: 1, array: 2, percpuHash: 5, percpuArray: 6, lruHash: 9, lruPercpuHash: 10, lpmTrie: 11 } as const;
+
+/** Map types (enum bpf_map_type) with BPF_MAP_LOOKUP_BATCH, by kernel version: 5.6 for hashes and arrays, 5.17 for LPM tries. */
+const BATCH_LOOKUP_SINCE: ReadonlyMap<number, string> = new Map([
+  [MapType.hash, "5.6"],
+  [MapType.array, "5.6"],
+  [MapType.percpuHash, "5.6"],
+  [MapType.percpuArray, "5.6"],
+  [MapType.lruHash, "5.6"],
+  [MapType.lruPercpuHash, "5.6"],
+  [MapType.lpmTrie, "5.17"],
+]);
+
+/** Map flag BPF_F_NO_PREALLOC, required for LPM tries. */
+export const MapFlag = { noPrealloc: 1 } as const;
+
+export interface MapCreateOptions {
+  type: number;
+  /** Up to 15 characters (the kernel cuts it). */
+  name: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** BPF_F_* flags (MapFlag.noPrealloc for an LPM trie). */
+  flags?: number;
+}
+
+/** One chunk of a batch lookup: `count` keys and values packed back to back. */
+export interface BatchChunk {
+  count: number;
+  /** count × keySize bytes. */
+  keys: Buffer;
+  /** count × valueBufferSize bytes (per-CPU: every CPU's value, each padded to 8 bytes). */
+  values: Buffer;
+}
+
+export interface LookupBatchOptions {
+  /** Entries asked for per syscall; default: as many as fit in ~1 MiB of values, 64 to 4096. */
+  chunk?: number;
+}
 
 export interface MapInfo {
   name: string;
@@ -43,6 +89,8 @@ export class BpfMap {
   readonly valueBufferSize: number;
   #owned: boolean;
   #closed = false;
+  /** Whether this kernel has batch lookup for the map's type: known after the first attempt. */
+  #batchLookup: boolean | undefined;
 
   /** `owned`: close the fd on close() (maps from bpf_obj_get); maps from an object belong to it. */
   constructor(fd: number, info: MapInfo, owned: boolean) {
@@ -51,6 +99,22 @@ export class BpfMap {
     this.#owned = owned;
     this.perCpu = PERCPU_TYPES.has(info.type);
     this.valueBufferSize = this.perCpu ? Math.ceil(info.valueSize / 8) * 8 * numPossibleCpus() : info.valueSize;
+  }
+
+  /** Creates a new map (bpf_map_create), owned by this object: close() releases it unless pinned. */
+  static create(options: MapCreateOptions): BpfMap {
+    // struct bpf_map_create_opts (libbpf 1.1): sz@0 btf_fd@8 … inner_map_fd@24 map_flags@28 map_extra@32 numa_node@40 map_ifindex@44 = 48 bytes
+    const opts = Buffer.alloc(48);
+    opts.writeBigUInt64LE(48n, 0);
+    opts.writeUInt32LE(options.flags ?? 0, 28);
+    const fd = libbpf().bpf_map_create(options.type, options.name, options.keySize, options.valueSize, options.maxEntries, opts) as number;
+    if (fd < 0) throw new BpfError(`bpf_map_create ${options.name}`, -fd);
+    try {
+      return new BpfMap(fd, mapInfoByFd(fd), true);
+    } catch (err) {
+      libbpf().close(fd);
+      throw err;
+    }
   }
 
   /** Opens a map pinned on a bpffs path. */
@@ -112,6 +176,100 @@ export class BpfMap {
       yield next;
       prev = next;
     }
+  }
+
+  /**
+   * Whether entries() reads this map by batch lookup: true for hash, LRU hash and array maps,
+   * their per-CPU forms and LPM tries, until the kernel refuses (ENOTSUPP: a kernel older than
+   * 5.6, or 5.17 for LPM tries), then false; other types (devmap, sockmap, …) go key by key.
+   */
+  get supportsBatchLookup(): boolean {
+    return this.#batchLookup ?? BATCH_LOOKUP_SINCE.has(this.info.type);
+  }
+
+  /**
+   * Every entry in chunks, by BPF_MAP_LOOKUP_BATCH: one syscall per chunk instead of two per
+   * entry. Ends when the kernel says ENOENT (with the last entries). Throws a BpfError (errno 524,
+   * ENOTSUPP) when the kernel has no batch lookup for the map type: entries() then goes key by key.
+   * Hash maps: entries added or deleted meanwhile may or may not be seen; none is seen twice
+   * (LPM tries and arrays are walked by next key inside the kernel, with that rule).
+   */
+  *lookupBatchChunks(options: LookupBatchOptions = {}): Generator<BatchChunk> {
+    const lib = libbpf();
+    const keySize = this.info.keySize;
+    const valueSize = this.valueBufferSize;
+    let chunk = options.chunk ?? Math.max(64, Math.min(4096, Math.floor((1 << 20) / (valueSize + keySize))));
+    // The batch cursor: a u32 bucket for hash maps, a key for the others.
+    let inBatch: Buffer | null = null;
+    let outBatch = Buffer.alloc(Math.max(keySize, 8));
+    const count = Buffer.alloc(4);
+    for (;;) {
+      const keys = Buffer.allocUnsafe(chunk * keySize);
+      const values = Buffer.allocUnsafe(chunk * valueSize);
+      count.writeUInt32LE(chunk);
+      const rc = lib.bpf_map_lookup_batch(this.fd, inBatch, outBatch, keys, values, count, batchOpts(0)) as number;
+      const n = count.readUInt32LE();
+      if (rc < 0 && rc !== -ENOENT) {
+        // A hash bucket holding more entries than asked for, before anything was copied: ask for more.
+        if (rc === -ENOSPC && n === 0 && chunk < 1 << 20) {
+          chunk *= 2;
+          continue;
+        }
+        const unsupported = -rc === ENOTSUPP || -rc === EOPNOTSUPP;
+        if (unsupported) this.#batchLookup = false;
+        const since = BATCH_LOOKUP_SINCE.get(this.info.type);
+        const detail = unsupported
+          ? `ENOTSUPP: this kernel has no batch lookup for map type ${this.info.type}${since ? ` (added in ${since})` : ""}: use lookupByKey()`
+          : undefined;
+        throw new BpfError(`bpf_map_lookup_batch ${this.name}`, -rc, { detail });
+      }
+      this.#batchLookup = true;
+      if (n > 0) yield { count: n, keys: keys.subarray(0, n * keySize), values: values.subarray(0, n * valueSize) };
+      if (rc === -ENOENT) return;
+      inBatch = outBatch;
+      outBatch = Buffer.alloc(Math.max(keySize, 8));
+    }
+  }
+
+  /** Every entry as [key, value] by batch lookup (views into each chunk's buffers). See lookupBatchChunks. */
+  *lookupBatch(options: LookupBatchOptions = {}): Generator<[Buffer, Buffer]> {
+    const keySize = this.info.keySize;
+    const valueSize = this.valueBufferSize;
+    for (const c of this.lookupBatchChunks(options)) {
+      for (let i = 0; i < c.count; i++) {
+        yield [c.keys.subarray(i * keySize, (i + 1) * keySize), c.values.subarray(i * valueSize, (i + 1) * valueSize)];
+      }
+    }
+  }
+
+  /** Every entry key by key: get_next_key then lookup (entries deleted meanwhile are skipped). */
+  *lookupByKey(): Generator<[Buffer, Buffer]> {
+    for (const key of this.keys()) {
+      const value = this.lookup(key);
+      if (value) yield [key, value];
+    }
+  }
+
+  /**
+   * Every entry in chunks: batch lookup when the kernel has it for the map type (see
+   * supportsBatchLookup), else one chunk per entry from lookupByKey(). What TypedMap.entries()
+   * and PerCpuMap.entries() decode.
+   */
+  *entryChunks(options: LookupBatchOptions = {}): Generator<BatchChunk> {
+    if (this.supportsBatchLookup) {
+      let yielded = false;
+      try {
+        for (const c of this.lookupBatchChunks(options)) {
+          yielded = true;
+          yield c;
+        }
+        return;
+      } catch (err) {
+        // A kernel without batch ops for this type fails the first call, before anything is yielded.
+        if (yielded || !(err instanceof BpfError && (err.errno === ENOTSUPP || err.errno === EOPNOTSUPP))) throw err;
+      }
+    }
+    for (const [keys, values] of this.lookupByKey()) yield { count: 1, keys, values };
   }
 
   /** Updates many entries in one syscall (kernel batch ops; hash and array maps). */
@@ -223,13 +381,29 @@ export class TypedMap<K, V> {
   }
 
   /**
-   * Every entry (next key, then lookup; entries deleted meanwhile are skipped). What a restarted
-   * agent diffs against its desired state, then applies with setMany/deleteMany.
+   * Every entry: by batch lookup when the kernel has it for the map type (hash, LRU hash, array,
+   * LPM trie since 5.17), else next key then lookup (entries deleted meanwhile are skipped). What a
+   * restarted agent diffs against its desired state, then applies with setMany/deleteMany.
    */
-  *entries(): Generator<[K, V]> {
-    for (const key of this.raw.keys()) {
-      const value = this.raw.lookup(key);
-      if (value) yield [this.#k.decode(key), this.#v.decode(value)];
+  *entries(options: LookupBatchOptions = {}): Generator<[K, V]> {
+    yield* this.#decodeChunks(this.raw.entryChunks(options));
+  }
+
+  /** Every entry by batch lookup only (BpfError on a map type without batch ops). */
+  *entriesBatch(options: LookupBatchOptions = {}): Generator<[K, V]> {
+    yield* this.#decodeChunks(this.raw.lookupBatchChunks(options));
+  }
+
+  /** Every entry key by key (bpf_map_get_next_key + lookup), whatever the map type. */
+  *entriesByKey(): Generator<[K, V]> {
+    for (const [key, value] of this.raw.lookupByKey()) yield [this.#k.decode(key), this.#v.decode(value)];
+  }
+
+  *#decodeChunks(chunks: Iterable<BatchChunk>): Generator<[K, V]> {
+    const ks = this.raw.info.keySize;
+    const vs = this.raw.valueBufferSize;
+    for (const c of chunks) {
+      for (let i = 0; i < c.count; i++) yield [this.#k.decode(c.keys, i * ks), this.#v.decode(c.values, i * vs)];
     }
   }
 }
@@ -275,14 +449,33 @@ export class PerCpuMap<K, V> {
     for (const key of this.raw.keys()) yield this.#k.decode(key);
   }
 
-  /** Every entry with its per-CPU values (sum them with sumCounters). */
-  *entries(): Generator<[K, V[]]> {
-    for (const key of this.raw.keys()) {
-      const buf = this.raw.lookup(key);
-      if (!buf) continue;
-      const out: V[] = [];
-      for (let off = 0; off < buf.length; off += this.#stride) out.push(this.#v.decode(buf, off));
-      yield [this.#k.decode(key), out];
+  /**
+   * Every entry with its per-CPU values (sum them with sumCounters): by batch lookup when the map
+   * type has it (per-CPU hash, LRU per-CPU hash, per-CPU array), else key by key.
+   */
+  *entries(options: LookupBatchOptions = {}): Generator<[K, V[]]> {
+    yield* this.#decodeChunks(this.raw.entryChunks(options));
+  }
+
+  /** Every entry by batch lookup only (BpfError on a map type without batch ops). */
+  *entriesBatch(options: LookupBatchOptions = {}): Generator<[K, V[]]> {
+    yield* this.#decodeChunks(this.raw.lookupBatchChunks(options));
+  }
+
+  /** Every entry key by key (bpf_map_get_next_key + lookup), whatever the map type. */
+  *entriesByKey(): Generator<[K, V[]]> {
+    for (const [keys, values] of this.raw.lookupByKey()) yield* this.#decodeChunks([{ count: 1, keys, values }]);
+  }
+
+  *#decodeChunks(chunks: Iterable<BatchChunk>): Generator<[K, V[]]> {
+    const ks = this.raw.info.keySize;
+    const vs = this.raw.valueBufferSize;
+    for (const c of chunks) {
+      for (let i = 0; i < c.count; i++) {
+        const out: V[] = [];
+        for (let off = i * vs; off < (i + 1) * vs; off += this.#stride) out.push(this.#v.decode(c.values, off));
+        yield [this.#k.decode(c.keys, i * ks), out];
+      }
     }
   }
 }

@@ -56,7 +56,7 @@ describe.skipIf(!isRoot)("lab - root integration (needs root; run as root to ena
   }, 60_000);
 
   it("lab - up creates every namespace with lo up and veths at MTU 1500", async () => {
-    expect(first?.created.length, `created: got ${first?.created.length}, want 13`).toBe(13);
+    expect(first?.created.length, `created: got ${first?.created.length}, want 20 (13 + 7 workloads)`).toBe(20);
     expect((await prefixed("wtl")).sort(), "namespaces").toEqual([...(first?.created ?? [])].sort());
     for (const netns of ["wtl-inet", "wtl-gw-aws", "wtl-onprem-1"]) {
       const { stdout } = await run(["ip", "-n", netns, "-j", "link", "show"]);
@@ -178,7 +178,7 @@ describe.skipIf(!isRoot)("lab - root integration (needs root; run as root to ena
     const hostDirs = join(stateRoot, "wtl");
     expect(existsSync(hostDirs), "host dirs exist while up").toBe(true);
     const r = await labDown(opts);
-    expect(r.removed.length, `removed: got ${r.removed.length}, want 13`).toBe(13);
+    expect(r.removed.length, `removed: got ${r.removed.length}, want 20 (13 + 7 workloads)`).toBe(20);
     expect(r.killed["wtl-aws-1"], "stopped the sleeper").toContain(sleeper.pid);
     await exited;
     expect(await prefixed("wtl"), "namespaces left").toEqual([]);

@@ -4,7 +4,8 @@
  * nothing else. Processes still running in those namespaces are stopped first, because a
  * namespace with live processes outlives `ip netns del`. Safe to run when nothing exists.
  */
-import { rm } from "node:fs/promises";
+import { rm, rmdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { listNamespaces } from "./observe.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
@@ -54,6 +55,7 @@ export async function labDown(options: LabDownOptions = {}): Promise<LabDownResu
 
   // Pins of the lab agents' BPF programs and maps (their tc attachments died with the namespaces).
   await rm(labPinRoot(opts), { recursive: true, force: true });
+  await rmdir(dirname(labPinRoot(opts))).catch(() => undefined); // the shared parent, once no lab uses it
   if (state && !options.keepHostDirs) {
     for (const dir of state.directories) await rm(dir, { recursive: true, force: true });
   }

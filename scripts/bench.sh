@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# Benchmarks (not part of the test command): set-up and build, then the overlay benchmark on its
-# own lab (prefix wtb): underlay vs Weft vs hand-configured wireguard-go, start-up and restart
-# times. Prints a table; writes bench-results/overlay-<timestamp>.json and overlay-latest.json.
-# Needs root. Options go to the benchmark: npm run bench -- --rounds 5 (see test/bench/README.md).
+# Benchmarks (not part of the test command): set-up and build, then one benchmark.
+#   npm run bench [-- options]            the overlay benchmark on its own lab (prefix wtb): underlay vs
+#                                         Weft vs hand-configured wireguard-go, start-up and restart times
+#   npm run bench -- datapath [options]   the datapath benchmark in its own namespaces (wdb-*): policy
+#   npm run bench:datapath [-- options]   cost eBPF vs iptables at 0/1k/10k rules, same-site VXLAN by
+#                                         eBPF vs WireGuard vs raw
+# Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
+# Needs root. Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
+# test/bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench=overlay
+case "${1:-}" in
+  overlay | datapath)
+    bench=$1
+    shift
+    ;;
+esac
 if [ "$(id -u)" -ne 0 ]; then
-  echo "weft bench: needs root (network namespaces, WireGuard interfaces); run: sudo npm run bench" >&2
+  hint="sudo npm run bench"
+  [ "$bench" = datapath ] && hint="sudo npm run bench -- datapath"
+  echo "weft bench: needs root (network namespaces, WireGuard interfaces, tc programs); run: $hint" >&2
   exit 1
 fi
 bash scripts/setup.sh
-echo "==> type-checking the benchmark" >&2
+echo "==> type-checking the benchmarks" >&2
 npx tsc -p test/bench/tsconfig.json
-exec npx tsx test/bench/overlay.ts "$@"
+exec npx tsx "test/bench/${bench}.ts" "$@"

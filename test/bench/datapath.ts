@@ -8,15 +8,17 @@
  * bench-results/datapath-<timestamp>.json (+ datapath-latest.json). Everything it creates is
  * removed in `finally`, on failure and on Ctrl-C too. See README.md.
  */
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
+import { runMain } from "./src/run-main.js";
 import { startServer, stopServer, type IperfServer } from "./src/datapath-iperf.js";
 import { DENIED_PORT, MEASURED_PORT, POLICY_CASES, PolicyBench, summarizePolicy, type PolicyCase, type PolicyCheck, type PolicySample } from "./src/datapath-policy.js";
 import { DATAPATH_SCHEMA, formatDatapathReport, makeTarget, policyRatios, programCost, POLICY_TARGET, TRANSPORT_TARGET, writeDatapathResult, type DatapathBenchResult } from "./src/datapath-report.js";
 import { must, run, sweep } from "./src/datapath-sys.js";
+import { releasePidLock, takePidLock } from "./src/pidlock.js";
 import { BPFFS, buildTopology, HOST_A, HOST_B, PREFIX, reachable, RUN_DIR } from "./src/datapath-topology.js";
 import { summarizeTransport, TRANSPORT_CASES, TransportBench, WORKLOAD_DENIED_PORT, WORKLOAD_PORT, type TransportCase, type TransportCheck, type TransportSample } from "./src/datapath-transport.js";
 import { roundOrder } from "./src/paths.js";
@@ -242,7 +244,7 @@ async function main(): Promise<number> {
     await policy.close();
     transport.close();
     for (const p of await sweep(sweepOpts)) say(`    teardown problem: ${p}`);
-    await rm(LOCK, { force: true });
+    await releasePidLock(LOCK);
   }
   if (failure !== undefined) throw failure;
   if (!result) throw new BenchError("no result");
@@ -253,39 +255,6 @@ async function main(): Promise<number> {
 }
 
 /** One datapath benchmark at a time: a run starts by removing every wdb-* namespace, which must never be another run's. */
-async function takeLock(): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(LOCK, `${process.pid}\n`, { flag: "wx" });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const owner = Number((await readFile(LOCK, "utf8").catch(() => "")).trim());
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) throw new BenchError(`another datapath benchmark (pid ${owner}) is running; wait for it`);
-      await rm(LOCK, { force: true }); // left by a run that died
-    }
-  }
-  throw new BenchError(`cannot take the lock ${LOCK}`);
-}
+const takeLock = () => takePidLock(LOCK, (owner) => `another datapath benchmark (pid ${owner}) is running; wait for it`);
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof BenchInterruptedError) {
-      say(`weft bench: ${err.message}; everything was torn down`);
-      process.exit(130);
-    }
-    say(`weft bench: ${err instanceof Error ? err.message : String(err)}`);
-    if (err instanceof Error && err.cause) say(`  cause: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`);
-    process.exit(1);
-  },
-);
+runMain(main, say);

@@ -10,13 +10,15 @@
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
 import { existsSync } from "node:fs";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, resolveLabOptions, type Host, type LabOptions } from "@weft/lab";
 import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents } from "./src/convergence.js";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
+import { runMain } from "./src/run-main.js";
 import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
+import { takePidLock } from "./src/pidlock.js";
 import { measureLatency, startIperfServer, stopIperfServer, type IperfServer } from "./src/measure.js";
 import { compare, measurePath, PATH_NAMES, roundOrder, summarizePath, type PathName, type PathSample, type PathTarget } from "./src/paths.js";
 import { describeMachine, formatReport, writeResult, SCHEMA, type OverlayBenchResult } from "./src/report.js";
@@ -289,28 +291,8 @@ async function main(): Promise<number> {
 async function takeLock(opts: LabOptions): Promise<string> {
   const { runDir, prefix } = resolveLabOptions(opts);
   const path = join(runDir, `${prefix}.bench.pid`);
-  await mkdir(runDir, { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, `${process.pid}\n`, { flag: "wx" });
-      return path;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const owner = Number((await readFile(path, "utf8").catch(() => "")).trim());
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) throw new BenchError(`another benchmark (pid ${owner}) is using the lab ${prefix}; wait for it or use another --prefix`);
-      await rm(path, { force: true }); // left by a run that died
-    }
-  }
-  throw new BenchError(`cannot take the lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  await takePidLock(path, (owner) => `another benchmark (pid ${owner}) is using the lab ${prefix}; wait for it or use another --prefix`);
+  return path;
 }
 
 async function interfaceMtu(opts: LabOptions, host: string, iface: string): Promise<number> {
@@ -320,15 +302,4 @@ async function interfaceMtu(opts: LabOptions, host: string, iface: string): Prom
   return mtu;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof BenchInterruptedError) {
-      say(`weft bench: ${err.message}; everything was torn down`);
-      process.exit(130);
-    }
-    say(`weft bench: ${err instanceof Error ? err.message : String(err)}`);
-    if (err instanceof Error && err.cause) say(`  cause: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`);
-    process.exit(1);
-  },
-);
+runMain(main, say);

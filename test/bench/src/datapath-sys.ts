@@ -11,6 +11,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BenchError } from "./errors.js";
+import { isAlive } from "./pidlock.js";
 
 export interface RunResult {
   exitCode: number | null;
@@ -80,15 +81,6 @@ export async function namespacesWithPrefix(prefix: string): Promise<string[]> {
     .split("\n")
     .map((l) => l.trim().split(/\s+/)[0] ?? "")
     .filter((n) => n.startsWith(prefix));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

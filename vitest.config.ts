@@ -10,6 +10,8 @@ const alias = {
   "@weft/controller": src("./controller/src/index.ts"),
   "@weft/agent": src("./agent/src/index.ts"),
   "@weft/lab": src("./test/lab/src/index.ts"),
+  "@weft/cloud": src("./cloud-adapters/src/index.ts"),
+  "@weft/cloud-sim": src("./cloud-sim/src/index.ts"),
 };
 
 export default defineConfig({

@@ -1,0 +1,7 @@
+/**
+ * @weft/cloud — cloud inventory adapters (AWS, Azure, GCP, on-prem file) behind one interface,
+ * using the real SDKs. See cloud-adapters/README.md.
+ */
+export * from "./model.js";
+export * from "./errors.js";
+export { withRetry, type RetryOptions } from "./retry.js";

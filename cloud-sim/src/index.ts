@@ -1,0 +1,8 @@
+/**
+ * @weft/cloud-sim — local simulators of the EC2, ARM and GCE APIs (and their instance metadata
+ * services) that the unmodified SDKs talk to, with paging, injectable faults and an admin
+ * interface. See cloud-sim/README.md.
+ */
+export { SimStore, SimError, type SimInstance, type SimNetwork, type SimSubnet, type SimState } from "./store.js";
+export { Faults, type Fault, type FaultKind } from "./faults.js";
+export { SimAdmin, handleAdmin, readBody, sendJson } from "./admin.js";

@@ -78,6 +78,24 @@ export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
 
 // ---------------------------------------------------------------- enrollment
 
+/**
+ * What an agent read from its cloud's instance metadata service: which instance it runs on. The
+ * controller believes it only when its inventory has that instance, running, with the address the
+ * agent enrolls from (see the inventory's join checks).
+ */
+export const InstanceIdentityClaim = z
+  .object({
+    provider: z.enum(["aws", "azure", "gcp", "onprem"]),
+    /** The cloud's instance id: i-…, the Azure vmId, the numeric GCE id, the on-prem host name. */
+    id: z.string().min(1).max(256),
+    /** AWS account id, Azure subscription id, GCP project id. */
+    account: z.string().max(256).optional(),
+    region: z.string().max(128).optional(),
+    zone: z.string().max(128).optional(),
+  })
+  .strict();
+export type InstanceIdentityClaim = z.infer<typeof InstanceIdentityClaim>;
+
 export const EnrollRequest = z
   .object({
     version: z.literal(1),

@@ -25,6 +25,12 @@ export const Buckets = {
    * read only its own key: what other nodes enforce is not its business.
    */
   nodePolicies: "weft-node-policies",
+  /**
+   * Cloud inventory (see InventoryInstance): `i.<provider>.<account>.<id>` per instance,
+   * `n.<provider>.<account>.<id>` per network, `s.<provider>.<account>` per account's last sync.
+   * Controller only.
+   */
+  inventory: "weft-inventory",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

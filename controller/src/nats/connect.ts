@@ -64,6 +64,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.identities]: 1,
   [Buckets.policies]: 5,
   [Buckets.nodePolicies]: 1,
+  [Buckets.inventory]: 1,
 };
 
 export interface EnsureBucketsOptions {

@@ -1,0 +1,203 @@
+/**
+ * The inventory as the controller keeps it, in the `weft-inventory` KV bucket:
+ *
+ *   i.<provider>.<account>.<id>   one StoredInstance per cloud instance
+ *   n.<provider>.<account>.<id>   one StoredNetwork per VPC / VNet / GCE network / LAN
+ *   s.<provider>.<account>        one AccountStatus per configured account (its last sync)
+ *
+ * Account and id are made KV-safe by kvToken() (kept as they are when they already are, else
+ * base64url behind a `=`), so the key never loses information; the records keep the original
+ * values. Every write is compare-and-set on the record's revision: a sync rewriting an instance
+ * keeps the binding the join checks wrote meanwhile, and bind() keeps the sync's data.
+ */
+import type { KV } from "@nats-io/kv";
+import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork } from "@weft/protocol";
+import type { Provider } from "@weft/cloud";
+import { NotFoundError } from "../errors.js";
+import { RecordStore, type Versioned } from "../store/kv.js";
+
+/** An instance as stored: the adapters' Instance, when a sync last listed it, the node bound to it. */
+export const StoredInstance = InventoryInstance;
+export type StoredInstance = InventoryInstance;
+export const StoredNetwork = InventoryNetwork;
+export type StoredNetwork = InventoryNetwork;
+export const AccountStatus = InventoryAccountStatus;
+export type AccountStatus = InventoryAccountStatus;
+
+/** Compare-and-set attempts before a write gives up. */
+const CAS_ATTEMPTS = 20;
+
+const SAFE_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * A value as one KV key token: unchanged when it is letters, digits, `_` and `-` (up to 128),
+ * else `=` and its base64url. Injective: an unchanged token never starts with `=`.
+ */
+export function kvToken(value: string): string {
+  return SAFE_TOKEN.test(value) ? value : `=${Buffer.from(value, "utf8").toString("base64url")}`;
+}
+
+export function instanceKey(provider: Provider, account: string, id: string): string {
+  return `i.${provider}.${kvToken(account)}.${kvToken(id)}`;
+}
+export function networkKey(provider: Provider, account: string, id: string): string {
+  return `n.${provider}.${kvToken(account)}.${kvToken(id)}`;
+}
+export function statusKey(provider: Provider, account: string): string {
+  return `s.${provider}.${kvToken(account)}`;
+}
+/** The key of a stored instance or network record. */
+export function keyOfInstance(i: Pick<StoredInstance, "provider" | "account" | "id">): string {
+  return instanceKey(i.provider, i.account, i.id);
+}
+export function keyOfNetwork(n: Pick<StoredNetwork, "provider" | "account" | "id">): string {
+  return networkKey(n.provider, n.account, n.id);
+}
+
+export class InventoryStore {
+  private readonly instancesKv: RecordStore<typeof StoredInstance>;
+  private readonly networksKv: RecordStore<typeof StoredNetwork>;
+  private readonly statusKv: RecordStore<typeof AccountStatus>;
+
+  constructor(readonly kv: KV) {
+    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory);
+    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory);
+    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory);
+  }
+
+  /**
+   * One instance. Without `account`, the instance of that provider with that id in any account
+   * (ids are unique per provider in practice; when two accounts list the same id, undefined).
+   */
+  async instance(provider: Provider, account: string | undefined, id: string): Promise<StoredInstance | undefined> {
+    if (account !== undefined) return (await this.instancesKv.get(instanceKey(provider, account, id)))?.value;
+    const found = await this.instancesKv.list(`i.${provider}.*.${kvToken(id)}`);
+    return found.length === 1 ? found[0]?.value : undefined;
+  }
+
+  /** The instance bound to `nodeId`, if any. */
+  async instanceOfNode(nodeId: string): Promise<StoredInstance | undefined> {
+    return (await this.instances()).find((i) => i.boundNode === nodeId);
+  }
+
+  /** Every stored instance, optionally of one provider (and account). */
+  async instances(provider?: Provider, account?: string): Promise<StoredInstance[]> {
+    return (await this.instanceEntries(provider, account)).map((e) => e.value);
+  }
+
+  async instanceEntries(provider?: Provider, account?: string): Promise<Versioned<StoredInstance>[]> {
+    return this.instancesKv.list(prefixFilter("i", provider, account));
+  }
+
+  async networks(provider?: Provider, account?: string): Promise<StoredNetwork[]> {
+    return (await this.networksKv.list(prefixFilter("n", provider, account))).map((e) => e.value);
+  }
+
+  async networkEntries(provider?: Provider, account?: string): Promise<Versioned<StoredNetwork>[]> {
+    return this.networksKv.list(prefixFilter("n", provider, account));
+  }
+
+  /** Every account's last sync status. */
+  async status(): Promise<AccountStatus[]> {
+    return (await this.statusKv.list("s.>")).map((e) => e.value);
+  }
+
+  async accountStatus(provider: Provider, account: string): Promise<AccountStatus | undefined> {
+    return (await this.statusKv.get(statusKey(provider, account)))?.value;
+  }
+
+  async putStatus(status: AccountStatus): Promise<void> {
+    await this.statusKv.put(statusKey(status.provider, status.account), status);
+  }
+
+  /**
+   * Bind `nodeId` to the instance at `key` (from instanceKey()). Throws NotFoundError when the
+   * inventory has no such instance. Rebinding to another node replaces the binding.
+   */
+  async bind(key: string, nodeId: string): Promise<StoredInstance> {
+    const got = await this.changeInstance(key, (cur) => (cur.boundNode === nodeId ? undefined : { ...cur, boundNode: nodeId, boundAt: new Date().toISOString() }));
+    if (!got) throw new NotFoundError(`inventory has no instance ${key}`);
+    return got;
+  }
+
+  /** Drop the binding of the instance at `key` if it is to `nodeId` (or to anyone, when omitted). */
+  async unbind(key: string, nodeId?: string): Promise<void> {
+    await this.changeInstance(key, (cur) => {
+      if (cur.boundNode === undefined || (nodeId !== undefined && cur.boundNode !== nodeId)) return undefined;
+      const { boundNode: _n, boundAt: _a, ...rest } = cur;
+      return rest;
+    });
+  }
+
+  /**
+   * Change one instance record with compare-and-set, retried on a lost race: `change` gets the
+   * current record and returns the next, or undefined for no change. Resolves to the record as it
+   * now is, or undefined when there is none.
+   */
+  async changeInstance(key: string, change: (cur: StoredInstance) => StoredInstance | undefined): Promise<StoredInstance | undefined> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const got = await this.instancesKv.get(key);
+      if (!got) return undefined;
+      const next = change(got.value);
+      if (next === undefined) return got.value;
+      if ((await this.instancesKv.update(key, next, got.revision)) !== false) return next;
+    }
+    throw new Error(`inventory ${key}: update kept losing races`);
+  }
+
+  /**
+   * Write `next` (a freshly listed instance) unless the stored record already says the same,
+   * keeping the stored binding. Returns what happened.
+   */
+  async upsertInstance(next: StoredInstance, same: (a: StoredInstance, b: StoredInstance) => boolean): Promise<"added" | "updated" | "unchanged"> {
+    const key = keyOfInstance(next);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const got = await this.instancesKv.get(key);
+      if (!got) {
+        if ((await this.instancesKv.create(key, next)) !== false) return "added";
+        continue;
+      }
+      const merged: StoredInstance = withBinding(next, got.value);
+      if (same(got.value, merged)) return "unchanged";
+      if ((await this.instancesKv.update(key, merged, got.revision)) !== false) return "updated";
+    }
+    throw new Error(`inventory ${key}: update kept losing races`);
+  }
+
+  /** Delete an instance record, only if it is still at `revision` (a binding written meanwhile wins). */
+  async deleteInstance(key: string, revision?: number): Promise<boolean> {
+    if (revision === undefined) {
+      await this.instancesKv.delete(key);
+      return true;
+    }
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async upsertNetwork(next: StoredNetwork, same: (a: StoredNetwork, b: StoredNetwork) => boolean): Promise<"added" | "updated" | "unchanged"> {
+    const key = keyOfNetwork(next);
+    const got = await this.networksKv.get(key);
+    if (got && same(got.value, next)) return "unchanged";
+    await this.networksKv.put(key, next);
+    return got ? "updated" : "added";
+  }
+
+  async deleteNetwork(key: string): Promise<void> {
+    await this.networksKv.delete(key);
+  }
+}
+
+function withBinding(next: StoredInstance, cur: StoredInstance): StoredInstance {
+  const { boundNode: _n, boundAt: _a, ...rest } = next;
+  return cur.boundNode === undefined ? rest : { ...rest, boundNode: cur.boundNode, ...(cur.boundAt ? { boundAt: cur.boundAt } : {}) };
+}
+
+function prefixFilter(kind: "i" | "n", provider?: Provider, account?: string): string {
+  if (provider === undefined) return `${kind}.>`;
+  if (account === undefined) return `${kind}.${provider}.>`;
+  return `${kind}.${provider}.${kvToken(account)}.>`;
+}

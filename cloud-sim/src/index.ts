@@ -6,3 +6,4 @@
 export { SimStore, SimError, type SimInstance, type SimNetwork, type SimSubnet, type SimState } from "./store.js";
 export { Faults, type Fault, type FaultKind } from "./faults.js";
 export { SimAdmin, handleAdmin, readBody, sendJson } from "./admin.js";
+export { startAwsSim, type AwsSim, type AwsSimOptions } from "./aws/index.js";

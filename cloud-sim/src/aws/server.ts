@@ -1,0 +1,94 @@
+/**
+ * One AWS simulator: the EC2 Query API (and the /_sim/ admin interface) on one listener, the
+ * instance metadata service on another, so the lab can bind metadata to 169.254.169.254 inside a
+ * namespace while tests use 127.0.0.1 and ephemeral ports.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { handleAdmin, readBody, SimAdmin } from "../admin.js";
+import { Faults } from "../faults.js";
+import { SimStore } from "../store.js";
+import { handleEc2 } from "./ec2.js";
+import { createImdsHandler } from "./imds.js";
+
+export interface AwsSimOptions {
+  /** API listener (default 127.0.0.1, port 0 = ephemeral). */
+  host?: string;
+  port?: number;
+  /** Metadata listener (default: the API host, an ephemeral port). */
+  metadata?: { host?: string; port?: number };
+  /** The account id every reservation, VPC and identity document carries. */
+  account: string;
+  store?: SimStore;
+  faults?: Faults;
+  /** Page size when a call sends no MaxResults (default 1000, as EC2). */
+  defaultPageSize?: number;
+  /** Accept only these access key ids (default: any signed request). */
+  accessKeyIds?: string[];
+}
+
+export interface AwsSim {
+  /** Base URL of the EC2 API (and /_sim/): the EC2Client's `endpoint`. */
+  url: string;
+  /** Base URL of the metadata service. */
+  metadataUrl: string;
+  store: SimStore;
+  faults: Faults;
+  admin: SimAdmin;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      const a = server.address() as AddressInfo;
+      resolve(`http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`);
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startAwsSim(o: AwsSimOptions): Promise<AwsSim> {
+  const store = o.store ?? new SimStore();
+  const faults = o.faults ?? new Faults();
+  const ec2 = { store, faults, account: o.account, defaultPageSize: o.defaultPageSize, accessKeyIds: o.accessKeyIds };
+
+  const api = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      if (await handleAdmin(req, res, store, faults)) return;
+      await handleEc2(ec2, req, await readBody(req), res);
+    })().catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end(String(err));
+    });
+  });
+  const imds = createServer(createImdsHandler({ store, account: o.account }));
+
+  const host = o.host ?? "127.0.0.1";
+  const url = await listen(api, host, o.port ?? 0);
+  let metadataUrl: string;
+  try {
+    metadataUrl = await listen(imds, o.metadata?.host ?? host, o.metadata?.port ?? 0);
+  } catch (err) {
+    await close(api);
+    throw err;
+  }
+  return {
+    url,
+    metadataUrl,
+    store,
+    faults,
+    admin: new SimAdmin(url),
+    close: async () => {
+      await Promise.all([close(api), close(imds)]);
+    },
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * The lab's clouds: every cloud host is an instance in its cloud's simulator (cloud-sim), and the
+ * on-prem host is listed in a static inventory file. Each simulator runs as a process inside its
+ * site's gateway: the API on the gateway's WAN address (reachable from the controller through the
+ * lab's internet), the instance metadata service on 169.254.169.254 inside the gateway (the site's
+ * hosts reach it through their default route, and the simulator knows the caller by its private
+ * address). Tests and the demo change the fleet through each simulator's admin unix socket.
+ */
+import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { LabError } from "./errors.js";
+import { labExec, spawnInHost } from "./exec.js";
+import { resolveLabOptions, type LabOptions } from "./options.js";
+import { labDir } from "./state.js";
+import { labTopology, type Host, type SiteName, type Topology } from "./topology.js";
+
+export type CloudProvider = "aws" | "azure" | "gcp";
+
+export interface LabCloud {
+  site: Exclude<SiteName, "onprem">;
+  provider: CloudProvider;
+  /** AWS account id, Azure subscription id, GCP project id. */
+  account: string;
+  region: string;
+  zone: string;
+  /** VPC id, VNet name, GCE network name. */
+  network: string;
+  subnet: string;
+}
+
+/** The simulators' API port on each gateway's WAN address. */
+export const CLOUD_API_PORT = 8443;
+export const METADATA_ADDRESS = "169.254.169.254";
+
+export const LAB_CLOUDS: Readonly<Record<CloudProvider, LabCloud>> = {
+  aws: { site: "aws", provider: "aws", account: "111122223333", region: "us-east-1", zone: "us-east-1a", network: "vpc-0a1b2c3d4e5f60718", subnet: "subnet-0a1b2c3d4e5f60718" },
+  azure: { site: "azure", provider: "azure", account: "6f1c0a9e-3b7d-4c1e-9a51-2f4e8d7c6b10", region: "westeurope", zone: "1", network: "weft-lab-vnet", subnet: "default" },
+  gcp: { site: "gcp", provider: "gcp", account: "weft-lab", region: "europe-west1", zone: "europe-west1-b", network: "weft-lab-net", subnet: "weft-lab-subnet" },
+};
+
+/** The simulator's own id for a lab host: i-… on AWS, a vmId (UUID) on Azure, any stable string on GCP (it renders a numeric id). */
+export function instanceIdFor(provider: CloudProvider, host: string): string {
+  const hex = createHash("sha256").update(`weft-lab:${host}`).digest("hex");
+  if (provider === "aws") return `i-0${hex.slice(0, 16)}`;
+  if (provider === "azure") return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  return `gce-${host}`;
+}
+
+export interface FleetFile {
+  instances: {
+    id: string;
+    name: string;
+    region: string;
+    zone: string;
+    network: string;
+    subnet: string;
+    privateIp: string;
+    publicIp?: string;
+    tags: Record<string, string>;
+    extra?: Record<string, string>;
+  }[];
+  networks: { id: string; name: string; region: string; cidrs: string[]; subnets: { id: string; name: string; cidr: string; zone?: string }[] }[];
+}
+
+/** Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount` set the identity. */
+export function labInstanceTags(host: Host): Record<string, string> {
+  return { Name: host.name, env: "lab", site: host.site, "weft:namespace": "infra", "weft:serviceaccount": "host" };
+}
+
+export function labFleet(t: Topology, cloud: LabCloud): FleetFile {
+  const site = t.sites.find((s) => s.name === cloud.site);
+  if (!site) throw new LabError(`no lab site ${cloud.site}`);
+  return {
+    networks: [{ id: cloud.network, name: cloud.network, region: cloud.region, cidrs: [site.privateCidr], subnets: [{ id: cloud.subnet, name: cloud.subnet, cidr: site.privateCidr, zone: cloud.zone }] }],
+    instances: t.hosts
+      .filter((h) => h.site === cloud.site)
+      .map((h) => ({
+        id: instanceIdFor(cloud.provider, h.name),
+        name: h.name,
+        region: cloud.region,
+        zone: cloud.zone,
+        network: cloud.network,
+        subnet: cloud.subnet,
+        privateIp: h.privateAddress,
+        ...(h.publicAddress ? { publicIp: h.publicAddress } : {}),
+        tags: labInstanceTags(h),
+      })),
+  };
+}
+
+/** The on-prem site's inventory file (cloud-adapters/src/onprem format). */
+export function onpremInventoryYaml(t: Topology): string {
+  const site = t.sites.find((s) => s.name === "onprem");
+  const hosts = t.hosts.filter((h) => h.site === "onprem");
+  const lines = ["site: onprem", "networks:", `  - id: onprem-lan`, `    cidrs: [${site?.privateCidr ?? ""}]`, "instances:"];
+  for (const h of hosts) {
+    const tags = labInstanceTags(h);
+    lines.push(`  - id: ${h.name}`, `    name: ${h.name}`, "    network: onprem-lan", `    privateIps: [${h.privateAddress}]`, "    tags:");
+    for (const [k, v] of Object.entries(tags)) lines.push(`      ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export interface RunningClouds {
+  /** Controller inventory config (YAML) for `weft controller --inventory-config`. */
+  inventoryConfigPath: string;
+  /** Admin socket of each simulator (SimAdmin with unixFetch). */
+  adminSockets: Record<CloudProvider, string>;
+  onpremFile: string;
+  stop(): Promise<void>;
+}
+
+export function cloudsDir(opts: LabOptions): string {
+  return join(labDir(opts), "clouds");
+}
+
+/**
+ * Starts the three simulators in their gateways, seeded with the lab's hosts, and writes the
+ * on-prem inventory file and the controller's inventory config. `simMain` is cloud-sim/dist/main.js.
+ */
+export async function startLabClouds(opts: LabOptions, simMain: string): Promise<RunningClouds> {
+  if (!existsSync(simMain)) throw new LabError(`the cloud simulators are not built at ${simMain}; run \`npm run build\``);
+  const t = labTopology({ prefix: resolveLabOptions(opts).prefix });
+  const dir = cloudsDir(opts);
+  await mkdir(dir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const adminSockets = {} as Record<CloudProvider, string>;
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once("exit", () => resolve());
+            c.kill("SIGTERM");
+            setTimeout(() => c.kill("SIGKILL"), 3000).unref();
+          }),
+      ),
+    );
+  };
+  try {
+    for (const cloud of Object.values(LAB_CLOUDS)) {
+      const gw = t.gateways.find((g) => g.site === cloud.site);
+      if (!gw) throw new LabError(`no gateway for ${cloud.site}`);
+      // The metadata address lives on the gateway; the site's hosts reach it through their default route.
+      await labExec(opts, gw.name, ["ip", "addr", "replace", `${METADATA_ADDRESS}/32`, "dev", "lo"]);
+      const fleet = join(dir, `${cloud.provider}-fleet.json`);
+      await writeFile(fleet, JSON.stringify(labFleet(t, cloud), null, 2));
+      adminSockets[cloud.provider] = join(dir, `${cloud.provider}-admin.sock`);
+      const argv = [
+        process.execPath,
+        simMain,
+        cloud.provider,
+        "--account",
+        cloud.account,
+        "--host",
+        gw.wanAddress,
+        "--port",
+        String(CLOUD_API_PORT),
+        "--metadata-host",
+        METADATA_ADDRESS,
+        "--metadata-port",
+        "80",
+        "--fleet",
+        fleet,
+        "--admin-socket",
+        adminSockets[cloud.provider],
+        ...(cloud.provider === "azure" ? ["--ca-out", join(dir, "azure-ca.pem"), "--san", gw.wanAddress] : []),
+      ];
+      const child = spawnInHost(opts, gw.name, argv, { stdio: ["ignore", "pipe", "pipe"] });
+      children.push(child);
+      await waitReady(child, `${cloud.provider} simulator on ${gw.name}`);
+    }
+    const onpremFile = join(dir, "onprem.yaml");
+    await writeFile(onpremFile, onpremInventoryYaml(t));
+    const inventoryConfigPath = join(dir, "inventory.yaml");
+    await writeFile(inventoryConfigPath, inventoryConfigYaml(t, dir, onpremFile));
+    return { inventoryConfigPath, adminSockets, onpremFile, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The controller's inventory config for the lab: one account per simulator plus the on-prem file. */
+export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string): string {
+  const wan = (site: string) => t.gateways.find((g) => g.site === site)?.wanAddress ?? "";
+  const { aws, azure, gcp } = LAB_CLOUDS;
+  return [
+    "intervalSeconds: 15",
+    "maxRemovalShare: 0.5",
+    "accounts:",
+    `  - { provider: aws, account: "${aws.account}", regions: [${aws.region}], endpoint: "http://${wan("aws")}:${CLOUD_API_PORT}" }`,
+    `  - { provider: azure, subscriptionId: "${azure.account}", endpoint: "https://${wan("azure")}:${CLOUD_API_PORT}", caFile: "${join(dir, "azure-ca.pem")}" }`,
+    `  - { provider: gcp, project: "${gcp.account}", apiEndpoint: "${wan("gcp")}:${CLOUD_API_PORT}" }`,
+    `  - { provider: onprem, file: "${onpremFile}" }`,
+    "",
+  ].join("\n");
+}
+
+function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => reject(new LabError(`${what} not ready after ${timeoutMs} ms: ${err.trim()}`)), timeoutMs);
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (out.includes('"ready":true')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new LabError(`${what} exited with ${code}: ${err.trim()}`));
+    });
+  });
+}

@@ -6,3 +6,4 @@ export * from "./model.js";
 export * from "./errors.js";
 export { withRetry, type RetryOptions } from "./retry.js";
 export { AzureInventory, classifyAzureError, type AzureInventoryOptions } from "./azure/index.js";
+export { AwsInventory, type AwsInventoryOptions } from "./aws/index.js";

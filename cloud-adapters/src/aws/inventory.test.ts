@@ -46,11 +46,15 @@ afterEach(async () => {
 describe("aws inventory", () => {
   it("aws inventory - follows NextToken across pages to the end", async () => {
     addFleet("eu-west-1", 25, "eu", "10.0.1");
+    const many = Array.from({ length: 12 }, (_, n) => ({ id: `subnet-0many${String(n).padStart(2, "0")}`, cidr: `10.50.${n}.0/24` }));
+    sim.store.addNetwork({ id: "vpc-0many", name: "many", region: "eu-west-1", cidrs: ["10.50.0.0/16"], subnets: many });
     const snap = await inventory({ regions: ["eu-west-1"], pageSize: 10 }).fetch();
     expect(snap.complete).toBe(true);
     expect(snap.instances.map((i) => i.id)).toEqual([...sim.store.list()].map((i) => i.id).sort());
     expect(snap.instances).toHaveLength(25);
     expect(sim.faults.calls.get("DescribeInstances"), "DescribeInstances calls (3 pages)").toBe(3);
+    expect(snap.networks.find((n) => n.id === "vpc-0many")?.subnets.map((x) => x.id)).toEqual(many.map((x) => x.id));
+    expect(sim.faults.calls.get("DescribeSubnets"), "DescribeSubnets calls (14 subnets, 2 pages)").toBe(2);
     expect(InventorySnapshot.safeParse(snap).success).toBe(true);
   });
 

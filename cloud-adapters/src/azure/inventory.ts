@@ -11,6 +11,7 @@ import { ComputeManagementClient } from "@azure/arm-compute";
 import { NetworkManagementClient, getContinuationToken } from "@azure/arm-network";
 import type { TokenCredential } from "@azure/core-auth";
 import { DefaultAzureCredential } from "@azure/identity";
+import { silentLogger, type Logger } from "@weft/protocol";
 import { InventoryAuthError, InventoryError } from "../errors.js";
 import type { InventoryAdapter, InventoryIssue, InventorySnapshot } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
@@ -30,6 +31,7 @@ export interface AzureInventoryOptions {
   retry?: Omit<RetryOptions, "signal">;
   /** Upper bound on pages per list, against a nextLink that never ends (default 10 000). */
   maxPages?: number;
+  logger?: Logger;
 }
 
 /** A list's pages, resumable from a continuation token (the nextLink). */
@@ -40,9 +42,11 @@ export class AzureInventory implements InventoryAdapter {
   readonly account: string;
   private readonly compute: ComputeManagementClient;
   private readonly network: NetworkManagementClient;
+  private readonly log: Logger;
 
   constructor(private readonly o: AzureInventoryOptions) {
     this.account = o.subscriptionId;
+    this.log = (o.logger ?? silentLogger).child({ component: "cloud/azure", account: o.subscriptionId });
     const credential = o.credential ?? new DefaultAzureCredential();
     const scope = o.credentialScope ?? "https://management.azure.com/.default";
     const common = {
@@ -83,15 +87,15 @@ export class AzureInventory implements InventoryAdapter {
       account: this.account,
       fetchedAt: new Date().toISOString(),
       complete: issues.length === 0,
-      instances: vms ? joinInstances(this.account, { vms, statuses, nics, publicIps }) : [],
-      networks: vnets ? toNetworks(this.account, vnets) : [],
+      instances: joinInstances(this.account, { vms, statuses, nics, publicIps }),
+      networks: toNetworks(this.account, vnets),
       issues,
     };
   }
 
   /**
-   * Every page of one list, each page retried on its own. Returns undefined (and records an
-   * issue) when the list fails for good; rethrows InventoryAuthError and aborts.
+   * Every page of one list, each page retried on its own. When the list fails for good it records
+   * an issue and returns the pages read before the failure; InventoryAuthError and aborts are rethrown.
    */
   private async list<T>(
     operation: string,
@@ -99,7 +103,7 @@ export class AzureInventory implements InventoryAdapter {
     tokenOf: (page: unknown) => string | undefined,
     issues: InventoryIssue[],
     signal: AbortSignal | undefined,
-  ): Promise<T[] | undefined> {
+  ): Promise<T[]> {
     const out: T[] = [];
     const seen = new Set<string>();
     let token: string | undefined;
@@ -113,7 +117,14 @@ export class AzureInventory implements InventoryAdapter {
             return r.done ? undefined : r.value;
           },
           (err) => classifyAzureError(err, operation),
-          { ...this.o.retry, ...(signal ? { signal } : {}) },
+          {
+            ...this.o.retry,
+            ...(signal ? { signal } : {}),
+            onRetry: (err, attempt, delayMs) => {
+              this.log.debug({ op: operation, attempt, delayMs, code: err.code }, "arm call retried");
+              this.o.retry?.onRetry?.(err, attempt, delayMs);
+            },
+          },
         );
         if (!page) break;
         out.push(...page);
@@ -126,8 +137,10 @@ export class AzureInventory implements InventoryAdapter {
     } catch (err) {
       if (err instanceof InventoryAuthError || signal?.aborted) throw err;
       const e = err instanceof InventoryError ? err : (classifyAzureError(err, operation) as Error);
-      issues.push({ scope: operation, code: e instanceof InventoryError ? e.code : "unknown", message: e.message });
-      return undefined;
+      const code = e instanceof InventoryError ? e.code : "unknown";
+      issues.push({ scope: operation, code, message: e.message });
+      this.log.warn({ op: operation, code, err: e.message, kept: out.length }, "arm listing failed; snapshot is partial");
+      return out;
     }
   }
 }

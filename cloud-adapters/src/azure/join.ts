@@ -9,13 +9,14 @@ import type { NetworkInterface, PublicIPAddress, VirtualNetwork } from "@azure/a
 import type { Instance, InstanceState, Network } from "../model.js";
 
 export interface ArmLists {
-  /** virtualMachines.listAll (the caller returns no instances when it failed). */
+  /** virtualMachines.listAll. */
   vms: VirtualMachine[];
-  /** virtualMachines.listAll with statusOnly=true; undefined when it failed (states are then "unknown"). */
-  statuses: VirtualMachine[] | undefined;
-  /** undefined when the list failed: instances then carry no addresses and no network. */
-  nics: NetworkInterface[] | undefined;
-  publicIps: PublicIPAddress[] | undefined;
+  /** virtualMachines.listAll with statusOnly=true; a VM missing here (the pass failed) is "unknown". */
+  statuses: VirtualMachine[];
+  /** A VM whose NIC is missing here (the list failed) has no addresses and network "". */
+  nics: NetworkInterface[];
+  /** A public IP missing here is left out of publicIps. */
+  publicIps: PublicIPAddress[];
 }
 
 const key = (id: string | undefined) => (id ?? "").toLowerCase();
@@ -49,9 +50,9 @@ export function azureState(vm: VirtualMachine | undefined, status: VirtualMachin
 }
 
 export function joinInstances(subscriptionId: string, lists: ArmLists): Instance[] {
-  const statusById = new Map((lists.statuses ?? []).map((s) => [key(s.id), s]));
-  const nicById = new Map((lists.nics ?? []).map((n) => [key(n.id), n]));
-  const pipById = new Map((lists.publicIps ?? []).map((p) => [key(p.id), p]));
+  const statusById = new Map(lists.statuses.map((s) => [key(s.id), s]));
+  const nicById = new Map(lists.nics.map((n) => [key(n.id), n]));
+  const pipById = new Map(lists.publicIps.map((p) => [key(p.id), p]));
 
   return lists.vms.map((vm) => {
     // The primary NIC first, then the rest in the VM's order; within a NIC the primary ip configuration first.
@@ -77,7 +78,7 @@ export function joinInstances(subscriptionId: string, lists: ArmLists): Instance
       privateIps: [...new Set(privateIps)],
       publicIps: [...new Set(publicIps)],
       tags: { ...(vm.tags ?? {}) },
-      state: lists.statuses ? azureState(vm, status) : "unknown",
+      state: azureState(vm, status),
     } satisfies Instance;
   });
 }

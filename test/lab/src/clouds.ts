@@ -31,6 +31,15 @@ export interface LabCloud {
   subnet: string;
 }
 
+/** Test credentials the simulators accept (they check no signatures), for the controller's SDKs. */
+export const LAB_CLOUD_CREDENTIALS: Readonly<Record<string, string>> = {
+  AWS_ACCESS_KEY_ID: "AKIAWEFTLAB000000000",
+  AWS_SECRET_ACCESS_KEY: "weft-lab-secret",
+  AWS_EC2_METADATA_DISABLED: "true",
+  WEFT_INVENTORY_AZURE_TOKEN: "weft-lab-token",
+  WEFT_INVENTORY_GCP_TOKEN: "weft-lab-token",
+};
+
 /** The simulators' API port on each gateway's WAN address. */
 export const CLOUD_API_PORT = 8443;
 export const METADATA_ADDRESS = "169.254.169.254";
@@ -195,7 +204,7 @@ export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string
     "accounts:",
     `  - { provider: aws, account: "${aws.account}", regions: [${aws.region}], endpoint: "http://${wan("aws")}:${CLOUD_API_PORT}" }`,
     `  - { provider: azure, subscriptionId: "${azure.account}", endpoint: "https://${wan("azure")}:${CLOUD_API_PORT}", caFile: "${join(dir, "azure-ca.pem")}" }`,
-    `  - { provider: gcp, project: "${gcp.account}", apiEndpoint: "${wan("gcp")}:${CLOUD_API_PORT}" }`,
+    `  - { provider: gcp, project: "${gcp.account}", apiEndpoint: "http://${wan("gcp")}:${CLOUD_API_PORT}" }`,
     `  - { provider: onprem, file: "${onpremFile}" }`,
     "",
   ].join("\n");

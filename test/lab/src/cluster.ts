@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { ControllerClient } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
+import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningClouds } from "./clouds.js";
 import { hostDir, hostPinDir, labDir } from "./state.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labTopology, type Host } from "./topology.js";
@@ -23,6 +24,11 @@ export const WIREGUARD_PORT = 51820;
 export interface ClusterOptions extends LabOptions {
   /** Path to the built `weft` CLI (default: cli/dist/main.js of this repository). */
   cliPath?: string;
+  /**
+   * The lab's clouds are simulated (startClouds): agents on cloud hosts present their instance
+   * identity from the metadata service, and the controller gets the simulators' test credentials.
+   */
+  clouds?: boolean;
   /** Extra environment for every process (e.g. WEFT_LOG_LEVEL). */
   env?: Record<string, string>;
 }
@@ -70,6 +76,7 @@ export class LabCluster {
   readonly cli: string;
   readonly agents = new Map<string, AgentHandle>();
   private controllerProcess: ChildProcess | undefined;
+  private clouds: RunningClouds | undefined;
 
   constructor(opts: ClusterOptions = {}) {
     this.opts = opts;
@@ -127,6 +134,12 @@ export class LabCluster {
     });
   }
 
+  /** Starts the cloud simulators in the gateways (every cloud host an instance); stopped by stopAll. */
+  async startClouds(): Promise<RunningClouds> {
+    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"));
+    return this.clouds;
+  }
+
   /** Stop the controller (SIGTERM, or SIGKILL to simulate a crash). */
   async stopController(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     await stopProcess(this.controllerProcess, signal);
@@ -163,6 +176,7 @@ export class LabCluster {
       "--bpf-pin-dir",
       hostPinDir(this.opts, hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
+      ...(this.opts.clouds && host.site !== "onprem" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
       ...(joinKey ? ["--join-key", joinKey] : []),
       ...extraArgs,
     ];
@@ -213,6 +227,8 @@ export class LabCluster {
   async stopAll(): Promise<void> {
     await Promise.all([...this.agents.keys()].map((h) => this.stopAgent(h)));
     await this.stopController();
+    await this.clouds?.stop();
+    this.clouds = undefined;
   }
 
   private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean } = {}): Promise<ChildProcess> {
@@ -220,7 +236,7 @@ export class LabCluster {
     const log = await open(join(this.logDir, `${logName}.log`), "a");
     const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
       stdio: ["ignore", log.fd, log.fd],
-      env: { ...process.env, ...this.opts.env },
+      env: { ...process.env, ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
       ...(o.hostMounts ? { hostMounts: true } : {}),
     });
     child.on("exit", () => void log.close().catch(() => undefined));

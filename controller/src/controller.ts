@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Buckets, Heartbeat, NodeRecord, PeerRecord, Policy, Subjects, nodeIdFromSubject } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, Heartbeat, NodeRecord, PeerRecord, Policy, Subjects, nodeIdFromSubject } from "@weft/protocol";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { loadOrCreateAdminToken } from "./admin-token.js";
@@ -14,11 +14,13 @@ import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
+import { EnrollmentPolicies } from "./enroll/policies.js";
 import { IdentityAllocator, IdentityEntry } from "./identity/allocator.js";
 import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
+import { InventoryStore } from "./inventory/store.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -124,7 +126,16 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(async () => workloadsSub.unsubscribe());
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
+    // Join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
+    const enrollInventory = new InventoryStore(await kvm.open(Buckets.inventory));
+    const enrollmentPolicies = new EnrollmentPolicies({
+      store: new RecordStore(await kvm.open(Buckets.enrollPolicies), EnrollmentPolicy, Buckets.enrollPolicies),
+      validateLabels: (labels) => validateIdentityLabels(labels, trustDomain),
+      log: log.child({ component: "enrollment-policies" }),
+    });
     const enrollment = new Enrollment({
+      inventory: enrollInventory,
+      policies: enrollmentPolicies,
       joinKeys,
       claims,
       allocator,
@@ -152,7 +163,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, registry, identities, policies, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

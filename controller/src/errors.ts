@@ -37,6 +37,15 @@ export class JoinKeyRejectedError extends ControllerError {
   readonly code = "join_key_rejected";
 }
 
+/**
+ * The agent's instance identity does not admit it: not in the inventory, not running, enrolling
+ * from another address, bound to another node, or matching no selector. The message says which.
+ */
+export class InstanceRejectedError extends ControllerError {
+  readonly status = 403;
+  readonly code = "instance_rejected";
+}
+
 export class NotFoundError extends ControllerError {
   readonly status = 404;
   readonly code = "not_found";

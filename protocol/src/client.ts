@@ -10,7 +10,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } from "./ca-pin.js";
-import { ApiError, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type JoinKeyCreateRequest } from "./messages.js";
+import { ApiError, EnrollmentPolicy, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type EnrollmentPolicyInput, type JoinKeyCreateRequest } from "./messages.js";
 import { NodePolicy, Policy, type PolicyInput } from "./policy.js";
 
 export interface ControllerClientOptions {
@@ -94,6 +94,19 @@ export class ControllerClient {
   }
   deletePolicy(name: string): Promise<Policy> {
     return this.call("DELETE", `/v1/policies/${encodeURIComponent(name)}`, Policy);
+  }
+  /** Create or replace the enrollment policy named in `policy`. */
+  applyEnrollmentPolicy(policy: EnrollmentPolicyInput): Promise<EnrollmentPolicy> {
+    return this.call("PUT", `/v1/enrollment-policies/${encodeURIComponent(policy.name)}`, EnrollmentPolicy, policy);
+  }
+  listEnrollmentPolicies(): Promise<EnrollmentPolicy[]> {
+    return this.call("GET", "/v1/enrollment-policies", z.array(EnrollmentPolicy));
+  }
+  getEnrollmentPolicy(name: string): Promise<EnrollmentPolicy> {
+    return this.call("GET", `/v1/enrollment-policies/${encodeURIComponent(name)}`, EnrollmentPolicy);
+  }
+  deleteEnrollmentPolicy(name: string): Promise<EnrollmentPolicy> {
+    return this.call("DELETE", `/v1/enrollment-policies/${encodeURIComponent(name)}`, EnrollmentPolicy);
   }
 
   async call<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {

@@ -34,6 +34,30 @@ export const Identity = z.object({ id: z.number().int().min(256).max(0xffffffff)
 export type Identity = z.infer<typeof Identity>;
 export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex digits");
 
+// ---------------------------------------------------------------- instance selectors
+
+export const CloudProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
+export type CloudProvider = z.infer<typeof CloudProvider>;
+
+/**
+ * Which cloud instances may join: every field given must equal the inventory's record of the
+ * agent's instance (tags: each listed tag with exactly that value; other tags are ignored). An
+ * empty selector matches any instance that is in the inventory.
+ */
+export const InstanceSelector = z
+  .object({
+    provider: CloudProvider.optional(),
+    /** AWS account id, Azure subscription id, GCP project id, on-prem site name. */
+    account: z.string().min(1).max(256).optional(),
+    /** AWS region, Azure location, GCP region. */
+    region: z.string().min(1).max(128).optional(),
+    /** VPC id, VNet resource id, GCE network name, on-prem network name. */
+    network: z.string().min(1).max(512).optional(),
+    tags: z.record(z.string().min(1).max(256), z.string().max(256)).optional(),
+  })
+  .strict();
+export type InstanceSelector = z.infer<typeof InstanceSelector>;
+
 // ---------------------------------------------------------------- join keys
 
 export const JoinKeyCreateRequest = z
@@ -43,6 +67,12 @@ export const JoinKeyCreateRequest = z
     /** Lifetime in seconds from now; absent = 24 h. */
     ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
     labels: labels.default({}),
+    /**
+     * The key works only for an agent that presents an instance identity (EnrollRequest.instance)
+     * of an instance in the inventory, running, enrolling from one of its addresses and matching
+     * this selector.
+     */
+    instanceSelector: InstanceSelector.optional(),
   })
   .strict();
 export type JoinKeyCreateRequest = z.infer<typeof JoinKeyCreateRequest>;
@@ -53,6 +83,8 @@ export const JoinKeyInfo = z.object({
   description: z.string().optional(),
   reusable: z.boolean(),
   labels,
+  /** Set: the key works only for instances in the inventory that match it. */
+  instanceSelector: InstanceSelector.optional(),
   createdAt: z.string(),
   expiresAt: z.string(),
   revokedAt: z.string().optional(),
@@ -85,7 +117,7 @@ export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
  */
 export const InstanceIdentityClaim = z
   .object({
-    provider: z.enum(["aws", "azure", "gcp", "onprem"]),
+    provider: CloudProvider,
     /** The cloud's instance id: i-…, the Azure vmId, the numeric GCE id, the on-prem host name. */
     id: z.string().min(1).max(256),
     /** AWS account id, Azure subscription id, GCP project id. */
@@ -99,7 +131,10 @@ export type InstanceIdentityClaim = z.infer<typeof InstanceIdentityClaim>;
 export const EnrollRequest = z
   .object({
     version: z.literal(1),
-    joinKey: z.string().min(1).max(200),
+    /** Required unless `instance` is given and an enrollment policy matches the instance (keyless join). */
+    joinKey: z.string().min(1).max(200).optional(),
+    /** The instance this agent runs on, from the cloud's metadata service; checked against the inventory. */
+    instance: InstanceIdentityClaim.optional(),
     name: nodeName,
     site: siteName,
     wireguardPublicKey: wireguardKey,
@@ -116,7 +151,13 @@ export const EnrollRequest = z
     /** Ask for a specific overlay address (e.g. to keep one across a rebuild); refused when taken. */
     overlayAddress: ipv4.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.joinKey !== undefined || r.instance !== undefined, {
+    path: ["joinKey"],
+    message: "required unless the request carries an instance identity (keyless join through an enrollment policy)",
+    // Also when other fields are wrong, so a request missing everything still names joinKey.
+    when: (p) => typeof p.value === "object" && p.value !== null && !Array.isArray(p.value),
+  });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
 export const EnrollResponse = z.object({
@@ -132,6 +173,26 @@ export const EnrollResponse = z.object({
   workloadCidr: cidr.optional(),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+// ---------------------------------------------------------------- enrollment policies (KV weft-enroll-policies)
+
+/**
+ * Keyless join: an agent that presents an instance identity and no join key is enrolled when its
+ * instance is in the inventory, running, enrolls from one of its addresses and matches the selector
+ * of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
+ */
+export const EnrollmentPolicy = z
+  .object({
+    name: nodeName,
+    description: z.string().max(200).optional(),
+    /** Which instances may join; provider is required so a policy never spans every cloud by accident. */
+    selector: InstanceSelector.extend({ provider: CloudProvider }).strict(),
+    /** Labels granted to the nodes enrolled through this policy (identity labels included). */
+    labels: labels.default({}),
+  })
+  .strict();
+export type EnrollmentPolicy = z.infer<typeof EnrollmentPolicy>;
+export type EnrollmentPolicyInput = z.input<typeof EnrollmentPolicy>;
 
 // ---------------------------------------------------------------- workloads
 
@@ -232,7 +293,12 @@ export const NodeRecord = z.object({
   identity: Identity.optional(),
   /** The node's workload prefix; absent on nodes enrolled before workloads existed (allocated on their first workloads request). */
   workloadPrefix: cidr.optional(),
+  /** The join key the node enrolled with; "" when it joined without one (see enrollmentPolicy). */
   joinKeyId: z.string(),
+  /** The enrollment policy a keyless join matched. */
+  enrollmentPolicy: z.string().optional(),
+  /** The cloud instance the node proved it runs on (its inventory binding); absent when none was checked. */
+  instance: z.object({ provider: CloudProvider, account: z.string(), id: z.string() }).optional(),
   /** Source address the controller saw at enrollment. */
   observedAddress: z.string().optional(),
   enrolledAt: z.string(),

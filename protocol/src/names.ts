@@ -25,6 +25,8 @@ export const Buckets = {
    * read only its own key: what other nodes enforce is not its business.
    */
   nodePolicies: "weft-node-policies",
+  /** Enrollment policies (keyless join by instance identity), one key per policy name. Controller only. */
+  enrollPolicies: "weft-enroll-policies",
   /**
    * Cloud inventory (see InventoryInstance): `i.<provider>.<account>.<id>` per instance,
    * `n.<provider>.<account>.<id>` per network, `s.<provider>.<account>` per account's last sync.

@@ -31,8 +31,12 @@ const KNOWN_ROUTES = [
   "GET /v1/policies",
   "GET /v1/policies/{name}",
   "DELETE /v1/policies/{name}",
+  "PUT /v1/enrollment-policies/{name}",
+  "GET /v1/enrollment-policies",
+  "GET /v1/enrollment-policies/{name}",
+  "DELETE /v1/enrollment-policies/{name}",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies)/.test(r));
 
 beforeAll(async () => {
   t = await startTestController();

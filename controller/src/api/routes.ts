@@ -3,9 +3,10 @@
  * and response schemas and handler. The server registers the table and the
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
+import type { EnrollmentPolicies } from "../enroll/policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -39,6 +40,8 @@ export interface ApiServices {
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
+  /** Keyless join by instance identity. */
+  enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
   controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
 }
@@ -51,7 +54,7 @@ export function apiRoutes(s: ApiServices): Route[] {
     {
       method: "POST",
       path: "/v1/enroll",
-      summary: "Enroll a node with a join key; returns its overlay address and NATS credentials",
+      summary: "Enroll a node with a join key, or with an instance identity an enrollment policy admits; returns its overlay address and NATS credentials",
       auth: "joinKey",
       body: EnrollRequest,
       response: EnrollResponse,
@@ -125,6 +128,25 @@ export function apiRoutes(s: ApiServices): Route[] {
       auth: "admin",
       response: Policy,
       handler: (ctx) => s.policies.delete(param(ctx, "name")),
+    },
+    {
+      method: "PUT",
+      path: "/v1/enrollment-policies/:name",
+      summary: "Create or replace an enrollment policy (keyless join for inventory instances matching its selector); the name in the body must match the path",
+      auth: "admin",
+      body: EnrollmentPolicy,
+      response: EnrollmentPolicy,
+      handler: (ctx) => s.enrollmentPolicies.apply(param(ctx, "name"), ctx.body),
+    },
+    { method: "GET", path: "/v1/enrollment-policies", summary: "List enrollment policies, by name", auth: "admin", response: z.array(EnrollmentPolicy), handler: () => s.enrollmentPolicies.list() },
+    { method: "GET", path: "/v1/enrollment-policies/:name", summary: "One enrollment policy", auth: "admin", response: EnrollmentPolicy, handler: (ctx) => s.enrollmentPolicies.get(param(ctx, "name")) },
+    {
+      method: "DELETE",
+      path: "/v1/enrollment-policies/:name",
+      summary: "Delete an enrollment policy; nodes enrolled through it stay. Returns what it was",
+      auth: "admin",
+      response: EnrollmentPolicy,
+      handler: (ctx) => s.enrollmentPolicies.delete(param(ctx, "name")),
     },
   ];
 }

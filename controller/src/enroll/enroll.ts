@@ -1,22 +1,27 @@
 /**
- * Enrollment: verify the join key, claim the node's WireGuard key, name, an
- * overlay address and a workload prefix (each compare-and-set), issue its NATS credentials, consume
- * the key and write the node. Any failure rolls back the claims already made,
- * so a rejected enrollment stores nothing; everything that can reject the
- * request runs before the key is consumed, so a bad request never burns a
- * one-time key.
+ * Enrollment: authorize (verify the join key; check the instance identity against the inventory
+ * when the key has an instance selector or when no key is given and an enrollment policy must admit
+ * the instance), claim the node's WireGuard key, name, an overlay address and a workload prefix
+ * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
+ * the node. Any failure rolls back the claims and binding already made, so a rejected enrollment
+ * stores nothing; everything that can reject the request runs before the key is consumed, so a bad
+ * request never burns a one-time key.
  */
 import { randomBytes } from "node:crypto";
-import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity } from "@weft/protocol";
+import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";
 import type { Logger } from "pino";
-import { ConflictError, ValidationError } from "../errors.js";
+import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
-import type { JoinKeys } from "../keys/joinkeys.js";
+import { checkInstanceClaim, describeClaim, selectorMismatch } from "../inventory/join.js";
+import { keyOfInstance, type InventoryStore, type StoredInstance } from "../inventory/store.js";
+import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
+import type { Versioned } from "../store/kv.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { parseOrThrow } from "../validation.js";
+import type { EnrollmentPolicies } from "./policies.js";
 
 export interface EnrollmentDeps {
   joinKeys: JoinKeys;
@@ -32,7 +37,19 @@ export interface EnrollmentDeps {
   /** The identity granted by a join key's labels (allocated on first use). */
   identityFor: (labels: Record<string, string>) => Promise<Identity>;
   heartbeatSeconds: number;
+  /** The cloud inventory; absent: enrollments that present an instance identity are refused. */
+  inventory?: Pick<InventoryStore, "instance" | "changeInstance" | "unbind">;
+  /** Enrollment policies for keyless joins; absent: every enrollment needs a join key. */
+  policies?: Pick<EnrollmentPolicies, "list">;
   log: Logger;
+}
+
+/** Who let a request in: its join key, or the enrollment policy that matched its instance; and the instance it proved. */
+interface Grant {
+  key: Versioned<StoredJoinKey> | undefined;
+  policy: string | undefined;
+  labels: Record<string, string>;
+  instance: StoredInstance | undefined;
 }
 
 export interface EnrollContext {
@@ -52,10 +69,12 @@ export class Enrollment {
   async enroll(body: unknown, ctx: EnrollContext = {}): Promise<EnrollResponse> {
     const req = parseEnrollRequest(body);
     const { joinKeys, claims, allocator, registry, log } = this.deps;
-    const key = await joinKeys.verify(req.joinKey);
+    const grant = await this.authorize(req, ctx);
+    const key = grant.key;
     const nodeId = newNodeId();
     const made: { kind: ClaimKind; value: string }[] = [];
     let consumedKey = false;
+    let bound: string | undefined;
     const claimOrConflict = async (kind: ClaimKind, value: string, what: string) => {
       const got = await claims.claim(kind, value, nodeId);
       if (!got.ok) throw new ConflictError(`${what} is already enrolled as node ${got.owner}; delete that node first (\`weft nodes delete ${got.owner}\`)`);
@@ -68,10 +87,17 @@ export class Enrollment {
       made.push({ kind: "addr", value: overlayAddress });
       const workloadPrefix = await this.deps.prefixes.allocate(nodeId);
       made.push({ kind: "wprefix", value: workloadPrefix });
-      const identity = await this.deps.identityFor(key.value.labels);
+      const identity = await this.deps.identityFor(grant.labels);
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
-      const consumed = await joinKeys.consume(req.joinKey, nodeId);
-      consumedKey = true;
+      if (grant.instance) {
+        bound = keyOfInstance(grant.instance);
+        await this.bind(grant.instance, nodeId);
+      }
+      let labels = grant.labels;
+      if (key && req.joinKey !== undefined) {
+        labels = (await joinKeys.consume(req.joinKey, nodeId)).labels;
+        consumedKey = true;
+      }
       const node: NodeRecord = {
         version: 1,
         nodeId,
@@ -82,14 +108,29 @@ export class Enrollment {
         overlayAddress,
         workloadPrefix,
         endpoints: req.endpoints,
-        labels: consumed.labels,
+        labels,
         identity,
-        joinKeyId: key.value.id,
+        joinKeyId: key?.value.id ?? "",
+        ...(grant.policy === undefined ? {} : { enrollmentPolicy: grant.policy }),
+        ...(grant.instance ? { instance: { provider: grant.instance.provider, account: grant.instance.account, id: grant.instance.id } } : {}),
         ...(ctx.observedAddress === undefined ? {} : { observedAddress: ctx.observedAddress }),
         enrolledAt: new Date().toISOString(),
       };
       await registry.add(node);
-      log.info({ node: nodeId, name: req.name, site: req.site, overlay: overlayAddress, workloadPrefix, identity: identity.spiffeId, joinKeyId: key.value.id }, "node enrolled");
+      log.info(
+        {
+          node: nodeId,
+          name: req.name,
+          site: req.site,
+          overlay: overlayAddress,
+          workloadPrefix,
+          identity: identity.spiffeId,
+          ...(key ? { joinKeyId: key.value.id } : {}),
+          ...(grant.policy === undefined ? {} : { enrollmentPolicy: grant.policy }),
+          ...(grant.instance ? { instance: bound } : {}),
+        },
+        "node enrolled",
+      );
       return {
         nodeId,
         overlayAddress,
@@ -102,10 +143,86 @@ export class Enrollment {
     } catch (err) {
       // Roll back: nothing of a failed enrollment stays, and its key use is given back.
       const undo = made.map((c) => claims.release(c.kind, c.value, nodeId));
-      if (consumedKey) undo.push(joinKeys.unconsume(key.value.id, nodeId));
+      if (consumedKey && key) undo.push(joinKeys.unconsume(key.value.id, nodeId));
+      if (bound !== undefined && this.deps.inventory) undo.push(this.deps.inventory.unbind(bound, nodeId));
       for (const r of await Promise.allSettled(undo)) {
         if (r.status === "rejected") log.error({ node: nodeId, err: r.reason }, "rolling back a failed enrollment left something behind");
       }
+      throw err;
+    }
+  }
+
+  /**
+   * Decide whether the request may enroll, before anything is claimed or written. With a join key:
+   * the key must be usable, and a key with an instance selector needs an instance identity that
+   * passes the inventory checks and matches it. A key without a selector still has any instance
+   * identity presented checked (a node never carries an unproven binding). Without a key: the
+   * instance must pass the checks and match an enrollment policy.
+   */
+  private async authorize(req: EnrollRequest, ctx: EnrollContext): Promise<Grant> {
+    if (req.joinKey !== undefined) {
+      const key = await this.deps.joinKeys.verify(req.joinKey);
+      const selector = key.value.instanceSelector;
+      if (selector !== undefined && req.instance === undefined) {
+        throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`);
+      }
+      const instance = req.instance === undefined ? undefined : await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`);
+      return { key, policy: undefined, labels: key.value.labels, instance };
+    }
+    if (req.instance === undefined) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
+    const instance = await this.checkInstance(req, ctx, undefined, "keyless join");
+    const policies = (await this.deps.policies?.list()) ?? [];
+    const named = describeClaim(req.instance);
+    if (policies.length === 0) {
+      throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``);
+    }
+    const misses: string[] = [];
+    for (const policy of policies) {
+      const why = selectorMismatch(policy.selector, instance);
+      if (why.length === 0) return { key: undefined, policy: policy.name, labels: policy.labels, instance };
+      misses.push(`${policy.name}: ${why.join(", ")}`);
+    }
+    throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`);
+  }
+
+  private async checkInstance(req: EnrollRequest, ctx: EnrollContext, selector: InstanceSelector | undefined, what: string): Promise<StoredInstance> {
+    const claim = req.instance!;
+    const inventory = this.deps.inventory;
+    if (!inventory) throw new InstanceRejectedError(`${describeClaim(claim)}: ${what} needs the cloud inventory, and this controller has none configured`);
+    const checked = await checkInstanceClaim({
+      claim,
+      observedAddress: ctx.observedAddress,
+      privateEndpoint: req.endpoints.private,
+      selector,
+      inventory,
+      nodeExists: (nodeId) => this.nodeExists(nodeId),
+    });
+    if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }] });
+    return checked.instance;
+  }
+
+  /**
+   * Bind `instance` to `nodeId` with compare-and-set: of two enrollments of one instance at once,
+   * one wins; the other finds it bound to a node (its own check saw it free).
+   */
+  private async bind(instance: StoredInstance, nodeId: string): Promise<void> {
+    const key = keyOfInstance(instance);
+    const stale = instance.boundNode; // bound to a deleted node when the checks passed
+    const now = await this.deps.inventory!.changeInstance(key, (cur) => {
+      if (cur.boundNode !== undefined && cur.boundNode !== stale && cur.boundNode !== nodeId) {
+        throw new InstanceRejectedError(`${describeClaim(instance)} was just bound to node ${cur.boundNode}; delete that node first (\`weft nodes delete ${cur.boundNode}\`)`);
+      }
+      return { ...cur, boundNode: nodeId, boundAt: new Date().toISOString() };
+    });
+    if (!now) throw new InstanceRejectedError(`${describeClaim(instance)} left the inventory during enrollment; retry`);
+  }
+
+  private async nodeExists(nodeId: string): Promise<boolean> {
+    try {
+      await this.deps.registry.get(nodeId);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
       throw err;
     }
   }

@@ -11,6 +11,7 @@ import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
 import { PrefixAllocator } from "../ipam/prefixes.js";
 import { Claim, Claims } from "../ipam/claims.js";
+import { InventoryStore } from "../inventory/store.js";
 import { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { RecordStore } from "../store/kv.js";
@@ -51,5 +52,49 @@ describe("enrollment rollback", () => {
     expect({ uses: after?.uses, state: after?.state }, "one-time key after the failed enrollment").toEqual({ uses: 0, state: "active" });
     const retry = await t.client.raw("POST", "/v1/enroll", JSON.stringify(agentIdentity(key.key, generateKeyPair().publicKey).body));
     expect(retry.status, `retry with the same one-time key: ${retry.text}`).toBe(201);
+  });
+
+  it("enrollment - a failure after the instance was bound releases the binding", async () => {
+    const kvm = new Kvm(t.running.nc);
+    const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
+    const inventory = new InventoryStore(await kvm.open(Buckets.inventory));
+    const instance = {
+      provider: "aws" as const,
+      account: "111111111111",
+      region: "eu-west-1",
+      network: "vpc-1",
+      id: "i-rollback",
+      name: "rollback",
+      privateIps: ["10.0.0.9"],
+      publicIps: [],
+      tags: {},
+      state: "running" as const,
+      seenAt: new Date().toISOString(),
+    };
+    await inventory.upsertInstance(instance, () => false);
+    const enrollment = new Enrollment({
+      joinKeys: new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys)),
+      claims,
+      allocator: new AddressAllocator(claims, "100.64.0.0/16"),
+      prefixes: new PrefixAllocator(claims, "100.80.0.0/12", 24),
+      registry: { add: async () => Promise.reject(new Error("store write failed")), get: async () => Promise.reject(new Error("no node")) } as unknown as NodeRegistry,
+      issueAgentJwt: async () => "jwt",
+      identityFor: async () => ({ id: 256, spiffeId: "spiffe://weft.internal/ns/default/sa/default" }),
+      natsServersFor: () => ["nats://127.0.0.1:4222"],
+      heartbeatSeconds: 5,
+      inventory,
+      policies: { list: async () => [{ name: "any-aws", selector: { provider: "aws" }, labels: {} }] },
+      log: pino({ level: "silent" }),
+    });
+    const before = await storedState(t);
+    const body = agentIdentity("unused", generateKeyPair().publicKey).body;
+    delete body["joinKey"];
+    body["instance"] = { provider: "aws", id: instance.id, account: instance.account };
+
+    await expect(enrollment.enroll(body, { observedAddress: "10.0.0.9" }), "keyless enroll with a failing node write").rejects.toThrow(/store write failed/);
+
+    await assertNothingStored(t, before, "keyless enrollment whose node write failed");
+    const after = await inventory.instance("aws", instance.account, instance.id);
+    expect(after?.boundNode, "binding after the failed enrollment").toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@
  * One-time keys are consumed with compare-and-set, so of two agents presenting
  * the same key at once exactly one wins.
  */
-import { JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
+import { InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
 import { z } from "zod";
 import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { RecordStore, Versioned } from "../store/kv.js";
@@ -15,6 +15,8 @@ export const StoredJoinKey = z.object({
   description: z.string().optional(),
   reusable: z.boolean(),
   labels,
+  /** Set: the key enrolls only agents whose instance is in the inventory and matches this. */
+  instanceSelector: InstanceSelector.optional(),
   createdAt: z.string(),
   expiresAt: z.string(),
   revokedAt: z.string().optional(),
@@ -66,6 +68,7 @@ export class JoinKeys {
       ...(req.description === undefined ? {} : { description: req.description }),
       reusable: req.reusable,
       labels: req.labels,
+      ...(req.instanceSelector === undefined ? {} : { instanceSelector: req.instanceSelector }),
       createdAt: created.toISOString(),
       expiresAt: new Date(created.getTime() + req.ttlSeconds * 1000).toISOString(),
       uses: 0,
@@ -155,6 +158,7 @@ export class JoinKeys {
       description: key.description,
       reusable: key.reusable,
       labels: key.labels,
+      instanceSelector: key.instanceSelector,
       createdAt: key.createdAt,
       expiresAt: key.expiresAt,
       revokedAt: key.revokedAt,

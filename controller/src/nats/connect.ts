@@ -65,6 +65,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.policies]: 5,
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
+  [Buckets.enrollPolicies]: 5,
 };
 
 export interface EnsureBucketsOptions {

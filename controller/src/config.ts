@@ -5,6 +5,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { cidr, cidrsOverlap, formatCidr, parseCidr, siteName } from "@weft/protocol";
+import { InventoryConfig } from "./inventory/config.js";
 
 /** A DNS name (a leading `*.` allowed) or an IP address, for a certificate's SANs. */
 const sanName = z
@@ -100,6 +101,8 @@ export const ControllerConfig = z
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
+    /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
+    inventory: InventoryConfig.prefault({}),
   })
   .strict();
 export type ControllerConfig = z.infer<typeof ControllerConfig>;

@@ -16,3 +16,9 @@ export {
   keyOfNetwork,
   kvToken,
 } from "./store.js";
+export { InventorySync, type InventorySyncOptions } from "./sync.js";
+export { InventoryConfig, InventoryAccountConfig, accountLabel, type InventoryConfigInput } from "./config.js";
+export { defaultAdapterFactory, type AdapterFactory } from "./adapters.js";
+export { decideRemovals, removalLimit, type Binding, type RemovalDecision } from "./revoke.js";
+export { cloudLabels, desiredNode, identityTags, CLOUD_LABEL_PREFIX, CLOUD_TAG_PREFIX } from "./labels.js";
+export { siteRoutes, describeOverlap } from "./routes.js";

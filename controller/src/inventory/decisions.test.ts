@@ -1,0 +1,183 @@
+/**
+ * The inventory's pure decisions: which bound nodes one sync removes, the labels and identity a
+ * node gets from its instance's tags, site routes and overlapping CIDRs, and the config section.
+ */
+import { describe, expect, it } from "vitest";
+import { ControllerConfig } from "../config.js";
+import { ValidationError } from "../errors.js";
+import { parseOrThrow } from "../validation.js";
+import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./labels.js";
+import { decideRemovals, removalLimit, type Binding, type RemovalInput } from "./revoke.js";
+import { siteRoutes } from "./routes.js";
+import { instanceKey, kvToken, type StoredInstance, type StoredNetwork } from "./store.js";
+
+const ACCOUNT = "111111111111";
+const T = "2026-01-01T00:00:00.000Z";
+
+function inst(id: string, over: Partial<StoredInstance> = {}): StoredInstance {
+  return { provider: "aws", account: ACCOUNT, region: "eu-west-1", network: "vpc-1", id, name: id, privateIps: ["10.0.0.1"], publicIps: [], tags: {}, state: "running", seenAt: T, ...over };
+}
+const nodeIdOf = (n: number) => `n-${n.toString(16).padStart(16, "0")}`;
+function bound(n: number, id: string): Binding {
+  return { nodeId: nodeIdOf(n), key: instanceKey("aws", ACCOUNT, id), instanceId: id };
+}
+function input(listed: StoredInstance[], bindings: Binding[], over: Partial<RemovalInput> = {}): RemovalInput {
+  return {
+    outcome: "listed",
+    complete: true,
+    fetchedAt: T,
+    listed: new Map(listed.map((i) => [instanceKey(i.provider, i.account, i.id), i])),
+    baseline: listed.length,
+    bindings,
+    stored: new Map(),
+    maxRemovalShare: 0.25,
+    ...over,
+  };
+}
+
+describe("inventory removal decisions", () => {
+  it("removal - a terminated or absent instance's node goes; a running one stays; a stopped one is reported and kept", () => {
+    const d = decideRemovals(input([inst("i-run"), inst("i-term", { state: "terminated" }), inst("i-stop", { state: "stopped" })], [bound(1, "i-run"), bound(2, "i-term"), bound(3, "i-stop"), bound(4, "i-gone")], { maxRemovalShare: 1 }));
+    expect(d.remove.map((r) => [r.nodeId, r.reason]), "removed").toEqual([
+      [nodeIdOf(2), "terminated"],
+      [nodeIdOf(4), "absent"],
+    ]);
+    expect(d.remove[1]?.evidence, "evidence names the listing and the instance").toMatch(/complete listing .* does not have instance i-gone/);
+    expect(d.stopped, "stopped").toEqual([{ nodeId: nodeIdOf(3), instance: "i-stop", state: "stopped" }]);
+    expect(d.heldBack, "held back").toEqual([]);
+  });
+
+  it("removal - an incomplete listing removes nothing; absence in it is no evidence", () => {
+    const d = decideRemovals(input([inst("i-term", { state: "terminated" })], [bound(1, "i-term"), bound(2, "i-gone")], { complete: false, maxRemovalShare: 1 }));
+    expect(d.remove, "removed from a partial listing").toEqual([]);
+    expect(d.heldBack.map((r) => r.instance), "held back: the terminated one only").toEqual(["i-term"]);
+    expect(d.heldBackReason, "reason").toMatch(/incomplete/);
+  });
+
+  it("removal - a failed fetch removes nothing", () => {
+    const d = decideRemovals(input([], [bound(1, "i-a")], { outcome: "failed", complete: false }));
+    expect([d.remove, d.heldBack], "nothing at all").toEqual([[], []]);
+  });
+
+  it("removal - a listing suddenly empty is suspicious: everything is held back", () => {
+    const d = decideRemovals(input([], [bound(1, "i-a"), bound(2, "i-b")], { baseline: 5, maxRemovalShare: 1 }));
+    expect(d.suspicious, "suspicious").toBe(true);
+    expect(d.remove, "removed").toEqual([]);
+    expect(d.heldBack.length, "held back").toBe(2);
+    expect(d.heldBackReason, "reason").toMatch(/listed 5 instances last time and none now/);
+    const first = decideRemovals(input([], [bound(1, "i-a")], { baseline: undefined, maxRemovalShare: 1 }));
+    expect([first.suspicious, first.remove.length], "empty with no history is not suspicious").toEqual([false, 1]);
+  });
+
+  it("removal - at most maxRemovalShare of the bound nodes per cycle (at least one), terminated first", () => {
+    expect([removalLimit(0, 0.25), removalLimit(1, 0.25), removalLimit(4, 0.25), removalLimit(9, 0.25), removalLimit(10, 0.5)], "limits").toEqual([0, 1, 1, 2, 5]);
+    const listed = [inst("i-1", { state: "terminated" }), inst("i-2", { state: "terminated" }), inst("i-3"), inst("i-4"), inst("i-5"), inst("i-6"), inst("i-7"), inst("i-8")];
+    const bindings = [bound(9, "i-gone"), ...listed.map((i, n) => bound(n + 1, i.id))];
+    const d = decideRemovals(input(listed, bindings));
+    expect(d.remove.map((r) => r.instance), "removed: 9 bound × 0.25 = 2, terminated first").toEqual(["i-1", "i-2"]);
+    expect(d.heldBack.map((r) => r.instance), "held back").toEqual(["i-gone"]);
+    expect(d.heldBackReason, "reason").toMatch(/maxRemovalShare 0.25 of 9 bound nodes allows 2/);
+  });
+});
+
+describe("inventory labels and identity", () => {
+  it("labels - facts and tags become cloud. labels; odd tag keys are made label keys; long values and collisions are reported", () => {
+    const got = cloudLabels(inst("i-1", { zone: "eu-west-1a", tags: { Name: "web 1", "aws:autoscaling:groupName": "asg", "team name": "a", "team_name": "b", big: "x".repeat(300) } }));
+    expect(got.labels, "labels").toEqual({
+      "cloud.provider": "aws",
+      "cloud.account": ACCOUNT,
+      "cloud.region": "eu-west-1",
+      "cloud.zone": "eu-west-1a",
+      "cloud.instance": "i-1",
+      "cloud.tag.Name": "web 1",
+      "cloud.tag.aws:autoscaling:groupName": "asg",
+      "cloud.tag.team_name": "a",
+    });
+    expect(got.skipped.map((s) => s.tag).sort(), "skipped").toEqual(["big", "team_name"]);
+    expect(tagLabelKey("k".repeat(100)).length, "key length").toBe(63);
+  });
+
+  it("identity - tags weft:identity or weft:namespace/weft:serviceaccount (also weft-…, weft_…) win over the enrollment labels", () => {
+    expect(identityTags({ "weft-namespace": "shop", weft_serviceaccount: "api", other: "x" }), "GCP-style keys").toEqual({ "weft:namespace": "shop", "weft:serviceaccount": "api" });
+    const node = { labels: { "weft:namespace": "base", "cloud.tag.old": "gone", env: "prod" } };
+    const a = desiredNode(node, inst("i-1", { tags: { "weft:namespace": "shop", "weft:serviceaccount": "api" } }), "weft.internal");
+    expect([a.spiffeId, a.identitySource], "from tags").toEqual(["spiffe://weft.internal/ns/shop/sa/api", "tags"]);
+    expect(a.labels["cloud.tag.old"], "stale cloud. labels are dropped").toBeUndefined();
+    expect([a.labels.env, a.labels["weft:namespace"]], "enrollment labels stay").toEqual(["prod", "base"]);
+    const b = desiredNode(node, inst("i-1"), "weft.internal");
+    expect([b.spiffeId, b.identitySource], "no identity tags: the enrollment labels").toEqual(["spiffe://weft.internal/ns/base/sa/default", "labels"]);
+    const c = desiredNode(node, inst("i-1", { tags: { "weft:identity": "spiffe://other.domain/ns/a/sa/b" } }), "weft.internal");
+    expect(c.spiffeId, "a refused identity tag keeps the enrollment identity").toBe("spiffe://weft.internal/ns/base/sa/default");
+    expect(c.problems.join(" "), "the refusal is reported").toMatch(/identity tags refused.*trust domain weft.internal/);
+  });
+});
+
+describe("inventory site routes and overlaps", () => {
+  const net = (id: string, cidrs: string[], over: Partial<StoredNetwork> = {}): StoredNetwork => ({ provider: "aws", account: ACCOUNT, id, cidrs, subnets: [], seenAt: T, ...over });
+
+  it("routes - a network's site is its bound nodes' site, else the network; overlaps between networks are reported, never merged", () => {
+    const networks = [
+      net("vpc-a", ["10.0.0.0/16"]),
+      net("vpc-b", ["10.0.128.0/17", "fd00::/64"]),
+      net("vpc-c", ["172.16.0.0/16"]),
+      net("lan", [], { provider: "onprem", account: "dc", subnets: [{ id: "s1", cidr: "192.168.1.0/24" }] }),
+    ];
+    const instances = [inst("i-1", { network: "vpc-a", boundNode: nodeIdOf(1) }), inst("i-2", { network: "vpc-c", boundNode: nodeIdOf(2) })];
+    const sites = new Map([
+      [nodeIdOf(1), "aws-eu"],
+      [nodeIdOf(2), "aws-eu"],
+    ]);
+    const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id) });
+    expect(routes, "site routes").toEqual([
+      { site: "aws-eu", inferred: false, cidrs: ["10.0.0.0/16", "172.16.0.0/16"], networks: ["vpc-a", "vpc-c"], conflicts: ["10.0.0.0/16"] },
+      { site: "aws:vpc-b", inferred: true, cidrs: ["10.0.128.0/17"], networks: ["vpc-b"], conflicts: ["10.0.128.0/17"] },
+      { site: "onprem:lan", inferred: true, cidrs: ["192.168.1.0/24"], networks: ["lan"], conflicts: [] },
+    ]);
+    expect(overlaps, "overlaps").toEqual([
+      {
+        a: { provider: "aws", account: ACCOUNT, network: "vpc-a", site: "aws-eu", cidr: "10.0.0.0/16" },
+        b: { provider: "aws", account: ACCOUNT, network: "vpc-b", site: "aws:vpc-b", cidr: "10.0.128.0/17" },
+        sameSite: false,
+      },
+    ]);
+  });
+});
+
+describe("inventory config and keys", () => {
+  it("config - defaults: no accounts, 60 s, share 0.25", () => {
+    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({ intervalSeconds: 60, maxRemovalShare: 0.25, accounts: [] });
+  });
+
+  it("config - a bad account is refused and the error names the field", () => {
+    const cases: [unknown, RegExp][] = [
+      [{ accounts: [{ provider: "aws", account: "123", regions: ["eu-west-1"] }] }, /inventory\.accounts\.0\.account: must be the 12-digit AWS account id/],
+      [{ accounts: [{ provider: "aws", account: ACCOUNT, regions: [] }] }, /inventory\.accounts\.0\.regions: name at least one region/],
+      [{ accounts: [{ provider: "azure", subscriptionId: "nope" }] }, /inventory\.accounts\.0\.subscriptionId: must be a subscription id/],
+      [{ accounts: [{ provider: "gcp", project: "P" }] }, /inventory\.accounts\.0\.project/],
+      [{ accounts: [{ provider: "vmware" }] }, /inventory\.accounts\.0\.provider/],
+      [{ accounts: [{ provider: "onprem", file: "a.yaml", extra: 1 }] }, /inventory\.accounts\.0/],
+      [{ accounts: [{ provider: "onprem", file: "a.yaml" }, { provider: "onprem", file: "a.yaml" }] }, /inventory\.accounts\.1: onprem:a.yaml is already configured/],
+      [{ maxRemovalShare: 0 }, /inventory\.maxRemovalShare/],
+      [{ intervalSeconds: 0 }, /inventory\.intervalSeconds/],
+    ];
+    for (const [inventory, want] of cases) {
+      let err: unknown;
+      try {
+        parseOrThrow(ControllerConfig, { inventory }, "controller config");
+      } catch (e) {
+        err = e;
+      }
+      expect(err, `inventory ${JSON.stringify(inventory)}`).toBeInstanceOf(ValidationError);
+      expect((err as Error).message, `inventory ${JSON.stringify(inventory)}`).toMatch(want);
+    }
+  });
+
+  it("keys - ids become KV-safe tokens without collisions", () => {
+    expect([kvToken("i-0abc"), kvToken("123456789012")], "safe ids unchanged").toEqual(["i-0abc", "123456789012"]);
+    const odd = ["db-1.paris", "/subscriptions/x/vm", "a b", "=x", "é"];
+    const tokens = odd.map(kvToken);
+    for (const t of tokens) expect(t, "token").toMatch(/^[A-Za-z0-9_=-]+$/);
+    expect(new Set(tokens).size, "distinct").toBe(odd.length);
+    expect(instanceKey("onprem", "dc paris", "db-1.paris"), "key").toBe(`i.onprem.${kvToken("dc paris")}.${kvToken("db-1.paris")}`);
+  });
+});

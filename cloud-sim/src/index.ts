@@ -8,4 +8,5 @@ export { Faults, type Fault, type FaultKind } from "./faults.js";
 export { SimAdmin, handleAdmin, readBody, sendJson } from "./admin.js";
 export { startAwsSim, type AwsSim, type AwsSimOptions } from "./aws/index.js";
 export { startAzureSim, caFetch, type AzureSim, type AzureSimOptions } from "./azure/index.js";
+export { serveAdminSocket, unixFetch } from "./unix-admin.js";
 export { startGcpSim, gceNumericId, gceRegionOf, renderGceInstance, type GcpSim, type GcpSimOptions, type GcpFault } from "./gcp/index.js";

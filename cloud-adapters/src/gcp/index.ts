@@ -10,7 +10,8 @@
  * InventoryAuthError.
  */
 import { InstancesClient, NetworksClient, SubnetworksClient, type protos } from "@google-cloud/compute";
-import { InventoryAuthError, InventoryError } from "../errors.js";
+import type { AuthClient } from "google-auth-library";
+import { InventoryAuthError, InventoryError, InventoryTransientError } from "../errors.js";
 import type { Instance, InventoryAdapter, InventoryIssue, InventorySnapshot, Network } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
 import { classifyGcpError } from "./classify.js";
@@ -25,7 +26,12 @@ type INetworkList = protos.google.cloud.compute.v1.INetworkList;
 type ISubnetwork = protos.google.cloud.compute.v1.ISubnetwork;
 type INetwork = protos.google.cloud.compute.v1.INetwork;
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
-export type GcpAuthClient = ClientOptions["authClient"];
+/**
+ * Credentials: a google-auth-library AuthClient (OAuth2Client, GoogleAuth's clients…). The SDK's
+ * gax carries its own copy of google-auth-library, whose classes TypeScript tells apart from the
+ * workspace's; both are accepted and behave the same at runtime.
+ */
+export type GcpAuthClient = AuthClient | NonNullable<ClientOptions["authClient"]>;
 
 /** Per-call options for the gax layer: no gax retries, one page per call. */
 const CALL = { retry: null, autoPaginate: false } as const;
@@ -39,7 +45,7 @@ export interface GcpInventoryOptions {
   retry?: Omit<RetryOptions, "signal">;
   /** maxResults per page (default 500, GCE's maximum). */
   pageSize?: number;
-  /** Per-call timeout (default 60 s). */
+  /** Per-call (per-page) timeout, a transient failure when exceeded (default 60 s). */
   timeoutMs?: number;
 }
 
@@ -49,6 +55,30 @@ interface Clients {
   instances: InstancesClient;
   networks: NetworksClient;
   subnetworks: SubnetworksClient;
+}
+
+/**
+ * Bounds one call: gax's REST transport does not enforce its own timeout, so the call is raced
+ * against a timer (a transient failure) and the caller's signal, and cancelled (gax calls return a
+ * promise with cancel(), which aborts the HTTP request) when either wins.
+ */
+function bounded<T>(call: Promise<T>, ms: number, label: string, signal: AbortSignal | undefined): Promise<T> {
+  const cancel = () => (call as Promise<T> & { cancel?: () => void }).cancel?.();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      cancel();
+      reject(new InventoryError(`${label}: aborted`, { code: "aborted", retryable: false, cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      cancel();
+      reject(new InventoryTransientError(`${label}: no answer in ${ms} ms`, { code: "timeout" }));
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    call.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    });
+  });
 }
 
 /** Splits "http://host:port" into the client's apiEndpoint/port/protocol options. */
@@ -75,7 +105,7 @@ export class GcpInventory implements InventoryAdapter {
       const opts: ClientOptions & { protocol?: string } = {
         fallback: true,
         ...endpointOptions(this.o.apiEndpoint),
-        ...(this.o.authClient ? { authClient: this.o.authClient } : {}),
+        ...(this.o.authClient ? { authClient: this.o.authClient as ClientOptions["authClient"] } : {}),
       };
       const c: Clients = { instances: new InstancesClient(opts), networks: new NetworksClient(opts), subnetworks: new SubnetworksClient(opts) };
       try {
@@ -101,6 +131,7 @@ export class GcpInventory implements InventoryAdapter {
   }
 
   async fetch(signal?: AbortSignal): Promise<InventorySnapshot> {
+    signal?.throwIfAborted();
     const c = await this.connect();
     const issues: InventoryIssue[] = [];
     let complete = true;
@@ -150,6 +181,8 @@ export class GcpInventory implements InventoryAdapter {
       fail("subnetworks", err);
     }
 
+    // An aborted fetch is no snapshot at all, not an incomplete one.
+    signal?.throwIfAborted();
     const nets: Network[] = networks.map((n) => toNetwork(this.o.project, n, subnetworks));
     return { provider: "gcp", account: this.o.project, fetchedAt: new Date().toISOString(), complete, instances, networks: nets, issues };
   }
@@ -164,11 +197,12 @@ export class GcpInventory implements InventoryAdapter {
     const seen = new Set<string>();
     let pageToken: string | undefined;
     const label = `gce ${operation}`;
-    const options = { ...CALL, timeout: this.o.timeoutMs ?? 60_000 };
+    const timeout = this.o.timeoutMs ?? 60_000;
+    const options = { ...CALL, timeout };
     do {
       if (signal?.aborted) throw new InventoryError(`${label}: aborted`, { code: "aborted", retryable: false, cause: signal.reason });
       const request: Record<string, unknown> = { project: this.o.project, maxResults: this.o.pageSize ?? 500, ...(pageToken ? { pageToken } : {}) };
-      const [, , page] = await withRetry(() => call(request, options), (err) => classifyGcpError(err, label), { ...this.o.retry, ...(signal ? { signal } : {}) });
+      const [, , page] = await withRetry(() => bounded(call(request, options), timeout, label, signal), (err) => classifyGcpError(err, label), { ...this.o.retry, ...(signal ? { signal } : {}) });
       onPage(page);
       pageToken = page.nextPageToken || undefined;
       if (pageToken && seen.has(pageToken)) throw new InventoryError(`${label}: the page token repeats; stopping`, { code: "paging_loop", retryable: false });

@@ -26,7 +26,7 @@ export async function readOnpremFile(path: string): Promise<OnpremFile> {
     const line = first.linePos?.[0];
     throw new InventoryFileError(`${path}${line ? `:${line.line}:${line.col}` : ""}: not valid YAML: ${first.message.split("\n")[0]}`, first);
   }
-  const parsed = OnpremFile.safeParse(doc.toJS());
+  const parsed = OnpremFile.safeParse(doc.toJS(), { reportInput: true });
   if (!parsed.success) throw new InventoryFileError(`${path}: ${describeIssues(parsed.error).join("; ")}`, parsed.error);
   return parsed.data;
 }

@@ -71,7 +71,7 @@ export function fieldPath(path: readonly PropertyKey[]): string {
   return out || "(top level)";
 }
 
-/** One line per problem, each naming its field. */
+/** One line per problem, each naming its field (parse with `reportInput: true` to tell a missing field from a wrong one). */
 export function describeIssues(error: z.ZodError): string[] {
   return error.issues.map((i) => {
     if (i.code === "unrecognized_keys") return `${fieldPath(i.path)}: unknown key${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}`;

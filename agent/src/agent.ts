@@ -19,6 +19,7 @@ import { agentRegistry, serveMetrics } from "./metrics.js";
 import { createCommandRunner } from "./wireguard/exec.js";
 import { WorkloadManager } from "./workloads/manager.js";
 import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
+import { readInstanceIdentity } from "./enroll/instance.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
@@ -271,13 +272,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 }
 
 async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
-  if (!config.controllerUrl || !config.joinKey) {
-    throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY)");
+  if (!config.controllerUrl || (!config.joinKey && !config.cloud)) {
+    throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY), or --cloud <provider> to join by instance identity");
   }
   const privateAddress = config.endpoints.private ?? (await defaultEndpoint(config.interface.listenPort));
   const req: EnrollRequest = {
     version: 1,
-    joinKey: config.joinKey,
+    ...(config.joinKey ? { joinKey: config.joinKey } : {}),
     name: config.name,
     site: config.site,
     wireguardPublicKey,
@@ -291,6 +292,8 @@ async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats:
   if (new URL(config.controllerUrl).protocol === "http:") log.warn({ controller: config.controllerUrl }, "enrolling over plain HTTP: the join key crosses the network in clear text");
   for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
     try {
+      // Read on every attempt: early in boot the metadata service may not answer yet.
+      if (config.cloud) req.instance = await readInstanceIdentity(config.cloud);
       const { response: res, caPem } = await enroll(config.controllerUrl, req, { caHash: config.controllerCaHash });
       // The CA the controller proved itself with; state.json (written last) marks the enrollment done.
       if (caPem !== undefined) await writeFileAtomic(join(config.stateDir, CONTROLLER_CA_FILE), caPem);

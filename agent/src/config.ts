@@ -18,8 +18,24 @@ export const AgentConfig = z
       .optional(),
     /** Pin of the controller's CA (`sha256:…`, printed by `weft keys create`); required for an https controller URL. */
     controllerCaHash: caHash.optional(),
-    /** Join key for the first enrollment; ignored once enrolled. */
+    /** Join key for the first enrollment; ignored once enrolled. Optional with `cloud` when an enrollment policy admits the instance. */
     joinKey: z.string().optional(),
+    /**
+     * The cloud this host runs in: at enrollment the agent reads its instance identity from the
+     * cloud's metadata service and presents it (join by instance identity).
+     */
+    cloud: z
+      .object({
+        provider: z.enum(["aws", "azure", "gcp"]),
+        /** Base URL of the metadata service; default the cloud's link-local one (the lab points it at its simulator). */
+        metadataEndpoint: z
+          .string()
+          .url()
+          .refine((u) => /^https?:\/\//i.test(u), { message: "must be an http:// or https:// URL" })
+          .optional(),
+      })
+      .strict()
+      .optional(),
     name: nodeName.default(() => defaultName()),
     site: siteName.default("default"),
     interface: z

@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { registerAgent } from "./commands/agent.js";
 import { registerController } from "./commands/controller.js";
+import { registerEnrollmentPolicy } from "./commands/enrollment.js";
 import { registerIdentities } from "./commands/identities.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
@@ -25,6 +26,7 @@ registerAgent(program);
 registerStatus(program);
 registerFlows(program);
 registerKeys(program);
+registerEnrollmentPolicy(program);
 registerNodes(program);
 registerIdentities(program);
 registerPolicy(program);

@@ -14,6 +14,8 @@ interface AgentFlags {
   caHash?: string;
   joinKey?: string;
   joinKeyFile?: string;
+  cloud?: string;
+  metadataEndpoint?: string;
   name?: string;
   site?: string;
   interface?: string;
@@ -43,6 +45,15 @@ export function parseWorkloadFlag(value: string): { name: string; namespace: str
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
+const CLOUDS = ["aws", "azure", "gcp"] as const;
+
+/** `--cloud` and `--metadata-endpoint` as the config's `cloud` (only the keys given, so a config file's stay). */
+export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined): Record<string, string> | undefined {
+  if (cloud !== undefined && !(CLOUDS as readonly string[]).includes(cloud)) throw new UsageError(`--cloud ${cloud}: want one of ${CLOUDS.join(", ")}`);
+  if (cloud === undefined && metadataEndpoint === undefined) return undefined;
+  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }) };
+}
+
 export function registerAgent(program: Command): void {
   program
     .command("agent")
@@ -51,8 +62,10 @@ export function registerAgent(program: Command): void {
     .option("--state-dir <dir>", "keys and state (default /var/lib/weft/agent)")
     .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
     .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
-    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY)")
+    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY); optional with --cloud when an enrollment policy admits the instance")
     .option("--join-key-file <file>", "read the join key from a file")
+    .option("--cloud <provider>", "aws | azure | gcp: present this instance's identity from the cloud's metadata service at enrollment")
+    .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--name <name>", "node name (default: host name)")
     .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
     .option("--interface <name>", "WireGuard interface name (default weft0)")
@@ -82,6 +95,7 @@ export function registerAgent(program: Command): void {
         controllerUrl: f.controller,
         controllerCaHash: f.caHash,
         joinKey,
+        cloud: cloudFlags(f.cloud, f.metadataEndpoint),
         name: f.name,
         site: f.site,
         interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },

@@ -1,5 +1,5 @@
 /** `weft keys create | list | revoke`: join keys through the controller's API. */
-import type { JoinKeyCreated } from "@weft/protocol";
+import { InstanceSelector, type JoinKeyCreated } from "@weft/protocol";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { parseDuration, printJson, printTable } from "../output.js";
@@ -13,18 +13,25 @@ export function registerKeys(program: Command): void {
     .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
     .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
     .option("--description <text>", "what the key is for")
+    .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
+    .option("--instance-provider <provider>", "only instances of this cloud: aws | azure | gcp | onprem")
+    .option("--instance-account <id>", "only instances in this AWS account, Azure subscription or GCP project")
+    .option("--instance-region <region>", "only instances in this region (Azure: location)")
+    .option("--instance-network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
+    .option("--instance-tag <key=value...>", "only instances with this tag (repeatable; all must match)")
     .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { reusable: boolean; ttl: string; label?: string[]; description?: string; json?: boolean }) => {
+    .action(async (o: AdminOptions & InstanceSelectorFlags & { reusable: boolean; ttl: string; label?: string[]; description?: string; json?: boolean }) => {
       const ttlSeconds = parseDuration(o.ttl);
       if (ttlSeconds === undefined) throw new UsageError(`--ttl ${o.ttl}: use a number with s, m, h or d, e.g. 24h`);
-      const labels = Object.fromEntries(
-        (o.label ?? []).map((l) => {
-          const i = l.indexOf("=");
-          if (i <= 0) throw new UsageError(`--label ${l}: use key=value`);
-          return [l.slice(0, i), l.slice(i + 1)];
-        }),
-      );
-      const created = await (await adminClient(o)).createJoinKey({ reusable: o.reusable, ttlSeconds, labels, ...(o.description ? { description: o.description } : {}) });
+      const labels = keyValues("--label", o.label);
+      const instanceSelector = instanceSelectorFlags(o);
+      const created = await (await adminClient(o)).createJoinKey({
+        reusable: o.reusable,
+        ttlSeconds,
+        labels,
+        ...(o.description ? { description: o.description } : {}),
+        ...(instanceSelector === undefined ? {} : { instanceSelector }),
+      });
       if (o.json) return printJson(created);
       process.stdout.write(`${created.key}\n`);
       process.stderr.write(`join key ${created.id}: ${created.reusable ? "reusable" : "one-time"}, expires ${created.expiresAt}. The key is shown only once.\n`);
@@ -37,8 +44,17 @@ export function registerKeys(program: Command): void {
       const list = await (await adminClient(o)).listJoinKeys();
       if (o.json) return printJson(list);
       printTable(
-        ["ID", "STATE", "KIND", "USES", "EXPIRES", "LABELS", "DESCRIPTION"],
-        list.map((k) => [k.id, k.state, k.reusable ? "reusable" : "one-time", String(k.uses), k.expiresAt, Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(","), k.description ?? ""]),
+        ["ID", "STATE", "KIND", "USES", "EXPIRES", "LABELS", "INSTANCES", "DESCRIPTION"],
+        list.map((k) => [
+          k.id,
+          k.state,
+          k.reusable ? "reusable" : "one-time",
+          String(k.uses),
+          k.expiresAt,
+          Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(","),
+          k.instanceSelector ? formatSelector(k.instanceSelector) : "",
+          k.description ?? "",
+        ]),
       );
     });
 
@@ -51,14 +67,61 @@ export function registerKeys(program: Command): void {
     });
 }
 
+export interface InstanceSelectorFlags {
+  requireInstance?: boolean;
+  instanceProvider?: string;
+  instanceAccount?: string;
+  instanceRegion?: string;
+  instanceNetwork?: string;
+  instanceTag?: string[];
+}
+
+/** `--label a=b` style repeatable flags as a record; a value without `=` is a usage error. */
+export function keyValues(flag: string, values: string[] | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (values ?? []).map((l) => {
+      const i = l.indexOf("=");
+      if (i <= 0) throw new UsageError(`${flag} ${l}: use key=value`);
+      return [l.slice(0, i), l.slice(i + 1)];
+    }),
+  );
+}
+
+/** The --instance-* flags as an instance selector; undefined when none is given (and no --require-instance). */
+export function instanceSelectorFlags(o: InstanceSelectorFlags): InstanceSelector | undefined {
+  const raw = {
+    ...(o.instanceProvider === undefined ? {} : { provider: o.instanceProvider }),
+    ...(o.instanceAccount === undefined ? {} : { account: o.instanceAccount }),
+    ...(o.instanceRegion === undefined ? {} : { region: o.instanceRegion }),
+    ...(o.instanceNetwork === undefined ? {} : { network: o.instanceNetwork }),
+    ...(o.instanceTag === undefined ? {} : { tags: keyValues("--instance-tag", o.instanceTag) }),
+  };
+  if (Object.keys(raw).length === 0 && !o.requireInstance) return undefined;
+  const parsed = InstanceSelector.safeParse(raw);
+  if (!parsed.success) throw new UsageError(`instance selector: ${parsed.error.issues.map((i) => `--instance-${String(i.path[0])}: ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
+
+/** `provider=aws account=1111 tags.env=prod`, or `any instance in the inventory` for an empty selector. */
+export function formatSelector(s: InstanceSelector): string {
+  const parts = [
+    ...(["provider", "account", "region", "network"] as const).flatMap((f) => (s[f] === undefined ? [] : [`${f}=${s[f]}`])),
+    ...Object.entries(s.tags ?? {}).map(([k, v]) => `tags.${k}=${v}`),
+  ];
+  return parts.length > 0 ? parts.join(" ") : "any instance in the inventory";
+}
+
 /**
  * The `weft agent` command that enrolls with this key, for stderr: the URL the
  * admin reached the controller by when it was https, else the first URL the
  * controller advertises; the CA pin from the controller.
  */
 export function agentCommandHint(created: JoinKeyCreated, apiUrl: string | undefined): string {
+  // A key with an instance selector works only with the instance identity the agent reads from its cloud.
+  const provider = created.instanceSelector?.provider;
+  const cloud = created.instanceSelector ? ` --cloud ${provider === undefined || provider === "onprem" ? "<aws|azure|gcp>" : provider}` : "";
   if (!created.controller) {
-    return `enroll a host with:\n  weft agent --controller http://<controller>:8080 --join-key ${created.key}\n(the controller serves plain HTTP: the key crosses the network in clear text)\n`;
+    return `enroll a host with:\n  weft agent --controller http://<controller>:8080 --join-key ${created.key}${cloud}\n(the controller serves plain HTTP: the key crosses the network in clear text)\n`;
   }
   const urls = created.controller.urls ?? [];
   const used = apiUrl && /^https:/i.test(apiUrl) ? new URL(apiUrl).origin : undefined;
@@ -66,7 +129,7 @@ export function agentCommandHint(created: JoinKeyCreated, apiUrl: string | undef
   const others = urls.filter((u) => u !== url);
   return [
     "enroll a host with:",
-    `  weft agent --controller ${url} --ca-hash ${created.controller.caHash} --join-key ${created.key}`,
+    `  weft agent --controller ${url} --ca-hash ${created.controller.caHash} --join-key ${created.key}${cloud}`,
     ...(others.length > 0 ? [`(the controller's certificate also covers ${others.join(", ")})`] : []),
     "",
   ].join("\n");

@@ -21,6 +21,7 @@ import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { InventoryStore } from "./inventory/store.js";
+import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -49,6 +50,8 @@ export interface RunningController {
   adminToken: string;
   authority: Authority;
   nc: NatsConnection;
+  /** The cloud inventory sync (idle when inventory.accounts is empty). */
+  inventory: InventorySync;
   stop(): Promise<void>;
 }
 
@@ -148,6 +151,18 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log: log.child({ component: "enroll" }),
     });
 
+    // Cloud inventory: periodic sync, labels and identity from tags, auto-revoke of gone instances.
+    const inventory = new InventorySync({
+      kv: await kvm.open(Buckets.inventory),
+      config: config.inventory,
+      registry,
+      nodes: new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
+      allocateIdentity: (spiffeId) => identities.allocate(spiffeId),
+      trustDomain,
+      log: log.child({ component: "inventory" }),
+    });
+    cleanups.push(() => inventory.stop());
+
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
 
@@ -163,7 +178,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
@@ -180,10 +195,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
+    inventory.start();
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, stop };
   } catch (err) {
     await stop();
     throw err;

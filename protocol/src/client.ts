@@ -11,6 +11,7 @@ import { request as httpsRequest } from "node:https";
 import { z } from "zod";
 import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } from "./ca-pin.js";
 import { ApiError, EnrollmentPolicy, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type EnrollmentPolicyInput, type JoinKeyCreateRequest } from "./messages.js";
+import { InventorySyncResult, InventoryView } from "./inventory.js";
 import { NodePolicy, Policy, type PolicyInput } from "./policy.js";
 
 export interface ControllerClientOptions {
@@ -95,6 +96,14 @@ export class ControllerClient {
   deletePolicy(name: string): Promise<Policy> {
     return this.call("DELETE", `/v1/policies/${encodeURIComponent(name)}`, Policy);
   }
+  /** The cloud inventory: instances, networks, account statuses, site routes, overlaps. */
+  inventory(): Promise<InventoryView> {
+    return this.call("GET", "/v1/inventory", InventoryView);
+  }
+  /** Sync every cloud account now; resolves when the sync is done. */
+  syncInventory(timeoutMs = 600_000): Promise<InventorySyncResult> {
+    return this.call("POST", "/v1/inventory/sync", InventorySyncResult, undefined, timeoutMs);
+  }
   /** Create or replace the enrollment policy named in `policy`. */
   applyEnrollmentPolicy(policy: EnrollmentPolicyInput): Promise<EnrollmentPolicy> {
     return this.call("PUT", `/v1/enrollment-policies/${encodeURIComponent(policy.name)}`, EnrollmentPolicy, policy);
@@ -109,8 +118,9 @@ export class ControllerClient {
     return this.call("DELETE", `/v1/enrollment-policies/${encodeURIComponent(name)}`, EnrollmentPolicy);
   }
 
-  async call<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
-    const res = await this.raw(method, path, body === undefined ? undefined : JSON.stringify(body));
+  /** `timeoutMs`: longest the socket may stay idle for this call (default: the client's). */
+  async call<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown, timeoutMs?: number): Promise<z.infer<S>> {
+    const res = await this.raw(method, path, body === undefined ? undefined : JSON.stringify(body), {}, timeoutMs);
     if (res.status < 200 || res.status >= 300) {
       const err = ApiError.safeParse(res.body);
       const message = err.success ? err.data.message : `HTTP ${res.status}: ${res.text.slice(0, 200)}`;
@@ -122,7 +132,7 @@ export class ControllerClient {
   }
 
   /** Send a request as-is (any body text, any headers) and return what came back. */
-  async raw(method: string, path: string, bodyText?: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  async raw(method: string, path: string, bodyText?: string, headers: Record<string, string> = {}, timeoutMs?: number): Promise<RawResponse> {
     const where = this.opts.socketPath ?? this.opts.url;
     const target = this.opts.socketPath ? { send: httpRequest, options: { socketPath: this.opts.socketPath } } : await this.tcpTarget(method, path);
     const allHeaders: Record<string, string> = { ...headers };
@@ -132,7 +142,7 @@ export class ControllerClient {
       allHeaders["content-length"] = String(Buffer.byteLength(bodyText));
     }
     return new Promise((resolve, reject) => {
-      const req = target.send({ ...target.options, method, path, headers: allHeaders, timeout: this.opts.timeoutMs ?? 15_000 }, (res) => {
+      const req = target.send({ ...target.options, method, path, headers: allHeaders, timeout: timeoutMs ?? this.opts.timeoutMs ?? 15_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {

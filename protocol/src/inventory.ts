@@ -61,6 +61,8 @@ export type InventoryIssueRecord = z.infer<typeof InventoryIssueRecord>;
 /** A bound node the inventory wants gone, and why. */
 export const InventoryRemoval = z.object({
   nodeId,
+  /** The node's name, when known. */
+  name: z.string().optional(),
   /** The instance it is bound to. */
   instance: z.string(),
   /** `terminated`: the cloud says so; `absent`: a complete listing no longer has it. */

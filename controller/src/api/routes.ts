@@ -4,10 +4,12 @@
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
 import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
+import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
@@ -40,6 +42,8 @@ export interface ApiServices {
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
+  /** Cloud inventory: stored instances and networks, per-account sync status. */
+  inventory: InventorySync;
   /** Keyless join by instance identity. */
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
@@ -147,6 +151,22 @@ export function apiRoutes(s: ApiServices): Route[] {
       auth: "admin",
       response: EnrollmentPolicy,
       handler: (ctx) => s.enrollmentPolicies.delete(param(ctx, "name")),
+    },
+    {
+      method: "GET",
+      path: "/v1/inventory",
+      summary: "Cloud inventory: instances (with the node bound to each), networks, each account's last sync, site routes and overlapping CIDRs",
+      auth: "admin",
+      response: InventoryView,
+      handler: () => s.inventory.view(),
+    },
+    {
+      method: "POST",
+      path: "/v1/inventory/sync",
+      summary: "Sync every configured cloud account now; waits for the sync and returns each account's result (changes, removals, held back, issues)",
+      auth: "admin",
+      response: InventorySyncResult,
+      handler: () => s.inventory.sync(),
     },
   ];
 }

@@ -19,6 +19,8 @@ export interface Binding {
   key: string;
   /** The instance's id as the cloud names it. */
   instanceId: string;
+  /** The node's name, for reports. */
+  name?: string | undefined;
 }
 
 export interface RemovalInput {
@@ -57,6 +59,8 @@ export function isSuspiciouslyEmpty(listed: number, baseline: number | undefined
   return listed === 0 && (baseline ?? 0) > 0;
 }
 
+const named = (b: Binding) => (b.name === undefined ? {} : { name: b.name });
+
 export function decideRemovals(input: RemovalInput): RemovalDecision {
   const suspicious = input.outcome === "listed" && input.complete && isSuspiciouslyEmpty(input.listed.size, input.baseline);
   const candidates: InventoryRemoval[] = [];
@@ -65,7 +69,7 @@ export function decideRemovals(input: RemovalInput): RemovalDecision {
     const now = input.listed.get(b.key);
     if (now) {
       if (now.state === "terminated") {
-        candidates.push({ nodeId: b.nodeId, instance: b.instanceId, reason: "terminated", evidence: `the listing of ${input.fetchedAt} has instance ${b.instanceId} terminated` });
+        candidates.push({ nodeId: b.nodeId, ...named(b), instance: b.instanceId, reason: "terminated", evidence: `the listing of ${input.fetchedAt} has instance ${b.instanceId} terminated` });
       } else if (now.state === "stopped" || now.state === "stopping") {
         stopped.push({ nodeId: b.nodeId, instance: b.instanceId, state: now.state });
       }
@@ -75,6 +79,7 @@ export function decideRemovals(input: RemovalInput): RemovalDecision {
     const last = input.stored.get(b.key)?.seenAt;
     candidates.push({
       nodeId: b.nodeId,
+      ...named(b),
       instance: b.instanceId,
       reason: "absent",
       evidence: `the complete listing of ${input.fetchedAt} (${input.listed.size} instances) does not have instance ${b.instanceId}${last ? `, last seen ${last}` : ""}`,

@@ -282,7 +282,7 @@ export class InventorySync {
       fetchedAt: snap.fetchedAt,
       listed,
       baseline,
-      bindings: [...bindings.values()],
+      bindings: [...bindings.values()].map((b) => ({ ...b, name: nodesById.get(b.nodeId)?.name })),
       stored: new Map([...stored].map(([k, e]) => [k, e.value])),
       maxRemovalShare: this.o.config.maxRemovalShare,
     });

@@ -8,6 +8,7 @@ import { registerAgent } from "./commands/agent.js";
 import { registerController } from "./commands/controller.js";
 import { registerEnrollmentPolicy } from "./commands/enrollment.js";
 import { registerIdentities } from "./commands/identities.js";
+import { registerInventory } from "./commands/inventory.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
 import { registerNodes } from "./commands/nodes.js";
@@ -29,6 +30,7 @@ registerKeys(program);
 registerEnrollmentPolicy(program);
 registerNodes(program);
 registerIdentities(program);
+registerInventory(program);
 registerPolicy(program);
 registerLab(program);
 

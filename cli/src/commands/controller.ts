@@ -1,7 +1,9 @@
 /** `weft controller`: run the control plane until SIGINT/SIGTERM. */
-import { startController } from "@weft/controller";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { ControllerConfig, startController } from "@weft/controller";
 import type { Command } from "commander";
 import { merge, readConfigFile } from "../config-file.js";
+import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CONTROLLER_STATE_DIR } from "./admin-client.js";
 import { untilSignal } from "./signals.js";
@@ -21,6 +23,7 @@ interface ControllerFlags {
   workloadCidr?: string;
   workloadPrefixLength?: string;
   plaintextSite?: string[];
+  inventoryConfig?: string;
 }
 
 /** Commander collector for a repeatable option. */
@@ -46,6 +49,7 @@ export function registerController(program: Command): void {
     .option("--workload-cidr <cidr>", "workload address range, disjoint from --overlay-cidr; each node gets a prefix of it (default 100.80.0.0/12)")
     .option("--workload-prefix-length <n>", "length of each node's workload prefix (default 24)")
     .option("--plaintext-site <site>", "a site whose same-site workload traffic may go as plaintext VXLAN instead of WireGuard (repeatable)", collect)
+    .option("--inventory-config <file>", "YAML file of the inventory section: cloud accounts to list, intervalSeconds, maxRemovalShare (see controller/README.md)")
     .action(async (f: ControllerFlags) => {
       const log = createLogger();
       const config = merge(await readConfigFile(f.config), {
@@ -53,6 +57,7 @@ export function registerController(program: Command): void {
         nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
         api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
         overlay: { cidr: f.overlayCidr, workloadCidr: f.workloadCidr, workloadPrefixLength: int(f.workloadPrefixLength), plaintextSites: f.plaintextSite },
+        inventory: f.inventoryConfig === undefined ? undefined : await readInventoryConfig(f.inventoryConfig),
       });
       const running = await startController(config, log);
       await untilSignal();
@@ -68,4 +73,33 @@ export function registerController(program: Command): void {
       const { natsServerConfigFragment } = await import("@weft/controller");
       process.stdout.write(await natsServerConfigFragment(f.stateDir));
     });
+}
+
+/**
+ * The inventory section from its own YAML file (the section itself, or a document whose only key
+ * is `inventory`), validated here so the error names the file and the field. Relative `file` and
+ * `caFile` paths are taken from the file's directory.
+ */
+export async function readInventoryConfig(path: string): Promise<Record<string, unknown>> {
+  const doc = await readConfigFile(path);
+  const keys = Object.keys(doc);
+  const section = keys.length === 1 && keys[0] === "inventory" ? doc.inventory : doc;
+  if (typeof section !== "object" || section === null || Array.isArray(section)) throw new UsageError(`--inventory-config ${path}: inventory must be a mapping of options`);
+  const raw = section as Record<string, unknown>;
+  const base = dirname(resolve(path));
+  const accounts = Array.isArray(raw.accounts)
+    ? raw.accounts.map((a: unknown) => {
+        if (typeof a !== "object" || a === null) return a;
+        const out = { ...(a as Record<string, unknown>) };
+        for (const k of ["file", "caFile"]) if (typeof out[k] === "string" && out[k] !== "" && !isAbsolute(out[k])) out[k] = resolve(base, out[k]);
+        return out;
+      })
+    : raw.accounts;
+  const resolved = accounts === undefined ? raw : { ...raw, accounts };
+  const parsed = ControllerConfig.shape.inventory.safeParse(resolved);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `inventory${i.path.length ? "." : ""}${i.path.map(String).join(".")}: ${i.message}`);
+    throw new UsageError(`--inventory-config ${path}: ${issues.join("; ")}`);
+  }
+  return resolved;
 }

@@ -102,7 +102,7 @@ export class ControllerClient {
   }
   /** Sync every cloud account now; resolves when the sync is done. */
   syncInventory(timeoutMs = 600_000): Promise<InventorySyncResult> {
-    return this.call("POST", "/v1/inventory/sync", InventorySyncResult, undefined, timeoutMs);
+    return this.call("POST", "/v1/inventory/sync", InventorySyncResult, {}, timeoutMs);
   }
   /** Create or replace the enrollment policy named in `policy`. */
   applyEnrollmentPolicy(policy: EnrollmentPolicyInput): Promise<EnrollmentPolicy> {

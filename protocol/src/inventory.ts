@@ -138,6 +138,10 @@ export const InventoryView = z.object({
 });
 export type InventoryView = z.infer<typeof InventoryView>;
 
+/** `POST /v1/inventory/sync` body: no options yet (every configured account is synced). */
+export const InventorySyncRequest = z.object({}).strict();
+export type InventorySyncRequest = z.infer<typeof InventorySyncRequest>;
+
 /** `POST /v1/inventory/sync`: the status each configured account ended the sync with. */
 export const InventorySyncResult = z.object({
   startedAt: z.string(),

@@ -35,8 +35,10 @@ const KNOWN_ROUTES = [
   "GET /v1/enrollment-policies",
   "GET /v1/enrollment-policies/{name}",
   "DELETE /v1/enrollment-policies/{name}",
+  "GET /v1/inventory",
+  "POST /v1/inventory/sync",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory)/.test(r));
 
 beforeAll(async () => {
   t = await startTestController();

@@ -4,7 +4,7 @@
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
 import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
-import { InventorySyncResult, InventoryView } from "@weft/protocol";
+import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/policies.js";
@@ -165,8 +165,12 @@ export function apiRoutes(s: ApiServices): Route[] {
       path: "/v1/inventory/sync",
       summary: "Sync every configured cloud account now; waits for the sync and returns each account's result (changes, removals, held back, issues)",
       auth: "admin",
+      body: InventorySyncRequest,
       response: InventorySyncResult,
-      handler: () => s.inventory.sync(),
+      handler: async (ctx) => {
+        parseOrThrow(InventorySyncRequest, ctx.body ?? {}, "inventory sync request");
+        return s.inventory.sync();
+      },
     },
   ];
 }

@@ -29,7 +29,8 @@ function input(listed: StoredInstance[], bindings: Binding[], over: Partial<Remo
     listed: new Map(listed.map((i) => [instanceKey(i.provider, i.account, i.id), i])),
     baseline: listed.length,
     bindings,
-    stored: new Map(),
+    // Every bound instance was stored by an earlier sync.
+    stored: new Map(bindings.map((b) => [b.key, inst(b.instanceId, { seenAt: "2025-12-31T00:00:00.000Z" })])),
     maxRemovalShare: 0.25,
     ...over,
   };
@@ -45,6 +46,17 @@ describe("inventory removal decisions", () => {
     expect(d.remove[1]?.evidence, "evidence names the listing and the instance").toMatch(/complete listing .* does not have instance i-gone/);
     expect(d.stopped, "stopped").toEqual([{ nodeId: nodeIdOf(3), instance: "i-stop", state: "stopped" }]);
     expect(d.heldBack, "held back").toEqual([]);
+  });
+
+  it("removal - absence counts only for an instance this inventory stored, where the listing looked", () => {
+    const bindings = [bound(1, "i-never-seen"), bound(2, "i-other-region"), bound(3, "i-gone")];
+    const stored = new Map([
+      [bindings[1]!.key, inst("i-other-region", { region: "us-east-1" })],
+      [bindings[2]!.key, inst("i-gone")],
+    ]);
+    const d = decideRemovals(input([], bindings, { baseline: undefined, stored, maxRemovalShare: 1, covers: (i) => i.region === "eu-west-1" }));
+    expect(d.remove.map((r) => r.instance), "removed").toEqual(["i-gone"]);
+    expect(d.remove[0]?.evidence, "evidence says when it was last seen").toMatch(/last seen 2026-01-01/);
   });
 
   it("removal - an incomplete listing removes nothing; absence in it is no evidence", () => {

@@ -2,8 +2,8 @@
  * Which bound nodes one sync of one account removes (pure): only on positive evidence, and
  * never many at once.
  *
- * - Evidence: the instance is `terminated` in a complete listing, or a complete listing does not
- *   have it at all. An incomplete or failed listing is no evidence: nothing is removed.
+ * - Evidence: the instance is `terminated` in a complete listing, or a complete listing that
+ *   looked where it lives (its region) no longer has an instance it had stored. An incomplete or failed listing is no evidence: nothing is removed.
  * - A listing that is suddenly empty (the account listed instances last time, none now) is
  *   suspicious — a wrong account, a filter, an API fault — so every removal is held back.
  * - At most `maxRemovalShare` of the account's bound nodes go per cycle (at least one when any
@@ -38,6 +38,11 @@ export interface RemovalInput {
   /** Stored records (listed or not) by key, for evidence such as when an absent instance was last seen. */
   stored: ReadonlyMap<string, StoredInstance>;
   maxRemovalShare: number;
+  /**
+   * Whether the listing covers where a stored instance lives (AWS: its region is one of the
+   * configured regions). An instance outside it is not absent, just not looked for. Default: all.
+   */
+  covers?: (instance: StoredInstance) => boolean;
 }
 
 export interface RemovalDecision {
@@ -76,7 +81,10 @@ export function decideRemovals(input: RemovalInput): RemovalDecision {
       continue;
     }
     if (input.outcome !== "listed" || !input.complete) continue; // absence in a partial listing proves nothing
-    const last = input.stored.get(b.key)?.seenAt;
+    // Absence proves something only of an instance this inventory saw, where the listing looked.
+    const was = input.stored.get(b.key);
+    if (!was || !(input.covers?.(was) ?? true)) continue;
+    const last = was.seenAt;
     candidates.push({
       nodeId: b.nodeId,
       ...named(b),

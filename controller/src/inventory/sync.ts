@@ -78,6 +78,11 @@ function configuredAccountId(a: InventoryAccountConfig): string {
   }
 }
 
+/** Which stored instances a listing of `a` looks for: AWS lists only the configured regions. */
+function coverageOf(a: InventoryAccountConfig): ((i: StoredInstance) => boolean) | undefined {
+  return a.provider === "aws" ? (i) => a.regions.includes(i.region) : undefined;
+}
+
 export class InventorySync {
   private readonly adapters = new Map<InventoryAccountConfig, Promise<ClosableAdapter>>();
   private running: Promise<InventorySyncResult> | undefined;
@@ -209,7 +214,7 @@ export class InventorySync {
       return this.recordFailure(provider, account, "fetch", err, log);
     }
     try {
-      return await this.apply(provider, account, snapshot, nodes, log);
+      return await this.apply(config, account, snapshot, nodes, log);
     } catch (err) {
       return this.recordFailure(provider, account, "store", err, log);
     }
@@ -242,7 +247,8 @@ export class InventorySync {
     return status;
   }
 
-  private async apply(provider: Provider, account: string, snap: InventorySnapshot, nodes: NodeView[], log: Logger): Promise<AccountStatus> {
+  private async apply(config: InventoryAccountConfig, account: string, snap: InventorySnapshot, nodes: NodeView[], log: Logger): Promise<AccountStatus> {
+    const provider = config.provider;
     const store = this.store;
     const issues: InventoryIssueRecord[] = [...snap.issues];
     let complete = snap.complete;
@@ -285,6 +291,7 @@ export class InventorySync {
       bindings: [...bindings.values()].map((b) => ({ ...b, name: nodesById.get(b.nodeId)?.name })),
       stored: new Map([...stored].map(([k, e]) => [k, e.value])),
       maxRemovalShare: this.o.config.maxRemovalShare,
+      covers: coverageOf(config),
     });
     if (decision.suspicious) {
       issues.push({ scope: "account", code: "suspicious_empty", message: `listed no instances though the last complete listing had ${baseline}; nothing deleted or removed` });

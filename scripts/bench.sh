@@ -5,6 +5,9 @@
 #   npm run bench -- datapath [options]   the datapath benchmark in its own namespaces (wdb-*): policy
 #   npm run bench:datapath [-- options]   cost eBPF vs iptables at 0/1k/10k rules, same-site VXLAN by
 #                                         eBPF vs WireGuard vs raw
+#   npm run bench -- inventory [options]  a real controller syncing 10,000 instances from the three
+#                                         clouds' simulators: full, unchanged and 1 %-retagged syncs,
+#                                         controller memory (loopback only; root not needed)
 # Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
 # Needs root. Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
 # test/bench/README.md.
@@ -12,12 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=overlay
 case "${1:-}" in
-  overlay | datapath)
+  overlay | datapath | inventory)
     bench=$1
     shift
     ;;
 esac
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$bench" != inventory ] && [ "$(id -u)" -ne 0 ]; then
   hint="sudo npm run bench"
   [ "$bench" = datapath ] && hint="sudo npm run bench -- datapath"
   echo "weft bench: needs root (network namespaces, WireGuard interfaces, tc programs); run: $hint" >&2

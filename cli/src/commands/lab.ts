@@ -6,7 +6,8 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { flowRows, loadState, readPinnedFlows } from "@weft/agent";
-import { LabCluster, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
+import type { ControllerClient } from "@weft/protocol";
+import { LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
@@ -73,7 +74,7 @@ export function registerLab(program: Command): void {
 
 async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }): Promise<void> {
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  const cluster = new LabCluster(opts);
+  const cluster = new LabCluster({ ...opts, clouds: true });
   const interrupted = untilSignal();
   let failed = false;
   try {
@@ -82,23 +83,33 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     await labDown(opts);
     await rm(labDir(opts), { recursive: true, force: true });
     await labUp(opts);
-    say(`==> starting the controller in the lab's ctl namespace (${cluster.controllerUrl})`);
+    say("==> starting the AWS, Azure and GCP simulators in the gateways: every cloud host is an instance there");
+    const clouds = await cluster.startClouds();
+    say(`==> starting the controller in the lab's ctl namespace (${cluster.controllerUrl}), inventory from the three clouds and an on-prem file`);
     // aws allows plaintext inside the site: its workloads talk over eBPF VXLAN, everything else over WireGuard.
-    await cluster.startController(["--plaintext-site", "aws"]);
+    await cluster.startController(["--plaintext-site", "aws", "--inventory-config", clouds.inventoryConfigPath]);
     const client = await cluster.client();
+    await client.syncInventory();
+    process.stdout.write(`${await inventoryTable(client)}\n`);
+    // Cloud hosts join with no shared secret: their instance identity (from the metadata service)
+    // must be in the inventory and match a policy. Identity labels come from the instances' tags.
+    for (const provider of ["aws", "azure", "gcp"] as const) {
+      await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } }, labels: { "weft:workload-namespaces": "shop" } });
+    }
     const key = await client.createJoinKey({
       reusable: true,
       ttlSeconds: 3600,
-      description: "lab demo",
+      description: "lab demo: on-prem (no cloud metadata)",
       labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop" },
     });
-    say(`==> join key ${key.id} created; starting an agent on each of ${cluster.topology.hosts.length} hosts`);
+    say(`\n==> enrollment policies for aws, azure, gcp (instances tagged env=lab join with no key); join key ${key.id} for on-prem; starting ${cluster.topology.hosts.length} agents`);
     const started = Date.now();
-    await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, key.key)));
+    await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, h.site === "onprem" ? key.key : undefined)));
     await Promise.race([cluster.waitForFullMesh(o.timeoutMs), interrupted.then(() => Promise.reject(new Error("interrupted")))]);
     say(`==> full mesh: every host has a handshake with every other host (${((Date.now() - started) / 1000).toFixed(1)} s after agent start)\n`);
     process.stdout.write(`${await meshTable(cluster)}\n`);
     await policyDemo(cluster, opts, say);
+    await inventoryDemo(cluster, clouds, client, say);
     if (!o.once) {
       say(`\nlogs: ${cluster.logDir}    admin: weft nodes list --controller-state-dir ${cluster.controllerStateDir}`);
       say("refreshing every 5 s; Ctrl-C tears everything down");
@@ -184,6 +195,36 @@ async function waitForWorkloads(cluster: LabCluster, want: number, addresses: Ma
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`only ${addresses.size} of ${want} workloads got an address within 60 s; see the agent logs`);
+}
+
+/** Inventory-driven membership: an instance terminated in its cloud leaves the mesh with the next sync. */
+async function inventoryDemo(cluster: LabCluster, clouds: RunningClouds, client: ControllerClient, say: (line: string) => void): Promise<void> {
+  const host = cluster.topology.hosts.find((h) => h.name === "gcp-2");
+  if (!host) return;
+  const node = (await client.listNodes()).find((n) => n.name === host.name);
+  say(`\n==> terminating gcp-2's instance in the GCP simulator, then syncing the inventory`);
+  await terminateLabInstance(clouds, host);
+  const t0 = Date.now();
+  const result = await client.syncInventory();
+  const removed = result.accounts.flatMap((a) => a.removed.map((r) => `${r.nodeId} (${r.reason}: ${r.evidence})`));
+  const others = cluster.topology.hosts.filter((h) => h.name !== host.name).map((h) => h.name);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const still = await Promise.all(others.map(async (h) => (await cluster.handshakes(h)).has(node?.wireguardPublicKey ?? "")));
+    if (!still.some(Boolean)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  say(`==> removed by the sync: ${removed.join(", ") || "nothing"}; gone from every peer ${Date.now() - t0} ms after the sync started\n`);
+  await cluster.stopAgent(host.name);
+  process.stdout.write(`${await meshTable(cluster)}\n`);
+}
+
+async function inventoryTable(client: ControllerClient): Promise<string> {
+  const view = await client.inventory();
+  return formatTable(
+    ["PROVIDER", "ACCOUNT", "REGION", "INSTANCE", "NAME", "PRIVATE", "PUBLIC", "STATE"],
+    view.instances.map((i) => [i.provider, i.account, i.region, i.id, i.name, i.privateIps.join(","), i.publicIps.join(",") || "-", i.state]),
+  );
 }
 
 async function meshTable(cluster: LabCluster): Promise<string> {

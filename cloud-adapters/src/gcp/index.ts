@@ -10,7 +10,7 @@
  * InventoryAuthError.
  */
 import { InstancesClient, NetworksClient, SubnetworksClient, type protos } from "@google-cloud/compute";
-import type { AuthClient } from "google-auth-library";
+import { OAuth2Client, type AuthClient } from "google-auth-library";
 import { InventoryAuthError, InventoryError, InventoryTransientError } from "../errors.js";
 import type { Instance, InventoryAdapter, InventoryIssue, InventorySnapshot, Network } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
@@ -42,6 +42,8 @@ export interface GcpInventoryOptions {
   apiEndpoint?: string;
   /** Credentials (e.g. a google-auth-library OAuth2Client); default: the SDK's application default credentials. */
   authClient?: GcpAuthClient;
+  /** A bearer access token obtained out of band (or a simulator's), used instead of authClient. */
+  accessToken?: string;
   retry?: Omit<RetryOptions, "signal">;
   /** maxResults per page (default 500, GCE's maximum). */
   pageSize?: number;
@@ -93,6 +95,18 @@ export function endpointOptions(apiEndpoint: string | undefined): Pick<ClientOpt
 
 export class GcpInventory implements InventoryAdapter {
   readonly provider = "gcp" as const;
+  #tokenClient: OAuth2Client | undefined;
+
+  /** The configured credentials: an AuthClient, or one holding the given access token. */
+  private authClient(): GcpAuthClient | undefined {
+    if (this.o.authClient) return this.o.authClient;
+    if (this.o.accessToken === undefined) return undefined;
+    if (!this.#tokenClient) {
+      this.#tokenClient = new OAuth2Client();
+      this.#tokenClient.setCredentials({ access_token: this.o.accessToken, expiry_date: Date.now() + 365 * 24 * 3600_000 });
+    }
+    return this.#tokenClient;
+  }
   readonly account: string;
   private clients: Promise<Clients> | undefined;
 
@@ -105,7 +119,7 @@ export class GcpInventory implements InventoryAdapter {
       const opts: ClientOptions & { protocol?: string } = {
         fallback: true,
         ...endpointOptions(this.o.apiEndpoint),
-        ...(this.o.authClient ? { authClient: this.o.authClient as ClientOptions["authClient"] } : {}),
+        ...(this.authClient() ? { authClient: this.authClient() as ClientOptions["authClient"] } : {}),
       };
       const c: Clients = { instances: new InstancesClient(opts), networks: new NetworksClient(opts), subnetworks: new SubnetworksClient(opts) };
       try {

@@ -36,7 +36,11 @@ export const defaultAdapterFactory: AdapterFactory = async (a, { log }) => {
       });
     }
     case "gcp":
-      return new cloud.GcpInventory({ project: a.project, ...(a.apiEndpoint ? { apiEndpoint: a.apiEndpoint } : {}) });
+      return new cloud.GcpInventory({
+        project: a.project,
+        ...(a.apiEndpoint ? { apiEndpoint: a.apiEndpoint } : {}),
+        ...(process.env.WEFT_INVENTORY_GCP_TOKEN ? { accessToken: process.env.WEFT_INVENTORY_GCP_TOKEN } : {}),
+      });
     case "onprem":
       return cloud.OnpremInventory.fromFile(a.file);
   }

@@ -7,6 +7,7 @@
  * address). Tests and the demo change the fleet through each simulator's admin unix socket.
  */
 import type { ChildProcess } from "node:child_process";
+import { request } from "node:http";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -228,4 +229,34 @@ function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promi
       reject(new LabError(`${what} exited with ${code}: ${err.trim()}`));
     });
   });
+}
+
+/**
+ * One admin call to a lab simulator over its unix socket (the machine's namespace cannot route to
+ * the gateways): e.g. labCloudAdmin(clouds, "gcp", "POST", `/instances/${id}/terminate`).
+ */
+export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, method: string, path: string, body?: unknown): Promise<unknown> {
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: clouds.adminSockets[provider], path: `/_sim${path}`, method, headers: { "content-type": "application/json", ...(text ? { "content-length": Buffer.byteLength(text) } : {}) } },
+      (res) => {
+        let out = "";
+        res.setEncoding("utf8").on("data", (d: string) => (out += d));
+        res.on("end", () => {
+          if ((res.statusCode ?? 500) >= 400) reject(new LabError(`${provider} simulator ${method} /_sim${path}: ${res.statusCode} ${out}`));
+          else resolve(out ? (JSON.parse(out) as unknown) : undefined);
+        });
+      },
+    );
+    req.on("error", (err) => reject(new LabError(`${provider} simulator admin socket: ${err.message}`, { cause: err })));
+    if (text) req.write(text);
+    req.end();
+  });
+}
+
+/** Terminates a lab host's instance in its cloud's simulator. */
+export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise<unknown> {
+  const provider = host.site as CloudProvider;
+  return labCloudAdmin(clouds, provider, "POST", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/terminate`);
 }

@@ -1,0 +1,191 @@
+/**
+ * End-to-end tests of inventory-driven membership on the lab: every cloud host is an instance in
+ * its cloud's simulator (cloud-sim, run inside the site's gateway with its metadata service on
+ * 169.254.169.254), the on-prem host is in a static inventory file, and the controller syncs them
+ * all through the real SDKs. Agents on cloud hosts present the instance identity they read from
+ * their metadata service.
+ *
+ * One lab (prefix `wti`), in order: the first sync lists every host → join by instance identity
+ * with a bound key (labels and identity from tags) → a mismatching key is refused with the reason
+ * and nothing is stored → keyless join through enrollment policies → the full mesh → a retag
+ * becomes a label → a terminated instance's node leaves every peer within 10 s of the sync → a
+ * failed fetch removes nothing → the per-cycle share limit holds removals back and reports them.
+ * Needs root; skipped with a message otherwise.
+ */
+import { rm } from "node:fs/promises";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ControllerClient } from "@weft/protocol";
+import { SimAdmin, unixFetch } from "@weft/cloud-sim";
+import { LAB_CLOUDS, LabCluster, instanceIdFor, labDir, labDown, labTopology, labUp, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
+import { sleep, waitUntil, wgDump } from "./mesh.js";
+
+const PREFIX = process.env.WEFT_E2E_INVENTORY_PREFIX ?? "wti";
+const opts: LabOptions = { prefix: PREFIX };
+const topology = labTopology({ prefix: PREFIX });
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn("e2e inventory: skipped: needs root (network namespaces, WireGuard)");
+
+const figures: string[] = [];
+const note = (line: string) => {
+  figures.push(line);
+  console.log(`e2e inventory: ${line}`);
+};
+
+describe.skipIf(!isRoot)("e2e inventory", () => {
+  let cluster: LabCluster;
+  let client: ControllerClient;
+  let clouds: RunningClouds;
+  let failed = false;
+  const admin = (p: CloudProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
+  const instanceOf = (host: string) => {
+    const h = topology.hosts.find((x) => x.name === host)!;
+    return instanceIdFor(h.site as CloudProvider, host);
+  };
+  const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
+  /** Waits for an agent process to exit (a refused enrollment) and returns its exit code. */
+  const exitOf = async (host: string, timeoutMs = 30_000) => {
+    const p = cluster.agents.get(host)?.process;
+    if (!p) throw new Error(`no agent process on ${host}`);
+    if (p.exitCode !== null) return p.exitCode;
+    return new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent on ${host} still running after ${timeoutMs} ms`)), timeoutMs);
+      p.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  };
+
+  beforeAll(async () => {
+    try {
+      await labDown(opts);
+      await rm(labDir(opts), { recursive: true, force: true });
+      await labUp(opts);
+      cluster = new LabCluster({ ...opts, clouds: true });
+      clouds = await cluster.startClouds();
+      await cluster.startController(["--inventory-config", clouds.inventoryConfigPath]);
+      client = await cluster.client();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
+
+  afterAll(async () => {
+    try {
+      await cluster?.stopAll();
+    } finally {
+      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
+      await labDown({ ...opts, keepHostDirs: keep });
+      if (keep && cluster) console.log(`e2e inventory: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
+      if (figures.length > 0) console.log(`e2e inventory figures:\n  ${figures.join("\n  ")}`);
+    }
+  });
+
+  it("e2e inventory - the first sync lists every lab host in its cloud (and on-prem) through the real SDKs, with site routes and no overlaps", async () => {
+    const t0 = Date.now();
+    const result = await client.syncInventory();
+    note(`first sync of 4 accounts in ${Date.now() - t0} ms`);
+    const bad = result.accounts.filter((a) => a.result !== "ok").map((a) => `${a.provider}: ${a.result} ${a.error?.message ?? a.issues.map((i) => i.message).join("; ")}`);
+    expect(bad, "accounts whose sync was not ok").toEqual([]);
+    const view = await client.inventory();
+    for (const h of topology.hosts) {
+      const i = view.instances.find((x) => x.name === h.name);
+      expect(i, `${h.name} in the inventory`).toBeDefined();
+      expect(i!.privateIps, `${h.name} private address`).toContain(h.privateAddress);
+      if (h.publicAddress) expect(i!.publicIps, `${h.name} public address`).toContain(h.publicAddress);
+      expect(i!.state, `${h.name} state`).toBe("running");
+      expect(i!.tags.env, `${h.name} tag env`).toBe("lab");
+    }
+    const cidrs = view.siteRoutes.flatMap((r) => r.cidrs).sort();
+    for (const s of topology.sites) expect(cidrs, `site routes cover ${s.name}'s ${s.privateCidr}`).toContain(s.privateCidr);
+    expect(view.overlaps, "overlapping CIDRs between the lab's sites").toEqual([]);
+  });
+
+  it("e2e inventory - a key bound to aws instances tagged env=lab admits aws-1, binds its instance, and its tags give labels and identity", async () => {
+    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: aws by instance", instanceSelector: { provider: "aws", account: LAB_CLOUDS.aws.account, tags: { env: "lab" } } });
+    await cluster.startAgent("aws-1", key.key);
+    await waitUntil("aws-1 enrolled", 30_000, async () => (await nodeNamed("aws-1")) !== undefined, 250);
+    const node = (await nodeNamed("aws-1"))!;
+    await client.syncInventory();
+    const view = await client.inventory();
+    expect(view.instances.find((i) => i.id === instanceOf("aws-1"))?.boundNode, "aws-1's instance bound to its node").toBe(node.nodeId);
+    const labelled = (await nodeNamed("aws-1"))!;
+    expect(labelled.identity?.spiffeId, "identity from the instance's weft:namespace / weft:serviceaccount tags").toBe("spiffe://weft.internal/ns/infra/sa/host");
+    expect(labelled.labels["cloud.provider"], "cloud.provider label").toBe("aws");
+    expect(labelled.labels["cloud.tag.env"], "tags become cloud.tag.* labels").toBe("lab");
+    await cluster.startAgent("aws-2", key.key);
+  });
+
+  it("e2e inventory - a key whose selector the instance does not match is refused with the reason, and nothing is stored", async () => {
+    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: prod only", instanceSelector: { provider: "azure", tags: { env: "prod" } } });
+    await cluster.startAgent("azure-1", key.key);
+    expect(await exitOf("azure-1"), "the refused agent's exit code").not.toBe(0);
+    const log = await import("node:fs/promises").then((fs) => fs.readFile(cluster.agents.get("azure-1")!.logPath, "utf8"));
+    expect(log, "the agent names the mismatch").toMatch(/tags\.env/);
+    expect(await nodeNamed("azure-1"), "azure-1 stored as a node").toBeUndefined();
+    await rm(cluster.agents.get("azure-1")!.stateDir, { recursive: true, force: true });
+  });
+
+  it("e2e inventory - enrollment policies admit azure and gcp instances with no shared secret, and the mesh forms", async () => {
+    for (const provider of ["azure", "gcp"] as const) {
+      await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, account: LAB_CLOUDS[provider].account, tags: { env: "lab" } }, labels: { via: "policy" } });
+    }
+    await Promise.all(["azure-1", "azure-2", "gcp-1", "gcp-2"].map((h) => cluster.startAgent(h)));
+    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)" });
+    await cluster.startAgent("onprem-1", onpremKey.key);
+    const t0 = Date.now();
+    await cluster.waitForFullMesh(90_000);
+    note(`full mesh of 7 hosts (5 joined by instance identity, 4 of them with no key) ${Date.now() - t0} ms after the last agents started`);
+    const nodes = await client.listNodes();
+    expect(nodes.map((n) => n.name).sort(), "enrolled nodes").toEqual(topology.hosts.map((h) => h.name).sort());
+    expect(nodes.find((n) => n.name === "gcp-1")?.labels.via, "policy labels on a keyless node").toBe("policy");
+  });
+
+  it("e2e inventory - a retagged instance's node gets the new label with the next sync", async () => {
+    await admin("aws").retag(instanceOf("aws-2"), { team: "payments" });
+    await client.syncInventory();
+    await waitUntil("aws-2 labelled team=payments", 10_000, async () => (await nodeNamed("aws-2"))?.labels["cloud.tag.team"] === "payments", 200);
+  });
+
+  it("e2e inventory - a terminated instance's node leaves every peer within 10 s of the sync that sees it", async () => {
+    const gone = (await nodeNamed("gcp-2"))!;
+    await admin("gcp").terminate(instanceOf("gcp-2"));
+    const t0 = Date.now();
+    const result = await client.syncInventory();
+    const gcp = result.accounts.find((a) => a.provider === "gcp")!;
+    expect(gcp.removed.map((r) => r.nodeId), "nodes removed by the gcp sync").toEqual([gone.nodeId]);
+    const others = topology.hosts.map((h) => h.name).filter((h) => h !== "gcp-2");
+    await Promise.all(
+      others.map((h) => waitUntil(`gcp-2's key gone from ${h}`, 10_000, async () => !(await wgDump(opts, h))?.peers.some((p) => p.publicKey === gone.wireguardPublicKey), 100)),
+    );
+    const ms = Date.now() - t0;
+    note(`terminated gcp-2: removed from all ${others.length} peers ${ms} ms after the sync started`);
+    expect(ms, "ms from the sync to the last peer dropping gcp-2").toBeLessThan(10_000);
+    expect(await nodeNamed("gcp-2"), "gcp-2 in the node list").toBeUndefined();
+  });
+
+  it("e2e inventory - a failed fetch removes nothing, and one cycle removes at most the configured share (the rest held back and reported)", async () => {
+    // Both azure instances are gone, but the simulator refuses every call: no evidence, no removal.
+    await admin("azure").fault({ kind: "server-error", count: -1 });
+    await admin("azure").terminate(instanceOf("azure-1"));
+    await admin("azure").terminate(instanceOf("azure-2"));
+    const failedSync = (await client.syncInventory()).accounts.find((a) => a.provider === "azure")!;
+    expect(failedSync.result, "azure sync result while the API fails").not.toBe("ok");
+    expect(failedSync.removed, "removed on a failed fetch").toEqual([]);
+    expect((await client.listNodes()).filter((n) => n.name.startsWith("azure-")).length, "azure nodes still enrolled").toBe(2);
+
+    // The API answers again: 2 bound nodes should go, the share limit (0.5) lets 1 go per cycle.
+    await admin("azure").clearFaults();
+    const first = (await client.syncInventory()).accounts.find((a) => a.provider === "azure")!;
+    expect(first.removed.length, "azure nodes removed in the first cycle").toBe(1);
+    expect(first.heldBack.length, "azure nodes held back and reported").toBe(1);
+    const second = (await client.syncInventory()).accounts.find((a) => a.provider === "azure")!;
+    expect(second.removed.length, "the held-back node goes in the next cycle").toBe(1);
+    await sleep(500);
+    expect((await client.listNodes()).filter((n) => n.name.startsWith("azure-")), "azure nodes left").toEqual([]);
+    note("failed azure fetch: 0 removed; then share limit 0.5: 1 removed + 1 held back, the other removed next cycle");
+  });
+});

@@ -21,6 +21,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ControllerClient, type InventorySyncResult } from "@weft/protocol";
+import { AwsInventory, AzureInventory, GcpInventory } from "@weft/cloud";
 import { SimStore, startAwsSim, startAzureSim, startGcpSim } from "@weft/cloud-sim";
 import { describeMachine } from "./src/report.js";
 import { median } from "./src/stats.js";
@@ -45,9 +46,6 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "weft-bench-inventory-"));
   const per = Math.ceil(total / 3);
   const fleets = { aws: new SimStore(), azure: new SimStore(), gcp: new SimStore() };
-  seed(fleets.aws, "aws", per, "us-east-1", "us-east-1a", "vpc-0bench000000000001");
-  seed(fleets.azure, "azure", per, "westeurope", "1", "bench-vnet");
-  seed(fleets.gcp, "gcp", total - 2 * per, "europe-west1", "europe-west1-b", "bench-net");
   const aws = await startAwsSim({ account: "111122223333", store: fleets.aws });
   const azure = await startAzureSim({ host: "127.0.0.1", port: 0, subscriptionId: "6f1c0a9e-3b7d-4c1e-9a51-2f4e8d7c6b10", store: fleets.azure });
   const gcp = await startGcpSim({ project: "weft-bench", store: fleets.gcp });
@@ -79,6 +77,15 @@ async function main(): Promise<void> {
     controller.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
     const client = await connect(stateDir, controller, () => stderr);
     const pid = controller.pid ?? 0;
+    // The controller syncs once at start: let that (empty) sync finish before the fleet appears,
+    // so the first measured sync really finds every instance new.
+    await client.syncInventory(600_000);
+    seed(fleets.aws, "aws", per, "us-east-1", "us-east-1a", "vpc-0bench000000000001");
+    seed(fleets.azure, "azure", per, "westeurope", "1", "bench-vnet");
+    seed(fleets.gcp, "gcp", total - 2 * per, "europe-west1", "europe-west1-b", "bench-net");
+    // What the clouds' APIs alone cost: the same adapters fetching in this process, no controller.
+    const fetchMs = await timeFetches(aws.url, azure, gcp.url);
+    say(`    fetch only (adapters + simulators, no controller): aws ${fetchMs.aws.toFixed(0)} ms, azure ${fetchMs.azure.toFixed(0)} ms, gcp ${fetchMs.gcp.toFixed(0)} ms`);
     const rssBefore = memory(pid).rssMb;
     const samples: Sample[] = [];
     const run = async (kind: Sample["kind"]) => {
@@ -117,6 +124,7 @@ async function main(): Promise<void> {
       fullSyncMs: byKind("full")[0]?.ms ?? Number.NaN,
       noChangeSyncMs: med("nochange"),
       retag1pcSyncMs: med("retag1pc"),
+      fetchOnlyMs: fetchMs,
       controllerRssMb: { beforeSync: rssBefore, afterLastSync: mem.rssMb, peak: mem.hwmMb },
       samples,
     };
@@ -133,6 +141,7 @@ async function main(): Promise<void> {
         `  full sync (all new)            ${result.fullSyncMs.toFixed(0).padStart(7)} ms`,
         `  nothing changed (median of ${rounds})  ${result.noChangeSyncMs.toFixed(0).padStart(7)} ms   ${ratio(result.noChangeSyncMs, result.fullSyncMs)} of a full sync`,
         `  1 % retagged (median of ${rounds})     ${result.retag1pcSyncMs.toFixed(0).padStart(7)} ms   ${ratio(result.retag1pcSyncMs, result.fullSyncMs)} of a full sync`,
+        `  of which the clouds' APIs (adapters + simulators fetching alone, in parallel): ${Math.max(fetchMs.aws, fetchMs.azure, fetchMs.gcp).toFixed(0)} ms (aws ${fetchMs.aws.toFixed(0)}, azure ${fetchMs.azure.toFixed(0)}, gcp ${fetchMs.gcp.toFixed(0)})`,
         `  controller RSS: ${rssBefore.toFixed(0)} MB before the first sync, ${mem.rssMb.toFixed(0)} MB after the last, ${mem.hwmMb.toFixed(0)} MB peak`,
         `results: ${join(out, `inventory-${stamp}.json`)}`,
         "",
@@ -165,6 +174,25 @@ function seed(store: SimStore, cloud: "aws" | "azure" | "gcp", n: number, region
       tags: { env: "bench", team: `t${i % 17}`, "weft:namespace": "bench" },
     });
   }
+}
+
+async function timeFetches(awsUrl: string, azure: { url: string; caPem: string }, gcpUrl: string): Promise<{ aws: number; azure: number; gcp: number }> {
+  process.env.AWS_ACCESS_KEY_ID ??= "AKIAWEFTBENCH0000000";
+  process.env.AWS_SECRET_ACCESS_KEY ??= "bench";
+  const credential = { getToken: async () => ({ token: "bench", expiresOnTimestamp: Date.now() + 3_600_000 }) };
+  const adapters = {
+    aws: new AwsInventory({ account: "111122223333", regions: ["us-east-1"], endpoint: awsUrl }),
+    azure: new AzureInventory({ subscriptionId: "6f1c0a9e-3b7d-4c1e-9a51-2f4e8d7c6b10", endpoint: azure.url, caPem: azure.caPem, credential }),
+    gcp: new GcpInventory({ project: "weft-bench", apiEndpoint: gcpUrl, accessToken: "bench" }),
+  };
+  const time = async (a: { fetch(): Promise<{ instances: unknown[]; complete: boolean }> }) => {
+    const t0 = performance.now();
+    const snap = await a.fetch();
+    if (!snap.complete) throw new Error("a direct fetch was incomplete");
+    return performance.now() - t0;
+  };
+  const [aws, az, gcp] = await Promise.all([time(adapters.aws), time(adapters.azure), time(adapters.gcp)]);
+  return { aws, azure: az, gcp };
 }
 
 async function connect(stateDir: string, child: ChildProcess, stderr: () => string): Promise<ControllerClient> {

@@ -149,10 +149,14 @@ export class InventoryStore {
    * Write `next` (a freshly listed instance) unless the stored record already says the same,
    * keeping the stored binding. Returns what happened.
    */
-  async upsertInstance(next: StoredInstance, same: (a: StoredInstance, b: StoredInstance) => boolean): Promise<"added" | "updated" | "unchanged"> {
+  /**
+   * Writes `next` unless `same` says the stored record already is it. `known` is the stored entry
+   * (null: known absent) when the caller has just listed it: the first attempt then needs no read.
+   */
+  async upsertInstance(next: StoredInstance, same: (a: StoredInstance, b: StoredInstance) => boolean, known?: Versioned<StoredInstance> | null): Promise<"added" | "updated" | "unchanged"> {
     const key = keyOfInstance(next);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = await this.instancesKv.get(key);
+      const got = attempt === 0 && known !== undefined ? (known ?? undefined) : await this.instancesKv.get(key);
       if (!got) {
         if ((await this.instancesKv.create(key, next)) !== false) return "added";
         continue;

@@ -302,7 +302,8 @@ export class InventorySync {
     const changes = { added: 0, updated: 0, deleted: 0 };
     const now = Date.now();
     const sameInstance = (a: StoredInstance, b: StoredInstance) => canonical({ ...a, seenAt: "" }) === canonical({ ...b, seenAt: "" }) && now - Date.parse(a.seenAt) < this.seenRefreshMs;
-    for (const inst of listed.values()) count(changes, await store.upsertInstance(inst, sameInstance));
+    // The listing above is the first read of each record; writes run a few at a time.
+    await forEachLimit([...listed], 16, async ([key, inst]) => count(changes, await store.upsertInstance(inst, sameInstance, stored.get(key) ?? null)));
     if (evidence) {
       for (const [key, e] of stored) {
         if (listed.has(key)) continue;
@@ -438,4 +439,13 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
   );
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -20,6 +20,9 @@ export function isRevisionConflict(err: unknown): boolean {
   );
 }
 
+/** Gets in flight at once while listing a bucket. */
+const LIST_CONCURRENCY = 64;
+
 export class RecordStore<S extends z.ZodType> {
   constructor(
     readonly kv: KV,
@@ -71,16 +74,23 @@ export class RecordStore<S extends z.ZodType> {
 
   /** Every current record (skipping values that no longer parse, which are reported). */
   async list(filter?: string, onInvalid?: (key: string, err: unknown) => void): Promise<Versioned<z.infer<S>>[]> {
-    const out: Versioned<z.infer<S>>[] = [];
-    for (const key of await this.keys(filter)) {
-      try {
-        const got = await this.get(key);
-        if (got) out.push(got);
-      } catch (err) {
-        onInvalid?.(key, err);
+    const keys = await this.keys(filter);
+    const got: (Versioned<z.infer<S>> | undefined)[] = new Array(keys.length);
+    // Many gets in flight at once (a round trip each): a 10k-key bucket lists in a fraction of the
+    // time one-by-one takes. Results keep the keys' order.
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < keys.length; i = next++) {
+        const key = keys[i]!;
+        try {
+          got[i] = await this.get(key);
+        } catch (err) {
+          onInvalid?.(key, err);
+        }
       }
-    }
-    return out;
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, keys.length) }, worker));
+    return got.filter((v): v is Versioned<z.infer<S>> => v !== undefined);
   }
 
   private async wrap<T>(op: string, fn: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@
  * (every field, tags included).
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, type InstanceIdentityClaim } from "@weft/protocol";
+import { Buckets, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestController, type TestController } from "../testing.js";
 import { checkInstanceClaim, selectorMismatch, type InstanceClaimCheck } from "./join.js";
@@ -153,7 +153,8 @@ describe("join checks", () => {
 
   it("join - a selector matches when every field it names matches; other tags and fields are ignored; {} matches any", async () => {
     const i = await putInstance({ tags: { env: "prod", team: "web", extra: "x" } });
-    for (const selector of [{}, { provider: "aws" as const }, { provider: "aws" as const, account: "111111111111", region: "eu-west-1", network: "vpc-0aa", tags: { env: "prod", team: "web" } }, { tags: {} }]) {
+    const selectors: InstanceSelector[] = [{}, { provider: "aws" }, { provider: "aws", account: "111111111111", region: "eu-west-1", network: "vpc-0aa", tags: { env: "prod", team: "web" } }, { tags: {} }];
+    for (const selector of selectors) {
       const got = await check(i, { selector });
       expect(got.ok, `selector ${JSON.stringify(selector)}: ${got.ok ? "" : got.message}`).toBe(true);
     }

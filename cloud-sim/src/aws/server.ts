@@ -3,13 +3,13 @@
  * instance metadata service on another, so the lab can bind metadata to 169.254.169.254 inside a
  * namespace while tests use 127.0.0.1 and ephemeral ports.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { handleAdmin, readBody, SimAdmin } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { handleEc2 } from "./ec2.js";
 import { createImdsHandler } from "./imds.js";
+import { baseUrl, closeServer as close, listen as listenAt } from "../listen.js";
 
 export interface AwsSimOptions {
   /** API listener (default 127.0.0.1, port 0 = ephemeral). */
@@ -38,24 +38,6 @@ export interface AwsSim {
   close(): Promise<void>;
 }
 
-function listen(server: Server, host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      const a = server.address() as AddressInfo;
-      resolve(`http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`);
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
 export async function startAwsSim(o: AwsSimOptions): Promise<AwsSim> {
   const store = o.store ?? new SimStore();
   const faults = o.faults ?? new Faults();
@@ -73,10 +55,10 @@ export async function startAwsSim(o: AwsSimOptions): Promise<AwsSim> {
   const imds = createServer(createImdsHandler({ store, account: o.account }));
 
   const host = o.host ?? "127.0.0.1";
-  const url = await listen(api, host, o.port ?? 0);
+  const url = baseUrl("http", await listenAt(api, host, o.port ?? 0));
   let metadataUrl: string;
   try {
-    metadataUrl = await listen(imds, o.metadata?.host ?? host, o.metadata?.port ?? 0);
+    metadataUrl = baseUrl("http", await listenAt(imds, o.metadata?.host ?? host, o.metadata?.port ?? 0));
   } catch (err) {
     await close(api);
     throw err;

@@ -9,13 +9,13 @@
  */
 import { createServer as createHttpServer, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
-import type { AddressInfo } from "node:net";
 import { SimAdmin, handleAdmin } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { armError, handleArm } from "./arm.js";
 import { handleImds } from "./imds.js";
 import { createSimTls } from "./tls.js";
+import { baseUrl, closeServer as close, listen } from "../listen.js";
 
 export interface AzureSimOptions {
   host: string;
@@ -91,28 +91,6 @@ async function serve(res: ServerResponse, handler: () => Promise<void>): Promise
     if (!res.headersSent) armError(res, 500, "InternalServerError", (err as Error).message);
     else res.destroy();
   }
-}
-
-function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-function baseUrl(scheme: "http" | "https", a: AddressInfo): string {
-  const host = a.address === "0.0.0.0" ? "127.0.0.1" : a.address === "::" ? "[::1]" : a.family === "IPv6" ? `[${a.address}]` : a.address;
-  return `${scheme}://${host}:${a.port}`;
 }
 
 /**

@@ -8,13 +8,13 @@
  *   PUT /_sim/gcp/unreachable   {"scopes": ["zones/asia-east1-a", …]}  scopes answering as unreachable
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { handleAdmin, readBody, SimAdmin, sendJson } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { gceError, handleComputeApi, type GcpApiContext } from "./api.js";
 import { handleMetadata } from "./metadata.js";
 import { numericId } from "./render.js";
+import { baseUrl as schemeUrl, closeServer as close, listen } from "../listen.js";
 
 export { type GcpFault } from "./api.js";
 export { numericId as gceNumericId, regionOf as gceRegionOf, renderInstance as renderGceInstance } from "./render.js";
@@ -51,27 +51,6 @@ export interface GcpSim {
   /** Scopes ("zones/x", "regions/y") that answer as unreachable; change it while a test runs. */
   unreachable: Set<string>;
   close(): Promise<void>;
-}
-
-function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-function baseUrl(a: AddressInfo): string {
-  return `http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
 }
 
 async function gcpAdmin(req: IncomingMessage, res: ServerResponse, ctx: GcpApiContext): Promise<boolean> {
@@ -116,14 +95,14 @@ export async function startGcpSim(o: GcpSimOptions): Promise<GcpSim> {
   if (o.metadata) {
     const server = createServer((req, res) => handleMetadata(req, res, { project: o.project, projectNumber, store }));
     try {
-      metadataUrl = baseUrl(await listen(server, o.metadata.host, o.metadata.port));
+      metadataUrl = schemeUrl("http", await listen(server, o.metadata.host, o.metadata.port));
     } catch (err) {
       await close(api);
       throw err;
     }
     meta = server;
   }
-  const url = baseUrl(apiAddr);
+  const url = schemeUrl("http", apiAddr);
   return {
     url,
     metadataUrl,

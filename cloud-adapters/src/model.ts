@@ -3,48 +3,24 @@
  * networks, whatever the provider calls them. Adapters normalise; nothing downstream knows which
  * SDK a record came from.
  */
+import { CloudInstance, CloudNetwork, InventoryInstanceState, InventoryProvider, InventorySubnet } from "@weft/protocol";
 import { z } from "zod";
 
-export const Provider = z.enum(["aws", "azure", "gcp", "onprem"]);
+export const Provider = InventoryProvider;
 export type Provider = z.infer<typeof Provider>;
 
 /** Lifecycle, normalised: EC2 instance states, Azure power states, GCE statuses, on-prem "running". */
-export const InstanceState = z.enum(["pending", "running", "stopping", "stopped", "terminated", "unknown"]);
+export const InstanceState = InventoryInstanceState;
 export type InstanceState = z.infer<typeof InstanceState>;
 
-export const Instance = z.object({
-  provider: Provider,
-  /** AWS account id, Azure subscription id, GCP project id, on-prem site name. */
-  account: z.string(),
-  /** AWS region, Azure location, GCP region (from the zone), on-prem site. */
-  region: z.string(),
-  zone: z.string().optional(),
-  /** VPC id, VNet resource id, GCE network name, on-prem network name. */
-  network: z.string(),
-  subnet: z.string().optional(),
-  /** The cloud's own id: i-0abc…, the VM's vmId (Azure), the numeric GCE id, the on-prem host name. */
-  id: z.string(),
-  name: z.string(),
-  privateIps: z.array(z.string()),
-  publicIps: z.array(z.string()),
-  tags: z.record(z.string(), z.string()),
-  state: InstanceState,
-});
+/** The wire schema shared with the controller's stored records (protocol/src/inventory.ts). */
+export const Instance = CloudInstance;
 export type Instance = z.infer<typeof Instance>;
 
-export const Subnet = z.object({ id: z.string(), cidr: z.string(), zone: z.string().optional(), name: z.string().optional() });
+export const Subnet = InventorySubnet;
 export type Subnet = z.infer<typeof Subnet>;
 
-export const Network = z.object({
-  provider: Provider,
-  account: z.string(),
-  region: z.string().optional(),
-  id: z.string(),
-  name: z.string().optional(),
-  /** The network's address space (VPC CIDR blocks, VNet address prefixes, the subnets' ranges on GCE). */
-  cidrs: z.array(z.string()),
-  subnets: z.array(Subnet),
-});
+export const Network = CloudNetwork;
 export type Network = z.infer<typeof Network>;
 
 /** What went wrong in part of a fetch: a region, a page, a resource type. */

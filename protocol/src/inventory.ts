@@ -7,16 +7,19 @@
 import { z } from "zod";
 import { nodeId } from "./messages.js";
 
-const provider = z.enum(["aws", "azure", "gcp", "onprem"]);
+/** Where an instance or network is listed. */
+export const InventoryProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
+const provider = InventoryProvider;
 
 export const InventoryInstanceState = z.enum(["pending", "running", "stopping", "stopped", "terminated", "unknown"]);
 export type InventoryInstanceState = z.infer<typeof InventoryInstanceState>;
 
-/** One cloud instance as the controller stores it (key `i.<provider>.<account>.<id>`). */
-export const InventoryInstance = z.object({
+/** An instance as a cloud adapter lists it: the model of DESIGN.md "Cloud inventory" (@weft/cloud's Instance). */
+export const CloudInstance = z.object({
   provider,
   /** AWS account id, Azure subscription id, GCP project id, on-prem site name. */
   account: z.string(),
+  /** AWS region, Azure location, GCP region (from the zone), on-prem site. */
   region: z.string(),
   zone: z.string().optional(),
   /** VPC id, VNet resource id, GCE network name, on-prem network name. */
@@ -29,6 +32,11 @@ export const InventoryInstance = z.object({
   publicIps: z.array(z.string()),
   tags: z.record(z.string(), z.string()),
   state: InventoryInstanceState,
+});
+export type CloudInstance = z.infer<typeof CloudInstance>;
+
+/** One cloud instance as the controller stores it (key `i.<provider>.<account>.<id>`). */
+export const InventoryInstance = CloudInstance.extend({
   /** The last sync that listed the instance. */
   seenAt: z.string(),
   /** Set when a complete sync no longer listed it (kept while a node is bound to it, as the evidence). */
@@ -42,17 +50,21 @@ export type InventoryInstance = z.infer<typeof InventoryInstance>;
 export const InventorySubnet = z.object({ id: z.string(), cidr: z.string(), zone: z.string().optional(), name: z.string().optional() });
 export type InventorySubnet = z.infer<typeof InventorySubnet>;
 
-/** One VPC / VNet / GCE network / on-prem LAN (key `n.<provider>.<account>.<id>`). */
-export const InventoryNetwork = z.object({
+/** A VPC / VNet / GCE network / on-prem LAN as a cloud adapter lists it (@weft/cloud's Network). */
+export const CloudNetwork = z.object({
   provider,
   account: z.string(),
   region: z.string().optional(),
   id: z.string(),
   name: z.string().optional(),
+  /** The network's address space (VPC CIDR blocks, VNet address prefixes, the subnets' ranges on GCE). */
   cidrs: z.array(z.string()),
   subnets: z.array(InventorySubnet),
-  seenAt: z.string(),
 });
+export type CloudNetwork = z.infer<typeof CloudNetwork>;
+
+/** One network as the controller stores it (key `n.<provider>.<account>.<id>`). */
+export const InventoryNetwork = CloudNetwork.extend({ seenAt: z.string() });
 export type InventoryNetwork = z.infer<typeof InventoryNetwork>;
 
 export const InventoryIssueRecord = z.object({ scope: z.string(), code: z.string(), message: z.string() });

@@ -200,7 +200,8 @@ export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string
   const wan = (site: string) => t.gateways.find((g) => g.site === site)?.wanAddress ?? "";
   const { aws, azure, gcp } = LAB_CLOUDS;
   return [
-    "intervalSeconds: 15",
+    // Syncs in the lab are asked for (weft inventory sync) so tests see one cycle at a time; the periodic one is a backstop.
+    "intervalSeconds: 600",
     "maxRemovalShare: 0.5",
     "accounts:",
     `  - { provider: aws, account: "${aws.account}", regions: [${aws.region}], endpoint: "http://${wan("aws")}:${CLOUD_API_PORT}" }`,

@@ -17,6 +17,7 @@ import { NodePolicyRecord, NodeRecord, PeerRecord, Policy, toCompactEntry, type 
 import type { Logger } from "pino";
 import { z } from "zod";
 import { localIdentitiesOf, PolicyCompiler, type CompileTarget } from "./compile.js";
+import { liveKeys } from "../store/keys.js";
 
 const IdentityValue = z.object({ id: z.number().int(), spiffeId: z.string() });
 
@@ -101,9 +102,7 @@ export class NodePolicyPublisher {
   }
 
   private async loadBucket(kv: KV, set: (key: string, value: unknown) => void, filter?: string): Promise<void> {
-    const keys: string[] = [];
-    for await (const k of await kv.keys(filter)) keys.push(k);
-    for (const k of keys) {
+    for (const k of await liveKeys(kv, filter)) {
       const e = await kv.get(k);
       if (e?.operation === "PUT") set(k, safeJson(e));
     }

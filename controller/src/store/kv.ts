@@ -6,6 +6,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
 import { StoreUnavailableError } from "../errors.js";
+import { liveKeys } from "./keys.js";
 
 export interface Versioned<T> {
   value: T;
@@ -65,11 +66,7 @@ export class RecordStore<S extends z.ZodType> {
   }
 
   async keys(filter?: string): Promise<string[]> {
-    return this.wrap("keys", async () => {
-      const out: string[] = [];
-      for await (const k of await this.kv.keys(filter)) out.push(k);
-      return out;
-    });
+    return this.wrap("keys", () => liveKeys(this.kv, filter));
   }
 
   /** Every current record (skipping values that no longer parse, which are reported). */

@@ -1,0 +1,73 @@
+/**
+ * The live keys of a KV bucket, listed with a pull consumer that always ends.
+ *
+ * `kv.keys()` of @nats-io/kv reads an ordered push consumer and stops when a message says nothing
+ * is pending, or at an idle heartbeat. Against nats-server 2.9 with keys being created and deleted
+ * at the same time, that sometimes never happens: about 1 listing in 600 hung for good in a
+ * side-by-side run (two writers creating and deleting 20 keys), and an enrollment that listed the
+ * claimed prefixes hung with it. Here the listing is a bounded loop of pull requests: each asks for
+ * what the consumer reports pending and returns by itself when the request expires, and a request
+ * that brings nothing ends the listing, with the server's own count asked once more first.
+ */
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import { Bucket } from "@nats-io/kv/internal";
+import type { KV } from "@nats-io/kv";
+
+/** How long one pull request waits for messages the consumer said were pending. */
+const FETCH_EXPIRES_MS = 2_000;
+/** Largest pull request. */
+const FETCH_MAX = 10_000;
+/** The consumer removes itself when a listing is abandoned (process died mid-listing). */
+const INACTIVE_THRESHOLD_MS = 60_000;
+
+/**
+ * Keys of `kv` matching `filter` (a KV key pattern, `>` for all) whose last operation is a put, each
+ * once; writes made while listing may or may not be reflected.
+ */
+export async function liveKeys(kv: KV, filter = ">"): Promise<string[]> {
+  if (!(kv instanceof Bucket)) {
+    // Another KV implementation: trust its own listing.
+    const out: string[] = [];
+    for await (const k of await kv.keys(filter)) out.push(k);
+    return out;
+  }
+  const created = await kv.jsm.consumers.add(kv.stream, {
+    deliver_policy: DeliverPolicy.LastPerSubject,
+    ack_policy: AckPolicy.None,
+    filter_subject: kv.fullKeyName(kv.encodeKey(filter)),
+    headers_only: true,
+    mem_storage: true,
+    inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
+  });
+  try {
+    const consumer = await kv.js.consumers.get(kv.stream, created.name);
+    // Writes made while listing are delivered too, after the key's earlier state: the last one wins.
+    const keys = new Set<string>();
+    const take = (m: JsMsg) => {
+      const key = kv.decodeKey(m.subject.substring(kv.prefixLen));
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") keys.delete(key);
+      else keys.add(key);
+    };
+    let pending = created.num_pending;
+    while (pending > 0) {
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: Math.min(pending, FETCH_MAX), expires: FETCH_EXPIRES_MS })) {
+        got++;
+        take(m);
+        pending = m.info.pending;
+      }
+      // Nothing came although something was said to be pending: ask the consumer itself once; if it
+      // still counts messages it does not deliver (superseded while we listed), the listing is whole.
+      if (got === 0) {
+        const now = (await consumer.info()).num_pending;
+        if (now === pending || now === 0) break;
+        pending = now;
+      }
+    }
+    return [...keys];
+  } finally {
+    await kv.jsm.consumers.delete(kv.stream, created.name).catch(() => undefined);
+  }
+}

@@ -23,6 +23,9 @@ import { readInstanceIdentity } from "./enroll/instance.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
+import { siteRoutesToTake, type SiteRouteDecision } from "./peers/site-routes.js";
+import { GatewayForwarding } from "./net/gateway.js";
+import { localRoutes } from "./net/underlay.js";
 import { newSessionEpoch, renewedSessions } from "./peers/epochs.js";
 import { warmUp } from "./peers/warmup.js";
 import { loadOrCreateNatsIdentity, type NatsIdentity } from "./state/nkey.js";
@@ -49,21 +52,34 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const root = log.child({ node: state.nodeId });
   log = root.child({ component: "agent" });
 
+  const run = createCommandRunner();
   const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: root.child({ component: "wireguard" }) });
-  const ensured = await wireguard.ensure({
+  const overlayRanges = [state.overlayCidr, ...(state.workloadCidr ? [state.workloadCidr] : [])];
+  const interfaceOptions = {
     mtu: config.interface.mtu,
     listenPort: config.interface.listenPort,
     privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE),
     addresses: [`${state.overlayAddress}/32`],
-    routes: [state.overlayCidr, ...(state.workloadCidr ? [state.workloadCidr] : [])],
-  });
+    routes: overlayRanges,
+  };
+  // Site routes other sites' gateways advertise: decided on every peer set, against this host's own routes.
+  const takeSiteRoutes = async (records: PeerRecord[]): Promise<SiteRouteDecision> => {
+    const local = await localRoutes(run, [config.interface.name]).catch((err: unknown) => {
+      log.warn({ err }, "cannot read this host's routes; routing no site routes into the overlay until it can");
+      return undefined;
+    });
+    if (local === undefined) return { byNode: new Map(), routes: [], refused: [] };
+    return siteRoutesToTake({ self: { nodeId: state.nodeId, site: state.site }, peers: records, overlay: overlayRanges, local });
+  };
+  // Fail static: the cached peers' site routes stay routed while the interface is converged.
+  let siteRoutes = await takeSiteRoutes(state.applied?.peers ?? []);
+  const ensured = await wireguard.ensure({ ...interfaceOptions, routes: [...overlayRanges, ...siteRoutes.routes] });
   if (ensured.created || !state.sessionEpoch) {
     // A fresh interface has no sessions: a new epoch tells NAT'd peers to handshake again.
     state = { ...state, sessionEpoch: newSessionEpoch() };
     await saveState(config.stateDir, state);
   }
 
-  const run = createCommandRunner();
   // Fail static: the pinned maps still hold what the last agent applied; the cache refills them
   // when the pins are gone (a reboot) before any program is attached.
   if (config.datapath.enabled && (await ensureBpffs(config.datapath.pinDir, run))) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
@@ -98,9 +114,29 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     void writeStatus(config.stateDir, status).catch((err: unknown) => log.warn({ err }, "cannot write status file"));
   };
 
+  const gateway = new GatewayForwarding(run, root.child({ component: "gateway" }));
+  const applySiteRoutes = async (records: PeerRecord[], taken: SiteRouteDecision) => {
+    if (taken.routes.join() !== siteRoutes.routes.join()) {
+      await wireguard.ensure({ ...interfaceOptions, routes: [...overlayRanges, ...taken.routes] });
+      log.info({ routes: taken.routes }, "site routes applied");
+    }
+    const refused = JSON.stringify(taken.refused);
+    if (taken.refused.length > 0 && refused !== JSON.stringify(siteRoutes.refused)) log.warn({ refused: taken.refused }, "refusing advertised site routes");
+    siteRoutes = taken;
+    const own = records.find((r) => r.nodeId === state.nodeId)?.siteRoutes ?? [];
+    await gateway.apply({ routes: own, sources: overlayRanges, overlayInterface: config.interface.name, snat: config.gateway.snat });
+    const names = new Map(records.map((r) => [r.nodeId, r.name]));
+    publishStatus({
+      siteRoutes: [...taken.byNode].flatMap(([nodeId, cidrs]) => cidrs.map((cidr) => ({ cidr, gateway: names.get(nodeId) ?? nodeId }))),
+      refusedSiteRoutes: taken.refused,
+      gatewayFor: own,
+    });
+  };
+
   const applyPeers = async (set: PeerSet, source: "cache" | "nats") => {
     const records = [...set.peers.values()];
-    const desired = desiredPeers(self, records);
+    const taken = await takeSiteRoutes(records);
+    const desired = desiredPeers(self, records, taken.byNode);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.applied?.peers, records);
@@ -111,6 +147,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     }
     const { changes, ...counts } = await wireguard.syncPeers(desired);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
+    await applySiteRoutes(records, taken);
     if (datapath) {
       const synced = await datapath.applyPeers(state.nodeId, records);
       if (synced.ipcache.set + synced.ipcache.deleted + synced.tunnels.set + synced.tunnels.deleted > 0) log.info({ revision: set.revision, source, ...synced }, "ipcache and tunnels applied");

@@ -71,6 +71,17 @@ export const AgentConfig = z
       })
       .strict()
       .prefault({}),
+    gateway: z
+      .object({
+        /**
+         * When the controller makes this node its site's gateway: masquerade overlay traffic
+         * forwarded into the site, so site machines need no route back. false: the site's
+         * router must route the overlay ranges to this host.
+         */
+        snat: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     /** Workloads hosted on this node: each gets a veth into its network namespace, an address from the workload prefix and its own identity. */
     workloads: z.array(WorkloadSpec.extend({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be the name of a network namespace in /run/netns") })).default([]),
     metrics: z

@@ -8,6 +8,7 @@
  *   DELETE /_sim/instances/:id                gone from the API
  *   PATCH  /_sim/instances/:id/tags           {"tags": {k: v | null}, "mode"?: "patch" | "set"}
  *   POST   /_sim/networks                     add a network
+ *   DELETE /_sim/networks/:id                 gone from the API
  *   POST   /_sim/faults                       add a Fault; DELETE /_sim/faults clears them
  *   GET    /_sim/calls                        API calls seen per operation
  */
@@ -45,6 +46,7 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, sto
       if (!state) throw new SimError(404, `unknown action ${action}`);
       return (sendJson(res, 200, store.setState(id, state)), true);
     }
+    if (what === "networks" && id && req.method === "DELETE") return (store.removeNetwork(id), sendJson(res, 204, {}), true);
     if (what === "networks" && req.method === "POST") return (sendJson(res, 201, store.addNetwork(json as unknown as SimNetwork)), true);
     if (what === "faults" && req.method === "POST") return (faults.add(json as unknown as Fault), sendJson(res, 201, faults.pending()), true);
     if (what === "faults" && req.method === "DELETE") return (faults.clear(), sendJson(res, 204, {}), true);
@@ -76,6 +78,7 @@ export class SimAdmin {
   remove = (id: string) => this.call("DELETE", `/instances/${encodeURIComponent(id)}`);
   retag = (id: string, tags: Record<string, string | null>, mode: "patch" | "set" = "patch") => this.call("PATCH", `/instances/${encodeURIComponent(id)}/tags`, { tags, mode });
   addNetwork = (n: SimNetwork) => this.call("POST", "/networks", n);
+  removeNetwork = (id: string) => this.call("DELETE", `/networks/${encodeURIComponent(id)}`);
   fault = (f: Fault) => this.call("POST", "/faults", f);
   clearFaults = () => this.call("DELETE", "/faults");
   calls = () => this.call("GET", "/calls") as Promise<Record<string, number>>;

@@ -54,6 +54,11 @@ export class SimStore {
     return full;
   }
 
+  removeNetwork(id: string): void {
+    if (!this.networks.delete(id)) throw new SimError(404, `no network ${id}`);
+    this.version++;
+  }
+
   addNetwork(n: SimNetwork): SimNetwork {
     this.networks.set(n.id, n);
     this.version++;

@@ -20,8 +20,9 @@ import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
+import { SiteRouteAdvertiser } from "./inventory/advertise.js";
 import { InventoryStore } from "./inventory/store.js";
-import { InventorySync } from "./inventory/sync.js";
+import { InventorySync, type InventoryPlan } from "./inventory/sync.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -36,6 +37,8 @@ import { WorkloadService } from "./workloads/service.js";
 export const CONTROLLER_VERSION = "0.1.0";
 /** How often a running controller checks whether the API certificate needs reissuing. */
 const CERT_CHECK_INTERVAL_MS = 12 * 3600_000;
+/** Site routes are re-published this often even when nothing signalled a change. */
+const SITE_ROUTE_RESYNC_MS = 60_000;
 
 export interface RunningController {
   config: ControllerConfig;
@@ -159,9 +162,31 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       nodes: new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
       allocateIdentity: (spiffeId) => identities.allocate(spiffeId),
       trustDomain,
+      reserved: [
+        { cidr: config.overlay.cidr, what: "overlay.cidr" },
+        { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
+      ],
+      onSynced: async (plan): Promise<void> => advertiser?.publish(plan.gateways),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
+    // Site routes: one weft:gateway node per site advertises the site's networks to the others.
+    const advertiser: SiteRouteAdvertiser | undefined = config.inventory.advertiseSiteRoutes
+      ? new SiteRouteAdvertiser({
+          plan: (): Promise<InventoryPlan> => inventory.plan(),
+          registry,
+          liveness,
+          nodesKv: await kvm.open(Buckets.nodes),
+          startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
+          checkMs: config.heartbeatSeconds * 1000,
+          resyncMs: SITE_ROUTE_RESYNC_MS,
+          log: log.child({ component: "site-routes" }),
+        })
+      : undefined;
+    if (advertiser) {
+      await advertiser.start();
+      cleanups.push(async () => advertiser.stop());
+    }
 
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());

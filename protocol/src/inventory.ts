@@ -129,6 +129,12 @@ export const InventorySiteRoute = z.object({
   networks: z.array(z.string()),
   /** CIDRs of this site that overlap another network's: never merged, never routed silently. */
   conflicts: z.array(z.string()),
+  /** The node advertising this site's routes to the other sites (a `weft:gateway` node of the site). */
+  gateway: z.object({ nodeId, name: z.string() }).optional(),
+  /** The CIDRs the gateway advertises: `cidrs` less the withheld ones. Empty without a gateway. */
+  advertised: z.array(z.string()),
+  /** CIDRs not advertised, and why (overlap with another network or with the overlay's ranges). */
+  withheld: z.array(z.object({ cidr: z.string(), reason: z.string() })),
 });
 export type InventorySiteRoute = z.infer<typeof InventorySiteRoute>;
 

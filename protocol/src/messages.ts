@@ -255,8 +255,14 @@ export const PeerRecord = z.object({
   overlayAddress: ipv4,
   /** The node's identity; with overlayAddress this is the ipcache entry every agent builds. */
   identity: Identity.optional(),
-  /** CIDRs routed to this peer: its /32 plus any advertised prefixes. */
+  /** CIDRs routed to this peer: its /32 and its workload prefix. */
   allowedIps: z.array(cidr).min(1),
+  /**
+   * Site networks this node routes to as its site's gateway (from the inventory's site routes).
+   * Agents in other sites route them to this peer, unless a route would cover their own site's
+   * or the overlay's addresses; agents in the same site reach them directly. See DESIGN.md.
+   */
+  siteRoutes: z.array(cidr).optional(),
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
   /**
    * Changes whenever the node's WireGuard interface is created afresh (boot,
@@ -356,6 +362,13 @@ export const IdentityLabels = {
   namespace: "weft:namespace",
   serviceAccount: "weft:serviceaccount",
 } as const;
+
+/**
+ * Node label making the node its site's gateway: `true` and it may advertise the site's networks
+ * (the inventory's site routes) to the other sites. Also read from the cloud tag `weft:gateway`
+ * (or `weft-gateway`, `weft_gateway`) of the node's instance.
+ */
+export const GATEWAY_LABEL = "weft:gateway";
 
 /**
  * Node label (from the join key) naming the SPIFFE namespaces the node may host workloads in:

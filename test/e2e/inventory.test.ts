@@ -12,12 +12,14 @@
  * failed fetch removes nothing → the per-cycle share limit holds removals back and reports them.
  * Needs root; skipped with a message otherwise.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ControllerClient } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, instanceIdFor, labDir, labDown, labTopology, labUp, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
-import { sleep, waitUntil, wgDump } from "./mesh.js";
+import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
+import { ping, sleep, waitUntil, wgDump } from "./mesh.js";
+import { capture } from "./traffic.js";
 
 const PREFIX = process.env.WEFT_E2E_INVENTORY_PREFIX ?? "wti";
 const opts: LabOptions = { prefix: PREFIX };
@@ -134,7 +136,8 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
       await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, account: LAB_CLOUDS[provider].account, tags: { env: "lab" } }, labels: { via: "policy" } });
     }
     await Promise.all(["azure-1", "azure-2", "gcp-1", "gcp-2"].map((h) => cluster.startAgent(h)));
-    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)" });
+    // No cloud metadata on-prem: the gateway role comes from the key's labels.
+    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", labels: { "weft:gateway": "true" } });
     await cluster.startAgent("onprem-1", onpremKey.key);
     const t0 = Date.now();
     await cluster.waitForFullMesh(90_000);
@@ -148,6 +151,110 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
     await admin("aws").retag(instanceOf("aws-2"), { team: "payments" });
     await client.syncInventory();
     await waitUntil("aws-2 labelled team=payments", 10_000, async () => (await nodeNamed("aws-2"))?.labels["cloud.tag.team"] === "payments", 200);
+  });
+
+  describe("site routes", () => {
+    const ECHO_PORT = 7300;
+    /** The device `ip route get` picks on `host` for `address`. */
+    const routeDev = async (host: string, address: string) => /\bdev (\S+)/.exec((await labExec(opts, host, ["ip", "-4", "route", "get", address])).stdout)?.[1];
+    const wg = (host: string) => cluster.agents.get(host)!.interfaceName;
+    const siteRoute = async (site: string) => (await client.inventory()).siteRoutes.find((r) => r.site === site);
+    /** Every agent outside `site` routes `address` into its WireGuard interface (or, with `routed` false, does not). */
+    const routedEverywhereBut = (site: string, address: string, routed = true, timeoutMs = 15_000) =>
+      Promise.all(
+        topology.hosts
+          .filter((h) => h.site !== site && cluster.agents.get(h.name)?.process)
+          .map((h) => waitUntil(`${h.name}: ${address} ${routed ? "via" : "not via"} ${wg(h.name)}`, timeoutMs, async () => ((await routeDev(h.name, address)) === wg(h.name)) === routed, 200)),
+      );
+
+    it("e2e site routes - gcp-1 (instance tag) and onprem-1 (join key label) as weft:gateway advertise their sites' networks; other sites route them into the overlay, their own site does not", async () => {
+      await client.syncInventory();
+      await waitUntil("gcp and onprem gateways chosen", 20_000, async () => (await siteRoute("gcp"))?.gateway?.name === "gcp-1" && (await siteRoute("onprem"))?.gateway?.name === "onprem-1", 250);
+      const view = await client.inventory();
+      const plan = Object.fromEntries(view.siteRoutes.map((r) => [r.site, { gateway: r.gateway?.name ?? null, advertised: r.advertised }]));
+      expect(plan, "site route plan").toEqual({
+        aws: { gateway: null, advertised: [] },
+        azure: { gateway: null, advertised: [] },
+        gcp: { gateway: "gcp-1", advertised: ["10.30.0.0/16"] },
+        onprem: { gateway: "onprem-1", advertised: ["192.168.50.0/24"] },
+      });
+      const t0 = Date.now();
+      await routedEverywhereBut("gcp", "10.30.0.1");
+      await routedEverywhereBut("onprem", "192.168.50.1");
+      note(`site routes: 10.30.0.0/16 via gcp-1 and 192.168.50.0/24 via onprem-1 on all 5 other hosts ${Date.now() - t0} ms after the plan was read`);
+      expect(await routeDev("gcp-2", "10.30.0.1"), "gcp-2 reaches its own site directly").toBe("eth0");
+      expect(await routeDev("aws-1", "10.20.0.1"), "azure has no gateway: aws-1 does not route 10.20.0.1 into the overlay").not.toBe(wg("aws-1"));
+      const status = JSON.parse(await readFile(join(cluster.agents.get("aws-1")!.stateDir, "status.json"), "utf8")) as { siteRoutes?: { cidr: string; gateway: string }[] };
+      expect([...(status.siteRoutes ?? [])].sort((a, b) => a.cidr.localeCompare(b.cidr)), "aws-1 status: site routes by gateway").toEqual([
+        { cidr: "10.30.0.0/16", gateway: "gcp-1" },
+        { cidr: "192.168.50.0/24", gateway: "onprem-1" },
+      ]);
+    });
+
+    it("e2e site routes - machines without an agent (the site routers) answer through the gateway, masqueraded to it, and only WireGuard crosses the internet", async () => {
+      const server = await startEchoServer(opts, "gw-gcp", { port: ECHO_PORT });
+      const inet = await capture(opts, "inet", "any");
+      try {
+        const fromAws = await echoProbe(opts, "aws-1", { address: "10.30.0.1", port: ECHO_PORT, protocol: "tcp", timeoutMs: 5000 });
+        const fromOnprem = await echoProbe(opts, "onprem-1", { address: "10.30.0.1", port: ECHO_PORT, protocol: "udp", timeoutMs: 5000 });
+        expect(fromAws, "aws-1 → 10.30.0.1 (gw-gcp, no agent) over TCP").toMatchObject({ ok: true, from: { address: "10.30.0.11" } });
+        expect(fromOnprem, "onprem-1 (behind NAT) → 10.30.0.1 over UDP").toMatchObject({ ok: true, from: { address: "10.30.0.11" } });
+        const toOnprem = await ping(opts, "azure-1", { name: "gw-onprem", address: "192.168.50.1" });
+        expect(toOnprem.ok, `azure-1 → 192.168.50.1 (gw-onprem LAN, behind NAT): ${toOnprem.output}`).toBe(true);
+        note(`site routes: aws-1 → gw-gcp TCP echo ${fromAws.ok ? fromAws.rttMs : "-"} ms (seen from 10.30.0.11, gcp-1's address), azure-1 → gw-onprem ping ${toOnprem.rttMs} ms`);
+      } finally {
+        await server.close();
+      }
+      const text = (await inet.stop()).text;
+      const clear = text.split("\n").filter((l) => / > 10\.30\.0\.1\.|10\.30\.0\.1\.\d+ > |> 192\.168\.50\.1: ICMP/.test(l));
+      expect(clear, "site traffic in clear on the internet router").toEqual([]);
+      expect(text.split("\n").filter((l) => /\.51820[ :]/.test(l)).length, "WireGuard packets on the internet router (the traffic did cross it)").toBeGreaterThan(0);
+    });
+
+    it("e2e site routes - a network overlapping a site's is reported and that route withdrawn from every peer; it comes back when the overlap goes", async () => {
+      await admin("aws").addNetwork({ id: "vpc-overlap", name: "vpc-overlap", region: LAB_CLOUDS.aws.region, cidrs: ["192.168.50.0/24"], subnets: [] });
+      try {
+        await client.syncInventory();
+        const view = await client.inventory();
+        const onprem = view.siteRoutes.find((r) => r.site === "onprem");
+        expect(onprem?.withheld, "onprem's route withheld").toEqual([{ cidr: "192.168.50.0/24", reason: "overlaps another network in the inventory (see overlaps)" }]);
+        expect(view.overlaps.some((o) => [o.a.network, o.b.network].includes("vpc-overlap")), "the overlap is reported").toBe(true);
+        const t0 = Date.now();
+        await routedEverywhereBut("onprem", "192.168.50.1", false, 10_000);
+        note(`overlapping VPC 192.168.50.0/24 added: onprem's route withdrawn from all 5 other hosts ${Date.now() - t0} ms after the sync`);
+      } finally {
+        await admin("aws").removeNetwork("vpc-overlap");
+        await client.syncInventory();
+      }
+      await routedEverywhereBut("onprem", "192.168.50.1", true, 10_000);
+    });
+
+    it("e2e site routes - when the gateway goes down, the site's other tagged node takes over, and hands back when it returns", async () => {
+      await admin("gcp").retag(instanceOf("gcp-2"), { "weft:gateway": "true" });
+      await client.syncInventory();
+      expect((await siteRoute("gcp"))?.gateway?.name, "two gateways in gcp: the first by name advertises").toBe("gcp-1");
+      // gcp-1 goes down: its agent stops and its WireGuard interface goes with the host.
+      await cluster.stopAgent("gcp-1");
+      await labExec(opts, "gcp-1", ["ip", "link", "del", wg("gcp-1")]);
+      const t0 = Date.now();
+      await waitUntil("gcp-2 advertises 10.30.0.0/16", 60_000, async () => (await siteRoute("gcp"))?.gateway?.name === "gcp-2", 500);
+      const handover = Date.now() - t0;
+      await waitUntil("aws-1 reaches 10.30.0.1 through gcp-2", 20_000, async () => {
+        const server = await startEchoServer(opts, "gw-gcp", { port: ECHO_PORT });
+        try {
+          const r = await echoProbe(opts, "aws-1", { address: "10.30.0.1", port: ECHO_PORT, protocol: "tcp", timeoutMs: 1500 });
+          return r.ok && r.from.address === "10.30.0.12";
+        } finally {
+          await server.close();
+        }
+      }, 500);
+      note(`gateway failover: gcp-1 down → gcp-2 advertises after ${handover} ms (a node is offline 15 s after its last heartbeat), traffic through gcp-2 ${Date.now() - t0} ms after`);
+      await cluster.startAgent("gcp-1");
+      await waitUntil("gcp-1 advertises again", 60_000, async () => (await siteRoute("gcp"))?.gateway?.name === "gcp-1", 500);
+      await cluster.waitForFullMesh(60_000);
+      await admin("gcp").retag(instanceOf("gcp-2"), { "weft:gateway": null });
+      await client.syncInventory();
+    });
   });
 
   it("e2e inventory - a terminated instance's node leaves every peer within 10 s of the sync that sees it", async () => {

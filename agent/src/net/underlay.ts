@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import type { CommandRunner } from "../wireguard/exec.js";
 
 const run = promisify(execFile);
 
@@ -16,4 +17,18 @@ export async function defaultRouteAddress(): Promise<string | undefined> {
     addr_info?: { family?: string; local?: string; scope?: string }[];
   }[];
   return links.flatMap((l) => l.addr_info ?? []).find((a) => a.family === "inet" && a.scope === "global")?.local;
+}
+
+/**
+ * Destinations this host routes through any device but `overlayDevices` (main table, default
+ * route left out): its own networks, which advertised site routes must never capture.
+ */
+export async function localRoutes(runner: CommandRunner, overlayDevices: readonly string[]): Promise<string[]> {
+  const routes = JSON.parse((await runner.run(["ip", "-j", "-4", "route", "show", "table", "main"])).stdout || "[]") as { dst?: string; dev?: string }[];
+  const out = new Set<string>();
+  for (const r of routes) {
+    if (!r.dst || r.dst === "default" || (r.dev !== undefined && overlayDevices.includes(r.dev))) continue;
+    out.add(r.dst.includes("/") ? r.dst : `${r.dst}/32`);
+  }
+  return [...out].sort();
 }

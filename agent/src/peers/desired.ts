@@ -3,7 +3,8 @@
  * - same site: the peer's private endpoint (falling back to public);
  * - other sites: the peer's public endpoint, or none when it is behind NAT
  *   (it reaches us, and WireGuard learns its address from the handshake);
- * - a node behind NAT keeps every tunnel open with persistent keepalive.
+ * - a node behind NAT keeps every tunnel open with persistent keepalive;
+ * - a gateway's accepted site routes (site-routes.ts) are allowed IPs of that peer too.
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { DesiredPeer } from "../wireguard/index.js";
@@ -16,7 +17,7 @@ export interface Self {
   keepaliveSeconds: number;
 }
 
-export function desiredPeers(self: Self, peers: Iterable<PeerRecord>): DesiredPeer[] {
+export function desiredPeers(self: Self, peers: Iterable<PeerRecord>, siteRoutes: ReadonlyMap<string, readonly string[]> = new Map()): DesiredPeer[] {
   const out: DesiredPeer[] = [];
   for (const p of peers) {
     if (p.nodeId === self.nodeId) continue;
@@ -24,7 +25,7 @@ export function desiredPeers(self: Self, peers: Iterable<PeerRecord>): DesiredPe
     out.push({
       publicKey: p.wireguardPublicKey,
       ...(endpoint === undefined ? {} : { endpoint }),
-      allowedIps: [...p.allowedIps],
+      allowedIps: [...p.allowedIps, ...(siteRoutes.get(p.nodeId) ?? [])],
       ...(self.behindNat ? { persistentKeepalive: self.keepaliveSeconds } : {}),
     });
   }

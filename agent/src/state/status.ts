@@ -19,6 +19,11 @@ export interface AgentStatus {
   policyEntries: number;
   /** True when the controller no longer lists this node (it was deleted). */
   removed?: boolean;
+  /** Site networks routed into the overlay, by gateway name; and those refused, with the reason. */
+  siteRoutes?: { cidr: string; gateway: string }[];
+  refusedSiteRoutes?: { cidr: string; gateway: string; reason: string }[];
+  /** Site networks this node forwards to as its site's gateway. */
+  gatewayFor?: string[];
   lastSyncAt?: string;
   updatedAt: string;
 }

@@ -27,6 +27,7 @@ interface AgentFlags {
   workload: string[];
   bpfPinDir?: string;
   datapath: boolean;
+  gatewaySnat: boolean;
   vxlanInterface?: string;
   vxlanPort?: string;
   metricsListen?: string;
@@ -80,6 +81,7 @@ export function registerAgent(program: Command): void {
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
       let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
@@ -103,6 +105,7 @@ export function registerAgent(program: Command): void {
         datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
         metrics: { listen: f.metricsListen },
+        gateway: { snat: f.gatewaySnat ? undefined : false },
       });
       const running = await startAgent(config, log);
       await untilSignal();

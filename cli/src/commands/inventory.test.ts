@@ -64,8 +64,17 @@ describe("inventory command", () => {
       ],
       statuses: [status()],
       siteRoutes: [
-        { site: "aws-eu", inferred: false, cidrs: ["10.0.0.0/16"], networks: ["vpc-a"], conflicts: ["10.0.0.0/16"] },
-        { site: "onprem:lan", inferred: true, cidrs: ["10.0.0.0/16"], networks: ["lan"], conflicts: ["10.0.0.0/16"] },
+        {
+          site: "aws-eu",
+          inferred: false,
+          cidrs: ["10.0.0.0/16", "10.1.0.0/16"],
+          networks: ["vpc-a"],
+          conflicts: ["10.0.0.0/16"],
+          gateway: { nodeId: NODE, name: "web" },
+          advertised: ["10.1.0.0/16"],
+          withheld: [{ cidr: "10.0.0.0/16", reason: "overlaps another network" }],
+        },
+        { site: "onprem:lan", inferred: true, cidrs: ["10.0.0.0/16"], networks: ["lan"], conflicts: ["10.0.0.0/16"], advertised: [], withheld: [{ cidr: "10.0.0.0/16", reason: "overlaps another network" }] },
       ],
       overlaps: [
         {
@@ -77,6 +86,8 @@ describe("inventory command", () => {
     };
     const text = formatView(view);
     expect(text, "instance row").toMatch(/aws +1 +r +i-1 +web +running +10\.0\.0\.1 +n-00000000000000a1 +role=web/);
+    expect(text, "site route row: gateway, advertised, withheld with the reason").toMatch(/aws-eu +10\.0\.0\.0\/16,10\.1\.0\.0\/16 +vpc-a +web +10\.1\.0\.0\/16 +10\.0\.0\.0\/16 \(overlaps another network\)/);
+    expect(text, "site without a gateway").toMatch(/onprem:lan \(no node\) +10\.0\.0\.0\/16 +lan +- +- +10\.0\.0\.0\/16/);
     expect(text, "overlap").toMatch(/OVERLAPPING CIDRS \(not merged\):\n {2}10\.0\.0\.0\/16 aws:vpc-a \(site aws-eu\) {2}overlaps {2}10\.0\.0\.0\/16 onprem:lan/);
     const aws = filterView(view, "aws");
     expect([aws.instances.length, aws.networks.length, aws.siteRoutes.map((r) => r.site), aws.overlaps.length], "--provider aws").toEqual([1, 1, ["aws-eu"], 1]);

@@ -64,7 +64,20 @@ export function formatView(view: InventoryView): string {
     ),
   );
   out.push("", formatTable(["PROVIDER", "ACCOUNT", "NETWORK", "CIDRS", "SUBNETS"], view.networks.map((n) => [n.provider, n.account, n.id, n.cidrs.join(","), n.subnets.map((s) => s.cidr).join(",")])));
-  out.push("", formatTable(["SITE", "ROUTES", "NETWORKS", "CONFLICTS"], view.siteRoutes.map((r) => [r.inferred ? `${r.site} (no node)` : r.site, r.cidrs.join(","), r.networks.join(","), r.conflicts.join(",") || "-"])));
+  out.push(
+    "",
+    formatTable(
+      ["SITE", "ROUTES", "NETWORKS", "GATEWAY", "ADVERTISED", "WITHHELD"],
+      view.siteRoutes.map((r) => [
+        r.inferred ? `${r.site} (no node)` : r.site,
+        r.cidrs.join(","),
+        r.networks.join(","),
+        r.gateway?.name ?? "-",
+        r.advertised.join(",") || "-",
+        r.withheld.map((w) => `${w.cidr} (${w.reason})`).join("; ") || "-",
+      ]),
+    ),
+  );
   if (view.overlaps.length > 0) {
     out.push("", "OVERLAPPING CIDRS (not merged):");
     for (const o of view.overlaps) out.push(`  ${o.a.cidr} ${o.a.provider}:${o.a.network} (site ${o.a.site})  overlaps  ${o.b.cidr} ${o.b.provider}:${o.b.network} (site ${o.b.site})${o.sameSite ? "  same site" : ""}`);

@@ -7,7 +7,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { flowRows, loadState, readPinnedFlows } from "@weft/agent";
 import type { ControllerClient } from "@weft/protocol";
-import { LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
+import { LAB_ONPREM_KEY_LABELS, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
@@ -100,7 +100,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
       reusable: true,
       ttlSeconds: 3600,
       description: "lab demo: on-prem (no cloud metadata)",
-      labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop" },
+      labels: { ...LAB_ONPREM_KEY_LABELS },
     });
     say(`\n==> enrollment policies for aws, azure, gcp (instances tagged env=lab join with no key); join key ${key.id} for on-prem; starting ${cluster.topology.hosts.length} agents`);
     const started = Date.now();
@@ -109,6 +109,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     say(`==> full mesh: every host has a handshake with every other host (${((Date.now() - started) / 1000).toFixed(1)} s after agent start)\n`);
     process.stdout.write(`${await meshTable(cluster)}\n`);
     await policyDemo(cluster, opts, say);
+    await siteRoutesDemo(cluster, opts, client, say);
     await inventoryDemo(cluster, clouds, client, say);
     if (!o.once) {
       say(`\nlogs: ${cluster.logDir}    admin: weft nodes list --controller-state-dir ${cluster.controllerStateDir}`);
@@ -195,6 +196,41 @@ async function waitForWorkloads(cluster: LabCluster, want: number, addresses: Ma
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`only ${addresses.size} of ${want} workloads got an address within 60 s; see the agent logs`);
+}
+
+/** Site routes: gcp-1 (instance tag) and onprem-1 (key label) carry their sites' networks for the other sites. */
+async function siteRoutesDemo(cluster: LabCluster, opts: LabOptions, client: ControllerClient, say: (line: string) => void): Promise<void> {
+  say(`\n==> site routes: each site's networks from the inventory, advertised by its weft:gateway node`);
+  const deadline = Date.now() + 20_000;
+  let view = await client.inventory();
+  while (Date.now() < deadline && !view.siteRoutes.some((r) => r.site === "onprem" && r.gateway)) {
+    await new Promise((r) => setTimeout(r, 250));
+    view = await client.inventory();
+  }
+  process.stdout.write(
+    `${formatTable(["SITE", "ROUTES", "GATEWAY", "ADVERTISED"], view.siteRoutes.map((r) => [r.site, r.cidrs.join(","), r.gateway?.name ?? "-", r.advertised.join(",") || "-"]))}\n`,
+  );
+  const server = await startEchoServer(opts, "gw-gcp", { port: 7100 });
+  try {
+    const probes: [string, string, string][] = [
+      ["aws-1", "10.30.0.1", "gw-gcp's LAN address (no agent) via gcp-1"],
+      ["onprem-1", "10.30.0.1", "from behind on-prem NAT via gcp-1"],
+    ];
+    const rows: string[][] = [];
+    for (const [from, address, why] of probes) {
+      let r = await echoProbe(opts, from, { address, port: 7100, protocol: "tcp", timeoutMs: 1500 });
+      for (let i = 0; i < 20 && !r.ok; i++) {
+        await new Promise((res) => setTimeout(res, 250)); // the routes reach every agent within a second or so
+        r = await echoProbe(opts, from, { address, port: 7100, protocol: "tcp", timeoutMs: 1500 });
+      }
+      rows.push([from, `${address}:7100`, r.ok ? `answered, seen from ${r.from.address}` : `no answer (${r.error})`, why]);
+    }
+    const ping = await labExec(opts, "azure-1", ["ping", "-n", "-c", "1", "-W", "2", "192.168.50.1"], { timeoutMs: 10_000 });
+    rows.push(["azure-1", "192.168.50.1 (ping)", ping.exitCode === 0 ? "answered" : "no answer", "gw-onprem's LAN address via onprem-1"]);
+    process.stdout.write(`${formatTable(["FROM", "TO", "RESULT", "PATH"], rows)}\n`);
+  } finally {
+    await server.close();
+  }
 }
 
 /** Inventory-driven membership: an instance terminated in its cloud leaves the mesh with the next sync. */

@@ -125,4 +125,13 @@ describe("aws sim", () => {
     expect([i?.InstanceId, i?.State?.Name, i?.State?.Code, i?.Tags]).toEqual(["i-0admin", "stopped", 80, [{ Key: "role", Value: "cache" }]]);
     expect((await sim.admin.calls()).DescribeInstances).toBeGreaterThan(0);
   });
+
+  it("aws sim - a network added and removed through the admin interface comes and goes from DescribeVpcs; removing an unknown one is 404", async () => {
+    const vpcIds = async () => (await client("ap-south-1").send(new DescribeVpcsCommand({}))).Vpcs?.map((v) => v.VpcId);
+    await sim.admin.addNetwork({ id: "vpc-0tmp", name: "tmp", region: "ap-south-1", cidrs: ["10.7.0.0/16"], subnets: [] });
+    expect(await vpcIds(), "after add").toEqual(["vpc-0tmp"]);
+    await sim.admin.removeNetwork("vpc-0tmp");
+    expect(await vpcIds(), "after remove").toEqual([]);
+    await expect(sim.admin.removeNetwork("vpc-0tmp"), "removing it again").rejects.toThrow(/404|no network vpc-0tmp/);
+  });
 });

@@ -65,6 +65,11 @@ export const InventoryConfig = z
      * any should go); the rest are held back, reported, and removed on later cycles.
      */
     maxRemovalShare: z.number().gt(0, "must be more than 0").max(1).default(0.25),
+    /**
+     * Publish site routes: each site's networks are advertised by one of its `weft:gateway` nodes
+     * and routed into the overlay by the other sites' agents. false: computed and shown only.
+     */
+    advertiseSiteRoutes: z.boolean().default(true),
     /** The accounts to list. Default none: no inventory, nothing is ever removed by it. */
     accounts: z.array(InventoryAccountConfig).default([]),
   })

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { ControllerConfig } from "../config.js";
 import { ValidationError } from "../errors.js";
 import { parseOrThrow } from "../validation.js";
+import { isGateway, planGateways } from "./gateways.js";
 import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./labels.js";
 import { decideRemovals, removalLimit, type Binding, type RemovalInput } from "./revoke.js";
 import { siteRoutes } from "./routes.js";
@@ -127,7 +128,7 @@ describe("inventory labels and identity", () => {
 describe("inventory site routes and overlaps", () => {
   const net = (id: string, cidrs: string[], over: Partial<StoredNetwork> = {}): StoredNetwork => ({ provider: "aws", account: ACCOUNT, id, cidrs, subnets: [], seenAt: T, ...over });
 
-  it("routes - a network's site is its bound nodes' site, else the network; overlaps between networks are reported, never merged", () => {
+  it("routes - a network's site is its bound nodes' site, else the site an on-prem file declares, else the network; overlaps between networks are reported, never merged", () => {
     const networks = [
       net("vpc-a", ["10.0.0.0/16"]),
       net("vpc-b", ["10.0.128.0/17", "fd00::/64"]),
@@ -143,7 +144,7 @@ describe("inventory site routes and overlaps", () => {
     expect(routes, "site routes").toEqual([
       { site: "aws-eu", inferred: false, cidrs: ["10.0.0.0/16", "172.16.0.0/16"], networks: ["vpc-a", "vpc-c"], conflicts: ["10.0.0.0/16"] },
       { site: "aws:vpc-b", inferred: true, cidrs: ["10.0.128.0/17"], networks: ["vpc-b"], conflicts: ["10.0.128.0/17"] },
-      { site: "onprem:lan", inferred: true, cidrs: ["192.168.1.0/24"], networks: ["lan"], conflicts: [] },
+      { site: "dc", inferred: false, cidrs: ["192.168.1.0/24"], networks: ["lan"], conflicts: [] },
     ]);
     expect(overlaps, "overlaps").toEqual([
       {
@@ -155,9 +156,46 @@ describe("inventory site routes and overlaps", () => {
   });
 });
 
+describe("site route gateways", () => {
+  type Status = "online" | "offline" | "never-seen";
+  const gw = (n: number, site: string, status: Status, labels: Record<string, string> = { "weft:gateway": "true" }) => ({ nodeId: nodeIdOf(n), name: `${site}-${n}`, site, labels, status });
+  const route = (site: string, cidrs: string[], conflicts: string[] = [], inferred = false) => ({ site, inferred, cidrs, networks: ["net"], conflicts });
+  const reserved = [
+    { cidr: "100.64.0.0/16", what: "overlay.cidr" },
+    { cidr: "100.80.0.0/12", what: "overlay.workloadCidr" },
+  ];
+
+  it("gateways - one advertiser per site; conflicts and overlay ranges are withheld with the reason; sites without a gateway advertise nothing", () => {
+    const plan = planGateways({
+      siteRoutes: [route("aws", ["10.10.0.0/16", "100.64.0.0/10"]), route("gcp", ["10.30.0.0/16", "10.40.0.0/16"], ["10.40.0.0/16"]), route("azure", ["10.20.0.0/16"]), route("aws:vpc-9", ["10.90.0.0/16"], [], true)],
+      nodes: [gw(1, "aws", "online"), gw(2, "gcp", "online"), { ...gw(3, "azure", "online"), labels: { env: "prod" } }, gw(4, "aws:vpc-9", "online")],
+      reserved,
+    });
+    const bySite = Object.fromEntries(plan.siteRoutes.map((r) => [r.site, { gateway: r.gateway?.name, advertised: r.advertised, withheld: r.withheld }]));
+    expect(bySite, "plan per site").toEqual({
+      aws: { gateway: "aws-1", advertised: ["10.10.0.0/16"], withheld: [{ cidr: "100.64.0.0/10", reason: "overlaps overlay.cidr 100.64.0.0/16" }] },
+      gcp: { gateway: "gcp-2", advertised: ["10.30.0.0/16"], withheld: [{ cidr: "10.40.0.0/16", reason: "overlaps another network in the inventory (see overlaps)" }] },
+      azure: { gateway: undefined, advertised: [], withheld: [] },
+      "aws:vpc-9": { gateway: undefined, advertised: [], withheld: [] },
+    });
+    expect(Object.fromEntries(plan.byNode), "routes by node").toEqual({ [nodeIdOf(1)]: ["10.10.0.0/16"], [nodeIdOf(2)]: ["10.30.0.0/16"] });
+  });
+
+  it("gateways - online beats not-yet-seen beats offline, then name order; a cloud tag makes a gateway too", () => {
+    const plan = (nodes: ReturnType<typeof gw>[]) => planGateways({ siteRoutes: [route("gcp", ["10.30.0.0/16"])], nodes, reserved }).siteRoutes[0]?.gateway?.name;
+    expect(plan([gw(1, "gcp", "online"), gw(2, "gcp", "online")]), "both online: first by name").toBe("gcp-1");
+    expect(plan([gw(1, "gcp", "offline"), gw(2, "gcp", "online")]), "first offline: the next online one").toBe("gcp-2");
+    expect(plan([gw(1, "gcp", "offline"), gw(2, "gcp", "never-seen")]), "after a controller restart: one not yet heard from").toBe("gcp-2");
+    expect(plan([gw(1, "gcp", "offline"), gw(2, "gcp", "offline")]), "all offline: still one (it may come back)").toBe("gcp-1");
+    expect(plan([gw(1, "gcp", "online", { "cloud.tag.weft-gateway": "True" })]), "GCP label spelling of the tag").toBe("gcp-1");
+    expect(plan([gw(1, "gcp", "online", { "cloud.tag.weft:gateway": "false" })]), "tag false").toBeUndefined();
+    expect(isGateway({ "weft:gateway": "yes" }), "only true counts").toBe(false);
+  });
+});
+
 describe("inventory config and keys", () => {
   it("config - defaults: no accounts, 60 s, share 0.25", () => {
-    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({ intervalSeconds: 60, maxRemovalShare: 0.25, accounts: [] });
+    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({ intervalSeconds: 60, maxRemovalShare: 0.25, advertiseSiteRoutes: true, accounts: [] });
   });
 
   it("config - a bad account is refused and the error names the field", () => {

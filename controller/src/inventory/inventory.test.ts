@@ -125,7 +125,9 @@ describe("inventory sync", () => {
     expect(view.instances.find((i) => i.id === "h1.dc-lab")?.tags, "on-prem host with a dotted id").toEqual({ role: "db" });
     expect(view.overlaps.map((o) => [[o.a.network, o.b.network].sort().join("/"), o.a.cidr, o.b.cidr, o.sameSite].join(" ")), "overlap of the on-prem LAN and VPC a").toEqual(["lan/vpc-0a 10.0.0.0/16 10.0.0.0/16 false"]);
     expect(view.siteRoutes.find((r) => r.site === "aws:vpc-0b")?.cidrs, "site route of an unbound VPC").toEqual(["10.2.0.0/16"]);
-    expect(view.siteRoutes.find((r) => r.site === "onprem:lan")?.conflicts, "the overlapping CIDR is a conflict, not merged").toEqual(["10.0.0.0/16"]);
+    const onprem = view.siteRoutes.find((r) => r.site === "dc-lab");
+    expect(onprem?.conflicts, "the on-prem LAN's site is the one its file declares; the overlapping CIDR is a conflict, not merged").toEqual(["10.0.0.0/16"]);
+    expect(onprem?.withheld, "and withheld from any gateway, with the reason").toEqual([{ cidr: "10.0.0.0/16", reason: "overlaps another network in the inventory (see overlaps)" }]);
   });
 
   it("inventory - store: a binding survives a sync that changes the instance; an instance is found without its account", async () => {

@@ -2,8 +2,8 @@
  * Site routes and overlapping address space from the inventory's networks (pure).
  *
  * A network's site is the site of the nodes bound to instances in it (the node's `site` from
- * enrollment); a network without bound nodes stands for itself, `<provider>:<network id>`
- * (`inferred`). A site's routes are its networks' CIDRs (the VPC / VNet address space, else its
+ * enrollment); else, for an on-prem network, the site its inventory file declares (the account);
+ * else it stands for itself, `<provider>:<network id>` (`inferred`). A site's routes are its networks' CIDRs (the VPC / VNet address space, else its
  * subnets'), IPv4 only. Two different networks whose CIDRs overlap are reported, both ways named,
  * with whether they are in one site; their CIDRs are listed as conflicts of their sites and never
  * merged into one route.
@@ -18,8 +18,11 @@ export interface RoutesInput {
   siteOf: (nodeId: string) => string | undefined;
 }
 
+/** A site route before its gateway is chosen (gateways.ts). */
+export type PlainSiteRoute = Omit<InventorySiteRoute, "gateway" | "advertised" | "withheld">;
+
 export interface RoutesResult {
-  siteRoutes: InventorySiteRoute[];
+  siteRoutes: PlainSiteRoute[];
   overlaps: InventoryOverlap[];
 }
 
@@ -50,11 +53,12 @@ export function siteRoutes(input: RoutesInput): RoutesResult {
     text: string;
   }
   const entries: Entry[] = [];
-  const bySite = new Map<string, InventorySiteRoute>();
+  const bySite = new Map<string, PlainSiteRoute>();
   for (const n of [...input.networks].sort((a, b) => netId(a).localeCompare(netId(b)))) {
     const known = [...(sitesOf.get(netId(n)) ?? [])].sort();
-    const inferred = known.length === 0;
-    const sites = inferred ? [`${n.provider}:${n.id}`] : known;
+    const declared = known.length === 0 && n.provider === "onprem" ? [n.account] : known;
+    const inferred = declared.length === 0;
+    const sites = inferred ? [`${n.provider}:${n.id}`] : declared;
     for (const site of sites) {
       let r = bySite.get(site);
       if (!r) bySite.set(site, (r = { site, inferred, cidrs: [], networks: [], conflicts: [] }));

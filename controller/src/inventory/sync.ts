@@ -15,7 +15,8 @@
  *    (labels.ts): node record and peer record, compare-and-set, only on change.
  * 5. store the account's status: counts, changes, issues, removals done and held back.
  *
- * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change.
+ * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change,
+ * and `onSynced` gets the new view (the site route advertiser publishes its gateway plan).
  */
 import { InventorySnapshot, Provider, type InventoryAdapter } from "@weft/cloud";
 import {
@@ -36,6 +37,7 @@ import { defaultAdapterFactory, type AdapterFactory, type ClosableAdapter } from
 import { accountLabel, type InventoryAccountConfig, type InventoryConfig } from "./config.js";
 import { desiredNode, sameLabels } from "./labels.js";
 import { decideRemovals, type Binding } from "./revoke.js";
+import { planGateways, type GatewayPlan, type ReservedRange } from "./gateways.js";
 import { describeOverlap, siteRoutes } from "./routes.js";
 import { keyOfInstance, keyOfNetwork, instanceKey, type AccountStatus, InventoryStore, type StoredInstance, type StoredNetwork } from "./store.js";
 
@@ -55,6 +57,16 @@ export interface InventorySyncOptions {
   seenRefreshMs?: number;
   /** Longest one account's fetch may take before it is abandoned (counted as failed). Default 10 min. */
   fetchTimeoutMs?: number;
+  /** The overlay's own ranges: site CIDRs overlapping them are never advertised. */
+  reserved?: readonly ReservedRange[];
+  /** Called after every sync with the inventory as it now is (errors are logged, not thrown). */
+  onSynced?: (view: InventoryPlan) => Promise<void>;
+}
+
+/** The inventory view and which gateway node advertises which site routes. */
+export interface InventoryPlan {
+  view: InventoryView;
+  gateways: GatewayPlan;
 }
 
 /** The instance a node record names (NodeRecord.instance, written by the join checks), read defensively. */
@@ -138,19 +150,26 @@ export class InventorySync {
     return this.queued;
   }
 
-  /** Everything the inventory holds, with site routes and overlaps computed from it. */
+  /** Everything the inventory holds, with site routes, their gateways and overlaps computed from it. */
   async view(): Promise<InventoryView> {
+    return (await this.plan()).view;
+  }
+
+  /** The view, and the gateway plan it was computed with. */
+  async plan(): Promise<InventoryPlan> {
     const [instances, networks, statuses, nodes] = await Promise.all([this.store.instances(), this.store.networks(), this.store.status(), this.o.registry.list()]);
     const sites = new Map(nodes.map((n) => [n.nodeId, n.site]));
     const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id) });
+    const gateways = planGateways({ siteRoutes: routes, nodes, reserved: this.o.reserved ?? [] });
     const sortKey = (x: { provider: string; account: string; id: string }) => `${x.provider}\u0000${x.account}\u0000${x.id}`;
-    return {
+    const view: InventoryView = {
       instances: instances.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
       networks: networks.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
       statuses: statuses.sort((a, b) => `${a.provider}:${a.account}`.localeCompare(`${b.provider}:${b.account}`)),
-      siteRoutes: routes,
+      siteRoutes: gateways.siteRoutes,
       overlaps,
     };
+    return { view, gateways };
   }
 
   private schedule(delayMs: number): void {
@@ -179,7 +198,7 @@ export class InventorySync {
     const startedAt = new Date().toISOString();
     const nodes = await this.o.registry.list();
     const accounts = await Promise.all(this.accounts.map((a) => this.syncAccount(a, nodes)));
-    await this.reportOverlaps().catch((err: unknown) => this.o.log.warn({ err }, "cannot compute network overlaps"));
+    await this.afterSync().catch((err: unknown) => this.o.log.warn({ err }, "cannot compute network overlaps and site route gateways"));
     return { startedAt, finishedAt: new Date().toISOString(), accounts };
   }
 
@@ -421,8 +440,13 @@ export class InventorySync {
     return changed || peer === "updated";
   }
 
-  private async reportOverlaps(): Promise<void> {
-    const { overlaps } = await this.view();
+  private async afterSync(): Promise<void> {
+    const plan = await this.plan();
+    this.reportOverlaps(plan.view.overlaps);
+    await this.o.onSynced?.(plan);
+  }
+
+  private reportOverlaps(overlaps: InventoryView["overlaps"]): void {
     const text = overlaps.map(describeOverlap).join("\n");
     if (text === this.lastOverlaps) return;
     this.lastOverlaps = text;

@@ -121,6 +121,11 @@ export class NodeRegistry {
     throw new Error(`node ${nodeId}: peer record update kept losing races`);
   }
 
+  /** Every peer record. */
+  async peerRecords(): Promise<PeerRecord[]> {
+    return (await this.peers.list(undefined, (key, err) => this.log.warn({ node: key, err }, "skipping unreadable peer record"))).map((r) => r.value);
+  }
+
   /** The node's peer record and its revision, or undefined when the node has none. */
   async peer(nodeId: string): Promise<PeerRecord | undefined> {
     return NODE_ID_PATTERN.test(nodeId) ? (await this.peers.get(nodeId))?.value : undefined;

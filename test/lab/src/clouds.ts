@@ -75,9 +75,32 @@ export interface FleetFile {
   networks: { id: string; name: string; region: string; cidrs: string[]; subnets: { id: string; name: string; cidr: string; zone?: string }[] }[];
 }
 
+/**
+ * Hosts whose instances carry `weft:gateway=true`: gcp-1 advertises 10.30.0.0/16 to the other sites,
+ * so the gcp site router `gw-gcp` (10.30.0.1, no agent) is reachable over the overlay. onprem-1 has
+ * no cloud metadata to bind it to its inventory entry: its gateway role comes from its join key's
+ * labels (LAB_ONPREM_KEY_LABELS), and it advertises 192.168.50.0/24 (gw-onprem at 192.168.50.1).
+ */
+export const LAB_GATEWAY_HOSTS: readonly string[] = ["gcp-1"];
+
+/** Labels of the on-prem host's join key: its identity and workload namespaces, and the gateway role. */
+export const LAB_ONPREM_KEY_LABELS: Readonly<Record<string, string>> = {
+  "weft:namespace": "infra",
+  "weft:serviceaccount": "host",
+  "weft:workload-namespaces": "shop",
+  "weft:gateway": "true",
+};
+
 /** Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount` set the identity. */
 export function labInstanceTags(host: Host): Record<string, string> {
-  return { Name: host.name, env: "lab", site: host.site, "weft:namespace": "infra", "weft:serviceaccount": "host" };
+  return {
+    Name: host.name,
+    env: "lab",
+    site: host.site,
+    "weft:namespace": "infra",
+    "weft:serviceaccount": "host",
+    ...(LAB_GATEWAY_HOSTS.includes(host.name) ? { "weft:gateway": "true" } : {}),
+  };
 }
 
 export function labFleet(t: Topology, cloud: LabCloud): FleetFile {

@@ -1,0 +1,85 @@
+/**
+ * Which advertised site routes this node routes into the overlay (pure).
+ *
+ * A gateway's peer record lists its site's networks (`siteRoutes`). This node takes a route when
+ * the gateway is in another site, and refuses it — with the reason, never silently — when it
+ * would capture addresses that are not that site's to take:
+ *   - the overlay's own ranges (node and workload addresses);
+ *   - a network this host reaches without the overlay (a route of its own on another device:
+ *     its LAN, a VPN, a container bridge): local traffic must never be pulled into a tunnel;
+ *   - a range another gateway already routes (the first gateway by node id keeps it; the
+ *     controller advertises each CIDR once, so this only guards against a stale record).
+ * Same-site gateways are skipped without a report: this node reaches its own site directly.
+ */
+import { cidrsOverlap, parseCidr, type Ipv4Cidr, type PeerRecord } from "@weft/protocol";
+
+export interface SiteRouteInput {
+  self: { nodeId: string; site: string };
+  peers: Iterable<PeerRecord>;
+  /** The overlay's ranges (overlay CIDR, workload CIDR). */
+  overlay: readonly string[];
+  /** Destinations this host routes through any device but the overlay's, default route excluded. */
+  local: readonly string[];
+}
+
+export interface RefusedSiteRoute {
+  cidr: string;
+  /** Name of the gateway that advertised it. */
+  gateway: string;
+  reason: string;
+}
+
+export interface SiteRouteDecision {
+  /** Accepted CIDRs by gateway node id. */
+  byNode: Map<string, string[]>;
+  /** Every accepted CIDR, sorted. */
+  routes: string[];
+  refused: RefusedSiteRoute[];
+}
+
+export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
+  const overlay = ranges(input.overlay);
+  const local = ranges(input.local);
+  const taken: (Range & { gateway: string })[] = [];
+  const byNode = new Map<string, string[]>();
+  const refused: RefusedSiteRoute[] = [];
+  const gateways = [...input.peers]
+    .filter((p) => p.nodeId !== input.self.nodeId && p.site !== input.self.site && (p.siteRoutes?.length ?? 0) > 0)
+    .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  for (const g of gateways) {
+    for (const text of g.siteRoutes ?? []) {
+      const cidr = parseCidr(text);
+      const reason = cidr === undefined ? "not an IPv4 CIDR" : refusal(cidr, overlay, local, taken);
+      if (reason !== undefined || cidr === undefined) {
+        refused.push({ cidr: text, gateway: g.name, reason: reason ?? "not an IPv4 CIDR" });
+        continue;
+      }
+      taken.push({ cidr, text, gateway: g.name });
+      byNode.set(g.nodeId, [...(byNode.get(g.nodeId) ?? []), text]);
+    }
+  }
+  return { byNode, routes: taken.map((t) => t.text).sort(), refused };
+}
+
+interface Range {
+  cidr: Ipv4Cidr;
+  text: string;
+}
+
+function ranges(list: readonly string[]): Range[] {
+  return list.flatMap((text) => {
+    const cidr = parseCidr(text);
+    return cidr ? [{ cidr, text }] : [];
+  });
+}
+
+function refusal(cidr: Ipv4Cidr, overlay: Range[], local: Range[], taken: (Range & { gateway: string })[]): string | undefined {
+  const hit = <R extends Range>(list: R[]) => list.find((r) => cidrsOverlap(r.cidr, cidr));
+  const o = hit(overlay);
+  if (o) return `overlaps the overlay range ${o.text}`;
+  const l = hit(local);
+  if (l) return `overlaps ${l.text}, which this host routes without the overlay`;
+  const t = hit(taken);
+  if (t) return `overlaps ${t.text}, already routed to gateway ${t.gateway}`;
+  return undefined;
+}

@@ -185,6 +185,11 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
   }
 }
 
+/** Poll a synchronous condition until it holds (true) or `ms` pass (false). */
+export async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+  return (await eventually(() => (cond() ? true : undefined), ms, 10)) ?? false;
+}
+
 /** An enrolled test agent: its enrollment answer and a NATS connection made the way the agent makes it. */
 export interface EnrolledAgent {
   enrolled: EnrollResponse;

@@ -18,6 +18,7 @@ import { Authority, claimsUpdateSubject, loadAuthority, loadOrCreateAuthority, S
 import { connectController, ensureBuckets } from "./connect.js";
 import { startEmbeddedNats, type EmbeddedNats } from "./embedded.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError } from "./errors.js";
+import { until } from "../testing.js";
 
 const revokedId = "n-00000000000000a1";
 const otherId = "n-00000000000000b2";
@@ -96,14 +97,6 @@ async function watchPeers(conn: NatsConnection): Promise<KvWatchEntry[]> {
   return seen;
 }
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
 
 function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
   return Promise.race([p, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), ms))]);

@@ -21,6 +21,7 @@ import { Authority, loadAuthority, loadOrCreateAuthority } from "./authority.js"
 import { connectController, ensureBuckets } from "./connect.js";
 import { startEmbeddedNats, type EmbeddedNats, type NatsServerExit } from "./embedded.js";
 import { NatsServerNotFoundError } from "./errors.js";
+import { until } from "../testing.js";
 
 const nodeId = "n-0123456789abcdef";
 const otherId = "n-fedcba9876543210";
@@ -74,14 +75,6 @@ function collect(conn: NatsConnection, subject: string): { msgs: Msg[]; stop: ()
   return { msgs, stop: () => sub.unsubscribe() };
 }
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Subjects, type Heartbeat, type EnrollRequest, type NodePolicyRecord, type PeerRecord } from "@weft/protocol";
+import { Subjects, parseEndpoint, type Heartbeat, type EnrollRequest, type NodePolicyRecord, type PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { LatestWins } from "./control/applier.js";
@@ -54,6 +54,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const run = createCommandRunner();
   const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: root.child({ component: "wireguard" }) });
+  const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
   const overlayRanges = [state.overlayCidr, ...(state.workloadCidr ? [state.workloadCidr] : [])];
   const interfaceOptions = {
     mtu: config.interface.mtu,
@@ -69,7 +70,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       return undefined;
     });
     if (local === undefined) return { byNode: new Map(), routes: [], refused: [] };
-    return siteRoutesToTake({ self: { nodeId: state.nodeId, site: state.site }, peers: records, overlay: overlayRanges, local });
+    // The endpoints tunnels are sent to (desiredPeers picks them): a route over one would loop.
+    const names = new Map(records.map((r) => [r.wireguardPublicKey, r.name]));
+    const endpoints = desiredPeers(self, records).flatMap((p) => {
+      const address = p.endpoint === undefined ? undefined : parseEndpoint(p.endpoint)?.host;
+      return address === undefined ? [] : [{ address, peer: names.get(p.publicKey) ?? p.publicKey }];
+    });
+    return siteRoutesToTake({ self: { nodeId: state.nodeId, site: state.site }, peers: records, overlay: overlayRanges, local, endpoints });
   };
   // Fail static: the cached peers' site routes stay routed while the interface is converged.
   let siteRoutes = await takeSiteRoutes(state.applied?.peers ?? []);
@@ -107,7 +114,6 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   });
   await workloads.restore(state.workloads).catch((err: unknown) => log.error({ err }, "cannot restore cached workloads"));
 
-  const self = { nodeId: state.nodeId, site: state.site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
   const status: AgentStatus = { nodeId: state.nodeId, interface: config.interface.name, ...(datapath ? { pinDir: config.datapath.pinDir } : {}), policyRevision: policy.revision, policyEntries: policy.record?.entries.length ?? 0, nats: "connecting", stale: true, appliedRevision: state.applied?.revision ?? 0, peers: state.applied?.peers.length ?? 0, updatedAt: new Date().toISOString() };
   const publishStatus = (patch: Partial<AgentStatus>) => {
     Object.assign(status, patch, { updatedAt: new Date().toISOString() });

@@ -20,7 +20,7 @@ import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
-import { SiteRouteAdvertiser } from "./inventory/advertise.js";
+import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryStore } from "./inventory/store.js";
 import { InventorySync, type InventoryPlan } from "./inventory/sync.js";
 import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
@@ -166,7 +166,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
-      onSynced: async (plan): Promise<void> => advertiser?.publish(plan.gateways),
+      onSynced: async (plan): Promise<void> => advertiser?.refresh(plan.gateways),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
@@ -186,6 +186,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     if (advertiser) {
       await advertiser.start();
       cleanups.push(async () => advertiser.stop());
+    } else {
+      await withdrawSiteRoutes(registry, log.child({ component: "site-routes" }));
     }
 
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));

@@ -51,6 +51,12 @@ describe("siteRoutesToTake", () => {
     ]);
   });
 
+  it("site routes - a range holding the endpoint a tunnel is sent to is refused: the tunnel would loop", () => {
+    const got = siteRoutesToTake({ self, peers: [gateway(1, "gcp", ["198.18.0.0/16", "10.30.0.0/16"])], overlay, local, endpoints: [{ address: "198.18.3.11", peer: "gcp-1" }] });
+    expect(got.routes, "routes").toEqual(["10.30.0.0/16"]);
+    expect(got.refused, "refused").toEqual([{ cidr: "198.18.0.0/16", gateway: "gcp-gw-1", reason: "holds 198.18.3.11, the endpoint of peer gcp-1: its tunnel would loop" }]);
+  });
+
   it("site routes - a gateway's accepted routes are its WireGuard allowed IPs, after its own address", () => {
     const gw = gateway(1, "gcp", ["10.30.0.0/16", "100.64.0.0/10"]);
     const taken = siteRoutesToTake({ self, peers: [gw], overlay, local });

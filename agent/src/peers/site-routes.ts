@@ -7,6 +7,7 @@
  *   - the overlay's own ranges (node and workload addresses);
  *   - a network this host reaches without the overlay (a route of its own on another device:
  *     its LAN, a VPN, a container bridge): local traffic must never be pulled into a tunnel;
+ *   - a range holding the endpoint this node sends a peer's tunnel to: the tunnel would loop;
  *   - a range another gateway already routes (the first gateway by node id keeps it; the
  *     controller advertises each CIDR once, so this only guards against a stale record).
  * Same-site gateways are skipped without a report: this node reaches its own site directly.
@@ -20,6 +21,8 @@ export interface SiteRouteInput {
   overlay: readonly string[];
   /** Destinations this host routes through any device but the overlay's, default route excluded. */
   local: readonly string[];
+  /** Endpoint addresses this node sends tunnels to, with the peer's name. */
+  endpoints?: readonly { address: string; peer: string }[];
 }
 
 export interface RefusedSiteRoute {
@@ -40,6 +43,7 @@ export interface SiteRouteDecision {
 export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   const overlay = ranges(input.overlay);
   const local = ranges(input.local);
+  const endpoints = (input.endpoints ?? []).flatMap((e) => ranges([`${e.address}/32`]).map((r) => ({ ...r, peer: e.peer })));
   const taken: (Range & { gateway: string })[] = [];
   const byNode = new Map<string, string[]>();
   const refused: RefusedSiteRoute[] = [];
@@ -49,7 +53,7 @@ export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   for (const g of gateways) {
     for (const text of g.siteRoutes ?? []) {
       const cidr = parseCidr(text);
-      const reason = cidr === undefined ? "not an IPv4 CIDR" : refusal(cidr, overlay, local, taken);
+      const reason = cidr === undefined ? "not an IPv4 CIDR" : refusal(cidr, overlay, local, endpoints, taken);
       if (reason !== undefined || cidr === undefined) {
         refused.push({ cidr: text, gateway: g.name, reason: reason ?? "not an IPv4 CIDR" });
         continue;
@@ -73,12 +77,14 @@ function ranges(list: readonly string[]): Range[] {
   });
 }
 
-function refusal(cidr: Ipv4Cidr, overlay: Range[], local: Range[], taken: (Range & { gateway: string })[]): string | undefined {
+function refusal(cidr: Ipv4Cidr, overlay: Range[], local: Range[], endpoints: (Range & { peer: string })[], taken: (Range & { gateway: string })[]): string | undefined {
   const hit = <R extends Range>(list: R[]) => list.find((r) => cidrsOverlap(r.cidr, cidr));
   const o = hit(overlay);
   if (o) return `overlaps the overlay range ${o.text}`;
   const l = hit(local);
   if (l) return `overlaps ${l.text}, which this host routes without the overlay`;
+  const e = hit(endpoints);
+  if (e) return `holds ${e.text.replace(/\/32$/, "")}, the endpoint of peer ${e.peer}: its tunnel would loop`;
   const t = hit(taken);
   if (t) return `overlaps ${t.text}, already routed to gateway ${t.gateway}`;
   return undefined;

@@ -79,30 +79,33 @@ export class SiteRouteAdvertiser {
     this.watch?.stop();
   }
 
-  /** Recompute the plan and publish it; passes never overlap, and requests during one make one more. */
-  refresh(): Promise<void> {
+  /**
+   * Publish the current plan: `plan` when the caller just computed it (after a sync), else a fresh
+   * one. Passes never overlap; a request during one makes one more pass, with a fresh plan.
+   */
+  refresh(plan?: GatewayPlan): Promise<void> {
     if (!this.ready || this.stopped) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;
     }
     this.running = (async () => {
+      let given = plan;
       do {
         this.again = false;
         try {
-          await this.publish((await this.o.plan()).gateways);
+          await this.publish(given ?? (await this.o.plan()).gateways);
         } catch (err) {
           this.o.log.error({ err }, "site routes: cannot publish the gateway plan; retrying on the next change");
         }
+        given = undefined;
       } while (this.again && !this.stopped);
       this.running = undefined;
     })();
     return this.running;
   }
 
-  /** Publish a plan already computed (after an inventory sync). */
-  async publish(plan: GatewayPlan): Promise<void> {
-    if (!this.ready || this.stopped) return;
+  private async publish(plan: GatewayPlan): Promise<void> {
     this.candidates = new Map(plan.candidates.map((c) => [c.nodeId, c.status]));
     const ids = new Set([...this.advertising.keys(), ...plan.byNode.keys()]);
     const next = new Map<string, string[]>();
@@ -136,6 +139,17 @@ export class SiteRouteAdvertiser {
       }
     }
   }
+}
+
+/** With advertising turned off: no peer record keeps site routes from an earlier run. */
+export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updatePeer" | "peerRecords">, log: Logger): Promise<number> {
+  let withdrawn = 0;
+  for (const p of await registry.peerRecords()) {
+    if (!p.siteRoutes?.length) continue;
+    if ((await registry.updatePeer(p.nodeId, (peer) => withSiteRoutes(peer, []))) === "updated") withdrawn++;
+  }
+  if (withdrawn > 0) log.info({ nodes: withdrawn }, "inventory.advertiseSiteRoutes is false: withdrew the site routes nodes advertised");
+  return withdrawn;
 }
 
 /** `peer` with exactly `routes` as its site routes, or undefined when it has them already. */

@@ -12,7 +12,7 @@ import { startAwsSim, type AwsSim } from "@weft/cloud-sim";
 import { Buckets, PeerRecord, type InventoryAccountStatus, type InventorySyncResult } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
-import { enrollAgent, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
+import { enrollAgent, eventually, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
 import type { InventoryConfigInput } from "./config.js";
 import { InventoryStore, instanceKey } from "./store.js";
 
@@ -236,4 +236,33 @@ describe("inventory sync", () => {
     const back = statusOf(await t.client.syncInventory(), "onprem", "dc-lab");
     expect([back.heldBack, back.issues], "listed again").toEqual([[], []]);
   });
+
+  it("inventory - a node tagged weft:gateway gets its site's routes in its peer record, without the overlapping ones; untagged, it loses them", async () => {
+    simA.store.addNetwork({ id: "vpc-0c", name: "c-main", region: REGION, cidrs: ["10.5.0.0/16"], subnets: [] });
+    simA.store.addInstance({ id: iid("c", 1), name: "c1", region: REGION, network: "vpc-0c", privateIp: "10.5.0.10", tags: {} });
+    await t.client.syncInventory();
+    const gw = await enrollOn({ provider: "aws", account: A, id: iid("c", 1) }, joinKey, "aws-gw");
+    const euGateway = await enrollOn({ provider: "aws", account: A, id: iid("a", 6) }, joinKey, "aws-eu");
+    simA.store.retag(iid("c", 1), { "weft:gateway": "true" });
+    simA.store.retag(iid("a", 6), { "weft:gateway": "true" });
+    await t.client.syncInventory();
+    const peers = await new Kvm(t.running.nc).open(Buckets.peers);
+    const routesOf = async (nodeId: string) => PeerRecord.parse((await peers.get(nodeId))?.json()).siteRoutes;
+    // The first publication waits 1.5 heartbeats after the controller started (liveness first).
+    expect(await eventually(async () => ((await routesOf(gw))?.length ? await routesOf(gw) : undefined), 15_000, 100), "gateway's peer record").toEqual(["10.5.0.0/16"]);
+    const view = await t.client.inventory();
+    const site = (name: string) => view.siteRoutes.find((r) => r.site === name);
+    expect([site("aws-gw")?.gateway?.nodeId, site("aws-gw")?.advertised], "aws-gw in the view").toEqual([gw, ["10.5.0.0/16"]]);
+    // aws-eu holds vpc-0a (10.0.0.0/16, overlapping the on-prem LAN) and vpc-0b (account B's node there).
+    expect([site("aws-eu")?.gateway?.nodeId, site("aws-eu")?.advertised, site("aws-eu")?.withheld], "aws-eu: the overlapping CIDR withheld, the other advertised").toEqual([
+      euGateway,
+      ["10.2.0.0/16"],
+      [{ cidr: "10.0.0.0/16", reason: "overlaps another network in the inventory (see overlaps)" }],
+    ]);
+    expect(await eventually(() => routesOf(euGateway), 5_000, 100), "aws-eu's gateway advertises only the CIDR that overlaps nothing").toEqual(["10.2.0.0/16"]);
+
+    simA.store.retag(iid("c", 1), { "weft:gateway": null });
+    await t.client.syncInventory();
+    expect(await eventually(async () => ((await routesOf(gw)) === undefined ? true : undefined), 5_000, 100), "routes withdrawn once the tag is gone").toBe(true);
+  }, 60_000);
 });

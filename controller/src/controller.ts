@@ -16,7 +16,7 @@ import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
 import { EnrollmentPolicies } from "./enroll/policies.js";
 import { IdentityAllocator, IdentityEntry } from "./identity/allocator.js";
-import { spiffeIdFromLabels, validateIdentityLabels } from "./identity/labels.js";
+import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claim, Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
@@ -149,7 +149,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
       natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
-      identityFor: (labels) => identities.allocate(spiffeIdFromLabels(labels, trustDomain)),
+      allocateIdentity: (spiffeId) => identities.allocate(spiffeId),
+      trustDomain,
       heartbeatSeconds: config.heartbeatSeconds,
       log: log.child({ component: "enroll" }),
     });

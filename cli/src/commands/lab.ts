@@ -203,7 +203,8 @@ async function siteRoutesDemo(cluster: LabCluster, opts: LabOptions, client: Con
   say(`\n==> site routes: each site's networks from the inventory, advertised by its weft:gateway node`);
   const deadline = Date.now() + 20_000;
   let view = await client.inventory();
-  while (Date.now() < deadline && !view.siteRoutes.some((r) => r.site === "onprem" && r.gateway)) {
+  const advertised = (site: string) => view.siteRoutes.some((r) => r.site === site && r.gateway);
+  while (Date.now() < deadline && !(advertised("onprem") && advertised("gcp"))) {
     await new Promise((r) => setTimeout(r, 250));
     view = await client.inventory();
   }
@@ -268,9 +269,11 @@ async function meshTable(cluster: LabCluster): Promise<string> {
   const now = Date.now() / 1000;
   const rows = await Promise.all(
     cluster.topology.hosts.map(async (h) => {
+      const node = nodes.find((n) => n.name === h.name);
+      // A host the controller no longer lists (its instance was terminated) keeps its stale tunnel state: not shown.
+      if (!node) return [h.name, h.site, "-", "-", "-", "not a member"];
       const hs = await cluster.handshakes(h.name);
       const times = [...hs.values()].filter((t) => t > 0);
-      const node = nodes.find((n) => n.name === h.name);
       return [h.name, h.site, node?.overlayAddress ?? "-", `${times.filter((t) => now - t < 180).length}/${hs.size}`, age(times.length ? Math.max(...times) : undefined), node?.status ?? "-"];
     }),
   );

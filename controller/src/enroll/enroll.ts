@@ -3,7 +3,9 @@
  * when the key has an instance selector or when no key is given and an enrollment policy must admit
  * the instance), claim the node's WireGuard key, name, an overlay address and a workload prefix
  * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
- * the node. Any failure rolls back the claims and binding already made, so a rejected enrollment
+ * the node. A node bound to an instance gets its `cloud.` labels and any tag identity at once (as
+ * the inventory sync would give them, labels.ts), so its role tags (e.g. `weft:gateway`) count from
+ * the moment it joins. Any failure rolls back the claims and binding already made, so a rejected enrollment
  * stores nothing; everything that can reject the request runs before the key is consumed, so a bad
  * request never burns a one-time key.
  */
@@ -15,7 +17,9 @@ import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
+import { spiffeIdFromLabels } from "../identity/labels.js";
 import { checkInstanceClaim, describeClaim, selectorMismatch } from "../inventory/join.js";
+import { desiredNode } from "../inventory/labels.js";
 import { keyOfInstance, type InventoryStore, type StoredInstance } from "../inventory/store.js";
 import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { Versioned } from "../store/kv.js";
@@ -34,8 +38,9 @@ export interface EnrollmentDeps {
   issueAgentJwt: (nodeId: string, natsPublicKey: string) => Promise<string>;
   /** NATS URLs to hand the agent, given the host name it used to reach the API. */
   natsServersFor: (apiHost: string | undefined) => string[];
-  /** The identity granted by a join key's labels (allocated on first use). */
-  identityFor: (labels: Record<string, string>) => Promise<Identity>;
+  /** The numeric identity of a SPIFFE ID (allocated on first use). */
+  allocateIdentity: (spiffeId: string) => Promise<Identity>;
+  trustDomain: string;
   heartbeatSeconds: number;
   /** The cloud inventory; absent: enrollments that present an instance identity are refused. */
   inventory?: Pick<InventoryStore, "instance" | "changeInstance" | "unbind">;
@@ -87,7 +92,6 @@ export class Enrollment {
       made.push({ kind: "addr", value: overlayAddress });
       const workloadPrefix = await this.deps.prefixes.allocate(nodeId);
       made.push({ kind: "wprefix", value: workloadPrefix });
-      const identity = await this.deps.identityFor(grant.labels);
       const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
       if (grant.instance) {
         bound = keyOfInstance(grant.instance);
@@ -98,6 +102,9 @@ export class Enrollment {
         labels = (await joinKeys.consume(req.joinKey, nodeId)).labels;
         consumedKey = true;
       }
+      const granted = this.grantedIdentity(labels, grant.instance, nodeId);
+      labels = granted.labels;
+      const identity = await this.deps.allocateIdentity(granted.spiffeId);
       const node: NodeRecord = {
         version: 1,
         nodeId,
@@ -199,6 +206,14 @@ export class Enrollment {
     });
     if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }] });
     return checked.instance;
+  }
+
+  /** The labels and SPIFFE ID a new node gets: its grant's, plus what its instance's tags say. */
+  private grantedIdentity(labels: Record<string, string>, instance: StoredInstance | undefined, nodeId: string): { labels: Record<string, string>; spiffeId: string } {
+    if (!instance) return { labels, spiffeId: spiffeIdFromLabels(labels, this.deps.trustDomain) };
+    const want = desiredNode({ labels }, instance, this.deps.trustDomain);
+    for (const p of want.problems) this.deps.log.warn({ node: nodeId, instance: instance.id }, `instance ${instance.id}: ${p}`);
+    return want;
   }
 
   /**

@@ -43,6 +43,17 @@ async function putInstance(overrides: Partial<StoredInstance> = {}): Promise<Sto
   return instance;
 }
 
+/** The `cloud.` labels a node bound to `i` carries. */
+function cloudLabelsOf(i: StoredInstance): Record<string, string> {
+  return {
+    "cloud.provider": i.provider,
+    "cloud.account": i.account,
+    "cloud.region": i.region,
+    "cloud.instance": i.id,
+    ...Object.fromEntries(Object.entries(i.tags).map(([k, v]) => [`cloud.tag.${k}`, v])),
+  };
+}
+
 const claimOf = (i: StoredInstance): InstanceIdentityClaim => ({ provider: i.provider, id: i.id, account: i.account, region: i.region });
 
 /** An enrollment body presenting `instance` (or none), with `joinKey` (or none). */
@@ -87,7 +98,7 @@ async function expectRefused(what: string, b: Record<string, unknown>, mentions:
 }
 
 describe("join key with an instance selector", () => {
-  it("enroll - a matching instance claim is enrolled, bound both ways and gets the key's labels", async () => {
+  it("enroll - a matching instance claim is enrolled, bound both ways and gets the key's labels and its instance's at once", async () => {
     const key = await t.client.createJoinKey({ reusable: true, labels: { role: "web" }, instanceSelector: { provider: "aws", account: "111111111111", tags: { env: "prod" } } });
     expect(key.instanceSelector, "the created key shows its selector").toEqual({ provider: "aws", account: "111111111111", tags: { env: "prod" } });
     const i = await putInstance();
@@ -95,7 +106,7 @@ describe("join key with an instance selector", () => {
     const node = await nodeRecord(got.nodeId);
     expect({ instance: node.instance, labels: node.labels, joinKeyId: node.joinKeyId }, "node record").toEqual({
       instance: { provider: "aws", account: "111111111111", id: i.id },
-      labels: { role: "web" },
+      labels: { role: "web", ...cloudLabelsOf(i) },
       joinKeyId: key.id,
     });
     expect(await boundNode(i), `inventory binding of ${i.id}`).toBe(got.nodeId);
@@ -121,6 +132,20 @@ describe("join key with an instance selector", () => {
     await expectRefused("region claimed wrong", body(key.key, { ...claimOf(dev), region: "us-east-1" }), /claims region us-east-1, the inventory has eu-west-1/, dev);
     await expectRefused("enrolling from elsewhere", body(key.key, claimOf(elsewhere), { endpoints: { private: "10.0.0.1:51820" } }), /came from 127\.0\.0\.1, private endpoint 10\.0\.0\.1, none of the instance's addresses \(10\.9\.0\.1/, elsewhere);
     await expectRefused("instance already bound", body(key.key, claimOf(taken)), new RegExp(`already bound to node ${owner.nodeId}`), taken);
+  });
+
+  it("enroll - an instance's identity tags name the new node's identity, and its role tags are labels, before any sync", async () => {
+    const key = await t.client.createJoinKey({ reusable: true, labels: { "weft:namespace": "default", "weft:serviceaccount": "default" }, instanceSelector: {} });
+    const i = await putInstance({ tags: { "weft:identity": "spiffe://weft.internal/ns/pay/sa/ledger", "weft:gateway": "true" } });
+    const got = await enrollOk("instance with identity and gateway tags", body(key.key, claimOf(i)));
+    const node = await nodeRecord(got.nodeId);
+    expect({ identity: node.identity?.spiffeId, gateway: node.labels["cloud.tag.weft:gateway"] }, "node record right after enrollment").toEqual({
+      identity: "spiffe://weft.internal/ns/pay/sa/ledger",
+      gateway: "true",
+    });
+    const bad = await putInstance({ tags: { "weft:identity": "spiffe://other.domain/ns/x/sa/y" } });
+    const kept = await nodeRecord((await enrollOk("instance with a foreign identity tag", body(key.key, claimOf(bad)))).nodeId);
+    expect(kept.identity?.spiffeId, "a refused identity tag leaves the key's identity").toBe("spiffe://weft.internal/ns/default/sa/default");
   });
 
   it("enroll - a refused claim does not burn a one-time key", async () => {
@@ -171,7 +196,7 @@ describe("keyless join through enrollment policies", () => {
     expect({ joinKeyId: node.joinKeyId, policy: node.enrollmentPolicy, labels: node.labels, instance: node.instance, identity: node.identity?.spiffeId }, "node record").toEqual({
       joinKeyId: "",
       policy: "aws-prod",
-      labels: { "weft:namespace": "shop", "weft:serviceaccount": "web" },
+      labels: { "weft:namespace": "shop", "weft:serviceaccount": "web", ...cloudLabelsOf(prod) },
       instance: { provider: "aws", account: "111111111111", id: prod.id },
       identity: "spiffe://weft.internal/ns/shop/sa/web",
     });

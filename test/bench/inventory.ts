@@ -141,7 +141,7 @@ async function main(): Promise<void> {
         `  full sync (all new)            ${result.fullSyncMs.toFixed(0).padStart(7)} ms`,
         `  nothing changed (median of ${rounds})  ${result.noChangeSyncMs.toFixed(0).padStart(7)} ms   ${ratio(result.noChangeSyncMs, result.fullSyncMs)} of a full sync`,
         `  1 % retagged (median of ${rounds})     ${result.retag1pcSyncMs.toFixed(0).padStart(7)} ms   ${ratio(result.retag1pcSyncMs, result.fullSyncMs)} of a full sync`,
-        `  of which the clouds' APIs (adapters + simulators fetching alone, in parallel): ${Math.max(fetchMs.aws, fetchMs.azure, fetchMs.gcp).toFixed(0)} ms (aws ${fetchMs.aws.toFixed(0)}, azure ${fetchMs.azure.toFixed(0)}, gcp ${fetchMs.gcp.toFixed(0)})`,
+        `  for scale, the clouds' APIs alone (the adapters fetching in parallel in the bench's process, sharing its one event loop with the simulators): ${Math.max(fetchMs.aws, fetchMs.azure, fetchMs.gcp).toFixed(0)} ms (aws ${fetchMs.aws.toFixed(0)}, azure ${fetchMs.azure.toFixed(0)}, gcp ${fetchMs.gcp.toFixed(0)})`,
         `  controller RSS: ${rssBefore.toFixed(0)} MB before the first sync, ${mem.rssMb.toFixed(0)} MB after the last, ${mem.hwmMb.toFixed(0)} MB peak`,
         `results: ${join(out, `inventory-${stamp}.json`)}`,
         "",

@@ -82,7 +82,12 @@ describe("agent instance identity", () => {
     await t.client.applyEnrollmentPolicy({ name: "lab-prod", selector: { provider: "aws", account: ACCOUNT, tags: { env: "prod" } }, labels: { tier: "web" } });
     const got = await enroll(t.running.apiUrl, await request(undefined), { caHash: t.running.caHash });
     const node = await t.client.getNode(got.response.nodeId);
-    expect({ labels: node.labels, policy: node.enrollmentPolicy }, "node").toEqual({ labels: { tier: "web" }, policy: "lab-prod" });
+    expect({ tier: node.labels["tier"], instance: node.labels["cloud.instance"], env: node.labels["cloud.tag.env"], policy: node.enrollmentPolicy }, "node: the policy's labels and its instance's").toEqual({
+      tier: "web",
+      instance: INSTANCE,
+      env: "prod",
+      policy: "lab-prod",
+    });
     await t.client.deleteNode(node.nodeId);
   });
 

@@ -2,14 +2,17 @@
  * Listing a bucket's keys against the real nats-server: deleted and purged keys are not listed,
  * filters narrow, and a listing always ends while other clients create and delete keys (the
  * library's own `kv.keys()` hung about once in 600 listings in that situation on nats-server 2.9,
- * and an enrollment hung with it). No consumer is left behind.
+ * and an enrollment hung with it). No consumer is left behind. Whole records are listed in one pass
+ * with the revisions a get reports.
  */
 import { randomBytes } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestController, type TestController } from "../testing.js";
-import { liveKeys } from "./keys.js";
+import { z } from "zod";
+import { liveEntries, liveKeys } from "./keys.js";
+import { RecordStore } from "./kv.js";
 
 let t: TestController;
 beforeAll(async () => {
@@ -84,4 +87,35 @@ describe("liveKeys", () => {
       await b.drop();
     }
   }, 20_000);
+});
+
+describe("liveEntries and RecordStore.list", () => {
+  it("list - one pass returns each live record with its value and the revision a get reports; unparsable values are reported, not returned", async () => {
+    const b = await scratchBucket();
+    try {
+      const store = new RecordStore(b.kv, z.object({ n: z.number() }), "test");
+      for (let i = 0; i < 250; i++) await store.put(`r.${i}`, { n: i });
+      await store.put("r.7", { n: 70 });
+      await b.kv.delete("r.8");
+      await b.kv.put("r.9", "not json");
+      await b.kv.put("r.10", JSON.stringify({ n: "ten" }));
+      const invalid: string[] = [];
+      const got = await store.list("r.>", (key) => invalid.push(key));
+      const want = [];
+      for (let i = 0; i < 250; i++) {
+        const e = await store.get(`r.${i}`).catch(() => undefined);
+        if (e) want.push({ key: `r.${i}`, ...e });
+      }
+      expect(got.length, "records listed (250 put, 1 deleted, 2 unparsable)").toBe(247);
+      expect(
+        got.map((r) => `${r.value.n}@${r.revision}`).sort(),
+        "values and revisions as get sees them",
+      ).toEqual(want.map((r) => `${r.value.n}@${r.revision}`).sort());
+      expect(invalid.sort(), "keys reported as unparsable").toEqual(["r.10", "r.9"]);
+      expect((await liveEntries(b.kv, "q.>")).length, "filter matching nothing").toBe(0);
+      expect(await consumersOn(b.stream), "consumers left on the bucket after listing").toBe(0);
+    } finally {
+      await b.drop();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 /**
- * The live keys of a KV bucket, listed with a pull consumer that always ends.
+ * The live keys (or entries) of a KV bucket, listed with a pull consumer that always ends.
  *
  * `kv.keys()` of @nats-io/kv reads an ordered push consumer and stops when a message says nothing
  * is pending, or at an idle heartbeat. Against nats-server 2.9 with keys being created and deleted
@@ -8,6 +8,7 @@
  * claimed prefixes hung with it. Here the listing is a bounded loop of pull requests: each asks for
  * what the consumer reports pending and returns by itself when the request expires, and a request
  * that brings nothing ends the listing, with the server's own count asked once more first.
+ * Listing whole entries the same way reads a bucket in one pass instead of a get per key.
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
@@ -32,23 +33,51 @@ export async function liveKeys(kv: KV, filter = ">"): Promise<string[]> {
     for await (const k of await kv.keys(filter)) out.push(k);
     return out;
   }
+  return [...(await scanLatest(kv, filter, true)).keys()];
+}
+
+/** A key's current value and revision. */
+export interface LiveEntry {
+  key: string;
+  value: Uint8Array;
+  revision: number;
+}
+
+/**
+ * The current entries of `kv` matching `filter`, read in one pass over the stream (no get per key);
+ * like `liveKeys`, writes made while listing may or may not be reflected.
+ */
+export async function liveEntries(kv: KV, filter = ">"): Promise<LiveEntry[]> {
+  if (!(kv instanceof Bucket)) {
+    const out: LiveEntry[] = [];
+    for await (const key of await kv.keys(filter)) {
+      const e = await kv.get(key);
+      if (e && e.operation === "PUT") out.push({ key, value: e.value, revision: e.revision });
+    }
+    return out;
+  }
+  return [...(await scanLatest(kv, filter, false)).values()];
+}
+
+/** The last put of every key matching `filter`, by key, from an ephemeral pull consumer. */
+async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Promise<Map<string, LiveEntry>> {
   const created = await kv.jsm.consumers.add(kv.stream, {
     deliver_policy: DeliverPolicy.LastPerSubject,
     ack_policy: AckPolicy.None,
     filter_subject: kv.fullKeyName(kv.encodeKey(filter)),
-    headers_only: true,
+    headers_only: headersOnly,
     mem_storage: true,
     inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
   });
   try {
     const consumer = await kv.js.consumers.get(kv.stream, created.name);
     // Writes made while listing are delivered too, after the key's earlier state: the last one wins.
-    const keys = new Set<string>();
+    const entries = new Map<string, LiveEntry>();
     const take = (m: JsMsg) => {
       const key = kv.decodeKey(m.subject.substring(kv.prefixLen));
       const op = m.headers?.get("KV-Operation");
-      if (op === "DEL" || op === "PURGE") keys.delete(key);
-      else keys.add(key);
+      if (op === "DEL" || op === "PURGE") entries.delete(key);
+      else entries.set(key, { key, value: m.data, revision: m.seq });
     };
     let pending = created.num_pending;
     while (pending > 0) {
@@ -66,7 +95,7 @@ export async function liveKeys(kv: KV, filter = ">"): Promise<string[]> {
         pending = now;
       }
     }
-    return [...keys];
+    return entries;
   } finally {
     await kv.jsm.consumers.delete(kv.stream, created.name).catch(() => undefined);
   }

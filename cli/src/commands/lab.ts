@@ -274,7 +274,7 @@ async function meshTable(cluster: LabCluster): Promise<string> {
       if (!node) return [h.name, h.site, "-", "-", "-", "not a member"];
       const hs = await cluster.handshakes(h.name);
       const times = [...hs.values()].filter((t) => t > 0);
-      return [h.name, h.site, node?.overlayAddress ?? "-", `${times.filter((t) => now - t < 180).length}/${hs.size}`, age(times.length ? Math.max(...times) : undefined), node?.status ?? "-"];
+      return [h.name, h.site, node.overlayAddress, `${times.filter((t) => now - t < 180).length}/${hs.size}`, age(times.length ? Math.max(...times) : undefined), node.status];
     }),
   );
   return formatTable(["NODE", "SITE", "OVERLAY", "PEERS WITH HANDSHAKE", "LAST HANDSHAKE", "STATUS"], rows);

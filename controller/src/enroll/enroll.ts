@@ -5,9 +5,9 @@
  * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
  * the node. A node bound to an instance gets its `cloud.` labels and any tag identity at once (as
  * the inventory sync would give them, labels.ts), so its role tags (e.g. `weft:gateway`) count from
- * the moment it joins. Any failure rolls back the claims and binding already made, so a rejected enrollment
- * stores nothing; everything that can reject the request runs before the key is consumed, so a bad
- * request never burns a one-time key.
+ * the moment it joins. Any failure rolls back the claims and binding already made, so a rejected
+ * enrollment stores nothing; everything that can reject the request runs before the key is
+ * consumed, so a bad request never burns a one-time key.
  */
 import { randomBytes } from "node:crypto";
 import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";

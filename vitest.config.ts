@@ -6,6 +6,7 @@ const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 // Tests run against the TypeScript sources; the workspace packages resolve to src.
 const alias = {
   "@weft/protocol": src("./protocol/src/index.ts"),
+  "@weft/util": src("./util/src/index.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),
   "@weft/agent": src("./agent/src/index.ts"),

@@ -9,7 +9,7 @@ import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transpo
 import { Subjects, parseEndpoint, type Heartbeat, type EnrollRequest, type NodePolicyRecord, type PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
-import { LatestWins } from "./control/applier.js";
+import { LatestWins } from "@weft/util";
 import { PeerWatch, type PeerSet } from "./control/peer-watch.js";
 import { NodePolicyWatch } from "./control/policy-watch.js";
 import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";

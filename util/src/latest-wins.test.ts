@@ -4,7 +4,7 @@
  * later ones.
  */
 import { describe, expect, it } from "vitest";
-import { LatestWins } from "./applier.js";
+import { LatestWins } from "./latest-wins.js";
 
 /** An apply whose calls the test finishes one by one. */
 function gatedApply<T>() {
@@ -29,8 +29,8 @@ function gatedApply<T>() {
   return { apply, calls, waitForCall, releaseNext, maxRunning: () => maxRunning };
 }
 
-describe("LatestWins", () => {
-  it("applier - values submitted during an apply are coalesced: only the newest runs next", async () => {
+describe("util/latest-wins", () => {
+  it("latest-wins - values submitted during an apply are coalesced: only the newest runs next", async () => {
     const g = gatedApply<number>();
     const lw = new LatestWins<number>(g.apply, (err) => {
       throw err;
@@ -47,7 +47,7 @@ describe("LatestWins", () => {
     expect(g.maxRunning(), "applies running at once").toBe(1);
   });
 
-  it("applier - values submitted in one burst are applied once, as the newest", async () => {
+  it("latest-wins - values submitted in one burst are applied once, as the newest", async () => {
     const calls: number[] = [];
     const lw = new LatestWins<number>(
       async (v) => {
@@ -61,7 +61,7 @@ describe("LatestWins", () => {
     expect(calls, "applied values").toEqual([10]);
   });
 
-  it("applier - a submission after idle is applied", async () => {
+  it("latest-wins - a submission after idle is applied", async () => {
     const applied: string[] = [];
     const lw = new LatestWins<string>(
       async (v) => {
@@ -76,7 +76,7 @@ describe("LatestWins", () => {
     expect(applied, "applied values").toEqual(["a", "b"]);
   });
 
-  it("applier - a rejected apply is reported and later submissions are still applied", async () => {
+  it("latest-wins - a rejected apply is reported and later submissions are still applied", async () => {
     const errors: unknown[] = [];
     const applied: number[] = [];
     const lw = new LatestWins<number>(
@@ -94,7 +94,7 @@ describe("LatestWins", () => {
     expect(applied, "applied after the failure").toEqual([2]);
   });
 
-  it("applier - an apply that throws synchronously is reported and does not wedge the queue", async () => {
+  it("latest-wins - an apply that throws synchronously is reported and does not wedge the queue", async () => {
     const errors: unknown[] = [];
     const applied: number[] = [];
     const lw = new LatestWins<number>(
@@ -114,7 +114,7 @@ describe("LatestWins", () => {
     expect(applied, `applied after a synchronous failure: got ${JSON.stringify(applied)}, want [2]`).toEqual([2]);
   });
 
-  it("applier - an error handler that throws does not stop later applies", async () => {
+  it("latest-wins - an error handler that throws does not stop later applies", async () => {
     const applied: number[] = [];
     const lw = new LatestWins<number>(
       async (v) => {

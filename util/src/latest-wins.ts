@@ -1,6 +1,7 @@
 /**
- * Serialises applies of the latest desired state: while one apply runs, newer
- * submissions replace each other and only the last is applied next.
+ * Serialises applies of the latest desired state: while one apply runs, newer submissions replace
+ * each other and only the last is applied next. An apply that throws is reported to `onError` and
+ * does not stop later ones.
  */
 export class LatestWins<T> {
   private pending: { value: T } | undefined;
@@ -22,9 +23,9 @@ export class LatestWins<T> {
   }
 
   private async drain(): Promise<void> {
-    // Yield first: `submit` assigns `running` only when drain() returns, so a
-    // drain that finished synchronously (an apply that throws before its first
-    // await) would otherwise clear `running` before it is set and wedge the queue.
+    // Yield first: `submit` assigns `running` only when drain() returns, so a drain that finished
+    // synchronously (an apply that throws before its first await) would otherwise clear `running`
+    // before it is set and wedge the queue.
     await Promise.resolve();
     while (this.pending) {
       const { value } = this.pending;

@@ -16,7 +16,7 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { agentRegistry, serveMetrics } from "./metrics.js";
-import { createCommandRunner } from "./wireguard/exec.js";
+import { createCommandRunner } from "./exec/runner.js";
 import { WorkloadManager } from "./workloads/manager.js";
 import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
 import { readInstanceIdentity } from "./enroll/instance.js";

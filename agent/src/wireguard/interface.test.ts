@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { familyOf } from "./cidr.js";
 import { InterfaceError } from "./errors.js";
-import { commandFailure, createFakeRunner, type FakeRunner } from "./exec_fake.js";
+import { commandFailure, createFakeRunner, type FakeRunner } from "../exec/runner_fake.js";
 import { deleteInterface, ensureInterface, type InterfaceAction } from "./interface.js";
 import { PrivateKey, writePrivateKeyFile } from "./keys.js";
 

@@ -14,6 +14,7 @@
  * port, MTU, addresses, routes), peers (diff and apply), dump/link (parsers). Commands run through
  * the agent's `CommandRunner` (agent/src/exec/).
  */
+import { KeyedSerial } from "@weft/util";
 import type { ImplementationChoice } from "./backend.js";
 import { InvalidDesiredStateError } from "./errors.js";
 import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
@@ -122,12 +123,8 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const { name } = options;
   const runner = options.runner ?? createCommandRunner({ netns: options.netns });
   const log = (options.logger ?? silentLogger).child({ iface: name });
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(op: () => Promise<T>): Promise<T> => {
-    const next = queue.then(op, op);
-    queue = next.catch(() => {});
-    return next;
-  };
+  const queue = new KeyedSerial();
+  const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
 
   return {
     name,

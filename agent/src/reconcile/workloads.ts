@@ -67,11 +67,12 @@ export class WorkloadReconciler {
     void retry(() => this.#manager.sync(nc, this.o.state.current.workloads), {
       initialMs: 1000,
       maxMs: 30_000,
-      retryIf: () => !nc.isClosed(),
+      // A request replaced by a newer one (or the agent stopping) is not retried.
+      retryIf: () => !nc.isClosed() && !attempt.signal.aborted,
       signal: attempt.signal,
       onRetry: (err, delay) => this.o.log.error({ err, retryInMs: delay }, "cannot sync workloads with the controller; retrying"),
     }).catch((err: unknown) => {
-      if (!(err instanceof AbortedError) && !nc.isClosed()) this.o.log.error({ err }, "cannot sync workloads with the controller");
+      if (!(err instanceof AbortedError) && !nc.isClosed() && !attempt.signal.aborted) this.o.log.error({ err }, "cannot sync workloads with the controller");
     });
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { agentRegistry } from "./metrics.js";
-import type { FlowCounters } from "./datapath/datapath.js";
+import type { FlowCounters } from "../datapath/datapath.js";
 
 describe("agent metrics", () => {
   it("exposes the counters map as it is at scrape time, per identity pair and drop reason", async () => {

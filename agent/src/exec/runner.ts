@@ -1,10 +1,11 @@
 /**
- * Runs `ip`/`wg` as argv arrays (never through a shell), optionally inside a network namespace
- * via `ip netns exec <ns>`. Everything else in this folder talks to the system through a
- * `CommandRunner`, so tests can substitute a fake.
+ * agent/exec — runs `ip`, `wg`, `iptables`, `sysctl` as argv arrays (never through a shell),
+ * optionally inside a network namespace via `ip netns exec <ns>`. Every part of the agent that
+ * changes the host (wireguard/, net/, datapath/, workloads/) talks to the system through a
+ * `CommandRunner`, so tests can substitute the fake in `runner_fake.ts`.
  */
 import { spawn } from "node:child_process";
-import { WireGuardCommandError } from "./errors.js";
+import { CommandError } from "./errors.js";
 
 export interface RunOptions {
   /** Kill the command after this long; default 10 s. */
@@ -19,7 +20,7 @@ export interface RunResult {
 export interface CommandRunner {
   /** Namespace commands run in, or undefined for the current one. */
   readonly netns: string | undefined;
-  /** Runs argv; resolves on exit code 0, rejects with `WireGuardCommandError` otherwise. */
+  /** Runs argv; resolves on exit code 0, rejects with `CommandError` otherwise. */
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
 }
 
@@ -64,7 +65,7 @@ function runArgv(argv: readonly string[], timeoutMs: number): Promise<RunResult>
       const stderr = Buffer.concat(err).toString("utf8");
       if (spawnError !== undefined) {
         reject(
-          new WireGuardCommandError(
+          new CommandError(
             argv,
             { exitCode: null, stderr, reason: `cannot run ${file}: ${spawnError.message}` },
             { cause: spawnError },
@@ -75,7 +76,7 @@ function runArgv(argv: readonly string[], timeoutMs: number): Promise<RunResult>
       } else {
         const reason = signal === "SIGTERM" && code === null ? `timed out after ${timeoutMs} ms` : undefined;
         reject(
-          new WireGuardCommandError(argv, {
+          new CommandError(argv, {
             exitCode: code,
             signal,
             stderr,

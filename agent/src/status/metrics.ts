@@ -6,8 +6,8 @@
 import { createServer, type Server } from "node:http";
 import client from "prom-client";
 import type { Logger } from "pino";
-import type { FlowCounters } from "./datapath/datapath.js";
-import { nameOf, type IdentityNames } from "./datapath/names.js";
+import type { FlowCounters } from "../datapath/datapath.js";
+import { nameOf, type IdentityNames } from "../datapath/names.js";
 
 export interface MetricsSource {
   flows(): FlowCounters[];

@@ -1,6 +1,6 @@
 /** The agent's live status, written to `<stateDir>/status.json` for `weft status`. */
 import { join } from "node:path";
-import { writeFileAtomic } from "./store.js";
+import { writeFileAtomic } from "../state/store.js";
 
 export interface AgentStatus {
   nodeId: string;

@@ -2,8 +2,8 @@
  * A fake `CommandRunner` for tests: records every argv and answers from a
  * handler, so logic above the runner can be tested without root, `ip` or `wg`.
  */
-import { WireGuardCommandError } from "./errors.js";
-import type { CommandRunner, RunOptions, RunResult } from "./exec.js";
+import { CommandError } from "./errors.js";
+import type { CommandRunner, RunOptions, RunResult } from "./runner.js";
 
 export interface FakeCall {
   argv: string[];
@@ -35,6 +35,6 @@ export function createFakeRunner(handler: FakeHandler, netns?: string): FakeRunn
 }
 
 /** The error a real runner raises for a failed command, for handlers to throw. */
-export function commandFailure(argv: readonly string[], stderr: string, exitCode = 1): WireGuardCommandError {
-  return new WireGuardCommandError(argv, { exitCode, stderr });
+export function commandFailure(argv: readonly string[], stderr: string, exitCode = 1): CommandError {
+  return new CommandError(argv, { exitCode, stderr });
 }

@@ -1,5 +1,5 @@
 /**
- * Helpers shared by this folder's tests (not part of the public surface).
+ * Helpers shared by tests that run real commands (not part of the public surface).
  */
 import { accessSync, constants } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";

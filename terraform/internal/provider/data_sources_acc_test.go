@@ -78,17 +78,26 @@ data "weft_inventory_instances" "all" {}
 					resource.TestCheckResourceAttr("data.weft_nodes.site_a", "names.0", "tf-ds-a1"),
 				),
 			},
-			{ // a lookup of a node that is not there fails, naming it
-				Config:      ctl.ProviderConfig() + "data \"weft_node\" \"x\" {\n  name = \"tf-ds-nobody\"\n}\n",
-				ExpectError: wrapped(`Reading node "tf-ds-nobody" failed`),
-			},
-			{ // id and name together are refused at plan
-				Config:      ctl.ProviderConfig() + "data \"weft_node\" \"x\" {\n  name = \"tf-ds-a1\"\n  id = \"n-0000000000000000\"\n}\n",
-				ExpectError: wrapped(`(?i)Invalid Attribute Combination`),
-			},
 		},
 	})
 	for _, n := range []string{"tf-ds-a1", "tf-ds-b1"} {
 		_ = ctl.Client().DeleteNode(ctx(), n)
+	}
+}
+
+func TestAccDataSources_refusals(t *testing.T) {
+	ctl := acctest.Shared(t)
+	cases := []struct{ name, body, want string }{
+		{"no such node", "data \"weft_node\" \"x\" {\n  name = \"tf-ds-nobody\"\n}\n", `Reading node "tf-ds-nobody" failed`},
+		{"id and name", "data \"weft_node\" \"x\" {\n  name = \"tf-ds-a1\"\n  id = \"n-0000000000000000\"\n}\n", `Exactly one of these attributes must be configured: \[id,name\]`},
+		{"bad instance state", "data \"weft_inventory_instances\" \"x\" {\n  state = \"gone\"\n}\n", `state value must be one of`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: providers,
+				Steps:                    []resource.TestStep{{Config: ctl.ProviderConfig() + tc.body, ExpectError: wrapped(tc.want)}},
+			})
+		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/weft/weft/terraform/internal/acctest"
 )
 
@@ -69,4 +68,4 @@ func wrapped(pattern string) *regexp.Regexp {
 
 func ctx() context.Context { return context.Background() }
 
-var _ = terraform.State{}
+func regexpQuote(s string) string { return regexp.QuoteMeta(s) }

@@ -149,7 +149,7 @@ func enrollmentPolicyOut(ctx context.Context, m enrollmentPolicyModel, diags *di
 	}
 	p := weftapi.EnrollmentPolicy{Name: m.Name.ValueString(), Description: strPtr(m.Description), Labels: labels}
 	if s := instanceSelectorOut(ctx, m.Selector, diags); s != nil {
-		p.Selector = *s
+		p.Selector = weftapi.EnrollmentSelector(*s)
 	}
 	return p
 }
@@ -163,7 +163,7 @@ func enrollmentPolicyIn(p *weftapi.EnrollmentPolicy) *enrollmentPolicyModel {
 		ID:          types.StringValue(p.Name),
 		Name:        types.StringValue(p.Name),
 		Description: strFrom(p.Description),
-		Selector:    instanceSelectorIn(&p.Selector),
+		Selector:    instanceSelectorIn((*weftapi.InstanceSelector)(&p.Selector)),
 		Labels:      mapValue(labels),
 	}
 }

@@ -14,6 +14,16 @@ type InstanceSelector struct {
 	Tags     *map[string]string `json:"tags,omitempty"`
 }
 
+// EnrollmentSelector is an enrollment policy's selector: the same as InstanceSelector, but the
+// controller requires the provider, so it is always sent.
+type EnrollmentSelector struct {
+	Provider string             `json:"provider"`
+	Account  string             `json:"account,omitempty"`
+	Region   string             `json:"region,omitempty"`
+	Network  string             `json:"network,omitempty"`
+	Tags     *map[string]string `json:"tags,omitempty"`
+}
+
 // JoinKeyCreateRequest is the body of POST /v1/keys.
 type JoinKeyCreateRequest struct {
 	Description      *string           `json:"description,omitempty"`
@@ -53,10 +63,10 @@ type ControllerInfo struct {
 
 // EnrollmentPolicy admits inventory instances without a join key (PUT /v1/enrollment-policies/{name}).
 type EnrollmentPolicy struct {
-	Name        string            `json:"name"`
-	Description *string           `json:"description,omitempty"`
-	Selector    InstanceSelector  `json:"selector"`
-	Labels      map[string]string `json:"labels"`
+	Name        string             `json:"name"`
+	Description *string            `json:"description,omitempty"`
+	Selector    EnrollmentSelector `json:"selector"`
+	Labels      map[string]string  `json:"labels"`
 }
 
 // Policy is one policy document (PUT /v1/policies/{name}).

@@ -34,7 +34,7 @@ func (r *policyResource) Metadata(_ context.Context, req resource.MetadataReques
 
 func selectorBlock(role string) schema.ListNestedBlock {
 	return schema.ListNestedBlock{
-		MarkdownDescription: fmt.Sprintf("A %s selector (at least one): exactly one of `identity`, `namespace` (with an optional `service_account`), `labels` or `cidr`.", role),
+		MarkdownDescription: role + " (at least one block; any of them matches). Each sets exactly one of `identity`, `namespace` (with an optional `service_account`), `labels` or `cidr`.",
 		Validators:          []validator.List{listvalidator.IsRequired(), listvalidator.SizeAtLeast(1)},
 		NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 			"identity":        schema.StringAttribute{Optional: true, MarkdownDescription: "One SPIFFE ID: `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`."},
@@ -82,8 +82,8 @@ func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						},
 					},
 					Blocks: map[string]schema.Block{
-						"from": selectorBlock("source"),
-						"to":   selectorBlock("destination: the rule is enforced on ingress at the nodes it selects;"),
+						"from": selectorBlock("Sources: traffic from what they select"),
+						"to":   selectorBlock("Destinations: the rule is enforced on ingress at the nodes whose identities (or workloads') they select"),
 						"port": schema.ListNestedBlock{
 							MarkdownDescription: fmt.Sprintf("Protocols and ports the rule covers (at most %d); none means every protocol and port.", validate.PortsPerRuleMax),
 							NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{

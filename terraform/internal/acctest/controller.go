@@ -90,6 +90,9 @@ func Main(m *testing.M) int {
 	if shared != nil {
 		shared.Stop()
 	}
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
 	return code
 }
 

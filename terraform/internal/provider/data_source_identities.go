@@ -63,6 +63,9 @@ func (d *identitiesDataSource) Configure(_ context.Context, req datasource.Confi
 }
 
 func (d *identitiesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !ready(d.client, &resp.Diagnostics) {
+		return
+	}
 	var m identitiesDataModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

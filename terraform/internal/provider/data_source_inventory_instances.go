@@ -84,6 +84,9 @@ func (d *inventoryInstancesDataSource) Configure(_ context.Context, req datasour
 }
 
 func (d *inventoryInstancesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !ready(d.client, &resp.Diagnostics) {
+		return
+	}
 	var m inventoryInstancesModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

@@ -56,6 +56,9 @@ func (d *nodesDataSource) Configure(_ context.Context, req datasource.ConfigureR
 }
 
 func (d *nodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !ready(d.client, &resp.Diagnostics) {
+		return
+	}
 	var m nodesDataModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

@@ -50,7 +50,7 @@ func (p *weftProvider) Metadata(_ context.Context, _ provider.MetadataRequest, r
 
 func (p *weftProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Manages a [Weft](https://github.com/weft/weft) overlay through its controller's REST API: " +
+		MarkdownDescription: "Manages a Weft overlay through its controller's REST API: " +
 			"join keys, enrollment policies, policies and nodes. The controller serves HTTPS with a certificate from its own CA; " +
 			"the provider trusts that CA by its pin (`ca_hash`), exactly as `weft agent --ca-hash` and the admin commands do.",
 		Attributes: map[string]schema.Attribute{
@@ -99,8 +99,9 @@ func (p *weftProvider) Configure(ctx context.Context, req provider.ConfigureRequ
 		UserAgent: "terraform-provider-weft/" + p.version,
 	}
 	if opts.Endpoint == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("endpoint"), "No controller endpoint",
-			fmt.Sprintf("Set endpoint in the provider block or $%s, e.g. https://ctl.example:8080.", EnvEndpoint))
+		// Not an error yet: a configuration may hold the provider without using it (the
+		// agent-cloud-init module joining keyless). Each resource and data source refuses to
+		// work without a client (ready).
 		return
 	}
 	client, err := weftapi.New(opts)
@@ -135,6 +136,15 @@ func (p *weftProvider) DataSources(context.Context) []func() datasource.DataSour
 		newIdentitiesDataSource,
 		newInventoryInstancesDataSource,
 	}
+}
+
+// ready reports whether the provider has a client, and says what to do when it has not.
+func ready(c *weftapi.Client, diags interface{ AddError(string, string) }) bool {
+	if c == nil {
+		diags.AddError("No controller endpoint", fmt.Sprintf("Set endpoint in the provider block or $%s, e.g. https://ctl.example:8080, and token (or $%s).", EnvEndpoint, EnvToken))
+		return false
+	}
+	return true
 }
 
 // clientFrom takes the configured client out of ProviderData; nil when the provider is not

@@ -37,7 +37,7 @@ func TestAccProvider_configuration(t *testing.T) {
 		{name: "a wrong token", config: block(fmt.Sprintf("endpoint = %q\nca_hash = %q\ntoken = %q", ctl.URL, ctl.CAHash, "not-the-token")),
 			want: "401 unauthorized: admin token is not valid"},
 		{name: "no endpoint", config: block(fmt.Sprintf("token = %q", ctl.Token)), env: map[string]string{"WEFT_ENDPOINT": ""},
-			want: "Set endpoint in the provider block or $WEFT_ENDPOINT"},
+			want: "Set endpoint in the provider block or $WEFT_ENDPOINT"}, // at the first read
 		{name: "a malformed pin", config: block(fmt.Sprintf("endpoint = %q\nca_hash = \"sha256:abc\"\ntoken = %q", ctl.URL, ctl.Token)),
 			want: "must be sha256: followed by 64 hex digits"},
 	}

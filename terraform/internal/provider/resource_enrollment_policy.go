@@ -80,6 +80,9 @@ func (r *enrollmentPolicyResource) Configure(_ context.Context, req resource.Con
 }
 
 func (r *enrollmentPolicyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	r.put(ctx, req.Plan.Get, &resp.State, &resp.Diagnostics)
 }
 
@@ -92,6 +95,9 @@ type stateSetter interface {
 }
 
 func (r *enrollmentPolicyResource) put(ctx context.Context, get func(context.Context, any) diag.Diagnostics, state stateSetter, diags *diag.Diagnostics) {
+	if !ready(r.client, diags) {
+		return
+	}
 	var plan enrollmentPolicyModel
 	diags.Append(get(ctx, &plan)...)
 	if diags.HasError() {
@@ -110,6 +116,9 @@ func (r *enrollmentPolicyResource) put(ctx context.Context, get func(context.Con
 }
 
 func (r *enrollmentPolicyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state enrollmentPolicyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
@@ -128,6 +137,9 @@ func (r *enrollmentPolicyResource) Read(ctx context.Context, req resource.ReadRe
 }
 
 func (r *enrollmentPolicyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state enrollmentPolicyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {

@@ -143,6 +143,9 @@ func (r *joinKeyResource) Configure(_ context.Context, req resource.ConfigureReq
 }
 
 func (r *joinKeyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var plan joinKeyModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
@@ -169,6 +172,9 @@ func (r *joinKeyResource) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *joinKeyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state joinKeyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
@@ -218,6 +224,9 @@ func (r *joinKeyResource) Update(ctx context.Context, req resource.UpdateRequest
 }
 
 func (r *joinKeyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state joinKeyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {

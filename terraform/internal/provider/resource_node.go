@@ -102,6 +102,9 @@ func (r *nodeResource) Configure(_ context.Context, req resource.ConfigureReques
 
 // Create adopts the node enrolled under the planned name.
 func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var plan nodeModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
@@ -127,6 +130,9 @@ func (r *nodeResource) Create(ctx context.Context, req resource.CreateRequest, r
 }
 
 func (r *nodeResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state nodeModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
@@ -156,6 +162,9 @@ func (r *nodeResource) Update(ctx context.Context, req resource.UpdateRequest, r
 }
 
 func (r *nodeResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state nodeModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() || !state.DeleteOnDestroy.ValueBool() {

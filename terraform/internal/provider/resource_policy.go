@@ -114,6 +114,9 @@ func (r *policyResource) Configure(_ context.Context, req resource.ConfigureRequ
 }
 
 func (r *policyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	r.put(ctx, req.Plan.Get, &resp.State, &resp.Diagnostics)
 }
 
@@ -122,6 +125,9 @@ func (r *policyResource) Update(ctx context.Context, req resource.UpdateRequest,
 }
 
 func (r *policyResource) put(ctx context.Context, get func(context.Context, any) diag.Diagnostics, state stateSetter, diags *diag.Diagnostics) {
+	if !ready(r.client, diags) {
+		return
+	}
 	var plan policyModel
 	diags.Append(get(ctx, &plan)...)
 	if diags.HasError() {
@@ -140,6 +146,9 @@ func (r *policyResource) put(ctx context.Context, get func(context.Context, any)
 }
 
 func (r *policyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state policyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
@@ -158,6 +167,9 @@ func (r *policyResource) Read(ctx context.Context, req resource.ReadRequest, res
 }
 
 func (r *policyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !ready(r.client, &resp.Diagnostics) {
+		return
+	}
 	var state policyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {

@@ -52,6 +52,14 @@ func TestAccNode_lifecycle(t *testing.T) {
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"delete_on_destroy"},
 			},
+			{ // import by id
+				Config:                  config("  delete_on_destroy = false"),
+				ResourceName:            nodeAddr,
+				ImportState:             true,
+				ImportStateId:           enrolled.NodeID,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"delete_on_destroy"},
+			},
 			{ // drift: deleted with the CLI and enrolled again (a new id): planned as a node to adopt
 				PreConfig: func() {
 					ctl.CLI(t, "nodes", "delete", "tf-app-1")

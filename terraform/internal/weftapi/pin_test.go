@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -83,6 +85,7 @@ func serve(t *testing.T, leaf tls.Certificate, chain ...*x509.Certificate) (stri
 		leaf.Certificate = append(leaf.Certificate, c.Raw)
 	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what these tests make
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv.URL, &hits

@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -112,5 +111,3 @@ func TestContract_limitsTheDocumentCannotState(t *testing.T) {
 		t.Errorf("internal/validate: port range %d, entries %d, label key %d; want 1024, 4096, 63", validate.PortRangeMaxPorts, validate.EntriesPerRuleSrcMax, validate.LabelKeyMaxLength)
 	}
 }
-
-var _ = json.Marshal

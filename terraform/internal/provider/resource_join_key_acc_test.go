@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/weft/weft/terraform/internal/acctest"
-	"github.com/weft/weft/terraform/internal/weftapi"
 )
 
 const joinKeyAddr = "weft_join_key.web"
@@ -219,5 +218,3 @@ func TestAccJoinKey_planTimeValidation(t *testing.T) {
 		})
 	}
 }
-
-var _ = weftapi.JoinKeyInfo{}

@@ -201,6 +201,7 @@ func TestAccPolicy_planTimeValidation(t *testing.T) {
     port { protocol = "TCP" }`), `rule\[0\]\.port\[0\]\.protocol: must be one of tcp, udp, icmp, any in lower case`},
 		{"no destination", rule(`action = "allow"
     from { namespace = "a" }`), `(?s)rule\[0\]\.to.*(must have a configuration value|at least 1)`},
+		{"no rule", ctl.ProviderConfig() + "resource \"weft_policy\" \"bad\" {\n  name = \"tf-bad\"\n}\n", `(?s)Invalid Block.*rule.*must have a configuration value`},
 		{"bad name", ctl.ProviderConfig() + `resource "weft_policy" "bad" {
   name = "Not_A_Label"
   rule {

@@ -7,8 +7,9 @@ import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreat
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
-import type { EnrollmentPolicies } from "../enroll/policies.js";
+import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
+import type { InventoryPlanner } from "../inventory/plan.js";
 import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -42,8 +43,10 @@ export interface ApiServices {
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
-  /** Cloud inventory: stored instances and networks, per-account sync status. */
-  inventory: InventorySync;
+  /** Cloud inventory sync (on demand). */
+  inventory: Pick<InventorySync, "sync">;
+  /** Cloud inventory: stored instances and networks, per-account sync status, site routes. */
+  planner: Pick<InventoryPlanner, "view">;
   /** Keyless join by instance identity. */
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
@@ -158,7 +161,7 @@ export function apiRoutes(s: ApiServices): Route[] {
       summary: "Cloud inventory: instances (with the node bound to each), networks, each account's last sync, site routes and overlapping CIDRs",
       auth: "admin",
       response: InventoryView,
-      handler: () => s.inventory.view(),
+      handler: () => s.planner.view(),
     },
     {
       method: "POST",

@@ -19,13 +19,13 @@ import type { PrefixAllocator } from "../ipam/prefixes.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
 import { spiffeIdFromLabels } from "../identity/labels.js";
 import { checkInstanceClaim, describeClaim, selectorMismatch } from "../inventory/join.js";
-import { desiredNode } from "../inventory/labels.js";
+import { desiredNode } from "../inventory/tag-labels.js";
 import { keyOfInstance, type InventoryStore, type StoredInstance } from "../inventory/store.js";
 import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { Versioned } from "../store/kv.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { parseOrThrow } from "../validation.js";
-import type { EnrollmentPolicies } from "./policies.js";
+import type { EnrollmentPolicies } from "./enrollment-policies.js";
 
 export interface EnrollmentDeps {
   joinKeys: JoinKeys;

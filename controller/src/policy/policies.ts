@@ -9,9 +9,9 @@
  */
 import { NodePolicy, Policy, nodeName, type Identity, type Workload } from "@weft/protocol";
 import type { Logger } from "pino";
-import type { z } from "zod";
-import { NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
+import { NotFoundError, ValidationError } from "../errors.js";
 import type { RecordStore } from "../store/kv.js";
+import { fieldIssues } from "../validation.js";
 import { compileForNode, expandedPortCount, localIdentitiesOf, type CompileNode } from "./compile.js";
 
 export type PolicyStore = RecordStore<typeof Policy>;
@@ -19,20 +19,10 @@ export type PolicyStore = RecordStore<typeof Policy>;
 /** Most map entries one rule may add per source identity (its ports, expanded). */
 export const MAX_ENTRIES_PER_RULE_SOURCE = 4096;
 
-/** `rules.1.ports.0.port` → `rules[1].ports[0].port`. */
-export function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(body)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
-}
-
-function policyIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: fieldPath(issue.path), message: issue.message }));
-}
-
 /** Parses and normalises a policy document, or throws a ValidationError naming each bad field. */
 export function validatePolicy(input: unknown): Policy {
   const parsed = Policy.safeParse(input);
-  const issues = parsed.success ? [] : policyIssues(parsed.error);
+  const issues = parsed.success ? [] : fieldIssues(parsed.error);
   if (parsed.success) {
     parsed.data.rules.forEach((rule, i) => {
       const n = expandedPortCount(rule);

@@ -18,7 +18,8 @@ import {
   TimeoutError,
   type NatsConnection,
 } from "@nats-io/transport-node";
-import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX, type Authority, type Revocation } from "./authority.js";
+import type { Authority, Revocation } from "./authority.js";
+import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError, NatsLayerError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
 

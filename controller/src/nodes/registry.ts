@@ -158,11 +158,6 @@ export class NodeRegistry {
     return prefix;
   }
 
-  /** Every peer record. */
-  async peerRecords(): Promise<PeerRecord[]> {
-    return (await this.peers.list(undefined, (key, err) => this.log.warn({ node: key, err }, "skipping unreadable peer record"))).map((r) => r.value);
-  }
-
   async get(nodeId: string): Promise<NodeView> {
     const got = NODE_ID_PATTERN.test(nodeId) ? await this.nodes.get(nodeId) : undefined;
     if (!got) throw new NotFoundError(`node ${nodeId} does not exist; list nodes with \`weft nodes list\``);

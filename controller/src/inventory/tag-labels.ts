@@ -1,5 +1,6 @@
 /**
- * Labels and identity of a node bound to a cloud instance, derived from the instance (pure).
+ * Labels and identity of a node bound to a cloud instance, derived from its instance's tags (pure).
+ * (Not to be confused with identity/labels.ts: the join-key labels that name an identity.)
  *
  * Labels: the node keeps the labels it enrolled with (its join key's or enrollment policy's) and
  * gets, from the inventory,
@@ -16,7 +17,7 @@
  * identity and win over the enrollment labels; validated like a join key's identity labels.
  * Without identity tags the identity comes from the enrollment labels, as at enrollment.
  */
-import { IdentityLabels, labelKey, type NodeRecord } from "@weft/protocol";
+import { IdentityLabels, labelKey, type Identity, type NodeRecord } from "@weft/protocol";
 import { ValidationError } from "../errors.js";
 import { spiffeIdFromLabels, validateIdentityLabels } from "../identity/labels.js";
 import type { StoredInstance } from "./store.js";
@@ -110,4 +111,10 @@ export function desiredNode(node: Pick<NodeRecord, "labels">, instance: StoredIn
 export function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
+}
+
+/** `node` with these labels and identity, or undefined when it has them already. */
+export function relabelledNode<N extends Pick<NodeRecord, "labels" | "identity">>(node: N, labels: Record<string, string>, identity: Identity): N | undefined {
+  if (sameLabels(node.labels, labels) && node.identity?.id === identity.id && node.identity.spiffeId === identity.spiffeId) return undefined;
+  return { ...node, labels, identity };
 }

@@ -3,11 +3,10 @@
  * the labels their nodes get. One record per policy name in `weft-enroll-policies`. A policy's
  * labels are checked like a join key's (identity labels in the trust domain) when it is applied.
  */
-import { EnrollmentPolicy, nodeName } from "@weft/protocol";
+import { nodeName, type EnrollmentPolicy } from "@weft/protocol";
 import type { Logger } from "pino";
 import { NotFoundError, ValidationError } from "../errors.js";
 import type { RecordStore } from "../store/kv.js";
-import { parseOrThrow } from "../validation.js";
 
 export type EnrollmentPolicyStore = RecordStore<typeof EnrollmentPolicy>;
 
@@ -21,9 +20,8 @@ export interface EnrollmentPoliciesDeps {
 export class EnrollmentPolicies {
   constructor(private readonly deps: EnrollmentPoliciesDeps) {}
 
-  /** Create or replace the policy `name`; the document's name must be `name`. */
-  async apply(name: string, body: unknown): Promise<EnrollmentPolicy> {
-    const policy = parseOrThrow(EnrollmentPolicy, body, "enrollment policy");
+  /** Create or replace the policy `name` with `policy` (parsed by the API); the document's name must be `name`. */
+  async apply(name: string, policy: EnrollmentPolicy): Promise<EnrollmentPolicy> {
     if (policy.name !== name) {
       throw new ValidationError(`enrollment policy is invalid: name: ${JSON.stringify(policy.name)} does not match the name in the path ${JSON.stringify(name.slice(0, 64))}`, {
         details: [{ path: "name", message: "must match the name in the path" }],

@@ -16,6 +16,7 @@
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
  *   enroll/once.ts           the first enrollment
+ *   localapi/                the local API socket; each part registers its own routes
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -25,6 +26,7 @@ import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
+import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { GatewayForwarding } from "./net/gateway.js";
 import { OverlayInterface } from "./reconcile/interface.js";
 import { PeerReconciler } from "./reconcile/peers.js";
@@ -113,6 +115,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
 
+  const localApi = await openLocalApi(config, component("localapi"));
+  localApi?.route("GET", "/v1/status", async () => status.current);
+
   return {
     get state() {
       return state.current;
@@ -126,6 +131,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       workloads.stop();
       await peers.idle();
       await policy.idle();
+      await localApi?.close();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -145,6 +151,20 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
   // The pinned maps still hold what the last agent applied; the cache refills them when the pins are gone (a reboot).
   if (await ensureBpffs(config.datapath.pinDir, run)) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
   return AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
+}
+
+/** The local API on its socket (root and the configured group), or undefined when turned off or it cannot listen. */
+async function openLocalApi(config: AgentConfig, log: Logger): Promise<LocalApi | undefined> {
+  const path = config.localApi.socket ?? join(config.stateDir, LOCAL_API_SOCKET);
+  if (path === "") return undefined;
+  const api = new LocalApi({ path, gid: await groupId(config.localApi.group), log });
+  try {
+    await api.listen();
+    return api;
+  } catch (err) {
+    log.error({ err, socket: path }, "cannot serve the local API; continuing without it");
+    return undefined;
+  }
 }
 
 function initialStatus(config: AgentConfig, state: AgentState): Omit<AgentStatus, "updatedAt"> {

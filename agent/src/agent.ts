@@ -15,6 +15,7 @@
  *   reconcile/workloads.ts   workloads and their request to the controller
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
+ *   session/credentials.ts   the NATS credential, renewed at half-life
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
  */
@@ -34,7 +35,8 @@ import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
-import { NatsSession, connectNats } from "./session/nats.js";
+import { CredentialRenewer } from "./session/credentials.js";
+import { NatsSession, connectNats, natsTransport } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
@@ -93,9 +95,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await workloads.restore();
   await peers.restore();
 
-  const nc = await connectNats(state.current, natsIdentity, log);
+  const transport = await natsTransport(state.current, config.stateDir);
+  let userJwt = state.current.nats.userJwt;
+  const nc = await connectNats(state.current, natsIdentity, transport, () => userJwt, log);
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
   session.start();
+  const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
+  credentials.start();
 
   const metrics =
     config.metrics.listen === ""
@@ -127,6 +133,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     synced: peers.synced,
     stop: async () => {
       session.stop();
+      credentials.stop();
       heartbeats.stop();
       workloads.stop();
       await peers.idle();

@@ -165,7 +165,13 @@ export const EnrollResponse = z.object({
   overlayAddress: ipv4,
   /** The whole overlay range the agent routes through its interface. */
   overlayCidr: cidr,
-  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
+  nats: z.object({
+    /** `tls://host:port` URLs; agents refuse plaintext `nats://`. */
+    servers: z.array(z.string()).min(1),
+    userJwt: z.string(),
+    /** The CA (PEM) the NATS servers' certificates chain to: the only one the agent trusts for NATS. */
+    caPem: z.string().optional(),
+  }),
   heartbeatSeconds: z.number().int().positive(),
   /** This node's workload prefix (addresses for its workloads), routed to it by every peer. */
   workloadPrefix: cidr.optional(),
@@ -388,3 +394,16 @@ export const GATEWAY_LABEL = "weft:gateway";
  * comma-separated namespaces, or `*` for any. Absent: the namespace of the node's own identity.
  */
 export const WORKLOAD_NAMESPACES_LABEL = "weft:workload-namespaces";
+
+// ---------------------------------------------------------------- NATS credentials
+
+/** Agent → controller on Subjects.credentials(nodeId): a fresh user JWT for the node's own nkey. */
+export const CredentialsRequest = z.object({ version: z.literal(1) }).strict();
+export type CredentialsRequest = z.infer<typeof CredentialsRequest>;
+
+/** The reply: a JWT for the same nkey with the node's permissions and limits, and when it expires. */
+export const CredentialsReply = z.union([
+  z.object({ ok: z.literal(true), userJwt: z.string().min(1).max(16_384), expiresAt: z.string() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type CredentialsReply = z.infer<typeof CredentialsReply>;

@@ -54,6 +54,21 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /**
+   * Agent → controller request (reply on the agent's inbox): a fresh NATS user JWT for the same
+   * nkey (CredentialsRequest → CredentialsReply), asked for well before the current one expires.
+   */
+  credentials: (nodeId: string) => `weft.v1.node.${nodeId}.credentials`,
+  /** Wildcard the controller serves credential renewals on. */
+  allCredentials: "weft.v1.node.*.credentials",
+  /**
+   * Every write of the peers bucket, republished by the stream once stored, with its sequence
+   * (`Nats-Sequence`) and key (`Nats-Subject`): `weft.v1.peers.<nodeId>`. Agents follow it with a
+   * core subscription (no consumer) and read the current records with a batched direct get.
+   */
+  peerUpdates: (nodeId: string) => `weft.v1.peers.${nodeId}`,
+  /** Wildcard agents subscribe to for peer record changes. */
+  allPeerUpdates: "weft.v1.peers.>",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

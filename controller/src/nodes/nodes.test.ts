@@ -88,6 +88,7 @@ describe("node liveness", () => {
   async function connectAgent(agent: AgentIdentity, res: EnrollResponse): Promise<NatsConnection> {
     const nc = await connect({
       servers: res.nats.servers,
+      tls: { ca: t.running.natsCaPem },
       authenticator: jwtAuthenticator(res.nats.userJwt, agent.natsSeed),
       inboxPrefix: Subjects.inboxPrefix(res.nodeId),
       maxReconnectAttempts: 0,

@@ -12,3 +12,4 @@ export * from "./inventory.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./text.js";

@@ -6,11 +6,17 @@
 import { z } from "zod";
 import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
-import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+import { nonUnicastReason, parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
 
 export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
 export const endpoint = z.string().refine((s) => parseEndpoint(s) !== undefined, { message: "must be ip:port like 203.0.113.7:51820" });
+/** An endpoint another host can send to: ip:port with a unicast address (not loopback, link-local, multicast, broadcast or 0.0.0.0). */
+export const unicastEndpoint = endpoint.superRefine((s, ctx) => {
+  const host = parseEndpoint(s)?.host;
+  const why = host === undefined ? undefined : nonUnicastReason(host);
+  if (why !== undefined) ctx.addIssue({ code: "custom", message: `must be a unicast address another host can reach: ${host} is ${why}` });
+});
 export const nodeId = z.string().regex(NODE_ID_PATTERN, "must be a node id like n-0123456789abcdef");
 /** A WireGuard public key: standard base64 of 32 bytes. */
 export const wireguardKey = z
@@ -142,10 +148,10 @@ export const EnrollRequest = z
     listenPort: z.number().int().min(1).max(65535),
     endpoints: z
       .object({
-        /** Address:port reachable from the same site. */
-        private: endpoint.optional(),
-        /** Address:port reachable from the internet; absent when behind NAT. */
-        public: endpoint.optional(),
+        /** Address:port reachable from the same site (a unicast address). */
+        private: unicastEndpoint.optional(),
+        /** Address:port reachable from the internet (a unicast address); absent when behind NAT. */
+        public: unicastEndpoint.optional(),
       })
       .strict(),
     /** Ask for a specific overlay address (e.g. to keep one across a rebuild); refused when taken. */

@@ -7,7 +7,7 @@
 import type { InventoryAccountStatus, InventorySyncResult, InventoryView } from "@weft/protocol";
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
-import { formatTable, printJson } from "../output.js";
+import { formatTable, printJson, printLines } from "../output.js";
 import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
 
 const PROVIDERS = ["aws", "azure", "gcp", "onprem"];
@@ -96,7 +96,7 @@ export function registerInventory(program: Command): void {
     .action(async (o: AdminOptions & { json?: boolean }) => {
       const result = await (await adminClient(o)).syncInventory();
       if (o.json) return printJson(result);
-      process.stdout.write(`${formatSync(result)}\n`);
+      printLines(formatSync(result));
       if (result.accounts.some((a) => a.result === "failed")) process.exitCode = 1;
     });
 
@@ -107,6 +107,6 @@ export function registerInventory(program: Command): void {
       if (o.provider !== undefined && !PROVIDERS.includes(o.provider)) throw new UsageError(`--provider ${o.provider}: want one of ${PROVIDERS.join(", ")}`);
       const view = filterView(await (await adminClient(o)).inventory(), o.provider);
       if (o.json) return printJson(view);
-      process.stdout.write(`${formatView(view)}\n`);
+      printLines(formatView(view));
     });
 }

@@ -1,7 +1,7 @@
 /** `weft nodes list | get | delete`: enrolled nodes through the controller's API. */
 import type { NodeView } from "@weft/protocol";
 import type { Command } from "commander";
-import { age, printJson, printTable } from "../output.js";
+import { age, printJson, printLines, printTable } from "../output.js";
 import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
 
 export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
@@ -39,6 +39,6 @@ export function registerNodes(program: Command): void {
     .action(async (node: string, o: AdminOptions & { json?: boolean }) => {
       const view = await (await adminClient(o)).deleteNode(node);
       if (o.json) return printJson(view);
-      process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
+      printLines(`node ${view.name} (${view.nodeId}) deleted`);
     });
 }

@@ -11,7 +11,7 @@
  */
 import { InstancesClient, NetworksClient, SubnetworksClient, type protos } from "@google-cloud/compute";
 import { OAuth2Client, type AuthClient } from "google-auth-library";
-import { InventoryAuthError, InventoryError, InventoryTransientError } from "../errors.js";
+import { InventoryAuthError, InventoryError } from "../errors.js";
 import type { Instance, InventoryAdapter, InventoryIssue, InventorySnapshot, Network } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
 import { bounded } from "../timeout.js";

@@ -67,7 +67,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
   authority.agentCredentialLifetimeSeconds = config.nats.agentCredentialHours * 3600;
-  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
+  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir, log.child({ component: "admin-token" })));
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));

@@ -63,8 +63,8 @@ export function registerAgent(program: Command): void {
     .option("--state-dir <dir>", "keys and state (default /var/lib/weft/agent)")
     .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
     .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
-    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY); optional with --cloud when an enrollment policy admits the instance")
-    .option("--join-key-file <file>", "read the join key from a file")
+    .option("--join-key-file <file>", "read the join key for the first enrollment from a file (mode 0600), or set $WEFT_JOIN_KEY; optional with --cloud when an enrollment policy admits the instance")
+    .option("--join-key <key>", "the join key itself: avoid, any local user can read a process's arguments (use --join-key-file or $WEFT_JOIN_KEY)")
     .option("--cloud <provider>", "aws | azure | gcp: present this instance's identity from the cloud's metadata service at enrollment")
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--name <name>", "node name (default: host name)")
@@ -84,6 +84,7 @@ export function registerAgent(program: Command): void {
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
+      if (f.joinKey !== undefined) log.warn("--join-key puts the key where every local user can read it (/proc/<pid>/cmdline); use --join-key-file or WEFT_JOIN_KEY");
       let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
       if (f.joinKeyFile) {
         try {

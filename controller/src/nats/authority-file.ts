@@ -12,7 +12,7 @@ import { Authority } from "./authority.js";
 import { AuthorityStateError } from "./errors.js";
 import type { AuthorityKeys } from "./jwts.js";
 import { isUserPublicKey } from "./nkeys.js";
-import { readRevocations } from "./revocations.js";
+import { ensureRevocationReserve, readRevocations } from "./revocations.js";
 
 /** File inside the authority directory. */
 const AUTH_FILE = "authority.json";
@@ -56,6 +56,7 @@ export async function loadAuthority(dir: string): Promise<Authority> {
     throw new AuthorityStateError(path, "cannot read", { cause: err });
   }
   const { keys, agentJwtsExpireSince } = parseAuthorityFile(path, text);
+  await ensureRevocationReserve(dir);
   return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey), ...(agentJwtsExpireSince !== undefined ? { agentJwtsExpireSince } : {}) });
 }
 
@@ -90,6 +91,7 @@ export async function loadOrCreateAuthority(dir: string): Promise<Authority> {
   } finally {
     await unlink(tmp).catch(() => {});
   }
+  await ensureRevocationReserve(dir);
   return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey), agentJwtsExpireSince });
 }
 

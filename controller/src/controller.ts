@@ -1,6 +1,9 @@
 /**
- * The controller process: NATS (embedded or external), the KV-backed services,
- * the heartbeat listener and the REST API, started and stopped as one unit.
+ * The controller process: NATS (embedded, or an external server or cluster), the KV-backed
+ * services, the heartbeat listener and the REST API, started and stopped as one unit. Several
+ * controllers may share one store: every one serves the API and records liveness; the singleton
+ * work (policy publishing, gateway choice, inventory sync and auto-revoke, storing liveness) runs
+ * only in the leader (leader/election.ts), fenced by its lease.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,8 +26,12 @@ import { InventoryPlanner } from "./inventory/plan.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
 import { serveCredentialRenewal } from "./nodes/credentials.js";
+import { LeaderElection } from "./leader/election.js";
+import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
+import { LivenessRecorder, seedLiveness } from "./nodes/liveness-store.js";
+import { observeControlPlane } from "./nodes/observer.js";
 import { MalformedMessages } from "./nodes/malformed.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
@@ -52,7 +59,10 @@ export interface RunningController {
   /** The controller's CA certificate (PEM); undefined when the API is plain HTTP. */
   caPem: string | undefined;
   apiSocket: string | undefined;
+  /** The first NATS URL the controller uses (the embedded server's, or the first configured). */
   natsUrl: string;
+  /** Every NATS URL the controller uses (several on a cluster). */
+  natsUrls: string[];
   /** The CA (PEM) the NATS server's certificate chains to (the controller's own unless nats.caFile). */
   natsCaPem: string;
   adminToken: string;
@@ -60,6 +70,8 @@ export interface RunningController {
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
   inventory: InventorySync;
+  /** This controller's part in the leader election (isLeader(), leader()). */
+  election: LeaderElection;
   stop(): Promise<void>;
 }
 
@@ -80,8 +92,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
       log: log.child({ component: "tls" }),
     });
+    const external = config.nats.urls ?? (config.nats.url ? [config.nats.url] : undefined);
     let embedded: SupervisedNats | undefined;
-    if (!config.nats.url) {
+    if (!external) {
       embedded = await superviseEmbeddedNats({
         monitorPort: 0,
         stateDir: config.stateDir,
@@ -94,25 +107,37 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       });
       cleanups.push(() => embedded!.stop());
     }
-    const natsUrl = config.nats.url ?? embedded!.url;
-    const natsCaPem = config.nats.url && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
-    const nc = await connectController({ servers: [natsUrl], authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
+    const natsUrls = external ?? [embedded!.url];
+    const natsUrl = natsUrls[0]!;
+    const natsCaPem = external && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
+    const nc = await connectController({ servers: natsUrls, authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
     cleanups.push(() => nc.drain());
-    const access = await NatsAccess.connect({ servers: [natsUrl], authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
+    const access = await NatsAccess.connect({ servers: natsUrls, authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
     cleanups.push(() => access.close());
-    await ensureBuckets(nc, { limits: config.nats.buckets });
+    await ensureBuckets(nc, { limits: config.nats.buckets, replicas: config.nats.replicas });
     await access.prune();
     const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
     pruning.unref();
     cleanups.push(async () => clearInterval(pruning));
 
     const stores = await openStores(nc);
+    const election = new LeaderElection({ nc, leaseMs: config.leader.leaseSeconds * 1000, log: log.child({ component: "leader" }) });
+    const fence = () => election.isLeader();
+    const leaderHint = () => {
+      const l = election.leader();
+      return l ? `the leader is ${l.holder}${l.api ? ` (${l.api})` : ""}` : "no controller leads right now; retry in a few seconds";
+    };
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
+    // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;
+    // silence while this controller could not see (NATS down, process frozen) proves nothing.
     const liveness = new Liveness(config.offlineAfterSeconds * 1000);
+    await seedLiveness(stores.liveness, liveness, log.child({ component: "liveness" }));
+    const observer = observeControlPlane(nc, { liveness, log: log.child({ component: "liveness" }) });
+    cleanups.push(async () => observer.stop());
     const registry = new NodeRegistry({
       nodes: stores.nodes,
       peers: stores.peers,
@@ -140,11 +165,20 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
       log: log.child({ component: "policy" }),
     });
-    const publisher = await NodePolicyPublisher.start({
-      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies },
-      log: log.child({ component: "policy-publisher" }),
+    let publisher: NodePolicyPublisher | undefined;
+    election.duty({
+      name: "node-policies",
+      start: async () => {
+        publisher = await NodePolicyPublisher.start({
+          stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies") },
+          log: log.child({ component: "policy-publisher" }),
+        });
+      },
+      stop: async () => {
+        await publisher?.stop();
+        publisher = undefined;
+      },
     });
-    cleanups.push(() => publisher.stop());
     const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
@@ -163,7 +197,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       prefixes,
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
-      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`tls://${natsHost(apiHost)}:${natsPort}`]),
+      natsServersFor: (apiHost) =>
+        advertisedNats.length > 0 ? advertisedNats : external && external.length > 1 ? external.map((u) => u.replace(/^nats:\/\//, "tls://")) : [`tls://${natsHost(apiHost)}:${natsPort}`],
       natsCaPem,
       allocateIdentity,
       trustDomain,
@@ -184,38 +219,58 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       ],
     });
     const routesLog = log.child({ component: "site-routes" });
-    const advertiser = config.inventory.advertiseSiteRoutes
-      ? new SiteRouteAdvertiser({
+    const leaderRegistry = fencedRegistry(registry, fence, "site routes and inventory");
+    let advertiser: SiteRouteAdvertiser | undefined;
+    election.duty({
+      name: "site-routes",
+      start: async () => {
+        if (!config.inventory.advertiseSiteRoutes) {
+          await withdrawSiteRoutes(leaderRegistry, routesLog);
+          return;
+        }
+        advertiser = new SiteRouteAdvertiser({
           plan: () => planner.plan(),
-          registry,
+          registry: leaderRegistry,
           liveness,
           nodesKv: stores.nodes.kv,
           startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
           checkMs: config.heartbeatSeconds * 1000,
           resyncMs: SITE_ROUTE_RESYNC_MS,
           log: routesLog,
-        })
-      : undefined;
-    if (advertiser) {
-      await advertiser.start();
-      cleanups.push(() => advertiser.stop());
-    } else {
-      await withdrawSiteRoutes(registry, routesLog);
-    }
+        });
+        await advertiser.start();
+      },
+      stop: async () => {
+        await advertiser?.stop();
+        advertiser = undefined;
+      },
+    });
     const inventory = new InventorySync({
       store: stores.inventory,
       planner,
       config: config.inventory,
-      registry,
+      registry: leaderRegistry,
       allocateIdentity,
       trustDomain,
+      fence,
+      leaderHint,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
+    election.duty({ name: "inventory", start: () => inventory.start(), stop: () => inventory.pause() });
+    const recorder = new LivenessRecorder({
+      store: stores.liveness,
+      liveness,
+      nodeIds: async () => (await registry.list()).map((n) => n.nodeId),
+      fence,
+      checkMs: config.heartbeatSeconds * 1000,
+      log: log.child({ component: "liveness" }),
+    });
+    election.duty({ name: "liveness", start: () => recorder.start(), stop: () => recorder.stop() });
 
     const malformed = new MalformedMessages({ log: log.child({ component: "agents" }) });
-    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, log: log.child({ component: "liveness" }) });
+    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, writes: fence, log: log.child({ component: "liveness" }) });
     cleanups.push(async () => heartbeats.stop());
     const renewals = serveCredentialRenewal(nc, {
       natsKeyOf: async (nodeId) => (await registry.get(nodeId).catch(() => undefined))?.natsPublicKey,
@@ -249,11 +304,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
-    inventory.start();
+    election.api = apiUrl;
+    await election.start();
+    cleanups.push(() => election.stop());
     log
       .child({ component: "controller" })
-      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, stop };
+      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrls, controller: election.id, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, authority, nc, inventory, election, stop };
   } catch (err) {
     await stop();
     throw err;

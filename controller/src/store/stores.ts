@@ -9,6 +9,7 @@ import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Po
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
+import { StoredLiveness } from "../nodes/liveness-store.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
 import { RecordStore } from "./kv.js";
 
@@ -31,12 +32,14 @@ export interface Stores {
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-liveness: LivenessRecorder (the leader). The leader lease (weft-leader) is LeaderElection's own. */
+  liveness: RecordStore<typeof StoredLiveness>;
 }
 
 /** Opens each bucket once (they must exist: ensureBuckets). */
 export async function openStores(nc: NatsConnection): Promise<Stores> {
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -46,6 +49,7 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.liveness),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
@@ -57,5 +61,6 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
     enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
     inventory: new InventoryStore(inventory),
+    liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness),
   };
 }

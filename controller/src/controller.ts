@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { retry } from "@weft/util";
 import { loadOrCreateAdminToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
@@ -37,6 +38,7 @@ import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { classifyStoreError, explainStoreError } from "./store/kv.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
@@ -114,7 +116,15 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(() => nc.drain());
     const access = await NatsAccess.connect({ servers: natsUrls, authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
     cleanups.push(() => access.close());
-    await ensureBuckets(nc, { limits: config.nats.buckets, replicas: config.nats.replicas });
+    // A cluster that just started elects its JetStream meta leader first: wait for it (about a minute at most).
+    const natsLog = log.child({ component: "nats-client" });
+    await retry(() => ensureBuckets(nc, { limits: config.nats.buckets, replicas: config.nats.replicas }), {
+      initialMs: 500,
+      maxMs: 3000,
+      maxAttempts: 25,
+      retryIf: (err) => classifyStoreError(err) !== "permanent",
+      onRetry: (err, delayMs) => natsLog.warn({ err: explainStoreError(err), retryInMs: delayMs }, "waiting for NATS JetStream to create the buckets"),
+    });
     await access.prune();
     const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
     pruning.unref();

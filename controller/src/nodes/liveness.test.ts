@@ -22,7 +22,7 @@ describe("Liveness", () => {
     expect(l.status(node), "15 s later (the limit)").toBe("online");
     now += 1;
     expect(l.status(node), "15.001 s later").toBe("offline");
-    expect(l.get(node)?.heartbeat.appliedRevision, "last heartbeat kept while offline").toBe(1);
+    expect(l.get(node)?.heartbeat?.appliedRevision, "last heartbeat kept while offline").toBe(1);
     l.record(hb(2));
     expect(l.status(node), "after a new heartbeat").toBe("online");
     expect(l.get(node)?.lastSeen.toISOString(), "lastSeen").toBe(new Date(now).toISOString());

@@ -3,6 +3,7 @@
  * given to the one service that owns its bucket (see the bucket table in controller/README.md);
  * other services read through that owner, or watch the bucket for changes.
  */
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
@@ -37,8 +38,14 @@ export interface Stores {
 }
 
 /** Opens each bucket once (they must exist: ensureBuckets). */
+/**
+ * Longest one JetStream request waits. Short, so a request sent just before a NATS server died
+ * (or while a cluster elects a stream leader) is retried well inside STORE_RETRY_MS.
+ */
+export const STORE_REQUEST_TIMEOUT_MS = 2000;
+
 export async function openStores(nc: NatsConnection): Promise<Stores> {
-  const kvm = new Kvm(nc);
+  const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
   const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),

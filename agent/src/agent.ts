@@ -36,7 +36,8 @@ import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
 import { CredentialRenewer } from "./session/credentials.js";
-import { NatsSession, connectNats, natsTransport } from "./session/nats.js";
+import { KeyRotation } from "./session/key-rotation.js";
+import { NatsSession, connectNats, natsTransport, publishWireguardKey } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
@@ -123,6 +124,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
+  rotation.start();
+  localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
 
   return {
     get state() {
@@ -134,6 +138,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     stop: async () => {
       session.stop();
       credentials.stop();
+      rotation.stop();
       heartbeats.stop();
       workloads.stop();
       await peers.idle();

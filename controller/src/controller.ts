@@ -26,6 +26,7 @@ import { serveCredentialRenewal } from "./nodes/credentials.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
 import { MalformedMessages } from "./nodes/malformed.js";
+import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
@@ -224,6 +225,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log: log.child({ component: "credentials" }),
     });
     cleanups.push(async () => renewals.unsubscribe());
+    const rotations = serveKeyRotation(nc, { registry, claims, malformed, log: log.child({ component: "wgkey" }) });
+    cleanups.push(async () => rotations.unsubscribe());
 
     const apiLog = log.child({ component: "api" });
     const apiTls = config.api.tls.enabled ? tls : undefined;

@@ -413,3 +413,16 @@ export const CredentialsReply = z.union([
   z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 export type CredentialsReply = z.infer<typeof CredentialsReply>;
+
+// ---------------------------------------------------------------- WireGuard key rotation
+
+/** Agent → controller on Subjects.wireguardKey(nodeId): the node's new WireGuard public key. */
+export const KeyRotationRequest = z.object({ version: z.literal(1), wireguardPublicKey: wireguardKey }).strict();
+export type KeyRotationRequest = z.infer<typeof KeyRotationRequest>;
+
+/** The reply: the key is in the node and peer records (peers switch to it), or why not. */
+export const KeyRotationReply = z.union([
+  z.object({ ok: z.literal(true), wireguardPublicKey: wireguardKey }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type KeyRotationReply = z.infer<typeof KeyRotationReply>;

@@ -59,6 +59,13 @@ export const Subjects = {
    * nkey (CredentialsRequest → CredentialsReply), asked for well before the current one expires.
    */
   credentials: (nodeId: string) => `weft.v1.node.${nodeId}.credentials`,
+  /**
+   * Agent → controller request (reply on the agent's inbox): the node's new WireGuard public key
+   * (KeyRotationRequest → KeyRotationReply); answered once the node and peer records carry it.
+   */
+  wireguardKey: (nodeId: string) => `weft.v1.node.${nodeId}.wgkey`,
+  /** Wildcard the controller serves key rotations on. */
+  allWireguardKeys: "weft.v1.node.*.wgkey",
   /** Wildcard the controller serves credential renewals on. */
   allCredentials: "weft.v1.node.*.credentials",
   /**

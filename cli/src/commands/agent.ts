@@ -1,10 +1,12 @@
 /** `weft agent`: enroll (once) and keep this host's WireGuard in line with the overlay. */
 import { readFile } from "node:fs/promises";
-import { startAgent } from "@weft/agent";
+import { join } from "node:path";
+import { LOCAL_API_SOCKET, callLocalApi, startAgent } from "@weft/agent";
 import type { Command } from "commander";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
+import { printJson } from "../output.js";
 import { untilSignal } from "./signals.js";
 
 interface AgentFlags {
@@ -56,7 +58,7 @@ export function cloudFlags(cloud: string | undefined, metadataEndpoint: string |
 }
 
 export function registerAgent(program: Command): void {
-  program
+  const agent = program
     .command("agent")
     .description("run the host agent")
     .option("--config <file>", "YAML config file; flags override it")
@@ -111,5 +113,18 @@ export function registerAgent(program: Command): void {
       const running = await startAgent(config, log);
       await untilSignal();
       await running.stop();
+    });
+
+  agent
+    .command("rotate-key")
+    .description("rotate this host's WireGuard key: a new key pair here, its public key to every peer through the controller, the old one dropped")
+    .option("--state-dir <dir>", "the agent's state directory (default /var/lib/weft/agent)")
+    .option("--json", "print JSON")
+    .action(async (_o: unknown, cmd: Command) => {
+      // `weft agent` has --state-dir too, and commander hands it to whichever command declares it first.
+      const o = cmd.optsWithGlobals<{ stateDir?: string; json?: boolean }>();
+      const got = await callLocalApi<{ publicKey: string }>(join(o.stateDir ?? "/var/lib/weft/agent", LOCAL_API_SOCKET), "POST", "/v1/rotate-key", undefined, 120_000);
+      if (o.json) return printJson(got);
+      process.stdout.write(`rotated the WireGuard key; new public key ${got.publicKey}\n`);
     });
 }

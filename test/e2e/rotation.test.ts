@@ -3,7 +3,8 @@
  * pings every 10 ms run to it (from aws-1) and from it (to gcp-1, and onprem-1 behind NAT pings
  * it too). The new public key reaches every peer through the controller, the old one is gone from
  * every peer, the controller's node record and the `wgkey` claim follow, and each ping stream
- * loses at most one packet.
+ * loses at most one packet. A capture on the underlay (the internet router) during the rotation
+ * holds NATS traffic but no plaintext of it (TLS).
  *
  * One lab (prefix `wrk`, override with WEFT_E2E_ROTATION_PREFIX), four agents. Needs root
  * (namespaces, WireGuard); skipped otherwise. About 40 s, most of it bringing the lab up.
@@ -11,9 +12,10 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ControllerClient } from "@weft/protocol";
-import { LabCluster, labDir, labDown, labUp, spawnInHost, type LabOptions } from "@weft/lab";
+import { CONTROLLER_NATS_PORT, LabCluster, labDir, labDown, labUp, spawnInHost, type LabOptions } from "@weft/lab";
 import { rm } from "node:fs/promises";
 import { readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
+import { capture, occurrences } from "./traffic.js";
 
 const PREFIX = process.env.WEFT_E2E_ROTATION_PREFIX ?? "wrk";
 const opts: LabOptions = { prefix: PREFIX };
@@ -99,6 +101,8 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
       { what: `onprem-1 (behind NAT) → ${ROTATING}`, ping: pingEvery10ms("onprem-1", to) },
       { what: `${ROTATING} → gcp-1`, ping: pingEvery10ms(ROTATING, addresses.get("gcp-1")!) },
     ];
+    // The underlay as an on-path observer sees it: every NATS byte through the internet router.
+    const underlay = await capture(opts, "inet", "any", ["tcp", "port", String(CONTROLLER_NATS_PORT)]);
     await sleep(1000);
     const t0 = Date.now();
     const cli = spawn(process.execPath, [cluster.cli, "agent", "rotate-key", "--state-dir", cluster.agents.get(ROTATING)!.stateDir, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
@@ -116,6 +120,7 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
     }).catch(() => -1);
     await sleep(2000);
     const results = await Promise.all(streams.map(async (s) => ({ what: s.what, ...(await s.ping.stop()) })));
+    const { raw } = await underlay.stop();
     expect(code, `weft agent rotate-key: ${err}`).toBe(0);
     expect(after, "a new key").not.toBe(before);
     console.log(`e2e rotation: rotate-key (CLI included) took ${rotateMs} ms, every peer had the new key ${peersMs} ms later; ${results.map((r) => `${r.what}: ${r.replies} replies, lost ${JSON.stringify(r.lost)}`).join("; ")}`);
@@ -123,6 +128,13 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
       expect(r.replies, `${r.what}: replies across the rotation`).toBeGreaterThan((rotateMs + 2000) / 10 / 2);
       expect(r.lost.length, `${r.what}: pings lost (icmp_seq ${r.lost.join(",")})`).toBeLessThanOrEqual(1);
     }
+
+    // The rotation fanned the new peer record out to every agent over NATS: none of it in clear.
+    expect(raw.length, "NATS bytes captured on the underlay during the rotation").toBeGreaterThan(2000);
+    for (const clear of ["weft-peers", "wireguardPublicKey", after, "$KV.", "weft.v1.", "CONNECT {"]) {
+      expect(occurrences(raw, Buffer.from(clear)), `"${clear}" in clear on the underlay`).toBe(0);
+    }
+    console.log(`e2e rotation: ${raw.length} bytes of NATS captured on the underlay (inet), 0 plaintext markers`);
 
     expect((await wgDump(opts, ROTATING))!.publicKey, "the interface's key").toBe(after);
     for (const h of HOSTS.filter((x) => x !== ROTATING)) {

@@ -6,8 +6,6 @@
  */
 import type { InstanceIdentityClaim } from "@weft/protocol";
 
-export type CloudProvider = InstanceIdentityClaim["provider"];
-
 export interface MetadataOptions {
   /** Base URL of the metadata service (default the cloud's link-local one; the lab points it at its simulator). */
   endpoint?: string;

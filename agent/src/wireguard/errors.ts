@@ -4,7 +4,7 @@
  * what to do about it. Callers branch on the class, never on message text.
  */
 
-/** Base class of every error thrown by `agent/src/wireguard`. */
+/** Base class of every error thrown by `agent/src/wireguard` (but InvalidKeyError, which comes with the keys from @weft/protocol). */
 export class WireGuardError extends Error {
   override readonly name: string = "WireGuardError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -37,10 +37,8 @@ export class WireGuardCommandError extends WireGuardError {
   }
 }
 
-/** A string is not a WireGuard key (standard base64 of exactly 32 bytes). */
-export class InvalidKeyError extends WireGuardError {
-  override readonly name = "InvalidKeyError";
-}
+/** A string is not a WireGuard key (standard base64 of exactly 32 bytes): defined with the keys in @weft/protocol. */
+export { InvalidKeyError } from "@weft/protocol";
 
 /** A private key file is readable or writable by group/others; refused until `chmod 600`. */
 export class InsecureKeyFileError extends WireGuardError {

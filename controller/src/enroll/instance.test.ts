@@ -5,9 +5,8 @@
  * that should pass the address check list 127.0.0.1 among their private addresses.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, ControllerClient, EnrollResponse, NodeRecord, type InstanceIdentityClaim } from "@weft/protocol";
+import { Buckets, ControllerClient, EnrollResponse, NodeRecord, generateKeyPair, type InstanceIdentityClaim } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { InventoryStore, type StoredInstance } from "../inventory/store.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 

@@ -4,10 +4,9 @@
  * so the operator's key still works for the retry.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets } from "@weft/protocol";
+import { Buckets, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
 import { PrefixAllocator } from "../ipam/prefixes.js";
 import { Claim, Claims } from "../ipam/claims.js";

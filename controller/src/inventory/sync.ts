@@ -18,8 +18,9 @@
  * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change,
  * and `onSynced` gets the new view (the site route advertiser publishes its gateway plan).
  */
-import { InventorySnapshot, Provider, type InventoryAdapter } from "@weft/cloud";
+import { InventorySnapshot, type InventoryAdapter } from "@weft/cloud";
 import {
+  CloudProvider,
   type Identity,
   type InventoryIssueRecord,
   type InventoryRemoval,
@@ -70,7 +71,7 @@ export interface InventoryPlan {
 }
 
 /** The instance a node record names (NodeRecord.instance, written by the join checks), read defensively. */
-const InstanceRef = z.object({ provider: Provider, account: z.string(), id: z.string() });
+const InstanceRef = z.object({ provider: CloudProvider, account: z.string(), id: z.string() });
 function instanceRefOf(node: NodeRecord | NodeView): z.infer<typeof InstanceRef> | undefined {
   const r = InstanceRef.safeParse((node as { instance?: unknown }).instance);
   return r.success ? r.data : undefined;
@@ -240,7 +241,7 @@ export class InventorySync {
   }
 
   /** A failed fetch: status says why; stored instances and nodes are left as they are. */
-  private async recordFailure(provider: Provider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
+  private async recordFailure(provider: CloudProvider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
     const code = typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "exception";
     const message = `${stage}: ${err instanceof Error ? err.message : String(err)}`;
     log.warn({ provider, code, err: message }, "inventory fetch failed; nothing stored or removed for this account");

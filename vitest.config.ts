@@ -23,7 +23,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "unit",
-          include: ["*/src/**/*.test.ts", "test/lab/src/**/*.test.ts", "test/bench/src/**/*.test.ts"],
+          include: ["*/src/**/*.test.ts", "test/lab/src/**/*.test.ts", "test/bench/src/**/*.test.ts", "test/integration/**/*.test.ts"],
           exclude: ["**/*.root.test.ts", "**/node_modules/**", "**/dist/**"],
           testTimeout: 30_000,
         },

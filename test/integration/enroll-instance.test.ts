@@ -6,15 +6,14 @@
  */
 import { Kvm } from "@nats-io/kv";
 import { startAwsSim, type AwsSim } from "@weft/cloud-sim";
-import { Buckets, type EnrollRequest } from "@weft/protocol";
+import { Buckets, generateKeyPair, type EnrollRequest } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InventoryStore } from "../../../controller/src/inventory/store.js";
-import { agentIdentity, startTestController, type TestController } from "../../../controller/src/testing.js";
-import { AgentConfig } from "../config.js";
-import { AgentError, EnrollmentRejectedError } from "../errors.js";
-import { generateKeyPair } from "../wireguard/keys.js";
-import { enroll } from "./client.js";
-import { InstanceMetadataError, readInstanceIdentity } from "./instance.js";
+import { InventoryStore } from "../../controller/src/inventory/store.js";
+import { agentIdentity, startTestController, type TestController } from "../../controller/src/testing.js";
+import { AgentConfig } from "../../agent/src/config.js";
+import { AgentError, EnrollmentRejectedError } from "../../agent/src/errors.js";
+import { enroll } from "../../agent/src/enroll/client.js";
+import { InstanceMetadataError, readInstanceIdentity } from "../../agent/src/enroll/instance.js";
 
 const ACCOUNT = "210987654321";
 const INSTANCE = "i-0a9e47000000000001";

@@ -9,6 +9,9 @@ const alias = {
   "@weft/util": src("./util/src/index.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),
+  // Subpath entries before their package: an alias also matches "<name>/…".
+  "@weft/agent/local": src("./agent/src/local.ts"),
+  "@weft/agent/flows": src("./agent/src/datapath/flows.ts"),
   "@weft/agent": src("./agent/src/index.ts"),
   "@weft/lab": src("./test/lab/src/index.ts"),
   "@weft/cloud": src("./cloud-adapters/src/index.ts"),

@@ -1,14 +1,16 @@
 /**
  * CLI start-up benchmark: what a `weft` command costs before it does its work.
  *
- *   status   wall time of `weft status --json` against a state directory written here (an enrolled
- *            node with two peers; the status file names no interface, so no `wg` is run)
- *   help     wall time of `weft --help`
+ *   status   wall and CPU time of `weft status --json` against a state directory written here (an
+ *            enrolled node with two peers; the status file names no interface, so no `wg` is run)
+ *   help     wall and CPU time of `weft --help`
  *   agent    resident memory (`ps -o rss`) of a real `weft agent` process once it has started:
  *            it is pointed at a closed loopback port, so it loads everything, generates its keys
- *            and sits in its enrollment retry loop (no root, no interface, no network)
+ *            and logs its first enrollment retry, when its RSS is read (no root, no interface, no
+ *            network)
  *
- * Each over `--runs` repetitions (median, p90, min), plus the RSS of a bare `node -e "await
+ * Each over `--runs` repetitions (wall time median, p90, min; CPU time, user + system, median: the
+ * figure to compare on a busy machine), plus the RSS of a bare `node -e "await
  * import(…)"` of each workspace package's entry, the issue's own measure of what a package costs.
  * Loopback only; nothing needs root. Writes bench-results/cli-<timestamp>.json and cli-latest.json.
  *
@@ -66,22 +68,39 @@ export async function writeAgentStateDir(dir: string): Promise<void> {
 
 interface Timing {
   runs: number;
+  /** Wall time, start to exit. */
   medianMs: number;
   p90Ms: number;
   minMs: number;
+  /** CPU time (user + system) of the process: much less sensitive than wall time to other load on the machine. */
+  cpuMedianMs: number;
 }
 
+/** bash's `times` after the command: its second line is the children's user and system time. */
+const TIMES = 'command "$@" >/dev/null 2>&1; s=$?; times >&2; exit $s';
+const seconds = (t: string) => {
+  const m = /^(\d+)m([\d.]+)s$/.exec(t);
+  return m ? Number(m[1]) * 60 + Number(m[2]) : Number.NaN;
+};
+
 function timeCommand(argv: string[], runs: number): Timing {
-  const samples: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < runs + 1; i++) {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, argv, { encoding: "utf8" });
+    const r = spawnSync("bash", ["-c", TIMES, "bash", process.execPath, ...argv], { encoding: "utf8" });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (r.status !== 0) throw new Error(`node ${argv.join(" ")} exited ${r.status}: ${r.stderr.slice(0, 500)}`);
-    if (i > 0) samples.push(ms); // the first run warms the page cache
+    const [user, sys] = (r.stderr.trim().split("\n").at(-1) ?? "").split(/\s+/).map(seconds);
+    if (i === 0) continue; // the first run warms the page cache
+    wall.push(ms);
+    cpu.push(((user ?? Number.NaN) + (sys ?? Number.NaN)) * 1000);
   }
-  return { runs, medianMs: median(samples), p90Ms: percentile(samples, 90), minMs: Math.min(...samples) };
+  return { runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall), cpuMedianMs: median(cpu) };
 }
+
+const line = (name: string, t: Timing) =>
+  `${name.padEnd(20)} median ${t.medianMs.toFixed(0)} ms  p90 ${t.p90Ms.toFixed(0)} ms  min ${t.minMs.toFixed(0)} ms  cpu ${t.cpuMedianMs.toFixed(0)} ms`;
 
 /** A loopback TCP port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -100,7 +119,10 @@ function rssKb(pid: number): number {
   return kb;
 }
 
-/** RSS of `weft agent` once it is in its enrollment retry loop, plus a settle time for lazy work. */
+/**
+ * RSS of `weft agent` once it has started: read the moment it logs its first enrollment retry (every
+ * module loaded, keys made), since nothing promises the process outlives a failed enrollment.
+ */
 async function agentRssMb(cli: string, dir: string): Promise<number> {
   const stateDir = await mkdtemp(join(dir, "agent-"));
   const port = await closedPort();
@@ -110,22 +132,23 @@ async function agentRssMb(cli: string, dir: string): Promise<number> {
   });
   try {
     let stderr = "";
-    await new Promise<void>((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`weft agent did not reach its enrollment retry within 30 s: ${stderr.slice(0, 500)}`)), 30_000);
+    return await new Promise<number>((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`weft agent did not reach its enrollment retry within 60 s: ${stderr.slice(0, 500)}`)), 60_000);
       child.stderr.on("data", (d: Buffer) => {
         stderr += d.toString();
-        if (stderr.includes("enrollment failed; retrying")) {
-          clearTimeout(timer);
-          ok();
+        if (!stderr.includes("enrollment failed; retrying")) return;
+        clearTimeout(timer);
+        try {
+          ok(rssKb(child.pid!) / 1024);
+        } catch (err) {
+          fail(err as Error);
         }
       });
       child.on("exit", (code) => {
         clearTimeout(timer);
-        fail(new Error(`weft agent exited ${code}: ${stderr.slice(0, 500)}`));
+        fail(new Error(`weft agent exited ${code} before its enrollment retry: ${stderr.slice(0, 500)}`));
       });
     });
-    await new Promise((r) => setTimeout(r, 1000));
-    return rssKb(child.pid!) / 1024;
   } finally {
     child.kill("SIGKILL");
   }
@@ -151,11 +174,11 @@ async function main(): Promise<void> {
     await writeAgentStateDir(stateDir);
     say(`==> ${cli}: ${runs} runs each (load average ${loadavg()[0]?.toFixed(1)} on ${describeMachine(checkout).nproc} cpus)`);
     const status = timeCommand([cli, "status", "--json", "--state-dir", stateDir], runs);
-    say(`weft status --json   median ${status.medianMs.toFixed(0)} ms  p90 ${status.p90Ms.toFixed(0)} ms  min ${status.minMs.toFixed(0)} ms`);
+    say(line("weft status --json", status));
     const help = timeCommand([cli, "--help"], runs);
-    say(`weft --help          median ${help.medianMs.toFixed(0)} ms  p90 ${help.p90Ms.toFixed(0)} ms  min ${help.minMs.toFixed(0)} ms`);
+    say(line("weft --help", help));
     const baseline = timeCommand(["-e", "0"], runs);
-    say(`node -e 0            median ${baseline.medianMs.toFixed(0)} ms  (node itself)`);
+    say(`${line("node -e 0", baseline)}  (node itself)`);
     const agent: number[] = [];
     for (let i = 0; i < 3; i++) agent.push(await agentRssMb(cli, dir));
     say(`weft agent RSS       median ${median(agent).toFixed(0)} MB  (${agent.map((x) => x.toFixed(0)).join(", ")})`);

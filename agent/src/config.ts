@@ -84,6 +84,15 @@ export const AgentConfig = z
       .prefault({}),
     /** Workloads hosted on this node: each gets a veth into its network namespace, an address from the workload prefix and its own identity. */
     workloads: z.array(WorkloadSpec.extend({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be the name of a network namespace in /run/netns") })).default([]),
+    localApi: z
+      .object({
+        /** Path of the local API's unix socket ("" turns it off). Default: `agent.sock` in stateDir. */
+        socket: z.string().optional(),
+        /** Group (besides root) that may use the socket, when it exists on the host. */
+        group: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a group name").default("weft"),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** host:port of the Prometheus endpoint (/metrics); "" turns it off. */

@@ -6,7 +6,7 @@ export { startAgent, type RunningAgent } from "./agent.js";
 export { AgentConfig, type AgentConfigInput } from "./config.js";
 export { AgentError, EnrollmentRejectedError, ControllerUnavailableError, StateError } from "./errors.js";
 export { AgentState, loadState, STATE_FILE } from "./state/store.js";
-export { STATUS_FILE, type AgentStatus } from "./state/status.js";
+export { STATUS_FILE, type AgentStatus } from "./status/file.js";
 export { desiredPeers } from "./peers/desired.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";
 export { readPinnedFlows, flowRows, type FlowRow } from "./datapath/flows.js";

@@ -6,5 +6,5 @@
  * eBPF maps are `@weft/agent/flows` (datapath/flows.ts), which loads libbpf-ts.
  */
 export { AgentState, loadState, STATE_FILE } from "./state/store.js";
-export { STATUS_FILE, type AgentStatus } from "./state/status.js";
+export { STATUS_FILE, type AgentStatus } from "./status/file.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";

@@ -243,7 +243,10 @@ export type SameSiteTransport = z.infer<typeof SameSiteTransport>;
 
 // ---------------------------------------------------------------- peers (KV weft-peers)
 
-/** The public record of a node that every agent reads to configure WireGuard. */
+/**
+ * The public record of a node that every agent reads to configure WireGuard. The controller
+ * derives it from the node record (NodeRecord) and rewrites it whenever that changes.
+ */
 export const PeerRecord = z.object({
   version: z.literal(1),
   nodeId,
@@ -306,6 +309,16 @@ export const NodeRecord = z.object({
   /** Source address the controller saw at enrollment. */
   observedAddress: z.string().optional(),
   enrolledAt: z.string(),
+  /**
+   * The node's workloads (addresses in workloadPrefix, with identities), as its last workloads
+   * request set them. Absent on records written before workloads moved here (then the peer record
+   * held them; the controller adopts them at start).
+   */
+  workloads: z.array(Workload).optional(),
+  /** Site networks this node routes to as its site's gateway (the site route advertiser sets them). */
+  siteRoutes: z.array(cidr).optional(),
+  /** The node's WireGuard interface epoch, from its heartbeats. */
+  sessionEpoch: sessionEpoch.optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
@@ -320,7 +333,7 @@ export const Heartbeat = z.object({
   version: z.literal(1),
   nodeId,
   sentAt: z.string(),
-  /** The agent's current interface epoch; the controller copies it into the node's peer record. */
+  /** The agent's current interface epoch; the controller records it in the node's record and peer record. */
   sessionEpoch: sessionEpoch.optional(),
   /** Highest peers-bucket revision the agent has applied. */
   appliedRevision: z.number().int().nonnegative(),

@@ -1,22 +1,27 @@
 /**
  * The REST API as one table: each route names its method, path, auth, request
- * and response schemas and handler. The server registers the table and the
- * OpenAPI document is generated from it, so the two cannot drift apart.
+ * and response schemas and handler. The server registers the table (and parses
+ * each body with its route's schema before the handler runs, body.ts) and the
+ * OpenAPI document is generated from it, so the three cannot drift apart.
  */
 import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { Enrollment } from "../enroll/enroll.js";
-import type { EnrollmentPolicies } from "../enroll/policies.js";
+import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
+import type { InventoryPlanner } from "../inventory/plan.js";
 import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
-import { parseOrThrow } from "../validation.js";
+import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
+import { policyIssues } from "../policy/policies.js";
+import type { RouteBody } from "./body.js";
 
-export interface RouteContext {
-  body: unknown;
+export interface RouteContext<B = unknown> {
+  /** The body, parsed with the route's schema (undefined for a route without a body). */
+  body: B;
   params: Record<string, string>;
   /** Source address of the request. */
   remoteAddress: string | undefined;
@@ -24,16 +29,22 @@ export interface RouteContext {
   host: string | undefined;
 }
 
-export interface Route {
+export interface Route<B = unknown> {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   summary: string;
   /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
   auth: "admin" | "joinKey" | "none";
-  body?: z.ZodType;
+  /** The body the server parses before the handler runs; a route without one gets none. */
+  body?: RouteBody<B>;
   response: z.ZodType;
   status?: number;
-  handler: (ctx: RouteContext) => Promise<unknown>;
+  handler(ctx: RouteContext<B>): Promise<unknown>;
+}
+
+/** A route whose handler's `ctx.body` has its body schema's type. */
+export function route<B = undefined>(r: Route<B>): Route {
+  return r;
 }
 
 export interface ApiServices {
@@ -42,8 +53,10 @@ export interface ApiServices {
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
-  /** Cloud inventory: stored instances and networks, per-account sync status. */
-  inventory: InventorySync;
+  /** Cloud inventory sync (on demand). */
+  inventory: Pick<InventorySync, "sync">;
+  /** Cloud inventory: stored instances and networks, per-account sync status, site routes. */
+  planner: Pick<InventoryPlanner, "view">;
   /** Keyless join by instance identity. */
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
@@ -55,30 +68,30 @@ const Health = z.object({ status: z.literal("ok") });
 export function apiRoutes(s: ApiServices): Route[] {
   return [
     { method: "GET", path: "/healthz", summary: "Liveness of the API", auth: "none", response: Health, handler: async () => ({ status: "ok" }) },
-    {
+    route({
       method: "POST",
       path: "/v1/enroll",
       summary: "Enroll a node with a join key, or with an instance identity an enrollment policy admits; returns its overlay address and NATS credentials",
       auth: "joinKey",
-      body: EnrollRequest,
+      body: { schema: EnrollRequest, what: "enrollment request", screen: refuseAssignedFields, check: enrollRequestIssues },
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
-    },
-    {
+    }),
+    route({
       method: "POST",
       path: "/v1/keys",
       summary: "Create a join key (the secret is returned only here)",
       auth: "admin",
-      body: JoinKeyCreateRequest,
+      body: { schema: JoinKeyCreateRequest, what: "join key request", emptyIsObject: true },
       response: JoinKeyCreated,
       status: 201,
       handler: async (ctx): Promise<JoinKeyCreated> => {
-        const created = await s.joinKeys.create(parseOrThrow(JoinKeyCreateRequest, ctx.body ?? {}, "join key request"));
+        const created = await s.joinKeys.create(ctx.body);
         const controller = s.controllerInfo?.(ctx);
         return controller ? { ...created, controller } : created;
       },
-    },
+    }),
     { method: "GET", path: "/v1/keys", summary: "List join keys (never their secrets)", auth: "admin", response: z.array(JoinKeyInfo), handler: () => s.joinKeys.list() },
     {
       method: "DELETE",
@@ -114,15 +127,15 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: NodePolicy,
       handler: (ctx) => s.policies.forNode(param(ctx, "id")),
     },
-    {
+    route({
       method: "PUT",
       path: "/v1/policies/:name",
       summary: "Create or replace a policy; the name in the body must match the path. Unknown fields are refused",
       auth: "admin",
-      body: Policy,
+      body: { schema: Policy, what: "policy", check: policyIssues },
       response: Policy,
       handler: (ctx) => s.policies.apply(param(ctx, "name"), ctx.body),
-    },
+    }),
     { method: "GET", path: "/v1/policies", summary: "List policies, by name", auth: "admin", response: z.array(Policy), handler: () => s.policies.list() },
     { method: "GET", path: "/v1/policies/:name", summary: "One policy", auth: "admin", response: Policy, handler: (ctx) => s.policies.get(param(ctx, "name")) },
     {
@@ -133,15 +146,15 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: Policy,
       handler: (ctx) => s.policies.delete(param(ctx, "name")),
     },
-    {
+    route({
       method: "PUT",
       path: "/v1/enrollment-policies/:name",
       summary: "Create or replace an enrollment policy (keyless join for inventory instances matching its selector); the name in the body must match the path",
       auth: "admin",
-      body: EnrollmentPolicy,
+      body: { schema: EnrollmentPolicy, what: "enrollment policy" },
       response: EnrollmentPolicy,
       handler: (ctx) => s.enrollmentPolicies.apply(param(ctx, "name"), ctx.body),
-    },
+    }),
     { method: "GET", path: "/v1/enrollment-policies", summary: "List enrollment policies, by name", auth: "admin", response: z.array(EnrollmentPolicy), handler: () => s.enrollmentPolicies.list() },
     { method: "GET", path: "/v1/enrollment-policies/:name", summary: "One enrollment policy", auth: "admin", response: EnrollmentPolicy, handler: (ctx) => s.enrollmentPolicies.get(param(ctx, "name")) },
     {
@@ -158,29 +171,26 @@ export function apiRoutes(s: ApiServices): Route[] {
       summary: "Cloud inventory: instances (with the node bound to each), networks, each account's last sync, site routes and overlapping CIDRs",
       auth: "admin",
       response: InventoryView,
-      handler: () => s.inventory.view(),
+      handler: () => s.planner.view(),
     },
-    {
+    route({
       method: "POST",
       path: "/v1/inventory/sync",
       summary: "Sync every configured cloud account now; waits for the sync and returns each account's result (changes, removals, held back, issues)",
       auth: "admin",
-      body: InventorySyncRequest,
+      body: { schema: InventorySyncRequest, what: "inventory sync request", emptyIsObject: true },
       response: InventorySyncResult,
-      handler: async (ctx) => {
-        parseOrThrow(InventorySyncRequest, ctx.body ?? {}, "inventory sync request");
-        return s.inventory.sync();
-      },
-    },
+      handler: () => s.inventory.sync(),
+    }),
   ];
 }
 
-function param(ctx: RouteContext, name: string): string {
+function param(ctx: Pick<RouteContext, "params">, name: string): string {
   return ctx.params[name] ?? "";
 }
 
 /** The OpenAPI 3.0 document for `routes`. */
-export function openApiDocument(routes: Route[], version: string): Record<string, unknown> {
+export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
   const schema = (t: z.ZodType, io: "input" | "output") => z.toJSONSchema(t, { target: "openapi-3.0", io, unrepresentable: "any" });
   const errorResponse = { description: "Error", content: { "application/json": { schema: schema(ApiError, "output") } } };
   const paths: Record<string, Record<string, unknown>> = {};
@@ -192,7 +202,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
       summary: r.summary,
       ...(params.length ? { parameters: params } : {}),
       ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } } : {}),
+      ...(r.body ? { requestBody: { required: !r.body.emptyIsObject, content: { "application/json": { schema: schema(r.body.schema, "input") } } } } : {}),
       responses: {
         [String(r.status ?? 200)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
         ...(r.auth === "admin" ? { "401": errorResponse } : {}),

@@ -1,7 +1,8 @@
 /**
- * The HTTP server for the route table: admin bearer-token auth, JSON bodies,
- * and one error shape (`ApiError`) for every failure, including malformed JSON
- * and unknown routes. Listens on TCP (HTTPS when given a key and certificate
+ * The HTTP server for the route table: admin bearer-token auth, JSON bodies
+ * parsed with each route's schema before its handler runs (body.ts), and one
+ * error shape (`ApiError`) for every failure, including malformed JSON, bodies
+ * that fail their schema, and unknown routes. Listens on TCP (HTTPS when given a key and certificate
  * chain) and, for local admin tools, on a unix socket (plain HTTP).
  */
 import type { Server as TlsServer } from "node:tls";
@@ -9,10 +10,11 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Logger } from "pino";
 import { ControllerError, UnauthorizedError } from "../errors.js";
 import { tokensMatch } from "../keys/secret.js";
+import { parseBody } from "./body.js";
 import { openApiDocument, type Route } from "./routes.js";
 
 export interface ApiServerOptions {
-  routes: Route[];
+  routes: readonly Route[];
   adminToken: string;
   log: Logger;
   version: string;
@@ -50,7 +52,8 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
       ...(route.auth === "admin" ? { onRequest: async (req: FastifyRequest) => requireAdmin(req, opts.adminToken) } : {}),
       handler: async (req, reply) => {
         const result = await route.handler({
-          body: req.body,
+          // A body that fails the route's schema is a 400 here: the handler never sees it.
+          body: route.body ? parseBody(route.body, req.body) : undefined,
           params: (req.params ?? {}) as Record<string, string>,
           remoteAddress: req.socket.remoteAddress,
           host: hostOf(req.headers.host),

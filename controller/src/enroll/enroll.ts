@@ -10,22 +10,21 @@
  * consumed, so a bad request never burns a one-time key.
  */
 import { randomBytes } from "node:crypto";
-import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";
+import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";
 import type { Logger } from "pino";
-import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError } from "../errors.js";
+import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
 import type { Claims, ClaimKind } from "../ipam/claims.js";
 import { spiffeIdFromLabels } from "../identity/labels.js";
 import { checkInstanceClaim, describeClaim, selectorMismatch } from "../inventory/join.js";
-import { desiredNode } from "../inventory/labels.js";
+import { desiredNode } from "../inventory/tag-labels.js";
 import { keyOfInstance, type InventoryStore, type StoredInstance } from "../inventory/store.js";
 import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { Versioned } from "../store/kv.js";
 import type { NodeRegistry } from "../nodes/registry.js";
-import { parseOrThrow } from "../validation.js";
-import type { EnrollmentPolicies } from "./policies.js";
+import type { EnrollmentPolicies } from "./enrollment-policies.js";
 
 export interface EnrollmentDeps {
   joinKeys: JoinKeys;
@@ -71,8 +70,8 @@ export function newNodeId(): string {
 export class Enrollment {
   constructor(private readonly deps: EnrollmentDeps) {}
 
-  async enroll(body: unknown, ctx: EnrollContext = {}): Promise<EnrollResponse> {
-    const req = parseEnrollRequest(body);
+  /** Enroll `req` (parsed and checked by the API: EnrollRequest, refuseAssignedFields, enrollRequestIssues). */
+  async enroll(req: EnrollRequest, ctx: EnrollContext = {}): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
     const grant = await this.authorize(req, ctx);
     const key = grant.key;
@@ -243,20 +242,22 @@ export class Enrollment {
   }
 }
 
-function parseEnrollRequest(body: unknown): EnrollRequest {
+/** Fields of an enrollment request the controller assigns: a request that sets one is refused before anything else. */
+export function refuseAssignedFields(body: unknown): void {
   if (body !== null && typeof body === "object" && "nodeId" in body) {
     throw new ValidationError("nodeId is assigned by the controller; remove it from the enrollment request", {
       details: [{ path: "nodeId", message: "must not be set by the agent" }],
     });
   }
-  const req = parseOrThrow(EnrollRequest, body, "enrollment request");
+}
+
+/** What the EnrollRequest schema cannot check: the schema checks the NATS key's shape, only the nkey codec its checksum. */
+export function enrollRequestIssues(req: EnrollRequest): FieldIssue[] {
   try {
-    // The schema checks the shape; only the nkey codec checks the checksum.
     assertUserPublicKey(req.natsPublicKey);
+    return [];
   } catch (err) {
     if (!(err instanceof InvalidUserKeyError)) throw err;
-    const message = "not a valid NATS user public nkey (bad checksum or encoding)";
-    throw new ValidationError(`enrollment request is invalid: natsPublicKey: ${message}`, { cause: err, details: [{ path: "natsPublicKey", message }] });
+    return [{ path: "natsPublicKey", message: "not a valid NATS user public nkey (bad checksum or encoding)" }];
   }
-  return req;
 }

@@ -4,7 +4,7 @@
  * so the operator's key still works for the retry.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, generateKeyPair } from "@weft/protocol";
+import { Buckets, EnrollRequest, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AddressAllocator } from "../ipam/allocator.js";
@@ -45,7 +45,7 @@ describe("enrollment rollback", () => {
     const key = await t.client.createJoinKey({ reusable: false });
     const before = await storedState(t);
 
-    await expect(enrollment.enroll(agentIdentity(key.key, generateKeyPair().publicKey).body), "enroll with a failing node write").rejects.toThrow(/store write failed/);
+    await expect(enrollment.enroll(EnrollRequest.parse(agentIdentity(key.key, generateKeyPair().publicKey).body)), "enroll with a failing node write").rejects.toThrow(/store write failed/);
 
     await assertNothingStored(t, before, "enrollment whose node write failed");
     const after = (await t.client.listJoinKeys()).find((k) => k.id === key.id);
@@ -92,7 +92,7 @@ describe("enrollment rollback", () => {
     delete body["joinKey"];
     body["instance"] = { provider: "aws", id: instance.id, account: instance.account };
 
-    await expect(enrollment.enroll(body, { observedAddress: "10.0.0.9" }), "keyless enroll with a failing node write").rejects.toThrow(/store write failed/);
+    await expect(enrollment.enroll(EnrollRequest.parse(body), { observedAddress: "10.0.0.9" }), "keyless enroll with a failing node write").rejects.toThrow(/store write failed/);
 
     await assertNothingStored(t, before, "keyless enrollment whose node write failed");
     const after = await inventory.instance("aws", instance.account, instance.id);

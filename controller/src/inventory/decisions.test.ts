@@ -7,7 +7,7 @@ import { ControllerConfig } from "../config.js";
 import { ValidationError } from "../errors.js";
 import { parseOrThrow } from "../validation.js";
 import { isGateway, planGateways } from "./gateways.js";
-import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./labels.js";
+import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./tag-labels.js";
 import { decideRemovals, removalLimit, type Binding, type RemovalInput } from "./revoke.js";
 import { siteRoutes } from "./routes.js";
 import { instanceKey, kvToken, type StoredInstance, type StoredNetwork } from "./store.js";

@@ -7,13 +7,13 @@
  *
  * Account and id are made KV-safe by kvToken() (kept as they are when they already are, else
  * base64url behind a `=`), so the key never loses information; the records keep the original
- * values. Every write is compare-and-set on the record's revision: a sync rewriting an instance
+ * values. Every write is compare-and-set on the record's revision (RecordStore.change): a sync rewriting an instance
  * keeps the binding the join checks wrote meanwhile, and bind() keeps the sync's data.
  */
 import type { KV } from "@nats-io/kv";
 import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork, type CloudProvider } from "@weft/protocol";
 import { NotFoundError } from "../errors.js";
-import { RecordStore, type Versioned } from "../store/kv.js";
+import { RecordStore, type Keyed, type Versioned } from "../store/kv.js";
 
 /** An instance as stored: the adapters' Instance, when a sync last listed it, the node bound to it. */
 export const StoredInstance = InventoryInstance;
@@ -22,9 +22,6 @@ export const StoredNetwork = InventoryNetwork;
 export type StoredNetwork = InventoryNetwork;
 export const AccountStatus = InventoryAccountStatus;
 export type AccountStatus = InventoryAccountStatus;
-
-/** Compare-and-set attempts before a write gives up. */
-const CAS_ATTEMPTS = 20;
 
 const SAFE_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -84,7 +81,7 @@ export class InventoryStore {
     return (await this.instanceEntries(provider, account)).map((e) => e.value);
   }
 
-  async instanceEntries(provider?: CloudProvider, account?: string): Promise<Versioned<StoredInstance>[]> {
+  async instanceEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredInstance>[]> {
     return this.instancesKv.list(prefixFilter("i", provider, account));
   }
 
@@ -92,7 +89,7 @@ export class InventoryStore {
     return (await this.networksKv.list(prefixFilter("n", provider, account))).map((e) => e.value);
   }
 
-  async networkEntries(provider?: CloudProvider, account?: string): Promise<Versioned<StoredNetwork>[]> {
+  async networkEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredNetwork>[]> {
     return this.networksKv.list(prefixFilter("n", provider, account));
   }
 
@@ -134,37 +131,25 @@ export class InventoryStore {
    * now is, or undefined when there is none.
    */
   async changeInstance(key: string, change: (cur: StoredInstance) => StoredInstance | undefined): Promise<StoredInstance | undefined> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = await this.instancesKv.get(key);
-      if (!got) return undefined;
-      const next = change(got.value);
-      if (next === undefined) return got.value;
-      if ((await this.instancesKv.update(key, next, got.revision)) !== false) return next;
-    }
-    throw new Error(`inventory ${key}: update kept losing races`);
+    return (await this.instancesKv.change(key, (cur) => (cur === undefined ? undefined : change(cur)))).value;
   }
 
   /**
-   * Write `next` (a freshly listed instance) unless the stored record already says the same,
-   * keeping the stored binding. Returns what happened.
-   */
-  /**
-   * Writes `next` unless `same` says the stored record already is it. `known` is the stored entry
-   * (null: known absent) when the caller has just listed it: the first attempt then needs no read.
+   * Write `next` (a freshly listed instance, keeping the stored binding) unless `same` says the
+   * stored record already is it. `known` is the stored entry (null: known absent) when the caller
+   * has just listed it: the first attempt then needs no read. Returns what happened.
    */
   async upsertInstance(next: StoredInstance, same: (a: StoredInstance, b: StoredInstance) => boolean, known?: Versioned<StoredInstance> | null): Promise<"added" | "updated" | "unchanged"> {
-    const key = keyOfInstance(next);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = attempt === 0 && known !== undefined ? (known ?? undefined) : await this.instancesKv.get(key);
-      if (!got) {
-        if ((await this.instancesKv.create(key, next)) !== false) return "added";
-        continue;
-      }
-      const merged: StoredInstance = withBinding(next, got.value);
-      if (same(got.value, merged)) return "unchanged";
-      if ((await this.instancesKv.update(key, merged, got.revision)) !== false) return "updated";
-    }
-    throw new Error(`inventory ${key}: update kept losing races`);
+    const got = await this.instancesKv.change(
+      keyOfInstance(next),
+      (cur) => {
+        if (cur === undefined) return next;
+        const merged = withBinding(next, cur);
+        return same(cur, merged) ? undefined : merged;
+      },
+      known === undefined ? {} : { known },
+    );
+    return got.outcome === "created" ? "added" : got.outcome === "updated" ? "updated" : "unchanged";
   }
 
   /** Delete an instance record, only if it is still at `revision` (a binding written meanwhile wins). */

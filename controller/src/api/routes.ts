@@ -3,9 +3,10 @@
  * and response schemas and handler. The server registers the table and the
  * OpenAPI document is generated from it, so the two cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
+import type { InstanceAttestor } from "../attest/index.js";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
@@ -39,6 +40,8 @@ export interface Route {
 export interface ApiServices {
   joinKeys: JoinKeys;
   enrollment: Enrollment;
+  /** Enrollment nonces for Azure attested documents. */
+  attestor: Pick<InstanceAttestor, "issueNonce">;
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
@@ -64,6 +67,15 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
+    },
+    {
+      method: "POST",
+      path: "/v1/enroll/nonce",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. Takes no body",
+      auth: "none",
+      response: EnrollNonce,
+      status: 201,
+      handler: () => s.attestor.issueNonce(),
     },
     {
       method: "POST",

@@ -18,8 +18,8 @@ import { identityNames } from "./datapath/names.js";
 import { agentRegistry, serveMetrics } from "./metrics.js";
 import { createCommandRunner } from "./wireguard/exec.js";
 import { WorkloadManager } from "./workloads/manager.js";
-import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
-import { readInstanceIdentity } from "./enroll/instance.js";
+import { CONTROLLER_CA_FILE, enroll, requestNonce } from "./enroll/client.js";
+import { readInstanceAttestation } from "./enroll/instance.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
@@ -335,8 +335,15 @@ async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats:
   if (new URL(config.controllerUrl).protocol === "http:") log.warn({ controller: config.controllerUrl }, "enrolling over plain HTTP: the join key crosses the network in clear text");
   for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
     try {
-      // Read on every attempt: early in boot the metadata service may not answer yet.
-      if (config.cloud) req.instance = await readInstanceIdentity(config.cloud);
+      // Read on every attempt: early in boot the metadata service may not answer yet, and an
+      // Azure document carries a fresh single-use nonce.
+      if (config.cloud) {
+        const controllerUrl = config.controllerUrl;
+        req.attestation = await readInstanceAttestation(config.cloud, {
+          controllerUrl,
+          nonce: async () => (await requestNonce(controllerUrl, { caHash: config.controllerCaHash })).nonce,
+        });
+      }
       const { response: res, caPem } = await enroll(config.controllerUrl, req, { caHash: config.controllerCaHash });
       // The CA the controller proved itself with; state.json (written last) marks the enrollment done.
       if (caPem !== undefined) await writeFileAtomic(join(config.stateDir, CONTROLLER_CA_FILE), caPem);

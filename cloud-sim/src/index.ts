@@ -14,3 +14,4 @@ export { SIM_TRUST_FILES, writeSimTrust, type SimIdentity, type SimTrustPaths } 
 export { createAwsIdentitySigner, type AwsIdentitySigner } from "./aws/index.js";
 export { createAzureAttestedSigner, azureTimestamp, type AzureAttestedSigner } from "./azure/index.js";
 export { createGcpIdentitySigner, type GcpIdentitySigner, type GceTokenClaims } from "./gcp/index.js";
+export { selfSignedRsa, issuedRsa, signPkcs7, base64Lines, type SigningCert } from "./signing.js";

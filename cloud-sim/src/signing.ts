@@ -29,8 +29,12 @@ function pem(cert: x509.X509Certificate): string {
   return `${cert.toString("pem").trimEnd()}\n`;
 }
 
-/** A self-signed RSA-2048 certificate (a CA when `ca`), valid from a day ago for `days`. */
-export async function selfSignedRsa(subject: string, o: { ca: boolean; days?: number }): Promise<SigningCert> {
+/**
+ * A self-signed RSA-2048 certificate, valid from a day ago for `days`: a CA (keyCertSign) when
+ * `ca`, else a signer (digitalSignature, basicConstraints CA pathlen 0, as AWS's certificates are);
+ * `bare`: no extensions at all (as some of AWS's older regions' certificates).
+ */
+export async function selfSignedRsa(subject: string, o: { ca: boolean; days?: number; bare?: boolean }): Promise<SigningCert> {
   const keys = await subtle.generateKey(RSA_KEY, true, ["sign", "verify"]);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
@@ -41,11 +45,13 @@ export async function selfSignedRsa(subject: string, o: { ca: boolean; days?: nu
       notAfter: new Date(now + (o.days ?? 365) * DAY),
       keys,
       signingAlgorithm: RSA_SIGN,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(o.ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, provider),
-      ],
+      extensions: o.bare
+        ? []
+        : [
+            new x509.BasicConstraintsExtension(true, 0, true),
+            new x509.KeyUsagesExtension(o.ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature, false),
+            await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, provider),
+          ],
     },
     provider,
   );

@@ -1,6 +1,7 @@
 /**
  * The AWS simulator's instance identity signature: like AWS's per-region RSA-2048 certificates, one
- * self-signed RSA-2048 certificate (generated per run, for every region) signs each identity
+ * self-signed RSA-2048 certificate shaped like theirs (basicConstraints CA, keyUsage
+ * digitalSignature only; generated per run, for every region) signs each identity
  * document as a PKCS#7 SignedData with SHA-256, the document attached, no certificate inside;
  * IMDS serves it base64 in 64-character lines at `/latest/dynamic/instance-identity/rsa2048`.
  * `certificatePem` is what a controller trusts instead of AWS's published certificates.
@@ -14,8 +15,9 @@ export interface AwsIdentitySigner {
   rsa2048(document: string, signingTime: Date): Promise<string>;
 }
 
-export async function createAwsIdentitySigner(): Promise<AwsIdentitySigner> {
-  const signer = await selfSignedRsa("C=US, ST=Washington State, L=Seattle, O=weft cloud-sim (test key; not Amazon Web Services)", { ca: true, days: 3650 });
+/** `bare`: a certificate without extensions, like those of AWS's older regions (default: like us-east-1's). */
+export async function createAwsIdentitySigner(o: { bare?: boolean } = {}): Promise<AwsIdentitySigner> {
+  const signer = await selfSignedRsa("C=US, ST=Washington State, L=Seattle, O=weft cloud-sim (test key; not Amazon Web Services)", { ca: false, days: 3650, ...(o.bare ? { bare: true } : {}) });
   return {
     certificatePem: signer.pem,
     rsa2048: async (document, signingTime) => base64Lines(await signPkcs7(new TextEncoder().encode(document), signer, { signingTime, certificates: [] })),

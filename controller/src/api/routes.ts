@@ -71,8 +71,9 @@ export function apiRoutes(s: ApiServices): Route[] {
     {
       method: "POST",
       path: "/v1/enroll/nonce",
-      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. Takes no body",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
       auth: "none",
+      body: z.object({}).strict(),
       response: EnrollNonce,
       status: 201,
       handler: () => s.attestor.issueNonce(),

@@ -77,10 +77,10 @@ export async function verifyAwsAttestation(att: AwsAttestation, trust: AwsTrust,
   const detached = first.content === undefined ? new TextEncoder().encode(att.document) : undefined;
   let failure: AttestationRejectedError | undefined;
   for (const cert of candidates) {
-    // A fresh parse per candidate: verification adds the candidate to the SignedData's certificates.
+    // A fresh parse per candidate: verification sets the SignedData's certificates to the candidate.
     const attempt = cert === candidates[0] ? first : parseSignedData(att.signature, WHAT);
     try {
-      await verifySignedData(attempt, { trusted: [cert], extra: [cert], ...(detached ? { detached } : {}), now, what: WHAT });
+      await verifySignedData(attempt, { pinned: cert, ...(detached ? { detached } : {}), now, what: WHAT });
       return {
         provider: "aws",
         account: doc.accountId,

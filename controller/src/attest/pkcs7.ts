@@ -1,8 +1,8 @@
 /**
  * PKCS#7 / CMS SignedData verification with PKIjs (+ asn1js for the BER): parse a base64
- * SignedData, then verify its one signer's signature over the content and the signer
- * certificate's chain to the trusted certificates at a given time. Used by the AWS and Azure
- * verifiers, which decide what to trust and what the content must say.
+ * SignedData, then verify its one signer's signature over the content, and who the signer is:
+ * chained to trust anchors at a given time (Azure), or one pinned certificate (AWS). Used by the
+ * AWS and Azure verifiers, which decide what to trust and what the content must say.
  */
 import { webcrypto } from "node:crypto";
 import * as asn1js from "asn1js";
@@ -42,32 +42,47 @@ export function parseSignedData(base64: string, what: string): ParsedSignedData 
   return { signedData, content: eContent ? new Uint8Array(eContent.getValue()) : undefined };
 }
 
-export interface VerifySignedDataOptions {
-  /** Trust anchors: the signer must chain to one of them (a self-signed signer may be one itself). */
-  trusted: pkijs.Certificate[];
-  /** Certificates to look for the signer and intermediates in, besides those the PKCS#7 carries. */
-  extra?: pkijs.Certificate[];
+export type VerifySignedDataOptions = {
   /** The signed content, for a detached signature. */
   detached?: Uint8Array;
-  /** Validity of every certificate in the chain is checked at this time. */
+  /** Validity of the certificates is checked at this time. */
   now: Date;
   what: string;
-}
+} & (
+  | {
+      /**
+       * Chain mode: the signer must chain to one of these trust anchors, through the PKCS#7's own
+       * certificates and `extra` (intermediates it leaves out).
+       */
+      trusted: pkijs.Certificate[];
+      extra?: pkijs.Certificate[];
+    }
+  | {
+      /**
+       * Pinned mode: the signer must be this very certificate (AWS publishes its signing
+       * certificates, self-signed, not a CA hierarchy: `openssl smime -verify -certfile <it>
+       * -noverify`). Certificates inside the PKCS#7 are ignored.
+       */
+      pinned: pkijs.Certificate;
+    }
+);
 
 /**
- * Verifies the signature over the content and the signer's chain. Resolves to the signer's
- * certificate; throws AttestationRejectedError (`untrusted_signer`, `bad_signature`).
+ * Verifies the signature over the content, and the signer: chained to a trust anchor, or the
+ * pinned certificate itself. Resolves to the signer's certificate; throws AttestationRejectedError
+ * (`untrusted_signer`, `bad_signature`).
  */
 export async function verifySignedData(parsed: ParsedSignedData, o: VerifySignedDataOptions): Promise<pkijs.Certificate> {
   const sd = parsed.signedData;
-  sd.certificates = [...(sd.certificates ?? []), ...(o.extra ?? [])];
+  const pinned = "pinned" in o ? o.pinned : undefined;
+  if (pinned && !validAt(pinned, o.now)) throw new AttestationRejectedError("untrusted_signer", `${o.what}: the signing certificate is not valid at ${o.now.toISOString()}`);
+  sd.certificates = pinned ? [pinned] : [...(sd.certificates ?? []), ...("extra" in o ? (o.extra ?? []) : [])];
   let result: pkijs.SignedDataVerifyResult;
   try {
     result = await sd.verify(
       {
         signer: 0,
-        trustedCerts: o.trusted,
-        checkChain: true,
+        ...(pinned ? { checkChain: false } : { checkChain: true, trustedCerts: "trusted" in o ? o.trusted : [] }),
         checkDate: o.now,
         extendedMode: true,
         ...(o.detached === undefined || parsed.content !== undefined ? {} : { data: o.detached.slice().buffer }),

@@ -76,8 +76,10 @@ export class SimStore {
     return i;
   }
 
+  /** A stopped instance that starts is launched anew (EC2's launchTime and pendingTime move). */
   setState(id: string, state: SimState): SimInstance {
     const i = this.instance(id);
+    if (state === "running" && i.state !== "running") i.launchedAt = new Date().toISOString();
     i.state = state;
     this.version++;
     return i;

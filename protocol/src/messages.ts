@@ -69,8 +69,8 @@ export const JoinKeyCreateRequest = z
     ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
     labels: labels.default({}),
     /**
-     * The key works only for an agent that presents an instance identity (EnrollRequest.instance)
-     * of an instance in the inventory, running, enrolling from one of its addresses and matching
+     * The key works only for an agent that presents a signed instance document
+     * (EnrollRequest.attestation) of an instance in the inventory, running, and matching
      * this selector.
      */
     instanceSelector: InstanceSelector.optional(),
@@ -183,9 +183,9 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 // ---------------------------------------------------------------- enrollment policies (KV weft-enroll-policies)
 
 /**
- * Keyless join: an agent that presents an instance identity and no join key is enrolled when its
- * instance is in the inventory, running, enrolls from one of its addresses and matches the selector
- * of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
+ * Keyless join: an agent that presents a signed instance document and no join key is enrolled
+ * when the instance it names is in the inventory, running, passes the source-address rule and
+ * matches the selector of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
  */
 export const EnrollmentPolicy = z
   .object({

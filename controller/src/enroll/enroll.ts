@@ -2,14 +2,14 @@
  * Enrollment: authorize (verify the join key; verify the signed instance document (attest/) and
  * check the instance it names against the inventory when the key has an instance selector or when
  * no key is given and an enrollment policy must admit the instance; an unsigned instance claim is
- * refused), use up the signed document (single use), claim the node's WireGuard key, name, an overlay address and a workload prefix
- * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
- * the node. A node bound to an instance gets its `cloud.` labels and any tag identity at once (as
- * the inventory sync would give them, labels.ts), so its role tags (e.g. `weft:gateway`) count from
- * the moment it joins. Any failure rolls back the claims, binding and document use already made (an
-Azure nonce stays used), so a rejected
- * enrollment stores nothing; everything that can reject the request runs before the key is
- * consumed, so a bad request never burns a one-time key.
+ * refused), use up the signed document, claim the node's WireGuard key, name, an overlay address
+ * and a workload prefix (each compare-and-set), issue its NATS credentials, bind the instance,
+ * consume the key and write the node. A node bound to an instance gets its `cloud.` labels and any
+ * tag identity at once (as the inventory sync would give them, labels.ts), so its role tags (e.g.
+ * `weft:gateway`) count from the moment it joins. Any failure rolls back the claims, binding and
+ * document use already made (an Azure nonce stays used), so a rejected enrollment stores nothing;
+ * everything that can reject the request runs before the key is consumed, so a bad request never
+ * burns a one-time key.
  */
 import { randomBytes } from "node:crypto";
 import { EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";

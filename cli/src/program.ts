@@ -74,6 +74,7 @@ function registerAgent(program: Command): void {
     .option("--join-key-file <file>", "read the join key from a file")
     .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: present this instance's identity from the cloud's metadata service at enrollment`)
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
+    .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
     .option("--name <name>", "node name (default: host name)")
     .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
     .option("--interface <name>", "WireGuard interface name (default weft0)")

@@ -33,6 +33,17 @@ export const Buckets = {
    * Controller only.
    */
   inventory: "weft-inventory",
+  /**
+   * Enrollment nonces (`POST /v1/enroll/nonce`), `azure.<nonce>` each, single use and short-lived;
+   * the bucket's max age drops them. Controller only.
+   */
+  enrollNonces: "weft-enroll-nonces",
+  /**
+   * Signed instance documents already used, one key per instance (`<provider>.<account>.<id>`):
+   * the AWS launch (`pendingTime`) or GCP token (`iat`) last enrolled, so none is used twice.
+   * Controller only.
+   */
+  attestations: "weft-attestations",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

@@ -16,6 +16,7 @@ export interface AgentFlags {
   joinKeyFile?: string;
   cloud?: string;
   metadataEndpoint?: string;
+  cloudAudience?: string;
   name?: string;
   site?: string;
   interface?: string;
@@ -46,11 +47,11 @@ export function parseWorkloadFlag(value: string): { name: string; namespace: str
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
-/** `--cloud` and `--metadata-endpoint` as the config's `cloud` (only the keys given, so a config file's stay). */
-export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined): Record<string, string> | undefined {
+/** `--cloud`, `--metadata-endpoint` and `--cloud-audience` as the config's `cloud` (only the keys given, so a config file's stay). */
+export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined, audience?: string): Record<string, string> | undefined {
   if (cloud !== undefined && !MetadataProvider.safeParse(cloud).success) throw new UsageError(`--cloud ${cloud}: want one of ${MetadataProvider.options.join(", ")}`);
-  if (cloud === undefined && metadataEndpoint === undefined) return undefined;
-  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }) };
+  if (cloud === undefined && metadataEndpoint === undefined && audience === undefined) return undefined;
+  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }), ...(audience === undefined ? {} : { audience }) };
 }
 
 /** Runs the agent until SIGINT or SIGTERM. */
@@ -69,7 +70,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     controllerUrl: f.controller,
     controllerCaHash: f.caHash,
     joinKey,
-    cloud: cloudFlags(f.cloud, f.metadataEndpoint),
+    cloud: cloudFlags(f.cloud, f.metadataEndpoint, f.cloudAudience),
     name: f.name,
     site: f.site,
     interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },

@@ -11,7 +11,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { flowRows, readPinnedFlows } from "@weft/agent/flows";
 import { loadState } from "@weft/agent/local";
-import type { ControllerClient } from "@weft/protocol";
+import { MetadataProvider, type ControllerClient } from "@weft/protocol";
 import { LAB_ONPREM_KEY_LABELS, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
@@ -74,7 +74,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     process.stdout.write(`${await inventoryTable(client)}\n`);
     // Cloud hosts join with no shared secret: their instance identity (from the metadata service)
     // must be in the inventory and match a policy. Identity labels come from the instances' tags.
-    for (const provider of ["aws", "azure", "gcp"] as const) {
+    for (const provider of MetadataProvider.options) {
       await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } }, labels: { "weft:workload-namespaces": "shop" } });
     }
     const key = await client.createJoinKey({

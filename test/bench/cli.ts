@@ -5,9 +5,9 @@
  *            enrolled node with two peers; the status file names no interface, so no `wg` is run)
  *   help     wall and CPU time of `weft --help`
  *   agent    resident memory (`ps -o rss`) of a real `weft agent` process once it has started:
- *            it is pointed at a closed loopback port, so it loads everything, generates its keys
- *            and logs its first enrollment retry, when its RSS is read (no root, no interface, no
- *            network)
+ *            it enrolls against a loopback listener that never answers, so it has loaded
+ *            everything, made its keys and waits on its enrollment request; read 1 s after it
+ *            says it is enrolling (no root, no interface, no network)
  *
  * Each over `--runs` repetitions (wall time median, p90, min; CPU time, user + system, median: the
  * figure to compare on a busy machine), plus the RSS of a bare `node -e "await
@@ -20,7 +20,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,16 +102,6 @@ function timeCommand(argv: string[], runs: number): Timing {
 const line = (name: string, t: Timing) =>
   `${name.padEnd(20)} median ${t.medianMs.toFixed(0)} ms  p90 ${t.p90Ms.toFixed(0)} ms  min ${t.minMs.toFixed(0)} ms  cpu ${t.cpuMedianMs.toFixed(0)} ms`;
 
-/** A loopback TCP port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const addr = srv.address();
-  await new Promise((r) => srv.close(r));
-  if (addr === null || typeof addr === "string") throw new Error("no loopback port");
-  return addr.port;
-}
-
 function rssKb(pid: number): number {
   const r = spawnSync("ps", ["-o", "rss=", "-p", String(pid)], { encoding: "utf8" });
   const kb = Number(r.stdout.trim());
@@ -120,37 +110,43 @@ function rssKb(pid: number): number {
 }
 
 /**
- * RSS of `weft agent` once it has started: read the moment it logs its first enrollment retry (every
- * module loaded, keys made), since nothing promises the process outlives a failed enrollment.
+ * RSS of `weft agent` once it has started: it enrolls against a loopback "controller" that accepts
+ * the connection and never answers, so the agent has loaded everything, made its keys and sits
+ * waiting on its enrollment request; read 1 s after it logs that it is enrolling.
  */
 async function agentRssMb(cli: string, dir: string): Promise<number> {
   const stateDir = await mkdtemp(join(dir, "agent-"));
-  const port = await closedPort();
-  const child = spawn(process.execPath, [cli, "agent", "--state-dir", stateDir, "--controller", `http://127.0.0.1:${port}`, "--no-datapath", "--metrics-listen", ""], {
+  const held: Socket[] = [];
+  const silent = createServer((sock) => held.push(sock));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  const addr = silent.address();
+  if (addr === null || typeof addr === "string") throw new Error("no loopback port");
+  const child = spawn(process.execPath, [cli, "agent", "--state-dir", stateDir, "--controller", `http://127.0.0.1:${addr.port}`, "--no-datapath", "--metrics-listen", ""], {
     env: { ...process.env, WEFT_JOIN_KEY: "weft_bench_not_a_key", WEFT_LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   try {
     let stderr = "";
-    return await new Promise<number>((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`weft agent did not reach its enrollment retry within 60 s: ${stderr.slice(0, 500)}`)), 60_000);
+    await new Promise<void>((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`weft agent did not start enrolling within 60 s: ${stderr.slice(0, 500)}`)), 60_000);
       child.stderr.on("data", (d: Buffer) => {
         stderr += d.toString();
-        if (!stderr.includes("enrollment failed; retrying")) return;
+        if (!stderr.includes("enrolling over plain HTTP")) return;
         clearTimeout(timer);
-        try {
-          ok(rssKb(child.pid!) / 1024);
-        } catch (err) {
-          fail(err as Error);
-        }
+        ok();
       });
       child.on("exit", (code) => {
         clearTimeout(timer);
-        fail(new Error(`weft agent exited ${code} before its enrollment retry: ${stderr.slice(0, 500)}`));
+        fail(new Error(`weft agent exited ${code} before enrolling: ${stderr.slice(0, 500)}`));
       });
     });
+    await new Promise((r) => setTimeout(r, 1000));
+    if (child.exitCode !== null) throw new Error(`weft agent exited ${child.exitCode} while enrolling: ${stderr.slice(0, 500)}`);
+    return rssKb(child.pid!) / 1024;
   } finally {
     child.kill("SIGKILL");
+    for (const sock of held) sock.destroy();
+    await new Promise((r) => silent.close(r));
   }
 }
 

@@ -32,6 +32,9 @@ interface AgentFlags {
   vxlanInterface?: string;
   vxlanPort?: string;
   metricsListen?: string;
+  flowInterval?: string;
+  flowLogFile?: string;
+  otlpEndpoint?: string;
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -83,6 +86,9 @@ export function registerAgent(program: Command): void {
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--flow-interval <seconds>", "flow records per identity pair every this many seconds (default 10)")
+    .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
+    .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
@@ -107,6 +113,7 @@ export function registerAgent(program: Command): void {
         datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
         metrics: { listen: f.metricsListen },
+        flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
         gateway: { snat: f.gatewaySnat ? undefined : false },
       });
       const running = await startAgent(config, log);

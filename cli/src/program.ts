@@ -89,6 +89,9 @@ function registerAgent(program: Command): void {
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--flow-interval <seconds>", "flow records per identity pair every this many seconds (default 10)")
+    .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
+    .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
 }

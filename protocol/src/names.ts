@@ -80,6 +80,10 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
+  flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
+  /** Wildcard the controller collects flow reports on. */
+  allFlows: "weft.v1.node.*.flows",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

@@ -32,6 +32,9 @@ export interface AgentFlags {
   vxlanInterface?: string;
   vxlanPort?: string;
   metricsListen?: string;
+  flowInterval?: string;
+  flowLogFile?: string;
+  otlpEndpoint?: string;
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -78,6 +81,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
     workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
     metrics: { listen: f.metricsListen },
+    flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
     gateway: { snat: f.gatewaySnat ? undefined : false },
   });
   const running = await startAgent(config, log);

@@ -3,7 +3,7 @@
  * agent/README.md; `weft agent --help` names the flags.
  */
 import { hostname } from "node:os";
-import { WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
+import { MetadataProvider, WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
 import { z } from "zod";
 
 export const AgentConfig = z
@@ -26,7 +26,7 @@ export const AgentConfig = z
      */
     cloud: z
       .object({
-        provider: z.enum(["aws", "azure", "gcp"]),
+        provider: MetadataProvider,
         /** Base URL of the metadata service; default the cloud's link-local one (the lab points it at its simulator). */
         metadataEndpoint: z
           .string()

@@ -2,8 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ControllerFiles } from "@weft/protocol";
 
-export const ADMIN_TOKEN_FILE = "admin-token";
+export const ADMIN_TOKEN_FILE = ControllerFiles.adminToken;
 
 /** The read-only token for GET /metrics, kept beside the admin token. */
 export const METRICS_TOKEN_FILE = "metrics-token";

@@ -6,6 +6,7 @@
  */
 export * from "./names.js";
 export * from "./net.js";
+export * from "./provider.js";
 export * from "./messages.js";
 export * from "./attestation.js";
 export * from "./policy.js";
@@ -15,3 +16,4 @@ export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./wireguard-keys.js";

@@ -48,6 +48,21 @@ export const Buckets = {
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
 
+/**
+ * Files in the controller's state directory that other processes on its host read: the CLI and the
+ * lab take the admin token and the API's CA from there and reach the API over the unix socket.
+ */
+export const ControllerFiles = {
+  /** The admin bearer token, mode 0600. */
+  adminToken: "admin-token",
+  /** The REST API's unix socket (unless `api.socket` puts it elsewhere). */
+  apiSocket: "api.sock",
+  /** The API's TLS material: `tls/ca.crt`, `tls/ca.hash` (the pin agents use), the server certificate. */
+  tlsDir: "tls",
+  caCert: "ca.crt",
+  caHash: "ca.hash",
+} as const;
+
 /** Node ids are `n-` plus 16 lowercase hex digits: safe as a NATS subject token and KV key. */
 export const NODE_ID_PATTERN = /^n-[0-9a-f]{16}$/;
 

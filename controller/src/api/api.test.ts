@@ -4,9 +4,8 @@
  * answer 404 in the API's JSON error shape, the unix socket serves the same API,
  * and GET /openapi.json describes exactly the routes the server serves.
  */
-import { ApiError, ControllerClient } from "@weft/protocol";
+import { ApiError, ControllerClient, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;

@@ -6,8 +6,8 @@
  * the metrics token and lists every family the issue asks for.
  */
 import { request } from "node:https";
+import { generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;

@@ -9,8 +9,8 @@
  * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change,
  * and `onSynced` gets the new plan (the site route advertiser publishes its gateway plan).
  */
-import { InventorySnapshot, type InventoryAdapter, type Provider } from "@weft/cloud";
-import type { Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
+import { InventorySnapshot, type InventoryAdapter } from "@weft/cloud";
+import type { CloudProvider, Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -176,7 +176,7 @@ export class InventorySync {
   }
 
   /** A failed fetch: status says why; stored instances and nodes are left as they are. */
-  private async recordFailure(provider: Provider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
+  private async recordFailure(provider: CloudProvider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
     const code = typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "exception";
     const message = `${stage}: ${err instanceof Error ? err.message : String(err)}`;
     log.warn({ provider, code, err: message }, "inventory fetch failed; nothing stored or removed for this account");

@@ -6,11 +6,11 @@
  */
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { agentRegistry } from "../../../agent/src/status/metrics.js";
-import { dashboardQueries, exposedFamilies, unknownMetrics } from "./dashboard.js";
-import { ControllerMetrics } from "./metrics.js";
+import { agentRegistry } from "../../agent/src/status/metrics.js";
+import { dashboardQueries, exposedFamilies, unknownMetrics } from "../../controller/src/metrics/dashboard.js";
+import { ControllerMetrics } from "../../controller/src/metrics/metrics.js";
 
-const DASHBOARD = new URL("../../../deploy/grafana/weft-overlay.json", import.meta.url);
+const DASHBOARD = new URL("../../deploy/grafana/weft-overlay.json", import.meta.url);
 
 describe("grafana dashboard", () => {
   it("dashboard - every query names a metric the controller or the agent exports", async () => {

@@ -15,7 +15,7 @@ import { startController, type RunningController } from "@weft/controller";
 import { Buckets, Subjects, silentLogger, type NodePolicyRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NodePolicyWatch, nodePolicySubject } from "./policy-watch.js";
+import { NodePolicyWatch, nodePolicySubject } from "../../agent/src/control/policy-watch.js";
 
 const log = silentLogger;
 let stateDir: string;

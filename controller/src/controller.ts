@@ -6,6 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
+import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
 import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
@@ -282,7 +283,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
       cleanups.push(async () => renewal.stop());
     }
-    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });

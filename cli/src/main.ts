@@ -11,10 +11,12 @@ import { registerIdentities } from "./commands/identities.js";
 import { registerInventory } from "./commands/inventory.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
+import { registerMesh } from "./commands/mesh.js";
 import { registerNodes } from "./commands/nodes.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerStatus } from "./commands/status.js";
 import { registerFlows } from "./commands/flows.js";
+import { registerWhois } from "./commands/whois.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("weft")
@@ -32,6 +34,8 @@ registerNodes(program);
 registerIdentities(program);
 registerInventory(program);
 registerPolicy(program);
+registerMesh(program);
+registerWhois(program);
 registerLab(program);
 
 program.parseAsync(process.argv).catch(reportAndExit);

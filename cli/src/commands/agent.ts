@@ -31,6 +31,8 @@ interface AgentFlags {
   vxlanInterface?: string;
   vxlanPort?: string;
   metricsListen?: string;
+  spiffeSocket?: string;
+  spiffeHostUid: string[];
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -45,6 +47,12 @@ export function parseWorkloadFlag(value: string): { name: string; namespace: str
 }
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** `--spiffe-host-uid 1000` → 1000; anything but a uid is a usage error. */
+function hostUid(v: string): number {
+  if (!/^\d{1,10}$/.test(v) || Number(v) > 0xfffffffe) throw new UsageError(`--spiffe-host-uid ${JSON.stringify(v)}: want a numeric uid, e.g. 0`);
+  return Number(v);
+}
 
 const CLOUDS = ["aws", "azure", "gcp"] as const;
 
@@ -81,6 +89,8 @@ export function registerAgent(program: Command): void {
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--spiffe-socket <path>", "the SPIFFE Workload API's unix socket (default /run/weft/workload-api.sock; '' turns it off)")
+    .option("--spiffe-host-uid <uid>", "a uid whose host processes get the node's identity from the Workload API (repeatable; default 0)", (v: string, all: string[]) => [...all, v], [])
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
@@ -105,6 +115,7 @@ export function registerAgent(program: Command): void {
         datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
         metrics: { listen: f.metricsListen },
+        spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },
         gateway: { snat: f.gatewaySnat ? undefined : false },
       });
       const running = await startAgent(config, log);

@@ -1,0 +1,46 @@
+/**
+ * `weft whois <address[:port]>`: who holds an overlay address — node, workload, SPIFFE ID,
+ * identity number, site, cloud and labels — asked of this host's agent over its local API (root or
+ * the weft group). For a connection's peer address, so an application can authorize by identity
+ * without mTLS.
+ */
+import { join } from "node:path";
+import type { WhoIs } from "@weft/protocol";
+import type { Command } from "commander";
+import { printJson } from "../output.js";
+
+/** Tenant strings are printed without control characters (no terminal escapes from a label). */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+}
+
+export function formatWhois(w: WhoIs): string {
+  const lines: [string, string][] = [
+    ["address", `${w.address}${w.port === undefined ? "" : `:${w.port}`}`],
+    ["node", `${w.node.name} (${w.node.id}, ${w.node.overlayAddress})`],
+    ...(w.workload ? ([["workload", w.workload]] as [string, string][]) : []),
+    ["spiffe id", w.spiffeId ?? "-"],
+    ["identity", w.identity === undefined ? "-" : String(w.identity)],
+    ["site", w.site],
+    ["cloud", w.cloud ?? "-"],
+    ["labels", Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).sort().join(", ") || "-"],
+  ];
+  return `${lines.map(([k, v]) => `${`${k}:`.padEnd(11)}${printable(v)}`).join("\n")}\n`;
+}
+
+export function registerWhois(program: Command): void {
+  program
+    .command("whois")
+    .description("who holds an overlay address: node, workload, SPIFFE ID, site, cloud, labels (asks this host's agent)")
+    .argument("<address>", "an overlay address, optionally with :port (e.g. a connection's peer)")
+    .option("--state-dir <dir>", "agent state directory (its local API socket is agent.sock there)", "/var/lib/weft/agent")
+    .option("--socket <path>", "the agent's local API socket (default <state-dir>/agent.sock)")
+    .option("--json", "print JSON")
+    .action(async (address: string, o: { stateDir: string; socket?: string; json?: boolean }) => {
+      const { callLocalApi, LOCAL_API_SOCKET } = await import("@weft/agent");
+      const w = await callLocalApi<WhoIs>(o.socket ?? join(o.stateDir, LOCAL_API_SOCKET), "GET", `/v1/whois?addr=${encodeURIComponent(address)}`);
+      if (o.json) return printJson(w);
+      process.stdout.write(formatWhois(w));
+    });
+}

@@ -5,7 +5,7 @@
  * for applications that prefer tokens to mTLS.
  */
 import { createLocalJWKSet, jwtVerify, type JWTPayload } from "jose";
-import { SPIFFE_ID_PATTERN } from "@weft/protocol";
+import { SPIFFE_ID_PATTERN, type JwtAuthority } from "@weft/protocol";
 import type { BundleSource } from "./bundle-watch.js";
 
 export type JwtSigner = (spiffeId: string, audience: string[]) => Promise<{ token: string; expiresAt: string }>;
@@ -44,6 +44,11 @@ export class JwtSvids {
   }
 }
 
+/** The bundle's JWT keys as a JWKS for jose (which takes `use: sig` or none; the bundle says `jwt-svid`). */
+export function jwksOf(keys: readonly JwtAuthority[]): ReturnType<typeof createLocalJWKSet> {
+  return createLocalJWKSet({ keys: keys.map(({ use: _use, ...k }) => k) });
+}
+
 /**
  * Validates `token` for `audience` against the bundle's JWT keys: signature (ES256, a known kid),
  * expiry, the audience, and a subject that is a SPIFFE ID of the bundle's trust domain. Returns the
@@ -54,7 +59,7 @@ export async function validateJwtSvid(bundle: BundleSource, token: string, audie
   if (!current) throw new JwtSvidInvalidError("no trust bundle yet: the agent has not heard from the controller");
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, createLocalJWKSet({ keys: current.jwtAuthorities }), { algorithms: ["ES256"], audience, requiredClaims: ["sub", "exp", "aud"] }));
+    ({ payload } = await jwtVerify(token, jwksOf(current.jwtAuthorities), { algorithms: ["ES256"], audience, requiredClaims: ["sub", "exp", "aud"] }));
   } catch (err) {
     throw new JwtSvidInvalidError(`JWT-SVID does not validate: ${(err as Error).message}`);
   }

@@ -4,6 +4,7 @@ import { ControllerConfig, startController } from "@weft/controller";
 import type { Command } from "commander";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
+import { parseDuration } from "../output.js";
 import { createLogger } from "../log.js";
 import { DEFAULT_CONTROLLER_STATE_DIR } from "./admin-client.js";
 import { untilSignal } from "./signals.js";
@@ -24,12 +25,22 @@ interface ControllerFlags {
   workloadPrefixLength?: string;
   plaintextSite?: string[];
   inventoryConfig?: string;
+  x509SvidTtl?: string;
+  jwtSvidTtl?: string;
 }
 
 /** Commander collector for a repeatable option. */
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** A duration flag (`90s`, `1h`) in seconds; undefined when absent. */
+function seconds(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = parseDuration(v);
+  if (s === undefined) throw new UsageError(`${flag} ${JSON.stringify(v)}: want a duration like 30s, 15m or 1h`);
+  return s;
+}
 
 export function registerController(program: Command): void {
   program
@@ -50,6 +61,8 @@ export function registerController(program: Command): void {
     .option("--workload-prefix-length <n>", "length of each node's workload prefix (default 24)")
     .option("--plaintext-site <site>", "a site whose same-site workload traffic may go as plaintext VXLAN instead of WireGuard (repeatable)", collect)
     .option("--inventory-config <file>", "YAML file of the inventory section: cloud accounts to list, intervalSeconds, maxRemovalShare (see controller/README.md)")
+    .option("--x509-svid-ttl <duration>", "lifetime of X.509-SVIDs, e.g. 1h or 30s; agents rotate at half of it (default 1h)")
+    .option("--jwt-svid-ttl <duration>", "lifetime of JWT-SVIDs (default 5m)")
     .action(async (f: ControllerFlags) => {
       const log = createLogger();
       const config = merge(await readConfigFile(f.config), {
@@ -57,6 +70,7 @@ export function registerController(program: Command): void {
         nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
         api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
         overlay: { cidr: f.overlayCidr, workloadCidr: f.workloadCidr, workloadPrefixLength: int(f.workloadPrefixLength), plaintextSites: f.plaintextSite },
+        spiffe: { x509SvidTtlSeconds: seconds("--x509-svid-ttl", f.x509SvidTtl), jwtSvidTtlSeconds: seconds("--jwt-svid-ttl", f.jwtSvidTtl) },
         inventory: f.inventoryConfig === undefined ? undefined : await readInventoryConfig(f.inventoryConfig),
       });
       const running = await startController(config, log);

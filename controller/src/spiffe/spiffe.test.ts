@@ -115,7 +115,7 @@ describe("spiffe authority", () => {
     const rsaKeys = {
       privateKey: await webcrypto.subtle.importKey("pkcs8", rsa.privateKey.export({ type: "pkcs8", format: "der" }), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["sign"]),
       publicKey: await webcrypto.subtle.importKey("spki", rsa.publicKey.export({ type: "spki", format: "der" }), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, true, ["verify"]),
-    } as CryptoKeyPair;
+    } as webcrypto.CryptoKeyPair;
     const rsaCsr = await x509.Pkcs10CertificateRequestGenerator.create({ keys: rsaKeys, signingAlgorithm: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } }, webcrypto as never);
     const good = (await newSvidKey(id("shop", "web"))).csrPem;
     const der = Buffer.from(good.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");

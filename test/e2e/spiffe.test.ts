@@ -24,13 +24,12 @@ import { parseAllDocuments } from "yaml";
 import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1";
 import { WorkloadEntry } from "@kubernetes-models/istio/networking.istio.io/v1";
 import type { ControllerClient, Workload } from "@weft/protocol";
-import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, type LabOptions } from "@weft/lab";
+import { LabCluster, labDir, labDown, labExec, labUp, repoRoot, type LabOptions } from "@weft/lab";
 import { readAgentState, waitUntil } from "./mesh.js";
 import { spawnReady, startEcho, tcpProbe, type Spawned } from "./traffic.js";
 
 const PREFIX = process.env.WEFT_E2E_SPIFFE_PREFIX ?? "wts";
 const opts: LabOptions = { prefix: PREFIX };
-const topology = labTopology({ prefix: PREFIX });
 const HOSTS = ["aws-1", "aws-2", "azure-1"];
 const isRoot = process.getuid?.() === 0;
 const hasGo = spawnSync("go", ["version"]).status === 0;
@@ -247,17 +246,6 @@ process.on("SIGTERM", () => process.exit(0));`;
     await conn.stop();
   });
 
-  it("e2e spiffe - the live export validates against Istio's CRD schemas", async () => {
-    const res = await cli(["mesh", "export", "--format", "istio", "--controller-state-dir", cluster.controllerStateDir]);
-    expect(res.code, `weft mesh export: ${res.err}`).toBe(0);
-    const docs = parseAllDocuments(res.out).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
-    const entries = docs.filter((d) => d.kind === "WorkloadEntry");
-    expect(entries.map((d) => d.metadata.name).sort(), "a WorkloadEntry per node and workload").toEqual(["aws-1", "aws-1-web", "aws-2", "aws-2-api", "azure-1", "azure-1-db"]);
-    for (const d of entries) new WorkloadEntry(d as never).validate();
-    const web = entries.find((d) => d.metadata.name === "aws-1-web")!;
-    expect(web.spec, "the web workload's entry").toMatchObject({ address: addressOf("aws-1-web"), serviceAccount: "web", network: "weft" });
-  });
-
   it("e2e spiffe - an imported AuthorizationPolicy gives the expected verdict matrix; an HTTP path is refused naming the field", async () => {
     for (const node of ["azure-1-db", "aws-2-api"]) running.push(await startEcho(opts, node, [5432, 9090]));
     const dir = await mkdtemp(join(tmpdir(), "weft-e2e-authz-"));
@@ -294,6 +282,19 @@ process.on("SIGTERM", () => process.exit(0));`;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+  it("e2e spiffe - the live export (members and the imported policy) validates against Istio's CRD schemas", async () => {
+    const res = await cli(["mesh", "export", "--format", "istio", "--controller-state-dir", cluster.controllerStateDir]);
+    expect(res.code, `weft mesh export: ${res.err}`).toBe(0);
+    const docs = parseAllDocuments(res.out).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
+    const entries = docs.filter((d) => d.kind === "WorkloadEntry");
+    expect(entries.map((d) => d.metadata.name).sort(), "a WorkloadEntry per node and workload").toEqual(["aws-1", "aws-1-web", "aws-2", "aws-2-api", "azure-1", "azure-1-db"]);
+    for (const d of entries) new WorkloadEntry(d as never).validate();
+    const policies = docs.filter((d) => d.kind === "AuthorizationPolicy");
+    for (const d of policies) new AuthorizationPolicy(d as never).validate();
+    expect(policies.map((d) => `${d.metadata.name} ${String(d.spec.action)}`).sort(), "the imported policy, exported back").toEqual(["weft-allow-sa-db ALLOW", "weft-deny-sa-db DENY"]);
+    const web = entries.find((d) => d.metadata.name === "aws-1-web")!;
+    expect(web.spec, "the web workload's entry").toMatchObject({ address: addressOf("aws-1-web"), serviceAccount: "web", network: "weft" });
   });
 });
 

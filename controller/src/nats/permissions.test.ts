@@ -50,7 +50,8 @@ describe("nats permissions", () => {
     const b = agentPermissions("n-fedcba9876543210");
     const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies")), ...p.sub.allow];
     const shared = own(a).filter((s) => own(b).includes(s));
-    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want none`).toEqual([]);
+    // The trust bundle is one public key every agent reads on purpose; nothing node-scoped is shared.
+    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["$KV.weft-trust-bundle.bundle"]);
   });
 
   it("nats - invalid node ids are rejected with InvalidNodeIdError", () => {

@@ -21,8 +21,8 @@ export const AgentConfig = z
     /** Join key for the first enrollment; ignored once enrolled. Optional with `cloud` when an enrollment policy admits the instance. */
     joinKey: z.string().optional(),
     /**
-     * The cloud this host runs in: at enrollment the agent reads its instance identity from the
-     * cloud's metadata service and presents it (join by instance identity).
+     * The cloud this host runs in: at enrollment the agent reads the cloud's signed instance
+     * document from its metadata service and presents it (join by instance identity).
      */
     cloud: z
       .object({
@@ -33,6 +33,8 @@ export const AgentConfig = z
           .url()
           .refine((u) => /^https?:\/\//i.test(u), { message: "must be an http:// or https:// URL" })
           .optional(),
+        /** GCP: the audience of the identity token (the controller's `gcp.audience`); default the origin of controllerUrl. */
+        audience: z.string().min(1).max(512).optional(),
       })
       .strict()
       .optional(),

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { loadOrCreateAdminToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
+import { openInstanceAttestor } from "./attest/index.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
@@ -141,8 +142,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
+    const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
       inventory: stores.inventory,
+      attestor,
       policies: enrollmentPolicies,
       joinKeys,
       claims,
@@ -215,7 +218,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

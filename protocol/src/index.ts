@@ -7,6 +7,7 @@
 export * from "./names.js";
 export * from "./net.js";
 export * from "./messages.js";
+export * from "./attestation.js";
 export * from "./policy.js";
 export * from "./spiffe.js";
 export * from "./inventory.js";

@@ -34,6 +34,17 @@ export const Buckets = {
    */
   inventory: "weft-inventory",
   /**
+   * Enrollment nonces (`POST /v1/enroll/nonce`), `azure.<nonce>` each, single use and short-lived;
+   * the bucket's max age drops them. Controller only.
+   */
+  enrollNonces: "weft-enroll-nonces",
+  /**
+   * Signed instance documents already used, one key per instance (`<provider>.<account>.<id>`):
+   * the AWS launch (`pendingTime`) or GCP token (`iat`) last enrolled, so none is used twice.
+   * Controller only.
+   */
+  attestations: "weft-attestations",
+  /**
    * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
    * agent reads it; only the controller writes it.
    */

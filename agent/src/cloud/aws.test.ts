@@ -2,6 +2,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { startAwsSim, type AwsSim } from "@weft/cloud-sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyAwsAttestation } from "../../../controller/src/attest/aws.js";
+import { parsePemCertificates } from "../../../controller/src/attest/pkcs7.js";
 import { AwsMetadataError, readAwsIdentity } from "./aws.js";
 
 let sim: AwsSim;
@@ -16,14 +18,21 @@ afterAll(async () => {
 });
 
 describe("aws metadata", () => {
-  it("aws metadata - IMDSv2 token then identity document → claim", async () => {
-    const claim = await readAwsIdentity({ endpoint: sim.metadataUrl, timeoutMs: 2_000 });
-    expect(claim).toEqual({ provider: "aws", id: "i-0feedfacecafe0001", account: "210987654321", region: "ap-southeast-2", zone: "ap-southeast-2c" });
+  it("aws metadata - IMDSv2 token, then the identity document and its rsa2048 PKCS#7, which verify as this instance", async () => {
+    const att = await readAwsIdentity({ endpoint: sim.metadataUrl, timeoutMs: 2_000 });
+    expect(att.provider, "provider").toBe("aws");
+    if (att.provider !== "aws") return;
+    expect(JSON.parse(att.document), "the document as IMDS serves it").toMatchObject({ instanceId: "i-0feedfacecafe0001", accountId: "210987654321", privateIp: "127.0.0.1" });
+    const trust = { byRegion: new Map([["*", parsePemCertificates(sim.identity.certificatePem, "sim")]]), source: "sim" };
+    const got = await verifyAwsAttestation(att, trust, new Date());
+    expect({ id: got.id, account: got.account, region: got.region, zone: got.zone }, "what the controller verifies").toEqual({ id: "i-0feedfacecafe0001", account: "210987654321", region: "ap-southeast-2", zone: "ap-southeast-2c" });
   });
 
-  it("aws metadata - the document without a token is refused (401)", async () => {
-    const res = await fetch(`${sim.metadataUrl}/latest/dynamic/instance-identity/document`);
-    expect(res.status).toBe(401);
+  it("aws metadata - the document and its signature without a token are refused (401)", async () => {
+    for (const path of ["document", "rsa2048"]) {
+      const res = await fetch(`${sim.metadataUrl}/latest/dynamic/instance-identity/${path}`);
+      expect(res.status, path).toBe(401);
+    }
   });
 
   it("aws metadata - an address that is no instance fails clearly, not retryable", async () => {

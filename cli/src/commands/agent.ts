@@ -16,6 +16,7 @@ interface AgentFlags {
   joinKeyFile?: string;
   cloud?: string;
   metadataEndpoint?: string;
+  cloudAudience?: string;
   name?: string;
   site?: string;
   interface?: string;
@@ -56,11 +57,11 @@ function hostUid(v: string): number {
 
 const CLOUDS = ["aws", "azure", "gcp"] as const;
 
-/** `--cloud` and `--metadata-endpoint` as the config's `cloud` (only the keys given, so a config file's stay). */
-export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined): Record<string, string> | undefined {
+/** `--cloud`, `--metadata-endpoint` and `--cloud-audience` as the config's `cloud` (only the keys given, so a config file's stay). */
+export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined, audience?: string): Record<string, string> | undefined {
   if (cloud !== undefined && !(CLOUDS as readonly string[]).includes(cloud)) throw new UsageError(`--cloud ${cloud}: want one of ${CLOUDS.join(", ")}`);
-  if (cloud === undefined && metadataEndpoint === undefined) return undefined;
-  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }) };
+  if (cloud === undefined && metadataEndpoint === undefined && audience === undefined) return undefined;
+  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }), ...(audience === undefined ? {} : { audience }) };
 }
 
 export function registerAgent(program: Command): void {
@@ -75,6 +76,7 @@ export function registerAgent(program: Command): void {
     .option("--join-key-file <file>", "read the join key from a file")
     .option("--cloud <provider>", "aws | azure | gcp: present this instance's identity from the cloud's metadata service at enrollment")
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
+    .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
     .option("--name <name>", "node name (default: host name)")
     .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
     .option("--interface <name>", "WireGuard interface name (default weft0)")
@@ -107,7 +109,7 @@ export function registerAgent(program: Command): void {
         controllerUrl: f.controller,
         controllerCaHash: f.caHash,
         joinKey,
-        cloud: cloudFlags(f.cloud, f.metadataEndpoint),
+        cloud: cloudFlags(f.cloud, f.metadataEndpoint, f.cloudAudience),
         name: f.name,
         site: f.site,
         interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },

@@ -19,6 +19,7 @@ const KNOWN_ROUTES = [
   "GET /healthz",
   "GET /openapi.json",
   "POST /v1/enroll",
+  "POST /v1/enroll/nonce",
   "POST /v1/keys",
   "GET /v1/keys",
   "DELETE /v1/keys/{id}",

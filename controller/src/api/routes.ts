@@ -4,9 +4,10 @@
  * each body with its route's schema before the handler runs, body.ts) and the
  * OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
+import type { InstanceAttestor } from "../attest/index.js";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
@@ -50,6 +51,8 @@ export function route<B = undefined>(r: Route<B>): Route {
 export interface ApiServices {
   joinKeys: JoinKeys;
   enrollment: Enrollment;
+  /** Enrollment nonces for Azure attested documents. */
+  attestor: Pick<InstanceAttestor, "issueNonce">;
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
@@ -77,6 +80,16 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
+    }),
+    route({
+      method: "POST",
+      path: "/v1/enroll/nonce",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
+      auth: "none",
+      body: { schema: z.object({}).strict(), what: "nonce request", emptyIsObject: true },
+      response: EnrollNonce,
+      status: 201,
+      handler: () => s.attestor.issueNonce(),
     }),
     route({
       method: "POST",

@@ -6,6 +6,8 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { AttestationMark } from "../attest/marks.js";
+import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
@@ -31,6 +33,10 @@ export interface Stores {
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
+  enrollNonces: RecordStore<typeof NonceRecord>;
+  /** weft-attestations: AttestationMarks (signed documents already used). */
+  attestations: RecordStore<typeof AttestationMark>;
   /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
   trustBundle: RecordStore<typeof TrustBundle>;
 }
@@ -38,7 +44,7 @@ export interface Stores {
 /** Opens each bucket once (they must exist: ensureBuckets). */
 export async function openStores(nc: NatsConnection): Promise<Stores> {
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, trustBundle] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -48,6 +54,8 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.enrollNonces),
+    kvm.open(Buckets.attestations),
     kvm.open(Buckets.trustBundle),
   ]);
   return {
@@ -60,6 +68,8 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
     enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
     inventory: new InventoryStore(inventory),
+    enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces),
+    attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations),
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle),
   };
 }

@@ -5,6 +5,11 @@
  * lab's internet), the instance metadata service on 169.254.169.254 inside the gateway (the site's
  * hosts reach it through their default route, and the simulator knows the caller by its private
  * address). Tests and the demo change the fleet through each simulator's admin unix socket.
+ *
+ * Each simulator signs its instance documents with test keys made for the run and writes what
+ * must be trusted to verify them into the clouds directory (`--trust-out`, the paths in its ready
+ * line); the controller's inventory config trusts those, and only those
+ * (inventory.instanceIdentity), in place of the real AWS, Microsoft and Google keys.
  */
 import type { ChildProcess } from "node:child_process";
 import { request } from "node:http";
@@ -138,8 +143,10 @@ export function onpremInventoryYaml(t: Topology): string {
 }
 
 export interface RunningClouds {
-  /** Controller inventory config (YAML) for `weft controller --inventory-config`. */
+  /** Controller inventory config (YAML) for `weft controller --inventory-config`; trusts the simulators' signing keys. */
   inventoryConfigPath: string;
+  /** The GCP audience the controller accepts (its URL's origin, what agents ask for by default). */
+  gcpAudience: string;
   /** Admin socket of each simulator (SimAdmin with unixFetch). */
   adminSockets: Record<CloudProvider, string>;
   onpremFile: string;
@@ -152,15 +159,17 @@ export function cloudsDir(opts: LabOptions): string {
 
 /**
  * Starts the three simulators in their gateways, seeded with the lab's hosts, and writes the
- * on-prem inventory file and the controller's inventory config. `simMain` is cloud-sim/dist/main.js.
+ * on-prem inventory file and the controller's inventory config. `simMain` is cloud-sim/dist/main.js;
+ * `controllerUrl` the URL agents enroll at (its origin is the GCP audience).
  */
-export async function startLabClouds(opts: LabOptions, simMain: string): Promise<RunningClouds> {
+export async function startLabClouds(opts: LabOptions, simMain: string, controllerUrl: string): Promise<RunningClouds> {
   if (!existsSync(simMain)) throw new LabError(`the cloud simulators are not built at ${simMain}; run \`npm run build\``);
   const t = labTopology({ prefix: resolveLabOptions(opts).prefix });
   const dir = cloudsDir(opts);
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
   const adminSockets = {} as Record<CloudProvider, string>;
+  const trust: SimTrust = {};
   const stop = async () => {
     await Promise.all(
       children.map(
@@ -201,25 +210,55 @@ export async function startLabClouds(opts: LabOptions, simMain: string): Promise
         fleet,
         "--admin-socket",
         adminSockets[cloud.provider],
+        "--trust-out",
+        dir,
         ...(cloud.provider === "azure" ? ["--ca-out", join(dir, "azure-ca.pem"), "--san", gw.wanAddress] : []),
       ];
       const child = spawnInHost(opts, gw.name, argv, { stdio: ["ignore", "pipe", "pipe"] });
       children.push(child);
-      await waitReady(child, `${cloud.provider} simulator on ${gw.name}`);
+      const ready = await waitReady(child, `${cloud.provider} simulator on ${gw.name}`);
+      Object.assign(trust, ready.trust ?? {});
     }
     const onpremFile = join(dir, "onprem.yaml");
     await writeFile(onpremFile, onpremInventoryYaml(t));
     const inventoryConfigPath = join(dir, "inventory.yaml");
-    await writeFile(inventoryConfigPath, inventoryConfigYaml(t, dir, onpremFile));
-    return { inventoryConfigPath, adminSockets, onpremFile, stop };
+    const gcpAudience = new URL(controllerUrl).origin;
+    await writeFile(inventoryConfigPath, inventoryConfigYaml(t, dir, onpremFile, trustConfig(trust, gcpAudience)));
+    return { inventoryConfigPath, gcpAudience, adminSockets, onpremFile, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-/** The controller's inventory config for the lab: one account per simulator plus the on-prem file. */
-export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string): string {
+/** Paths of the simulators' trust files by role, as their ready lines name them (cloud-sim trust.ts). */
+export interface SimTrust {
+  aws?: string;
+  azureRoots?: string;
+  azureIntermediates?: string;
+  gcpJwks?: string;
+}
+
+/** `inventory.instanceIdentity` trusting the simulators' keys and nothing else. */
+export function trustConfig(trust: SimTrust, gcpAudience: string): string[] {
+  const need = (role: keyof SimTrust) => {
+    const path = trust[role];
+    if (path === undefined) throw new LabError(`a cloud simulator did not write its ${role} trust file (--trust-out)`);
+    return JSON.stringify(path);
+  };
+  return [
+    "instanceIdentity:",
+    `  aws: { certificates: { "*": ${need("aws")} } }`,
+    `  azure: { rootsFile: ${need("azureRoots")}, intermediatesFile: ${need("azureIntermediates")} }`,
+    `  gcp: { audience: ${JSON.stringify(gcpAudience)}, jwksFile: ${need("gcpJwks")} }`,
+  ];
+}
+
+/**
+ * The controller's inventory config for the lab: one account per simulator plus the on-prem file,
+ * and `identity` (trustConfig: the simulators' signing keys as the only instance identity trust).
+ */
+export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string, identity: string[]): string {
   const wan = (site: string) => t.gateways.find((g) => g.site === site)?.wanAddress ?? "";
   const { aws, azure, gcp } = LAB_CLOUDS;
   return [
@@ -231,20 +270,27 @@ export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string
     `  - { provider: azure, subscriptionId: "${azure.account}", endpoint: "https://${wan("azure")}:${CLOUD_API_PORT}", caFile: "${join(dir, "azure-ca.pem")}" }`,
     `  - { provider: gcp, project: "${gcp.account}", apiEndpoint: "http://${wan("gcp")}:${CLOUD_API_PORT}" }`,
     `  - { provider: onprem, file: "${onpremFile}" }`,
+    ...identity,
     "",
   ].join("\n");
 }
 
-function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promise<void> {
+/** Waits for the simulator's ready line and returns it. */
+function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promise<{ trust?: SimTrust }> {
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
     const timer = setTimeout(() => reject(new LabError(`${what} not ready after ${timeoutMs} ms: ${err.trim()}`)), timeoutMs);
     child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       out += d;
-      if (out.includes('"ready":true')) {
+      const line = out.split("\n").find((l) => l.includes('"ready":true'));
+      if (line !== undefined && out.includes("\n")) {
         clearTimeout(timer);
-        resolve();
+        try {
+          resolve(JSON.parse(line) as { trust?: SimTrust });
+        } catch (e) {
+          reject(new LabError(`${what}: unreadable ready line ${line}: ${(e as Error).message}`));
+        }
       }
     });
     child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));

@@ -136,7 +136,7 @@ export class LabCluster {
 
   /** Starts the cloud simulators in the gateways (every cloud host an instance); stopped by stopAll. */
   async startClouds(): Promise<RunningClouds> {
-    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"));
+    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"), this.controllerUrl);
     return this.clouds;
   }
 

@@ -12,7 +12,8 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { PeerRecord, TrustBundle, type Workload } from "@weft/protocol";
+import { Kvm } from "@nats-io/kv";
+import { Buckets, PeerRecord, TRUST_BUNDLE_KEY, TrustBundle, type Workload } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enrollAgent, startTestController, type EnrolledAgent, type TestController } from "../../../controller/src/testing.js";
@@ -22,6 +23,7 @@ import { generateKeyPair } from "../wireguard/keys.js";
 import { attest } from "./attest.js";
 import { nodeSpiffeId, servedIds, SpiffeService } from "./service.js";
 import { renewAt } from "./svids.js";
+import { TrustBundleWatch } from "./bundle-watch.js";
 import { workloadApiService } from "./proto.js";
 
 const TD = "weft.internal";
@@ -163,6 +165,35 @@ describe("agent spiffe", () => {
     expect([s.error?.code, s.messages.length], "stream without header").toEqual([grpc.status.INVALID_ARGUMENT, 0]);
     const u = await unary("FetchJWTSVID", { audience: ["x"] }, header(false));
     expect(u.error?.code, "unary without header").toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it("spiffe - a malformed bundle or one of another trust domain is ignored; the last good one stays", async () => {
+    const seen: string[] = [];
+    const capture = pino({ level: "info" }, { write: (line: string) => void seen.push((JSON.parse(line) as { msg: string }).msg) });
+    const watch = new TrustBundleWatch(agent.nc, capture);
+    const count = (msg: string) => seen.filter((m) => m === msg).length;
+    const waitFor = async (msg: string, times = 1) => {
+      const t0 = Date.now();
+      while (count(msg) < times && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      return count(msg) >= times;
+    };
+    try {
+      await watch.resync();
+      const good = watch.current!;
+      expect(good.trustDomain, "the published bundle").toBe(TD);
+      const kv = await new Kvm(t.running.nc).open(Buckets.trustBundle);
+      await kv.put(TRUST_BUNDLE_KEY, "{not json");
+      expect(await waitFor("ignoring a malformed trust bundle; keeping the last good one"), `log: ${seen.join("; ")}`).toBe(true);
+      expect(watch.current, "after a malformed one").toEqual(good);
+      await kv.put(TRUST_BUNDLE_KEY, JSON.stringify({ ...good, trustDomain: "evil.example", sequence: good.sequence + 1 }));
+      expect(await waitFor("ignoring a trust bundle of another trust domain; keeping the last good one"), `log: ${seen.join("; ")}`).toBe(true);
+      expect(watch.current, "after another trust domain's").toEqual(good);
+      await kv.put(TRUST_BUNDLE_KEY, JSON.stringify({ ...good, sequence: good.sequence + 2 }));
+      expect(await waitFor("trust bundle updated", 2), "a good one is taken").toBe(true);
+      expect(watch.current?.sequence).toBe(good.sequence + 2);
+    } finally {
+      watch.stop();
+    }
   });
 
   it("spiffe - a host process of an untrusted uid gets PERMISSION_DENIED and no SVID", async () => {

@@ -4,7 +4,7 @@
  * built from test/spiffe-probe), `weft whois`, and `weft mesh export | import` against the live
  * controller.
  *
- * One lab (prefix `wts`), three hosts with one workload each: aws-1 (shop/web), aws-2 (shop/api),
+ * One lab (prefix `wsf`), three hosts with one workload each: aws-1 (shop/web), aws-2 (shop/api),
  * azure-1 (shop/db); X.509-SVIDs live 20 s so a rotation comes every 10 s. In order:
  *   a workload fetches its SVID (right ID, chain verified against the bundle) → a streaming client
  *   sees a rotation on one connection → another workload, another host and an untrusted uid get
@@ -28,7 +28,7 @@ import { LabCluster, labDir, labDown, labExec, labUp, repoRoot, type LabOptions 
 import { readAgentState, waitUntil } from "./mesh.js";
 import { spawnReady, startEcho, tcpProbe, type Spawned } from "./traffic.js";
 
-const PREFIX = process.env.WEFT_E2E_SPIFFE_PREFIX ?? "wts";
+const PREFIX = process.env.WEFT_E2E_SPIFFE_PREFIX ?? "wsf";
 const opts: LabOptions = { prefix: PREFIX };
 const HOSTS = ["aws-1", "aws-2", "azure-1"];
 const isRoot = process.getuid?.() === 0;

@@ -119,6 +119,30 @@ export const AgentConfig = z
       })
       .strict()
       .prefault({}),
+    /** Flow records per identity pair, off the host (see agent/src/flows). Needs the datapath. */
+    flows: z
+      .object({
+        /** One record per identity pair that saw traffic, every this many seconds. */
+        intervalSeconds: z.number().int().min(2).max(3600).default(10),
+        /** Send each interval's records (at most 512, the largest) to the controller, for the console. */
+        report: z.boolean().default(true),
+        /** Append records as JSON lines to this file (rotated to <file>.1 past 100 MiB). Absent: no file. */
+        file: z.string().regex(/^\/.+/, "must be an absolute path").optional(),
+        otlp: z
+          .object({
+            /** Base URL of an OTLP/HTTP receiver (http://collector:4318); records go to <endpoint>/v1/logs as OpenTelemetry logs. */
+            endpoint: z.url({ protocol: /^https?$/, error: "must be an http(s) URL like http://127.0.0.1:4318" }),
+            /** Extra HTTP headers (an API key for a hosted collector). */
+            headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "must be a header name"), z.string().max(4096)).default({}),
+            timeoutSeconds: z.number().int().min(1).max(120).default(10),
+          })
+          .strict()
+          .optional(),
+        /** Records waiting per sink before new ones are dropped (and counted). */
+        queueSize: z.number().int().min(100).max(1_000_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

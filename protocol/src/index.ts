@@ -11,6 +11,8 @@ export * from "./attestation.js";
 export * from "./policy.js";
 export * from "./spiffe.js";
 export * from "./inventory.js";
+export * from "./flows.js";
+export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";

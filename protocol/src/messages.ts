@@ -339,6 +339,9 @@ export const PeerHandshake = z.object({
   /** Seconds since epoch of the last handshake; absent when none yet. */
   lastHandshake: z.number().optional(),
   endpoint: z.string().optional(),
+  /** Bytes received from and sent to the peer over WireGuard since the interface came up. */
+  rxBytes: z.number().int().nonnegative().optional(),
+  txBytes: z.number().int().nonnegative().optional(),
 });
 
 export const Heartbeat = z.object({

@@ -79,6 +79,10 @@ export const Subjects = {
   /** Agent → controller request: a JWT-SVID for one SPIFFE ID the node may hold (JwtSvidRequest → JwtSvidReply). */
   jwtSvid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.jwt`,
   allJwtSvids: "weft.v1.node.*.svid.jwt",
+  /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
+  flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
+  /** Wildcard the controller collects flow reports on. */
+  allFlows: "weft.v1.node.*.flows",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

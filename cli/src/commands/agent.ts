@@ -34,6 +34,9 @@ interface AgentFlags {
   metricsListen?: string;
   spiffeSocket?: string;
   spiffeHostUid: string[];
+  flowInterval?: string;
+  flowLogFile?: string;
+  otlpEndpoint?: string;
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -93,6 +96,9 @@ export function registerAgent(program: Command): void {
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
     .option("--spiffe-socket <path>", "the SPIFFE Workload API's unix socket (default /run/weft/workload-api.sock; '' turns it off)")
     .option("--spiffe-host-uid <uid>", "a uid whose host processes get the node's identity from the Workload API (repeatable; default 0)", (v: string, all: string[]) => [...all, v], [])
+    .option("--flow-interval <seconds>", "flow records per identity pair every this many seconds (default 10)")
+    .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
+    .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => {
       const log = createLogger();
@@ -118,6 +124,7 @@ export function registerAgent(program: Command): void {
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
         metrics: { listen: f.metricsListen },
         spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },
+        flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
         gateway: { snat: f.gatewaySnat ? undefined : false },
       });
       const running = await startAgent(config, log);

@@ -14,7 +14,7 @@ import type { KV } from "@nats-io/kv";
 import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork } from "@weft/protocol";
 import type { Provider } from "@weft/cloud";
 import { NotFoundError } from "../errors.js";
-import { RecordStore, type Keyed, type Versioned } from "../store/kv.js";
+import { RecordStore, type Keyed, type RecordStoreOptions, type Versioned } from "../store/kv.js";
 
 /** An instance as stored: the adapters' Instance, when a sync last listed it, the node bound to it. */
 export const StoredInstance = InventoryInstance;
@@ -56,10 +56,13 @@ export class InventoryStore {
   private readonly networksKv: RecordStore<typeof StoredNetwork>;
   private readonly statusKv: RecordStore<typeof AccountStatus>;
 
-  constructor(readonly kv: KV) {
-    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory);
-    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory);
-    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory);
+  constructor(
+    readonly kv: KV,
+    opts: RecordStoreOptions = {},
+  ) {
+    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory, opts);
+    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory, opts);
+    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory, opts);
   }
 
   /**

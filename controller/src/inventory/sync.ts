@@ -41,6 +41,8 @@ export interface InventorySyncOptions {
   fetchTimeoutMs?: number;
   /** Called after every sync with the inventory as it now is (errors are logged, not thrown). */
   onSynced?: (view: InventoryPlan) => Promise<void>;
+  /** Told of each account's sync as it ends: its status and how long it took (metrics). */
+  onAccountSynced?: (status: AccountStatus, seconds: number) => void;
 }
 
 /** The account id a config names (the status key when no adapter could be built to say). */
@@ -121,7 +123,14 @@ export class InventorySync {
   private async syncAll(): Promise<InventorySyncResult> {
     const startedAt = new Date().toISOString();
     const nodes = await this.o.registry.list();
-    const accounts = await Promise.all(this.accounts.map((a) => this.syncAccount(a, nodes)));
+    const accounts = await Promise.all(
+      this.accounts.map(async (a) => {
+        const t0 = performance.now();
+        const status = await this.syncAccount(a, nodes);
+        this.o.onAccountSynced?.(status, (performance.now() - t0) / 1000);
+        return status;
+      }),
+    );
     await this.afterSync().catch((err: unknown) => this.o.log.warn({ err }, "cannot compute network overlaps and site route gateways"));
     return { startedAt, finishedAt: new Date().toISOString(), accounts };
   }

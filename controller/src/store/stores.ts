@@ -5,7 +5,7 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -37,13 +37,15 @@ export interface Stores {
   enrollNonces: RecordStore<typeof NonceRecord>;
   /** weft-attestations: AttestationMarks (signed documents already used). */
   attestations: RecordStore<typeof AttestationMark>;
+  /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
+  trustBundle: RecordStore<typeof TrustBundle>;
 }
 
 /** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -55,6 +57,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.inventory),
     kvm.open(Buckets.enrollNonces),
     kvm.open(Buckets.attestations),
+    kvm.open(Buckets.trustBundle),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
@@ -68,5 +71,6 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     inventory: new InventoryStore(inventory, o),
     enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
     attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
   };
 }

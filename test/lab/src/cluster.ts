@@ -146,6 +146,11 @@ export class LabCluster {
     this.controllerProcess = undefined;
   }
 
+  /** The SPIFFE Workload API socket of the agent on `hostName` (one per host: the lab's hosts share a filesystem). */
+  spiffeSocket(hostName: string): string {
+    return join(hostDir(this.opts, hostName), "spiffe", "api.sock");
+  }
+
   /** Start (or restart) the agent on `hostName`; `joinKey` is needed only for the first enrollment. */
   async startAgent(hostName: string, joinKey?: string, extraArgs: string[] = []): Promise<AgentHandle> {
     const host = this.topology.hosts.find((h) => h.name === hostName);
@@ -175,6 +180,8 @@ export class LabCluster {
       ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
       "--bpf-pin-dir",
       hostPinDir(this.opts, hostName),
+      "--spiffe-socket",
+      this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(this.opts.clouds && host.site !== "onprem" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
       ...(joinKey ? ["--join-key", joinKey] : []),

@@ -5,9 +5,8 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, KeyRotationReply, PeerRecord, Subjects } from "@weft/protocol";
+import { Buckets, KeyRotationReply, PeerRecord, Subjects, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { claimKey } from "../ipam/claims.js";
 import { enrollAgent, startTestController, storedState, type TestController } from "../testing.js";
 

@@ -13,6 +13,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrCreateNatsIdentity } from "../../agent/src/state/nkey.js";
 import { StateHolder } from "../../agent/src/state/holder.js";
+import { ensureStateDir } from "../../agent/src/state/store.js";
 import { CredentialRenewer, jwtTimes, renewAt } from "../../agent/src/session/credentials.js";
 import { connectNats, natsTransport } from "../../agent/src/session/nats.js";
 
@@ -33,6 +34,7 @@ afterAll(async () => {
 
 async function enrolledAgent(name: string) {
   const stateDir = join(dir, name);
+  await ensureStateDir(stateDir);
   const identity = await loadOrCreateNatsIdentity(stateDir);
   const key = (await t.client.createJoinKey({ reusable: false })).key;
   const body = { version: 1, joinKey: key, name, site: "site-a", wireguardPublicKey: generateKeyPair().publicKey, natsPublicKey: identity.publicKey, listenPort: 51820, endpoints: { private: "10.0.0.7:51820" } };

@@ -8,6 +8,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
 packages=(nats-server wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool)
+# The package and its installed-agent test (packaging/): dpkg-shlibdeps, strip, lintian, a Debian
+# root, the units' and cloud-init examples' checkers.
+packages+=(dpkg-dev binutils lintian debootstrap systemd cloud-init man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,3 +52,6 @@ say "building"
 npx tsc -b
 bash bpf/build.sh
 chmod +x cli/dist/main.js
+
+# --- current wireguard-go (cached in .weft/; the lab prefers it, Debian's is the fallback) ----
+bash scripts/wireguard-go.sh >/dev/null || echo "weft setup: the lab uses Debian's wireguard-go (see above); \`npm run package\` needs Go 1.23+" >&2

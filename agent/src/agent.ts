@@ -20,6 +20,7 @@ import { createCommandRunner } from "./wireguard/exec.js";
 import { WorkloadManager } from "./workloads/manager.js";
 import { CONTROLLER_CA_FILE, enroll } from "./enroll/client.js";
 import { readInstanceIdentity } from "./enroll/instance.js";
+import { readJoinKeyFile } from "./enroll/join-key-file.js";
 import { AgentError } from "./errors.js";
 import { defaultRouteAddress } from "./net/underlay.js";
 import { desiredPeers } from "./peers/desired.js";
@@ -315,13 +316,14 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 }
 
 async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
-  if (!config.controllerUrl || (!config.joinKey && !config.cloud)) {
+  const joinKey = config.joinKey ?? (config.joinKeyFile === undefined ? undefined : await readJoinKeyFile(config.joinKeyFile));
+  if (!config.controllerUrl || (!joinKey && !config.cloud)) {
     throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY), or --cloud <provider> to join by instance identity");
   }
   const privateAddress = config.endpoints.private ?? (await defaultEndpoint(config.interface.listenPort));
   const req: EnrollRequest = {
     version: 1,
-    ...(config.joinKey ? { joinKey: config.joinKey } : {}),
+    ...(joinKey ? { joinKey } : {}),
     name: config.name,
     site: config.site,
     wireguardPublicKey,

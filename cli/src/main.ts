@@ -15,6 +15,9 @@ import { registerNodes } from "./commands/nodes.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerStatus } from "./commands/status.js";
 import { registerFlows } from "./commands/flows.js";
+import { registerDown } from "./commands/down.js";
+import { registerService } from "./commands/service.js";
+import { registerUp } from "./commands/up.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command("weft")
@@ -24,6 +27,9 @@ const program = new Command("weft")
 
 registerController(program);
 registerAgent(program);
+registerUp(program);
+registerDown(program);
+registerService(program);
 registerStatus(program);
 registerFlows(program);
 registerKeys(program);

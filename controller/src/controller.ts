@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { loadOrCreateAdminToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
+import { downloadRoutes } from "./install/downloads.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
 import { EnrollmentPolicies } from "./enroll/policies.js";
@@ -206,7 +207,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, controllerInfo });
+    const routes = [...apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, controllerInfo }), ...downloadRoutes({ dir: config.downloads.dir, caPem: tls?.caPem })];
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

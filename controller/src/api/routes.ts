@@ -33,6 +33,8 @@ export interface Route {
   body?: z.ZodType;
   response: z.ZodType;
   status?: number;
+  /** Content type of a response that is not JSON (the handler returns a string or a stream). */
+  produces?: string;
   handler: (ctx: RouteContext) => Promise<unknown>;
 }
 
@@ -194,7 +196,7 @@ export function openApiDocument(routes: Route[], version: string): Record<string
       ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
       ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
+        [String(r.status ?? 200)]: { description: "OK", content: { [r.produces?.split(";")[0] ?? "application/json"]: { schema: schema(r.response, "output") } } },
         ...(r.auth === "admin" ? { "401": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),

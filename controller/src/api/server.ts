@@ -55,6 +55,7 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
           remoteAddress: req.socket.remoteAddress,
           host: hostOf(req.headers.host),
         });
+        if (route.produces) void reply.type(route.produces);
         return reply.code(route.status ?? 200).send(result);
       },
     });

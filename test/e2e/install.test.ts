@@ -19,8 +19,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControllerClient, JoinKeyCreated } from "@weft/protocol";
-import { LabCluster, labDown, labExec, labTopology, labUp, repoRoot, spawnInHost, type LabOptions } from "@weft/lab";
+import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, spawnInHost, type LabOptions } from "@weft/lab";
 import { sleep, waitUntil } from "./mesh.js";
+import { pingCount, startEcho, tcpProbe } from "./traffic.js";
 import { LabVm } from "./vm.js";
 
 const execFileAsync = promisify(execFile);
@@ -34,6 +35,14 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e install: skipped: needs root (debootstrap, mounts, network namespaces)");
 
 const repo = repoRoot();
+/** The lab agents (identity ns/default/sa/default) may ping the VM and reach ALLOWED_PORT; DENIED_PORT is default-denied. */
+const ALLOWED_PORT = 7181;
+const DENIED_PORT = 7182;
+const VM_POLICY = {
+  name: "vm",
+  description: "e2e install: the lab agents may ping the VM and reach one port",
+  rules: [{ action: "allow" as const, from: [{ namespace: "default" }], to: [{ namespace: "shop", serviceAccount: "vm" }], ports: [{ protocol: "icmp" as const }, { protocol: "tcp" as const, port: ALLOWED_PORT }] }],
+};
 const figures: string[] = [];
 const note = (line: string) => {
   figures.push(line);
@@ -57,6 +66,8 @@ describe.skipIf(!isRoot)("install", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
   let key: JoinKeyCreated;
+  /** The VM's key: identity spiffe://weft.internal/ns/shop/sa/vm, which VM_POLICY protects. */
+  let vmKey: JoinKeyCreated;
   let caHex: string;
   let failed = false;
   const host = topology.hosts.find((h) => h.name === VM_HOST)!;
@@ -90,7 +101,9 @@ describe.skipIf(!isRoot)("install", () => {
       const root = (await execFileAsync("bash", [join(repo, "packaging/test-root.sh"), CACHE], { maxBuffer: 16 << 20 })).stdout.trim();
       note(`Debian 12 root ${root} ready in ${Math.round((Date.now() - t0) / 1000)} s (cached after the first run)`);
 
+      // Leftovers of an interrupted run: its namespaces (recorded) and its host dirs (kept on failure).
       await labDown(opts);
+      await rm(labDir(opts), { recursive: true, force: true });
       await labUp(opts);
       cluster = new LabCluster(opts);
       const controllerConfig = join(downloads, "controller.yaml");
@@ -98,7 +111,9 @@ describe.skipIf(!isRoot)("install", () => {
       await cluster.startController(["--config", controllerConfig]);
       client = await cluster.client();
       caHex = (await cluster.controllerCaHash()).replace(/^sha256:/, "");
-      key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: install" });
+      key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: install, lab agents" });
+      vmKey = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: install, the VM", labels: { "weft:namespace": "shop", "weft:serviceaccount": "vm" } });
+      await client.applyPolicy(VM_POLICY);
       await Promise.all(AGENT_HOSTS.map((h) => cluster.startAgent(h, key.key)));
 
       t0 = Date.now();
@@ -179,7 +194,7 @@ describe.skipIf(!isRoot)("install", () => {
     step(
       "install - one line: the CA is checked, install.sh installs the package from the controller, and weft up brings the node online",
       async () => {
-        await writeFile(join(vm.root, "root/weft-join-key"), `${key.key}\n`, { mode: 0o600 });
+        await writeFile(join(vm.root, "root/weft-join-key"), `${vmKey.key}\n`, { mode: 0o600 });
         const t0 = Date.now();
         const res = await vm.sh(oneLiner(cluster.controllerUrl, caHex, upArgs), { timeoutMs: 240_000 });
         const took = Date.now() - t0;
@@ -270,6 +285,58 @@ describe.skipIf(!isRoot)("install", () => {
     );
   });
 
+  describe("upgrade", () => {
+    step(
+      "install - an upgrade restarts the agent while the data plane keeps forwarding (a ping every 10 ms: none lost) and enforcing (a denied flow: 0 answered), reusing the pinned maps",
+      async () => {
+        const vmAddress = await overlayOf(VM_HOST);
+        const version = (await execFileAsync("dpkg-deb", ["-f", deb, "Version"])).stdout.trim();
+        const next = await repack(deb, `${version}+1`, downloads);
+        const [before] = await agentPids();
+        expect(before, "the agent runs before the upgrade").toBeDefined();
+        const mapsBefore = await pinnedMapIds(vm);
+        expect(mapsBefore.size, "pinned maps before the upgrade").toBeGreaterThan(0);
+
+        const echo = await startEcho(opts, VM_HOST, [ALLOWED_PORT, DENIED_PORT]);
+        try {
+          expect(await tcpProbe(opts, "aws-1", vmAddress, ALLOWED_PORT), "allowed port before").toBe("open");
+          expect(await tcpProbe(opts, "aws-1", vmAddress, DENIED_PORT), "denied port before").toBe("timeout");
+          const pings = 1500;
+          const hammer = pingCount(opts, "aws-1", vmAddress, pings, { intervalS: 0.01 });
+          const denied: string[] = [];
+          let upgrading = true;
+          const probing = (async () => {
+            while (upgrading) denied.push(await tcpProbe(opts, "onprem-1", vmAddress, DENIED_PORT, 1000));
+          })();
+          await sleep(1000);
+          const t0 = Date.now();
+          const res = await vm.sh(`sh -c "$(curl -fsS --cacert /tmp/weft-ca.pem ${cluster.controllerUrl}/install.sh)" -s --controller ${cluster.controllerUrl} --ca-hash sha256:${caHex} --no-up`, { timeoutMs: 120_000 });
+          expect(res.exitCode, `install.sh of ${next.split("/").at(-1)}\n${res.stdout}\n${res.stderr}`).toBe(0);
+          const installed = (await vm.sh("dpkg-query -W -f='${Version}' weft")).stdout;
+          expect(installed, "installed version").toBe(`${version}+1`);
+          await waitUntil("the upgraded agent online", 30_000, async () => {
+            const [now] = await agentPids();
+            const status = await readFile(join(vm.root, "var/lib/weft/agent/status.json"), "utf8").then((t) => JSON.parse(t) as { nats?: string; stale?: boolean; updatedAt?: string }).catch(() => undefined);
+            return now !== undefined && now.pid !== before!.pid && status?.nats === "connected" && status.stale === false && Date.parse(status.updatedAt ?? "") > t0;
+          });
+          const upgraded = Date.now() - t0;
+          upgrading = false;
+          await probing;
+          const answered = await hammer;
+          const outcomes = denied;
+          expect(answered, `pings answered of ${pings} sent every 10 ms across the upgrade`).toBe(pings);
+          expect(outcomes.filter((o) => o !== "timeout"), `denied connection attempts that got anything back (of ${outcomes.length})`).toEqual([]);
+          expect(await pinnedMapIds(vm), "pinned maps after the upgrade: the same maps, reused").toEqual(mapsBefore);
+          expect(await tcpProbe(opts, "aws-1", vmAddress, ALLOWED_PORT), "allowed port after").toBe("open");
+          note(`upgrade ${version} → ${version}+1 (apt install, postinst restart, agent back online) ${(upgraded / 1000).toFixed(1)} s: ping ${answered}/${pings} at 10 ms, denied ${outcomes.length} SYN probes all unanswered, ${mapsBefore.size} pinned maps reused`);
+        } finally {
+          await echo.stop();
+        }
+      },
+      240_000,
+    );
+  });
+
   describe("leave", () => {
     step("install - weft down leaves no interface, route, process, pin, unit, rule or state behind", async () => {
       await waitUntil("the agent online before weft down", 30_000, async () => (await vm.exec(["wg", "show", "weft0"])).exitCode === 0);
@@ -282,7 +349,7 @@ describe.skipIf(!isRoot)("install", () => {
       "install - apt purge of a joined host leaves nothing behind either, package files included",
       async () => {
         await client.deleteNode(VM_HOST); // the admin's side of leaving: the name is free again
-        await writeFile(join(vm.root, "root/weft-join-key"), `${key.key}\n`, { mode: 0o600 });
+        await writeFile(join(vm.root, "root/weft-join-key"), `${vmKey.key}\n`, { mode: 0o600 });
         const up = await vm.sh(`weft up --controller ${cluster.controllerUrl} --ca-hash sha256:${caHex} ${upArgs}`, { timeoutMs: 120_000 });
         expect(up.exitCode, `weft up again\n${up.stderr}`).toBe(0);
         const purge = await vm.exec(["apt-get", "purge", "-y", "-q", "weft"], { timeoutMs: 120_000 });
@@ -320,6 +387,39 @@ describe.skipIf(!isRoot)("install", () => {
     });
   });
 });
+
+/** The same package under another version (what a newer release installs like), in `dir`. */
+async function repack(deb: string, version: string, dir: string): Promise<string> {
+  const work = await mkdtemp(join(tmpdir(), "weft-e2e-repack-"));
+  try {
+    await execFileAsync("dpkg-deb", ["-R", deb, join(work, "root")]);
+    const control = join(work, "root/DEBIAN/control");
+    await writeFile(control, (await readFile(control, "utf8")).replace(/^Version: .*$/m, `Version: ${version}`));
+    const out = join(dir, `weft_${version}_amd64.deb`);
+    await execFileAsync("dpkg-deb", ["--root-owner-group", "-Zgzip", "-b", join(work, "root"), out]);
+    return out;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Pinned map name → kernel map id, from the VM's bpf filesystem (the same id means the same map). */
+async function pinnedMapIds(vm: LabVm): Promise<Map<string, number>> {
+  const dir = join(vm.root, "sys/fs/bpf/weft");
+  const ids = new Map<string, number>();
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const path = join(d, e.name);
+      if (e.isDirectory()) await walk(path);
+      else {
+        const info = await execFileAsync("bpftool", ["-j", "map", "show", "pinned", path]).then((r) => JSON.parse(r.stdout) as { id?: number }, () => undefined);
+        if (info?.id !== undefined) ids.set(path.slice(dir.length + 1), info.id);
+      }
+    }
+  };
+  await walk(dir);
+  return ids;
+}
 
 /** CapabilityBoundingSet of a unit file, as names. */
 function unitCapabilities(unit: string): string[] {

@@ -80,6 +80,13 @@ describe.skipIf(!isRoot)("install", () => {
   };
   const agentPids = async () => (await vm.processes()).filter((p) => /\/usr\/lib\/weft\/node .*main\.js agent/.test(p.cmdline));
   const overlayOf = async (name: string) => (await client.getNode(name)).overlayAddress;
+  /** The VM's agent wrote, since `since`, that it is connected and holds the current peer set. */
+  const onlineSince = async (since: number) => {
+    const status = await readFile(join(vm.root, "var/lib/weft/agent/status.json"), "utf8")
+      .then((t) => JSON.parse(t) as { nats?: string; stale?: boolean; updatedAt?: string })
+      .catch(() => undefined);
+    return status?.nats === "connected" && status.stale === false && Date.parse(status.updatedAt ?? "") >= since;
+  };
 
   beforeAll(async () => {
     try {
@@ -278,8 +285,55 @@ describe.skipIf(!isRoot)("install", () => {
           else expect(outcome.online, `without ${removed} the agent still came up: it is not needed, drop it from the unit`).toBe(false);
         }
         note(`capabilities (${caps.join(" ")}): ${results.join("; ")}`);
+        const restarted = Date.now();
         await vmOk("weft down --keep-state && weft service start", "start the agent again");
-        await waitUntil("the agent online again", 30_000, async () => (await vm.sh("weft status --json")).exitCode === 0 && (await agentPids()).length === 1);
+        await waitUntil("the agent online again", 60_000, () => onlineSince(restarted));
+      },
+      300_000,
+    );
+    step(
+      "install - every system call the agent and what it runs make, from start to online, is allowed by the unit's SystemCallFilter",
+      async () => {
+        const unit = await readFile(join(vm.root, "lib/systemd/system/weft-agent.service"), "utf8");
+        const allowed = await allowedSyscalls(unit);
+        await vmOk("weft service stop && weft down --keep-state", "a fresh start");
+        const trace = join(downloads, "agent.strace");
+        const caps = ["-all", ...unitCapabilities(unit).map((c) => `+${c.slice(4).toLowerCase()}`)].join(",");
+        // strace (outside the VM, following the whole tree) stops only on calls the filter would
+        // refuse (seccomp-bpf: the agent runs at full speed), plus two it allows, as markers:
+        // execve (systemd applies the filter from the unit's ExecStart, /usr/bin/weft, on) and bpf
+        // (which the agent must make: proof that the trace sees the agent at all).
+        const traceSet = `!${[...allowed].filter((c) => c !== "execve" && c !== "bpf").map((c) => `?${c}`).join(",")}`;
+        const since = Date.now();
+        const traced = execFileAsync(
+          "nsenter",
+          [`--net=/run/netns/${vm.netns}`, "strace", "-f", "-qq", "--seccomp-bpf", "-e", `trace=${traceSet}`, "-o", trace, "--", "chroot", vm.root, "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "setpriv", `--bounding-set=${caps}`, "--inh-caps=-all", "--no-new-privs", "--", "/usr/bin/weft", "agent", "--config", "/etc/weft/agent.yaml"],
+          { maxBuffer: 64 << 20, timeout: 180_000 },
+        ).catch((e: unknown) => e);
+        try {
+          await waitUntil("the traced agent online", 90_000, () => onlineSince(since), 500);
+        } finally {
+          for (const p of await vm.processes()) if (/main\.js agent/.test(p.cmdline)) process.kill(p.pid, "SIGTERM");
+          // wireguard-go, traced too, exits with its interface; then strace ends.
+          await waitUntil("the traced agent gone", 30_000, async () => (await agentPids()).length === 0);
+          await vm.exec(["weft", "down", "--keep-state"], { timeoutMs: 60_000 });
+          await traced;
+        }
+        try {
+          const lines = (await readFile(trace, "utf8")).split("\n");
+          const start = lines.findIndex((l) => /execve\("\/usr\/bin\/weft"/.test(l));
+          expect(start, "the trace shows the unit's ExecStart").toBeGreaterThanOrEqual(0);
+          const calls = lines.slice(start).flatMap((l) => /^\d+\s+([a-z0-9_]+)\(/.exec(l)?.[1] ?? []);
+          expect(calls.includes("bpf"), "the trace saw the agent's bpf() calls (the check sees the agent)").toBe(true);
+          const refused = [...new Set(calls.filter((c) => !allowed.has(c)))].sort();
+          expect(refused, "system calls the unit's SystemCallFilter would refuse (EPERM)").toEqual([]);
+          note(`system calls from start to online: none outside SystemCallFilter (${allowed.size} allowed; ${calls.filter((c) => c === "bpf").length} bpf() calls seen)`);
+        } finally {
+          await rm(trace, { force: true });
+          const restarted = Date.now();
+          await vmOk("weft service start", "start the agent again");
+          await waitUntil("the agent online again", 60_000, () => onlineSince(restarted));
+        }
       },
       300_000,
     );
@@ -316,8 +370,7 @@ describe.skipIf(!isRoot)("install", () => {
           expect(installed, "installed version").toBe(`${version}+1`);
           await waitUntil("the upgraded agent online", 30_000, async () => {
             const [now] = await agentPids();
-            const status = await readFile(join(vm.root, "var/lib/weft/agent/status.json"), "utf8").then((t) => JSON.parse(t) as { nats?: string; stale?: boolean; updatedAt?: string }).catch(() => undefined);
-            return now !== undefined && now.pid !== before!.pid && status?.nats === "connected" && status.stale === false && Date.parse(status.updatedAt ?? "") > t0;
+            return now !== undefined && now.pid !== before!.pid && (await onlineSince(t0));
           });
           const upgraded = Date.now() - t0;
           upgrading = false;
@@ -419,6 +472,41 @@ async function pinnedMapIds(vm: LabVm): Promise<Map<string, number>> {
   };
   await walk(dir);
   return ids;
+}
+
+/**
+ * The system calls a unit's SystemCallFilter= allow list admits (groups expanded through
+ * `systemd-analyze syscall-filter`, plus @default, which systemd always allows).
+ */
+async function allowedSyscalls(unit: string): Promise<Set<string>> {
+  const groups = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of (await execFileAsync("systemd-analyze", ["syscall-filter"])).stdout.split("\n")) {
+    if (/^@\S+$/.test(line)) groups.set(line, (current = []));
+    else if (/^\s+@?[a-z0-9_-]+$/.test(line)) current?.push(line.trim());
+  }
+  const out = new Set<string>();
+  const add = (name: string, seen = new Set<string>()): void => {
+    if (!name.startsWith("@")) return void out.add(name);
+    if (seen.has(name)) return;
+    seen.add(name);
+    const members = groups.get(name);
+    if (!members) throw new Error(`systemd-analyze knows no syscall group ${name}`);
+    for (const m of members) add(m, seen);
+  };
+  add("@default");
+  const lines = [...unit.matchAll(/^SystemCallFilter=(.*)$/gm)].map((m) => m[1]!.trim());
+  for (const l of lines.filter((x) => !x.startsWith("~"))) for (const name of l.split(/\s+/)) add(name);
+  for (const l of lines.filter((x) => x.startsWith("~"))) {
+    const denied = new Set<string>();
+    const before = new Set(out);
+    out.clear();
+    for (const name of l.slice(1).trim().split(/\s+/)) add(name);
+    for (const c of out) denied.add(c);
+    out.clear();
+    for (const c of before) if (!denied.has(c)) out.add(c);
+  }
+  return out;
 }
 
 /** CapabilityBoundingSet of a unit file, as names. */

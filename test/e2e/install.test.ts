@@ -3,13 +3,13 @@
  * clean), the lab's controller serves it with install.sh, and a clean Debian 12 root with no
  * Node.js (packaging/test-root.sh, cached) becomes a VM on a lab host: the documented one-line
  * installer checks the controller's CA, installs the package and `weft up` joins the mesh of two
- * lab agents (run from the repository), and traffic passes. Then, in order: the units
+ * lab agents, and traffic passes. The lab's controller and agents run the package's bundle
+ * (extracted, on the machine's Node.js), so the packaged controller is what serves the VM. Then, in order: the units
  * (systemd-analyze verify and security), the capabilities the agent needs (each one the unit grants
  * removed in turn), an upgrade under load (the data plane keeps forwarding and enforcing), `weft down`
  * and `apt purge` leaving nothing behind, and the cloud-init examples (`cloud-init schema`).
  *
- * Lab prefix `wtp` (WEFT_E2E_INSTALL_PREFIX); the VM on gcp-1, repository agents on aws-1 and
- * onprem-1. Everything it makes is removed in afterAll, also on failure; the Debian root and the
+ * Lab prefix `wtp` (WEFT_E2E_INSTALL_PREFIX); the VM on gcp-1, lab agents on aws-1 and onprem-1. Everything it makes is removed in afterAll, also on failure; the Debian root and the
  * Debian packages it downloads stay cached in /var/cache/weft-test. Needs root.
  */
 import { execFile } from "node:child_process";
@@ -112,7 +112,11 @@ describe.skipIf(!isRoot)("install", () => {
       await labDown(opts);
       await rm(labDir(opts), { recursive: true, force: true });
       await labUp(opts);
-      cluster = new LabCluster(opts);
+      // The lab's controller and agents run the package's bundle too (extracted; the machine's
+      // Node.js), so the controller as packaged serves the VM.
+      const extracted = join(downloads, "extracted");
+      await execFileAsync("dpkg-deb", ["-x", deb, extracted]);
+      cluster = new LabCluster({ ...opts, cliPath: join(extracted, "usr/lib/weft/lib/main.js") });
       const controllerConfig = join(downloads, "controller.yaml");
       await writeFile(controllerConfig, `downloads:\n  dir: ${downloads}\n`);
       await cluster.startController(["--config", controllerConfig]);

@@ -40,8 +40,9 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   exit 1
 }
 
-say "building (TypeScript, eBPF, wireguard-go)"
+say "building (TypeScript, the console, eBPF, wireguard-go)"
 npx tsc -b
+npm run build -w console --silent
 bash bpf/build.sh
 wireguard_go=$(bash scripts/wireguard-go.sh)
 
@@ -51,7 +52,7 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
 lib="$root/usr/lib/weft"
 doc="$root/usr/share/doc/weft"
-mkdir -p "$lib/lib" "$lib/dist" "$lib/bin" "$lib/node_modules" "$root/usr/bin" "$root/lib/systemd/system" \
+mkdir -p "$lib/lib" "$lib/bpf/dist" "$lib/controller/data" "$lib/console" "$lib/bin" "$lib/node_modules" "$root/usr/bin" "$root/lib/systemd/system" \
   "$root/usr/share/weft" "$doc/examples/cloud-init" "$root/usr/share/man/man1" "$root/usr/share/lintian/overrides" "$root/DEBIAN"
 
 say "bundling the weft command"
@@ -70,8 +71,12 @@ case "$arch" in
   *) echo "package: only amd64 is built so far (koffi's native module and the Node.js runtime are per architecture)" >&2; exit 1 ;;
 esac
 
-say "eBPF objects, wireguard-go, units, docs"
-install -m 0644 bpf/dist/*.o "$lib/dist/"
+say "eBPF objects, the controller's trust data and console, wireguard-go, units, docs"
+# Where the bundle's code finds them: the repository's layout under /usr/lib/weft (bundle.mjs).
+install -m 0644 bpf/dist/*.o "$lib/bpf/dist/"
+cp -r --no-preserve=mode,ownership controller/data/trust "$lib/controller/data/trust"
+cp -r --no-preserve=mode,ownership console/dist "$lib/console/dist"
+[ -f "$lib/console/dist/index.html" ] || { echo "package: the console was not built (console/dist/index.html missing)" >&2; exit 1; }
 install -m 0755 "$wireguard_go" "$lib/bin/wireguard-go"
 install -m 0755 packaging/bin/weft "$root/usr/bin/weft"
 install -m 0644 packaging/systemd/*.service "$root/lib/systemd/system/"

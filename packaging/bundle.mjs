@@ -1,11 +1,18 @@
 /**
  * Bundles the `weft` command (cli/dist/main.js and everything it imports) for the package:
  * ESM with code splitting, so each command's code is still loaded only when that command runs,
- * and every chunk beside main.js in one directory (bpf's `new URL("../dist/<prog>.o",
- * import.meta.url)` then finds the BPF objects in `<outdir>/../dist`, as it does in the repo).
+ * and every chunk beside main.js in one directory, `<root>/lib` (/usr/lib/weft/lib).
  *
  *   node packaging/bundle.mjs <outdir> <licenses file>
  *
+ * - Files Weft finds beside its own code keep the repository's layout under `<root>`: in each
+ *   workspace module, `import.meta.url` becomes that module's place in the repository mirrored
+ *   under `<root>` (`<root>/controller/dist/attest/trust.js`), so bpf's `../dist/<prog>.o`, the
+ *   controller's `../../data/trust/` and its console's `../../../console/dist` resolve to
+ *   `<root>/bpf/dist`, `<root>/controller/data/trust` and `<root>/console/dist`, where build.sh
+ *   installs them.
+ * - The lab (`@weft/lab`, an optional dependency of the CLI) is left out: `weft lab` says it is not
+ *   installed.
  * - koffi stays external: its native module is found through node_modules beside the bundle
  *   (build.sh copies koffi and @koromix/koffi-linux-<arch> there).
  * - `@google-cloud/compute` is replaced by its three v1 clients the GCP adapter uses; the package
@@ -13,10 +20,10 @@
  *   imports that the replacement lacks fails this build ("No matching export").
  * - CommonJS dependencies get `require`, `__dirname` and `__filename` (module-relative reads in
  *   them resolve against the chunk; none is on a path Weft runs).
- * - Writes the licences of every bundled npm package to <licenses file>.
+ * - Writes the licences of every bundled npm package (the console's included) to <licenses file>.
  */
 import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { build } from "esbuild";
 
 const [outdir, licensesFile] = process.argv.slice(2);
@@ -38,6 +45,21 @@ const gcpComputeV1 = {
   },
 };
 
+/** `import.meta.url` of a workspace module → its repository place mirrored under `<outdir>/..`. */
+const mirroredUrls = {
+  name: "mirrored-import-meta-url",
+  setup(b) {
+    b.onLoad({ filter: /\/[a-z-]+\/dist\/.*\.js$/ }, (args) => {
+      const rel = relative(repo, args.path);
+      if (rel.startsWith("..") || rel.split(sep).includes("node_modules")) return undefined;
+      const code = readFileSync(args.path, "utf8");
+      if (!code.includes("import.meta.url")) return undefined;
+      const place = `new URL(${JSON.stringify(`../${rel.split(sep).join("/")}`)}, import.meta.url).href`;
+      return { contents: code.replaceAll("import.meta.url", `(${place})`), loader: "js", resolveDir: dirname(args.path) };
+    });
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: repo,
@@ -49,8 +71,8 @@ const result = await build({
   target: "node20",
   outdir,
   chunkNames: "[name]-[hash]",
-  external: ["koffi"],
-  plugins: [gcpComputeV1],
+  external: ["koffi", "@weft/lab"],
+  plugins: [gcpComputeV1, mirroredUrls],
   // Smaller without renaming anything: stack traces keep their function names.
   minifyWhitespace: true,
   minifySyntax: true,
@@ -61,9 +83,25 @@ const result = await build({
   logLevel: "warning",
 });
 
-// Every npm package in the bundle (plus koffi, shipped beside it) and its licence text.
+// Every npm package in the bundle and in the console's assets (plus koffi, shipped beside the
+// bundle) and its licence text.
 const packages = new Map();
-for (const input of [...Object.keys(result.metafile.inputs), "node_modules/koffi/index.js"]) {
+// The console's built assets (console/dist, served by the controller) carry npm packages too: Vite
+// bundled them; the same graph, resolved by esbuild without writing anything, names them.
+const consoleGraph = await build({
+  absWorkingDir: repo,
+  entryPoints: ["console/src/main.tsx"],
+  bundle: true,
+  write: false,
+  outdir: join(outdir, "console-graph"),
+  platform: "browser",
+  format: "esm",
+  jsx: "automatic",
+  jsxImportSource: "preact",
+  metafile: true,
+  logLevel: "warning",
+});
+for (const input of [...Object.keys(result.metafile.inputs), ...Object.keys(consoleGraph.metafile.inputs), "node_modules/koffi/index.js"]) {
   const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
   if (!m) continue;
   const dir = join(repo, m[1]);

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
-packages=(nats-server wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool)
+# chromium: the console's browser tests (driven headless by playwright-core; never a downloaded browser).
+packages=(nats-server wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium)
 # The package and its installed-agent test (packaging/): dpkg-shlibdeps, strip, lintian, a Debian
-# root, the units' and cloud-init examples' checkers.
-packages+=(dpkg-dev binutils lintian debootstrap systemd cloud-init man-db)
+# root, the units' checker (cloud-init, for the examples' schema check, is installed below).
+packages+=(dpkg-dev binutils lintian debootstrap systemd man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,9 +48,48 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# --- Terraform provider tools (terraform/) ----------------------------------------------
+# Terraform 1.5.7 (the last MPL release; newer ones refuse `go install`) and tfplugindocs, built
+# from the Go module proxy into .tools/bin once; the provider's tests name them explicitly and
+# never use a terraform on PATH. cloud-init is for `cloud-init schema` on the module's user data
+# and on packaging/cloud-init.
+tools=.tools/bin
+if ! command -v go >/dev/null; then
+  echo "weft setup: Go is required for the Terraform provider (terraform/); install Go 1.25 or newer" >&2
+  exit 1
+fi
+# built_from BINARY MODULE VERSION: the binary was built from that module version.
+built_from() { go version -m "$1" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$3([[:space:]]|$)"; }
+if ! built_from "$tools/terraform" github.com/hashicorp/terraform v1.5.7; then
+  say "building Terraform 1.5.7 into $tools (once, about 3-6 minutes)"
+  GOBIN="$PWD/$tools" GOFLAGS=-mod=mod go install github.com/hashicorp/terraform@v1.5.7
+fi
+if ! built_from "$tools/tfplugindocs" github.com/hashicorp/terraform-plugin-docs v0.25.0; then
+  say "building tfplugindocs 0.25.0 into $tools"
+  GOBIN="$PWD/$tools" GOFLAGS=-mod=mod go install github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs@v0.25.0
+fi
+if ! dpkg-query -W -f='${Status}' cloud-init 2>/dev/null | grep -q "install ok installed"; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "weft setup: missing Debian package cloud-init (the provider's and the package's tests run \`cloud-init schema\`); run as root" >&2
+    exit 1
+  fi
+  say "installing Debian package cloud-init (for \`cloud-init schema\`; its boot services are not enabled here)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends cloud-init >/dev/null
+  # Installing it must not make this machine run cloud-init at its next boot.
+  touch /etc/cloud/cloud-init.disabled
+fi
+(cd terraform && go mod download)
+
 # --- build -----------------------------------------------------------------------------
 say "building"
 npx tsc -b
+# The web console the controller serves (console/dist); rebuilt only when its sources changed.
+if [ ! -f console/dist/index.html ] || [ -n "$(find console/src console/index.html console/vite.config.ts console/package.json -newer console/dist/index.html -print -quit)" ]; then
+  say "building the console"
+  npm run build -w console --silent
+fi
 bash bpf/build.sh
 chmod +x cli/dist/main.js
 

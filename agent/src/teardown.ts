@@ -17,7 +17,7 @@ import { bpffsMounts } from "./datapath/bpffs.js";
 import { SNAT_CHAIN } from "./net/gateway.js";
 import { linkExists } from "./net/links.js";
 import { UAPI_SOCKET_DIR } from "./wireguard/userspace.js";
-import { createCommandRunner, type CommandRunner } from "./wireguard/exec.js";
+import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { hostInterfaceFor } from "./workloads/plumbing.js";
 
 export interface TeardownInput {

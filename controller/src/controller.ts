@@ -4,33 +4,42 @@
  */
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Kvm } from "@nats-io/kv";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, Heartbeat, NodeRecord, PeerRecord, Policy, Subjects, nodeIdFromSubject } from "@weft/protocol";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
+import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
-import { loadOrCreateAdminToken } from "./admin-token.js";
+import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
-import { downloadRoutes } from "./install/downloads.js";
+import { openInstanceAttestor } from "./attest/index.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { ConsoleEvents } from "./console/events.js";
+import { consoleRoutes } from "./console/routes.js";
+import { ConsoleSessions } from "./console/sessions.js";
+import { consoleBuilt, defaultConsoleDir, serveConsole } from "./console/static.js";
 import { Enrollment } from "./enroll/enroll.js";
-import { EnrollmentPolicies } from "./enroll/policies.js";
-import { IdentityAllocator, IdentityEntry } from "./identity/allocator.js";
+import { ControllerError } from "./errors.js";
+import { FlowCollector } from "./flows/collector.js";
+import { downloadRoutes } from "./install/downloads.js";
+import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
+import { IdentityAllocator } from "./identity/allocator.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
-import { Claim, Claims } from "./ipam/claims.js";
+import { Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
-import { InventoryStore } from "./inventory/store.js";
-import { InventorySync, type InventoryPlan } from "./inventory/sync.js";
-import { JoinKeys, StoredJoinKey } from "./keys/joinkeys.js";
+import { InventoryPlanner } from "./inventory/plan.js";
+import { InventorySync } from "./inventory/sync.js";
+import { JoinKeys } from "./keys/joinkeys.js";
+import { ControllerMetrics } from "./metrics/metrics.js";
+import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
-import { RecordStore } from "./store/kv.js";
+import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
+import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
@@ -52,6 +61,8 @@ export interface RunningController {
   apiSocket: string | undefined;
   natsUrl: string;
   adminToken: string;
+  /** Reads GET /metrics only (Prometheus). */
+  metricsToken: string;
   authority: Authority;
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
@@ -63,6 +74,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
   const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
+  // Nodes by status are counted at scrape time, through the registry once it exists.
+  let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
+  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses() });
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
@@ -87,14 +102,16 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(() => access.close());
     await ensureBuckets(nc);
 
-    const kvm = new Kvm(nc);
-    const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
+    const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
+
+    // Nodes: the registry alone writes node and peer records; at start it brings them in line.
+    const claims = new Claims(stores.ipam);
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
     const liveness = new Liveness(config.offlineAfterSeconds * 1000);
     const registry = new NodeRegistry({
-      nodes: new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
-      peers: new RecordStore(await kvm.open(Buckets.peers), PeerRecord, Buckets.peers),
+      nodes: stores.nodes,
+      peers: stores.peers,
       claims,
       allocator,
       prefixes,
@@ -103,45 +120,49 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       revokeCredential: (natsPublicKey) => access.revokeAgent(natsPublicKey),
       plaintextSites: config.overlay.plaintextSites,
     });
-    await registry.syncSameSiteTransport();
+    await registry.reconcile();
+    nodeStatuses = () => registry.list();
     const trustDomain = config.identity.trustDomain;
-    const joinKeys = new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys), undefined, (labels) =>
-      validateIdentityLabels(labels, trustDomain),
-    );
-    const identities = new IdentityAllocator(new RecordStore(await kvm.open(Buckets.identities), IdentityEntry, Buckets.identities));
+    const validateLabels = (labels: Record<string, string>) => validateIdentityLabels(labels, trustDomain);
+    const joinKeys = new JoinKeys(stores.keys, undefined, validateLabels);
+    const identities = new IdentityAllocator(stores.identities);
+    const allocateIdentity = (spiffeId: string) => identities.allocate(spiffeId);
+
+    // Policies, and each node's compiled view of them.
     const policies = new PolicyService({
-      store: new RecordStore(await kvm.open(Buckets.policies), Policy, Buckets.policies),
+      store: stores.policies,
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
-      workloadsOf: async (nodeId) => (await registry.peer(nodeId))?.workloads ?? [],
+      workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
       log: log.child({ component: "policy" }),
     });
     const publisher = await NodePolicyPublisher.start({
-      kv: {
-        policies: await kvm.open(Buckets.policies),
-        identities: await kvm.open(Buckets.identities),
-        nodes: await kvm.open(Buckets.nodes),
-        peers: await kvm.open(Buckets.peers),
-        nodePolicies: await kvm.open(Buckets.nodePolicies),
-      },
+      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies },
       log: log.child({ component: "policy-publisher" }),
+      observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
     });
     cleanups.push(() => publisher.stop());
-    const workloads = new WorkloadService({ registry, allocateIdentity: (spiffeId) => identities.allocate(spiffeId), trustDomain, log: log.child({ component: "workloads" }) });
+    const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
+
+    // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
+    const spiffeLog = log.child({ component: "spiffe" });
+    const trustAuthority = await TrustDomainAuthority.open({ dir: join(config.stateDir, SPIFFE_DIR), trustDomain, log: spiffeLog });
+    await publishTrustBundle(stores.trustBundle, trustAuthority, spiffeLog);
+    const svids = new SvidService({ authority: trustAuthority, registry, x509TtlSeconds: config.spiffe.x509SvidTtlSeconds, jwtTtlSeconds: config.spiffe.jwtSvidTtlSeconds, log: spiffeLog });
+    const svidSubs = svids.serve(nc);
+    cleanups.push(async () => svidSubs.forEach((s) => s.unsubscribe()));
+
+    // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
-    // Join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
-    const enrollInventory = new InventoryStore(await kvm.open(Buckets.inventory));
-    const enrollmentPolicies = new EnrollmentPolicies({
-      store: new RecordStore(await kvm.open(Buckets.enrollPolicies), EnrollmentPolicy, Buckets.enrollPolicies),
-      validateLabels: (labels) => validateIdentityLabels(labels, trustDomain),
-      log: log.child({ component: "enrollment-policies" }),
-    });
+    const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
+    const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
-      inventory: enrollInventory,
+      inventory: stores.inventory,
+      attestor,
       policies: enrollmentPolicies,
       joinKeys,
       claims,
@@ -150,50 +171,75 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
       natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
-      allocateIdentity: (spiffeId) => identities.allocate(spiffeId),
+      allocateIdentity,
       trustDomain,
       heartbeatSeconds: config.heartbeatSeconds,
       log: log.child({ component: "enroll" }),
     });
 
-    // Cloud inventory: periodic sync, labels and identity from tags, auto-revoke of gone instances.
-    const inventory = new InventorySync({
-      kv: await kvm.open(Buckets.inventory),
-      config: config.inventory,
-      registry,
-      nodes: new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes),
-      allocateIdentity: (spiffeId) => identities.allocate(spiffeId),
-      trustDomain,
+    // Cloud inventory: its view and gateway plan; the site route advertiser publishing the plan
+    // (one weft:gateway node per site advertises the site's networks to the others); the periodic
+    // sync (labels and identity from tags, auto-revoke of gone instances), which hands each new plan
+    // to the advertiser.
+    const planner = new InventoryPlanner({
+      store: stores.inventory,
+      nodes: () => registry.list(),
       reserved: [
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
-      onSynced: async (plan): Promise<void> => advertiser?.refresh(plan.gateways),
-      log: log.child({ component: "inventory" }),
     });
-    cleanups.push(() => inventory.stop());
-    // Site routes: one weft:gateway node per site advertises the site's networks to the others.
-    const advertiser: SiteRouteAdvertiser | undefined = config.inventory.advertiseSiteRoutes
+    const routesLog = log.child({ component: "site-routes" });
+    const advertiser = config.inventory.advertiseSiteRoutes
       ? new SiteRouteAdvertiser({
-          plan: (): Promise<InventoryPlan> => inventory.plan(),
+          plan: () => planner.plan(),
           registry,
           liveness,
-          nodesKv: await kvm.open(Buckets.nodes),
+          nodesKv: stores.nodes.kv,
           startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
           checkMs: config.heartbeatSeconds * 1000,
           resyncMs: SITE_ROUTE_RESYNC_MS,
-          log: log.child({ component: "site-routes" }),
+          log: routesLog,
         })
       : undefined;
     if (advertiser) {
       await advertiser.start();
-      cleanups.push(async () => advertiser.stop());
+      cleanups.push(() => advertiser.stop());
     } else {
-      await withdrawSiteRoutes(registry, log.child({ component: "site-routes" }));
+      await withdrawSiteRoutes(registry, routesLog);
     }
+    const inventory = new InventorySync({
+      store: stores.inventory,
+      planner,
+      config: config.inventory,
+      registry,
+      allocateIdentity,
+      trustDomain,
+      onSynced: async (plan) => advertiser?.refresh(plan.gateways),
+      onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
+      log: log.child({ component: "inventory" }),
+    });
+    cleanups.push(() => inventory.stop());
 
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
+
+    // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
+    const consoleLog = log.child({ component: "console" });
+    const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
+    const events = new ConsoleEvents({ log: consoleLog });
+    cleanups.push(() => events.stop());
+    events.follow("nodes", stores.nodes.kv);
+    events.follow("policies", stores.policies.kv);
+    events.follow("identities", stores.identities.kv);
+    events.follow("inventory", stores.inventory.kv);
+    events.followHeartbeats(nc);
+    const flows = new FlowCollector({ log: log.child({ component: "flows" }), onReport: (r) => metrics.recordFlowReport(r), onChange: () => events.publish("flows") });
+    const flowsSub = flows.serve(nc);
+    cleanups.push(async () => flowsSub.unsubscribe());
+    const consoleDir = config.console.dir ?? defaultConsoleDir();
+    const withConsole = config.console.enabled && consoleBuilt(consoleDir);
+    if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
 
     const apiLog = log.child({ component: "api" });
     const tls = config.api.tls.enabled
@@ -207,8 +253,40 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = [...apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, controllerInfo }), ...downloadRoutes({ dir: config.downloads.dir, caPem: tls?.caPem })];
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
+    const countedEnrollment = {
+      enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
+        try {
+          const enrolled = await enrollment.enroll(...args);
+          metrics.recordEnrollment("enrolled");
+          return enrolled;
+        } catch (err) {
+          metrics.recordEnrollment("refused", err instanceof ControllerError ? err.code : "internal");
+          throw err;
+        }
+      },
+    };
+    const routes = [
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo }),
+      ...consoleRoutes({
+        adminToken,
+        sessions,
+        events,
+        metrics,
+        flows: () => flows.view(),
+        matrixInput: async () => ({ policies: await policies.list(), identities: await identities.list(), nodes: await registry.list() }),
+      }),
+      ...downloadRoutes({ dir: config.downloads.dir, caPem: tls?.caPem }),
+    ];
+    const serverOptions = {
+      routes,
+      adminToken,
+      metricsToken,
+      sessions,
+      log: apiLog,
+      version: CONTROLLER_VERSION,
+      onResponse: (method: string, route: string, status: number, seconds: number) => metrics.recordApiRequest(method, route, status, seconds),
+    };
+    const tcp = buildApiServer({ ...serverOptions, ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}), ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -216,11 +294,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
       cleanups.push(async () => renewal.stop());
     }
-    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });
-      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+      unix = buildApiServer(serverOptions);
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
@@ -228,44 +306,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, stop };
   } catch (err) {
     await stop();
     throw err;
   }
-}
-
-function listenForHeartbeats(nc: NatsConnection, liveness: Liveness, registry: NodeRegistry, log: Logger): Subscription {
-  // Last interface epoch written per node, so a heartbeat costs a KV write only when it changes.
-  const epochs = new Map<string, string>();
-  const noteEpoch = (nodeId: string, epoch: string | undefined) => {
-    if (epoch === undefined || epochs.get(nodeId) === epoch) return;
-    epochs.set(nodeId, epoch);
-    registry.setSessionEpoch(nodeId, epoch).catch((err: unknown) => {
-      epochs.delete(nodeId); // try again with the next heartbeat
-      log.warn({ node: nodeId, err }, "cannot record the node's session epoch");
-    });
-  };
-  return nc.subscribe(Subjects.allHeartbeats, {
-    callback: (err, msg) => {
-      if (err) {
-        log.warn({ err }, "heartbeat subscription error");
-        return;
-      }
-      const subjectNode = nodeIdFromSubject(msg.subject);
-      let parsed: ReturnType<typeof Heartbeat.safeParse>;
-      try {
-        parsed = Heartbeat.safeParse(msg.json());
-      } catch {
-        log.warn({ subject: msg.subject }, "dropping heartbeat that is not JSON");
-        return;
-      }
-      if (!parsed.success || parsed.data.nodeId !== subjectNode) {
-        log.warn({ subject: msg.subject }, "dropping malformed heartbeat or one naming another node");
-        return;
-      }
-      liveness.record(parsed.data);
-      noteEpoch(parsed.data.nodeId, parsed.data.sessionEpoch);
-    },
-  });
 }

@@ -60,4 +60,14 @@ describe("net", () => {
       expect(parseEndpoint(bad), `parseEndpoint(${JSON.stringify(bad)}): want undefined`).toBeUndefined();
     }
   });
+
+  it("net - with ipv6, endpoints may also be [IPv6]:port; IPv4 rules unchanged", () => {
+    const v6 = { ipv6: true };
+    expect(parseEndpoint("[fd00::1]:51820", v6), "bracketed IPv6").toEqual({ host: "fd00::1", port: 51820 });
+    expect(parseEndpoint("[::ffff:10.1.2.3]:1", v6), "IPv4-mapped IPv6").toEqual({ host: "::ffff:10.1.2.3", port: 1 });
+    expect(parseEndpoint("203.0.113.7:51820", v6), "IPv4 still valid").toEqual({ host: "203.0.113.7", port: 51820 });
+    for (const bad of ["fd00::1:51820", "[fd00::1]", "[fd00::1]:0", "[fd00::1]:65536", "[fe80::1%eth0]:51820", "[fd00:::1]:51820", "[10.0.0.1]:51820", "[]:51820", "10.0.0.256:51820", " [fd00::1]:51820"]) {
+      expect(parseEndpoint(bad, v6), `parseEndpoint(${JSON.stringify(bad)}, ipv6): want undefined`).toBeUndefined();
+    }
+  });
 });

@@ -2,6 +2,7 @@
  * Address helpers shared by every package: IPv4 parsing, CIDR canonicalisation
  * and `ip:port` endpoints. Pure functions, no I/O.
  */
+import { isIPv6 } from "node:net";
 
 export function parseIpv4(text: string): number | undefined {
   const parts = text.split(".");
@@ -53,11 +54,17 @@ export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
   return a.network < b.network + cidrSize(b) && b.network < a.network + cidrSize(a);
 }
 
-/** `10.0.0.1:51820` → {host, port}; undefined when malformed. IPv4 only for now. */
-export function parseEndpoint(text: string): { host: string; port: number } | undefined {
-  const match = /^([0-9.]+):([0-9]{1,5})$/.exec(text);
+/**
+ * `10.0.0.1:51820` → {host, port}; undefined when malformed. The wire contract (records,
+ * enrollment) is IPv4 only. With `{ ipv6: true }` it also takes `[fd00::1]:51820` (host without
+ * the brackets, no zone id), for callers that handle both families (the agent's WireGuard wrapper).
+ */
+export function parseEndpoint(text: string, options: { ipv6?: boolean } = {}): { host: string; port: number } | undefined {
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})$/.exec(text);
+  const match = v6 ?? /^([0-9.]+):([0-9]{1,5})$/.exec(text);
   if (!match?.[1] || !match[2]) return undefined;
   const port = Number(match[2]);
-  if (parseIpv4(match[1]) === undefined || port < 1 || port > 65535) return undefined;
-  return { host: match[1], port };
+  if (port < 1 || port > 65535) return undefined;
+  const valid = v6 ? options.ipv6 === true && isIPv6(match[1]) : parseIpv4(match[1]) !== undefined;
+  return valid ? { host: match[1], port } : undefined;
 }

@@ -182,6 +182,15 @@ describe.skipIf(!isRoot)("install", () => {
       const node = await vm.sh("command -v node nodejs || echo none");
       expect(node.stdout.trim(), "a Node.js in the VM before installing").toBe("none");
     });
+
+    step("install - the packaged controller (which starts only with its shipped trust data) serves the web console's built assets", async () => {
+      const page = await vmOk(`curl -fsSk ${cluster.controllerUrl}/console/`, "fetch the console");
+      expect(page, "the console's index.html").toContain("<title>Weft console</title>");
+      const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(page)?.[1];
+      expect(script, "index.html names its script").toBeDefined();
+      const bytes = await vmOk(`curl -fsSk -o /dev/null -w '%{size_download}' ${cluster.controllerUrl}${script}`, "fetch the console's script");
+      expect(Number(bytes), `the console's script ${script}: bytes`).toBeGreaterThan(10_000);
+    });
   });
 
   describe("install", () => {

@@ -2,6 +2,7 @@
  * @weft/util: the loops every long-running part of Weft needs, written once (see README.md).
  */
 export { AbortedError, Backoff, isRetryable, retry, sleep, type BackoffOptions, type RetryOptions } from "./backoff.js";
+export { forEachLimit } from "./for-each-limit.js";
 export { KeyedSerial } from "./keyed-serial.js";
 export { LatestWins } from "./latest-wins.js";
 export { SingleFlight } from "./single-flight.js";

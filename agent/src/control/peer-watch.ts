@@ -3,7 +3,9 @@
  * Emits the whole current peer set after the snapshot and after every change,
  * with the highest revision seen. Removals are only reported once a snapshot
  * is complete, so a half-delivered snapshot never deletes a peer.
- * `restart()` re-reads from scratch (used after a reconnect to resync).
+ * `restart()` re-reads from scratch (used after a reconnect to resync). A watch the
+ * server ends is reported to `onEnded`: its owner restarts it (the agent's NATS session
+ * does, with backoff).
  */
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -26,6 +28,8 @@ export class PeerWatch {
     private readonly nc: NatsConnection,
     private readonly onSet: PeerSetListener,
     private readonly log: Logger,
+    /** Called when the watch ends without stop() or restart(). */
+    private readonly onEnded: () => void = () => undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -76,8 +80,8 @@ export class PeerWatch {
       this.log.warn({ err }, "peer watch failed");
     }
     if (generation === this.generation && !this.stopped) {
-      this.log.warn("peer watch ended; restarting in 1 s");
-      setTimeout(() => void this.restart().catch((err: unknown) => this.log.warn({ err }, "peer watch restart failed")), 1000);
+      this.log.warn("peer watch ended; restarting");
+      this.onEnded();
     }
   }
 }

@@ -8,7 +8,7 @@
  * changed, and a direct get of the key's last message (`$JS.API.DIRECT.GET.
  * KV_weft-node-policies.$KV.weft-node-policies.<nodeId>`) reads the value with
  * its revision (stream sequence). A notification carries no revision, so each
- * one triggers a get; gets are coalesced (at most one in flight, one queued).
+ * one triggers a get; gets are coalesced (at most one in flight, one queued: SingleFlight).
  *
  * `onRecord` is called with strictly increasing revisions only: the record, or
  * null when the key does not exist or was deleted. The first successful read
@@ -19,6 +19,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Buckets, NodePolicyRecord, type Logger } from "@weft/protocol";
+import { SingleFlight } from "@weft/util";
 
 export type NodePolicyListener = (record: NodePolicyRecord | null, revision: number) => void;
 
@@ -32,8 +33,8 @@ export class NodePolicyWatch {
   private kv: KV | undefined;
   /** Highest revision reported to onRecord; -1 before the first report. */
   private revision = -1;
-  private inFlight: Promise<void> | undefined;
-  private again = false;
+  /** One get at a time; a request during a get runs one more get after it. */
+  private readonly reads = new SingleFlight(() => this.readOnce());
   private stopped = false;
 
   constructor(
@@ -84,23 +85,8 @@ export class NodePolicyWatch {
     void this.read().catch((err: unknown) => this.log.warn({ node: this.nodeId, err }, "cannot read the node policy; waiting for the next change or resync"));
   }
 
-  /** One get at a time; a request during a get runs one more get after it. */
   private read(): Promise<void> {
-    if (this.inFlight) {
-      this.again = true;
-      return this.inFlight;
-    }
-    this.inFlight = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.readOnce();
-        } while (this.again && !this.stopped);
-      } finally {
-        this.inFlight = undefined;
-      }
-    })();
-    return this.inFlight;
+    return this.reads.run();
   }
 
   private async readOnce(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { DatapathError } from "../errors.js";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 export const BPFFS_MOUNT_POINT = "/sys/fs/bpf";
 

@@ -17,7 +17,7 @@ import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { DatapathError } from "../errors.js";
 import { ifindexOf, linkExists } from "../net/links.js";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 import { desiredIpcache, desiredPolicy, desiredTunnels, wantsVxlan } from "./desired.js";
 import { sameFields, syncMap, type SyncResult } from "./sync.js";
 

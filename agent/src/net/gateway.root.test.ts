@@ -9,8 +9,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCommandRunner } from "../wireguard/exec.js";
-import { findExecutableSync } from "../wireguard/testing.js";
+import { createCommandRunner } from "../exec/runner.js";
+import { findExecutableSync } from "../exec/testing.js";
 import { GatewayForwarding, SNAT_CHAIN, type GatewayRole } from "./gateway.js";
 
 const exec = promisify(execFile);

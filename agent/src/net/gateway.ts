@@ -12,7 +12,7 @@
  * and VXLAN need it too). Nothing outside the chain and its one jump rule is touched.
  */
 import type { Logger } from "pino";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 export const SNAT_CHAIN = "WEFT-SNAT";
 

@@ -3,7 +3,7 @@
  * network namespace (nsenter --net) still sees the host's /sys/class/net.
  */
 import { AgentError } from "../errors.js";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 export async function linkExists(run: CommandRunner, name: string): Promise<boolean> {
   try {

@@ -5,7 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 const run = promisify(execFile);
 

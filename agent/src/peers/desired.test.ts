@@ -5,7 +5,7 @@
 import type { PeerRecord } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
 import { generateKeyPair } from "../wireguard/keys.js";
-import { desiredPeers, type Self } from "./desired.js";
+import { desiredPeers, tunnelEndpoints, type Self } from "./desired.js";
 
 let seq = 0;
 function peer(site: string, endpoints: PeerRecord["endpoints"], nodeId = `n-${(++seq).toString(16).padStart(16, "0")}`): PeerRecord {
@@ -83,5 +83,20 @@ describe("desiredPeers", () => {
 
   it("desired - no records, no peers", () => {
     expect(desiredPeers(publicSelf, []), "peers").toEqual([]);
+  });
+});
+
+describe("tunnelEndpoints", () => {
+  it("desired - tunnel endpoints are the addresses tunnels go to, named by peer; none for a peer behind NAT or this node", () => {
+    const me = peer("aws", { private: "10.0.1.1:51820" }, publicSelf.nodeId);
+    const sameSite = peer("aws", { private: "10.0.1.5:51820", public: "203.0.113.5:51820" });
+    const otherSite = peer("gcp", { private: "10.9.0.2:51820", public: "198.51.100.7:51820" });
+    const natted = peer("home", { private: "192.168.1.9:51820" });
+    const got = tunnelEndpoints(publicSelf, [me, sameSite, otherSite, natted]).sort((a, b) => a.address.localeCompare(b.address));
+    const want = [
+      { address: "10.0.1.5", peer: sameSite.name },
+      { address: "198.51.100.7", peer: otherSite.name },
+    ];
+    expect(got, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
   });
 });

@@ -5,8 +5,9 @@
  *   (it reaches us, and WireGuard learns its address from the handshake);
  * - a node behind NAT keeps every tunnel open with persistent keepalive;
  * - a gateway's accepted site routes (site-routes.ts) are allowed IPs of that peer too.
+ * `tunnelEndpoints` lists the addresses those tunnels are sent to (no site route may cover one).
  */
-import type { PeerRecord } from "@weft/protocol";
+import { parseEndpoint, type PeerRecord } from "@weft/protocol";
 import type { DesiredPeer } from "../wireguard/index.js";
 
 export interface Self {
@@ -30,4 +31,14 @@ export function desiredPeers(self: Self, peers: Iterable<PeerRecord>, siteRoutes
     });
   }
   return out.sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+}
+
+/** The endpoint addresses this node sends tunnels to, with each peer's name: a site route over one would loop. */
+export function tunnelEndpoints(self: Self, peers: Iterable<PeerRecord>): { address: string; peer: string }[] {
+  const list = [...peers];
+  const names = new Map(list.map((r) => [r.wireguardPublicKey, r.name]));
+  return desiredPeers(self, list).flatMap((p) => {
+    const address = p.endpoint === undefined ? undefined : parseEndpoint(p.endpoint)?.host;
+    return address === undefined ? [] : [{ address, peer: names.get(p.publicKey) ?? p.publicKey }];
+  });
 }

@@ -1,8 +1,8 @@
 /**
- * The agent's persistent state: enrollment result and the last applied peer
- * set, in `<stateDir>/state.json` (mode 0600, written atomically). A restarted
- * agent restores from it without re-enrolling and re-applies the cached peers
- * before it reaches NATS (fail static).
+ * The agent's persistent state: enrollment result and the last applied peers, policy and
+ * workloads, in `<stateDir>/state.json` (mode 0600, written atomically). A restarted agent
+ * restores from it without re-enrolling and re-applies the cached peers before it reaches NATS
+ * (fail static). The running agent reads and changes it only through `StateHolder` (holder.ts).
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";

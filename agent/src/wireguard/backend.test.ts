@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { detectBackend } from "./backend.js";
 import { ImplementationNotFoundError } from "./errors.js";
-import { commandFailure, createFakeRunner } from "./exec_fake.js";
+import { commandFailure, createFakeRunner } from "../exec/runner_fake.js";
 
 describe("wireguard - backend detection", () => {
   let dir = "";

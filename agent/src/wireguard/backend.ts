@@ -8,7 +8,7 @@ import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import { delimiter, isAbsolute, join } from "node:path";
 import { ImplementationNotFoundError } from "./errors.js";
-import type { CommandRunner } from "./exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 export type Implementation = "kernel" | "userspace";
 export type ImplementationChoice = "auto" | Implementation;

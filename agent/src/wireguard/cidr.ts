@@ -2,8 +2,10 @@
  * IP address, prefix and endpoint canonicalisation, so desired and actual state compare
  * by value: `10.0.0.1` ≡ `10.0.0.1/32`, `10.0.0.5/24` ≡ `10.0.0.0/24` (as a route or allowed IP),
  * `FD00:0::1` ≡ `fd00::1`, `[fd00:0::1]:51820` ≡ `[fd00::1]:51820`. IPv6 text is RFC 5952.
+ * Endpoints are split by the protocol's `parseEndpoint` (the one parser of `ip:port`).
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { parseEndpoint } from "@weft/protocol";
 import { InvalidDesiredStateError } from "./errors.js";
 
 export type IpFamily = 4 | 6;
@@ -132,23 +134,15 @@ export function familyOf(text: string): IpFamily | undefined {
   return parsePrefix(text)?.addr.family;
 }
 
-/** Splits `ip:port` / `[ipv6]:port` into an IP and a port 1..65535; undefined otherwise. */
-export function parseEndpoint(text: string): { ip: IpAddress; port: number } | undefined {
-  const s = text.trim();
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:]+):(\d{1,5})$/.exec(s);
-  if (m === null) return undefined;
-  const ip = parseIp(m[1] ?? "");
-  const port = Number(m[2]);
-  return ip === undefined || port < 1 || port > 65535 ? undefined : { ip, port };
-}
-
 /**
  * Canonical `ip:port` / `[ipv6]:port` endpoint. Anything else (e.g. a hostname) is returned
  * trimmed but otherwise unchanged.
  */
 export function canonicalEndpoint(text: string): string {
-  const e = parseEndpoint(text);
-  if (e === undefined) return text.trim();
-  const ip = formatIp(e.ip);
-  return e.ip.family === 6 ? `[${ip}]:${e.port}` : `${ip}:${e.port}`;
+  const s = text.trim();
+  const e = parseEndpoint(s, { ipv6: true });
+  const addr = e === undefined ? undefined : parseIp(e.host);
+  if (e === undefined || addr === undefined) return s;
+  const ip = formatIp(addr);
+  return addr.family === 6 ? `[${ip}]:${e.port}` : `${ip}:${e.port}`;
 }

@@ -5,7 +5,17 @@
  * "(none)" and "off" become absent fields; a handshake time of 0 means never.
  */
 import { OutputParseError } from "./errors.js";
-import type { ActualPeer } from "./peers.js";
+
+/** One peer as WireGuard has it (a line of the dump). */
+export interface ActualPeer {
+  publicKey: string;
+  endpoint?: string;
+  allowedIps: string[];
+  persistentKeepalive?: number;
+  latestHandshake?: Date;
+  rxBytes: number;
+  txBytes: number;
+}
 
 export interface DeviceDump {
   /** Secret. Kept only to compare against the desired key; never log or return it. */

@@ -1,10 +1,11 @@
 /**
  * Typed errors of the WireGuard wrapper. One small class per condition, each carrying the
- * facts a caller needs (argv, exit code, path, mode) and the underlying `cause`; messages say
- * what to do about it. Callers branch on the class, never on message text.
+ * facts a caller needs (path, mode, interface) and the underlying `cause`; messages say what to
+ * do about it. Callers branch on the class, never on message text. A failed `wg`/`ip` command
+ * is the runner's `CommandError` (agent/src/exec/errors.ts).
  */
 
-/** Base class of every error thrown by `agent/src/wireguard`. */
+/** Base class of every error thrown by `agent/src/wireguard` (but InvalidKeyError, which comes with the keys from @weft/protocol). */
 export class WireGuardError extends Error {
   override readonly name: string = "WireGuardError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -12,35 +13,8 @@ export class WireGuardError extends Error {
   }
 }
 
-/** A `wg`/`ip`/`wireguard-go` invocation failed (non-zero exit, signal, timeout or spawn error). */
-export class WireGuardCommandError extends WireGuardError {
-  override readonly name = "WireGuardCommandError";
-  readonly argv: readonly string[];
-  /** Exit code, or null when the process was killed by a signal or never started. */
-  readonly exitCode: number | null;
-  readonly signal: string | null;
-  readonly stderr: string;
-  constructor(
-    argv: readonly string[],
-    details: { exitCode: number | null; signal?: string | null; stderr: string; reason?: string },
-    options?: { cause?: unknown },
-  ) {
-    const why =
-      details.reason ??
-      (details.exitCode !== null ? `exit code ${details.exitCode}` : `signal ${details.signal ?? "unknown"}`);
-    const err = details.stderr.trim();
-    super(`${argv.join(" ")}: ${why}${err === "" ? "" : `: ${err}`}`, options);
-    this.argv = argv;
-    this.exitCode = details.exitCode;
-    this.signal = details.signal ?? null;
-    this.stderr = details.stderr;
-  }
-}
-
-/** A string is not a WireGuard key (standard base64 of exactly 32 bytes). */
-export class InvalidKeyError extends WireGuardError {
-  override readonly name = "InvalidKeyError";
-}
+/** A string is not a WireGuard key (standard base64 of exactly 32 bytes): defined with the keys in @weft/protocol. */
+export { InvalidKeyError } from "@weft/protocol";
 
 /** A private key file is readable or writable by group/others; refused until `chmod 600`. */
 export class InsecureKeyFileError extends WireGuardError {

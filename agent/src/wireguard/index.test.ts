@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { InvalidDesiredStateError } from "./errors.js";
-import { commandFailure, createFakeRunner } from "./exec_fake.js";
+import { commandFailure, createFakeRunner } from "../exec/runner_fake.js";
 import { createWireGuard, type Logger } from "./index.js";
 import { generateKeyPair } from "./keys.js";
 

@@ -11,11 +11,13 @@
  *   await wg.syncPeers([{ publicKey, endpoint: "203.0.113.7:51820", allowedIps: ["100.64.0.9/32"] }]);
  *
  * Files: keys (key pairs, key files), backend (kernel or wireguard-go), interface (link, key,
- * port, MTU, addresses, routes), peers (diff and apply), dump/link (parsers), exec (argv runner).
+ * port, MTU, addresses, routes), peers (diff and apply), dump/link (parsers). Commands run through
+ * the agent's `CommandRunner` (agent/src/exec/).
  */
+import { KeyedSerial } from "@weft/util";
 import type { ImplementationChoice } from "./backend.js";
 import { InvalidDesiredStateError } from "./errors.js";
-import { createCommandRunner, type CommandRunner } from "./exec.js";
+import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
 import {
   deleteInterface,
   ensureInterface,
@@ -24,13 +26,13 @@ import {
 } from "./interface.js";
 import { readLink } from "./link.js";
 import { silentLogger, type Logger } from "./logger.js";
-import { applyPeerChanges, diffPeers, readDevice, type ActualPeer, type DesiredPeer, type PeerChange } from "./peers.js";
+import type { ActualPeer } from "./dump.js";
+import { applyPeerChanges, diffPeers, readDevice, type DesiredPeer, type PeerChange } from "./peers.js";
 
 export { detectBackend, type Backend, type Implementation, type ImplementationChoice } from "./backend.js";
 export { canonicalAddress, canonicalEndpoint, canonicalPrefix } from "./cidr.js";
-export { parseDump, type DeviceDump } from "./dump.js";
+export { parseDump, type ActualPeer, type DeviceDump } from "./dump.js";
 export * from "./errors.js";
-export { createCommandRunner, type CommandRunner, type RunOptions, type RunResult } from "./exec.js";
 export {
   WEFT_ROUTE_PROTOCOL,
   deleteInterface,
@@ -55,7 +57,6 @@ export {
   applyPeerChanges,
   diffPeers,
   readPeers,
-  type ActualPeer,
   type DesiredPeer,
   type PeerChange,
 } from "./peers.js";
@@ -122,12 +123,8 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const { name } = options;
   const runner = options.runner ?? createCommandRunner({ netns: options.netns });
   const log = (options.logger ?? silentLogger).child({ iface: name });
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(op: () => Promise<T>): Promise<T> => {
-    const next = queue.then(op, op);
-    queue = next.catch(() => {});
-    return next;
-  };
+  const queue = new KeyedSerial();
+  const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
 
   return {
     name,

@@ -1,101 +1,12 @@
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { familyOf } from "./cidr.js";
 import { InterfaceError } from "./errors.js";
-import { commandFailure, createFakeRunner, type FakeRunner } from "./exec_fake.js";
+import type { FakeRunner } from "../exec/runner_fake.js";
+import { FAKE_IFNAME as NAME, fakeHost, type HostState } from "./host_fake.js";
 import { deleteInterface, ensureInterface, type InterfaceAction } from "./interface.js";
 import { PrivateKey, writePrivateKeyFile } from "./keys.js";
-
-/** The host state the fake `ip`/`wg` answer from and mutate. */
-interface HostState {
-  exists: boolean;
-  kind: string;
-  mtu: number;
-  up: boolean;
-  addresses: string[];
-  routes: Array<{ dst: string; protocol: string }>;
-  privateKey: string | undefined;
-  listenPort: number;
-}
-
-const NAME = "weft0";
-
-function fakeHost(state: HostState): FakeRunner {
-  return createFakeRunner((argv) => {
-    const a = argv.join(" ");
-    if (a === `ip -details -json addr show dev ${NAME}`) {
-      if (!state.exists) throw commandFailure(argv, `Device "${NAME}" does not exist.\n`);
-      return JSON.stringify([
-        {
-          ifindex: 7,
-          ifname: NAME,
-          flags: state.up ? ["POINTOPOINT", "NOARP", "UP"] : ["POINTOPOINT", "NOARP"],
-          mtu: state.mtu,
-          linkinfo: { info_kind: state.kind },
-          addr_info: state.addresses.map((x) => {
-            const [local, len] = x.split("/");
-            return { family: "inet", local, prefixlen: Number(len), scope: "global" };
-          }),
-        },
-      ]);
-    }
-    const route = /^ip -json -([46]) route show table main dev /.exec(a);
-    if (route !== null) {
-      const fam = Number(route[1]);
-      return JSON.stringify(
-        state.routes
-          .filter((r) => familyOf(r.dst) === fam)
-          .map((r) => (r.protocol === "boot" ? { dst: r.dst } : { dst: r.dst, protocol: r.protocol })),
-      );
-    }
-    if (a === `wg show ${NAME} dump`) {
-      const pub = state.privateKey === undefined ? "(none)" : PrivateKey.fromBase64(state.privateKey).publicKey();
-      return `${state.privateKey ?? "(none)"}\t${pub}\t${state.listenPort}\toff\n`;
-    }
-    if (a === `ip link add dev ${NAME} type wireguard`) {
-      Object.assign(state, { exists: true, kind: "wireguard", mtu: 1420, up: false, listenPort: 0 });
-      return undefined;
-    }
-    if (argv[0] === "wg" && argv[1] === "set") {
-      const args = argv.slice(3);
-      for (let i = 0; i < args.length; i += 2) {
-        if (args[i] === "private-key") state.privateKey = readFileSync(args[i + 1] ?? "", "utf8").trim();
-        if (args[i] === "listen-port") state.listenPort = Number(args[i + 1]);
-      }
-      return undefined;
-    }
-    let m = new RegExp(`^ip link set dev ${NAME} mtu (\\d+)$`).exec(a);
-    if (m !== null) {
-      state.mtu = Number(m[1]);
-      return undefined;
-    }
-    if (a === `ip link set dev ${NAME} up`) {
-      state.up = true;
-      return undefined;
-    }
-    m = new RegExp(`^ip address (add|del) (\\S+) dev ${NAME}$`).exec(a);
-    if (m !== null) {
-      const [, op, addr = ""] = m;
-      state.addresses = op === "add" ? [...state.addresses, addr] : state.addresses.filter((x) => x !== addr);
-      return undefined;
-    }
-    m = new RegExp(`^ip route (replace|del) (\\S+) dev ${NAME} proto 87$`).exec(a);
-    if (m !== null) {
-      const [, op, dst = ""] = m;
-      state.routes = state.routes.filter((r) => r.dst !== dst);
-      if (op === "replace") state.routes.push({ dst, protocol: "87" });
-      return undefined;
-    }
-    if (a === `ip link del dev ${NAME}`) {
-      state.exists = false;
-      return undefined;
-    }
-    throw new Error(`fake host: unexpected command: ${a}`);
-  });
-}
 
 const READS = [/^ip -details -json addr show /, /^ip -json -[46] route show /, /^wg show \S+ dump$/];
 const mutations = (r: FakeRunner): string[] =>

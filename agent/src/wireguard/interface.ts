@@ -7,8 +7,9 @@
  */
 import { detectBackend, type ImplementationChoice } from "./backend.js";
 import { canonicalAddress, canonicalPrefix } from "./cidr.js";
-import { InterfaceError, WireGuardCommandError } from "./errors.js";
-import { createCommandRunner, type CommandRunner } from "./exec.js";
+import { CommandError } from "../exec/errors.js";
+import { InterfaceError } from "./errors.js";
+import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
 import { readPrivateKeyFile } from "./keys.js";
 import { readLink, readRoutes, type LinkState } from "./link.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -170,7 +171,7 @@ async function createInterface(options: EnsureInterfaceOptions, runner: CommandR
       });
     }
   } catch (err) {
-    const hint = err instanceof WireGuardCommandError && err.stderr.trim() !== "" ? `: ${err.stderr.trim()}` : "";
+    const hint = err instanceof CommandError && err.stderr.trim() !== "" ? `: ${err.stderr.trim()}` : "";
     throw new InterfaceError(name, `cannot create with ${backend.implementation} WireGuard${hint}`, { cause: err });
   }
   return backend.implementation;

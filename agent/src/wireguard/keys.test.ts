@@ -14,7 +14,7 @@ import {
   readPrivateKeyFile,
   writePrivateKeyFile,
 } from "./keys.js";
-import { findExecutableSync } from "./testing.js";
+import { findExecutableSync } from "../exec/testing.js";
 
 const wg = findExecutableSync("wg");
 const wgPubkey = (priv: string): string => execFileSync("wg", ["pubkey"], { input: `${priv}\n` }).toString().trim();

@@ -3,8 +3,9 @@
  * its addresses, and the main-table routes through it. Parsers are pure and exported for tests.
  */
 import { canonicalAddress, canonicalPrefix } from "./cidr.js";
-import { OutputParseError, WireGuardCommandError } from "./errors.js";
-import type { CommandRunner } from "./exec.js";
+import { CommandError } from "../exec/errors.js";
+import { OutputParseError } from "./errors.js";
+import type { CommandRunner } from "../exec/runner.js";
 
 export interface LinkState {
   name: string;
@@ -90,7 +91,7 @@ export async function readLink(runner: CommandRunner, name: string): Promise<Lin
     ({ stdout } = await runner.run(["ip", "-details", "-json", "addr", "show", "dev", name]));
   } catch (err) {
     // iproute2 has no distinct exit code for a missing device; its message is the only signal.
-    if (err instanceof WireGuardCommandError && /does not exist/.test(err.stderr)) return undefined;
+    if (err instanceof CommandError && /does not exist/.test(err.stderr)) return undefined;
     throw err;
   }
   return parseLinkJson(stdout);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { InvalidDesiredStateError } from "./errors.js";
 import { generateKeyPair } from "./keys.js";
-import { diffPeers, peerChangeArgs, type ActualPeer, type DesiredPeer, type PeerChange } from "./peers.js";
+import type { ActualPeer } from "./dump.js";
+import { diffPeers, peerChangeArgs, type DesiredPeer, type PeerChange } from "./peers.js";
 
 const [A, B, C] = [0, 1, 2].map(() => generateKeyPair().publicKey).sort() as [string, string, string];
 

@@ -10,10 +10,11 @@
  * - persistent keepalive 0, "off" and absent are the same thing;
  * - actual peers absent from the desired list are removed.
  */
-import { canonicalEndpoint, canonicalPrefix, parseEndpoint } from "./cidr.js";
-import { parseDump, type DeviceDump } from "./dump.js";
+import { parseEndpoint } from "@weft/protocol";
+import { canonicalEndpoint, canonicalPrefix } from "./cidr.js";
+import { parseDump, type ActualPeer, type DeviceDump } from "./dump.js";
 import { InvalidDesiredStateError } from "./errors.js";
-import { createCommandRunner, type CommandRunner } from "./exec.js";
+import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
 import { isValidKey } from "./keys.js";
 
 export interface DesiredPeer {
@@ -25,16 +26,6 @@ export interface DesiredPeer {
   allowedIps: string[];
   /** Seconds; 0 or absent means off. */
   persistentKeepalive?: number;
-}
-
-export interface ActualPeer {
-  publicKey: string;
-  endpoint?: string;
-  allowedIps: string[];
-  persistentKeepalive?: number;
-  latestHandshake?: Date;
-  rxBytes: number;
-  txBytes: number;
 }
 
 export type PeerChange =
@@ -105,7 +96,7 @@ export function normalizeDesired(desired: readonly DesiredPeer[]): Map<string, D
       }
       owner.set(ip, p.publicKey);
     }
-    if (p.endpoint !== undefined && parseEndpoint(p.endpoint) === undefined) {
+    if (p.endpoint !== undefined && parseEndpoint(p.endpoint.trim(), { ipv6: true }) === undefined) {
       throw new InvalidDesiredStateError(
         `desired peer ${p.publicKey}: endpoint ${JSON.stringify(p.endpoint)} is not ip:port or [ipv6]:port (resolve hostnames first)`,
       );

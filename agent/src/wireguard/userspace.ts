@@ -8,8 +8,9 @@ import { spawn } from "node:child_process";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { InterfaceError, WireGuardCommandError } from "./errors.js";
-import { netnsPrefix, type CommandRunner } from "./exec.js";
+import { CommandError } from "../exec/errors.js";
+import { InterfaceError } from "./errors.js";
+import { netnsPrefix, type CommandRunner } from "../exec/runner.js";
 
 /** Where wireguard-go puts UAPI sockets. One directory for every network namespace. */
 export const UAPI_SOCKET_DIR = "/var/run/wireguard";
@@ -71,7 +72,7 @@ function runLauncher(argv: readonly string[], timeoutMs: number): Promise<void> 
     child.stdout.on("data", (b: Buffer) => output.push(b));
     child.stderr.on("data", (b: Buffer) => output.push(b));
     child.on("error", (e) =>
-      reject(new WireGuardCommandError(argv, { exitCode: null, stderr: "", reason: `cannot run: ${e.message}` }, { cause: e })),
+      reject(new CommandError(argv, { exitCode: null, stderr: "", reason: `cannot run: ${e.message}` }, { cause: e })),
     );
     // "close" (all output read) follows the launcher's exit: the daemon it forks gets
     // /dev/null, not our pipes, since LOG_LEVEL is stripped from its environment.
@@ -79,7 +80,7 @@ function runLauncher(argv: readonly string[], timeoutMs: number): Promise<void> 
       child.unref();
       if (code === 0) return resolve();
       const stderr = stripBanner(Buffer.concat(output).toString("utf8"));
-      reject(new WireGuardCommandError(argv, { exitCode: code, signal, stderr }));
+      reject(new CommandError(argv, { exitCode: code, signal, stderr }));
     });
   });
 }

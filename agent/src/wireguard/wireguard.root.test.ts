@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWireGuard, InterfaceError, type DesiredPeer, type WireGuard } from "./index.js";
 import { PrivateKey, writePrivateKeyFile } from "./keys.js";
-import { findExecutableSync } from "./testing.js";
+import { findExecutableSync } from "../exec/testing.js";
 
 const exec = promisify(execFile);
 const isRoot = process.getuid?.() === 0;

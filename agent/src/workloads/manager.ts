@@ -9,7 +9,7 @@ import type { Workload, WorkloadSpec } from "@weft/protocol";
 import type { Logger } from "pino";
 import { requestWorkloads, type WorkloadsResult } from "../control/workloads-client.js";
 import type { AgentDatapath } from "../datapath/datapath.js";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 import { enableForwarding, plumbWorkload, unplumbWorkload } from "./plumbing.js";
 
 export interface ConfiguredWorkload extends WorkloadSpec {

@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import type { CommandRunner } from "../wireguard/exec.js";
+import type { CommandRunner } from "../exec/runner.js";
 import { WorkloadError } from "../errors.js";
 import { linkExists } from "../net/links.js";
 

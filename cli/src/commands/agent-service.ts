@@ -29,6 +29,11 @@ export const HOST_PATHS = {
   logFile: "/var/log/weft/agent.log",
 } as const;
 
+/** `weft up`, `down` and `service` change the host's network and services: root only, said before anything is touched. */
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) throw new UsageError(`${what} changes this host's network and services: run it as root`);
+}
+
 /** The environment systemd gives a system service before the unit's Environment= lines. */
 const SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

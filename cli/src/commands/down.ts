@@ -9,11 +9,10 @@
 import { readdir, rm, rmdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
-import { AgentConfig, loadState, teardown, type TeardownInput } from "@weft/agent";
-import type { Command } from "commander";
+import { AgentConfig, teardown, type TeardownInput } from "@weft/agent/host";
+import { loadState } from "@weft/agent/local";
 import { readConfigFile } from "../config-file.js";
-import { HOST_PATHS, detectAgentService } from "./agent-service.js";
-import { requireRoot } from "./up.js";
+import { HOST_PATHS, detectAgentService, requireRoot } from "./agent-service.js";
 
 /** What to tear down and delete, from the config file (falling back to defaults when it is missing or broken). */
 export function downPlan(file: Record<string, unknown>): { teardown: Omit<TeardownInput, "workloads">; stateDir: string; workloads: string[]; configProblem: string | undefined } {
@@ -27,39 +26,38 @@ export function downPlan(file: Record<string, unknown>): { teardown: Omit<Teardo
   };
 }
 
-export function registerDown(program: Command): void {
-  program
-    .command("down")
-    .description("leave the overlay: stop and disable the agent, remove its interface, routes, eBPF pins and rules, then its state and config")
-    .option("--keep-state", "keep keys, state and config (a later `weft up` rejoins as the same node)")
-    .action(async (f: { keepState?: boolean }) => {
-      requireRoot("weft down");
-      const paths = HOST_PATHS;
-      const file = existsSync(paths.configFile) ? await readConfigFile(paths.configFile).catch(() => ({})) : {};
-      const plan = downPlan(file);
-      if (plan.configProblem) process.stderr.write(`weft: ${paths.configFile} is not valid (${plan.configProblem}); tearing down the default names\n`);
+export interface DownFlags {
+  keepState?: boolean;
+}
 
-      const service = detectAgentService(paths);
-      await service.stop({ disable: true });
-      const state = await loadState(plan.stateDir).catch(() => undefined);
-      const workloads = [...plan.workloads, ...(state?.workloads ?? []).map((w) => w.name)];
-      const report = await teardown({ ...plan.teardown, workloads });
-      for (const line of report.removed) process.stderr.write(`weft: removed ${line}\n`);
+/** Leaves the overlay: stops the service, tears down what the agent left in the kernel, then (unless --keep-state) its files. */
+export async function runDown(f: DownFlags): Promise<void> {
+  requireRoot("weft down");
+  const paths = HOST_PATHS;
+  const file = existsSync(paths.configFile) ? await readConfigFile(paths.configFile).catch(() => ({})) : {};
+  const plan = downPlan(file);
+  if (plan.configProblem) process.stderr.write(`weft: ${paths.configFile} is not valid (${plan.configProblem}); tearing down the default names\n`);
 
-      if (!f.keepState) {
-        for (const path of [plan.stateDir, paths.configFile, paths.joinKeyFile, paths.logFile, paths.pidFile]) {
-          if (!existsSync(path)) continue;
-          await rm(path, { recursive: true, force: true });
-          process.stderr.write(`weft: removed ${path}\n`);
-        }
-        // Parents weft made, when nothing else (a controller's config or state) lives there.
-        for (const dir of [dirname(plan.stateDir), dirname(paths.configFile), dirname(paths.logFile), dirname(paths.pidFile)]) await removeIfEmpty(dir);
-      }
-      if (report.remaining.length > 0) {
-        throw new Error(`left behind, remove by hand:\n  ${report.remaining.join("\n  ")}`);
-      }
-      process.stderr.write(`weft: this host has left the overlay${f.keepState ? " (state kept)" : ""}; the controller lists it offline until \`weft nodes delete ${state?.name ?? "<name>"}\`\n`);
-    });
+  const service = detectAgentService(paths);
+  await service.stop({ disable: true });
+  const state = await loadState(plan.stateDir).catch(() => undefined);
+  const workloads = [...plan.workloads, ...(state?.workloads ?? []).map((w) => w.name)];
+  const report = await teardown({ ...plan.teardown, workloads });
+  for (const line of report.removed) process.stderr.write(`weft: removed ${line}\n`);
+
+  if (!f.keepState) {
+    for (const path of [plan.stateDir, paths.configFile, paths.joinKeyFile, paths.logFile, paths.pidFile]) {
+      if (!existsSync(path)) continue;
+      await rm(path, { recursive: true, force: true });
+      process.stderr.write(`weft: removed ${path}\n`);
+    }
+    // Parents weft made, when nothing else (a controller's config or state) lives there.
+    for (const dir of [dirname(plan.stateDir), dirname(paths.configFile), dirname(paths.logFile), dirname(paths.pidFile)]) await removeIfEmpty(dir);
+  }
+  if (report.remaining.length > 0) {
+    throw new Error(`left behind, remove by hand:\n  ${report.remaining.join("\n  ")}`);
+  }
+  process.stderr.write(`weft: this host has left the overlay${f.keepState ? " (state kept)" : ""}; the controller lists it offline until \`weft nodes delete ${state?.name ?? "<name>"}\`\n`);
 }
 
 async function removeIfEmpty(dir: string): Promise<void> {

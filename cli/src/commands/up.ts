@@ -9,16 +9,16 @@
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { AgentConfig, STATUS_FILE, loadState, type AgentState, type AgentStatus } from "@weft/agent";
-import type { Command } from "commander";
+import { AgentConfig } from "@weft/agent/host";
+import { STATUS_FILE, loadState, type AgentState, type AgentStatus } from "@weft/agent/local";
 import { stringify } from "yaml";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
 import { printJson } from "../output.js";
-import { cloudFlags } from "./agent.js";
-import { HOST_PATHS, detectAgentService } from "./agent-service.js";
+import { cloudFlags } from "./cloud-flags.js";
+import { HOST_PATHS, detectAgentService, requireRoot } from "./agent-service.js";
 
-interface UpFlags {
+export interface UpFlags {
   controller?: string;
   caHash?: string;
   joinKeyFile?: string;
@@ -69,82 +69,60 @@ export function onlineState(state: AgentState | undefined, status: AgentStatus |
   return { online: true, waitingFor: "" };
 }
 
-export function registerUp(program: Command): void {
-  program
-    .command("up")
-    .description("join this host: write /etc/weft/agent.yaml, start the agent service, wait until online and print the overlay address")
-    .option("--controller <url>", "controller API URL (https://host:8080), printed by `weft keys create`")
-    .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`")
-    .option("--join-key-file <file>", "file holding the join key; copied to /etc/weft/join-key (0600) until the node is enrolled")
-    .option("--cloud <provider>", "aws | azure | gcp: join without a key, by this instance's identity")
-    .option("--metadata-endpoint <url>", "base URL of the cloud's metadata service (default: the cloud's link-local one)")
-    .option("--name <name>", "node name (default: host name)")
-    .option("--site <site>", "site this host shares private addresses with (default 'default')")
-    .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
-    .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
-    .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
-    .option("--mtu <mtu>", "interface MTU (default 1420; 1380 where the underlay is 1460, as on GCP)")
-    .option("--timeout <seconds>", "give up waiting for the node to come online after this long", "120")
-    .option("--keep-join-key", "keep /etc/weft/join-key after enrolling (for a reusable key)")
-    .option("--json", "print {name, nodeId, site, overlayAddress} as JSON")
-    .action(async (f: UpFlags) => {
-      requireRoot("weft up");
-      const timeoutMs = Number(f.timeout) * 1000;
-      if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout ${f.timeout}: want a number of seconds`);
-      const paths = HOST_PATHS;
-      const existing = existsSync(paths.configFile) ? await readConfigFile(paths.configFile) : {};
+/** Joins this host as a service and prints its overlay address once it is online. */
+export async function runUp(f: UpFlags): Promise<void> {
+  requireRoot("weft up");
+  const timeoutMs = Number(f.timeout) * 1000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout ${f.timeout}: want a number of seconds`);
+  const paths = HOST_PATHS;
+  const existing = existsSync(paths.configFile) ? await readConfigFile(paths.configFile) : {};
 
-      let joinKeyFile: string | undefined;
-      if (f.joinKeyFile !== undefined) {
-        const key = await readKeyFile(f.joinKeyFile);
-        await writeAtomic(paths.joinKeyFile, `${key}\n`, 0o600);
-        joinKeyFile = paths.joinKeyFile;
-      }
-      const config = upConfig(existing, f, joinKeyFile);
-      const parsed = AgentConfig.parse(config); // a bad flag or file fails here, naming the key, before anything starts
-      const enrolled = (await loadState(parsed.stateDir).catch(() => undefined)) !== undefined;
-      if (!enrolled && parsed.controllerUrl === undefined) throw new UsageError("this host is not enrolled: pass --controller <url> --ca-hash <sha256:…>");
-      if (!enrolled && parsed.joinKeyFile === undefined && parsed.joinKey === undefined && parsed.cloud === undefined) {
-        throw new UsageError("this host is not enrolled: pass --join-key-file <file> (from `weft keys create`), or --cloud aws|azure|gcp to join by instance identity");
-      }
-      await writeAtomic(paths.configFile, `${CONFIG_HEADER}\n${stringify(config)}`, 0o644);
+  let joinKeyFile: string | undefined;
+  if (f.joinKeyFile !== undefined) {
+    const key = await readKeyFile(f.joinKeyFile);
+    await writeAtomic(paths.joinKeyFile, `${key}\n`, 0o600);
+    joinKeyFile = paths.joinKeyFile;
+  }
+  const config = upConfig(existing, f, joinKeyFile);
+  const parsed = AgentConfig.parse(config); // a bad flag or file fails here, naming the key, before anything starts
+  const enrolled = (await loadState(parsed.stateDir).catch(() => undefined)) !== undefined;
+  if (!enrolled && parsed.controllerUrl === undefined) throw new UsageError("this host is not enrolled: pass --controller <url> --ca-hash <sha256:…>");
+  if (!enrolled && parsed.joinKeyFile === undefined && parsed.joinKey === undefined && parsed.cloud === undefined) {
+    throw new UsageError("this host is not enrolled: pass --join-key-file <file> (from `weft keys create`), or --cloud aws|azure|gcp to join by instance identity");
+  }
+  await writeAtomic(paths.configFile, `${CONFIG_HEADER}\n${stringify(config)}`, 0o644);
 
-      const service = detectAgentService(paths);
-      const since = Date.now();
-      process.stderr.write(`weft: starting the agent (${service.kind === "systemd" ? paths.unitName : `no systemd: ${paths.logFile}`})\n`);
-      await service.restart();
+  const service = detectAgentService(paths);
+  const since = Date.now();
+  process.stderr.write(`weft: starting the agent (${service.kind === "systemd" ? paths.unitName : `no systemd: ${paths.logFile}`})\n`);
+  await service.restart();
 
-      const deadline = since + timeoutMs;
-      let waitingFor = "the agent to start";
-      let state: AgentState | undefined;
-      for (;;) {
-        state = await loadState(parsed.stateDir).catch(() => undefined);
-        const status = await readFile(join(parsed.stateDir, STATUS_FILE), "utf8")
-          .then((t) => JSON.parse(t) as AgentStatus)
-          .catch(() => undefined);
-        const now = onlineState(state, status, since);
-        if (now.online) break;
-        waitingFor = now.waitingFor;
-        if (status?.removed) throw new Error(`this node was removed from the overlay by the controller; run \`weft down\` and join again`);
-        if (!(await service.isRunning())) throw new Error(`the agent stopped while waiting for ${waitingFor}; ${await service.diagnose()}`);
-        if (Date.now() > deadline) throw new Error(`not online after ${f.timeout} s: still waiting for ${waitingFor}; ${await service.diagnose()}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
+  const deadline = since + timeoutMs;
+  let waitingFor = "the agent to start";
+  let state: AgentState | undefined;
+  for (;;) {
+    state = await loadState(parsed.stateDir).catch(() => undefined);
+    const status = await readFile(join(parsed.stateDir, STATUS_FILE), "utf8")
+      .then((t) => JSON.parse(t) as AgentStatus)
+      .catch(() => undefined);
+    const now = onlineState(state, status, since);
+    if (now.online) break;
+    waitingFor = now.waitingFor;
+    if (status?.removed) throw new Error(`this node was removed from the overlay by the controller; run \`weft down\` and join again`);
+    if (!(await service.isRunning())) throw new Error(`the agent stopped while waiting for ${waitingFor}; ${await service.diagnose()}`);
+    if (Date.now() > deadline) throw new Error(`not online after ${f.timeout} s: still waiting for ${waitingFor}; ${await service.diagnose()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 
-      if (joinKeyFile !== undefined && !f.keepJoinKey) {
-        await rm(paths.joinKeyFile, { force: true });
-        const { joinKeyFile: _spent, ...rest } = config;
-        await writeAtomic(paths.configFile, `${CONFIG_HEADER}\n${stringify(rest)}`, 0o644);
-      }
-      const out = { name: state!.name, nodeId: state!.nodeId, site: state!.site, overlayAddress: state!.overlayAddress };
-      if (f.json) return printJson(out);
-      process.stderr.write(`weft: ${out.name} is online in site ${out.site}; overlay address:\n`);
-      process.stdout.write(`${out.overlayAddress}\n`);
-    });
-}
-
-export function requireRoot(what: string): void {
-  if (process.getuid?.() !== 0) throw new UsageError(`${what} changes this host's network and services: run it as root`);
+  if (joinKeyFile !== undefined && !f.keepJoinKey) {
+    await rm(paths.joinKeyFile, { force: true });
+    const { joinKeyFile: _spent, ...rest } = config;
+    await writeAtomic(paths.configFile, `${CONFIG_HEADER}\n${stringify(rest)}`, 0o644);
+  }
+  const out = { name: state!.name, nodeId: state!.nodeId, site: state!.site, overlayAddress: state!.overlayAddress };
+  if (f.json) return printJson(out);
+  process.stderr.write(`weft: ${out.name} is online in site ${out.site}; overlay address:\n`);
+  process.stdout.write(`${out.overlayAddress}\n`);
 }
 
 /** One join key from a file: one line, no spaces, at most 4 KiB. Never echoed. */

@@ -1,51 +1,84 @@
 /**
  * The REST API as one table: each route names its method, path, auth, request
- * and response schemas and handler. The server registers the table and the
- * OpenAPI document is generated from it, so the two cannot drift apart.
+ * and response schemas and handler. The server registers the table (and parses
+ * each body with its route's schema before the handler runs, body.ts) and the
+ * OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
+import type { InstanceAttestor } from "../attest/index.js";
 import type { Enrollment } from "../enroll/enroll.js";
-import type { EnrollmentPolicies } from "../enroll/policies.js";
+import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
+import type { InventoryPlanner } from "../inventory/plan.js";
 import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
-import { parseOrThrow } from "../validation.js";
+import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
+import { policyIssues } from "../policy/policies.js";
+import type { RouteBody } from "./body.js";
 
-export interface RouteContext {
-  body: unknown;
+export interface RouteContext<B = unknown> {
+  /** The body, parsed with the route's schema (undefined for a route without a body). */
+  body: B;
   params: Record<string, string>;
   /** Source address of the request. */
   remoteAddress: string | undefined;
   /** Host name the client used (no port). */
   host: string | undefined;
+  /** A request cookie's value. */
+  cookie(name: string): string | undefined;
+  /** A request header's value (first, when repeated). */
+  header(name: string): string | undefined;
+  /** Sets a response cookie: HttpOnly, Secure, SameSite=Strict, Path=/ unless `o` says otherwise. */
+  setCookie(name: string, value: string, o?: { maxAge?: number; expires?: Date }): void;
+  /** Aborted when the client goes away (for streams). */
+  signal: AbortSignal;
 }
 
-export interface Route {
+export interface Route<B = unknown> {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   summary: string;
-  /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
-  auth: "admin" | "joinKey" | "none";
-  body?: z.ZodType;
+  /**
+   * "admin": bearer admin token, or a console session cookie; "metrics": the metrics token or the
+   * admin token; "joinKey": the body carries a join key; "none": public.
+   */
+  auth: "admin" | "metrics" | "joinKey" | "none";
+  /**
+   * What the route answers: JSON (default); "text/plain" (a string; `contentType` may refine it);
+   * "text/event-stream" (the handler returns a readable stream of server-sent events); "file" (a
+   * string, buffer or readable stream sent as it is, of the media type `contentType` names, by
+   * default application/octet-stream).
+   */
+  produces?: "text/plain" | "text/event-stream" | "file";
+  contentType?: () => string;
+  /** The body the server parses before the handler runs; a route without one gets none. */
+  body?: RouteBody<B>;
   response: z.ZodType;
   status?: number;
-  /** Content type of a response that is not JSON (the handler returns a string or a stream). */
-  produces?: string;
-  handler: (ctx: RouteContext) => Promise<unknown>;
+  handler(ctx: RouteContext<B>): Promise<unknown>;
+}
+
+/** A route whose handler's `ctx.body` has its body schema's type. */
+export function route<B = undefined>(r: Route<B>): Route {
+  return r;
 }
 
 export interface ApiServices {
   joinKeys: JoinKeys;
-  enrollment: Enrollment;
+  enrollment: Pick<Enrollment, "enroll">;
+  /** Enrollment nonces for Azure attested documents. */
+  attestor: Pick<InstanceAttestor, "issueNonce">;
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
-  /** Cloud inventory: stored instances and networks, per-account sync status. */
-  inventory: InventorySync;
+  /** Cloud inventory sync (on demand). */
+  inventory: Pick<InventorySync, "sync">;
+  /** Cloud inventory: stored instances and networks, per-account sync status, site routes. */
+  planner: Pick<InventoryPlanner, "view">;
   /** Keyless join by instance identity. */
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
@@ -57,30 +90,40 @@ const Health = z.object({ status: z.literal("ok") });
 export function apiRoutes(s: ApiServices): Route[] {
   return [
     { method: "GET", path: "/healthz", summary: "Liveness of the API", auth: "none", response: Health, handler: async () => ({ status: "ok" }) },
-    {
+    route({
       method: "POST",
       path: "/v1/enroll",
       summary: "Enroll a node with a join key, or with an instance identity an enrollment policy admits; returns its overlay address and NATS credentials",
       auth: "joinKey",
-      body: EnrollRequest,
+      body: { schema: EnrollRequest, what: "enrollment request", screen: refuseAssignedFields, check: enrollRequestIssues },
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
-    },
-    {
+    }),
+    route({
+      method: "POST",
+      path: "/v1/enroll/nonce",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
+      auth: "none",
+      body: { schema: z.object({}).strict(), what: "nonce request", emptyIsObject: true },
+      response: EnrollNonce,
+      status: 201,
+      handler: () => s.attestor.issueNonce(),
+    }),
+    route({
       method: "POST",
       path: "/v1/keys",
       summary: "Create a join key (the secret is returned only here)",
       auth: "admin",
-      body: JoinKeyCreateRequest,
+      body: { schema: JoinKeyCreateRequest, what: "join key request", emptyIsObject: true },
       response: JoinKeyCreated,
       status: 201,
       handler: async (ctx): Promise<JoinKeyCreated> => {
-        const created = await s.joinKeys.create(parseOrThrow(JoinKeyCreateRequest, ctx.body ?? {}, "join key request"));
+        const created = await s.joinKeys.create(ctx.body);
         const controller = s.controllerInfo?.(ctx);
         return controller ? { ...created, controller } : created;
       },
-    },
+    }),
     { method: "GET", path: "/v1/keys", summary: "List join keys (never their secrets)", auth: "admin", response: z.array(JoinKeyInfo), handler: () => s.joinKeys.list() },
     {
       method: "DELETE",
@@ -116,15 +159,15 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: NodePolicy,
       handler: (ctx) => s.policies.forNode(param(ctx, "id")),
     },
-    {
+    route({
       method: "PUT",
       path: "/v1/policies/:name",
       summary: "Create or replace a policy; the name in the body must match the path. Unknown fields are refused",
       auth: "admin",
-      body: Policy,
+      body: { schema: Policy, what: "policy", check: policyIssues },
       response: Policy,
       handler: (ctx) => s.policies.apply(param(ctx, "name"), ctx.body),
-    },
+    }),
     { method: "GET", path: "/v1/policies", summary: "List policies, by name", auth: "admin", response: z.array(Policy), handler: () => s.policies.list() },
     { method: "GET", path: "/v1/policies/:name", summary: "One policy", auth: "admin", response: Policy, handler: (ctx) => s.policies.get(param(ctx, "name")) },
     {
@@ -135,15 +178,15 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: Policy,
       handler: (ctx) => s.policies.delete(param(ctx, "name")),
     },
-    {
+    route({
       method: "PUT",
       path: "/v1/enrollment-policies/:name",
       summary: "Create or replace an enrollment policy (keyless join for inventory instances matching its selector); the name in the body must match the path",
       auth: "admin",
-      body: EnrollmentPolicy,
+      body: { schema: EnrollmentPolicy, what: "enrollment policy" },
       response: EnrollmentPolicy,
       handler: (ctx) => s.enrollmentPolicies.apply(param(ctx, "name"), ctx.body),
-    },
+    }),
     { method: "GET", path: "/v1/enrollment-policies", summary: "List enrollment policies, by name", auth: "admin", response: z.array(EnrollmentPolicy), handler: () => s.enrollmentPolicies.list() },
     { method: "GET", path: "/v1/enrollment-policies/:name", summary: "One enrollment policy", auth: "admin", response: EnrollmentPolicy, handler: (ctx) => s.enrollmentPolicies.get(param(ctx, "name")) },
     {
@@ -160,29 +203,32 @@ export function apiRoutes(s: ApiServices): Route[] {
       summary: "Cloud inventory: instances (with the node bound to each), networks, each account's last sync, site routes and overlapping CIDRs",
       auth: "admin",
       response: InventoryView,
-      handler: () => s.inventory.view(),
+      handler: () => s.planner.view(),
     },
-    {
+    route({
       method: "POST",
       path: "/v1/inventory/sync",
       summary: "Sync every configured cloud account now; waits for the sync and returns each account's result (changes, removals, held back, issues)",
       auth: "admin",
-      body: InventorySyncRequest,
+      body: { schema: InventorySyncRequest, what: "inventory sync request", emptyIsObject: true },
       response: InventorySyncResult,
-      handler: async (ctx) => {
-        parseOrThrow(InventorySyncRequest, ctx.body ?? {}, "inventory sync request");
-        return s.inventory.sync();
-      },
-    },
+      handler: () => s.inventory.sync(),
+    }),
   ];
 }
 
-function param(ctx: RouteContext, name: string): string {
+function param(ctx: Pick<RouteContext, "params">, name: string): string {
   return ctx.params[name] ?? "";
 }
 
+/** The media type a route answers with, without parameters (as OpenAPI names it). */
+function mediaType(r: Route): string {
+  if (r.produces === "file") return (r.contentType?.() ?? "application/octet-stream").split(";")[0]?.trim() ?? "application/octet-stream";
+  return r.produces ?? "application/json";
+}
+
 /** The OpenAPI 3.0 document for `routes`. */
-export function openApiDocument(routes: Route[], version: string): Record<string, unknown> {
+export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
   const schema = (t: z.ZodType, io: "input" | "output") => z.toJSONSchema(t, { target: "openapi-3.0", io, unrepresentable: "any" });
   const errorResponse = { description: "Error", content: { "application/json": { schema: schema(ApiError, "output") } } };
   const paths: Record<string, Record<string, unknown>> = {};
@@ -190,14 +236,16 @@ export function openApiDocument(routes: Route[], version: string): Record<string
     const oaPath = r.path.replace(/:([a-z]+)/g, "{$1}");
     const params = [...r.path.matchAll(/:([a-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
     paths[oaPath] ??= {};
+    const security = r.auth === "admin" ? [{ adminToken: [] }, { consoleSession: [] }] : r.auth === "metrics" ? [{ metricsToken: [] }, { adminToken: [] }] : undefined;
     paths[oaPath][r.method.toLowerCase()] = {
       summary: r.summary,
       ...(params.length ? { parameters: params } : {}),
-      ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } } : {}),
+      ...(security ? { security } : {}),
+      ...(r.body ? { requestBody: { required: !r.body.emptyIsObject, content: { "application/json": { schema: schema(r.body.schema, "input") } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "OK", content: { [r.produces?.split(";")[0] ?? "application/json"]: { schema: schema(r.response, "output") } } },
-        ...(r.auth === "admin" ? { "401": errorResponse } : {}),
+        [String(r.status ?? 200)]: { description: "OK", content: { [mediaType(r)]: { schema: schema(r.response, "output") } } },
+        ...(r.auth === "admin" || r.auth === "metrics" ? { "401": errorResponse } : {}),
+        ...(r.auth === "admin" && r.method !== "GET" ? { "403": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
@@ -211,7 +259,18 @@ export function openApiDocument(routes: Route[], version: string): Record<string
   return {
     openapi: "3.0.3",
     info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities and policies of a Weft overlay." },
-    components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" } } },
+    components: {
+      securitySchemes: {
+        adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" },
+        metricsToken: { type: "http", scheme: "bearer", description: "The controller's metrics token (reads /metrics only)" },
+        consoleSession: {
+          type: "apiKey",
+          in: "cookie",
+          name: "weft_session",
+          description: "A console session from POST /console/login; requests other than GET also need its CSRF token in the X-Weft-CSRF header",
+        },
+      },
+    },
     paths,
   };
 }

@@ -91,7 +91,8 @@ export function downloadRoutes(opts: DownloadsOptions): Route[] {
             summary: "The controller's CA certificate (PEM): check it against the CA hash, then trust it for the downloads",
             auth: "none",
             response: z.string(),
-            produces: "application/x-pem-file",
+            produces: "file",
+            contentType: () => "application/x-pem-file",
             handler: async () => caPem,
           } satisfies Route,
         ]),
@@ -101,7 +102,8 @@ export function downloadRoutes(opts: DownloadsOptions): Route[] {
       summary: "The installer: detects Debian or Ubuntu, installs the package from this controller and joins with `weft up`",
       auth: "none",
       response: z.string(),
-      produces: "text/x-shellscript; charset=utf-8",
+      produces: "file",
+      contentType: () => "text/x-shellscript; charset=utf-8",
       handler: async () => {
         await regularFile(INSTALLER_FILE);
         return createReadStream(join(dir, INSTALLER_FILE));
@@ -113,7 +115,7 @@ export function downloadRoutes(opts: DownloadsOptions): Route[] {
       summary: "The packages this controller serves, one per line: `<file> <bytes> <sha256>`",
       auth: "none",
       response: z.string(),
-      produces: "text/plain; charset=utf-8",
+      produces: "text/plain",
       handler: async () => {
         const files = sortPackages(await readdir(dir).catch(() => []));
         const entries: PackageEntry[] = [];
@@ -131,7 +133,8 @@ export function downloadRoutes(opts: DownloadsOptions): Route[] {
       summary: "One package (weft_<version>_<arch>.deb) from this controller's downloads",
       auth: "none",
       response: BinaryFile,
-      produces: "application/vnd.debian.binary-package",
+      produces: "file",
+      contentType: () => "application/vnd.debian.binary-package",
       handler: async (ctx) => {
         const file = ctx.params["file"] ?? "";
         if (!PACKAGE_FILE.test(file)) throw new NotFoundError("no such download: packages are named weft_<version>_<arch>.deb (GET /download lists them)");

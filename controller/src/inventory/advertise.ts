@@ -1,26 +1,29 @@
 /**
- * Publishes the gateway plan (gateways.ts) into peer records: each chosen gateway's peer record
- * carries `siteRoutes`, every other node's carries none. Agents in other sites route those CIDRs
- * into the overlay towards the gateway; the gateway forwards them into its site.
+ * Publishes the gateway plan (gateways.ts) into node records: each chosen gateway's record carries
+ * `siteRoutes`, every other node's carries none; the registry rebuilds the peer records agents
+ * read. Agents in other sites route those CIDRs into the overlay towards the gateway; the gateway
+ * forwards them into its site.
  *
- * When: after every inventory sync (its plan is passed in), when node records change (enrolled,
- * deleted, relabelled; coalesced), when a gateway candidate's liveness changes (checked every
- * `checkMs` from the controller's heartbeat table, without reading KV), and every `resyncMs`. The
- * first pass waits `startDelayMs` after start, so heartbeats have said which gateways are online
- * before anything is moved; until then the routes agents already have stay as they are.
- * Peer records change with compare-and-set and only when their routes differ.
+ * When: after every inventory sync (its plan is passed in), when what the plan reads of a node
+ * record changes (enrolled, deleted, renamed, relabelled, moved site; coalesced), when a gateway
+ * candidate's liveness changes (checked every `checkMs` from the controller's heartbeat table,
+ * without reading KV), and every `resyncMs`. The first pass waits `startDelayMs` after start, so
+ * heartbeats have said which gateways are online before anything is moved; until then the routes
+ * agents already have stay as they are. Passes run one at a time (SingleFlight); a node record
+ * changes only when its routes differ.
  */
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
-import type { PeerRecord } from "@weft/protocol";
+import { NodeRecord } from "@weft/protocol";
+import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { Liveness } from "../nodes/liveness.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { GatewayPlan } from "./gateways.js";
 
 export interface SiteRouteAdvertiserOptions {
-  /** The current gateway plan (InventorySync.plan). */
+  /** The current gateway plan (InventoryPlanner.plan). */
   plan: () => Promise<{ gateways: GatewayPlan }>;
-  registry: Pick<NodeRegistry, "updatePeer" | "peerRecords">;
+  registry: Pick<NodeRegistry, "updateNode" | "list">;
   liveness: Pick<Liveness, "status">;
   /** The nodes bucket, watched for changes. */
   nodesKv: KV;
@@ -34,15 +37,23 @@ export interface SiteRouteAdvertiserOptions {
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
+/** What the gateway plan reads of a node record: a change to anything else needs no new pass. */
+function planInput(node: Pick<NodeRecord, "name" | "site" | "labels">): string {
+  return JSON.stringify([node.name, node.site, node.labels]);
+}
+
 export class SiteRouteAdvertiser {
-  /** Nodes whose peer record carries site routes (as far as this advertiser wrote or read them). */
+  /** Nodes whose record carries site routes (as far as this advertiser wrote or read them). */
   private advertising = new Map<string, string[]>();
   /** Liveness of each gateway candidate when the last plan was made. */
   private candidates = new Map<string, string>();
+  /** planInput of each node, to tell which node record changes matter. */
+  private readonly inputs = new Map<string, string>();
   private ready = false;
   private stopped = false;
-  private running: Promise<void> | undefined;
-  private again = false;
+  /** The plan the next pass publishes, when the caller just computed it; else the pass makes one. */
+  private given: GatewayPlan | undefined;
+  private readonly passes = new SingleFlight(() => this.pass());
   private readonly timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | undefined;
   private watch: Stoppable | undefined;
@@ -51,58 +62,58 @@ export class SiteRouteAdvertiser {
 
   /** Read which nodes advertise now, follow node changes, and schedule the first pass. */
   async start(): Promise<void> {
-    for (const p of await this.o.registry.peerRecords()) if (p.siteRoutes?.length) this.advertising.set(p.nodeId, p.siteRoutes);
+    for (const n of await this.o.registry.list()) {
+      this.inputs.set(n.nodeId, planInput(n));
+      if (n.siteRoutes?.length) this.advertising.set(n.nodeId, n.siteRoutes);
+    }
     this.watch = (await this.o.nodesKv.watch({ include: KvWatchInclude.UpdatesOnly })) as Stoppable;
     void (async () => {
       try {
-        for await (const _e of this.watch!) this.soon();
+        for await (const e of this.watch!) if (this.noteChange(e)) this.soon();
       } catch (err) {
         if (!this.stopped) this.o.log.warn({ err }, "site routes: watching node records failed; the periodic pass still runs");
       }
     })();
     const first = setTimeout(() => {
       this.ready = true;
-      this.refresh();
+      void this.refresh();
     }, this.o.startDelayMs);
     const check = setInterval(() => this.checkLiveness(), this.o.checkMs);
-    const resync = setInterval(() => this.refresh(), this.o.resyncMs);
+    const resync = setInterval(() => void this.refresh(), this.o.resyncMs);
     for (const t of [first, check, resync]) {
       t.unref();
       this.timers.push(t);
     }
   }
 
-  stop(): void {
+  stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     if (this.debounce) clearTimeout(this.debounce);
     this.watch?.stop();
+    return this.passes.idle();
   }
 
   /**
-   * Publish the current plan: `plan` when the caller just computed it (after a sync), else a fresh
-   * one. Passes never overlap; a request during one makes one more pass, with a fresh plan.
+   * Publish the current plan: `plan` when the caller just computed it (after a sync) and no pass
+   * is going, else a fresh one. Passes never overlap; a request during one makes one more pass,
+   * with a fresh plan. Errors are logged, never thrown.
    */
   refresh(plan?: GatewayPlan): Promise<void> {
     if (!this.ready || this.stopped) return Promise.resolve();
-    if (this.running) {
-      this.again = true;
-      return this.running;
+    if (!this.passes.busy) this.given = plan;
+    return this.passes.run();
+  }
+
+  private async pass(): Promise<void> {
+    const given = this.given;
+    this.given = undefined;
+    if (this.stopped) return;
+    try {
+      await this.publish(given ?? (await this.o.plan()).gateways);
+    } catch (err) {
+      this.o.log.error({ err }, "site routes: cannot publish the gateway plan; retrying on the next change");
     }
-    this.running = (async () => {
-      let given = plan;
-      do {
-        this.again = false;
-        try {
-          await this.publish(given ?? (await this.o.plan()).gateways);
-        } catch (err) {
-          this.o.log.error({ err }, "site routes: cannot publish the gateway plan; retrying on the next change");
-        }
-        given = undefined;
-      } while (this.again && !this.stopped);
-      this.running = undefined;
-    })();
-    return this.running;
   }
 
   private async publish(plan: GatewayPlan): Promise<void> {
@@ -111,15 +122,34 @@ export class SiteRouteAdvertiser {
     const next = new Map<string, string[]>();
     for (const nodeId of ids) {
       const want = plan.byNode.get(nodeId) ?? [];
-      const result = await this.o.registry.updatePeer(nodeId, (peer) => withSiteRoutes(peer, want));
-      if (result === "gone") continue;
+      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want));
+      if (result.outcome === "gone") continue;
       if (want.length > 0) next.set(nodeId, want);
-      if (result === "updated") {
+      if (result.outcome === "updated") {
         if (want.length > 0) this.o.log.info({ node: nodeId, routes: want }, "node advertises its site's routes");
         else this.o.log.info({ node: nodeId, routes: this.advertising.get(nodeId) ?? [] }, "node no longer advertises site routes");
       }
     }
     this.advertising = next;
+  }
+
+  /** Whether a watched node record change can change the plan (its own siteRoutes writes cannot). */
+  private noteChange(e: KvWatchEntry): boolean {
+    if (e.operation !== "PUT") {
+      this.inputs.delete(e.key);
+      return true;
+    }
+    let input: string;
+    try {
+      const parsed = NodeRecord.safeParse(e.json());
+      if (!parsed.success) return false;
+      input = planInput(parsed.data);
+    } catch {
+      return false;
+    }
+    if (this.inputs.get(e.key) === input) return false;
+    this.inputs.set(e.key, input);
+    return true;
   }
 
   private soon(): void {
@@ -141,21 +171,21 @@ export class SiteRouteAdvertiser {
   }
 }
 
-/** With advertising turned off: no peer record keeps site routes from an earlier run. */
-export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updatePeer" | "peerRecords">, log: Logger): Promise<number> {
+/** With advertising turned off: no node record keeps site routes from an earlier run. */
+export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updateNode" | "list">, log: Logger): Promise<number> {
   let withdrawn = 0;
-  for (const p of await registry.peerRecords()) {
-    if (!p.siteRoutes?.length) continue;
-    if ((await registry.updatePeer(p.nodeId, (peer) => withSiteRoutes(peer, []))) === "updated") withdrawn++;
+  for (const n of await registry.list()) {
+    if (!n.siteRoutes?.length) continue;
+    if ((await registry.updateNode(n.nodeId, (node) => withSiteRoutes(node, []))).outcome === "updated") withdrawn++;
   }
   if (withdrawn > 0) log.info({ nodes: withdrawn }, "inventory.advertiseSiteRoutes is false: withdrew the site routes nodes advertised");
   return withdrawn;
 }
 
-/** `peer` with exactly `routes` as its site routes, or undefined when it has them already. */
-export function withSiteRoutes(peer: PeerRecord, routes: readonly string[]): PeerRecord | undefined {
-  const have = peer.siteRoutes ?? [];
+/** `node` with exactly `routes` as its site routes, or undefined when it has them already. */
+export function withSiteRoutes(node: NodeRecord, routes: readonly string[]): NodeRecord | undefined {
+  const have = node.siteRoutes ?? [];
   if (have.length === routes.length && have.every((r, i) => r === routes[i])) return undefined;
-  const { siteRoutes: _old, ...rest } = peer;
+  const { siteRoutes: _old, ...rest } = node;
   return routes.length > 0 ? { ...rest, siteRoutes: [...routes] } : rest;
 }

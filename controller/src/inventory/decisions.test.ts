@@ -7,7 +7,7 @@ import { ControllerConfig } from "../config.js";
 import { ValidationError } from "../errors.js";
 import { parseOrThrow } from "../validation.js";
 import { isGateway, planGateways } from "./gateways.js";
-import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./labels.js";
+import { cloudLabels, desiredNode, identityTags, tagLabelKey } from "./tag-labels.js";
 import { decideRemovals, removalLimit, type Binding, type RemovalInput } from "./revoke.js";
 import { siteRoutes } from "./routes.js";
 import { instanceKey, kvToken, type StoredInstance, type StoredNetwork } from "./store.js";
@@ -195,7 +195,13 @@ describe("site route gateways", () => {
 
 describe("inventory config and keys", () => {
   it("config - defaults: no accounts, 60 s, share 0.25", () => {
-    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({ intervalSeconds: 60, maxRemovalShare: 0.25, advertiseSiteRoutes: true, accounts: [] });
+    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({
+      intervalSeconds: 60,
+      maxRemovalShare: 0.25,
+      advertiseSiteRoutes: true,
+      accounts: [],
+      instanceIdentity: { sourceAddress: "not-another-instance", aws: {}, azure: { nonceTtlSeconds: 120 }, gcp: {} },
+    });
   });
 
   it("config - a bad account is refused and the error names the field", () => {

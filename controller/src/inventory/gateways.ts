@@ -13,7 +13,7 @@
  * (routing them would hijack overlay traffic).
  */
 import { cidrsOverlap, GATEWAY_LABEL, parseCidr, type InventorySiteRoute, type NodeView } from "@weft/protocol";
-import { tagLabelKey } from "./labels.js";
+import { tagLabelKey } from "./tag-labels.js";
 import type { PlainSiteRoute } from "./routes.js";
 
 /** An address range the overlay itself uses, e.g. `{ cidr: "100.64.0.0/10", what: "overlay.cidr" }`. */

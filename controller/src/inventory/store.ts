@@ -7,14 +7,13 @@
  *
  * Account and id are made KV-safe by kvToken() (kept as they are when they already are, else
  * base64url behind a `=`), so the key never loses information; the records keep the original
- * values. Every write is compare-and-set on the record's revision: a sync rewriting an instance
+ * values. Every write is compare-and-set on the record's revision (RecordStore.change): a sync rewriting an instance
  * keeps the binding the join checks wrote meanwhile, and bind() keeps the sync's data.
  */
 import type { KV } from "@nats-io/kv";
-import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork } from "@weft/protocol";
-import type { Provider } from "@weft/cloud";
+import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork, type CloudProvider } from "@weft/protocol";
 import { NotFoundError } from "../errors.js";
-import { RecordStore, type Versioned } from "../store/kv.js";
+import { RecordStore, type Keyed, type RecordStoreOptions, type Versioned } from "../store/kv.js";
 
 /** An instance as stored: the adapters' Instance, when a sync last listed it, the node bound to it. */
 export const StoredInstance = InventoryInstance;
@@ -23,9 +22,6 @@ export const StoredNetwork = InventoryNetwork;
 export type StoredNetwork = InventoryNetwork;
 export const AccountStatus = InventoryAccountStatus;
 export type AccountStatus = InventoryAccountStatus;
-
-/** Compare-and-set attempts before a write gives up. */
-const CAS_ATTEMPTS = 20;
 
 const SAFE_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -37,13 +33,13 @@ export function kvToken(value: string): string {
   return SAFE_TOKEN.test(value) ? value : `=${Buffer.from(value, "utf8").toString("base64url")}`;
 }
 
-export function instanceKey(provider: Provider, account: string, id: string): string {
+export function instanceKey(provider: CloudProvider, account: string, id: string): string {
   return `i.${provider}.${kvToken(account)}.${kvToken(id)}`;
 }
-export function networkKey(provider: Provider, account: string, id: string): string {
+export function networkKey(provider: CloudProvider, account: string, id: string): string {
   return `n.${provider}.${kvToken(account)}.${kvToken(id)}`;
 }
-export function statusKey(provider: Provider, account: string): string {
+export function statusKey(provider: CloudProvider, account: string): string {
   return `s.${provider}.${kvToken(account)}`;
 }
 /** The key of a stored instance or network record. */
@@ -59,17 +55,20 @@ export class InventoryStore {
   private readonly networksKv: RecordStore<typeof StoredNetwork>;
   private readonly statusKv: RecordStore<typeof AccountStatus>;
 
-  constructor(readonly kv: KV) {
-    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory);
-    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory);
-    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory);
+  constructor(
+    readonly kv: KV,
+    opts: RecordStoreOptions = {},
+  ) {
+    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory, opts);
+    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory, opts);
+    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory, opts);
   }
 
   /**
    * One instance. Without `account`, the instance of that provider with that id in any account
    * (ids are unique per provider in practice; when two accounts list the same id, undefined).
    */
-  async instance(provider: Provider, account: string | undefined, id: string): Promise<StoredInstance | undefined> {
+  async instance(provider: CloudProvider, account: string | undefined, id: string): Promise<StoredInstance | undefined> {
     if (account !== undefined) return (await this.instancesKv.get(instanceKey(provider, account, id)))?.value;
     const found = await this.instancesKv.list(`i.${provider}.*.${kvToken(id)}`);
     return found.length === 1 ? found[0]?.value : undefined;
@@ -81,19 +80,19 @@ export class InventoryStore {
   }
 
   /** Every stored instance, optionally of one provider (and account). */
-  async instances(provider?: Provider, account?: string): Promise<StoredInstance[]> {
+  async instances(provider?: CloudProvider, account?: string): Promise<StoredInstance[]> {
     return (await this.instanceEntries(provider, account)).map((e) => e.value);
   }
 
-  async instanceEntries(provider?: Provider, account?: string): Promise<Versioned<StoredInstance>[]> {
+  async instanceEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredInstance>[]> {
     return this.instancesKv.list(prefixFilter("i", provider, account));
   }
 
-  async networks(provider?: Provider, account?: string): Promise<StoredNetwork[]> {
+  async networks(provider?: CloudProvider, account?: string): Promise<StoredNetwork[]> {
     return (await this.networksKv.list(prefixFilter("n", provider, account))).map((e) => e.value);
   }
 
-  async networkEntries(provider?: Provider, account?: string): Promise<Versioned<StoredNetwork>[]> {
+  async networkEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredNetwork>[]> {
     return this.networksKv.list(prefixFilter("n", provider, account));
   }
 
@@ -102,7 +101,7 @@ export class InventoryStore {
     return (await this.statusKv.list("s.>")).map((e) => e.value);
   }
 
-  async accountStatus(provider: Provider, account: string): Promise<AccountStatus | undefined> {
+  async accountStatus(provider: CloudProvider, account: string): Promise<AccountStatus | undefined> {
     return (await this.statusKv.get(statusKey(provider, account)))?.value;
   }
 
@@ -135,37 +134,25 @@ export class InventoryStore {
    * now is, or undefined when there is none.
    */
   async changeInstance(key: string, change: (cur: StoredInstance) => StoredInstance | undefined): Promise<StoredInstance | undefined> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = await this.instancesKv.get(key);
-      if (!got) return undefined;
-      const next = change(got.value);
-      if (next === undefined) return got.value;
-      if ((await this.instancesKv.update(key, next, got.revision)) !== false) return next;
-    }
-    throw new Error(`inventory ${key}: update kept losing races`);
+    return (await this.instancesKv.change(key, (cur) => (cur === undefined ? undefined : change(cur)))).value;
   }
 
   /**
-   * Write `next` (a freshly listed instance) unless the stored record already says the same,
-   * keeping the stored binding. Returns what happened.
-   */
-  /**
-   * Writes `next` unless `same` says the stored record already is it. `known` is the stored entry
-   * (null: known absent) when the caller has just listed it: the first attempt then needs no read.
+   * Write `next` (a freshly listed instance, keeping the stored binding) unless `same` says the
+   * stored record already is it. `known` is the stored entry (null: known absent) when the caller
+   * has just listed it: the first attempt then needs no read. Returns what happened.
    */
   async upsertInstance(next: StoredInstance, same: (a: StoredInstance, b: StoredInstance) => boolean, known?: Versioned<StoredInstance> | null): Promise<"added" | "updated" | "unchanged"> {
-    const key = keyOfInstance(next);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = attempt === 0 && known !== undefined ? (known ?? undefined) : await this.instancesKv.get(key);
-      if (!got) {
-        if ((await this.instancesKv.create(key, next)) !== false) return "added";
-        continue;
-      }
-      const merged: StoredInstance = withBinding(next, got.value);
-      if (same(got.value, merged)) return "unchanged";
-      if ((await this.instancesKv.update(key, merged, got.revision)) !== false) return "updated";
-    }
-    throw new Error(`inventory ${key}: update kept losing races`);
+    const got = await this.instancesKv.change(
+      keyOfInstance(next),
+      (cur) => {
+        if (cur === undefined) return next;
+        const merged = withBinding(next, cur);
+        return same(cur, merged) ? undefined : merged;
+      },
+      known === undefined ? {} : { known },
+    );
+    return got.outcome === "created" ? "added" : got.outcome === "updated" ? "updated" : "unchanged";
   }
 
   /** Delete an instance record, only if it is still at `revision` (a binding written meanwhile wins). */
@@ -200,7 +187,7 @@ function withBinding(next: StoredInstance, cur: StoredInstance): StoredInstance 
   return cur.boundNode === undefined ? rest : { ...rest, boundNode: cur.boundNode, ...(cur.boundAt ? { boundAt: cur.boundAt } : {}) };
 }
 
-function prefixFilter(kind: "i" | "n", provider?: Provider, account?: string): string {
+function prefixFilter(kind: "i" | "n", provider?: CloudProvider, account?: string): string {
   if (provider === undefined) return `${kind}.>`;
   if (account === undefined) return `${kind}.${provider}.>`;
   return `${kind}.${provider}.${kvToken(account)}.>`;

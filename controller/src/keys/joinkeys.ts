@@ -6,7 +6,7 @@
 import { InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
 import { z } from "zod";
 import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError } from "../errors.js";
-import type { RecordStore, Versioned } from "../store/kv.js";
+import { LostRacesError, type RecordStore, type Versioned } from "../store/kv.js";
 import { JOIN_KEY_ID_PATTERN, newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
 
 export const StoredJoinKey = z.object({
@@ -26,29 +26,6 @@ export const StoredJoinKey = z.object({
 export type StoredJoinKey = z.infer<typeof StoredJoinKey>;
 
 export type JoinKeyStore = RecordStore<typeof StoredJoinKey>;
-
-/** How long a key update keeps retrying lost compare-and-set races. */
-const RACE_DEADLINE_MS = 10_000;
-
-export class RacesLostError extends Error {
-  override name = "RacesLostError";
-}
-
-/**
- * Run a read-modify-write `attempt` until it succeeds (returns a value) or the
- * deadline passes. Every enrollment with a key updates its one record, so under
- * a burst most attempts lose the race: jittered backoff and a deadline, not a
- * fixed count that a burst larger than the count would exhaust.
- */
-async function retryRaces<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + RACE_DEADLINE_MS;
-  for (let n = 0; ; n++) {
-    const done = await attempt();
-    if (done !== undefined) return done;
-    if (Date.now() > deadline) throw new RacesLostError(`${what}: kept losing concurrent updates for ${RACE_DEADLINE_MS} ms; retry`);
-    await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 + n * 2)));
-  }
-}
 
 export class JoinKeys {
   constructor(
@@ -89,13 +66,11 @@ export class JoinKeys {
   async revoke(id: string): Promise<JoinKeyInfo> {
     // Anything else is not a key id we wrote (and may not even be a valid KV key: `a*b`).
     if (!JOIN_KEY_ID_PATTERN.test(id)) throw new NotFoundError(`join key ${JSON.stringify(id.slice(0, 64))} does not exist: ids are 12 hex digits`);
-    return retryRaces(`join key ${id}: revoke`, async () => {
-      const got = await this.store.get(id);
-      if (!got) throw new NotFoundError(`join key ${id} does not exist`);
-      if (got.value.revokedAt) return this.info(got.value);
-      const next = { ...got.value, revokedAt: this.now().toISOString() };
-      return (await this.store.update(id, next, got.revision)) === false ? undefined : this.info(next);
+    const { value } = await this.store.change(id, (cur) => {
+      if (!cur) throw new NotFoundError(`join key ${id} does not exist`);
+      return cur.revokedAt ? undefined : { ...cur, revokedAt: this.now().toISOString() };
     });
+    return this.info(value!);
   }
 
   /**
@@ -114,15 +89,23 @@ export class JoinKeys {
 
   /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
   async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
-    const consumed = await retryRaces("join key: consume", async () => {
-      const got = await this.verify(presented);
-      const next: StoredJoinKey = { ...got.value, uses: got.value.uses + 1, usedBy: [...got.value.usedBy, nodeId].slice(-100) };
-      return (await this.store.update(got.value.id, next, got.revision)) === false ? undefined : next;
-    }).catch((err: unknown) => {
+    const verified = await this.verify(presented);
+    try {
+      const { value } = await this.store.change(
+        verified.value.id,
+        (cur) => {
+          // The secret was checked above; what may have changed since is the key's state.
+          if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`");
+          this.assertUsable(cur);
+          return { ...cur, uses: cur.uses + 1, usedBy: [...cur.usedBy, nodeId].slice(-100) };
+        },
+        { known: verified },
+      );
+      return value!;
+    } catch (err) {
       // Transient: 503 makes the agent retry instead of giving up on a good key.
-      throw err instanceof RacesLostError ? new StoreUnavailableError("join key is under heavy concurrent use; retry enrollment", { cause: err }) : err;
-    });
-    return consumed;
+      throw err instanceof LostRacesError ? new StoreUnavailableError("join key is under heavy concurrent use; retry enrollment", { cause: err }) : err;
+    }
   }
 
   /**
@@ -130,12 +113,9 @@ export class JoinKeys {
    * key was consumed), so a one-time key is not burned by a failure of ours.
    */
   async unconsume(id: string, nodeId: string): Promise<void> {
-    await retryRaces(`join key ${id}: give back a use`, async () => {
-      const got = await this.store.get(id);
-      if (!got || !got.value.usedBy.includes(nodeId)) return true;
-      const next: StoredJoinKey = { ...got.value, uses: Math.max(0, got.value.uses - 1), usedBy: got.value.usedBy.filter((n) => n !== nodeId) };
-      return (await this.store.update(id, next, got.revision)) === false ? undefined : true;
-    });
+    await this.store.change(id, (cur) =>
+      cur?.usedBy.includes(nodeId) ? { ...cur, uses: Math.max(0, cur.uses - 1), usedBy: cur.usedBy.filter((n) => n !== nodeId) } : undefined,
+    );
   }
 
   private assertUsable(key: StoredJoinKey): void {

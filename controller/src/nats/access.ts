@@ -18,7 +18,9 @@ import {
   TimeoutError,
   type NatsConnection,
 } from "@nats-io/transport-node";
-import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX, type Authority, type Revocation } from "./authority.js";
+import { Backoff, sleep } from "@weft/util";
+import type { Authority, Revocation } from "./authority.js";
+import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError, NatsLayerError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
 
@@ -275,30 +277,25 @@ export class NatsAccess {
   }
 
   async #syncLoop(): Promise<void> {
-    let delay = RETRY_MIN_MS;
+    const backoff = new Backoff({ initialMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS });
     while (this.#syncWanted && !this.closed) {
       this.#syncWanted = false;
       try {
         const ack = await this.push();
         this.#log.info({ server: ack.server, revokedUsers: this.#authority.revocations().size }, "account claims pushed");
-        delay = RETRY_MIN_MS;
+        backoff.reset();
       } catch (err) {
         if (!(err instanceof NatsLayerError) || !err.retryable) {
           this.#log.error({ err: errMessage(err) }, "account claims push refused; waiting for the next change or reconnect");
           continue;
         }
         this.#syncWanted = true;
-        const wait = delay + Math.random() * delay;
-        this.#log.warn({ err: err.message, retryInMs: Math.round(wait) }, "account claims push failed");
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, wait);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        const wait = backoff.next();
+        this.#log.warn({ err: err.message, retryInMs: wait }, "account claims push failed");
+        const wake = new AbortController();
+        this.#wake = () => wake.abort();
+        await sleep(wait, wake.signal).catch(() => undefined);
         this.#wake = undefined;
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     }
   }

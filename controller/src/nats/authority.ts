@@ -1,8 +1,9 @@
 /**
  * The controller's NATS signing material (decentralized JWT auth): an operator, a
  * system account, the WEFT account that holds all state, and an account signing key
- * that signs user JWTs. Generated once and persisted under the state directory, so
- * user JWTs issued before a restart stay valid after it.
+ * that signs user JWTs. Persisted under the state directory (authority-file.ts), so
+ * user JWTs issued before a restart stay valid after it; the JWTs and claims are made
+ * in jwts.ts, user nkeys checked in nkeys.ts.
  *
  * The WEFT account JWT carries the revocation list (revocations.ts): revokeUser
  * persists an entry, then re-signs the account JWT; access.ts pushes that JWT to
@@ -11,78 +12,20 @@
  * Seeds never leave this module except through `UserCredentials` of controller
  * and system users, and both types redact themselves in JSON and util.inspect.
  */
-import { randomBytes } from "node:crypto";
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { inspect } from "node:util";
-import {
-  createAccount,
-  createOperator,
-  createUser,
-  encodeAccount,
-  encodeOperator,
-  encodeUser,
-  fmtCreds,
-  fromPublic,
-  fromSeed,
-  type Account,
-  type KeyPair,
-  type User,
-} from "@nats-io/jwt";
-import { AuthorityStateError, ClockBehindRevocationError, InvalidUserKeyError } from "./errors.js";
-import { agentPermissions, assertNodeId } from "./permissions.js";
+import { createAccount, createOperator, createUser, encodeUser, type KeyPair } from "@nats-io/jwt";
+import { REDACTED, UserCredentials } from "./credentials.js";
+import { ClockBehindRevocationError } from "./errors.js";
+import { agentUserClaims, controllerUserClaims, signAccount, SYSTEM_ACCOUNT_NAME, systemUserClaims, trustChainJwts, WEFT_ACCOUNT_NAME, type AuthorityKeys } from "./jwts.js";
+import { assertUserPublicKey, isUserPublicKey } from "./nkeys.js";
+import { assertNodeId } from "./permissions.js";
 import { mergeRevocations, readRevocations, writeRevocations, type Revocations } from "./revocations.js";
 
-/** Name of the account that holds Weft's buckets and subjects. */
-export const WEFT_ACCOUNT_NAME = "WEFT";
-const SYSTEM_ACCOUNT_NAME = "SYS";
-const OPERATOR_NAME = "weft";
-/** File inside the authority directory. */
-const AUTH_FILE = "authority.json";
-const FILE_VERSION = 1;
-/** Inbox prefix of system users (issueSystemUser); pass it as the connection's `inboxPrefix`. */
-export const SYSTEM_USER_INBOX_PREFIX = "_INBOX_weft_sys";
 /**
  * Longest wait issueAgentUser accepts so that a JWT for a revoked key is issued after
  * its revocation second; a longer one means the clock went back.
  */
 const MAX_REVOCATION_WAIT_MS = 2_000;
-
-const redacted = "[redacted]";
-
-interface AuthorityFile {
-  version: number;
-  operatorSeed: string;
-  systemAccountSeed: string;
-  accountSeed: string;
-  accountSigningKeySeed: string;
-}
-
-/** A user credential held by the controller itself (JWT plus the user seed). */
-export class UserCredentials {
-  readonly #seed: Uint8Array;
-  constructor(
-    readonly jwt: string,
-    readonly publicKey: string,
-    seed: Uint8Array,
-  ) {
-    this.#seed = seed;
-  }
-  /** The user's nkey seed, for jwtAuthenticator. Never log it. */
-  seed(): Uint8Array {
-    return this.#seed;
-  }
-  /** The content of a `.creds` file (JWT and seed) for the nats CLI; mode it 0600. */
-  credsFile(): Uint8Array {
-    return fmtCreds(this.jwt, fromSeed(this.#seed));
-  }
-  toJSON(): Record<string, string> {
-    return { publicKey: this.publicKey, jwt: this.jwt, seed: redacted };
-  }
-  [inspect.custom](): string {
-    return `UserCredentials { publicKey: ${this.publicKey}, seed: ${redacted} }`;
-  }
-}
 
 export interface IssueAgentUserOptions {
   /** The agent's node id (NODE_ID_PATTERN). */
@@ -161,13 +104,7 @@ export class Authority {
 
   /** Builds the JWTs for a set of keys. Account JWTs are re-signed on every load. */
   static async fromKeys(keys: AuthorityKeys, opts: AuthorityOptions = {}): Promise<Authority> {
-    const { operator, systemAccount } = keys;
-    const operatorJwt = await encodeOperator(OPERATOR_NAME, operator, {
-      system_account: systemAccount.getPublicKey(),
-    });
-    // An account JWT without limits allows zero connections: spell them out.
-    const systemClaims: Partial<Account> = { limits: NATS_LIMITS };
-    const systemAccountJwt = await encodeAccount(SYSTEM_ACCOUNT_NAME, systemAccount, systemClaims, { signer: operator });
+    const { operatorJwt, systemAccountJwt } = await trustChainJwts(keys);
     const revocations = new Map(opts.revocations ?? []);
     const accountJwt = await signAccount(keys, revocations);
     return new Authority({ keys, dir: opts.dir, revocations, operatorJwt, systemAccountJwt, accountJwt });
@@ -232,13 +169,7 @@ export class Authority {
    */
   async issueSystemUser(opts: { name?: string } = {}): Promise<UserCredentials> {
     const user = createUser();
-    const claims: Partial<User> = {
-      pub: { allow: [claimsUpdateSubject(this.accountPublicKey)], deny: [] },
-      sub: { allow: [`${SYSTEM_USER_INBOX_PREFIX}.>`], deny: [] },
-      bearer_token: false,
-      tags: ["weft-controller-system"],
-    };
-    const jwt = await encodeUser(opts.name ?? "weft-controller-system", user, this.#keys.systemAccount, claims);
+    const jwt = await encodeUser(opts.name ?? "weft-controller-system", user, this.#keys.systemAccount, systemUserClaims(this.accountPublicKey));
     return new UserCredentials(jwt, user.getPublicKey(), user.getSeed());
   }
 
@@ -248,8 +179,7 @@ export class Authority {
    */
   async issueControllerUser(opts: { name?: string } = {}): Promise<UserCredentials> {
     const user = createUser();
-    const claims: Partial<User> = { tags: ["weft-controller"] };
-    const jwt = await encodeUser(opts.name ?? "weft-controller", user, this.accountPublicKey, claims, {
+    const jwt = await encodeUser(opts.name ?? "weft-controller", user, this.accountPublicKey, controllerUserClaims(), {
       signer: this.#keys.signingKey,
     });
     return new UserCredentials(jwt, user.getPublicKey(), user.getSeed());
@@ -266,17 +196,7 @@ export class Authority {
     assertNodeId(opts.nodeId);
     assertUserPublicKey(opts.userPublicKey);
     await this.#waitPastRevocation(opts.userPublicKey);
-    const perms = agentPermissions(opts.nodeId);
-    const claims: Partial<User> = {
-      pub: { allow: [...perms.pub.allow], deny: [] },
-      sub: { allow: [...perms.sub.allow], deny: [] },
-      subs: -1,
-      data: -1,
-      payload: -1,
-      bearer_token: false,
-      allowed_connection_types: ["STANDARD"],
-      tags: ["weft-agent"],
-    };
+    const claims = agentUserClaims(opts.nodeId);
     const encodeOpts: { signer: KeyPair; exp?: number } = { signer: this.#keys.signingKey };
     if (opts.expiresAt !== undefined) encodeOpts.exp = Math.floor(opts.expiresAt.getTime() / 1000);
     return encodeUser(`agent-${opts.nodeId}`, opts.userPublicKey, this.accountPublicKey, claims, encodeOpts);
@@ -335,175 +255,11 @@ export class Authority {
       account: this.accountPublicKey,
       signingKey: this.signingKeyPublicKey,
       revokedUsers: this.#revocations.size,
-      seeds: redacted,
+      seeds: REDACTED,
     };
   }
 
   [inspect.custom](): string {
-    return `Authority { operator: ${this.operatorPublicKey}, account: ${this.accountPublicKey}, seeds: ${redacted} }`;
+    return `Authority { operator: ${this.operatorPublicKey}, account: ${this.accountPublicKey}, seeds: ${REDACTED} }`;
   }
-}
-
-/** The subject on which servers take an updated JWT for account (request/reply, system account only). */
-export function claimsUpdateSubject(account: string): string {
-  return `$SYS.REQ.ACCOUNT.${account}.CLAIMS.UPDATE`;
-}
-
-const NATS_LIMITS = {
-  subs: -1,
-  data: -1,
-  payload: -1,
-  imports: -1,
-  exports: -1,
-  wildcards: true,
-  conn: -1,
-  leaf: -1,
-};
-
-/** The WEFT account JWT, operator-signed, carrying the whole revocation list. */
-async function signAccount(keys: AuthorityKeys, revocations: Revocations): Promise<string> {
-  const claims: Partial<Account> = {
-    limits: { ...NATS_LIMITS, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
-    signing_keys: [keys.signingKey.getPublicKey()],
-  };
-  if (revocations.size > 0) claims.revocations = Object.fromEntries(revocations);
-  return encodeAccount(WEFT_ACCOUNT_NAME, keys.account, claims, { signer: keys.operator });
-}
-
-/** True if key is a valid user public nkey. */
-export function isUserPublicKey(key: unknown): key is string {
-  try {
-    assertUserPublicKey(key);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Throws InvalidUserKeyError unless key is a valid user public nkey. */
-export function assertUserPublicKey(key: unknown): asserts key is string {
-  if (typeof key !== "string") throw new InvalidUserKeyError(`got ${typeof key}`);
-  if (key.startsWith("S")) throw new InvalidUserKeyError("got a seed, which must never leave the agent's host");
-  if (!key.startsWith("U")) throw new InvalidUserKeyError(`got a key with prefix "${key.slice(0, 1)}"`);
-  try {
-    fromPublic(key);
-  } catch (cause) {
-    throw new InvalidUserKeyError("not a valid public nkey (bad length, encoding or checksum)", { cause });
-  }
-}
-
-/** The file that holds the seeds inside an authority directory. */
-export function authorityPath(dir: string): string {
-  return join(dir, AUTH_FILE);
-}
-
-/**
- * Loads the authority persisted in dir (e.g. `<stateDir>/authority`), with its
- * revocation list. Throws AuthorityStateError if the keys are missing, corrupt, or
- * readable by group/others, or if the revocation list is corrupt or writable by them.
- */
-export async function loadAuthority(dir: string): Promise<Authority> {
-  const path = authorityPath(dir);
-  let text: string;
-  try {
-    const st = await stat(path);
-    if ((st.mode & 0o077) !== 0) {
-      throw new AuthorityStateError(
-        path,
-        `mode ${(st.mode & 0o777).toString(8)} lets others read the signing keys; chmod 600 it`,
-      );
-    }
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if (err instanceof AuthorityStateError) throw err;
-    throw new AuthorityStateError(path, "cannot read", { cause: err });
-  }
-  const keys = parseAuthorityFile(path, text);
-  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey) });
-}
-
-/**
- * Loads the authority persisted in dir, or generates and persists a new one there
- * (dir 0700, file 0600) if there is none. Safe against two processes racing: the file
- * is published with an exclusive link, and the loser loads the winner's keys.
- */
-export async function loadOrCreateAuthority(dir: string): Promise<Authority> {
-  const path = authorityPath(dir);
-  try {
-    return await loadAuthority(dir);
-  } catch (err) {
-    if (!(err instanceof AuthorityStateError) || !isNotFound(err.cause)) throw err;
-  }
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-  const keys: AuthorityKeys = {
-    operator: createOperator(),
-    systemAccount: createAccount(),
-    account: createAccount(),
-    signingKey: createAccount(),
-  };
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    await writeFile(tmp, JSON.stringify(serializeKeys(keys), null, 2) + "\n", { mode: 0o600, flag: "wx" });
-    await link(tmp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return loadAuthority(dir);
-    throw new AuthorityStateError(path, "cannot write", { cause: err });
-  } finally {
-    await unlink(tmp).catch(() => {});
-  }
-  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey) });
-}
-
-function parseAuthorityFile(path: string, text: string): AuthorityKeys {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (cause) {
-    throw new AuthorityStateError(path, "not valid JSON", { cause });
-  }
-  const f = raw as Partial<AuthorityFile> | null;
-  if (f === null || typeof f !== "object" || f.version !== FILE_VERSION) {
-    throw new AuthorityStateError(path, `unsupported format (want version ${FILE_VERSION})`);
-  }
-  const seed = (field: keyof AuthorityFile, prefix: string): KeyPair => {
-    const v = f[field];
-    if (typeof v !== "string" || !v.startsWith(prefix)) {
-      throw new AuthorityStateError(path, `${field}: missing or not a ${prefix}… seed`);
-    }
-    try {
-      return fromSeed(new TextEncoder().encode(v));
-    } catch (cause) {
-      throw new AuthorityStateError(path, `${field}: invalid seed`, { cause });
-    }
-  };
-  return {
-    operator: seed("operatorSeed", "SO"),
-    systemAccount: seed("systemAccountSeed", "SA"),
-    account: seed("accountSeed", "SA"),
-    signingKey: seed("accountSigningKeySeed", "SA"),
-  };
-}
-
-/** The four key pairs an Authority is made of. */
-export interface AuthorityKeys {
-  operator: KeyPair;
-  systemAccount: KeyPair;
-  account: KeyPair;
-  signingKey: KeyPair;
-}
-
-function serializeKeys(keys: AuthorityKeys): AuthorityFile {
-  const dec = new TextDecoder();
-  return {
-    version: FILE_VERSION,
-    operatorSeed: dec.decode(keys.operator.getSeed()),
-    systemAccountSeed: dec.decode(keys.systemAccount.getSeed()),
-    accountSeed: dec.decode(keys.account.getSeed()),
-    accountSigningKeySeed: dec.decode(keys.signingKey.getSeed()),
-  };
-}
-
-function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
 }

@@ -8,21 +8,15 @@
  */
 export {
   Authority,
-  SYSTEM_USER_INBOX_PREFIX,
-  UserCredentials,
-  WEFT_ACCOUNT_NAME,
-  assertUserPublicKey,
-  authorityPath,
-  claimsUpdateSubject,
-  isUserPublicKey,
-  loadAuthority,
-  loadOrCreateAuthority,
-  type AuthorityKeys,
   type AuthorityOptions,
   type IssueAgentUserOptions,
   type Revocation,
   type ServerConfigFragmentOptions,
 } from "./authority.js";
+export { authorityPath, loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
+export { UserCredentials } from "./credentials.js";
+export { SYSTEM_USER_INBOX_PREFIX, WEFT_ACCOUNT_NAME, claimsUpdateSubject, type AuthorityKeys } from "./jwts.js";
+export { assertUserPublicKey, isUserPublicKey } from "./nkeys.js";
 export { readRevocations, revocationsPath, type Revocations } from "./revocations.js";
 export {
   NatsAccess,

@@ -14,7 +14,9 @@ import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transpo
 import { Buckets, Subjects } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NatsAccess, pushAccountClaims } from "./access.js";
-import { Authority, claimsUpdateSubject, loadAuthority, loadOrCreateAuthority, SYSTEM_USER_INBOX_PREFIX } from "./authority.js";
+import { Authority } from "./authority.js";
+import { loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
+import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { connectController, ensureBuckets } from "./connect.js";
 import { startEmbeddedNats, type EmbeddedNats } from "./embedded.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError } from "./errors.js";

@@ -17,7 +17,8 @@ import {
 } from "@nats-io/transport-node";
 import { Buckets, Subjects } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Authority, loadAuthority, loadOrCreateAuthority } from "./authority.js";
+import { Authority } from "./authority.js";
+import { loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
 import { connectController, ensureBuckets } from "./connect.js";
 import { startEmbeddedNats, type EmbeddedNats, type NatsServerExit } from "./embedded.js";
 import { NatsServerNotFoundError } from "./errors.js";

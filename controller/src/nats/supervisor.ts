@@ -4,6 +4,7 @@
  * forever. Clients (the controller's own connection, every agent) reconnect by
  * themselves and resync from KV.
  */
+import { retry } from "@weft/util";
 import type { Logger } from "./logger.js";
 import { startEmbeddedNats, type EmbeddedNats, type EmbeddedNatsOptions } from "./embedded.js";
 
@@ -19,6 +20,7 @@ export interface SupervisedNats {
 
 export async function superviseEmbeddedNats(opts: EmbeddedNatsOptions & { logger: Logger }): Promise<SupervisedNats> {
   let stopped = false;
+  const stopping = new AbortController();
   let restarts = 0;
   let current: EmbeddedNats;
   const log = opts.logger;
@@ -36,16 +38,17 @@ export async function superviseEmbeddedNats(opts: EmbeddedNatsOptions & { logger
     });
 
   const restart = async (port: number): Promise<void> => {
-    for (let delay = 200; !stopped; delay = Math.min(delay * 2, 10_000)) {
-      try {
-        current = await start(port);
-        restarts++;
-        log.info({ pid: current.pid, restarts }, "embedded nats-server restarted");
-        return;
-      } catch (err) {
-        log.error({ err, retryInMs: delay }, "embedded nats-server failed to restart");
-        await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
-      }
+    try {
+      current = await retry(() => start(port), {
+        initialMs: 200,
+        maxMs: 10_000,
+        signal: stopping.signal,
+        onRetry: (err, delay) => log.error({ err, retryInMs: delay }, "embedded nats-server failed to restart"),
+      });
+      restarts++;
+      log.info({ pid: current.pid, restarts }, "embedded nats-server restarted");
+    } catch {
+      // Only the stop aborts the retries.
     }
   };
 
@@ -62,6 +65,7 @@ export async function superviseEmbeddedNats(opts: EmbeddedNatsOptions & { logger
     },
     stop: async () => {
       stopped = true;
+      stopping.abort();
       await current.stop();
     },
   };

@@ -1,18 +1,25 @@
 /**
- * The node registry: full node records (controller-only bucket) and the public
- * peer records every agent watches (one key per node, so a change costs one
- * message per watcher). Deleting a node first revokes its NATS credential (the
- * server disconnects it and refuses it from then on), then removes its peer
- * record, so agents drop it from WireGuard before anything else is cleaned up.
+ * The node registry: the only writer of node records (controller-only bucket) and of the public
+ * peer records every agent watches (one key per node, so a change costs one message per
+ * watcher). A peer record is never edited on its own: every change is a change to the node
+ * record (`updateNode`), and the peer record is rebuilt from the node record in the same step
+ * (peer-record.ts), so the two cannot disagree. Changes of one node run one at a time here
+ * (KeyedSerial); the node write is compare-and-set, so a write by another controller is never
+ * lost, and the peer record is rebuilt until the node record it was built from is still the
+ * current one (another controller's change is never overwritten by an older peer). Deleting a node first revokes its NATS credential (the server disconnects it and refuses
+ * it from then on), then removes its peer record, so agents drop it from WireGuard before
+ * anything else is cleaned up.
  */
-import { NODE_ID_PATTERN, NodeRecord, NodeView, PeerRecord, nodeName, type SameSiteTransport } from "@weft/protocol";
+import { NODE_ID_PATTERN, NodeRecord, NodeView, PeerRecord, nodeName } from "@weft/protocol";
+import { KeyedSerial } from "@weft/util";
 import type { Logger } from "pino";
 import { NotFoundError } from "../errors.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { Claims } from "../ipam/claims.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
-import type { RecordStore } from "../store/kv.js";
+import type { ChangeOutcome, RecordStore, Versioned } from "../store/kv.js";
 import type { Liveness } from "./liveness.js";
+import { adoptPeerState, peerRecordOf, samePeerRecord } from "./peer-record.js";
 
 export type NodeStore = RecordStore<typeof NodeRecord>;
 export type PeerStore = RecordStore<typeof PeerRecord>;
@@ -20,28 +27,14 @@ export type PeerStore = RecordStore<typeof PeerRecord>;
 /** Revoke a node's NATS user key. Throws only when the revocation was not recorded. */
 export type RevokeCredential = (natsPublicKey: string) => Promise<unknown>;
 
-/** How a node of `site` carries same-site workload traffic, given the sites that allow plaintext. */
-export function transportOf(site: string, plaintextSites: readonly string[]): SameSiteTransport {
-  return plaintextSites.includes(site) ? "vxlan" : "wireguard";
-}
+/**
+ * A change to a node record: gets the record as stored and returns the next one, or undefined for
+ * no change. It may run more than once (on a lost race), may be async, and may throw to abort.
+ */
+export type NodeChange = (node: NodeRecord) => NodeRecord | undefined | Promise<NodeRecord | undefined>;
 
-/** The public record of a node: allowed IPs = its /32 and its workload prefix. */
-export function peerRecordOf(node: NodeRecord, transport: SameSiteTransport = "wireguard"): PeerRecord {
-  return {
-    version: 1,
-    nodeId: node.nodeId,
-    name: node.name,
-    site: node.site,
-    wireguardPublicKey: node.wireguardPublicKey,
-    overlayAddress: node.overlayAddress,
-    ...(node.identity ? { identity: node.identity } : {}),
-    allowedIps: [`${node.overlayAddress}/32`, ...(node.workloadPrefix ? [node.workloadPrefix] : [])],
-    endpoints: node.endpoints,
-    ...(node.workloadPrefix ? { workloadPrefix: node.workloadPrefix, workloads: [] } : {}),
-    ...(transport === "vxlan" ? { sameSiteTransport: transport } : {}),
-    updatedAt: new Date().toISOString(),
-  };
-}
+/** What updateNode did: the node record as it now is, or `gone` when the node does not exist. */
+export type NodeUpdate = { outcome: "updated" | "unchanged"; node: NodeRecord } | { outcome: "gone"; node?: undefined };
 
 export interface NodeRegistryOptions {
   nodes: NodeStore;
@@ -56,8 +49,11 @@ export interface NodeRegistryOptions {
   plaintextSites: readonly string[];
 }
 
-/** Compare-and-set attempts before a peer record update gives up. */
-const CAS_ATTEMPTS = 20;
+/** One updateNode step: the node's outcome and what happened to its peer record. */
+interface Step {
+  update: NodeUpdate;
+  peer: ChangeOutcome | "missing";
+}
 
 export class NodeRegistry {
   private readonly nodes: NodeStore;
@@ -69,6 +65,7 @@ export class NodeRegistry {
   private readonly log: Logger;
   private readonly revokeCredential: RevokeCredential;
   private readonly plaintextSites: readonly string[];
+  private readonly serial = new KeyedSerial();
 
   constructor(opts: NodeRegistryOptions) {
     this.nodes = opts.nodes;
@@ -84,105 +81,81 @@ export class NodeRegistry {
 
   /** Write a freshly enrolled node: its full record, then its public peer record. */
   async add(node: NodeRecord): Promise<void> {
-    await this.nodes.put(node.nodeId, node);
-    try {
-      await this.peers.put(node.nodeId, peerRecordOf(node, transportOf(node.site, this.plaintextSites)));
-    } catch (err) {
-      // No half-enrolled node: without its peer record nobody could reach it.
-      await this.nodes.delete(node.nodeId).catch((cleanupErr: unknown) => this.log.error({ node: node.nodeId, err: cleanupErr }, "cannot remove half-written node record"));
-      throw err;
-    }
+    await this.serial.run(node.nodeId, async () => {
+      await this.nodes.put(node.nodeId, node);
+      try {
+        await this.peers.put(node.nodeId, this.peerOf(node));
+      } catch (err) {
+        // No half-enrolled node: without its peer record nobody could reach it.
+        await this.nodes.delete(node.nodeId).catch((cleanupErr: unknown) => this.log.error({ node: node.nodeId, err: cleanupErr }, "cannot remove half-written node record"));
+        throw err;
+      }
+    });
   }
 
   /**
-   * Copy a node's interface epoch (reported in its heartbeats) into its peer
-   * record, so peers behind NAT re-handshake with it. A no-op when unchanged or
-   * when the node no longer exists. Compare-and-set, retried on a lost race.
+   * Change a node's record and rebuild its peer record from the result in the same step (written
+   * only when it says something new). `change` gets the current record and returns the next one,
+   * or undefined for no change. A node without a peer record (an interrupted delete) gets none
+   * back: only enrollment makes one.
    */
-  async setSessionEpoch(nodeId: string, epoch: string): Promise<"updated" | "unchanged" | "gone"> {
-    const got = await this.updatePeer(nodeId, (peer) => (peer.sessionEpoch === epoch ? undefined : { ...peer, sessionEpoch: epoch }));
-    if (got === "updated") this.log.info({ node: nodeId, epoch }, "node's WireGuard interface was recreated; peers will re-handshake");
-    return got;
+  async updateNode(nodeId: string, change: NodeChange): Promise<NodeUpdate> {
+    if (!NODE_ID_PATTERN.test(nodeId)) return { outcome: "gone" };
+    return (await this.serial.run(nodeId, () => this.step(nodeId, change))).update;
   }
 
   /**
-   * Change a node's peer record with compare-and-set, retried on a lost race:
-   * `change` gets the current record and returns the next one (updatedAt is set
-   * here), or undefined for no change. It may run several times; it may throw to abort.
+   * Bring every node record and peer record in line (run at start, before anything else writes):
+   * state that older controllers kept only in peer records is adopted into the node record, and
+   * each peer record is rebuilt from its node record under the current config (a changed
+   * overlay.plaintextSites reaches agents). Returns how many peer records changed.
    */
-  async updatePeer(nodeId: string, change: (peer: PeerRecord) => PeerRecord | undefined | Promise<PeerRecord | undefined>): Promise<"updated" | "unchanged" | "gone"> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const got = await this.peers.get(nodeId);
-      if (!got) return "gone";
-      const next = await change(got.value);
-      if (next === undefined) return "unchanged";
-      if ((await this.peers.update(nodeId, { ...next, updatedAt: new Date().toISOString() }, got.revision)) !== false) return "updated";
+  async reconcile(): Promise<number> {
+    const [nodes, peers] = await Promise.all([
+      this.nodes.list(undefined, (key, err) => this.log.warn({ node: key, err }, "skipping unreadable node record")),
+      this.peers.list(undefined, (key, err) => this.log.warn({ node: key, err }, "skipping unreadable peer record")),
+    ]);
+    const peerOf = new Map(peers.map((p) => [p.value.nodeId, p]));
+    let changed = 0;
+    for (const node of nodes) {
+      const nodeId = node.value.nodeId;
+      try {
+        const known = { node, peer: peerOf.get(nodeId) ?? (await this.peers.get(nodeId).catch(() => undefined)) };
+        const { peer } = await this.serial.run(nodeId, () => this.step(nodeId, () => undefined, known));
+        if (peer === "updated") changed++;
+      } catch (err) {
+        this.log.warn({ node: nodeId, err }, "cannot bring the node's peer record in line with its node record");
+      }
     }
-    throw new Error(`node ${nodeId}: peer record update kept losing races`);
-  }
-
-  /** Every peer record. */
-  async peerRecords(): Promise<PeerRecord[]> {
-    return (await this.peers.list(undefined, (key, err) => this.log.warn({ node: key, err }, "skipping unreadable peer record"))).map((r) => r.value);
-  }
-
-  /** The node's peer record and its revision, or undefined when the node has none. */
-  async peer(nodeId: string): Promise<PeerRecord | undefined> {
-    return NODE_ID_PATTERN.test(nodeId) ? (await this.peers.get(nodeId))?.value : undefined;
+    if (changed > 0) this.log.info({ nodes: changed, plaintextSites: this.plaintextSites }, "peer records rebuilt from node records and config");
+    return changed;
   }
 
   /**
-   * The node's workload prefix, allocated now for a node enrolled before workload
-   * prefixes existed: claimed (compare-and-set), then written to the node record
-   * (compare-and-set; a lost race gives the claim back and uses the winner's), then
-   * to the peer record (prefix and allowed IPs). Throws NotFoundError for an unknown node.
+   * The node's workload prefix, allocated now for a node enrolled before workload prefixes
+   * existed: claimed (compare-and-set), then written to the node record (a node that got one
+   * meanwhile keeps it and the claim is given back). Throws NotFoundError for an unknown node.
    */
   async ensureWorkloadPrefix(nodeId: string): Promise<string> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const node = NODE_ID_PATTERN.test(nodeId) ? await this.nodes.get(nodeId) : undefined;
-      if (!node) throw new NotFoundError(`node ${nodeId} does not exist`);
-      let prefix = node.value.workloadPrefix;
-      if (prefix === undefined) {
-        const claimed = await this.prefixes.allocate(nodeId);
-        if ((await this.nodes.update(nodeId, { ...node.value, workloadPrefix: claimed }, node.revision)) === false) {
-          await this.prefixes.release(nodeId, claimed);
-          continue;
-        }
-        prefix = claimed;
-        this.log.info({ node: nodeId, workloadPrefix: prefix }, "allocated a workload prefix for a node enrolled without one");
-      }
-      const p = prefix;
-      await this.updatePeer(nodeId, (peer) =>
-        peer.workloadPrefix === p && peer.allowedIps.includes(p)
-          ? undefined
-          : { ...peer, workloadPrefix: p, workloads: peer.workloadPrefix === p ? (peer.workloads ?? []) : [], allowedIps: [...new Set([...peer.allowedIps, p])] },
-      );
-      return p;
+    const node = NODE_ID_PATTERN.test(nodeId) ? await this.nodes.get(nodeId) : undefined;
+    if (!node) throw new NotFoundError(`node ${nodeId} does not exist`);
+    if (node.value.workloadPrefix !== undefined) return node.value.workloadPrefix;
+    const claimed = await this.prefixes.allocate(nodeId);
+    let got: NodeUpdate;
+    try {
+      got = await this.updateNode(nodeId, (n) => (n.workloadPrefix !== undefined ? undefined : { ...n, workloadPrefix: claimed, workloads: [] }));
+    } catch (err) {
+      await this.prefixes.release(nodeId, claimed);
+      throw err;
     }
-    throw new Error(`node ${nodeId}: workload prefix allocation kept losing races`);
-  }
-
-  /**
-   * Bring every peer record's sameSiteTransport in line with overlay.plaintextSites
-   * (run at start, so a changed config reaches agents). Returns how many changed.
-   */
-  async syncSameSiteTransport(): Promise<number> {
-    let changed = 0;
-    for (const nodeId of await this.peers.keys()) {
-      try {
-        const got = await this.updatePeer(nodeId, (peer) => {
-          const want = transportOf(peer.site, this.plaintextSites);
-          if ((peer.sameSiteTransport ?? "wireguard") === want) return undefined;
-          const { sameSiteTransport: _old, ...rest } = peer;
-          return want === "vxlan" ? { ...rest, sameSiteTransport: want } : rest;
-        });
-        if (got === "updated") changed++;
-      } catch (err) {
-        this.log.warn({ node: nodeId, err }, "cannot update the node's same-site transport");
-      }
+    if (got.outcome === "gone") {
+      await this.prefixes.release(nodeId, claimed);
+      throw new NotFoundError(`node ${nodeId} was deleted meanwhile`);
     }
-    if (changed > 0) this.log.info({ nodes: changed, plaintextSites: this.plaintextSites }, "same-site transport of nodes changed with overlay.plaintextSites");
-    return changed;
+    const prefix = got.node.workloadPrefix!;
+    if (prefix !== claimed) await this.prefixes.release(nodeId, claimed);
+    else this.log.info({ node: nodeId, workloadPrefix: prefix }, "allocated a workload prefix for a node enrolled without one");
+    return prefix;
   }
 
   async get(nodeId: string): Promise<NodeView> {
@@ -211,18 +184,71 @@ export class NodeRegistry {
 
   async delete(nodeId: string): Promise<NodeView> {
     const view = await this.get(nodeId);
-    // Revoke first: if this fails nothing is deleted yet, so the delete can be retried.
-    await this.revokeCredential(view.natsPublicKey);
-    const peerPrefix = (await this.peers.get(nodeId).catch(() => undefined))?.value.workloadPrefix;
-    await this.peers.delete(nodeId);
-    await this.nodes.delete(nodeId);
-    await this.allocator.release(nodeId, view.overlayAddress);
-    for (const prefix of new Set([view.workloadPrefix, peerPrefix])) if (prefix) await this.prefixes.release(nodeId, prefix);
-    await this.claims.release("wgkey", view.wireguardPublicKey, nodeId);
-    await this.claims.release("name", view.name, nodeId);
-    this.liveness.forget(nodeId);
-    this.log.info({ node: nodeId, name: view.name }, "node deleted");
-    return view;
+    return this.serial.run(nodeId, async () => {
+      // Revoke first: if this fails nothing is deleted yet, so the delete can be retried.
+      await this.revokeCredential(view.natsPublicKey);
+      const peerPrefix = (await this.peers.get(nodeId).catch(() => undefined))?.value.workloadPrefix;
+      await this.peers.delete(nodeId);
+      await this.nodes.delete(nodeId);
+      await this.allocator.release(nodeId, view.overlayAddress);
+      for (const prefix of new Set([view.workloadPrefix, peerPrefix])) if (prefix) await this.prefixes.release(nodeId, prefix);
+      await this.claims.release("wgkey", view.wireguardPublicKey, nodeId);
+      await this.claims.release("name", view.name, nodeId);
+      this.liveness.forget(nodeId);
+      this.log.info({ node: nodeId, name: view.name }, "node deleted");
+      return view;
+    });
+  }
+
+  /** One change of one node (run inside `serial`): node record, then its peer record rebuilt from it. */
+  private async step(nodeId: string, change: NodeChange, known?: { node: Versioned<NodeRecord>; peer: Versioned<PeerRecord> | undefined }): Promise<Step> {
+    const peer = known ? known.peer : await this.peers.get(nodeId);
+    const written = await this.nodes.change(
+      nodeId,
+      async (cur) => {
+        if (!cur) return undefined;
+        const base = adoptPeerState(cur, peer?.value);
+        return (await change(base)) ?? (base === cur ? undefined : base);
+      },
+      known ? { known: known.node } : {},
+    );
+    const node = written.value;
+    if (!node) return { update: { outcome: "gone" }, peer: "absent" };
+    const update: NodeUpdate = { outcome: written.outcome === "unchanged" ? "unchanged" : "updated", node };
+    if (!peer) {
+      this.log.warn({ node: nodeId }, "node record without a peer record (an interrupted delete?); not recreated: delete the node again");
+      return { update, peer: "missing" };
+    }
+    return { update, peer: await this.rebuildPeer(nodeId, { value: node, revision: written.revision! }) };
+  }
+
+  /**
+   * Rewrite the peer record from `node` when it says something else (read after the node write,
+   * compare-and-set), then check the node record is still at the revision it was built from; if
+   * another writer (another controller) changed it meanwhile, rebuild from that. So the last peer
+   * record written is one built from a node record nobody had changed when it was written, and a
+   * writer that finds the peer record already right has read it after its own node write.
+   */
+  private async rebuildPeer(nodeId: string, node: Versioned<NodeRecord>): Promise<ChangeOutcome> {
+    let from = node;
+    let outcome: ChangeOutcome = "unchanged";
+    for (;;) {
+      const built = from.value;
+      const rebuilt = await this.peers.change(nodeId, (cur) => {
+        if (!cur) return undefined; // deleted meanwhile: the node is being deleted
+        const want = this.peerOf(built);
+        return samePeerRecord(cur, want) ? undefined : want;
+      });
+      if (rebuilt.outcome === "absent") return "absent";
+      if (rebuilt.outcome === "updated") outcome = "updated";
+      const now = await this.nodes.get(nodeId);
+      if (!now || now.revision === from.revision) return outcome;
+      from = now;
+    }
+  }
+
+  private peerOf(node: NodeRecord): PeerRecord {
+    return peerRecordOf(node, { plaintextSites: this.plaintextSites, updatedAt: new Date().toISOString() });
   }
 
   private view(node: NodeRecord): NodeView {

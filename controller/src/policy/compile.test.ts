@@ -6,7 +6,8 @@
 import { Policy, ReservedIdentities, type Identity, type PolicyEntry, type PolicyInput } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
 import { PolicyCompiler, compileForNode, diffEntries, localIdentitiesOf, type CompileNode } from "./compile.js";
-import { fieldPath, validatePolicy } from "./policies.js";
+import { validatePolicy } from "./policies.js";
+import { fieldPath } from "../validation.js";
 
 const id = (n: number, ns: string, sa: string): Identity => ({ id: n, spiffeId: `spiffe://weft.internal/ns/${ns}/sa/${sa}` });
 const web = id(300, "web", "frontend");

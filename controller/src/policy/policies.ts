@@ -9,9 +9,9 @@
  */
 import { NodePolicy, Policy, nodeName, type Identity, type Workload } from "@weft/protocol";
 import type { Logger } from "pino";
-import type { z } from "zod";
 import { NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import type { RecordStore } from "../store/kv.js";
+import { fieldIssues, invalid } from "../validation.js";
 import { compileForNode, expandedPortCount, localIdentitiesOf, type CompileNode } from "./compile.js";
 
 export type PolicyStore = RecordStore<typeof Policy>;
@@ -19,29 +19,21 @@ export type PolicyStore = RecordStore<typeof Policy>;
 /** Most map entries one rule may add per source identity (its ports, expanded). */
 export const MAX_ENTRIES_PER_RULE_SOURCE = 4096;
 
-/** `rules.1.ports.0.port` → `rules[1].ports[0].port`. */
-export function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(body)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
+/** What the Policy schema cannot check: how many map entries each rule's ports expand to. */
+export function policyIssues(policy: Policy): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  policy.rules.forEach((rule, i) => {
+    const n = expandedPortCount(rule);
+    if (n > MAX_ENTRIES_PER_RULE_SOURCE) issues.push({ path: `rules[${i}].ports`, message: `expands to ${n} map entries per source; at most ${MAX_ENTRIES_PER_RULE_SOURCE}` });
+  });
+  return issues;
 }
 
-function policyIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: fieldPath(issue.path), message: issue.message }));
-}
-
-/** Parses and normalises a policy document, or throws a ValidationError naming each bad field. */
+/** Parses and normalises a policy document, or throws a ValidationError naming each bad field (what the API's PUT does). */
 export function validatePolicy(input: unknown): Policy {
   const parsed = Policy.safeParse(input);
-  const issues = parsed.success ? [] : policyIssues(parsed.error);
-  if (parsed.success) {
-    parsed.data.rules.forEach((rule, i) => {
-      const n = expandedPortCount(rule);
-      if (n > MAX_ENTRIES_PER_RULE_SOURCE) issues.push({ path: `rules[${i}].ports`, message: `expands to ${n} map entries per source; at most ${MAX_ENTRIES_PER_RULE_SOURCE}` });
-    });
-  }
-  if (issues.length > 0 || !parsed.success) {
-    throw new ValidationError(`policy is invalid: ${issues.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details: issues });
-  }
+  const issues = parsed.success ? policyIssues(parsed.data) : fieldIssues(parsed.error);
+  if (issues.length > 0 || !parsed.success) throw invalid("policy", issues);
   return parsed.data;
 }
 
@@ -61,9 +53,8 @@ export interface PolicyServiceDeps {
 export class PolicyService {
   constructor(private readonly deps: PolicyServiceDeps) {}
 
-  /** Create or replace the policy `name`; the document's name must be `name`. */
-  async apply(name: string, body: unknown): Promise<Policy> {
-    const policy = validatePolicy(body);
+  /** Create or replace the policy `name` with `policy` (parsed by the API, policyIssues); the document's name must be `name`. */
+  async apply(name: string, policy: Policy): Promise<Policy> {
     if (policy.name !== name) {
       throw new ValidationError(`policy is invalid: name: ${JSON.stringify(policy.name)} does not match the name in the path ${JSON.stringify(name.slice(0, 64))}`, {
         details: [{ path: "name", message: "must match the name in the path" }],

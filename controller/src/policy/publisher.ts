@@ -1,37 +1,49 @@
 /**
- * Per-node policy distribution: keeps `weft-node-policies/<nodeId>` equal to
- * what the compiler makes of the current policies, identities, nodes (labels)
- * and peer records (workload identities), for every node.
+ * Per-node policy distribution, the owner of `weft-node-policies`: keeps each
+ * `weft-node-policies/<nodeId>` equal to what the compiler makes of the current
+ * policies, identities and node records (labels, identity, workload identities),
+ * for every node.
  *
- * It watches those four buckets (KV watches: one snapshot, then every change)
+ * It watches those three buckets (KV watches: one snapshot, then every change)
  * into memory, and after a change waits for quiet (debounce, 50 ms; at most 250 ms
  * after the first change of a burst), recompiles every node from one snapshot
  * (selectors resolved once) and writes only the nodes whose record changed; a
- * node that no longer exists gets its key deleted. At start it reads all four
+ * node that no longer exists gets its key deleted. At start it reads the three
  * buckets and the published records, and publishes every difference (also keys
- * of nodes deleted while no controller ran). A failed write is retried on the
- * next pass (at the latest a second later).
+ * of nodes deleted while no controller ran). Passes run one at a time
+ * (SingleFlight). A failed write is retried on the next pass (at the latest a
+ * second later).
  */
-import type { KV, KvWatchEntry } from "@nats-io/kv";
-import { NodePolicyRecord, NodeRecord, PeerRecord, Policy, toCompactEntry, type Identity } from "@weft/protocol";
+import type { KvWatchEntry } from "@nats-io/kv";
+import { NodePolicyRecord, NodeRecord, Policy, toCompactEntry, type Identity } from "@weft/protocol";
+import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
-import { z } from "zod";
+import type { z } from "zod";
+import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
+import type { NodeStore } from "../nodes/registry.js";
+import type { RecordStore } from "../store/kv.js";
 import { localIdentitiesOf, PolicyCompiler, type CompileTarget } from "./compile.js";
-import { liveKeys } from "../store/keys.js";
+import type { PolicyStore } from "./policies.js";
 
-const IdentityValue = z.object({ id: z.number().int(), spiffeId: z.string() });
+export type NodePolicyStore = RecordStore<typeof NodePolicyRecord>;
 
 export interface NodePolicyPublisherOptions {
-  /** The buckets, opened by the controller. */
-  kv: { policies: KV; identities: KV; nodes: KV; peers: KV; nodePolicies: KV };
+  /** The stores, opened once by the controller (openStores). */
+  stores: { policies: PolicyStore; identities: IdentityStore; nodes: NodeStore; nodePolicies: NodePolicyStore };
   log: Logger;
   /** Quiet time after a change before recompiling. Default 50 ms. */
   debounceMs?: number;
   /** Longest a change waits for quiet before it is compiled anyway. Default 250 ms. */
   maxDelayMs?: number;
+  /**
+   * Told of each node record written (its JSON size, entry count, and seconds from the first
+   * change that led to it) and of each removed (metrics).
+   */
+  observe?: { published(node: string, bytes: number, entries: number, seconds: number): void; removed(node: string): void };
 }
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
+type Which = "policies" | "identities" | "nodes";
 
 /** A node's record without compiledAt, as the unit of "changed". */
 function canonical(r: Omit<NodePolicyRecord, "compiledAt">): string {
@@ -42,14 +54,15 @@ export class NodePolicyPublisher {
   private readonly policies = new Map<string, Policy>();
   private readonly identities = new Map<string, Identity>();
   private readonly nodes = new Map<string, NodeRecord>();
-  private readonly peers = new Map<string, PeerRecord>();
   /** What each node's key holds now (canonical form), as far as this publisher knows. */
   private readonly published = new Map<string, string>();
   private readonly watches: Stoppable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt = 0;
-  private running: Promise<void> | undefined;
-  private rerun = false;
+  /** When the oldest change not yet compiled arrived (for the publish latency). */
+  private pendingSince: number | undefined;
+  /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
+  private readonly flight = new SingleFlight(() => this.publishAll());
   private stopped = false;
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
@@ -65,7 +78,7 @@ export class NodePolicyPublisher {
   static async start(opts: NodePolicyPublisherOptions): Promise<NodePolicyPublisher> {
     const p = new NodePolicyPublisher(opts);
     await p.load();
-    await p.runPass();
+    await p.flight.run();
     await p.watch();
     return p;
   }
@@ -75,43 +88,36 @@ export class NodePolicyPublisher {
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const w of this.watches.splice(0)) w.stop();
-    return this.running ?? Promise.resolve();
+    return this.flight.idle();
   }
 
   /** Recompile now and wait until it is written (tests; after a bulk change). */
   async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.runPass();
+    await this.flight.run();
   }
 
   private async load(): Promise<void> {
-    const { kv } = this.opts;
-    await Promise.all([
-      this.loadBucket(kv.policies, (k, v) => this.apply("policies", k, v)),
-      this.loadBucket(kv.identities, (k, v) => this.apply("identities", k, v), "spiffe.>"),
-      this.loadBucket(kv.nodes, (k, v) => this.apply("nodes", k, v)),
-      this.loadBucket(kv.peers, (k, v) => this.apply("peers", k, v)),
-      this.loadBucket(kv.nodePolicies, (k, v) => {
-        const r = NodePolicyRecord.safeParse(v);
-        // An unreadable record is "unknown": the first pass rewrites it.
-        if (r.success) this.published.set(k, canonical(r.data));
-        else this.published.set(k, "");
-      }),
+    const { stores } = this.opts;
+    const bad = (bucket: Which) => (key: string, err: unknown) => this.opts.log.warn({ bucket, key, err }, "node policy publisher: skipping unreadable record");
+    const [policies, identities, nodes, published] = await Promise.all([
+      stores.policies.list(undefined, bad("policies")),
+      stores.identities.list("spiffe.>", bad("identities")),
+      stores.nodes.list(undefined, bad("nodes")),
+      // An unreadable record is "unknown": the first pass rewrites it.
+      stores.nodePolicies.list(undefined, (key) => this.published.set(key, "")),
     ]);
-  }
-
-  private async loadBucket(kv: KV, set: (key: string, value: unknown) => void, filter?: string): Promise<void> {
-    for (const k of await liveKeys(kv, filter)) {
-      const e = await kv.get(k);
-      if (e?.operation === "PUT") set(k, safeJson(e));
-    }
+    for (const p of policies) this.policies.set(p.key, p.value);
+    for (const i of identities) this.identities.set(i.key, { id: i.value.id, spiffeId: i.value.spiffeId });
+    for (const n of nodes) this.nodes.set(n.key, n.value);
+    for (const r of published) this.published.set(r.key, canonical(r.value));
   }
 
   private async watch(): Promise<void> {
-    const { kv } = this.opts;
-    const follow = async (which: "policies" | "identities" | "nodes" | "peers", bucket: KV, key = ">") => {
-      const iter = (await bucket.watch({ key })) as Stoppable;
+    const { stores } = this.opts;
+    const follow = async (which: Which, store: RecordStore<z.ZodType>, key = ">") => {
+      const iter = (await store.kv.watch({ key })) as Stoppable;
       this.watches.push(iter);
       void (async () => {
         try {
@@ -126,17 +132,16 @@ export class NodePolicyPublisher {
         if (!this.stopped) {
           // The ordered consumer behind watch() survives reconnects; if it ends anyway, start over.
           this.opts.log.warn({ bucket: which }, "node policy publisher: watch ended; restarting in 1 s");
-          setTimeout(() => void (this.stopped ? undefined : follow(which, bucket, key).catch((err: unknown) => this.opts.log.error({ bucket: which, err }, "cannot restart watch"))), 1000);
+          setTimeout(() => void (this.stopped ? undefined : follow(which, store, key).catch((err: unknown) => this.opts.log.error({ bucket: which, err }, "cannot restart watch"))), 1000);
         }
       })();
     };
-    await follow("policies", kv.policies);
-    await follow("identities", kv.identities, "spiffe.>");
-    await follow("nodes", kv.nodes);
-    await follow("peers", kv.peers);
+    await follow("policies", stores.policies);
+    await follow("identities", stores.identities, "spiffe.>");
+    await follow("nodes", stores.nodes);
   }
 
-  private apply(which: "policies" | "identities" | "nodes" | "peers", key: string, value: unknown): void {
+  private apply(which: Which, key: string, value: unknown): void {
     const bad = (err: unknown) => this.opts.log.warn({ bucket: which, key, err }, "node policy publisher: skipping unreadable record");
     switch (which) {
       case "policies": {
@@ -144,21 +149,17 @@ export class NodePolicyPublisher {
         return r.success ? void this.policies.set(key, r.data) : bad(r.error.issues[0]?.message);
       }
       case "identities": {
-        const r = IdentityValue.safeParse(value);
+        const r = IdentityEntry.safeParse(value);
         return r.success ? void this.identities.set(key, { id: r.data.id, spiffeId: r.data.spiffeId }) : bad(r.error.issues[0]?.message);
       }
       case "nodes": {
         const r = NodeRecord.safeParse(value);
         return r.success ? void this.nodes.set(key, r.data) : bad(r.error.issues[0]?.message);
       }
-      case "peers": {
-        const r = PeerRecord.safeParse(value);
-        return r.success ? void this.peers.set(key, r.data) : bad(r.error.issues[0]?.message);
-      }
     }
   }
 
-  private remove(which: "policies" | "identities" | "nodes" | "peers", key: string): void {
+  private remove(which: Which, key: string): void {
     this[which].delete(key);
   }
 
@@ -166,39 +167,24 @@ export class NodePolicyPublisher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.timer === undefined) this.firstChangeAt = now;
+    this.pendingSince ??= now;
     clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.debounceMs, this.firstChangeAt + this.maxDelayMs - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.runPass();
+      this.flight.run().catch((err: unknown) => this.opts.log.error({ err }, "node policy publisher: pass failed"));
     }, wait);
-  }
-
-  /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
-  private runPass(): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.rerun = false;
-          await this.publishAll();
-        } while (this.rerun && !this.stopped);
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
   }
 
   /** Every node's record from the in-memory snapshot; writes only the differences. */
   private async publishAll(): Promise<void> {
     const started = Date.now();
+    // Latency is measured from the first change of the burst this pass answers (or the pass itself at start).
+    const since = this.pendingSince ?? started;
+    this.pendingSince = undefined;
     const identities = new Map<number, Identity>();
     for (const i of this.identities.values()) identities.set(i.id, i);
-    for (const p of this.peers.values()) for (const w of p.workloads ?? []) identities.set(w.identity.id, w.identity);
+    for (const n of this.nodes.values()) for (const w of n.workloads ?? []) identities.set(w.identity.id, w.identity);
     const compiler = new PolicyCompiler({
       policies: [...this.policies.values()],
       identities: [...identities.values()],
@@ -207,7 +193,7 @@ export class NodePolicyPublisher {
     const writes: Promise<void>[] = [];
     let failed = false;
     for (const node of this.nodes.values()) {
-      const target: CompileTarget = { identity: node.identity, workloads: this.peers.get(node.nodeId)?.workloads };
+      const target: CompileTarget = { identity: node.identity, workloads: node.workloads };
       const compiled = compiler.compile(target);
       const record: NodePolicyRecord = {
         version: 1,
@@ -221,9 +207,10 @@ export class NodePolicyPublisher {
       const canon = canonical(record);
       if (this.published.get(node.nodeId) === canon) continue;
       writes.push(
-        this.opts.kv.nodePolicies.put(node.nodeId, JSON.stringify(record)).then(
+        this.opts.stores.nodePolicies.put(node.nodeId, record).then(
           (revision) => {
             this.published.set(node.nodeId, canon);
+            this.opts.observe?.published(node.nodeId, JSON.stringify(record).length, record.entries.length, (Date.now() - since) / 1000);
             this.opts.log.debug({ node: node.nodeId, revision, entries: record.entries.length }, "node policy published");
           },
           (err: unknown) => {
@@ -236,9 +223,10 @@ export class NodePolicyPublisher {
     for (const nodeId of [...this.published.keys()]) {
       if (this.nodes.has(nodeId)) continue;
       writes.push(
-        this.opts.kv.nodePolicies.delete(nodeId).then(
+        this.opts.stores.nodePolicies.delete(nodeId).then(
           () => {
             this.published.delete(nodeId);
+            this.opts.observe?.removed(nodeId);
             this.opts.log.info({ node: nodeId }, "node policy removed with its node");
           },
           (err: unknown) => {

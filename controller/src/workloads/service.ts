@@ -3,8 +3,9 @@
  * `weft.v1.node.<id>.workloads` (request/reply); the controller validates it,
  * checks the namespaces the node may host, allocates an identity per SPIFFE ID
  * (`spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>`), gives each
- * workload an address in the node's workload prefix (stable per name) and writes
- * the set into the node's peer record with compare-and-set.
+ * workload an address in the node's workload prefix (stable per name) and records
+ * the set in the node record through the registry (which rebuilds the peer record
+ * every agent reads from it). Requests of one node run one after another.
  *
  * The node id comes from the subject, never from the body: NATS permissions let an
  * agent publish only under its own `weft.v1.node.<id>.>`. Everything that can refuse
@@ -12,12 +13,13 @@
  * (A request that fails later, on a store error, may leave identities allocated:
  * identities are never reused and an unused one is harmless.)
  */
-import { NODE_ID_PATTERN, SPIFFE_ID_PATTERN, Subjects, WORKLOAD_NAMESPACES_LABEL, WorkloadsRequest, cidrSize, formatIpv4, parseCidr, parseIpv4, type Identity, type NodeView, type Workload, type WorkloadsReply } from "@weft/protocol";
+import { NODE_ID_PATTERN, SPIFFE_ID_PATTERN, Subjects, WORKLOAD_NAMESPACES_LABEL, WorkloadsRequest, cidrSize, formatIpv4, parseCidr, parseIpv4, type Identity, type Ipv4Cidr, type NodeView, type Workload, type WorkloadSpec, type WorkloadsReply } from "@weft/protocol";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { KeyedSerial } from "@weft/util";
 import type { Logger } from "pino";
 import { AddressExhaustedError, ControllerError, ForbiddenError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import type { NodeRegistry } from "../nodes/registry.js";
-import { fieldPath } from "../policy/policies.js";
+import { fieldIssues } from "../validation.js";
 
 export interface WorkloadServiceDeps {
   registry: NodeRegistry;
@@ -48,14 +50,14 @@ export function allowedNamespaces(node: Pick<NodeView, "labels" | "identity">): 
 
 export class WorkloadService {
   /** Requests of one node run one after another. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedSerial();
 
   constructor(private readonly deps: WorkloadServiceDeps) {}
 
   /** Answer the request of `nodeId`; never throws (a refusal is an `ok: false` reply). */
   async handle(nodeId: string, body: unknown): Promise<WorkloadsReply> {
     try {
-      const result = await this.serialized(nodeId, () => this.apply(nodeId, body));
+      const result = await this.queues.run(nodeId, () => this.apply(nodeId, body));
       return { ok: true, ...result };
     } catch (err) {
       if (err instanceof ControllerError) {
@@ -117,57 +119,56 @@ export class WorkloadService {
     }
     const identities = new Map<string, Identity>();
     for (const w of req.workloads) {
-      const spiffeId = `spiffe://${this.deps.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+      const spiffeId = spiffeIdOf(this.deps.trustDomain, w);
       if (!identities.has(spiffeId)) identities.set(spiffeId, await this.deps.allocateIdentity(spiffeId));
     }
     let result: Workload[] = [];
-    const outcome = await this.deps.registry.updatePeer(nodeId, (peer) => {
-      const old = new Map((peer.workloadPrefix === prefix ? (peer.workloads ?? []) : []).map((w) => [w.name, w]));
-      const inRange = (a: string) => {
-        const ip = parseIpv4(a);
-        return ip !== undefined && ip > range.network && ip < range.network + cidrSize(range) - 1;
-      };
-      // Names already known keep their address; new names get the lowest free host address.
-      const used = new Set<string>();
-      for (const w of req.workloads) {
-        const was = old.get(w.name);
-        if (was && inRange(was.address)) used.add(was.address);
-      }
-      let next = range.network + 1;
-      const freeAddress = () => {
-        while (used.has(formatIpv4(next))) next++;
-        const a = formatIpv4(next);
-        used.add(a);
-        return a;
-      };
-      result = req.workloads.map((w) => {
-        const was = old.get(w.name);
-        const identity = identities.get(`spiffe://${this.deps.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`)!;
-        return { name: w.name, address: was && inRange(was.address) ? was.address : freeAddress(), identity };
-      });
-      const unchanged = peer.workloadPrefix === prefix && JSON.stringify(peer.workloads ?? []) === JSON.stringify(result);
-      return unchanged ? undefined : { ...peer, workloads: result };
+    const outcome = await this.deps.registry.updateNode(nodeId, (cur) => {
+      result = assignAddresses(req, cur.workloadPrefix === prefix ? (cur.workloads ?? []) : [], range, (w) => identities.get(spiffeIdOf(this.deps.trustDomain, w))!);
+      const unchanged = cur.workloadPrefix === prefix && JSON.stringify(cur.workloads ?? []) === JSON.stringify(result);
+      return unchanged ? undefined : { ...cur, workloads: result };
     });
-    if (outcome === "gone") throw new NotFoundError(`node ${nodeId} was deleted meanwhile`);
-    if (outcome === "updated") this.deps.log.info({ node: nodeId, workloads: result.length }, "workloads recorded");
+    if (outcome.outcome === "gone") throw new NotFoundError(`node ${nodeId} was deleted meanwhile`);
+    if (outcome.outcome === "updated") this.deps.log.info({ node: nodeId, workloads: result.length }, "workloads recorded");
     return { workloadPrefix: prefix, workloads: result };
   }
+}
 
-  private async serialized<T>(nodeId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.queues.get(nodeId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.queues.set(nodeId, tail);
-    void tail.then(() => {
-      if (this.queues.get(nodeId) === tail) this.queues.delete(nodeId);
-    });
-    return run;
+function spiffeIdOf(trustDomain: string, w: WorkloadSpec): string {
+  return `spiffe://${trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+}
+
+/**
+ * The addresses of the requested workloads (pure): names already recorded keep their address
+ * while it is a host address of `range`; new names get the lowest free host address.
+ */
+export function assignAddresses(req: WorkloadsRequest, recorded: readonly Workload[], range: Ipv4Cidr, identityOf: (w: WorkloadSpec) => Identity): Workload[] {
+  const old = new Map(recorded.map((w) => [w.name, w]));
+  const inRange = (a: string) => {
+    const ip = parseIpv4(a);
+    return ip !== undefined && ip > range.network && ip < range.network + cidrSize(range) - 1;
+  };
+  const used = new Set<string>();
+  for (const w of req.workloads) {
+    const was = old.get(w.name);
+    if (was && inRange(was.address)) used.add(was.address);
   }
+  let next = range.network + 1;
+  const freeAddress = () => {
+    while (used.has(formatIpv4(next))) next++;
+    const a = formatIpv4(next);
+    used.add(a);
+    return a;
+  };
+  return req.workloads.map((w) => {
+    const was = old.get(w.name);
+    return { name: w.name, address: was && inRange(was.address) ? was.address : freeAddress(), identity: identityOf(w) };
+  });
 }
 
 function parseRequest(body: unknown): WorkloadsRequest {
   const parsed = WorkloadsRequest.safeParse(body);
-  const issues: FieldIssue[] = parsed.success ? [] : parsed.error.issues.map((i) => ({ path: fieldPath(i.path), message: i.message }));
+  const issues: FieldIssue[] = parsed.success ? [] : fieldIssues(parsed.error);
   if (parsed.success) {
     const first = new Map<string, number>();
     parsed.data.workloads.forEach((w, i) => {

@@ -1,0 +1,109 @@
+/**
+ * PeerReconciler on a fake host: the cached peers come back before NATS (and are not recorded
+ * again), a peer set from NATS converges WireGuard and is recorded in state.json and the status,
+ * new tunnels are warmed up, a node behind NAT re-handshakes with a peer that has a new session
+ * epoch, and a set without this node marks it removed.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { loadState } from "../state/store.js";
+import { enrolledNode, peerRecord, peerSet, type Node } from "./testing.js";
+
+const nodes: Node[] = [];
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.cleanup();
+});
+async function node(...args: Parameters<typeof enrolledNode>): Promise<Node> {
+  const n = await enrolledNode(...args);
+  nodes.push(n);
+  return n;
+}
+
+const wgPeers = (n: Node) => (n.host.peers ?? []).map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, allowedIps: p.allowedIps, keepalive: p.persistentKeepalive })).sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+const wgSets = (n: Node) => n.runner.calls.map((c) => c.argv.join(" ")).filter((a) => a.startsWith("wg set weft0 peer"));
+
+describe("reconcile/peers", () => {
+  it("peers - a set from NATS converges WireGuard, warms the new tunnels and is recorded", async () => {
+    const n = await node({ n: 1, site: "aws" });
+    await n.iface.bringUp([]);
+    const me = peerRecord(1, "aws", { endpoints: { private: "10.0.0.1:51820" } });
+    const same = peerRecord(2, "aws", { endpoints: { private: "10.0.0.2:51820", public: "203.0.113.2:51820" } });
+    const other = peerRecord(3, "gcp", { endpoints: { private: "10.9.0.3:51820", public: "198.51.100.3:51820" } });
+    n.peers.submit(peerSet([me, same, other], 12));
+    await n.peers.synced;
+
+    const want = [
+      { publicKey: same.wireguardPublicKey, endpoint: "10.0.0.2:51820", allowedIps: ["100.64.0.2/32"], keepalive: undefined },
+      { publicKey: other.wireguardPublicKey, endpoint: "198.51.100.3:51820", allowedIps: ["100.64.0.3/32"], keepalive: undefined },
+    ].sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+    expect(wgPeers(n), "WireGuard peers").toEqual(want);
+    expect(n.warmed.flat().sort(), "warmed up").toEqual(["100.64.0.2", "100.64.0.3"]);
+    const applied = (await loadState(n.dir))?.applied;
+    expect({ revision: applied?.revision, peers: applied?.peers.map((p) => p.nodeId) }, "state.json applied").toEqual({ revision: 12, peers: [me.nodeId, same.nodeId, other.nodeId] });
+    const { appliedRevision, peers, stale, removed } = n.status.current;
+    expect({ appliedRevision, peers, stale, removed }, "status").toEqual({ appliedRevision: 12, peers: 3, stale: false, removed: false });
+
+    // The same set again changes nothing and warms nothing.
+    const before = wgSets(n).length;
+    n.peers.submit(peerSet([me, same, other], 13));
+    await n.peers.idle();
+    expect(wgSets(n).length - before, "wg set calls for an unchanged set").toBe(0);
+    expect(n.warmed.at(-1), "warmed on an unchanged set").toEqual([]);
+  });
+
+  it("peers - fail static: the cached set comes back before NATS and is not recorded again", async () => {
+    const me = peerRecord(1, "aws");
+    const cachedPeer = peerRecord(4, "gcp", { endpoints: { public: "198.51.100.4:51820" } });
+    const n = await node({ n: 1, cached: { applied: { revision: 40, peers: [me, cachedPeer], appliedAt: "2030-01-01T00:00:00.000Z" } } });
+    await n.iface.bringUp([]);
+    const appliedAt = n.state.current.applied?.appliedAt;
+    await n.peers.restore();
+    expect(wgPeers(n).map((p) => p.publicKey), "WireGuard peers from the cache").toEqual([cachedPeer.wireguardPublicKey]);
+    expect(n.state.current.applied?.appliedAt, "cache not rewritten").toBe(appliedAt);
+    expect(n.status.current.stale, "still stale until NATS answers").toBe(true);
+  });
+
+  it("peers - behind NAT, a peer with a new session epoch is removed and added again (handshakes now)", async () => {
+    const me = peerRecord(1, "home");
+    const gw = peerRecord(5, "aws", { endpoints: { public: "203.0.113.5:51820" }, sessionEpoch: "00000000000000aa" });
+    const n = await node({ n: 1, site: "home", behindNat: true });
+    await n.iface.bringUp([]);
+    n.peers.submit(peerSet([me, gw], 1));
+    await n.peers.idle();
+    expect(wgPeers(n), "first apply").toEqual([{ publicKey: gw.wireguardPublicKey, endpoint: "203.0.113.5:51820", allowedIps: ["100.64.0.5/32"], keepalive: 25 }]);
+
+    const before = wgSets(n).length;
+    n.peers.submit(peerSet([me, { ...gw, sessionEpoch: "00000000000000bb" }], 2));
+    await n.peers.idle();
+    const want = [`wg set weft0 peer ${gw.wireguardPublicKey} remove`, `wg set weft0 peer ${gw.wireguardPublicKey} endpoint 203.0.113.5:51820 allowed-ips 100.64.0.5/32 persistent-keepalive 25`];
+    expect(wgSets(n).slice(before), "wg set calls after the epoch changed").toEqual(want);
+    expect(n.warmed.at(-1), "re-added tunnel warmed").toEqual(["100.64.0.5"]);
+    expect(n.lines.some((l) => l.msg === "peers recreated their interfaces; re-handshaking"), "logged").toBe(true);
+  });
+
+  it("peers - a public node does not re-handshake on a new epoch (the peer reaches it)", async () => {
+    const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
+    const p = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" }, sessionEpoch: "00000000000000aa" });
+    const n = await node({ n: 1, site: "aws" });
+    await n.iface.bringUp([]);
+    n.peers.submit(peerSet([me, p], 1));
+    await n.peers.idle();
+    const before = wgSets(n).length;
+    n.peers.submit(peerSet([me, { ...p, sessionEpoch: "00000000000000bb" }], 2));
+    await n.peers.idle();
+    expect(wgSets(n).slice(before), "wg set calls").toEqual([]);
+  });
+
+  it("peers - a set without this node marks it removed, logged once; peers still follow the set", async () => {
+    const n = await node({ n: 1 });
+    await n.iface.bringUp([]);
+    const p = peerRecord(7, "gcp", { endpoints: { public: "198.51.100.7:51820" } });
+    n.peers.submit(peerSet([p], 3));
+    await n.peers.idle();
+    n.peers.submit(peerSet([p], 4));
+    await n.peers.idle();
+    expect(n.status.current.removed, "status.removed").toBe(true);
+    const errors = n.lines.filter((l) => l.level >= 50 && String(l.msg).startsWith("this node is no longer in the overlay"));
+    expect(errors.length, "error lines").toBe(1);
+    expect(wgPeers(n).map((x) => x.publicKey), "peers").toEqual([p.wireguardPublicKey]);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * The inventory as one view (instances, networks, account statuses, site routes with their
+ * gateways, overlapping CIDRs) and the gateway plan computed from it, read from the stored
+ * inventory and the node registry. Read by `GET /v1/inventory`, by the sync after each run, and by
+ * the site route advertiser (its own passes): none of them depends on another to get a plan.
+ */
+import type { InventoryView, NodeView } from "@weft/protocol";
+import { planGateways, type GatewayPlan, type ReservedRange } from "./gateways.js";
+import { siteRoutes } from "./routes.js";
+import type { InventoryStore } from "./store.js";
+
+/** The inventory view and which gateway node advertises which site routes. */
+export interface InventoryPlan {
+  view: InventoryView;
+  gateways: GatewayPlan;
+}
+
+export interface InventoryPlannerOptions {
+  store: Pick<InventoryStore, "instances" | "networks" | "status">;
+  /** Every node (NodeRegistry.list): sites, labels and liveness. */
+  nodes: () => Promise<NodeView[]>;
+  /** The overlay's own ranges: site CIDRs overlapping them are never advertised. */
+  reserved?: readonly ReservedRange[];
+}
+
+export class InventoryPlanner {
+  constructor(private readonly o: InventoryPlannerOptions) {}
+
+  /** Everything the inventory holds, with site routes, their gateways and overlaps computed from it. */
+  async view(): Promise<InventoryView> {
+    return (await this.plan()).view;
+  }
+
+  /** The view, and the gateway plan it was computed with. */
+  async plan(): Promise<InventoryPlan> {
+    const [instances, networks, statuses, nodes] = await Promise.all([this.o.store.instances(), this.o.store.networks(), this.o.store.status(), this.o.nodes()]);
+    const sites = new Map(nodes.map((n) => [n.nodeId, n.site]));
+    const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id) });
+    const gateways = planGateways({ siteRoutes: routes, nodes, reserved: this.o.reserved ?? [] });
+    const sortKey = (x: { provider: string; account: string; id: string }) => `${x.provider}\u0000${x.account}\u0000${x.id}`;
+    const view: InventoryView = {
+      instances: instances.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
+      networks: networks.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
+      statuses: statuses.sort((a, b) => `${a.provider}:${a.account}`.localeCompare(`${b.provider}:${b.account}`)),
+      siteRoutes: gateways.siteRoutes,
+      overlaps,
+    };
+    return { view, gateways };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Every bucket the controller keeps, opened once and handed out as typed stores. Each store is
+ * given to the one service that owns its bucket (see the bucket table in controller/README.md);
+ * other services read through that owner, or watch the bucket for changes.
+ */
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { AttestationMark } from "../attest/marks.js";
+import { NonceRecord } from "../attest/nonces.js";
+import { IdentityEntry } from "../identity/allocator.js";
+import { InventoryStore } from "../inventory/store.js";
+import { Claim } from "../ipam/claims.js";
+import { StoredJoinKey } from "../keys/joinkeys.js";
+import { RecordStore, type KvObserver } from "./kv.js";
+
+export interface Stores {
+  /** weft-nodes: NodeRegistry. */
+  nodes: RecordStore<typeof NodeRecord>;
+  /** weft-peers: NodeRegistry (derived from the node records). */
+  peers: RecordStore<typeof PeerRecord>;
+  /** weft-ipam: Claims (the address and prefix allocators claim through it). */
+  ipam: RecordStore<typeof Claim>;
+  /** weft-keys: JoinKeys. */
+  keys: RecordStore<typeof StoredJoinKey>;
+  /** weft-identities: IdentityAllocator. */
+  identities: RecordStore<typeof IdentityEntry>;
+  /** weft-policies: PolicyService. */
+  policies: RecordStore<typeof Policy>;
+  /** weft-node-policies: NodePolicyPublisher. */
+  nodePolicies: RecordStore<typeof NodePolicyRecord>;
+  /** weft-enroll-policies: EnrollmentPolicies. */
+  enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
+  /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
+  inventory: InventoryStore;
+  /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
+  enrollNonces: RecordStore<typeof NonceRecord>;
+  /** weft-attestations: AttestationMarks (signed documents already used). */
+  attestations: RecordStore<typeof AttestationMark>;
+  /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
+  trustBundle: RecordStore<typeof TrustBundle>;
+}
+
+/** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
+export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
+  const o = observe ? { observe } : {};
+  const kvm = new Kvm(nc);
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle] = await Promise.all([
+    kvm.open(Buckets.nodes),
+    kvm.open(Buckets.peers),
+    kvm.open(Buckets.ipam),
+    kvm.open(Buckets.keys),
+    kvm.open(Buckets.identities),
+    kvm.open(Buckets.policies),
+    kvm.open(Buckets.nodePolicies),
+    kvm.open(Buckets.enrollPolicies),
+    kvm.open(Buckets.inventory),
+    kvm.open(Buckets.enrollNonces),
+    kvm.open(Buckets.attestations),
+    kvm.open(Buckets.trustBundle),
+  ]);
+  return {
+    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
+    peers: new RecordStore(peers, PeerRecord, Buckets.peers, o),
+    ipam: new RecordStore(ipam, Claim, Buckets.ipam, o),
+    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys, o),
+    identities: new RecordStore(identities, IdentityEntry, Buckets.identities, o),
+    policies: new RecordStore(policies, Policy, Buckets.policies, o),
+    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies, o),
+    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies, o),
+    inventory: new InventoryStore(inventory, o),
+    enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
+    attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
+  };
+}

@@ -1,0 +1,58 @@
+package contract
+
+import (
+	"github.com/weft/weft/terraform/internal/validate"
+	"github.com/weft/weft/terraform/internal/weftapi"
+)
+
+const (
+	keyBody    = "/paths/~1v1~1keys/post/requestBody/content/application~1json/schema"
+	policyBody = "/paths/~1v1~1policies~1{name}/put/requestBody/content/application~1json/schema"
+	policyOut  = "/paths/~1v1~1policies~1{name}/get/responses/200/content/application~1json/schema"
+	enrollBody = "/paths/~1v1~1enrollment-policies~1{name}/put/requestBody/content/application~1json/schema"
+	rule       = policyBody + "/properties/rules/items"
+	selector   = keyBody + "/properties/instanceSelector/properties"
+)
+
+// Limits are the provider's plan-time checks (internal/validate) and where the controller's
+// OpenAPI document states each. What the document cannot state (label key patterns, the identity
+// labels, port range sizes) is pinned to the controller's source by TestSourceLimits.
+func Limits() []Limit {
+	return []Limit{
+		{policyBody + "/properties/name/pattern", validate.NamePattern},
+		{policyBody + "/properties/name/maxLength", validate.NameMaxLength},
+		{policyBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
+		{policyBody + "/properties/rules/minItems", 1},
+		{policyBody + "/properties/rules/maxItems", validate.RulesMax},
+		{rule + "/properties/action/enum", validate.Actions},
+		{rule + "/properties/from/minItems", 1},
+		{rule + "/properties/to/minItems", 1},
+		{rule + "/properties/from/items/anyOf/0/properties/identity/pattern", validate.SpiffeIDPattern},
+		{rule + "/properties/from/items/anyOf/1/properties/namespace/pattern", validate.NamePattern},
+		{rule + "/properties/from/items/anyOf/1/properties/serviceAccount/pattern", validate.ServiceAccountPattern},
+		{rule + "/properties/from/items/anyOf/2/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{rule + "/properties/to/items/anyOf/0/properties/identity/pattern", validate.SpiffeIDPattern},
+		{rule + "/properties/ports/maxItems", validate.PortsPerRuleMax},
+		{rule + "/properties/ports/items/properties/port/minimum", validate.PortMin},
+		{rule + "/properties/ports/items/properties/port/maximum", validate.PortMax},
+		{rule + "/properties/ports/items/properties/endPort/minimum", validate.PortMin},
+		{rule + "/properties/ports/items/properties/endPort/maximum", validate.PortMax},
+		{policyOut + "/properties/rules/items/properties/ports/items/properties/protocol/enum", validate.Protocols},
+		{keyBody + "/properties/ttlSeconds/minimum", validate.TTLMinSeconds},
+		{keyBody + "/properties/ttlSeconds/maximum", validate.TTLMaxSeconds},
+		{keyBody + "/properties/ttlSeconds/default", validate.DefaultJoinKeyTTL},
+		{keyBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
+		{keyBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{selector + "/provider/enum", validate.Providers},
+		{selector + "/account/minLength", 1},
+		{selector + "/account/maxLength", validate.SelectorAccountMax},
+		{selector + "/region/maxLength", validate.SelectorRegionMax},
+		{selector + "/network/maxLength", validate.SelectorNetworkMax},
+		{selector + "/tags/additionalProperties/maxLength", validate.SelectorTagValueMax},
+		{enrollBody + "/properties/name/pattern", validate.NamePattern},
+		{enrollBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
+		{enrollBody + "/properties/selector/required", []string{"provider"}},
+		{enrollBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{"/paths/~1v1~1keys/post/responses/201/content/application~1json/schema/properties/controller/properties/caHash/pattern", weftapi.CAHashPattern},
+	}
+}

@@ -202,7 +202,7 @@ function registerAdminCommands(program: Command): void {
     .option("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
     .option("--name <name>", "policy name (without -f)")
     .option("--description <text>", "what the policy is for")
-    .option("--provider <provider>", `${CLOUD_PROVIDERS.join(" | ")} (required without -f)`)
+    .option("--provider <provider>", `${METADATA_PROVIDERS.join(" | ")} (required without -f; not onprem: on-prem hosts have no signed instance document and join with a join key)`)
     .option("--account <id>", "only instances in this AWS account, Azure subscription or GCP project")
     .option("--region <region>", "only instances in this region")
     .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")

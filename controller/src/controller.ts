@@ -15,14 +15,17 @@ import { ControllerConfig, type ControllerConfigInput } from "./config.js";
 import { Enrollment } from "./enroll/enroll.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
+import { IdentityReaper } from "./identity/reaper.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryPlanner } from "./inventory/plan.js";
+import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { ControllerCounters } from "./metrics/counters.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -31,6 +34,7 @@ import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
+import { parseIpv4 } from "@weft/protocol";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
 
@@ -55,6 +59,10 @@ export interface RunningController {
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
   inventory: InventorySync;
+  /** The process's counters (refusals, undelivered policies, released identities). */
+  counters: ControllerCounters;
+  /** Sweeps identity numbers nothing references (tests call sweep()). */
+  identityReaper: IdentityReaper;
   stop(): Promise<void>;
 }
 
@@ -87,6 +95,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     await ensureBuckets(nc);
 
     const stores = await openStores(nc);
+    const counters = new ControllerCounters();
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
@@ -112,22 +121,46 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const allocateIdentity = (spiffeId: string) => identities.allocate(spiffeId);
 
     // Policies, and each node's compiled view of them.
+    let publisher: NodePolicyPublisher | undefined;
     const policies = new PolicyService({
       store: stores.policies,
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
       workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
+      delivery: (nodeId) => publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
-    const publisher = await NodePolicyPublisher.start({
-      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies },
+    publisher = await NodePolicyPublisher.start({
+      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
+      counters,
       log: log.child({ component: "policy-publisher" }),
     });
-    cleanups.push(() => publisher.stop());
-    const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
+    const started = publisher;
+    cleanups.push(() => started.stop());
+    const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
+    const workloads = new WorkloadService({
+      registry,
+      allocateIdentity,
+      trustDomain,
+      maxIdentitiesPerNode: config.identity.maxWorkloadIdentitiesPerNode,
+      releaseAfterMs,
+      counters,
+      log: log.child({ component: "workloads" }),
+    });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
+    // Identity numbers nothing references are released after the grace (identity/reaper.ts).
+    const identityReaper = new IdentityReaper({
+      identities,
+      nodes: async () => (await stores.nodes.list()).map((n) => n.value),
+      graceMs: releaseAfterMs,
+      intervalMs: Math.min(60_000, Math.max(1000, releaseAfterMs / 4)),
+      counters,
+      log: log.child({ component: "identities" }),
+    });
+    identityReaper.start();
+    cleanups.push(() => identityReaper.stop());
 
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
@@ -138,6 +171,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       inventory: stores.inventory,
       attestor,
       policies: enrollmentPolicies,
+      siteOfInstance: (instance) => siteOfInstance(config.inventory.sites, instance),
       joinKeys,
       claims,
       allocator,
@@ -162,6 +196,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
+      controllerAddresses: controllerAddresses(config, embedded !== undefined),
+      sites: config.inventory.sites,
     });
     const routesLog = log.child({ component: "site-routes" });
     const advertiser = config.inventory.advertiseSiteRoutes
@@ -209,8 +245,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
+    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => started.delivery(id) });
+    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, counters, rateLimit: config.api.rateLimit, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -222,7 +258,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });
-      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, counters });
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
@@ -230,9 +266,32 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, counters, identityReaper, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The addresses agents reach this controller at: the API's (its listen address when specific,
+ * the IPs among its certificate names, every IPv4 address of the host) and NATS's (the advertised
+ * URLs' hosts, the embedded server's listen address). No site route may cover one.
+ */
+export function controllerAddresses(config: ControllerConfig, embeddedNats: boolean): { address: string; what: string }[] {
+  const ipv4 = (h: string | undefined) => (h !== undefined && parseIpv4(h) !== undefined && h !== "0.0.0.0" ? [h] : []);
+  const host = hostIpv4Addresses();
+  const api = [...ipv4(config.api.listenHost), ...(config.api.tls.sans ?? []).flatMap((n) => ipv4(n)), ...host];
+  const natsHosts = [...config.nats.advertise, ...(config.nats.url ? [config.nats.url] : [])].flatMap((u) => {
+    try {
+      return ipv4(new URL(u).hostname);
+    } catch {
+      return [];
+    }
+  });
+  const nats = [...natsHosts, ...(embeddedNats ? [...ipv4(config.nats.listenHost), ...host] : [])];
+  const out = new Map<string, string>();
+  for (const a of api) out.set(a, "API");
+  for (const a of nats) out.set(a, out.has(a) ? "API and NATS" : "NATS");
+  return [...out].map(([address, what]) => ({ address, what }));
 }

@@ -13,3 +13,4 @@ export * from "./inventory.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./ports.js";

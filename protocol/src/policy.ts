@@ -204,8 +204,11 @@ export const NodePolicyRecord = z.object({
   localIdentities: z.array(z.number().int()),
   policies: z.array(z.string()),
   defaultDeny: z.array(z.number().int()),
-  /** The entries, when they fit in this record (no `chunks`). */
-  entries: z.array(CompactPolicyEntry).max(POLICY_CHUNK_ENTRIES),
+  /**
+   * The entries, when they fit in one record (no `chunks`; the controller writes at most
+   * POLICY_CHUNK_ENTRIES here). An agent's cached copy holds its chunks' entries joined.
+   */
+  entries: z.array(CompactPolicyEntry),
   /** The entries are in `count` chunk keys instead; `digest` is the sha256 (hex) of all entries' JSON, in order. */
   chunks: z.object({ count: z.number().int().min(1).max(Math.ceil(POLICY_MAP_CAPACITY / POLICY_CHUNK_ENTRIES)), digest: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   /** Entries in all (here or in the chunks). */

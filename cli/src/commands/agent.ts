@@ -70,7 +70,7 @@ export function registerAgent(program: Command): void {
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
     .option("--name <name>", "node name (default: host name)")
-    .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
+    .option("--site <site>", "site: the network this host shares private addresses with (default: what its join key, enrollment policy or instance network says)")
     .option("--interface <name>", "WireGuard interface name (default weft0)")
     .option("--implementation <kind>", "auto | kernel | userspace (wireguard-go)")
     .option("--listen-port <port>", "WireGuard UDP port (default 51820)")

@@ -90,8 +90,10 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
+  // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
+  const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownChunks.pub] },
     sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub] },
   };
 }

@@ -121,23 +121,24 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const allocateIdentity = (spiffeId: string) => identities.allocate(spiffeId);
 
     // Policies, and each node's compiled view of them.
-    let publisher: NodePolicyPublisher | undefined;
+    // The publisher starts after the service it reports delivery to: a late-bound holder.
+    const published: { publisher?: NodePolicyPublisher } = {};
     const policies = new PolicyService({
       store: stores.policies,
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
       workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
-      delivery: (nodeId) => publisher?.delivery(nodeId),
+      delivery: (nodeId) => published.publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
-    publisher = await NodePolicyPublisher.start({
+    const publisher = await NodePolicyPublisher.start({
       stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
       counters,
       log: log.child({ component: "policy-publisher" }),
     });
-    const started = publisher;
-    cleanups.push(() => started.stop());
+    published.publisher = publisher;
+    cleanups.push(() => publisher.stop());
     const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
     const workloads = new WorkloadService({
       registry,
@@ -245,7 +246,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => started.delivery(id) });
+    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, counters, rateLimit: config.api.rateLimit, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

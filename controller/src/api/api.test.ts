@@ -38,8 +38,9 @@ const KNOWN_ROUTES = [
   "DELETE /v1/enrollment-policies/{name}",
   "GET /v1/inventory",
   "POST /v1/inventory/sync",
+  "GET /v1/counters",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|counters)/.test(r));
 
 beforeAll(async () => {
   t = await startTestController();

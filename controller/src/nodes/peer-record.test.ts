@@ -13,6 +13,7 @@ const node: NodeRecord = {
   nodeId: "n-00000000000000a1",
   name: "web-1",
   site: "paris",
+  siteSource: "join-key",
   wireguardPublicKey: "mCxMPJ0zJCGk0c3lAUr5Lp4FvbDRWsJ1pP3tqJcBq0o=",
   natsPublicKey: "UDXU4RCSJNZOIQHZNWXHXMI2N7JBDDM7VQ6TQMVCKNDR2YUZEJAA5YAB",
   overlayAddress: "100.64.0.7",
@@ -60,7 +61,10 @@ describe("peer record derivation", () => {
     const { workloadPrefix: _p, ...noPrefix } = bare;
     const old = peerRecordOf(noPrefix, how);
     expect([old.allowedIps, "workloadPrefix" in old, "workloads" in old], "a node without a prefix").toEqual([["100.64.0.7/32"], false, false]);
-    expect([transportOf("paris", ["paris"]), transportOf("lyon", ["paris"])], "transport by site").toEqual(["vxlan", "wireguard"]);
+    expect(
+      [transportOf({ site: "paris", siteSource: "join-key" }, ["paris"]), transportOf({ site: "lyon", siteSource: "join-key" }, ["paris"]), transportOf({ site: "paris", siteSource: "request" }, ["paris"]), transportOf({ site: "paris" }, ["paris"])],
+      "transport by site: vxlan only in a plaintext site that was vouched for",
+    ).toEqual(["vxlan", "wireguard", "wireguard", "wireguard"]);
   });
 
   it("peer-record - records compare by content: updatedAt and field order aside", () => {

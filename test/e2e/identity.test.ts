@@ -203,7 +203,7 @@ describe.skipIf(!isRoot)("e2e identity", () => {
   });
 
   it("e2e identity - the refused instances' own agents join afterwards with the same names, and the keyless mesh forms", async () => {
-    const key = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", labels: { "weft:gateway": "true" } });
+    const key = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", site: "onprem", labels: { "weft:gateway": "true" } });
     const t0 = Date.now();
     await Promise.all([cluster.startAgent("azure-2"), cluster.startAgent("gcp-2"), cluster.startAgent("onprem-1", key.key)]);
     const live = topology.hosts.map((h) => h.name).filter((h) => h !== "aws-2");

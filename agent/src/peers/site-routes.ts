@@ -59,7 +59,7 @@ export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   for (const g of gateways) {
     for (const text of g.siteRoutes ?? []) {
       const cidr = parseCidr(text);
-      const reason = cidr === undefined ? "not an IPv4 CIDR" : (hijack(cidr, g, input.controller ?? []) ?? refusal(cidr, overlay, local, endpoints, taken));
+      const reason = cidr === undefined ? "not an IPv4 CIDR" : (coversController(cidr, input.controller ?? []) ?? refusal(cidr, overlay, local, endpoints, taken) ?? publicRange(cidr, g));
       if (reason !== undefined || cidr === undefined) {
         refused.push({ cidr: text, gateway: g.name, reason: reason ?? "not an IPv4 CIDR" });
         continue;
@@ -83,12 +83,17 @@ function ranges(list: readonly string[]): Range[] {
   });
 }
 
-/** Why a route would hijack what is not its site's: the controller's addresses, or public space the controller did not allow explicitly. */
-function hijack(cidr: Ipv4Cidr, gateway: PeerRecord, controller: readonly { address: string; what: string }[]): string | undefined {
+/** A route over the controller's API or NATS address would pull the control connection into a tunnel. */
+function coversController(cidr: Ipv4Cidr, controller: readonly { address: string; what: string }[]): string | undefined {
   for (const c of controller) {
     const ip = parseIpv4(c.address);
     if (ip !== undefined && cidrContains(cidr, ip)) return `covers the controller's ${c.what} address ${c.address}`;
   }
+  return undefined;
+}
+
+/** Public space is someone else's unless the controller allowed that very CIDR for the gateway's site. */
+function publicRange(cidr: Ipv4Cidr, gateway: PeerRecord): string | undefined {
   if (isPrivateCidr(cidr)) return undefined;
   const canonical = formatCidr(cidr);
   const explicit = (gateway.explicitSiteRoutes ?? []).some((e) => {

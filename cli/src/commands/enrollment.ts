@@ -54,6 +54,7 @@ export interface EnrollmentPolicyFlags {
   network?: string;
   tag?: string[];
   label?: string[];
+  site?: string;
 }
 
 /** One policy from flags (`--name`, `--provider`, …), checked like a file's. */
@@ -66,7 +67,10 @@ export function enrollmentPolicyFromFlags(f: EnrollmentPolicyFlags): EnrollmentP
     ...(f.network === undefined ? {} : { network: f.network }),
     ...(f.tag === undefined ? {} : { tags: keyValues("--tag", f.tag) }),
   };
-  return checked({ name: f.name, ...(f.description === undefined ? {} : { description: f.description }), selector, labels: keyValues("--label", f.label) }, `enrollment policy ${f.name}`);
+  return checked(
+    { name: f.name, ...(f.description === undefined ? {} : { description: f.description }), selector, ...(f.site === undefined ? {} : { site: f.site }), labels: keyValues("--label", f.label) },
+    `enrollment policy ${f.name}`,
+  );
 }
 
 export function registerEnrollmentPolicy(program: Command): void {
@@ -81,7 +85,8 @@ export function registerEnrollmentPolicy(program: Command): void {
     .option("--region <region>", "only instances in this region")
     .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
     .option("--tag <key=value...>", "only instances with this tag (repeatable; all must match)")
-    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy")
+    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy (weft:workload-identities=shop/web grants a workload identity)")
+    .option("--site <site>", "the site of the nodes it admits (else their instance's network's site in the inventory config)")
     .option("--json", "print JSON")
     .action(async (o: AdminOptions & EnrollmentPolicyFlags & { file?: string; json?: boolean }) => {
       let policies: EnrollmentPolicyInput[];
@@ -112,8 +117,8 @@ export function registerEnrollmentPolicy(program: Command): void {
       const list = await client.listEnrollmentPolicies();
       if (o.json) return printJson(list);
       printTable(
-        ["NAME", "SELECTOR", "LABELS", "DESCRIPTION"],
-        list.map((p) => [p.name, formatSelector(p.selector), Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
+        ["NAME", "SELECTOR", "SITE", "LABELS", "DESCRIPTION"],
+        list.map((p) => [p.name, formatSelector(p.selector), p.site ?? "-", Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
       );
     });
 

@@ -11,7 +11,8 @@ export function registerKeys(program: Command): void {
   addAdminOptions(keys.command("create").description("create a join key; its secret is printed once"))
     .option("--reusable", "allow many nodes to enroll with this key", false)
     .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
-    .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
+    .option("--label <key=value...>", "labels granted to nodes enrolled with this key (weft:workload-identities=shop/web grants a workload identity)")
+    .option("--site <site>", "the site of every node enrolled with this key (required with --label weft:gateway=true)")
     .option("--description <text>", "what the key is for")
     .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
     .option("--instance-provider <provider>", "only instances of this cloud: aws | azure | gcp | onprem")
@@ -20,7 +21,7 @@ export function registerKeys(program: Command): void {
     .option("--instance-network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
     .option("--instance-tag <key=value...>", "only instances with this tag (repeatable; all must match)")
     .option("--json", "print JSON")
-    .action(async (o: AdminOptions & InstanceSelectorFlags & { reusable: boolean; ttl: string; label?: string[]; description?: string; json?: boolean }) => {
+    .action(async (o: AdminOptions & InstanceSelectorFlags & { reusable: boolean; ttl: string; label?: string[]; site?: string; description?: string; json?: boolean }) => {
       const ttlSeconds = parseDuration(o.ttl);
       if (ttlSeconds === undefined) throw new UsageError(`--ttl ${o.ttl}: use a number with s, m, h or d, e.g. 24h`);
       const labels = keyValues("--label", o.label);
@@ -29,6 +30,7 @@ export function registerKeys(program: Command): void {
         reusable: o.reusable,
         ttlSeconds,
         labels,
+        ...(o.site === undefined ? {} : { site: o.site }),
         ...(o.description ? { description: o.description } : {}),
         ...(instanceSelector === undefined ? {} : { instanceSelector }),
       });

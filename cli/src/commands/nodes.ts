@@ -32,6 +32,8 @@ export function registerNodes(program: Command): void {
       const view = await (await adminClient(o)).getNode(node);
       if (o.json) return printJson(view);
       printTable(NODE_HEADERS, nodeRows([view]));
+      const d = view.policyDelivery;
+      if (d) process.stdout.write(d.state === "ok" ? `policy: delivered (${d.mapEntries} of ${d.capacity} map entries)\n` : `policy: NOT delivered since ${d.since ?? "?"}: needs ${d.mapEntries} map entries, the map holds ${d.capacity}; the node keeps its last good policy\n`);
     });
 
   addAdminOptions(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name"))

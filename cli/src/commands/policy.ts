@@ -5,7 +5,7 @@
  * is checked before any is sent, so a file with one bad policy applies none.
  */
 import { readFile } from "node:fs/promises";
-import { Policy, type PolicyInput } from "@weft/protocol";
+import { Policy, type NodeView, type PolicyInput } from "@weft/protocol";
 import type { Command } from "commander";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
@@ -48,6 +48,13 @@ export function parsePolicyFile(text: string, source = "policy file"): PolicyInp
   });
 }
 
+/** One line per node whose compiled policy is not delivered (it keeps its last good policy). */
+export function undeliveredLines(nodes: readonly Pick<NodeView, "name" | "nodeId" | "policyDelivery">[]): string[] {
+  return nodes
+    .filter((n) => n.policyDelivery?.state === "oversized")
+    .map((n) => `node ${n.name} (${n.nodeId}): policy NOT delivered since ${n.policyDelivery!.since ?? "?"}: it needs ${n.policyDelivery!.mapEntries} datapath map entries, the map holds ${n.policyDelivery!.capacity}; the node keeps its last good policy`);
+}
+
 export function registerPolicy(program: Command): void {
   const policy = program.command("policy").description("manage policies: which identities may reach which, on which ports");
 
@@ -83,6 +90,7 @@ export function registerPolicy(program: Command): void {
         ["NAME", "RULES", "DESCRIPTION"],
         list.map((p) => [p.name, `${p.rules.filter((r) => r.action === "allow").length} allow, ${p.rules.filter((r) => r.action === "deny").length} deny`, p.description ?? ""]),
       );
+      for (const line of undeliveredLines(await client.listNodes())) process.stdout.write(`${line}\n`);
     });
 
   addAdminOptions(policy.command("delete").description("delete a policy").argument("<name>", "policy name"))

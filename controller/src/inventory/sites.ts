@@ -15,7 +15,7 @@ export const SiteNetwork = z
     provider: CloudProvider,
     /** AWS account, Azure subscription, GCP project; absent: any account. */
     account: z.string().min(1).max(256).optional(),
-    /** VPC id, VNet resource id (or name, as the inventory lists it), GCE network name, on-prem network id. */
+    /** VPC id, VNet resource id (or just its name: the last segment of the id), GCE network name, on-prem network id. */
     network: z.string().min(1).max(512),
     /** Only instances in this subnet (its id as the inventory lists it); absent: the whole network. */
     subnet: z.string().min(1).max(512).optional(),
@@ -55,6 +55,11 @@ export function siteConfigIssues(sites: readonly SiteConfig[]): { path: (string 
   return issues;
 }
 
+/** A configured network names the inventory's: equal, or (an Azure resource id) its last segment. */
+function sameNetwork(configured: string, listed: string): boolean {
+  return configured === listed || (listed.includes("/") && !configured.includes("/") && listed.slice(listed.lastIndexOf("/") + 1).toLowerCase() === configured.toLowerCase());
+}
+
 /** How specific a match is: a subnet beats a whole network, a named account beats any account. */
 function specificity(n: SiteNetwork): number {
   return (n.subnet !== undefined ? 2 : 0) + (n.account !== undefined ? 1 : 0);
@@ -66,7 +71,7 @@ export function siteOfInstance(sites: readonly SiteConfig[], instance: Pick<Stor
   let found = new Set<string>();
   for (const s of sites) {
     for (const n of s.networks) {
-      if (n.provider !== instance.provider || n.network !== instance.network) continue;
+      if (n.provider !== instance.provider || !sameNetwork(n.network, instance.network)) continue;
       if (n.account !== undefined && n.account !== instance.account) continue;
       if (n.subnet !== undefined && n.subnet !== instance.subnet) continue;
       const rank = specificity(n);

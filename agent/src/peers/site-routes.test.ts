@@ -67,8 +67,8 @@ describe("siteRoutesToTake", () => {
       { cidr: "198.19.0.0/24", gateway: "gcp-gw-1", reason: "covers the controller's API and NATS address 198.19.0.2" },
       { cidr: "203.0.113.0/24", gateway: "gcp-gw-1", reason: "outside private and CGNAT space, and the controller did not allow it for this site" },
     ]);
-    const elsewhere = siteRoutesToTake({ self, peers: [{ ...gw, siteRoutes: ["128.0.0.0/1"] }], overlay, local, controller: [] });
-    expect(elsewhere.refused.map((r) => r.reason), "128.0.0.0/1 with the controller elsewhere").toEqual(["outside private and CGNAT space, and the controller did not allow it for this site"]);
+    const elsewhere = siteRoutesToTake({ self, peers: [{ ...gw, siteRoutes: ["1.0.0.0/8"] }], overlay, local, controller: [] });
+    expect(elsewhere.refused.map((r) => r.reason), "a public /8 over nothing of this host's").toEqual(["outside private and CGNAT space, and the controller did not allow it for this site"]);
   });
 
   it("site routes - a gateway's accepted routes are its WireGuard allowed IPs, after its own address", () => {

@@ -220,7 +220,7 @@ describe("site route gateways", () => {
 
   it("gateways - routes over the controller, a tunnel endpoint or public space are withheld with the reason; a public CIDR named for the site is advertised and marked explicit", () => {
     const plan = planGateways({
-      siteRoutes: [route("gcp", ["10.30.0.0/16", "128.0.0.0/1", "198.19.0.0/24", "203.0.113.0/24"])],
+      siteRoutes: [route("gcp", ["10.30.0.0/16", "1.0.0.0/8", "128.0.0.0/1", "198.19.0.0/24", "203.0.113.0/24"])],
       nodes: [gw(1, "gcp", "online")],
       reserved,
       screen: { controllerAddresses: [{ address: "198.19.0.2", what: "API" }], endpoints: [], publicRoutes: (site) => (site === "gcp" ? ["203.0.113.0/24"] : []) },
@@ -228,7 +228,8 @@ describe("site route gateways", () => {
     const r = plan.siteRoutes[0]!;
     expect(r.advertised, "advertised").toEqual(["10.30.0.0/16", "203.0.113.0/24"]);
     expect(r.withheld.map((w) => [w.cidr, w.reason.split(";")[0]]), "withheld").toEqual([
-      ["128.0.0.0/1", "outside private and CGNAT space"],
+      ["1.0.0.0/8", "outside private and CGNAT space"],
+      ["128.0.0.0/1", "covers the controller's API address 198.19.0.2"],
       ["198.19.0.0/24", "covers the controller's API address 198.19.0.2"],
     ]);
     expect(Object.fromEntries(plan.explicitByNode), "explicit").toEqual({ [nodeIdOf(1)]: ["203.0.113.0/24"] });

@@ -20,7 +20,8 @@ describe("route screen", () => {
   });
 
   it("route screen - routes that would hijack are held back, each with its reason", () => {
-    expect(reason("128.0.0.0/1"), "half the internet").toMatch(/^outside private and CGNAT space; name it in the inventory config's sites\[gcp\]\.publicRoutes/);
+    expect(reason("128.0.0.0/1"), "half the internet, the controller's address in it").toBe("covers the controller's API and NATS address 198.19.0.2");
+    expect(reason("1.0.0.0/8"), "public space").toMatch(/^outside private and CGNAT space; name it in the inventory config's sites\[gcp\]\.publicRoutes/);
     expect(reason("198.19.0.0/24"), "over the controller").toBe("covers the controller's API and NATS address 198.19.0.2");
     expect(reason("198.18.3.0/24"), "over a public endpoint").toBe("covers 198.18.3.11, the public tunnel endpoint of node gcp-1");
     expect(reason("10.10.0.0/24"), "over another site's private endpoint").toBe("covers 10.10.0.11, the private tunnel endpoint of node aws-1");

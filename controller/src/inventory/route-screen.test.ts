@@ -27,7 +27,8 @@ describe("route screen", () => {
     expect(reason("10.10.0.0/24"), "over another site's private endpoint").toBe("covers 10.10.0.11, the private tunnel endpoint of node aws-1");
     expect(reason("100.64.0.0/10"), "over the overlay").toBe("overlaps overlay.cidr 100.64.0.0/16");
     expect(screenSiteRoute("10.30.0.0/16", ["10.30.0.0/16"], screen).reason, "a conflict").toMatch(/overlaps another network/);
-    expect(reason("10.0.0.0/7"), "wider than 10/8").toMatch(/^outside private/);
+    expect(reason("12.0.0.0/7"), "a public /7").toMatch(/^outside private/);
+    expect(reason("10.0.0.0/7"), "wider than 10/8, over another site's endpoint").toMatch(/^covers 10.10.0.11/);
   });
 
   it("route screen - a public range is advertised only when named for that very site", () => {

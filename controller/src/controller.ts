@@ -6,13 +6,20 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
+import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
-import { loadOrCreateAdminToken } from "./admin-token.js";
+import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
 import { openInstanceAttestor } from "./attest/index.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { ConsoleEvents } from "./console/events.js";
+import { consoleRoutes } from "./console/routes.js";
+import { ConsoleSessions } from "./console/sessions.js";
+import { consoleBuilt, defaultConsoleDir, serveConsole } from "./console/static.js";
 import { Enrollment } from "./enroll/enroll.js";
+import { ControllerError } from "./errors.js";
+import { FlowCollector } from "./flows/collector.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
 import { IdentityReaper } from "./identity/reaper.js";
@@ -26,12 +33,14 @@ import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
 import { ControllerCounters } from "./metrics/counters.js";
+import { ControllerMetrics } from "./metrics/metrics.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseIpv4 } from "@weft/protocol";
@@ -55,6 +64,8 @@ export interface RunningController {
   apiSocket: string | undefined;
   natsUrl: string;
   adminToken: string;
+  /** Reads GET /metrics only (Prometheus). */
+  metricsToken: string;
   authority: Authority;
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
@@ -70,6 +81,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
   const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
+  // Nodes by status are counted at scrape time, through the registry once it exists.
+  let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
+  const counters = new ControllerCounters();
+  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses(), counters });
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
@@ -94,8 +110,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(() => access.close());
     await ensureBuckets(nc);
 
-    const stores = await openStores(nc);
-    const counters = new ControllerCounters();
+    const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
@@ -114,6 +129,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       plaintextSites: config.overlay.plaintextSites,
     });
     await registry.reconcile();
+    nodeStatuses = () => registry.list();
     const trustDomain = config.identity.trustDomain;
     const validateLabels = (labels: Record<string, string>) => validateIdentityLabels(labels, trustDomain);
     const joinKeys = new JoinKeys(stores.keys, undefined, validateLabels);
@@ -136,6 +152,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
       counters,
       log: log.child({ component: "policy-publisher" }),
+      observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
     });
     published.publisher = publisher;
     cleanups.push(() => publisher.stop());
@@ -162,6 +179,14 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     });
     identityReaper.start();
     cleanups.push(() => identityReaper.stop());
+
+    // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
+    const spiffeLog = log.child({ component: "spiffe" });
+    const trustAuthority = await TrustDomainAuthority.open({ dir: join(config.stateDir, SPIFFE_DIR), trustDomain, log: spiffeLog });
+    await publishTrustBundle(stores.trustBundle, trustAuthority, spiffeLog);
+    const svids = new SvidService({ authority: trustAuthority, registry, x509TtlSeconds: config.spiffe.x509SvidTtlSeconds, jwtTtlSeconds: config.spiffe.jwtSvidTtlSeconds, log: spiffeLog });
+    const svidSubs = svids.serve(nc);
+    cleanups.push(async () => svidSubs.forEach((s) => s.unsubscribe()));
 
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
@@ -227,12 +252,30 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       allocateIdentity,
       trustDomain,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
+      onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
 
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
+
+    // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
+    const consoleLog = log.child({ component: "console" });
+    const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
+    const events = new ConsoleEvents({ log: consoleLog });
+    cleanups.push(() => events.stop());
+    events.follow("nodes", stores.nodes.kv);
+    events.follow("policies", stores.policies.kv);
+    events.follow("identities", stores.identities.kv);
+    events.follow("inventory", stores.inventory.kv);
+    events.followHeartbeats(nc);
+    const flows = new FlowCollector({ log: log.child({ component: "flows" }), onReport: (r) => metrics.recordFlowReport(r), onChange: () => events.publish("flows") });
+    const flowsSub = flows.serve(nc);
+    cleanups.push(async () => flowsSub.unsubscribe());
+    const consoleDir = config.console.dir ?? defaultConsoleDir();
+    const withConsole = config.console.enabled && consoleBuilt(consoleDir);
+    if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
 
     const apiLog = log.child({ component: "api" });
     const tls = config.api.tls.enabled
@@ -246,8 +289,45 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) });
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, counters, rateLimit: config.api.rateLimit, ...(tls ? { https: tls.serverOptions() } : {}) });
+    const countedEnrollment = {
+      enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
+        try {
+          const enrolled = await enrollment.enroll(...args);
+          metrics.recordEnrollment("enrolled");
+          return enrolled;
+        } catch (err) {
+          metrics.recordEnrollment("refused", err instanceof ControllerError ? err.code : "internal");
+          throw err;
+        }
+      },
+    };
+    const routes = [
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
+      ...consoleRoutes({
+        adminToken,
+        sessions,
+        events,
+        metrics,
+        flows: () => flows.view(),
+        matrixInput: async () => ({ policies: await policies.list(), identities: await identities.list(), nodes: await registry.list() }),
+      }),
+    ];
+    const serverOptions = {
+      routes,
+      adminToken,
+      metricsToken,
+      sessions,
+      counters,
+      log: apiLog,
+      version: CONTROLLER_VERSION,
+      onResponse: (method: string, route: string, status: number, seconds: number) => metrics.recordApiRequest(method, route, status, seconds),
+    };
+    const tcp = buildApiServer({
+      ...serverOptions,
+      rateLimit: config.api.rateLimit,
+      ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}),
+      ...(tls ? { https: tls.serverOptions() } : {}),
+    });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -255,11 +335,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
       cleanups.push(async () => renewal.stop());
     }
-    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });
-      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, counters });
+      unix = buildApiServer(serverOptions);
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
@@ -267,7 +347,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, counters, identityReaper, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -8,6 +8,7 @@ import { InstanceAttestation } from "./attestation.js";
 import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
 import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+import { CloudProvider } from "./provider.js";
 
 export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
@@ -36,9 +37,6 @@ export type Identity = z.infer<typeof Identity>;
 export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex digits");
 
 // ---------------------------------------------------------------- instance selectors
-
-export const CloudProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
-export type CloudProvider = z.infer<typeof CloudProvider>;
 
 /**
  * Which cloud instances may join: every field given must equal the inventory's record of the
@@ -313,6 +311,10 @@ export const PeerRecord = z.object({
    * address of its private endpoint. Absent = "wireguard".
    */
   sameSiteTransport: SameSiteTransport.optional(),
+  /** The node's cloud, when its enrollment proved an instance (for `weft whois`). */
+  cloud: CloudProvider.optional(),
+  /** The node's labels, except cloud tags and account and instance ids (for `weft whois`). */
+  labels: labels.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;
@@ -377,6 +379,9 @@ export const PeerHandshake = z.object({
   /** Seconds since epoch of the last handshake; absent when none yet. */
   lastHandshake: z.number().optional(),
   endpoint: z.string().optional(),
+  /** Bytes received from and sent to the peer over WireGuard since the interface came up. */
+  rxBytes: z.number().int().nonnegative().optional(),
+  txBytes: z.number().int().nonnegative().optional(),
 });
 
 export const Heartbeat = z.object({

@@ -44,9 +44,29 @@ export const Buckets = {
    * Controller only.
    */
   attestations: "weft-attestations",
+  /**
+   * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
+   * agent reads it; only the controller writes it.
+   */
+  trustBundle: "weft-trust-bundle",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
+
+/**
+ * Files in the controller's state directory that other processes on its host read: the CLI and the
+ * lab take the admin token and the API's CA from there and reach the API over the unix socket.
+ */
+export const ControllerFiles = {
+  /** The admin bearer token, mode 0600. */
+  adminToken: "admin-token",
+  /** The REST API's unix socket (unless `api.socket` puts it elsewhere). */
+  apiSocket: "api.sock",
+  /** The API's TLS material: `tls/ca.crt`, `tls/ca.hash` (the pin agents use), the server certificate. */
+  tlsDir: "tls",
+  caCert: "ca.crt",
+  caHash: "ca.hash",
+} as const;
 
 /** Node ids are `n-` plus 16 lowercase hex digits: safe as a NATS subject token and KV key. */
 export const NODE_ID_PATTERN = /^n-[0-9a-f]{16}$/;
@@ -65,6 +85,19 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /**
+   * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
+   * may hold (X509SvidRequest → X509SvidReply).
+   */
+  x509Svid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.x509`,
+  allX509Svids: "weft.v1.node.*.svid.x509",
+  /** Agent → controller request: a JWT-SVID for one SPIFFE ID the node may hold (JwtSvidRequest → JwtSvidReply). */
+  jwtSvid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.jwt`,
+  allJwtSvids: "weft.v1.node.*.svid.jwt",
+  /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
+  flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
+  /** Wildcard the controller collects flow reports on. */
+  allFlows: "weft.v1.node.*.flows",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

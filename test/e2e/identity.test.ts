@@ -16,9 +16,9 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ControllerClient } from "@weft/protocol";
+import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, METADATA_ADDRESS, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
+import { LAB_CLOUDS, LabCluster, METADATA_ADDRESS, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, type LabOptions, type RunningClouds } from "@weft/lab";
 import { generateKeyPair } from "../../agent/src/wireguard/keys.js";
 import { agentIdentity } from "../../controller/src/testing.js";
 import { waitUntil } from "./mesh.js";
@@ -40,9 +40,9 @@ describe.skipIf(!isRoot)("e2e identity", () => {
   let client: ControllerClient;
   let clouds: RunningClouds;
   let failed = false;
-  const admin = (p: CloudProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
+  const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const host = (name: string) => topology.hosts.find((h) => h.name === name)!;
-  const instanceOf = (name: string) => instanceIdFor(host(name).site as CloudProvider, name);
+  const instanceOf = (name: string) => instanceIdFor(host(name).site as MetadataProvider, name);
   const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
 
   /** curl inside `on`'s namespace; stdout is the body, then a line with the HTTP status. */
@@ -142,7 +142,7 @@ describe.skipIf(!isRoot)("e2e identity", () => {
     note(`aws-1, azure-1, gcp-1 enrolled keyless ${Date.now() - t0} ms after their agents started`);
     for (const h of ["aws-1", "azure-1", "gcp-1"]) {
       const node = (await nodeNamed(h))!;
-      expect(node.instance, `${h}: bound instance`).toEqual({ provider: host(h).site, account: LAB_CLOUDS[host(h).site as CloudProvider].account, id: expect.any(String) });
+      expect(node.instance, `${h}: bound instance`).toEqual({ provider: host(h).site, account: LAB_CLOUDS[host(h).site as MetadataProvider].account, id: expect.any(String) });
       expect(node.labels.via, `${h}: policy labels`).toBe("policy");
     }
     const log = await readFile(join(cluster.logDir, "controller.log"), "utf8");

@@ -22,7 +22,7 @@ import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ControllerClient, PolicyInput } from "@weft/protocol";
+import { generateKeyPair, type ControllerClient, type MetadataProvider, type PolicyInput } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
 import {
   LAB_CLOUDS,
@@ -36,11 +36,9 @@ import {
   labTopology,
   labUp,
   labWorkloads,
-  type CloudProvider,
   type LabOptions,
   type RunningClouds,
 } from "@weft/lab";
-import { generateKeyPair } from "../../agent/src/wireguard/keys.js";
 import { agentIdentity } from "../../controller/src/testing.js";
 import { readAgentStatus, sleep, waitUntil } from "./mesh.js";
 import { startEcho, tcpProbe, type Spawned } from "./traffic.js";
@@ -79,7 +77,7 @@ describe.skipIf(!isRoot)("e2e trust", () => {
   let clouds: RunningClouds;
   let failed = false;
   let caFile: string;
-  const admin = (p: CloudProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
+  const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
   const statusOf = async (name: string) => readAgentStatus(cluster.agents.get(name)!.stateDir);
 

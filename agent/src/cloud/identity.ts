@@ -9,8 +9,6 @@
  */
 import type { InstanceAttestation } from "@weft/protocol";
 
-export type CloudProvider = InstanceAttestation["provider"];
-
 export interface MetadataOptions {
   /** Base URL of the metadata service (default the cloud's link-local one; the lab points it at its simulator). */
   endpoint?: string;

@@ -7,8 +7,8 @@
  */
 import { request } from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "@weft/protocol";
 import { z } from "zod";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, refusalDetail, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;

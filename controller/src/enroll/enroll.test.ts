@@ -6,9 +6,8 @@
  */
 import { decode, type User } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollResponse, PeerRecord, Subjects, cidrContains, parseCidr, parseIpv4 } from "@weft/protocol";
+import { Buckets, EnrollResponse, PeerRecord, Subjects, TRUST_BUNDLE_KEY, cidrContains, parseCidr, parseIpv4, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, claimsOf, refusalDetail, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 
 let t: TestController;
@@ -80,10 +79,11 @@ describe("enrollment", () => {
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
       const ownPolicy = `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
       const readsOwnPolicy = s === ownPolicy || s === `${ownPolicy}.*`;
-      expect(ownSubject || readsPeers || readsOwnPolicy, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers} or a direct get of its own node policy and its chunks`).toBe(true);
+      const readsBundle = s === `$JS.API.DIRECT.GET.KV_${Buckets.trustBundle}.$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`;
+      expect(ownSubject || readsPeers || readsOwnPolicy || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {

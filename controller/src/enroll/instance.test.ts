@@ -8,9 +8,8 @@
  * addresses.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, ControllerClient, EnrollNonce, EnrollResponse, NodeRecord, type InstanceAttestation, type InstanceIdentityClaim } from "@weft/protocol";
+import { Buckets, ControllerClient, EnrollNonce, EnrollResponse, NodeRecord, generateKeyPair, type InstanceAttestation, type InstanceIdentityClaim } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { awsAttestation, azureAttestation, gcpAttestation, simSigners, TEST_AUDIENCE, type SimSigners } from "../attest/signed.fixture.js";
 import { InventoryStore, type StoredInstance } from "../inventory/store.js";
 import { agentIdentity, assertNothingStored, refusalDetail, startTestController, storedState, type TestController } from "../testing.js";

@@ -5,10 +5,9 @@
  * an instance releases the binding and its signed document's use.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollRequest } from "@weft/protocol";
+import { Buckets, EnrollRequest, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
 import { PrefixAllocator } from "../ipam/prefixes.js";
 import { Claim, Claims } from "../ipam/claims.js";

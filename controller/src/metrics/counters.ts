@@ -1,7 +1,7 @@
 /**
  * The controller's counters: monotonically increasing numbers by label, kept in memory per
- * process, read with `read()` (what `GET /v1/counters` answers and what a /metrics exporter
- * renders). One place for every counter, so nothing else keeps its own tally:
+ * process, read with `read()` (what `GET /v1/counters` answers) and rendered by the controller's
+ * /metrics (metrics.ts). One place for every counter, so nothing else keeps its own tally:
  *
  *   weft_controller_refusals_total{endpoint, reason}   requests refused, by stable reason code
  *                                                     (enroll, nonce, workloads; rate_limited too)
@@ -70,8 +70,13 @@ export class ControllerCounters {
   /** Identity numbers released after their grace. */
   readonly identitiesReleased = new Counter("weft_controller_identities_released_total", "Identity numbers released after the release grace", []);
 
-  /** Every counter, for an exporter or `GET /v1/counters`. */
+  /** Every counter (the /metrics exporter renders each). */
+  all(): readonly Counter[] {
+    return [this.refusals, this.policyUndelivered, this.identitiesReleased];
+  }
+
+  /** Every counter's samples, for `GET /v1/counters`. */
   read(): CounterSnapshot[] {
-    return [this.refusals.snapshot(), this.policyUndelivered.snapshot(), this.identitiesReleased.snapshot()];
+    return this.all().map((c) => c.snapshot());
   }
 }

@@ -64,6 +64,11 @@ export interface NodePolicyPublisherOptions {
   debounceMs?: number;
   /** Longest a change waits for quiet before it is compiled anyway. Default 250 ms. */
   maxDelayMs?: number;
+  /**
+   * Told of each node record written (its JSON size, entry count, and seconds from the first
+   * change that led to it) and of each removed (metrics).
+   */
+  observe?: { published(node: string, bytes: number, entries: number, seconds: number): void; removed(node: string): void };
 }
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
@@ -94,6 +99,8 @@ export class NodePolicyPublisher {
   private readonly watches: Stoppable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt = 0;
+  /** When the oldest change not yet compiled arrived (for the publish latency). */
+  private pendingSince: number | undefined;
   /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
   private readonly flight = new SingleFlight(() => this.publishAll());
   private stopped = false;
@@ -219,6 +226,7 @@ export class NodePolicyPublisher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.timer === undefined) this.firstChangeAt = now;
+    this.pendingSince ??= now;
     clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.debounceMs, this.firstChangeAt + this.maxDelayMs - now));
     this.timer = setTimeout(() => {
@@ -270,6 +278,9 @@ export class NodePolicyPublisher {
   /** Every node's record from the in-memory snapshot; writes only the differences. */
   private async publishAll(): Promise<void> {
     const started = Date.now();
+    // Latency is measured from the first change of the burst this pass answers (or the pass itself at start).
+    const since = this.pendingSince ?? started;
+    this.pendingSince = undefined;
     const identities = new Map<number, Identity>();
     for (const i of this.identities.values()) identities.set(i.id, i);
     for (const n of this.nodes.values()) for (const w of n.workloads ?? []) identities.set(w.identity.id, w.identity);
@@ -311,6 +322,9 @@ export class NodePolicyPublisher {
         this.write(record, chunked ? entries : [], digest).then(
           (revision) => {
             this.published.set(node.nodeId, canon);
+            // Bytes: the record and, for a chunked policy, its chunks' entries; entries: the datapath map entries it compiles to.
+            const bytes = JSON.stringify(record).length + (chunked ? JSON.stringify(entries).length : 0);
+            this.opts.observe?.published(node.nodeId, bytes, compiled.mapEntries, (Date.now() - since) / 1000);
             this.opts.log.debug({ node: node.nodeId, revision, entries: entries.length, chunks: record.chunks?.count ?? 0, mapEntries: compiled.mapEntries }, "node policy published");
           },
           (err: unknown) => {
@@ -328,6 +342,7 @@ export class NodePolicyPublisher {
             this.published.delete(nodeId);
             this.undelivered.delete(nodeId);
             this.mapEntries.delete(nodeId);
+            this.opts.observe?.removed(nodeId);
             this.opts.log.info({ node: nodeId }, "node policy removed with its node");
           },
           (err: unknown) => {

@@ -17,17 +17,16 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { MetadataProvider } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { labExec, spawnInHost } from "./exec.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labDir } from "./state.js";
 import { labTopology, type Host, type SiteName, type Topology } from "./topology.js";
 
-export type CloudProvider = "aws" | "azure" | "gcp";
-
 export interface LabCloud {
   site: Exclude<SiteName, "onprem">;
-  provider: CloudProvider;
+  provider: MetadataProvider;
   /** AWS account id, Azure subscription id, GCP project id. */
   account: string;
   region: string;
@@ -50,14 +49,14 @@ export const LAB_CLOUD_CREDENTIALS: Readonly<Record<string, string>> = {
 export const CLOUD_API_PORT = 8443;
 export const METADATA_ADDRESS = "169.254.169.254";
 
-export const LAB_CLOUDS: Readonly<Record<CloudProvider, LabCloud>> = {
+export const LAB_CLOUDS: Readonly<Record<MetadataProvider, LabCloud>> = {
   aws: { site: "aws", provider: "aws", account: "111122223333", region: "us-east-1", zone: "us-east-1a", network: "vpc-0a1b2c3d4e5f60718", subnet: "subnet-0a1b2c3d4e5f60718" },
   azure: { site: "azure", provider: "azure", account: "6f1c0a9e-3b7d-4c1e-9a51-2f4e8d7c6b10", region: "westeurope", zone: "1", network: "weft-lab-vnet", subnet: "default" },
   gcp: { site: "gcp", provider: "gcp", account: "weft-lab", region: "europe-west1", zone: "europe-west1-b", network: "weft-lab-net", subnet: "weft-lab-subnet" },
 };
 
 /** The simulator's own id for a lab host: i-… on AWS, a vmId (UUID) on Azure, any stable string on GCP (it renders a numeric id). */
-export function instanceIdFor(provider: CloudProvider, host: string): string {
+export function instanceIdFor(provider: MetadataProvider, host: string): string {
   const hex = createHash("sha256").update(`weft-lab:${host}`).digest("hex");
   if (provider === "aws") return `i-0${hex.slice(0, 16)}`;
   if (provider === "azure") return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
@@ -159,7 +158,7 @@ export interface RunningClouds {
   /** The GCP audience the controller accepts (its URL's origin, what agents ask for by default). */
   gcpAudience: string;
   /** Admin socket of each simulator (SimAdmin with unixFetch). */
-  adminSockets: Record<CloudProvider, string>;
+  adminSockets: Record<MetadataProvider, string>;
   onpremFile: string;
   stop(): Promise<void>;
 }
@@ -179,7 +178,7 @@ export async function startLabClouds(opts: LabOptions, simMain: string, controll
   const dir = cloudsDir(opts);
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
-  const adminSockets = {} as Record<CloudProvider, string>;
+  const adminSockets = {} as Record<MetadataProvider, string>;
   const trust: SimTrust = {};
   const stop = async () => {
     await Promise.all(
@@ -323,7 +322,7 @@ function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promi
  * One admin call to a lab simulator over its unix socket (the machine's namespace cannot route to
  * the gateways): e.g. labCloudAdmin(clouds, "gcp", "POST", `/instances/${id}/terminate`).
  */
-export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, method: string, path: string, body?: unknown): Promise<unknown> {
+export function labCloudAdmin(clouds: RunningClouds, provider: MetadataProvider, method: string, path: string, body?: unknown): Promise<unknown> {
   const text = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -345,6 +344,6 @@ export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, me
 
 /** Terminates a lab host's instance in its cloud's simulator. */
 export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise<unknown> {
-  const provider = host.site as CloudProvider;
+  const provider = host.site as MetadataProvider;
   return labCloudAdmin(clouds, provider, "POST", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/terminate`);
 }

@@ -6,9 +6,9 @@
  */
 import { startAzureSim, type AzureSim } from "@weft/cloud-sim";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { verifyAzureAttestation } from "../../../controller/src/attest/azure.js";
-import { parsePemCertificates } from "../../../controller/src/attest/pkcs7.js";
-import { AzureMetadataError, readAzureIdentity } from "./azure.js";
+import { verifyAzureAttestation } from "../../controller/src/attest/azure.js";
+import { parsePemCertificates } from "../../controller/src/attest/pkcs7.js";
+import { AzureMetadataError, readAzureIdentity } from "../../agent/src/cloud/azure.js";
 
 const SUB = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 const VM = "5d7c0b6e-7a43-4f0b-9c1e-1f2d3c4b5a69";

@@ -4,10 +4,10 @@
  * the controller's code and message; no answer throws WorkloadsUnavailableError.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { enrollAgent, startTestController, type EnrolledAgent, type TestController } from "../../../controller/src/testing.js";
-import { generateKeyPair } from "../wireguard/keys.js";
-import { WorkloadsRefusedError, WorkloadsUnavailableError, requestWorkloads } from "./workloads-client.js";
+import { requestWorkloads, WorkloadsRefusedError, WorkloadsUnavailableError } from "../../agent/src/control/workloads-client.js";
+import { enrollAgent, startTestController, type EnrolledAgent, type TestController } from "../../controller/src/testing.js";
 
 let t: TestController;
 let agent: EnrolledAgent;

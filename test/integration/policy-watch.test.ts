@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { Buckets, POLICY_CHUNK_ENTRIES, Subjects, nodePolicyChunkKey, silentLogger, type CompactPolicyEntry, type NodePolicyRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NodePolicyWatch, nodePolicySubject } from "./policy-watch.js";
+import { NodePolicyWatch, nodePolicySubject } from "../../agent/src/control/policy-watch.js";
 
 const log = silentLogger;
 let stateDir: string;

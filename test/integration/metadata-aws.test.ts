@@ -2,9 +2,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { startAwsSim, type AwsSim } from "@weft/cloud-sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyAwsAttestation } from "../../../controller/src/attest/aws.js";
-import { parsePemCertificates } from "../../../controller/src/attest/pkcs7.js";
-import { AwsMetadataError, readAwsIdentity } from "./aws.js";
+import { verifyAwsAttestation } from "../../controller/src/attest/aws.js";
+import { parsePemCertificates } from "../../controller/src/attest/pkcs7.js";
+import { AwsMetadataError, readAwsIdentity } from "../../agent/src/cloud/aws.js";
 
 let sim: AwsSim;
 

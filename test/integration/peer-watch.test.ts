@@ -11,11 +11,10 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { startController, type RunningController } from "@weft/controller";
-import { Buckets, Subjects, type PeerRecord } from "@weft/protocol";
+import { Buckets, Subjects, generateKeyPair, type PeerRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../wireguard/keys.js";
-import { PeerWatch, type PeerSet } from "./peer-watch.js";
+import { PeerWatch, type PeerSet } from "../../agent/src/control/peer-watch.js";
 
 const SELF = "n-00000000000000aa";
 const log = pino({ level: "silent" });

@@ -6,8 +6,8 @@
 import { createLocalJWKSet } from "jose";
 import { startGcpSim, type GcpSim } from "@weft/cloud-sim";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { verifyGcpAttestation } from "../../../controller/src/attest/gcp.js";
-import { GcpMetadataError, readGcpIdentity } from "./gcp.js";
+import { verifyGcpAttestation } from "../../controller/src/attest/gcp.js";
+import { GcpMetadataError, readGcpIdentity } from "../../agent/src/cloud/gcp.js";
 
 const AUDIENCE = "https://controller.example:8080";
 let sim: GcpSim;

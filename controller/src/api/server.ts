@@ -97,6 +97,13 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
   });
 
   app.get("/openapi.json", async () => openapi);
+  // The routes go in a plugin registered after the rate limiter, so the limiter's onRoute hook
+  // (which reads each route's `config.rateLimit`) is in place when they are added.
+  void app.register(async (scope) => addRoutes(scope, opts));
+  return app;
+}
+
+function addRoutes(app: FastifyInstance, opts: ApiServerOptions): void {
   for (const route of opts.routes) {
     app.route({
       method: route.method,
@@ -131,7 +138,6 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
       },
     });
   }
-  return app;
 }
 
 /** Swaps the key and certificate of a running HTTPS server; connections made from now on use them. */

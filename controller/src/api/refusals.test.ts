@@ -35,6 +35,20 @@ function post(path: string, body: unknown): Promise<{ status: number; text: stri
   });
 }
 
+/** GET over HTTPS with a bearer token, answering status and text. */
+function get(path: string, token: string): Promise<{ status: number; text: string }> {
+  const url = new URL(path, t.running.apiUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "GET", ca: t.running.caPem, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 const counter = async (endpoint: string, reason: string) => {
   const Snapshot = z.array(z.object({ name: z.string(), samples: z.array(z.object({ labels: z.record(z.string(), z.string()), value: z.number() })) }));
   const refusals = (await t.client.call("GET", "/v1/counters", Snapshot)).find((c) => c.name === "weft_controller_refusals_total");
@@ -88,5 +102,10 @@ describe("refusals to strangers", () => {
     for (let i = 0; i < 8; i++) nonces.push((await post("/v1/enroll/nonce", {})).status);
     expect(nonces.slice(0, 6).every((s) => s === 201 || s === 503), `first nonces ${nonces.join(",")}`).toBe(true);
     expect(nonces.slice(6), "past the limit").toEqual([429, 429]);
+    // The same counters on /metrics, for Prometheus.
+    const metrics = await get("/metrics", t.running.adminToken);
+    expect(metrics.status, metrics.text.slice(0, 200)).toBe(200);
+    expect(metrics.text, "/metrics").toContain(`weft_controller_refusals_total{endpoint="enroll",reason="rate_limited"} ${await counter("enroll", "rate_limited")}`);
+    expect(metrics.text, "/metrics").toContain(`weft_controller_refusals_total{endpoint="nonce",reason="rate_limited"} 2`);
   });
 });

@@ -134,6 +134,7 @@ function addRoutes(app: FastifyInstance, opts: ApiServerOptions): void {
           return reply.send(result);
         }
         if (route.produces === "text/plain") void reply.type(typeof route.contentType === "function" ? route.contentType() : "text/plain; charset=utf-8");
+        if (route.produces === "file") void reply.type(typeof route.contentType === "function" ? route.contentType() : "application/octet-stream");
         return reply.code(route.status ?? 200).send(result);
       },
     });

@@ -5,7 +5,7 @@
  * consumer (a batched direct get of the stream for the snapshot, a core subscription on the
  * stream's republish subject for changes), and may read its own key of weft-node-policies (a
  * subscription on its `$KV` subject and a direct get of that subject's last message; see
- * kvKeyReadSubjects), and the trust bundle's one key the same way (the SPIFFE CA certificates and
+ * kvKeyReadSubjects; the chunks of a large policy, `<id>.<n>`, by direct get only), and the trust bundle's one key the same way (the SPIFFE CA certificates and
  * JWT public keys: public material). SVID and every other request go under the node root. It may
  * subscribe only under its own inbox prefix, the peers republish subject, its own policy key and
  * the trust bundle key. No `$JS.API.CONSUMER.*` subject is granted, so an agent creates
@@ -71,9 +71,11 @@ export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
   const peers = kvBucketReadSubjects(Buckets.peers, Subjects.allPeerUpdates);
+  // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
+  const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
   const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...bundle.pub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...bundle.pub] },
     sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...bundle.sub] },
   };
 }

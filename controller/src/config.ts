@@ -74,6 +74,21 @@ export const ControllerConfig = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Per source address, on the routes strangers call (`POST /v1/enroll`, `POST
+         * /v1/enroll/nonce`), each counted on its own: at most `max` requests per `windowSeconds`,
+         * then 429 with Retry-After. `trackedAddresses` bounds the memory (least recently seen
+         * addresses are forgotten first). Agents behind one NAT share an address: raise `max` for
+         * large fleets that boot at once.
+         */
+        rateLimit: z
+          .object({
+            max: z.number().int().min(1).max(1_000_000).default(30),
+            windowSeconds: z.number().int().min(1).max(3600).default(60),
+            trackedAddresses: z.number().int().min(100).max(1_000_000).default(10_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -121,6 +136,25 @@ export const ControllerConfig = z
           .string()
           .regex(/^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/, "identity.trustDomain must be a lower-case DNS name")
           .default("weft.internal"),
+        /**
+         * Most workload identities one node may hold at once: those of its workloads plus those it
+         * dropped less than `releaseAfterSeconds` ago. A request past it is refused (identity_limit).
+         */
+        maxWorkloadIdentitiesPerNode: z.number().int().min(1).max(4096).default(64),
+        /**
+         * Grace before an identity number nothing references is released, and again before a
+         * released number may name another SPIFFE ID (agents may still hold policy naming it).
+         */
+        releaseAfterSeconds: z.number().int().min(1).max(30 * 86_400).default(600),
+      })
+      .strict()
+      .prefault({}),
+    spiffe: z
+      .object({
+        /** Lifetime of an X.509-SVID; agents rotate at half of it. */
+        x509SvidTtlSeconds: z.number().int().min(10).max(7 * 86_400).default(3600),
+        /** Lifetime of a JWT-SVID. */
+        jwtSvidTtlSeconds: z.number().int().min(10).max(86_400).default(300),
       })
       .strict()
       .prefault({}),
@@ -137,8 +171,41 @@ export const ControllerConfig = z
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
+    downloads: z
+      .object({
+        /**
+         * Directory served to new VMs without auth (`GET /install.sh`, `GET /download/weft_*.deb`):
+         * the installer and the packages, e.g. packaging/out of `npm run package`. Absent: none served.
+         */
+        dir: z.string().regex(/^\//, "must be an absolute path").optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
     inventory: InventoryConfig.prefault({}),
+    /** The web console, served on the API listener at /console/ (see controller/src/console). */
+    console: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The built console (index.html and assets/). Absent: console/dist of this installation. */
+        dir: z.string().min(1).optional(),
+        /** A console session ends this long after login. Default 8 h. */
+        sessionTtlSeconds: z.number().int().min(60).max(7 * 24 * 3600).default(8 * 3600),
+        /** A console session unused this long ends. Default 30 min. */
+        sessionIdleSeconds: z.number().int().min(60).max(24 * 3600).default(30 * 60),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        /**
+         * Bearer token that reads GET /metrics only (for Prometheus); absent: generated once into
+         * `<stateDir>/metrics-token` (mode 0600). The admin token also reads /metrics.
+         */
+        token: z.string().min(16, "metrics.token must be at least 16 characters").optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type ControllerConfig = z.infer<typeof ControllerConfig>;

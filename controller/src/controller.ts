@@ -9,24 +9,37 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
+import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
 import { retry } from "@weft/util";
-import { loadOrCreateAdminToken } from "./admin-token.js";
+import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
+import { openInstanceAttestor } from "./attest/index.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { ConsoleEvents } from "./console/events.js";
+import { consoleRoutes } from "./console/routes.js";
+import { ConsoleSessions } from "./console/sessions.js";
+import { consoleBuilt, defaultConsoleDir, serveConsole } from "./console/static.js";
 import { Enrollment } from "./enroll/enroll.js";
+import { ControllerError } from "./errors.js";
+import { FlowCollector } from "./flows/collector.js";
+import { downloadRoutes } from "./install/downloads.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
+import { IdentityReaper } from "./identity/reaper.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryPlanner } from "./inventory/plan.js";
+import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
 import { serveCredentialRenewal } from "./nodes/credentials.js";
+import { ControllerCounters } from "./metrics/counters.js";
+import { ControllerMetrics } from "./metrics/metrics.js";
 import { LeaderElection } from "./leader/election.js";
 import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
@@ -34,13 +47,16 @@ import { Liveness } from "./nodes/liveness.js";
 import { LivenessRecorder, seedLiveness } from "./nodes/liveness-store.js";
 import { observeControlPlane } from "./nodes/observer.js";
 import { MalformedMessages } from "./nodes/malformed.js";
+import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { classifyStoreError, explainStoreError } from "./store/kv.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
+import { parseIpv4 } from "@weft/protocol";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
 
@@ -68,10 +84,16 @@ export interface RunningController {
   /** The CA (PEM) the NATS server's certificate chains to (the controller's own unless nats.caFile). */
   natsCaPem: string;
   adminToken: string;
+  /** Reads GET /metrics only (Prometheus). */
+  metricsToken: string;
   authority: Authority;
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
   inventory: InventorySync;
+  /** The process's counters (refusals, undelivered policies, released identities). */
+  counters: ControllerCounters;
+  /** Sweeps identity numbers nothing references (tests call sweep()). */
+  identityReaper: IdentityReaper;
   /** This controller's part in the leader election (isLeader(), leader()). */
   election: LeaderElection;
   stop(): Promise<void>;
@@ -82,6 +104,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
   authority.agentCredentialLifetimeSeconds = config.nats.agentCredentialHours * 3600;
   const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir, log.child({ component: "admin-token" })));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE, log.child({ component: "admin-token" })));
+  // Nodes by status are counted at scrape time, through the registry once it exists.
+  let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
+  const counters = new ControllerCounters();
+  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses(), counters });
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
@@ -130,7 +157,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     pruning.unref();
     cleanups.push(async () => clearInterval(pruning));
 
-    const stores = await openStores(nc);
+    const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
     const election = new LeaderElection({ nc, leaseMs: config.leader.leaseSeconds * 1000, log: log.child({ component: "leader" }) });
     const fence = () => election.isLeader();
     const leaderHint = () => {
@@ -160,6 +187,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       plaintextSites: config.overlay.plaintextSites,
     });
     await registry.reconcile();
+    nodeStatuses = () => registry.list();
     const trustDomain = config.identity.trustDomain;
     const validateLabels = (labels: Record<string, string>) => validateIdentityLabels(labels, trustDomain);
     const joinKeys = new JoinKeys(stores.keys, undefined, validateLabels);
@@ -167,40 +195,81 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const allocateIdentity = (spiffeId: string) => identities.allocate(spiffeId);
 
     // Policies, and each node's compiled view of them.
+    // The publisher starts after the service it reports delivery to: a late-bound holder.
+    const published: { publisher?: NodePolicyPublisher } = {};
     const policies = new PolicyService({
       store: stores.policies,
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
       workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
+      delivery: (nodeId) => published.publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
-    let publisher: NodePolicyPublisher | undefined;
     election.duty({
       name: "node-policies",
       start: async () => {
-        publisher = await NodePolicyPublisher.start({
-          stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies") },
+        published.publisher = await NodePolicyPublisher.start({
+          stores: {
+            policies: stores.policies,
+            identities: stores.identities,
+            nodes: stores.nodes,
+            nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies"),
+            nodePolicyChunks: fencedStore(stores.nodePolicyChunks, fence, "node policies"),
+          },
+          counters,
           log: log.child({ component: "policy-publisher" }),
+          observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
         });
       },
       stop: async () => {
-        await publisher?.stop();
-        publisher = undefined;
+        await published.publisher?.stop();
+        published.publisher = undefined;
       },
     });
-    const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
+    const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
+    const workloads = new WorkloadService({
+      registry,
+      allocateIdentity,
+      trustDomain,
+      maxIdentitiesPerNode: config.identity.maxWorkloadIdentitiesPerNode,
+      releaseAfterMs,
+      counters,
+      log: log.child({ component: "workloads" }),
+    });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
+    // Identity numbers nothing references are released after the grace (identity/reaper.ts).
+    const identityReaper = new IdentityReaper({
+      identities,
+      nodes: async () => (await stores.nodes.list()).map((n) => n.value),
+      graceMs: releaseAfterMs,
+      intervalMs: Math.min(60_000, Math.max(1000, releaseAfterMs / 4)),
+      counters,
+      log: log.child({ component: "identities" }),
+    });
+    identityReaper.start();
+    cleanups.push(() => identityReaper.stop());
+
+    // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
+    const spiffeLog = log.child({ component: "spiffe" });
+    const trustAuthority = await TrustDomainAuthority.open({ dir: join(config.stateDir, SPIFFE_DIR), trustDomain, log: spiffeLog });
+    await publishTrustBundle(stores.trustBundle, trustAuthority, spiffeLog);
+    const svids = new SvidService({ authority: trustAuthority, registry, x509TtlSeconds: config.spiffe.x509SvidTtlSeconds, jwtTtlSeconds: config.spiffe.jwtSvidTtlSeconds, log: spiffeLog });
+    const svidSubs = svids.serve(nc);
+    cleanups.push(async () => svidSubs.forEach((s) => s.unsubscribe()));
 
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const natsHost = (apiHost: string | undefined) => (apiHost === undefined ? "127.0.0.1" : apiHost.includes(":") ? `[${apiHost}]` : apiHost);
     const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
+    const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
       inventory: stores.inventory,
+      attestor,
       policies: enrollmentPolicies,
+      siteOfInstance: (instance) => siteOfInstance(config.inventory.sites, instance),
       joinKeys,
       claims,
       allocator,
@@ -227,6 +296,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
+      controllerAddresses: controllerAddresses(config, embedded !== undefined),
+      sites: config.inventory.sites,
     });
     const routesLog = log.child({ component: "site-routes" });
     const leaderRegistry = fencedRegistry(registry, fence, "site routes and inventory");
@@ -265,6 +336,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       fence,
       leaderHint,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
+      onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
@@ -289,6 +361,25 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log: log.child({ component: "credentials" }),
     });
     cleanups.push(async () => renewals.unsubscribe());
+    const rotations = serveKeyRotation(nc, { registry, claims, malformed, log: log.child({ component: "wgkey" }) });
+    cleanups.push(async () => rotations.unsubscribe());
+
+    // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
+    const consoleLog = log.child({ component: "console" });
+    const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
+    const events = new ConsoleEvents({ log: consoleLog });
+    cleanups.push(() => events.stop());
+    events.follow("nodes", stores.nodes.kv);
+    events.follow("policies", stores.policies.kv);
+    events.follow("identities", stores.identities.kv);
+    events.follow("inventory", stores.inventory.kv);
+    events.followHeartbeats(nc);
+    const flows = new FlowCollector({ log: log.child({ component: "flows" }), onReport: (r) => metrics.recordFlowReport(r), onChange: () => events.publish("flows") });
+    const flowsSub = flows.serve(nc);
+    cleanups.push(async () => flowsSub.unsubscribe());
+    const consoleDir = config.console.dir ?? defaultConsoleDir();
+    const withConsole = config.console.enabled && consoleBuilt(consoleDir);
+    if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
 
     const apiLog = log.child({ component: "api" });
     const apiTls = config.api.tls.enabled ? tls : undefined;
@@ -296,8 +387,46 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       apiTls && { caHash: apiTls.caHash, urls: apiUrls({ sans: apiTls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(apiTls ? { https: apiTls.serverOptions() } : {}) });
+    const countedEnrollment = {
+      enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
+        try {
+          const enrolled = await enrollment.enroll(...args);
+          metrics.recordEnrollment("enrolled");
+          return enrolled;
+        } catch (err) {
+          metrics.recordEnrollment("refused", err instanceof ControllerError ? err.code : "internal");
+          throw err;
+        }
+      },
+    };
+    const routes = [
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => published.publisher?.delivery(id) }),
+      ...consoleRoutes({
+        adminToken,
+        sessions,
+        events,
+        metrics,
+        flows: () => flows.view(),
+        matrixInput: async () => ({ policies: await policies.list(), identities: await identities.list(), nodes: await registry.list() }),
+      }),
+      ...downloadRoutes({ dir: config.downloads.dir, caPem: tls?.caPem }),
+    ];
+    const serverOptions = {
+      routes,
+      adminToken,
+      metricsToken,
+      sessions,
+      counters,
+      log: apiLog,
+      version: CONTROLLER_VERSION,
+      onResponse: (method: string, route: string, status: number, seconds: number) => metrics.recordApiRequest(method, route, status, seconds),
+    };
+    const tcp = buildApiServer({
+      ...serverOptions,
+      rateLimit: config.api.rateLimit,
+      ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}),
+      ...(apiTls ? { https: apiTls.serverOptions() } : {}),
+    });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -306,11 +435,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       embedded?.reload(); // nats-server rereads its certificate on SIGHUP
     });
     cleanups.push(async () => renewal.stop());
-    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });
-      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+      unix = buildApiServer(serverOptions);
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
@@ -320,9 +449,32 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrls, controller: election.id, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, authority, nc, inventory, election, stop };
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, election, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The addresses agents reach this controller at: the API's (its listen address when specific,
+ * the IPs among its certificate names, every IPv4 address of the host) and NATS's (the advertised
+ * URLs' hosts, the embedded server's listen address). No site route may cover one.
+ */
+export function controllerAddresses(config: ControllerConfig, embeddedNats: boolean): { address: string; what: string }[] {
+  const ipv4 = (h: string | undefined) => (h !== undefined && parseIpv4(h) !== undefined && h !== "0.0.0.0" ? [h] : []);
+  const host = hostIpv4Addresses();
+  const api = [...ipv4(config.api.listenHost), ...(config.api.tls.sans ?? []).flatMap((n) => ipv4(n)), ...host];
+  const natsHosts = [...config.nats.advertise, ...(config.nats.url ? [config.nats.url] : [])].flatMap((u) => {
+    try {
+      return ipv4(new URL(u).hostname);
+    } catch {
+      return [];
+    }
+  });
+  const nats = [...natsHosts, ...(embeddedNats ? [...ipv4(config.nats.listenHost), ...host] : [])];
+  const out = new Map<string, string>();
+  for (const a of api) out.set(a, "API");
+  for (const a of nats) out.set(a, out.has(a) ? "API and NATS" : "NATS");
+  return [...out].map(([address, what]) => ({ address, what }));
 }

@@ -4,9 +4,11 @@
  * the KV revision it was read at so receivers apply only newer ones.
  */
 import { z } from "zod";
+import { InstanceAttestation } from "./attestation.js";
 import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
 import { nonUnicastReason, parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+import { CloudProvider } from "./provider.js";
 
 export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
@@ -42,9 +44,6 @@ export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lower
 
 // ---------------------------------------------------------------- instance selectors
 
-export const CloudProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
-export type CloudProvider = z.infer<typeof CloudProvider>;
-
 /**
  * Which cloud instances may join: every field given must equal the inventory's record of the
  * agent's instance (tags: each listed tag with exactly that value; other tags are ignored). An
@@ -74,8 +73,15 @@ export const JoinKeyCreateRequest = z
     ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
     labels: labels.default({}),
     /**
-     * The key works only for an agent that presents an instance identity (EnrollRequest.instance)
-     * of an instance in the inventory, running, enrolling from one of its addresses and matching
+     * The site of every node enrolled with this key: an agent naming another is refused, one naming
+     * none gets this one. Required when the labels grant `weft:gateway`. Absent: the site comes from
+     * the instance's network (inventory `sites`), else the agent names it (and such a node is never
+     * a gateway nor in a plaintext site).
+     */
+    site: siteName.optional(),
+    /**
+     * The key works only for an agent that presents a signed instance document
+     * (EnrollRequest.attestation) of an instance in the inventory, running, and matching
      * this selector.
      */
     instanceSelector: InstanceSelector.optional(),
@@ -89,6 +95,8 @@ export const JoinKeyInfo = z.object({
   description: z.string().optional(),
   reusable: z.boolean(),
   labels,
+  /** The site the key vouches for. */
+  site: siteName.optional(),
   /** Set: the key works only for instances in the inventory that match it. */
   instanceSelector: InstanceSelector.optional(),
   createdAt: z.string(),
@@ -117,9 +125,9 @@ export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
 // ---------------------------------------------------------------- enrollment
 
 /**
- * What an agent read from its cloud's instance metadata service: which instance it runs on. The
- * controller believes it only when its inventory has that instance, running, with the address the
- * agent enrolls from (see the inventory's join checks).
+ * Which instance a node runs on, in the inventory's terms. The controller takes it only from a
+ * signed instance document it verified (EnrollRequest.attestation); an agent that sends one
+ * itself, unsigned (`instance`), is refused.
  */
 export const InstanceIdentityClaim = z
   .object({
@@ -137,12 +145,22 @@ export type InstanceIdentityClaim = z.infer<typeof InstanceIdentityClaim>;
 export const EnrollRequest = z
   .object({
     version: z.literal(1),
-    /** Required unless `instance` is given and an enrollment policy matches the instance (keyless join). */
+    /** Required unless `attestation` is given and an enrollment policy matches the instance (keyless join). */
     joinKey: z.string().min(1).max(200).optional(),
-    /** The instance this agent runs on, from the cloud's metadata service; checked against the inventory. */
+    /**
+     * The cloud's signed instance document, as the agent read it from its metadata service: the
+     * controller verifies it and takes the instance it names (see ./attestation.ts).
+     */
+    attestation: InstanceAttestation.optional(),
+    /** An unsigned claim of an instance (older agents): always refused, since anyone can send one. Send `attestation`. */
     instance: InstanceIdentityClaim.optional(),
     name: nodeName,
-    site: siteName,
+    /**
+     * The site the agent believes it is in. What vouches for the node (its join key's or enrollment
+     * policy's site, or its instance's network) decides: a request naming another site is refused,
+     * one naming none gets the vouched site (EnrollResponse.site).
+     */
+    site: siteName.optional(),
     wireguardPublicKey: wireguardKey,
     natsPublicKey: natsUserKey,
     listenPort: z.number().int().min(1).max(65535),
@@ -158,7 +176,7 @@ export const EnrollRequest = z
     overlayAddress: ipv4.optional(),
   })
   .strict()
-  .refine((r) => r.joinKey !== undefined || r.instance !== undefined, {
+  .refine((r) => r.joinKey !== undefined || r.attestation !== undefined || r.instance !== undefined, {
     path: ["joinKey"],
     message: "required unless the request carries an instance identity (keyless join through an enrollment policy)",
     // Also when other fields are wrong, so a request missing everything still names joinKey.
@@ -168,6 +186,8 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
 export const EnrollResponse = z.object({
   nodeId,
+  /** The node's site, as what vouched for it says (absent from controllers before sites were bound). */
+  site: siteName.optional(),
   overlayAddress: ipv4,
   /** The whole overlay range the agent routes through its interface. */
   overlayCidr: cidr,
@@ -189,9 +209,9 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 // ---------------------------------------------------------------- enrollment policies (KV weft-enroll-policies)
 
 /**
- * Keyless join: an agent that presents an instance identity and no join key is enrolled when its
- * instance is in the inventory, running, enrolls from one of its addresses and matches the selector
- * of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
+ * Keyless join: an agent that presents a signed instance document and no join key is enrolled
+ * when the instance it names is in the inventory, running, passes the source-address rule and
+ * matches the selector of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
  */
 export const EnrollmentPolicy = z
   .object({
@@ -199,6 +219,8 @@ export const EnrollmentPolicy = z
     description: z.string().max(200).optional(),
     /** Which instances may join; provider is required so a policy never spans every cloud by accident. */
     selector: InstanceSelector.extend({ provider: CloudProvider }).strict(),
+    /** The site of the nodes this policy admits (else their instance's network's site, inventory `sites`). */
+    site: siteName.optional(),
     /** Labels granted to the nodes enrolled through this policy (identity labels included). */
     labels: labels.default({}),
   })
@@ -238,11 +260,12 @@ export type WorkloadsRequest = z.infer<typeof WorkloadsRequest>;
 
 /**
  * Why a workloads request was refused (WorkloadsReply error.code): `invalid_request` (a field is
- * wrong, named in the message), `forbidden` (a namespace the node may not host), `not_found` (the
+ * wrong, named in the message), `forbidden` (an identity the node was not granted), `identity_limit`
+ * (more workload identities than the node may hold within the release grace), `not_found` (the
  * node does not exist), `addresses_exhausted` (more workloads than the prefix holds),
  * `store_unavailable` (retry).
  */
-export const WorkloadsErrorCodes = ["invalid_request", "forbidden", "not_found", "addresses_exhausted", "store_unavailable"] as const;
+export const WorkloadsErrorCodes = ["invalid_request", "forbidden", "identity_limit", "not_found", "addresses_exhausted", "store_unavailable"] as const;
 
 /** The reply: the recorded workloads (same names, stable addresses), or why the request was refused. */
 export const WorkloadsReply = z.union([
@@ -278,6 +301,11 @@ export const PeerRecord = z.object({
    * or the overlay's addresses; agents in the same site reach them directly. See DESIGN.md.
    */
   siteRoutes: z.array(cidr).optional(),
+  /**
+   * Those of siteRoutes outside private, CGNAT and ULA space that the controller's inventory config
+   * allows for this site explicitly; agents refuse any other public range.
+   */
+  explicitSiteRoutes: z.array(cidr).optional(),
   endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
   /**
    * Changes whenever the node's WireGuard interface is created afresh (boot,
@@ -295,17 +323,31 @@ export const PeerRecord = z.object({
    * address of its private endpoint. Absent = "wireguard".
    */
   sameSiteTransport: SameSiteTransport.optional(),
+  /** The node's cloud, when its enrollment proved an instance (for `weft whois`). */
+  cloud: CloudProvider.optional(),
+  /** The node's labels, except cloud tags and account and instance ids (for `weft whois`). */
+  labels: labels.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;
 
 // ---------------------------------------------------------------- nodes (REST, KV weft-nodes)
 
+/**
+ * What vouched for a node's site: its join key, its enrollment policy, its instance's network
+ * (inventory `sites`), or nothing but the agent's own request (`request`; then the node is never
+ * a gateway and never in a plaintext site). Absent on records written before sites were bound:
+ * read as `request`.
+ */
+export const SiteSource = z.enum(["join-key", "enrollment-policy", "network", "request"]);
+export type SiteSource = z.infer<typeof SiteSource>;
+
 export const NodeRecord = z.object({
   version: z.literal(1),
   nodeId,
   name: nodeName,
   site: siteName,
+  siteSource: SiteSource.optional(),
   wireguardPublicKey: wireguardKey,
   natsPublicKey: natsUserKey,
   overlayAddress: ipv4,
@@ -329,8 +371,16 @@ export const NodeRecord = z.object({
    * held them; the controller adopts them at start).
    */
   workloads: z.array(Workload).optional(),
+  /**
+   * Workload identities the node held and dropped, each until `until` (drop time + the identity
+   * release grace): they still count towards the node's identity cap and keep the number from
+   * being released while agents may still hold policy naming it.
+   */
+  recentIdentities: z.array(z.object({ identity: Identity, until: z.string() })).optional(),
   /** Site networks this node routes to as its site's gateway (the site route advertiser sets them). */
   siteRoutes: z.array(cidr).optional(),
+  /** Those of siteRoutes outside private space that the inventory config allows for the site explicitly. */
+  explicitSiteRoutes: z.array(cidr).optional(),
   /** The node's WireGuard interface epoch, from its heartbeats. */
   sessionEpoch: sessionEpoch.optional(),
 });
@@ -341,6 +391,9 @@ export const PeerHandshake = z.object({
   /** Seconds since epoch of the last handshake; absent when none yet. */
   lastHandshake: z.number().optional(),
   endpoint: z.string().optional(),
+  /** Bytes received from and sent to the peer over WireGuard since the interface came up. */
+  rxBytes: z.number().int().nonnegative().optional(),
+  txBytes: z.number().int().nonnegative().optional(),
 });
 
 export const Heartbeat = z.object({
@@ -357,6 +410,8 @@ export type Heartbeat = z.infer<typeof Heartbeat>;
 
 export const NodeView = NodeRecord.extend({
   status: z.enum(["online", "offline", "never-seen"]),
+  /** Whether the node's compiled policy fits its datapath and is delivered (see PolicyDelivery). */
+  policyDelivery: z.object({ state: z.enum(["ok", "oversized"]), mapEntries: z.number().int(), capacity: z.number().int(), since: z.string().optional() }).optional(),
   lastSeen: z.string().optional(),
   appliedRevision: z.number().optional(),
   peers: z.array(PeerHandshake).optional(),
@@ -396,9 +451,15 @@ export const IdentityLabels = {
 export const GATEWAY_LABEL = "weft:gateway";
 
 /**
- * Node label (from the join key) naming the SPIFFE namespaces the node may host workloads in:
- * comma-separated namespaces, or `*` for any. Absent: the namespace of the node's own identity.
+ * Node label (join key, enrollment policy, or the instance tag of that name) granting the
+ * workload identities the node may host: `<namespace>/<serviceAccount>` pairs separated by commas
+ * or spaces, `<namespace>/*` for every service account of a namespace, `*` for any (GCP label
+ * values cannot hold `/`, `*` or `,`: `<namespace>_<serviceAccount>` there, one per label).
+ * Nothing else is hosted; a node may always run workloads as its own identity.
  */
+export const WORKLOAD_IDENTITIES_LABEL = "weft:workload-identities";
+
+/** The older form of the grant: namespaces (comma-separated, or `*`), each as `<namespace>/*`. */
 export const WORKLOAD_NAMESPACES_LABEL = "weft:workload-namespaces";
 
 // ---------------------------------------------------------------- NATS credentials
@@ -413,3 +474,16 @@ export const CredentialsReply = z.union([
   z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 export type CredentialsReply = z.infer<typeof CredentialsReply>;
+
+// ---------------------------------------------------------------- WireGuard key rotation
+
+/** Agent → controller on Subjects.wireguardKey(nodeId): the node's new WireGuard public key. */
+export const KeyRotationRequest = z.object({ version: z.literal(1), wireguardPublicKey: wireguardKey }).strict();
+export type KeyRotationRequest = z.infer<typeof KeyRotationRequest>;
+
+/** The reply: the key is in the node and peer records (peers switch to it), or why not. */
+export const KeyRotationReply = z.union([
+  z.object({ ok: z.literal(true), wireguardPublicKey: wireguardKey }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type KeyRotationReply = z.infer<typeof KeyRotationReply>;

@@ -87,3 +87,20 @@ export function nonUnicastReason(ip: string): string | undefined {
   if (v === undefined) return "not an IPv4 address";
   return NOT_UNICAST.find((r) => cidrContains(r.cidr, v))?.what;
 }
+
+/**
+ * Address space a site route may cover without an explicit allowance: RFC 1918 private ranges and
+ * the shared CGNAT range (RFC 6598). (IPv6 ULA, fc00::/7, is the IPv6 counterpart; site routes are
+ * IPv4 only today.) Anything else is someone's public address space.
+ */
+export const PRIVATE_RANGES: readonly string[] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"];
+
+/** Whether every address of `inner` is in `outer`. */
+export function cidrWithin(inner: Ipv4Cidr, outer: Ipv4Cidr): boolean {
+  return inner.prefixLength >= outer.prefixLength && cidrContains(outer, inner.network);
+}
+
+/** Whether `cidr` lies wholly inside PRIVATE_RANGES. */
+export function isPrivateCidr(cidr: Ipv4Cidr): boolean {
+  return PRIVATE_RANGES.some((r) => cidrWithin(cidr, parseCidr(r)!));
+}

@@ -15,9 +15,9 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ControllerClient } from "@weft/protocol";
+import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
+import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type LabOptions, type RunningClouds } from "@weft/lab";
 import { ping, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture } from "./traffic.js";
 
@@ -38,10 +38,10 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
   let client: ControllerClient;
   let clouds: RunningClouds;
   let failed = false;
-  const admin = (p: CloudProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
+  const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const instanceOf = (host: string) => {
     const h = topology.hosts.find((x) => x.name === host)!;
-    return instanceIdFor(h.site as CloudProvider, host);
+    return instanceIdFor(h.site as MetadataProvider, host);
   };
   const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
   /** Waits for an agent process to exit (a refused enrollment) and returns its exit code. */
@@ -137,7 +137,7 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
     }
     await Promise.all(["azure-1", "azure-2", "gcp-1", "gcp-2"].map((h) => cluster.startAgent(h)));
     // No cloud metadata on-prem: the gateway role comes from the key's labels.
-    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", labels: { "weft:gateway": "true" } });
+    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", site: "onprem", labels: { "weft:gateway": "true" } });
     await cluster.startAgent("onprem-1", onpremKey.key);
     const t0 = Date.now();
     await cluster.waitForFullMesh(90_000);

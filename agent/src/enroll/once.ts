@@ -14,20 +14,22 @@ import { AgentError } from "../errors.js";
 import { defaultRouteAddress } from "../net/underlay.js";
 import type { NatsIdentity } from "../state/nkey.js";
 import { writeFileAtomic, type AgentState } from "../state/store.js";
-import { CONTROLLER_CA_FILE, enroll } from "./client.js";
-import { readInstanceIdentity } from "./instance.js";
+import { CONTROLLER_CA_FILE, enroll, requestNonce } from "./client.js";
+import { readInstanceAttestation } from "./instance.js";
+import { readJoinKeyFile } from "./join-key-file.js";
 
 export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
   const controllerUrl = config.controllerUrl;
-  if (!controllerUrl || (!config.joinKey && !config.cloud)) {
+  const joinKey = config.joinKey ?? (config.joinKeyFile === undefined ? undefined : await readJoinKeyFile(config.joinKeyFile));
+  if (!controllerUrl || (!joinKey && !config.cloud)) {
     throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY), or --cloud <provider> to join by instance identity");
   }
   const privateAddress = config.endpoints.private ?? (await defaultEndpoint(config.interface.listenPort));
   const req: EnrollRequest = {
     version: 1,
-    ...(config.joinKey ? { joinKey: config.joinKey } : {}),
+    ...(joinKey ? { joinKey } : {}),
     name: config.name,
-    site: config.site,
+    ...(config.site === undefined ? {} : { site: config.site }),
     wireguardPublicKey,
     natsPublicKey: nats.publicKey,
     listenPort: config.interface.listenPort,
@@ -39,8 +41,14 @@ export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string
   if (new URL(controllerUrl).protocol === "http:") log.warn({ controller: controllerUrl }, "enrolling over plain HTTP: the join key crosses the network in clear text");
   const { response: res, caPem } = await retry(
     async () => {
-      // Read on every attempt: early in boot the metadata service may not answer yet.
-      if (config.cloud) req.instance = await readInstanceIdentity(config.cloud);
+      // Read on every attempt: early in boot the metadata service may not answer yet, and an
+      // Azure document carries a fresh single-use nonce.
+      if (config.cloud) {
+        req.attestation = await readInstanceAttestation(config.cloud, {
+          controllerUrl,
+          nonce: async () => (await requestNonce(controllerUrl, { caHash: config.controllerCaHash })).nonce,
+        });
+      }
       return enroll(controllerUrl, req, { caHash: config.controllerCaHash });
     },
     {
@@ -52,12 +60,14 @@ export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string
   );
   // The CA the controller proved itself with; state.json (written next, by its owner) marks the enrollment done.
   if (caPem !== undefined) await writeFileAtomic(join(config.stateDir, CONTROLLER_CA_FILE), caPem);
-  log.info({ node: res.nodeId, overlay: res.overlayAddress }, "enrolled");
+  const site = res.site ?? config.site;
+  if (site === undefined) throw new AgentError("enrolled, but the controller did not say this node's site (a controller before sites were bound): pass --site");
+  log.info({ node: res.nodeId, site, overlay: res.overlayAddress }, "enrolled");
   return {
     version: 1,
     nodeId: res.nodeId,
     name: config.name,
-    site: config.site,
+    site,
     overlayAddress: res.overlayAddress,
     overlayCidr: res.overlayCidr,
     controllerUrl,

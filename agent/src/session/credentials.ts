@@ -73,6 +73,9 @@ export class CredentialRenewer {
     this.o.onRenewed(reply.userJwt);
     log.info({ expiresAt: reply.expiresAt }, "renewed the NATS credential; reconnecting with it");
     await nc.reconnect().catch((err: unknown) => log.warn({ err }, "reconnect after renewal failed; the next reconnect uses the new credential"));
+    // reconnect() resolves before the new connection is up; what is published meanwhile can be
+    // lost, so wait for a round trip on the new connection.
+    await nc.flush().catch((err: unknown) => log.warn({ err }, "no round trip after the reconnect yet"));
     return reply.userJwt;
   }
 

@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Subjects } from "@weft/protocol";
+import { KeyRotationReply, Subjects, type KeyRotationRequest } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
@@ -63,6 +63,21 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, tra
   });
   log.info({ servers: state.nats.servers }, "connected to NATS");
   return nc;
+}
+
+/**
+ * Sends this node's new WireGuard public key to the controller and resolves once the node and peer
+ * records carry it (peers then switch); throws AgentError with the controller's refusal.
+ */
+export async function publishWireguardKey(nc: NatsConnection, nodeId: string, publicKey: string): Promise<void> {
+  let reply: KeyRotationReply;
+  try {
+    const msg = await nc.request(Subjects.wireguardKey(nodeId), JSON.stringify({ version: 1, wireguardPublicKey: publicKey } satisfies KeyRotationRequest), { timeout: 10_000 });
+    reply = KeyRotationReply.parse(msg.json());
+  } catch (err) {
+    throw new AgentError("cannot reach the controller to rotate the WireGuard key; the old key stays", { cause: err, retryable: true });
+  }
+  if (!reply.ok) throw new AgentError(`the controller refused the new WireGuard key: ${reply.error.code}: ${reply.error.message}`, { retryable: reply.error.code === "store_unavailable" });
 }
 
 export interface NatsSessionOptions {

@@ -15,10 +15,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect, jwtAuthenticator } from "@nats-io/transport-node";
-import { ControllerClient, EnrollResponse, Subjects } from "@weft/protocol";
+import { ControllerClient, EnrollResponse, Subjects, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentIdentity, eventually } from "../../../controller/src/testing.js";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 
 const exec = promisify(execFile);
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "main.js");

@@ -4,15 +4,17 @@
  * each body with its route's schema before the handler runs, body.ts) and the
  * OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy, type PolicyDelivery } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
+import type { InstanceAttestor } from "../attest/index.js";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
 import type { InventoryPlanner } from "../inventory/plan.js";
 import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
+import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
 import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
@@ -27,18 +29,46 @@ export interface RouteContext<B = unknown> {
   remoteAddress: string | undefined;
   /** Host name the client used (no port). */
   host: string | undefined;
+  /** A request cookie's value. */
+  cookie(name: string): string | undefined;
+  /** A request header's value (first, when repeated). */
+  header(name: string): string | undefined;
+  /** Sets a response cookie: HttpOnly, Secure, SameSite=Strict, Path=/ unless `o` says otherwise. */
+  setCookie(name: string, value: string, o?: { maxAge?: number; expires?: Date }): void;
+  /** Aborted when the client goes away (for streams). */
+  signal: AbortSignal;
 }
 
 export interface Route<B = unknown> {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   summary: string;
-  /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
-  auth: "admin" | "joinKey" | "none";
+  /**
+   * "admin": bearer admin token, or a console session cookie; "metrics": the metrics token or the
+   * admin token; "joinKey": the body carries a join key; "none": public.
+   */
+  auth: "admin" | "metrics" | "joinKey" | "none";
+  /**
+   * Set for routes strangers call (no credentials, or only a join key in the body): the server
+   * rate-limits them per source address, and answers every refusal but a 400 with its stable code
+   * and a generic message, logging the detail and counting it under `endpoint` and its reason.
+   */
+  stranger?: { endpoint: string };
+  /**
+   * What the route answers: JSON (default); "text/plain" (a string; `contentType` may refine it);
+   * "text/event-stream" (the handler returns a readable stream of server-sent events); "file" (a
+   * string, buffer or readable stream sent as it is, of the media type `contentType` names, by
+   * default application/octet-stream).
+   */
+  produces?: "text/plain" | "text/event-stream" | "file";
+  contentType?: () => string;
   /** The body the server parses before the handler runs; a route without one gets none. */
   body?: RouteBody<B>;
+  /** For "text/event-stream", the schema of one event (its `event`, `data`, `id`, `retry` fields). */
   response: z.ZodType;
   status?: number;
+  /** Error statuses the handler itself answers beyond what `auth`, the body and path parameters imply (documented as ApiError). */
+  errors?: readonly number[];
   handler(ctx: RouteContext<B>): Promise<unknown>;
 }
 
@@ -49,7 +79,9 @@ export function route<B = undefined>(r: Route<B>): Route {
 
 export interface ApiServices {
   joinKeys: JoinKeys;
-  enrollment: Enrollment;
+  enrollment: Pick<Enrollment, "enroll">;
+  /** Enrollment nonces for Azure attested documents. */
+  attestor: Pick<InstanceAttestor, "issueNonce">;
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
@@ -61,11 +93,25 @@ export interface ApiServices {
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
   controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
+  /** The process's counters (`GET /v1/counters`). */
+  counters?: ControllerCounters;
+  /** Whether a node's compiled policy is delivered (shown in node views). */
+  policyDelivery?: (nodeId: string) => PolicyDelivery | undefined;
 }
+
+const CounterSnapshot = z.object({
+  name: z.string(),
+  help: z.string(),
+  samples: z.array(z.object({ labels: z.record(z.string(), z.string()), value: z.number() })),
+});
 
 const Health = z.object({ status: z.literal("ok") });
 
 export function apiRoutes(s: ApiServices): Route[] {
+  const withDelivery = (n: NodeView): NodeView => {
+    const d = s.policyDelivery?.(n.nodeId);
+    return d ? { ...n, policyDelivery: d } : n;
+  };
   return [
     { method: "GET", path: "/healthz", summary: "Liveness of the API", auth: "none", response: Health, handler: async () => ({ status: "ok" }) },
     route({
@@ -73,10 +119,22 @@ export function apiRoutes(s: ApiServices): Route[] {
       path: "/v1/enroll",
       summary: "Enroll a node with a join key, or with an instance identity an enrollment policy admits; returns its overlay address and NATS credentials",
       auth: "joinKey",
+      stranger: { endpoint: "enroll" },
       body: { schema: EnrollRequest, what: "enrollment request", screen: refuseAssignedFields, check: enrollRequestIssues },
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
+    }),
+    route({
+      method: "POST",
+      path: "/v1/enroll/nonce",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
+      auth: "none",
+      stranger: { endpoint: "nonce" },
+      body: { schema: z.object({}).strict(), what: "nonce request", emptyIsObject: true },
+      response: EnrollNonce,
+      status: 201,
+      handler: () => s.attestor.issueNonce(),
     }),
     route({
       method: "POST",
@@ -102,14 +160,14 @@ export function apiRoutes(s: ApiServices): Route[] {
       handler: (ctx) => s.joinKeys.revoke(param(ctx, "id")),
     },
     { method: "GET", path: "/v1/identities", summary: "Identities: SPIFFE ID and the number the datapath uses", auth: "admin", response: z.array(Identity), handler: () => s.identities.list() },
-    { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness", auth: "admin", response: z.array(NodeView), handler: () => s.registry.list() },
+    { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness and whether their policy is delivered", auth: "admin", response: z.array(NodeView), handler: async () => (await s.registry.list()).map(withDelivery) },
     {
       method: "GET",
       path: "/v1/nodes/:id",
       summary: "One node, by id or name",
       auth: "admin",
       response: NodeView,
-      handler: (ctx) => s.registry.resolve(param(ctx, "id")),
+      handler: async (ctx) => withDelivery(await s.registry.resolve(param(ctx, "id"))),
     },
     {
       method: "DELETE",
@@ -173,6 +231,14 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: InventoryView,
       handler: () => s.planner.view(),
     },
+    {
+      method: "GET",
+      path: "/v1/counters",
+      summary: "The controller's counters: refusals by endpoint and reason, undelivered node policies, released identities",
+      auth: "admin",
+      response: z.array(CounterSnapshot),
+      handler: async () => s.counters?.read() ?? [],
+    },
     route({
       method: "POST",
       path: "/v1/inventory/sync",
@@ -189,6 +255,12 @@ function param(ctx: Pick<RouteContext, "params">, name: string): string {
   return ctx.params[name] ?? "";
 }
 
+/** The media type a route answers with, without parameters (as OpenAPI names it). */
+function mediaType(r: Route): string {
+  if (r.produces === "file") return (r.contentType?.() ?? "application/octet-stream").split(";")[0]?.trim() ?? "application/octet-stream";
+  return r.produces ?? "application/json";
+}
+
 /** The OpenAPI 3.0 document for `routes`. */
 export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
   const schema = (t: z.ZodType, io: "input" | "output") => z.toJSONSchema(t, { target: "openapi-3.0", io, unrepresentable: "any" });
@@ -198,17 +270,20 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
     const oaPath = r.path.replace(/:([a-z]+)/g, "{$1}");
     const params = [...r.path.matchAll(/:([a-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
     paths[oaPath] ??= {};
+    const security = r.auth === "admin" ? [{ adminToken: [] }, { consoleSession: [] }] : r.auth === "metrics" ? [{ metricsToken: [] }, { adminToken: [] }] : undefined;
     paths[oaPath][r.method.toLowerCase()] = {
       summary: r.summary,
       ...(params.length ? { parameters: params } : {}),
-      ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
+      ...(security ? { security } : {}),
       ...(r.body ? { requestBody: { required: !r.body.emptyIsObject, content: { "application/json": { schema: schema(r.body.schema, "input") } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
-        ...(r.auth === "admin" ? { "401": errorResponse } : {}),
+        [String(r.status ?? 200)]: { description: "OK", content: { [mediaType(r)]: { schema: schema(r.response, "output") } } },
+        ...(r.auth === "admin" || r.auth === "metrics" ? { "401": errorResponse } : {}),
+        ...(r.auth === "admin" && r.method !== "GET" ? { "403": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
+        ...Object.fromEntries((r.errors ?? []).map((code) => [String(code), errorResponse])),
       },
     };
   }
@@ -219,7 +294,18 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
   return {
     openapi: "3.0.3",
     info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities and policies of a Weft overlay." },
-    components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" } } },
+    components: {
+      securitySchemes: {
+        adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" },
+        metricsToken: { type: "http", scheme: "bearer", description: "The controller's metrics token (reads /metrics only)" },
+        consoleSession: {
+          type: "apiKey",
+          in: "cookie",
+          name: "weft_session",
+          description: "A console session from POST /console/login; requests other than GET also need its CSRF token in the X-Weft-CSRF header",
+        },
+      },
+    },
     paths,
   };
 }

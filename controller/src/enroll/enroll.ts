@@ -1,18 +1,25 @@
 /**
- * Enrollment: authorize (verify the join key; check the instance identity against the inventory
- * when the key has an instance selector or when no key is given and an enrollment policy must admit
- * the instance), claim the node's WireGuard key, name, an overlay address and a workload prefix
- * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
- * the node. A node bound to an instance gets its `cloud.` labels and any tag identity at once (as
- * the inventory sync would give them, labels.ts), so its role tags (e.g. `weft:gateway`) count from
- * the moment it joins. Any failure rolls back the claims and binding already made, so a rejected
- * enrollment stores nothing; everything that can reject the request runs before the key is
- * consumed, so a bad request never burns a one-time key.
+ * Enrollment: authorize (verify the join key; verify the signed instance document (attest/) and
+ * check the instance it names against the inventory when the key has an instance selector or when
+ * no key is given and an enrollment policy must admit the instance; an unsigned instance claim is
+ * refused), use up the signed document, claim the node's WireGuard key, name, an overlay address
+ * and a workload prefix (each compare-and-set), issue its NATS credentials, bind the instance,
+ * consume the key and write the node. A node bound to an instance gets its `cloud.` labels and any
+ * tag identity at once (as the inventory sync would give them, labels.ts), so its role tags (e.g.
+ * `weft:gateway`) count from the moment it joins. Any failure rolls back the claims, binding and
+ * document use already made (an Azure nonce stays used), so a rejected enrollment stores nothing;
+ * everything that can reject the request runs before the key is consumed, so a bad request never
+ * burns a one-time key.
+ *
+ * The node's site comes from what vouches for it (site.ts): the key's or policy's site, or its
+ * instance's network; an agent naming another is refused. Refusals carry the full reason in
+ * their message and a stable `reason`; the API tells strangers only the code (api/server.ts).
  */
 import { randomBytes } from "node:crypto";
-import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";
+import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector, type SiteSource } from "@weft/protocol";
 import type { Logger } from "pino";
-import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
+import type { AttestedInstance, InstanceAttestor } from "../attest/index.js";
+import { ConflictError, InstanceRejectedError, NotFoundError, SiteRejectedError, ValidationError, type FieldIssue } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
@@ -25,6 +32,7 @@ import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { Versioned } from "../store/kv.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { EnrollmentPolicies } from "./enrollment-policies.js";
+import { decideSite, type SiteVoucher } from "./site.js";
 
 export interface EnrollmentDeps {
   joinKeys: JoinKeys;
@@ -44,9 +52,13 @@ export interface EnrollmentDeps {
   trustDomain: string;
   heartbeatSeconds: number;
   /** The cloud inventory; absent: enrollments that present an instance identity are refused. */
-  inventory?: Pick<InventoryStore, "instance" | "changeInstance" | "unbind">;
+  inventory?: Pick<InventoryStore, "instance" | "instances" | "changeInstance" | "unbind">;
+  /** Verifies signed instance documents; absent: enrollments that present one are refused. */
+  attestor?: Pick<InstanceAttestor, "verify" | "consume" | "sourceAddress">;
   /** Enrollment policies for keyless joins; absent: every enrollment needs a join key. */
   policies?: Pick<EnrollmentPolicies, "list">;
+  /** The site an instance's network is (inventory `sites`); absent: networks vouch for no site. */
+  siteOfInstance?: (instance: StoredInstance) => string | undefined;
   log: Logger;
 }
 
@@ -56,6 +68,10 @@ interface Grant {
   policy: string | undefined;
   labels: Record<string, string>;
   instance: StoredInstance | undefined;
+  /** The verified signed document that named `instance`. */
+  attested: AttestedInstance | undefined;
+  /** The site the key or policy vouches for. */
+  site: SiteVoucher | undefined;
 }
 
 export interface EnrollContext {
@@ -76,17 +92,21 @@ export class Enrollment {
   async enroll(req: EnrollRequest, ctx: EnrollContext = {}): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
     const grant = await this.authorize(req, ctx);
+    const site = this.siteOf(req, grant);
     const key = grant.key;
     const nodeId = newNodeId();
     const made: { kind: ClaimKind; value: string }[] = [];
     let consumedKey = false;
     let bound: string | undefined;
+    let unconsume: (() => Promise<void>) | undefined;
     const claimOrConflict = async (kind: ClaimKind, value: string, what: string) => {
       const got = await claims.claim(kind, value, nodeId);
       if (!got.ok) throw new ConflictError(`${what} is already enrolled as node ${got.owner}; delete that node first (\`weft nodes delete ${got.owner}\`)`);
       made.push({ kind, value });
     };
     try {
+      // First: of two enrollments with one signed document, only one gets past here.
+      if (grant.attested && this.deps.attestor) unconsume = await this.deps.attestor.consume(grant.attested, nodeId);
       await claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`);
       await claimOrConflict("name", req.name, `node name ${req.name}`);
       const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
@@ -110,7 +130,8 @@ export class Enrollment {
         version: 1,
         nodeId,
         name: req.name,
-        site: req.site,
+        site: site.site,
+        siteSource: site.source,
         wireguardPublicKey: req.wireguardPublicKey,
         natsPublicKey: req.natsPublicKey,
         overlayAddress,
@@ -129,18 +150,21 @@ export class Enrollment {
         {
           node: nodeId,
           name: req.name,
-          site: req.site,
+          site: site.site,
+          siteSource: site.source,
           overlay: overlayAddress,
           workloadPrefix,
           identity: identity.spiffeId,
           ...(key ? { joinKeyId: key.value.id } : {}),
           ...(grant.policy === undefined ? {} : { enrollmentPolicy: grant.policy }),
           ...(grant.instance ? { instance: bound } : {}),
+          ...(grant.attested ? { evidence: grant.attested.evidence } : {}),
         },
         "node enrolled",
       );
       return {
         nodeId,
+        site: site.site,
         overlayAddress,
         overlayCidr: allocator.rangeText,
         workloadPrefix,
@@ -153,6 +177,7 @@ export class Enrollment {
       const undo = made.map((c) => claims.release(c.kind, c.value, nodeId));
       if (consumedKey && key) undo.push(joinKeys.unconsume(key.value.id, nodeId));
       if (bound !== undefined && this.deps.inventory) undo.push(this.deps.inventory.unbind(bound, nodeId));
+      if (unconsume) undo.push(unconsume());
       for (const r of await Promise.allSettled(undo)) {
         if (r.status === "rejected") log.error({ node: nodeId, err: r.reason }, "rolling back a failed enrollment left something behind");
       }
@@ -162,51 +187,79 @@ export class Enrollment {
 
   /**
    * Decide whether the request may enroll, before anything is claimed or written. With a join key:
-   * the key must be usable, and a key with an instance selector needs an instance identity that
-   * passes the inventory checks and matches it. A key without a selector still has any instance
-   * identity presented checked (a node never carries an unproven binding). Without a key: the
-   * instance must pass the checks and match an enrollment policy.
+   * the key must be usable, and a key with an instance selector needs a signed instance document
+   * whose instance passes the inventory checks and matches it. A key without a selector still has
+   * any instance identity presented checked (a node never carries an unproven binding). Without a
+   * key: the instance must pass the checks and match an enrollment policy.
    */
   private async authorize(req: EnrollRequest, ctx: EnrollContext): Promise<Grant> {
+    const presents = req.attestation !== undefined || req.instance !== undefined;
     if (req.joinKey !== undefined) {
       const key = await this.deps.joinKeys.verify(req.joinKey);
       const selector = key.value.instanceSelector;
-      if (selector !== undefined && req.instance === undefined) {
-        throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`);
+      if (selector !== undefined && !presents) {
+        throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`, { reason: "instance_required" });
       }
-      const instance = req.instance === undefined ? undefined : await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`);
-      return { key, policy: undefined, labels: key.value.labels, instance };
+      const proved = presents ? await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`) : undefined;
+      const site = key.value.site === undefined ? undefined : { site: key.value.site, source: "join-key" as const, what: `join key ${key.value.id}` };
+      return { key, policy: undefined, labels: key.value.labels, instance: proved?.instance, attested: proved?.attested, site };
     }
-    if (req.instance === undefined) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
-    const instance = await this.checkInstance(req, ctx, undefined, "keyless join");
+    if (!presents) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
+    const { instance, attested } = await this.checkInstance(req, ctx, undefined, "keyless join");
     const policies = (await this.deps.policies?.list()) ?? [];
-    const named = describeClaim(req.instance);
+    const named = describeClaim(claimOf(attested));
     if (policies.length === 0) {
-      throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``);
+      throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``, { reason: "no_policy_match" });
     }
     const misses: string[] = [];
     for (const policy of policies) {
       const why = selectorMismatch(policy.selector, instance);
-      if (why.length === 0) return { key: undefined, policy: policy.name, labels: policy.labels, instance };
+      if (why.length === 0) {
+        const site = policy.site === undefined ? undefined : { site: policy.site, source: "enrollment-policy" as const, what: `enrollment policy ${policy.name}` };
+        return { key: undefined, policy: policy.name, labels: policy.labels, instance, attested, site };
+      }
       misses.push(`${policy.name}: ${why.join(", ")}`);
     }
-    throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`);
+    throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`, { reason: "no_policy_match" });
   }
 
-  private async checkInstance(req: EnrollRequest, ctx: EnrollContext, selector: InstanceSelector | undefined, what: string): Promise<StoredInstance> {
-    const claim = req.instance!;
-    const inventory = this.deps.inventory;
-    if (!inventory) throw new InstanceRejectedError(`${describeClaim(claim)}: ${what} needs the cloud inventory, and this controller has none configured`);
+  /**
+   * The instance the request proves it runs on: its signed document verified (attest/), then the
+   * instance it names checked against the inventory. An unsigned claim (`instance` alone) is refused.
+   */
+  private async checkInstance(req: EnrollRequest, ctx: EnrollContext, selector: InstanceSelector | undefined, what: string): Promise<{ instance: StoredInstance; attested: AttestedInstance }> {
+    const { inventory, attestor } = this.deps;
+    if (req.attestation === undefined) {
+      throw new InstanceRejectedError(
+        `${describeClaim(req.instance!)}: an unsigned instance claim proves nothing and is refused; the agent must present its cloud's signed instance document (a current agent run with --cloud <provider> does)`,
+        { details: [{ path: "instance", message: "unsigned_claim" }], reason: "unsigned_claim" },
+      );
+    }
+    if (!inventory || !attestor) throw new InstanceRejectedError(`a ${req.attestation.provider} instance document: ${what} needs the cloud inventory, and this controller has none configured`, { reason: "not_configured" });
+    const attested = await attestor.verify(req.attestation);
     const checked = await checkInstanceClaim({
-      claim,
+      claim: claimOf(attested),
+      attestedAddresses: attested.privateIps,
       observedAddress: ctx.observedAddress,
-      privateEndpoint: req.endpoints.private,
+      sourceAddress: attestor.sourceAddress,
+      instanceAt: async (address) => (await inventory.instances()).find((i) => i.privateIps.includes(address) || i.publicIps.includes(address)),
       selector,
       inventory,
       nodeExists: (nodeId) => this.nodeExists(nodeId),
     });
-    if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }] });
-    return checked.instance;
+    if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }], reason: checked.code });
+    return { instance: checked.instance, attested };
+  }
+
+  /** The node's site from what vouches for it (the key or policy, the instance's network) and the request; throws SiteRejectedError or a ValidationError. */
+  private siteOf(req: EnrollRequest, grant: Grant): { site: string; source: SiteSource } {
+    const vouchers: SiteVoucher[] = grant.site ? [grant.site] : [];
+    const networkSite = grant.instance ? this.deps.siteOfInstance?.(grant.instance) : undefined;
+    if (networkSite !== undefined && grant.instance) vouchers.push({ site: networkSite, source: "network", what: `${grant.instance.provider} network ${grant.instance.network}` });
+    const decided = decideSite(req.site, vouchers);
+    if (decided.ok) return { site: decided.site, source: decided.source };
+    if (decided.reason === "site_missing") throw new ValidationError(`enrollment request is invalid: site: ${decided.message}`, { details: [{ path: "site", message: "required: nothing vouches for this node's site" }], reason: "site_missing" });
+    throw new SiteRejectedError(`node ${req.name}: ${decided.message}`, { reason: decided.reason });
   }
 
   /** The labels and SPIFFE ID a new node gets: its grant's, plus what its instance's tags say. */
@@ -226,11 +279,11 @@ export class Enrollment {
     const stale = instance.boundNode; // bound to a deleted node when the checks passed
     const now = await this.deps.inventory!.changeInstance(key, (cur) => {
       if (cur.boundNode !== undefined && cur.boundNode !== stale && cur.boundNode !== nodeId) {
-        throw new InstanceRejectedError(`${describeClaim(instance)} was just bound to node ${cur.boundNode}; delete that node first (\`weft nodes delete ${cur.boundNode}\`)`);
+        throw new InstanceRejectedError(`${describeClaim(instance)} was just bound to node ${cur.boundNode}; delete that node first (\`weft nodes delete ${cur.boundNode}\`)`, { reason: "already_bound" });
       }
       return { ...cur, boundNode: nodeId, boundAt: new Date().toISOString() };
     });
-    if (!now) throw new InstanceRejectedError(`${describeClaim(instance)} left the inventory during enrollment; retry`);
+    if (!now) throw new InstanceRejectedError(`${describeClaim(instance)} left the inventory during enrollment; retry`, { reason: "not_in_inventory" });
   }
 
   private async nodeExists(nodeId: string): Promise<boolean> {
@@ -262,4 +315,9 @@ export function enrollRequestIssues(req: EnrollRequest): FieldIssue[] {
     if (!(err instanceof InvalidUserKeyError)) throw err;
     return [{ path: "natsPublicKey", message: "not a valid NATS user public nkey (bad checksum or encoding)" }];
   }
+}
+
+/** The instance a verified document names, as the inventory checks take it. */
+function claimOf(a: AttestedInstance): InstanceIdentityClaim {
+  return { provider: a.provider, id: a.id, account: a.account, ...(a.region === undefined ? {} : { region: a.region }), ...(a.zone === undefined ? {} : { zone: a.zone }) };
 }

@@ -9,9 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { startAwsSim, type AwsSim } from "@weft/cloud-sim";
-import { Buckets, PeerRecord, type InventoryAccountStatus, type InventorySyncResult } from "@weft/protocol";
+import { Buckets, PeerRecord, generateKeyPair, type InventoryAccountStatus, type InventorySyncResult } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { enrollAgent, eventually, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
 import type { InventoryConfigInput } from "./config.js";
 import { InventoryStore, instanceKey } from "./store.js";
@@ -57,7 +56,9 @@ function statusOf(r: InventorySyncResult, provider: string, account: string): In
 }
 
 async function enrollOn(instance: { provider: "aws" | "onprem"; account: string; id: string }, labelsKey = joinKey, site = "aws-eu"): Promise<string> {
-  const agent = await enrollAgent(t, labelsKey, generateKeyPair().publicKey, { site });
+  // A key that vouches for the site (a gateway's site must be vouched for), with the shared key's labels.
+  const key = labelsKey === joinKey ? (await t.client.createJoinKey({ site, labels: { env: "prod", "weft:namespace": "base" } })).key : labelsKey;
+  const agent = await enrollAgent(t, key, generateKeyPair().publicKey, { site });
   agents.push(agent);
   await store.bind(instanceKey(instance.provider, instance.account, instance.id), agent.enrolled.nodeId);
   return agent.enrolled.nodeId;

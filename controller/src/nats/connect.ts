@@ -76,6 +76,9 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
+  [Buckets.trustBundle]: 1,
+  [Buckets.enrollNonces]: 1,
+  [Buckets.attestations]: 1,
   [Buckets.leader]: 1,
   [Buckets.liveness]: 1,
 };
@@ -84,6 +87,12 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
 export interface BucketLimit {
   maxValueSize: number;
   maxBytes: number;
+  /**
+   * Records expire after this many seconds (enrollment nonces: they are written for
+   * unauthenticated callers, so age and bytes bound what they can make the store keep; a nonce's
+   * own expiry, inventory.instanceIdentity.azure.nonceTtlSeconds, at most this, is checked on use).
+   */
+  maxAgeSeconds?: number;
 }
 
 const KiB = 1024;
@@ -91,7 +100,7 @@ const MiB = 1024 * KiB;
 
 /**
  * Default limits per bucket (`nats.buckets` in the controller config overrides them). Together
- * 977 MiB, inside the embedded server's default JetStream store limit of 1 GiB
+ * 997 MiB, inside the embedded server's default JetStream store limit of 1 GiB
  * (DEFAULT_MAX_FILE_STORE), which nats-server reserves for them up front. A write past a limit is
  * refused (the bucket discards new writes), never stored half. Node and peer records carry a
  * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries.
@@ -103,9 +112,12 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.keys]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
   [Buckets.identities]: { maxValueSize: 1 * KiB, maxBytes: 16 * MiB },
   [Buckets.policies]: { maxValueSize: 256 * KiB, maxBytes: 64 * MiB },
-  [Buckets.nodePolicies]: { maxValueSize: 1 * MiB, maxBytes: 256 * MiB },
+  [Buckets.nodePolicies]: { maxValueSize: 1 * MiB, maxBytes: 192 * MiB },
   [Buckets.enrollPolicies]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
   [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 256 * MiB },
+  [Buckets.trustBundle]: { maxValueSize: 256 * KiB, maxBytes: 4 * MiB },
+  [Buckets.enrollNonces]: { maxValueSize: 1 * KiB, maxBytes: 64 * MiB, maxAgeSeconds: 900 },
+  [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
   [Buckets.leader]: { maxValueSize: 4 * KiB, maxBytes: 1 * MiB },
   [Buckets.liveness]: { maxValueSize: 4 * KiB, maxBytes: 32 * MiB },
 };
@@ -140,6 +152,7 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
         replicas: opts.replicas ?? 1,
         maxValueSize: limit.maxValueSize,
         max_bytes: limit.maxBytes,
+        ...(limit.maxAgeSeconds ? { ttl: limit.maxAgeSeconds * 1000 } : {}),
         ...(republish ? { republish } : {}),
       });
       created.push(bucket);

@@ -5,14 +5,16 @@
  * consumer (a batched direct get of the stream for the snapshot, a core subscription on the
  * stream's republish subject for changes), and may read its own key of weft-node-policies (a
  * subscription on its `$KV` subject and a direct get of that subject's last message; see
- * kvKeyReadSubjects). It may subscribe only under its own inbox prefix, the peers republish
- * subject and its own policy key. No `$JS.API.CONSUMER.*` subject is granted, so an agent creates
+ * kvKeyReadSubjects; the chunks of a large policy, `<id>.<n>`, by direct get only), and the trust bundle's one key the same way (the SPIFFE CA certificates and
+ * JWT public keys: public material). SVID and every other request go under the node root. It may
+ * subscribe only under its own inbox prefix, the peers republish subject, its own policy key and
+ * the trust bundle key. No `$JS.API.CONSUMER.*` subject is granted, so an agent creates
  * no consumer at all — none durable, none that outlives its connection, no push consumer aimed at
  * another inbox — and deleting a node leaves nothing behind. Everything else is denied by
  * omission: no `$KV.>` publish (no bucket writes), no other node's subjects, no other bucket's
  * stream, no `weft.>` subscription.
  */
-import { Buckets, NODE_ID_PATTERN, Subjects } from "@weft/protocol";
+import { Buckets, NODE_ID_PATTERN, Subjects, TRUST_BUNDLE_KEY } from "@weft/protocol";
 import { InvalidNodeIdError } from "./errors.js";
 
 /** Allow lists in the shape of a NATS user JWT's `pub`/`sub` claims. */
@@ -60,13 +62,20 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
   };
 }
 
-/** The permissions of the agent user of one node. Throws InvalidNodeIdError. */
+/**
+ * The permissions of the agent user of one node. Throws InvalidNodeIdError.
+ * SVID requests (`weft.v1.node.<id>.svid.x509|jwt`) fall under the node root; the trust bundle is
+ * one key every agent may read (public material: CA certificates and JWT public keys).
+ */
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
   const peers = kvBucketReadSubjects(Buckets.peers, Subjects.allPeerUpdates);
+  // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
+  const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
+  const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...bundle.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...bundle.sub] },
   };
 }

@@ -8,10 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator } from "@nats-io/transport-node";
-import { Buckets, ControllerClient, EnrollResponse, Subjects } from "@weft/protocol";
+import { Buckets, ControllerClient, EnrollResponse, Subjects, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { startController, type RunningController } from "../controller.js";
 import { agentIdentity, eventually } from "../testing.js";
 

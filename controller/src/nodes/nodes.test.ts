@@ -4,15 +4,10 @@
  * and frees its address, name and key; heartbeats published by a real agent
  * connection make it online, and forged or garbage heartbeats change nothing.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollResponse, Subjects, type Heartbeat, type NodeView } from "@weft/protocol";
-import { pino } from "pino";
+import { Buckets, EnrollResponse, Subjects, generateKeyPair, type Heartbeat, type NodeView } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PeerWatch } from "../../../agent/src/control/peer-watch.js";
-import { NodePolicyWatch } from "../../../agent/src/control/policy-watch.js";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { claimKey } from "../ipam/claims.js";
 import { agentIdentity, assertNothingStored, eventually, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 
@@ -184,40 +179,5 @@ describe("node liveness", () => {
     expect(writes.length, `peer record writes for 1,000 alternating heartbeats in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(allowed);
     expect(writes.length, "the first epoch is written").toBeGreaterThanOrEqual(1);
     expect((await t.client.getNode(res.nodeId)).sessionEpoch, "the epoch written first").toBe(epochs[0]);
-  });
-
-  it("nodes - an agent session (peers and policy watches) creates no consumer; its deletion leaves 0 consumers", async () => {
-    const jsm = await jetstreamManager(t.running.nc);
-    const count = async () => {
-      let n = 0;
-      for await (const si of jsm.streams.list()) n += si.state.consumer_count;
-      return n;
-    };
-    const before = await count();
-    const { agent, res } = await enroll();
-    const nc = await connectAgent(agent, res);
-    const silent = pino({ level: "silent" });
-    const sets: number[] = [];
-    const peers = new PeerWatch(nc, Subjects.inboxPrefix(res.nodeId), (set) => sets.push(set.peers.size), silent);
-    const policy = new NodePolicyWatch(nc, res.nodeId, () => undefined, silent);
-    await peers.start();
-    await policy.start();
-    expect(sets.length, "peer sets seen").toBeGreaterThan(0);
-    for (const bucket of [Buckets.peers, Buckets.nodePolicies]) {
-      for await (const ci of jsm.consumers.list(`KV_${bucket}`)) {
-        expect(ci.config.deliver_subject?.startsWith(Subjects.inboxPrefix(res.nodeId)) ?? false, `consumer ${ci.name} on KV_${bucket} delivers to the agent`).toBe(false);
-      }
-    }
-    await t.client.deleteNode(res.nodeId);
-    expect(await eventually(() => (nc.isClosed() ? true : undefined), 3000), "agent connection closed by the deletion").toBe(true);
-    peers.stop();
-    policy.stop();
-    // The controller's own short-lived listings come and go; none of what is left is the agent's.
-    for (const bucket of [Buckets.peers, Buckets.nodePolicies]) {
-      for await (const ci of jsm.consumers.list(`KV_${bucket}`)) {
-        expect(ci.config.deliver_subject?.startsWith(Subjects.inboxPrefix(res.nodeId)) ?? false, `consumer ${ci.name} on KV_${bucket} delivers to the deleted node`).toBe(false);
-      }
-    }
-    expect(await eventually(async () => ((await count()) <= before ? true : undefined), 10_000, 200), `consumers after the deletion: want at most the ${before} from before`).toBe(true);
   });
 });

@@ -60,9 +60,13 @@ export interface ChangeOptions<T> {
   known?: Versioned<T> | null;
 }
 
+/** Told of every KV operation a store makes and how it ended (metrics). */
+export type KvObserver = (bucket: string, op: string, result: "ok" | "conflict" | "error") => void;
+
 export interface RecordStoreOptions {
   /** Overrides RACE_DEADLINE_MS (tests). */
   raceDeadlineMs?: number;
+  observe?: KvObserver;
   /** Overrides STORE_RETRY_MS (tests). */
   storeRetryMs?: number;
 }
@@ -108,10 +112,12 @@ export function explainStoreError(err: unknown): string {
   }
 }
 
+
 const decoder = new TextDecoder();
 
 export class RecordStore<S extends z.ZodType> {
   private readonly raceDeadlineMs: number;
+  private readonly observe: KvObserver;
 
   constructor(
     readonly kv: KV,
@@ -120,6 +126,7 @@ export class RecordStore<S extends z.ZodType> {
     opts: RecordStoreOptions = {},
   ) {
     this.raceDeadlineMs = opts.raceDeadlineMs ?? RACE_DEADLINE_MS;
+    this.observe = opts.observe ?? (() => {});
     this.storeRetryMs = opts.storeRetryMs ?? STORE_RETRY_MS;
   }
 
@@ -167,7 +174,7 @@ export class RecordStore<S extends z.ZodType> {
   }
 
   async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
-    const entry = await this.wrap(`get ${key}`, () => this.kv.get(key));
+    const entry = await this.wrap("get", key, () => this.kv.get(key));
     if (!entry || entry.operation !== "PUT") return undefined;
     return { value: this.schema.parse(entry.json()), revision: entry.revision };
   }
@@ -187,8 +194,9 @@ export class RecordStore<S extends z.ZodType> {
   /** A compare-and-set write with retries; a lost race after an attempt that may have been stored is checked against the stored value. */
   private async casWrite(op: string, key: string, body: string, write: () => Promise<number>): Promise<number | false> {
     let maybeStored = false;
+    const kind = op.split(" ")[0]!;
     try {
-      return await this.attempt(
+      const revision = await this.attempt(
         op,
         async () => {
           try {
@@ -201,18 +209,27 @@ export class RecordStore<S extends z.ZodType> {
         ["not-processed", "ambiguous"],
         isRevisionConflict,
       );
+      this.observe(this.bucket, kind, "ok");
+      return revision;
     } catch (err) {
-      if (!isRevisionConflict(err)) throw err;
-      if (maybeStored) {
-        const now = await this.wrap(`get ${key}`, () => this.kv.get(key));
-        if (now && now.operation === "PUT" && decoder.decode(now.value) === body) return now.revision;
+      if (!isRevisionConflict(err)) {
+        this.observe(this.bucket, kind, "error");
+        throw err;
       }
+      if (maybeStored) {
+        const now = await this.wrap("get", key, () => this.kv.get(key));
+        if (now && now.operation === "PUT" && decoder.decode(now.value) === body) {
+          this.observe(this.bucket, kind, "ok");
+          return now.revision;
+        }
+      }
+      this.observe(this.bucket, kind, "conflict");
       return false;
     }
   }
 
   async put(key: string, value: z.infer<S>): Promise<number> {
-    return this.wrap(`put ${key}`, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
+    return this.wrap("put", key, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
   }
 
   /**
@@ -221,7 +238,7 @@ export class RecordStore<S extends z.ZodType> {
    * marker's size) and the marker written after. Deleting a node must always work.
    */
   async delete(key: string): Promise<void> {
-    await this.wrap(`delete ${key}`, async () => {
+    await this.wrap("delete", key, async () => {
       try {
         await this.kv.delete(key);
       } catch (err) {
@@ -233,13 +250,24 @@ export class RecordStore<S extends z.ZodType> {
     });
   }
 
+  /** Delete only if the key is still at `revision` (compare-and-set); resolves false when someone else wrote first. */
+  async deleteIfRevision(key: string, revision: number): Promise<boolean> {
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+      return true;
+    } catch (err) {
+      if (isRevisionConflict(err)) return false;
+      throw new StoreUnavailableError(`${this.bucket}: delete ${key} failed`, { cause: err });
+    }
+  }
+
   async keys(filter?: string): Promise<string[]> {
-    return this.wrap("keys", () => liveKeys(this.kv, filter));
+    return this.wrap("keys", undefined, () => liveKeys(this.kv, filter));
   }
 
   /** Every current record with its key (skipping values that no longer parse, which are reported), read in one pass. */
   async list(filter?: string, onInvalid?: (key: string, err: unknown) => void): Promise<Keyed<z.infer<S>>[]> {
-    const entries = await this.wrap("list", () => liveEntries(this.kv, filter));
+    const entries = await this.wrap("list", undefined, () => liveEntries(this.kv, filter));
     const out: Keyed<z.infer<S>>[] = [];
     for (const e of entries) {
       try {
@@ -251,9 +279,16 @@ export class RecordStore<S extends z.ZodType> {
     return out;
   }
 
-  /** Reads and idempotent writes (put, delete): retried on any transient failure. */
-  private wrap<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return this.attempt(op, fn, ["not-processed", "ambiguous"]);
+  /** Reads and idempotent writes (put, delete): retried on any transient failure (STORE_RETRY_MS). */
+  private async wrap<T>(op: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      const got = await this.attempt(key === undefined ? op : `${op} ${key}`, fn, ["not-processed", "ambiguous"]);
+      this.observe(this.bucket, op, "ok");
+      return got;
+    } catch (err) {
+      this.observe(this.bucket, op, "error");
+      throw err;
+    }
   }
 }
 

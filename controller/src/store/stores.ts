@@ -6,13 +6,15 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { AttestationMark } from "../attest/marks.js";
+import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
-import { StoredLiveness } from "../nodes/liveness-store.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
-import { RecordStore } from "./kv.js";
+import { StoredLiveness } from "../nodes/liveness-store.js";
+import { RecordStore, type KvObserver } from "./kv.js";
 
 export interface Stores {
   /** weft-nodes: NodeRegistry. */
@@ -29,24 +31,33 @@ export interface Stores {
   policies: RecordStore<typeof Policy>;
   /** weft-node-policies: NodePolicyPublisher. */
   nodePolicies: RecordStore<typeof NodePolicyRecord>;
+  /** The same bucket: chunks `<nodeId>.<i>` of compiled policies too large for one record. */
+  nodePolicyChunks: RecordStore<typeof NodePolicyChunk>;
   /** weft-enroll-policies: EnrollmentPolicies. */
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
+  enrollNonces: RecordStore<typeof NonceRecord>;
+  /** weft-attestations: AttestationMarks (signed documents already used). */
+  attestations: RecordStore<typeof AttestationMark>;
+  /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
+  trustBundle: RecordStore<typeof TrustBundle>;
   /** weft-liveness: LivenessRecorder (the leader). The leader lease (weft-leader) is LeaderElection's own. */
   liveness: RecordStore<typeof StoredLiveness>;
 }
 
-/** Opens each bucket once (they must exist: ensureBuckets). */
 /**
  * Longest one JetStream request waits. Short, so a request sent just before a NATS server died
  * (or while a cluster elects a stream leader) is retried well inside STORE_RETRY_MS.
  */
 export const STORE_REQUEST_TIMEOUT_MS = 2000;
 
-export async function openStores(nc: NatsConnection): Promise<Stores> {
+/** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
+export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
+  const o = observe ? { observe } : {};
   const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, liveness] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -56,18 +67,25 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.enrollNonces),
+    kvm.open(Buckets.attestations),
+    kvm.open(Buckets.trustBundle),
     kvm.open(Buckets.liveness),
   ]);
   return {
-    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
-    peers: new RecordStore(peers, PeerRecord, Buckets.peers),
-    ipam: new RecordStore(ipam, Claim, Buckets.ipam),
-    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys),
-    identities: new RecordStore(identities, IdentityEntry, Buckets.identities),
-    policies: new RecordStore(policies, Policy, Buckets.policies),
-    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
-    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
-    inventory: new InventoryStore(inventory),
-    liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness),
+    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
+    peers: new RecordStore(peers, PeerRecord, Buckets.peers, o),
+    ipam: new RecordStore(ipam, Claim, Buckets.ipam, o),
+    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys, o),
+    identities: new RecordStore(identities, IdentityEntry, Buckets.identities, o),
+    policies: new RecordStore(policies, Policy, Buckets.policies, o),
+    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies, o),
+    nodePolicyChunks: new RecordStore(nodePolicies, NodePolicyChunk, Buckets.nodePolicies, o),
+    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies, o),
+    inventory: new InventoryStore(inventory, o),
+    enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
+    attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
+    liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness, o),
   };
 }

@@ -11,15 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Buckets, ControllerClient, Subjects, type EnrollResponse, type PeerRecord } from "@weft/protocol";
+import { Buckets, ControllerClient, Subjects, generateKeyPair, type EnrollResponse, type PeerRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PeerWatch } from "../../agent/src/control/peer-watch.js";
-import { generateKeyPair } from "../../agent/src/wireguard/keys.js";
-import { startController, type RunningController } from "./controller.js";
-import { kvStreamName } from "./nats/permissions.js";
-import { agentIdentity, eventually } from "./testing.js";
-import { startNatsServers, type NatsServers } from "./testing-nats.js";
+import { startController, type RunningController } from "../../controller/src/controller.js";
+import { kvStreamName } from "../../controller/src/nats/permissions.js";
+import { agentIdentity, eventually } from "../../controller/src/testing.js";
+import { startNatsServers, type NatsServers } from "../../controller/src/testing-nats.js";
 
 const silent = pino({ level: process.env.WEFT_TEST_LOG ?? "silent" });
 

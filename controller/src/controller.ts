@@ -248,8 +248,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       counters,
       log: log.child({ component: "identities" }),
     });
-    identityReaper.start();
-    cleanups.push(() => identityReaper.stop());
+    election.duty({ name: "identity-reaper", start: () => identityReaper.start(), stop: () => identityReaper.stop() });
 
     // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
     const spiffeLog = log.child({ component: "spiffe" });

@@ -28,6 +28,10 @@ import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { ServiceCatalog } from "./services/catalog.js";
+import { ServiceHealth } from "./services/health.js";
+import { NodeServicesPublisher } from "./services/publisher.js";
+import { VipAllocator } from "./services/vips.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
@@ -124,6 +128,39 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       log: log.child({ component: "policy-publisher" }),
     });
     cleanups.push(() => publisher.stop());
+    // Services: the catalog (weft-services, VIPs), backend health and client statistics from the
+    // agents, and each node's compiled view (weft-node-services).
+    const zone = config.services.zone ?? trustDomain;
+    let servicesPublisher: NodeServicesPublisher | undefined;
+    const serviceHealth = new ServiceHealth({
+      nc,
+      hostedBy: (nodeId) => servicesPublisher?.hostedBy(nodeId),
+      backendNodes: () => servicesPublisher?.backendNodes() ?? [],
+      liveness: (nodeId) => liveness.status(nodeId),
+      onChange: () => servicesPublisher?.schedule(),
+      log: log.child({ component: "service-health" }),
+    });
+    serviceHealth.start();
+    cleanups.push(async () => serviceHealth.stop());
+    servicesPublisher = await NodeServicesPublisher.start({
+      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: stores.nodeServices },
+      healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
+      zone,
+      serviceCidr: config.overlay.serviceCidr,
+      log: log.child({ component: "services-publisher" }),
+    });
+    const publisherOfServices = servicesPublisher;
+    cleanups.push(() => publisherOfServices.stop());
+    const services = new ServiceCatalog({
+      store: stores.services,
+      vips: new VipAllocator(claims, config.overlay.serviceCidr),
+      publisher: publisherOfServices,
+      health: serviceHealth,
+      resolveNode: (idOrName) => registry.resolve(idOrName),
+      zone,
+      log: log.child({ component: "services" }),
+    });
+
     const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
@@ -206,7 +243,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
+    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo });
     const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());

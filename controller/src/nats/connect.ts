@@ -66,6 +66,8 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
+  [Buckets.services]: 5,
+  [Buckets.nodeServices]: 1,
 };
 
 export interface EnsureBucketsOptions {

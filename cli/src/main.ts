@@ -13,6 +13,7 @@ import { registerKeys } from "./commands/keys.js";
 import { registerLab } from "./commands/lab.js";
 import { registerNodes } from "./commands/nodes.js";
 import { registerPolicy } from "./commands/policy.js";
+import { registerService } from "./commands/service.js";
 import { registerStatus } from "./commands/status.js";
 import { registerFlows } from "./commands/flows.js";
 import { reportAndExit } from "./errors.js";
@@ -32,6 +33,7 @@ registerNodes(program);
 registerIdentities(program);
 registerInventory(program);
 registerPolicy(program);
+registerService(program);
 registerLab(program);
 
 program.parseAsync(process.argv).catch(reportAndExit);

@@ -18,6 +18,8 @@ export interface FlowRow {
   bytes: number;
   /** Dropped packets by reason; empty when nothing was dropped. */
   drops: Record<string, number>;
+  /** Set on rows of refused service connections (`<namespace>/<name>`): drops count connections, not packets. */
+  service?: string;
 }
 
 /** Reads the counters pinned under `pinDir` (root only). */

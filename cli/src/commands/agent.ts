@@ -31,6 +31,10 @@ interface AgentFlags {
   vxlanInterface?: string;
   vxlanPort?: string;
   metricsListen?: string;
+  services: boolean;
+  serviceCgroup?: string;
+  dnsListen?: string;
+  dnsUpstream: string[];
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -82,6 +86,10 @@ export function registerAgent(program: Command): void {
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
+    .option("--no-services", "no service load balancing, health checks or DNS on this host")
+    .option("--service-cgroup <dir>", "cgroup v2 directory whose processes' connections to service VIPs are balanced (default: the whole host)")
+    .option("--dns-listen <where>", "DNS for service, node and workload names: overlay (default, port 53 on the overlay address), ip:port, or '' (off)")
+    .option("--dns-upstream <ip[:port]>", "resolver for other names (repeatable; default the nameservers in /etc/resolv.conf)", (v: string, all: string[]) => [...all, v], [])
     .action(async (f: AgentFlags) => {
       const log = createLogger();
       let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
@@ -106,6 +114,11 @@ export function registerAgent(program: Command): void {
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
         metrics: { listen: f.metricsListen },
         gateway: { snat: f.gatewaySnat ? undefined : false },
+        services: {
+          enabled: f.services ? undefined : false,
+          cgroup: f.serviceCgroup,
+          dns: { listen: f.dnsListen, upstream: f.dnsUpstream.length > 0 ? f.dnsUpstream : undefined },
+        },
       });
       const running = await startAgent(config, log);
       await untilSignal();

@@ -12,3 +12,4 @@ export { readPeers, type ActualPeer } from "./wireguard/index.js";
 export { readPinnedFlows, flowRows, type FlowRow } from "./datapath/flows.js";
 export { readPinnedRefused, refusedFlowRows } from "./services/flows.js";
 export { AgentDatapath, readFlows, type FlowCounters } from "./datapath/datapath.js";
+export { callLocalApi, LocalApiCallError, LOCAL_API_SOCKET } from "./localapi/index.js";

@@ -91,6 +91,16 @@ export class BackendObserver {
     return out;
   }
 
+  /** Ends an ejection early (the backend's active checks say it recovered). */
+  readmit(key: BackendKey): boolean {
+    const b = this.#b.get(key);
+    if (!b || b.ejectedUntil === 0) return false;
+    b.ejectedUntil = 0;
+    b.ejections = 0;
+    b.streak = 0;
+    return true;
+  }
+
   ejected(key: BackendKey, now: number): boolean {
     return (this.#b.get(key)?.ejectedUntil ?? 0) > now;
   }

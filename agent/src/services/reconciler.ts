@@ -212,6 +212,14 @@ export class ServiceReconciler {
 
   /** Everything a record decides: maps, sources, checks, DNS names, resolv.conf files, the unreachable route. */
   async #converge(record: NodeServicesRecord | null, from: "cache" | "nats"): Promise<void> {
+    // A backend the active checks find healthy again is no longer ejected here either.
+    const before = new Map<string, boolean>((this.#applied.record?.services ?? []).flatMap((s) => s.backends.map((b) => [`${serviceRef(s)}|${b.address}`, b.healthy] as [string, boolean])));
+    for (const s of record?.services ?? []) {
+      for (const b of s.backends) {
+        const key = `${serviceRef(s)}|${b.address}`;
+        if (b.healthy && before.get(key) === false && this.#observer.readmit(key)) this.o.log.info({ backend: key }, "backend recovered (active checks): its ejection here ends");
+      }
+    }
     this.#applyMaps(record, from);
     this.#health.setTasks(record?.checks ?? []);
     await this.#refresh(record);

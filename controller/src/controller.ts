@@ -131,30 +131,31 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     // Services: the catalog (weft-services, VIPs), backend health and client statistics from the
     // agents, and each node's compiled view (weft-node-services).
     const zone = config.services.zone ?? trustDomain;
-    let servicesPublisher: NodeServicesPublisher | undefined;
+    // The two need each other (health reads the publisher's node records, the publisher reads health).
+    const wired: { publisher?: NodeServicesPublisher } = {};
     const serviceHealth = new ServiceHealth({
       nc,
-      hostedBy: (nodeId) => servicesPublisher?.hostedBy(nodeId),
-      backendNodes: () => servicesPublisher?.backendNodes() ?? [],
+      hostedBy: (nodeId) => wired.publisher?.hostedBy(nodeId),
+      backendNodes: () => wired.publisher?.backendNodes() ?? [],
       liveness: (nodeId) => liveness.status(nodeId),
-      onChange: () => servicesPublisher?.schedule(),
+      onChange: () => wired.publisher?.schedule(),
       log: log.child({ component: "service-health" }),
     });
     serviceHealth.start();
     cleanups.push(async () => serviceHealth.stop());
-    servicesPublisher = await NodeServicesPublisher.start({
+    const servicesPublisher = await NodeServicesPublisher.start({
       stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: stores.nodeServices },
       healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
       zone,
       serviceCidr: config.overlay.serviceCidr,
       log: log.child({ component: "services-publisher" }),
     });
-    const publisherOfServices = servicesPublisher;
-    cleanups.push(() => publisherOfServices.stop());
+    wired.publisher = servicesPublisher;
+    cleanups.push(() => servicesPublisher.stop());
     const services = new ServiceCatalog({
       store: stores.services,
       vips: new VipAllocator(claims, config.overlay.serviceCidr),
-      publisher: publisherOfServices,
+      publisher: servicesPublisher,
       health: serviceHealth,
       resolveNode: (idOrName) => registry.resolve(idOrName),
       zone,

@@ -111,6 +111,11 @@ export class DnsServer {
     this.#upstreamSocket = up;
   }
 
+  /** The bound UDP port (useful with port 0). */
+  port(): number | undefined {
+    return this.#socket?.address().port;
+  }
+
   async close(): Promise<void> {
     for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();

@@ -95,7 +95,7 @@ const versionOf = (argv: string[], re: RegExp): string | null => {
 
 /** An HAProxy config: a backend answering `200 <name>`, or the client-side round-robin proxy. */
 function haproxyConfig(o: { serve: string } | { proxy: string[] }): string {
-  const head = ["global", "  maxconn 50000", "defaults", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s"];
+  const head = ["global", "  maxconn 4000", "defaults", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s"];
   if ("serve" in o) return [...head, "  mode http", "frontend serve", `  bind 0.0.0.0:${BACKEND_PORT}`, `  http-request return status 200 content-type text/plain string "${o.serve}"`, ""].join("\n");
   return [...head, "  mode tcp", "listen lb", `  bind 127.0.0.1:${HAPROXY_PORT}`, "  balance roundrobin", ...o.proxy.map((a, i) => `  server b${i} ${a}:${BACKEND_PORT}`), ""].join("\n");
 }
@@ -137,7 +137,11 @@ async function main(): Promise<number> {
     const file = join(RUN_DIR, `${name}.cfg`);
     await writeFile(file, config);
     const p = spawnInHost(opts, node, ["haproxy", "-db", "-f", file], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    p.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     procs.push(p);
+    await new Promise((r) => setTimeout(r, 500));
+    if (p.exitCode !== null) throw new BenchError(`HAProxy ${name} on ${node} exited ${p.exitCode}: ${stderr.trim().split("\n").pop() ?? ""}`);
     return p;
   };
   try {
@@ -197,7 +201,9 @@ async function main(): Promise<number> {
         spread[c] = JSON.parse(r.stdout.trim() || "{}") as Record<string, number>;
       }
       return ["vip", "haproxy"].every((c) => Object.values(BACKENDS).every((b) => (spread[c]?.[b] ?? 0) > 0));
-    }, 1000);
+    }, 1000).catch((err: unknown) => {
+      throw new BenchError(`${(err as Error).message}; last spread ${JSON.stringify(spread)}`);
+    });
 
     const samples: ServiceSample[] = [];
     for (let round = 0; round < settings.rounds; round++) {

@@ -213,7 +213,7 @@ async function openServices(config: AgentConfig, state: StateHolder, status: Sta
     nameserver: dns && config.services.dns.workloadResolvConf ? dnsListen.slice(0, dnsListen.lastIndexOf(":")) : undefined,
     workloads: config.workloads.map((w) => ({ name: w.name, namespace: w.namespace, netns: w.netns })),
     observer: { consecutiveFailures: config.services.passive.consecutiveFailures, ejectMs: config.services.passive.ejectSeconds * 1000, tauMs: 2000 },
-    defaultZone: "weft.internal",
+    defaultZone: "weft.internal", // until the first record or the node's own identity says otherwise
     run,
     state,
     status,

@@ -18,7 +18,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ControllerClient, ServiceView, Workload } from "@weft/protocol";
+import type { ControllerClient, PolicyInput, ServiceView, Workload } from "@weft/protocol";
 import { LabCluster, labDir, labDown, labExec, labTopology, labUp, labWorkloads, type LabOptions } from "@weft/lab";
 import { callLocalApi } from "@weft/agent";
 import { readAgentState, sleep, waitUntil } from "./mesh.js";
@@ -90,14 +90,16 @@ locality: any
 backends: [{ namespace: shop, serviceAccount: api }, { namespace: shop, serviceAccount: db }]
 `;
 
-const POLICY = `
-name: svc-e2e
-description: e2e services - web may reach api, never db; ledger may reach both
-rules:
-  - { action: allow, from: [{ namespace: shop, serviceAccount: web }], to: [{ namespace: shop, serviceAccount: api }], ports: [{ protocol: tcp, port: 8080 }] }
-  - { action: deny, from: [{ namespace: shop, serviceAccount: web }], to: [{ namespace: shop, serviceAccount: db }] }
-  - { action: allow, from: [{ namespace: shop, serviceAccount: ledger }], to: [{ namespace: shop, serviceAccount: api }, { namespace: shop, serviceAccount: db }], ports: [{ protocol: tcp, port: 8080 }] }
-`;
+const shop = (serviceAccount: string) => ({ namespace: "shop", serviceAccount });
+const POLICY: PolicyInput = {
+  name: "svc-e2e",
+  description: "e2e services - web may reach api, never db; ledger may reach both",
+  rules: [
+    { action: "allow", from: [shop("web")], to: [shop("api")], ports: [{ protocol: "tcp", port: 8080 }] },
+    { action: "deny", from: [shop("web")], to: [shop("db")] },
+    { action: "allow", from: [shop("ledger")], to: [shop("api"), shop("db")], ports: [{ protocol: "tcp", port: 8080 }] },
+  ],
+};
 
 const figures: string[] = [];
 const note = (line: string) => {
@@ -124,7 +126,7 @@ describe.skipIf(!isRoot)("e2e services", () => {
     const code = await new Promise<number | null>((r) => child.on("close", r));
     return { code, out, err };
   };
-  const applyFile = async (kind: "service" | "policy", text: string) => {
+  const applyFile = async (kind: "service", text: string) => {
     const file = join(tmpdir(), `weft-e2e-${kind}-${process.pid}-${Date.now()}.yaml`);
     await writeFile(file, text);
     try {
@@ -416,7 +418,8 @@ describe.skipIf(!isRoot)("e2e services", () => {
 
   describe("policy", () => {
     it("e2e services - a backend the source's policy denies is never chosen; another source still uses it", async () => {
-      await applyFile("policy", POLICY);
+      // Through the API (the CLI's policy path is the datapath suite's): each CLI start costs seconds on a busy machine.
+      await client.applyPolicy(POLICY);
       const webId = recorded.get("gcp-1-web")!.identity.id;
       await waitAllApplied("gcp-1's mixed service to leave out the db backends for web", (a) => {
         const svc = a.record?.services.find((s) => s.name === "mixed");
@@ -432,8 +435,7 @@ describe.skipIf(!isRoot)("e2e services", () => {
       expect(Object.keys(tw).sort(), `web (db denied): ${JSON.stringify(tw)}`).toEqual(API);
       expect(Object.keys(tl).sort(), `ledger (db allowed): ${JSON.stringify(tl)}`).toEqual([...BACKENDS].sort());
       note(`policy: web -> mixed ${JSON.stringify(tw)} (0 to db, 0 errors); ledger -> mixed ${JSON.stringify(tl)}`);
-      const del = await cli(["policy", "delete", "svc-e2e", "--controller-state-dir", cluster.controllerStateDir]);
-      expect(del.code).toBe(0);
+      await client.deletePolicy("svc-e2e");
     });
   });
 });

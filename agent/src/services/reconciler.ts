@@ -15,7 +15,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, HEALTH_REFRESH_MS, NodeServicesRecord, Subjects, serviceRef, type HealthReport, type HealthResult, type Logger, type NodeService, type PeerRecord, type StatsReport } from "@weft/protocol";
-import { LatestWins } from "@weft/util";
+import { AbortedError, LatestWins, retry } from "@weft/util";
 import type { LbStatsValue } from "@weft/bpf";
 import { OwnKeyWatch } from "../control/key-watch.js";
 import { identityNames, nameOf } from "../datapath/names.js";
@@ -77,6 +77,7 @@ export class ServiceReconciler {
   #watch: OwnKeyWatch<typeof NodeServicesRecord> | undefined;
   #nc: NatsConnection | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #stop = new AbortController();
   #routedCidr: string | undefined;
   #lastStats = "";
   #lastStatsAt = 0;
@@ -118,17 +119,25 @@ export class ServiceReconciler {
     this.#timers.push(setInterval(() => void this.#refresh(), REFRESH_MS));
   }
 
-  /** Reads the key again (after a reconnect) and sends the whole health state. */
+  /** Reads the key again (after a reconnect; retried with backoff until it works) and sends the whole health state. */
   async resync(): Promise<void> {
-    try {
-      await this.#watch?.resync();
-    } catch (err) {
-      this.o.log.warn({ err }, "cannot read this node's services yet; retrying on the next change or reconnect");
-    }
     this.#publishHealth(this.#health.snapshot(), true);
+    const nc = this.#nc;
+    try {
+      await retry(async () => this.#watch?.resync(), {
+        initialMs: 500,
+        maxMs: 10_000,
+        signal: this.#stop.signal,
+        retryIf: () => nc !== undefined && !nc.isClosed(),
+        onRetry: (err, delay) => this.o.log.warn({ err, retryInMs: delay }, "cannot read this node's services yet"),
+      });
+    } catch (err) {
+      if (!(err instanceof AbortedError) && !nc?.isClosed()) this.o.log.warn({ err }, "cannot read this node's services");
+    }
   }
 
   stop(): void {
+    this.#stop.abort();
     this.#watch?.stop();
     this.#health.stop();
     for (const t of this.#timers.splice(0)) clearInterval(t);
@@ -255,7 +264,9 @@ export class ServiceReconciler {
         this.o.log.warn({ err }, "cannot set the identities of this host's network namespaces");
       }
     }
-    const names = dnsNames(record, peers, this.o.defaultZone);
+    // Before the first record: the zone defaults to this node's trust domain (what the controller's default is).
+    const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(self?.identity?.spiffeId ?? "")?.[1];
+    const names = dnsNames(record, peers, trustDomain ?? this.o.defaultZone);
     this.o.dns?.setNames(names);
     if (this.o.nameserver === undefined) return;
     for (const w of this.o.workloads) {

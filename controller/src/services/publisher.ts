@@ -53,6 +53,8 @@ export class NodeServicesPublisher {
   #firstChangeAt = 0;
   #stopped = false;
   #started = false;
+  /** Nodes hosting a backend, as of the last pass. */
+  #backendNodes = new Set<string>();
   /** Passes completed and the last pass's duration, for tests and logs. */
   passes = 0;
   lastPassMs = 0;
@@ -120,11 +122,9 @@ export class NodeServicesPublisher {
     return n ? new Set([n.overlayAddress, ...(n.workloads ?? []).map((w) => w.address)]) : undefined;
   }
 
-  /** Nodes hosting at least one backend of some service. */
-  backendNodes(): Set<string> {
-    const out = new Set<string>();
-    for (const list of this.compiler().backends().values()) for (const b of list) out.add(b.nodeId);
-    return out;
+  /** Nodes hosting at least one backend of some service (as of the last pass). */
+  backendNodes(): ReadonlySet<string> {
+    return this.#backendNodes;
   }
 
   /** A compiler over the current snapshot. */
@@ -151,6 +151,7 @@ export class NodeServicesPublisher {
   async #publishAll(): Promise<void> {
     const started = Date.now();
     const compiler = this.compiler();
+    this.#backendNodes = new Set([...compiler.backends().values()].flatMap((list) => list.map((b) => b.nodeId)));
     const writes: Promise<void>[] = [];
     let failed = false;
     for (const node of this.#nodes.entries.values()) {

@@ -14,6 +14,7 @@
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { once } from "node:events";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -109,6 +110,18 @@ const one = () => new Promise((done) => http.get(url, { agent: false }, (res) =>
 (async () => { for (let i = 0; i < Number(count); i++) await one(); console.log(JSON.stringify(out)); })();
 `;
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    return ticks / 100; // USER_HZ
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<number> {
   const settings = parseSettings(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new BenchError("the benchmark builds a lab (namespaces, WireGuard, eBPF, cgroups): run it as root");
@@ -184,7 +197,7 @@ async function main(): Promise<number> {
       return st?.appliedServices?.record?.services.some((s) => s.name === "bench" && s.backends.length === 3) === true;
     });
     const backendAddrs = Object.keys(BACKENDS).map((b) => addresses.get(b)!);
-    await startHaproxy(CLIENT, "client-lb", haproxyConfig({ proxy: backendAddrs }));
+    const clientProxy = await startHaproxy(CLIENT, "client-lb", haproxyConfig({ proxy: backendAddrs }));
     const targets: Record<ServiceCase, string> = {
       direct: `http://${addresses.get("aws-2-api")}:${BACKEND_PORT}/`,
       vip: `http://${svc.vip}/`,
@@ -212,9 +225,12 @@ async function main(): Promise<number> {
         const fresh = c.endsWith("-new");
         const argv = ["wrk", "--latency", `-t${settings.threads}`, `-c${settings.connections}`, `-d${settings.seconds}s`, ...(fresh ? ["-H", "Connection: close"] : []), targets[c]];
         const startedAt = new Date().toISOString();
+        const cpuBefore = cpuSeconds(clientProxy.pid);
         const r = await labExec(opts, CLIENT, argv, { timeoutMs: settings.seconds * 1000 + 60_000 });
+        const cpuAfter = cpuSeconds(clientProxy.pid);
         if (r.exitCode !== 0) throw new BenchError(`wrk (${c}) exited ${r.exitCode}: ${r.stderr.slice(0, 300)}`);
-        samples.push({ case: c, round, target: targets[c], startedAt, ...parseWrk(r.stdout) });
+        const proxy = c === "haproxy" && cpuBefore !== undefined && cpuAfter !== undefined ? { proxyCpuSeconds: cpuAfter - cpuBefore } : {};
+        samples.push({ case: c, round, target: targets[c], startedAt, ...parseWrk(r.stdout), ...proxy });
       }
     }
 

@@ -73,8 +73,9 @@ export interface ServiceSample extends WrkResult {
   case: ServiceCase;
   round: number;
   target: string;
-  /** Answers per backend name in a check right before (VIP and HAProxy: all three). */
   startedAt: string;
+  /** CPU seconds (user + system) the client-side HAProxy used during the measurement (case haproxy only). */
+  proxyCpuSeconds?: number;
 }
 
 export interface ServiceSummary {
@@ -83,6 +84,8 @@ export interface ServiceSummary {
   p99Ms: number;
   perRound: number[];
   errors: number;
+  /** Client-side proxy CPU per request, µs (HAProxy only: the VIP path runs no process). */
+  proxyCpuUsPerRequest?: number;
 }
 
 export interface ServicesBenchResult {
@@ -104,7 +107,9 @@ export interface ServicesBenchResult {
 export function summarize(samples: readonly ServiceSample[], c: ServiceCase): ServiceSummary | undefined {
   const mine = samples.filter((s) => s.case === c);
   if (mine.length === 0) return undefined;
+  const cpu = mine.filter((s) => s.proxyCpuSeconds !== undefined && s.requests > 0).map((s) => ((s.proxyCpuSeconds ?? 0) / s.requests) * 1e6);
   return {
+    ...(cpu.length > 0 ? { proxyCpuUsPerRequest: median(cpu) } : {}),
     requestsPerSecond: median(mine.map((s) => s.requestsPerSecond)),
     p50Ms: median(mine.map((s) => s.p50Ms)),
     p99Ms: median(mine.map((s) => s.p99Ms)),
@@ -146,12 +151,12 @@ export function formatServicesReport(r: ServicesBenchResult, jsonPath: string): 
     `wrk -t${s.threads} -c${s.connections} -d${s.seconds}s from ${s.client} to an HTTP service with ${s.backends.length} backends (${s.backends.join(", ")}); ${s.rounds} round(s), rotating order, medians`,
     "",
     table(
-      ["case", "target", "req/s", "per round", "p50 ms", "p99 ms", "errors"],
+      ["case", "target", "req/s", "per round", "p50 ms", "p99 ms", "errors", "proxy CPU µs/req"],
       SERVICE_CASES.filter((c) => r.summary[c]).map((c) => {
         const x = r.summary[c]!;
-        return [CASE_LABELS[c], r.targets[c], n0(x.requestsPerSecond), x.perRound.map(n0).join(" / "), f2(x.p50Ms), f2(x.p99Ms), String(x.errors)];
+        return [CASE_LABELS[c], r.targets[c], n0(x.requestsPerSecond), x.perRound.map(n0).join(" / "), f2(x.p50Ms), f2(x.p99Ms), String(x.errors), x.proxyCpuUsPerRequest === undefined ? "-" : f2(x.proxyCpuUsPerRequest)];
       }),
-      new Set([2, 4, 5, 6]),
+      new Set([2, 4, 5, 6, 7]),
     ),
     "",
     `spread over the backends (check before measuring): ${Object.entries(r.spread).map(([c, t]) => `${c} ${JSON.stringify(t)}`).join("; ")}`,

@@ -27,8 +27,10 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
+import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
+import { Subjects, type FlowReport } from "@weft/protocol";
 import { GatewayForwarding } from "./net/gateway.js";
 import { OverlayInterface } from "./reconcile/interface.js";
 import { PeerReconciler } from "./reconcile/peers.js";
@@ -46,6 +48,7 @@ import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
 import { agentRegistry, serveMetrics } from "./status/metrics.js";
 import type { AgentStatus } from "./status/file.js";
+import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
@@ -106,12 +109,21 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, status, root, log });
   session.start();
 
+  const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
+    if (nc.isClosed() || status.current.nats !== "connected") return false;
+    nc.publish(Subjects.flows(nodeId), JSON.stringify(report));
+    return true;
+  }, component("flows")) : undefined;
+
   const registry = agentRegistry({
     flows: () => datapath?.flows() ?? [],
     names: () => identityNames(state.current.applied?.peers ?? []),
     peers: () => status.current.peers,
     natsConnected: () => status.current.nats === "connected",
     policyEntries: () => policy.applied.record?.entries.length ?? 0,
+    peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
+    flowExport: () => flows?.counts() ?? [],
+    flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
   });
   if (services) registerServiceMetrics(registry, { backends: () => services.reconciler.metricRows(), refused: () => services.reconciler.refusedRows() });
   const metrics = config.metrics.listen === "" ? undefined : await serveMetrics(config.metrics.listen, registry, component("metrics"));
@@ -134,6 +146,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       session.stop();
       heartbeats.stop();
       workloads.stop();
+      await flows?.stop();
       await peers.idle();
       await policy.idle();
       await services?.reconciler.idle();
@@ -148,6 +161,35 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       log.info("agent stopped; the interface, its peers and the pinned eBPF programs stay in place");
     },
   };
+}
+
+/** The flow exporter (reports to the controller, and the OTLP and JSON lines sinks configured). */
+function startFlowExporter(
+  config: AgentConfig,
+  nodeId: string,
+  name: string | undefined,
+  datapath: AgentDatapath,
+  names: () => ReturnType<typeof identityNames>,
+  report: (r: FlowReport) => boolean,
+  log: Logger,
+): FlowExporter {
+  const node = { nodeId, name };
+  const sinks: FlowSink[] = [];
+  if (config.flows.otlp) sinks.push(new OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
+  if (config.flows.file) sinks.push(new JsonLinesFlowSink({ path: config.flows.file, node }));
+  const exporter = new FlowExporter({
+    nodeId,
+    read: () => datapath.flows(),
+    names,
+    intervalMs: config.flows.intervalSeconds * 1000,
+    sinks,
+    queueSize: config.flows.queueSize,
+    ...(config.flows.report ? { report } : {}),
+    log,
+  });
+  exporter.start();
+  log.info({ intervalSeconds: config.flows.intervalSeconds, sinks: sinks.map((s) => s.name), report: config.flows.report }, "flow export started");
+  return exporter;
 }
 
 /** The eBPF datapath on its pins (mounting the bpffs when nothing is mounted), or undefined when it is turned off. */

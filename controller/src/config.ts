@@ -126,6 +126,29 @@ export const ControllerConfig = z
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
     /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
     inventory: InventoryConfig.prefault({}),
+    /** The web console, served on the API listener at /console/ (see controller/src/console). */
+    console: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The built console (index.html and assets/). Absent: console/dist of this installation. */
+        dir: z.string().min(1).optional(),
+        /** A console session ends this long after login. Default 8 h. */
+        sessionTtlSeconds: z.number().int().min(60).max(7 * 24 * 3600).default(8 * 3600),
+        /** A console session unused this long ends. Default 30 min. */
+        sessionIdleSeconds: z.number().int().min(60).max(24 * 3600).default(30 * 60),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        /**
+         * Bearer token that reads GET /metrics only (for Prometheus); absent: generated once into
+         * `<stateDir>/metrics-token` (mode 0600). The admin token also reads /metrics.
+         */
+        token: z.string().min(16, "metrics.token must be at least 16 characters").optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type ControllerConfig = z.infer<typeof ControllerConfig>;

@@ -33,6 +33,17 @@ export const Buckets = {
    * Controller only.
    */
   inventory: "weft-inventory",
+  /**
+   * Enrollment nonces (`POST /v1/enroll/nonce`), `azure.<nonce>` each, single use and short-lived;
+   * the bucket's max age drops them. Controller only.
+   */
+  enrollNonces: "weft-enroll-nonces",
+  /**
+   * Signed instance documents already used, one key per instance (`<provider>.<account>.<id>`):
+   * the AWS launch (`pendingTime`) or GCP token (`iat`) last enrolled, so none is used twice.
+   * Controller only.
+   */
+  attestations: "weft-attestations",
   /** Services (see ServiceRecord), one key `<namespace>.<name>` per service. Controller only. */
   services: "weft-services",
   /**
@@ -43,6 +54,21 @@ export const Buckets = {
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
+
+/**
+ * Files in the controller's state directory that other processes on its host read: the CLI and the
+ * lab take the admin token and the API's CA from there and reach the API over the unix socket.
+ */
+export const ControllerFiles = {
+  /** The admin bearer token, mode 0600. */
+  adminToken: "admin-token",
+  /** The REST API's unix socket (unless `api.socket` puts it elsewhere). */
+  apiSocket: "api.sock",
+  /** The API's TLS material: `tls/ca.crt`, `tls/ca.hash` (the pin agents use), the server certificate. */
+  tlsDir: "tls",
+  caCert: "ca.crt",
+  caHash: "ca.hash",
+} as const;
 
 /** Node ids are `n-` plus 16 lowercase hex digits: safe as a NATS subject token and KV key. */
 export const NODE_ID_PATTERN = /^n-[0-9a-f]{16}$/;
@@ -61,6 +87,10 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
+  flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
+  /** Wildcard the controller collects flow reports on. */
+  allFlows: "weft.v1.node.*.flows",
   /** Agent → controller: verdicts of the health checks the node runs on backends it hosts (HealthReport). */
   serviceHealth: (nodeId: string) => `weft.v1.node.${nodeId}.services.health`,
   allServiceHealth: "weft.v1.node.*.services.health",

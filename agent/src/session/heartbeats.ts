@@ -24,6 +24,8 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
       publicKey: p.publicKey,
       ...(p.latestHandshake ? { lastHandshake: Math.floor(p.latestHandshake.getTime() / 1000) } : {}),
       ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
     })),
   };
 }

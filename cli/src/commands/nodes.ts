@@ -1,8 +1,7 @@
 /** `weft nodes list | get | delete`: enrolled nodes through the controller's API. */
 import type { NodeView } from "@weft/protocol";
-import type { Command } from "commander";
 import { age, printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
 export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
   return nodes.map((n) => {
@@ -15,30 +14,20 @@ export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
 
 export const NODE_HEADERS = ["NAME", "SITE", "OVERLAY", "STATUS", "HANDSHAKES", "LAST HANDSHAKE", "ID"];
 
-export function registerNodes(program: Command): void {
-  const nodes = program.command("nodes").description("list and delete enrolled nodes");
+export async function listNodes(o: AdminOptions & { json?: boolean }): Promise<void> {
+  const list = await (await adminClient(o)).listNodes();
+  if (o.json) return printJson(list);
+  printTable(NODE_HEADERS, nodeRows(list));
+}
 
-  addAdminOptions(nodes.command("list").description("list nodes with liveness and handshakes"))
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { json?: boolean }) => {
-      const list = await (await adminClient(o)).listNodes();
-      if (o.json) return printJson(list);
-      printTable(NODE_HEADERS, nodeRows(list));
-    });
+export async function getNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const view = await (await adminClient(o)).getNode(node);
+  if (o.json) return printJson(view);
+  printTable(NODE_HEADERS, nodeRows([view]));
+}
 
-  addAdminOptions(nodes.command("get").description("show one node").argument("<node>", "node id or name"))
-    .option("--json", "print JSON")
-    .action(async (node: string, o: AdminOptions & { json?: boolean }) => {
-      const view = await (await adminClient(o)).getNode(node);
-      if (o.json) return printJson(view);
-      printTable(NODE_HEADERS, nodeRows([view]));
-    });
-
-  addAdminOptions(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name"))
-    .option("--json", "print JSON")
-    .action(async (node: string, o: AdminOptions & { json?: boolean }) => {
-      const view = await (await adminClient(o)).deleteNode(node);
-      if (o.json) return printJson(view);
-      process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
-    });
+export async function deleteNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const view = await (await adminClient(o)).deleteNode(node);
+  if (o.json) return printJson(view);
+  process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
 }

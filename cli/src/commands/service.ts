@@ -6,11 +6,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { Service, serviceRef, type ServiceInput, type ServiceView } from "@weft/protocol";
-import type { Command } from "commander";
 import { parseDocumentFile } from "../documents.js";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
 /** The services in a file's text, each checked against the Service schema. Throws UsageError. */
 export function parseServiceFile(text: string, source = "service file"): ServiceInput[] {
@@ -54,59 +53,42 @@ export function backendRows(v: ServiceView): string[][] {
 
 export const BACKEND_HEADERS = ["BACKEND", "ON", "SITE", "CLOUD", "SUBSET", "WEIGHT", "SHARE", "HEALTH", "ACTIVE", "CONNECTS", "FAILURES", "LATENCY", "EJECTED BY"];
 
-export function registerService(program: Command): void {
-  const service = program.command("service").alias("services").description("manage services: a VIP and a name for backends in any cloud, balanced at connect time");
+export async function applyServices(o: AdminOptions & { file: string; json?: boolean }): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(o.file, "utf8");
+  } catch (err) {
+    throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
+  }
+  const services = parseServiceFile(text, o.file);
+  const client = await adminClient(o);
+  const applied = [];
+  for (const s of services) applied.push(await client.applyService(s));
+  if (o.json) return printJson(applied);
+  for (const r of applied) process.stdout.write(`service ${serviceRef(r.spec)} applied: VIP ${r.vip}\n`);
+}
 
-  addAdminOptions(service.command("apply").description("create or replace the services in a YAML or JSON file"))
-    .requiredOption("-f, --file <file>", "service file: one service, a list, or several --- documents")
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { file: string; json?: boolean }) => {
-      let text: string;
-      try {
-        text = await readFile(o.file, "utf8");
-      } catch (err) {
-        throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
-      }
-      const services = parseServiceFile(text, o.file);
-      const client = await adminClient(o);
-      const applied = [];
-      for (const s of services) applied.push(await client.applyService(s));
-      if (o.json) return printJson(applied);
-      for (const r of applied) process.stdout.write(`service ${serviceRef(r.spec)} applied: VIP ${r.vip}\n`);
-    });
+export async function listServices(o: AdminOptions & { json?: boolean }): Promise<void> {
+  const views = await (await adminClient(o)).listServices();
+  if (o.json) return printJson(views);
+  printTable(SERVICE_HEADERS, serviceRows(views));
+}
 
-  addAdminOptions(service.command("list").description("list services with their VIP, name and backends' health"))
-    .option("--json", "print JSON (every backend with its site, health, weight and connections)")
-    .action(async (o: AdminOptions & { json?: boolean }) => {
-      const views = await (await adminClient(o)).listServices();
-      if (o.json) return printJson(views);
-      printTable(SERVICE_HEADERS, serviceRows(views));
-    });
+/** One service with its backends; without a reference, the list. */
+export async function getService(ref: string | undefined, o: AdminOptions & { json?: boolean }): Promise<void> {
+  if (ref === undefined) return listServices(o);
+  const { namespace, name } = parseServiceRef(ref);
+  const v = await (await adminClient(o)).getService(namespace, name);
+  if (o.json) return printJson(v);
+  printTable(SERVICE_HEADERS, serviceRows([v]));
+  process.stdout.write("\n");
+  printTable(BACKEND_HEADERS, backendRows(v));
+  if (v.refused.rateLimited + v.refused.noBackend > 0) process.stdout.write(`\nrefused new connections: rateLimited=${v.refused.rateLimited} noBackend=${v.refused.noBackend}\n`);
+}
 
-  addAdminOptions(service.command("get").description("show one service's backends, or list services").argument("[service]", "<namespace>/<name>"))
-    .option("--json", "print JSON")
-    .action(async (ref: string | undefined, o: AdminOptions & { json?: boolean }) => {
-      const client = await adminClient(o);
-      if (ref === undefined) {
-        const views = await client.listServices();
-        if (o.json) return printJson(views);
-        return printTable(SERVICE_HEADERS, serviceRows(views));
-      }
-      const { namespace, name } = parseServiceRef(ref);
-      const v = await client.getService(namespace, name);
-      if (o.json) return printJson(v);
-      printTable(SERVICE_HEADERS, serviceRows([v]));
-      process.stdout.write("\n");
-      printTable(BACKEND_HEADERS, backendRows(v));
-      if (v.refused.rateLimited + v.refused.noBackend > 0) process.stdout.write(`\nrefused new connections: rateLimited=${v.refused.rateLimited} noBackend=${v.refused.noBackend}\n`);
-    });
-
-  addAdminOptions(service.command("delete").description("delete a service (its VIP is released)").argument("<service>", "<namespace>/<name>"))
-    .option("--json", "print JSON")
-    .action(async (ref: string, o: AdminOptions & { json?: boolean }) => {
-      const { namespace, name } = parseServiceRef(ref);
-      const deleted = await (await adminClient(o)).deleteService(namespace, name);
-      if (o.json) return printJson(deleted);
-      process.stdout.write(`service ${serviceRef(deleted.spec)} deleted (VIP ${deleted.vip} released)\n`);
-    });
+export async function deleteService(ref: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const { namespace, name } = parseServiceRef(ref);
+  const deleted = await (await adminClient(o)).deleteService(namespace, name);
+  if (o.json) return printJson(deleted);
+  process.stdout.write(`service ${serviceRef(deleted.spec)} deleted (VIP ${deleted.vip} released)\n`);
 }

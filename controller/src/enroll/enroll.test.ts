@@ -6,9 +6,8 @@
  */
 import { decode, type User } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollResponse, PeerRecord, Subjects, cidrContains, parseCidr, parseIpv4 } from "@weft/protocol";
+import { Buckets, EnrollResponse, PeerRecord, Subjects, cidrContains, parseCidr, parseIpv4, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, claimsOf, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 
 let t: TestController;

@@ -9,6 +9,7 @@
  * GCP: GOOGLE_APPLICATION_CREDENTIALS, the metadata server's service account, gcloud ADC).
  */
 import { z } from "zod";
+import { InstanceIdentityConfig } from "../attest/config.js";
 
 const url = z.string().url("must be a URL like https://127.0.0.1:8443");
 const nonEmpty = z.string().min(1, "must not be empty");
@@ -72,6 +73,8 @@ export const InventoryConfig = z
     advertiseSiteRoutes: z.boolean().default(true),
     /** The accounts to list. Default none: no inventory, nothing is ever removed by it. */
     accounts: z.array(InventoryAccountConfig).default([]),
+    /** Join by instance identity: the keys signed instance documents are verified with (see attest/config.ts). */
+    instanceIdentity: InstanceIdentityConfig.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -195,7 +195,13 @@ describe("site route gateways", () => {
 
 describe("inventory config and keys", () => {
   it("config - defaults: no accounts, 60 s, share 0.25", () => {
-    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({ intervalSeconds: 60, maxRemovalShare: 0.25, advertiseSiteRoutes: true, accounts: [] });
+    expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({
+      intervalSeconds: 60,
+      maxRemovalShare: 0.25,
+      advertiseSiteRoutes: true,
+      accounts: [],
+      instanceIdentity: { sourceAddress: "not-another-instance", aws: {}, azure: { nonceTtlSeconds: 120 }, gcp: {} },
+    });
   });
 
   it("config - a bad account is refused and the error names the field", () => {

@@ -7,9 +7,8 @@
  * ignored; the OpenAPI document lists the routes.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { Buckets, NodeServicesRecord, Subjects, type HealthReport, type ServiceInput, type WorkloadsReply } from "@weft/protocol";
+import { Buckets, NodeServicesRecord, Subjects, generateKeyPair, type HealthReport, type ServiceInput, type WorkloadsReply } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { enrollAgent, eventually, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
 
 let t: TestController;

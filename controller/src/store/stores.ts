@@ -6,11 +6,13 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord } from "@weft/protocol";
+import { AttestationMark } from "../attest/marks.js";
+import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
-import { RecordStore } from "./kv.js";
+import { RecordStore, type KvObserver } from "./kv.js";
 
 export interface Stores {
   /** weft-nodes: NodeRegistry. */
@@ -31,16 +33,21 @@ export interface Stores {
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
+  enrollNonces: RecordStore<typeof NonceRecord>;
+  /** weft-attestations: AttestationMarks (signed documents already used). */
+  attestations: RecordStore<typeof AttestationMark>;
   /** weft-services: ServiceCatalog. */
   services: RecordStore<typeof ServiceRecord>;
   /** weft-node-services: NodeServicesPublisher. */
   nodeServices: RecordStore<typeof NodeServicesRecord>;
 }
 
-/** Opens each bucket once (they must exist: ensureBuckets). */
-export async function openStores(nc: NatsConnection): Promise<Stores> {
+/** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
+export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
+  const o = observe ? { observe } : {};
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, services, nodeServices] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -50,20 +57,24 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.enrollNonces),
+    kvm.open(Buckets.attestations),
     kvm.open(Buckets.services),
     kvm.open(Buckets.nodeServices),
   ]);
   return {
-    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
-    peers: new RecordStore(peers, PeerRecord, Buckets.peers),
-    ipam: new RecordStore(ipam, Claim, Buckets.ipam),
-    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys),
-    identities: new RecordStore(identities, IdentityEntry, Buckets.identities),
-    policies: new RecordStore(policies, Policy, Buckets.policies),
-    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
-    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
-    inventory: new InventoryStore(inventory),
-    services: new RecordStore(services, ServiceRecord, Buckets.services),
-    nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices),
+    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
+    peers: new RecordStore(peers, PeerRecord, Buckets.peers, o),
+    ipam: new RecordStore(ipam, Claim, Buckets.ipam, o),
+    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys, o),
+    identities: new RecordStore(identities, IdentityEntry, Buckets.identities, o),
+    policies: new RecordStore(policies, Policy, Buckets.policies, o),
+    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies, o),
+    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies, o),
+    inventory: new InventoryStore(inventory, o),
+    enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
+    attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    services: new RecordStore(services, ServiceRecord, Buckets.services, o),
+    nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
   };
 }

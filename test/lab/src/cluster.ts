@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ControllerClient } from "@weft/protocol";
+import { ControllerClient, ControllerFiles } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
 import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningClouds } from "./clouds.js";
@@ -97,7 +97,7 @@ export class LabCluster {
 
   /** The pin of the controller's CA, from `<controller state dir>/tls/ca.hash` (written at every controller start). */
   async controllerCaHash(): Promise<string> {
-    const path = join(this.controllerStateDir, "tls", "ca.hash");
+    const path = join(this.controllerStateDir, ControllerFiles.tlsDir, ControllerFiles.caHash);
     try {
       return (await readFile(path, "utf8")).trim();
     } catch (err) {
@@ -111,8 +111,8 @@ export class LabCluster {
 
   /** Admin client over the controller's unix socket (reachable from the root namespace). */
   async client(): Promise<ControllerClient> {
-    const token = (await readFile(join(this.controllerStateDir, "admin-token"), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(this.controllerStateDir, "api.sock"), adminToken: token });
+    const token = (await readFile(join(this.controllerStateDir, ControllerFiles.adminToken), "utf8")).trim();
+    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token });
   }
 
   async startController(extraArgs: string[] = []): Promise<void> {
@@ -129,7 +129,7 @@ export class LabCluster {
     ]);
     await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 60_000, async () => {
       if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
-      if (!existsSync(join(this.controllerStateDir, "api.sock"))) return false;
+      if (!existsSync(join(this.controllerStateDir, ControllerFiles.apiSocket))) return false;
       const res = await (await this.client()).raw("GET", "/healthz").catch(() => undefined);
       return res?.status === 200;
     });
@@ -137,7 +137,7 @@ export class LabCluster {
 
   /** Starts the cloud simulators in the gateways (every cloud host an instance); stopped by stopAll. */
   async startClouds(): Promise<RunningClouds> {
-    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"));
+    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"), this.controllerUrl);
     return this.clouds;
   }
 

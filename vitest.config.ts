@@ -8,8 +8,9 @@ const alias = {
   "@weft/protocol": src("./protocol/src/index.ts"),
   "@weft/util": src("./util/src/index.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
-  "@weft/controller": src("./controller/src/index.ts"),
   // Subpath entries before their package: an alias also matches "<name>/…".
+  "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
+  "@weft/controller": src("./controller/src/index.ts"),
   "@weft/agent/local": src("./agent/src/local.ts"),
   "@weft/agent/flows": src("./agent/src/datapath/flows.ts"),
   "@weft/agent": src("./agent/src/index.ts"),

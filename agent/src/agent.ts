@@ -18,9 +18,12 @@
  *   session/heartbeats.ts    heartbeats
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
+ *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
+ *   whois/                   address → node, workload, SPIFFE ID (GET /v1/whois)
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
@@ -42,9 +45,11 @@ import { DnsServer, resolvConfNameservers } from "./services/dns.js";
 import { registerServiceMetrics } from "./services/metrics.js";
 import { ServiceReconciler } from "./services/reconciler.js";
 import { Heartbeats } from "./session/heartbeats.js";
+import { SpiffeService } from "./spiffe/index.js";
 import { NatsSession, connectNats } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
+import { whoisRoute } from "./whois/index.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
 import { agentRegistry, serveMetrics } from "./status/metrics.js";
 import type { AgentStatus } from "./status/file.js";
@@ -131,9 +136,12 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
 
+  const spiffe = await openSpiffe(config, nc, state, component("spiffe"));
+
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
   if (services) localApi?.route("GET", "/v1/services", async () => services.reconciler.view());
+  localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
 
   return {
     get state() {
@@ -153,6 +161,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       await services?.dns?.close();
       services?.datapath?.close();
       await localApi?.close();
+      await spiffe?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -285,6 +294,20 @@ function readText(path: string): string {
     return readFileSync(path, "utf8");
   } catch {
     return "";
+  }
+}
+
+/** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
+async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
+  if (config.spiffe.socket === "") return undefined;
+  const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
+  try {
+    await spiffe.start();
+    return spiffe;
+  } catch (err) {
+    log.error({ err, socket: config.spiffe.socket }, "cannot serve the SPIFFE Workload API; continuing without it");
+    await spiffe.stop().catch(() => undefined);
+    return undefined;
   }
 }
 

@@ -130,6 +130,23 @@ export const AgentConfig = z
       })
       .strict()
       .prefault({}),
+    spiffe: z
+      .object({
+        /**
+         * The SPIFFE Workload API's unix socket ("" turns it off). Mode 0666 in a 0755 directory:
+         * every local process may connect, and attestation (its network namespace, its uid) decides
+         * which identity, if any, it gets.
+         */
+        socket: z.string().regex(/^$|^\/.+/, "must be an absolute path, or empty").default("/run/weft/workload-api.sock"),
+        /**
+         * Uids of host processes (the agent's own network namespace) that get the node's identity.
+         * Default root only; [] gives host processes none. Workloads are attested by their network
+         * namespace, whatever their uid.
+         */
+        hostUids: z.array(z.number().int().min(0).max(0xfffffffe)).max(64).default([0]),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** host:port of the Prometheus endpoint (/metrics); "" turns it off. */

@@ -15,6 +15,7 @@ import type { ControllerFlags } from "./commands/controller.js";
 import type { EnrollmentPolicyFlags } from "./commands/enrollment.js";
 import type { CreateKeyFlags } from "./commands/keys.js";
 import type { LabFlags } from "./commands/lab.js";
+import type { MeshExportFlags, MeshImportFlags } from "./commands/mesh.js";
 
 // The provider names for help texts, checked against protocol's types at compile time (no import at run time).
 const CLOUD_PROVIDERS = Object.keys({ aws: 1, azure: 1, gcp: 1, onprem: 1 } satisfies Record<CloudProvider, 1>);
@@ -53,6 +54,8 @@ function registerController(program: Command): void {
     .option("--workload-prefix-length <n>", "length of each node's workload prefix (default 24)")
     .option("--plaintext-site <site>", "a site whose same-site workload traffic may go as plaintext VXLAN instead of WireGuard (repeatable)", collect)
     .option("--inventory-config <file>", "YAML file of the inventory section: cloud accounts to list, intervalSeconds, maxRemovalShare (see controller/README.md)")
+    .option("--x509-svid-ttl <duration>", "lifetime of X.509-SVIDs, e.g. 1h or 30s; agents rotate at half of it (default 1h)")
+    .option("--jwt-svid-ttl <duration>", "lifetime of JWT-SVIDs (default 5m)")
     .action(async (f: ControllerFlags) => (await import("./commands/controller.js")).runController(f));
 
   program
@@ -89,6 +92,8 @@ function registerAgent(program: Command): void {
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--spiffe-socket <path>", "the SPIFFE Workload API's unix socket (default /run/weft/workload-api.sock; '' turns it off)")
+    .option("--spiffe-host-uid <uid>", "a uid whose host processes get the node's identity from the Workload API (repeatable; default 0)", (v: string, all: string[]) => [...all, v], [])
     .option("--flow-interval <seconds>", "flow records per identity pair every this many seconds (default 10)")
     .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
     .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
@@ -116,6 +121,15 @@ function registerHostCommands(program: Command): void {
     .option("--pin-dir <dir>", "where the agent pins its eBPF maps (default: from the agent's status)")
     .option("--json", "print JSON")
     .action(async (o: { stateDir: string; pinDir?: string; json?: boolean }) => (await import("./commands/flows.js")).runFlows(o));
+
+  program
+    .command("whois")
+    .description("who holds an overlay address: node, workload, SPIFFE ID, site, cloud, labels (asks this host's agent)")
+    .argument("<address>", "an overlay address, optionally with :port (e.g. a connection's peer)")
+    .option("--state-dir <dir>", "agent state directory (its local API socket is agent.sock there)", DEFAULT_AGENT_STATE_DIR)
+    .option("--socket <path>", "the agent's local API socket (default <state-dir>/agent.sock)")
+    .option("--json", "print JSON")
+    .action(async (address: string, o: { stateDir: string; socket?: string; json?: boolean }) => (await import("./commands/whois.js")).runWhois(address, o));
 }
 
 /** The options every admin command takes to reach the controller (see commands/admin-client.ts). */
@@ -173,6 +187,19 @@ function registerAdminCommands(program: Command): void {
   admin(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name")).action(async (node: string, o: AdminOptions & Json) =>
     (await import("./commands/nodes.js")).deleteNode(node, o),
   );
+
+  const mesh = program.command("mesh").description("the L7 mesh: export Weft members and policy to Istio, import Istio authorization policy");
+  admin(mesh.command("export").description("print Istio WorkloadEntry, ServiceEntry and AuthorizationPolicy documents for the overlay"))
+    .option("--format <format>", "output format (istio)", "istio")
+    .option("--network <name>", "Istio network name of the overlay", "weft")
+    .option("--trust-domain <domain>", "trust domain (default: the one of the nodes' identities, else weft.internal)")
+    .option("-o, --output <file>", "write the documents to a file instead of stdout")
+    .action(async (o: MeshExportFlags) => (await import("./commands/mesh.js")).meshExport(o));
+  admin(mesh.command("import").description("translate Istio AuthorizationPolicy documents into Weft policies and apply them"))
+    .requiredOption("-f, --file <file>", "YAML (or JSON) with AuthorizationPolicy documents, --- between them")
+    .option("--trust-domain <domain>", "the controller's trust domain (default: the one of the nodes' identities, else weft.internal)")
+    .option("--dry-run", "print the Weft policies instead of applying them")
+    .action(async (o: MeshImportFlags) => (await import("./commands/mesh.js")).meshImport(o));
 
   const identities = program.command("identities").description("identities allocated by the controller");
   admin(identities.command("list").description("list identities: number and SPIFFE ID")).action(async (o: AdminOptions & Json) => (await import("./commands/identities.js")).listIdentities(o));

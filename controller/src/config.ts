@@ -121,6 +121,15 @@ export const ControllerConfig = z
       })
       .strict()
       .prefault({}),
+    spiffe: z
+      .object({
+        /** Lifetime of an X.509-SVID; agents rotate at half of it. */
+        x509SvidTtlSeconds: z.number().int().min(10).max(7 * 86_400).default(3600),
+        /** Lifetime of a JWT-SVID. */
+        jwtSvidTtlSeconds: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),

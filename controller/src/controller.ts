@@ -41,6 +41,7 @@ import { ServiceCatalog } from "./services/catalog.js";
 import { ServiceHealth } from "./services/health.js";
 import { NodeServicesPublisher } from "./services/publisher.js";
 import { VipAllocator } from "./services/vips.js";
+import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
@@ -182,6 +183,14 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
+
+    // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
+    const spiffeLog = log.child({ component: "spiffe" });
+    const trustAuthority = await TrustDomainAuthority.open({ dir: join(config.stateDir, SPIFFE_DIR), trustDomain, log: spiffeLog });
+    await publishTrustBundle(stores.trustBundle, trustAuthority, spiffeLog);
+    const svids = new SvidService({ authority: trustAuthority, registry, x509TtlSeconds: config.spiffe.x509SvidTtlSeconds, jwtTtlSeconds: config.spiffe.jwtSvidTtlSeconds, log: spiffeLog });
+    const svidSubs = svids.serve(nc);
+    cleanups.push(async () => svidSubs.forEach((s) => s.unsubscribe()));
 
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;

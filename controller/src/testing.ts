@@ -30,7 +30,7 @@ export interface TestController {
  * `opts.stateDir`, which is then left in place by stop()).
  */
 export async function startTestController(
-  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity" | "inventory">> = {},
+  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity" | "inventory" | "spiffe">> = {},
   opts: { stateDir?: string } = {},
 ): Promise<TestController> {
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "weft-ctl-")));

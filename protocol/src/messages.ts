@@ -287,6 +287,10 @@ export const PeerRecord = z.object({
    * address of its private endpoint. Absent = "wireguard".
    */
   sameSiteTransport: SameSiteTransport.optional(),
+  /** The node's cloud, when its enrollment proved an instance (for `weft whois`). */
+  cloud: CloudProvider.optional(),
+  /** The node's labels, except cloud tags and account and instance ids (for `weft whois`). */
+  labels: labels.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;

@@ -51,6 +51,11 @@ export const Buckets = {
    * may call and the health checks it runs. An agent may read only its own key.
    */
   nodeServices: "weft-node-services",
+  /**
+   * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
+   * agent reads it; only the controller writes it.
+   */
+  trustBundle: "weft-trust-bundle",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
@@ -87,6 +92,15 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /**
+   * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
+   * may hold (X509SvidRequest → X509SvidReply).
+   */
+  x509Svid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.x509`,
+  allX509Svids: "weft.v1.node.*.svid.x509",
+  /** Agent → controller request: a JWT-SVID for one SPIFFE ID the node may hold (JwtSvidRequest → JwtSvidReply). */
+  jwtSvid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.jwt`,
+  allJwtSvids: "weft.v1.node.*.svid.jwt",
   /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
   flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
   /** Wildcard the controller collects flow reports on. */

@@ -39,6 +39,14 @@ export interface AgentFlags {
   serviceCgroup?: string;
   dnsListen?: string;
   dnsUpstream: string[];
+  spiffeSocket?: string;
+  spiffeHostUid: string[];
+}
+
+/** `--spiffe-host-uid 1000` → 1000; anything but a uid is a usage error. */
+function hostUid(v: string): number {
+  if (!/^\d{1,10}$/.test(v) || Number(v) > 0xfffffffe) throw new UsageError(`--spiffe-host-uid ${JSON.stringify(v)}: want a numeric uid, e.g. 0`);
+  return Number(v);
 }
 
 const WORKLOAD_FLAG = /^([^=]+)=([^/]+)\/([^@]+)@(.+)$/;
@@ -85,6 +93,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
     workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
     metrics: { listen: f.metricsListen },
+    spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },
     flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
     gateway: { snat: f.gatewaySnat ? undefined : false },
     services: {

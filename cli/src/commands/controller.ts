@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { ControllerConfig, natsServerConfigFragment, startController } from "@weft/controller";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
+import { parseDuration } from "../output.js";
 import { createLogger } from "../log.js";
 import { untilSignal } from "./signals.js";
 
@@ -22,9 +23,19 @@ export interface ControllerFlags {
   workloadPrefixLength?: string;
   plaintextSite?: string[];
   inventoryConfig?: string;
+  x509SvidTtl?: string;
+  jwtSvidTtl?: string;
 }
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** A duration flag (`90s`, `1h`) in seconds; undefined when absent. */
+function seconds(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = parseDuration(v);
+  if (s === undefined) throw new UsageError(`${flag} ${JSON.stringify(v)}: want a duration like 30s, 15m or 1h`);
+  return s;
+}
 
 /** Runs the controller until SIGINT or SIGTERM. */
 export async function runController(f: ControllerFlags): Promise<void> {
@@ -34,6 +45,7 @@ export async function runController(f: ControllerFlags): Promise<void> {
     nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
     api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
     overlay: { cidr: f.overlayCidr, workloadCidr: f.workloadCidr, workloadPrefixLength: int(f.workloadPrefixLength), plaintextSites: f.plaintextSite },
+    spiffe: { x509SvidTtlSeconds: seconds("--x509-svid-ttl", f.x509SvidTtl), jwtSvidTtlSeconds: seconds("--jwt-svid-ttl", f.jwtSvidTtl) },
     inventory: f.inventoryConfig === undefined ? undefined : await readInventoryConfig(f.inventoryConfig),
   });
   const running = await startController(config, log);

@@ -68,6 +68,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.enrollPolicies]: 5,
   [Buckets.services]: 5,
   [Buckets.nodeServices]: 1,
+  [Buckets.trustBundle]: 1,
   [Buckets.enrollNonces]: 1,
   [Buckets.attestations]: 1,
 };

@@ -5,7 +5,7 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -41,13 +41,15 @@ export interface Stores {
   services: RecordStore<typeof ServiceRecord>;
   /** weft-node-services: NodeServicesPublisher. */
   nodeServices: RecordStore<typeof NodeServicesRecord>;
+  /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
+  trustBundle: RecordStore<typeof TrustBundle>;
 }
 
 /** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -61,6 +63,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.attestations),
     kvm.open(Buckets.services),
     kvm.open(Buckets.nodeServices),
+    kvm.open(Buckets.trustBundle),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
@@ -76,5 +79,6 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
     services: new RecordStore(services, ServiceRecord, Buckets.services, o),
     nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
+    trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
   };
 }

@@ -147,6 +147,11 @@ export class LabCluster {
     this.controllerProcess = undefined;
   }
 
+  /** The SPIFFE Workload API socket of the agent on `hostName` (one per host: the lab's hosts share a filesystem). */
+  spiffeSocket(hostName: string): string {
+    return join(hostDir(this.opts, hostName), "spiffe", "api.sock");
+  }
+
   /** Start (or restart) the agent on `hostName`; `joinKey` is needed only for the first enrollment. */
   async startAgent(hostName: string, joinKey?: string, extraArgs: string[] = []): Promise<AgentHandle> {
     const host = this.topology.hosts.find((h) => h.name === hostName);
@@ -178,6 +183,8 @@ export class LabCluster {
       hostPinDir(this.opts, hostName),
       // Services: the host's own cgroup (never the machine's root cgroup: every lab shares its kernel).
       ...(hostCgroup(this.opts, hostName) ? ["--service-cgroup", hostCgroup(this.opts, hostName)!] : ["--no-services"]),
+      "--spiffe-socket",
+      this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(this.opts.clouds && host.site !== "onprem" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
       ...(joinKey ? ["--join-key", joinKey] : []),

@@ -12,10 +12,13 @@ import { UsageError } from "./errors.js";
 import type { AdminOptions } from "./commands/admin-client.js";
 import type { AgentFlags } from "./commands/agent.js";
 import type { ControllerFlags } from "./commands/controller.js";
+import type { DownFlags } from "./commands/down.js";
 import type { EnrollmentPolicyFlags } from "./commands/enrollment.js";
 import type { CreateKeyFlags } from "./commands/keys.js";
 import type { LabFlags } from "./commands/lab.js";
 import type { MeshExportFlags, MeshImportFlags } from "./commands/mesh.js";
+import type { ServiceFlags } from "./commands/service.js";
+import type { UpFlags } from "./commands/up.js";
 
 // The provider names for help texts, checked against protocol's types at compile time (no import at run time).
 const CLOUD_PROVIDERS = Object.keys({ aws: 1, azure: 1, gcp: 1, onprem: 1 } satisfies Record<CloudProvider, 1>);
@@ -29,6 +32,8 @@ export function buildProgram(): Command {
   const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError();
   registerController(program);
   registerAgent(program);
+  registerAgentService(program);
+  registerService(program);
   registerHostCommands(program);
   registerAdminCommands(program);
   registerLab(program);
@@ -105,6 +110,70 @@ function registerAgent(program: Command): void {
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
 }
 
+/** The installed package's agent service: join, leave, start and stop (see packaging/README.md). */
+function registerAgentService(program: Command): void {
+  program
+    .command("up")
+    .description("join this host: write /etc/weft/agent.yaml, start the agent service, wait until online and print the overlay address")
+    .option("--controller <url>", "controller API URL (https://host:8080), printed by `weft keys create`")
+    .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`")
+    .option("--join-key-file <file>", "file holding the join key; copied to /etc/weft/join-key (0600) until the node is enrolled")
+    .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: join without a key, by this instance's identity`)
+    .option("--metadata-endpoint <url>", "base URL of the cloud's metadata service (default: the cloud's link-local one)")
+    .option("--name <name>", "node name (default: host name)")
+    .option("--site <site>", "site this host shares private addresses with (default 'default')")
+    .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
+    .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
+    .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
+    .option("--mtu <mtu>", "interface MTU (default 1420; 1380 where the underlay is 1460, as on GCP)")
+    .option("--timeout <seconds>", "give up waiting for the node to come online after this long", "120")
+    .option("--keep-join-key", "keep /etc/weft/join-key after enrolling (for a reusable key)")
+    .option("--json", "print {name, nodeId, site, overlayAddress} as JSON")
+    .action(async (f: UpFlags) => (await import("./commands/up.js")).runUp(f));
+
+  program
+    .command("down")
+    .description("leave the overlay: stop and disable the agent, remove its interface, routes, eBPF pins and rules, then its state and config")
+    .option("--keep-state", "keep keys, state and config (a later `weft up` rejoins as the same node)")
+    .action(async (f: DownFlags) => (await import("./commands/down.js")).runDown(f));
+
+  // `weft service start | stop | restart | status` are subcommands of `weft service` (registerService).
+}
+
+/**
+ * `weft service`: one name, two jobs that never share a subcommand. Services (issue 15: a VIP and a
+ * name for backends in any cloud) through the controller — `apply | list | get | delete`
+ * (commands/services.ts); and this host's agent service (the package's systemd unit, or the agent
+ * weft runs itself) — `start | stop | restart | status` (commands/service.ts).
+ */
+function registerService(program: Command): void {
+  const service = program
+    .command("service")
+    .alias("services")
+    .description("services (apply | list | get | delete: a VIP and a name for backends in any cloud, balanced at connect time) and this host's agent service (start | stop | restart | status)");
+  admin(service.command("apply").description("create or replace the services in a YAML or JSON file"))
+    .requiredOption("-f, --file <file>", "service file: one service, a list, or several --- documents")
+    .action(async (o: AdminOptions & Json & { file: string }) => (await import("./commands/services.js")).applyServices(o));
+  admin(service.command("list").description("list services with their VIP, name and backends' health; --json gives every backend with its site, health, weight and connections")).action(
+    async (o: AdminOptions & Json) => (await import("./commands/services.js")).listServices(o),
+  );
+  admin(service.command("get").description("show one service's backends, or list services").argument("[service]", "<namespace>/<name>")).action(async (ref: string | undefined, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).getService(ref, o),
+  );
+  admin(service.command("delete").description("delete a service (its VIP is released)").argument("<service>", "<namespace>/<name>")).action(async (ref: string, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).deleteService(ref, o),
+  );
+  const agentService = "the agent service (systemd's weft-agent.service, or without systemd the agent weft runs itself)";
+  service.command("start").description(`start ${agentService}`).action(async () => (await import("./commands/service.js")).runService("start", {}));
+  service.command("stop").description(`stop ${agentService}`).action(async () => (await import("./commands/service.js")).runService("stop", {}));
+  service
+    .command("restart")
+    .description(`restart ${agentService}`)
+    .option("--if-running", "only when it is running (the package's postinst)")
+    .action(async (f: ServiceFlags) => (await import("./commands/service.js")).runService("restart", f));
+  service.command("status").description(`whether ${agentService} runs: exit 0 running, 3 stopped`).action(async () => (await import("./commands/service.js")).runService("status", {}));
+}
+
 /** Commands that read this host's agent from its state directory. */
 function registerHostCommands(program: Command): void {
   program
@@ -167,7 +236,7 @@ function registerAdminCommands(program: Command): void {
     .option("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
     .option("--name <name>", "policy name (without -f)")
     .option("--description <text>", "what the policy is for")
-    .option("--provider <provider>", `${CLOUD_PROVIDERS.join(" | ")} (required without -f)`)
+    .option("--provider <provider>", `${METADATA_PROVIDERS.join(" | ")} (required without -f; not onprem: on-prem hosts have no signed instance document and join with a join key)`)
     .option("--account <id>", "only instances in this AWS account, Azure subscription or GCP project")
     .option("--region <region>", "only instances in this region")
     .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
@@ -218,20 +287,6 @@ function registerAdminCommands(program: Command): void {
     (await import("./commands/policy.js")).getPolicies(name, o),
   );
   admin(policy.command("delete").description("delete a policy").argument("<name>", "policy name")).action(async (name: string, o: AdminOptions & Json) => (await import("./commands/policy.js")).deletePolicy(name, o));
-
-  const service = program.command("service").alias("services").description("manage services: a VIP and a name for backends in any cloud, balanced at connect time");
-  admin(service.command("apply").description("create or replace the services in a YAML or JSON file"))
-    .requiredOption("-f, --file <file>", "service file: one service, a list, or several --- documents")
-    .action(async (o: AdminOptions & Json & { file: string }) => (await import("./commands/service.js")).applyServices(o));
-  admin(service.command("list").description("list services with their VIP, name and backends' health; --json gives every backend with its site, health, weight and connections")).action(
-    async (o: AdminOptions & Json) => (await import("./commands/service.js")).listServices(o),
-  );
-  admin(service.command("get").description("show one service's backends, or list services").argument("[service]", "<namespace>/<name>")).action(async (ref: string | undefined, o: AdminOptions & Json) =>
-    (await import("./commands/service.js")).getService(ref, o),
-  );
-  admin(service.command("delete").description("delete a service (its VIP is released)").argument("<service>", "<namespace>/<name>")).action(async (ref: string, o: AdminOptions & Json) =>
-    (await import("./commands/service.js")).deleteService(ref, o),
-  );
 }
 
 /**

@@ -16,7 +16,7 @@ import { LAB_ONPREM_KEY_LABELS, LabCluster, terminateLabInstance, type RunningCl
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
-import { parseServiceFile } from "./service.js";
+import { parseServiceFile } from "./services.js";
 import { untilSignal } from "./signals.js";
 
 /** The options of `weft lab` itself, given to every subcommand. */

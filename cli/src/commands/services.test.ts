@@ -1,7 +1,7 @@
 import type { ServiceView } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors.js";
-import { backendRows, parseServiceFile, parseServiceRef, serviceRows } from "./service.js";
+import { backendRows, parseServiceFile, parseServiceRef, serviceRows } from "./services.js";
 
 const doc = `name: api
 namespace: shop

@@ -42,6 +42,7 @@ const KNOWN_ROUTES = [
   "DELETE /v1/enrollment-policies/{name}",
   "GET /v1/inventory",
   "POST /v1/inventory/sync",
+  "GET /v1/counters",
   "POST /console/login",
   "GET /console/session",
   "POST /console/logout",
@@ -50,7 +51,7 @@ const KNOWN_ROUTES = [
   "GET /v1/flows",
   "GET /metrics",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|events|policy-matrix|flows|services)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|counters|events|policy-matrix|flows|services)/.test(r));
 /** Routes that need a credential: the admin routes and /metrics (metrics or admin token). */
 const SECURED_ROUTES = [...ADMIN_ROUTES, "GET /metrics"];
 

@@ -6,7 +6,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -41,6 +41,10 @@ export interface Stores {
   enrollNonces: RecordStore<typeof NonceRecord>;
   /** weft-attestations: AttestationMarks (signed documents already used). */
   attestations: RecordStore<typeof AttestationMark>;
+  /** weft-services: ServiceCatalog. */
+  services: RecordStore<typeof ServiceRecord>;
+  /** weft-node-services: NodeServicesPublisher. */
+  nodeServices: RecordStore<typeof NodeServicesRecord>;
   /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
   trustBundle: RecordStore<typeof TrustBundle>;
   /** weft-liveness: LivenessRecorder (the leader). The leader lease (weft-leader) is LeaderElection's own. */
@@ -57,7 +61,7 @@ export const STORE_REQUEST_TIMEOUT_MS = 2000;
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle, liveness] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -69,6 +73,8 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.inventory),
     kvm.open(Buckets.enrollNonces),
     kvm.open(Buckets.attestations),
+    kvm.open(Buckets.services),
+    kvm.open(Buckets.nodeServices),
     kvm.open(Buckets.trustBundle),
     kvm.open(Buckets.liveness),
   ]);
@@ -85,6 +91,8 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     inventory: new InventoryStore(inventory, o),
     enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
     attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    services: new RecordStore(services, ServiceRecord, Buckets.services, o),
+    nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
     liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness, o),
   };

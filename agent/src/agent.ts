@@ -28,7 +28,7 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
-import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
+import { FlowExporter, JsonLinesFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { Subjects, type FlowReport } from "@weft/protocol";
@@ -39,16 +39,18 @@ import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
-import { SpiffeService } from "./spiffe/index.js";
+import type { SpiffeService } from "./spiffe/index.js";
 import { NatsSession, connectNats } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { whoisRoute } from "./whois/index.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
-import { agentRegistry, serveMetrics } from "./status/metrics.js";
+import type { MetricsSource } from "./status/metrics.js";
+import { serveMetrics, type ScrapeRegistry } from "./status/metrics-server.js";
 import type { AgentStatus } from "./status/file.js";
 import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
+import { StartupTimer } from "./status/startup.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
 export interface RunningAgent {
@@ -63,13 +65,17 @@ export interface RunningAgent {
 
 export async function startAgent(input: AgentConfigInput, log: Logger): Promise<RunningAgent> {
   const config = AgentConfig.parse(input);
+  const startup = new StartupTimer(log);
+  startup.mark("modules loaded");
   await ensureStateDir(config.stateDir);
-  const keyPair = await loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE));
-  const natsIdentity = await loadOrCreateNatsIdentity(config.stateDir);
+  const [keyPair, natsIdentity] = await Promise.all([loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE)), loadOrCreateNatsIdentity(config.stateDir)]);
+  startup.mark("keys ready");
   const state = (await StateHolder.load(config.stateDir)) ?? (await StateHolder.create(config.stateDir, await enrollOnce(config, keyPair.publicKey, natsIdentity, log)));
   const { nodeId, site, overlayAddress, overlayCidr, workloadCidr } = state.current;
   const root = log.child({ node: nodeId });
   log = root.child({ component: "agent" });
+  startup.use(log);
+  startup.mark("enrolled or state loaded");
   const component = (name: string) => root.child({ component: name });
 
   const run = createCommandRunner();
@@ -86,10 +92,18 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   });
   const gateway = new GatewayForwarding(run, component("gateway"));
   const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, run, status, log });
-  // Fail static: the interface comes up with the cached peers' site routes routed.
-  await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
-
-  const datapath = await openDatapath(config, run, log, component("datapath"));
+  // NATS, the interface and the datapath's programs do not wait for one another (the watches start
+  // only once the cache is restored, below).
+  const connecting = connectNats(state.current, natsIdentity, log);
+  connecting.catch(() => undefined); // awaited below
+  const [, datapath] = await Promise.all([
+    // Fail static: the interface comes up with the cached peers' site routes routed.
+    (async () => {
+      await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
+      startup.mark("interface up");
+    })(),
+    openDatapath(config, run, log, component("datapath")),
+  ]);
   const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log });
   const policy = new PolicyReconciler({ datapath, state, status, log });
   const workloads = new WorkloadReconciler({ configured: config.workloads, mtu: config.interface.mtu, datapath, run, state, log: component("workloads") });
@@ -100,12 +114,15 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
+  startup.mark("datapath and cache restored");
 
-  const nc = await connectNats(state.current, natsIdentity, log);
+  const nc = await connecting;
+  startup.mark("NATS connected");
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
   session.start();
+  void peers.synced.then(() => startup.mark("first peer set applied", { peers: state.current.applied?.peers.length ?? 0 }));
 
-  const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
+  const flows = datapath ? await startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
     nc.publish(Subjects.flows(nodeId), JSON.stringify(report));
     return true;
@@ -116,7 +133,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       ? undefined
       : await serveMetrics(
           config.metrics.listen,
-          agentRegistry({
+          lazyRegistry({
             flows: () => datapath?.flows() ?? [],
             names: () => identityNames(state.current.applied?.peers ?? []),
             peers: () => status.current.peers,
@@ -132,11 +149,19 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
 
-  const spiffe = await openSpiffe(config, nc, state, component("spiffe"));
+  // SPIFFE starts once the first peer set from NATS is applied: before that it could serve nothing
+  // (SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers), and loading it (gRPC,
+  // X.509) then would only compete with the peers for the CPU at start.
+  let stopping = false;
+  let spiffe: Promise<SpiffeService | undefined> | undefined;
+  void peers.synced.then(() => {
+    if (!stopping) spiffe = openSpiffe(config, nc, state, component("spiffe"));
+  });
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
+  startup.mark("running");
 
   return {
     get state() {
@@ -146,14 +171,16 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     datapath,
     synced: peers.synced,
     stop: async () => {
+      stopping = true;
       session.stop();
       heartbeats.stop();
+      peers.stop();
       workloads.stop();
       await flows?.stop();
       await peers.idle();
       await policy.idle();
       await localApi?.close();
-      await spiffe?.stop();
+      await (await spiffe)?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -164,8 +191,14 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   };
 }
 
+/** The metrics registry, made (prom-client loaded) on the first scrape. */
+function lazyRegistry(source: MetricsSource): () => Promise<ScrapeRegistry> {
+  let registry: Promise<ScrapeRegistry> | undefined;
+  return () => (registry ??= import("./status/metrics.js").then((m) => m.agentRegistry(source)));
+}
+
 /** The flow exporter (reports to the controller, and the OTLP and JSON lines sinks configured). */
-function startFlowExporter(
+async function startFlowExporter(
   config: AgentConfig,
   nodeId: string,
   name: string | undefined,
@@ -173,10 +206,10 @@ function startFlowExporter(
   names: () => ReturnType<typeof identityNames>,
   report: (r: FlowReport) => boolean,
   log: Logger,
-): FlowExporter {
+): Promise<FlowExporter> {
   const node = { nodeId, name };
   const sinks: FlowSink[] = [];
-  if (config.flows.otlp) sinks.push(new OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
+  if (config.flows.otlp) sinks.push(new (await import("./flows/otlp-sink.js")).OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
   if (config.flows.file) sinks.push(new JsonLinesFlowSink({ path: config.flows.file, node }));
   const exporter = new FlowExporter({
     nodeId,
@@ -207,6 +240,7 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
 /** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
 async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
   if (config.spiffe.socket === "") return undefined;
+  const { SpiffeService } = await import("./spiffe/index.js");
   const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
   try {
     await spiffe.start();

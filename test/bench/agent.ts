@@ -15,7 +15,8 @@
  *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status) and CPU (utime + stime from
  *      /proc/<pid>/stat over the minute); then `weft status` timed (`--runs`, default 10).
  *
- * `--baseline <path/to/cli/dist/main.js>` runs the same scenario with another build first (e.g. a
+ * `--node-flags "<flags>"` starts this build's agent (not the baseline's) with these node flags
+ * (e.g. V8 heap limits), to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same scenario with another build first (e.g. a
  * checkout of the current release) and prints both side by side. Needs root. Writes
  * bench-results/agent-<timestamp>.json and agent-latest.json.
  *
@@ -52,10 +53,13 @@ interface Settings {
   idleS: number;
   runs: number;
   out: string;
+  /** Extra node flags for the agent's process (e.g. V8 heap flags), to compare launchers. */
+  nodeFlags: string[];
 }
 
 export interface AgentFigures {
   cli: string;
+  nodeFlags: string[];
   peersApplied: number;
   policyEntries: number;
   /** /proc/<pid>/status at the end of the idle minute, MB. */
@@ -79,6 +83,7 @@ function parseSettings(): Settings {
       idle: { type: "string", default: "60" },
       runs: { type: "string", default: "10" },
       out: { type: "string" },
+      "node-flags": { type: "string", default: "" },
     },
   });
   const cli = resolve(values.cli ?? join(repo, "cli", "dist", "main.js"));
@@ -90,6 +95,7 @@ function parseSettings(): Settings {
     idleS: Number(values.idle),
     runs: Number(values.runs),
     out: resolve(values.out ?? join(repo, "bench-results")),
+    nodeFlags: values["node-flags"].split(/\s+/).filter(Boolean),
   };
 }
 
@@ -231,7 +237,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const statusPath = join(stateDir, "status.json");
     const t0 = Date.now();
     agent = await spawnLogged(
-      [cli, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
+      [...s.nodeFlags, cli, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
         "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", "127.0.0.1:51820", "--public-endpoint", "127.0.0.1:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
@@ -262,7 +268,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
-    return { cli, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    return { cli, nodeFlags: s.nodeFlags, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
   } finally {
     await stop(agent);
     await stop(controller);
@@ -282,7 +288,7 @@ async function main(): Promise<number> {
   if (process.env[IN_NETNS] !== "1") return runInNamespace();
   const s = parseSettings();
   say(`==> agent footprint: ${PEERS} peers, ${POLICIES * RULES_PER_POLICY} rules (load average ${loadavg()[0]?.toFixed(1)})`);
-  const baseline = s.baseline === undefined ? undefined : await measure(s.baseline, s);
+  const baseline = s.baseline === undefined ? undefined : await measure(s.baseline, { ...s, nodeFlags: [] });
   const current = await measure(s.cli, s);
   const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline };
   await mkdir(s.out, { recursive: true });

@@ -51,6 +51,7 @@ import type { AgentStatus } from "./status/file.js";
 import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
 import { StartupTimer } from "./status/startup.js";
+import { statusView } from "./status/view.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
 export interface RunningAgent {
@@ -160,6 +161,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  localApi?.route("GET", "/v1/status/view", async () => statusView(state.current, status.current, (await wireguard.show())?.peers ?? []));
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
   startup.mark("running");
 

@@ -125,7 +125,10 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new BenchError("the benchmark builds network namespaces and WireGuard interfaces: run it as root");
   const repo = repoRoot();
   const machine = describeMachine(repo);
-  if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
+  // --startup-only runs only the agents, with whichever wireguard-go the lab finds (the current one in .weft/bin first).
+  if (settings.startupOnly) {
+    if (!machine.wireguardGo && !machine.wireguardGoCurrent) throw new BenchError("wireguard-go is needed; run scripts/setup.sh");
+  } else if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
 
   const opts: LabOptions = { prefix: settings.prefix };
   const topology = labTopology(opts);

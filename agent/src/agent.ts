@@ -31,6 +31,7 @@ import { enrollOnce } from "./enroll/once.js";
 import { FlowExporter, JsonLinesFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
+import { controllerAddresses } from "./net/controller-addresses.js";
 import { Subjects, type FlowReport } from "@weft/protocol";
 import { GatewayForwarding } from "./net/gateway.js";
 import { OverlayInterface } from "./reconcile/interface.js";
@@ -92,7 +93,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     log,
   });
   const gateway = new GatewayForwarding(run, component("gateway"));
-  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, run, status, log });
+  const controller = await controllerAddresses(state.current.controllerUrl, state.current.nats.servers);
+  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, controller, run, status, log });
   // NATS, the interface and the datapath's programs do not wait for one another (the watches start
   // only once the cache is restored, below).
   const connecting = connectNats(state.current, natsIdentity, log);
@@ -115,6 +117,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
+  // Migration: maps an older build pinned and this one replaced go once the new ones are filled and attached.
+  const retired = datapath?.removeRetiredPins() ?? [];
+  if (retired.length > 0) log.info({ maps: retired }, "removed the pins of maps this version replaced (their entries were rebuilt in the new maps)");
   startup.mark("datapath and cache restored");
 
   const nc = await connecting;

@@ -15,10 +15,18 @@
  * always reports (null, 0) when there is no key yet. A record that does not parse,
  * or names another node, is logged and never applied (the last good one stays).
  * Limit: a bucket recreated from scratch restarts revisions at 1; restart the agent.
+ *
+ * A large policy comes in chunks (`<nodeId>.0`, `<nodeId>.1`, …, read with the same
+ * direct get): the controller writes them before the record that names their count
+ * and digest. The record is reported with every chunk's entries joined, and only
+ * when each chunk carries the record's digest and the joined entries hash to it:
+ * all of one compilation or nothing. A chunk of another compilation means the
+ * controller is writing a newer one; its record's notification reads again.
  */
+import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Buckets, NodePolicyRecord, type Logger } from "@weft/protocol";
+import { AnyNodePolicyRecord, Buckets, NodePolicyChunk, nodePolicyChunkKey, type CompactPolicyEntry, type Logger, type NodePolicyRecord } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 
 export type NodePolicyListener = (record: NodePolicyRecord | null, revision: number) => void;
@@ -110,7 +118,7 @@ export class NodePolicyWatch {
     } catch {
       json = undefined;
     }
-    const parsed = NodePolicyRecord.safeParse(json);
+    const parsed = AnyNodePolicyRecord.safeParse(json);
     if (!parsed.success || parsed.data.nodeId !== this.nodeId) {
       this.log.warn(
         { node: this.nodeId, revision: entry.revision, problem: parsed.success ? `record names node ${parsed.data.nodeId}` : parsed.error.issues[0]?.message },
@@ -118,7 +126,36 @@ export class NodePolicyWatch {
       );
       return;
     }
-    this.report(parsed.data, entry.revision);
+    const record = parsed.data.chunks ? await this.joinChunks(kv, parsed.data, entry.revision) : parsed.data;
+    if (!record || this.stopped) return;
+    this.report(record, entry.revision);
+  }
+
+  /** The record with its chunks' entries joined, or undefined when the chunks are not all of its compilation. */
+  private async joinChunks(kv: KV, record: NodePolicyRecord, revision: number): Promise<NodePolicyRecord | undefined> {
+    const { count, digest } = record.chunks!;
+    const entries: CompactPolicyEntry[] = [];
+    for (let i = 0; i < count; i++) {
+      const got = await kv.get(nodePolicyChunkKey(this.nodeId, i));
+      let json: unknown;
+      try {
+        json = got?.operation === "PUT" ? got.json() : undefined;
+      } catch {
+        json = undefined;
+      }
+      const chunk = NodePolicyChunk.safeParse(json);
+      if (!chunk.success || chunk.data.nodeId !== this.nodeId || chunk.data.index !== i || chunk.data.digest !== digest) {
+        this.log.info({ node: this.nodeId, revision, chunk: i, of: count }, "node policy chunk is not of this compilation (a newer one is being written); waiting for its record");
+        return undefined;
+      }
+      entries.push(...chunk.data.entries);
+    }
+    if (createHash("sha256").update(JSON.stringify(entries)).digest("hex") !== digest) {
+      this.log.warn({ node: this.nodeId, revision }, "node policy chunks do not hash to their record's digest; keeping the last applied policy");
+      return undefined;
+    }
+    const { chunks: _chunks, ...rest } = record;
+    return { ...rest, entries };
   }
 
   private report(record: NodePolicyRecord | null, revision: number): void {

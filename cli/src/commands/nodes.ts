@@ -24,6 +24,8 @@ export async function getNode(node: string, o: AdminOptions & { json?: boolean }
   const view = await (await adminClient(o)).getNode(node);
   if (o.json) return printJson(view);
   printTable(NODE_HEADERS, nodeRows([view]));
+  const d = view.policyDelivery;
+  if (d) process.stdout.write(d.state === "ok" ? `policy: delivered (${d.mapEntries} of ${d.capacity} map entries)\n` : `policy: NOT delivered since ${d.since ?? "?"}: needs ${d.mapEntries} map entries, the map holds ${d.capacity}; the node keeps its last good policy\n`);
 }
 
 export async function deleteNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {

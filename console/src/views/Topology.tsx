@@ -23,6 +23,18 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: ".route.withheld", style: { "background-color": "#fecaca" } },
   { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "line-color": "#9aa5b1" } },
   { selector: ".hosts, .advertises", style: { width: 1, "line-color": "#b6c2cf" } },
+  // Tunnels arc above the row (hosts of a site share a row, so straight lines would run through them).
+  {
+    selector: ".tunnel",
+    style: {
+      "curve-style": "unbundled-bezier",
+      "control-point-weights": 0.5,
+      "control-point-distances": (e: cytoscape.EdgeSingular) => {
+        const [a, b] = [e.source().position(), e.target().position()];
+        return Math.round(Math.min(160, 0.18 * Math.hypot(b.x - a.x, b.y - a.y)));
+      },
+    },
+  },
   { selector: ".tunnel.fresh", style: { "line-color": "#15803d", width: 2 } },
   { selector: ".tunnel.aging", style: { "line-color": "#d97706", width: 2 } },
   { selector: ".tunnel.stale", style: { "line-color": "#b91c1c", width: 2 } },

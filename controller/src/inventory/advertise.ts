@@ -38,8 +38,8 @@ export interface SiteRouteAdvertiserOptions {
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
 /** What the gateway plan reads of a node record: a change to anything else needs no new pass. */
-function planInput(node: Pick<NodeRecord, "name" | "site" | "labels">): string {
-  return JSON.stringify([node.name, node.site, node.labels]);
+function planInput(node: Pick<NodeRecord, "name" | "site" | "labels" | "siteSource" | "endpoints">): string {
+  return JSON.stringify([node.name, node.site, node.labels, node.siteSource ?? null, node.endpoints]);
 }
 
 export class SiteRouteAdvertiser {
@@ -122,7 +122,8 @@ export class SiteRouteAdvertiser {
     const next = new Map<string, string[]>();
     for (const nodeId of ids) {
       const want = plan.byNode.get(nodeId) ?? [];
-      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want));
+      const explicit = plan.explicitByNode.get(nodeId) ?? [];
+      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, explicit));
       if (result.outcome === "gone") continue;
       if (want.length > 0) next.set(nodeId, want);
       if (result.outcome === "updated") {
@@ -182,10 +183,10 @@ export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updateNod
   return withdrawn;
 }
 
-/** `node` with exactly `routes` as its site routes, or undefined when it has them already. */
-export function withSiteRoutes(node: NodeRecord, routes: readonly string[]): NodeRecord | undefined {
-  const have = node.siteRoutes ?? [];
-  if (have.length === routes.length && have.every((r, i) => r === routes[i])) return undefined;
-  const { siteRoutes: _old, ...rest } = node;
-  return routes.length > 0 ? { ...rest, siteRoutes: [...routes] } : rest;
+/** `node` with exactly `routes` as its site routes (`explicit`: those the config allows outside private space), or undefined when it has them already. */
+export function withSiteRoutes(node: NodeRecord, routes: readonly string[], explicit: readonly string[] = []): NodeRecord | undefined {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
+  if (same(node.siteRoutes ?? [], routes) && same(node.explicitSiteRoutes ?? [], explicit)) return undefined;
+  const { siteRoutes: _old, explicitSiteRoutes: _oldExplicit, ...rest } = node;
+  return { ...rest, ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}), ...(explicit.length > 0 ? { explicitSiteRoutes: [...explicit] } : {}) };
 }

@@ -94,9 +94,11 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
+  // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
+  const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
   const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...bundle.pub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownChunks.pub, ...bundle.pub] },
     sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub, ...bundle.sub] },
   };
 }

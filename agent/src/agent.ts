@@ -15,6 +15,7 @@
  *   reconcile/workloads.ts   workloads and their request to the controller
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
+ *   session/credentials.ts   the NATS credential, renewed at half-life
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
  *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
@@ -40,8 +41,10 @@ import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
+import { CredentialRenewer } from "./session/credentials.js";
+import { KeyRotation } from "./session/key-rotation.js";
+import { NatsSession, connectNats, natsTransport, publishWireguardKey } from "./session/nats.js";
 import type { SpiffeService } from "./spiffe/index.js";
-import { NatsSession, connectNats } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { whoisRoute } from "./whois/index.js";
@@ -97,7 +100,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, controller, run, status, log });
   // NATS, the interface and the datapath's programs do not wait for one another (the watches start
   // only once the cache is restored, below).
-  const connecting = connectNats(state.current, natsIdentity, log);
+  let userJwt = state.current.nats.userJwt;
+  const connecting = natsTransport(state.current, config.stateDir).then((transport) => connectNats(state.current, natsIdentity, transport, () => userJwt, log));
   connecting.catch(() => undefined); // awaited below
   const [, datapath] = await Promise.all([
     // Fail static: the interface comes up with the cached peers' site routes routed.
@@ -127,6 +131,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
   session.start();
   void peers.synced.then(() => startup.mark("first peer set applied", { peers: state.current.applied?.peers.length ?? 0 }));
+  const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
+  credentials.start();
 
   const flows = datapath ? await startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
@@ -167,6 +173,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
   localApi?.route("GET", "/v1/status/view", async () => statusView(state.current, status.current, (await wireguard.show())?.peers ?? []));
+  const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
+  rotation.start();
+  localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
   startup.mark("running");
 
@@ -180,6 +189,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     stop: async () => {
       stopping = true;
       session.stop();
+      credentials.stop();
+      rotation.stop();
       heartbeats.stop();
       peers.stop();
       workloads.stop();

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { LOCAL_API_SOCKET, callLocalApi, isStatusView, type StatusView } from "@weft/agent/status-view";
 import { UsageError } from "../errors.js";
-import { age, printJson, printTable } from "../output.js";
+import { age, printJson, printLines, printTable } from "../output.js";
 
 /** How long the running agent may take to answer before the files are read instead. */
 const AGENT_TIMEOUT_MS = 2000;
@@ -14,9 +14,9 @@ const AGENT_TIMEOUT_MS = 2000;
 export async function runStatus(o: { stateDir: string; json?: boolean }): Promise<void> {
   const out = (await fromAgent(o.stateDir)) ?? (await fromFiles(o.stateDir));
   if (o.json) return printJson(out);
-  process.stdout.write(
+  printLines(
     `node ${out.name} (${out.nodeId}) site ${out.site} overlay ${out.overlayAddress}\n` +
-      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
+      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n`,
   );
   printTable(
     ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],

@@ -31,11 +31,14 @@ export interface StatusView {
   removed: boolean;
   appliedRevision: number;
   lastSyncAt: string | undefined;
+  /** Services callable from this node, and the services record's revision. */
+  services: number;
+  servicesRevision: number | undefined;
   interface: string | undefined;
   peers: StatusViewPeer[];
 }
 
-export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" | "stale" | "removed" | "lastSyncAt" | "interface"> | undefined, live: readonly ActualPeer[]): StatusView {
+export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" | "stale" | "removed" | "lastSyncAt" | "interface" | "services" | "servicesRevision"> | undefined, live: readonly ActualPeer[]): StatusView {
   const liveByKey = new Map(live.map((p) => [p.publicKey, p]));
   return {
     nodeId: state.nodeId,
@@ -48,6 +51,8 @@ export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" |
     removed: status?.removed ?? false,
     appliedRevision: state.applied?.revision ?? 0,
     lastSyncAt: status?.lastSyncAt,
+    services: status?.services ?? state.appliedServices?.record?.services.length ?? 0,
+    servicesRevision: status?.servicesRevision ?? state.appliedServices?.revision,
     interface: status?.interface,
     peers: (state.applied?.peers ?? [])
       .filter((p) => p.nodeId !== state.nodeId)
@@ -78,6 +83,7 @@ export function isStatusView(v: unknown): v is StatusView {
     typeof o.nats === "string" &&
     typeof o.stale === "boolean" &&
     typeof o.appliedRevision === "number" &&
+    typeof o.services === "number" &&
     Array.isArray(o.peers) &&
     o.peers.every((p) => typeof p === "object" && p !== null && typeof (p as Record<string, unknown>).name === "string" && typeof (p as Record<string, unknown>).overlayAddress === "string")
   );

@@ -4,15 +4,11 @@
  * before anything is sent, so a file with one bad document applies none; errors name the file, the
  * document and the field (`rules[1].ports[0].port`).
  */
+import { fieldPath } from "@weft/protocol";
 import { parseAllDocuments } from "yaml";
 import type { z } from "zod";
 import { UsageError } from "./errors.js";
 
-/** `ports.1.port` as a user reads the document: `ports[1].port`. */
-export function fieldPath(path: readonly PropertyKey[], whole = "(document)"): string {
-  if (path.length === 0) return whole;
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
-}
 
 export interface DocumentFileOptions<S extends z.ZodType> {
   schema: S;

@@ -3,13 +3,13 @@
  * (`fieldPath`) for everything a client sends (API bodies, workloads requests), and
  * `parseOrThrow` for the controller's own config.
  */
+import { fieldPath as documentFieldPath } from "@weft/protocol";
 import type { z } from "zod";
 import { ValidationError, type FieldIssue } from "./errors.js";
 
-/** A field as a user reads the document: `rules.1.ports.0.port` → `rules[1].ports[0].port`; the whole body is `(body)`. */
+/** A field as a user reads the document (protocol's fieldPath); the whole body is `(body)`. */
 export function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(body)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
+  return documentFieldPath(path, "(body)");
 }
 
 /** Each issue of a failed parse, with its field named by fieldPath. */

@@ -19,5 +19,6 @@ export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
 export * from "./text.js";
+export * from "./field-path.js";
 export * from "./ports.js";
 export * from "./wireguard-keys.js";

@@ -5,21 +5,16 @@
  * before any is sent.
  */
 import { readFile } from "node:fs/promises";
-import { EnrollmentPolicy, type EnrollmentPolicyInput } from "@weft/protocol";
+import { EnrollmentPolicy, type EnrollmentPolicyInput, fieldPath } from "@weft/protocol";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
 import { adminClient, type AdminOptions } from "./admin-client.js";
 import { formatSelector, keyValues } from "./keys.js";
 
-function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(policy)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
-}
-
 function checked(value: unknown, source: string): EnrollmentPolicyInput {
   const parsed = EnrollmentPolicy.safeParse(value);
-  if (!parsed.success) throw new UsageError(`${source} is invalid: ${parsed.error.issues.map((iss) => `${fieldPath(iss.path)}: ${iss.message}`).join("; ")}`);
+  if (!parsed.success) throw new UsageError(`${source} is invalid: ${parsed.error.issues.map((iss) => `${fieldPath(iss.path, "(policy)")}: ${iss.message}`).join("; ")}`);
   return value as EnrollmentPolicyInput;
 }
 

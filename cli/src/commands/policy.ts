@@ -5,17 +5,11 @@
  * is checked before any is sent, so a file with one bad policy applies none.
  */
 import { readFile } from "node:fs/promises";
-import { Policy, type NodeView, type PolicyInput } from "@weft/protocol";
+import { Policy, type NodeView, type PolicyInput, fieldPath } from "@weft/protocol";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
 import { adminClient, type AdminOptions } from "./admin-client.js";
-
-/** `rules.1.ports.0.port` as a user reads the document: `rules[1].ports[0].port`. */
-function fieldPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(policy)";
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
-}
 
 /**
  * The policies in a policy file's text, checked against the schema (unknown
@@ -38,7 +32,7 @@ export function parsePolicyFile(text: string, source = "policy file"): PolicyInp
     const parsed = Policy.safeParse(value);
     const which = values.length > 1 ? ` policy ${i + 1}` : "";
     if (!parsed.success) {
-      throw new UsageError(`${source}${which} is invalid: ${parsed.error.issues.map((iss) => `${fieldPath(iss.path)}: ${iss.message}`).join("; ")}`);
+      throw new UsageError(`${source}${which} is invalid: ${parsed.error.issues.map((iss) => `${fieldPath(iss.path, "(policy)")}: ${iss.message}`).join("; ")}`);
     }
     if (names.has(parsed.data.name)) throw new UsageError(`${source}${which}: the name ${parsed.data.name} appears twice`);
     names.add(parsed.data.name);

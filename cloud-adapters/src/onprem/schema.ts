@@ -17,6 +17,7 @@
  *       tags: { role: db }       # optional, string values
  *       state: running           # optional (default running): pending|running|stopping|stopped|terminated|unknown
  */
+import { fieldPath as fieldPathOf } from "@weft/protocol";
 import { z } from "zod";
 import { InstanceState } from "../model.js";
 
@@ -90,11 +91,7 @@ export const OnpremFile = z
 export type OnpremFile = z.infer<typeof OnpremFile>;
 
 /** `["instances", 2, "privateIps", 0]` → `instances[2].privateIps[0]`. */
-export function fieldPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out || "(top level)";
-}
+const fieldPath = (path: readonly PropertyKey[]): string => fieldPathOf(path, "(top level)");
 
 /** One line per problem, each naming its field (parse with `reportInput: true` to tell a missing field from a wrong one). */
 export function describeIssues(error: z.ZodError): string[] {

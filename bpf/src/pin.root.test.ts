@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
 import { BpfFsError, BpfPinIncompatibleError } from "./errors.js";
 import { DropReason, MapName, ProgramName, countersKeyCodec, countersValueCodec, sumCounters } from "./layout.js";
+import { LbMapName } from "./lb-layout.js";
 import { BpfMap, PerCpuMap } from "./map.js";
 import { removePins } from "./pin.js";
 import { tcAttach, tcDestroyHook } from "./tc.js";
@@ -106,8 +107,10 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     expect(ping().received, "ping before anything is attached").toBe(3);
     const dp = TcDatapath.open({ pinDir });
     open.push(dp);
-    expect(Object.values(dp.pinOutcome), "first open creates every map").toEqual(Array(Object.values(MapName).length).fill("created"));
-    for (const m of Object.values(MapName)) expect(existsSync(join(pinDir, "maps", m)), `maps/${m} pinned`).toBe(true);
+    // Every map the objects declare: the datapath's (MapName) and the services' tc fallback (LbMapName).
+    expect(Object.keys(dp.pinOutcome).sort(), "maps opened").toEqual([...Object.values(MapName), ...Object.values(LbMapName)].sort());
+    expect(Object.entries(dp.pinOutcome).filter(([, o]) => o !== "created"), "first open creates every map: maps not created").toEqual([]);
+    for (const m of Object.keys(dp.pinOutcome)) expect(existsSync(join(pinDir, "maps", m)), `maps/${m} pinned`).toBe(true);
     for (const p of Object.values(ProgramName)) expect(existsSync(join(pinDir, "progs", p)), `progs/${p} pinned`).toBe(true);
 
     dp.ipcache.set({ addr: HOST_ADDR, prefixlen: 32 }, { identity: HOST_ID });
@@ -129,7 +132,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     const oldProg = Number(/ id (\d+)/.exec(sh("tc", "filter", "show", "dev", HOST_DEV, "egress"))?.[1]);
     const dp = TcDatapath.open({ pinDir });
     open.push(dp);
-    expect(Object.values(dp.pinOutcome), "every map reused").toEqual(Array(Object.values(MapName).length).fill("reused"));
+    expect(Object.entries(dp.pinOutcome).filter(([, o]) => o !== "reused"), "every map reused: maps not reused").toEqual([]);
     expect(dp.ipcache.get({ addr: NS_ADDR, prefixlen: 32 }), "ipcache entry kept").toEqual({ identity: W_ID });
     expect(dp.policyDefault.get(W_ID)).toEqual({ defaultDeny: true });
     expect(sumCounters(dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? []).drops[DropReason.defaultDeny], "counters kept").toBe(6n);

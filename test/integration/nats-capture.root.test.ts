@@ -4,7 +4,7 @@
  * sends and receives only TLS — no peer record, policy or subject in the clear.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
@@ -58,7 +58,12 @@ describe.skipIf(!root)("NATS on the wire", () => {
       await agent.nc.close();
       expect(sets.length, "the agent saw peer sets").toBeGreaterThan(0);
     } finally {
-      await new Promise((r) => setTimeout(r, 300));
+      // tcpdump writes each packet as it sees it (-U), but on a loaded machine it lags: wait for
+      // the file to hold the exchange (or 10 s) before stopping it.
+      for (let waited = 0; waited < 10_000; waited += 100) {
+        if (((await stat(pcap).catch(() => undefined))?.size ?? 0) > 2000) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       tcpdump.kill("SIGINT");
       await new Promise((r) => tcpdump.once("exit", r));
     }

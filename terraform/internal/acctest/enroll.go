@@ -17,7 +17,7 @@ type enrollRequest struct {
 	JoinKey            string            `json:"joinKey,omitempty"`
 	Attestation        *AwsAttestation   `json:"attestation,omitempty"`
 	Name               string            `json:"name"`
-	Site               string            `json:"site"`
+	Site               string            `json:"site,omitempty"`
 	WireguardPublicKey string            `json:"wireguardPublicKey"`
 	NatsPublicKey      string            `json:"natsPublicKey"`
 	ListenPort         int               `json:"listenPort"`
@@ -43,7 +43,8 @@ func (c *Controller) Enroll(t testing.TB, name, site string, labels map[string]s
 	return *node
 }
 
-// EnrollWithKey enrolls a node named name with the join key secret.
+// EnrollWithKey enrolls a node named name with the join key secret, naming site ("" names none:
+// the key's site, or refused when nothing vouches for one).
 func (c *Controller) EnrollWithKey(key, name, site string) (*weftapi.Node, error) {
 	return c.enroll(enrollRequest{JoinKey: key, Name: name, Site: site, Endpoints: map[string]string{"private": "127.0.0.1:51820"}})
 }
@@ -51,15 +52,16 @@ func (c *Controller) EnrollWithKey(key, name, site string) (*weftapi.Node, error
 // EnrollKeyless enrolls a node with no join key as an agent on the simulated AWS instance whose
 // private address is privateIP does: it reads the instance's signed identity document from the
 // metadata service and presents it as the request's attestation (an enrollment policy must admit
-// the instance). The node's site is the AWS region, its private endpoint the instance's address.
-func (c *Controller) EnrollKeyless(name, privateIP string) (*weftapi.Node, error) {
+// the instance). The agent names site ("" names none: the policy's site), its private endpoint is
+// the instance's address.
+func (c *Controller) EnrollKeyless(name, privateIP, site string) (*weftapi.Node, error) {
 	att, err := c.ReadAwsAttestation(privateIP)
 	if err != nil {
 		return nil, fmt.Errorf("enroll %s: read the instance identity: %w", name, err)
 	}
 	return c.enroll(enrollRequest{
 		Attestation: att,
-		Name:        name, Site: AwsRegion,
+		Name:        name, Site: site,
 		Endpoints: map[string]string{"private": privateIP + ":51820"},
 	})
 }

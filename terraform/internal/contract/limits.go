@@ -43,6 +43,8 @@ func Limits() []Limit {
 		{keyBody + "/properties/ttlSeconds/default", validate.DefaultJoinKeyTTL},
 		{keyBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
 		{keyBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{keyBody + "/properties/site/pattern", validate.NamePattern},
+		{keyBody + "/properties/site/maxLength", validate.NameMaxLength},
 		{selector + "/provider/enum", validate.Providers},
 		{selector + "/account/minLength", 1},
 		{selector + "/account/maxLength", validate.SelectorAccountMax},
@@ -52,6 +54,8 @@ func Limits() []Limit {
 		{enrollBody + "/properties/name/pattern", validate.NamePattern},
 		{enrollBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
 		{enrollBody + "/properties/selector/required", []string{"provider"}},
+		{enrollBody + "/properties/site/pattern", validate.NamePattern},
+		{enrollBody + "/properties/site/maxLength", validate.NameMaxLength},
 		{enrollBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
 		{"/paths/~1v1~1keys/post/responses/201/content/application~1json/schema/properties/controller/properties/caHash/pattern", weftapi.CAHashPattern},
 	}

@@ -69,7 +69,7 @@ func TestEnrollmentPolicyConversion_roundTrips(t *testing.T) {
 	for _, doc := range []string{
 		`{"name":"e","selector":{"provider":"aws"},"labels":{}}`,
 		`{"name":"e","description":"x","selector":{"provider":"gcp","account":"proj","region":"europe-west1","network":"default","tags":{}},"labels":{"weft:namespace":"a"}}`,
-		`{"name":"e","selector":{"provider":"onprem","tags":{"role":"web"}},"labels":{"a":"b"}}`,
+		`{"name":"e","selector":{"provider":"aws","tags":{"role":"web"}},"site":"eu-web","labels":{"a":"b"}}`,
 	} {
 		var p weftapi.EnrollmentPolicy
 		if err := json.Unmarshal([]byte(doc), &p); err != nil {
@@ -188,3 +188,20 @@ func TestFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinKeyConversion_siteSurvives(t *testing.T) {
+	for _, site := range []*string{nil, ptr("lab")} {
+		info := weftapi.JoinKeyInfo{ID: "0123456789ab", Labels: map[string]string{"weft:gateway": "true"}, Site: site,
+			CreatedAt: "2026-12-05T10:00:00.000Z", ExpiresAt: "2026-12-06T10:00:00.000Z", State: "active"}
+		m := joinKeyModel{Key: types.StringUnknown(), CAHash: types.StringUnknown()}
+		joinKeyFromAPI(&m, &info)
+		var d diag.Diagnostics
+		req := joinKeyRequest(context.Background(), m, &d)
+		noDiags(t, d)
+		if got, want := asJSON(t, req.Site), asJSON(t, site); got != want {
+			t.Errorf("site %s came back as %s", want, got)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -4,8 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nkeys"
 	"github.com/weft/weft/terraform/internal/weftapi"
@@ -90,4 +95,43 @@ func (c *Controller) enroll(req enrollRequest) (*weftapi.Node, error) {
 		return nil, fmt.Errorf("enroll %s: %w", req.Name, err)
 	}
 	return c.Client().GetNode(ctx, out.NodeID)
+}
+
+var refusalRef = regexp.MustCompile(`ref-[0-9a-f]{10}`)
+
+// Refusal is what the controller logged about a refusal: its answer to a stranger carries only a
+// code and a reference (ref-…), the reason and the detail are in its log line with that reference
+// (waited for briefly: the log is copied from the controller's stderr as it comes). A refusal
+// without a reference (a 400 names the caller's own fields) is its own detail. ok is false when
+// err is nil or no log line has its reference.
+func (c *Controller) Refusal(err error) (reason, detail string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	ref := refusalRef.FindString(err.Error())
+	if ref == "" {
+		return "", err.Error(), true
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		b, rerr := os.ReadFile(c.logs.Name())
+		if rerr != nil {
+			return "", "", false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, ref) {
+				continue
+			}
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) != nil {
+				return "", line, true
+			}
+			reason, _ = entry["reason"].(string)
+			if detail, ok = entry["err"].(string); !ok {
+				d, _ := json.Marshal(entry["err"])
+				detail = string(d)
+			}
+			return reason, detail, true
+		}
+	}
+	return "", "", false
 }

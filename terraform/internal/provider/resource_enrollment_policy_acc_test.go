@@ -70,12 +70,15 @@ func TestAccEnrollmentPolicy_lifecycle(t *testing.T) {
 				Config:           cfg(v2),
 				ConfigPlanChecks: emptyPlanAfterApply,
 				Check: func(*terraform.State) error {
+					// The refusal's body is a code and a reference; the detail is in the controller's log.
 					_, err := ctl.EnrollKeyless("tf-web-2", "127.0.42.31", "")
-					if err == nil || !strings.Contains(err.Error(), "403 instance_rejected") || !strings.Contains(err.Error(), "tf-web: tags.env: want test, instance has old") {
-						return fmt.Errorf("keyless enrollment of the env=old web server: got %v, want 403 instance_rejected naming tf-web's tags.env mismatch", err)
+					_, detail, _ := ctl.Refusal(err)
+					if err == nil || !strings.Contains(err.Error(), "403 instance_rejected") || !strings.Contains(detail, "tf-web: tags.env: want test, instance has old") {
+						return fmt.Errorf("keyless enrollment of the env=old web server: got %v (logged: %q), want 403 instance_rejected with tf-web's tags.env mismatch logged", err, detail)
 					}
-					if _, err := ctl.EnrollKeyless("tf-web-1", "127.0.42.21", acctest.AwsRegion); err == nil {
-						return fmt.Errorf("keyless enrollment naming site %s under a policy of site tf-web-eu: got a node, want a refusal", acctest.AwsRegion)
+					_, err = ctl.EnrollKeyless("tf-web-1", "127.0.42.21", acctest.AwsRegion)
+					if _, detail, _ := ctl.Refusal(err); err == nil || !strings.Contains(detail, "site") || !strings.Contains(detail, "tf-web-eu") {
+						return fmt.Errorf("keyless enrollment naming site %s under a policy of site tf-web-eu: got %v (logged: %q), want a refusal logging the site mismatch", acctest.AwsRegion, err, detail)
 					}
 					n, err := ctl.EnrollKeyless("tf-web-1", "127.0.42.21", "")
 					if err != nil {

@@ -267,8 +267,9 @@ resource "weft_join_key" "gw" {
 			},
 			{ // the key vouches for its site: an agent naming another is refused, one naming none gets it
 				PreConfig: func() {
-					if _, err := ctl.EnrollWithKey(key, "tf-gw-1", "tf-elsewhere"); err == nil {
-						t.Fatal("enrolling with the tf-gw key naming site tf-elsewhere: got a node, want a refusal")
+					_, err := ctl.EnrollWithKey(key, "tf-gw-1", "tf-elsewhere")
+					if _, detail, _ := ctl.Refusal(err); err == nil || !strings.Contains(detail, "tf-elsewhere") || !strings.Contains(detail, "tf-gw") {
+						t.Fatalf("enrolling with the tf-gw key naming site tf-elsewhere: got %v (logged: %q), want a refusal logging the site mismatch", err, detail)
 					}
 					n, err := ctl.EnrollWithKey(key, "tf-gw-1", "")
 					if err != nil {

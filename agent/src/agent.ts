@@ -15,6 +15,7 @@
  *   reconcile/workloads.ts   workloads and their request to the controller
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
+ *   session/credentials.ts   the NATS credential, renewed at half-life
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
  *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
@@ -40,8 +41,10 @@ import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
+import { CredentialRenewer } from "./session/credentials.js";
+import { KeyRotation } from "./session/key-rotation.js";
+import { NatsSession, connectNats, natsTransport, publishWireguardKey } from "./session/nats.js";
 import { SpiffeService } from "./spiffe/index.js";
-import { NatsSession, connectNats } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { whoisRoute } from "./whois/index.js";
@@ -106,9 +109,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const retired = datapath?.removeRetiredPins() ?? [];
   if (retired.length > 0) log.info({ maps: retired }, "removed the pins of maps this version replaced (their entries were rebuilt in the new maps)");
 
-  const nc = await connectNats(state.current, natsIdentity, log);
+  const transport = await natsTransport(state.current, config.stateDir);
+  let userJwt = state.current.nats.userJwt;
+  const nc = await connectNats(state.current, natsIdentity, transport, () => userJwt, log);
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
   session.start();
+  const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
+  credentials.start();
 
   const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
@@ -141,6 +148,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
+  rotation.start();
+  localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
 
   return {
@@ -152,6 +162,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     synced: peers.synced,
     stop: async () => {
       session.stop();
+      credentials.stop();
+      rotation.stop();
       heartbeats.stop();
       workloads.stop();
       await flows?.stop();

@@ -54,6 +54,8 @@ export const AgentConfig = z
         listenPort: z.number().int().min(1).max(65535).default(51820),
         /** 1420 suits a 1500-byte underlay; use 1380 where the underlay is 1460. */
         mtu: z.number().int().min(1280).max(9000).default(1420),
+        /** Rotate the WireGuard key this often (hours; peers take the new key through the controller). 0: only on `weft agent rotate-key`. */
+        keyRotationHours: z.number().min(0).max(8760).default(0),
       })
       .strict()
       .prefault({}),

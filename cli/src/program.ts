@@ -70,15 +70,15 @@ function registerController(program: Command): void {
 }
 
 function registerAgent(program: Command): void {
-  program
+  const agent = program
     .command("agent")
     .description("run the host agent")
     .option("--config <file>", "YAML config file; flags override it")
     .option("--state-dir <dir>", `keys and state (default ${DEFAULT_AGENT_STATE_DIR})`)
     .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
     .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
-    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY); optional with --cloud when an enrollment policy admits the instance")
-    .option("--join-key-file <file>", "read the join key from a file")
+    .option("--join-key-file <file>", "read the join key for the first enrollment from a file (mode 0600), or set $WEFT_JOIN_KEY; optional with --cloud when an enrollment policy admits the instance")
+    .option("--join-key <key>", "the join key itself: avoid, any local user can read a process's arguments (use --join-key-file or $WEFT_JOIN_KEY)")
     .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: present this instance's identity from the cloud's metadata service at enrollment`)
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
@@ -103,6 +103,17 @@ function registerAgent(program: Command): void {
     .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
+
+  agent
+    .command("rotate-key")
+    .description("rotate this host's WireGuard key: a new key pair here, its public key to every peer through the controller, the old one dropped")
+    .option("--state-dir <dir>", `the agent's state directory (default ${DEFAULT_AGENT_STATE_DIR})`)
+    .option("--json", "print JSON")
+    .action(async (_o: unknown, cmd: Command) => {
+      // `weft agent` has --state-dir too, and commander hands it to whichever command declares it first.
+      const o = cmd.optsWithGlobals<{ stateDir?: string; json?: boolean }>();
+      await (await import("./commands/agent.js")).runRotateKey({ stateDir: o.stateDir ?? DEFAULT_AGENT_STATE_DIR, json: o.json });
+    });
 }
 
 /** The installed package's agent service: join, leave, start and stop (see packaging/README.md). */

@@ -25,8 +25,27 @@ export const ControllerConfig = z
         /** Embedded server listen address and port. */
         listenHost: z.string().default("0.0.0.0"),
         port: z.number().int().min(0).max(65535).default(4222),
-        /** URLs handed to agents. Empty: `nats://<host the agent used for the API>:<port>`. */
-        advertise: z.array(z.string().url()).default([]),
+        /** URLs handed to agents (`tls://host:port`). Empty: `tls://<host the agent used for the API>:<port>`. */
+        advertise: z
+          .array(z.string().url().refine((u) => u.startsWith("tls://"), "must be a tls:// URL: agents refuse plaintext NATS"))
+          .default([]),
+        /**
+         * The CA (PEM file) of an external NATS server's certificate, trusted by the controller and
+         * handed to agents. Absent: the controller's own CA (`<stateDir>/tls/ca.crt`), which signs the
+         * embedded server's certificate. Ignored for the embedded server.
+         */
+        caFile: z.string().min(1).optional(),
+        /** Embedded server: JetStream's file store limit in bytes (every bucket's max bytes must fit). Default 1 GiB. */
+        maxFileStore: z.number().int().min(64 * 1024 * 1024).optional(),
+        /** Per-bucket limits replacing the defaults (controller/src/nats/connect.ts BUCKET_LIMITS). */
+        buckets: z
+          .record(
+            z.string(),
+            z.object({ maxValueSize: z.number().int().min(1024).optional(), maxBytes: z.number().int().min(64 * 1024).optional() }).strict(),
+          )
+          .default({}),
+        /** Lifetime of agents' NATS credentials; agents renew them at half-life. Default 24 h, at most 7 days. */
+        agentCredentialHours: z.number().int().min(1).max(168).default(24),
       })
       .strict()
       .prefault({}),

@@ -2,7 +2,7 @@
  * The controller process: NATS (embedded or external), the KV-backed services,
  * the heartbeat listener and the REST API, started and stopped as one unit.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
@@ -33,17 +33,20 @@ import { InventoryPlanner } from "./inventory/plan.js";
 import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { serveCredentialRenewal } from "./nodes/credentials.js";
 import { ControllerCounters } from "./metrics/counters.js";
 import { ControllerMetrics } from "./metrics/metrics.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
+import { MalformedMessages } from "./nodes/malformed.js";
+import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
-import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
+import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseIpv4 } from "@weft/protocol";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
@@ -53,6 +56,8 @@ export const CONTROLLER_VERSION = "0.1.0";
 const CERT_CHECK_INTERVAL_MS = 12 * 3600_000;
 /** Site routes are re-published this often even when nothing signalled a change. */
 const SITE_ROUTE_RESYNC_MS = 60_000;
+/** How often revocations whose credentials have all expired are pruned. */
+const REVOCATION_PRUNE_INTERVAL_MS = 3600_000;
 
 export interface RunningController {
   config: ControllerConfig;
@@ -64,6 +69,8 @@ export interface RunningController {
   caPem: string | undefined;
   apiSocket: string | undefined;
   natsUrl: string;
+  /** The CA (PEM) the NATS server's certificate chains to (the controller's own unless nats.caFile). */
+  natsCaPem: string;
   adminToken: string;
   /** Reads GET /metrics only (Prometheus). */
   metricsToken: string;
@@ -81,8 +88,9 @@ export interface RunningController {
 export async function startController(input: ControllerConfigInput, log: Logger): Promise<RunningController> {
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
-  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
-  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
+  authority.agentCredentialLifetimeSeconds = config.nats.agentCredentialHours * 3600;
+  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir, log.child({ component: "admin-token" })));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE, log.child({ component: "admin-token" })));
   // Nodes by status are counted at scrape time, through the registry once it exists.
   let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
   const counters = new ControllerCounters();
@@ -92,6 +100,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
   };
   try {
+    // The controller's CA and server certificate: the API's HTTPS (unless turned off) and, always,
+    // the embedded NATS server's TLS. Agents pin the CA.
+    const tls = await ApiTls.open({
+      dir: join(config.stateDir, TLS_DIR),
+      sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
+      log: log.child({ component: "tls" }),
+    });
     let embedded: SupervisedNats | undefined;
     if (!config.nats.url) {
       embedded = await superviseEmbeddedNats({
@@ -100,16 +115,23 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         host: config.nats.listenHost,
         port: config.nats.port,
         authority,
+        tls: { certFile: join(config.stateDir, TLS_DIR, SERVER_CERT_FILE), keyFile: join(config.stateDir, TLS_DIR, SERVER_KEY_FILE) },
+        ...(config.nats.maxFileStore !== undefined ? { maxFileStore: config.nats.maxFileStore } : {}),
         logger: log.child({ component: "nats" }),
       });
       cleanups.push(() => embedded!.stop());
     }
     const natsUrl = config.nats.url ?? embedded!.url;
-    const nc = await connectController({ servers: [natsUrl], authority, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
+    const natsCaPem = config.nats.url && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
+    const nc = await connectController({ servers: [natsUrl], authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
     cleanups.push(() => nc.drain());
-    const access = await NatsAccess.connect({ servers: [natsUrl], authority, logger: log.child({ component: "nats-access" }) });
+    const access = await NatsAccess.connect({ servers: [natsUrl], authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
     cleanups.push(() => access.close());
-    await ensureBuckets(nc);
+    await ensureBuckets(nc, { limits: config.nats.buckets });
+    await access.prune();
+    const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
+    pruning.unref();
+    cleanups.push(async () => clearInterval(pruning));
 
     const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
 
@@ -192,6 +214,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
+    const natsHost = (apiHost: string | undefined) => (apiHost === undefined ? "127.0.0.1" : apiHost.includes(":") ? `[${apiHost}]` : apiHost);
     const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
     const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
@@ -205,7 +228,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       prefixes,
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
-      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
+      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`tls://${natsHost(apiHost)}:${natsPort}`]),
+      natsCaPem,
       allocateIdentity,
       trustDomain,
       heartbeatSeconds: config.heartbeatSeconds,
@@ -258,8 +282,18 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     });
     cleanups.push(() => inventory.stop());
 
-    const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
-    cleanups.push(async () => heartbeats.unsubscribe());
+    const malformed = new MalformedMessages({ log: log.child({ component: "agents" }) });
+    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, log: log.child({ component: "liveness" }) });
+    cleanups.push(async () => heartbeats.stop());
+    const renewals = serveCredentialRenewal(nc, {
+      natsKeyOf: async (nodeId) => (await registry.get(nodeId).catch(() => undefined))?.natsPublicKey,
+      issue: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
+      malformed,
+      log: log.child({ component: "credentials" }),
+    });
+    cleanups.push(async () => renewals.unsubscribe());
+    const rotations = serveKeyRotation(nc, { registry, claims, malformed, log: log.child({ component: "wgkey" }) });
+    cleanups.push(async () => rotations.unsubscribe());
 
     // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
     const consoleLog = log.child({ component: "console" });
@@ -279,17 +313,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
 
     const apiLog = log.child({ component: "api" });
-    const tls = config.api.tls.enabled
-      ? await ApiTls.open({
-          dir: join(config.stateDir, TLS_DIR),
-          sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
-          log: log.child({ component: "tls" }),
-        })
-      : undefined;
-    if (!tls) apiLog.warn("api.tls.enabled is false: the API serves plain HTTP and join keys cross the network in clear text");
+    const apiTls = config.api.tls.enabled ? tls : undefined;
+    if (!apiTls) apiLog.warn("api.tls.enabled is false: the API serves plain HTTP and join keys cross the network in clear text");
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
-      tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
+      apiTls && { caHash: apiTls.caHash, urls: apiUrls({ sans: apiTls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
     const countedEnrollment = {
       enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
         try {
@@ -328,15 +356,16 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       ...serverOptions,
       rateLimit: config.api.rateLimit,
       ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}),
-      ...(tls ? { https: tls.serverOptions() } : {}),
+      ...(apiTls ? { https: apiTls.serverOptions() } : {}),
     });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
-    if (tls) {
-      const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
-      cleanups.push(async () => renewal.stop());
-    }
+    const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => {
+      if (apiTls) replaceCertificate(tcp, current);
+      embedded?.reload(); // nats-server rereads its certificate on SIGHUP
+    });
+    cleanups.push(async () => renewal.stop());
     const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
@@ -348,8 +377,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     inventory.start();
     log
       .child({ component: "controller" })
-      .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
+      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
   } catch (err) {
     await stop();
     throw err;

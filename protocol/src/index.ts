@@ -17,5 +17,6 @@ export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./text.js";
 export * from "./ports.js";
 export * from "./wireguard-keys.js";

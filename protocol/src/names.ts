@@ -86,6 +86,28 @@ export const Subjects = {
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
   /**
+   * Agent → controller request (reply on the agent's inbox): a fresh NATS user JWT for the same
+   * nkey (CredentialsRequest → CredentialsReply), asked for well before the current one expires.
+   */
+  credentials: (nodeId: string) => `weft.v1.node.${nodeId}.credentials`,
+  /**
+   * Agent → controller request (reply on the agent's inbox): the node's new WireGuard public key
+   * (KeyRotationRequest → KeyRotationReply); answered once the node and peer records carry it.
+   */
+  wireguardKey: (nodeId: string) => `weft.v1.node.${nodeId}.wgkey`,
+  /** Wildcard the controller serves key rotations on. */
+  allWireguardKeys: "weft.v1.node.*.wgkey",
+  /** Wildcard the controller serves credential renewals on. */
+  allCredentials: "weft.v1.node.*.credentials",
+  /**
+   * Every write of the peers bucket, republished by the stream once stored, with its sequence
+   * (`Nats-Sequence`) and key (`Nats-Subject`): `weft.v1.peers.<nodeId>`. Agents follow it with a
+   * core subscription (no consumer) and read the current records with a batched direct get.
+   */
+  peerUpdates: (nodeId: string) => `weft.v1.peers.${nodeId}`,
+  /** Wildcard agents subscribe to for peer record changes. */
+  allPeerUpdates: "weft.v1.peers.>",
+  /**
    * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
    * may hold (X509SvidRequest → X509SvidReply).
    */

@@ -7,12 +7,15 @@
  * NATS closed for good (credentials revoked: the node was deleted). Peer sets and policies go to
  * their reconcilers.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Subjects } from "@weft/protocol";
+import { KeyRotationReply, Subjects, type KeyRotationRequest } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
+import { CONTROLLER_CA_FILE } from "../enroll/client.js";
 import { AgentError } from "../errors.js";
 import type { PeerReconciler } from "../reconcile/peers.js";
 import type { PolicyReconciler } from "../reconcile/policy.js";
@@ -21,11 +24,33 @@ import type { NatsIdentity } from "../state/nkey.js";
 import type { AgentState } from "../state/store.js";
 import type { StatusReporter } from "../status/reporter.js";
 
-/** Connects as this node; resolves once connected (waits for the first connect as long as it takes). */
-export async function connectNats(state: AgentState, identity: NatsIdentity, log: Logger): Promise<NatsConnection> {
+/**
+ * The NATS servers and the CA to trust for them: every URL must be `tls://` (a plaintext `nats://`
+ * is refused: peer records and policies would cross the network readable), and the CA is the one
+ * the controller handed out at enrollment, else the controller CA pinned then. Throws AgentError.
+ */
+export async function natsTransport(state: AgentState, stateDir: string): Promise<{ servers: string[]; caPem: string }> {
+  const plain = state.nats.servers.filter((u) => !u.startsWith("tls://"));
+  if (plain.length > 0) {
+    throw new AgentError(`refusing plaintext NATS URL ${plain.join(", ")}: want tls:// (upgrade the controller, then delete this node and enroll again)`, { retryable: false });
+  }
+  const caPem = state.nats.caPem ?? (await readFile(join(stateDir, CONTROLLER_CA_FILE), "utf8").catch(() => undefined));
+  if (caPem === undefined || caPem.trim() === "") {
+    throw new AgentError(`no CA to trust for NATS: the enrollment gave none and ${join(stateDir, CONTROLLER_CA_FILE)} is missing; enroll over https with --ca-hash`, { retryable: false });
+  }
+  return { servers: state.nats.servers, caPem };
+}
+
+/**
+ * Connects as this node over TLS trusting only the NATS CA; resolves once connected (waits for the
+ * first connect as long as it takes). `userJwt` is read on every (re)connect, so a renewed
+ * credential is used from the next connection on.
+ */
+export async function connectNats(state: AgentState, identity: NatsIdentity, transport: { servers: string[]; caPem: string }, userJwt: () => string, log: Logger): Promise<NatsConnection> {
   const nc = await connect({
-    servers: state.nats.servers,
-    authenticator: jwtAuthenticator(state.nats.userJwt, identity.seed),
+    servers: transport.servers,
+    tls: { ca: transport.caPem },
+    authenticator: jwtAuthenticator(userJwt, identity.seed),
     inboxPrefix: Subjects.inboxPrefix(state.nodeId),
     name: `weft-agent-${state.name}`,
     waitOnFirstConnect: true,
@@ -38,6 +63,21 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, log
   });
   log.info({ servers: state.nats.servers }, "connected to NATS");
   return nc;
+}
+
+/**
+ * Sends this node's new WireGuard public key to the controller and resolves once the node and peer
+ * records carry it (peers then switch); throws AgentError with the controller's refusal.
+ */
+export async function publishWireguardKey(nc: NatsConnection, nodeId: string, publicKey: string): Promise<void> {
+  let reply: KeyRotationReply;
+  try {
+    const msg = await nc.request(Subjects.wireguardKey(nodeId), JSON.stringify({ version: 1, wireguardPublicKey: publicKey } satisfies KeyRotationRequest), { timeout: 10_000 });
+    reply = KeyRotationReply.parse(msg.json());
+  } catch (err) {
+    throw new AgentError("cannot reach the controller to rotate the WireGuard key; the old key stays", { cause: err, retryable: true });
+  }
+  if (!reply.ok) throw new AgentError(`the controller refused the new WireGuard key: ${reply.error.code}: ${reply.error.message}`, { retryable: reply.error.code === "store_unavailable" });
 }
 
 export interface NatsSessionOptions {
@@ -63,7 +103,7 @@ export class NatsSession {
   readonly #stop = new AbortController();
 
   constructor(private readonly o: NatsSessionOptions) {
-    this.#peerWatch = new PeerWatch(o.nc, (set) => o.peers.submit(set), o.root.child({ component: "peer-watch" }), () => this.#startPeerWatch(WATCH_ENDED_PAUSE_MS));
+    this.#peerWatch = new PeerWatch(o.nc, Subjects.inboxPrefix(o.nodeId), (set) => o.peers.submit(set), o.root.child({ component: "peer-watch" }), () => this.#startPeerWatch(WATCH_ENDED_PAUSE_MS));
     this.#policyWatch = new NodePolicyWatch(o.nc, o.nodeId, (record, revision) => o.policy.submit(record, revision), o.root.child({ component: "policy-watch" }));
   }
 

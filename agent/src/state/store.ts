@@ -19,7 +19,8 @@ export const AgentState = z.object({
   overlayAddress: ipv4,
   overlayCidr: cidr,
   controllerUrl: z.string(),
-  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
+  /** NATS: `tls://` URLs, this node's user JWT (renewed by session/credentials.ts) and the CA its servers' certificates chain to. */
+  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string(), caPem: z.string().optional() }),
   heartbeatSeconds: z.number().int().positive(),
   enrolledAt: z.string(),
   /** Renewed whenever the WireGuard interface is created afresh; see peers/epochs.ts. */

@@ -1,6 +1,6 @@
 /** `weft nodes list | get | delete`: enrolled nodes through the controller's API. */
 import type { NodeView } from "@weft/protocol";
-import { age, printJson, printTable } from "../output.js";
+import { age, printJson, printLines, printTable } from "../output.js";
 import { adminClient, type AdminOptions } from "./admin-client.js";
 
 export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
@@ -31,5 +31,5 @@ export async function getNode(node: string, o: AdminOptions & { json?: boolean }
 export async function deleteNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
   const view = await (await adminClient(o)).deleteNode(node);
   if (o.json) return printJson(view);
-  process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
+  printLines(`node ${view.name} (${view.nodeId}) deleted`);
 }

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { STATUS_FILE, loadState, readPeers, type AgentStatus } from "@weft/agent/local";
 import { UsageError } from "../errors.js";
-import { age, printJson, printTable } from "../output.js";
+import { age, printJson, printLines, printTable } from "../output.js";
 
 export async function runStatus(o: { stateDir: string; json?: boolean }): Promise<void> {
   const state = await loadState(o.stateDir);
@@ -42,9 +42,9 @@ export async function runStatus(o: { stateDir: string; json?: boolean }): Promis
       }),
   };
   if (o.json) return printJson(out);
-  process.stdout.write(
+  printLines(
     `node ${out.name} (${out.nodeId}) site ${out.site} overlay ${out.overlayAddress}\n` +
-      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
+      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n`,
   );
   printTable(
     ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],

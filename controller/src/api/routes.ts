@@ -64,8 +64,11 @@ export interface Route<B = unknown> {
   contentType?: () => string;
   /** The body the server parses before the handler runs; a route without one gets none. */
   body?: RouteBody<B>;
+  /** For "text/event-stream", the schema of one event (its `event`, `data`, `id`, `retry` fields). */
   response: z.ZodType;
   status?: number;
+  /** Error statuses the handler itself answers beyond what `auth`, the body and path parameters imply (documented as ApiError). */
+  errors?: readonly number[];
   handler(ctx: RouteContext<B>): Promise<unknown>;
 }
 
@@ -280,6 +283,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
+        ...Object.fromEntries((r.errors ?? []).map((code) => [String(code), errorResponse])),
       },
     };
   }

@@ -3,6 +3,7 @@
  * Every read returns the revision so writers can update transactionally, and
  * `change(key, fn)` is the one read-modify-write loop every writer uses.
  */
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { Backoff, sleep } from "@weft/util";
@@ -150,8 +151,22 @@ export class RecordStore<S extends z.ZodType> {
     return this.wrap("put", key, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
   }
 
+  /**
+   * Deletes a key, also when the bucket is full: a delete writes a marker, which a bucket at its
+   * max bytes refuses; then the key's stored messages are purged first (freeing at least the
+   * marker's size) and the marker written after. Deleting a node must always work.
+   */
   async delete(key: string): Promise<void> {
-    await this.wrap("delete", key, () => this.kv.delete(key));
+    await this.wrap("delete", key, async () => {
+      try {
+        await this.kv.delete(key);
+      } catch (err) {
+        if (!isStoreFull(err)) throw err;
+        const { jsm, stream } = this.kv as unknown as { jsm: JetStreamManager; stream: string };
+        await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${key}` });
+        await this.kv.delete(key);
+      }
+    });
   }
 
   /** Delete only if the key is still at `revision` (compare-and-set); resolves false when someone else wrote first. */
@@ -193,4 +208,12 @@ export class RecordStore<S extends z.ZodType> {
       throw new StoreUnavailableError(`${this.bucket}: ${key === undefined ? op : `${op} ${key}`} failed`, { cause: err });
     }
   }
+}
+
+/** A write refused because the bucket or JetStream is at its storage limit. */
+export function isStoreFull(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/maximum bytes exceeded|insufficient resources|resource limits exceeded|storage resources/i.test(e.message)) return true;
+  }
+  return false;
 }

@@ -6,7 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControllerClient, ControllerFiles } from "@weft/protocol";
@@ -184,9 +184,15 @@ export class LabCluster {
       this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(this.opts.clouds && host.site !== "onprem" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
-      ...(joinKey ? ["--join-key", joinKey] : []),
       ...extraArgs,
     ];
+    // The join key goes in a file only root reads, never on the command line (/proc/<pid>/cmdline is world-readable).
+    if (joinKey) {
+      await mkdir(hostDir(this.opts, hostName), { recursive: true, mode: 0o700 });
+      const keyFile = join(hostDir(this.opts, hostName), "join-key");
+      await writeFile(keyFile, `${joinKey}\n`, { mode: 0o600 });
+      args.push("--join-key-file", keyFile);
+    }
     const handle: AgentHandle = {
       host,
       interfaceName,

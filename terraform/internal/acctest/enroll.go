@@ -48,17 +48,21 @@ func (c *Controller) Enroll(t testing.TB, name, site string, labels map[string]s
 	return *node
 }
 
+// unusedEndpoint is the WireGuard endpoint the test nodes advertise: no agent runs for them, and the
+// controller refuses loopback endpoints (another host could not reach them), so an address of a
+// private range nothing here uses.
+const unusedEndpoint = "10.255.42.1:51820"
+
 // EnrollWithKey enrolls a node named name with the join key secret, naming site ("" names none:
 // the key's site, or refused when nothing vouches for one).
 func (c *Controller) EnrollWithKey(key, name, site string) (*weftapi.Node, error) {
-	return c.enroll(enrollRequest{JoinKey: key, Name: name, Site: site, Endpoints: map[string]string{"private": "127.0.0.1:51820"}})
+	return c.enroll(enrollRequest{JoinKey: key, Name: name, Site: site, Endpoints: map[string]string{"private": unusedEndpoint}})
 }
 
 // EnrollKeyless enrolls a node with no join key as an agent on the simulated AWS instance whose
 // private address is privateIP does: it reads the instance's signed identity document from the
 // metadata service and presents it as the request's attestation (an enrollment policy must admit
-// the instance). The agent names site ("" names none: the policy's site), its private endpoint is
-// the instance's address.
+// the instance). The agent names site ("" names none: the policy's site).
 func (c *Controller) EnrollKeyless(name, privateIP, site string) (*weftapi.Node, error) {
 	att, err := c.ReadAwsAttestation(privateIP)
 	if err != nil {
@@ -67,7 +71,7 @@ func (c *Controller) EnrollKeyless(name, privateIP, site string) (*weftapi.Node,
 	return c.enroll(enrollRequest{
 		Attestation: att,
 		Name:        name, Site: site,
-		Endpoints: map[string]string{"private": privateIP + ":51820"},
+		Endpoints: map[string]string{"private": unusedEndpoint},
 	})
 }
 

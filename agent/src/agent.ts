@@ -13,6 +13,7 @@
  *   reconcile/peers.ts       WireGuard peers, ipcache and tunnels, warm-up
  *   reconcile/policy.ts      the datapath's policy maps
  *   reconcile/workloads.ts   workloads and their request to the controller
+ *   services/reconciler.ts   services: socket load balancing maps, health checks, DNS
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
  *   session/credentials.ts   the NATS credential, renewed at half-life
@@ -21,6 +22,7 @@
  *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
  *   whois/                   address → node, workload, SPIFFE ID (GET /v1/whois)
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -40,6 +42,10 @@ import { PeerReconciler } from "./reconcile/peers.js";
 import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
+import { ServiceDatapath, cgroup2Root } from "./services/datapath.js";
+import { DnsServer, resolvConfNameservers } from "./services/dns.js";
+import { registerServiceMetrics } from "./services/metrics.js";
+import { ServiceReconciler } from "./services/reconciler.js";
 import { Heartbeats } from "./session/heartbeats.js";
 import { CredentialRenewer } from "./session/credentials.js";
 import { KeyRotation } from "./session/key-rotation.js";
@@ -98,10 +104,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log });
   const policy = new PolicyReconciler({ datapath, state, status, log });
   const workloads = new WorkloadReconciler({ configured: config.workloads, mtu: config.interface.mtu, datapath, run, state, log: component("workloads") });
-  // Fail static, in this order: the cached policy, ipcache and tunnels into the maps before any
-  // program is attached (they refill the maps after a reboot); the workloads; the peers.
+  const services = await openServices(config, state, status, run, log, component);
+  // Fail static, in this order: the cached policy, ipcache, tunnels and services into the maps
+  // before any program is attached (they refill the maps after a reboot); the workloads; the peers.
   policy.restore();
   await peers.restoreDatapath();
+  await services?.reconciler.restore();
+  attachServicePrograms(config, services?.datapath, log);
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
@@ -112,7 +121,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const transport = await natsTransport(state.current, config.stateDir);
   let userJwt = state.current.nats.userJwt;
   const nc = await connectNats(state.current, natsIdentity, transport, () => userJwt, log);
-  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
+  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, status, root, log });
   session.start();
   const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
   credentials.start();
@@ -123,23 +132,18 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     return true;
   }, component("flows")) : undefined;
 
-  const metrics =
-    config.metrics.listen === ""
-      ? undefined
-      : await serveMetrics(
-          config.metrics.listen,
-          agentRegistry({
-            flows: () => datapath?.flows() ?? [],
-            names: () => identityNames(state.current.applied?.peers ?? []),
-            peers: () => status.current.peers,
-            natsConnected: () => status.current.nats === "connected",
-            policyEntries: () => policy.applied.record?.entries.length ?? 0,
-            peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
-            flowExport: () => flows?.counts() ?? [],
-            flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
-          }),
-          component("metrics"),
-        );
+  const registry = agentRegistry({
+    flows: () => datapath?.flows() ?? [],
+    names: () => identityNames(state.current.applied?.peers ?? []),
+    peers: () => status.current.peers,
+    natsConnected: () => status.current.nats === "connected",
+    policyEntries: () => policy.applied.record?.entries.length ?? 0,
+    peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
+    flowExport: () => flows?.counts() ?? [],
+    flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
+  });
+  if (services) registerServiceMetrics(registry, { backends: () => services.reconciler.metricRows(), refused: () => services.reconciler.refusedRows() });
+  const metrics = config.metrics.listen === "" ? undefined : await serveMetrics(config.metrics.listen, registry, component("metrics"));
 
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
@@ -151,6 +155,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
   rotation.start();
   localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
+  if (services) localApi?.route("GET", "/v1/services", async () => services.reconciler.view());
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
 
   return {
@@ -169,6 +174,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       await flows?.stop();
       await peers.idle();
       await policy.idle();
+      await services?.reconciler.idle();
+      await services?.dns?.close();
+      services?.datapath?.close();
       await localApi?.close();
       await spiffe?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
@@ -219,6 +227,91 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
   // The pinned maps still hold what the last agent applied; the cache refills them when the pins are gone (a reboot).
   if (await ensureBpffs(config.datapath.pinDir, run)) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
   return AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
+}
+
+interface Services {
+  reconciler: ServiceReconciler;
+  datapath: ServiceDatapath | undefined;
+  dns: DnsServer | undefined;
+}
+
+/**
+ * Services: the socket programs on the datapath's pins (not attached yet: the cached entries go in
+ * first), the DNS server for the host and its workloads, and the reconciler that keeps both in line.
+ * Undefined when services are turned off. A part that cannot start (no cgroup v2, port 53 taken) is
+ * logged and left out; the rest runs.
+ */
+async function openServices(config: AgentConfig, state: StateHolder, status: StatusReporter, run: CommandRunner, log: Logger, component: (name: string) => Logger): Promise<Services | undefined> {
+  if (!config.services.enabled) return undefined;
+  const svcLog = component("services");
+  let datapath: ServiceDatapath | undefined;
+  if (config.datapath.enabled) {
+    try {
+      datapath = ServiceDatapath.open(config.datapath.pinDir, svcLog);
+    } catch (err) {
+      log.error({ err }, "cannot load the service socket programs; services are balanced on workload veths only (tc fallback)");
+    }
+  }
+  const { overlayAddress } = state.current;
+  const dnsListen = config.services.dns.listen === "overlay" ? `${overlayAddress}:53` : config.services.dns.listen;
+  let dns: DnsServer | undefined;
+  if (dnsListen !== "") {
+    const i = dnsListen.lastIndexOf(":");
+    const host = dnsListen.slice(0, i);
+    const upstream = config.services.dns.upstream ?? resolvConfNameservers(readText("/etc/resolv.conf"), new Set([host]));
+    dns = new DnsServer({
+      host,
+      port: Number(dnsListen.slice(i + 1)),
+      upstream,
+      clients: () => new Set(["127.0.0.1", overlayAddress, ...(state.current.workloads ?? []).map((w) => w.address)]),
+      log: component("dns"),
+    });
+    try {
+      await dns.start();
+      log.info({ listen: dnsListen, upstream }, "answering DNS for service, node and workload names");
+    } catch (err) {
+      log.error({ err, listen: dnsListen }, "cannot serve DNS; continuing without it");
+      dns = undefined;
+    }
+  }
+  const reconciler = new ServiceReconciler({
+    nodeId: state.current.nodeId,
+    datapath,
+    dns,
+    nameserver: dns && config.services.dns.workloadResolvConf ? dnsListen.slice(0, dnsListen.lastIndexOf(":")) : undefined,
+    workloads: config.workloads.map((w) => ({ name: w.name, namespace: w.namespace, netns: w.netns })),
+    observer: { consecutiveFailures: config.services.passive.consecutiveFailures, ejectMs: config.services.passive.ejectSeconds * 1000, tauMs: 2000 },
+    defaultZone: "weft.internal", // until the first record or the node's own identity says otherwise
+    run,
+    state,
+    status,
+    log: svcLog,
+  });
+  return { reconciler, datapath, dns };
+}
+
+/** Attaches the socket programs to the configured cgroup (after their maps were filled); a failure is logged. */
+function attachServicePrograms(config: AgentConfig, datapath: ServiceDatapath | undefined, log: Logger): void {
+  if (!datapath) return;
+  const cgroup = config.services.cgroup === "auto" ? cgroup2Root() : config.services.cgroup;
+  if (!cgroup) {
+    log.error("no cgroup v2 hierarchy is mounted: sockets are not balanced at connect time (workload veths still are, by the tc fallback)");
+    return;
+  }
+  try {
+    datapath.attach(cgroup);
+    log.info({ cgroup }, "service socket programs attached: connections to service VIPs are balanced at connect time");
+  } catch (err) {
+    log.error({ err, cgroup }, "cannot attach the service socket programs; workload veths are still balanced by the tc fallback");
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
 }
 
 /** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */

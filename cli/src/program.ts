@@ -33,6 +33,7 @@ export function buildProgram(): Command {
   registerController(program);
   registerAgent(program);
   registerAgentService(program);
+  registerService(program);
   registerHostCommands(program);
   registerAdminCommands(program);
   registerLab(program);
@@ -102,6 +103,10 @@ function registerAgent(program: Command): void {
     .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
     .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
+    .option("--no-services", "no service load balancing, health checks or DNS on this host")
+    .option("--service-cgroup <dir>", "cgroup v2 directory whose processes' connections to service VIPs are balanced (default: the whole host)")
+    .option("--dns-listen <where>", "DNS for service, node and workload names: overlay (default, port 53 on the overlay address), ip:port, or '' (off)")
+    .option("--dns-upstream <ip[:port]>", "resolver for other names (repeatable; default the nameservers in /etc/resolv.conf)", (v: string, all: string[]) => [...all, v], [])
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
 
   agent
@@ -143,12 +148,41 @@ function registerAgentService(program: Command): void {
     .option("--keep-state", "keep keys, state and config (a later `weft up` rejoins as the same node)")
     .action(async (f: DownFlags) => (await import("./commands/down.js")).runDown(f));
 
-  program
+  // `weft service start | stop | restart | status` are subcommands of `weft service` (registerService).
+}
+
+/**
+ * `weft service`: one name, two jobs that never share a subcommand. Services (issue 15: a VIP and a
+ * name for backends in any cloud) through the controller — `apply | list | get | delete`
+ * (commands/services.ts); and this host's agent service (the package's systemd unit, or the agent
+ * weft runs itself) — `start | stop | restart | status` (commands/service.ts).
+ */
+function registerService(program: Command): void {
+  const service = program
     .command("service")
-    .description("the agent service: start | stop | restart | status (systemd's weft-agent.service, or without systemd the agent weft runs itself)")
-    .argument("<action>", "start | stop | restart | status")
-    .option("--if-running", "restart: only when it is running")
-    .action(async (action: string, f: ServiceFlags) => (await import("./commands/service.js")).runService(action, f));
+    .alias("services")
+    .description("services (apply | list | get | delete: a VIP and a name for backends in any cloud, balanced at connect time) and this host's agent service (start | stop | restart | status)");
+  admin(service.command("apply").description("create or replace the services in a YAML or JSON file"))
+    .requiredOption("-f, --file <file>", "service file: one service, a list, or several --- documents")
+    .action(async (o: AdminOptions & Json & { file: string }) => (await import("./commands/services.js")).applyServices(o));
+  admin(service.command("list").description("list services with their VIP, name and backends' health; --json gives every backend with its site, health, weight and connections")).action(
+    async (o: AdminOptions & Json) => (await import("./commands/services.js")).listServices(o),
+  );
+  admin(service.command("get").description("show one service's backends, or list services").argument("[service]", "<namespace>/<name>")).action(async (ref: string | undefined, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).getService(ref, o),
+  );
+  admin(service.command("delete").description("delete a service (its VIP is released)").argument("<service>", "<namespace>/<name>")).action(async (ref: string, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).deleteService(ref, o),
+  );
+  const agentService = "the agent service (systemd's weft-agent.service, or without systemd the agent weft runs itself)";
+  service.command("start").description(`start ${agentService}`).action(async () => (await import("./commands/service.js")).runService("start", {}));
+  service.command("stop").description(`stop ${agentService}`).action(async () => (await import("./commands/service.js")).runService("stop", {}));
+  service
+    .command("restart")
+    .description(`restart ${agentService}`)
+    .option("--if-running", "only when it is running (the package's postinst)")
+    .action(async (f: ServiceFlags) => (await import("./commands/service.js")).runService("restart", f));
+  service.command("status").description(`whether ${agentService} runs: exit 0 running, 3 stopped`).action(async () => (await import("./commands/service.js")).runService("status", {}));
 }
 
 /** Commands that read this host's agent from its state directory. */

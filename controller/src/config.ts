@@ -93,6 +93,8 @@ export const ControllerConfig = z
         cidr: cidr.default("100.64.0.0/16"),
         /** Workload addresses: each node gets one prefix of it. Must not overlap `cidr`. */
         workloadCidr: cidr.default("100.80.0.0/12"),
+        /** Virtual IPs of services. Must not overlap `cidr` or `workloadCidr`. */
+        serviceCidr: cidr.default("100.96.0.0/16"),
         /** Length of each node's workload prefix (24: 254 workloads per node, 4096 nodes in a /12). */
         workloadPrefixLength: z.number().int().min(1).max(30).default(24),
         /**
@@ -112,6 +114,17 @@ export const ControllerConfig = z
             path: ["workloadCidr"],
             message: `overlay.workloadCidr ${formatCidr(workloads)} overlaps overlay.cidr ${formatCidr(nodes)}; node and workload ranges must be disjoint`,
           });
+        }
+        const services = parseCidr(o.serviceCidr);
+        if (services) {
+          for (const [other, what] of [
+            [nodes, "overlay.cidr"],
+            [workloads, "overlay.workloadCidr"],
+          ] as const) {
+            if (cidrsOverlap(services, other)) {
+              ctx.addIssue({ code: "custom", path: ["serviceCidr"], message: `overlay.serviceCidr ${formatCidr(services)} overlaps ${what} ${formatCidr(other)}; node, workload and service ranges must be disjoint` });
+            }
+          }
         }
         if (o.workloadPrefixLength < workloads.prefixLength) {
           ctx.addIssue({
@@ -139,6 +152,16 @@ export const ControllerConfig = z
          * released number may name another SPIFFE ID (agents may still hold policy naming it).
          */
         releaseAfterSeconds: z.number().int().min(1).max(30 * 86_400).default(600),
+      })
+      .strict()
+      .prefault({}),
+    services: z
+      .object({
+        /** DNS zone of service, node and workload names agents answer (`<name>.<namespace>.svc.<zone>`); default identity.trustDomain. */
+        zone: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "services.zone must be a lower-case DNS name")
+          .optional(),
       })
       .strict()
       .prefault({}),

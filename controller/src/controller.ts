@@ -44,6 +44,10 @@ import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { ServiceCatalog } from "./services/catalog.js";
+import { ServiceHealth } from "./services/health.js";
+import { NodeServicesPublisher } from "./services/publisher.js";
+import { VipAllocator } from "./services/vips.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
@@ -179,6 +183,40 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     });
     published.publisher = publisher;
     cleanups.push(() => publisher.stop());
+    // Services: the catalog (weft-services, VIPs), backend health and client statistics from the
+    // agents, and each node's compiled view (weft-node-services).
+    const zone = config.services.zone ?? trustDomain;
+    // The two need each other (health reads the publisher's node records, the publisher reads health).
+    const wired: { publisher?: NodeServicesPublisher } = {};
+    const serviceHealth = new ServiceHealth({
+      nc,
+      hostedBy: (nodeId) => wired.publisher?.hostedBy(nodeId),
+      backendNodes: () => wired.publisher?.backendNodes() ?? [],
+      liveness: (nodeId) => liveness.status(nodeId),
+      onChange: () => wired.publisher?.schedule(),
+      log: log.child({ component: "service-health" }),
+    });
+    serviceHealth.start();
+    cleanups.push(async () => serviceHealth.stop());
+    const servicesPublisher = await NodeServicesPublisher.start({
+      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: stores.nodeServices },
+      healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
+      zone,
+      serviceCidr: config.overlay.serviceCidr,
+      log: log.child({ component: "services-publisher" }),
+    });
+    wired.publisher = servicesPublisher;
+    cleanups.push(() => servicesPublisher.stop());
+    const services = new ServiceCatalog({
+      store: stores.services,
+      vips: new VipAllocator(claims, config.overlay.serviceCidr),
+      publisher: servicesPublisher,
+      health: serviceHealth,
+      resolveNode: (idOrName) => registry.resolve(idOrName),
+      zone,
+      log: log.child({ component: "services" }),
+    });
+
     const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
     const workloads = new WorkloadService({
       registry,
@@ -331,7 +369,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       },
     };
     const routes = [
-      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
       ...consoleRoutes({
         adminToken,
         sessions,

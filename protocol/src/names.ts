@@ -44,6 +44,13 @@ export const Buckets = {
    * Controller only.
    */
   attestations: "weft-attestations",
+  /** Services (see ServiceRecord), one key `<namespace>.<name>` per service. Controller only. */
+  services: "weft-services",
+  /**
+   * Each node's compiled services (NodeServicesRecord), one key per node id: what its identities
+   * may call and the health checks it runs. An agent may read only its own key.
+   */
+  nodeServices: "weft-node-services",
   /**
    * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
    * agent reads it; only the controller writes it.
@@ -120,9 +127,23 @@ export const Subjects = {
   flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
   /** Wildcard the controller collects flow reports on. */
   allFlows: "weft.v1.node.*.flows",
+  /** Agent → controller: verdicts of the health checks the node runs on backends it hosts (HealthReport). */
+  serviceHealth: (nodeId: string) => `weft.v1.node.${nodeId}.services.health`,
+  allServiceHealth: "weft.v1.node.*.services.health",
+  /** Agent → controller: connections this node opened to each service backend (StatsReport). */
+  serviceStats: (nodeId: string) => `weft.v1.node.${nodeId}.services.stats`,
+  allServiceStats: "weft.v1.node.*.services.stats",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;
+
+/** The node id of any subject under `weft.v1.node.<id>.`, or undefined. */
+export function nodeIdOfNodeSubject(subject: string): string | undefined {
+  const parts = subject.split(".");
+  if (parts.length < 5 || parts[0] !== "weft" || parts[1] !== "v1" || parts[2] !== "node") return undefined;
+  const id = parts[3];
+  return id !== undefined && NODE_ID_PATTERN.test(id) ? id : undefined;
+}
 
 /** Parse the node id out of a heartbeat subject, or undefined if it is not one. */
 export function nodeIdFromSubject(subject: string): string | undefined {

@@ -3,7 +3,8 @@
  * jitter), starts the peers watch and this node's policy watch (each retried with backoff,
  * 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected: the status
  * says stale, the data plane keeps the last applied config; reconnected: both watches and the
- * workloads request start over, changes made meanwhile were not seen), and reports a connection
+ * workloads request start over, and the services key is read again, changes made meanwhile were
+ * not seen), and reports a connection
  * NATS closed for good (credentials revoked: the node was deleted). Peer sets and policies go to
  * their reconcilers.
  */
@@ -19,6 +20,7 @@ import { CONTROLLER_CA_FILE } from "../enroll/client.js";
 import { AgentError } from "../errors.js";
 import type { PeerReconciler } from "../reconcile/peers.js";
 import type { PolicyReconciler } from "../reconcile/policy.js";
+import type { ServiceReconciler } from "../services/reconciler.js";
 import type { WorkloadReconciler } from "../reconcile/workloads.js";
 import type { NatsIdentity } from "../state/nkey.js";
 import type { AgentState } from "../state/store.js";
@@ -86,6 +88,8 @@ export interface NatsSessionOptions {
   peers: PeerReconciler;
   policy: PolicyReconciler;
   workloads: WorkloadReconciler;
+  /** This node's services (its own key of weft-node-services, health and statistics reports). */
+  services?: ServiceReconciler | undefined;
   status: StatusReporter;
   /** The agent's root logger (each watch gets its own component). */
   root: Logger;
@@ -114,6 +118,7 @@ export class NatsSession {
     this.#startPeerWatch();
     this.#startPolicyWatch();
     this.o.workloads.start(nc);
+    this.o.services?.start(nc);
     void this.#follow();
     void nc.closed().then((err) => {
       if (this.#stop.signal.aborted) return;
@@ -127,6 +132,7 @@ export class NatsSession {
     this.#stop.abort();
     this.#peerWatch.stop();
     this.#policyWatch.stop();
+    this.o.services?.stop();
   }
 
   async close(): Promise<void> {
@@ -170,6 +176,7 @@ export class NatsSession {
         this.#startPeerWatch();
         this.#startPolicyWatch();
         this.o.workloads.resync(nc);
+        void this.o.services?.resync();
       }
     }
   }

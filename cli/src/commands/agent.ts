@@ -37,6 +37,10 @@ export interface AgentFlags {
   flowInterval?: string;
   flowLogFile?: string;
   otlpEndpoint?: string;
+  services: boolean;
+  serviceCgroup?: string;
+  dnsListen?: string;
+  dnsUpstream: string[];
   spiffeSocket?: string;
   spiffeHostUid: string[];
 }
@@ -88,6 +92,11 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },
     flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
     gateway: { snat: f.gatewaySnat ? undefined : false },
+    services: {
+      enabled: f.services ? undefined : false,
+      cgroup: f.serviceCgroup,
+      dns: { listen: f.dnsListen, upstream: f.dnsUpstream.length > 0 ? f.dnsUpstream : undefined },
+    },
   });
   const running = await startAgent(config, log);
   await untilSignal();

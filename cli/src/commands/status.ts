@@ -25,6 +25,8 @@ export async function runStatus(o: { stateDir: string; json?: boolean }): Promis
     removed: status?.removed ?? false,
     appliedRevision: state.applied?.revision ?? 0,
     lastSyncAt: status?.lastSyncAt,
+    services: status?.services ?? state.appliedServices?.record?.services.length ?? 0,
+    servicesRevision: status?.servicesRevision ?? state.appliedServices?.revision,
     interface: status?.interface,
     peers: peers
       .filter((p) => p.nodeId !== state.nodeId)
@@ -44,7 +46,7 @@ export async function runStatus(o: { stateDir: string; json?: boolean }): Promis
   if (o.json) return printJson(out);
   printLines(
     `node ${out.name} (${out.nodeId}) site ${out.site} overlay ${out.overlayAddress}\n` +
-      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n`,
+      `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}, ${out.services} service${out.services === 1 ? "" : "s"} callable\n`,
   );
   printTable(
     ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],

@@ -76,6 +76,8 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
+  [Buckets.services]: 5,
+  [Buckets.nodeServices]: 1,
   [Buckets.trustBundle]: 1,
   [Buckets.enrollNonces]: 1,
   [Buckets.attestations]: 1,
@@ -98,7 +100,7 @@ const MiB = 1024 * KiB;
 
 /**
  * Default limits per bucket (`nats.buckets` in the controller config overrides them). Together
- * 964 MiB, inside the embedded server's default JetStream store limit of 1 GiB
+ * 1012 MiB, inside the embedded server's default JetStream store limit of 1 GiB
  * (DEFAULT_MAX_FILE_STORE), which nats-server reserves for them up front. A write past a limit is
  * refused (the bucket discards new writes), never stored half. Node and peer records carry a
  * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries.
@@ -116,6 +118,8 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.trustBundle]: { maxValueSize: 256 * KiB, maxBytes: 4 * MiB },
   [Buckets.enrollNonces]: { maxValueSize: 1 * KiB, maxBytes: 64 * MiB, maxAgeSeconds: 900 },
   [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
+  [Buckets.services]: { maxValueSize: 64 * KiB, maxBytes: 16 * MiB },
+  [Buckets.nodeServices]: { maxValueSize: 256 * KiB, maxBytes: 32 * MiB },
 };
 
 /** Where the peers bucket republishes its writes: `weft.v1.peers.<key>`. */

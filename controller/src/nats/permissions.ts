@@ -3,7 +3,7 @@
  *
  * An agent may publish only under its own node root, may read the peers bucket without any
  * consumer (a batched direct get of the stream for the snapshot, a core subscription on the
- * stream's republish subject for changes), and may read its own key of weft-node-policies (a
+ * stream's republish subject for changes), and may read its own key of weft-node-policies and of weft-node-services (a
  * subscription on its `$KV` subject and a direct get of that subject's last message; see
  * kvKeyReadSubjects; the chunks of a large policy, `<id>.<n>`, by direct get only), and the trust bundle's one key the same way (the SPIFFE CA certificates and
  * JWT public keys: public material). SVID and every other request go under the node root. It may
@@ -73,9 +73,10 @@ export function agentPermissions(nodeId: string): AgentPermissions {
   const peers = kvBucketReadSubjects(Buckets.peers, Subjects.allPeerUpdates);
   // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
   const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
+  const ownServices = kvKeyReadSubjects(Buckets.nodeServices, nodeId);
   const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...bundle.pub] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...bundle.sub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...ownServices.pub, ...bundle.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...ownServices.sub, ...bundle.sub] },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -39,6 +39,10 @@ export interface Stores {
   enrollNonces: RecordStore<typeof NonceRecord>;
   /** weft-attestations: AttestationMarks (signed documents already used). */
   attestations: RecordStore<typeof AttestationMark>;
+  /** weft-services: ServiceCatalog. */
+  services: RecordStore<typeof ServiceRecord>;
+  /** weft-node-services: NodeServicesPublisher. */
+  nodeServices: RecordStore<typeof NodeServicesRecord>;
   /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
   trustBundle: RecordStore<typeof TrustBundle>;
 }
@@ -47,7 +51,7 @@ export interface Stores {
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -59,6 +63,8 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.inventory),
     kvm.open(Buckets.enrollNonces),
     kvm.open(Buckets.attestations),
+    kvm.open(Buckets.services),
+    kvm.open(Buckets.nodeServices),
     kvm.open(Buckets.trustBundle),
   ]);
   return {
@@ -74,6 +80,8 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     inventory: new InventoryStore(inventory, o),
     enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
     attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    services: new RecordStore(services, ServiceRecord, Buckets.services, o),
+    nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
   };
 }

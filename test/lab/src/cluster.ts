@@ -13,6 +13,7 @@ import { ControllerClient, ControllerFiles } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
 import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningClouds } from "./clouds.js";
+import { hostCgroup } from "./cgroups.js";
 import { hostDir, hostPinDir, labDir } from "./state.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labTopology, type Host } from "./topology.js";
@@ -180,6 +181,8 @@ export class LabCluster {
       ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
       "--bpf-pin-dir",
       hostPinDir(this.opts, hostName),
+      // Services: the host's own cgroup (never the machine's root cgroup: every lab shares its kernel).
+      ...(hostCgroup(this.opts, hostName) ? ["--service-cgroup", hostCgroup(this.opts, hostName)!] : ["--no-services"]),
       "--spiffe-socket",
       this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
@@ -198,7 +201,8 @@ export class LabCluster {
       interfaceName,
       stateDir,
       logPath: join(this.logDir, `${hostName}.log`),
-      process: await this.spawn(hostName, hostName, args, { hostMounts: true }),
+      // The agent itself stays out of the host's cgroup (its own connections are not the host's workloads').
+      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false }),
     };
     this.agents.set(hostName, handle);
     return handle;
@@ -244,13 +248,14 @@ export class LabCluster {
     this.clouds = undefined;
   }
 
-  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean } = {}): Promise<ChildProcess> {
+  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {
     await mkdir(this.logDir, { recursive: true });
     const log = await open(join(this.logDir, `${logName}.log`), "a");
     const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
       stdio: ["ignore", log.fd, log.fd],
       env: { ...process.env, PATH: labPath(process.env.PATH), ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
       ...(o.hostMounts ? { hostMounts: true } : {}),
+      ...(o.cgroup === false ? { cgroup: false } : {}),
     });
     child.on("exit", () => void log.close().catch(() => undefined));
     child.on("error", () => void log.close().catch(() => undefined));

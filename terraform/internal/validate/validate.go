@@ -60,6 +60,10 @@ var (
 	Providers = []string{"aws", "azure", "gcp", "onprem"}
 	Actions   = []string{"allow", "deny"}
 	Protocols = []string{"tcp", "udp", "icmp", "any"}
+	// Services (protocol/src/service.ts).
+	ServiceAlgorithms  = []string{"round-robin", "least-connections", "weighted", "ewma-latency"}
+	ServiceLocalities  = []string{"site", "cloud", "any"}
+	ServiceHealthKinds = []string{"tcp", "http"}
 )
 
 // EnrollmentPolicyProvider refuses what the controller refuses as an enrollment policy's selector

@@ -13,6 +13,8 @@
 #                                         controller memory (loopback only; root not needed)
 #   npm run bench -- cli [options]        `weft status` and `weft --help` start time, `weft agent`
 #                                         resident memory after start (loopback only; root not needed)
+#   npm run bench -- agent [options]      one real agent with 100 peers and 1,000 policy rules against a
+#                                         real controller, in its own namespace: RSS, idle CPU, `weft status`
 # Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
 # Needs root (inventory and cli do not). Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
 # test/bench/README.md.
@@ -20,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=overlay
 case "${1:-}" in
-  overlay | datapath | inventory | cli | services)
+  overlay | datapath | inventory | cli | services | agent)
     bench=$1
     shift
     ;;

@@ -31,7 +31,7 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
-import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
+import { FlowExporter, JsonLinesFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { controllerAddresses } from "./net/controller-addresses.js";
@@ -44,21 +44,24 @@ import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { ServiceDatapath, cgroup2Root } from "./services/datapath.js";
 import { DnsServer, resolvConfNameservers } from "./services/dns.js";
-import { registerServiceMetrics } from "./services/metrics.js";
 import { ServiceReconciler } from "./services/reconciler.js";
 import { Heartbeats } from "./session/heartbeats.js";
 import { CredentialRenewer } from "./session/credentials.js";
 import { KeyRotation } from "./session/key-rotation.js";
 import { NatsSession, connectNats, natsTransport, publishWireguardKey } from "./session/nats.js";
-import { SpiffeService } from "./spiffe/index.js";
+import type { SpiffeService } from "./spiffe/index.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { whoisRoute } from "./whois/index.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
-import { agentRegistry, serveMetrics } from "./status/metrics.js";
+import type { MetricsSource } from "./status/metrics.js";
+import { serveMetrics, type ScrapeRegistry } from "./status/metrics-server.js";
+import type { Registry } from "prom-client";
 import type { AgentStatus } from "./status/file.js";
 import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
+import { StartupTimer } from "./status/startup.js";
+import { statusView } from "./status/view.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
 export interface RunningAgent {
@@ -73,13 +76,17 @@ export interface RunningAgent {
 
 export async function startAgent(input: AgentConfigInput, log: Logger): Promise<RunningAgent> {
   const config = AgentConfig.parse(input);
+  const startup = new StartupTimer(log);
+  startup.mark("modules loaded");
   await ensureStateDir(config.stateDir);
-  const keyPair = await loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE));
-  const natsIdentity = await loadOrCreateNatsIdentity(config.stateDir);
+  const [keyPair, natsIdentity] = await Promise.all([loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE)), loadOrCreateNatsIdentity(config.stateDir)]);
+  startup.mark("keys ready");
   const state = (await StateHolder.load(config.stateDir)) ?? (await StateHolder.create(config.stateDir, await enrollOnce(config, keyPair.publicKey, natsIdentity, log)));
   const { nodeId, site, overlayAddress, overlayCidr, workloadCidr } = state.current;
   const root = log.child({ node: nodeId });
   log = root.child({ component: "agent" });
+  startup.use(log);
+  startup.mark("enrolled or state loaded");
   const component = (name: string) => root.child({ component: name });
 
   const run = createCommandRunner();
@@ -97,10 +104,19 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const gateway = new GatewayForwarding(run, component("gateway"));
   const controller = await controllerAddresses(state.current.controllerUrl, state.current.nats.servers);
   const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, controller, run, status, log });
-  // Fail static: the interface comes up with the cached peers' site routes routed.
-  await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
-
-  const datapath = await openDatapath(config, run, log, component("datapath"));
+  // NATS, the interface and the datapath's programs do not wait for one another (the watches start
+  // only once the cache is restored, below).
+  let userJwt = state.current.nats.userJwt;
+  const connecting = natsTransport(state.current, config.stateDir).then((transport) => connectNats(state.current, natsIdentity, transport, () => userJwt, log));
+  connecting.catch(() => undefined); // awaited below
+  const [, datapath] = await Promise.all([
+    // Fail static: the interface comes up with the cached peers' site routes routed.
+    (async () => {
+      await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
+      startup.mark("interface up");
+    })(),
+    openDatapath(config, run, log, component("datapath")),
+  ]);
   const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log });
   const policy = new PolicyReconciler({ datapath, state, status, log });
   const workloads = new WorkloadReconciler({ configured: config.workloads, mtu: config.interface.mtu, datapath, run, state, log: component("workloads") });
@@ -117,46 +133,66 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   // Migration: maps an older build pinned and this one replaced go once the new ones are filled and attached.
   const retired = datapath?.removeRetiredPins() ?? [];
   if (retired.length > 0) log.info({ maps: retired }, "removed the pins of maps this version replaced (their entries were rebuilt in the new maps)");
+  startup.mark("datapath and cache restored");
 
-  const transport = await natsTransport(state.current, config.stateDir);
-  let userJwt = state.current.nats.userJwt;
-  const nc = await connectNats(state.current, natsIdentity, transport, () => userJwt, log);
+  const nc = await connecting;
+  startup.mark("NATS connected");
   const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, status, root, log });
   session.start();
+  void peers.synced.then(() => startup.mark("first peer set applied", { peers: state.current.applied?.peers.length ?? 0 }));
   const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
   credentials.start();
 
-  const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
+  const flows = datapath ? await startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
     nc.publish(Subjects.flows(nodeId), JSON.stringify(report));
     return true;
   }, component("flows")) : undefined;
 
-  const registry = agentRegistry({
-    flows: () => datapath?.flows() ?? [],
-    names: () => identityNames(state.current.applied?.peers ?? []),
-    peers: () => status.current.peers,
-    natsConnected: () => status.current.nats === "connected",
-    policyEntries: () => policy.applied.record?.entries.length ?? 0,
-    peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
-    flowExport: () => flows?.counts() ?? [],
-    flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
-  });
-  if (services) registerServiceMetrics(registry, { backends: () => services.reconciler.metricRows(), refused: () => services.reconciler.refusedRows() });
-  const metrics = config.metrics.listen === "" ? undefined : await serveMetrics(config.metrics.listen, registry, component("metrics"));
+  const metrics =
+    config.metrics.listen === ""
+      ? undefined
+      : await serveMetrics(
+          config.metrics.listen,
+          lazyRegistry(
+            {
+              flows: () => datapath?.flows() ?? [],
+              names: () => identityNames(state.current.applied?.peers ?? []),
+              peers: () => status.current.peers,
+              natsConnected: () => status.current.nats === "connected",
+              policyEntries: () => policy.applied.record?.entries.length ?? 0,
+              peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
+              flowExport: () => flows?.counts() ?? [],
+              flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
+            },
+            async (registry) => {
+              if (services) (await import("./services/metrics.js")).registerServiceMetrics(registry, { backends: () => services.reconciler.metricRows(), refused: () => services.reconciler.refusedRows() });
+            },
+          ),
+          component("metrics"),
+        );
 
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
 
-  const spiffe = await openSpiffe(config, nc, state, component("spiffe"));
+  // SPIFFE starts once the first peer set from NATS is applied: before that it could serve nothing
+  // (SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers), and loading it (gRPC,
+  // X.509) then would only compete with the peers for the CPU at start.
+  let stopping = false;
+  let spiffe: Promise<SpiffeService | undefined> | undefined;
+  void peers.synced.then(() => {
+    if (!stopping) spiffe = openSpiffe(config, nc, state, component("spiffe"));
+  });
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  localApi?.route("GET", "/v1/status/view", async () => statusView(state.current, status.current, (await wireguard.show())?.peers ?? []));
   const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
   rotation.start();
   localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
   if (services) localApi?.route("GET", "/v1/services", async () => services.reconciler.view());
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
+  startup.mark("running");
 
   return {
     get state() {
@@ -166,10 +202,12 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     datapath,
     synced: peers.synced,
     stop: async () => {
+      stopping = true;
       session.stop();
       credentials.stop();
       rotation.stop();
       heartbeats.stop();
+      peers.stop();
       workloads.stop();
       await flows?.stop();
       await peers.idle();
@@ -178,7 +216,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       await services?.dns?.close();
       services?.datapath?.close();
       await localApi?.close();
-      await spiffe?.stop();
+      await (await spiffe)?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -189,8 +227,19 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   };
 }
 
+/** The metrics registry, made (prom-client loaded) on the first scrape. */
+function lazyRegistry(source: MetricsSource, extend: (registry: Registry) => Promise<void>): () => Promise<ScrapeRegistry> {
+  let registry: Promise<ScrapeRegistry> | undefined;
+  return () =>
+    (registry ??= import("./status/metrics.js").then(async (m) => {
+      const r = m.agentRegistry(source);
+      await extend(r);
+      return r;
+    }));
+}
+
 /** The flow exporter (reports to the controller, and the OTLP and JSON lines sinks configured). */
-function startFlowExporter(
+async function startFlowExporter(
   config: AgentConfig,
   nodeId: string,
   name: string | undefined,
@@ -198,10 +247,10 @@ function startFlowExporter(
   names: () => ReturnType<typeof identityNames>,
   report: (r: FlowReport) => boolean,
   log: Logger,
-): FlowExporter {
+): Promise<FlowExporter> {
   const node = { nodeId, name };
   const sinks: FlowSink[] = [];
-  if (config.flows.otlp) sinks.push(new OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
+  if (config.flows.otlp) sinks.push(new (await import("./flows/otlp-sink.js")).OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
   if (config.flows.file) sinks.push(new JsonLinesFlowSink({ path: config.flows.file, node }));
   const exporter = new FlowExporter({
     nodeId,
@@ -317,6 +366,7 @@ function readText(path: string): string {
 /** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
 async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
   if (config.spiffe.socket === "") return undefined;
+  const { SpiffeService } = await import("./spiffe/index.js");
   const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
   try {
     await spiffe.start();

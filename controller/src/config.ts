@@ -20,8 +20,15 @@ export const ControllerConfig = z
     stateDir: z.string().min(1).default("/var/lib/weft/controller"),
     nats: z
       .object({
-        /** External NATS URL(s). Absent: start an embedded nats-server. */
+        /** External NATS URL. Absent (and no `urls`): start an embedded nats-server. */
         url: z.string().url().optional(),
+        /**
+         * External NATS cluster: every server's URL (the controller connects to any and fails over;
+         * agents get them all unless `advertise` says otherwise). Replaces `url`.
+         */
+        urls: z.array(z.string().url()).optional(),
+        /** Replicas of every bucket: 3 on a 3-node JetStream cluster. Default 1 (one server). */
+        replicas: z.number().int().min(1).max(5).default(1),
         /** Embedded server listen address and port. */
         listenHost: z.string().default("0.0.0.0"),
         port: z.number().int().min(0).max(65535).default(4222),
@@ -171,6 +178,16 @@ export const ControllerConfig = z
         x509SvidTtlSeconds: z.number().int().min(10).max(7 * 86_400).default(3600),
         /** Lifetime of a JWT-SVID. */
         jwtSvidTtlSeconds: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
+    leader: z
+      .object({
+        /**
+         * The leader lease (weft-leader bucket): a controller that stops renewing it is replaced
+         * after about this long (a stopping one hands over at once). Default 6 s.
+         */
+        leaseSeconds: z.number().min(1).max(60).default(6),
       })
       .strict()
       .prefault({}),

@@ -1,6 +1,9 @@
 /**
- * The controller process: NATS (embedded or external), the KV-backed services,
- * the heartbeat listener and the REST API, started and stopped as one unit.
+ * The controller process: NATS (embedded, or an external server or cluster), the KV-backed
+ * services, the heartbeat listener and the REST API, started and stopped as one unit. Several
+ * controllers may share one store: every one serves the API and records liveness; the singleton
+ * work (policy publishing, gateway choice, inventory sync and auto-revoke, storing liveness) runs
+ * only in the leader (leader/election.ts), fenced by its lease.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,6 +11,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
 import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
+import { retry } from "@weft/util";
 import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
@@ -36,8 +40,12 @@ import { JoinKeys } from "./keys/joinkeys.js";
 import { serveCredentialRenewal } from "./nodes/credentials.js";
 import { ControllerCounters } from "./metrics/counters.js";
 import { ControllerMetrics } from "./metrics/metrics.js";
+import { LeaderElection } from "./leader/election.js";
+import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
+import { LivenessRecorder, seedLiveness } from "./nodes/liveness-store.js";
+import { observeControlPlane } from "./nodes/observer.js";
 import { MalformedMessages } from "./nodes/malformed.js";
 import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -49,6 +57,7 @@ import { ServiceHealth } from "./services/health.js";
 import { NodeServicesPublisher } from "./services/publisher.js";
 import { VipAllocator } from "./services/vips.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
+import { classifyStoreError, explainStoreError } from "./store/kv.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseIpv4 } from "@weft/protocol";
@@ -72,7 +81,10 @@ export interface RunningController {
   /** The controller's CA certificate (PEM); undefined when the API is plain HTTP. */
   caPem: string | undefined;
   apiSocket: string | undefined;
+  /** The first NATS URL the controller uses (the embedded server's, or the first configured). */
   natsUrl: string;
+  /** Every NATS URL the controller uses (several on a cluster). */
+  natsUrls: string[];
   /** The CA (PEM) the NATS server's certificate chains to (the controller's own unless nats.caFile). */
   natsCaPem: string;
   adminToken: string;
@@ -86,6 +98,8 @@ export interface RunningController {
   counters: ControllerCounters;
   /** Sweeps identity numbers nothing references (tests call sweep()). */
   identityReaper: IdentityReaper;
+  /** This controller's part in the leader election (isLeader(), leader()). */
+  election: LeaderElection;
   stop(): Promise<void>;
 }
 
@@ -111,8 +125,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
       log: log.child({ component: "tls" }),
     });
+    const external = config.nats.urls ?? (config.nats.url ? [config.nats.url] : undefined);
     let embedded: SupervisedNats | undefined;
-    if (!config.nats.url) {
+    if (!external) {
       embedded = await superviseEmbeddedNats({
         monitorPort: 0,
         stateDir: config.stateDir,
@@ -125,25 +140,45 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       });
       cleanups.push(() => embedded!.stop());
     }
-    const natsUrl = config.nats.url ?? embedded!.url;
-    const natsCaPem = config.nats.url && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
-    const nc = await connectController({ servers: [natsUrl], authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
+    const natsUrls = external ?? [embedded!.url];
+    const natsUrl = natsUrls[0]!;
+    const natsCaPem = external && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
+    const nc = await connectController({ servers: natsUrls, authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
     cleanups.push(() => nc.drain());
-    const access = await NatsAccess.connect({ servers: [natsUrl], authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
+    const access = await NatsAccess.connect({ servers: natsUrls, authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
     cleanups.push(() => access.close());
-    await ensureBuckets(nc, { limits: config.nats.buckets });
+    // A cluster that just started elects its JetStream meta leader first: wait for it (about a minute at most).
+    const natsLog = log.child({ component: "nats-client" });
+    await retry(() => ensureBuckets(nc, { limits: config.nats.buckets, replicas: config.nats.replicas }), {
+      initialMs: 500,
+      maxMs: 3000,
+      maxAttempts: 25,
+      retryIf: (err) => classifyStoreError(err) !== "permanent",
+      onRetry: (err, delayMs) => natsLog.warn({ err: explainStoreError(err), retryInMs: delayMs }, "waiting for NATS JetStream to create the buckets"),
+    });
     await access.prune();
     const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
     pruning.unref();
     cleanups.push(async () => clearInterval(pruning));
 
     const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
+    const election = new LeaderElection({ nc, leaseMs: config.leader.leaseSeconds * 1000, log: log.child({ component: "leader" }) });
+    const fence = () => election.isLeader();
+    const leaderHint = () => {
+      const l = election.leader();
+      return l ? `the leader is ${l.holder}${l.api ? ` (${l.api})` : ""}` : "no controller leads right now; retry in a few seconds";
+    };
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
+    // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;
+    // silence while this controller could not see (NATS down, process frozen) proves nothing.
     const liveness = new Liveness(config.offlineAfterSeconds * 1000);
+    await seedLiveness(stores.liveness, liveness, log.child({ component: "liveness" }));
+    const observer = observeControlPlane(nc, { liveness, log: log.child({ component: "liveness" }) });
+    cleanups.push(async () => observer.stop());
     const registry = new NodeRegistry({
       nodes: stores.nodes,
       peers: stores.peers,
@@ -175,14 +210,27 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       delivery: (nodeId) => published.publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
-    const publisher = await NodePolicyPublisher.start({
-      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
-      counters,
-      log: log.child({ component: "policy-publisher" }),
-      observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
+    election.duty({
+      name: "node-policies",
+      start: async () => {
+        published.publisher = await NodePolicyPublisher.start({
+          stores: {
+            policies: stores.policies,
+            identities: stores.identities,
+            nodes: stores.nodes,
+            nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies"),
+            nodePolicyChunks: fencedStore(stores.nodePolicyChunks, fence, "node policies"),
+          },
+          counters,
+          log: log.child({ component: "policy-publisher" }),
+          observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
+        });
+      },
+      stop: async () => {
+        await published.publisher?.stop();
+        published.publisher = undefined;
+      },
     });
-    published.publisher = publisher;
-    cleanups.push(() => publisher.stop());
     // Services: the catalog (weft-services, VIPs), backend health and client statistics from the
     // agents, and each node's compiled view (weft-node-services).
     const zone = config.services.zone ?? trustDomain;
@@ -238,8 +286,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       counters,
       log: log.child({ component: "identities" }),
     });
-    identityReaper.start();
-    cleanups.push(() => identityReaper.stop());
+    election.duty({ name: "identity-reaper", start: () => identityReaper.start(), stop: () => identityReaper.stop() });
 
     // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
     const spiffeLog = log.child({ component: "spiffe" });
@@ -266,7 +313,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       prefixes,
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
-      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`tls://${natsHost(apiHost)}:${natsPort}`]),
+      natsServersFor: (apiHost) =>
+        advertisedNats.length > 0 ? advertisedNats : external && external.length > 1 ? external.map((u) => u.replace(/^nats:\/\//, "tls://")) : [`tls://${natsHost(apiHost)}:${natsPort}`],
       natsCaPem,
       allocateIdentity,
       trustDomain,
@@ -289,39 +337,59 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       sites: config.inventory.sites,
     });
     const routesLog = log.child({ component: "site-routes" });
-    const advertiser = config.inventory.advertiseSiteRoutes
-      ? new SiteRouteAdvertiser({
+    const leaderRegistry = fencedRegistry(registry, fence, "site routes and inventory");
+    let advertiser: SiteRouteAdvertiser | undefined;
+    election.duty({
+      name: "site-routes",
+      start: async () => {
+        if (!config.inventory.advertiseSiteRoutes) {
+          await withdrawSiteRoutes(leaderRegistry, routesLog);
+          return;
+        }
+        advertiser = new SiteRouteAdvertiser({
           plan: () => planner.plan(),
-          registry,
+          registry: leaderRegistry,
           liveness,
           nodesKv: stores.nodes.kv,
           startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
           checkMs: config.heartbeatSeconds * 1000,
           resyncMs: SITE_ROUTE_RESYNC_MS,
           log: routesLog,
-        })
-      : undefined;
-    if (advertiser) {
-      await advertiser.start();
-      cleanups.push(() => advertiser.stop());
-    } else {
-      await withdrawSiteRoutes(registry, routesLog);
-    }
+        });
+        await advertiser.start();
+      },
+      stop: async () => {
+        await advertiser?.stop();
+        advertiser = undefined;
+      },
+    });
     const inventory = new InventorySync({
       store: stores.inventory,
       planner,
       config: config.inventory,
-      registry,
+      registry: leaderRegistry,
       allocateIdentity,
       trustDomain,
+      fence,
+      leaderHint,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
       onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
+    election.duty({ name: "inventory", start: () => inventory.start(), stop: () => inventory.pause() });
+    const recorder = new LivenessRecorder({
+      store: stores.liveness,
+      liveness,
+      nodeIds: async () => (await registry.list()).map((n) => n.nodeId),
+      fence,
+      checkMs: config.heartbeatSeconds * 1000,
+      log: log.child({ component: "liveness" }),
+    });
+    election.duty({ name: "liveness", start: () => recorder.start(), stop: () => recorder.stop() });
 
     const malformed = new MalformedMessages({ log: log.child({ component: "agents" }) });
-    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, log: log.child({ component: "liveness" }) });
+    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, writes: fence, log: log.child({ component: "liveness" }) });
     cleanups.push(async () => heartbeats.stop());
     const renewals = serveCredentialRenewal(nc, {
       natsKeyOf: async (nodeId) => (await registry.get(nodeId).catch(() => undefined))?.natsPublicKey,
@@ -369,7 +437,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       },
     };
     const routes = [
-      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo, counters, policyDelivery: (id) => published.publisher?.delivery(id) }),
       ...consoleRoutes({
         adminToken,
         sessions,
@@ -412,11 +480,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
-    inventory.start();
+    election.api = apiUrl;
+    await election.start();
+    cleanups.push(() => election.stop());
     log
       .child({ component: "controller" })
-      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
+      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrls, controller: election.id, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, election, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -56,6 +56,16 @@ export const Buckets = {
    * agent reads it; only the controller writes it.
    */
   trustBundle: "weft-trust-bundle",
+  /**
+   * The controllers' leader lease: one key (`lease`), taken and renewed with compare-and-set by
+   * the controller that does the singleton work. Controller only.
+   */
+  leader: "weft-leader",
+  /**
+   * Each node's liveness as the leader last judged it (`online`/`offline`, last heartbeat), one
+   * key per node id, written when it changes, so a new leader starts from it. Controller only.
+   */
+  liveness: "weft-liveness",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

@@ -8,6 +8,8 @@
  * Behind NAT a peer that recreated its interface (a new session epoch) cannot reach this node
  * first, so its stale session is dropped before the re-add and the handshake happens at once.
  * New or moved tunnels get one warm-up datagram each, so they handshake before traffic needs them.
+ * Behind NAT, peers that still have no handshake a second later are re-added and warmed up again,
+ * a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s retry.
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -16,6 +18,7 @@ import type { PeerSet } from "../control/peer-watch.js";
 import type { AgentDatapath } from "../datapath/datapath.js";
 import { desiredPeers, type Self } from "../peers/desired.js";
 import { renewedSessions } from "../peers/epochs.js";
+import { FIRST_HANDSHAKE_RETRY, withoutHandshake } from "../peers/first-handshake.js";
 import { warmUp } from "../peers/warmup.js";
 import type { StateHolder } from "../state/holder.js";
 import type { StatusReporter } from "../status/reporter.js";
@@ -33,19 +36,34 @@ export interface PeerReconcilerOptions {
   log: Logger;
   /** Sends one datagram into each new tunnel (default peers/warmup.ts); tests replace it. */
   warmUp?: (overlayAddresses: readonly string[]) => Promise<void>;
+  /** Behind NAT: how often, and how many times, peers without a handshake are re-added (default FIRST_HANDSHAKE_RETRY). */
+  firstHandshakeRetry?: { intervalMs: number; attempts: number };
+}
+
+/** A peer set to apply; `rehandshake` (behind NAT) names peers to re-add, `attempt` which retry this is. */
+interface Job {
+  set: PeerSet;
+  rehandshake?: ReadonlySet<string>;
+  attempt?: number;
 }
 
 export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
-  readonly #queue: LatestWins<PeerSet>;
+  readonly #queue: LatestWins<Job>;
+  /** The newest set submitted: a retry re-applies it, so it never replaces a newer set with an older one. */
+  #latest: PeerSet | undefined;
+  /** Public keys of the applied peers this node can open a tunnel to (they have an endpoint). */
+  #reachable: string[] = [];
+  #retryTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(private readonly o: PeerReconcilerOptions) {
     let markSynced: () => void = () => undefined;
     this.synced = new Promise<void>((resolve) => (markSynced = resolve));
-    this.#queue = new LatestWins<PeerSet>(
-      async (set) => {
-        await this.#apply(set, "nats");
+    this.#queue = new LatestWins<Job>(
+      async (job) => {
+        await this.#apply(job, "nats");
         markSynced();
       },
       (err) => o.log.error({ err }, "applying peers failed; will retry on the next change or resync"),
@@ -61,12 +79,19 @@ export class PeerReconciler {
   /** Fail static: the last applied peers put back (tunnels, site routes, datapath) before anyone is reached. */
   async restore(): Promise<void> {
     const applied = this.o.state.current.applied;
-    if (applied) await this.#apply({ peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision }, "cache");
+    if (applied) await this.#apply({ set: { peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision } }, "cache");
   }
 
   /** Applies `set` after the one being applied; sets submitted meanwhile replace each other. */
   submit(set: PeerSet): void {
-    this.#queue.submit(set);
+    this.#latest = set;
+    this.#queue.submit({ set });
+  }
+
+  /** No more retries of first handshakes (the agent is stopping). */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
   }
 
   /** Resolves when no peer set is pending or being applied. */
@@ -74,18 +99,18 @@ export class PeerReconciler {
     return this.#queue.idle();
   }
 
-  async #apply(set: PeerSet, source: "cache" | "nats"): Promise<void> {
+  async #apply(job: Job, source: "cache" | "nats"): Promise<void> {
     const { self, wireguard, datapath, state, log } = this.o;
+    const { set } = job;
     const records = [...set.peers.values()];
     const taken = await this.o.siteRoutes.decide(records);
     const desired = desiredPeers(self, records, taken.byNode);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.current.applied?.peers, records);
-      if (renewed.size > 0) {
-        log.info({ peers: [...renewed] }, "peers recreated their interfaces; re-handshaking");
-        await wireguard.syncPeers(desired.filter((p) => !renewed.has(p.publicKey)));
-      }
+      if (renewed.size > 0) log.info({ peers: [...renewed] }, "peers recreated their interfaces; re-handshaking");
+      const drop = new Set([...renewed, ...(job.rehandshake ?? [])]);
+      if (drop.size > 0) await wireguard.syncPeers(desired.filter((p) => !drop.has(p.publicKey)));
     }
     const { changes, ...counts } = await wireguard.syncPeers(desired);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
@@ -97,6 +122,27 @@ export class PeerReconciler {
     const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
     await (this.o.warmUp ?? warmUp)(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
     if (source === "nats") await this.#record(set, records);
+    this.#reachable = desired.filter((p) => p.endpoint !== undefined).map((p) => p.publicKey);
+    // Behind NAT: new tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
+    if (self.behindNat && source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
+  }
+
+  /** Behind NAT: after a pause, re-adds the peers that still have no handshake (a bounded number of times). */
+  #checkHandshakesLater(attempt: number): void {
+    const retry = this.o.firstHandshakeRetry ?? FIRST_HANDSHAKE_RETRY;
+    clearTimeout(this.#retryTimer);
+    if (this.#stopped || attempt > retry.attempts) return;
+    this.#retryTimer = setTimeout(() => {
+      void (async () => {
+        const latest = this.#latest;
+        if (this.#stopped || !latest) return;
+        const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.show().catch(() => undefined))?.peers ?? []);
+        if (missing.length === 0 || this.#stopped) return;
+        this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
+        this.#queue.submit({ set: latest, rehandshake: new Set(missing), attempt });
+      })();
+    }, retry.intervalMs);
+    this.#retryTimer.unref();
   }
 
   /** What a peer set from NATS leaves behind: the cache for the next start, and the status. */

@@ -81,6 +81,8 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.trustBundle]: 1,
   [Buckets.enrollNonces]: 1,
   [Buckets.attestations]: 1,
+  [Buckets.leader]: 1,
+  [Buckets.liveness]: 1,
 };
 
 /** Size limits of one bucket: the largest value and the whole bucket (all keys and history). */
@@ -100,7 +102,7 @@ const MiB = 1024 * KiB;
 
 /**
  * Default limits per bucket (`nats.buckets` in the controller config overrides them). Together
- * 1012 MiB, inside the embedded server's default JetStream store limit of 1 GiB
+ * 1020.25 MiB, inside the embedded server's default JetStream store limit of 1 GiB
  * (DEFAULT_MAX_FILE_STORE), which nats-server reserves for them up front. A write past a limit is
  * refused (the bucket discards new writes), never stored half. Node and peer records carry a
  * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries.
@@ -120,6 +122,8 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
   [Buckets.services]: { maxValueSize: 64 * KiB, maxBytes: 16 * MiB },
   [Buckets.nodeServices]: { maxValueSize: 256 * KiB, maxBytes: 32 * MiB },
+  [Buckets.leader]: { maxValueSize: 4 * KiB, maxBytes: 256 * KiB },
+  [Buckets.liveness]: { maxValueSize: 4 * KiB, maxBytes: 8 * MiB },
 };
 
 /** Where the peers bucket republishes its writes: `weft.v1.peers.<key>`. */

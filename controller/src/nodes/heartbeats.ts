@@ -1,6 +1,6 @@
 /**
  * Heartbeats from agents on `weft.v1.node.*.heartbeat`: each valid one, on the node's own
- * subject, updates the node's liveness (memory only). The one thing in a heartbeat that peers need
+ * subject, updates the node's liveness (memory; the leader stores changes, liveness-store.ts). The one thing in a heartbeat that peers need
  * is the interface epoch (peers behind NAT re-handshake when it changes); it is written to the
  * node record through the registry only when it differs from what was last written, and at most
  * once per `minWriteIntervalMs` per node (default 20 s: three a minute) whatever the agent sends —
@@ -44,6 +44,8 @@ export interface HeartbeatListenerOptions {
   log: Logger;
   /** Default EPOCH_WRITE_INTERVAL_MS. */
   minWriteIntervalMs?: number;
+  /** Whether this controller writes epochs (the leader); every controller records liveness. Default always. */
+  writes?: () => boolean;
 }
 
 export interface HeartbeatListener {
@@ -117,6 +119,10 @@ export function listenForHeartbeats(nc: NatsConnection, o: HeartbeatListenerOpti
         return;
       }
       liveness.record(parsed.data);
+      if (o.writes && !o.writes()) {
+        states.delete(parsed.data.nodeId); // a new leader writes what it sees first, not what it saw as a follower
+        return;
+      }
       noteEpoch(parsed.data.nodeId, parsed.data.sessionEpoch);
     },
   });

@@ -235,7 +235,7 @@ function registerAdminCommands(program: Command): void {
     .option("--site <site>", "the site of every node enrolled with this key (required with --label weft:gateway=true)")
     .option("--description <text>", "what the key is for")
     .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
-    .option("--instance-provider <provider>", `only instances of this cloud: ${CLOUD_PROVIDERS.join(" | ")}`)
+    .option("--instance-provider <provider>", `only instances of this cloud: ${METADATA_PROVIDERS.join(" | ")} (on-prem hosts: a plain key with --site)`)
     .option("--instance-account <id>", "only instances in this AWS account, Azure subscription or GCP project")
     .option("--instance-region <region>", "only instances in this region (Azure: location)")
     .option("--instance-network <id>", "only instances in this network (VPC id, VNet id, GCE network)")

@@ -150,6 +150,21 @@ describe("join keys", () => {
     await assertNothingStored(t, before, "invalid key create requests");
   });
 
+  it("keys - a key whose instance selector names onprem is 400 naming instanceSelector.provider, says to use a plain key with a site, and stores nothing", async () => {
+    const before = await storedState(t);
+    for (const body of [{ instanceSelector: { provider: "onprem" } }, { site: "lab", labels: { "weft:gateway": "true" }, instanceSelector: { provider: "onprem", account: "lab" } }]) {
+      const res = await t.client.raw("POST", "/v1/keys", JSON.stringify(body));
+      expect(res.status, `${JSON.stringify(body)}: got ${res.status} ${res.text}, want 400`).toBe(400);
+      const got = JSON.parse(res.text) as { message: string; details?: { path: string }[] };
+      expect(got.details?.map((d) => d.path), `details of ${res.text}`).toEqual(["instanceSelector.provider"]);
+      expect(got.message, "the refusal says what to do instead").toContain("enroll on-prem hosts with a plain join key naming their site");
+    }
+    await assertNothingStored(t, before, "onprem instance selector keys");
+    const aws = await t.client.createJoinKey({ instanceSelector: { provider: "aws" } });
+    expect(aws.instanceSelector, "an aws selector is still taken").toEqual({ provider: "aws" });
+    await t.client.revokeJoinKey(aws.id);
+  });
+
   it("keys - a key past its expiry is listed as expired and rejects enrollment with 403", async () => {
     // Created by a JoinKeys whose clock is two days behind: a 60 s key that expired long ago.
     const past = { now: Date.now() - 2 * 24 * 3600 * 1000 };

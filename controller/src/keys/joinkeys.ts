@@ -1,7 +1,9 @@
 /**
  * Join keys: create, list, revoke, and verify-then-consume at enrollment.
  * One-time keys are consumed with compare-and-set, so of two agents presenting
- * the same key at once exactly one wins.
+ * the same key at once exactly one wins. A key granting `weft:gateway` must name its site, and a
+ * key whose instance selector names `onprem` is refused: only signed aws/azure/gcp instance
+ * documents pass a selector, so such a key could never admit anything.
  */
 import { GATEWAY_LABEL, InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels, siteName } from "@weft/protocol";
 import { z } from "zod";
@@ -43,6 +45,12 @@ export class JoinKeys {
       throw new ValidationError(`join key request is invalid: site: required with the label ${GATEWAY_LABEL}=true (a gateway carries its site's routes, so its key must say which site)`, {
         details: [{ path: "site", message: `required when labels grant ${GATEWAY_LABEL}` }],
       });
+    }
+    if (req.instanceSelector?.provider === "onprem") {
+      throw new ValidationError(
+        `join key request is invalid: instanceSelector.provider: onprem admits nothing: a key with an instance selector admits only an agent presenting its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a plain join key naming their site (\`weft keys create --site <site> --label …\`, no --instance-* flags), or select aws, azure or gcp`,
+        { details: [{ path: "instanceSelector.provider", message: "onprem cannot be attested: on-prem hosts join with a plain join key naming their site" }] },
+      );
     }
     const secret = newJoinKeySecret();
     const created = this.now();

@@ -17,6 +17,7 @@ resource "weft_join_key" "onprem" {
   description = "on-prem hosts of the shop"
   reusable    = true
   ttl_seconds = 3600
+  site        = "onprem" # the demo's on-prem site: the key vouches for it (on-prem hosts have no signed instance document)
   labels = {
     "weft:namespace"      = "shop"
     "weft:serviceaccount" = "batch"

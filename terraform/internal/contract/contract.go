@@ -2,12 +2,13 @@
 // `GET /openapi.json` (generated from controller/src/api/routes.ts), so the two cannot drift
 // silently: every route the client calls must exist with the status it expects; every field of
 // every body it sends or reads must be in the schema with a compatible type (and every field the
-// controller requires must be sent); and every limit and pattern the provider checks at plan time
+// controller requires or takes in a request body must be one the client can send); and every limit and pattern the provider checks at plan time
 // (internal/validate) must equal the schema's.
 package contract
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -87,6 +88,13 @@ func compare(t reflect.Type, s map[string]any, where string, request bool) []str
 			for _, name := range required(s) {
 				if always, known := sent[name]; !known || !always {
 					out = append(out, fmt.Sprintf("%s.%s: required by the controller, not always sent", where, name))
+				}
+			}
+			// A field the controller takes and the client cannot send is one Terraform would
+			// silently drop (and, on a PUT, erase when it was set another way).
+			for _, name := range slices.Sorted(maps.Keys(props)) {
+				if _, known := sent[name]; !known {
+					out = append(out, fmt.Sprintf("%s.%s: the controller takes it, the client cannot send it", where, name))
 				}
 			}
 		}

@@ -58,6 +58,7 @@ func TestContract_reportsEachKindOfDrift(t *testing.T) {
 			"labels": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
 			"must":   map[string]any{"type": "string"},
 			"count":  map[string]any{"type": "integer"},
+			"newer":  map[string]any{"type": "string"},
 		},
 	}
 	doc := Document{"paths": map[string]any{"/v1/things/{name}": map[string]any{"put": map[string]any{
@@ -69,6 +70,7 @@ func TestContract_reportsEachKindOfDrift(t *testing.T) {
 		"PUT /v1/things/{name} request.port: Go has an integer, the schema \"string\"",
 		"PUT /v1/things/{name} request.extra: not in the controller's schema",
 		"PUT /v1/things/{name} request.must: required by the controller, not always sent",
+		"PUT /v1/things/{name} request.newer: the controller takes it, the client cannot send it",
 		"PUT /v1/things/{name} response.count: the controller may leave it out, but Go cannot tell absent from empty",
 		"GET /v1/gone: the controller has no such route",
 	} {

@@ -12,6 +12,7 @@ const (
 	enrollBody = "/paths/~1v1~1enrollment-policies~1{name}/put/requestBody/content/application~1json/schema"
 	rule       = policyBody + "/properties/rules/items"
 	selector   = keyBody + "/properties/instanceSelector/properties"
+	service    = "/paths/~1v1~1services~1{namespace}~1{name}/put/requestBody/content/application~1json/schema/properties"
 )
 
 // Limits are the provider's plan-time checks (internal/validate) and where the controller's
@@ -43,6 +44,8 @@ func Limits() []Limit {
 		{keyBody + "/properties/ttlSeconds/default", validate.DefaultJoinKeyTTL},
 		{keyBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
 		{keyBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{keyBody + "/properties/site/pattern", validate.NamePattern},
+		{keyBody + "/properties/site/maxLength", validate.NameMaxLength},
 		{selector + "/provider/enum", validate.Providers},
 		{selector + "/account/minLength", 1},
 		{selector + "/account/maxLength", validate.SelectorAccountMax},
@@ -52,7 +55,26 @@ func Limits() []Limit {
 		{enrollBody + "/properties/name/pattern", validate.NamePattern},
 		{enrollBody + "/properties/description/maxLength", validate.DescriptionMaxLength},
 		{enrollBody + "/properties/selector/required", []string{"provider"}},
+		{enrollBody + "/properties/site/pattern", validate.NamePattern},
+		{enrollBody + "/properties/site/maxLength", validate.NameMaxLength},
 		{enrollBody + "/properties/labels/additionalProperties/maxLength", validate.LabelValueMaxLength},
+		{service + "/name/pattern", validate.NamePattern},
+		{service + "/namespace/pattern", validate.NamePattern},
+		{service + "/description/maxLength", validate.DescriptionMaxLength},
+		{service + "/ports/minItems", 1},
+		{service + "/ports/maxItems", 16},
+		{service + "/ports/items/properties/port/minimum", validate.PortMin},
+		{service + "/ports/items/properties/port/maximum", validate.PortMax},
+		{service + "/algorithm/enum", validate.ServiceAlgorithms},
+		{service + "/locality/enum", validate.ServiceLocalities},
+		{service + "/backends/maxItems", 32},
+		{service + "/subsets/maxItems", 16},
+		{service + "/subsets/items/properties/weight/maximum", 10000},
+		{service + "/healthCheck/properties/protocol/enum", validate.ServiceHealthKinds},
+		{service + "/healthCheck/properties/intervalMs/minimum", 100},
+		{service + "/healthCheck/properties/intervalMs/maximum", 60000},
+		{service + "/healthCheck/properties/healthyThreshold/maximum", 10},
+		{service + "/rateLimit/properties/connectionsPerSecond/maximum", 1000000},
 		{"/paths/~1v1~1keys/post/responses/201/content/application~1json/schema/properties/controller/properties/caHash/pattern", weftapi.CAHashPattern},
 	}
 }

@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -69,7 +71,7 @@ func TestEnrollmentPolicyConversion_roundTrips(t *testing.T) {
 	for _, doc := range []string{
 		`{"name":"e","selector":{"provider":"aws"},"labels":{}}`,
 		`{"name":"e","description":"x","selector":{"provider":"gcp","account":"proj","region":"europe-west1","network":"default","tags":{}},"labels":{"weft:namespace":"a"}}`,
-		`{"name":"e","selector":{"provider":"onprem","tags":{"role":"web"}},"labels":{"a":"b"}}`,
+		`{"name":"e","selector":{"provider":"aws","tags":{"role":"web"}},"site":"eu-web","labels":{"a":"b"}}`,
 	} {
 		var p weftapi.EnrollmentPolicy
 		if err := json.Unmarshal([]byte(doc), &p); err != nil {
@@ -185,6 +187,90 @@ func TestFilters(t *testing.T) {
 	} {
 		if got := c.f.matches(i); got != c.want {
 			t.Errorf("instanceFilter %+v: got %v, want %v", c.f, got, c.want)
+		}
+	}
+}
+
+func TestJoinKeyConversion_siteSurvives(t *testing.T) {
+	for _, site := range []*string{nil, ptr("lab")} {
+		info := weftapi.JoinKeyInfo{ID: "0123456789ab", Labels: map[string]string{"weft:gateway": "true"}, Site: site,
+			CreatedAt: "2026-12-05T10:00:00.000Z", ExpiresAt: "2026-12-06T10:00:00.000Z", State: "active"}
+		m := joinKeyModel{Key: types.StringUnknown(), CAHash: types.StringUnknown()}
+		joinKeyFromAPI(&m, &info)
+		var d diag.Diagnostics
+		req := joinKeyRequest(context.Background(), m, &d)
+		noDiags(t, d)
+		if got, want := asJSON(t, req.Site), asJSON(t, site); got != want {
+			t.Errorf("site %s came back as %s", want, got)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestServiceConversion_roundTrips(t *testing.T) {
+	for _, doc := range []string{
+		`{"version":1,"name":"api","namespace":"shop","ports":[{"port":80,"protocol":"tcp"}],"algorithm":"round-robin","backends":[{"namespace":"shop"}],"locality":"site"}`,
+		`{"version":1,"name":"api","namespace":"shop","description":"d","ports":[{"name":"http","port":80,"protocol":"tcp","targetPort":8080},{"port":53,"protocol":"udp"}],
+		  "algorithm":"weighted","subsets":[{"name":"a","weight":0,"backends":[{"identity":"spiffe://weft.internal/ns/shop/sa/api"}]},{"name":"b","weight":5,"backends":[{"labels":{"x":"y"},"sites":["s1"],"nodes":["n1","n2"]}]}],
+		  "locality":"any","healthCheck":{"protocol":"http","port":8081,"path":"/h","intervalMs":500,"timeoutMs":100,"healthyThreshold":1,"unhealthyThreshold":3},
+		  "rateLimit":{"connectionsPerSecond":10,"burst":20},"vip":"100.96.0.9"}`,
+	} {
+		var s weftapi.Service
+		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+			t.Fatal(err)
+		}
+		m := serviceIn(&s, "100.96.0.9", "api.shop.svc.weft")
+		back := serviceOut(m)
+		if s.VIP == nil {
+			back.VIP = nil // the allocated VIP is state, not part of a document that did not ask for one
+		}
+		if got, want := asJSON(t, back), asJSON(t, s); got != want {
+			t.Errorf("round trip:\n got %s\nwant %s", got, want)
+		}
+		if problems := serviceProblems(s); len(problems) != 0 {
+			t.Errorf("serviceProblems(%s): got %v, want none", doc, problems)
+		}
+	}
+}
+
+func TestServiceProblems_mirrorTheControllersRefinements(t *testing.T) {
+	ns := ptr("shop")
+	base := func() weftapi.Service {
+		return weftapi.Service{Version: 1, Name: "a", Namespace: "b", Algorithm: "round-robin", Locality: "site",
+			Ports: []weftapi.ServicePort{{Port: 80, Protocol: "tcp"}}, Backends: []weftapi.BackendSelector{{Namespace: ns}}}
+	}
+	cases := []struct {
+		name   string
+		change func(*weftapi.Service)
+		want   string
+	}{
+		{"both backends and subsets", func(s *weftapi.Service) {
+			s.Subsets = []weftapi.ServiceSubset{{Name: "x", Weight: 1, Backends: s.Backends}}
+		}, "backends: give exactly one of backends"},
+		{"duplicate port", func(s *weftapi.Service) { s.Ports = append(s.Ports, weftapi.ServicePort{Port: 80, Protocol: "tcp"}) }, "ports[1].port: duplicate port tcp/80"},
+		{"udp and tcp on one port are two ports", func(s *weftapi.Service) { s.Ports = append(s.Ports, weftapi.ServicePort{Port: 80, Protocol: "udp"}) }, ""},
+		{"empty selector", func(s *weftapi.Service) { s.Backends = []weftapi.BackendSelector{{}} }, "backends[0]: must name exactly one of identity, namespace (with service_account), labels; got none"},
+		{"empty labels", func(s *weftapi.Service) { s.Backends = []weftapi.BackendSelector{{Labels: map[string]string{}}} }, "backends[0].labels: must name at least one label"},
+		{"duplicate subset", func(s *weftapi.Service) {
+			s.Algorithm, s.Backends = "weighted", nil
+			s.Subsets = []weftapi.ServiceSubset{{Name: "x", Weight: 1, Backends: []weftapi.BackendSelector{{Namespace: ns}}}, {Name: "x", Weight: 1, Backends: []weftapi.BackendSelector{{Namespace: ns}}}}
+		}, "subsets[1].name: duplicate subset x (also subsets[0].name)"},
+		{"subset selector", func(s *weftapi.Service) {
+			s.Algorithm, s.Backends = "weighted", nil
+			s.Subsets = []weftapi.ServiceSubset{{Name: "x", Weight: 1, Backends: []weftapi.BackendSelector{{ServiceAccount: ptr("api"), Labels: map[string]string{"a": "b"}}}}}
+		}, "subsets[0].backends[0].service_account: needs namespace"},
+	}
+	for _, c := range cases {
+		s := base()
+		c.change(&s)
+		var got []string
+		for _, p := range serviceProblems(s) {
+			got = append(got, p.String())
+		}
+		joined := fmt.Sprint(got)
+		if (c.want == "") != (len(got) == 0) || (c.want != "" && !strings.Contains(joined, c.want)) {
+			t.Errorf("%s: got %v, want %q", c.name, got, c.want)
 		}
 	}
 }

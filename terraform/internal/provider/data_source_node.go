@@ -26,6 +26,7 @@ type nodeDataModel struct {
 	ID                 types.String `tfsdk:"id"`
 	Name               types.String `tfsdk:"name"`
 	Site               types.String `tfsdk:"site"`
+	SiteSource         types.String `tfsdk:"site_source"`
 	OverlayAddress     types.String `tfsdk:"overlay_address"`
 	WireguardPublicKey types.String `tfsdk:"wireguard_public_key"`
 	Labels             types.Map    `tfsdk:"labels"`
@@ -88,7 +89,7 @@ func (d *nodeDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 		return
 	}
 	f := nodeFactsOf(n)
-	m = nodeDataModel{f.ID, f.Name, f.Site, f.OverlayAddress, f.WireguardPublicKey, f.Labels, f.Identity, f.IdentityNumber,
+	m = nodeDataModel{f.ID, f.Name, f.Site, f.SiteSource, f.OverlayAddress, f.WireguardPublicKey, f.Labels, f.Identity, f.IdentityNumber,
 		f.WorkloadPrefix, f.JoinKeyID, f.EnrollmentPolicy, f.Instance, f.EnrolledAt, f.Status, f.LastSeen}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

@@ -10,23 +10,27 @@ import (
 )
 
 // instanceSelectorAttributes is the schema of an instance selector (protocol InstanceSelector):
-// every attribute set must equal the inventory's record of the instance. An enrollment policy's
-// selector must name its provider, and not `onprem` (on-prem hosts have no signed instance document
-// to be admitted by); a join key's need not name one.
+// every attribute set must equal the inventory's record of the instance. Neither may name `onprem`
+// (on-prem hosts have no signed instance document to be admitted by); an enrollment policy's
+// selector must name its provider, a join key's need not.
 func instanceSelectorAttributes(forPolicy bool) map[string]schema.Attribute {
 	providerAttr := schema.StringAttribute{
-		Optional:            true,
-		MarkdownDescription: "Cloud of the instance: `aws`, `azure`, `gcp` or `onprem`.",
-		Validators:          []validator.String{stringvalidator.OneOf(validate.Providers...)},
+		Optional: true,
+		MarkdownDescription: "Cloud of the instance: `aws`, `azure` or `gcp`. Not `onprem`: the key admits only an agent presenting its cloud's signed " +
+			"instance document, which on-prem hosts do not have; they join with a key without `instance_selector` that names their `site`.",
+		Validators: []validator.String{
+			stringvalidator.OneOf(validate.Providers...),
+			stringCheck{"not onprem: on-prem hosts join with a plain join key naming their site", validate.JoinKeySelectorProvider},
+		},
 	}
 	if forPolicy {
 		providerAttr = schema.StringAttribute{
 			Required: true,
 			MarkdownDescription: "Cloud of the instance: `aws`, `azure` or `gcp`. Not `onprem`: a keyless enrollment presents its cloud's signed " +
-				"instance document, which on-prem hosts do not have; they join with a `weft_join_key`.",
+				"instance document, which on-prem hosts do not have; they join with a `weft_join_key` naming their `site`.",
 			Validators: []validator.String{
 				stringvalidator.OneOf(validate.Providers...),
-				stringCheck{"not onprem: on-prem hosts join with a join key", validate.EnrollmentPolicyProvider},
+				stringCheck{"not onprem: on-prem hosts join with a join key naming their site", validate.EnrollmentPolicyProvider},
 			},
 		}
 	}

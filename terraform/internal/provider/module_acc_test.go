@@ -244,7 +244,7 @@ func TestAccExample_demo(t *testing.T) {
 	ws.Run(t, "apply", "-auto-approve", "-input=false")
 	planIsEmpty(t, ws)
 	id, _ := outputs(t, ws)["join_key_id"].(string)
-	if k, err := ctl.Client().GetJoinKey(ctx(), id); err != nil || k.State != "active" || k.Labels["weft:serviceaccount"] != "batch" {
+	if k, err := ctl.Client().GetJoinKey(ctx(), id); err != nil || k.State != "active" || k.Labels["weft:serviceaccount"] != "batch" || k.Site == nil || *k.Site != "onprem" {
 		t.Errorf("join key %q on the controller: %+v, %v", id, k, err)
 	}
 	if _, err := ctl.Client().GetEnrollmentPolicy(ctx(), "tf-aws-web"); err != nil {

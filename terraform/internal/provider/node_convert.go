@@ -16,6 +16,7 @@ type nodeFacts struct {
 	ID                 types.String
 	Name               types.String
 	Site               types.String
+	SiteSource         types.String
 	OverlayAddress     types.String
 	WireguardPublicKey types.String
 	Labels             types.Map
@@ -36,6 +37,7 @@ func nodeFactsOf(n *weftapi.Node) nodeFacts {
 		ID:                 types.StringValue(n.NodeID),
 		Name:               types.StringValue(n.Name),
 		Site:               types.StringValue(n.Site),
+		SiteSource:         strFrom(n.SiteSource),
 		OverlayAddress:     types.StringValue(n.OverlayAddress),
 		WireguardPublicKey: types.StringValue(n.WireguardPublicKey),
 		Labels:             mapValue(nonNil(n.Labels)),
@@ -72,7 +74,7 @@ func nonNil(m map[string]string) map[string]string {
 
 // nodeAttrTypes is the object type of one element of weft_nodes' `nodes`.
 var nodeAttrTypes = map[string]attr.Type{
-	"id": types.StringType, "name": types.StringType, "site": types.StringType,
+	"id": types.StringType, "name": types.StringType, "site": types.StringType, "site_source": types.StringType,
 	"overlay_address": types.StringType, "wireguard_public_key": types.StringType,
 	"labels": types.MapType{ElemType: types.StringType}, "identity": types.StringType, "identity_number": types.Int64Type,
 	"workload_prefix": types.StringType, "join_key_id": types.StringType, "enrollment_policy": types.StringType,
@@ -82,7 +84,7 @@ var nodeAttrTypes = map[string]attr.Type{
 
 func (f nodeFacts) object() types.Object {
 	return types.ObjectValueMust(nodeAttrTypes, map[string]attr.Value{
-		"id": f.ID, "name": f.Name, "site": f.Site, "overlay_address": f.OverlayAddress,
+		"id": f.ID, "name": f.Name, "site": f.Site, "site_source": f.SiteSource, "overlay_address": f.OverlayAddress,
 		"wireguard_public_key": f.WireguardPublicKey, "labels": f.Labels, "identity": f.Identity,
 		"identity_number": f.IdentityNumber, "workload_prefix": f.WorkloadPrefix, "join_key_id": f.JoinKeyID,
 		"enrollment_policy": f.EnrollmentPolicy, "instance": f.Instance, "enrolled_at": f.EnrolledAt,

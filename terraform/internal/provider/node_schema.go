@@ -7,9 +7,11 @@ import (
 
 // Descriptions of a node's read-only attributes, shared by the resource and the data sources.
 var nodeAttrDescriptions = map[string]string{
-	"id":                   "The node's id (`n-` and 16 hex digits).",
-	"name":                 "The node's name (a DNS label, unique in the overlay).",
-	"site":                 "The node's site: its network domain (a VPC, VNet, LAN).",
+	"id":   "The node's id (`n-` and 16 hex digits).",
+	"name": "The node's name (a DNS label, unique in the overlay).",
+	"site": "The node's site: its network domain (a VPC, VNet, LAN).",
+	"site_source": "What vouched for the node's site: `join-key` or `enrollment-policy` (their `site`), `network` (the instance's network in the controller's inventory `sites`) " +
+		"or `request` (only the agent's word: such a node is never a gateway nor in a plaintext site); null for nodes enrolled before sites were bound.",
 	"overlay_address":      "The node's overlay IPv4 address.",
 	"wireguard_public_key": "The node's WireGuard public key.",
 	"labels":               "The node's labels: those its join key or enrollment policy granted, and `cloud.*` labels from the inventory.",
@@ -31,7 +33,7 @@ func nodeDataAttributes() map[string]dschema.Attribute {
 		return dschema.StringAttribute{Computed: true, MarkdownDescription: nodeAttrDescriptions[name]}
 	}
 	return map[string]dschema.Attribute{
-		"id": s("id"), "name": s("name"), "site": s("site"), "overlay_address": s("overlay_address"),
+		"id": s("id"), "name": s("name"), "site": s("site"), "site_source": s("site_source"), "overlay_address": s("overlay_address"),
 		"wireguard_public_key": s("wireguard_public_key"),
 		"labels":               dschema.MapAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: nodeAttrDescriptions["labels"]},
 		"identity":             s("identity"),

@@ -125,6 +125,7 @@ func (p *weftProvider) Resources(context.Context) []func() resource.Resource {
 		newJoinKeyResource,
 		newEnrollmentPolicyResource,
 		newPolicyResource,
+		newServiceResource,
 		newNodeResource,
 	}
 }
@@ -132,6 +133,7 @@ func (p *weftProvider) Resources(context.Context) []func() resource.Resource {
 func (p *weftProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		newNodesDataSource,
+		newServicesDataSource,
 		newNodeDataSource,
 		newIdentitiesDataSource,
 		newInventoryInstancesDataSource,

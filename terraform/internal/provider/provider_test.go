@@ -33,10 +33,10 @@ func TestSchema_servesEveryResourceAndDataSource(t *testing.T) {
 	}
 	slices.Sort(resources)
 	slices.Sort(dataSources)
-	if want := []string{"weft_enrollment_policy", "weft_join_key", "weft_node", "weft_policy"}; !slices.Equal(resources, want) {
+	if want := []string{"weft_enrollment_policy", "weft_join_key", "weft_node", "weft_policy", "weft_service"}; !slices.Equal(resources, want) {
 		t.Errorf("resources: got %v, want %v", resources, want)
 	}
-	if want := []string{"weft_identities", "weft_inventory_instances", "weft_node", "weft_nodes"}; !slices.Equal(dataSources, want) {
+	if want := []string{"weft_identities", "weft_inventory_instances", "weft_node", "weft_nodes", "weft_services"}; !slices.Equal(dataSources, want) {
 		t.Errorf("data sources: got %v, want %v", dataSources, want)
 	}
 }

@@ -32,6 +32,7 @@ type enrollmentPolicyModel struct {
 	Name        types.String `tfsdk:"name"`
 	Description types.String `tfsdk:"description"`
 	Selector    types.Object `tfsdk:"selector"`
+	Site        types.String `tfsdk:"site"`
 	Labels      types.Map    `tfsdk:"labels"`
 }
 
@@ -64,6 +65,13 @@ func (r *enrollmentPolicyResource) Schema(_ context.Context, _ resource.SchemaRe
 				MarkdownDescription: "Which inventory instances may join: `provider` is required, so a policy never spans every cloud by accident; " +
 					"each other attribute given must equal the inventory's record.",
 				Attributes: instanceSelectorAttributes(true),
+			},
+			"site": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "The site of the nodes the policy admits (a DNS label): an agent naming another site is refused, one naming none gets this one. " +
+					"Unset: their instance's network's site (the controller's inventory `sites`), else the agent's own word, and such a node is never a gateway. " +
+					"Changed in place; nodes already enrolled keep their site.",
+				Validators: []validator.String{siteValidator()},
 			},
 			"labels": schema.MapAttribute{
 				Optional: true, Computed: true, ElementType: types.StringType,
@@ -159,7 +167,7 @@ func enrollmentPolicyOut(ctx context.Context, m enrollmentPolicyModel, diags *di
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	p := weftapi.EnrollmentPolicy{Name: m.Name.ValueString(), Description: strPtr(m.Description), Labels: labels}
+	p := weftapi.EnrollmentPolicy{Name: m.Name.ValueString(), Description: strPtr(m.Description), Site: strPtr(m.Site), Labels: labels}
 	if s := instanceSelectorOut(ctx, m.Selector, diags); s != nil {
 		p.Selector = weftapi.EnrollmentSelector(*s)
 	}
@@ -176,6 +184,7 @@ func enrollmentPolicyIn(p *weftapi.EnrollmentPolicy) *enrollmentPolicyModel {
 		Name:        types.StringValue(p.Name),
 		Description: strFrom(p.Description),
 		Selector:    instanceSelectorIn((*weftapi.InstanceSelector)(&p.Selector)),
+		Site:        strFrom(p.Site),
 		Labels:      mapValue(labels),
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/weft/weft/terraform/internal/acctest"
 	"github.com/weft/weft/terraform/internal/weftapi"
 )
@@ -15,7 +17,7 @@ import (
 const enrollmentPolicyAddr = "weft_enrollment_policy.web"
 
 // The policy selects web servers of the controller's simulated AWS account (acctest.AwsFleet).
-func enrollmentPolicyConfig(tags, labels string) string {
+func enrollmentPolicyConfig(tags, labels, extra string) string {
 	return fmt.Sprintf(`
 resource "weft_enrollment_policy" "web" {
   name        = "tf-web"
@@ -26,8 +28,9 @@ resource "weft_enrollment_policy" "web" {
     tags     = %s
   }
   labels = %s
+%s
 }
-`, acctest.AwsAccount, tags, labels)
+`, acctest.AwsAccount, tags, labels, extra)
 }
 
 func controllerEnrollmentPolicy(t *testing.T, ctl *acctest.Controller, want string) resource.TestCheckFunc {
@@ -43,10 +46,10 @@ func controllerEnrollmentPolicy(t *testing.T, ctl *acctest.Controller, want stri
 func TestAccEnrollmentPolicy_lifecycle(t *testing.T) {
 	ctl := acctest.Shared(t)
 	cfg := func(body string) string { return ctl.ProviderConfig() + body }
-	v1 := enrollmentPolicyConfig(`{ role = "web" }`, `{ "weft:namespace" = "shop", "weft:serviceaccount" = "web" }`)
-	v2 := enrollmentPolicyConfig(`{ role = "web", env = "test" }`, `{ "weft:namespace" = "shop", "weft:serviceaccount" = "frontend" }`)
+	v1 := enrollmentPolicyConfig(`{ role = "web" }`, `{ "weft:namespace" = "shop", "weft:serviceaccount" = "web" }`, "")
+	v2 := enrollmentPolicyConfig(`{ role = "web", env = "test" }`, `{ "weft:namespace" = "shop", "weft:serviceaccount" = "frontend" }`, `  site = "tf-web-eu"`)
 	v2JSON := `{"name":"tf-web","description":"web servers of the tf-acc AWS account","selector":{"provider":"aws","account":"` + acctest.AwsAccount + `","tags":{"role":"web","env":"test"}},
-		"labels":{"weft:namespace":"shop","weft:serviceaccount":"frontend"}}`
+		"site":"tf-web-eu","labels":{"weft:namespace":"shop","weft:serviceaccount":"frontend"}}`
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providers,
 		Steps: []resource.TestStep{
@@ -56,24 +59,33 @@ func TestAccEnrollmentPolicy_lifecycle(t *testing.T) {
 				Check: controllerEnrollmentPolicy(t, ctl, `{"name":"tf-web","description":"web servers of the tf-acc AWS account",
 					"selector":{"provider":"aws","account":"`+acctest.AwsAccount+`","tags":{"role":"web"}},"labels":{"weft:namespace":"shop","weft:serviceaccount":"web"}}`),
 			},
-			{ // update in place
+			{ // update in place (another tag and label, a site)
 				Config:           cfg(v2),
 				ConfigPlanChecks: expectAction(enrollmentPolicyAddr, plancheck.ResourceActionUpdate),
 				Check:            controllerEnrollmentPolicy(t, ctl, v2JSON),
 			},
 			{ // the policy admits the instance it selects: a keyless enrollment, presenting the
-				// instance's signed identity document, gets its labels; an instance it does not select
-				// (role=web, env=old) is refused
+				// instance's signed identity document, gets its labels and its site; an instance it does
+				// not select (role=web, env=old) is refused, and so is an agent naming another site
 				Config:           cfg(v2),
 				ConfigPlanChecks: emptyPlanAfterApply,
 				Check: func(*terraform.State) error {
-					_, err := ctl.EnrollKeyless("tf-web-2", "127.0.42.31")
-					if err == nil || !strings.Contains(err.Error(), "403 instance_rejected") || !strings.Contains(err.Error(), "tf-web: tags.env: want test, instance has old") {
-						return fmt.Errorf("keyless enrollment of the env=old web server: got %v, want 403 instance_rejected naming tf-web's tags.env mismatch", err)
+					// The refusal's body is a code and a reference; the detail is in the controller's log.
+					_, err := ctl.EnrollKeyless("tf-web-2", "127.0.42.31", "")
+					_, detail, _ := ctl.Refusal(err)
+					if err == nil || !strings.Contains(err.Error(), "403 instance_rejected") || !strings.Contains(detail, "tf-web: tags.env: want test, instance has old") {
+						return fmt.Errorf("keyless enrollment of the env=old web server: got %v (logged: %q), want 403 instance_rejected with tf-web's tags.env mismatch logged", err, detail)
 					}
-					n, err := ctl.EnrollKeyless("tf-web-1", "127.0.42.21")
+					_, err = ctl.EnrollKeyless("tf-web-1", "127.0.42.21", acctest.AwsRegion)
+					if _, detail, _ := ctl.Refusal(err); err == nil || !strings.Contains(detail, "site") || !strings.Contains(detail, "tf-web-eu") {
+						return fmt.Errorf("keyless enrollment naming site %s under a policy of site tf-web-eu: got %v (logged: %q), want a refusal logging the site mismatch", acctest.AwsRegion, err, detail)
+					}
+					n, err := ctl.EnrollKeyless("tf-web-1", "127.0.42.21", "")
 					if err != nil {
 						return err
+					}
+					if n.Site != "tf-web-eu" || n.SiteSource == nil || *n.SiteSource != "enrollment-policy" {
+						return fmt.Errorf("keyless node: site %q from %v, want tf-web-eu from enrollment-policy", n.Site, n.SiteSource)
 					}
 					wantInstance := acctest.AwsFleet[1].ID
 					if n.EnrollmentPolicy == nil || *n.EnrollmentPolicy != "tf-web" || n.Identity == nil || n.Identity.SpiffeID != "spiffe://weft.internal/ns/shop/sa/frontend" ||
@@ -91,13 +103,28 @@ func TestAccEnrollmentPolicy_lifecycle(t *testing.T) {
 				ImportStateId:     "tf-web",
 				ImportStateVerify: true,
 			},
-			{ // drift: replaced with the CLI, shown as an update and put back
+			{ // drift: replaced with the CLI (another site too), shown as an update and put back
 				PreConfig: func() {
-					ctl.CLI(t, "enrollment-policy", "apply", "--name", "tf-web", "--provider", "aws", "--tag", "role=db", "--label", "weft:namespace=db")
+					ctl.CLI(t, "enrollment-policy", "apply", "--name", "tf-web", "--provider", "aws", "--tag", "role=db", "--label", "weft:namespace=db", "--site", "tf-other")
 				},
 				Config:           cfg(v2),
 				ConfigPlanChecks: expectAction(enrollmentPolicyAddr, plancheck.ResourceActionUpdate),
 				Check:            controllerEnrollmentPolicy(t, ctl, v2JSON),
+			},
+			{ // drift: only the site changed with the CLI (the same policy otherwise), shown as an update
+				PreConfig: func() {
+					ctl.CLI(t, "enrollment-policy", "apply", "--name", "tf-web", "--description", "web servers of the tf-acc AWS account", "--provider", "aws",
+						"--account", acctest.AwsAccount, "--tag", "role=web", "--tag", "env=test", "--label", "weft:namespace=shop", "--label", "weft:serviceaccount=frontend")
+				},
+				Config: cfg(v2),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(enrollmentPolicyAddr, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(enrollmentPolicyAddr, tfjsonpath.New("site"), knownvalue.StringExact("tf-web-eu")),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: controllerEnrollmentPolicy(t, ctl, v2JSON),
 			},
 			{ // drift: deleted with the CLI, shown as a create
 				PreConfig:        func() { ctl.CLI(t, "enrollment-policy", "delete", "tf-web") },
@@ -130,8 +157,11 @@ func TestAccEnrollmentPolicy_planTimeValidation(t *testing.T) {
   labels = { "weft:workload-namespaces" = "a,,b" }`, `labels\["weft:workload-namespaces"\]: must be \* or comma-separated namespaces`},
 		{"empty tag key", `name = "tf-bad"
   selector = { provider = "aws", tags = { "" = "x" } }`, `selector\.tags.*length must be between 1 and 256`},
+		{"bad site", `name = "tf-bad"
+  selector = { provider = "aws" }
+  site = "EU_West"`, `site: must be a DNS label`},
 		{"on-prem selector", `name = "tf-bad"
-  selector = { provider = "onprem", account = "tf-lab" }`, `(?s)selector\.provider: onprem admits nothing: .*enroll on-prem hosts with a join key`},
+  selector = { provider = "onprem", account = "tf-lab" }`, `(?s)selector\.provider: onprem admits nothing: .*enroll on-prem hosts with a join key naming their site`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,8 +30,9 @@ import (
 )
 
 var (
-	_ resource.ResourceWithConfigure   = (*joinKeyResource)(nil)
-	_ resource.ResourceWithImportState = (*joinKeyResource)(nil)
+	_ resource.ResourceWithConfigure      = (*joinKeyResource)(nil)
+	_ resource.ResourceWithImportState    = (*joinKeyResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*joinKeyResource)(nil)
 )
 
 type joinKeyResource struct{ client *weftapi.Client }
@@ -44,6 +45,7 @@ type joinKeyModel struct {
 	Reusable          types.Bool   `tfsdk:"reusable"`
 	TTLSeconds        types.Int64  `tfsdk:"ttl_seconds"`
 	Labels            types.Map    `tfsdk:"labels"`
+	Site              types.String `tfsdk:"site"`
 	InstanceSelector  types.Object `tfsdk:"instance_selector"`
 	RecreateIfInvalid types.Bool   `tfsdk:"recreate_if_invalid"`
 	Key               types.String `tfsdk:"key"`
@@ -99,10 +101,20 @@ func (r *joinKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Validators:    []validator.Map{labelsCheck{}},
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
+			"site": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "The site of every node enrolled with the key (a DNS label): an agent naming another site is refused, one naming none gets this one. " +
+					"Required when `labels` grant `weft:gateway = \"true\"` (a gateway carries its site's routes). " +
+					"Unset: the site comes from the instance's network (the controller's inventory `sites`), else from the agent, and such a node is never a gateway. " +
+					"This is how on-prem hosts are placed in their site. Changing it makes a new key.",
+				Validators:    []validator.String{siteValidator()},
+				PlanModifiers: replace,
+			},
 			"instance_selector": schema.SingleNestedAttribute{
 				Optional: true,
-				MarkdownDescription: "When set, the key enrolls only an agent that presents an instance identity (`weft agent --cloud …`) of an instance in the controller's inventory, " +
-					"running, enrolling from one of its addresses and matching every attribute given here. `{}` admits any inventory instance.",
+				MarkdownDescription: "When set, the key enrolls only an agent that presents its cloud's signed instance document (`weft agent --cloud aws|azure|gcp`) of an instance in the controller's inventory, " +
+					"running, enrolling from one of its addresses and matching every attribute given here. `{}` admits any inventory instance. " +
+					"On-prem hosts have no signed document: give them a key without a selector, naming their `site`.",
 				Attributes:    instanceSelectorAttributes(false),
 				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
 			},
@@ -135,6 +147,25 @@ func (r *joinKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
 			},
 		},
+	}
+}
+
+// ValidateConfig checks what spans attributes, as the controller does: a key granting
+// weft:gateway must name its site.
+func (r *joinKeyResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var labels types.Map
+	var site types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("labels"), &labels)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("site"), &site)...)
+	if resp.Diagnostics.HasError() || site.IsUnknown() || labels.IsUnknown() {
+		return
+	}
+	gateway, ok := labels.Elements()[validate.GatewayLabel]
+	if !ok || gateway.IsUnknown() {
+		return
+	}
+	if msg := validate.JoinKeySite(stringMap(ctx, labels, &resp.Diagnostics), site.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(path.Root("site"), "Missing site", "site: "+msg+" (the controller refuses it).")
 	}
 }
 
@@ -252,6 +283,7 @@ func joinKeyRequest(ctx context.Context, m joinKeyModel, diags *diag.Diagnostics
 		Reusable:         m.Reusable.ValueBool(),
 		TTLSeconds:       m.TTLSeconds.ValueInt64(),
 		Labels:           labels,
+		Site:             strPtr(m.Site),
 		InstanceSelector: instanceSelectorOut(ctx, m.InstanceSelector, diags),
 	}
 }
@@ -267,6 +299,7 @@ func joinKeyFromAPI(m *joinKeyModel, k *weftapi.JoinKeyInfo) {
 		labels = map[string]string{}
 	}
 	m.Labels = mapValue(labels)
+	m.Site = strFrom(k.Site)
 	m.InstanceSelector = instanceSelectorIn(k.InstanceSelector)
 	m.CreatedAt = types.StringValue(k.CreatedAt)
 	m.ExpiresAt = types.StringValue(k.ExpiresAt)

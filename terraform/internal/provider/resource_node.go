@@ -32,6 +32,7 @@ type nodeModel struct {
 	Name               types.String `tfsdk:"name"`
 	DeleteOnDestroy    types.Bool   `tfsdk:"delete_on_destroy"`
 	Site               types.String `tfsdk:"site"`
+	SiteSource         types.String `tfsdk:"site_source"`
 	OverlayAddress     types.String `tfsdk:"overlay_address"`
 	WireguardPublicKey types.String `tfsdk:"wireguard_public_key"`
 	Labels             types.Map    `tfsdk:"labels"`
@@ -71,7 +72,7 @@ func (r *nodeResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 				MarkdownDescription: "Delete the node from the overlay when the resource is destroyed. `false` only forgets it. Default `true`.",
 			},
-			"site": computed("site"), "overlay_address": computed("overlay_address"), "wireguard_public_key": computed("wireguard_public_key"),
+			"site": computed("site"), "site_source": computed("site_source"), "overlay_address": computed("overlay_address"), "wireguard_public_key": computed("wireguard_public_key"),
 			"labels": schema.MapAttribute{
 				Computed: true, ElementType: types.StringType, MarkdownDescription: nodeAttrDescriptions["labels"],
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
@@ -182,7 +183,7 @@ func (r *nodeResource) ImportState(ctx context.Context, req resource.ImportState
 
 func setNodeModel(m *nodeModel, n *weftapi.Node) {
 	f := nodeFactsOf(n)
-	m.ID, m.Name, m.Site, m.OverlayAddress, m.WireguardPublicKey = f.ID, f.Name, f.Site, f.OverlayAddress, f.WireguardPublicKey
+	m.ID, m.Name, m.Site, m.SiteSource, m.OverlayAddress, m.WireguardPublicKey = f.ID, f.Name, f.Site, f.SiteSource, f.OverlayAddress, f.WireguardPublicKey
 	m.Labels, m.Identity, m.IdentityNumber, m.WorkloadPrefix = f.Labels, f.Identity, f.IdentityNumber, f.WorkloadPrefix
 	m.JoinKeyID, m.EnrollmentPolicy, m.Instance, m.EnrolledAt = f.JoinKeyID, f.EnrollmentPolicy, f.Instance, f.EnrolledAt
 }

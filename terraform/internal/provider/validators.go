@@ -35,6 +35,10 @@ func nameValidator() validator.String {
 	return stringCheck{"a DNS label: lowercase letters, digits and '-', at most 63 characters", validate.Name}
 }
 
+func siteValidator() validator.String {
+	return stringCheck{"a site: a DNS label (lowercase letters, digits and '-', at most 63 characters)", validate.Name}
+}
+
 // labelsCheck refuses node labels the controller would refuse on a join key or enrollment policy.
 type labelsCheck struct{}
 

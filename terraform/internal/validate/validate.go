@@ -60,6 +60,10 @@ var (
 	Providers = []string{"aws", "azure", "gcp", "onprem"}
 	Actions   = []string{"allow", "deny"}
 	Protocols = []string{"tcp", "udp", "icmp", "any"}
+	// Services (protocol/src/service.ts).
+	ServiceAlgorithms  = []string{"round-robin", "least-connections", "weighted", "ewma-latency"}
+	ServiceLocalities  = []string{"site", "cloud", "any"}
+	ServiceHealthKinds = []string{"tcp", "http"}
 )
 
 // EnrollmentPolicyProvider refuses what the controller refuses as an enrollment policy's selector
@@ -67,7 +71,30 @@ var (
 // must present a signed cloud instance document and on-prem hosts have none.
 func EnrollmentPolicyProvider(p string) string {
 	if p == "onprem" {
-		return "onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key (weft_join_key), or select aws, azure or gcp"
+		return "onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key naming their site (weft_join_key with site), or select aws, azure or gcp"
+	}
+	return ""
+}
+
+// JoinKeySelectorProvider refuses what the controller refuses as a join key's instance selector
+// provider (controller/src/keys/joinkeys.ts): `onprem`, since a selector admits only an agent
+// presenting a signed aws, azure or gcp instance document.
+func JoinKeySelectorProvider(p string) string {
+	if p == "onprem" {
+		return "onprem admits nothing: a key with an instance selector admits only an agent presenting its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a plain join key naming their site (no instance_selector, site set), or select aws, azure or gcp"
+	}
+	return ""
+}
+
+// GatewayLabel makes a node its site's gateway (protocol GATEWAY_LABEL).
+const GatewayLabel = "weft:gateway"
+
+// JoinKeySite refuses what the controller refuses of a join key's site given its labels
+// (controller/src/keys/joinkeys.ts): a key granting weft:gateway (= "true", any case) must name
+// its site, since a gateway carries its site's routes. site is "" when absent.
+func JoinKeySite(labels map[string]string, site string) string {
+	if strings.ToLower(labels[GatewayLabel]) == "true" && site == "" {
+		return "required with the label " + GatewayLabel + " = \"true\" (a gateway carries its site's routes, so its key must say which site)"
 	}
 	return ""
 }

@@ -157,3 +157,31 @@ func TestEnrollmentPolicyProvider_refusesOnpremOnly(t *testing.T) {
 		t.Errorf("EnrollmentPolicyProvider(%q): got %q, want a refusal that says on-prem hosts join with a join key", "onprem", msg)
 	}
 }
+
+func TestValidate_joinKeyOnpremSelectorAndGatewaySite(t *testing.T) {
+	msg := JoinKeySelectorProvider("onprem")
+	if !strings.HasPrefix(msg, "onprem admits nothing") || !strings.Contains(msg, "plain join key naming their site") {
+		t.Errorf("JoinKeySelectorProvider(%q): got %q, want a refusal that says on-prem hosts join with a plain key naming their site", "onprem", msg)
+	}
+	for _, p := range []string{"aws", "azure", "gcp"} {
+		if got := JoinKeySelectorProvider(p); got != "" {
+			t.Errorf("JoinKeySelectorProvider(%q): got %q, want no refusal", p, got)
+		}
+	}
+	for _, c := range []struct {
+		labels  map[string]string
+		site    string
+		refused bool
+	}{
+		{map[string]string{GatewayLabel: "true"}, "", true},
+		{map[string]string{GatewayLabel: "TRUE"}, "", true},
+		{map[string]string{GatewayLabel: "true"}, "lab", false},
+		{map[string]string{GatewayLabel: "false"}, "", false},
+		{map[string]string{"role": "web"}, "", false},
+		{nil, "", false},
+	} {
+		if got := JoinKeySite(c.labels, c.site); (got != "") != c.refused {
+			t.Errorf("JoinKeySite(%v, %q): got %q, want refused=%v", c.labels, c.site, got, c.refused)
+		}
+	}
+}

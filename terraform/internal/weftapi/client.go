@@ -140,6 +140,7 @@ func Routes() []Route {
 		routePutPolicy, routeGetPolicy, routeDeletePolicy,
 		routeListNodes, routeGetNode, routeDeleteNode,
 		routeListIdentities, routeInventory,
+		routePutService, routeGetService, routeListServices, routeDeleteService,
 	}
 }
 

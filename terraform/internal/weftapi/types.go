@@ -30,6 +30,7 @@ type JoinKeyCreateRequest struct {
 	Reusable         bool              `json:"reusable"`
 	TTLSeconds       int64             `json:"ttlSeconds"`
 	Labels           map[string]string `json:"labels"`
+	Site             *string           `json:"site,omitempty"`
 	InstanceSelector *InstanceSelector `json:"instanceSelector,omitempty"`
 }
 
@@ -39,6 +40,7 @@ type JoinKeyInfo struct {
 	Description      *string           `json:"description,omitempty"`
 	Reusable         bool              `json:"reusable"`
 	Labels           map[string]string `json:"labels"`
+	Site             *string           `json:"site,omitempty"`
 	InstanceSelector *InstanceSelector `json:"instanceSelector,omitempty"`
 	CreatedAt        string            `json:"createdAt"`
 	ExpiresAt        string            `json:"expiresAt"`
@@ -66,6 +68,7 @@ type EnrollmentPolicy struct {
 	Name        string             `json:"name"`
 	Description *string            `json:"description,omitempty"`
 	Selector    EnrollmentSelector `json:"selector"`
+	Site        *string            `json:"site,omitempty"`
 	Labels      map[string]string  `json:"labels"`
 }
 
@@ -122,9 +125,12 @@ type NodeInstance struct {
 
 // Node is an enrolled node with its liveness (GET /v1/nodes/{id}).
 type Node struct {
-	NodeID             string            `json:"nodeId"`
-	Name               string            `json:"name"`
-	Site               string            `json:"site"`
+	NodeID string `json:"nodeId"`
+	Name   string `json:"name"`
+	Site   string `json:"site"`
+	// SiteSource says what vouched for Site: join-key, enrollment-policy, network or request
+	// (absent on nodes enrolled before sites were bound).
+	SiteSource         *string           `json:"siteSource,omitempty"`
 	WireguardPublicKey string            `json:"wireguardPublicKey"`
 	OverlayAddress     string            `json:"overlayAddress"`
 	Endpoints          Endpoints         `json:"endpoints"`

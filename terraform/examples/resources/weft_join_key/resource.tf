@@ -22,6 +22,14 @@ resource "weft_join_key" "prod_db" {
   recreate_if_invalid = true # a new key once this one is used or expired
 }
 
+# The gateway of an on-prem site: a key granting weft:gateway must name its site. On-prem hosts
+# have no signed instance document, so their keys name the site instead of an instance_selector.
+resource "weft_join_key" "dc1_gateway" {
+  description = "gateway of the dc1 site"
+  labels      = { "weft:gateway" = "true" }
+  site        = "dc1"
+}
+
 output "web_join_key" {
   value     = weft_join_key.web.key
   sensitive = true

@@ -1,0 +1,2 @@
+# A service is imported by <namespace>/<name>.
+terraform import weft_service.api shop/api

@@ -63,7 +63,8 @@ if (cmd === "forge-peer") {
   });
   if (enrolled.status !== 201) throw new Error(`enroll ${name}: ${enrolled.status} ${enrolled.text}`);
   const res = JSON.parse(enrolled.text);
-  const nc = await connect({ servers: res.nats.servers, authenticator: jwtAuthenticator(res.nats.userJwt, user.getSeed()), inboxPrefix: `_INBOX_${res.nodeId}` });
+  // NATS is TLS with the controller's CA, handed over at enrollment (as the agent connects).
+  const nc = await connect({ servers: res.nats.servers, tls: { ca: res.nats.caPem }, authenticator: jwtAuthenticator(res.nats.userJwt, user.getSeed()), inboxPrefix: `_INBOX_${res.nodeId}` });
   const ask = async (workloads) => (await nc.request(`weft.v1.node.${res.nodeId}.workloads`, JSON.stringify({ version: 1, workloads }), { timeout: 10_000 })).json();
   if (mode === "ungranted") {
     const reply = await ask([{ name: "evil", namespace: "shop", serviceAccount: "evil" }]);

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
-packages=(nats-server wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool)
+packages=(nats-server wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,11 +15,15 @@
  *   reconcile/workloads.ts   workloads and their request to the controller
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
+ *   nat/manager.ts           paths to peers behind NAT (relay, punched), RTT per peer
+ *   nat/public-address.ts    this node's public address when the cloud moves it
+ *   relay/server.ts          relayed pairs' datagrams, on a relay node
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
  */
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { parseEndpoint, type NodePathsRecord } from "@weft/protocol";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
@@ -28,6 +32,12 @@ import { enrollOnce } from "./enroll/once.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { GatewayForwarding } from "./net/gateway.js";
+import { applyMssClamp } from "./net/mss.js";
+import { defaultRouteMtu, overlayMtuFor } from "./net/underlay.js";
+import { PathManager } from "./nat/manager.js";
+import { PathProbe } from "./nat/probe.js";
+import { PublicAddressWatcher } from "./nat/public-address.js";
+import { RelayServer } from "./relay/server.js";
 import { OverlayInterface } from "./reconcile/interface.js";
 import { PeerReconciler } from "./reconcile/peers.js";
 import { PolicyReconciler } from "./reconcile/policy.js";
@@ -68,11 +78,12 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: component("wireguard") });
   const self = { nodeId, site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
   const overlayRanges = [overlayCidr, ...(workloadCidr ? [workloadCidr] : [])];
-  const status = new StatusReporter(config.stateDir, initialStatus(config, state.current), log);
+  const mtu = config.interface.mtu === "auto" ? overlayMtuFor(await defaultRouteMtu(run).catch(() => undefined)) : config.interface.mtu;
+  const status = new StatusReporter(config.stateDir, { ...initialStatus(config, state.current), mtu }, log);
   const iface = new OverlayInterface({
     wireguard,
     state,
-    settings: { mtu: config.interface.mtu, listenPort: config.interface.listenPort, privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE), addresses: [`${overlayAddress}/32`] },
+    settings: { mtu, listenPort: config.interface.listenPort, privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE), addresses: [`${overlayAddress}/32`] },
     overlayRanges,
     log,
   });
@@ -81,10 +92,20 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   // Fail static: the interface comes up with the cached peers' site routes routed.
   await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
 
+  await applyMssClamp(run, config.interface.name, mtu).catch((err: unknown) => log.warn({ err }, "cannot clamp the MSS of forwarded TCP; large transfers through this node may stall on small-MTU paths"));
+
+  // Paths to peers behind NAT: the probe answers on the overlay address; the manager picks relay or punched paths.
+  const probe = new PathProbe({ address: overlayAddress, overlayRanges, log: component("paths") });
+  await probe.start().catch((err: unknown) => log.warn({ err }, "cannot open the path probe; no RTT and no punched paths on this node"));
+  const relay = new RelayServer(component("relay"));
+  let heartbeats: Heartbeats | undefined;
+  // The manager asks the reconciler (made below) to apply again; it does so only once running.
+  const paths = new PathManager({ self, wireguard, probe, reapply: () => peers.reapply(), onChange: () => heartbeats?.soon(), log: component("paths") });
+
   const datapath = await openDatapath(config, run, log, component("datapath"));
-  const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log });
+  const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log, paths });
   const policy = new PolicyReconciler({ datapath, state, status, log });
-  const workloads = new WorkloadReconciler({ configured: config.workloads, mtu: config.interface.mtu, datapath, run, state, log: component("workloads") });
+  const workloads = new WorkloadReconciler({ configured: config.workloads, mtu, datapath, run, state, log: component("workloads") });
   // Fail static, in this order: the cached policy, ipcache and tunnels into the maps before any
   // program is attached (they refill the maps after a reboot); the workloads; the peers.
   policy.restore();
@@ -94,8 +115,30 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await peers.restore();
 
   const nc = await connectNats(state.current, natsIdentity, log);
-  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, status, root, log });
+  const onPaths = (record: NodePathsRecord | null) => {
+    paths.setPlan(record);
+    void relay.apply(record?.relaySessions ?? []).then(() => status.publish({ relay: relay.status() }));
+  };
+  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, onPaths, status, root, log });
   session.start();
+  paths.start();
+  const publishPaths = setInterval(() => {
+    status.publish({ paths: paths.status(), ...(relay.status().sessions > 0 || status.current.relay ? { relay: relay.status() } : {}) });
+  }, 2000);
+  publishPaths.unref();
+  const publicAddress =
+    config.cloud && config.endpoints.public
+      ? new PublicAddressWatcher({
+          nc,
+          nodeId,
+          provider: config.cloud.provider,
+          metadataEndpoint: config.cloud.metadataEndpoint,
+          port: parseEndpoint(config.endpoints.public)?.port ?? config.interface.listenPort,
+          current: () => state.current.applied?.peers.find((p) => p.nodeId === nodeId)?.endpoints.public,
+          log: component("public-address"),
+        })
+      : undefined;
+  publicAddress?.start();
 
   const metrics =
     config.metrics.listen === ""
@@ -112,7 +155,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
           component("metrics"),
         );
 
-  const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
+  heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });
   heartbeats.start();
 
   const localApi = await openLocalApi(config, component("localapi"));
@@ -127,7 +170,12 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     synced: peers.synced,
     stop: async () => {
       session.stop();
-      heartbeats.stop();
+      heartbeats?.stop();
+      paths.stop();
+      publicAddress?.stop();
+      clearInterval(publishPaths);
+      probe.stop();
+      relay.close();
       workloads.stop();
       await peers.idle();
       await policy.idle();

@@ -103,6 +103,27 @@ export const ControllerConfig = z
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
     /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
     inventory: InventoryConfig.prefault({}),
+    /** Connectivity across NATs (see controller/src/nat): reflexive endpoints, relays, hole punching. */
+    nat: z
+      .object({
+        /**
+         * UDP ports a relay node (label `weft:relay=true`) forwards relayed pairs on: two per pair,
+         * from `first`. Keep this range free on relay nodes and open in their firewalls.
+         */
+        relayPorts: z
+          .object({ first: z.number().int().min(1024).max(65534).default(41000), count: z.number().int().min(2).max(20000).default(1000) })
+          .strict()
+          .refine((r) => r.first + r.count - 1 <= 65535, { message: "nat.relayPorts runs past port 65535" })
+          .prefault({}),
+        /** Wait before a relayed pair's next hole-punching round: doubles from initial to max (also the wait for NATs that map per destination). */
+        punchBackoffSeconds: z
+          .object({ initial: z.number().int().min(1).max(3600).default(10), max: z.number().int().min(1).max(86_400).default(120) })
+          .strict()
+          .refine((b) => b.max >= b.initial, { message: "nat.punchBackoffSeconds.max must be at least initial" })
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type ControllerConfig = z.infer<typeof ControllerConfig>;

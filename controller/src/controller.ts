@@ -22,6 +22,9 @@ import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.j
 import { InventoryPlanner } from "./inventory/plan.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { PathCoordinator } from "./nat/coordinator.js";
+import { listenForEndpointUpdates } from "./nat/endpoints.js";
+import { NodeCache } from "./nat/node-cache.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
 import { NodeRegistry } from "./nodes/registry.js";
@@ -193,6 +196,26 @@ export async function startController(input: ControllerConfigInput, log: Logger)
 
     const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
     cleanups.push(async () => heartbeats.unsubscribe());
+
+    // Connectivity across NATs: moved public endpoints, reflexive endpoints, relays and hole punching.
+    const endpointUpdates = listenForEndpointUpdates(nc, { registry, log: log.child({ component: "endpoints" }) });
+    cleanups.push(async () => endpointUpdates.unsubscribe());
+    const nodeCache = new NodeCache(stores.nodes.kv, log.child({ component: "node-cache" }));
+    await nodeCache.start();
+    cleanups.push(async () => nodeCache.stop());
+    const paths = new PathCoordinator({
+      nodes: nodeCache,
+      store: stores.nodePaths,
+      registry,
+      liveness,
+      config: {
+        relayPorts: config.nat.relayPorts,
+        backoff: { initialMs: config.nat.punchBackoffSeconds.initial * 1000, maxMs: config.nat.punchBackoffSeconds.max * 1000 },
+      },
+      log: log.child({ component: "paths" }),
+    });
+    await paths.start();
+    cleanups.push(() => paths.stop());
 
     const apiLog = log.child({ component: "api" });
     const tls = config.api.tls.enabled

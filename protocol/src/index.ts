@@ -8,6 +8,7 @@ export * from "./names.js";
 export * from "./net.js";
 export * from "./messages.js";
 export * from "./policy.js";
+export * from "./paths.js";
 export * from "./inventory.js";
 export * from "./client.js";
 export * from "./ca-pin.js";

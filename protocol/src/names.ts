@@ -33,6 +33,12 @@ export const Buckets = {
    * Controller only.
    */
   inventory: "weft-inventory",
+  /**
+   * Each node's path plan (NodePathsRecord), one key per node id: the relay to use for each
+   * peer it cannot reach directly, the hole-punching rounds, and on a relay node the sessions it
+   * forwards. An agent may read only its own key. Controller only (the path coordinator).
+   */
+  nodePaths: "weft-node-paths",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
@@ -54,6 +60,10 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /** Agent → controller: this node's public endpoint moved (EndpointsUpdate). */
+  endpoints: (nodeId: string) => `weft.v1.node.${nodeId}.endpoints`,
+  /** Wildcard the controller listens to for endpoint updates. */
+  allEndpoints: "weft.v1.node.*.endpoints",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

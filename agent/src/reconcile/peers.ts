@@ -8,6 +8,8 @@
  * Behind NAT a peer that recreated its interface (a new session epoch) cannot reach this node
  * first, so its stale session is dropped before the re-add and the handshake happens at once.
  * New or moved tunnels get one warm-up datagram each, so they handshake before traffic needs them.
+ * Peers behind NAT get the endpoint the path manager (nat/manager.ts) chose; when it chooses
+ * another, it asks for the last peer set to be applied again (`reapply`).
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -33,20 +35,31 @@ export interface PeerReconcilerOptions {
   log: Logger;
   /** Sends one datagram into each new tunnel (default peers/warmup.ts); tests replace it. */
   warmUp?: (overlayAddresses: readonly string[]) => Promise<void>;
+  /** The path manager (nat/manager.ts): told each peer set, and asked for the endpoints of peers behind NAT. */
+  paths?: { setPeers(records: readonly PeerRecord[]): void; endpoints(): ReadonlyMap<string, string> };
 }
+
+/** Where a peer set came from: the cache at start, NATS, or an endpoint choice of the path manager. */
+type Source = "cache" | "nats" | "paths";
 
 export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
-  readonly #queue: LatestWins<PeerSet>;
+  readonly #queue: LatestWins<{ set: PeerSet; source: Source }>;
+  /** The last peer set applied or queued, which `reapply` applies again. */
+  #last: PeerSet | undefined;
+  /** A set from NATS is queued: whatever runs next records it (a reapply may have replaced it in the queue). */
+  #natsPending = false;
 
   constructor(private readonly o: PeerReconcilerOptions) {
     let markSynced: () => void = () => undefined;
     this.synced = new Promise<void>((resolve) => (markSynced = resolve));
-    this.#queue = new LatestWins<PeerSet>(
-      async (set) => {
-        await this.#apply(set, "nats");
-        markSynced();
+    this.#queue = new LatestWins<{ set: PeerSet; source: Source }>(
+      async ({ set, source }) => {
+        const from = this.#natsPending ? "nats" : source;
+        this.#natsPending = false;
+        await this.#apply(set, from);
+        if (from === "nats") markSynced();
       },
       (err) => o.log.error({ err }, "applying peers failed; will retry on the next change or resync"),
     );
@@ -61,12 +74,22 @@ export class PeerReconciler {
   /** Fail static: the last applied peers put back (tunnels, site routes, datapath) before anyone is reached. */
   async restore(): Promise<void> {
     const applied = this.o.state.current.applied;
-    if (applied) await this.#apply({ peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision }, "cache");
+    if (applied) {
+      this.#last = { peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision };
+      await this.#apply(this.#last, "cache");
+    }
   }
 
   /** Applies `set` after the one being applied; sets submitted meanwhile replace each other. */
   submit(set: PeerSet): void {
-    this.#queue.submit(set);
+    this.#last = set;
+    this.#natsPending = true;
+    this.#queue.submit({ set, source: "nats" });
+  }
+
+  /** Applies the last peer set again: the path manager chose other endpoints. */
+  reapply(): void {
+    if (this.#last) this.#queue.submit({ set: this.#last, source: "paths" });
   }
 
   /** Resolves when no peer set is pending or being applied. */
@@ -74,11 +97,12 @@ export class PeerReconciler {
     return this.#queue.idle();
   }
 
-  async #apply(set: PeerSet, source: "cache" | "nats"): Promise<void> {
+  async #apply(set: PeerSet, source: Source): Promise<void> {
     const { self, wireguard, datapath, state, log } = this.o;
     const records = [...set.peers.values()];
     const taken = await this.o.siteRoutes.decide(records);
-    const desired = desiredPeers(self, records, taken.byNode);
+    this.o.paths?.setPeers(records);
+    const desired = desiredPeers(self, records, taken.byNode, this.o.paths?.endpoints());
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.current.applied?.peers, records);

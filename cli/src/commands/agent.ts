@@ -72,7 +72,7 @@ export function registerAgent(program: Command): void {
     .option("--interface <name>", "WireGuard interface name (default weft0)")
     .option("--implementation <kind>", "auto | kernel | userspace (wireguard-go)")
     .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
-    .option("--mtu <mtu>", "interface MTU (default 1420)")
+    .option("--mtu <mtu>", "interface MTU, or auto: the underlay's less 80 (default auto)")
     .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
     .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
     .option("--workload <spec>", "host a workload: <name>=<namespace>/<service-account>@<netns> (repeatable)", (v: string, all: string[]) => [...all, v], [])
@@ -100,7 +100,7 @@ export function registerAgent(program: Command): void {
         cloud: cloudFlags(f.cloud, f.metadataEndpoint),
         name: f.name,
         site: f.site,
-        interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },
+        interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: f.mtu === "auto" ? "auto" : int(f.mtu) },
         endpoints: { private: f.privateEndpoint, public: f.publicEndpoint },
         datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
         workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,

@@ -66,6 +66,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
+  [Buckets.nodePaths]: 1,
 };
 
 export interface EnsureBucketsOptions {

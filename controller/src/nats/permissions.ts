@@ -3,8 +3,8 @@
  *
  * An agent may publish only under its own node root, may read (watch and get)
  * the peers bucket through the few JetStream API subjects that needs, and may read
- * its own key of weft-node-policies (a subscription on its `$KV` subject and a
- * direct get of that subject's last message; see kvKeyReadSubjects). It may
+ * its own key of weft-node-policies and of weft-node-paths (a subscription on its
+ * `$KV` subject and a direct get of that subject's last message; see kvKeyReadSubjects). It may
  * subscribe only under its own inbox prefix, which is also where the ordered push
  * consumer behind `kv.watch()` delivers (nats.js derives the deliver subject from the
  * connection's `inboxPrefix`). Everything else is denied by omission: no `$KV.>`
@@ -90,8 +90,9 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
+  const ownPaths = kvKeyReadSubjects(Buckets.nodePaths, nodeId);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownPaths.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub, ...ownPaths.sub] },
   };
 }

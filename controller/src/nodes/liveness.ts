@@ -32,6 +32,11 @@ export class Liveness {
     return this.entries.get(nodeId);
   }
 
+  /** The last heartbeat of every node heard from, by node id. */
+  heartbeats(): Map<string, Heartbeat> {
+    return new Map([...this.entries].map(([id, e]) => [id, e.heartbeat]));
+  }
+
   status(nodeId: string): LivenessStatus {
     const entry = this.entries.get(nodeId);
     if (!entry) return "never-seen";

@@ -5,7 +5,7 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
@@ -31,12 +31,14 @@ export interface Stores {
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-node-paths: PathCoordinator. */
+  nodePaths: RecordStore<typeof NodePathsRecord>;
 }
 
 /** Opens each bucket once (they must exist: ensureBuckets). */
 export async function openStores(nc: NatsConnection): Promise<Stores> {
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, nodePaths] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -46,6 +48,7 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.nodePaths),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
@@ -57,5 +60,6 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
     enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
     inventory: new InventoryStore(inventory),
+    nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths),
   };
 }

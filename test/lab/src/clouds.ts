@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LabError } from "./errors.js";
+import { labMovePublicAddress } from "./conditions.js";
 import { labExec, spawnInHost } from "./exec.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labDir } from "./state.js";
@@ -76,7 +77,7 @@ export interface FleetFile {
 }
 
 /**
- * Hosts whose instances carry `weft:gateway=true`: gcp-1 advertises 10.30.0.0/16 to the other sites,
+ * Hosts whose instances carry `weft:gateway=true` in the default layout (Host.roles): gcp-1 advertises 10.30.0.0/16 to the other sites,
  * so the gcp site router `gw-gcp` (10.30.0.1, no agent) is reachable over the overlay. onprem-1 has
  * no cloud metadata to bind it to its inventory entry: its gateway role comes from its join key's
  * labels (LAB_ONPREM_KEY_LABELS), and it advertises 192.168.50.0/24 (gw-onprem at 192.168.50.1).
@@ -91,7 +92,7 @@ export const LAB_ONPREM_KEY_LABELS: Readonly<Record<string, string>> = {
   "weft:gateway": "true",
 };
 
-/** Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount` set the identity. */
+/** Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount` set the identity; the host's roles add `weft:gateway` / `weft:relay`. */
 export function labInstanceTags(host: Host): Record<string, string> {
   return {
     Name: host.name,
@@ -99,7 +100,8 @@ export function labInstanceTags(host: Host): Record<string, string> {
     site: host.site,
     "weft:namespace": "infra",
     "weft:serviceaccount": "host",
-    ...(LAB_GATEWAY_HOSTS.includes(host.name) ? { "weft:gateway": "true" } : {}),
+    ...(host.roles.includes("gateway") ? { "weft:gateway": "true" } : {}),
+    ...(host.roles.includes("relay") ? { "weft:relay": "true" } : {}),
   };
 }
 
@@ -156,7 +158,7 @@ export function cloudsDir(opts: LabOptions): string {
  */
 export async function startLabClouds(opts: LabOptions, simMain: string): Promise<RunningClouds> {
   if (!existsSync(simMain)) throw new LabError(`the cloud simulators are not built at ${simMain}; run \`npm run build\``);
-  const t = labTopology({ prefix: resolveLabOptions(opts).prefix });
+  const t = labTopology(resolveLabOptions(opts));
   const dir = cloudsDir(opts);
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
@@ -283,4 +285,16 @@ export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, me
 export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise<unknown> {
   const provider = host.site as CloudProvider;
   return labCloudAdmin(clouds, provider, "POST", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/terminate`);
+}
+
+/**
+ * A cloud host's public address changes, as after a stop and start: its simulator (so the
+ * instance's metadata and the cloud API say the new address) and its gateway's 1:1 NAT (so the
+ * change is real on the wire; conntrack flushed). `to` must be in the site's public block.
+ */
+export async function moveLabInstanceAddress(opts: LabOptions, clouds: RunningClouds, host: Host, from: string, to: string): Promise<void> {
+  const provider = host.site as CloudProvider;
+  if (!(provider in LAB_CLOUDS)) throw new LabError(`${host.name} is not a cloud host`);
+  await labCloudAdmin(clouds, provider, "PUT", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/public-ip`, { publicIp: to });
+  await labMovePublicAddress(opts, host.name, from, to);
 }

@@ -31,7 +31,7 @@ export type LabExecResult = RunResult;
  */
 export function labNode(opts: LabOptions, host: string): LabNode {
   const o = resolveLabOptions(opts);
-  const node = resolveHost(labTopology({ prefix: o.prefix }), host);
+  const node = resolveHost(labTopology(o), host);
   if (!existsSync(`/run/netns/${node.netns}`)) throw new LabNotUpError(node.netns);
   return node;
 }

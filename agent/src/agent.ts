@@ -33,6 +33,7 @@ import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { GatewayForwarding } from "./net/gateway.js";
 import { applyMssClamp } from "./net/mss.js";
+import { SiteRemapping } from "./net/remap.js";
 import { defaultRouteMtu, overlayMtuFor } from "./net/underlay.js";
 import { PathManager } from "./nat/manager.js";
 import { PathProbe } from "./nat/probe.js";
@@ -88,7 +89,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     log,
   });
   const gateway = new GatewayForwarding(run, component("gateway"));
-  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, run, status, log });
+  const remapping = new SiteRemapping(run, component("gateway"));
+  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, remapping, snat: config.gateway.snat, run, status, log });
   // Fail static: the interface comes up with the cached peers' site routes routed.
   await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
 

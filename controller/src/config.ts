@@ -125,6 +125,14 @@ export const ControllerConfig = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const pool = c.inventory.remapPool === "" ? undefined : parseCidr(c.inventory.remapPool);
+    if (!pool) return;
+    for (const [what, range] of [["overlay.cidr", c.overlay.cidr], ["overlay.workloadCidr", c.overlay.workloadCidr]] as const) {
+      const r = parseCidr(range);
+      if (r && cidrsOverlap(pool, r)) ctx.addIssue({ code: "custom", path: ["inventory", "remapPool"], message: `inventory.remapPool ${c.inventory.remapPool} overlaps ${what} ${range}; pick a pool outside the overlay's ranges` });
+    }
+  });
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
 export type ControllerConfigInput = z.input<typeof ControllerConfig>;

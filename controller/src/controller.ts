@@ -162,6 +162,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
+      remapPool: config.inventory.remapPool,
     });
     const routesLog = log.child({ component: "site-routes" });
     const advertiser = config.inventory.advertiseSiteRoutes

@@ -1,4 +1,4 @@
-/** `weft status`: this host's agent — enrollment, NATS state, and WireGuard peers. */
+/** `weft status`: this host's agent — enrollment, NATS state, and WireGuard peers with each one's path (direct, relay via …) and RTT. */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { STATUS_FILE, loadState, readPeers, type AgentStatus } from "@weft/agent";
@@ -21,6 +21,7 @@ export function registerStatus(program: Command): void {
       const peers = state.applied?.peers ?? [];
       const live = status?.interface ? await readPeers(status.interface).catch(() => []) : [];
       const liveByKey = new Map(live.map((p) => [p.publicKey, p]));
+      const pathOf = new Map((status?.paths ?? []).map((p) => [p.nodeId, p]));
       const out = {
         nodeId: state.nodeId,
         name: state.name,
@@ -37,10 +38,14 @@ export function registerStatus(program: Command): void {
           .filter((p) => p.nodeId !== state.nodeId)
           .map((p) => {
             const wg = liveByKey.get(p.wireguardPublicKey);
+            const path = pathOf.get(p.nodeId);
             return {
               name: p.name,
               site: p.site,
               overlayAddress: p.overlayAddress,
+              path: path?.path,
+              via: path?.via,
+              rttMs: path?.rttMs,
               endpoint: wg?.endpoint,
               latestHandshake: wg?.latestHandshake ? Math.floor(wg.latestHandshake.getTime() / 1000) : undefined,
               rxBytes: wg?.rxBytes,
@@ -54,8 +59,18 @@ export function registerStatus(program: Command): void {
           `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}\n\n`,
       );
       printTable(
-        ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
-        out.peers.map((p) => [p.name, p.site, p.overlayAddress, p.endpoint ?? "-", age(p.latestHandshake), String(p.rxBytes ?? "-"), String(p.txBytes ?? "-")]),
+        ["PEER", "SITE", "OVERLAY", "PATH", "RTT", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
+        out.peers.map((p) => [
+          p.name,
+          p.site,
+          p.overlayAddress,
+          p.path === "relay" ? `relay via ${p.via ?? "?"}` : (p.path ?? "-"),
+          p.rttMs === undefined ? "-" : `${p.rttMs.toFixed(2)} ms`,
+          p.endpoint ?? "-",
+          age(p.latestHandshake),
+          String(p.rxBytes ?? "-"),
+          String(p.txBytes ?? "-"),
+        ]),
       );
     });
 }

@@ -1,7 +1,7 @@
 /**
  * Publishes the gateway plan (gateways.ts) into node records: each chosen gateway's record carries
- * `siteRoutes`, every other node's carries none; the registry rebuilds the peer records agents
- * read. Agents in other sites route those CIDRs into the overlay towards the gateway; the gateway
+ * `siteRoutes` (and `siteRemaps`, the real ranges behind remapped prefixes), every other node's
+ * carries none; the registry rebuilds the peer records agents read. Agents in other sites route those CIDRs into the overlay towards the gateway; the gateway
  * forwards them into its site.
  *
  * When: after every inventory sync (its plan is passed in), when what the plan reads of a node
@@ -13,7 +13,7 @@
  * changes only when its routes differ.
  */
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
-import { NodeRecord } from "@weft/protocol";
+import { NodeRecord, type SiteRemap } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { Liveness } from "../nodes/liveness.js";
@@ -122,7 +122,8 @@ export class SiteRouteAdvertiser {
     const next = new Map<string, string[]>();
     for (const nodeId of ids) {
       const want = plan.byNode.get(nodeId) ?? [];
-      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want));
+      const remaps = plan.remapsByNode.get(nodeId) ?? [];
+      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, remaps));
       if (result.outcome === "gone") continue;
       if (want.length > 0) next.set(nodeId, want);
       if (result.outcome === "updated") {
@@ -182,10 +183,11 @@ export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updateNod
   return withdrawn;
 }
 
-/** `node` with exactly `routes` as its site routes, or undefined when it has them already. */
-export function withSiteRoutes(node: NodeRecord, routes: readonly string[]): NodeRecord | undefined {
+/** `node` with exactly `routes` as its site routes (and `remaps` behind them), or undefined when it has them already. */
+export function withSiteRoutes(node: NodeRecord, routes: readonly string[], remaps: readonly SiteRemap[] = []): NodeRecord | undefined {
   const have = node.siteRoutes ?? [];
-  if (have.length === routes.length && have.every((r, i) => r === routes[i])) return undefined;
-  const { siteRoutes: _old, ...rest } = node;
-  return routes.length > 0 ? { ...rest, siteRoutes: [...routes] } : rest;
+  const haveRemaps = JSON.stringify(node.siteRemaps ?? []);
+  if (have.length === routes.length && have.every((r, i) => r === routes[i]) && haveRemaps === JSON.stringify(remaps)) return undefined;
+  const { siteRoutes: _old, siteRemaps: _oldRemaps, ...rest } = node;
+  return { ...rest, ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}), ...(remaps.length > 0 ? { siteRemaps: remaps.map((m) => ({ ...m })) } : {}) };
 }

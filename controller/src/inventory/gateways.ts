@@ -10,9 +10,11 @@
  *
  * A site's CIDRs are advertised except those withheld: CIDRs overlapping another network (the
  * inventory's conflicts; never routed silently) and CIDRs overlapping the overlay's own ranges
- * (routing them would hijack overlay traffic).
+ * (routing them would hijack overlay traffic). A conflicting CIDR that was given a remapped prefix
+ * (remap.ts: it overlaps another site's) is advertised as that prefix instead, and listed in the
+ * route's `remaps` and the gateway's `remapsByNode`, so its gateway translates it.
  */
-import { cidrsOverlap, GATEWAY_LABEL, parseCidr, type InventorySiteRoute, type NodeView } from "@weft/protocol";
+import { cidrsOverlap, GATEWAY_LABEL, parseCidr, type InventorySiteRoute, type NodeView, type SiteRemap } from "@weft/protocol";
 import { tagLabelKey } from "./tag-labels.js";
 import type { PlainSiteRoute } from "./routes.js";
 
@@ -35,13 +37,21 @@ export interface GatewayPlan {
   siteRoutes: InventorySiteRoute[];
   /** CIDRs each advertising node routes, by node id; nodes advertising nothing are absent. */
   byNode: Map<string, string[]>;
+  /** Which of a node's advertised CIDRs are remapped prefixes, and their real ranges. */
+  remapsByNode: Map<string, SiteRemap[]>;
   /** Every gateway node of a site with routes, chosen or standing by (their liveness decides). */
   candidates: GatewayCandidate[];
 }
 
 const PREFERENCE: Record<NodeView["status"], number> = { online: 0, "never-seen": 1, offline: 2 };
 
-export function planGateways(input: { siteRoutes: readonly PlainSiteRoute[]; nodes: readonly GatewayCandidate[]; reserved: readonly ReservedRange[] }): GatewayPlan {
+export function planGateways(input: {
+  siteRoutes: readonly PlainSiteRoute[];
+  nodes: readonly GatewayCandidate[];
+  reserved: readonly ReservedRange[];
+  /** site → (real CIDR → remapped prefix), from remap.ts. */
+  remaps?: ReadonlyMap<string, ReadonlyMap<string, string>>;
+}): GatewayPlan {
   const gatewaysOf = new Map<string, GatewayCandidate[]>();
   for (const n of input.nodes) {
     if (!isGateway(n.labels)) continue;
@@ -50,25 +60,33 @@ export function planGateways(input: { siteRoutes: readonly PlainSiteRoute[]; nod
     list.push(n);
   }
   const byNode = new Map<string, string[]>();
+  const remapsByNode = new Map<string, SiteRemap[]>();
   const candidates: GatewayCandidate[] = [];
   const siteRoutes = input.siteRoutes.map((r): InventorySiteRoute => {
+    const remapOf = input.remaps?.get(r.site);
     const withheld = r.cidrs.flatMap((cidr) => {
-      const why = withholdReason(cidr, r.conflicts, input.reserved);
+      const why = withholdReason(cidr, remapOf?.has(cidr) ? [] : r.conflicts, input.reserved);
       return why === undefined ? [] : [{ cidr, reason: why }];
     });
-    const open = r.cidrs.filter((c) => !withheld.some((w) => w.cidr === c));
+    const remaps: SiteRemap[] = r.cidrs.flatMap((cidr) => {
+      const to = remapOf?.get(cidr);
+      return to && !withheld.some((w) => w.cidr === cidr) ? [{ cidr, remapped: to }] : [];
+    });
+    const open = r.cidrs.filter((c) => !withheld.some((w) => w.cidr === c)).map((c) => remapOf?.get(c) ?? c);
     const gateways = r.inferred ? [] : (gatewaysOf.get(r.site) ?? []);
     candidates.push(...gateways);
     const chosen = [...gateways].sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status] || a.name.localeCompare(b.name) || a.nodeId.localeCompare(b.nodeId))[0];
     if (chosen && open.length > 0) byNode.set(chosen.nodeId, [...(byNode.get(chosen.nodeId) ?? []), ...open]);
+    if (chosen && remaps.length > 0) remapsByNode.set(chosen.nodeId, [...(remapsByNode.get(chosen.nodeId) ?? []), ...remaps]);
     return {
       ...r,
       ...(chosen ? { gateway: { nodeId: chosen.nodeId, name: chosen.name } } : {}),
       advertised: chosen ? open : [],
       withheld,
+      ...(remaps.length > 0 ? { remaps } : {}),
     };
   });
-  return { siteRoutes, byNode, candidates };
+  return { siteRoutes, byNode, remapsByNode, candidates };
 }
 
 function withholdReason(cidr: string, conflicts: readonly string[], reserved: readonly ReservedRange[]): string | undefined {

@@ -6,7 +6,8 @@
  */
 import type { InventoryView, NodeView } from "@weft/protocol";
 import { planGateways, type GatewayPlan, type ReservedRange } from "./gateways.js";
-import { siteRoutes } from "./routes.js";
+import { planRemaps, remapKey } from "./remap.js";
+import { networkCidrs, siteRoutes } from "./routes.js";
 import type { InventoryStore } from "./store.js";
 
 /** The inventory view and which gateway node advertises which site routes. */
@@ -21,6 +22,8 @@ export interface InventoryPlannerOptions {
   nodes: () => Promise<NodeView[]>;
   /** The overlay's own ranges: site CIDRs overlapping them are never advertised. */
   reserved?: readonly ReservedRange[];
+  /** inventory.remapPool: overlapping networks of different sites get prefixes from it ("" or absent: withheld). */
+  remapPool?: string;
 }
 
 export class InventoryPlanner {
@@ -36,7 +39,10 @@ export class InventoryPlanner {
     const [instances, networks, statuses, nodes] = await Promise.all([this.o.store.instances(), this.o.store.networks(), this.o.store.status(), this.o.nodes()]);
     const sites = new Map(nodes.map((n) => [n.nodeId, n.site]));
     const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id) });
-    const gateways = planGateways({ siteRoutes: routes, nodes, reserved: this.o.reserved ?? [] });
+    // Prefixes in use stay where they are: read back from the gateways that advertise them.
+    const previous = new Map(nodes.flatMap((n) => (n.siteRemaps ?? []).map((m) => [remapKey(n.site, m.cidr), m.remapped] as const)));
+    const remaps = planRemaps({ overlaps, inventoryCidrs: networks.flatMap((n) => networkCidrs(n)), pool: this.o.remapPool, previous });
+    const gateways = planGateways({ siteRoutes: routes, nodes, reserved: this.o.reserved ?? [], remaps: remaps.bySite });
     const sortKey = (x: { provider: string; account: string; id: string }) => `${x.provider}\u0000${x.account}\u0000${x.id}`;
     const view: InventoryView = {
       instances: instances.sort((a, b) => sortKey(a).localeCompare(sortKey(b))),

@@ -35,6 +35,7 @@ export function peerRecordOf(node: NodeRecord, how: PeerDerivation): PeerRecord 
     ...(node.identity ? { identity: node.identity } : {}),
     allowedIps: [`${node.overlayAddress}/32`, ...(prefix ? [prefix] : [])],
     ...(node.siteRoutes?.length ? { siteRoutes: [...node.siteRoutes] } : {}),
+    ...(node.siteRemaps?.length ? { siteRemaps: node.siteRemaps.map((m) => ({ ...m })) } : {}),
     endpoints: node.endpoints,
     ...(node.sessionEpoch ? { sessionEpoch: node.sessionEpoch } : {}),
     ...(prefix ? { workloadPrefix: prefix, workloads: node.workloads ?? [] } : {}),

@@ -14,10 +14,13 @@
  *   - RTT (every 3 s): one probe ping per peer; three missed in a row on a punched path fall back
  *     to the relay.
  * A probe (a new punching round for a peer): for each candidate, point WireGuard at it and ping
- * every 300 ms for up to 3 s; the first answer that arrives while WireGuard still sends to the
- * candidate (the peer's packets came from it) makes the path direct; else back to the relay. A
- * failed probe costs the pair up to 3 s of its relayed path (WireGuard has one endpoint per peer);
- * the controller spaces rounds out.
+ * (each ping waits up to 1.5 s; the candidate is re-pointed before each) for up to 5 s; an answer
+ * after which WireGuard still sends to the candidate makes the path direct: the answer came from
+ * the candidate (WireGuard roams to where the peer's packets come from, and nothing but the probe
+ * sets this peer's endpoint while it runs). Else back to the relay. A failed probe costs the pair
+ * up to 5 s of its relayed path (WireGuard has one endpoint per peer); the controller spaces rounds
+ * out. A round arriving before the peer record names candidates waits for it; a pair where a NAT
+ * maps per destination has nothing to probe.
  */
 import type { NodePathsRecord, PeerPathPlan, PeerRecord, PeerHandshake } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -56,6 +59,7 @@ const MAX_MISSED = 3;
 
 export class PathManager {
   #records = new Map<string, PeerRecord>();
+  #selfRecord: PeerRecord | undefined;
   #plan = new Map<string, PeerPathPlan>();
   readonly #traversal = new Map<string, TraversalState>();
   #actual = new Map<string, ActualPeer>();
@@ -82,6 +86,7 @@ export class PathManager {
   /** The peer set being applied (called by the peer reconciler before it computes desired peers). */
   setPeers(records: readonly PeerRecord[]): void {
     this.#records = new Map(records.filter((r) => r.nodeId !== this.o.self.nodeId).map((r) => [r.nodeId, r]));
+    this.#selfRecord = records.find((r) => r.nodeId === this.o.self.nodeId);
     for (const r of this.#records.values()) {
       if (isTraversalPeer(this.o.self, r) && !this.#traversal.has(r.nodeId)) this.#traversal.set(r.nodeId, { mode: "relay", round: 0, missed: 0 });
     }
@@ -114,7 +119,7 @@ export class PathManager {
   report(publicKey: string): Pick<PeerHandshake, "path" | "via" | "rttMs"> {
     const record = [...this.#records.values()].find((r) => r.wireguardPublicKey === publicKey);
     if (!record) return {};
-    const { path, via } = reportedPath(this.#actual.get(publicKey), this.#plan.get(record.nodeId), Date.now());
+    const { path, via } = this.#path(record);
     const rtt = this.#rtt.get(record.nodeId);
     return { path, ...(via ? { via } : {}), ...(rtt !== undefined ? { rttMs: round2(rtt) } : {}) };
   }
@@ -125,7 +130,7 @@ export class PathManager {
     return [...this.#records.values()]
       .map((r): PeerPathStatus => {
         const actual = this.#actual.get(r.wireguardPublicKey);
-        const { path, via } = reportedPath(actual, this.#plan.get(r.nodeId), Date.now());
+        const { path, via } = this.#path(r);
         const rtt = this.#rtt.get(r.nodeId);
         return {
           peer: r.name,
@@ -139,13 +144,27 @@ export class PathManager {
       .sort((a, b) => a.peer.localeCompare(b.peer));
   }
 
+  /** The reported path; a probe in progress reports the relay it falls back to (it is not direct until proven). */
+  #path(r: PeerRecord): ReturnType<typeof reportedPath> {
+    const plan = this.#plan.get(r.nodeId);
+    if (this.#traversal.get(r.nodeId)?.mode === "probing") return plan?.relay ? { path: "relay", via: plan.relay.node } : { path: "none" };
+    return reportedPath(this.#actual.get(r.wireguardPublicKey), plan, Date.now());
+  }
+
   #maybeProbe(nodeId: string): void {
     const state = this.#traversal.get(nodeId);
     if (!state || this.#probing.has(nodeId) || this.#stopped) return;
     const round = newRound(state, this.#plan.get(nodeId));
-    if (round === undefined) return;
+    const record = this.#records.get(nodeId);
+    if (round === undefined || !record) return;
+    const candidates = candidatesOf(record, this.#selfRecord);
+    if (candidates === "wait") return; // setPeers calls again when the record changes
+    if (candidates === "none") {
+      state.round = round;
+      return;
+    }
     this.#probing.add(nodeId);
-    void this.#probe(nodeId, round)
+    void this.#probe(nodeId, round, candidates)
       .catch((err: unknown) => this.o.log.warn({ peer: nodeId, err }, "path probe failed"))
       .finally(() => {
         this.#probing.delete(nodeId);
@@ -153,23 +172,22 @@ export class PathManager {
       });
   }
 
-  async #probe(nodeId: string, round: number): Promise<void> {
+  async #probe(nodeId: string, round: number, candidates: readonly string[]): Promise<void> {
     const state = this.#traversal.get(nodeId);
     const record = this.#records.get(nodeId);
     if (!state || !record) return;
     state.round = round;
-    const candidates = candidatesOf(record);
-    const interval = this.o.probeTiming?.intervalMs ?? 300;
-    const window = this.o.probeTiming?.windowMs ?? 3000;
+    const wait = this.o.probeTiming?.intervalMs ?? 1500;
+    const window = this.o.probeTiming?.windowMs ?? 5000;
     const started = Date.now();
-    for (const candidate of candidates) {
-      state.mode = "probing";
+    state.mode = "probing";
+    this.o.reapply(); // from now on the reconciler leaves this peer's endpoint to the probe
+    for (const candidate of candidates.slice(0, 2)) {
       state.candidate = candidate;
-      this.o.reapply();
       const deadline = Date.now() + window;
       while (Date.now() < deadline && !this.#stopped) {
         await this.o.wireguard.setEndpoint(record.wireguardPublicKey, candidate).catch(() => undefined);
-        const rtt = await this.o.probe.ping(record.overlayAddress, interval);
+        const rtt = await this.o.probe.ping(record.overlayAddress, Math.min(wait, Math.max(100, deadline - Date.now())));
         if (rtt !== undefined && (await this.#sendsTo(record.wireguardPublicKey, candidate))) {
           state.mode = "direct";
           state.direct = candidate;
@@ -181,8 +199,7 @@ export class PathManager {
           this.o.onChange();
           return;
         }
-        if (rtt === undefined) continue;
-        await sleep(interval);
+        if (rtt !== undefined) await sleep(Math.min(300, wait)); // answered through the relay: the peer has not switched yet
       }
     }
     state.mode = "relay";

@@ -4,8 +4,13 @@
  * to one of:
  *   - the relay the controller assigned (this side's port on the relay node): the starting path,
  *     and the fallback;
- *   - a candidate (one of the peer's reflexive endpoints) while a punching round probes it;
+ *   - nothing while a punching round probes a candidate (one of the peer's reflexive endpoints):
+ *     the probe alone points WireGuard at it, so no re-apply can put the candidate back after
+ *     WireGuard roamed away from it (which would make a relayed answer look direct);
  *   - the candidate that answered, once a probe proved it both ways (`direct`).
+ * Punching needs both NATs to keep one mapping for every destination: when either side's NAT maps
+ * per destination, its reflexive endpoints say nothing about the port the other side would meet,
+ * so there is nothing to probe and the pair stays relayed.
  * Every other peer's endpoint is desiredPeers' (private in the site, public across, none for a NAT'd
  * peer that reaches us). What is reported (heartbeats, status) is read off WireGuard itself: the
  * relay when WireGuard sends to the relay's address, direct otherwise, none without a live session.
@@ -35,14 +40,23 @@ export function isTraversalPeer(self: Pick<Self, "site" | "behindNat">, peer: Pi
   return self.behindNat && peer.site !== self.site && peer.endpoints.public === undefined;
 }
 
-/** The peer's reflexive endpoints that can be probed (IPv4 ip:port). */
-export function candidatesOf(peer: Pick<PeerRecord, "endpoints">): string[] {
-  return (peer.endpoints.reflexive ?? []).filter((e) => parseEndpoint(e) !== undefined);
+/**
+ * What a punching round can try for a peer: its reflexive endpoints (IPv4 ip:port), `none` when a
+ * side's NAT maps per destination (nothing can work), `wait` when the peer's record does not name
+ * any yet (the round came before the record: try when it does).
+ */
+export function candidatesOf(peer: Pick<PeerRecord, "endpoints">, self: Pick<PeerRecord, "endpoints"> | undefined): string[] | "none" | "wait" {
+  if (peer.endpoints.mapping === "endpoint-dependent" || self?.endpoints.mapping === "endpoint-dependent") return "none";
+  const list = (peer.endpoints.reflexive ?? []).filter((e) => parseEndpoint(e) !== undefined);
+  return list.length > 0 ? list : "wait";
 }
 
-/** Where WireGuard should send a traversal peer's packets, or undefined for desiredPeers' default (none). */
+/**
+ * Where WireGuard should send a traversal peer's packets, or undefined to leave WireGuard's
+ * endpoint alone (desiredPeers then sets none: while probing, and with no relay).
+ */
 export function traversalEndpoint(state: TraversalState, plan: PeerPathPlan | undefined): string | undefined {
-  if (state.mode === "probing" && state.candidate) return state.candidate;
+  if (state.mode === "probing") return undefined;
   if (state.mode === "direct" && state.direct) return state.direct;
   return plan?.relay?.endpoint;
 }

@@ -78,12 +78,15 @@ describe("nat/plan", () => {
     expect(plan.pairs.get(key)?.round, "still direct much later: no round").toBe(2);
     plan = planPaths({ nodes, pairs: plan.pairs, direct: never, now: 500_001, config });
     expect(plan.pairs.get(key)?.round, "fell back to the relay: a round at once").toBe(3);
+    plan = planPaths({ nodes, pairs: plan.pairs, direct: () => true, now: 500_100, config });
+    plan = planPaths({ nodes, pairs: plan.pairs, direct: never, now: 500_200, config });
+    expect(plan.pairs.get(key)?.round, "direct for a moment and lost again: not before initialMs since the last round").toBe(3);
     const moved = [relayA, { ...onprem, reflexive: ["198.19.4.2:61000"] }, branch];
     plan = planPaths({ nodes: moved, pairs: plan.pairs, direct: never, now: 500_002, config });
     expect(plan.pairs.get(key)?.round, "candidates changed: a round at once").toBe(4);
   });
 
-  it("plan - no round without candidates or while a side is offline; per-destination NATs wait the longest", () => {
+  it("plan - no round without candidates, while a side is offline, or while a side's NAT maps per destination", () => {
     const key = pairKey(onprem.nodeId, branch.nodeId);
     const bare = planPaths({ nodes: [relayA, { ...onprem, reflexive: [] }, branch], pairs: new Map(), direct: never, now: 0, config });
     expect(bare.pairs.get(key)?.round, "no reflexive endpoint").toBe(0);
@@ -92,7 +95,10 @@ describe("nat/plan", () => {
     expect(off.pairs.get(key)?.round, "offline side").toBe(0);
     const k2 = pairKey(onprem.nodeId, cgnat.nodeId);
     const sym = planPaths({ nodes: [relayA, onprem, cgnat], pairs: new Map(), direct: never, now: 0, config });
-    expect(sym.pairs.get(k2)?.nextRoundAt, "per-destination NAT: max backoff").toBe(120_000);
+    expect(sym.pairs.get(k2)?.round, "per-destination NAT: no round").toBe(0);
+    expect(sym.pairs.get(k2)?.relay?.node, "but a relay").toBe(relayA.nodeId);
+    const fixed = planPaths({ nodes: [relayA, onprem, { ...cgnat, reflexive: ["198.19.6.2:51820"], mapping: "endpoint-independent" }], pairs: sym.pairs, direct: never, now: 1, config });
+    expect(fixed.pairs.get(k2)?.round, "the NAT keeps ports now: a round at once").toBe(1);
   });
 
   it("plan - a restarted controller's pairs (rebuilt from the records) keep rounds and ports", () => {

@@ -12,12 +12,12 @@
  *   with a public endpoint; a pair keeps its relay while that relay is usable; a new session goes
  *   to the online relay with the fewest sessions (then by name) and gets the lowest two free ports
  *   of the relay port range.
- * - A round starts when both sides are online and have reflexive endpoints and: the pair never had
- *   one, either side's candidates (reflexive endpoints, mapping) changed, or its backoff ran out
- *   while the pair is not direct (both sides' heartbeats say `direct` for each other). Backoff
- *   doubles from `initialMs` to `maxMs`; pairs where a side's NAT maps per destination wait
- *   `maxMs` between rounds (punching cannot work until that NAT changes, and a change of its
- *   mapping starts a round at once).
+ * - A round starts when both sides are online and have reflexive endpoints, neither side's NAT maps
+ *   per destination (then punching cannot work: the pair stays relayed until a mapping changes),
+ *   and: the pair never had one, either side's candidates (reflexive endpoints, mapping) changed,
+ *   or its backoff ran out while the pair is not direct (both sides' heartbeats say `direct` for
+ *   each other; a pair that lost its direct path gets a round once `initialMs` has passed since
+ *   the last). Backoff doubles from `initialMs` to `maxMs`.
  */
 import type { NatMapping, NodePathsRecord, PeerPathPlan, RelaySession } from "@weft/protocol";
 
@@ -146,16 +146,19 @@ export function planPaths(input: PlanInput): PathPlan {
       state.nextRoundAt = undefined;
     }
     const candidates = JSON.stringify([a.reflexive, a.mapping ?? null, b.reflexive, b.mapping ?? null]);
-    const punchable = a.online && b.online && a.reflexive.length > 0 && b.reflexive.length > 0;
+    const perDestination = a.mapping === "endpoint-dependent" || b.mapping === "endpoint-dependent";
+    const punchable = a.online && b.online && a.reflexive.length > 0 && b.reflexive.length > 0 && !perDestination;
     const due =
       punchable &&
-      (state.roundAt === undefined || state.candidates !== candidates || (!direct && state.nextRoundAt !== undefined && input.now >= state.nextRoundAt) || (!direct && state.nextRoundAt === undefined));
+      (state.roundAt === undefined ||
+        state.candidates !== candidates ||
+        // Relayed: when the backoff runs out; after a direct path was lost, once initialMs has passed since the last round.
+        (!direct && input.now >= (state.nextRoundAt ?? state.roundAt + input.config.backoff.initialMs)));
     if (due) {
       state.round += 1;
       state.roundAt = input.now;
       state.candidates = candidates;
-      const perDestination = a.mapping === "endpoint-dependent" || b.mapping === "endpoint-dependent";
-      const wait = perDestination ? input.config.backoff.maxMs : Math.min(input.config.backoff.maxMs, input.config.backoff.initialMs * 2 ** state.failures);
+      const wait = Math.min(input.config.backoff.maxMs, input.config.backoff.initialMs * 2 ** state.failures);
       state.failures += 1;
       state.nextRoundAt = input.now + wait;
       started.push(key);

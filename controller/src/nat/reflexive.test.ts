@@ -67,10 +67,14 @@ describe("nat/reflexive", () => {
     expect(mappingOf(["1.2.3.4:5", "1.2.3.4:6"]), "different").toBe("endpoint-dependent");
   });
 
-  it("reflexive - withReflexive changes only what differs and keeps private/public", () => {
+  it("reflexive - withReflexive changes only what differs, keeps private/public, and never forgets on silence", () => {
     const e = { private: "192.168.50.11:51820", reflexive: ["198.19.4.2:51820"], mapping: "endpoint-independent" as const };
     expect(withReflexive(e, { reflexive: ["198.19.4.2:51820"], mapping: "endpoint-independent" }), "same view").toBeUndefined();
-    expect(withReflexive(e, { reflexive: [], mapping: undefined }), "cleared").toEqual({ private: "192.168.50.11:51820" });
+    expect(withReflexive(e, { reflexive: [], mapping: undefined }), "no observation: kept").toBeUndefined();
+    expect(withReflexive(e, { reflexive: ["198.19.4.2:61000"], mapping: undefined }), "one observation: the mapping is kept").toEqual({ ...e, reflexive: ["198.19.4.2:61000"] });
+    const edm = { reflexive: ["198.19.6.2:1000", "198.19.6.2:2000"], mapping: "endpoint-dependent" as const };
+    expect(withReflexive(edm, { reflexive: ["198.19.6.2:3000", "198.19.6.2:1000"], mapping: "endpoint-dependent" }), "per-destination NAT, new ports: not rewritten").toBeUndefined();
+    expect(withReflexive(edm, { reflexive: ["198.19.6.2:51820"], mapping: "endpoint-independent" }), "the NAT keeps ports now").toEqual({ reflexive: ["198.19.6.2:51820"], mapping: "endpoint-independent" });
     expect(withReflexive({ private: "192.168.50.11:51820" }, { reflexive: ["198.19.4.2:1"], mapping: "endpoint-dependent" }), "learned").toEqual({
       private: "192.168.50.11:51820",
       reflexive: ["198.19.4.2:1"],

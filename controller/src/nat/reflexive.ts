@@ -68,10 +68,20 @@ export function mappingOf(seen: readonly string[]): NatMapping | undefined {
   return new Set(seen).size === 1 ? "endpoint-independent" : "endpoint-dependent";
 }
 
-/** `endpoints` with the reflexive view in place (undefined when nothing changes). */
+/**
+ * `endpoints` with the reflexive view in place, or undefined when the record should stay as it is:
+ *   - no observation at all (a controller that just started, public peers gone quiet) keeps what
+ *     was learned: a stale endpoint costs a failed probe, a missing one costs the direct path;
+ *   - one observation says nothing about the mapping, so a known mapping is kept;
+ *   - a NAT that maps per destination shows new ports with every new flow, none of them useful
+ *     to anyone: while it stays so and at the same addresses, the record is not rewritten.
+ */
 export function withReflexive(endpoints: NodeEndpoints, view: ReflexiveView): NodeEndpoints | undefined {
-  const same = JSON.stringify(endpoints.reflexive ?? []) === JSON.stringify(view.reflexive) && endpoints.mapping === view.mapping;
-  if (same) return undefined;
+  if (view.reflexive.length === 0) return undefined;
+  const mapping = view.mapping ?? endpoints.mapping;
+  const hosts = (list: readonly string[] | undefined) => JSON.stringify([...new Set((list ?? []).map((e) => e.replace(/:\d+$/, "")))].sort());
+  if (mapping === "endpoint-dependent" && endpoints.mapping === mapping && hosts(endpoints.reflexive) === hosts(view.reflexive)) return undefined;
+  if (JSON.stringify(endpoints.reflexive ?? []) === JSON.stringify(view.reflexive) && endpoints.mapping === mapping) return undefined;
   const { reflexive: _r, mapping: _m, ...rest } = endpoints;
-  return { ...rest, ...(view.reflexive.length > 0 ? { reflexive: view.reflexive } : {}), ...(view.mapping ? { mapping: view.mapping } : {}) };
+  return { ...rest, reflexive: view.reflexive, ...(mapping ? { mapping } : {}) };
 }

@@ -126,7 +126,7 @@ export class LabCluster {
       String(CONTROLLER_NATS_PORT),
       ...extraArgs,
     ]);
-    await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 20_000, async () => {
+    await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 60_000, async () => {
       if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
       if (!existsSync(join(this.controllerStateDir, "api.sock"))) return false;
       const res = await (await this.client()).raw("GET", "/healthz").catch(() => undefined);

@@ -1,6 +1,6 @@
 /**
  * Changes a running lab's network conditions, for the tests of NAT traversal and loss:
- *   - loss on a site's WAN link (its gateway drops a share of the UDP it forwards, both ways:
+ *   - loss on a site's WAN link (its gateway drops a share of the packets it forwards, both ways:
  *     iptables `statistic --mode random`; this kernel has no netem);
  *   - the NAT kind of a masquerading site (port-keeping ↔ random port per destination);
  *   - a cloud host's public address (the 1:1 NAT on its gateway follows, as after a VM stop/start).
@@ -35,18 +35,18 @@ async function inGateway(opts: LabOptions, g: Gateway, argv: string[], ok: numbe
   return res.stdout;
 }
 
-/** The iptables rules that drop `probability` of the UDP a gateway forwards through its WAN link (pure). */
+/** The iptables rules that drop `probability` of the packets a gateway forwards through its WAN link, each way (pure). */
 export function lossRules(g: Pick<Gateway, "wanInterface">, probability: number): string[][] {
   if (!(probability >= 0 && probability < 1)) throw new LabError(`loss probability must be in [0, 1), got ${probability}`);
   if (probability === 0) return [];
   const p = probability.toFixed(4);
   return [
-    ["-i", g.wanInterface, "-p", "udp", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
-    ["-o", g.wanInterface, "-p", "udp", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
+    ["-i", g.wanInterface, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
+    ["-o", g.wanInterface, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"],
   ];
 }
 
-/** Drops `probability` (0 ≤ p < 1) of the UDP crossing a site's WAN link, each direction on its own; 0 removes the loss. */
+/** Drops `probability` (0 ≤ p < 1) of the packets crossing a site's WAN link, each direction on its own; 0 removes the loss. */
 export async function labSetLoss(opts: LabOptions, site: string, probability: number): Promise<void> {
   const g = gatewayOf(topology(opts), site);
   const rules = lossRules(g, probability);

@@ -100,9 +100,8 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const probe = new PathProbe({ address: overlayAddress, overlayRanges, log: component("paths") });
   await probe.start().catch((err: unknown) => log.warn({ err }, "cannot open the path probe; no RTT and no punched paths on this node"));
   const relay = new RelayServer(component("relay"));
-  let heartbeats: Heartbeats | undefined;
-  // The manager asks the reconciler (made below) to apply again; it does so only once running.
-  const paths = new PathManager({ self, wireguard, probe, reapply: () => peers.reapply(), onChange: () => heartbeats?.soon(), log: component("paths") });
+  // The manager asks the reconciler and the heartbeats (made below) for work only once it runs (paths.start()).
+  const paths = new PathManager({ self, wireguard, probe, reapply: () => peers.reapply(), onChange: () => heartbeats.soon(), log: component("paths") });
 
   const datapath = await openDatapath(config, run, log, component("datapath"));
   const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log, paths });
@@ -117,6 +116,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await peers.restore();
 
   const nc = await connectNats(state.current, natsIdentity, log);
+  const heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });
   const onPaths = (record: NodePathsRecord | null) => {
     paths.setPlan(record);
     void relay.apply(record?.relaySessions ?? []).then(() => status.publish({ relay: relay.status() }));
@@ -157,7 +157,6 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
           component("metrics"),
         );
 
-  heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });
   heartbeats.start();
 
   const localApi = await openLocalApi(config, component("localapi"));
@@ -172,7 +171,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     synced: peers.synced,
     stop: async () => {
       session.stop();
-      heartbeats?.stop();
+      heartbeats.stop();
       paths.stop();
       publicAddress?.stop();
       clearInterval(publishPaths);

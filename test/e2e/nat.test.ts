@@ -88,7 +88,17 @@ describe.skipIf(!isRoot)("e2e nat", () => {
       await client.syncInventory();
       const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e nat", labels: { "weft:workload-namespaces": "shop" } });
       startedAt = Date.now();
-      await Promise.all(HOSTS.map((h) => cluster.startAgent(h, key.key)));
+      // Three at a time, each batch enrolled before the next: on a loaded machine an enrollment
+      // answered after the agent's 10 s timeout is retried and refused as already bound.
+      for (let i = 0; i < HOSTS.length; i += 3) {
+        const batch = HOSTS.slice(i, i + 3);
+        await Promise.all(batch.map((h) => cluster.startAgent(h, key.key)));
+        await waitUntil(`${batch.join(", ")} enrolled`, 180_000, async () => {
+          const names = new Set((await client.listNodes()).map((n) => n.name));
+          for (const h of batch) if (cluster.agents.get(h)?.process?.exitCode != null) throw new Error(`the agent on ${h} exited; see ${cluster.agents.get(h)!.logPath}`);
+          return batch.every((h) => names.has(h));
+        }, 500);
+      }
     } catch (err) {
       failed = true;
       throw err;
@@ -109,15 +119,17 @@ describe.skipIf(!isRoot)("e2e nat", () => {
   });
 
   it("nat - every host enrolls; a relayed path works within seconds and the cone-NAT pair punches through to a direct path", async () => {
-    await waitUntil("all nine nodes enrolled", 60_000, async () => (await client.listNodes()).length === HOSTS.length, 250);
+    expect((await client.listNodes()).length, "nodes enrolled").toBe(HOSTS.length);
     nodes = new Map((await client.listNodes()).map((n) => [n.name, n]));
-    const relayed = await waitUntil("cgnat-1 and onprem-1 relayed both ways", 60_000, () => both("cgnat-1", "onprem-1", `relay via ${RELAY}`), 200);
+    const relayed = await waitUntil("cgnat-1 and onprem-1 relayed both ways", 120_000, () => both("cgnat-1", "onprem-1", `relay via ${RELAY}`), 200);
     const relayedAt = Date.now();
     const p = await ping(opts, "cgnat-1", overlay("onprem-1"));
     expect(p.ok, `ping cgnat-1 -> onprem-1 over the relay: ${p.output}`).toBe(true);
-    note(`first relayed path (cgnat-1 <-> onprem-1 via ${RELAY}) working ${((relayedAt - startedAt) / 1000).toFixed(1)} s after the agents started (${(relayed / 1000).toFixed(1)} s after enrollment)`);
-    await waitUntil("onprem-1 <-> branch-1 direct", 60_000, () => both("onprem-1", "branch-1", "direct"), 200);
-    note(`onprem-1 <-> branch-1 (two masquerading NATs) punched direct ${((Date.now() - startedAt) / 1000).toFixed(1)} s after the agents started`);
+    // From the later enrollment of the pair: before it, the pair does not exist.
+    const enrolled = (a: string, b: string) => Math.max(Date.parse(nodes.get(a)!.enrolledAt), Date.parse(nodes.get(b)!.enrolledAt));
+    note(`first relayed path (cgnat-1 <-> onprem-1 via ${RELAY}) reported both ways ${((relayedAt - enrolled("cgnat-1", "onprem-1")) / 1000).toFixed(1)} s after the pair's later enrollment (${(relayed / 1000).toFixed(1)} s after all nine were enrolled; the nine enrolled in batches over ${((Date.now() - startedAt) / 1000).toFixed(0)} s on this machine)`);
+    await waitUntil("onprem-1 <-> branch-1 direct", 120_000, () => both("onprem-1", "branch-1", "direct"), 200);
+    note(`onprem-1 <-> branch-1 (two masquerading NATs) punched direct ${((Date.now() - enrolled("onprem-1", "branch-1")) / 1000).toFixed(1)} s after the pair's later enrollment`);
     const onprem = nodes.get("onprem-1")!;
     const fresh = (await client.getNode(onprem.nodeId)).endpoints;
     expect(fresh.mapping, "onprem's NAT mapping as public peers see it").toBe("endpoint-independent");
@@ -127,7 +139,7 @@ describe.skipIf(!isRoot)("e2e nat", () => {
   });
 
   it("nat - the full mesh reports each pair's path: direct for cone NATs and public nodes, relay via aws-2 for the random-port site", async () => {
-    await cluster.waitForFullMesh(60_000);
+    await cluster.waitForFullMesh(120_000);
     const wrong: string[] = [];
     await waitUntil("every pair on its expected path", 60_000, async () => {
       wrong.length = 0;
@@ -150,9 +162,9 @@ describe.skipIf(!isRoot)("e2e nat", () => {
     expect(reported.get("onprem-1")?.path, "cgnat-1 -> onprem-1 in the controller's node view").toBe("relay");
     expect(reported.get("onprem-1")?.via, "relay node id").toBe(nodes.get(RELAY)!.nodeId);
     expect(reported.get("aws-1")?.path, "cgnat-1 -> aws-1").toBe("direct");
-    const cli = await labExec(opts, "ctl", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "nodes", "list", "--paths", "--controller-state-dir", cluster.controllerStateDir]);
+    const cli = await labExec(opts, "ctl", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "nodes", "list", "--paths", "--controller-state-dir", cluster.controllerStateDir], { timeoutMs: 180_000 });
     expect(cli.stdout, `weft nodes list --paths: ${cli.stderr}`).toMatch(new RegExp(`cgnat-1\\s+onprem-1\\s+relay via ${RELAY}`));
-    const status = await labExec(opts, "cgnat-1", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "status", "--state-dir", stateDir("cgnat-1")]);
+    const status = await labExec(opts, "cgnat-1", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "status", "--state-dir", stateDir("cgnat-1")], { timeoutMs: 180_000 });
     expect(status.stdout, `weft status on cgnat-1: ${status.stderr}`).toMatch(new RegExp(`onprem-1\\s+onprem\\s+\\S+\\s+relay via ${RELAY}`));
   });
 
@@ -201,14 +213,16 @@ describe.skipIf(!isRoot)("e2e nat", () => {
     await sleep(3000);
     const t0 = Date.now();
     await moveLabInstanceAddress(opts, clouds, topology.hosts.find((h) => h.name === "gcp-2")!, from, to);
-    const followed = await waitUntil("every peer of gcp-2 sends to its new address", 10_000, async () => {
-      for (const h of HOSTS.filter((x) => x !== "gcp-2")) {
+    // gcp-1 reaches gcp-2 at its private address (same site): the other seven use the public one.
+    const peers = HOSTS.filter((x) => x !== "gcp-2" && x !== "gcp-1");
+    const followed = await waitUntil("every peer of gcp-2 in another site sends to its new address", 10_000, async () => {
+      for (const h of peers) {
         const peer = (await wgDump(opts, h))?.peers.find((p) => p.publicKey === before.wireguardPublicKey);
         if (!peer?.endpoint?.startsWith(`${to}:`)) return false;
       }
       return true;
     }, 100);
-    note(`gcp-2's public address moved: all 8 peers send to ${to} ${(followed / 1000).toFixed(1)} s later (limit 10 s)`);
+    note(`gcp-2's public address moved: all ${peers.length} peers in other sites send to ${to} ${(followed / 1000).toFixed(1)} s later (limit 10 s)`);
     const after = await client.getNode(before.nodeId);
     expect(after.endpoints.public, "gcp-2's node record").toBe(`${to}:51820`);
     expect(after.enrolledAt, "the same enrollment").toBe(before.enrolledAt);
@@ -232,7 +246,7 @@ describe.skipIf(!isRoot)("e2e nat", () => {
     expect(aws, "distinct prefixes").not.toBe(azure);
     note(`overlap remapped: aws 10.10.0.0/16 as ${aws}, azure 10.10.0.0/16 as ${azure}`);
     const at = (prefix: string, host: string) => `${prefix.split(".").slice(0, 2).join(".")}.${host.split(".").slice(2).join(".")}`;
-    const list = await labExec(opts, "ctl", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "inventory", "list", "--controller-state-dir", cluster.controllerStateDir]);
+    const list = await labExec(opts, "ctl", [process.execPath, `${repoRoot()}/cli/dist/main.js`, "inventory", "list", "--controller-state-dir", cluster.controllerStateDir], { timeoutMs: 180_000 });
     expect(list.stdout, `weft inventory list: ${list.stderr}`).toContain(`10.10.0.0/16 as ${aws}`);
     expect(list.stdout).toContain(`10.10.0.0/16 as ${azure}`);
     // A machine without an agent at 10.10.0.5 in each site: the aws one answers on 7201, the azure one on 7202.

@@ -52,7 +52,10 @@ export class PublicAddressWatcher {
       this.#lastError = undefined;
       if (ip === undefined) return;
       const want = `${ip}:${this.o.port}`;
-      if (this.o.current() === want) {
+      const current = this.o.current();
+      // Not known before the first peer set: nothing to compare with yet.
+      if (current === undefined) return;
+      if (current === want) {
         this.#sent = undefined;
         return;
       }
@@ -60,7 +63,7 @@ export class PublicAddressWatcher {
       if (this.#sent?.endpoint === want && now - this.#sent.at < (this.o.repeatMs ?? 4000)) return;
       const update: EndpointsUpdate = { version: 1, nodeId: this.o.nodeId, public: want };
       this.o.nc.publish(Subjects.endpoints(this.o.nodeId), JSON.stringify(update));
-      if (this.#sent?.endpoint !== want) this.o.log.info({ from: this.o.current(), to: want }, "this node's public address moved; telling the controller");
+      if (this.#sent?.endpoint !== want) this.o.log.info({ from: current, to: want }, "this node's public address moved; telling the controller");
       this.#sent = { endpoint: want, at: now };
     } catch (err) {
       const message = (err as Error).message;

@@ -78,11 +78,11 @@ describe("enrollment", () => {
     for (const s of pub) {
       const ownSubject = s.startsWith(own);
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
-      const readsOwnPolicy = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
-      expect(ownSubject || readsPeers || readsOwnPolicy, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers} or a direct get of its own node policy`).toBe(true);
+      const readsOwnKey = [Buckets.nodePolicies, Buckets.nodePaths].some((b) => s === `$JS.API.DIRECT.GET.KV_${b}.$KV.${b}.${got.nodeId}`);
+      expect(ownSubject || readsPeers || readsOwnKey, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers} or a direct get of its own node policy or path plan`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {

@@ -8,7 +8,11 @@ const alias = {
   "@weft/protocol": src("./protocol/src/index.ts"),
   "@weft/util": src("./util/src/index.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
+  // Subpath entries before their package: an alias also matches "<name>/…".
+  "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),
+  "@weft/agent/local": src("./agent/src/local.ts"),
+  "@weft/agent/flows": src("./agent/src/datapath/flows.ts"),
   "@weft/agent": src("./agent/src/index.ts"),
   "@weft/lab": src("./test/lab/src/index.ts"),
   "@weft/cloud": src("./cloud-adapters/src/index.ts"),
@@ -23,7 +27,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "unit",
-          include: ["*/src/**/*.test.ts", "test/lab/src/**/*.test.ts", "test/bench/src/**/*.test.ts"],
+          include: ["*/src/**/*.test.ts", "test/lab/src/**/*.test.ts", "test/bench/src/**/*.test.ts", "test/integration/**/*.test.ts"],
           exclude: ["**/*.root.test.ts", "**/node_modules/**", "**/dist/**"],
           testTimeout: 30_000,
         },

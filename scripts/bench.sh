@@ -8,19 +8,21 @@
 #   npm run bench -- inventory [options]  a real controller syncing 10,000 instances from the three
 #                                         clouds' simulators: full, unchanged and 1 %-retagged syncs,
 #                                         controller memory (loopback only; root not needed)
+#   npm run bench -- cli [options]        `weft status` and `weft --help` start time, `weft agent`
+#                                         resident memory after start (loopback only; root not needed)
 # Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
-# Needs root. Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
+# Needs root (inventory and cli do not). Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
 # test/bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=overlay
 case "${1:-}" in
-  overlay | datapath | inventory)
+  overlay | datapath | inventory | cli)
     bench=$1
     shift
     ;;
 esac
-if [ "$bench" != inventory ] && [ "$(id -u)" -ne 0 ]; then
+if [ "$bench" != inventory ] && [ "$bench" != cli ] && [ "$(id -u)" -ne 0 ]; then
   hint="sudo npm run bench"
   [ "$bench" = datapath ] && hint="sudo npm run bench -- datapath"
   echo "weft bench: needs root (network namespaces, WireGuard interfaces, tc programs); run: $hint" >&2

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
-packages=(nats-server wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool)
+# chromium: the console's browser tests (driven headless by playwright-core; never a downloaded browser).
+packages=(nats-server wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -80,5 +81,10 @@ fi
 # --- build -----------------------------------------------------------------------------
 say "building"
 npx tsc -b
+# The web console the controller serves (console/dist); rebuilt only when its sources changed.
+if [ ! -f console/dist/index.html ] || [ -n "$(find console/src console/index.html console/vite.config.ts console/package.json -newer console/dist/index.html -print -quit)" ]; then
+  say "building the console"
+  npm run build -w console --silent
+fi
 bash bpf/build.sh
 chmod +x cli/dist/main.js

@@ -10,6 +10,7 @@ echo "==> lint" >&2
 npx eslint . --max-warnings=0
 echo "==> type-check tests" >&2
 npx tsc -p tsconfig.tests.json
+npx tsc -p console/tsconfig.json
 
 status=0
 results=()

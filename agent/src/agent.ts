@@ -20,8 +20,11 @@
  *   relay/server.ts          relayed pairs' datagrams, on a relay node
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
+ *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
+ *   whois/                   address → node, workload, SPIFFE ID (GET /v1/whois)
  */
 import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { parseEndpoint, type NodePathsRecord } from "@weft/protocol";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
@@ -29,8 +32,10 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
+import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
+import { Subjects, type FlowReport } from "@weft/protocol";
 import { GatewayForwarding } from "./net/gateway.js";
 import { applyMssClamp } from "./net/mss.js";
 import { SiteRemapping } from "./net/remap.js";
@@ -45,12 +50,15 @@ import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
 import { Heartbeats } from "./session/heartbeats.js";
+import { SpiffeService } from "./spiffe/index.js";
 import { NatsSession, connectNats } from "./session/nats.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
+import { whoisRoute } from "./whois/index.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
 import { agentRegistry, serveMetrics } from "./status/metrics.js";
 import type { AgentStatus } from "./status/file.js";
+import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
@@ -142,6 +150,12 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       : undefined;
   publicAddress?.start();
 
+  const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
+    if (nc.isClosed() || status.current.nats !== "connected") return false;
+    nc.publish(Subjects.flows(nodeId), JSON.stringify(report));
+    return true;
+  }, component("flows")) : undefined;
+
   const metrics =
     config.metrics.listen === ""
       ? undefined
@@ -153,14 +167,20 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
             peers: () => status.current.peers,
             natsConnected: () => status.current.nats === "connected",
             policyEntries: () => policy.applied.record?.entries.length ?? 0,
+            peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
+            flowExport: () => flows?.counts() ?? [],
+            flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
           }),
           component("metrics"),
         );
 
   heartbeats.start();
 
+  const spiffe = await openSpiffe(config, nc, state, component("spiffe"));
+
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
 
   return {
     get state() {
@@ -178,9 +198,11 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       probe.stop();
       relay.close();
       workloads.stop();
+      await flows?.stop();
       await peers.idle();
       await policy.idle();
       await localApi?.close();
+      await spiffe?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -189,6 +211,35 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       log.info("agent stopped; the interface, its peers and the pinned eBPF programs stay in place");
     },
   };
+}
+
+/** The flow exporter (reports to the controller, and the OTLP and JSON lines sinks configured). */
+function startFlowExporter(
+  config: AgentConfig,
+  nodeId: string,
+  name: string | undefined,
+  datapath: AgentDatapath,
+  names: () => ReturnType<typeof identityNames>,
+  report: (r: FlowReport) => boolean,
+  log: Logger,
+): FlowExporter {
+  const node = { nodeId, name };
+  const sinks: FlowSink[] = [];
+  if (config.flows.otlp) sinks.push(new OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
+  if (config.flows.file) sinks.push(new JsonLinesFlowSink({ path: config.flows.file, node }));
+  const exporter = new FlowExporter({
+    nodeId,
+    read: () => datapath.flows(),
+    names,
+    intervalMs: config.flows.intervalSeconds * 1000,
+    sinks,
+    queueSize: config.flows.queueSize,
+    ...(config.flows.report ? { report } : {}),
+    log,
+  });
+  exporter.start();
+  log.info({ intervalSeconds: config.flows.intervalSeconds, sinks: sinks.map((s) => s.name), report: config.flows.report }, "flow export started");
+  return exporter;
 }
 
 /** The eBPF datapath on its pins (mounting the bpffs when nothing is mounted), or undefined when it is turned off. */
@@ -200,6 +251,20 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
   // The pinned maps still hold what the last agent applied; the cache refills them when the pins are gone (a reboot).
   if (await ensureBpffs(config.datapath.pinDir, run)) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
   return AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
+}
+
+/** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
+async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
+  if (config.spiffe.socket === "") return undefined;
+  const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
+  try {
+    await spiffe.start();
+    return spiffe;
+  } catch (err) {
+    log.error({ err, socket: config.spiffe.socket }, "cannot serve the SPIFFE Workload API; continuing without it");
+    await spiffe.stop().catch(() => undefined);
+    return undefined;
+  }
 }
 
 /** The local API on its socket (root and the configured group), or undefined when turned off or it cannot listen. */

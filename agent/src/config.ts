@@ -3,7 +3,7 @@
  * agent/README.md; `weft agent --help` names the flags.
  */
 import { hostname } from "node:os";
-import { WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
+import { MetadataProvider, WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
 import { z } from "zod";
 
 export const AgentConfig = z
@@ -21,18 +21,20 @@ export const AgentConfig = z
     /** Join key for the first enrollment; ignored once enrolled. Optional with `cloud` when an enrollment policy admits the instance. */
     joinKey: z.string().optional(),
     /**
-     * The cloud this host runs in: at enrollment the agent reads its instance identity from the
-     * cloud's metadata service and presents it (join by instance identity).
+     * The cloud this host runs in: at enrollment the agent reads the cloud's signed instance
+     * document from its metadata service and presents it (join by instance identity).
      */
     cloud: z
       .object({
-        provider: z.enum(["aws", "azure", "gcp"]),
+        provider: MetadataProvider,
         /** Base URL of the metadata service; default the cloud's link-local one (the lab points it at its simulator). */
         metadataEndpoint: z
           .string()
           .url()
           .refine((u) => /^https?:\/\//i.test(u), { message: "must be an http:// or https:// URL" })
           .optional(),
+        /** GCP: the audience of the identity token (the controller's `gcp.audience`); default the origin of controllerUrl. */
+        audience: z.string().min(1).max(512).optional(),
       })
       .strict()
       .optional(),
@@ -97,10 +99,51 @@ export const AgentConfig = z
       })
       .strict()
       .prefault({}),
+    spiffe: z
+      .object({
+        /**
+         * The SPIFFE Workload API's unix socket ("" turns it off). Mode 0666 in a 0755 directory:
+         * every local process may connect, and attestation (its network namespace, its uid) decides
+         * which identity, if any, it gets.
+         */
+        socket: z.string().regex(/^$|^\/.+/, "must be an absolute path, or empty").default("/run/weft/workload-api.sock"),
+        /**
+         * Uids of host processes (the agent's own network namespace) that get the node's identity.
+         * Default root only; [] gives host processes none. Workloads are attested by their network
+         * namespace, whatever their uid.
+         */
+        hostUids: z.array(z.number().int().min(0).max(0xfffffffe)).max(64).default([0]),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** host:port of the Prometheus endpoint (/metrics); "" turns it off. */
         listen: z.string().regex(/^$|^[^\s:]+:\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:9464, or empty").default("127.0.0.1:9464"),
+      })
+      .strict()
+      .prefault({}),
+    /** Flow records per identity pair, off the host (see agent/src/flows). Needs the datapath. */
+    flows: z
+      .object({
+        /** One record per identity pair that saw traffic, every this many seconds. */
+        intervalSeconds: z.number().int().min(2).max(3600).default(10),
+        /** Send each interval's records (at most 512, the largest) to the controller, for the console. */
+        report: z.boolean().default(true),
+        /** Append records as JSON lines to this file (rotated to <file>.1 past 100 MiB). Absent: no file. */
+        file: z.string().regex(/^\/.+/, "must be an absolute path").optional(),
+        otlp: z
+          .object({
+            /** Base URL of an OTLP/HTTP receiver (http://collector:4318); records go to <endpoint>/v1/logs as OpenTelemetry logs. */
+            endpoint: z.url({ protocol: /^https?$/, error: "must be an http(s) URL like http://127.0.0.1:4318" }),
+            /** Extra HTTP headers (an API key for a hosted collector). */
+            headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "must be a header name"), z.string().max(4096)).default({}),
+            timeoutSeconds: z.number().int().min(1).max(120).default(10),
+          })
+          .strict()
+          .optional(),
+        /** Records waiting per sink before new ones are dropped (and counted). */
+        queueSize: z.number().int().min(100).max(1_000_000).default(10_000),
       })
       .strict()
       .prefault({}),

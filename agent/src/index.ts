@@ -11,3 +11,4 @@ export { desiredPeers } from "./peers/desired.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";
 export { readPinnedFlows, flowRows, type FlowRow } from "./datapath/flows.js";
 export { AgentDatapath, readFlows, type FlowCounters } from "./datapath/datapath.js";
+export { callLocalApi, LocalApiCallError, LOCAL_API_SOCKET } from "./localapi/index.js";

@@ -1,13 +1,20 @@
 /** CLI error reporting: one line naming what failed, and the exit code. */
-import { ZodError } from "zod";
 
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** A zod validation error, recognised by shape so that this module (loaded by every command) does not load zod. */
+function zodIssues(err: unknown): { path: PropertyKey[]; message: string }[] | undefined {
+  if (!(err instanceof Error) || err.name !== "ZodError") return undefined;
+  const issues = (err as { issues?: unknown }).issues;
+  return Array.isArray(issues) ? (issues as { path: PropertyKey[]; message: string }[]) : undefined;
+}
+
 export function reportAndExit(err: unknown): never {
-  if (err instanceof ZodError) {
-    const lines = err.issues.map((i) => `  ${i.path.join(".") || "(config)"}: ${i.message}`);
+  const issues = zodIssues(err);
+  if (issues) {
+    const lines = issues.map((i) => `  ${i.path.map(String).join(".") || "(config)"}: ${i.message}`);
     process.stderr.write(`weft: invalid configuration:\n${lines.join("\n")}\n`);
     process.exit(2);
   }

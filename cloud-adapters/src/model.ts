@@ -3,11 +3,8 @@
  * networks, whatever the provider calls them. Adapters normalise; nothing downstream knows which
  * SDK a record came from.
  */
-import { CloudInstance, CloudNetwork, InventoryInstanceState, InventoryProvider, InventorySubnet } from "@weft/protocol";
+import { CloudInstance, CloudNetwork, CloudProvider, InventoryInstanceState, InventorySubnet } from "@weft/protocol";
 import { z } from "zod";
-
-export const Provider = InventoryProvider;
-export type Provider = z.infer<typeof Provider>;
 
 /** Lifecycle, normalised: EC2 instance states, Azure power states, GCE statuses, on-prem "running". */
 export const InstanceState = InventoryInstanceState;
@@ -36,7 +33,7 @@ export type InventoryIssue = z.infer<typeof InventoryIssue>;
  * read: a consumer may treat an instance's absence as evidence only in a complete snapshot.
  */
 export const InventorySnapshot = z.object({
-  provider: Provider,
+  provider: CloudProvider,
   account: z.string(),
   fetchedAt: z.string(),
   complete: z.boolean(),
@@ -48,7 +45,7 @@ export type InventorySnapshot = z.infer<typeof InventorySnapshot>;
 
 /** A cloud account behind its SDK. fetch() never throws for a partial failure: it reports it. */
 export interface InventoryAdapter {
-  readonly provider: Provider;
+  readonly provider: CloudProvider;
   readonly account: string;
   /** Throws InventoryAuthError when the credentials are refused (not retried forever). */
   fetch(signal?: AbortSignal): Promise<InventorySnapshot>;

@@ -12,6 +12,7 @@
  *   DELETE /_sim/networks/:id                 gone from the API
  *   POST   /_sim/faults                       add a Fault; DELETE /_sim/faults clears them
  *   GET    /_sim/calls                        API calls seen per operation
+ *   PUT    /_sim/identity                     {"ageSeconds": n}: identity documents issued n s in the past
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Fault, Faults } from "./faults.js";
@@ -57,6 +58,12 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, sto
     if (what === "faults" && req.method === "POST") return (faults.add(json as unknown as Fault), sendJson(res, 201, faults.pending()), true);
     if (what === "faults" && req.method === "DELETE") return (faults.clear(), sendJson(res, 204, {}), true);
     if (what === "calls" && req.method === "GET") return (sendJson(res, 200, Object.fromEntries(faults.calls)), true);
+    if (what === "identity" && req.method === "PUT") {
+      const age = json?.ageSeconds;
+      if (typeof age !== "number" || !Number.isInteger(age) || age < 0 || age > 30 * 86_400) throw new SimError(400, "ageSeconds: an integer number of seconds, 0 to 2592000");
+      store.identityAgeSeconds = age;
+      return (sendJson(res, 200, { ageSeconds: age }), true);
+    }
     throw new SimError(404, `no admin route ${req.method} ${url.pathname}`);
   } catch (err) {
     const status = err instanceof SimError ? err.status : err instanceof SyntaxError ? 400 : 500;
@@ -89,4 +96,6 @@ export class SimAdmin {
   fault = (f: Fault) => this.call("POST", "/faults", f);
   clearFaults = () => this.call("DELETE", "/faults");
   calls = () => this.call("GET", "/calls") as Promise<Record<string, number>>;
+  /** Identity documents and tokens from now on are issued `seconds` in the past (0: now). */
+  identityAge = (seconds: number) => this.call("PUT", "/identity", { ageSeconds: seconds });
 }

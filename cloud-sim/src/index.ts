@@ -10,3 +10,8 @@ export { startAwsSim, type AwsSim, type AwsSimOptions } from "./aws/index.js";
 export { startAzureSim, caFetch, type AzureSim, type AzureSimOptions } from "./azure/index.js";
 export { serveAdminSocket, unixFetch } from "./unix-admin.js";
 export { startGcpSim, gceNumericId, gceRegionOf, renderGceInstance, type GcpSim, type GcpSimOptions, type GcpFault } from "./gcp/index.js";
+export { SIM_TRUST_FILES, writeSimTrust, type SimIdentity, type SimTrustPaths } from "./trust.js";
+export { createAwsIdentitySigner, type AwsIdentitySigner } from "./aws/index.js";
+export { createAzureAttestedSigner, azureTimestamp, type AzureAttestedSigner } from "./azure/index.js";
+export { createGcpIdentitySigner, type GcpIdentitySigner, type GceTokenClaims } from "./gcp/index.js";
+export { selfSignedRsa, issuedRsa, signPkcs7, base64Lines, type SigningCert } from "./signing.js";

@@ -5,10 +5,12 @@
  *   node cloud-sim/dist/main.js aws|azure|gcp --account <id> [--host 0.0.0.0] [--port 8443]
  *        [--metadata-host 169.254.169.254 --metadata-port 80] [--fleet fleet.json]
  *        [--admin-socket /path/admin.sock] [--ca-out ca.pem] [--san 198.19.2.2] [--page-size 100]
+ *        [--trust-out <dir>]
  *
  * `--fleet` seeds instances and networks ({"instances": SimInstance[], "networks": SimNetwork[]});
  * the admin interface is served on the API port under /_sim/ and, with --admin-socket, on a unix
- * socket. Prints one JSON line {"ready": true, "url", "metadataUrl"} once listening; SIGTERM stops it.
+ * socket. `--trust-out` writes what a controller must trust to verify this run's signed instance
+ * documents (trust.ts SIM_TRUST_FILES). Prints one JSON line {"ready": true, "url", "metadataUrl", "trust"?: {role: path}} once listening; SIGTERM stops it.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -17,6 +19,7 @@ import { startAzureSim } from "./azure/index.js";
 import { Faults } from "./faults.js";
 import { startGcpSim } from "./gcp/index.js";
 import { SimStore, type SimInstance, type SimNetwork } from "./store.js";
+import { writeSimTrust, type SimIdentity } from "./trust.js";
 import { serveAdminSocket } from "./unix-admin.js";
 
 async function main(): Promise<void> {
@@ -33,6 +36,7 @@ async function main(): Promise<void> {
       "ca-out": { type: "string" },
       san: { type: "string", multiple: true, default: [] },
       "page-size": { type: "string" },
+      "trust-out": { type: "string" },
     },
   });
   const cloud = positionals[0];
@@ -49,15 +53,16 @@ async function main(): Promise<void> {
   const metadata = values["metadata-host"] ? { host: values["metadata-host"], port: Number(values["metadata-port"]) } : undefined;
   const pageSize = values["page-size"] ? Number(values["page-size"]) : undefined;
   const common = { host: values.host, port, store, faults, ...(metadata ? { metadata } : {}) };
-  let sim: { url: string; metadataUrl?: string; close(): Promise<void> };
+  let sim: { url: string; metadataUrl?: string | undefined; identity: SimIdentity; close(): Promise<void> };
   if (cloud === "aws") sim = await startAwsSim({ ...common, account: values.account, ...(pageSize ? { defaultPageSize: pageSize } : {}) });
   else if (cloud === "azure") {
     const azure = await startAzureSim({ ...common, subscriptionId: values.account, sans: values.san, ...(pageSize ? { pageSize } : {}) });
     if (values["ca-out"]) await writeFile(values["ca-out"], azure.caPem);
     sim = azure;
   } else sim = await startGcpSim({ ...common, project: values.account, ...(pageSize ? { pageSize } : {}) });
+  const trust = values["trust-out"] ? await writeSimTrust(values["trust-out"], sim.identity) : undefined;
   const admin = values["admin-socket"] ? await serveAdminSocket(values["admin-socket"], store, faults) : undefined;
-  process.stdout.write(`${JSON.stringify({ ready: true, cloud, url: sim.url, metadataUrl: sim.metadataUrl })}\n`);
+  process.stdout.write(`${JSON.stringify({ ready: true, cloud, url: sim.url, metadataUrl: sim.metadataUrl, ...(trust ? { trust } : {}) })}\n`);
   const stop = () => {
     admin?.close();
     void sim.close().finally(() => process.exit(0));

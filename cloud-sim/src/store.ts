@@ -45,6 +45,11 @@ export class SimStore {
   readonly instances = new Map<string, SimInstance>();
   readonly networks = new Map<string, SimNetwork>();
   version = 0;
+  /**
+   * Signed identity documents and tokens are issued as if this many seconds ago (Azure
+   * `timeStamp`, GCP `iat`/`exp`): a test makes them expired without waiting.
+   */
+  identityAgeSeconds = 0;
 
   addInstance(i: Omit<SimInstance, "launchedAt" | "state"> & Partial<Pick<SimInstance, "state" | "launchedAt">>): SimInstance {
     if (this.instances.has(i.id)) throw new SimError(409, `instance ${i.id} exists`);
@@ -71,8 +76,10 @@ export class SimStore {
     return i;
   }
 
+  /** A stopped instance that starts is launched anew (EC2's launchTime and pendingTime move). */
   setState(id: string, state: SimState): SimInstance {
     const i = this.instance(id);
+    if (state === "running" && i.state !== "running") i.launchedAt = new Date().toISOString();
     i.state = state;
     this.version++;
     return i;

@@ -1,12 +1,21 @@
-/** The admin bearer token: configured, or generated once and kept mode 0600 in the state dir. */
+/** The admin bearer token (and the metrics token): configured, or generated once and kept mode 0600 in the state dir. */
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ControllerFiles } from "@weft/protocol";
 
-export const ADMIN_TOKEN_FILE = "admin-token";
+export const ADMIN_TOKEN_FILE = ControllerFiles.adminToken;
+
+/** The read-only token for GET /metrics, kept beside the admin token. */
+export const METRICS_TOKEN_FILE = "metrics-token";
 
 export async function loadOrCreateAdminToken(stateDir: string): Promise<string> {
-  const path = join(stateDir, ADMIN_TOKEN_FILE);
+  return loadOrCreateToken(stateDir, ADMIN_TOKEN_FILE);
+}
+
+/** A token kept in `<stateDir>/<file>` (mode 0600), generated the first time. */
+export async function loadOrCreateToken(stateDir: string, file: string): Promise<string> {
+  const path = join(stateDir, file);
   try {
     const token = (await readFile(path, "utf8")).trim();
     if (token.length >= 16) return token;

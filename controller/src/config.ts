@@ -98,6 +98,15 @@ export const ControllerConfig = z
       })
       .strict()
       .prefault({}),
+    spiffe: z
+      .object({
+        /** Lifetime of an X.509-SVID; agents rotate at half of it. */
+        x509SvidTtlSeconds: z.number().int().min(10).max(7 * 86_400).default(3600),
+        /** Lifetime of a JWT-SVID. */
+        jwtSvidTtlSeconds: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
@@ -121,6 +130,29 @@ export const ControllerConfig = z
           .strict()
           .refine((b) => b.max >= b.initial, { message: "nat.punchBackoffSeconds.max must be at least initial" })
           .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    /** The web console, served on the API listener at /console/ (see controller/src/console). */
+    console: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The built console (index.html and assets/). Absent: console/dist of this installation. */
+        dir: z.string().min(1).optional(),
+        /** A console session ends this long after login. Default 8 h. */
+        sessionTtlSeconds: z.number().int().min(60).max(7 * 24 * 3600).default(8 * 3600),
+        /** A console session unused this long ends. Default 30 min. */
+        sessionIdleSeconds: z.number().int().min(60).max(24 * 3600).default(30 * 60),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        /**
+         * Bearer token that reads GET /metrics only (for Prometheus); absent: generated once into
+         * `<stateDir>/metrics-token` (mode 0600). The admin token also reads /metrics.
+         */
+        token: z.string().min(16, "metrics.token must be at least 16 characters").optional(),
       })
       .strict()
       .prefault({}),

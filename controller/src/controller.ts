@@ -6,12 +6,20 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
+import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
-import { loadOrCreateAdminToken } from "./admin-token.js";
+import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
+import { openInstanceAttestor } from "./attest/index.js";
 import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { ConsoleEvents } from "./console/events.js";
+import { consoleRoutes } from "./console/routes.js";
+import { ConsoleSessions } from "./console/sessions.js";
+import { consoleBuilt, defaultConsoleDir, serveConsole } from "./console/static.js";
 import { Enrollment } from "./enroll/enroll.js";
+import { ControllerError } from "./errors.js";
+import { FlowCollector } from "./flows/collector.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
 import { validateIdentityLabels } from "./identity/labels.js";
@@ -22,6 +30,7 @@ import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.j
 import { InventoryPlanner } from "./inventory/plan.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { ControllerMetrics } from "./metrics/metrics.js";
 import { PathCoordinator } from "./nat/coordinator.js";
 import { listenForEndpointUpdates } from "./nat/endpoints.js";
 import { NodeCache } from "./nat/node-cache.js";
@@ -31,6 +40,7 @@ import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseOrThrow } from "./validation.js";
@@ -53,6 +63,8 @@ export interface RunningController {
   apiSocket: string | undefined;
   natsUrl: string;
   adminToken: string;
+  /** Reads GET /metrics only (Prometheus). */
+  metricsToken: string;
   authority: Authority;
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
@@ -64,6 +76,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
   const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
+  // Nodes by status are counted at scrape time, through the registry once it exists.
+  let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
+  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses() });
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
@@ -88,7 +104,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(() => access.close());
     await ensureBuckets(nc);
 
-    const stores = await openStores(nc);
+    const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
@@ -107,6 +123,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       plaintextSites: config.overlay.plaintextSites,
     });
     await registry.reconcile();
+    nodeStatuses = () => registry.list();
     const trustDomain = config.identity.trustDomain;
     const validateLabels = (labels: Record<string, string>) => validateIdentityLabels(labels, trustDomain);
     const joinKeys = new JoinKeys(stores.keys, undefined, validateLabels);
@@ -125,18 +142,29 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const publisher = await NodePolicyPublisher.start({
       stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies },
       log: log.child({ component: "policy-publisher" }),
+      observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
     });
     cleanups.push(() => publisher.stop());
     const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
 
+    // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
+    const spiffeLog = log.child({ component: "spiffe" });
+    const trustAuthority = await TrustDomainAuthority.open({ dir: join(config.stateDir, SPIFFE_DIR), trustDomain, log: spiffeLog });
+    await publishTrustBundle(stores.trustBundle, trustAuthority, spiffeLog);
+    const svids = new SvidService({ authority: trustAuthority, registry, x509TtlSeconds: config.spiffe.x509SvidTtlSeconds, jwtTtlSeconds: config.spiffe.jwtSvidTtlSeconds, log: spiffeLog });
+    const svidSubs = svids.serve(nc);
+    cleanups.push(async () => svidSubs.forEach((s) => s.unsubscribe()));
+
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
     const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
+    const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
       inventory: stores.inventory,
+      attestor,
       policies: enrollmentPolicies,
       joinKeys,
       claims,
@@ -191,6 +219,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       allocateIdentity,
       trustDomain,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
+      onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
@@ -218,6 +247,23 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     await paths.start();
     cleanups.push(() => paths.stop());
 
+    // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
+    const consoleLog = log.child({ component: "console" });
+    const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
+    const events = new ConsoleEvents({ log: consoleLog });
+    cleanups.push(() => events.stop());
+    events.follow("nodes", stores.nodes.kv);
+    events.follow("policies", stores.policies.kv);
+    events.follow("identities", stores.identities.kv);
+    events.follow("inventory", stores.inventory.kv);
+    events.followHeartbeats(nc);
+    const flows = new FlowCollector({ log: log.child({ component: "flows" }), onReport: (r) => metrics.recordFlowReport(r), onChange: () => events.publish("flows") });
+    const flowsSub = flows.serve(nc);
+    cleanups.push(async () => flowsSub.unsubscribe());
+    const consoleDir = config.console.dir ?? defaultConsoleDir();
+    const withConsole = config.console.enabled && consoleBuilt(consoleDir);
+    if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
+
     const apiLog = log.child({ component: "api" });
     const tls = config.api.tls.enabled
       ? await ApiTls.open({
@@ -230,8 +276,39 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
-    const routes = apiRoutes({ joinKeys, enrollment, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo });
-    const tcp = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION, ...(tls ? { https: tls.serverOptions() } : {}) });
+    const countedEnrollment = {
+      enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
+        try {
+          const enrolled = await enrollment.enroll(...args);
+          metrics.recordEnrollment("enrolled");
+          return enrolled;
+        } catch (err) {
+          metrics.recordEnrollment("refused", err instanceof ControllerError ? err.code : "internal");
+          throw err;
+        }
+      },
+    };
+    const routes = [
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo }),
+      ...consoleRoutes({
+        adminToken,
+        sessions,
+        events,
+        metrics,
+        flows: () => flows.view(),
+        matrixInput: async () => ({ policies: await policies.list(), identities: await identities.list(), nodes: await registry.list() }),
+      }),
+    ];
+    const serverOptions = {
+      routes,
+      adminToken,
+      metricsToken,
+      sessions,
+      log: apiLog,
+      version: CONTROLLER_VERSION,
+      onResponse: (method: string, route: string, status: number, seconds: number) => metrics.recordApiRequest(method, route, status, seconds),
+    };
+    const tcp = buildApiServer({ ...serverOptions, ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}), ...(tls ? { https: tls.serverOptions() } : {}) });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -239,11 +316,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
       cleanups.push(async () => renewal.stop());
     }
-    const apiSocket = config.api.socket ?? join(config.stateDir, "api.sock");
+    const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
       await rm(apiSocket, { force: true });
-      unix = buildApiServer({ routes, adminToken, log: apiLog, version: CONTROLLER_VERSION });
+      unix = buildApiServer(serverOptions);
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
@@ -251,7 +328,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, authority, nc, inventory, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, stop };
   } catch (err) {
     await stop();
     throw err;

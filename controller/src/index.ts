@@ -10,3 +10,4 @@ export { ADMIN_TOKEN_FILE } from "./admin-token.js";
 export { TLS_DIR, CA_CERT_FILE, CA_HASH_FILE } from "./tls/index.js";
 export * from "./errors.js";
 export { natsServerConfigFragment } from "./nats-config.js";
+export * from "./mesh/index.js";

@@ -30,7 +30,7 @@ export interface TestController {
  * `opts.stateDir`, which is then left in place by stop()).
  */
 export async function startTestController(
-  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity">> = {},
+  overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity" | "inventory" | "spiffe">> = {},
   opts: { stateDir?: string } = {},
 ): Promise<TestController> {
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "weft-ctl-")));
@@ -74,7 +74,7 @@ let agentCounter = 0;
 
 /**
  * A fresh agent identity and a valid enrollment body for it. The WireGuard
- * public key is passed in (tests make it with the agent's generateKeyPair()).
+ * public key is passed in (tests make it with protocol's generateKeyPair()).
  */
 export function agentIdentity(joinKey: string, wireguardPublicKey: string, overrides: Record<string, unknown> = {}): AgentIdentity {
   const user = createUser();

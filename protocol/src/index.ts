@@ -6,10 +6,16 @@
  */
 export * from "./names.js";
 export * from "./net.js";
+export * from "./provider.js";
 export * from "./messages.js";
+export * from "./attestation.js";
 export * from "./policy.js";
 export * from "./paths.js";
+export * from "./spiffe.js";
 export * from "./inventory.js";
+export * from "./flows.js";
+export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./wireguard-keys.js";

@@ -6,10 +6,10 @@
  */
 import { z } from "zod";
 import { SiteRemap, nodeId } from "./messages.js";
+import { CloudProvider } from "./provider.js";
 
 /** Where an instance or network is listed. */
-export const InventoryProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
-const provider = InventoryProvider;
+const provider = CloudProvider;
 
 export const InventoryInstanceState = z.enum(["pending", "running", "stopping", "stopped", "terminated", "unknown"]);
 export type InventoryInstanceState = z.infer<typeof InventoryInstanceState>;

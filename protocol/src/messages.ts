@@ -4,9 +4,11 @@
  * the KV revision it was read at so receivers apply only newer ones.
  */
 import { z } from "zod";
+import { InstanceAttestation } from "./attestation.js";
 import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
 import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+import { CloudProvider } from "./provider.js";
 
 export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
@@ -35,9 +37,6 @@ export type Identity = z.infer<typeof Identity>;
 export const sessionEpoch = z.string().regex(/^[0-9a-f]{16}$/, "must be 16 lowercase hex digits");
 
 // ---------------------------------------------------------------- instance selectors
-
-export const CloudProvider = z.enum(["aws", "azure", "gcp", "onprem"]);
-export type CloudProvider = z.infer<typeof CloudProvider>;
 
 /**
  * Which cloud instances may join: every field given must equal the inventory's record of the
@@ -68,8 +67,8 @@ export const JoinKeyCreateRequest = z
     ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
     labels: labels.default({}),
     /**
-     * The key works only for an agent that presents an instance identity (EnrollRequest.instance)
-     * of an instance in the inventory, running, enrolling from one of its addresses and matching
+     * The key works only for an agent that presents a signed instance document
+     * (EnrollRequest.attestation) of an instance in the inventory, running, and matching
      * this selector.
      */
     instanceSelector: InstanceSelector.optional(),
@@ -111,9 +110,9 @@ export type JoinKeyCreated = z.infer<typeof JoinKeyCreated>;
 // ---------------------------------------------------------------- enrollment
 
 /**
- * What an agent read from its cloud's instance metadata service: which instance it runs on. The
- * controller believes it only when its inventory has that instance, running, with the address the
- * agent enrolls from (see the inventory's join checks).
+ * Which instance a node runs on, in the inventory's terms. The controller takes it only from a
+ * signed instance document it verified (EnrollRequest.attestation); an agent that sends one
+ * itself, unsigned (`instance`), is refused.
  */
 export const InstanceIdentityClaim = z
   .object({
@@ -131,9 +130,14 @@ export type InstanceIdentityClaim = z.infer<typeof InstanceIdentityClaim>;
 export const EnrollRequest = z
   .object({
     version: z.literal(1),
-    /** Required unless `instance` is given and an enrollment policy matches the instance (keyless join). */
+    /** Required unless `attestation` is given and an enrollment policy matches the instance (keyless join). */
     joinKey: z.string().min(1).max(200).optional(),
-    /** The instance this agent runs on, from the cloud's metadata service; checked against the inventory. */
+    /**
+     * The cloud's signed instance document, as the agent read it from its metadata service: the
+     * controller verifies it and takes the instance it names (see ./attestation.ts).
+     */
+    attestation: InstanceAttestation.optional(),
+    /** An unsigned claim of an instance (older agents): always refused, since anyone can send one. Send `attestation`. */
     instance: InstanceIdentityClaim.optional(),
     name: nodeName,
     site: siteName,
@@ -152,7 +156,7 @@ export const EnrollRequest = z
     overlayAddress: ipv4.optional(),
   })
   .strict()
-  .refine((r) => r.joinKey !== undefined || r.instance !== undefined, {
+  .refine((r) => r.joinKey !== undefined || r.attestation !== undefined || r.instance !== undefined, {
     path: ["joinKey"],
     message: "required unless the request carries an instance identity (keyless join through an enrollment policy)",
     // Also when other fields are wrong, so a request missing everything still names joinKey.
@@ -177,9 +181,9 @@ export type EnrollResponse = z.infer<typeof EnrollResponse>;
 // ---------------------------------------------------------------- enrollment policies (KV weft-enroll-policies)
 
 /**
- * Keyless join: an agent that presents an instance identity and no join key is enrolled when its
- * instance is in the inventory, running, enrolls from one of its addresses and matches the selector
- * of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
+ * Keyless join: an agent that presents a signed instance document and no join key is enrolled
+ * when the instance it names is in the inventory, running, passes the source-address rule and
+ * matches the selector of a policy; the node gets the policy's labels. When several policies match, the first by name wins.
  */
 export const EnrollmentPolicy = z
   .object({
@@ -331,6 +335,10 @@ export const PeerRecord = z.object({
    * address of its private endpoint. Absent = "wireguard".
    */
   sameSiteTransport: SameSiteTransport.optional(),
+  /** The node's cloud, when its enrollment proved an instance (for `weft whois`). */
+  cloud: CloudProvider.optional(),
+  /** The node's labels, except cloud tags and account and instance ids (for `weft whois`). */
+  labels: labels.optional(),
   updatedAt: z.string(),
 });
 export type PeerRecord = z.infer<typeof PeerRecord>;
@@ -393,6 +401,9 @@ export const PeerHandshake = z.object({
   via: nodeId.optional(),
   /** Round-trip time through the tunnel (a UDP echo between overlay addresses), milliseconds; absent when unanswered. */
   rttMs: z.number().nonnegative().max(600_000).optional(),
+  /** Bytes received from and sent to the peer over WireGuard since the interface came up. */
+  rxBytes: z.number().int().nonnegative().optional(),
+  txBytes: z.number().int().nonnegative().optional(),
 });
 export type PeerHandshake = z.infer<typeof PeerHandshake>;
 

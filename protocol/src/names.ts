@@ -39,9 +39,40 @@ export const Buckets = {
    * forwards. An agent may read only its own key. Controller only (the path coordinator).
    */
   nodePaths: "weft-node-paths",
+  /**
+   * Enrollment nonces (`POST /v1/enroll/nonce`), `azure.<nonce>` each, single use and short-lived;
+   * the bucket's max age drops them. Controller only.
+   */
+  enrollNonces: "weft-enroll-nonces",
+  /**
+   * Signed instance documents already used, one key per instance (`<provider>.<account>.<id>`):
+   * the AWS launch (`pendingTime`) or GCP token (`iat`) last enrolled, so none is used twice.
+   * Controller only.
+   */
+  attestations: "weft-attestations",
+  /**
+   * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
+   * agent reads it; only the controller writes it.
+   */
+  trustBundle: "weft-trust-bundle",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
+
+/**
+ * Files in the controller's state directory that other processes on its host read: the CLI and the
+ * lab take the admin token and the API's CA from there and reach the API over the unix socket.
+ */
+export const ControllerFiles = {
+  /** The admin bearer token, mode 0600. */
+  adminToken: "admin-token",
+  /** The REST API's unix socket (unless `api.socket` puts it elsewhere). */
+  apiSocket: "api.sock",
+  /** The API's TLS material: `tls/ca.crt`, `tls/ca.hash` (the pin agents use), the server certificate. */
+  tlsDir: "tls",
+  caCert: "ca.crt",
+  caHash: "ca.hash",
+} as const;
 
 /** Node ids are `n-` plus 16 lowercase hex digits: safe as a NATS subject token and KV key. */
 export const NODE_ID_PATTERN = /^n-[0-9a-f]{16}$/;
@@ -64,6 +95,19 @@ export const Subjects = {
   endpoints: (nodeId: string) => `weft.v1.node.${nodeId}.endpoints`,
   /** Wildcard the controller listens to for endpoint updates. */
   allEndpoints: "weft.v1.node.*.endpoints",
+  /**
+   * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
+   * may hold (X509SvidRequest → X509SvidReply).
+   */
+  x509Svid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.x509`,
+  allX509Svids: "weft.v1.node.*.svid.x509",
+  /** Agent → controller request: a JWT-SVID for one SPIFFE ID the node may hold (JwtSvidRequest → JwtSvidReply). */
+  jwtSvid: (nodeId: string) => `weft.v1.node.${nodeId}.svid.jwt`,
+  allJwtSvids: "weft.v1.node.*.svid.jwt",
+  /** Agent → controller, once per interval: flow records per identity pair (FlowReport). */
+  flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
+  /** Wildcard the controller collects flow reports on. */
+  allFlows: "weft.v1.node.*.flows",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;

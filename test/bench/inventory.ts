@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ControllerClient, type InventorySyncResult } from "@weft/protocol";
+import { ControllerClient, ControllerFiles, type InventorySyncResult } from "@weft/protocol";
 import { AwsInventory, AzureInventory, GcpInventory } from "@weft/cloud";
 import { SimStore, startAwsSim, startAzureSim, startGcpSim } from "@weft/cloud-sim";
 import { describeMachine } from "./src/report.js";
@@ -199,8 +199,8 @@ async function connect(stateDir: string, child: ChildProcess, stderr: () => stri
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`controller exited with ${child.exitCode}: ${stderr()}`);
-    if (existsSync(join(stateDir, "api.sock")) && existsSync(join(stateDir, "admin-token"))) {
-      const client = new ControllerClient({ socketPath: join(stateDir, "api.sock"), adminToken: (await readFile(join(stateDir, "admin-token"), "utf8")).trim() });
+    if (existsSync(join(stateDir, ControllerFiles.apiSocket)) && existsSync(join(stateDir, ControllerFiles.adminToken))) {
+      const client = new ControllerClient({ socketPath: join(stateDir, ControllerFiles.apiSocket), adminToken: (await readFile(join(stateDir, ControllerFiles.adminToken), "utf8")).trim() });
       if ((await client.raw("GET", "/healthz").catch(() => undefined))?.status === 200) return client;
     }
     await new Promise((r) => setTimeout(r, 100));

@@ -15,9 +15,9 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ControllerClient } from "@weft/protocol";
+import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type CloudProvider, type LabOptions, type RunningClouds } from "@weft/lab";
+import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type LabOptions, type RunningClouds } from "@weft/lab";
 import { ping, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture } from "./traffic.js";
 
@@ -38,10 +38,10 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
   let client: ControllerClient;
   let clouds: RunningClouds;
   let failed = false;
-  const admin = (p: CloudProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
+  const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const instanceOf = (host: string) => {
     const h = topology.hosts.find((x) => x.name === host)!;
-    return instanceIdFor(h.site as CloudProvider, host);
+    return instanceIdFor(h.site as MetadataProvider, host);
   };
   const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
   /** Waits for an agent process to exit (a refused enrollment) and returns its exit code. */

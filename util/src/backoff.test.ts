@@ -80,6 +80,17 @@ describe("util/backoff", () => {
     await expect(p).rejects.toBeInstanceOf(AbortedError);
   });
 
+  it("sleep - keeps the process alive while it waits unless asked not to (a retrying agent must not exit)", async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const held = sleep(50);
+    expect(timers(), "a plain sleep holds a timer that keeps the event loop alive").toBe(before + 1);
+    await held;
+    const background = sleep(50, undefined, { unref: true });
+    expect(timers(), "an unref'd sleep does not").toBe(before);
+    await background;
+  });
+
   it("sleep - rejects at once when already aborted", async () => {
     await expect(sleep(10, AbortSignal.abort())).rejects.toBeInstanceOf(AbortedError);
     await expect(sleep(1)).resolves.toBeUndefined();

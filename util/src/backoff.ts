@@ -56,8 +56,12 @@ export class AbortedError extends Error {
   override readonly name = "AbortedError";
 }
 
-/** Resolves after `ms`, or rejects with AbortedError as soon as `signal` aborts. The timer never holds the process open. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms`, or rejects with AbortedError as soon as `signal` aborts. Like setTimeout, the
+ * wait keeps the process alive (a retry loop is often the only thing the process is doing);
+ * `unref: true` is for background loops that must not hold a process open on their own.
+ */
+export function sleep(ms: number, signal?: AbortSignal, opts: { unref?: boolean } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortedError("aborted", { cause: signal.reason }));
     const onAbort = () => {
@@ -68,7 +72,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
-    timer.unref?.();
+    if (opts.unref) timer.unref?.();
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

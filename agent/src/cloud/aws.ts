@@ -1,21 +1,22 @@
 /**
  * The AWS metadata reader: an IMDSv2 session token (`PUT /latest/api/token`), then the instance
- * identity document (`GET /latest/dynamic/instance-identity/document`) → the instance identity
- * claim the agent presents at enrollment. IMDSv1 (tokenless GETs) is never used.
+ * identity document (`GET /latest/dynamic/instance-identity/document`) and its RSA-2048 PKCS#7
+ * signature (`GET /latest/dynamic/instance-identity/rsa2048`, SHA-256) → the attestation the agent
+ * presents at enrollment. IMDSv1 (tokenless GETs) is never used.
  */
-import { InstanceIdentityClaim } from "@weft/protocol";
+import type { AwsAttestation } from "@weft/protocol";
 import { AgentError } from "../errors.js";
 import type { MetadataOptions, MetadataReader } from "./identity.js";
 
 export const AWS_METADATA_ENDPOINT = "http://169.254.169.254";
 const DEFAULT_TIMEOUT_MS = 2_000;
-/** The token only has to outlive the next request. */
+/** The token only has to outlive the next requests. */
 const TOKEN_TTL_SECONDS = 60;
 
 /**
  * The metadata service could not be read or answered something unusable. `retryable` is true for
  * timeouts, connection failures and 5xx (IMDS briefly unavailable); false for a refusal (4xx) or
- * a document without the fields the claim needs (not on EC2, or IMDS disabled).
+ * a document without the fields the controller needs (not on EC2, or IMDS disabled).
  */
 export class AwsMetadataError extends AgentError {
   /** The metadata service's HTTP status, when it answered. */
@@ -45,30 +46,22 @@ async function call(url: string, init: RequestInit, what: string, timeoutMs: num
   return body;
 }
 
-export const readAwsIdentity: MetadataReader = async (options: MetadataOptions = {}) => {
+export const readAwsIdentity: MetadataReader = async (options: MetadataOptions = {}): Promise<AwsAttestation> => {
   const base = (options.endpoint ?? AWS_METADATA_ENDPOINT).replace(/\/+$/, "");
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const token = await call(`${base}/latest/api/token`, { method: "PUT", headers: { "x-aws-ec2-metadata-token-ttl-seconds": String(TOKEN_TTL_SECONDS) } }, "PUT /latest/api/token", timeoutMs);
-  if (!token.trim()) throw new AwsMetadataError("PUT /latest/api/token: empty token", { retryable: true });
+  const token = (await call(`${base}/latest/api/token`, { method: "PUT", headers: { "x-aws-ec2-metadata-token-ttl-seconds": String(TOKEN_TTL_SECONDS) } }, "PUT /latest/api/token", timeoutMs)).trim();
+  if (!token) throw new AwsMetadataError("PUT /latest/api/token: empty token", { retryable: true });
+  const headers = { "x-aws-ec2-metadata-token": token };
   const what = "GET /latest/dynamic/instance-identity/document";
-  const raw = await call(`${base}/latest/dynamic/instance-identity/document`, { headers: { "x-aws-ec2-metadata-token": token.trim() } }, what, timeoutMs);
+  const document = await call(`${base}/latest/dynamic/instance-identity/document`, { headers }, what, timeoutMs);
   let doc: Record<string, unknown>;
   try {
-    doc = JSON.parse(raw) as Record<string, unknown>;
+    doc = JSON.parse(document) as Record<string, unknown>;
   } catch (err) {
     throw new AwsMetadataError(`${what}: not JSON`, { retryable: false, cause: err });
   }
-  const str = (k: string) => (typeof doc[k] === "string" && doc[k] !== "" ? (doc[k] as string) : undefined);
-  const id = str("instanceId");
-  if (!id) throw new AwsMetadataError(`${what}: no instanceId in the document`, { retryable: false });
-  const claim = {
-    provider: "aws" as const,
-    id,
-    ...(str("accountId") ? { account: str("accountId") } : {}),
-    ...(str("region") ? { region: str("region") } : {}),
-    ...(str("availabilityZone") ? { zone: str("availabilityZone") } : {}),
-  };
-  const parsed = InstanceIdentityClaim.safeParse(claim);
-  if (!parsed.success) throw new AwsMetadataError(`${what}: unusable document: ${parsed.error.message}`, { retryable: false, cause: parsed.error });
-  return parsed.data;
+  if (typeof doc.instanceId !== "string" || doc.instanceId === "") throw new AwsMetadataError(`${what}: no instanceId in the document`, { retryable: false });
+  const signature = (await call(`${base}/latest/dynamic/instance-identity/rsa2048`, { headers }, "GET /latest/dynamic/instance-identity/rsa2048", timeoutMs)).trim();
+  if (!/^[A-Za-z0-9+/=\r\n]{16,}$/.test(signature)) throw new AwsMetadataError("GET /latest/dynamic/instance-identity/rsa2048: not a base64 PKCS#7", { retryable: false });
+  return { provider: "aws", document, signature };
 };

@@ -6,12 +6,12 @@
  * has none (AWS and GCE answer 404 or an empty value; Azure an empty string). Throws
  * PublicIpError when the service cannot be read or answers something unusable.
  */
-import { parseIpv4 } from "@weft/protocol";
+import { parseIpv4, type MetadataProvider } from "@weft/protocol";
 import { AgentError } from "../errors.js";
 import { AWS_METADATA_ENDPOINT } from "./aws.js";
 import { AZURE_IMDS_API_VERSION, AZURE_METADATA_ENDPOINT } from "./azure.js";
 import { GCP_METADATA_ENDPOINT } from "./gcp.js";
-import type { CloudProvider, MetadataOptions } from "./identity.js";
+import type { MetadataOptions } from "./identity.js";
 
 export class PublicIpError extends AgentError {
   constructor(message: string, cause?: unknown) {
@@ -37,7 +37,7 @@ function address(text: string | undefined, what: string): string | undefined {
   return t;
 }
 
-export async function readPublicIp(provider: Exclude<CloudProvider, "onprem">, options: MetadataOptions = {}): Promise<string | undefined> {
+export async function readPublicIp(provider: MetadataProvider, options: MetadataOptions = {}): Promise<string | undefined> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (provider === "aws") {
     const base = (options.endpoint ?? AWS_METADATA_ENDPOINT).replace(/\/+$/, "");

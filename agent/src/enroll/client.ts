@@ -12,7 +12,7 @@
 import type { IncomingMessage } from "node:http";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { ApiError, CaPinMismatchError, EnrollResponse, isTlsVerificationError, resolvePinnedCa, type EnrollRequest } from "@weft/protocol";
+import { ApiError, CaPinMismatchError, EnrollNonce, EnrollResponse, isTlsVerificationError, resolvePinnedCa, type EnrollRequest } from "@weft/protocol";
 import { AgentError, ControllerIdentityError, ControllerUnavailableError, EnrollmentRejectedError } from "../errors.js";
 
 /** The controller's CA, kept in the agent's state dir after enrollment. */
@@ -50,6 +50,32 @@ export async function enroll(controllerUrl: string, req: EnrollRequest, opts: En
   const message = err.success ? err.data.message : `HTTP ${res.status}`;
   if (res.status >= 500) throw new ControllerUnavailableError(`enroll: controller failed: ${message}`);
   throw new EnrollmentRejectedError(`enroll: rejected by controller: ${message}`, res.status, err.success ? err.data.error : "unknown");
+}
+
+/**
+ * An enrollment nonce (`POST /v1/enroll/nonce`) for an Azure attested document, over the same
+ * pinned-CA connection rules as enroll(). Errors as enroll()'s.
+ */
+export async function requestNonce(controllerUrl: string, opts: EnrollOptions = {}): Promise<EnrollNonce> {
+  const url = new URL("/v1/enroll/nonce", controllerUrl);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const caPem = url.protocol === "https:" ? await pinnedCa(url, opts.caHash, timeoutMs) : undefined;
+  const res = await post(url, "{}", caPem, timeoutMs);
+  let body: unknown;
+  try {
+    body = JSON.parse(res.text);
+  } catch {
+    body = undefined;
+  }
+  if (res.status >= 200 && res.status < 300) {
+    const parsed = EnrollNonce.safeParse(body);
+    if (!parsed.success) throw new ControllerUnavailableError(`enroll: controller answered the nonce request with an unexpected body (${parsed.error.message})`);
+    return parsed.data;
+  }
+  const err = ApiError.safeParse(body);
+  const message = err.success ? err.data.message : `HTTP ${res.status}`;
+  if (res.status >= 500 || res.status === 429) throw new ControllerUnavailableError(`enroll: controller cannot issue a nonce: ${message}`);
+  throw new EnrollmentRejectedError(`enroll: nonce refused by controller: ${message}`, res.status, err.success ? err.data.error : "unknown");
 }
 
 async function pinnedCa(url: URL, caHash: string | undefined, timeoutMs: number): Promise<string> {

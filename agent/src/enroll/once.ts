@@ -14,8 +14,8 @@ import { AgentError } from "../errors.js";
 import { defaultRouteAddress } from "../net/underlay.js";
 import type { NatsIdentity } from "../state/nkey.js";
 import { writeFileAtomic, type AgentState } from "../state/store.js";
-import { CONTROLLER_CA_FILE, enroll } from "./client.js";
-import { readInstanceIdentity } from "./instance.js";
+import { CONTROLLER_CA_FILE, enroll, requestNonce } from "./client.js";
+import { readInstanceAttestation } from "./instance.js";
 
 export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
   const controllerUrl = config.controllerUrl;
@@ -39,8 +39,14 @@ export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string
   if (new URL(controllerUrl).protocol === "http:") log.warn({ controller: controllerUrl }, "enrolling over plain HTTP: the join key crosses the network in clear text");
   const { response: res, caPem } = await retry(
     async () => {
-      // Read on every attempt: early in boot the metadata service may not answer yet.
-      if (config.cloud) req.instance = await readInstanceIdentity(config.cloud);
+      // Read on every attempt: early in boot the metadata service may not answer yet, and an
+      // Azure document carries a fresh single-use nonce.
+      if (config.cloud) {
+        req.attestation = await readInstanceAttestation(config.cloud, {
+          controllerUrl,
+          nonce: async () => (await requestNonce(controllerUrl, { caHash: config.controllerCaHash })).nonce,
+        });
+      }
       return enroll(controllerUrl, req, { caHash: config.controllerCaHash });
     },
     {

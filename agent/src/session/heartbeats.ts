@@ -30,6 +30,8 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
       ...(p.latestHandshake ? { lastHandshake: Math.floor(p.latestHandshake.getTime() / 1000) } : {}),
       ...(p.endpoint ? { endpoint: p.endpoint } : {}),
       ...paths?.(p.publicKey),
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
     })),
   };
 }

@@ -11,6 +11,7 @@ import { AgentState, loadState, saveState } from "./store.js";
 export class StateHolder {
   #state: AgentState;
   readonly #writer: SingleFlight<void>;
+  readonly #listeners = new Set<(state: AgentState) => void>();
 
   private constructor(
     readonly dir: string,
@@ -43,7 +44,14 @@ export class StateHolder {
    */
   async update(change: Partial<AgentState>): Promise<void> {
     this.#state = AgentState.parse({ ...this.#state, ...change });
+    for (const l of this.#listeners) l(this.#state);
     await this.#writer.run();
+  }
+
+  /** Called (synchronously, with the new state) after every update; returns the unsubscribe. A listener must not throw. */
+  onChange(listener: (state: AgentState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Resolves when no write is running or queued. */

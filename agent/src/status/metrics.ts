@@ -8,6 +8,8 @@ import client from "prom-client";
 import type { Logger } from "pino";
 import type { FlowCounters } from "../datapath/datapath.js";
 import { nameOf, type IdentityNames } from "../datapath/names.js";
+import type { PumpCounts } from "../flows/pump.js";
+import type { PeerStat } from "./peers.js";
 
 export interface MetricsSource {
   flows(): FlowCounters[];
@@ -15,6 +17,12 @@ export interface MetricsSource {
   peers(): number;
   natsConnected(): boolean;
   policyEntries(): number;
+  /** Each WireGuard peer now (read at scrape time). */
+  peerStats?(): Promise<PeerStat[]>;
+  /** The flow exporter's sinks: records exported, dropped, failed, queued. */
+  flowExport?(): PumpCounts[];
+  /** Flow reports sent to the controller, and not sent (not connected). */
+  flowReports?(): { sent: number; unsent: number };
 }
 
 export function agentRegistry(source: MetricsSource): client.Registry {
@@ -47,6 +55,8 @@ export function agentRegistry(source: MetricsSource): client.Registry {
       this.set(source.policyEntries());
     },
   });
+  peerMetrics(registry, source);
+  flowExportMetrics(registry, source);
   // The counters map is the source of truth: rebuild the three families from it on each scrape.
   const refresh = () => {
     packets.reset();
@@ -66,6 +76,72 @@ export function agentRegistry(source: MetricsSource): client.Registry {
     return metrics();
   };
   return registry;
+}
+
+/** Per-peer handshake age, bytes each way and path, from `wg show` at scrape time. */
+function peerMetrics(registry: client.Registry, source: MetricsSource): void {
+  const labelNames = ["peer", "site", "path"] as const;
+  const age = new client.Gauge({ name: "weft_peer_handshake_age_seconds", help: "Seconds since the last WireGuard handshake with each peer (absent before the first)", labelNames, registers: [registry] });
+  const rx = new client.Counter({ name: "weft_peer_rx_bytes_total", help: "Bytes received from each peer over WireGuard", labelNames, registers: [registry] });
+  const tx = new client.Counter({ name: "weft_peer_tx_bytes_total", help: "Bytes sent to each peer over WireGuard", labelNames, registers: [registry] });
+  // One collect fills the three families from one `wg show`.
+  new client.Gauge({
+    name: "weft_peer_up",
+    help: "1 for each peer with a handshake younger than 180 s (WireGuard's session lifetime), else 0",
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const stats = (await source.peerStats?.()) ?? [];
+      for (const m of [age, rx, tx, this]) m.reset();
+      for (const p of stats) {
+        const labels = { peer: p.peer, site: p.site, path: p.path };
+        if (p.handshakeAgeSeconds !== undefined) age.set(labels, p.handshakeAgeSeconds);
+        rx.inc(labels, p.rxBytes);
+        tx.inc(labels, p.txBytes);
+        this.set(labels, p.handshakeAgeSeconds !== undefined && p.handshakeAgeSeconds < 180 ? 1 : 0);
+      }
+    },
+  });
+}
+
+/** The flow exporter's counts per sink, and the reports sent to the controller. */
+function flowExportMetrics(registry: client.Registry, source: MetricsSource): void {
+  new client.Counter({
+    name: "weft_flow_export_records_total",
+    help: "Flow records per sink (otlp, file) by result: exported, dropped (queue full), failed (the sink refused or was unreachable)",
+    labelNames: ["sink", "result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of source.flowExport?.() ?? []) {
+        this.inc({ sink: c.sink, result: "exported" }, c.exported);
+        this.inc({ sink: c.sink, result: "dropped" }, c.dropped);
+        this.inc({ sink: c.sink, result: "failed" }, c.failed);
+      }
+    },
+  });
+  new client.Gauge({
+    name: "weft_flow_export_queue_records",
+    help: "Flow records waiting in each sink's queue",
+    labelNames: ["sink"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of source.flowExport?.() ?? []) this.set({ sink: c.sink }, c.queued);
+    },
+  });
+  new client.Counter({
+    name: "weft_flow_reports_total",
+    help: "Flow reports to the controller by result: sent, unsent (not connected)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const r = source.flowReports?.() ?? { sent: 0, unsent: 0 };
+      this.inc({ result: "sent" }, r.sent);
+      this.inc({ result: "unsent" }, r.unsent);
+    },
+  });
 }
 
 /** Serves /metrics; a listen failure is logged and the agent keeps running without it. */

@@ -5,7 +5,7 @@
  * is the runner's `CommandError` (agent/src/exec/errors.ts).
  */
 
-/** Base class of every error thrown by `agent/src/wireguard`. */
+/** Base class of every error thrown by `agent/src/wireguard` (but InvalidKeyError, which comes with the keys from @weft/protocol). */
 export class WireGuardError extends Error {
   override readonly name: string = "WireGuardError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -13,10 +13,8 @@ export class WireGuardError extends Error {
   }
 }
 
-/** A string is not a WireGuard key (standard base64 of exactly 32 bytes). */
-export class InvalidKeyError extends WireGuardError {
-  override readonly name = "InvalidKeyError";
-}
+/** A string is not a WireGuard key (standard base64 of exactly 32 bytes): defined with the keys in @weft/protocol. */
+export { InvalidKeyError } from "@weft/protocol";
 
 /** A private key file is readable or writable by group/others; refused until `chmod 600`. */
 export class InsecureKeyFileError extends WireGuardError {

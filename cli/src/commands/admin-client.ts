@@ -4,30 +4,19 @@
  * controller's admin-token file in `--controller-state-dir`. An https `--api`
  * is trusted through `--ca-hash` (or $WEFT_CA_HASH), else the local
  * controller's `tls/ca.crt` when readable, else the system's CAs.
+ * (The options themselves are declared in program.ts.)
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ADMIN_TOKEN_FILE, CA_CERT_FILE, TLS_DIR } from "@weft/controller";
-import { ControllerClient, caHash as caHashSchema } from "@weft/protocol";
-import type { Command } from "commander";
+import { ControllerClient, ControllerFiles, caHash as caHashSchema } from "@weft/protocol";
 import { UsageError } from "../errors.js";
-
-export const DEFAULT_CONTROLLER_STATE_DIR = "/var/lib/weft/controller";
 
 export interface AdminOptions {
   api?: string;
   caHash?: string;
   token?: string;
   controllerStateDir: string;
-}
-
-export function addAdminOptions(cmd: Command): Command {
-  return cmd
-    .option("--api <url>", "controller API URL (default: the local controller's unix socket)")
-    .option("--ca-hash <sha256:hex>", "pin of the controller's CA for an https --api (default: $WEFT_CA_HASH, then <controller-state-dir>/tls/ca.crt)")
-    .option("--token <token>", "admin token (default: $WEFT_ADMIN_TOKEN, then <controller-state-dir>/admin-token)")
-    .option("--controller-state-dir <dir>", "state directory of a local controller", DEFAULT_CONTROLLER_STATE_DIR);
 }
 
 export async function adminClient(opts: AdminOptions): Promise<ControllerClient> {
@@ -37,10 +26,10 @@ export async function adminClient(opts: AdminOptions): Promise<ControllerClient>
     if (caHash !== undefined && !caHashSchema.safeParse(caHash).success) throw new UsageError(`--ca-hash ${caHash}: want sha256: followed by 64 hex digits`);
     const https = /^https:/i.test(opts.api);
     if (!https && caHash !== undefined) throw new UsageError(`--ca-hash needs an https:// --api URL, not ${opts.api}`);
-    const caPem = https && caHash === undefined ? await readOptional(join(opts.controllerStateDir, TLS_DIR, CA_CERT_FILE)) : undefined;
+    const caPem = https && caHash === undefined ? await readOptional(join(opts.controllerStateDir, ControllerFiles.tlsDir, ControllerFiles.caCert)) : undefined;
     return new ControllerClient({ url: opts.api, adminToken: token, ...(caHash === undefined ? {} : { caHash }), ...(caPem === undefined ? {} : { caPem }) });
   }
-  const socketPath = join(opts.controllerStateDir, "api.sock");
+  const socketPath = join(opts.controllerStateDir, ControllerFiles.apiSocket);
   if (!existsSync(socketPath)) {
     throw new UsageError(`no controller socket at ${socketPath}: pass --api <url> or --controller-state-dir <dir> of a running controller`);
   }
@@ -48,7 +37,7 @@ export async function adminClient(opts: AdminOptions): Promise<ControllerClient>
 }
 
 async function readToken(stateDir: string): Promise<string> {
-  const path = join(stateDir, ADMIN_TOKEN_FILE);
+  const path = join(stateDir, ControllerFiles.adminToken);
   try {
     return (await readFile(path, "utf8")).trim();
   } catch {

@@ -6,11 +6,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { EnrollmentPolicy, type EnrollmentPolicyInput } from "@weft/protocol";
-import type { Command } from "commander";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 import { formatSelector, keyValues } from "./keys.js";
 
 function fieldPath(path: readonly PropertyKey[]): string {
@@ -69,59 +68,40 @@ export function enrollmentPolicyFromFlags(f: EnrollmentPolicyFlags): EnrollmentP
   return checked({ name: f.name, ...(f.description === undefined ? {} : { description: f.description }), selector, labels: keyValues("--label", f.label) }, `enrollment policy ${f.name}`);
 }
 
-export function registerEnrollmentPolicy(program: Command): void {
-  const cmd = program.command("enrollment-policy").description("manage enrollment policies: which inventory instances may join without a join key, with which labels");
+export async function applyEnrollmentPolicies(o: AdminOptions & EnrollmentPolicyFlags & { file?: string; json?: boolean }): Promise<void> {
+  let policies: EnrollmentPolicyInput[];
+  if (o.file !== undefined) {
+    if (o.name !== undefined || o.provider !== undefined) throw new UsageError("-f and --name/--provider exclude each other");
+    let text: string;
+    try {
+      text = await readFile(o.file, "utf8");
+    } catch (err) {
+      throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
+    }
+    policies = parseEnrollmentPolicyFile(text, o.file);
+  } else {
+    policies = [enrollmentPolicyFromFlags(o)];
+  }
+  const client = await adminClient(o);
+  const applied = [];
+  for (const p of policies) applied.push(await client.applyEnrollmentPolicy(p));
+  if (o.json) return printJson(applied);
+  for (const p of applied) process.stdout.write(`enrollment policy ${p.name} applied: ${formatSelector(p.selector)}\n`);
+}
 
-  addAdminOptions(cmd.command("apply").description("create or replace enrollment policies from a YAML or JSON file, or one from flags"))
-    .option("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
-    .option("--name <name>", "policy name (without -f)")
-    .option("--description <text>", "what the policy is for")
-    .option("--provider <provider>", "aws | azure | gcp | onprem (required without -f)")
-    .option("--account <id>", "only instances in this AWS account, Azure subscription or GCP project")
-    .option("--region <region>", "only instances in this region")
-    .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
-    .option("--tag <key=value...>", "only instances with this tag (repeatable; all must match)")
-    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy")
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & EnrollmentPolicyFlags & { file?: string; json?: boolean }) => {
-      let policies: EnrollmentPolicyInput[];
-      if (o.file !== undefined) {
-        if (o.name !== undefined || o.provider !== undefined) throw new UsageError("-f and --name/--provider exclude each other");
-        let text: string;
-        try {
-          text = await readFile(o.file, "utf8");
-        } catch (err) {
-          throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
-        }
-        policies = parseEnrollmentPolicyFile(text, o.file);
-      } else {
-        policies = [enrollmentPolicyFromFlags(o)];
-      }
-      const client = await adminClient(o);
-      const applied = [];
-      for (const p of policies) applied.push(await client.applyEnrollmentPolicy(p));
-      if (o.json) return printJson(applied);
-      for (const p of applied) process.stdout.write(`enrollment policy ${p.name} applied: ${formatSelector(p.selector)}\n`);
-    });
+export async function getEnrollmentPolicies(name: string | undefined, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const client = await adminClient(o);
+  if (name !== undefined) return printJson(await client.getEnrollmentPolicy(name));
+  const list = await client.listEnrollmentPolicies();
+  if (o.json) return printJson(list);
+  printTable(
+    ["NAME", "SELECTOR", "LABELS", "DESCRIPTION"],
+    list.map((p) => [p.name, formatSelector(p.selector), Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
+  );
+}
 
-  addAdminOptions(cmd.command("get").description("list enrollment policies, or show one").argument("[name]", "policy name"))
-    .option("--json", "print JSON")
-    .action(async (name: string | undefined, o: AdminOptions & { json?: boolean }) => {
-      const client = await adminClient(o);
-      if (name !== undefined) return printJson(await client.getEnrollmentPolicy(name));
-      const list = await client.listEnrollmentPolicies();
-      if (o.json) return printJson(list);
-      printTable(
-        ["NAME", "SELECTOR", "LABELS", "DESCRIPTION"],
-        list.map((p) => [p.name, formatSelector(p.selector), Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
-      );
-    });
-
-  addAdminOptions(cmd.command("delete").description("delete an enrollment policy; nodes enrolled through it stay").argument("<name>", "policy name"))
-    .option("--json", "print JSON")
-    .action(async (name: string, o: AdminOptions & { json?: boolean }) => {
-      const deleted = await (await adminClient(o)).deleteEnrollmentPolicy(name);
-      if (o.json) return printJson(deleted);
-      process.stdout.write(`enrollment policy ${deleted.name} deleted\n`);
-    });
+export async function deleteEnrollmentPolicy(name: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const deleted = await (await adminClient(o)).deleteEnrollmentPolicy(name);
+  if (o.json) return printJson(deleted);
+  process.stdout.write(`enrollment policy ${deleted.name} deleted\n`);
 }

@@ -1,31 +1,23 @@
 /** `weft flows`: packets, bytes and drops per identity pair enforced on this host. */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { STATUS_FILE, flowRows, loadState, readPinnedFlows, type AgentStatus } from "@weft/agent";
-import type { Command } from "commander";
+import { flowRows, readPinnedFlows } from "@weft/agent/flows";
+import { STATUS_FILE, loadState, type AgentStatus } from "@weft/agent/local";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
 
-export function registerFlows(program: Command): void {
-  program
-    .command("flows")
-    .description("flow counters per identity pair on this host (packets, bytes, drops by reason); needs root")
-    .option("--state-dir <dir>", "agent state directory", "/var/lib/weft/agent")
-    .option("--pin-dir <dir>", "where the agent pins its eBPF maps (default: from the agent's status)")
-    .option("--json", "print JSON")
-    .action(async (o: { stateDir: string; pinDir?: string; json?: boolean }) => {
-      const state = await loadState(o.stateDir);
-      if (!state) throw new UsageError(`no agent state in ${o.stateDir}: this host is not enrolled (run \`weft agent --controller … --join-key …\`)`);
-      const status = await readFile(join(o.stateDir, STATUS_FILE), "utf8")
-        .then((t) => JSON.parse(t) as AgentStatus)
-        .catch(() => undefined);
-      const pinDir = o.pinDir ?? status?.pinDir;
-      if (!pinDir) throw new UsageError(`the agent in ${o.stateDir} runs without an eBPF datapath (or has not started yet); pass --pin-dir if its maps are pinned elsewhere`);
-      const rows = flowRows(readPinnedFlows(pinDir), state.applied?.peers ?? []);
-      if (o.json) return printJson({ nodeId: state.nodeId, pinDir, flows: rows });
-      printTable(
-        ["SOURCE", "DESTINATION", "PACKETS", "BYTES", "DROPS"],
-        rows.map((r) => [r.source, r.destination, String(r.packets), String(r.bytes), Object.entries(r.drops).map(([k, v]) => `${k}=${v}`).join(" ") || "-"]),
-      );
-    });
+export async function runFlows(o: { stateDir: string; pinDir?: string; json?: boolean }): Promise<void> {
+  const state = await loadState(o.stateDir);
+  if (!state) throw new UsageError(`no agent state in ${o.stateDir}: this host is not enrolled (run \`weft agent --controller … --join-key …\`)`);
+  const status = await readFile(join(o.stateDir, STATUS_FILE), "utf8")
+    .then((t) => JSON.parse(t) as AgentStatus)
+    .catch(() => undefined);
+  const pinDir = o.pinDir ?? status?.pinDir;
+  if (!pinDir) throw new UsageError(`the agent in ${o.stateDir} runs without an eBPF datapath (or has not started yet); pass --pin-dir if its maps are pinned elsewhere`);
+  const rows = flowRows(readPinnedFlows(pinDir), state.applied?.peers ?? []);
+  if (o.json) return printJson({ nodeId: state.nodeId, pinDir, flows: rows });
+  printTable(
+    ["SOURCE", "DESTINATION", "PACKETS", "BYTES", "DROPS"],
+    rows.map((r) => [r.source, r.destination, String(r.packets), String(r.bytes), Object.entries(r.drops).map(([k, v]) => `${k}=${v}`).join(" ") || "-"]),
+  );
 }

@@ -4,13 +4,10 @@
  * removed and held back, issues); `list` prints instances (state, bound node, tags), networks,
  * site routes (with the remapped prefix of a network that overlaps another site's) and overlapping CIDRs.
  */
-import type { InventoryAccountStatus, InventorySyncResult, InventoryView } from "@weft/protocol";
-import type { Command } from "commander";
+import { CloudProvider, type InventoryAccountStatus, type InventorySyncResult, type InventoryView } from "@weft/protocol";
 import { UsageError } from "../errors.js";
 import { formatTable, printJson } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
-
-const PROVIDERS = ["aws", "azure", "gcp", "onprem"];
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
 /** One block per account: a summary line, then removals, held-back removals, stopped nodes and issues. */
 export function formatSync(result: InventorySyncResult): string {
@@ -89,25 +86,16 @@ export function formatView(view: InventoryView): string {
   return out.join("\n");
 }
 
-export function registerInventory(program: Command): void {
-  const inventory = program.command("inventory").description("the controller's cloud inventory: sync it, list it");
+export async function syncInventory(o: AdminOptions & { json?: boolean }): Promise<void> {
+  const result = await (await adminClient(o)).syncInventory();
+  if (o.json) return printJson(result);
+  process.stdout.write(`${formatSync(result)}\n`);
+  if (result.accounts.some((a) => a.result === "failed")) process.exitCode = 1;
+}
 
-  addAdminOptions(inventory.command("sync").description("sync every configured cloud account now and print what each did"))
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { json?: boolean }) => {
-      const result = await (await adminClient(o)).syncInventory();
-      if (o.json) return printJson(result);
-      process.stdout.write(`${formatSync(result)}\n`);
-      if (result.accounts.some((a) => a.result === "failed")) process.exitCode = 1;
-    });
-
-  addAdminOptions(inventory.command("list").description("list instances (state, bound node, tags), networks, site routes and overlapping CIDRs"))
-    .option("--json", "print JSON")
-    .option("--provider <provider>", `only this provider (${PROVIDERS.join(", ")})`)
-    .action(async (o: AdminOptions & { json?: boolean; provider?: string }) => {
-      if (o.provider !== undefined && !PROVIDERS.includes(o.provider)) throw new UsageError(`--provider ${o.provider}: want one of ${PROVIDERS.join(", ")}`);
-      const view = filterView(await (await adminClient(o)).inventory(), o.provider);
-      if (o.json) return printJson(view);
-      process.stdout.write(`${formatView(view)}\n`);
-    });
+export async function listInventory(o: AdminOptions & { json?: boolean; provider?: string }): Promise<void> {
+  if (o.provider !== undefined && !CloudProvider.safeParse(o.provider).success) throw new UsageError(`--provider ${o.provider}: want one of ${CloudProvider.options.join(", ")}`);
+  const view = filterView(await (await adminClient(o)).inventory(), o.provider);
+  if (o.json) return printJson(view);
+  process.stdout.write(`${formatView(view)}\n`);
 }

@@ -1,70 +1,57 @@
 /** `weft keys create | list | revoke`: join keys through the controller's API. */
 import { InstanceSelector, type JoinKeyCreated } from "@weft/protocol";
-import type { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { parseDuration, printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
-export function registerKeys(program: Command): void {
-  const keys = program.command("keys").description("manage join keys");
+export interface CreateKeyFlags extends AdminOptions, InstanceSelectorFlags {
+  reusable: boolean;
+  ttl: string;
+  label?: string[];
+  description?: string;
+  json?: boolean;
+}
 
-  addAdminOptions(keys.command("create").description("create a join key; its secret is printed once"))
-    .option("--reusable", "allow many nodes to enroll with this key", false)
-    .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
-    .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
-    .option("--description <text>", "what the key is for")
-    .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
-    .option("--instance-provider <provider>", "only instances of this cloud: aws | azure | gcp | onprem")
-    .option("--instance-account <id>", "only instances in this AWS account, Azure subscription or GCP project")
-    .option("--instance-region <region>", "only instances in this region (Azure: location)")
-    .option("--instance-network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
-    .option("--instance-tag <key=value...>", "only instances with this tag (repeatable; all must match)")
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & InstanceSelectorFlags & { reusable: boolean; ttl: string; label?: string[]; description?: string; json?: boolean }) => {
-      const ttlSeconds = parseDuration(o.ttl);
-      if (ttlSeconds === undefined) throw new UsageError(`--ttl ${o.ttl}: use a number with s, m, h or d, e.g. 24h`);
-      const labels = keyValues("--label", o.label);
-      const instanceSelector = instanceSelectorFlags(o);
-      const created = await (await adminClient(o)).createJoinKey({
-        reusable: o.reusable,
-        ttlSeconds,
-        labels,
-        ...(o.description ? { description: o.description } : {}),
-        ...(instanceSelector === undefined ? {} : { instanceSelector }),
-      });
-      if (o.json) return printJson(created);
-      process.stdout.write(`${created.key}\n`);
-      process.stderr.write(`join key ${created.id}: ${created.reusable ? "reusable" : "one-time"}, expires ${created.expiresAt}. The key is shown only once.\n`);
-      process.stderr.write(agentCommandHint(created, o.api));
-    });
+export async function createKey(o: CreateKeyFlags): Promise<void> {
+  const ttlSeconds = parseDuration(o.ttl);
+  if (ttlSeconds === undefined) throw new UsageError(`--ttl ${o.ttl}: use a number with s, m, h or d, e.g. 24h`);
+  const labels = keyValues("--label", o.label);
+  const instanceSelector = instanceSelectorFlags(o);
+  const created = await (await adminClient(o)).createJoinKey({
+    reusable: o.reusable,
+    ttlSeconds,
+    labels,
+    ...(o.description ? { description: o.description } : {}),
+    ...(instanceSelector === undefined ? {} : { instanceSelector }),
+  });
+  if (o.json) return printJson(created);
+  process.stdout.write(`${created.key}\n`);
+  process.stderr.write(`join key ${created.id}: ${created.reusable ? "reusable" : "one-time"}, expires ${created.expiresAt}. The key is shown only once.\n`);
+  process.stderr.write(agentCommandHint(created, o.api));
+}
 
-  addAdminOptions(keys.command("list").description("list join keys (never their secrets)"))
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { json?: boolean }) => {
-      const list = await (await adminClient(o)).listJoinKeys();
-      if (o.json) return printJson(list);
-      printTable(
-        ["ID", "STATE", "KIND", "USES", "EXPIRES", "LABELS", "INSTANCES", "DESCRIPTION"],
-        list.map((k) => [
-          k.id,
-          k.state,
-          k.reusable ? "reusable" : "one-time",
-          String(k.uses),
-          k.expiresAt,
-          Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(","),
-          k.instanceSelector ? formatSelector(k.instanceSelector) : "",
-          k.description ?? "",
-        ]),
-      );
-    });
+export async function listKeys(o: AdminOptions & { json?: boolean }): Promise<void> {
+  const list = await (await adminClient(o)).listJoinKeys();
+  if (o.json) return printJson(list);
+  printTable(
+    ["ID", "STATE", "KIND", "USES", "EXPIRES", "LABELS", "INSTANCES", "DESCRIPTION"],
+    list.map((k) => [
+      k.id,
+      k.state,
+      k.reusable ? "reusable" : "one-time",
+      String(k.uses),
+      k.expiresAt,
+      Object.entries(k.labels).map(([a, b]) => `${a}=${b}`).join(","),
+      k.instanceSelector ? formatSelector(k.instanceSelector) : "",
+      k.description ?? "",
+    ]),
+  );
+}
 
-  addAdminOptions(keys.command("revoke").description("revoke a join key").argument("<id>", "join key id"))
-    .option("--json", "print JSON")
-    .action(async (id: string, o: AdminOptions & { json?: boolean }) => {
-      const info = await (await adminClient(o)).revokeJoinKey(id);
-      if (o.json) return printJson(info);
-      process.stdout.write(`join key ${info.id} revoked\n`);
-    });
+export async function revokeKey(id: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const info = await (await adminClient(o)).revokeJoinKey(id);
+  if (o.json) return printJson(info);
+  process.stdout.write(`join key ${info.id} revoked\n`);
 }
 
 export interface InstanceSelectorFlags {

@@ -2,19 +2,24 @@
  * `weft lab up | down | status | exec | demo`: the multi-cloud lab on this machine.
  * `demo` brings up the lab, the controller and an agent on every host, and
  * prints the mesh until interrupted (or once, with --once, then tears down).
+ *
+ * The lab (@weft/lab, in the repository's test/ folder) is an optional dependency of the CLI:
+ * program.ts imports this module only when a lab command runs, and says so when a build of weft
+ * was installed without it.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { flowRows, loadState, readPinnedFlows } from "@weft/agent";
-import type { ControllerClient } from "@weft/protocol";
+import { flowRows, readPinnedFlows } from "@weft/agent/flows";
+import { loadState } from "@weft/agent/local";
+import { MetadataProvider, type ControllerClient } from "@weft/protocol";
 import { LAB_ONPREM_KEY_LABELS, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
-import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
 import { untilSignal } from "./signals.js";
 
-interface LabFlags {
+/** The options of `weft lab` itself, given to every subcommand. */
+export interface LabFlags {
   prefix?: string;
   natSites?: boolean;
 }
@@ -25,60 +30,32 @@ const labOptions = (f: LabFlags): LabOptions => ({
   logger: createLogger(process.env.WEFT_LOG_LEVEL ?? "warn").child({ component: "lab" }),
 });
 
-export function registerLab(program: Command): void {
-  const lab = program
-    .command("lab")
-    .description("the multi-cloud lab: network namespaces modelling AWS, Azure, GCP and on-prem")
-    .option("--prefix <name>", "namespace prefix of the lab", "weft")
-    .option("--nat-sites", "the enlarged lab: also branch (masquerade) and cgnat (a random port per destination), aws-2 a relay; give it to every lab command");
+export async function labUpCommand(f: LabFlags): Promise<void> {
+  const r = await labUp(labOptions(f));
+  process.stdout.write(`lab up: ${r.changes.length} changes in ${r.durationMs} ms\n`);
+}
 
-  lab
-    .command("up")
-    .description("build the lab (safe to run twice)")
-    .action(async (_o: unknown, cmd: Command) => {
-      const r = await labUp(labOptions(cmd.optsWithGlobals<LabFlags>()));
-      process.stdout.write(`lab up: ${r.changes.length} changes in ${r.durationMs} ms\n`);
-    });
+export async function labDownCommand(f: LabFlags): Promise<void> {
+  const r = await labDown(labOptions(f));
+  process.stdout.write(`lab down: removed ${r.removed.length} namespaces in ${r.durationMs} ms\n`);
+}
 
-  lab
-    .command("down")
-    .description("remove everything the lab made, and nothing else")
-    .action(async (_o: unknown, cmd: Command) => {
-      const r = await labDown(labOptions(cmd.optsWithGlobals<LabFlags>()));
-      process.stdout.write(`lab down: removed ${r.removed.length} namespaces in ${r.durationMs} ms\n`);
-    });
+export async function labStatusCommand(o: { json?: boolean }, f: LabFlags): Promise<void> {
+  const hosts = await labStatus(labOptions(f));
+  if (o.json) return printJson(hosts);
+  printTable(
+    ["HOST", "SITE", "NETNS", "PRIVATE", "PUBLIC", "OVERLAY", "UP"],
+    hosts.map((h) => [h.name, h.site, h.netns, h.underlay.private, h.underlay.public ?? "-", h.overlay ?? "-", h.up ? "yes" : "no"]),
+  );
+}
 
-  lab
-    .command("status")
-    .description("hosts with their underlay and overlay addresses")
-    .option("--json", "print JSON")
-    .action(async (o: { json?: boolean }, cmd: Command) => {
-      const hosts = await labStatus(labOptions(cmd.optsWithGlobals<LabFlags>()));
-      if (o.json) return printJson(hosts);
-      printTable(
-        ["HOST", "SITE", "NETNS", "PRIVATE", "PUBLIC", "OVERLAY", "UP"],
-        hosts.map((h) => [h.name, h.site, h.netns, h.underlay.private, h.underlay.public ?? "-", h.overlay ?? "-", h.up ? "yes" : "no"]),
-      );
-    });
+export async function labExecCommand(host: string, argv: string[], f: LabFlags): Promise<void> {
+  const r = await labExec(labOptions(f), host, argv, { stdio: "inherit", timeoutMs: 24 * 3600_000 });
+  process.exitCode = r.exitCode ?? 1;
+}
 
-  lab
-    .command("exec")
-    .description("run a command inside a lab host: weft lab exec aws-1 -- wg show")
-    .argument("<host>", "aws-1, azure-2, onprem-1, ctl, …")
-    .argument("<command...>", "the command and its arguments")
-    .action(async (host: string, argv: string[], _o: unknown, cmd: Command) => {
-      const r = await labExec(labOptions(cmd.optsWithGlobals<LabFlags>()), host, argv, { stdio: "inherit", timeoutMs: 24 * 3600_000 });
-      process.exitCode = r.exitCode ?? 1;
-    });
-
-  lab
-    .command("demo")
-    .description("lab + controller + an agent on every host; prints the mesh until Ctrl-C")
-    .option("--once", "print the table once the mesh is up, then tear everything down")
-    .option("--timeout <seconds>", "how long to wait for the full mesh", "120")
-    .action(async (o: { once?: boolean; timeout: string }, cmd: Command) => {
-      await runDemo(labOptions(cmd.optsWithGlobals<LabFlags>()), { once: Boolean(o.once), timeoutMs: Number(o.timeout) * 1000 });
-    });
+export async function labDemoCommand(o: { once?: boolean; timeout: string }, f: LabFlags): Promise<void> {
+  await runDemo(labOptions(f), { once: Boolean(o.once), timeoutMs: Number(o.timeout) * 1000 });
 }
 
 async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }): Promise<void> {
@@ -102,7 +79,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     process.stdout.write(`${await inventoryTable(client)}\n`);
     // Cloud hosts join with no shared secret: their instance identity (from the metadata service)
     // must be in the inventory and match a policy. Identity labels come from the instances' tags.
-    for (const provider of ["aws", "azure", "gcp"] as const) {
+    for (const provider of MetadataProvider.options) {
       await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } }, labels: { "weft:workload-namespaces": "shop" } });
     }
     const key = await client.createJoinKey({

@@ -4,9 +4,8 @@
  * `--paths` (and `get`) print one line per node and peer with the path and the RTT the node measured.
  */
 import type { NodeView } from "@weft/protocol";
-import type { Command } from "commander";
 import { age, printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
 export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
   return nodes.map((n) => {
@@ -44,40 +43,29 @@ export function pathRows(nodes: readonly NodeView[]): string[][] {
 
 export const PATH_HEADERS = ["NODE", "PEER", "PATH", "ENDPOINT", "RTT"];
 
-export function registerNodes(program: Command): void {
-  const nodes = program.command("nodes").description("list and delete enrolled nodes");
+export async function listNodes(o: AdminOptions & { json?: boolean; paths?: boolean }): Promise<void> {
+  const list = await (await adminClient(o)).listNodes();
+  if (o.json) return printJson(list);
+  if (o.paths) return printTable(PATH_HEADERS, pathRows(list));
+  printTable(NODE_HEADERS, nodeRows(list));
+}
 
-  addAdminOptions(nodes.command("list").description("list nodes with liveness, handshakes and paths"))
-    .option("--json", "print JSON")
-    .option("--paths", "one line per node and peer: path (direct, relay via …) and RTT")
-    .action(async (o: AdminOptions & { json?: boolean; paths?: boolean }) => {
-      const list = await (await adminClient(o)).listNodes();
-      if (o.json) return printJson(list);
-      if (o.paths) return printTable(PATH_HEADERS, pathRows(list));
-      printTable(NODE_HEADERS, nodeRows(list));
-    });
+export async function getNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const client = await adminClient(o);
+  const view = await client.getNode(node);
+  if (o.json) return printJson(view);
+  printTable(NODE_HEADERS, nodeRows([view]));
+  // Peer names come from the other nodes' records.
+  const all = await client.listNodes().catch(() => [view]);
+  const rows = pathRows([view, ...all.filter((n) => n.nodeId !== view.nodeId)]).filter((r) => r[0] === view.name);
+  if (rows.length > 0) {
+    process.stdout.write("\n");
+    printTable(PATH_HEADERS, rows);
+  }
+}
 
-  addAdminOptions(nodes.command("get").description("show one node").argument("<node>", "node id or name"))
-    .option("--json", "print JSON")
-    .action(async (node: string, o: AdminOptions & { json?: boolean }) => {
-      const client = await adminClient(o);
-      const view = await client.getNode(node);
-      if (o.json) return printJson(view);
-      printTable(NODE_HEADERS, nodeRows([view]));
-      // Peer names come from the other nodes' records.
-      const all = await client.listNodes().catch(() => [view]);
-      const rows = pathRows([view, ...all.filter((n) => n.nodeId !== view.nodeId)]).filter((r) => r[0] === view.name);
-      if (rows.length > 0) {
-        process.stdout.write("\n");
-        printTable(PATH_HEADERS, rows);
-      }
-    });
-
-  addAdminOptions(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name"))
-    .option("--json", "print JSON")
-    .action(async (node: string, o: AdminOptions & { json?: boolean }) => {
-      const view = await (await adminClient(o)).deleteNode(node);
-      if (o.json) return printJson(view);
-      process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
-    });
+export async function deleteNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const view = await (await adminClient(o)).deleteNode(node);
+  if (o.json) return printJson(view);
+  process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
 }

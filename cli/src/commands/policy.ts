@@ -6,11 +6,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { Policy, type PolicyInput } from "@weft/protocol";
-import type { Command } from "commander";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
-import { addAdminOptions, adminClient, type AdminOptions } from "./admin-client.js";
+import { adminClient, type AdminOptions } from "./admin-client.js";
 
 /** `rules.1.ports.0.port` as a user reads the document: `rules[1].ports[0].port`. */
 function fieldPath(path: readonly PropertyKey[]): string {
@@ -48,48 +47,34 @@ export function parsePolicyFile(text: string, source = "policy file"): PolicyInp
   });
 }
 
-export function registerPolicy(program: Command): void {
-  const policy = program.command("policy").description("manage policies: which identities may reach which, on which ports");
+export async function applyPolicies(o: AdminOptions & { file: string; json?: boolean }): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(o.file, "utf8");
+  } catch (err) {
+    throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
+  }
+  const policies = parsePolicyFile(text, o.file);
+  const client = await adminClient(o);
+  const applied = [];
+  for (const p of policies) applied.push(await client.applyPolicy(p));
+  if (o.json) return printJson(applied);
+  for (const p of applied) process.stdout.write(`policy ${p.name} applied (${p.rules.length} rule${p.rules.length === 1 ? "" : "s"})\n`);
+}
 
-  addAdminOptions(policy.command("apply").description("create or replace the policies in a YAML or JSON file"))
-    .requiredOption("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
-    .option("--json", "print JSON")
-    .action(async (o: AdminOptions & { file: string; json?: boolean }) => {
-      let text: string;
-      try {
-        text = await readFile(o.file, "utf8");
-      } catch (err) {
-        throw new UsageError(`-f ${o.file}: cannot read it: ${(err as Error).message}`);
-      }
-      const policies = parsePolicyFile(text, o.file);
-      const client = await adminClient(o);
-      const applied = [];
-      for (const p of policies) applied.push(await client.applyPolicy(p));
-      if (o.json) return printJson(applied);
-      for (const p of applied) process.stdout.write(`policy ${p.name} applied (${p.rules.length} rule${p.rules.length === 1 ? "" : "s"})\n`);
-    });
+export async function getPolicies(name: string | undefined, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const client = await adminClient(o);
+  if (name !== undefined) return printJson(await client.getPolicy(name));
+  const list = await client.listPolicies();
+  if (o.json) return printJson(list);
+  printTable(
+    ["NAME", "RULES", "DESCRIPTION"],
+    list.map((p) => [p.name, `${p.rules.filter((r) => r.action === "allow").length} allow, ${p.rules.filter((r) => r.action === "deny").length} deny`, p.description ?? ""]),
+  );
+}
 
-  addAdminOptions(policy.command("get").description("list policies, or show one").argument("[name]", "policy name"))
-    .option("--json", "print JSON")
-    .action(async (name: string | undefined, o: AdminOptions & { json?: boolean }) => {
-      const client = await adminClient(o);
-      if (name !== undefined) {
-        const one = await client.getPolicy(name);
-        return printJson(one);
-      }
-      const list = await client.listPolicies();
-      if (o.json) return printJson(list);
-      printTable(
-        ["NAME", "RULES", "DESCRIPTION"],
-        list.map((p) => [p.name, `${p.rules.filter((r) => r.action === "allow").length} allow, ${p.rules.filter((r) => r.action === "deny").length} deny`, p.description ?? ""]),
-      );
-    });
-
-  addAdminOptions(policy.command("delete").description("delete a policy").argument("<name>", "policy name"))
-    .option("--json", "print JSON")
-    .action(async (name: string, o: AdminOptions & { json?: boolean }) => {
-      const deleted = await (await adminClient(o)).deletePolicy(name);
-      if (o.json) return printJson(deleted);
-      process.stdout.write(`policy ${deleted.name} deleted\n`);
-    });
+export async function deletePolicy(name: string, o: AdminOptions & { json?: boolean }): Promise<void> {
+  const deleted = await (await adminClient(o)).deletePolicy(name);
+  if (o.json) return printJson(deleted);
+  process.stdout.write(`policy ${deleted.name} deleted\n`);
 }

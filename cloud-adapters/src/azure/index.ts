@@ -5,5 +5,5 @@
  * @weft/cloud-sim's ARM simulator and trust its CA with `caPem`.
  */
 export { AzureInventory, type AzureInventoryOptions } from "./inventory.js";
-export { classifyAzureError } from "./errors.js";
-export { azureState, joinInstances, toNetworks, vnetIdOfSubnet, type ArmLists } from "./join.js";
+export { classifyAzureError } from "./classify.js";
+export { azureState, joinInstances, toNetworks, vnetIdOfSubnet, type ArmLists } from "./normalise.js";

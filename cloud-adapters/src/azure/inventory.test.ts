@@ -9,7 +9,7 @@ import { startAzureSim, type AzureSim } from "@weft/cloud-sim";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InventoryAuthError, InventoryTransientError } from "../errors.js";
 import type { Instance } from "../model.js";
-import { classifyAzureError } from "./errors.js";
+import { classifyAzureError } from "./classify.js";
 import { AzureInventory, type AzureInventoryOptions } from "./inventory.js";
 
 const SUB = "6f1c1e3a-0000-4000-8000-00000000a2e0";

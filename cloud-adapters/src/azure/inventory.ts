@@ -15,8 +15,8 @@ import { silentLogger, type Logger } from "@weft/protocol";
 import { InventoryAuthError, InventoryError } from "../errors.js";
 import type { InventoryAdapter, InventoryIssue, InventorySnapshot } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
-import { classifyAzureError } from "./errors.js";
-import { joinInstances, toNetworks } from "./join.js";
+import { classifyAzureError } from "./classify.js";
+import { joinInstances, toNetworks } from "./normalise.js";
 
 export interface AzureInventoryOptions {
   subscriptionId: string;

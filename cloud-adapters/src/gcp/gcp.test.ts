@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InventoryAuthError, InventoryTransientError } from "../errors.js";
 import { InventorySnapshot } from "../model.js";
 import { classifyGcpError } from "./classify.js";
-import { endpointOptions, GcpInventory, type GcpInventoryOptions } from "./index.js";
+import { endpointOptions, GcpInventory, type GcpInventoryOptions } from "./inventory.js";
 import { gceState } from "./normalise.js";
 
 const PROJECT = "weft-gcp";

@@ -6,6 +6,7 @@
  * (SimStore.byAddress); an unknown or terminated caller gets 404.
  *
  *   GET /latest/dynamic/instance-identity/document   the identity document (JSON)
+ *   GET /latest/dynamic/instance-identity/rsa2048    its PKCS#7 signature, base64 (aws/identity.ts)
  *   GET /latest/meta-data/instance-id | local-ipv4 | public-ipv4 | instance-type | ami-id
  *       /latest/meta-data/placement/availability-zone | placement/region
  */
@@ -13,10 +14,13 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { SimInstance, SimStore } from "../store.js";
 import { imageId } from "./ec2.js";
+import type { AwsIdentitySigner } from "./identity.js";
 
 export interface ImdsOptions {
   store: SimStore;
   account: string;
+  /** Signs the identity document (`rsa2048`). */
+  identity: AwsIdentitySigner;
   /** Test seam for token expiry. */
   now?: () => number;
 }
@@ -79,8 +83,14 @@ export function createImdsHandler(o: ImdsOptions): (req: IncomingMessage, res: S
     if (!session || session.expiresAt <= now() || session.address !== address) return text(res, 401, "Unauthorized");
     const i = o.store.byAddress(address);
     if (!i || i.state === "terminated") return text(res, 404, "Not Found");
-    if (url.pathname === "/latest/dynamic/instance-identity/document") {
-      return text(res, 200, JSON.stringify(awsIdentityDocument(i, o.account), null, 2), { "content-type": "text/plain" });
+    const document = JSON.stringify(awsIdentityDocument(i, o.account), null, 2);
+    if (url.pathname === "/latest/dynamic/instance-identity/document") return text(res, 200, document);
+    if (url.pathname === "/latest/dynamic/instance-identity/rsa2048") {
+      o.identity.rsa2048(document, new Date(now())).then(
+        (signature) => text(res, 200, signature),
+        (err: unknown) => text(res, 500, `signing failed: ${(err as Error).message}`),
+      );
+      return;
     }
     const metaData: Record<string, string | undefined> = {
       "instance-id": i.id,

@@ -6,3 +6,4 @@
 export { startAwsSim, type AwsSim, type AwsSimOptions } from "./server.js";
 export { handleEc2, parseCredentialScope, renderInstance, Ec2ApiError, EC2_NAMESPACE, EC2_STATE_CODES, type Ec2ApiOptions } from "./ec2.js";
 export { createImdsHandler, awsIdentityDocument, type ImdsOptions } from "./imds.js";
+export { createAwsIdentitySigner, type AwsIdentitySigner } from "./identity.js";

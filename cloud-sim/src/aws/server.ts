@@ -8,6 +8,7 @@ import { handleAdmin, readBody, SimAdmin } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { handleEc2 } from "./ec2.js";
+import { createAwsIdentitySigner } from "./identity.js";
 import { createImdsHandler } from "./imds.js";
 import { baseUrl, closeServer as close, listen as listenAt } from "../listen.js";
 
@@ -35,6 +36,8 @@ export interface AwsSim {
   store: SimStore;
   faults: Faults;
   admin: SimAdmin;
+  /** The certificate the identity documents are signed with: trust it in place of AWS's. */
+  identity: { certificatePem: string };
   close(): Promise<void>;
 }
 
@@ -52,7 +55,8 @@ export async function startAwsSim(o: AwsSimOptions): Promise<AwsSim> {
       res.end(String(err));
     });
   });
-  const imds = createServer(createImdsHandler({ store, account: o.account }));
+  const identity = await createAwsIdentitySigner();
+  const imds = createServer(createImdsHandler({ store, account: o.account, identity }));
 
   const host = o.host ?? "127.0.0.1";
   const url = baseUrl("http", await listenAt(api, host, o.port ?? 0));
@@ -69,6 +73,7 @@ export async function startAwsSim(o: AwsSimOptions): Promise<AwsSim> {
     store,
     faults,
     admin: new SimAdmin(url),
+    identity: { certificatePem: identity.certificatePem },
     close: async () => {
       await Promise.all([close(api), close(imds)]);
     },

@@ -7,14 +7,20 @@
  *   GET /metadata/instance            {compute, network}
  *   GET /metadata/instance/compute    compute only
  *   GET /metadata/instance/network    network only
+ *   GET /metadata/attested/document   {"encoding": "pkcs7", "signature"}: the signed vmId,
+ *       subscriptionId, nonce (query `nonce`, up to 32 letters and digits; the time when absent),
+ *       timeStamp {createdOn, expiresOn} (6 h), plan, sku, licenseType (azure/attested.ts)
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendJson } from "../admin.js";
 import type { SimInstance, SimStore } from "../store.js";
+import { ATTESTED_LIFETIME_MS, azureTimestamp, type AzureAttestedSigner } from "./attested.js";
 import { type ArmScope, macOf, resourceGroupOf, subnetCidrOf, vmResourceId } from "./resources.js";
 
 export interface ImdsOptions extends ArmScope {
   store: SimStore;
+  /** Signs attested documents. */
+  attested: AzureAttestedSigner;
 }
 
 /** The address a request came from, without the IPv4-mapped prefix. */
@@ -22,7 +28,7 @@ export function callerAddress(req: IncomingMessage): string {
   return (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
 }
 
-export function handleImds(req: IncomingMessage, res: ServerResponse, o: ImdsOptions): void {
+export async function handleImds(req: IncomingMessage, res: ServerResponse, o: ImdsOptions): Promise<void> {
   const url = new URL(req.url ?? "/", "http://169.254.169.254");
   if (req.headers["x-forwarded-for"] !== undefined) return sendJson(res, 400, { error: "Bad request. Request must not contain X-Forwarded-For header." });
   if ((req.headers.metadata ?? "").toString().toLowerCase() !== "true") {
@@ -32,12 +38,17 @@ export function handleImds(req: IncomingMessage, res: ServerResponse, o: ImdsOpt
     return sendJson(res, 400, { error: "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds", "newest-versions": ["2021-02-01"] });
   }
   const path = url.pathname.replace(/\/+$/, "");
-  if (req.method !== "GET" || !["/metadata/instance", "/metadata/instance/compute", "/metadata/instance/network"].includes(path)) {
+  if (req.method !== "GET" || !["/metadata/instance", "/metadata/instance/compute", "/metadata/instance/network", "/metadata/attested/document"].includes(path)) {
     return sendJson(res, 404, { error: "Not found" });
   }
   const address = callerAddress(req);
   const i = o.store.byAddress(address);
   if (!i || i.state === "terminated") return sendJson(res, 404, { error: `Not found. The simulator has no running instance at ${address}` });
+  if (path === "/metadata/attested/document") {
+    const nonce = url.searchParams.get("nonce");
+    if (nonce !== null && !/^[A-Za-z0-9]{1,32}$/.test(nonce)) return sendJson(res, 400, { error: "Bad request. Nonce must be up to 32 alphanumeric characters." });
+    return sendJson(res, 200, { encoding: "pkcs7", signature: await attestedSignature(o, i, nonce) });
+  }
   const doc = instanceDocument(o, i);
   if (path.endsWith("/compute")) return sendJson(res, 200, doc.compute);
   if (path.endsWith("/network")) return sendJson(res, 200, doc.network);
@@ -79,4 +90,20 @@ export function instanceDocument(o: ImdsOptions, i: SimInstance): { compute: Rec
       ],
     },
   };
+}
+
+/** The attested document's content, signed; `createdOn` as many seconds ago as the store's identity age. */
+async function attestedSignature(o: ImdsOptions, i: SimInstance, nonce: string | null): Promise<string> {
+  const created = new Date(Date.now() - o.store.identityAgeSeconds * 1000);
+  const stamp = created.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  const content = {
+    licenseType: "",
+    nonce: nonce ?? stamp,
+    plan: { name: "", product: "", publisher: "" },
+    sku: i.extra?.sku ?? "",
+    subscriptionId: o.subscriptionId,
+    timeStamp: { createdOn: azureTimestamp(created), expiresOn: azureTimestamp(new Date(created.getTime() + ATTESTED_LIFETIME_MS)) },
+    vmId: i.id,
+  };
+  return o.attested.sign(JSON.stringify(content), created);
 }

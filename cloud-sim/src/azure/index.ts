@@ -13,6 +13,7 @@ import { SimAdmin, handleAdmin } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { armError, handleArm } from "./arm.js";
+import { createAzureAttestedSigner } from "./attested.js";
 import { handleImds } from "./imds.js";
 import { createSimTls } from "./tls.js";
 import { baseUrl, closeServer as close, listen } from "../listen.js";
@@ -45,6 +46,8 @@ export interface AzureSim {
   faults: Faults;
   /** Admin client bound to this simulator (trusts caPem). */
   admin: SimAdmin;
+  /** The test PKI attested documents are signed under: trust `rootPem`, chain through `intermediatePem`. */
+  identity: { rootPem: string; intermediatePem: string };
   close(): Promise<void>;
 }
 
@@ -65,8 +68,9 @@ export async function startAzureSim(o: AzureSimOptions): Promise<AzureSim> {
 
   let imds: Server | undefined;
   let metadataUrl: string | undefined;
+  const attested = await createAzureAttestedSigner();
   if (o.metadata) {
-    imds = createHttpServer((req, res) => void serve(res, async () => handleImds(req, res, { ...scope, store })));
+    imds = createHttpServer((req, res) => void serve(res, async () => handleImds(req, res, { ...scope, store, attested })));
     metadataUrl = baseUrl("http", await listen(imds, o.metadata.host, o.metadata.port));
   }
 
@@ -77,6 +81,7 @@ export async function startAzureSim(o: AzureSimOptions): Promise<AzureSim> {
     store,
     faults,
     admin: new SimAdmin(url, caFetch(tls.caPem)),
+    identity: { rootPem: attested.rootPem, intermediatePem: attested.intermediatePem },
     close: async () => {
       await Promise.all([api, imds].filter((s): s is Server => s !== undefined).map(close));
     },
@@ -124,4 +129,5 @@ export function caFetch(caPem: string): typeof fetch {
 export { createSimTls, type SimTls } from "./tls.js";
 export { handleArm, type ArmHandlerOptions } from "./arm.js";
 export { handleImds, instanceDocument, callerAddress } from "./imds.js";
+export { createAzureAttestedSigner, azureTimestamp, ATTESTED_LIFETIME_MS, type AzureAttestedSigner } from "./attested.js";
 export { vmResourceId, nicResourceId, publicIpResourceId, vnetResourceId, powerStateCode } from "./resources.js";

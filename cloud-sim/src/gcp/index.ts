@@ -8,15 +8,18 @@
  *   PUT /_sim/gcp/unreachable   {"scopes": ["zones/asia-east1-a", …]}  scopes answering as unreachable
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { JSONWebKeySet } from "jose";
 import { handleAdmin, readBody, SimAdmin, sendJson } from "../admin.js";
 import { Faults } from "../faults.js";
 import { SimStore } from "../store.js";
 import { gceError, handleComputeApi, type GcpApiContext } from "./api.js";
+import { createGcpIdentitySigner } from "./identity.js";
 import { handleMetadata } from "./metadata.js";
 import { numericId } from "./render.js";
 import { baseUrl as schemeUrl, closeServer as close, listen } from "../listen.js";
 
 export { type GcpFault } from "./api.js";
+export { createGcpIdentitySigner, GOOGLE_ISSUER, type GcpIdentitySigner, type GceTokenClaims } from "./identity.js";
 export { numericId as gceNumericId, regionOf as gceRegionOf, renderInstance as renderGceInstance } from "./render.js";
 
 export interface GcpSimOptions {
@@ -50,6 +53,8 @@ export interface GcpSim {
   admin: SimAdmin;
   /** Scopes ("zones/x", "regions/y") that answer as unreachable; change it while a test runs. */
   unreachable: Set<string>;
+  /** The keys identity tokens are signed with: trust this JWKS in place of Google's. */
+  identity: { jwks: JSONWebKeySet };
   close(): Promise<void>;
 }
 
@@ -92,8 +97,9 @@ export async function startGcpSim(o: GcpSimOptions): Promise<GcpSim> {
   const apiAddr = await listen(api, o.host ?? "127.0.0.1", o.port ?? 0);
   let meta: Server | undefined;
   let metadataUrl: string | undefined;
+  const identity = await createGcpIdentitySigner();
   if (o.metadata) {
-    const server = createServer((req, res) => handleMetadata(req, res, { project: o.project, projectNumber, store }));
+    const server = createServer((req, res) => handleMetadata(req, res, { project: o.project, projectNumber, store, identity }));
     try {
       metadataUrl = schemeUrl("http", await listen(server, o.metadata.host, o.metadata.port));
     } catch (err) {
@@ -112,6 +118,7 @@ export async function startGcpSim(o: GcpSimOptions): Promise<GcpSim> {
     faults,
     admin: new SimAdmin(url),
     unreachable: ctx.unreachable,
+    identity: { jwks: identity.jwks },
     close: async () => {
       await Promise.all([close(api), meta ? close(meta) : Promise.resolve()]);
     },

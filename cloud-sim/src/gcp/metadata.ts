@@ -7,15 +7,20 @@
  *   /computeMetadata/v1/instance/id | name | hostname | zone | machine-type
  *   /computeMetadata/v1/instance/network-interfaces/0/ip | network | access-configs/0/external-ip
  *   /computeMetadata/v1/project/project-id | numeric-project-id
+ *   /computeMetadata/v1/instance/service-accounts/default/identity?audience=…[&format=full]
+ *       an RS256 identity token (gcp/identity.ts); 400 without an audience
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { SimInstance, SimStore } from "../store.js";
+import type { GcpIdentitySigner } from "./identity.js";
 import { gceStatus, numericId, zoneOf } from "./render.js";
 
 export interface MetadataContext {
   project: string;
   projectNumber: string;
   store: SimStore;
+  /** Signs identity tokens. */
+  identity: GcpIdentitySigner;
 }
 
 const PREFIX = "/computeMetadata/v1/";
@@ -73,7 +78,33 @@ export function handleMetadata(req: IncomingMessage, res: ServerResponse, ctx: M
     text(res, 404, `no simulated instance has address ${addr}\n`, "text/plain; charset=UTF-8");
     return;
   }
-  const value = instanceValue(ctx, inst, url.pathname.slice(PREFIX.length).replace(/\/$/, ""));
+  const key = url.pathname.slice(PREFIX.length).replace(/\/$/, "");
+  if (key === "instance/service-accounts/default/identity") {
+    const audience = url.searchParams.get("audience");
+    if (!audience) {
+      text(res, 400, "non-empty audience parameter required\n");
+      return;
+    }
+    const format = url.searchParams.get("format") ?? "standard";
+    ctx.identity
+      .token({
+        audience,
+        full: format === "full",
+        instanceId: numericId(inst.id),
+        instanceName: inst.name,
+        projectId: ctx.project,
+        projectNumber: ctx.projectNumber,
+        zone: zoneOf(inst),
+        createdAt: new Date(inst.launchedAt),
+        issuedAt: new Date(Date.now() - ctx.store.identityAgeSeconds * 1000),
+      })
+      .then(
+        (token) => text(res, 200, token),
+        (err: unknown) => text(res, 500, `signing failed: ${(err as Error).message}\n`),
+      );
+    return;
+  }
+  const value = instanceValue(ctx, inst, key);
   if (value === undefined) {
     text(res, 404, "Not Found\n", "text/html; charset=UTF-8");
     return;

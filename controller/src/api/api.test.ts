@@ -4,9 +4,8 @@
  * answer 404 in the API's JSON error shape, the unix socket serves the same API,
  * and GET /openapi.json describes exactly the routes the server serves.
  */
-import { ApiError, ControllerClient } from "@weft/protocol";
+import { ApiError, ControllerClient, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;
@@ -19,6 +18,7 @@ const KNOWN_ROUTES = [
   "GET /healthz",
   "GET /openapi.json",
   "POST /v1/enroll",
+  "POST /v1/enroll/nonce",
   "POST /v1/keys",
   "GET /v1/keys",
   "DELETE /v1/keys/{id}",
@@ -37,8 +37,17 @@ const KNOWN_ROUTES = [
   "DELETE /v1/enrollment-policies/{name}",
   "GET /v1/inventory",
   "POST /v1/inventory/sync",
+  "POST /console/login",
+  "GET /console/session",
+  "POST /console/logout",
+  "GET /v1/events",
+  "GET /v1/policy-matrix",
+  "GET /v1/flows",
+  "GET /metrics",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|events|policy-matrix|flows)/.test(r));
+/** Routes that need a credential: the admin routes and /metrics (metrics or admin token). */
+const SECURED_ROUTES = [...ADMIN_ROUTES, "GET /metrics"];
 
 beforeAll(async () => {
   t = await startTestController();
@@ -193,8 +202,8 @@ describe("api openapi", () => {
     for (const [path, ops] of Object.entries(doc.paths ?? {})) {
       for (const [method, op] of Object.entries(ops)) {
         expect(Object.keys(op.responses ?? {}).length > 0, `${method} ${path}: has responses`).toBe(true);
-        const admin = ADMIN_ROUTES.includes(`${method.toUpperCase()} ${path}`);
-        expect(op.security !== undefined, `${method} ${path}: security declared = ${admin}`).toBe(admin);
+        const secured = SECURED_ROUTES.includes(`${method.toUpperCase()} ${path}`);
+        expect(op.security !== undefined, `${method} ${path}: security declared = ${secured}`).toBe(secured);
         if (method === "post" || method === "put") expect(op.requestBody, `${method} ${path}: requestBody`).toBeDefined();
       }
     }

@@ -4,9 +4,10 @@
  * each body with its route's schema before the handler runs, body.ts) and the
  * OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import { ApiError, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
+import type { InstanceAttestor } from "../attest/index.js";
 import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
@@ -27,14 +28,31 @@ export interface RouteContext<B = unknown> {
   remoteAddress: string | undefined;
   /** Host name the client used (no port). */
   host: string | undefined;
+  /** A request cookie's value. */
+  cookie(name: string): string | undefined;
+  /** A request header's value (first, when repeated). */
+  header(name: string): string | undefined;
+  /** Sets a response cookie: HttpOnly, Secure, SameSite=Strict, Path=/ unless `o` says otherwise. */
+  setCookie(name: string, value: string, o?: { maxAge?: number; expires?: Date }): void;
+  /** Aborted when the client goes away (for streams). */
+  signal: AbortSignal;
 }
 
 export interface Route<B = unknown> {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   summary: string;
-  /** "admin": bearer admin token; "joinKey": the body carries a join key; "none": public. */
-  auth: "admin" | "joinKey" | "none";
+  /**
+   * "admin": bearer admin token, or a console session cookie; "metrics": the metrics token or the
+   * admin token; "joinKey": the body carries a join key; "none": public.
+   */
+  auth: "admin" | "metrics" | "joinKey" | "none";
+  /**
+   * What the route answers: JSON (default); "text/plain" (a string; `contentType` may refine it);
+   * "text/event-stream" (the handler returns a readable stream of server-sent events).
+   */
+  produces?: "text/plain" | "text/event-stream";
+  contentType?: () => string;
   /** The body the server parses before the handler runs; a route without one gets none. */
   body?: RouteBody<B>;
   response: z.ZodType;
@@ -49,7 +67,9 @@ export function route<B = undefined>(r: Route<B>): Route {
 
 export interface ApiServices {
   joinKeys: JoinKeys;
-  enrollment: Enrollment;
+  enrollment: Pick<Enrollment, "enroll">;
+  /** Enrollment nonces for Azure attested documents. */
+  attestor: Pick<InstanceAttestor, "issueNonce">;
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
@@ -77,6 +97,16 @@ export function apiRoutes(s: ApiServices): Route[] {
       response: EnrollResponse,
       status: 201,
       handler: (ctx) => s.enrollment.enroll(ctx.body, { observedAddress: ctx.remoteAddress, apiHost: ctx.host }),
+    }),
+    route({
+      method: "POST",
+      path: "/v1/enroll/nonce",
+      summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
+      auth: "none",
+      body: { schema: z.object({}).strict(), what: "nonce request", emptyIsObject: true },
+      response: EnrollNonce,
+      status: 201,
+      handler: () => s.attestor.issueNonce(),
     }),
     route({
       method: "POST",
@@ -198,14 +228,16 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
     const oaPath = r.path.replace(/:([a-z]+)/g, "{$1}");
     const params = [...r.path.matchAll(/:([a-z]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
     paths[oaPath] ??= {};
+    const security = r.auth === "admin" ? [{ adminToken: [] }, { consoleSession: [] }] : r.auth === "metrics" ? [{ metricsToken: [] }, { adminToken: [] }] : undefined;
     paths[oaPath][r.method.toLowerCase()] = {
       summary: r.summary,
       ...(params.length ? { parameters: params } : {}),
-      ...(r.auth === "admin" ? { security: [{ adminToken: [] }] } : {}),
+      ...(security ? { security } : {}),
       ...(r.body ? { requestBody: { required: !r.body.emptyIsObject, content: { "application/json": { schema: schema(r.body.schema, "input") } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
-        ...(r.auth === "admin" ? { "401": errorResponse } : {}),
+        [String(r.status ?? 200)]: { description: "OK", content: { [r.produces ?? "application/json"]: { schema: schema(r.response, "output") } } },
+        ...(r.auth === "admin" || r.auth === "metrics" ? { "401": errorResponse } : {}),
+        ...(r.auth === "admin" && r.method !== "GET" ? { "403": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
@@ -219,7 +251,18 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
   return {
     openapi: "3.0.3",
     info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities and policies of a Weft overlay." },
-    components: { securitySchemes: { adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" } } },
+    components: {
+      securitySchemes: {
+        adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" },
+        metricsToken: { type: "http", scheme: "bearer", description: "The controller's metrics token (reads /metrics only)" },
+        consoleSession: {
+          type: "apiKey",
+          in: "cookie",
+          name: "weft_session",
+          description: "A console session from POST /console/login; requests other than GET also need its CSRF token in the X-Weft-CSRF header",
+        },
+      },
+    },
     paths,
   };
 }

@@ -4,11 +4,18 @@
  * error shape (`ApiError`) for every failure, including malformed JSON, bodies
  * that fail their schema, and unknown routes. Listens on TCP (HTTPS when given a key and certificate
  * chain) and, for local admin tools, on a unix socket (plain HTTP).
+ *
+ * Admin routes take the bearer admin token or, when console sessions are configured, the
+ * console's session cookie (with its CSRF header on state-changing methods; see
+ * console/sessions.ts). A request that carries an Authorization header is judged by it alone.
+ * `/metrics` takes the admin token or the metrics token (read-only, for Prometheus).
  */
 import type { Server as TlsServer } from "node:tls";
+import fastifyCookie from "@fastify/cookie";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { ControllerError, UnauthorizedError } from "../errors.js";
+import { CSRF_HEADER, SESSION_COOKIE, type ConsoleSessions } from "../console/sessions.js";
+import { ControllerError, ForbiddenError, UnauthorizedError } from "../errors.js";
 import { tokensMatch } from "../keys/secret.js";
 import { parseBody } from "./body.js";
 import { openApiDocument, type Route } from "./routes.js";
@@ -20,6 +27,14 @@ export interface ApiServerOptions {
   version: string;
   /** Serve HTTPS with this key and certificate chain (PEM). Absent: plain HTTP. */
   https?: { key: string; cert: string };
+  /** Console sessions: admin routes also accept the session cookie. Absent: bearer token only. */
+  sessions?: ConsoleSessions;
+  /** A read-only token for `auth: "metrics"` routes (the admin token works there too). */
+  metricsToken?: string;
+  /** Told of every finished request: method, route template, status, seconds (metrics). */
+  onResponse?: (method: string, route: string, status: number, seconds: number) => void;
+  /** Registers more on the app (the console's static files) before the routes. */
+  extend?: (app: FastifyInstance) => void;
 }
 
 const BODY_LIMIT = 64 * 1024;
@@ -36,6 +51,12 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
     frameworkErrors: (err, req, reply) => sendError(err, req, reply, opts.log),
   });
   const openapi = openApiDocument(opts.routes, opts.version);
+  void app.register(fastifyCookie);
+  if (opts.onResponse) {
+    const observe = opts.onResponse;
+    app.addHook("onResponse", async (req, reply) => observe(req.method, req.routeOptions.url ?? "unmatched", reply.statusCode, reply.elapsedTime / 1000));
+  }
+  opts.extend?.(app);
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => sendError(err, req, reply, opts.log));
   app.setNotFoundHandler((req, reply) => {
@@ -49,15 +70,29 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
       url: route.path,
       // Admin credentials are checked before the body is read: a caller without
       // them gets 401 whatever it sends, and never makes the server parse a body.
-      ...(route.auth === "admin" ? { onRequest: async (req: FastifyRequest) => requireAdmin(req, opts.adminToken) } : {}),
+      ...(route.auth === "admin" ? { onRequest: async (req: FastifyRequest) => requireAdmin(req, opts.adminToken, opts.sessions) } : {}),
+      ...(route.auth === "metrics" ? { onRequest: async (req: FastifyRequest) => requireMetrics(req, opts.adminToken, opts.metricsToken) } : {}),
       handler: async (req, reply) => {
+        const closed = new AbortController();
+        req.raw.once("close", () => closed.abort());
+        reply.raw.once("close", () => closed.abort());
         const result = await route.handler({
           // A body that fails the route's schema is a 400 here: the handler never sees it.
           body: route.body ? parseBody(route.body, req.body) : undefined,
           params: (req.params ?? {}) as Record<string, string>,
           remoteAddress: req.socket.remoteAddress,
           host: hostOf(req.headers.host),
+          cookie: (name) => req.cookies[name],
+          header: (name) => headerOf(req, name),
+          setCookie: (name, value, o) => void reply.setCookie(name, value, { path: "/", httpOnly: true, secure: true, sameSite: "strict", ...o }),
+          signal: closed.signal,
         });
+        if (route.produces === "text/event-stream") {
+          // The handler returns a stream; the connection stays open until either side ends it.
+          void reply.code(200).headers({ "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
+          return reply.send(result);
+        }
+        if (route.produces === "text/plain") void reply.type(typeof route.contentType === "function" ? route.contentType() : "text/plain; charset=utf-8");
         return reply.code(route.status ?? 200).send(result);
       },
     });
@@ -70,11 +105,32 @@ export function replaceCertificate(app: FastifyInstance, tls: { key: string; cer
   (app.server as unknown as TlsServer).setSecureContext(tls);
 }
 
-function requireAdmin(req: FastifyRequest, adminToken: string): void {
+function requireAdmin(req: FastifyRequest, adminToken: string, sessions: ConsoleSessions | undefined): void {
   const header = req.headers.authorization;
-  if (!header) throw new UnauthorizedError("missing admin token: send `Authorization: Bearer <token>` (see the controller's admin-token file)");
+  if (!header) {
+    const session = sessions ? req.cookies[SESSION_COOKIE] : undefined;
+    if (sessions && session !== undefined) {
+      const refused = sessions.authorize(session, req.method, headerOf(req, CSRF_HEADER));
+      if (refused === undefined) return;
+      if (refused === "csrf") throw new ForbiddenError(`a console request that changes state needs the session's CSRF token in the ${CSRF_HEADER} header`);
+      throw new UnauthorizedError(refused === "expired" ? "console session expired; log in again" : "console session is not valid; log in again");
+    }
+    throw new UnauthorizedError("missing admin token: send `Authorization: Bearer <token>` (see the controller's admin-token file)");
+  }
   const match = /^Bearer (\S+)$/.exec(header);
   if (!match?.[1] || !tokensMatch(match[1], adminToken)) throw new UnauthorizedError("admin token is not valid");
+}
+
+function requireMetrics(req: FastifyRequest, adminToken: string, metricsToken: string | undefined): void {
+  const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "");
+  const presented = match?.[1];
+  if (presented && (tokensMatch(presented, adminToken) || (metricsToken !== undefined && tokensMatch(presented, metricsToken)))) return;
+  throw new UnauthorizedError("missing or wrong token: send `Authorization: Bearer <token>` with the controller's metrics-token (or admin-token)");
+}
+
+function headerOf(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function hostOf(header: string | undefined): string | undefined {

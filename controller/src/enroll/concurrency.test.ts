@@ -4,9 +4,8 @@
  * is shared out exactly, with nothing stored for the agents that found it full.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollResponse, type RawResponse } from "@weft/protocol";
+import { Buckets, EnrollResponse, generateKeyPair, type RawResponse } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, claimsOf, startTestController, storedState, type TestController } from "../testing.js";
 
 let wide: TestController;

@@ -6,9 +6,8 @@
  */
 import { decode, type User } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollResponse, PeerRecord, Subjects, cidrContains, parseCidr, parseIpv4 } from "@weft/protocol";
+import { Buckets, EnrollResponse, PeerRecord, Subjects, TRUST_BUNDLE_KEY, cidrContains, parseCidr, parseIpv4, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, claimsOf, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 
 let t: TestController;
@@ -79,10 +78,11 @@ describe("enrollment", () => {
       const ownSubject = s.startsWith(own);
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
       const readsOwnKey = [Buckets.nodePolicies, Buckets.nodePaths].some((b) => s === `$JS.API.DIRECT.GET.KV_${b}.$KV.${b}.${got.nodeId}`);
-      expect(ownSubject || readsPeers || readsOwnKey, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers} or a direct get of its own node policy or path plan`).toBe(true);
+      const readsBundle = s === `$JS.API.DIRECT.GET.KV_${Buckets.trustBundle}.$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`;
+      expect(ownSubject || readsPeers || readsOwnKey || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy or path plan, or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {

@@ -1,17 +1,20 @@
 /**
- * Enrollment: authorize (verify the join key; check the instance identity against the inventory
- * when the key has an instance selector or when no key is given and an enrollment policy must admit
- * the instance), claim the node's WireGuard key, name, an overlay address and a workload prefix
- * (each compare-and-set), issue its NATS credentials, bind the instance, consume the key and write
- * the node. A node bound to an instance gets its `cloud.` labels and any tag identity at once (as
- * the inventory sync would give them, labels.ts), so its role tags (e.g. `weft:gateway`) count from
- * the moment it joins. Any failure rolls back the claims and binding already made, so a rejected
- * enrollment stores nothing; everything that can reject the request runs before the key is
- * consumed, so a bad request never burns a one-time key.
+ * Enrollment: authorize (verify the join key; verify the signed instance document (attest/) and
+ * check the instance it names against the inventory when the key has an instance selector or when
+ * no key is given and an enrollment policy must admit the instance; an unsigned instance claim is
+ * refused), use up the signed document, claim the node's WireGuard key, name, an overlay address
+ * and a workload prefix (each compare-and-set), issue its NATS credentials, bind the instance,
+ * consume the key and write the node. A node bound to an instance gets its `cloud.` labels and any
+ * tag identity at once (as the inventory sync would give them, labels.ts), so its role tags (e.g.
+ * `weft:gateway`) count from the moment it joins. Any failure rolls back the claims, binding and
+ * document use already made (an Azure nonce stays used), so a rejected enrollment stores nothing;
+ * everything that can reject the request runs before the key is consumed, so a bad request never
+ * burns a one-time key.
  */
 import { randomBytes } from "node:crypto";
-import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceSelector } from "@weft/protocol";
+import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";
 import type { Logger } from "pino";
+import type { AttestedInstance, InstanceAttestor } from "../attest/index.js";
 import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
@@ -42,7 +45,9 @@ export interface EnrollmentDeps {
   trustDomain: string;
   heartbeatSeconds: number;
   /** The cloud inventory; absent: enrollments that present an instance identity are refused. */
-  inventory?: Pick<InventoryStore, "instance" | "changeInstance" | "unbind">;
+  inventory?: Pick<InventoryStore, "instance" | "instances" | "changeInstance" | "unbind">;
+  /** Verifies signed instance documents; absent: enrollments that present one are refused. */
+  attestor?: Pick<InstanceAttestor, "verify" | "consume" | "sourceAddress">;
   /** Enrollment policies for keyless joins; absent: every enrollment needs a join key. */
   policies?: Pick<EnrollmentPolicies, "list">;
   log: Logger;
@@ -54,6 +59,8 @@ interface Grant {
   policy: string | undefined;
   labels: Record<string, string>;
   instance: StoredInstance | undefined;
+  /** The verified signed document that named `instance`. */
+  attested: AttestedInstance | undefined;
 }
 
 export interface EnrollContext {
@@ -73,18 +80,25 @@ export class Enrollment {
   /** Enroll `req` (parsed and checked by the API: EnrollRequest, refuseAssignedFields, enrollRequestIssues). */
   async enroll(req: EnrollRequest, ctx: EnrollContext = {}): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
-    const grant = await this.authorize(req, ctx);
+    const grant = await this.authorize(req, ctx).catch((err: unknown) => {
+      // The caller gets the reason in the 403; the log keeps it with where the request came from.
+      if (err instanceof InstanceRejectedError) log.warn({ source: ctx.observedAddress, name: req.name, reason: err.details?.[0]?.message, err: err.message }, "enrollment refused");
+      throw err;
+    });
     const key = grant.key;
     const nodeId = newNodeId();
     const made: { kind: ClaimKind; value: string }[] = [];
     let consumedKey = false;
     let bound: string | undefined;
+    let unconsume: (() => Promise<void>) | undefined;
     const claimOrConflict = async (kind: ClaimKind, value: string, what: string) => {
       const got = await claims.claim(kind, value, nodeId);
       if (!got.ok) throw new ConflictError(`${what} is already enrolled as node ${got.owner}; delete that node first (\`weft nodes delete ${got.owner}\`)`);
       made.push({ kind, value });
     };
     try {
+      // First: of two enrollments with one signed document, only one gets past here.
+      if (grant.attested && this.deps.attestor) unconsume = await this.deps.attestor.consume(grant.attested, nodeId);
       await claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`);
       await claimOrConflict("name", req.name, `node name ${req.name}`);
       const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
@@ -134,6 +148,7 @@ export class Enrollment {
           ...(key ? { joinKeyId: key.value.id } : {}),
           ...(grant.policy === undefined ? {} : { enrollmentPolicy: grant.policy }),
           ...(grant.instance ? { instance: bound } : {}),
+          ...(grant.attested ? { evidence: grant.attested.evidence } : {}),
         },
         "node enrolled",
       );
@@ -151,6 +166,7 @@ export class Enrollment {
       const undo = made.map((c) => claims.release(c.kind, c.value, nodeId));
       if (consumedKey && key) undo.push(joinKeys.unconsume(key.value.id, nodeId));
       if (bound !== undefined && this.deps.inventory) undo.push(this.deps.inventory.unbind(bound, nodeId));
+      if (unconsume) undo.push(unconsume());
       for (const r of await Promise.allSettled(undo)) {
         if (r.status === "rejected") log.error({ node: nodeId, err: r.reason }, "rolling back a failed enrollment left something behind");
       }
@@ -160,51 +176,64 @@ export class Enrollment {
 
   /**
    * Decide whether the request may enroll, before anything is claimed or written. With a join key:
-   * the key must be usable, and a key with an instance selector needs an instance identity that
-   * passes the inventory checks and matches it. A key without a selector still has any instance
-   * identity presented checked (a node never carries an unproven binding). Without a key: the
-   * instance must pass the checks and match an enrollment policy.
+   * the key must be usable, and a key with an instance selector needs a signed instance document
+   * whose instance passes the inventory checks and matches it. A key without a selector still has
+   * any instance identity presented checked (a node never carries an unproven binding). Without a
+   * key: the instance must pass the checks and match an enrollment policy.
    */
   private async authorize(req: EnrollRequest, ctx: EnrollContext): Promise<Grant> {
+    const presents = req.attestation !== undefined || req.instance !== undefined;
     if (req.joinKey !== undefined) {
       const key = await this.deps.joinKeys.verify(req.joinKey);
       const selector = key.value.instanceSelector;
-      if (selector !== undefined && req.instance === undefined) {
+      if (selector !== undefined && !presents) {
         throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`);
       }
-      const instance = req.instance === undefined ? undefined : await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`);
-      return { key, policy: undefined, labels: key.value.labels, instance };
+      const proved = presents ? await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`) : undefined;
+      return { key, policy: undefined, labels: key.value.labels, instance: proved?.instance, attested: proved?.attested };
     }
-    if (req.instance === undefined) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
-    const instance = await this.checkInstance(req, ctx, undefined, "keyless join");
+    if (!presents) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
+    const { instance, attested } = await this.checkInstance(req, ctx, undefined, "keyless join");
     const policies = (await this.deps.policies?.list()) ?? [];
-    const named = describeClaim(req.instance);
+    const named = describeClaim(claimOf(attested));
     if (policies.length === 0) {
       throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``);
     }
     const misses: string[] = [];
     for (const policy of policies) {
       const why = selectorMismatch(policy.selector, instance);
-      if (why.length === 0) return { key: undefined, policy: policy.name, labels: policy.labels, instance };
+      if (why.length === 0) return { key: undefined, policy: policy.name, labels: policy.labels, instance, attested };
       misses.push(`${policy.name}: ${why.join(", ")}`);
     }
     throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`);
   }
 
-  private async checkInstance(req: EnrollRequest, ctx: EnrollContext, selector: InstanceSelector | undefined, what: string): Promise<StoredInstance> {
-    const claim = req.instance!;
-    const inventory = this.deps.inventory;
-    if (!inventory) throw new InstanceRejectedError(`${describeClaim(claim)}: ${what} needs the cloud inventory, and this controller has none configured`);
+  /**
+   * The instance the request proves it runs on: its signed document verified (attest/), then the
+   * instance it names checked against the inventory. An unsigned claim (`instance` alone) is refused.
+   */
+  private async checkInstance(req: EnrollRequest, ctx: EnrollContext, selector: InstanceSelector | undefined, what: string): Promise<{ instance: StoredInstance; attested: AttestedInstance }> {
+    const { inventory, attestor } = this.deps;
+    if (req.attestation === undefined) {
+      throw new InstanceRejectedError(
+        `${describeClaim(req.instance!)}: an unsigned instance claim proves nothing and is refused; the agent must present its cloud's signed instance document (a current agent run with --cloud <provider> does)`,
+        { details: [{ path: "instance", message: "unsigned_claim" }] },
+      );
+    }
+    if (!inventory || !attestor) throw new InstanceRejectedError(`a ${req.attestation.provider} instance document: ${what} needs the cloud inventory, and this controller has none configured`);
+    const attested = await attestor.verify(req.attestation);
     const checked = await checkInstanceClaim({
-      claim,
+      claim: claimOf(attested),
+      attestedAddresses: attested.privateIps,
       observedAddress: ctx.observedAddress,
-      privateEndpoint: req.endpoints.private,
+      sourceAddress: attestor.sourceAddress,
+      instanceAt: async (address) => (await inventory.instances()).find((i) => i.privateIps.includes(address) || i.publicIps.includes(address)),
       selector,
       inventory,
       nodeExists: (nodeId) => this.nodeExists(nodeId),
     });
     if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }] });
-    return checked.instance;
+    return { instance: checked.instance, attested };
   }
 
   /** The labels and SPIFFE ID a new node gets: its grant's, plus what its instance's tags say. */
@@ -260,4 +289,9 @@ export function enrollRequestIssues(req: EnrollRequest): FieldIssue[] {
     if (!(err instanceof InvalidUserKeyError)) throw err;
     return [{ path: "natsPublicKey", message: "not a valid NATS user public nkey (bad checksum or encoding)" }];
   }
+}
+
+/** The instance a verified document names, as the inventory checks take it. */
+function claimOf(a: AttestedInstance): InstanceIdentityClaim {
+  return { provider: a.provider, id: a.id, account: a.account, ...(a.region === undefined ? {} : { region: a.region }), ...(a.zone === undefined ? {} : { zone: a.zone }) };
 }

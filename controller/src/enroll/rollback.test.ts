@@ -1,19 +1,21 @@
 /**
  * An enrollment that fails after its one-time key was consumed (here: the node
  * record cannot be written) leaves nothing behind and gives the key's use back,
- * so the operator's key still works for the retry.
+ * so the operator's key still works for the retry; one that fails after binding
+ * an instance releases the binding and its signed document's use.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, EnrollRequest } from "@weft/protocol";
+import { Buckets, EnrollRequest, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
 import { PrefixAllocator } from "../ipam/prefixes.js";
 import { Claim, Claims } from "../ipam/claims.js";
 import { InventoryStore } from "../inventory/store.js";
 import { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { NodeRegistry } from "../nodes/registry.js";
+import { AttestationMark, AttestationMarks, EnrollNonces, InstanceAttestor, NonceRecord } from "../attest/index.js";
+import { awsAttestation, simSigners } from "../attest/signed.fixture.js";
 import { RecordStore } from "../store/kv.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 import { Enrollment } from "./enroll.js";
@@ -55,7 +57,7 @@ describe("enrollment rollback", () => {
     expect(retry.status, `retry with the same one-time key: ${retry.text}`).toBe(201);
   });
 
-  it("enrollment - a failure after the instance was bound releases the binding", async () => {
+  it("enrollment - a failure after the instance was bound releases the binding and the document's use", async () => {
     const kvm = new Kvm(t.running.nc);
     const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
     const inventory = new InventoryStore(await kvm.open(Buckets.inventory));
@@ -64,7 +66,7 @@ describe("enrollment rollback", () => {
       account: "111111111111",
       region: "eu-west-1",
       network: "vpc-1",
-      id: "i-rollback",
+      id: "i-0000000000000ba11",
       name: "rollback",
       privateIps: ["10.0.0.9"],
       publicIps: [],
@@ -73,6 +75,14 @@ describe("enrollment rollback", () => {
       seenAt: new Date().toISOString(),
     };
     await inventory.upsertInstance(instance, () => false);
+    const signers = await simSigners();
+    const marks = new AttestationMarks(new RecordStore(await kvm.open(Buckets.attestations), AttestationMark, Buckets.attestations));
+    const attestor = new InstanceAttestor({
+      trust: signers.trust,
+      nonces: new EnrollNonces(new RecordStore(await kvm.open(Buckets.enrollNonces), NonceRecord, Buckets.enrollNonces), 120),
+      marks,
+      sourceAddress: "instance",
+    });
     const enrollment = new Enrollment({
       joinKeys: new JoinKeys(new RecordStore(await kvm.open(Buckets.keys), StoredJoinKey, Buckets.keys)),
       claims,
@@ -85,18 +95,26 @@ describe("enrollment rollback", () => {
       natsServersFor: () => ["nats://127.0.0.1:4222"],
       heartbeatSeconds: 5,
       inventory,
+      attestor,
       policies: { list: async () => [{ name: "any-aws", selector: { provider: "aws" }, labels: {} }] },
       log: pino({ level: "silent" }),
     });
     const before = await storedState(t);
     const body = agentIdentity("unused", generateKeyPair().publicKey).body;
     delete body["joinKey"];
-    body["instance"] = { provider: "aws", id: instance.id, account: instance.account };
+    const doc = await awsAttestation(signers.aws, { accountId: instance.account, instanceId: instance.id, region: instance.region, availabilityZone: "eu-west-1a", pendingTime: "2026-12-01T00:00:00Z", privateIp: "10.0.0.9" });
+    body["attestation"] = doc;
 
-    await expect(enrollment.enroll(EnrollRequest.parse(body), { observedAddress: "10.0.0.9" }), "keyless enroll with a failing node write").rejects.toThrow(/store write failed/);
+    try {
+      await expect(enrollment.enroll(EnrollRequest.parse(body), { observedAddress: "10.0.0.9" }), "keyless enroll with a failing node write").rejects.toThrow(/store write failed/);
 
-    await assertNothingStored(t, before, "keyless enrollment whose node write failed");
-    const after = await inventory.instance("aws", instance.account, instance.id);
-    expect(after?.boundNode, "binding after the failed enrollment").toBeUndefined();
+      await assertNothingStored(t, before, "keyless enrollment whose node write failed");
+      const after = await inventory.instance("aws", instance.account, instance.id);
+      expect(after?.boundNode, "binding after the failed enrollment").toBeUndefined();
+      const attested = await attestor.verify(doc);
+      expect(attested.id, "the document is usable again after the rollback").toBe(instance.id);
+    } finally {
+      await signers.cleanup();
+    }
   });
 });

@@ -5,9 +5,8 @@
  * key is created.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, FIRST_ALLOCATED_IDENTITY, PeerRecord, type EnrollResponse } from "@weft/protocol";
+import { Buckets, FIRST_ALLOCATED_IDENTITY, PeerRecord, generateKeyPair, type EnrollResponse } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { RecordStore } from "../store/kv.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 import { IdentityAllocator, IdentityEntry } from "./allocator.js";

@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { cidr } from "@weft/protocol";
+import { InstanceIdentityConfig } from "../attest/config.js";
 
 const url = z.string().url("must be a URL like https://127.0.0.1:8443");
 const nonEmpty = z.string().min(1, "must not be empty");
@@ -80,6 +81,8 @@ export const InventoryConfig = z
     remapPool: z.union([z.literal(""), cidr]).default("100.96.0.0/12"),
     /** The accounts to list. Default none: no inventory, nothing is ever removed by it. */
     accounts: z.array(InventoryAccountConfig).default([]),
+    /** Join by instance identity: the keys signed instance documents are verified with (see attest/config.ts). */
+    instanceIdentity: InstanceIdentityConfig.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -1,6 +1,7 @@
 /**
  * The join checks' decisions over instance records written through the real InventoryStore on a
- * real nats-server: each rejection with its reason, the address check, bindings, and selectors
+ * real nats-server, for the instance a verified signed document names: each rejection with its
+ * reason, the addresses the document names, the source-address rules, bindings, and selectors
  * (every field, tags included).
  */
 import { Kvm } from "@nats-io/kv";
@@ -91,34 +92,53 @@ describe("join checks", () => {
     }
   });
 
-  it("join - a claim whose account, region or zone differs from the inventory is refused naming both", async () => {
+  it("join - a document whose account, region, zone or address differs from the inventory is refused naming both", async () => {
     const i = await putInstance();
-    await expectRejected("other account", check(i, { claim: claimOf(i, { account: "222222222222" }) }), "claim_mismatch", /claims account 222222222222, the inventory has this instance in account 111111111111/);
-    await expectRejected("other region", check(i, { claim: claimOf(i, { region: "us-east-1" }) }), "claim_mismatch", /claims region us-east-1, the inventory has eu-west-1/);
-    await expectRejected("other zone", check(i, { claim: claimOf(i, { zone: "eu-west-1c" }) }), "claim_mismatch", /claims zone eu-west-1c, the inventory has eu-west-1a/);
+    await expectRejected("other account", check(i, { claim: claimOf(i, { account: "222222222222" }) }), "claim_mismatch", /signed document says account 222222222222, the inventory has this instance in account 111111111111/);
+    await expectRejected("other region", check(i, { claim: claimOf(i, { region: "us-east-1" }) }), "claim_mismatch", /signed document says region us-east-1, the inventory has eu-west-1/);
+    await expectRejected("other zone", check(i, { claim: claimOf(i, { zone: "eu-west-1c" }) }), "claim_mismatch", /signed document says zone eu-west-1c, the inventory has eu-west-1a/);
+    await expectRejected("other private address", check(i, { attestedAddresses: ["10.99.0.1"] }), "claim_mismatch", new RegExp(`signed document says address 10\\.99\\.0\\.1, the inventory has 10\\.1\\.0\\.${counter}, 203`));
+    const same = await check(i, { attestedAddresses: [...i.privateIps] });
+    expect(same.ok, `the document's address is the instance's: ${same.ok ? "" : same.message}`).toBe(true);
     const noAccount = await check(i, { claim: { provider: "aws", id: i.id } });
     expect(noAccount.ok, `claim without account or region: ${noAccount.ok ? "" : noAccount.message}`).toBe(true);
   });
 
-  it("join - the source address or the private endpoint address must be one of the instance's addresses", async () => {
+  it("join - source address, default rule: the instance's own address or one the inventory does not know passes; another instance's is refused", async () => {
     const i = await putInstance({ privateIps: ["10.1.7.7"], publicIps: ["198.51.100.77"] });
-    await expectRejected(
-      "another source, no endpoint",
-      check(i, { observedAddress: "192.0.2.9" }),
-      "address_mismatch",
-      `instance ${i.id} (aws, account 111111111111): the enrollment came from 192.0.2.9, none of the instance's addresses (10.1.7.7, 198.51.100.77); enroll from the instance itself, or sync the inventory if its addresses changed`,
-    );
-    await expectRejected("another source and another endpoint", check(i, { observedAddress: "192.0.2.9", privateEndpoint: "10.9.9.9:51820" }), "address_mismatch", /came from 192\.0\.2\.9, private endpoint 10\.9\.9\.9, none/);
-    await expectRejected("no source address", check(i, { observedAddress: undefined }), "address_mismatch", /came from an unknown address/);
-    for (const [what, over] of [
-      ["source = private IP", { observedAddress: "10.1.7.7" }],
-      ["source = public IP (1:1 NAT)", { observedAddress: "198.51.100.77" }],
-      ["source as IPv4-mapped IPv6", { observedAddress: "::ffff:10.1.7.7" }],
-      ["source elsewhere, private endpoint on the instance", { observedAddress: "192.0.2.9", privateEndpoint: "10.1.7.7:51820" }],
+    const other = await putInstance({ privateIps: ["10.1.7.8"], publicIps: ["198.51.100.78"] });
+    const instanceAt = async (a: string) => (await inventory.instances()).find((x) => x.privateIps.includes(a) || x.publicIps.includes(a));
+    for (const [what, observedAddress] of [
+      ["source = private IP", "10.1.7.7"],
+      ["source = public IP (1:1 NAT)", "198.51.100.77"],
+      ["source as IPv4-mapped IPv6", "::ffff:10.1.7.7"],
+      ["source a NAT the inventory does not know", "192.0.2.9"],
+      ["no source address", undefined],
     ] as const) {
-      const got = await check(i, over);
+      const got = await check(i, { observedAddress, instanceAt });
       expect(got.ok, `${what}: ${got.ok ? "" : got.message}`).toBe(true);
     }
+    await expectRejected(
+      "from another instance's address",
+      check(i, { observedAddress: "198.51.100.78", instanceAt }),
+      "address_mismatch",
+      `instance ${i.id} (aws, account 111111111111): the enrollment came from 198.51.100.78, an address of another instance in the inventory (instance ${other.id} (aws, account 111111111111)); a document is only good from its own instance`,
+    );
+  });
+
+  it("join - source address, rule `instance`: only the instance's own addresses; rule `any`: the document alone", async () => {
+    const i = await putInstance({ privateIps: ["10.1.8.8"], publicIps: [] });
+    await expectRejected(
+      "strict, from a NAT",
+      check(i, { observedAddress: "192.0.2.9", sourceAddress: "instance" }),
+      "address_mismatch",
+      `instance ${i.id} (aws, account 111111111111): the enrollment came from 192.0.2.9, none of the instance's addresses (10.1.8.8); enroll from the instance itself, or sync the inventory if its addresses changed`,
+    );
+    await expectRejected("strict, no source", check(i, { observedAddress: undefined, sourceAddress: "instance" }), "address_mismatch", /came from an unknown address/);
+    const own = await check(i, { observedAddress: "10.1.8.8", sourceAddress: "instance" });
+    expect(own.ok, `strict, own address: ${own.ok ? "" : own.message}`).toBe(true);
+    const anyRule = await check(i, { observedAddress: "10.1.0.1", sourceAddress: "any", instanceAt: async () => ({ ...i, id: "i-other" }) });
+    expect(anyRule.ok, `any, from another instance's address: ${anyRule.ok ? "" : anyRule.message}`).toBe(true);
   });
 
   it("join - an instance bound to a node that exists is refused; a binding to a deleted node is not", async () => {

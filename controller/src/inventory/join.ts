@@ -1,17 +1,20 @@
 /**
- * Join by instance identity: does the instance an agent says it runs on (its metadata-service
- * claim) exist in the inventory, running, in the account and region it claims, with the address the
- * agent enrolls from, unbound to another node, and matching a selector? Pure decisions over the
- * inventory store; enrollment runs them before it claims or writes anything.
+ * Join by instance identity: does the instance a verified signed document names (attest/) exist in
+ * the inventory, running, in the account and region the document says, with the addresses it says,
+ * reached from an address the source-address rule allows, unbound to another node, and matching a
+ * selector? Pure decisions over the inventory store; enrollment runs them before it claims or
+ * writes anything.
  *
- * The address check is what binds a claim to a machine: metadata claims are not signed in this
- * build, so anyone who knows an instance id could claim it. The enrollment's observed source address,
- * or else the address of its private endpoint, must be one of the instance's private or public IPs.
- * (The private endpoint is the agent's own statement and so the weaker of the two; it is accepted
- * because an agent may reach the controller through a NAT whose address the inventory does not list.)
+ * The signed document is what binds the claim to the machine: only the cloud could have signed it,
+ * for that instance. The request's source address is an extra check where it holds
+ * (`inventory.instanceIdentity.sourceAddress`): by default a request from an address the inventory
+ * lists for a *different* instance is refused, one from the instance's own address or from an
+ * address the inventory does not know (a NAT) is left to the document. An agent's own statement of
+ * its endpoints proves nothing and is not consulted.
  */
-import { parseEndpoint, parseIpv4, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";
-import type { InventoryStore, StoredInstance } from "./store.js";
+import { parseIpv4, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";
+import type { SourceAddressRule } from "../attest/config.js";
+import { keyOfInstance, type InventoryStore, type StoredInstance } from "./store.js";
 
 /** Why a claim was refused; `message` says what is wrong and what to do. */
 export type InstanceRejectionCode =
@@ -27,11 +30,16 @@ export type InstanceCheck =
   | { ok: false; code: InstanceRejectionCode; message: string };
 
 export interface InstanceClaimCheck {
+  /** The instance as the verified signed document names it. */
   claim: InstanceIdentityClaim;
+  /** Private addresses the signed document itself names (AWS privateIp); each must be the instance's. */
+  attestedAddresses?: string[] | undefined;
   /** Source address of the enrollment request as the controller saw it (may be IPv4-mapped IPv6). */
   observedAddress: string | undefined;
-  /** The enrollment's private endpoint (ip:port). */
-  privateEndpoint?: string | undefined;
+  /** Where the request may come from; default `not-another-instance`. */
+  sourceAddress?: SourceAddressRule | undefined;
+  /** The inventory instance that has `address` among its addresses, if any (for `not-another-instance`). */
+  instanceAt?: ((address: string) => Promise<StoredInstance | undefined>) | undefined;
   /** Absent: any instance that passes the other checks. */
   selector?: InstanceSelector | undefined;
   inventory: Pick<InventoryStore, "instance">;
@@ -49,7 +57,7 @@ export function describeClaim(claim: InstanceIdentityClaim): string {
 
 /**
  * Checks `claim` against the inventory and `selector`, in the order a person would: exists,
- * matches what the agent says, running, reached from its address, free, selected.
+ * matches what the document says, running, reached from an allowed address, free, selected.
  */
 export async function checkInstanceClaim(check: InstanceClaimCheck): Promise<InstanceCheck> {
   const { claim, inventory } = check;
@@ -59,23 +67,19 @@ export async function checkInstanceClaim(check: InstanceClaimCheck): Promise<Ins
     // Same id under another account: say so rather than "not in the inventory".
     const elsewhere = claim.account === undefined ? undefined : await inventory.instance(claim.provider, undefined, claim.id);
     if (elsewhere && elsewhere.account !== claim.account) {
-      return reject("claim_mismatch", `${named}: the agent claims account ${claim.account}, the inventory has this instance in account ${elsewhere.account}`);
+      return reject("claim_mismatch", `${named}: the signed document says account ${claim.account}, the inventory has this instance in account ${elsewhere.account}`);
     }
     return reject("not_in_inventory", `${named} is not in the inventory; run \`weft inventory sync\` or check the account is configured`);
   }
   const mismatch = claimMismatch(claim, instance);
   if (mismatch) return reject("claim_mismatch", `${named}: ${mismatch}`);
   if (instance.state !== "running") return reject("not_running", `${named} is ${instance.state} in the inventory (seen ${instance.seenAt}); only running instances may join`);
-  const addresses = [...instance.privateIps, ...instance.publicIps];
-  const observed = normalizeAddress(check.observedAddress);
-  const endpointHost = check.privateEndpoint === undefined ? undefined : parseEndpoint(check.privateEndpoint)?.host;
-  if (!(observed !== undefined && addresses.includes(observed)) && !(endpointHost !== undefined && addresses.includes(endpointHost))) {
-    const from = [`came from ${observed ?? "an unknown address"}`, ...(endpointHost === undefined ? [] : [`private endpoint ${endpointHost}`])].join(", ");
-    return reject(
-      "address_mismatch",
-      `${named}: the enrollment ${from}, none of the instance's addresses (${addresses.join(", ") || "none"}); enroll from the instance itself, or sync the inventory if its addresses changed`,
-    );
+  const unlisted = (check.attestedAddresses ?? []).filter((a) => !instance.privateIps.includes(a) && !instance.publicIps.includes(a));
+  if (unlisted.length > 0) {
+    return reject("claim_mismatch", `${named}: the signed document says address ${unlisted.join(", ")}, the inventory has ${[...instance.privateIps, ...instance.publicIps].join(", ") || "none"}; sync the inventory if its addresses changed`);
   }
+  const source = await sourceMismatch(check, instance);
+  if (source) return reject("address_mismatch", `${named}: ${source}`);
   if (instance.boundNode !== undefined && (check.nodeExists === undefined || (await check.nodeExists(instance.boundNode)))) {
     return reject("already_bound", `${named} is already bound to node ${instance.boundNode}; delete that node first (\`weft nodes delete ${instance.boundNode}\`)`);
   }
@@ -84,6 +88,23 @@ export async function checkInstanceClaim(check: InstanceClaimCheck): Promise<Ins
     if (why.length > 0) return reject("selector_mismatch", `${named} does not match the join key's instance selector: ${why.join("; ")}`);
   }
   return { ok: true, instance };
+}
+
+/** What is wrong with where the request came from under the source-address rule, or undefined. */
+async function sourceMismatch(check: InstanceClaimCheck, instance: StoredInstance): Promise<string | undefined> {
+  const rule = check.sourceAddress ?? "not-another-instance";
+  if (rule === "any") return undefined;
+  const addresses = [...instance.privateIps, ...instance.publicIps];
+  const observed = normalizeAddress(check.observedAddress);
+  if (observed !== undefined && addresses.includes(observed)) return undefined;
+  if (rule === "instance") {
+    return `the enrollment came from ${observed ?? "an unknown address"}, none of the instance's addresses (${addresses.join(", ") || "none"}); enroll from the instance itself, or sync the inventory if its addresses changed`;
+  }
+  const other = observed === undefined ? undefined : await check.instanceAt?.(observed);
+  if (other && keyOfInstance(other) !== keyOfInstance(instance)) {
+    return `the enrollment came from ${observed}, an address of another instance in the inventory (${describeClaim(other)}); a document is only good from its own instance`;
+  }
+  return undefined;
 }
 
 /**
@@ -107,12 +128,12 @@ export function selectorMismatch(selector: InstanceSelector, instance: Pick<Stor
   return out;
 }
 
-/** What the agent says that the inventory contradicts (account, region, zone), or undefined. */
+/** What the signed document says that the inventory contradicts (account, region, zone), or undefined. */
 function claimMismatch(claim: InstanceIdentityClaim, instance: StoredInstance): string | undefined {
   const diffs: string[] = [];
-  if (claim.account !== undefined && claim.account !== instance.account) diffs.push(`the agent claims account ${claim.account}, the inventory has ${instance.account}`);
-  if (claim.region !== undefined && claim.region !== instance.region) diffs.push(`the agent claims region ${claim.region}, the inventory has ${instance.region}`);
-  if (claim.zone !== undefined && instance.zone !== undefined && claim.zone !== instance.zone) diffs.push(`the agent claims zone ${claim.zone}, the inventory has ${instance.zone}`);
+  if (claim.account !== undefined && claim.account !== instance.account) diffs.push(`the signed document says account ${claim.account}, the inventory has ${instance.account}`);
+  if (claim.region !== undefined && claim.region !== instance.region) diffs.push(`the signed document says region ${claim.region}, the inventory has ${instance.region}`);
+  if (claim.zone !== undefined && instance.zone !== undefined && claim.zone !== instance.zone) diffs.push(`the signed document says zone ${claim.zone}, the inventory has ${instance.zone}`);
   return diffs.length > 0 ? diffs.join("; ") : undefined;
 }
 

@@ -11,8 +11,8 @@
  *   evidence for their node's removal;
  * - `accountStatusOf`, `failedStatusOf`: the account's status after a sync, or after a failure.
  */
-import { Provider, type InventorySnapshot } from "@weft/cloud";
-import type { InventoryIssueRecord, InventoryRemoval, NodeRecord, NodeView } from "@weft/protocol";
+import type { InventorySnapshot } from "@weft/cloud";
+import { CloudProvider, type InventoryIssueRecord, type InventoryRemoval, type NodeRecord, type NodeView } from "@weft/protocol";
 import { z } from "zod";
 import { canonicalJson } from "../store/canonical.js";
 import type { Versioned } from "../store/kv.js";
@@ -29,7 +29,7 @@ export interface AcceptedListing {
 }
 
 /** The listing of `provider:account`, keyed and stamped with when it was fetched. */
-export function acceptListing(snap: InventorySnapshot, provider: Provider, account: string): AcceptedListing {
+export function acceptListing(snap: InventorySnapshot, provider: CloudProvider, account: string): AcceptedListing {
   const issues: InventoryIssueRecord[] = [...snap.issues];
   let complete = snap.complete;
   const seenAt = snap.fetchedAt;
@@ -48,7 +48,7 @@ export function acceptListing(snap: InventorySnapshot, provider: Provider, accou
 }
 
 /** The instance a node record names (NodeRecord.instance, written by the join checks), read defensively. */
-const InstanceRef = z.object({ provider: Provider, account: z.string(), id: z.string() });
+const InstanceRef = z.object({ provider: CloudProvider, account: z.string(), id: z.string() });
 export function instanceRefOf(node: NodeRecord | NodeView): z.infer<typeof InstanceRef> | undefined {
   const r = InstanceRef.safeParse((node as { instance?: unknown }).instance);
   return r.success ? r.data : undefined;
@@ -58,7 +58,7 @@ export function instanceRefOf(node: NodeRecord | NodeView): z.infer<typeof Insta
  * The account's bound nodes, by node id: a stored record's `boundNode` (when that node exists),
  * else the instance the node record names.
  */
-export function bindingsOf(input: { stored: readonly Versioned<StoredInstance>[]; nodes: readonly NodeView[]; provider: Provider; account: string }): Map<string, Binding> {
+export function bindingsOf(input: { stored: readonly Versioned<StoredInstance>[]; nodes: readonly NodeView[]; provider: CloudProvider; account: string }): Map<string, Binding> {
   const exists = new Set(input.nodes.map((n) => n.nodeId));
   const bindings = new Map<string, Binding>();
   for (const e of input.stored) {
@@ -117,7 +117,7 @@ export function staleNetworks(stored: readonly StoredNetwork[], listed: Readonly
 }
 
 export interface AccountOutcome {
-  provider: Provider;
+  provider: CloudProvider;
   account: string;
   fetchedAt: string;
   listing: AcceptedListing;
@@ -159,7 +159,7 @@ export function accountStatusOf(o: AccountOutcome): AccountStatus {
 }
 
 /** The account's status after a failed adapter, fetch or store step: what it was, with the error. */
-export function failedStatusOf(input: { provider: Provider; account: string; code: string; message: string; prev: AccountStatus | undefined; syncedAt: string }): AccountStatus {
+export function failedStatusOf(input: { provider: CloudProvider; account: string; code: string; message: string; prev: AccountStatus | undefined; syncedAt: string }): AccountStatus {
   const { prev } = input;
   return {
     provider: input.provider,

@@ -11,10 +11,9 @@
  * keeps the binding the join checks wrote meanwhile, and bind() keeps the sync's data.
  */
 import type { KV } from "@nats-io/kv";
-import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork } from "@weft/protocol";
-import type { Provider } from "@weft/cloud";
+import { Buckets, InventoryAccountStatus, InventoryInstance, InventoryNetwork, type CloudProvider } from "@weft/protocol";
 import { NotFoundError } from "../errors.js";
-import { RecordStore, type Keyed, type Versioned } from "../store/kv.js";
+import { RecordStore, type Keyed, type RecordStoreOptions, type Versioned } from "../store/kv.js";
 
 /** An instance as stored: the adapters' Instance, when a sync last listed it, the node bound to it. */
 export const StoredInstance = InventoryInstance;
@@ -34,13 +33,13 @@ export function kvToken(value: string): string {
   return SAFE_TOKEN.test(value) ? value : `=${Buffer.from(value, "utf8").toString("base64url")}`;
 }
 
-export function instanceKey(provider: Provider, account: string, id: string): string {
+export function instanceKey(provider: CloudProvider, account: string, id: string): string {
   return `i.${provider}.${kvToken(account)}.${kvToken(id)}`;
 }
-export function networkKey(provider: Provider, account: string, id: string): string {
+export function networkKey(provider: CloudProvider, account: string, id: string): string {
   return `n.${provider}.${kvToken(account)}.${kvToken(id)}`;
 }
-export function statusKey(provider: Provider, account: string): string {
+export function statusKey(provider: CloudProvider, account: string): string {
   return `s.${provider}.${kvToken(account)}`;
 }
 /** The key of a stored instance or network record. */
@@ -56,17 +55,20 @@ export class InventoryStore {
   private readonly networksKv: RecordStore<typeof StoredNetwork>;
   private readonly statusKv: RecordStore<typeof AccountStatus>;
 
-  constructor(readonly kv: KV) {
-    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory);
-    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory);
-    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory);
+  constructor(
+    readonly kv: KV,
+    opts: RecordStoreOptions = {},
+  ) {
+    this.instancesKv = new RecordStore(kv, StoredInstance, Buckets.inventory, opts);
+    this.networksKv = new RecordStore(kv, StoredNetwork, Buckets.inventory, opts);
+    this.statusKv = new RecordStore(kv, AccountStatus, Buckets.inventory, opts);
   }
 
   /**
    * One instance. Without `account`, the instance of that provider with that id in any account
    * (ids are unique per provider in practice; when two accounts list the same id, undefined).
    */
-  async instance(provider: Provider, account: string | undefined, id: string): Promise<StoredInstance | undefined> {
+  async instance(provider: CloudProvider, account: string | undefined, id: string): Promise<StoredInstance | undefined> {
     if (account !== undefined) return (await this.instancesKv.get(instanceKey(provider, account, id)))?.value;
     const found = await this.instancesKv.list(`i.${provider}.*.${kvToken(id)}`);
     return found.length === 1 ? found[0]?.value : undefined;
@@ -78,19 +80,19 @@ export class InventoryStore {
   }
 
   /** Every stored instance, optionally of one provider (and account). */
-  async instances(provider?: Provider, account?: string): Promise<StoredInstance[]> {
+  async instances(provider?: CloudProvider, account?: string): Promise<StoredInstance[]> {
     return (await this.instanceEntries(provider, account)).map((e) => e.value);
   }
 
-  async instanceEntries(provider?: Provider, account?: string): Promise<Keyed<StoredInstance>[]> {
+  async instanceEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredInstance>[]> {
     return this.instancesKv.list(prefixFilter("i", provider, account));
   }
 
-  async networks(provider?: Provider, account?: string): Promise<StoredNetwork[]> {
+  async networks(provider?: CloudProvider, account?: string): Promise<StoredNetwork[]> {
     return (await this.networksKv.list(prefixFilter("n", provider, account))).map((e) => e.value);
   }
 
-  async networkEntries(provider?: Provider, account?: string): Promise<Keyed<StoredNetwork>[]> {
+  async networkEntries(provider?: CloudProvider, account?: string): Promise<Keyed<StoredNetwork>[]> {
     return this.networksKv.list(prefixFilter("n", provider, account));
   }
 
@@ -99,7 +101,7 @@ export class InventoryStore {
     return (await this.statusKv.list("s.>")).map((e) => e.value);
   }
 
-  async accountStatus(provider: Provider, account: string): Promise<AccountStatus | undefined> {
+  async accountStatus(provider: CloudProvider, account: string): Promise<AccountStatus | undefined> {
     return (await this.statusKv.get(statusKey(provider, account)))?.value;
   }
 
@@ -185,7 +187,7 @@ function withBinding(next: StoredInstance, cur: StoredInstance): StoredInstance 
   return cur.boundNode === undefined ? rest : { ...rest, boundNode: cur.boundNode, ...(cur.boundAt ? { boundAt: cur.boundAt } : {}) };
 }
 
-function prefixFilter(kind: "i" | "n", provider?: Provider, account?: string): string {
+function prefixFilter(kind: "i" | "n", provider?: CloudProvider, account?: string): string {
   if (provider === undefined) return `${kind}.>`;
   if (account === undefined) return `${kind}.${provider}.>`;
   return `${kind}.${provider}.${kvToken(account)}.>`;

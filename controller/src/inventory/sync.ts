@@ -9,8 +9,8 @@
  * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change,
  * and `onSynced` gets the new plan (the site route advertiser publishes its gateway plan).
  */
-import { InventorySnapshot, type InventoryAdapter, type Provider } from "@weft/cloud";
-import type { Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
+import { InventorySnapshot, type InventoryAdapter } from "@weft/cloud";
+import type { CloudProvider, Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -41,6 +41,8 @@ export interface InventorySyncOptions {
   fetchTimeoutMs?: number;
   /** Called after every sync with the inventory as it now is (errors are logged, not thrown). */
   onSynced?: (view: InventoryPlan) => Promise<void>;
+  /** Told of each account's sync as it ends: its status and how long it took (metrics). */
+  onAccountSynced?: (status: AccountStatus, seconds: number) => void;
 }
 
 /** The account id a config names (the status key when no adapter could be built to say). */
@@ -121,7 +123,14 @@ export class InventorySync {
   private async syncAll(): Promise<InventorySyncResult> {
     const startedAt = new Date().toISOString();
     const nodes = await this.o.registry.list();
-    const accounts = await Promise.all(this.accounts.map((a) => this.syncAccount(a, nodes)));
+    const accounts = await Promise.all(
+      this.accounts.map(async (a) => {
+        const t0 = performance.now();
+        const status = await this.syncAccount(a, nodes);
+        this.o.onAccountSynced?.(status, (performance.now() - t0) / 1000);
+        return status;
+      }),
+    );
     await this.afterSync().catch((err: unknown) => this.o.log.warn({ err }, "cannot compute network overlaps and site route gateways"));
     return { startedAt, finishedAt: new Date().toISOString(), accounts };
   }
@@ -167,7 +176,7 @@ export class InventorySync {
   }
 
   /** A failed fetch: status says why; stored instances and nodes are left as they are. */
-  private async recordFailure(provider: Provider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
+  private async recordFailure(provider: CloudProvider, account: string, stage: string, err: unknown, log: Logger): Promise<AccountStatus> {
     const code = typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "exception";
     const message = `${stage}: ${err instanceof Error ? err.message : String(err)}`;
     log.warn({ provider, code, err: message }, "inventory fetch failed; nothing stored or removed for this account");

@@ -6,9 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
-import { Buckets, type JoinKeyInfo } from "@weft/protocol";
+import { Buckets, generateKeyPair, type JoinKeyInfo } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { JoinKeyRejectedError } from "../errors.js";
 import { RecordStore } from "../store/kv.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";

@@ -67,6 +67,18 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
   [Buckets.nodePaths]: 1,
+  [Buckets.trustBundle]: 1,
+  [Buckets.enrollNonces]: 1,
+  [Buckets.attestations]: 1,
+};
+
+/**
+ * Buckets whose records expire (seconds), and their size cap: enrollment nonces are written for
+ * unauthenticated callers, so age and bytes bound what they can make the store keep. A nonce's
+ * own expiry (inventory.instanceIdentity.azure.nonceTtlSeconds, at most this) is checked on use.
+ */
+export const BUCKET_LIMITS: Readonly<Partial<Record<BucketName, { maxAgeSeconds: number; maxBytes: number }>>> = {
+  [Buckets.enrollNonces]: { maxAgeSeconds: 900, maxBytes: 64 * 1024 * 1024 },
 };
 
 export interface EnsureBucketsOptions {
@@ -85,7 +97,12 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
   const all: BucketName[] = Object.values(Buckets);
   for (const bucket of all) {
     if (await streamExists(jsm, kvStreamName(bucket))) continue;
-    await kvm.create(bucket, { history: BUCKET_HISTORY[bucket], replicas: opts.replicas ?? 1 });
+    const limits = BUCKET_LIMITS[bucket];
+    await kvm.create(bucket, {
+      history: BUCKET_HISTORY[bucket],
+      replicas: opts.replicas ?? 1,
+      ...(limits ? { ttl: limits.maxAgeSeconds * 1000, max_bytes: limits.maxBytes } : {}),
+    });
     created.push(bucket);
   }
   return created;

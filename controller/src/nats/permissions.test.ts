@@ -18,9 +18,10 @@ describe("nats permissions", () => {
           "$JS.API.STREAM.INFO.KV_weft-peers",
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.n-0123456789abcdef",
+          "$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle",
         ],
       },
-      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef"] },
+      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
     };
     expect(got, `agentPermissions(${id}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
   });
@@ -30,6 +31,7 @@ describe("nats permissions", () => {
     for (const s of pub.allow) {
       expect(s.startsWith("$KV."), `pub allow ${s}: got a $KV subject, want none (no bucket writes)`).toBe(false);
       for (const b of ["weft-node-policies", "weft-node-paths"]) if (s.includes(b)) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_${b}.$KV.${b}.${id}`);
+      if (s.includes("weft-trust-bundle")) expect(s, `pub allow ${s}: want only a direct get of the bundle key`).toBe("$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle");
       for (const other of ["weft-nodes", "weft-keys", "weft-ipam"]) {
         expect(s.includes(other), `pub allow ${s}: got access to ${other}, want none`).toBe(false);
       }
@@ -39,8 +41,8 @@ describe("nats permissions", () => {
       expect(["*", ">", "$JS.API.>", "$JS.>"].includes(s), `pub allow ${s}: got a broad wildcard`).toBe(false);
     }
     for (const s of sub.allow) {
-      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-paths.${id}`;
-      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox and its own node-policy and node-paths keys`).toBe(true);
+      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-paths.${id}` || s === "$KV.weft-trust-bundle.bundle";
+      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, its own node-policy and node-paths keys and the trust bundle`).toBe(true);
     }
   });
 
@@ -49,7 +51,8 @@ describe("nats permissions", () => {
     const b = agentPermissions("n-fedcba9876543210");
     const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-paths")), ...p.sub.allow];
     const shared = own(a).filter((s) => own(b).includes(s));
-    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want none`).toEqual([]);
+    // The trust bundle is one public key every agent reads on purpose; nothing node-scoped is shared.
+    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["$KV.weft-trust-bundle.bundle"]);
   });
 
   it("nats - invalid node ids are rejected with InvalidNodeIdError", () => {

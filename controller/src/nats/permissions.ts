@@ -19,7 +19,7 @@
  * bucket). Controller code must not give literal core subscriptions authority, and
  * can drop messages whose reply subject starts with `$JS.ACK.`.
  */
-import { Buckets, NODE_ID_PATTERN, Subjects } from "@weft/protocol";
+import { Buckets, NODE_ID_PATTERN, Subjects, TRUST_BUNDLE_KEY } from "@weft/protocol";
 import { InvalidNodeIdError } from "./errors.js";
 
 /** Allow lists in the shape of a NATS user JWT's `pub`/`sub` claims. */
@@ -86,13 +86,18 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
   };
 }
 
-/** The permissions of the agent user of one node. Throws InvalidNodeIdError. */
+/**
+ * The permissions of the agent user of one node. Throws InvalidNodeIdError.
+ * SVID requests (`weft.v1.node.<id>.svid.x509|jwt`) fall under the node root; the trust bundle is
+ * one key every agent may read (public material: CA certificates and JWT public keys).
+ */
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
   const ownPaths = kvKeyReadSubjects(Buckets.nodePaths, nodeId);
+  const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownPaths.pub] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub, ...ownPaths.sub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownPaths.pub, ...bundle.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub, ...ownPaths.sub, ...bundle.sub] },
   };
 }

@@ -6,9 +6,8 @@
  */
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollResponse, Subjects, type Heartbeat, type NodeView } from "@weft/protocol";
+import { Buckets, EnrollResponse, Subjects, generateKeyPair, type Heartbeat, type NodeView } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { claimKey } from "../ipam/claims.js";
 import { agentIdentity, assertNothingStored, eventually, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 

@@ -17,7 +17,8 @@ const node: NodeRecord = {
   natsPublicKey: "UDXU4RCSJNZOIQHZNWXHXMI2N7JBDDM7VQ6TQMVCKNDR2YUZEJAA5YAB",
   overlayAddress: "100.64.0.7",
   endpoints: { private: "10.0.0.7:51820", public: "203.0.113.7:51820" },
-  labels: { tier: "web" },
+  labels: { tier: "web", "cloud.provider": "aws", "cloud.region": "eu-west-1", "cloud.account": "111111111111", "cloud.instance": "i-0abc", "cloud.tag.owner": "alice@example.com" },
+  instance: { provider: "aws", account: "111111111111", id: "i-0abc" },
   identity: { id: 300, spiffeId: "spiffe://weft.internal/ns/shop/sa/web" },
   workloadPrefix: "100.80.0.0/28",
   joinKeyId: "0123456789ab",
@@ -50,14 +51,23 @@ describe("peer record derivation", () => {
       workloadPrefix: "100.80.0.0/28",
       workloads: node.workloads,
       sameSiteTransport: "vxlan",
+      cloud: "aws",
+      labels: { tier: "web", "cloud.provider": "aws", "cloud.region": "eu-west-1" },
       updatedAt: how.updatedAt,
     });
   });
 
+  it("peer-record - cloud tags, the account and the instance id stay in the node record", () => {
+    const peer = peerRecordOf(node, how);
+    const leaked = Object.keys(peer.labels ?? {}).filter((k) => k.startsWith("cloud.tag.") || k === "cloud.account" || k === "cloud.instance");
+    expect(leaked, "labels every agent would see").toEqual([]);
+    expect(JSON.stringify(peer).includes("alice@example.com"), "a tag value in the peer record").toBe(false);
+  });
+
   it("peer-record - optional state is left out when the node has none; a prefix always carries a workload list", () => {
-    const { workloads: _w, siteRoutes: _s, siteRemaps: _r, sessionEpoch: _e, identity: _i, ...bare } = node;
+    const { workloads: _w, siteRoutes: _s, siteRemaps: _r, sessionEpoch: _e, identity: _i, instance: _c, ...bare } = node;
     const peer = peerRecordOf({ ...bare, siteRoutes: [] }, { plaintextSites: [], updatedAt: how.updatedAt });
-    expect(["identity", "siteRoutes", "siteRemaps", "sessionEpoch", "sameSiteTransport"].filter((k) => k in peer), "fields absent").toEqual([]);
+    expect(["identity", "siteRoutes", "siteRemaps", "sessionEpoch", "sameSiteTransport", "cloud"].filter((k) => k in peer), "fields absent").toEqual([]);
     expect(peer.workloads, "workloads of a node with a prefix and none recorded").toEqual([]);
     const { workloadPrefix: _p, ...noPrefix } = bare;
     const old = peerRecordOf(noPrefix, how);

@@ -22,6 +22,14 @@ export function transportOf(site: string, plaintextSites: readonly string[]): Sa
   return plaintextSites.includes(site) ? "vxlan" : "wireguard";
 }
 
+/**
+ * Labels every agent may see (peer records are read by every node): a node's labels without the
+ * inventory's cloud tags (`cloud.tag.*`, the tenant's free text) and its account and instance ids.
+ */
+export function publicLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(labels).filter(([k]) => !k.startsWith("cloud.tag.") && k !== "cloud.account" && k !== "cloud.instance"));
+}
+
 /** The public record of `node`: allowed IPs = its /32 and its workload prefix; its workloads, site routes and epoch. */
 export function peerRecordOf(node: NodeRecord, how: PeerDerivation): PeerRecord {
   const prefix = node.workloadPrefix;
@@ -40,6 +48,8 @@ export function peerRecordOf(node: NodeRecord, how: PeerDerivation): PeerRecord 
     ...(node.sessionEpoch ? { sessionEpoch: node.sessionEpoch } : {}),
     ...(prefix ? { workloadPrefix: prefix, workloads: node.workloads ?? [] } : {}),
     ...(transportOf(node.site, how.plaintextSites) === "vxlan" ? { sameSiteTransport: "vxlan" as const } : {}),
+    ...(node.instance ? { cloud: node.instance.provider } : {}),
+    labels: publicLabels(node.labels),
     updatedAt: how.updatedAt,
   };
 }

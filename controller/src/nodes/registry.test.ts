@@ -6,10 +6,9 @@
  * only in the peer record) are adopted into the node record at start, with no change agents see.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { Buckets, NodeRecord, PeerRecord } from "@weft/protocol";
+import { Buckets, NodeRecord, PeerRecord, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { AddressAllocator } from "../ipam/allocator.js";
 import { Claim, Claims } from "../ipam/claims.js";
 import { PrefixAllocator } from "../ipam/prefixes.js";

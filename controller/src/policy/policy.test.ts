@@ -4,9 +4,8 @@
  * node's compiled entries following applies and deletes.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, ReservedIdentities, type EnrollResponse, type NodePolicy, type PolicyInput } from "@weft/protocol";
+import { Buckets, ReservedIdentities, generateKeyPair, type EnrollResponse, type NodePolicy, type PolicyInput } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;

@@ -6,9 +6,8 @@
  * the REST view equals the published record; a restart rewrites nothing unchanged.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { Buckets, NodePolicyRecord, Subjects, fromCompactEntry, type PolicyInput, type WorkloadsReply } from "@weft/protocol";
+import { Buckets, NodePolicyRecord, Subjects, fromCompactEntry, generateKeyPair, type PolicyInput, type WorkloadsReply } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { enrollAgent, eventually, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
 
 let t: TestController;

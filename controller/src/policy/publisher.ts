@@ -35,6 +35,11 @@ export interface NodePolicyPublisherOptions {
   debounceMs?: number;
   /** Longest a change waits for quiet before it is compiled anyway. Default 250 ms. */
   maxDelayMs?: number;
+  /**
+   * Told of each node record written (its JSON size, entry count, and seconds from the first
+   * change that led to it) and of each removed (metrics).
+   */
+  observe?: { published(node: string, bytes: number, entries: number, seconds: number): void; removed(node: string): void };
 }
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
@@ -54,6 +59,8 @@ export class NodePolicyPublisher {
   private readonly watches: Stoppable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt = 0;
+  /** When the oldest change not yet compiled arrived (for the publish latency). */
+  private pendingSince: number | undefined;
   /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
   private readonly flight = new SingleFlight(() => this.publishAll());
   private stopped = false;
@@ -160,6 +167,7 @@ export class NodePolicyPublisher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.timer === undefined) this.firstChangeAt = now;
+    this.pendingSince ??= now;
     clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.debounceMs, this.firstChangeAt + this.maxDelayMs - now));
     this.timer = setTimeout(() => {
@@ -171,6 +179,9 @@ export class NodePolicyPublisher {
   /** Every node's record from the in-memory snapshot; writes only the differences. */
   private async publishAll(): Promise<void> {
     const started = Date.now();
+    // Latency is measured from the first change of the burst this pass answers (or the pass itself at start).
+    const since = this.pendingSince ?? started;
+    this.pendingSince = undefined;
     const identities = new Map<number, Identity>();
     for (const i of this.identities.values()) identities.set(i.id, i);
     for (const n of this.nodes.values()) for (const w of n.workloads ?? []) identities.set(w.identity.id, w.identity);
@@ -199,6 +210,7 @@ export class NodePolicyPublisher {
         this.opts.stores.nodePolicies.put(node.nodeId, record).then(
           (revision) => {
             this.published.set(node.nodeId, canon);
+            this.opts.observe?.published(node.nodeId, JSON.stringify(record).length, record.entries.length, (Date.now() - since) / 1000);
             this.opts.log.debug({ node: node.nodeId, revision, entries: record.entries.length }, "node policy published");
           },
           (err: unknown) => {
@@ -214,6 +226,7 @@ export class NodePolicyPublisher {
         this.opts.stores.nodePolicies.delete(nodeId).then(
           () => {
             this.published.delete(nodeId);
+            this.opts.observe?.removed(nodeId);
             this.opts.log.info({ node: nodeId }, "node policy removed with its node");
           },
           (err: unknown) => {

@@ -12,6 +12,13 @@
  */
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+// Why the library's internal entry point: the public KV interface has neither the bucket's stream
+// name nor its key codec (fullKeyName, encodeKey, decodeKey, prefixLen) nor its JetStream clients
+// (js, jsm), and the listing described above needs all of them to read the stream with its own
+// consumer.
+// kv-internal.test.ts fails when the class or any member used here changes; re-check it on every
+// @nats-io/kv upgrade.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- see the comment above
 import { Bucket } from "@nats-io/kv/internal";
 import type { KV } from "@nats-io/kv";
 

@@ -59,15 +59,20 @@ export interface ChangeOptions<T> {
   known?: Versioned<T> | null;
 }
 
+/** Told of every KV operation a store makes and how it ended (metrics). */
+export type KvObserver = (bucket: string, op: string, result: "ok" | "conflict" | "error") => void;
+
 export interface RecordStoreOptions {
   /** Overrides RACE_DEADLINE_MS (tests). */
   raceDeadlineMs?: number;
+  observe?: KvObserver;
 }
 
 const decoder = new TextDecoder();
 
 export class RecordStore<S extends z.ZodType> {
   private readonly raceDeadlineMs: number;
+  private readonly observe: KvObserver;
 
   constructor(
     readonly kv: KV,
@@ -76,6 +81,7 @@ export class RecordStore<S extends z.ZodType> {
     opts: RecordStoreOptions = {},
   ) {
     this.raceDeadlineMs = opts.raceDeadlineMs ?? RACE_DEADLINE_MS;
+    this.observe = opts.observe ?? (() => {});
   }
 
   /**
@@ -103,7 +109,7 @@ export class RecordStore<S extends z.ZodType> {
   }
 
   async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
-    const entry = await this.wrap(`get ${key}`, () => this.kv.get(key));
+    const entry = await this.wrap("get", key, () => this.kv.get(key));
     if (!entry || entry.operation !== "PUT") return undefined;
     return { value: this.schema.parse(entry.json()), revision: entry.revision };
   }
@@ -111,9 +117,15 @@ export class RecordStore<S extends z.ZodType> {
   /** Create; resolves false when the key already exists. */
   async create(key: string, value: z.infer<S>): Promise<number | false> {
     try {
-      return await this.kv.create(key, JSON.stringify(this.schema.parse(value)));
+      const revision = await this.kv.create(key, JSON.stringify(this.schema.parse(value)));
+      this.observe(this.bucket, "create", "ok");
+      return revision;
     } catch (err) {
-      if (isRevisionConflict(err)) return false;
+      if (isRevisionConflict(err)) {
+        this.observe(this.bucket, "create", "conflict");
+        return false;
+      }
+      this.observe(this.bucket, "create", "error");
       throw new StoreUnavailableError(`${this.bucket}: create ${key} failed`, { cause: err });
     }
   }
@@ -121,28 +133,34 @@ export class RecordStore<S extends z.ZodType> {
   /** Update at `revision`; resolves false when someone else wrote first. */
   async update(key: string, value: z.infer<S>, revision: number): Promise<number | false> {
     try {
-      return await this.kv.update(key, JSON.stringify(this.schema.parse(value)), revision);
+      const next = await this.kv.update(key, JSON.stringify(this.schema.parse(value)), revision);
+      this.observe(this.bucket, "update", "ok");
+      return next;
     } catch (err) {
-      if (isRevisionConflict(err)) return false;
+      if (isRevisionConflict(err)) {
+        this.observe(this.bucket, "update", "conflict");
+        return false;
+      }
+      this.observe(this.bucket, "update", "error");
       throw new StoreUnavailableError(`${this.bucket}: update ${key} failed`, { cause: err });
     }
   }
 
   async put(key: string, value: z.infer<S>): Promise<number> {
-    return this.wrap(`put ${key}`, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
+    return this.wrap("put", key, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
   }
 
   async delete(key: string): Promise<void> {
-    await this.wrap(`delete ${key}`, () => this.kv.delete(key));
+    await this.wrap("delete", key, () => this.kv.delete(key));
   }
 
   async keys(filter?: string): Promise<string[]> {
-    return this.wrap("keys", () => liveKeys(this.kv, filter));
+    return this.wrap("keys", undefined, () => liveKeys(this.kv, filter));
   }
 
   /** Every current record with its key (skipping values that no longer parse, which are reported), read in one pass. */
   async list(filter?: string, onInvalid?: (key: string, err: unknown) => void): Promise<Keyed<z.infer<S>>[]> {
-    const entries = await this.wrap("list", () => liveEntries(this.kv, filter));
+    const entries = await this.wrap("list", undefined, () => liveEntries(this.kv, filter));
     const out: Keyed<z.infer<S>>[] = [];
     for (const e of entries) {
       try {
@@ -154,11 +172,14 @@ export class RecordStore<S extends z.ZodType> {
     return out;
   }
 
-  private async wrap<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  private async wrap<T>(op: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      const got = await fn();
+      this.observe(this.bucket, op, "ok");
+      return got;
     } catch (err) {
-      throw new StoreUnavailableError(`${this.bucket}: ${op} failed`, { cause: err });
+      this.observe(this.bucket, op, "error");
+      throw new StoreUnavailableError(`${this.bucket}: ${key === undefined ? op : `${op} ${key}`} failed`, { cause: err });
     }
   }
 }

@@ -5,12 +5,14 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyRecord, NodeRecord, PeerRecord, Policy } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { AttestationMark } from "../attest/marks.js";
+import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
-import { RecordStore } from "./kv.js";
+import { RecordStore, type KvObserver } from "./kv.js";
 
 export interface Stores {
   /** weft-nodes: NodeRegistry. */
@@ -33,12 +35,19 @@ export interface Stores {
   inventory: InventoryStore;
   /** weft-node-paths: PathCoordinator. */
   nodePaths: RecordStore<typeof NodePathsRecord>;
+  /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
+  enrollNonces: RecordStore<typeof NonceRecord>;
+  /** weft-attestations: AttestationMarks (signed documents already used). */
+  attestations: RecordStore<typeof AttestationMark>;
+  /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
+  trustBundle: RecordStore<typeof TrustBundle>;
 }
 
-/** Opens each bucket once (they must exist: ensureBuckets). */
-export async function openStores(nc: NatsConnection): Promise<Stores> {
+/** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
+export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
+  const o = observe ? { observe } : {};
   const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, nodePaths] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle, nodePaths] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -48,18 +57,24 @@ export async function openStores(nc: NatsConnection): Promise<Stores> {
     kvm.open(Buckets.nodePolicies),
     kvm.open(Buckets.enrollPolicies),
     kvm.open(Buckets.inventory),
+    kvm.open(Buckets.enrollNonces),
+    kvm.open(Buckets.attestations),
+    kvm.open(Buckets.trustBundle),
     kvm.open(Buckets.nodePaths),
   ]);
   return {
-    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
-    peers: new RecordStore(peers, PeerRecord, Buckets.peers),
-    ipam: new RecordStore(ipam, Claim, Buckets.ipam),
-    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys),
-    identities: new RecordStore(identities, IdentityEntry, Buckets.identities),
-    policies: new RecordStore(policies, Policy, Buckets.policies),
-    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies),
-    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies),
-    inventory: new InventoryStore(inventory),
-    nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths),
+    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
+    peers: new RecordStore(peers, PeerRecord, Buckets.peers, o),
+    ipam: new RecordStore(ipam, Claim, Buckets.ipam, o),
+    keys: new RecordStore(keys, StoredJoinKey, Buckets.keys, o),
+    identities: new RecordStore(identities, IdentityEntry, Buckets.identities, o),
+    policies: new RecordStore(policies, Policy, Buckets.policies, o),
+    nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies, o),
+    enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies, o),
+    inventory: new InventoryStore(inventory, o),
+    enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
+    attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
+    nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths, o),
   };
 }

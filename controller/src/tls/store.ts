@@ -13,15 +13,15 @@
 import { X509Certificate } from "node:crypto";
 import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { spkiHash } from "@weft/protocol";
+import { ControllerFiles, spkiHash } from "@weft/protocol";
 import type { Logger } from "pino";
 import { createCa, issueServerCertificate, keyMatches, subjectAltNames, type KeyAndCert } from "./certs.js";
 import { sameSans } from "./sans.js";
 
-export const TLS_DIR = "tls";
-export const CA_CERT_FILE = "ca.crt";
+export const TLS_DIR = ControllerFiles.tlsDir;
+export const CA_CERT_FILE = ControllerFiles.caCert;
 export const CA_KEY_FILE = "ca.key";
-export const CA_HASH_FILE = "ca.hash";
+export const CA_HASH_FILE = ControllerFiles.caHash;
 export const SERVER_CERT_FILE = "server.crt";
 export const SERVER_KEY_FILE = "server.key";
 

@@ -7,9 +7,8 @@
  * overlay.plaintextSites, also across a restart.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import { Buckets, NodeRecord, PeerRecord, Subjects, WorkloadsReply, type WorkloadSpec } from "@weft/protocol";
+import { Buckets, NodeRecord, PeerRecord, Subjects, WorkloadsReply, generateKeyPair, type WorkloadSpec } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair } from "../../../agent/src/wireguard/keys.js";
 import { claimKey } from "../ipam/claims.js";
 import { enrollAgent, startTestController, type EnrolledAgent, type TestController } from "../testing.js";
 

@@ -5,6 +5,11 @@
  * lab's internet), the instance metadata service on 169.254.169.254 inside the gateway (the site's
  * hosts reach it through their default route, and the simulator knows the caller by its private
  * address). Tests and the demo change the fleet through each simulator's admin unix socket.
+ *
+ * Each simulator signs its instance documents with test keys made for the run and writes what
+ * must be trusted to verify them into the clouds directory (`--trust-out`, the paths in its ready
+ * line); the controller's inventory config trusts those, and only those
+ * (inventory.instanceIdentity), in place of the real AWS, Microsoft and Google keys.
  */
 import type { ChildProcess } from "node:child_process";
 import { request } from "node:http";
@@ -12,6 +17,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { MetadataProvider } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { labMovePublicAddress } from "./conditions.js";
 import { labExec, spawnInHost } from "./exec.js";
@@ -19,11 +25,9 @@ import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labDir } from "./state.js";
 import { labTopology, type Host, type SiteName, type Topology } from "./topology.js";
 
-export type CloudProvider = "aws" | "azure" | "gcp";
-
 export interface LabCloud {
   site: Exclude<SiteName, "onprem">;
-  provider: CloudProvider;
+  provider: MetadataProvider;
   /** AWS account id, Azure subscription id, GCP project id. */
   account: string;
   region: string;
@@ -46,14 +50,14 @@ export const LAB_CLOUD_CREDENTIALS: Readonly<Record<string, string>> = {
 export const CLOUD_API_PORT = 8443;
 export const METADATA_ADDRESS = "169.254.169.254";
 
-export const LAB_CLOUDS: Readonly<Record<CloudProvider, LabCloud>> = {
+export const LAB_CLOUDS: Readonly<Record<MetadataProvider, LabCloud>> = {
   aws: { site: "aws", provider: "aws", account: "111122223333", region: "us-east-1", zone: "us-east-1a", network: "vpc-0a1b2c3d4e5f60718", subnet: "subnet-0a1b2c3d4e5f60718" },
   azure: { site: "azure", provider: "azure", account: "6f1c0a9e-3b7d-4c1e-9a51-2f4e8d7c6b10", region: "westeurope", zone: "1", network: "weft-lab-vnet", subnet: "default" },
   gcp: { site: "gcp", provider: "gcp", account: "weft-lab", region: "europe-west1", zone: "europe-west1-b", network: "weft-lab-net", subnet: "weft-lab-subnet" },
 };
 
 /** The simulator's own id for a lab host: i-… on AWS, a vmId (UUID) on Azure, any stable string on GCP (it renders a numeric id). */
-export function instanceIdFor(provider: CloudProvider, host: string): string {
+export function instanceIdFor(provider: MetadataProvider, host: string): string {
   const hex = createHash("sha256").update(`weft-lab:${host}`).digest("hex");
   if (provider === "aws") return `i-0${hex.slice(0, 16)}`;
   if (provider === "azure") return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
@@ -140,10 +144,12 @@ export function onpremInventoryYaml(t: Topology): string {
 }
 
 export interface RunningClouds {
-  /** Controller inventory config (YAML) for `weft controller --inventory-config`. */
+  /** Controller inventory config (YAML) for `weft controller --inventory-config`; trusts the simulators' signing keys. */
   inventoryConfigPath: string;
+  /** The GCP audience the controller accepts (its URL's origin, what agents ask for by default). */
+  gcpAudience: string;
   /** Admin socket of each simulator (SimAdmin with unixFetch). */
-  adminSockets: Record<CloudProvider, string>;
+  adminSockets: Record<MetadataProvider, string>;
   onpremFile: string;
   stop(): Promise<void>;
 }
@@ -154,15 +160,17 @@ export function cloudsDir(opts: LabOptions): string {
 
 /**
  * Starts the three simulators in their gateways, seeded with the lab's hosts, and writes the
- * on-prem inventory file and the controller's inventory config. `simMain` is cloud-sim/dist/main.js.
+ * on-prem inventory file and the controller's inventory config. `simMain` is cloud-sim/dist/main.js;
+ * `controllerUrl` the URL agents enroll at (its origin is the GCP audience).
  */
-export async function startLabClouds(opts: LabOptions, simMain: string): Promise<RunningClouds> {
+export async function startLabClouds(opts: LabOptions, simMain: string, controllerUrl: string): Promise<RunningClouds> {
   if (!existsSync(simMain)) throw new LabError(`the cloud simulators are not built at ${simMain}; run \`npm run build\``);
   const t = labTopology(resolveLabOptions(opts));
   const dir = cloudsDir(opts);
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
-  const adminSockets = {} as Record<CloudProvider, string>;
+  const adminSockets = {} as Record<MetadataProvider, string>;
+  const trust: SimTrust = {};
   const stop = async () => {
     await Promise.all(
       children.map(
@@ -203,25 +211,55 @@ export async function startLabClouds(opts: LabOptions, simMain: string): Promise
         fleet,
         "--admin-socket",
         adminSockets[cloud.provider],
+        "--trust-out",
+        dir,
         ...(cloud.provider === "azure" ? ["--ca-out", join(dir, "azure-ca.pem"), "--san", gw.wanAddress] : []),
       ];
       const child = spawnInHost(opts, gw.name, argv, { stdio: ["ignore", "pipe", "pipe"] });
       children.push(child);
-      await waitReady(child, `${cloud.provider} simulator on ${gw.name}`);
+      const ready = await waitReady(child, `${cloud.provider} simulator on ${gw.name}`);
+      Object.assign(trust, ready.trust ?? {});
     }
     const onpremFile = join(dir, "onprem.yaml");
     await writeFile(onpremFile, onpremInventoryYaml(t));
     const inventoryConfigPath = join(dir, "inventory.yaml");
-    await writeFile(inventoryConfigPath, inventoryConfigYaml(t, dir, onpremFile));
-    return { inventoryConfigPath, adminSockets, onpremFile, stop };
+    const gcpAudience = new URL(controllerUrl).origin;
+    await writeFile(inventoryConfigPath, inventoryConfigYaml(t, dir, onpremFile, trustConfig(trust, gcpAudience)));
+    return { inventoryConfigPath, gcpAudience, adminSockets, onpremFile, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-/** The controller's inventory config for the lab: one account per simulator plus the on-prem file. */
-export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string): string {
+/** Paths of the simulators' trust files by role, as their ready lines name them (cloud-sim trust.ts). */
+export interface SimTrust {
+  aws?: string;
+  azureRoots?: string;
+  azureIntermediates?: string;
+  gcpJwks?: string;
+}
+
+/** `inventory.instanceIdentity` trusting the simulators' keys and nothing else. */
+export function trustConfig(trust: SimTrust, gcpAudience: string): string[] {
+  const need = (role: keyof SimTrust) => {
+    const path = trust[role];
+    if (path === undefined) throw new LabError(`a cloud simulator did not write its ${role} trust file (--trust-out)`);
+    return JSON.stringify(path);
+  };
+  return [
+    "instanceIdentity:",
+    `  aws: { certificates: { "*": ${need("aws")} } }`,
+    `  azure: { rootsFile: ${need("azureRoots")}, intermediatesFile: ${need("azureIntermediates")} }`,
+    `  gcp: { audience: ${JSON.stringify(gcpAudience)}, jwksFile: ${need("gcpJwks")} }`,
+  ];
+}
+
+/**
+ * The controller's inventory config for the lab: one account per simulator plus the on-prem file,
+ * and `identity` (trustConfig: the simulators' signing keys as the only instance identity trust).
+ */
+export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string, identity: string[]): string {
   const wan = (site: string) => t.gateways.find((g) => g.site === site)?.wanAddress ?? "";
   const { aws, azure, gcp } = LAB_CLOUDS;
   return [
@@ -233,20 +271,27 @@ export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string
     `  - { provider: azure, subscriptionId: "${azure.account}", endpoint: "https://${wan("azure")}:${CLOUD_API_PORT}", caFile: "${join(dir, "azure-ca.pem")}" }`,
     `  - { provider: gcp, project: "${gcp.account}", apiEndpoint: "http://${wan("gcp")}:${CLOUD_API_PORT}" }`,
     `  - { provider: onprem, file: "${onpremFile}" }`,
+    ...identity,
     "",
   ].join("\n");
 }
 
-function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promise<void> {
+/** Waits for the simulator's ready line and returns it. */
+function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promise<{ trust?: SimTrust }> {
   return new Promise((resolve, reject) => {
     let out = "";
     let err = "";
     const timer = setTimeout(() => reject(new LabError(`${what} not ready after ${timeoutMs} ms: ${err.trim()}`)), timeoutMs);
     child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       out += d;
-      if (out.includes('"ready":true')) {
+      const line = out.split("\n").find((l) => l.includes('"ready":true'));
+      if (line !== undefined && out.includes("\n")) {
         clearTimeout(timer);
-        resolve();
+        try {
+          resolve(JSON.parse(line) as { trust?: SimTrust });
+        } catch (e) {
+          reject(new LabError(`${what}: unreadable ready line ${line}: ${(e as Error).message}`));
+        }
       }
     });
     child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
@@ -261,7 +306,7 @@ function waitReady(child: ChildProcess, what: string, timeoutMs = 15_000): Promi
  * One admin call to a lab simulator over its unix socket (the machine's namespace cannot route to
  * the gateways): e.g. labCloudAdmin(clouds, "gcp", "POST", `/instances/${id}/terminate`).
  */
-export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, method: string, path: string, body?: unknown): Promise<unknown> {
+export function labCloudAdmin(clouds: RunningClouds, provider: MetadataProvider, method: string, path: string, body?: unknown): Promise<unknown> {
   const text = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -283,7 +328,7 @@ export function labCloudAdmin(clouds: RunningClouds, provider: CloudProvider, me
 
 /** Terminates a lab host's instance in its cloud's simulator. */
 export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise<unknown> {
-  const provider = host.site as CloudProvider;
+  const provider = host.site as MetadataProvider;
   return labCloudAdmin(clouds, provider, "POST", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/terminate`);
 }
 
@@ -293,8 +338,8 @@ export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise
  * change is real on the wire; conntrack flushed). `to` must be in the site's public block.
  */
 export async function moveLabInstanceAddress(opts: LabOptions, clouds: RunningClouds, host: Host, from: string, to: string): Promise<void> {
-  const provider = host.site as CloudProvider;
-  if (!(provider in LAB_CLOUDS)) throw new LabError(`${host.name} is not a cloud host`);
+  const provider = host.site as MetadataProvider;
+  if (!Object.hasOwn(LAB_CLOUDS, provider)) throw new LabError(`${host.name} is not a cloud host`);
   await labCloudAdmin(clouds, provider, "PUT", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/public-ip`, { publicIp: to });
   await labMovePublicAddress(opts, host.name, from, to);
 }

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ControllerClient } from "@weft/protocol";
+import { ControllerClient, ControllerFiles } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
 import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningClouds } from "./clouds.js";
@@ -96,7 +96,7 @@ export class LabCluster {
 
   /** The pin of the controller's CA, from `<controller state dir>/tls/ca.hash` (written at every controller start). */
   async controllerCaHash(): Promise<string> {
-    const path = join(this.controllerStateDir, "tls", "ca.hash");
+    const path = join(this.controllerStateDir, ControllerFiles.tlsDir, ControllerFiles.caHash);
     try {
       return (await readFile(path, "utf8")).trim();
     } catch (err) {
@@ -110,8 +110,8 @@ export class LabCluster {
 
   /** Admin client over the controller's unix socket (reachable from the root namespace). */
   async client(): Promise<ControllerClient> {
-    const token = (await readFile(join(this.controllerStateDir, "admin-token"), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(this.controllerStateDir, "api.sock"), adminToken: token });
+    const token = (await readFile(join(this.controllerStateDir, ControllerFiles.adminToken), "utf8")).trim();
+    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token });
   }
 
   async startController(extraArgs: string[] = []): Promise<void> {
@@ -128,7 +128,7 @@ export class LabCluster {
     ]);
     await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 60_000, async () => {
       if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
-      if (!existsSync(join(this.controllerStateDir, "api.sock"))) return false;
+      if (!existsSync(join(this.controllerStateDir, ControllerFiles.apiSocket))) return false;
       const res = await (await this.client()).raw("GET", "/healthz").catch(() => undefined);
       return res?.status === 200;
     });
@@ -136,7 +136,7 @@ export class LabCluster {
 
   /** Starts the cloud simulators in the gateways (every cloud host an instance); stopped by stopAll. */
   async startClouds(): Promise<RunningClouds> {
-    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"));
+    this.clouds ??= await startLabClouds(this.opts, join(repoRoot(), "cloud-sim", "dist", "main.js"), this.controllerUrl);
     return this.clouds;
   }
 
@@ -144,6 +144,11 @@ export class LabCluster {
   async stopController(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     await stopProcess(this.controllerProcess, signal);
     this.controllerProcess = undefined;
+  }
+
+  /** The SPIFFE Workload API socket of the agent on `hostName` (one per host: the lab's hosts share a filesystem). */
+  spiffeSocket(hostName: string): string {
+    return join(hostDir(this.opts, hostName), "spiffe", "api.sock");
   }
 
   /** Start (or restart) the agent on `hostName`; `joinKey` is needed only for the first enrollment. */
@@ -175,6 +180,8 @@ export class LabCluster {
       ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
       "--bpf-pin-dir",
       hostPinDir(this.opts, hostName),
+      "--spiffe-socket",
+      this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(this.opts.clouds && this.topology.sites.find((s) => s.name === host.site)?.kind === "cloud" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
       ...(joinKey ? ["--join-key", joinKey] : []),

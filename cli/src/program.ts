@@ -1,0 +1,271 @@
+/**
+ * Every `weft` command with its options: what `--help` shows, declared without loading any
+ * command. Each action imports its command's module (and so the packages it needs) only when that
+ * command runs: `weft status` never loads the controller, fastify or a cloud SDK, and `weft agent`
+ * loads the agent alone. This file imports commander and nothing else at run time (eslint.config.js
+ * holds it to that; type-only imports are free).
+ */
+import { Command } from "commander";
+import type { CloudProvider, MetadataProvider } from "@weft/protocol";
+import { DEFAULT_AGENT_STATE_DIR, DEFAULT_CONTROLLER_STATE_DIR } from "./defaults.js";
+import { UsageError } from "./errors.js";
+import type { AdminOptions } from "./commands/admin-client.js";
+import type { AgentFlags } from "./commands/agent.js";
+import type { ControllerFlags } from "./commands/controller.js";
+import type { EnrollmentPolicyFlags } from "./commands/enrollment.js";
+import type { CreateKeyFlags } from "./commands/keys.js";
+import type { LabFlags } from "./commands/lab.js";
+import type { MeshExportFlags, MeshImportFlags } from "./commands/mesh.js";
+
+// The provider names for help texts, checked against protocol's types at compile time (no import at run time).
+const CLOUD_PROVIDERS = Object.keys({ aws: 1, azure: 1, gcp: 1, onprem: 1 } satisfies Record<CloudProvider, 1>);
+const METADATA_PROVIDERS = Object.keys({ aws: 1, azure: 1, gcp: 1 } satisfies Record<MetadataProvider, 1>);
+
+/** Commander collector for a repeatable option. */
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** The `weft` program: every command registered, none loaded. */
+export function buildProgram(): Command {
+  const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError();
+  registerController(program);
+  registerAgent(program);
+  registerHostCommands(program);
+  registerAdminCommands(program);
+  registerLab(program);
+  return program;
+}
+
+function registerController(program: Command): void {
+  program
+    .command("controller")
+    .description("run the controller (embedded NATS unless --nats-url is given)")
+    .option("--config <file>", "YAML config file; flags override it")
+    .option("--state-dir <dir>", `keys, admin token and embedded NATS data (default ${DEFAULT_CONTROLLER_STATE_DIR})`)
+    .option("--nats-url <url>", "use this NATS instead of starting one")
+    .option("--nats-host <host>", "embedded NATS listen address (default 0.0.0.0)")
+    .option("--nats-port <port>", "embedded NATS port (default 4222)")
+    .option("--nats-advertise <url...>", "NATS URLs handed to agents (default: derived from the API host they used)")
+    .option("--api-host <host>", "REST API listen address (default 0.0.0.0)")
+    .option("--api-port <port>", "REST API port (default 8080)")
+    .option("--api-san <name...>", "names and addresses the API certificate covers (default: the host's IPv4 addresses)")
+    .option("--no-api-tls", "serve the API over plain HTTP (join keys cross the network in clear text)")
+    .option("--overlay-cidr <cidr>", "overlay node address range (default 100.64.0.0/16)")
+    .option("--workload-cidr <cidr>", "workload address range, disjoint from --overlay-cidr; each node gets a prefix of it (default 100.80.0.0/12)")
+    .option("--workload-prefix-length <n>", "length of each node's workload prefix (default 24)")
+    .option("--plaintext-site <site>", "a site whose same-site workload traffic may go as plaintext VXLAN instead of WireGuard (repeatable)", collect)
+    .option("--inventory-config <file>", "YAML file of the inventory section: cloud accounts to list, intervalSeconds, maxRemovalShare (see controller/README.md)")
+    .option("--x509-svid-ttl <duration>", "lifetime of X.509-SVIDs, e.g. 1h or 30s; agents rotate at half of it (default 1h)")
+    .option("--jwt-svid-ttl <duration>", "lifetime of JWT-SVIDs (default 5m)")
+    .action(async (f: ControllerFlags) => (await import("./commands/controller.js")).runController(f));
+
+  program
+    .command("nats-config")
+    .description("print the nats-server config fragment that makes an external NATS trust this controller")
+    .option("--state-dir <dir>", "controller state directory", DEFAULT_CONTROLLER_STATE_DIR)
+    .action(async (f: { stateDir: string }) => (await import("./commands/controller.js")).printNatsConfig(f));
+}
+
+function registerAgent(program: Command): void {
+  program
+    .command("agent")
+    .description("run the host agent")
+    .option("--config <file>", "YAML config file; flags override it")
+    .option("--state-dir <dir>", `keys and state (default ${DEFAULT_AGENT_STATE_DIR})`)
+    .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
+    .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
+    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY); optional with --cloud when an enrollment policy admits the instance")
+    .option("--join-key-file <file>", "read the join key from a file")
+    .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: present this instance's identity from the cloud's metadata service at enrollment`)
+    .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
+    .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
+    .option("--name <name>", "node name (default: host name)")
+    .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
+    .option("--interface <name>", "WireGuard interface name (default weft0)")
+    .option("--implementation <kind>", "auto | kernel | userspace (wireguard-go)")
+    .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
+    .option("--mtu <mtu>", "interface MTU, or auto: the underlay's less 80 (default auto)")
+    .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
+    .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
+    .option("--workload <spec>", "host a workload: <name>=<namespace>/<service-account>@<netns> (repeatable)", (v: string, all: string[]) => [...all, v], [])
+    .option("--bpf-pin-dir <dir>", "where eBPF programs and maps are pinned (default /sys/fs/bpf/weft)")
+    .option("--no-datapath", "WireGuard only: no eBPF policy, counters or same-site encapsulation")
+    .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
+    .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
+    .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
+    .option("--spiffe-socket <path>", "the SPIFFE Workload API's unix socket (default /run/weft/workload-api.sock; '' turns it off)")
+    .option("--spiffe-host-uid <uid>", "a uid whose host processes get the node's identity from the Workload API (repeatable; default 0)", (v: string, all: string[]) => [...all, v], [])
+    .option("--flow-interval <seconds>", "flow records per identity pair every this many seconds (default 10)")
+    .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
+    .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
+    .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
+    .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
+}
+
+/** Commands that read this host's agent from its state directory. */
+function registerHostCommands(program: Command): void {
+  program
+    .command("status")
+    .description("show this host's agent: enrollment, sync state and peers")
+    .option("--state-dir <dir>", "agent state directory", DEFAULT_AGENT_STATE_DIR)
+    .option("--json", "print JSON")
+    .action(async (o: { stateDir: string; json?: boolean }) => (await import("./commands/status.js")).runStatus(o));
+
+  program
+    .command("flows")
+    .description("flow counters per identity pair on this host (packets, bytes, drops by reason); needs root")
+    .option("--state-dir <dir>", "agent state directory", DEFAULT_AGENT_STATE_DIR)
+    .option("--pin-dir <dir>", "where the agent pins its eBPF maps (default: from the agent's status)")
+    .option("--json", "print JSON")
+    .action(async (o: { stateDir: string; pinDir?: string; json?: boolean }) => (await import("./commands/flows.js")).runFlows(o));
+
+  program
+    .command("whois")
+    .description("who holds an overlay address: node, workload, SPIFFE ID, site, cloud, labels (asks this host's agent)")
+    .argument("<address>", "an overlay address, optionally with :port (e.g. a connection's peer)")
+    .option("--state-dir <dir>", "agent state directory (its local API socket is agent.sock there)", DEFAULT_AGENT_STATE_DIR)
+    .option("--socket <path>", "the agent's local API socket (default <state-dir>/agent.sock)")
+    .option("--json", "print JSON")
+    .action(async (address: string, o: { stateDir: string; socket?: string; json?: boolean }) => (await import("./commands/whois.js")).runWhois(address, o));
+}
+
+/** The options every admin command takes to reach the controller (see commands/admin-client.ts). */
+function admin(cmd: Command): Command {
+  return cmd
+    .option("--api <url>", "controller API URL (default: the local controller's unix socket)")
+    .option("--ca-hash <sha256:hex>", "pin of the controller's CA for an https --api (default: $WEFT_CA_HASH, then <controller-state-dir>/tls/ca.crt)")
+    .option("--token <token>", "admin token (default: $WEFT_ADMIN_TOKEN, then <controller-state-dir>/admin-token)")
+    .option("--controller-state-dir <dir>", "state directory of a local controller", DEFAULT_CONTROLLER_STATE_DIR)
+    .option("--json", "print JSON");
+}
+
+type Json = { json?: boolean };
+
+/** Admin commands: the controller's REST API. */
+function registerAdminCommands(program: Command): void {
+  const keys = program.command("keys").description("manage join keys");
+  admin(keys.command("create").description("create a join key; its secret is printed once"))
+    .option("--reusable", "allow many nodes to enroll with this key", false)
+    .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
+    .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
+    .option("--description <text>", "what the key is for")
+    .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
+    .option("--instance-provider <provider>", `only instances of this cloud: ${CLOUD_PROVIDERS.join(" | ")}`)
+    .option("--instance-account <id>", "only instances in this AWS account, Azure subscription or GCP project")
+    .option("--instance-region <region>", "only instances in this region (Azure: location)")
+    .option("--instance-network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
+    .option("--instance-tag <key=value...>", "only instances with this tag (repeatable; all must match)")
+    .action(async (o: CreateKeyFlags) => (await import("./commands/keys.js")).createKey(o));
+  admin(keys.command("list").description("list join keys (never their secrets)")).action(async (o: AdminOptions & Json) => (await import("./commands/keys.js")).listKeys(o));
+  admin(keys.command("revoke").description("revoke a join key").argument("<id>", "join key id")).action(async (id: string, o: AdminOptions & Json) => (await import("./commands/keys.js")).revokeKey(id, o));
+
+  const enrollment = program.command("enrollment-policy").description("manage enrollment policies: which inventory instances may join without a join key, with which labels");
+  admin(enrollment.command("apply").description("create or replace enrollment policies from a YAML or JSON file, or one from flags"))
+    .option("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
+    .option("--name <name>", "policy name (without -f)")
+    .option("--description <text>", "what the policy is for")
+    .option("--provider <provider>", `${CLOUD_PROVIDERS.join(" | ")} (required without -f)`)
+    .option("--account <id>", "only instances in this AWS account, Azure subscription or GCP project")
+    .option("--region <region>", "only instances in this region")
+    .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
+    .option("--tag <key=value...>", "only instances with this tag (repeatable; all must match)")
+    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy")
+    .action(async (o: AdminOptions & EnrollmentPolicyFlags & Json & { file?: string }) => (await import("./commands/enrollment.js")).applyEnrollmentPolicies(o));
+  admin(enrollment.command("get").description("list enrollment policies, or show one").argument("[name]", "policy name")).action(async (name: string | undefined, o: AdminOptions & Json) =>
+    (await import("./commands/enrollment.js")).getEnrollmentPolicies(name, o),
+  );
+  admin(enrollment.command("delete").description("delete an enrollment policy; nodes enrolled through it stay").argument("<name>", "policy name")).action(async (name: string, o: AdminOptions & Json) =>
+    (await import("./commands/enrollment.js")).deleteEnrollmentPolicy(name, o),
+  );
+
+  const nodes = program.command("nodes").description("list and delete enrolled nodes");
+  admin(nodes.command("list").description("list nodes with liveness, handshakes and paths"))
+    .option("--paths", "one line per node and peer: path (direct, relay via …) and RTT")
+    .action(async (o: AdminOptions & Json & { paths?: boolean }) => (await import("./commands/nodes.js")).listNodes(o));
+  admin(nodes.command("get").description("show one node").argument("<node>", "node id or name")).action(async (node: string, o: AdminOptions & Json) => (await import("./commands/nodes.js")).getNode(node, o));
+  admin(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name")).action(async (node: string, o: AdminOptions & Json) =>
+    (await import("./commands/nodes.js")).deleteNode(node, o),
+  );
+
+  const mesh = program.command("mesh").description("the L7 mesh: export Weft members and policy to Istio, import Istio authorization policy");
+  admin(mesh.command("export").description("print Istio WorkloadEntry, ServiceEntry and AuthorizationPolicy documents for the overlay"))
+    .option("--format <format>", "output format (istio)", "istio")
+    .option("--network <name>", "Istio network name of the overlay", "weft")
+    .option("--trust-domain <domain>", "trust domain (default: the one of the nodes' identities, else weft.internal)")
+    .option("-o, --output <file>", "write the documents to a file instead of stdout")
+    .action(async (o: MeshExportFlags) => (await import("./commands/mesh.js")).meshExport(o));
+  admin(mesh.command("import").description("translate Istio AuthorizationPolicy documents into Weft policies and apply them"))
+    .requiredOption("-f, --file <file>", "YAML (or JSON) with AuthorizationPolicy documents, --- between them")
+    .option("--trust-domain <domain>", "the controller's trust domain (default: the one of the nodes' identities, else weft.internal)")
+    .option("--dry-run", "print the Weft policies instead of applying them")
+    .action(async (o: MeshImportFlags) => (await import("./commands/mesh.js")).meshImport(o));
+
+  const identities = program.command("identities").description("identities allocated by the controller");
+  admin(identities.command("list").description("list identities: number and SPIFFE ID")).action(async (o: AdminOptions & Json) => (await import("./commands/identities.js")).listIdentities(o));
+
+  const inventory = program.command("inventory").description("the controller's cloud inventory: sync it, list it");
+  admin(inventory.command("sync").description("sync every configured cloud account now and print what each did")).action(async (o: AdminOptions & Json) => (await import("./commands/inventory.js")).syncInventory(o));
+  admin(inventory.command("list").description("list instances (state, bound node, tags), networks, site routes and overlapping CIDRs"))
+    .option("--provider <provider>", `only this provider (${CLOUD_PROVIDERS.join(", ")})`)
+    .action(async (o: AdminOptions & Json & { provider?: string }) => (await import("./commands/inventory.js")).listInventory(o));
+
+  const policy = program.command("policy").description("manage policies: which identities may reach which, on which ports");
+  admin(policy.command("apply").description("create or replace the policies in a YAML or JSON file"))
+    .requiredOption("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
+    .action(async (o: AdminOptions & Json & { file: string }) => (await import("./commands/policy.js")).applyPolicies(o));
+  admin(policy.command("get").description("list policies, or show one").argument("[name]", "policy name")).action(async (name: string | undefined, o: AdminOptions & Json) =>
+    (await import("./commands/policy.js")).getPolicies(name, o),
+  );
+  admin(policy.command("delete").description("delete a policy").argument("<name>", "policy name")).action(async (name: string, o: AdminOptions & Json) => (await import("./commands/policy.js")).deletePolicy(name, o));
+}
+
+/**
+ * The lab's module, which needs @weft/lab: an optional dependency (the lab lives in the repository's
+ * test/ folder), so a build installed without it still runs every other command and says why this
+ * one cannot.
+ */
+async function labModule(): Promise<typeof import("./commands/lab.js")> {
+  try {
+    return await import("./commands/lab.js");
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "ERR_MODULE_NOT_FOUND" && e.message.includes("@weft/lab")) {
+      throw new UsageError("weft lab: the lab (@weft/lab, an optional dependency) is not installed with this weft; run it from a clone of the repository after `npm ci`", { cause: err });
+    }
+    throw err;
+  }
+}
+
+function registerLab(program: Command): void {
+  const lab = program
+    .command("lab")
+    .description("the multi-cloud lab: network namespaces modelling AWS, Azure, GCP and on-prem")
+    .option("--prefix <name>", "namespace prefix of the lab", "weft")
+    .option("--nat-sites", "the enlarged lab: also branch (masquerade) and cgnat (a random port per destination), aws-2 a relay; give it to every lab command");
+  const flags = (cmd: Command) => cmd.optsWithGlobals<LabFlags>();
+
+  lab
+    .command("up")
+    .description("build the lab (safe to run twice)")
+    .action(async (_o: unknown, cmd: Command) => (await labModule()).labUpCommand(flags(cmd)));
+  lab
+    .command("down")
+    .description("remove everything the lab made, and nothing else")
+    .action(async (_o: unknown, cmd: Command) => (await labModule()).labDownCommand(flags(cmd)));
+  lab
+    .command("status")
+    .description("hosts with their underlay and overlay addresses")
+    .option("--json", "print JSON")
+    .action(async (o: Json, cmd: Command) => (await labModule()).labStatusCommand(o, flags(cmd)));
+  lab
+    .command("exec")
+    .description("run a command inside a lab host: weft lab exec aws-1 -- wg show")
+    .argument("<host>", "aws-1, azure-2, onprem-1, ctl, …")
+    .argument("<command...>", "the command and its arguments")
+    .action(async (host: string, argv: string[], _o: unknown, cmd: Command) => (await labModule()).labExecCommand(host, argv, flags(cmd)));
+  lab
+    .command("demo")
+    .description("lab + controller + an agent on every host; prints the mesh until Ctrl-C")
+    .option("--once", "print the table once the mesh is up, then tear everything down")
+    .option("--timeout <seconds>", "how long to wait for the full mesh", "120")
+    .action(async (o: { once?: boolean; timeout: string }, cmd: Command) => (await labModule()).labDemoCommand(o, flags(cmd)));
+}

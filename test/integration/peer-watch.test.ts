@@ -1,0 +1,202 @@
+/**
+ * PeerWatch against a real controller's embedded NATS, connected as a
+ * restricted agent user (the JWT a real enrollment hands out): the listener
+ * sees one complete snapshot (also when the bucket is empty), then every
+ * update and deletion; invalid records are skipped.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kvm, type KV } from "@nats-io/kv";
+import { createUser } from "@nats-io/nkeys";
+import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { startController, type RunningController } from "@weft/controller";
+import { Buckets, Subjects, generateKeyPair, type PeerRecord } from "@weft/protocol";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PeerWatch, type PeerSet } from "../../agent/src/control/peer-watch.js";
+
+const SELF = "n-00000000000000aa";
+const log = pino({ level: "silent" });
+
+let stateDir: string;
+let controller: RunningController | undefined;
+let peersKv: KV;
+const connections: NatsConnection[] = [];
+const watches: PeerWatch[] = [];
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), "weft-peerwatch-"));
+  controller = await startController({ stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 } }, log);
+  peersKv = await new Kvm(controller.nc).open(Buckets.peers);
+});
+afterEach(async () => {
+  for (const w of watches.splice(0)) w.stop();
+  // Each test starts from an empty bucket.
+  for await (const k of await peersKv.keys()) await peersKv.purge(k);
+});
+afterAll(async () => {
+  for (const w of watches) w.stop();
+  for (const c of connections) await c.close().catch(() => {});
+  await controller?.stop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+interface AgentConn {
+  nc: NatsConnection;
+  /** Errors the server reported on this connection (permission violations). */
+  errors: Error[];
+}
+
+/** Connects the way the agent does: its own nkey, the controller-issued JWT, its inbox prefix. */
+async function connectAgent(nodeId = SELF): Promise<AgentConn> {
+  const user = createUser();
+  const jwt = await controller!.authority.issueAgentUser({ nodeId, userPublicKey: user.getPublicKey() });
+  const nc = await connect({ servers: controller!.natsUrl, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
+  connections.push(nc);
+  const errors: Error[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "error") errors.push(s.error);
+  })();
+  return { nc, errors };
+}
+
+let seq = 0;
+function record(overrides: Partial<PeerRecord> = {}): PeerRecord {
+  seq++;
+  const nodeId = overrides.nodeId ?? `n-${seq.toString(16).padStart(16, "0")}`;
+  return {
+    version: 1,
+    nodeId,
+    name: `peer-${seq}`,
+    site: "aws",
+    wireguardPublicKey: generateKeyPair().publicKey,
+    overlayAddress: `100.64.1.${seq}`,
+    allowedIps: [`100.64.1.${seq}/32`],
+    endpoints: { private: `10.0.0.${seq}:51820` },
+    updatedAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+async function put(r: PeerRecord): Promise<number> {
+  return peersKv.put(r.nodeId, JSON.stringify(r));
+}
+
+/** Starts a PeerWatch on an agent connection and records every set it emits. */
+async function watch(conn: AgentConn): Promise<{ sets: PeerSet[]; w: PeerWatch }> {
+  const sets: PeerSet[] = [];
+  const w = new PeerWatch(conn.nc, (s) => sets.push(s), log);
+  watches.push(w);
+  await w.start();
+  return { sets, w };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+const ids = (s: PeerSet | undefined) => [...(s?.peers.keys() ?? [])].sort();
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+describe("PeerWatch", () => {
+  it("peer-watch - an empty bucket is reported once, with 0 peers", async () => {
+    const conn = await connectAgent();
+    const { sets } = await watch(conn);
+    await until(() => sets.length > 0);
+    await settle();
+    expect(sets.length, `listener calls: got ${sets.length}, want exactly 1`).toBe(1);
+    expect(sets[0]?.peers.size, "peers in the first set").toBe(0);
+    expect(conn.errors.map(String), "permission errors on the agent connection").toEqual([]);
+  });
+
+  it("peer-watch - a bucket holding only deleted records is reported once, with 0 peers", async () => {
+    const r = record();
+    await put(r);
+    await peersKv.delete(r.nodeId);
+    const conn = await connectAgent();
+    const { sets } = await watch(conn);
+    const ok = await until(() => sets.length > 0);
+    await settle();
+    expect(ok, "listener called at all").toBe(true);
+    expect(sets.length, `listener calls: got ${sets.length}, want exactly 1`).toBe(1);
+    expect(sets[0]?.peers.size, "peers").toBe(0);
+  });
+
+  it("peer-watch - the first set is the whole snapshot, then updates and deletions follow", async () => {
+    const a = record();
+    const b = record();
+    const c = record();
+    await put(a);
+    await put(b);
+    const lastRev = await put(c);
+    const conn = await connectAgent();
+    const { sets } = await watch(conn);
+    await until(() => sets.length > 0);
+    expect(ids(sets[0]), "first set: the whole snapshot, never a part of it").toEqual([a.nodeId, b.nodeId, c.nodeId].sort());
+    expect(sets[0]?.revision, "first set's revision").toBe(lastRev);
+    expect(sets[0]?.peers.get(a.nodeId), "record as stored").toEqual(a);
+
+    const moved = { ...a, endpoints: { private: "10.9.9.9:51820" } };
+    const movedRev = await put(moved);
+    expect(await until(() => sets.at(-1)?.peers.get(a.nodeId)?.endpoints.private === "10.9.9.9:51820"), `update: last set ${JSON.stringify(sets.at(-1)?.peers.get(a.nodeId))}`).toBe(true);
+    expect(sets.at(-1)?.revision, "revision after the update").toBe(movedRev);
+    expect(ids(sets.at(-1)), "peers after the update").toEqual([a.nodeId, b.nodeId, c.nodeId].sort());
+
+    await peersKv.delete(b.nodeId);
+    expect(await until(() => !sets.at(-1)?.peers.has(b.nodeId)), "deletion reported").toBe(true);
+    expect(ids(sets.at(-1)), "peers after deleting b").toEqual([a.nodeId, c.nodeId].sort());
+    const revs = sets.map((s) => s.revision);
+    expect(revs, "revisions never go back").toEqual([...revs].sort((x, y) => x - y));
+
+    await peersKv.purge(c.nodeId);
+    expect(await until(() => !sets.at(-1)?.peers.has(c.nodeId)), "purge reported").toBe(true);
+
+    const d = record();
+    await put(d);
+    expect(await until(() => sets.at(-1)?.peers.has(d.nodeId) === true), "a new peer after the snapshot").toBe(true);
+    expect(ids(sets.at(-1)), "final peers").toEqual([a.nodeId, d.nodeId].sort());
+    expect(conn.errors.map(String), "permission errors on the agent connection").toEqual([]);
+  });
+
+  it("peer-watch - records that are not valid, or filed under another node's key, are skipped", async () => {
+    const good = record();
+    await put(good);
+    await peersKv.put("n-00000000000000bb", "not json");
+    await peersKv.put("n-00000000000000cc", JSON.stringify({ ...record(), wireguardPublicKey: "short" }));
+    const impostor = record();
+    await peersKv.put("n-00000000000000dd", JSON.stringify(impostor)); // nodeId inside differs from the key
+    const conn = await connectAgent();
+    const { sets } = await watch(conn);
+    await until(() => sets.length > 0);
+    expect(ids(sets[0]), "peers in the snapshot").toEqual([good.nodeId]);
+
+    // A later valid record under the same key replaces nothing it should not.
+    const fixed = record({ nodeId: "n-00000000000000bb" });
+    await put(fixed);
+    expect(await until(() => sets.at(-1)?.peers.has(fixed.nodeId) === true), "a valid record under a previously invalid key").toBe(true);
+    expect(ids(sets.at(-1)), "peers after the fix").toEqual([good.nodeId, fixed.nodeId].sort());
+  });
+
+  it("peer-watch - restart() resyncs from a fresh snapshot; stop() ends the updates", async () => {
+    const a = record();
+    await put(a);
+    const conn = await connectAgent();
+    const { sets, w } = await watch(conn);
+    await until(() => sets.length > 0);
+    await w.restart();
+    expect(await until(() => sets.length >= 2), "a second snapshot after restart").toBe(true);
+    expect(ids(sets.at(-1)), "peers after restart").toEqual([a.nodeId]);
+
+    w.stop();
+    const count = sets.length;
+    await put(record());
+    await settle();
+    expect(sets.length, `listener calls after stop: got ${sets.length}, want ${count}`).toBe(count);
+  });
+});

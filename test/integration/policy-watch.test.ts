@@ -1,0 +1,203 @@
+/**
+ * NodePolicyWatch against a real controller's embedded NATS, connected as a
+ * restricted agent user (the JWT a real enrollment hands out): the initial read,
+ * live updates and deletions, only newer revisions, malformed records ignored —
+ * and the permissions: an agent reads its own key of weft-node-policies and
+ * nothing else of that bucket.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Kvm, type KV } from "@nats-io/kv";
+import { createUser } from "@nats-io/nkeys";
+import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { startController, type RunningController } from "@weft/controller";
+import { Buckets, Subjects, silentLogger, type NodePolicyRecord } from "@weft/protocol";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NodePolicyWatch, nodePolicySubject } from "../../agent/src/control/policy-watch.js";
+
+const log = silentLogger;
+let stateDir: string;
+let controller: RunningController | undefined;
+let kv: KV;
+const connections: NatsConnection[] = [];
+const watches: NodePolicyWatch[] = [];
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), "weft-policywatch-"));
+  controller = await startController({ stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 } }, pino({ level: "silent" }));
+  kv = await new Kvm(controller.nc).open(Buckets.nodePolicies);
+});
+afterAll(async () => {
+  for (const w of watches) w.stop();
+  for (const c of connections) await c.close().catch(() => {});
+  await controller?.stop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+let counter = 0;
+const freshNodeId = () => `n-${(0xa000 + ++counter).toString(16).padStart(16, "0")}`;
+
+interface AgentConn {
+  nc: NatsConnection;
+  errors: Error[];
+}
+
+async function connectAgent(nodeId: string): Promise<AgentConn> {
+  const user = createUser();
+  const jwt = await controller!.authority.issueAgentUser({ nodeId, userPublicKey: user.getPublicKey() });
+  const nc = await connect({ servers: controller!.natsUrl, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
+  connections.push(nc);
+  const errors: Error[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "error") errors.push(s.error);
+  })();
+  return { nc, errors };
+}
+
+function record(nodeId: string, entries: NodePolicyRecord["entries"] = [[300, 301, 6, 443, 1]]): NodePolicyRecord {
+  return { version: 1, nodeId, localIdentities: [301], policies: ["p"], defaultDeny: [301], entries, compiledAt: new Date().toISOString() };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+const settle = () => new Promise((r) => setTimeout(r, 200));
+
+type Seen = { record: NodePolicyRecord | null; revision: number };
+async function watch(conn: AgentConn, nodeId: string): Promise<{ seen: Seen[]; w: NodePolicyWatch }> {
+  const seen: Seen[] = [];
+  const w = new NodePolicyWatch(conn.nc, nodeId, (r, revision) => seen.push({ record: r, revision }), log);
+  watches.push(w);
+  await w.start();
+  return { seen, w };
+}
+
+describe("NodePolicyWatch", () => {
+  it("policy-watch - no key yet is reported once as (null, 0); puts and a delete follow live, revisions only grow", async () => {
+    const id = freshNodeId();
+    const conn = await connectAgent(id);
+    const { seen } = await watch(conn, id);
+    expect(seen, "before any write").toEqual([{ record: null, revision: 0 }]);
+
+    const r1 = record(id);
+    const rev1 = await kv.put(id, JSON.stringify(r1));
+    expect(await until(() => seen.length === 2), `first put seen: ${JSON.stringify(seen)}`).toBe(true);
+    expect(seen[1], "first put").toEqual({ record: r1, revision: rev1 });
+
+    const r2 = record(id, [[300, 301, 6, 443, 2]]);
+    const rev2 = await kv.put(id, JSON.stringify(r2));
+    expect(await until(() => seen.at(-1)?.revision === rev2), "second put seen").toBe(true);
+    expect(seen.at(-1)?.record, "second put").toEqual(r2);
+
+    await kv.delete(id);
+    expect(await until(() => seen.at(-1)?.record === null && seen.at(-1)!.revision > rev2), "delete seen as null").toBe(true);
+    const revs = seen.map((s) => s.revision);
+    expect(revs, "strictly increasing revisions").toEqual([...new Set(revs)].sort((a, b) => a - b));
+    expect(conn.errors.map(String), "permission errors on the agent connection").toEqual([]);
+  });
+
+  it("policy-watch - an existing record is read at start; a burst of puts ends on the last one", async () => {
+    const id = freshNodeId();
+    const first = await kv.put(id, JSON.stringify(record(id)));
+    const conn = await connectAgent(id);
+    const { seen } = await watch(conn, id);
+    expect(seen.map((s) => [s.revision, s.record?.entries]), "initial read").toEqual([[first, record(id).entries]]);
+    let last = 0;
+    for (let i = 1; i <= 20; i++) last = await kv.put(id, JSON.stringify(record(id, [[300, 301, 6, i, 1]])));
+    expect(await until(() => seen.at(-1)?.revision === last), "last of the burst").toBe(true);
+    expect(seen.at(-1)?.record?.entries, "last entries").toEqual([[300, 301, 6, 20, 1]]);
+    expect(seen.length, "coalesced: fewer calls than puts is fine, never more").toBeLessThanOrEqual(21);
+  });
+
+  it("policy-watch - malformed records and records naming another node are never applied", async () => {
+    const id = freshNodeId();
+    const good = record(id);
+    const goodRev = await kv.put(id, JSON.stringify(good));
+    const conn = await connectAgent(id);
+    const { seen } = await watch(conn, id);
+    await kv.put(id, "not json");
+    await kv.put(id, JSON.stringify({ ...good, entries: [[1, 2, 3]] }));
+    await kv.put(id, JSON.stringify(record(freshNodeId())));
+    await settle();
+    expect(seen, "only the good record").toEqual([{ record: good, revision: goodRev }]);
+    const fixed = record(id, []);
+    const fixedRev = await kv.put(id, JSON.stringify(fixed));
+    expect(await until(() => seen.at(-1)?.revision === fixedRev), "a valid record after bad ones").toBe(true);
+  });
+
+  it("policy-watch - resync() picks up what changed while no notification arrived; stop() ends updates", async () => {
+    const id = freshNodeId();
+    const conn = await connectAgent(id);
+    const { seen, w } = await watch(conn, id);
+    w.stop();
+    const rev = await kv.put(id, JSON.stringify(record(id)));
+    await settle();
+    expect(seen.length, "no updates after stop").toBe(1);
+    const again = new NodePolicyWatch(conn.nc, id, (r, revision) => seen.push({ record: r, revision }), log);
+    watches.push(again);
+    await again.resync();
+    expect(seen.at(-1)?.revision, "resync on a fresh watch reads the key").toBe(rev);
+  });
+});
+
+describe("weft-node-policies permissions", () => {
+  it("permissions - an agent reads its own key and is refused another node's key, by get and by subscription", async () => {
+    const mine = freshNodeId();
+    const other = freshNodeId();
+    await kv.put(mine, JSON.stringify(record(mine)));
+    await kv.put(other, JSON.stringify(record(other)));
+    const conn = await connectAgent(mine);
+    const agentKv = await new Kvm(conn.nc).open(Buckets.nodePolicies, { allow_direct: true });
+    expect((await agentKv.get(mine))?.json<NodePolicyRecord>().nodeId, "own key by direct get").toBe(mine);
+    await expect(agentKv.get(other), "another node's key by direct get").rejects.toThrow();
+
+    // A subscription on another node's subject is refused by the server.
+    const got: string[] = [];
+    const refused: string[] = [];
+    const callback = (err: Error | null, m: { subject: string } | undefined): void => {
+      if (err) refused.push(err.message);
+      else got.push(m!.subject);
+    };
+    conn.nc.subscribe(nodePolicySubject(other), { callback });
+    conn.nc.subscribe(`$KV.${Buckets.nodePolicies}.>`, { callback });
+    await conn.nc.flush();
+    await kv.put(other, JSON.stringify(record(other)));
+    await settle();
+    expect(got, "messages of another node's key").toEqual([]);
+    expect(refused.length, `subscriptions refused: ${refused.join("; ")}`).toBe(2);
+    expect(conn.errors.some((e) => /permissions violation for subscription/i.test(e.message)), `errors: ${conn.errors.map(String).join("; ")}`).toBe(true);
+  });
+
+  it("permissions - the agent cannot get by sequence, read the stream with MSG.GET or create a consumer on the bucket", async () => {
+    const mine = freshNodeId();
+    const other = freshNodeId();
+    const otherRev = await kv.put(other, JSON.stringify(record(other)));
+    const conn = await connectAgent(mine);
+    const stream = `KV_${Buckets.nodePolicies}`;
+    const attempts: [string, string, string][] = [
+      ["direct get by sequence through its own subject", `$JS.API.DIRECT.GET.${stream}.$KV.${Buckets.nodePolicies}.${mine}`, JSON.stringify({ seq: otherRev })],
+      ["direct get by sequence", `$JS.API.DIRECT.GET.${stream}`, JSON.stringify({ seq: otherRev })],
+      ["msg get", `$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify({ last_by_subj: `$KV.${Buckets.nodePolicies}.${other}` })],
+      ["consumer create", `$JS.API.CONSUMER.CREATE.${stream}`, JSON.stringify({ stream_name: stream, config: { deliver_policy: "last_per_subject", ack_policy: "none" } })],
+      ["stream info", `$JS.API.STREAM.INFO.${stream}`, ""],
+    ];
+    for (const [what, subject, body] of attempts) {
+      let answer = "";
+      try {
+        const m = await conn.nc.request(subject, body, { timeout: 500 });
+        answer = `${m.headers?.code ?? ""} ${m.headers?.description ?? ""} ${m.string()}`;
+      } catch (err) {
+        answer = `refused: ${(err as Error).message}`;
+      }
+      expect(answer.includes(other), `${what}: got ${answer}, want no data of ${other}`).toBe(false);
+      expect(/refused|40\d|error/i.test(answer), `${what}: got ${answer}, want a refusal`).toBe(true);
+    }
+  });
+});

@@ -78,28 +78,64 @@ export function agentRegistry(source: MetricsSource): client.Registry {
   return registry;
 }
 
-/** Per-peer handshake age, bytes each way and path, from `wg show` at scrape time. */
+/**
+ * Per-peer handshake age, bytes each way and path, from one `wg show` per scrape. prom-client reads
+ * the families of one scrape side by side, so each family has its own collect and all of them await
+ * the same read (a family filled by another family's collect would show the previous scrape's
+ * values, or none on the first).
+ */
 function peerMetrics(registry: client.Registry, source: MetricsSource): void {
   const labelNames = ["peer", "site", "path"] as const;
-  const age = new client.Gauge({ name: "weft_peer_handshake_age_seconds", help: "Seconds since the last WireGuard handshake with each peer (absent before the first)", labelNames, registers: [registry] });
-  const rx = new client.Counter({ name: "weft_peer_rx_bytes_total", help: "Bytes received from each peer over WireGuard", labelNames, registers: [registry] });
-  const tx = new client.Counter({ name: "weft_peer_tx_bytes_total", help: "Bytes sent to each peer over WireGuard", labelNames, registers: [registry] });
-  // One collect fills the three families from one `wg show`.
+  let reading: Promise<PeerStat[]> | undefined;
+  const stats = (): Promise<PeerStat[]> => {
+    reading ??= (source.peerStats?.() ?? Promise.resolve([])).finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  };
+  const labelsOf = (p: PeerStat) => ({ peer: p.peer, site: p.site, path: p.path });
+  new client.Gauge({
+    name: "weft_peer_handshake_age_seconds",
+    help: "Seconds since the last WireGuard handshake with each peer (absent before the first)",
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const now = await stats();
+      this.reset();
+      for (const p of now) if (p.handshakeAgeSeconds !== undefined) this.set(labelsOf(p), p.handshakeAgeSeconds);
+    },
+  });
+  new client.Counter({
+    name: "weft_peer_rx_bytes_total",
+    help: "Bytes received from each peer over WireGuard",
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const now = await stats();
+      this.reset();
+      for (const p of now) this.inc(labelsOf(p), p.rxBytes);
+    },
+  });
+  new client.Counter({
+    name: "weft_peer_tx_bytes_total",
+    help: "Bytes sent to each peer over WireGuard",
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const now = await stats();
+      this.reset();
+      for (const p of now) this.inc(labelsOf(p), p.txBytes);
+    },
+  });
   new client.Gauge({
     name: "weft_peer_up",
     help: "1 for each peer with a handshake younger than 180 s (WireGuard's session lifetime), else 0",
     labelNames,
     registers: [registry],
     async collect() {
-      const stats = (await source.peerStats?.()) ?? [];
-      for (const m of [age, rx, tx, this]) m.reset();
-      for (const p of stats) {
-        const labels = { peer: p.peer, site: p.site, path: p.path };
-        if (p.handshakeAgeSeconds !== undefined) age.set(labels, p.handshakeAgeSeconds);
-        rx.inc(labels, p.rxBytes);
-        tx.inc(labels, p.txBytes);
-        this.set(labels, p.handshakeAgeSeconds !== undefined && p.handshakeAgeSeconds < 180 ? 1 : 0);
-      }
+      const now = await stats();
+      this.reset();
+      for (const p of now) this.set(labelsOf(p), p.handshakeAgeSeconds !== undefined && p.handshakeAgeSeconds < 180 ? 1 : 0);
     },
   });
 }

@@ -94,9 +94,11 @@ export class PathCoordinator {
 
   async #tick(): Promise<void> {
     try {
-      const nodes = this.o.nodes.list();
       const heartbeats = this.o.liveness.heartbeats();
-      await this.#recordReflexive(nodes, heartbeats);
+      // Planned with the records as just written: the node cache's watch may not have the
+      // reflexive endpoints and mapping yet, and a round started on a stale mapping takes a
+      // relayed pair off its relay for nothing.
+      const nodes = await this.#recordReflexive(this.o.nodes.list(), heartbeats);
       const plan = planPaths({
         nodes: nodes.map((n) => this.#pathNode(n)),
         pairs: this.#pairs,
@@ -128,8 +130,10 @@ export class PathCoordinator {
     };
   }
 
-  async #recordReflexive(nodes: NodeRecord[], heartbeats: ReturnType<Liveness["heartbeats"]>): Promise<void> {
+  /** Records what changed; returns the node records with what was recorded. */
+  async #recordReflexive(nodes: NodeRecord[], heartbeats: ReturnType<Liveness["heartbeats"]>): Promise<NodeRecord[]> {
     const views = reflexiveEndpoints(nodes, heartbeats, Date.now() / 1000);
+    const recorded = new Map<string, NodeRecord>();
     for (const n of nodes) {
       const view = views.get(n.nodeId);
       if (!view || !withReflexive(n.endpoints, view)) {
@@ -144,12 +148,14 @@ export class PathCoordinator {
           const endpoints = withReflexive(node.endpoints, view);
           return endpoints ? { ...node, endpoints } : undefined;
         });
+        if (got.node) recorded.set(n.nodeId, got.node);
         if (got.outcome === "updated") this.o.log.info({ node: n.nodeId, reflexive: view.reflexive, mapping: view.mapping }, "node's reflexive endpoints as public peers see them");
       } catch (err) {
         this.#reflexiveSent.delete(n.nodeId);
         this.o.log.warn({ node: n.nodeId, err }, "cannot record the node's reflexive endpoints");
       }
     }
+    return nodes.map((n) => recorded.get(n.nodeId) ?? n);
   }
 
   async #write(records: Map<string, NodePaths>): Promise<void> {

@@ -12,6 +12,7 @@ const alias = {
   "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),
   "@weft/agent/local": src("./agent/src/local.ts"),
+  "@weft/agent/host": src("./agent/src/host.ts"),
   "@weft/agent/flows": src("./agent/src/datapath/flows.ts"),
   "@weft/agent": src("./agent/src/index.ts"),
   "@weft/lab": src("./test/lab/src/index.ts"),

@@ -9,6 +9,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------------------
 # chromium: the console's browser tests (driven headless by playwright-core; never a downloaded browser).
 packages=(nats-server wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium)
+# The package and its installed-agent test (packaging/): dpkg-shlibdeps, strip, lintian, a Debian
+# root, the units' checker (cloud-init, for the examples' schema check, is installed below).
+packages+=(dpkg-dev binutils lintian debootstrap systemd man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,7 +51,8 @@ fi
 # --- Terraform provider tools (terraform/) ----------------------------------------------
 # Terraform 1.5.7 (the last MPL release; newer ones refuse `go install`) and tfplugindocs, built
 # from the Go module proxy into .tools/bin once; the provider's tests name them explicitly and
-# never use a terraform on PATH. cloud-init is for `cloud-init schema` on the module's user data.
+# never use a terraform on PATH. cloud-init is for `cloud-init schema` on the module's user data
+# and on packaging/cloud-init.
 tools=.tools/bin
 if ! command -v go >/dev/null; then
   echo "weft setup: Go is required for the Terraform provider (terraform/); install Go 1.25 or newer" >&2
@@ -66,7 +70,7 @@ if ! built_from "$tools/tfplugindocs" github.com/hashicorp/terraform-plugin-docs
 fi
 if ! dpkg-query -W -f='${Status}' cloud-init 2>/dev/null | grep -q "install ok installed"; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "weft setup: missing Debian package cloud-init (the provider's tests run \`cloud-init schema\`); run as root" >&2
+    echo "weft setup: missing Debian package cloud-init (the provider's and the package's tests run \`cloud-init schema\`); run as root" >&2
     exit 1
   fi
   say "installing Debian package cloud-init (for \`cloud-init schema\`; its boot services are not enabled here)"
@@ -88,3 +92,6 @@ if [ ! -f console/dist/index.html ] || [ -n "$(find console/src console/index.ht
 fi
 bash bpf/build.sh
 chmod +x cli/dist/main.js
+
+# --- current wireguard-go (cached in .weft/; the lab prefers it, Debian's is the fallback) ----
+bash scripts/wireguard-go.sh >/dev/null || echo "weft setup: the lab uses Debian's wireguard-go (see above); \`npm run package\` needs Go 1.23+" >&2

@@ -20,6 +20,8 @@ export const AgentConfig = z
     controllerCaHash: caHash.optional(),
     /** Join key for the first enrollment; ignored once enrolled. Optional with `cloud` when an enrollment policy admits the instance. */
     joinKey: z.string().optional(),
+    /** File holding the join key (mode 0600), read only while not enrolled: keeps the key off command lines. `weft up` writes /etc/weft/join-key. */
+    joinKeyFile: z.string().regex(/^\//, "must be an absolute path").optional(),
     /**
      * The cloud this host runs in: at enrollment the agent reads the cloud's signed instance
      * document from its metadata service and presents it (join by instance identity).
@@ -154,6 +156,9 @@ export const AgentConfig = z
     const https = c.controllerUrl !== undefined && /^https:/i.test(c.controllerUrl);
     if (https && c.controllerCaHash === undefined) {
       ctx.addIssue({ code: "custom", path: ["controllerCaHash"], message: "required for an https controller URL: pass --ca-hash sha256:… (printed by `weft keys create`)" });
+    }
+    if (c.joinKey !== undefined && c.joinKeyFile !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["joinKeyFile"], message: "give the join key once: joinKey or joinKeyFile, not both" });
     }
     const names = new Set<string>();
     c.workloads.forEach((w, i) => {

@@ -3,7 +3,8 @@
  * `npx tsc -b`) runs with a module resolve hook that records every module it resolves.
  * `weft --help` loads commander and the CLI's entry; `weft status` the agent's state readers and
  * nothing of the agent's control loops, the controller, fastify, a cloud SDK or the lab; `weft agent`
- * the agent, never the controller, fastify, a cloud SDK or the lab. A build installed without the
+ * the agent, never the controller, fastify, a cloud SDK or the lab; `weft up` and `weft service` the
+ * agent's config schema and state readers, not the agent. A build installed without the
  * optional lab (@weft/lab made unresolvable by the hook) runs every command but `weft lab`, which
  * exits 2 saying why.
  */
@@ -159,6 +160,19 @@ describe.skipIf(!built)("weft loads only what it runs", () => {
     expect(r.stderr, "the agent started and reached its enrollment retry").toMatch(/enrollment failed; retrying/);
     expect(r.modules.some((m) => m.endsWith("/agent/dist/index.js")), "the agent was loaded").toBe(true);
     expect(loaded(r.modules, CONTROL_PLANE), "modules weft agent must not load").toEqual([]);
+  });
+
+  it("cli - weft up and weft service load the agent's config and state readers, not the agent, the controller, a cloud SDK or the lab", async () => {
+    // A bad --timeout is refused (exit 2) once up.js and all it imports are loaded, before anything is touched.
+    const up = await weft(["up", "--timeout", "soon"]);
+    expect(up.code, `weft up exit code; stderr: ${up.stderr}`).toBe(2);
+    expect(up.stderr, "weft up's refusal").toMatch(/run it as root|--timeout soon: want a number of seconds/);
+    expect(up.modules.some((m) => m.endsWith("/agent/dist/host.js")), "the agent's host entry was loaded (the trace works)").toBe(true);
+    expect(loaded(up.modules, [...CONTROL_PLANE, ...AGENT_RUNTIME]), "modules weft up must not load").toEqual([]);
+    const service = await weft(["service", "status"]);
+    expect([0, 3], `weft service status exit code (0 running, 3 stopped); stderr: ${service.stderr}`).toContain(service.code);
+    expect(service.stdout, "weft service status").toMatch(/^(running|stopped) \(/);
+    expect(loaded(service.modules, [...CONTROL_PLANE, ...AGENT_RUNTIME]), "modules weft service must not load").toEqual([]);
   });
 
   it("cli - without the optional lab, weft status and weft lab --help work and weft lab status exits 2 saying why", async () => {

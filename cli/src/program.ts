@@ -12,10 +12,13 @@ import { UsageError } from "./errors.js";
 import type { AdminOptions } from "./commands/admin-client.js";
 import type { AgentFlags } from "./commands/agent.js";
 import type { ControllerFlags } from "./commands/controller.js";
+import type { DownFlags } from "./commands/down.js";
 import type { EnrollmentPolicyFlags } from "./commands/enrollment.js";
 import type { CreateKeyFlags } from "./commands/keys.js";
 import type { LabFlags } from "./commands/lab.js";
 import type { MeshExportFlags, MeshImportFlags } from "./commands/mesh.js";
+import type { ServiceFlags } from "./commands/service.js";
+import type { UpFlags } from "./commands/up.js";
 
 // The provider names for help texts, checked against protocol's types at compile time (no import at run time).
 const CLOUD_PROVIDERS = Object.keys({ aws: 1, azure: 1, gcp: 1, onprem: 1 } satisfies Record<CloudProvider, 1>);
@@ -29,6 +32,7 @@ export function buildProgram(): Command {
   const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError();
   registerController(program);
   registerAgent(program);
+  registerAgentService(program);
   registerHostCommands(program);
   registerAdminCommands(program);
   registerLab(program);
@@ -101,6 +105,41 @@ function registerAgent(program: Command): void {
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
 }
 
+/** The installed package's agent service: join, leave, start and stop (see packaging/README.md). */
+function registerAgentService(program: Command): void {
+  program
+    .command("up")
+    .description("join this host: write /etc/weft/agent.yaml, start the agent service, wait until online and print the overlay address")
+    .option("--controller <url>", "controller API URL (https://host:8080), printed by `weft keys create`")
+    .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`")
+    .option("--join-key-file <file>", "file holding the join key; copied to /etc/weft/join-key (0600) until the node is enrolled")
+    .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: join without a key, by this instance's identity`)
+    .option("--metadata-endpoint <url>", "base URL of the cloud's metadata service (default: the cloud's link-local one)")
+    .option("--name <name>", "node name (default: host name)")
+    .option("--site <site>", "site this host shares private addresses with (default 'default')")
+    .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
+    .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
+    .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
+    .option("--mtu <mtu>", "interface MTU (default 1420; 1380 where the underlay is 1460, as on GCP)")
+    .option("--timeout <seconds>", "give up waiting for the node to come online after this long", "120")
+    .option("--keep-join-key", "keep /etc/weft/join-key after enrolling (for a reusable key)")
+    .option("--json", "print {name, nodeId, site, overlayAddress} as JSON")
+    .action(async (f: UpFlags) => (await import("./commands/up.js")).runUp(f));
+
+  program
+    .command("down")
+    .description("leave the overlay: stop and disable the agent, remove its interface, routes, eBPF pins and rules, then its state and config")
+    .option("--keep-state", "keep keys, state and config (a later `weft up` rejoins as the same node)")
+    .action(async (f: DownFlags) => (await import("./commands/down.js")).runDown(f));
+
+  program
+    .command("service")
+    .description("the agent service: start | stop | restart | status (systemd's weft-agent.service, or without systemd the agent weft runs itself)")
+    .argument("<action>", "start | stop | restart | status")
+    .option("--if-running", "restart: only when it is running")
+    .action(async (action: string, f: ServiceFlags) => (await import("./commands/service.js")).runService(action, f));
+}
+
 /** Commands that read this host's agent from its state directory. */
 function registerHostCommands(program: Command): void {
   program
@@ -163,7 +202,7 @@ function registerAdminCommands(program: Command): void {
     .option("-f, --file <file>", "policy file: one policy, a list, or several --- documents")
     .option("--name <name>", "policy name (without -f)")
     .option("--description <text>", "what the policy is for")
-    .option("--provider <provider>", `${CLOUD_PROVIDERS.join(" | ")} (required without -f)`)
+    .option("--provider <provider>", `${METADATA_PROVIDERS.join(" | ")} (required without -f; not onprem: on-prem hosts have no signed instance document and join with a join key)`)
     .option("--account <id>", "only instances in this AWS account, Azure subscription or GCP project")
     .option("--region <region>", "only instances in this region")
     .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")

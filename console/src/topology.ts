@@ -108,3 +108,62 @@ export function topologyElements(nodes: readonly NodeView[], inventory: Inventor
   }
   return els;
 }
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+const SLOT_W = 130; // one host column
+const HOST_H = 56; // a host's box and the gap under it
+const ROW_H = 34; // one workload or route under its host
+const SITE_PAD = 50; // a site's label and margin
+const CLOUD_GAP = 70;
+const CLOUDS_PER_ROW = 3;
+
+/**
+ * Where each leaf node goes (pure; cytoscape's "preset" layout places them and derives the boxes
+ * of clouds and sites): clouds side by side, three to a row; a cloud's sites stacked; in a site,
+ * its hosts in a row, each with its workloads and advertised routes in a column below it, and a
+ * withheld route last in the row. Deterministic, so the map does not move between refreshes.
+ */
+export function layoutPositions(elements: readonly GraphElement[]): Map<string, Point> {
+  const nodes = elements.filter((e) => e.group === "nodes");
+  const owner = new Map<string, string>(); // workload or route → its host
+  for (const e of elements) if (e.group === "edges" && /\b(hosts|advertises)\b/.test(e.classes)) owner.set(String(e.data["target"]), String(e.data["source"]));
+  const childrenOf = (parent: string) => nodes.filter((n) => n.data["parent"] === parent);
+  const byLabel = (a: GraphElement, b: GraphElement) => String(a.data["name"] ?? a.data["label"]).localeCompare(String(b.data["name"] ?? b.data["label"]));
+  const out = new Map<string, Point>();
+  const clouds = nodes.filter((n) => n.classes.split(" ").includes("cloud")).sort(byLabel);
+  let rowX = 0;
+  let rowY = 0;
+  let rowH = 0;
+  clouds.forEach((cloud, i) => {
+    if (i > 0 && i % CLOUDS_PER_ROW === 0) {
+      rowX = 0;
+      rowY += rowH + CLOUD_GAP;
+      rowH = 0;
+    }
+    let y = rowY;
+    let width = SLOT_W;
+    for (const site of childrenOf(String(cloud.data["id"])).sort(byLabel)) {
+      const inSite = childrenOf(String(site.data["id"]));
+      const hosts = inSite.filter((n) => n.classes.split(" ").includes("host")).sort(byLabel);
+      const loose = inSite.filter((n) => !n.classes.split(" ").includes("host") && !hosts.some((h) => h.data["id"] === owner.get(String(n.data["id"])))).sort(byLabel);
+      let deepest = 0;
+      hosts.forEach((host, col) => {
+        const x = rowX + col * SLOT_W;
+        out.set(String(host.data["id"]), { x, y });
+        const below = inSite.filter((n) => owner.get(String(n.data["id"])) === host.data["id"]).sort(byLabel);
+        below.forEach((n, k) => out.set(String(n.data["id"]), { x, y: y + HOST_H + k * ROW_H }));
+        deepest = Math.max(deepest, below.length);
+      });
+      loose.forEach((n, k) => out.set(String(n.data["id"]), { x: rowX + (hosts.length + k) * SLOT_W, y }));
+      width = Math.max(width, (hosts.length + loose.length) * SLOT_W);
+      y += HOST_H + deepest * ROW_H + SITE_PAD;
+    }
+    rowX += width + CLOUD_GAP;
+    rowH = Math.max(rowH, y - rowY);
+  });
+  return out;
+}

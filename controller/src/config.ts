@@ -110,6 +110,16 @@ export const ControllerConfig = z
     heartbeatSeconds: z.number().int().min(1).max(300).default(5),
     /** A node with no heartbeat for this long is shown offline (nothing is removed). */
     offlineAfterSeconds: z.number().int().min(2).max(3600).default(15),
+    downloads: z
+      .object({
+        /**
+         * Directory served to new VMs without auth (`GET /install.sh`, `GET /download/weft_*.deb`):
+         * the installer and the packages, e.g. packaging/out of `npm run package`. Absent: none served.
+         */
+        dir: z.string().regex(/^\//, "must be an absolute path").optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
     inventory: InventoryConfig.prefault({}),
     /** Connectivity across NATs (see controller/src/nat): reflexive endpoints, relays, hole punching. */

@@ -20,6 +20,7 @@ import { consoleBuilt, defaultConsoleDir, serveConsole } from "./console/static.
 import { Enrollment } from "./enroll/enroll.js";
 import { ControllerError } from "./errors.js";
 import { FlowCollector } from "./flows/collector.js";
+import { downloadRoutes } from "./install/downloads.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
 import { validateIdentityLabels } from "./identity/labels.js";
@@ -298,6 +299,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         flows: () => flows.view(),
         matrixInput: async () => ({ policies: await policies.list(), identities: await identities.list(), nodes: await registry.list() }),
       }),
+      ...downloadRoutes({ dir: config.downloads.dir, caPem: tls?.caPem }),
     ];
     const serverOptions = {
       routes,

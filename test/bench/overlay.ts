@@ -2,8 +2,9 @@
  * `npm run bench` (scripts/bench.sh): the overlay benchmark on a dedicated lab (prefix `wtb`,
  * so the demo's lab is never touched). In one run, between two hosts in different clouds:
  *   1. underlay vs Weft overlay TCP throughput and ping latency;
- *   2. the same over WireGuard configured by hand with the same implementation (wireguard-go),
- *      so Weft's own cost shows as the ratio weft / hand (expected ~1.0: same data path);
+ *   2. the same over WireGuard configured by hand with the same implementation (the current
+ *      wireguard-go the agents run), so Weft's own cost shows as the ratio weft / hand (expected
+ *      ~1.0: same data path), and by hand with Debian 12's wireguard-go (current / Debian);
  *   3. start-up (all agents at once → handshakes with every peer), agent restart and host
  *      restart times;
  *   4. the relayed-path row: onprem-1 → cgnat-1 (both behind NAT, cgnat's picking a port per
@@ -30,7 +31,7 @@ import { describeMachine, formatReport, writeResult, SCHEMA, type OverlayBenchRe
 
 const USAGE = `usage: npm run bench -- [options]   (needs root)
 
-  --rounds <n>          rounds of [underlay, weft, hand] (default 3)
+  --rounds <n>          rounds of [underlay, weft, hand, handDebian] (default 3)
   --seconds <s>         iperf3 duration per measurement (default 5)
   --pings <n>           pings per measurement (default 20)
   --interval <s>        seconds between pings (default 0.2)
@@ -55,11 +56,14 @@ interface Settings {
   out: string;
 }
 
-/** Hand-made tunnel: its own addresses, port and interface names, apart from Weft's. */
+/** Hand-made tunnels: their own addresses, ports and interface names, apart from Weft's and each other's. */
 const HAND = { port: 51900, from: "10.200.0.1", to: "10.200.0.2", ifacePrefix: "wgb" } as const;
-const IPERF_PORTS: Record<PathName, number> = { underlay: 5201, weft: 5202, hand: 5203 };
+const HAND_DEBIAN = { port: 51901, from: "10.201.0.1", to: "10.201.0.2", ifacePrefix: "wgd" } as const;
+/** Debian 12's wireguard-go, the baseline the current build (what the agents run) is compared with. */
+const DEBIAN_WIREGUARD_GO = "/usr/bin/wireguard-go";
+const IPERF_PORTS: Record<PathName, number> = { underlay: 5201, weft: 5202, hand: 5203, handDebian: 5204 };
 /** The relayed-path row: its iperf3 port, the relay node (labelled `weft:relay` through its join key), the sites it adds. */
-const RELAY = { port: 5204, node: "aws-2", sites: ["branch", "cgnat"] } as const;
+const RELAY = { port: 5205, node: "aws-2", sites: ["branch", "cgnat"] } as const;
 const STARTUP_TIMEOUT_MS = 60_000;
 const AGENT_RESTART_TIMEOUT_MS = 30_000;
 
@@ -123,7 +127,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new BenchError("the benchmark builds network namespaces and WireGuard interfaces: run it as root");
   const repo = repoRoot();
   const machine = describeMachine(repo);
-  if (!machine.wireguardGo || !machine.iperf3) throw new BenchError("wireguard-go and iperf3 are needed; run scripts/setup.sh");
+  if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
 
   // The NAT sites are there for the relayed-path row; the start-up figures keep the seven hosts.
   const opts: LabOptions = { prefix: settings.prefix, layout: { natSites: true } };
@@ -135,6 +139,14 @@ async function main(): Promise<number> {
     b: { host: to.name, iface: `${HAND.ifacePrefix}-${to.name}`.slice(0, 15), address: HAND.to, publicAddress: to.publicAddress as string },
     port: HAND.port,
     mtu: 0, // set to the Weft interface's MTU once it exists
+    binary: join(repo, ".weft", "bin", "wireguard-go"),
+  };
+  const handDebian: HandTunnelOptions = {
+    a: { ...hand.a, iface: `${HAND_DEBIAN.ifacePrefix}-${from.name}`.slice(0, 15), address: HAND_DEBIAN.from },
+    b: { ...hand.b, iface: `${HAND_DEBIAN.ifacePrefix}-${to.name}`.slice(0, 15), address: HAND_DEBIAN.to },
+    port: HAND_DEBIAN.port,
+    mtu: 0,
+    binary: DEBIAN_WIREGUARD_GO,
   };
 
   // Ctrl-C / SIGTERM: finish the current step, then tear down (a third signal quits at once).
@@ -201,15 +213,17 @@ async function main(): Promise<number> {
     step(`host restart: ${settings.restartHost} (interface deleted, state kept)`);
     const hostRestart = await measureHostRestart(agents, settings.restartHost, { timeoutMs: settings.restartTimeoutMs, signal: abort.signal });
 
-    hand.mtu = await interfaceMtu(opts, from.name, ifaceOf(agents, from.name));
-    step(`hand-configured wireguard-go: ${hand.a.iface} ${HAND.from} ↔ ${hand.b.iface} ${HAND.to}, UDP ${HAND.port}, MTU ${hand.mtu}`);
+    hand.mtu = handDebian.mtu = await interfaceMtu(opts, from.name, ifaceOf(agents, from.name));
+    step(`hand-configured wireguard-go, current: ${hand.a.iface} ${HAND.from} ↔ ${hand.b.iface} ${HAND.to}, UDP ${HAND.port}; Debian's: ${handDebian.a.iface} ${HAND_DEBIAN.from} ↔ ${handDebian.b.iface} ${HAND_DEBIAN.to}, UDP ${HAND_DEBIAN.port}; MTU ${hand.mtu}`);
     handUp = true;
     await setUpHandTunnel(opts, hand);
+    await setUpHandTunnel(opts, handDebian);
 
     const paths: Record<PathName, PathTarget> = {
       underlay: { name: "underlay", address: to.publicAddress as string, bindAddress: to.privateAddress, port: IPERF_PORTS.underlay },
       weft: { name: "weft", address: toOverlay, bindAddress: toOverlay, port: IPERF_PORTS.weft },
       hand: { name: "hand", address: HAND.to, bindAddress: HAND.to, port: IPERF_PORTS.hand },
+      handDebian: { name: "handDebian", address: HAND_DEBIAN.to, bindAddress: HAND_DEBIAN.to, port: IPERF_PORTS.handDebian },
     };
     step(`iperf3 servers on ${to.name}: ${PATH_NAMES.map((p) => `${paths[p].bindAddress}:${paths[p].port}`).join(", ")}`);
     for (const p of PATH_NAMES) servers.push(await startIperfServer(opts, to.name, paths[p].bindAddress, paths[p].port));
@@ -248,6 +262,7 @@ async function main(): Promise<number> {
         pingIntervalS: settings.intervalS,
         mtu: hand.mtu,
         handPort: HAND.port,
+        handDebianPort: HAND_DEBIAN.port,
       },
       paths,
       samples,
@@ -256,6 +271,7 @@ async function main(): Promise<number> {
         weftOverUnderlay: compare(summary.weft, summary.underlay),
         handOverUnderlay: compare(summary.hand, summary.underlay),
         weftOverHand: compare(summary.weft, summary.hand),
+        currentOverDebian: compare(summary.hand, summary.handDebian),
       },
       convergence: { startup, agentRestart, hostRestart },
       relay,
@@ -274,7 +290,7 @@ async function main(): Promise<number> {
       }
     };
     for (const s of servers) await attempt(`stop iperf3 on ${s.address}:${s.port}`, () => stopIperfServer(s));
-    if (handUp) await attempt("remove the hand-made interfaces", () => tearDownHandTunnel(opts, hand));
+    if (handUp) await attempt("remove the hand-made interfaces", () => Promise.all([tearDownHandTunnel(opts, hand), tearDownHandTunnel(opts, handDebian)]));
     if (cluster) {
       const c = cluster;
       await attempt("stop the agents and the controller", () => c.stopAll());

@@ -16,16 +16,18 @@ import type { NatsIdentity } from "../state/nkey.js";
 import { writeFileAtomic, type AgentState } from "../state/store.js";
 import { CONTROLLER_CA_FILE, enroll, requestNonce } from "./client.js";
 import { readInstanceAttestation } from "./instance.js";
+import { readJoinKeyFile } from "./join-key-file.js";
 
 export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string, nats: NatsIdentity, log: Logger): Promise<AgentState> {
   const controllerUrl = config.controllerUrl;
-  if (!controllerUrl || (!config.joinKey && !config.cloud)) {
+  const joinKey = config.joinKey ?? (config.joinKeyFile === undefined ? undefined : await readJoinKeyFile(config.joinKeyFile));
+  if (!controllerUrl || (!joinKey && !config.cloud)) {
     throw new AgentError("this node is not enrolled yet: pass --controller <url> and --join-key <key> (or WEFT_JOIN_KEY), or --cloud <provider> to join by instance identity");
   }
   const privateAddress = config.endpoints.private ?? (await defaultEndpoint(config.interface.listenPort));
   const req: EnrollRequest = {
     version: 1,
-    ...(config.joinKey ? { joinKey: config.joinKey } : {}),
+    ...(joinKey ? { joinKey } : {}),
     name: config.name,
     site: config.site,
     wireguardPublicKey,

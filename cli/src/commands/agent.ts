@@ -1,10 +1,10 @@
 /** `weft agent`: enroll (once) and keep this host's WireGuard in line with the overlay. */
 import { readFile } from "node:fs/promises";
 import { startAgent } from "@weft/agent";
-import { MetadataProvider } from "@weft/protocol";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
+import { cloudFlags } from "./cloud-flags.js";
 import { untilSignal } from "./signals.js";
 
 export interface AgentFlags {
@@ -57,13 +57,6 @@ export function parseWorkloadFlag(value: string): { name: string; namespace: str
 }
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-
-/** `--cloud`, `--metadata-endpoint` and `--cloud-audience` as the config's `cloud` (only the keys given, so a config file's stay). */
-export function cloudFlags(cloud: string | undefined, metadataEndpoint: string | undefined, audience?: string): Record<string, string> | undefined {
-  if (cloud !== undefined && !MetadataProvider.safeParse(cloud).success) throw new UsageError(`--cloud ${cloud}: want one of ${MetadataProvider.options.join(", ")}`);
-  if (cloud === undefined && metadataEndpoint === undefined && audience === undefined) return undefined;
-  return { ...(cloud === undefined ? {} : { provider: cloud }), ...(metadataEndpoint === undefined ? {} : { metadataEndpoint }), ...(audience === undefined ? {} : { audience }) };
-}
 
 /** Runs the agent until SIGINT or SIGTERM. */
 export async function runAgent(f: AgentFlags): Promise<void> {

@@ -14,7 +14,7 @@ import { EnrollmentPolicy, JoinKeyCreated } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestController, type TestController } from "../../../controller/src/testing.js";
 import { UsageError } from "../errors.js";
-import { cloudFlags } from "./agent.js";
+import { cloudFlags } from "./cloud-flags.js";
 import { enrollmentPolicyFromFlags, parseEnrollmentPolicyFile } from "./enrollment.js";
 import { agentCommandHint, formatSelector, instanceSelectorFlags } from "./keys.js";
 

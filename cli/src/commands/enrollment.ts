@@ -57,7 +57,7 @@ export interface EnrollmentPolicyFlags {
 
 /** One policy from flags (`--name`, `--provider`, …), checked like a file's. */
 export function enrollmentPolicyFromFlags(f: EnrollmentPolicyFlags): EnrollmentPolicyInput {
-  if (f.name === undefined || f.provider === undefined) throw new UsageError("give -f <file>, or --name <name> and --provider <aws|azure|gcp|onprem> (with --account, --region, --network, --tag to narrow it)");
+  if (f.name === undefined || f.provider === undefined) throw new UsageError("give -f <file>, or --name <name> and --provider <aws|azure|gcp> (with --account, --region, --network, --tag to narrow it)");
   const selector = {
     provider: f.provider,
     ...(f.account === undefined ? {} : { account: f.account }),

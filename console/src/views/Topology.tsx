@@ -1,13 +1,14 @@
 /**
  * The topology map: cytoscape draws clouds, sites, nodes, workloads and site routes as compound
- * nodes laid out by its built-in `cose` layout; tunnels are colored by handshake age and dashed
+ * nodes placed by a fixed layout (topology.ts `layoutPositions`: clouds side by side, hosts in a row
+ * per site, their workloads and routes below); tunnels are colored by handshake age and dashed
  * when a NAT is in the path. Beside the map, the same nodes as a list of buttons (what a screen
  * reader and the tests use), each opening the node's detail.
  */
 import cytoscape, { type Core } from "cytoscape";
 import type { InventoryView, NodeView } from "@weft/protocol";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { topologyElements, tunnels } from "../topology.js";
+import { layoutPositions, topologyElements, tunnels } from "../topology.js";
 
 const STYLE: cytoscape.StylesheetJson = [
   { selector: "node", style: { label: "data(label)", "font-size": 11, "text-wrap": "wrap", color: "#1b1f24" } },
@@ -22,6 +23,18 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: ".route.withheld", style: { "background-color": "#fecaca" } },
   { selector: "edge", style: { width: 1.5, "curve-style": "bezier", "line-color": "#9aa5b1" } },
   { selector: ".hosts, .advertises", style: { width: 1, "line-color": "#b6c2cf" } },
+  // Tunnels arc above the row (hosts of a site share a row, so straight lines would run through them).
+  {
+    selector: ".tunnel",
+    style: {
+      "curve-style": "unbundled-bezier",
+      "control-point-weights": 0.5,
+      "control-point-distances": (e: cytoscape.EdgeSingular) => {
+        const [a, b] = [e.source().position(), e.target().position()];
+        return Math.round(Math.min(160, 0.18 * Math.hypot(b.x - a.x, b.y - a.y)));
+      },
+    },
+  },
   { selector: ".tunnel.fresh", style: { "line-color": "#15803d", width: 2 } },
   { selector: ".tunnel.aging", style: { "line-color": "#d97706", width: 2 } },
   { selector: ".tunnel.stale", style: { "line-color": "#b91c1c", width: 2 } },
@@ -54,13 +67,28 @@ export function Topology({ nodes, inventory, onOpen }: TopologyProps) {
     if (!c) return;
     const elements = topologyElements(nodes, inventory, Date.now());
     const nextShape = elements.filter((e) => e.group === "nodes").map((e) => e.data["id"]).sort().join(",");
+    // Update in place: an element kept keeps its position (re-adding everything put every node at
+    // the origin on each refresh, and the layout runs only when the set of nodes changes).
+    const wanted = new Map(elements.map((e) => [String(e.data["id"]), e]));
     c.batch(() => {
-      c.elements().remove();
-      c.add(elements as cytoscape.ElementDefinition[]);
+      c.elements().forEach((el) => {
+        const want = wanted.get(el.id());
+        if (!want || (el.isNode() && (want.data["parent"] ?? undefined) !== (el.data("parent") ?? undefined))) el.remove();
+      });
+      for (const [id, e] of wanted) {
+        const el = c.getElementById(id);
+        if (el.nonempty()) {
+          el.data(e.data);
+          el.classes(e.classes);
+        } else {
+          c.add(e as cytoscape.ElementDefinition);
+        }
+      }
     });
     if (nextShape !== shape.current) {
       shape.current = nextShape;
-      c.layout({ name: "cose", animate: false, randomize: false, nodeDimensionsIncludeLabels: true, padding: 20, componentSpacing: 60, nodeRepulsion: () => 60_000, idealEdgeLength: () => 90 } as cytoscape.LayoutOptions).run();
+      const at = layoutPositions(elements);
+      c.layout({ name: "preset", animate: false, fit: false, positions: (n: cytoscape.NodeSingular) => at.get(n.id()) ?? { x: 0, y: 0 } } as cytoscape.LayoutOptions).run();
       c.fit(undefined, 20);
     }
     setOnMap(c.nodes(".host").map((n) => ({ id: n.id(), name: String(n.data("name")), status: String(n.data("status")) })).sort((a, b) => a.name.localeCompare(b.name)));

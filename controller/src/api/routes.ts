@@ -49,9 +49,11 @@ export interface Route<B = unknown> {
   auth: "admin" | "metrics" | "joinKey" | "none";
   /**
    * What the route answers: JSON (default); "text/plain" (a string; `contentType` may refine it);
-   * "text/event-stream" (the handler returns a readable stream of server-sent events).
+   * "text/event-stream" (the handler returns a readable stream of server-sent events); "file" (a
+   * string, buffer or readable stream sent as it is, of the media type `contentType` names, by
+   * default application/octet-stream).
    */
-  produces?: "text/plain" | "text/event-stream";
+  produces?: "text/plain" | "text/event-stream" | "file";
   contentType?: () => string;
   /** The body the server parses before the handler runs; a route without one gets none. */
   body?: RouteBody<B>;
@@ -219,6 +221,12 @@ function param(ctx: Pick<RouteContext, "params">, name: string): string {
   return ctx.params[name] ?? "";
 }
 
+/** The media type a route answers with, without parameters (as OpenAPI names it). */
+function mediaType(r: Route): string {
+  if (r.produces === "file") return (r.contentType?.() ?? "application/octet-stream").split(";")[0]?.trim() ?? "application/octet-stream";
+  return r.produces ?? "application/json";
+}
+
 /** The OpenAPI 3.0 document for `routes`. */
 export function openApiDocument(routes: readonly Route[], version: string): Record<string, unknown> {
   const schema = (t: z.ZodType, io: "input" | "output") => z.toJSONSchema(t, { target: "openapi-3.0", io, unrepresentable: "any" });
@@ -235,7 +243,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
       ...(security ? { security } : {}),
       ...(r.body ? { requestBody: { required: !r.body.emptyIsObject, content: { "application/json": { schema: schema(r.body.schema, "input") } } } } : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: "OK", content: { [r.produces ?? "application/json"]: { schema: schema(r.response, "output") } } },
+        [String(r.status ?? 200)]: { description: "OK", content: { [mediaType(r)]: { schema: schema(r.response, "output") } } },
         ...(r.auth === "admin" || r.auth === "metrics" ? { "401": errorResponse } : {}),
         ...(r.auth === "admin" && r.method !== "GET" ? { "403": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),

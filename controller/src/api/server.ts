@@ -93,6 +93,7 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
           return reply.send(result);
         }
         if (route.produces === "text/plain") void reply.type(typeof route.contentType === "function" ? route.contentType() : "text/plain; charset=utf-8");
+        if (route.produces === "file") void reply.type(typeof route.contentType === "function" ? route.contentType() : "application/octet-stream");
         return reply.code(route.status ?? 200).send(result);
       },
     });

@@ -2,6 +2,8 @@
  * Enrollment policies (keyless join): which inventory instances may enroll without a join key, and
  * the labels their nodes get. One record per policy name in `weft-enroll-policies`. A policy's
  * labels are checked like a join key's (identity labels in the trust domain) when it is applied.
+ * A policy selecting `onprem` is refused: keyless enrollment needs a signed cloud instance document,
+ * which on-prem hosts do not have, so such a policy could never admit anything.
  */
 import { nodeName, type EnrollmentPolicy } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -26,6 +28,12 @@ export class EnrollmentPolicies {
       throw new ValidationError(`enrollment policy is invalid: name: ${JSON.stringify(policy.name)} does not match the name in the path ${JSON.stringify(name.slice(0, 64))}`, {
         details: [{ path: "name", message: "must match the name in the path" }],
       });
+    }
+    if (policy.selector.provider === "onprem") {
+      throw new ValidationError(
+        `enrollment policy is invalid: selector.provider: onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key (\`weft keys create --label …\`), or select aws, azure or gcp`,
+        { details: [{ path: "selector.provider", message: "onprem cannot be attested: on-prem hosts join with a join key" }] },
+      );
     }
     this.deps.validateLabels?.(policy.labels);
     const revision = await this.deps.store.put(name, policy);

@@ -197,7 +197,10 @@ describe("join key with an instance selector", () => {
 
 describe("what an instance document does not prove", () => {
   it("enroll - an unsigned instance claim is refused, even naming the instance's own private endpoint (issue 11)", async () => {
-    await t.client.applyEnrollmentPolicy({ name: "onprem-all", selector: { provider: "onprem" }, labels: {} });
+    // The API refuses an onprem policy now; one stored before that (written to KV here) still admits no unsigned claim.
+    const policies = await new Kvm(t.running.nc).open(Buckets.enrollPolicies);
+    await policies.put("onprem-all", JSON.stringify({ name: "onprem-all", selector: { provider: "onprem" }, labels: {} }));
+    expect((await t.client.listEnrollmentPolicies()).map((p) => p.name), "the stored onprem policy is listed").toContain("onprem-all");
     const victim = await putInstance({ provider: "onprem", account: "lab", region: "onprem", id: "ledger-1", privateIps: ["192.168.50.11"], publicIps: [], tags: { "weft:gateway": "true" } });
     const claim = { provider: "onprem" as const, id: victim.id, account: victim.account };
     await expectRefused(
@@ -328,12 +331,15 @@ describe("enrollment policy API", () => {
       ["unknown selector field", "p2", { name: "p2", selector: { provider: "aws", vpc: "x" } }, /vpc/],
       ["name differs from the path", "p3", { name: "other", selector: { provider: "aws" } }, /does not match the name in the path/],
       ["identity label outside the trust domain", "p4", { name: "p4", selector: { provider: "aws" }, labels: { "weft:identity": "spiffe://other.domain/ns/a/sa/b" } }, /trust domain|weft:identity/],
+      ["on-prem selector (no signed document to admit)", "p5", { name: "p5", selector: { provider: "onprem", account: "lab" } }, /^enrollment policy is invalid: selector\.provider: onprem admits nothing: .*enroll on-prem hosts with a join key/],
     ] as const) {
       const res = await put(name, doc);
       expect(res.status, `${what}: ${res.text}`).toBe(400);
       expect((res.body as { message?: string }).message, `${what}: message`).toMatch(mentions);
     }
-    expect((await t.client.listEnrollmentPolicies()).map((p) => p.name), "list").toContain("azure-web");
+    const names = (await t.client.listEnrollmentPolicies()).map((p) => p.name);
+    expect(names, "list").toContain("azure-web");
+    expect(names, "list: nothing stored by a refused document").not.toContain("p5");
     expect((await t.client.deleteEnrollmentPolicy("azure-web")).name, "delete returns the policy").toBe("azure-web");
     const gone = await t.client.raw("GET", "/v1/enrollment-policies/azure-web");
     expect(gone.status, gone.text).toBe(404);

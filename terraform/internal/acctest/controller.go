@@ -1,6 +1,7 @@
 // Package acctest starts what the acceptance tests run against: a real controller of this
 // repository (`node cli/dist/main.js controller`, embedded NATS, a temporary state directory, on
-// loopback) and a Terraform binary named explicitly (never whatever `terraform` is on PATH).
+// loopback) that inventories an on-prem site and a simulated AWS account (cloud.go), and a
+// Terraform binary named explicitly (never whatever `terraform` is on PATH).
 //
 // Acceptance tests run with TF_ACC=1 and TF_ACC_TERRAFORM_PATH set (scripts/test.sh sets both
 // after scripts/setup.sh installed Terraform into .tools/). Main, called from each package's
@@ -42,6 +43,7 @@ type Controller struct {
 	// InventorySite is the on-prem site of the inventory file the controller lists.
 	InventorySite string
 
+	aws  *awsSim
 	cmd  *exec.Cmd
 	logs *os.File
 	dir  string
@@ -111,7 +113,8 @@ func Shared(t testing.TB) *Controller {
 }
 
 // inventoryFile is an on-prem site the controller's inventory lists, so the inventory data source
-// and enrollment policies have real instances to read.
+// has real instances to read. (Enrollment policies select the simulated AWS account instead: an
+// on-prem host has no signed instance document, so no policy can admit one.)
 const inventoryFile = `site: tf-lab
 networks:
   - id: lan
@@ -149,7 +152,19 @@ func Start() (*Controller, error) {
 	if err := os.WriteFile(filepath.Join(dir, "tf-lab.yaml"), []byte(inventoryFile), 0o600); err != nil {
 		return nil, c.fail(err)
 	}
-	inv := "intervalSeconds: 3600\naccounts:\n  - provider: onprem\n    file: tf-lab.yaml\n"
+	if c.aws, err = startAwsSim(dir); err != nil {
+		return nil, c.fail(err)
+	}
+	// The AWS account is the simulator's; its signing certificate is the only one trusted for AWS
+	// instance documents (inventory.instanceIdentity, as the lab configures it).
+	inv := fmt.Sprintf(`intervalSeconds: 3600
+accounts:
+  - provider: onprem
+    file: tf-lab.yaml
+  - { provider: aws, account: %q, regions: [%s], endpoint: %q }
+instanceIdentity:
+  aws: { certificates: { "*": %q } }
+`, AwsAccount, AwsRegion, c.aws.URL, c.aws.TrustFile)
 	if err := os.WriteFile(filepath.Join(dir, "inventory.yaml"), []byte(inv), 0o600); err != nil {
 		return nil, c.fail(err)
 	}
@@ -161,7 +176,9 @@ func Start() (*Controller, error) {
 		"--api-host", "127.0.0.1", "--api-port", "0",
 		"--nats-host", "127.0.0.1", "--nats-port", "0",
 		"--inventory-config", filepath.Join(dir, "inventory.yaml"))
-	c.cmd.Env = append(os.Environ(), "WEFT_LOG_LEVEL=info")
+	// Test credentials the simulator accepts (it checks no signatures); never this machine's.
+	c.cmd.Env = append(os.Environ(), "WEFT_LOG_LEVEL=info",
+		"AWS_ACCESS_KEY_ID=AKIAWEFTTFACC0000000", "AWS_SECRET_ACCESS_KEY=weft-tf-acc-secret", "AWS_EC2_METADATA_DISABLED=true")
 	// Its own process group, so Stop ends the controller and the nats-server it started.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// The controller logs (JSON lines) to standard error.
@@ -194,11 +211,16 @@ func Start() (*Controller, error) {
 	defer cancel()
 	for {
 		inv, err := c.Client().Inventory(ctx)
-		if err == nil && len(inv.Instances) == 3 {
+		want := 3 + len(AwsFleet)
+		if err == nil && len(inv.Instances) == want {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, c.fail(fmt.Errorf("the inventory did not list the 3 instances of tf-lab.yaml within 60 s (last error %v)", err))
+			got := -1
+			if inv != nil {
+				got = len(inv.Instances)
+			}
+			return nil, c.fail(fmt.Errorf("the inventory did not list the %d instances of tf-lab.yaml and the AWS simulator within 60 s (got %d, last error %v)", want, got, err))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -243,8 +265,8 @@ func (c *Controller) fail(err error) error {
 	return fmt.Errorf("%w%s", err, log)
 }
 
-// Stop ends the controller's process group (SIGTERM, then SIGKILL after 10 s) and removes its
-// state directory.
+// Stop ends the controller's process group (SIGTERM, then SIGKILL after 10 s) and the AWS
+// simulator, and removes its state directory.
 func (c *Controller) Stop() {
 	if c.cmd != nil && c.cmd.Process != nil {
 		pgid := c.cmd.Process.Pid
@@ -261,6 +283,8 @@ func (c *Controller) Stop() {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		c.cmd = nil
 	}
+	c.aws.Stop()
+	c.aws = nil
 	if c.logs != nil {
 		_ = c.logs.Close()
 	}

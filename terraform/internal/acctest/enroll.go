@@ -15,20 +15,13 @@ import (
 type enrollRequest struct {
 	Version            int               `json:"version"`
 	JoinKey            string            `json:"joinKey,omitempty"`
-	Instance           *instanceClaim    `json:"instance,omitempty"`
+	Attestation        *AwsAttestation   `json:"attestation,omitempty"`
 	Name               string            `json:"name"`
 	Site               string            `json:"site"`
 	WireguardPublicKey string            `json:"wireguardPublicKey"`
 	NatsPublicKey      string            `json:"natsPublicKey"`
 	ListenPort         int               `json:"listenPort"`
 	Endpoints          map[string]string `json:"endpoints"`
-}
-
-type instanceClaim struct {
-	Provider string `json:"provider"`
-	ID       string `json:"id"`
-	Account  string `json:"account,omitempty"`
-	Region   string `json:"region,omitempty"`
 }
 
 // Enroll makes a real node the way an agent does: a one-time join key with these labels, then an
@@ -55,13 +48,18 @@ func (c *Controller) EnrollWithKey(key, name, site string) (*weftapi.Node, error
 	return c.enroll(enrollRequest{JoinKey: key, Name: name, Site: site, Endpoints: map[string]string{"private": "127.0.0.1:51820"}})
 }
 
-// EnrollKeyless enrolls a node with no join key, presenting the inventory instance `id` of the
-// on-prem site tf-lab; privateIP (one of the instance's addresses) is its private endpoint, which
-// is how the controller binds the claim to the machine when the request comes from loopback.
-func (c *Controller) EnrollKeyless(name, id, privateIP string) (*weftapi.Node, error) {
+// EnrollKeyless enrolls a node with no join key as an agent on the simulated AWS instance whose
+// private address is privateIP does: it reads the instance's signed identity document from the
+// metadata service and presents it as the request's attestation (an enrollment policy must admit
+// the instance). The node's site is the AWS region, its private endpoint the instance's address.
+func (c *Controller) EnrollKeyless(name, privateIP string) (*weftapi.Node, error) {
+	att, err := c.ReadAwsAttestation(privateIP)
+	if err != nil {
+		return nil, fmt.Errorf("enroll %s: read the instance identity: %w", name, err)
+	}
 	return c.enroll(enrollRequest{
-		Instance: &instanceClaim{Provider: "onprem", ID: id, Account: c.InventorySite, Region: c.InventorySite},
-		Name:     name, Site: c.InventorySite,
+		Attestation: att,
+		Name:        name, Site: AwsRegion,
 		Endpoints: map[string]string{"private": privateIP + ":51820"},
 	})
 }

@@ -65,9 +65,12 @@ data "weft_inventory_instances" "all" {}
 					resource.TestCheckResourceAttr("data.weft_inventory_instances.web", "instances.0.network", "lan"),
 					resource.TestCheckResourceAttr("data.weft_inventory_instances.web", "instances.0.private_ips.0", "10.42.0.21"),
 					resource.TestCheckResourceAttr("data.weft_inventory_instances.web", "instances.0.public_ips.0", "203.0.113.21"),
-					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.#", "3"),
-					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.1.id", "old-1"),
-					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.1.state", "stopped"),
+					// every instance: the simulated AWS account's, then the on-prem site's
+					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.#", fmt.Sprint(len(acctest.AwsFleet)+3)),
+					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.0.id", acctest.AwsFleet[0].ID),
+					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", "instances.0.provider", "aws"),
+					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", fmt.Sprintf("instances.%d.id", len(acctest.AwsFleet)+1), "old-1"),
+					resource.TestCheckResourceAttr("data.weft_inventory_instances.all", fmt.Sprintf("instances.%d.state", len(acctest.AwsFleet)+1), "stopped"),
 				),
 			},
 			{ // a node deleted with the CLI is gone from the next read

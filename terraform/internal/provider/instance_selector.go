@@ -11,15 +11,27 @@ import (
 
 // instanceSelectorAttributes is the schema of an instance selector (protocol InstanceSelector):
 // every attribute set must equal the inventory's record of the instance. An enrollment policy's
-// selector must name its provider; a join key's need not.
-func instanceSelectorAttributes(providerRequired bool) map[string]schema.Attribute {
+// selector must name its provider, and not `onprem` (on-prem hosts have no signed instance document
+// to be admitted by); a join key's need not name one.
+func instanceSelectorAttributes(forPolicy bool) map[string]schema.Attribute {
+	providerAttr := schema.StringAttribute{
+		Optional:            true,
+		MarkdownDescription: "Cloud of the instance: `aws`, `azure`, `gcp` or `onprem`.",
+		Validators:          []validator.String{stringvalidator.OneOf(validate.Providers...)},
+	}
+	if forPolicy {
+		providerAttr = schema.StringAttribute{
+			Required: true,
+			MarkdownDescription: "Cloud of the instance: `aws`, `azure` or `gcp`. Not `onprem`: a keyless enrollment presents its cloud's signed " +
+				"instance document, which on-prem hosts do not have; they join with a `weft_join_key`.",
+			Validators: []validator.String{
+				stringvalidator.OneOf(validate.Providers...),
+				stringCheck{"not onprem: on-prem hosts join with a join key", validate.EnrollmentPolicyProvider},
+			},
+		}
+	}
 	return map[string]schema.Attribute{
-		"provider": schema.StringAttribute{
-			Required:            providerRequired,
-			Optional:            !providerRequired,
-			MarkdownDescription: "Cloud of the instance: `aws`, `azure`, `gcp` or `onprem`.",
-			Validators:          []validator.String{stringvalidator.OneOf(validate.Providers...)},
-		},
+		"provider": providerAttr,
 		"account": schema.StringAttribute{
 			Optional:            true,
 			MarkdownDescription: "AWS account id, Azure subscription id, GCP project id, or on-prem site name.",

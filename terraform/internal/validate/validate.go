@@ -62,6 +62,16 @@ var (
 	Protocols = []string{"tcp", "udp", "icmp", "any"}
 )
 
+// EnrollmentPolicyProvider refuses what the controller refuses as an enrollment policy's selector
+// provider (controller/src/enroll/enrollment-policies.ts): `onprem`, since a keyless enrollment
+// must present a signed cloud instance document and on-prem hosts have none.
+func EnrollmentPolicyProvider(p string) string {
+	if p == "onprem" {
+		return "onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key (weft_join_key), or select aws, azure or gcp"
+	}
+	return ""
+}
+
 // Identity labels (protocol IdentityLabels, WORKLOAD_NAMESPACES_LABEL).
 const (
 	LabelIdentity           = "weft:identity"

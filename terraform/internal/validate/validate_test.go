@@ -145,3 +145,15 @@ func TestSelectorShape_exactlyOneKind(t *testing.T) {
 		}
 	}
 }
+
+func TestEnrollmentPolicyProvider_refusesOnpremOnly(t *testing.T) {
+	for _, ok := range []string{"aws", "azure", "gcp"} {
+		if msg := EnrollmentPolicyProvider(ok); msg != "" {
+			t.Errorf("EnrollmentPolicyProvider(%q): got %q, want accepted", ok, msg)
+		}
+	}
+	msg := EnrollmentPolicyProvider("onprem")
+	if !strings.HasPrefix(msg, "onprem admits nothing") || !strings.Contains(msg, "enroll on-prem hosts with a join key") {
+		t.Errorf("EnrollmentPolicyProvider(%q): got %q, want a refusal that says on-prem hosts join with a join key", "onprem", msg)
+	}
+}

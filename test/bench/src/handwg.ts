@@ -28,6 +28,8 @@ export interface HandTunnelOptions {
   b: HandEnd;
   port: number;
   mtu: number;
+  /** The wireguard-go binary (a path): the current build or Debian's. */
+  binary: string;
 }
 
 /** Creates both ends. On failure, what was made is removed again before the error is thrown. */
@@ -58,7 +60,7 @@ export async function tearDownHandTunnel(opts: LabOptions, t: HandTunnelOptions)
 }
 
 async function configureEnd(opts: LabOptions, t: HandTunnelOptions, self: HandEnd, privateKey: string, peer: { publicKey: string; end: HandEnd }): Promise<void> {
-  await startWireguardGo(opts, self.host, self.iface);
+  await startWireguardGo(opts, self.host, self.iface, t.binary);
   // wg reads the private key from a file (never argv); the file lives in the lab's host dir,
   // which labDown removes.
   const dir = join(hostDir(opts, self.host), "bench");
@@ -84,10 +86,10 @@ async function configureEnd(opts: LabOptions, t: HandTunnelOptions, self: HandEn
  * benchmark's session (with the iperf3 processes) measured 10-20 % faster than Weft's — a
  * difference in how the process was launched, not in the data path.
  */
-async function startWireguardGo(opts: LabOptions, host: string, iface: string): Promise<void> {
+async function startWireguardGo(opts: LabOptions, host: string, iface: string, binary: string): Promise<void> {
   // No LOG_LEVEL (else the daemon keeps our pipes) and no inherited WG_* descriptors.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "LOG_LEVEL" && !k.startsWith("WG_")));
-  const launcher = spawnInHost(opts, host, ["wireguard-go", iface], { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+  const launcher = spawnInHost(opts, host, [binary, iface], { stdio: ["ignore", "pipe", "pipe"], env, detached: true });
   let output = "";
   launcher.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
   launcher.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));

@@ -1,20 +1,22 @@
 /**
- * The three ways from one host to another that the benchmark compares, measured in alternating
+ * The four ways from one host to another that the benchmark compares, measured in alternating
  * rounds so machine noise (other processes, CPU frequency, the two cores' scheduling) hits all
- * three alike: the underlay through both NATs, the Weft overlay, and hand-configured WireGuard.
+ * alike: the underlay through both NATs, the Weft overlay, and WireGuard configured by hand with
+ * the current wireguard-go (what Weft runs and ships) and with Debian 12's (0.0.20220316).
  */
 import type { LabOptions } from "@weft/lab";
 import { measureLatency, measureThroughput } from "./measure.js";
 import type { IperfResult, PingResult } from "./parse.js";
 import { median, ratio, summarize, type Summary } from "./stats.js";
 
-export type PathName = "underlay" | "weft" | "hand";
-export const PATH_NAMES: readonly PathName[] = ["underlay", "weft", "hand"];
+export type PathName = "underlay" | "weft" | "hand" | "handDebian";
+export const PATH_NAMES: readonly PathName[] = ["underlay", "weft", "hand", "handDebian"];
 
 export const PATH_LABELS: Record<PathName, string> = {
   underlay: "underlay (public addresses, both NATs)",
-  weft: "Weft overlay (wireguard-go)",
-  hand: "hand-configured wireguard-go",
+  weft: "Weft overlay (current wireguard-go)",
+  hand: "hand-configured, current wireguard-go",
+  handDebian: "hand-configured, Debian's wireguard-go",
 };
 
 export interface PathTarget {

@@ -19,7 +19,9 @@ export interface Machine {
   memoryBytes: number;
   kernel: string;
   node: string;
+  /** Debian's (/usr/bin/wireguard-go) and the current build Weft runs and ships (.weft/bin). */
   wireguardGo: string | null;
+  wireguardGoCurrent: string | null;
   iperf3: string | null;
   weftCommit: string | null;
   weftDirty: boolean | null;
@@ -40,12 +42,13 @@ export interface OverlayBenchResult {
     pingIntervalS: number;
     mtu: number;
     handPort: number;
+    handDebianPort: number;
   };
   paths: Record<PathName, PathTarget>;
   /** Every measurement in the order taken. */
   samples: (PathSample & { path: PathName })[];
   summary: Record<PathName, PathSummary>;
-  ratios: { weftOverUnderlay: Ratio; handOverUnderlay: Ratio; weftOverHand: Ratio };
+  ratios: { weftOverUnderlay: Ratio; handOverUnderlay: Ratio; weftOverHand: Ratio; currentOverDebian: Ratio };
   convergence: { startup: StartupResult; agentRestart: AgentRestartResult; hostRestart: HostRestartResult };
   /** The relayed-path row: a pair behind NAT over the relay, then over its punched direct path. */
   relay?: RelayBenchResult;
@@ -66,7 +69,8 @@ export function describeMachine(repo: string): Machine {
     memoryBytes: totalmem(),
     kernel: release(),
     node: process.version,
-    wireguardGo: parseWireguardGoVersion(out(["wireguard-go", "--version"]) ?? ""),
+    wireguardGo: parseWireguardGoVersion(out(["/usr/bin/wireguard-go", "--version"]) ?? ""),
+    wireguardGoCurrent: parseWireguardGoVersion(out([join(repo, ".weft", "bin", "wireguard-go"), "--version"]) ?? ""),
     iperf3: /iperf (\S+)/.exec(out(["iperf3", "--version"]) ?? "")?.[1] ?? null,
     weftCommit: commit,
     weftDirty: porcelain === null ? null : porcelain.trim() !== "",
@@ -104,8 +108,8 @@ export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
   const m = r.machine;
   const lines: string[] = [];
   lines.push(
-    `Weft overlay benchmark  ${r.date}  (${m.nproc} cores, kernel ${m.kernel}, wireguard-go ${m.wireguardGo ?? "?"}, MTU ${s.mtu})`,
-    `${s.from} → ${s.to}: ${s.rounds} rounds × [underlay, weft, hand] in rotating order; iperf3 TCP ${s.iperfSeconds} s, ${s.pings} pings at ${s.pingIntervalS} s; medians over rounds`,
+    `Weft overlay benchmark  ${r.date}  (${m.nproc} cores, kernel ${m.kernel}, wireguard-go ${m.wireguardGoCurrent ?? "?"} current / ${m.wireguardGo ?? "?"} Debian, MTU ${s.mtu})`,
+    `${s.from} → ${s.to}: ${s.rounds} rounds × [${PATH_NAMES.join(", ")}] in rotating order; iperf3 TCP ${s.iperfSeconds} s, ${s.pings} pings at ${s.pingIntervalS} s; medians over rounds`,
     "",
   );
   lines.push(
@@ -133,7 +137,12 @@ export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
   lines.push(
     table(
       ["ratio", "throughput", "rtt p50", "added rtt p50 ms"],
-      [ratioRow("weft / underlay", r.ratios.weftOverUnderlay), ratioRow("hand / underlay", r.ratios.handOverUnderlay), ratioRow("weft / hand  (Weft's own cost; ~1.00 expected)", r.ratios.weftOverHand)],
+      [
+        ratioRow("weft / underlay", r.ratios.weftOverUnderlay),
+        ratioRow("hand / underlay", r.ratios.handOverUnderlay),
+        ratioRow("weft / hand  (Weft's own cost; ~1.00 expected)", r.ratios.weftOverHand),
+        ratioRow("current / Debian wireguard-go (both by hand)", r.ratios.currentOverDebian),
+      ],
       new Set([1, 2, 3]),
     ),
     "",

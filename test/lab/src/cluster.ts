@@ -243,13 +243,23 @@ export class LabCluster {
     const log = await open(join(this.logDir, `${logName}.log`), "a");
     const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
       stdio: ["ignore", log.fd, log.fd],
-      env: { ...process.env, ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
+      env: { ...process.env, PATH: labPath(process.env.PATH), ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
       ...(o.hostMounts ? { hostMounts: true } : {}),
     });
     child.on("exit", () => void log.close().catch(() => undefined));
     child.on("error", () => void log.close().catch(() => undefined));
     return child;
   }
+}
+
+/**
+ * PATH for the lab's processes: `<repo>/.weft/bin` first when scripts/wireguard-go.sh built the
+ * current wireguard-go there (setup.sh does), so agents run it rather than Debian's 2022 one,
+ * which stays the fallback. `env.PATH` in ClusterOptions overrides this.
+ */
+export function labPath(path = "/usr/sbin:/usr/bin:/sbin:/bin"): string {
+  const bin = join(repoRoot(), ".weft", "bin");
+  return existsSync(join(bin, "wireguard-go")) ? `${bin}:${path}` : path;
 }
 
 export async function stopProcess(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs = 10_000): Promise<void> {

@@ -35,6 +35,7 @@ import { enrollOnce } from "./enroll/once.js";
 import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
+import { controllerAddresses } from "./net/controller-addresses.js";
 import { Subjects, type FlowReport } from "@weft/protocol";
 import { GatewayForwarding } from "./net/gateway.js";
 import { applyMssClamp } from "./net/mss.js";
@@ -97,8 +98,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     log,
   });
   const gateway = new GatewayForwarding(run, component("gateway"));
+  const controller = await controllerAddresses(state.current.controllerUrl, state.current.nats.servers);
   const remapping = new SiteRemapping(run, component("gateway"));
-  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, remapping, snat: config.gateway.snat, run, status, log });
+  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, remapping, snat: config.gateway.snat, controller, run, status, log });
   // Fail static: the interface comes up with the cached peers' site routes routed.
   await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
 
@@ -122,6 +124,9 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
+  // Migration: maps an older build pinned and this one replaced go once the new ones are filled and attached.
+  const retired = datapath?.removeRetiredPins() ?? [];
+  if (retired.length > 0) log.info({ maps: retired }, "removed the pins of maps this version replaced (their entries were rebuilt in the new maps)");
 
   const nc = await connectNats(state.current, natsIdentity, log);
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });

@@ -41,7 +41,12 @@ export const AgentConfig = z
       .strict()
       .optional(),
     name: nodeName.default(() => defaultName()),
-    site: siteName.default("default"),
+    /**
+     * The site this host believes it is in, for the first enrollment. What vouches for the node (its
+     * join key's or enrollment policy's site, its instance's network) decides; a different one is
+     * refused. Absent: the vouched site (the enrollment answer says it).
+     */
+    site: siteName.optional(),
     interface: z
       .object({
         name: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "interface names are 1-15 characters of letters, digits, _ . -").default("weft0"),

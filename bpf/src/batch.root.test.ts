@@ -61,9 +61,9 @@ describe.skipIf(!isRoot)("bpf - batch iteration", () => {
     const policy = new TypedMap(raw, policyKeyCodec, policyValueCodec);
     expect(raw.supportsBatchLookup, "hash maps have batch lookup").toBe(true);
     const n = 20_000;
-    const entries = Array.from({ length: n }, (_, i) => [{ srcId: 100 + (i % 97), dstId: 1000 + i, proto: 6, dport: 1 + (i % 60000) }, { verdict: i % 3 ? "allow" : "deny" }] as const);
+    const entries = Array.from({ length: n }, (_, i) => [{ srcId: 100 + (i % 97), dstId: 1000 + i, proto: 6, port: 1 + (i % 60000), portBits: 16 }, { verdict: i % 3 ? "allow" : "deny" }] as const);
     policy.setMany(entries);
-    compare("hash (typed, 12 B key, 4 B value)", () => policy.entriesBatch(), () => policy.entriesByKey(), n);
+    compare("hash (typed, 16 B key, 4 B value)", () => policy.entriesBatch(), () => policy.entriesByKey(), n);
     expect(sorted(policy.entries()), "entries() (batch) holds what was written").toEqual(sorted(entries.map(([k, v]) => [k, v])));
   });
 

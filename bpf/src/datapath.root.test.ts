@@ -50,10 +50,10 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
       [{ addr: "10.0.2.0", prefixlen: 24 }, { identity: CACHE }],
     ]);
     dp.policy.setMany([
-      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" }],
-      [{ srcId: WEB, dstId: DB, proto: UDP, dport: 0 }, { verdict: "allow" }],
+      [{ srcId: WEB, dstId: DB, proto: TCP, port: 5432, portBits: 16 }, { verdict: "allow" }],
+      [{ srcId: WEB, dstId: DB, proto: UDP, port: 0, portBits: 0 }, { verdict: "allow" }],
       // deny wins over the allow of every UDP port above
-      [{ srcId: WEB, dstId: DB, proto: UDP, dport: 53 }, { verdict: "deny" }],
+      [{ srcId: WEB, dstId: DB, proto: UDP, port: 53, portBits: 16 }, { verdict: "deny" }],
     ]);
     dp.policyDefault.set(DB, { defaultDeny: true });
   });
@@ -102,7 +102,7 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   it("bpf - counters per identity pair hold packets, bytes and drops", () => {
     dp.counters.delete({ srcId: WEB, dstId: CACHE });
     const ok = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 80, payload: Buffer.alloc(100) });
-    dp.policy.set({ srcId: WEB, dstId: CACHE, proto: TCP, dport: 81 }, { verdict: "deny" });
+    dp.policy.set({ srcId: WEB, dstId: CACHE, proto: TCP, port: 81, portBits: 16 }, { verdict: "deny" });
     const bad = ipv4Frame({ src: "10.0.0.1", dst: "10.0.2.2", proto: "tcp", sport: 1, dport: 81 });
     for (let i = 0; i < 3; i++) expect(testRun(dp.progToWorkload, ok).retval).toBe(TcAction.ok);
     expect(testRun(dp.progToWorkload, bad).retval).toBe(TcAction.shot);
@@ -120,14 +120,14 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     dp.counters.delete({ srcId: world, dstId: DB });
     const before = run({ src: "192.0.2.1", dst: "10.0.1.7", proto: "tcp", sport: 1, dport: 5432 });
     expect(before.retval, `world -> db (default deny): got ${before.retval}, want TC_ACT_SHOT`).toBe(TcAction.shot);
-    dp.policy.set({ srcId: world, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" });
+    dp.policy.set({ srcId: world, dstId: DB, proto: TCP, port: 5432, portBits: 16 }, { verdict: "allow" });
     const after = run({ src: "192.0.2.1", dst: "10.0.1.7", proto: "tcp", sport: 1, dport: 5432 });
     expect(after.retval, `world -> db after allow: got ${after.retval}, want TC_ACT_OK`).toBe(TcAction.ok);
     const c = counters(world, DB);
     expect(c.packets).toBe(2n);
     expect(c.drops[DropReason.defaultDeny], "drops[defaultDeny]").toBe(1n);
-    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(true);
-    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, dport: 5432 })).toBe(false);
+    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, port: 5432, portBits: 16 })).toBe(true);
+    expect(dp.policy.delete({ srcId: world, dstId: DB, proto: TCP, port: 5432, portBits: 16 })).toBe(false);
   });
 
   it("bpf - longest prefix wins in the ipcache", () => {
@@ -142,7 +142,7 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
   });
 
   it("bpf - batch update and delete, then iteration sees exactly what is left", () => {
-    const entries = Array.from({ length: 1000 }, (_, i) => [{ srcId: 5000 + i, dstId: 9, proto: TCP, dport: 443 }, { verdict: "allow" as const }] as const);
+    const entries = Array.from({ length: 1000 }, (_, i) => [{ srcId: 5000 + i, dstId: 9, proto: TCP, port: 443, portBits: 16 }, { verdict: "allow" as const }] as const);
     let t0 = performance.now();
     dp.policy.setMany(entries);
     const batchUs = ((performance.now() - t0) * 1000) / entries.length;
@@ -152,8 +152,8 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     const singleUs = ((performance.now() - t0) * 1000) / entries.length;
     dp.policy.deleteMany(entries.slice(1).map(([k]) => k));
     const left = [...dp.policy.entries()].filter(([k]) => k.dstId === 9);
-    expect(left).toEqual([[{ srcId: 5000, dstId: 9, proto: TCP, dport: 443 }, { verdict: "allow" }]]);
-    dp.policy.delete({ srcId: 5000, dstId: 9, proto: TCP, dport: 443 });
+    expect(left).toEqual([[{ srcId: 5000, dstId: 9, proto: TCP, port: 443, portBits: 16 }, { verdict: "allow" }]]);
+    dp.policy.delete({ srcId: 5000, dstId: 9, proto: TCP, port: 443, portBits: 16 });
     console.log(`bpf - policy map update: ${singleUs.toFixed(2)} µs each one by one, ${batchUs.toFixed(2)} µs each in a batch of ${entries.length}`);
   });
 
@@ -282,7 +282,7 @@ describe.skipIf(!isRoot)("bpf - tc datapath in the kernel", () => {
     expect(denied.drops[DropReason.defaultDeny], `drops[defaultDeny] after a denied ping: got ${denied.drops[DropReason.defaultDeny]}, want 3`).toBe(3n);
     expect(denied.packets).toBe(3n);
 
-    dp.policy.set({ srcId: PINGER, dstId: PINGED, proto: 1 /* ICMP */, dport: 0 }, { verdict: "allow" });
+    dp.policy.set({ srcId: PINGER, dstId: PINGED, proto: 1 /* ICMP */, port: 0, portBits: 0 }, { verdict: "allow" });
     expect(ping(), "ping once ICMP is allowed").toBe(true);
     const allowed = counters(PINGER, PINGED);
     expect(allowed.packets, "3 more packets").toBe(6n);

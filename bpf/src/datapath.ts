@@ -13,6 +13,7 @@ import { BpfPinIncompatibleError, type MapShape } from "./errors.js";
 import {
   MapName,
   ProgramName,
+  RETIRED_MAPS,
   configValueCodec,
   endpointValueCodec,
   countersKeyCodec,
@@ -213,6 +214,24 @@ export class TcDatapath {
 
   setConfig(value: ConfigValue): void {
     this.config.set(0, value);
+  }
+
+  /**
+   * Unpins the maps earlier builds pinned and this one replaced (RETIRED_MAPS). Call it once the
+   * replacements are filled and the new programs attached: programs still attached from before
+   * keep their map until they are replaced, the pin is what would keep it forever. Returns the
+   * names removed. No-op for load().
+   */
+  removeRetiredPins(): string[] {
+    if (!this.pins) return [];
+    const removed: string[] = [];
+    for (const { name } of RETIRED_MAPS) {
+      const path = join(this.pins.maps, name);
+      if (!existsSync(path)) continue;
+      unlinkSync(path);
+      removed.push(name);
+    }
+    return removed;
   }
 
   /** Closes the objects: what is pinned or attached stays in the kernel, the rest is freed. */

@@ -30,6 +30,10 @@ import {
   policyKeyCodec,
   policyValueCodec,
   sumCounters,
+  anyPortKey,
+  exactPortKey,
+  MapName,
+  POLICY_FIXED_BITS,
 } from "./layout.js";
 import { internetChecksum, ipv4Frame } from "./packet.js";
 
@@ -90,7 +94,7 @@ describe("bpf layout", () => {
   it("bpf - every object declares the maps of the headers it includes with the TS sizes", () => {
     const maps = JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", objectPath("weft_vxlan_in"), "-j"], { encoding: "utf8" })) as { types: BtfType[] };
     const vars = maps.types.filter((t) => t.kind === "VAR").map((t) => t.name);
-    for (const name of ["weft_ipcache", "weft_policy", "weft_policy_default", "weft_counters", "weft_tunnel_peers"]) expect(vars, `weft_vxlan_in.o declares ${name}`).toContain(name);
+    for (const name of ["weft_ipcache", MapName.policy, "weft_policy_default", "weft_counters", "weft_tunnel_peers"]) expect(vars, `weft_vxlan_in.o declares ${name}`).toContain(name);
   });
 
   it("bpf - verdict and drop-reason codes match verdict.h", () => {
@@ -135,12 +139,19 @@ describe("bpf codecs", () => {
     expect(() => ipcacheKeyCodec.encode({ addr: "10.0.0.0", prefixlen: 33 })).toThrow(/prefixlen/);
   });
 
-  it("bpf - policy keys store dport in network order with zeroed padding", () => {
-    const buf = policyKeyCodec.encode({ srcId: 0x01020304, dstId: 7, proto: 6, dport: 443 });
-    expect(buf.toString("hex")).toBe("04030201" + "07000000" + "06" + "00" + "01bb");
-    expect(policyKeyCodec.decode(buf)).toEqual({ srcId: 0x01020304, dstId: 7, proto: 6, dport: 443 });
-    expect(() => policyKeyCodec.encode({ srcId: 1, dstId: 2, proto: 0, dport: 80 })).toThrow(/dport must be 0/);
-    expect(() => policyKeyCodec.encode({ srcId: -1, dstId: 2, proto: 6, dport: 80 })).toThrow(/srcId must be a u32/);
+  it("bpf - policy keys are LPM keys: prefix length over the fixed 80 bits plus the port bits, the port in network order, padding zeroed", () => {
+    const buf = policyKeyCodec.encode({ srcId: 0x01020304, dstId: 7, proto: 6, port: 443, portBits: 16 });
+    expect(buf.toString("hex")).toBe("60000000" + "04030201" + "07000000" + "06" + "00" + "01bb");
+    expect(policyKeyCodec.decode(buf)).toEqual({ srcId: 0x01020304, dstId: 7, proto: 6, port: 443, portBits: 16 });
+    const block = policyKeyCodec.encode({ srcId: 1, dstId: 2, proto: 17, port: 1024, portBits: 6 });
+    expect(block.readUInt32LE(0), "prefixlen of a /6 port block").toBe(POLICY_FIXED_BITS + 6);
+    expect(policyKeyCodec.decode(block)).toEqual({ srcId: 1, dstId: 2, proto: 17, port: 1024, portBits: 6 });
+    expect(policyKeyCodec.decode(policyKeyCodec.encode(anyPortKey(1, 2, 0))), "any protocol").toEqual({ srcId: 1, dstId: 2, proto: 0, port: 0, portBits: 0 });
+    expect(exactPortKey(1, 2, 6, 80)).toEqual({ srcId: 1, dstId: 2, proto: 6, port: 80, portBits: 16 });
+    expect(() => policyKeyCodec.encode({ srcId: 1, dstId: 2, proto: 0, port: 80, portBits: 16 })).toThrow(/proto 0 \(any\) covers every port/);
+    expect(() => policyKeyCodec.encode({ srcId: 1, dstId: 2, proto: 6, port: 1025, portBits: 6 })).toThrow(/bits set past its 6-bit prefix/);
+    expect(() => policyKeyCodec.encode({ srcId: 1, dstId: 2, proto: 6, port: 0, portBits: 17 })).toThrow(/portBits must be 0..16/);
+    expect(() => policyKeyCodec.encode({ srcId: -1, dstId: 2, proto: 6, port: 80, portBits: 16 })).toThrow(/srcId must be a u32/);
   });
 
   it("bpf - policy values round-trip and unknown verdict codes fail closed", () => {

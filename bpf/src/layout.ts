@@ -24,8 +24,8 @@ export const layouts = {
   ipcacheValue: { cName: "weft_ipcache_value", size: 8, fields: { identity: f(0, 4), flags: f(4, 4) } },
   policyKey: {
     cName: "weft_policy_key",
-    size: 12,
-    fields: { src_id: f(0, 4), dst_id: f(4, 4), proto: f(8, 1), pad0: f(9, 1), dport: f(10, 2) },
+    size: 16,
+    fields: { prefixlen: f(0, 4), src_id: f(4, 4), dst_id: f(8, 4), proto: f(12, 1), pad0: f(13, 1), dport: f(14, 2) },
   },
   policyValue: { cName: "weft_policy_value", size: 4, fields: { verdict: f(0, 1), flags: f(1, 1), pad0: f(2, 2) } },
   policyDefaultValue: { cName: "weft_policy_default_value", size: 4, fields: { flags: f(0, 1), pad0: f(1, 3) } },
@@ -80,13 +80,17 @@ export const WEFT_VNI_MAX = 0xffffff;
 /** WEFT_POLICY_F_* (policy.h). */
 export const PolicyDefaultFlag = { defaultDeny: 0x1 } as const;
 
+/** Bits of a policy key always matched: src, dst, proto and pad (policy.h WEFT_POLICY_FIXED_BITS). */
+export const POLICY_FIXED_BITS = 80;
+
 /** tc return codes (linux/pkt_cls.h). */
 export const TcAction = { ok: 0, shot: 2, redirect: 7 } as const;
 
 /** Names of the maps (pinned at `<pinDir>/maps/<name>`). */
 export const MapName = {
   ipcache: "weft_ipcache",
-  policy: "weft_policy",
+  /** The policy LPM trie (policy.h); replaced the hash map `weft_policy` (RETIRED_MAPS). */
+  policy: "weft_policy_lpm",
   policyDefault: "weft_policy_default",
   counters: "weft_counters",
   tunnels: "weft_tunnels",
@@ -96,6 +100,14 @@ export const MapName = {
   endpoints: "weft_endpoints",
 } as const;
 export type MapNameValue = (typeof MapName)[keyof typeof MapName];
+
+/**
+ * Maps earlier builds pinned that this one no longer declares, each with what replaced it. An agent
+ * that finds one fills the replacement, attaches the new programs (which use only the
+ * replacement), then unpins the old map (TcDatapath.removeRetiredPins); the kernel frees it when the
+ * last old program holding it is gone.
+ */
+export const RETIRED_MAPS: readonly { name: string; replacedBy: MapNameValue }[] = [{ name: "weft_policy", replacedBy: "weft_policy_lpm" }];
 
 /**
  * The tc programs, one entry file and object each (bpf/progs/<name>.c -> bpf/dist/<name>.o),
@@ -198,25 +210,44 @@ export const ipcacheValueCodec: Codec<IpcacheValue> = {
   },
 };
 
-/** A policy key. `proto` 0 means any protocol (then `dport` must be 0); `dport` 0 means any port. */
+/**
+ * A policy key: the destination ports whose first `portBits` bits equal `port`'s (16: that one
+ * port; 0: every port). `proto` 0 means any protocol (then `portBits` and `port` must be 0).
+ */
 export interface PolicyKey {
   srcId: number;
   dstId: number;
   proto: number;
-  /** Destination port in host terms (443); stored in network order as the C side reads it. */
-  dport: number;
+  /** Destination port (prefix) in host terms (443); stored in network order as the C side reads it. */
+  port: number;
+  /** Port bits that must match, 0..16. */
+  portBits: number;
+}
+
+/** The key of exactly one destination port. */
+export function exactPortKey(srcId: number, dstId: number, proto: number, port: number): PolicyKey {
+  return { srcId, dstId, proto, port, portBits: 16 };
+}
+
+/** The key of every port of `proto` (0: any protocol). */
+export function anyPortKey(srcId: number, dstId: number, proto: number): PolicyKey {
+  return { srcId, dstId, proto, port: 0, portBits: 0 };
 }
 
 export const policyKeyCodec: Codec<PolicyKey> = {
   size: L.policyKey.size,
-  encode({ srcId, dstId, proto, dport }) {
-    if (proto === 0 && dport !== 0) throw new RangeError(`dport must be 0 when proto is 0 (any), got ${dport}`);
+  encode({ srcId, dstId, proto, port, portBits }) {
+    if (!Number.isInteger(portBits) || portBits < 0 || portBits > 16) throw new RangeError(`portBits must be 0..16, got ${portBits}`);
+    if (proto === 0 && (port !== 0 || portBits !== 0)) throw new RangeError(`proto 0 (any) covers every port: port and portBits must be 0, got ${port}/${portBits}`);
+    const mask = portBits === 0 ? 0 : (0xffff << (16 - portBits)) & 0xffff;
+    if ((u16("port", port) & ~mask) !== 0) throw new RangeError(`port ${port} has bits set past its ${portBits}-bit prefix`);
     const F = L.policyKey.fields;
     const buf = zeroed(L.policyKey.size);
+    buf.writeUInt32LE(POLICY_FIXED_BITS + portBits, F.prefixlen.offset); // host order, like the ipcache's
     buf.writeUInt32LE(u32("srcId", srcId), F.src_id.offset);
     buf.writeUInt32LE(u32("dstId", dstId), F.dst_id.offset);
     buf.writeUInt8(u8("proto", proto), F.proto.offset);
-    buf.writeUInt16BE(u16("dport", dport), F.dport.offset);
+    buf.writeUInt16BE(port, F.dport.offset);
     return buf;
   },
   decode(buf, offset = 0) {
@@ -225,7 +256,8 @@ export const policyKeyCodec: Codec<PolicyKey> = {
       srcId: buf.readUInt32LE(offset + F.src_id.offset),
       dstId: buf.readUInt32LE(offset + F.dst_id.offset),
       proto: buf.readUInt8(offset + F.proto.offset),
-      dport: buf.readUInt16BE(offset + F.dport.offset),
+      port: buf.readUInt16BE(offset + F.dport.offset),
+      portBits: buf.readUInt32LE(offset + F.prefixlen.offset) - POLICY_FIXED_BITS,
     };
   },
 };

@@ -140,7 +140,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     const filters = sh("tc", "filter", "show", "dev", HOST_DEV, "egress").split("\n").filter((l) => / id \d+/.test(l));
     expect(filters, "exactly one filter on the hook").toHaveLength(1);
 
-    dp.policy.set({ srcId: HOST_ID, dstId: W_ID, proto: ICMP, dport: 0 }, { verdict: "allow" });
+    dp.policy.set({ srcId: HOST_ID, dstId: W_ID, proto: ICMP, port: 0, portBits: 0 }, { verdict: "allow" });
     expect(ping().received, "the new program reads the policy written through the reopened maps").toBe(3);
     expect(sumCounters(dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? []).packets, "6 denied + 3 passed replies").toBe(9n);
   });
@@ -150,7 +150,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     if (!dpA) throw new Error("no open datapath");
     const dpB = TcDatapath.open({ pinDir }); // a second instance of the programs over the same maps
     open.push(dpB);
-    dpA.policy.set({ srcId: HOST_ID, dstId: W_ID, proto: ICMP, dport: 0 }, { verdict: "deny" });
+    dpA.policy.set({ srcId: HOST_ID, dstId: W_ID, proto: ICMP, port: 0, portBits: 0 }, { verdict: "deny" });
 
     // ping paces itself down to ~100/s when no reply comes back; keep replacing until it is done
     const flood = spawn("ip", ["netns", "exec", NS, "ping", "-n", "-q", "-c", "300", "-i", "0.002", "-W", "1", HOST_ADDR], { stdio: ["ignore", "pipe", "pipe"] });

@@ -33,8 +33,8 @@ describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
       [{ addr: "10.0.9.0", prefixlen: 24 }, { identity: BIG }],
     ]);
     dp.policy.setMany([
-      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 5432 }, { verdict: "allow" }],
-      [{ srcId: WEB, dstId: DB, proto: TCP, dport: 6000 }, { verdict: "deny" }],
+      [{ srcId: WEB, dstId: DB, proto: TCP, port: 5432, portBits: 16 }, { verdict: "allow" }],
+      [{ srcId: WEB, dstId: DB, proto: TCP, port: 6000, portBits: 16 }, { verdict: "deny" }],
     ]);
     dp.policyDefault.set(DB, { defaultDeny: true });
   });
@@ -250,12 +250,12 @@ describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
     });
 
     it("bpf - a flow RECEIVED (not sent) creates no entry: a peer cannot open a path back in", () => {
-      dp.policy.set({ srcId: WEB, dstId: DB, proto: TCP, dport: 9000 }, { verdict: "allow" });
+      dp.policy.set({ srcId: WEB, dstId: DB, proto: TCP, port: 9000, portBits: 16 }, { verdict: "allow" });
       try {
         expect(testRun(dp.progOverlayIn, ipv4Packet(web({ dport: 9000 }))).retval).toBe(TcAction.ok);
         expect([...conntrack().keys()].length, "nothing noted on ingress").toBe(0);
       } finally {
-        dp.policy.delete({ srcId: WEB, dstId: DB, proto: TCP, dport: 9000 });
+        dp.policy.delete({ srcId: WEB, dstId: DB, proto: TCP, port: 9000, portBits: 16 });
       }
     });
   });

@@ -272,7 +272,7 @@ describe.skipIf(!isRoot)("bpf - two hosts: VXLAN with the identity in the VNI, a
   });
 
   it("bpf - a deny rule at the destination drops A -> B with drops[policyDeny]", () => {
-    const rule = { srcId: A_ID, dstId: B_ID, proto: 0, dport: 0 };
+    const rule = { srcId: A_ID, dstId: B_ID, proto: 0, port: 0, portBits: 0 };
     dpOf(b).policy.set(rule, { verdict: "deny" });
     try {
       const before = counters(b, A_ID, B_ID);
@@ -374,7 +374,7 @@ describe.skipIf(!isRoot)("bpf - two hosts: VXLAN with the identity in the VNI, a
       const after = counters(b, A_ID, B_ID);
       expect(after.packets - before.packets, "A -> B counted once at B (weft_overlay_in marks, weft_to_workload skips)").toBe(3n);
 
-      const rule = { srcId: A_ID, dstId: B_ID, proto: 1, dport: 0 };
+      const rule = { srcId: A_ID, dstId: B_ID, proto: 1, port: 0, portBits: 0 };
       dpOf(b).policy.set(rule, { verdict: "deny" });
       try {
         expect(ping(3), "echo replies with a deny rule on the WireGuard path").toBe(0);

@@ -83,7 +83,7 @@ function registerAgent(program: Command): void {
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
     .option("--name <name>", "node name (default: host name)")
-    .option("--site <site>", "site: the network this host shares private addresses with (default 'default')")
+    .option("--site <site>", "site: the network this host shares private addresses with (default: what its join key, enrollment policy or instance network says)")
     .option("--interface <name>", "WireGuard interface name (default weft0)")
     .option("--implementation <kind>", "auto | kernel | userspace (wireguard-go)")
     .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
@@ -185,7 +185,8 @@ function registerAdminCommands(program: Command): void {
   admin(keys.command("create").description("create a join key; its secret is printed once"))
     .option("--reusable", "allow many nodes to enroll with this key", false)
     .option("--ttl <duration>", "lifetime, e.g. 30m, 24h, 7d", "24h")
-    .option("--label <key=value...>", "labels granted to nodes enrolled with this key")
+    .option("--label <key=value...>", "labels granted to nodes enrolled with this key (weft:workload-identities=shop/web grants a workload identity)")
+    .option("--site <site>", "the site of every node enrolled with this key (required with --label weft:gateway=true)")
     .option("--description <text>", "what the key is for")
     .option("--require-instance", "the agent must present an instance identity of a running instance in the inventory (implied by any --instance-* flag)", false)
     .option("--instance-provider <provider>", `only instances of this cloud: ${CLOUD_PROVIDERS.join(" | ")}`)
@@ -207,7 +208,8 @@ function registerAdminCommands(program: Command): void {
     .option("--region <region>", "only instances in this region")
     .option("--network <id>", "only instances in this network (VPC id, VNet id, GCE network)")
     .option("--tag <key=value...>", "only instances with this tag (repeatable; all must match)")
-    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy")
+    .option("--label <key=value...>", "labels granted to the nodes enrolled through this policy (weft:workload-identities=shop/web grants a workload identity)")
+    .option("--site <site>", "the site of the nodes it admits (else their instance's network's site in the inventory config)")
     .action(async (o: AdminOptions & EnrollmentPolicyFlags & Json & { file?: string }) => (await import("./commands/enrollment.js")).applyEnrollmentPolicies(o));
   admin(enrollment.command("get").description("list enrollment policies, or show one").argument("[name]", "policy name")).action(async (name: string | undefined, o: AdminOptions & Json) =>
     (await import("./commands/enrollment.js")).getEnrollmentPolicies(name, o),

@@ -48,6 +48,21 @@ export const ControllerConfig = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Per source address, on the routes strangers call (`POST /v1/enroll`, `POST
+         * /v1/enroll/nonce`), each counted on its own: at most `max` requests per `windowSeconds`,
+         * then 429 with Retry-After. `trackedAddresses` bounds the memory (least recently seen
+         * addresses are forgotten first). Agents behind one NAT share an address: raise `max` for
+         * large fleets that boot at once.
+         */
+        rateLimit: z
+          .object({
+            max: z.number().int().min(1).max(1_000_000).default(30),
+            windowSeconds: z.number().int().min(1).max(3600).default(60),
+            trackedAddresses: z.number().int().min(100).max(1_000_000).default(10_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -95,6 +110,16 @@ export const ControllerConfig = z
           .string()
           .regex(/^[a-z0-9]([a-z0-9.-]{0,253}[a-z0-9])?$/, "identity.trustDomain must be a lower-case DNS name")
           .default("weft.internal"),
+        /**
+         * Most workload identities one node may hold at once: those of its workloads plus those it
+         * dropped less than `releaseAfterSeconds` ago. A request past it is refused (identity_limit).
+         */
+        maxWorkloadIdentitiesPerNode: z.number().int().min(1).max(4096).default(64),
+        /**
+         * Grace before an identity number nothing references is released, and again before a
+         * released number may name another SPIFFE ID (agents may still hold policy naming it).
+         */
+        releaseAfterSeconds: z.number().int().min(1).max(30 * 86_400).default(600),
       })
       .strict()
       .prefault({}),

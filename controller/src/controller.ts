@@ -23,14 +23,17 @@ import { FlowCollector } from "./flows/collector.js";
 import { downloadRoutes } from "./install/downloads.js";
 import { EnrollmentPolicies } from "./enroll/enrollment-policies.js";
 import { IdentityAllocator } from "./identity/allocator.js";
+import { IdentityReaper } from "./identity/reaper.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claims } from "./ipam/claims.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryPlanner } from "./inventory/plan.js";
+import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { ControllerCounters } from "./metrics/counters.js";
 import { ControllerMetrics } from "./metrics/metrics.js";
 import { PathCoordinator } from "./nat/coordinator.js";
 import { listenForEndpointUpdates } from "./nat/endpoints.js";
@@ -44,6 +47,7 @@ import { NodePolicyPublisher } from "./policy/publisher.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
+import { parseIpv4 } from "@weft/protocol";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
 
@@ -70,6 +74,10 @@ export interface RunningController {
   nc: NatsConnection;
   /** The cloud inventory sync (idle when inventory.accounts is empty). */
   inventory: InventorySync;
+  /** The process's counters (refusals, undelivered policies, released identities). */
+  counters: ControllerCounters;
+  /** Sweeps identity numbers nothing references (tests call sweep()). */
+  identityReaper: IdentityReaper;
   stop(): Promise<void>;
 }
 
@@ -80,7 +88,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
   const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
   // Nodes by status are counted at scrape time, through the registry once it exists.
   let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
-  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses() });
+  const counters = new ControllerCounters();
+  const metrics = new ControllerMetrics({ nodeStatuses: () => nodeStatuses(), counters });
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
@@ -132,23 +141,48 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const allocateIdentity = (spiffeId: string) => identities.allocate(spiffeId);
 
     // Policies, and each node's compiled view of them.
+    // The publisher starts after the service it reports delivery to: a late-bound holder.
+    const published: { publisher?: NodePolicyPublisher } = {};
     const policies = new PolicyService({
       store: stores.policies,
       identities: () => identities.list(),
       nodes: () => registry.list(),
       resolveNode: (idOrName) => registry.resolve(idOrName),
       workloadsOf: async (nodeId) => (await registry.get(nodeId)).workloads ?? [],
+      delivery: (nodeId) => published.publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
     const publisher = await NodePolicyPublisher.start({
-      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies },
+      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
+      counters,
       log: log.child({ component: "policy-publisher" }),
       observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
     });
+    published.publisher = publisher;
     cleanups.push(() => publisher.stop());
-    const workloads = new WorkloadService({ registry, allocateIdentity, trustDomain, log: log.child({ component: "workloads" }) });
+    const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
+    const workloads = new WorkloadService({
+      registry,
+      allocateIdentity,
+      trustDomain,
+      maxIdentitiesPerNode: config.identity.maxWorkloadIdentitiesPerNode,
+      releaseAfterMs,
+      counters,
+      log: log.child({ component: "workloads" }),
+    });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
+    // Identity numbers nothing references are released after the grace (identity/reaper.ts).
+    const identityReaper = new IdentityReaper({
+      identities,
+      nodes: async () => (await stores.nodes.list()).map((n) => n.value),
+      graceMs: releaseAfterMs,
+      intervalMs: Math.min(60_000, Math.max(1000, releaseAfterMs / 4)),
+      counters,
+      log: log.child({ component: "identities" }),
+    });
+    identityReaper.start();
+    cleanups.push(() => identityReaper.stop());
 
     // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
     const spiffeLog = log.child({ component: "spiffe" });
@@ -167,6 +201,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       inventory: stores.inventory,
       attestor,
       policies: enrollmentPolicies,
+      siteOfInstance: (instance) => siteOfInstance(config.inventory.sites, instance),
       joinKeys,
       claims,
       allocator,
@@ -192,6 +227,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
       remapPool: config.inventory.remapPool,
+      controllerAddresses: controllerAddresses(config, embedded !== undefined),
+      sites: config.inventory.sites,
     });
     const routesLog = log.child({ component: "site-routes" });
     const advertiser = config.inventory.advertiseSiteRoutes
@@ -290,7 +327,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       },
     };
     const routes = [
-      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo }),
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
       ...consoleRoutes({
         adminToken,
         sessions,
@@ -306,11 +343,17 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       adminToken,
       metricsToken,
       sessions,
+      counters,
       log: apiLog,
       version: CONTROLLER_VERSION,
       onResponse: (method: string, route: string, status: number, seconds: number) => metrics.recordApiRequest(method, route, status, seconds),
     };
-    const tcp = buildApiServer({ ...serverOptions, ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}), ...(tls ? { https: tls.serverOptions() } : {}) });
+    const tcp = buildApiServer({
+      ...serverOptions,
+      rateLimit: config.api.rateLimit,
+      ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}),
+      ...(tls ? { https: tls.serverOptions() } : {}),
+    });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
@@ -330,9 +373,32 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, stop };
+    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The addresses agents reach this controller at: the API's (its listen address when specific,
+ * the IPs among its certificate names, every IPv4 address of the host) and NATS's (the advertised
+ * URLs' hosts, the embedded server's listen address). No site route may cover one.
+ */
+export function controllerAddresses(config: ControllerConfig, embeddedNats: boolean): { address: string; what: string }[] {
+  const ipv4 = (h: string | undefined) => (h !== undefined && parseIpv4(h) !== undefined && h !== "0.0.0.0" ? [h] : []);
+  const host = hostIpv4Addresses();
+  const api = [...ipv4(config.api.listenHost), ...(config.api.tls.sans ?? []).flatMap((n) => ipv4(n)), ...host];
+  const natsHosts = [...config.nats.advertise, ...(config.nats.url ? [config.nats.url] : [])].flatMap((u) => {
+    try {
+      return ipv4(new URL(u).hostname);
+    } catch {
+      return [];
+    }
+  });
+  const nats = [...natsHosts, ...(embeddedNats ? [...ipv4(config.nats.listenHost), ...host] : [])];
+  const out = new Map<string, string>();
+  for (const a of api) out.set(a, "API");
+  for (const a of nats) out.set(a, out.has(a) ? "API and NATS" : "NATS");
+  return [...out].map(([address, what]) => ({ address, what }));
 }

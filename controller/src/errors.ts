@@ -12,11 +12,19 @@ export abstract class ControllerError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
   readonly details: FieldIssue[] | undefined;
-  constructor(message: string, options?: { cause?: unknown; details?: FieldIssue[] }) {
+  /** Stable machine reason for logs and counters (`site_mismatch`, `expired`, …); the code when absent. */
+  readonly reason: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; details?: FieldIssue[]; reason?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.details = options?.details;
+    this.reason = options?.reason;
   }
+}
+
+/** The stable reason of a refusal: the error's own, else its first detail (attestation reasons), else its code. */
+export function refusalReason(err: ControllerError): string {
+  return err.reason ?? err.details?.[0]?.message ?? err.code;
 }
 
 /** The request itself is malformed: fix the named fields and retry. */
@@ -46,6 +54,22 @@ export class InstanceRejectedError extends ControllerError {
   readonly code = "instance_rejected";
 }
 
+/**
+ * The site the agent names is not the one what vouches for it says (its join key's or enrollment
+ * policy's site, its instance's network), or nothing vouches and it names none.
+ */
+export class SiteRejectedError extends ControllerError {
+  readonly status = 403;
+  readonly code = "site_rejected";
+}
+
+/** Too many requests from one source address; `retryAfterSeconds` is also in the Retry-After header. */
+export class RateLimitedError extends ControllerError {
+  readonly status = 429;
+  readonly code = "rate_limited";
+  readonly retryable = true;
+}
+
 export class NotFoundError extends ControllerError {
   readonly status = 404;
   readonly code = "not_found";
@@ -70,7 +94,16 @@ export class StoreUnavailableError extends ControllerError {
   readonly retryable = true;
 }
 
-/** The caller is known but not allowed to do this (e.g. host workloads in a namespace its labels do not grant). */
+/**
+ * A node asked for more workload identities than it may hold at once: the identities of its
+ * workloads plus those it dropped within the release grace (identity.maxWorkloadIdentitiesPerNode).
+ */
+export class IdentityLimitError extends ControllerError {
+  readonly status = 403;
+  readonly code = "identity_limit";
+}
+
+/** The caller is known but not allowed to do this (e.g. host workloads with an identity it was not granted). */
 export class ForbiddenError extends ControllerError {
   readonly status = 403;
   readonly code = "forbidden";

@@ -21,6 +21,11 @@ export interface TestController {
   /** Admin client over TCP (HTTPS, trusting the controller's own CA). */
   client: ControllerClient;
   stateDir: string;
+  /**
+   * The detail the controller logged for a refusal whose body (or its message) carries a
+   * reference (`ref-…`): strangers get only a code, tests read the reason here.
+   */
+  refusal(body: unknown): { reason: string; message: string } | undefined;
   /** Stops the controller and removes its state dir (unless the caller gave it); safe to call twice or after a failed start. */
   stop(): Promise<void>;
 }
@@ -31,15 +36,19 @@ export interface TestController {
  */
 export async function startTestController(
   overrides: Partial<Pick<ControllerConfigInput, "overlay" | "offlineAfterSeconds" | "heartbeatSeconds" | "identity" | "inventory" | "spiffe">> = {},
-  opts: { stateDir?: string } = {},
+  opts: { stateDir?: string; rateLimit?: { max: number; windowSeconds: number } } = {},
 ): Promise<TestController> {
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), "weft-ctl-")));
   const ownsStateDir = opts.stateDir === undefined;
   let running: RunningController;
+  // The log, kept in memory (the last 5000 lines), so tests can read what strangers are not told.
+  const lines: string[] = [];
+  const sink = { write: (line: string) => void (lines.push(line) > 5000 && lines.splice(0, 1000)) };
   try {
     running = await startController(
-      { stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0 }, ...overrides },
-      pino({ level: "silent" }),
+      // Every test enrolls from 127.0.0.1: a rate limit that only a test about it sets low.
+      { stateDir, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0, rateLimit: opts.rateLimit ?? { max: 100_000, windowSeconds: 1 } }, ...overrides },
+      pino({ level: "info" }, sink),
     );
   } catch (err) {
     if (ownsStateDir) await rm(stateDir, { recursive: true, force: true });
@@ -50,6 +59,17 @@ export async function startTestController(
     running,
     client: new ControllerClient({ url: running.apiUrl, adminToken: running.adminToken, caPem: running.caPem }),
     stateDir,
+    refusal: (body) => {
+      const text = typeof body === "string" ? body : JSON.stringify(body ?? "");
+      const reference = /ref-[0-9a-f]{10}/.exec(text)?.[0];
+      if (reference === undefined) return undefined;
+      for (const line of lines) {
+        if (!line.includes(reference)) continue;
+        const o = JSON.parse(line) as { reason?: string; err?: string };
+        return { reason: o.reason ?? "", message: o.err ?? "" };
+      }
+      return undefined;
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -220,4 +240,23 @@ export async function enrollAgent(t: TestController, joinKey: string, wireguardP
     for await (const s of nc.status()) if (s.type === "error") errors.push(s.error);
   })();
   return { enrolled, nc, errors };
+}
+
+/** Node ids, IPv4 addresses, 12-digit accounts and GUIDs: what a refusal body must never carry. */
+const LEAKS = /n-[0-9a-f]{16}|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|\b\d{12}\b|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+/**
+ * What a refusal said: a 400's own message (the caller's fields), else — after checking the body
+ * is a code and a generic message with a reference, leaking no node id, address or account — the
+ * detail the controller logged under that reference.
+ */
+export function refusalDetail(t: TestController, res: { status: number; text: string }, what: string): { code: string; message: string; reason: string } {
+  const body = JSON.parse(res.text) as { error?: string; message?: string; details?: unknown };
+  if (res.status === 400) return { code: body.error ?? "", message: body.message ?? "", reason: "invalid_request" };
+  const leak = LEAKS.exec(res.text);
+  if (leak) throw new Error(`${what}: the refusal body leaks ${leak[0]}: ${res.text}`);
+  if (body.details !== undefined) throw new Error(`${what}: the refusal body carries details: ${res.text}`);
+  const logged = t.refusal(body.message);
+  if (!logged) throw new Error(`${what}: no logged refusal for the reference in ${res.text}`);
+  return { code: body.error ?? "", message: logged.message, reason: logged.reason };
 }

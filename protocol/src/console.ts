@@ -21,8 +21,10 @@ export type MatrixReason = z.infer<typeof MatrixReason>;
 /** One protocol/port of a cell: tcp/7000, udp (any port), any (every protocol). */
 export const MatrixPort = z.object({
   protocol: z.string(),
-  /** 0 = every port of the protocol. */
+  /** 0 without `endPort` = every port of the protocol. */
   port: z.number().int(),
+  /** The last port of a range (absent: `port` alone). */
+  endPort: z.number().int().optional(),
   verdict: z.enum(["allow", "deny"]),
   /** Rules that produced this entry (the deny when a deny overrides allows). */
   reasons: z.array(MatrixReason),

@@ -18,4 +18,5 @@ export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
 export * from "./logger.js";
+export * from "./ports.js";
 export * from "./wireguard-keys.js";

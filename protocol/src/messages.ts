@@ -67,6 +67,13 @@ export const JoinKeyCreateRequest = z
     ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).default(24 * 3600),
     labels: labels.default({}),
     /**
+     * The site of every node enrolled with this key: an agent naming another is refused, one naming
+     * none gets this one. Required when the labels grant `weft:gateway`. Absent: the site comes from
+     * the instance's network (inventory `sites`), else the agent names it (and such a node is never
+     * a gateway nor in a plaintext site).
+     */
+    site: siteName.optional(),
+    /**
      * The key works only for an agent that presents a signed instance document
      * (EnrollRequest.attestation) of an instance in the inventory, running, and matching
      * this selector.
@@ -82,6 +89,8 @@ export const JoinKeyInfo = z.object({
   description: z.string().optional(),
   reusable: z.boolean(),
   labels,
+  /** The site the key vouches for. */
+  site: siteName.optional(),
   /** Set: the key works only for instances in the inventory that match it. */
   instanceSelector: InstanceSelector.optional(),
   createdAt: z.string(),
@@ -140,7 +149,12 @@ export const EnrollRequest = z
     /** An unsigned claim of an instance (older agents): always refused, since anyone can send one. Send `attestation`. */
     instance: InstanceIdentityClaim.optional(),
     name: nodeName,
-    site: siteName,
+    /**
+     * The site the agent believes it is in. What vouches for the node (its join key's or enrollment
+     * policy's site, or its instance's network) decides: a request naming another site is refused,
+     * one naming none gets the vouched site (EnrollResponse.site).
+     */
+    site: siteName.optional(),
     wireguardPublicKey: wireguardKey,
     natsPublicKey: natsUserKey,
     listenPort: z.number().int().min(1).max(65535),
@@ -166,6 +180,8 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
 export const EnrollResponse = z.object({
   nodeId,
+  /** The node's site, as what vouched for it says (absent from controllers before sites were bound). */
+  site: siteName.optional(),
   overlayAddress: ipv4,
   /** The whole overlay range the agent routes through its interface. */
   overlayCidr: cidr,
@@ -191,6 +207,8 @@ export const EnrollmentPolicy = z
     description: z.string().max(200).optional(),
     /** Which instances may join; provider is required so a policy never spans every cloud by accident. */
     selector: InstanceSelector.extend({ provider: CloudProvider }).strict(),
+    /** The site of the nodes this policy admits (else their instance's network's site, inventory `sites`). */
+    site: siteName.optional(),
     /** Labels granted to the nodes enrolled through this policy (identity labels included). */
     labels: labels.default({}),
   })
@@ -230,11 +248,12 @@ export type WorkloadsRequest = z.infer<typeof WorkloadsRequest>;
 
 /**
  * Why a workloads request was refused (WorkloadsReply error.code): `invalid_request` (a field is
- * wrong, named in the message), `forbidden` (a namespace the node may not host), `not_found` (the
+ * wrong, named in the message), `forbidden` (an identity the node was not granted), `identity_limit`
+ * (more workload identities than the node may hold within the release grace), `not_found` (the
  * node does not exist), `addresses_exhausted` (more workloads than the prefix holds),
  * `store_unavailable` (retry).
  */
-export const WorkloadsErrorCodes = ["invalid_request", "forbidden", "not_found", "addresses_exhausted", "store_unavailable"] as const;
+export const WorkloadsErrorCodes = ["invalid_request", "forbidden", "identity_limit", "not_found", "addresses_exhausted", "store_unavailable"] as const;
 
 /** The reply: the recorded workloads (same names, stable addresses), or why the request was refused. */
 export const WorkloadsReply = z.union([
@@ -318,6 +337,11 @@ export const PeerRecord = z.object({
   siteRoutes: z.array(cidr).optional(),
   /** Site networks behind remapped prefixes (the remapped ones are in siteRoutes); the gateway translates them. */
   siteRemaps: z.array(SiteRemap).optional(),
+  /**
+   * Those of siteRoutes outside private, CGNAT and ULA space that the controller's inventory config
+   * allows for this site explicitly; agents refuse any other public range.
+   */
+  explicitSiteRoutes: z.array(cidr).optional(),
   endpoints: NodeEndpoints,
   /**
    * Changes whenever the node's WireGuard interface is created afresh (boot,
@@ -345,11 +369,21 @@ export type PeerRecord = z.infer<typeof PeerRecord>;
 
 // ---------------------------------------------------------------- nodes (REST, KV weft-nodes)
 
+/**
+ * What vouched for a node's site: its join key, its enrollment policy, its instance's network
+ * (inventory `sites`), or nothing but the agent's own request (`request`; then the node is never
+ * a gateway and never in a plaintext site). Absent on records written before sites were bound:
+ * read as `request`.
+ */
+export const SiteSource = z.enum(["join-key", "enrollment-policy", "network", "request"]);
+export type SiteSource = z.infer<typeof SiteSource>;
+
 export const NodeRecord = z.object({
   version: z.literal(1),
   nodeId,
   name: nodeName,
   site: siteName,
+  siteSource: SiteSource.optional(),
   wireguardPublicKey: wireguardKey,
   natsPublicKey: natsUserKey,
   overlayAddress: ipv4,
@@ -373,10 +407,18 @@ export const NodeRecord = z.object({
    * held them; the controller adopts them at start).
    */
   workloads: z.array(Workload).optional(),
+  /**
+   * Workload identities the node held and dropped, each until `until` (drop time + the identity
+   * release grace): they still count towards the node's identity cap and keep the number from
+   * being released while agents may still hold policy naming it.
+   */
+  recentIdentities: z.array(z.object({ identity: Identity, until: z.string() })).optional(),
   /** Site networks this node routes to as its site's gateway (the site route advertiser sets them). */
   siteRoutes: z.array(cidr).optional(),
   /** Which of siteRoutes are remapped prefixes of overlapping site networks, and their real range. */
   siteRemaps: z.array(SiteRemap).optional(),
+  /** Those of siteRoutes outside private space that the inventory config allows for the site explicitly. */
+  explicitSiteRoutes: z.array(cidr).optional(),
   /** The node's WireGuard interface epoch, from its heartbeats. */
   sessionEpoch: sessionEpoch.optional(),
 });
@@ -421,6 +463,8 @@ export type Heartbeat = z.infer<typeof Heartbeat>;
 
 export const NodeView = NodeRecord.extend({
   status: z.enum(["online", "offline", "never-seen"]),
+  /** Whether the node's compiled policy fits its datapath and is delivered (see PolicyDelivery). */
+  policyDelivery: z.object({ state: z.enum(["ok", "oversized"]), mapEntries: z.number().int(), capacity: z.number().int(), since: z.string().optional() }).optional(),
   lastSeen: z.string().optional(),
   appliedRevision: z.number().optional(),
   peers: z.array(PeerHandshake).optional(),
@@ -460,7 +504,13 @@ export const IdentityLabels = {
 export const GATEWAY_LABEL = "weft:gateway";
 
 /**
- * Node label (from the join key) naming the SPIFFE namespaces the node may host workloads in:
- * comma-separated namespaces, or `*` for any. Absent: the namespace of the node's own identity.
+ * Node label (join key, enrollment policy, or the instance tag of that name) granting the
+ * workload identities the node may host: `<namespace>/<serviceAccount>` pairs separated by commas
+ * or spaces, `<namespace>/*` for every service account of a namespace, `*` for any (GCP label
+ * values cannot hold `/`, `*` or `,`: `<namespace>_<serviceAccount>` there, one per label).
+ * Nothing else is hosted; a node may always run workloads as its own identity.
  */
+export const WORKLOAD_IDENTITIES_LABEL = "weft:workload-identities";
+
+/** The older form of the grant: namespaces (comma-separated, or `*`), each as `<namespace>/*`. */
 export const WORKLOAD_NAMESPACES_LABEL = "weft:workload-namespaces";

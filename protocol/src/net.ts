@@ -68,3 +68,20 @@ export function parseEndpoint(text: string, options: { ipv6?: boolean } = {}): {
   const valid = v6 ? options.ipv6 === true && isIPv6(match[1]) : parseIpv4(match[1]) !== undefined;
   return valid ? { host: match[1], port } : undefined;
 }
+
+/**
+ * Address space a site route may cover without an explicit allowance: RFC 1918 private ranges and
+ * the shared CGNAT range (RFC 6598). (IPv6 ULA, fc00::/7, is the IPv6 counterpart; site routes are
+ * IPv4 only today.) Anything else is someone's public address space.
+ */
+export const PRIVATE_RANGES: readonly string[] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"];
+
+/** Whether every address of `inner` is in `outer`. */
+export function cidrWithin(inner: Ipv4Cidr, outer: Ipv4Cidr): boolean {
+  return inner.prefixLength >= outer.prefixLength && cidrContains(outer, inner.network);
+}
+
+/** Whether `cidr` lies wholly inside PRIVATE_RANGES. */
+export function isPrivateCidr(cidr: Ipv4Cidr): boolean {
+  return PRIVATE_RANGES.some((r) => cidrWithin(cidr, parseCidr(r)!));
+}

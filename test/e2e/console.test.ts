@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { ControllerClient } from "@weft/protocol";
-import { CONTROLLER_API_PORT, LAB_ONPREM_KEY_LABELS, LabCluster, labDir, labDown, labExec, labUp, repoRoot, terminateLabInstance, waitFor, type LabOptions, type RunningClouds } from "@weft/lab";
+import { CONTROLLER_API_PORT, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, labDir, labDown, labExec, labUp, repoRoot, terminateLabInstance, waitFor, type LabOptions, type RunningClouds } from "@weft/lab";
 import { dashboardQueries, exposedFamilies, unknownMetrics } from "../../controller/src/metrics/dashboard.js";
 import { ARTIFACTS, axeViolations, launchChromium, startLabRelay, type LabRelay } from "./browser.js";
 
@@ -70,7 +70,7 @@ describe.skipIf(!isRoot)("e2e console", () => {
       for (const provider of ["aws", "azure", "gcp"] as const) {
         await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } }, labels: { "weft:workload-namespaces": "shop" } });
       }
-      const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e console: on-prem", labels: { ...LAB_ONPREM_KEY_LABELS } });
+      const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e console: on-prem", site: LAB_ONPREM_KEY_SITE, labels: { ...LAB_ONPREM_KEY_LABELS } });
       await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, h.site === "onprem" ? key.key : undefined, ["--flow-interval", "2"])));
       await cluster.waitForFullMesh(90_000);
       await client.syncInventory(); // binds, labels, site routes

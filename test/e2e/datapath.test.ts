@@ -135,13 +135,19 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       cluster = new LabCluster(opts);
       await cluster.startController(["--plaintext-site", "aws"]);
       client = await cluster.client();
-      const key = await client.createJoinKey({
-        reusable: true,
-        ttlSeconds: 3600,
-        description: "e2e datapath",
-        labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop" },
-      });
-      await Promise.all(topology.hosts.map((h) => cluster.startAgent(h.name, key.key)));
+      // One key per site: plaintext (aws) needs the site vouched for by the key.
+      const keys = new Map<string, string>();
+      for (const site of new Set(topology.hosts.map((h) => h.site))) {
+        const key = await client.createJoinKey({
+          reusable: true,
+          ttlSeconds: 3600,
+          description: `e2e datapath: ${site}`,
+          site,
+          labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop" },
+        });
+        keys.set(site, key.key);
+      }
+      await Promise.all(topology.hosts.map((h) => cluster.startAgent(h.name, keys.get(h.site))));
     } catch (err) {
       failed = true;
       throw err;

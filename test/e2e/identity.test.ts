@@ -89,17 +89,32 @@ describe.skipIf(!isRoot)("e2e identity", () => {
     return { nodes: nodes.map((n) => `${n.nodeId} ${n.name}`).sort(), bindings: view.instances.map((i) => `${i.id}=${i.boundNode ?? "-"}`).sort() };
   }
 
-  /** Posts an enrollment from `on` and wants 403 instance_rejected matching `reason`, with nothing stored. */
+  /**
+   * Posts an enrollment from `on` and wants 403 instance_rejected with nothing stored: the caller
+   * gets the code and a generic message with a reference, the controller's log line under that
+   * reference carries the detail matching `reason`. Answers the logged detail.
+   */
   async function expectRefused(what: string, on: string, body: Record<string, unknown>, reason: RegExp): Promise<string> {
     const before = await snapshot();
     const r = await api(on, "/v1/enroll", body);
     expect(r.status, `${what}: got ${r.status} ${r.body}, want 403`).toBe(403);
     const err = JSON.parse(r.body) as { error: string; message: string };
     expect(err.error, `${what}: error code`).toBe("instance_rejected");
-    expect(err.message, `${what}: message`).toMatch(reason);
+    expect(err.message, `${what}: the body says nothing but a reference`).toMatch(/^enrollment refused: the instance identity does not admit this enrollment \(reference ref-[0-9a-f]{10}\)$/);
+    const detail = await loggedDetail(err.message);
+    expect(detail, `${what}: the controller's log`).toMatch(reason);
     expect(await snapshot(), `${what}: nodes and bindings after the refusal`).toEqual(before);
-    note(`${what}: 403 "${err.message.slice(0, 150)}"`);
-    return err.message;
+    note(`${what}: 403 (log: "${detail.slice(0, 150)}")`);
+    return detail;
+  }
+
+  /** The `err` of the controller's `request refused` log line with the reference `message` carries. */
+  async function loggedDetail(message: string): Promise<string> {
+    const reference = /ref-[0-9a-f]{10}/.exec(message)?.[0];
+    if (!reference) throw new Error(`no reference in ${message}`);
+    const line = (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => l.includes(reference));
+    if (!line) throw new Error(`no log line for ${reference}`);
+    return String((JSON.parse(line) as { err?: unknown }).err ?? "");
   }
 
   beforeAll(async () => {
@@ -203,7 +218,7 @@ describe.skipIf(!isRoot)("e2e identity", () => {
   });
 
   it("e2e identity - the refused instances' own agents join afterwards with the same names, and the keyless mesh forms", async () => {
-    const key = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", labels: { "weft:gateway": "true" } });
+    const key = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", site: "onprem", labels: { "weft:gateway": "true" } });
     const t0 = Date.now();
     await Promise.all([cluster.startAgent("azure-2"), cluster.startAgent("gcp-2"), cluster.startAgent("onprem-1", key.key)]);
     const live = topology.hosts.map((h) => h.name).filter((h) => h !== "aws-2");

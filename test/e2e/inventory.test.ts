@@ -137,7 +137,7 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
     }
     await Promise.all(["azure-1", "azure-2", "gcp-1", "gcp-2"].map((h) => cluster.startAgent(h)));
     // No cloud metadata on-prem: the gateway role comes from the key's labels.
-    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", labels: { "weft:gateway": "true" } });
+    const onpremKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "e2e: onprem (no cloud metadata)", site: "onprem", labels: { "weft:gateway": "true" } });
     await cluster.startAgent("onprem-1", onpremKey.key);
     const t0 = Date.now();
     await cluster.waitForFullMesh(90_000);

@@ -539,7 +539,7 @@ describe.skipIf(!isRoot)("e2e", () => {
       await resetHost(HOST);
     });
 
-    it.each(cases.map((c) => [c.what, c] as const))(`e2e - an agent with %s exits non-zero naming the problem, and nothing is stored`, async (what, { key: getKey, args = [], want }) => {
+    it.each(cases.map((c) => [c.what, c] as const))(`e2e - an agent with %s exits non-zero with the refusal's code and reference (the controller's log names the problem), and nothing is stored`, async (what, { key: getKey, args = [], want }) => {
       const key = await getKey();
       const nodesBefore = (await client.listNodes()).map((n) => n.nodeId).sort();
       // What an enrollment would change: uses (state is time-dependent: the 60 s key expires meanwhile).
@@ -555,7 +555,11 @@ describe.skipIf(!isRoot)("e2e", () => {
       note(`bad input (${what}): agent exited ${exit.code ?? exit.signal} after ${Date.now() - t0} ms: ${line}`);
       expect(exit.code, `exit code of the agent (signal ${exit.signal})`).not.toBe(0);
       expect(exit.code, `exit code of the agent (signal ${exit.signal})`).not.toBeNull();
-      expect(log, "agent log").toMatch(want);
+      // The agent is told the code and a reference only (what strangers are told); the controller's log line with that reference names the problem.
+      expect(log, "agent log").toMatch(/enrollment refused: .*\(reference ref-[0-9a-f]{10}\)/);
+      const reference = /ref-[0-9a-f]{10}/.exec(log)?.[0] ?? "";
+      const logged = (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => reference !== "" && l.includes(reference)) ?? "";
+      expect(logged, `controller log line for ${reference}`).toMatch(want);
       expect(existsSync(join(a.stateDir, "state.json")), "state.json written").toBe(false);
       expect(await linkIsUp(opts, HOST), `${hostInterface(opts, HOST)} created`).toBe(false);
       expect((await client.listNodes()).map((n) => n.nodeId).sort(), "node ids after the rejected enrollment").toEqual(nodesBefore);

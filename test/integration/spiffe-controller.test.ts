@@ -94,6 +94,22 @@ describe("spiffe authority", () => {
     expect([...svidIdsOf({ identity: { id: 300, spiffeId: id("x", "y") }, workloads: [{ name: "w", address: "100.80.0.1", identity: { id: 301, spiffeId: id("x", "z") } }] })].sort()).toEqual([id("x", "y"), id("x", "z")]);
   });
 
+  it("spiffe - a recorded workload's SVID is refused once the node is no longer granted its identity; the node's own still signs", async () => {
+    const kv = await new Kvm(t.running.nc).open(Buckets.nodes);
+    const entry = await kv.get(b.enrolled.nodeId);
+    const record = entry!.json<{ labels: Record<string, string> }>();
+    const { "weft:workload-namespaces": _granted, ...labels } = record.labels;
+    await kv.put(b.enrolled.nodeId, JSON.stringify({ ...record, labels }));
+    try {
+      const workload = await askX509(b, { version: 1, spiffeId: id("shop", "db"), csr: (await newSvidKey(id("shop", "db"))).csrPem });
+      expect(workload, "shop/db after the grant is gone").toMatchObject({ ok: false, error: { code: "forbidden", message: expect.stringMatching(/no longer granted/) } });
+      const own = await askX509(b, { version: 1, spiffeId: id("shop", "node-b"), csr: (await newSvidKey(id("shop", "node-b"))).csrPem });
+      expect(own.ok, `its own identity: got ${JSON.stringify(own).slice(0, 200)}`).toBe(true);
+    } finally {
+      await kv.put(b.enrolled.nodeId, JSON.stringify(record));
+    }
+  });
+
   it("spiffe - another node's SVID subject is closed to an agent's credential: no answer, a permission error", async () => {
     const key = await newSvidKey(id("shop", "db"));
     const err = await a.nc.request(Subjects.x509Svid(b.enrolled.nodeId), JSON.stringify({ version: 1, spiffeId: id("shop", "db"), csr: key.csrPem }), { timeout: 1500 }).then(

@@ -12,7 +12,7 @@
  * attached programs enforcing with the last entries, and the next agent reuses the same maps:
  * it converges them on the desired state with batch operations instead of starting empty.
  */
-import { DropReason, TcDatapath, WEFT_VXLAN_MAC, sumCounters, tcAttach, type TcDirection } from "@weft/bpf";
+import { DropReason, TcDatapath, WEFT_VXLAN_MAC, sumCounters, tcAttach, type PolicyKey, type TcDirection } from "@weft/bpf";
 import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { DatapathError } from "../errors.js";
@@ -109,14 +109,23 @@ export class AgentDatapath {
   /** Converges the policy maps on the node's compiled policy (null: no policy for this node). */
   applyPolicy(record: NodePolicyRecord | null): { policy: SyncResult; defaultDeny: SyncResult } {
     const want = desiredPolicy(record);
+    const keyOf = (k: PolicyKey) => `${k.srcId}/${k.dstId}/${k.proto}/${k.port}/${k.portBits}`;
     const entries = new Map(
-      want.entries.map((e) => [`${e.srcId}/${e.dstId}/${e.proto}/${e.dport}`, [{ srcId: e.srcId, dstId: e.dstId, proto: e.proto, dport: e.dport }, { verdict: e.verdict }] as const]),
+      want.entries.map((e) => {
+        const key: PolicyKey = { srcId: e.srcId, dstId: e.dstId, proto: e.proto, port: e.port, portBits: e.portBits };
+        return [keyOf(key), [key, { verdict: e.verdict }] as const];
+      }),
     );
     const defaults = new Map(want.defaultDeny.map((id) => [String(id), [id, { defaultDeny: true }] as const]));
     // Allows and denies before default-deny flags, so a newly policed identity never loses traffic its allows cover.
-    const policy = syncMap(this.#dp.policy, entries, (k) => `${k.srcId}/${k.dstId}/${k.proto}/${k.dport}`, sameFields);
+    const policy = syncMap(this.#dp.policy, entries, keyOf, sameFields);
     const defaultDeny = syncMap(this.#dp.policyDefault, defaults, (k) => String(k), sameFields);
     return { policy, defaultDeny };
+  }
+
+  /** Unpins maps this build replaced (the old per-port policy hash map), once the new ones are filled and attached. */
+  removeRetiredPins(): string[] {
+    return this.#dp.removeRetiredPins();
   }
 
   /** Every identity pair's counters, summed over CPUs. */

@@ -9,9 +9,12 @@
  *   vxlan`, the peer's workload prefix maps to the address of its private endpoint; the
  *   from-workload program encapsulates traffic for that prefix instead of routing it into
  *   WireGuard. Across sites nothing is ever listed, so that traffic always takes WireGuard.
- * - policy: the node's compiled entries and default-deny identities, keyed like the map.
+ * - policy: the node's compiled entries as port prefixes of the LPM map, and its default-deny
+ *   identities. The entries are resolved again per (src, dst, proto) into disjoint intervals with
+ *   deny winning (resolvePortIntervals), so overlapping input, a version-1 record included, still
+ *   gives one verdict per port; each interval becomes the prefixes that cover it exactly.
  */
-import { fromCompactEntry, parseEndpoint, type NodePolicyRecord, type PeerRecord, type PolicyEntry } from "@weft/protocol";
+import { fromCompactEntry, parseEndpoint, portRangePrefixes, resolvePortIntervals, type NodePolicyRecord, type PeerRecord, type PortInterval } from "@weft/protocol";
 
 /** `a.b.c.d/len` → identity. */
 export type DesiredIpcache = Map<string, number>;
@@ -54,12 +57,37 @@ export function wantsVxlan(selfId: string, peers: Iterable<PeerRecord>): boolean
   return false;
 }
 
+/** One entry of the policy LPM map: the ports whose first `portBits` bits equal `port`'s. */
+export interface PolicyPrefix {
+  srcId: number;
+  dstId: number;
+  proto: number;
+  port: number;
+  portBits: number;
+  verdict: "allow" | "deny";
+}
+
 export interface DesiredPolicy {
-  entries: PolicyEntry[];
+  entries: PolicyPrefix[];
   defaultDeny: number[];
 }
 
 export function desiredPolicy(record: NodePolicyRecord | null): DesiredPolicy {
   if (!record) return { entries: [], defaultDeny: [] };
-  return { entries: record.entries.map(fromCompactEntry), defaultDeny: [...record.defaultDeny] };
+  const groups = new Map<string, { srcId: number; dstId: number; proto: number; allow: PortInterval[]; deny: PortInterval[] }>();
+  for (const e of record.entries.map(fromCompactEntry)) {
+    // Any protocol has no ports: whatever a record says, it covers every one.
+    const interval = e.proto === 0 ? { from: 0, to: 65535 } : { from: e.port, to: e.endPort };
+    const key = `${e.srcId}/${e.dstId}/${e.proto}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { srcId: e.srcId, dstId: e.dstId, proto: e.proto, allow: [], deny: [] }));
+    g[e.verdict].push(interval);
+  }
+  const entries: PolicyPrefix[] = [];
+  for (const g of groups.values()) {
+    for (const i of resolvePortIntervals(g.allow, g.deny)) {
+      for (const p of portRangePrefixes(i.from, i.to)) entries.push({ srcId: g.srcId, dstId: g.dstId, proto: g.proto, port: p.port, portBits: p.bits, verdict: i.verdict });
+    }
+  }
+  return { entries, defaultDeny: [...record.defaultDeny] };
 }

@@ -29,7 +29,7 @@ export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string
     version: 1,
     ...(joinKey ? { joinKey } : {}),
     name: config.name,
-    site: config.site,
+    ...(config.site === undefined ? {} : { site: config.site }),
     wireguardPublicKey,
     natsPublicKey: nats.publicKey,
     listenPort: config.interface.listenPort,
@@ -60,12 +60,14 @@ export async function enrollOnce(config: AgentConfig, wireguardPublicKey: string
   );
   // The CA the controller proved itself with; state.json (written next, by its owner) marks the enrollment done.
   if (caPem !== undefined) await writeFileAtomic(join(config.stateDir, CONTROLLER_CA_FILE), caPem);
-  log.info({ node: res.nodeId, overlay: res.overlayAddress }, "enrolled");
+  const site = res.site ?? config.site;
+  if (site === undefined) throw new AgentError("enrolled, but the controller did not say this node's site (a controller before sites were bound): pass --site");
+  log.info({ node: res.nodeId, site, overlay: res.overlayAddress }, "enrolled");
   return {
     version: 1,
     nodeId: res.nodeId,
     name: config.name,
-    site: config.site,
+    site,
     overlayAddress: res.overlayAddress,
     overlayCidr: res.overlayCidr,
     controllerUrl,

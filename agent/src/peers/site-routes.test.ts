@@ -57,6 +57,20 @@ describe("siteRoutesToTake", () => {
     expect(got.refused, "refused").toEqual([{ cidr: "198.18.0.0/16", gateway: "gcp-gw-1", reason: "holds 198.18.3.11, the endpoint of peer gcp-1: its tunnel would loop" }]);
   });
 
+  it("site routes - a range over the controller's address, or public space the controller did not allow for that gateway, is refused", () => {
+    const controller = [{ address: "198.19.0.2", what: "API and NATS" }];
+    const gw = { ...gateway(1, "gcp", ["128.0.0.0/1", "198.19.0.0/24", "203.0.113.0/24", "198.51.100.0/24", "10.30.0.0/16"]), explicitSiteRoutes: ["198.51.100.0/24"] };
+    const got = siteRoutesToTake({ self, peers: [gw], overlay, local, controller });
+    expect(got.routes, "routes").toEqual(["10.30.0.0/16", "198.51.100.0/24"]);
+    expect(got.refused, "refused").toEqual([
+      { cidr: "128.0.0.0/1", gateway: "gcp-gw-1", reason: "covers the controller's API and NATS address 198.19.0.2" },
+      { cidr: "198.19.0.0/24", gateway: "gcp-gw-1", reason: "covers the controller's API and NATS address 198.19.0.2" },
+      { cidr: "203.0.113.0/24", gateway: "gcp-gw-1", reason: "outside private and CGNAT space, and the controller did not allow it for this site" },
+    ]);
+    const elsewhere = siteRoutesToTake({ self, peers: [{ ...gw, siteRoutes: ["1.0.0.0/8"] }], overlay, local, controller: [] });
+    expect(elsewhere.refused.map((r) => r.reason), "a public /8 over nothing of this host's").toEqual(["outside private and CGNAT space, and the controller did not allow it for this site"]);
+  });
+
   it("site routes - a gateway's accepted routes are its WireGuard allowed IPs, after its own address", () => {
     const gw = gateway(1, "gcp", ["10.30.0.0/16", "100.64.0.0/10"]);
     const taken = siteRoutesToTake({ self, peers: [gw], overlay, local });

@@ -3,16 +3,20 @@
  *
  * A gateway's peer record lists its site's networks (`siteRoutes`). This node takes a route when
  * the gateway is in another site, and refuses it — with the reason, never silently — when it
- * would capture addresses that are not that site's to take:
+ * would capture addresses that are not that site's to take (the controller holds such routes back
+ * too, inventory/route-screen.ts; this node checks on its own all the same):
  *   - the overlay's own ranges (node and workload addresses);
+ *   - an address of the controller (its API or NATS): the control connection stays out of tunnels;
  *   - a network this host reaches without the overlay (a route of its own on another device:
  *     its LAN, a VPN, a container bridge): local traffic must never be pulled into a tunnel;
  *   - a range holding the endpoint this node sends a peer's tunnel to: the tunnel would loop;
  *   - a range another gateway already routes (the first gateway by node id keeps it; the
- *     controller advertises each CIDR once, so this only guards against a stale record).
+ *     controller advertises each CIDR once, so this only guards against a stale record);
+ *   - a range outside private and CGNAT space (PRIVATE_RANGES), unless the gateway's record lists it
+ *     in `explicitSiteRoutes` (the controller's config allows that CIDR for that site).
  * Same-site gateways are skipped without a report: this node reaches its own site directly.
  */
-import { cidrsOverlap, parseCidr, type Ipv4Cidr, type PeerRecord } from "@weft/protocol";
+import { cidrContains, cidrsOverlap, formatCidr, isPrivateCidr, parseCidr, parseIpv4, type Ipv4Cidr, type PeerRecord } from "@weft/protocol";
 
 export interface SiteRouteInput {
   self: { nodeId: string; site: string };
@@ -23,6 +27,8 @@ export interface SiteRouteInput {
   local: readonly string[];
   /** Endpoint addresses this node sends tunnels to, with the peer's name. */
   endpoints?: readonly { address: string; peer: string }[];
+  /** The controller's API and NATS addresses (net/controller-addresses.ts). */
+  controller?: readonly { address: string; what: string }[];
 }
 
 export interface RefusedSiteRoute {
@@ -53,7 +59,7 @@ export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   for (const g of gateways) {
     for (const text of g.siteRoutes ?? []) {
       const cidr = parseCidr(text);
-      const reason = cidr === undefined ? "not an IPv4 CIDR" : refusal(cidr, overlay, local, endpoints, taken);
+      const reason = cidr === undefined ? "not an IPv4 CIDR" : (coversController(cidr, input.controller ?? []) ?? refusal(cidr, overlay, local, endpoints, taken) ?? publicRange(cidr, g));
       if (reason !== undefined || cidr === undefined) {
         refused.push({ cidr: text, gateway: g.name, reason: reason ?? "not an IPv4 CIDR" });
         continue;
@@ -75,6 +81,26 @@ function ranges(list: readonly string[]): Range[] {
     const cidr = parseCidr(text);
     return cidr ? [{ cidr, text }] : [];
   });
+}
+
+/** A route over the controller's API or NATS address would pull the control connection into a tunnel. */
+function coversController(cidr: Ipv4Cidr, controller: readonly { address: string; what: string }[]): string | undefined {
+  for (const c of controller) {
+    const ip = parseIpv4(c.address);
+    if (ip !== undefined && cidrContains(cidr, ip)) return `covers the controller's ${c.what} address ${c.address}`;
+  }
+  return undefined;
+}
+
+/** Public space is someone else's unless the controller allowed that very CIDR for the gateway's site. */
+function publicRange(cidr: Ipv4Cidr, gateway: PeerRecord): string | undefined {
+  if (isPrivateCidr(cidr)) return undefined;
+  const canonical = formatCidr(cidr);
+  const explicit = (gateway.explicitSiteRoutes ?? []).some((e) => {
+    const p = parseCidr(e);
+    return p !== undefined && formatCidr(p) === canonical;
+  });
+  return explicit ? undefined : "outside private and CGNAT space, and the controller did not allow it for this site";
 }
 
 function refusal(cidr: Ipv4Cidr, overlay: Range[], local: Range[], endpoints: (Range & { peer: string })[], taken: (Range & { gateway: string })[]): string | undefined {

@@ -14,12 +14,22 @@ afterEach(async () => {
   for (const n of nodes.splice(0)) await n.cleanup();
 });
 
-const record = (nodeId: string, entries: NodePolicyRecord["entries"]): NodePolicyRecord => ({ version: 1, nodeId, localIdentities: [301], policies: ["p"], defaultDeny: [301], entries, compiledAt: "2030-01-01T00:00:00.000Z" });
+const record = (nodeId: string, entries: NodePolicyRecord["entries"]): NodePolicyRecord => ({
+  version: 2,
+  nodeId,
+  localIdentities: [301],
+  policies: ["p"],
+  defaultDeny: [301],
+  entries,
+  entryCount: entries.length,
+  mapEntries: entries.length,
+  compiledAt: "2030-01-01T00:00:00.000Z",
+});
 
 describe("reconcile/policy", () => {
   it("policy - starts from the cache, applies only newer revisions, the latest of a burst wins", async () => {
     const nodeId = "n-0000000000000001";
-    const cached = { revision: 4, record: record(nodeId, [[300, 301, 6, 443, 1]]) };
+    const cached = { revision: 4, record: record(nodeId, [[300, 301, 6, 443, 443, 1]]) };
     const n = await enrolledNode({ n: 1, cached: { appliedPolicy: cached } });
     nodes.push(n);
     const policy = new PolicyReconciler({ datapath: undefined, state: n.state, status: n.status, log: n.log });
@@ -29,9 +39,9 @@ describe("reconcile/policy", () => {
     await policy.idle();
     expect(policy.applied.revision, "after an older revision").toBe(4);
 
-    const latest = record(nodeId, [[300, 301, 6, 80, 1], [300, 301, 6, 443, 1]]);
+    const latest = record(nodeId, [[300, 301, 6, 80, 80, 1], [300, 301, 6, 443, 443, 1]]);
     policy.submit(record(nodeId, []), 5);
-    policy.submit(record(nodeId, [[1, 2, 6, 22, 1]]), 6);
+    policy.submit(record(nodeId, [[1, 2, 6, 22, 22, 1]]), 6);
     policy.submit(latest, 7);
     await policy.idle();
     expect(policy.applied, "applied").toEqual({ revision: 7, record: latest });

@@ -29,6 +29,8 @@ export interface SiteRouteReconcilerOptions {
   remapping?: SiteRemapping;
   /** Masquerade forwarded traffic as this site's gateway (config `gateway.snat`). */
   snat: boolean;
+  /** The controller's API and NATS addresses: never taken into a site route. */
+  controller: readonly { address: string; what: string }[];
   run: CommandRunner;
   status: StatusReporter;
   log: Logger;
@@ -49,7 +51,7 @@ export class SiteRouteReconciler {
     });
     if (local === undefined) return NOTHING;
     const { nodeId, site } = this.o.self;
-    return siteRoutesToTake({ self: { nodeId, site }, peers: records, overlay: this.o.overlayRanges, local, endpoints: tunnelEndpoints(this.o.self, records) });
+    return siteRoutesToTake({ self: { nodeId, site }, peers: records, overlay: this.o.overlayRanges, local, endpoints: tunnelEndpoints(this.o.self, records), controller: this.o.controller });
   }
 
   /** Fail static: the cached peers' site routes, decided before the interface is brought up with them. */

@@ -113,7 +113,7 @@ export async function enrolledNode(o: NodeOptions = {}): Promise<Node> {
   const self: Self = { nodeId: state.current.nodeId, site, behindNat: o.behindNat ?? false, keepaliveSeconds: 25 };
   const overlayRanges = [OVERLAY_CIDR];
   const iface = new OverlayInterface({ wireguard, state, settings: { privateKeyPath: keyPath, listenPort: 51820, mtu: 1420, addresses: [`${state.current.overlayAddress}/32`] }, overlayRanges, log });
-  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: FAKE_IFNAME, gateway: new GatewayForwarding(runner, log), snat: true, run: runner, status, log });
+  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: FAKE_IFNAME, gateway: new GatewayForwarding(runner, log), snat: true, controller: [{ address: "198.19.0.2", what: "API and NATS" }], run: runner, status, log });
   const warmed: string[][] = [];
   const peers = new PeerReconciler({
     self,

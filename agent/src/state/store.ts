@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { NodePolicyRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
+import { AnyNodePolicyRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
 import { z } from "zod";
 import { StateError } from "../errors.js";
 
@@ -29,8 +29,8 @@ export const AgentState = z.object({
   workloadCidr: cidr.optional(),
   /** The workloads the controller last recorded for this node (addresses, identities). */
   workloads: z.array(Workload).optional(),
-  /** The last node policy applied to the datapath, restored before NATS is reached. */
-  appliedPolicy: z.object({ revision: z.number().int().nonnegative(), record: NodePolicyRecord.nullable() }).optional(),
+  /** The last node policy applied to the datapath (its chunks joined), restored before NATS is reached; a version-1 record is read as version 2. */
+  appliedPolicy: z.object({ revision: z.number().int().nonnegative(), record: AnyNodePolicyRecord.nullable() }).optional(),
   applied: z
     .object({
       /** Highest peers-bucket revision applied. */

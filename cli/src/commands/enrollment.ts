@@ -53,6 +53,7 @@ export interface EnrollmentPolicyFlags {
   network?: string;
   tag?: string[];
   label?: string[];
+  site?: string;
 }
 
 /** One policy from flags (`--name`, `--provider`, …), checked like a file's. */
@@ -65,7 +66,10 @@ export function enrollmentPolicyFromFlags(f: EnrollmentPolicyFlags): EnrollmentP
     ...(f.network === undefined ? {} : { network: f.network }),
     ...(f.tag === undefined ? {} : { tags: keyValues("--tag", f.tag) }),
   };
-  return checked({ name: f.name, ...(f.description === undefined ? {} : { description: f.description }), selector, labels: keyValues("--label", f.label) }, `enrollment policy ${f.name}`);
+  return checked(
+    { name: f.name, ...(f.description === undefined ? {} : { description: f.description }), selector, ...(f.site === undefined ? {} : { site: f.site }), labels: keyValues("--label", f.label) },
+    `enrollment policy ${f.name}`,
+  );
 }
 
 export async function applyEnrollmentPolicies(o: AdminOptions & EnrollmentPolicyFlags & { file?: string; json?: boolean }): Promise<void> {
@@ -95,8 +99,8 @@ export async function getEnrollmentPolicies(name: string | undefined, o: AdminOp
   const list = await client.listEnrollmentPolicies();
   if (o.json) return printJson(list);
   printTable(
-    ["NAME", "SELECTOR", "LABELS", "DESCRIPTION"],
-    list.map((p) => [p.name, formatSelector(p.selector), Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
+    ["NAME", "SELECTOR", "SITE", "LABELS", "DESCRIPTION"],
+    list.map((p) => [p.name, formatSelector(p.selector), p.site ?? "-", Object.entries(p.labels).map(([a, b]) => `${a}=${b}`).join(","), p.description ?? ""]),
   );
 }
 

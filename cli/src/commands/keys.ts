@@ -8,6 +8,7 @@ export interface CreateKeyFlags extends AdminOptions, InstanceSelectorFlags {
   reusable: boolean;
   ttl: string;
   label?: string[];
+  site?: string;
   description?: string;
   json?: boolean;
 }
@@ -21,6 +22,7 @@ export async function createKey(o: CreateKeyFlags): Promise<void> {
     reusable: o.reusable,
     ttlSeconds,
     labels,
+    ...(o.site === undefined ? {} : { site: o.site }),
     ...(o.description ? { description: o.description } : {}),
     ...(instanceSelector === undefined ? {} : { instanceSelector }),
   });

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { flowRows, readPinnedFlows } from "@weft/agent/flows";
 import { loadState } from "@weft/agent/local";
 import { MetadataProvider, type ControllerClient } from "@weft/protocol";
-import { LAB_ONPREM_KEY_LABELS, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
+import { LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
@@ -80,13 +80,15 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     // Cloud hosts join with no shared secret: their instance identity (from the metadata service)
     // must be in the inventory and match a policy. Identity labels come from the instances' tags.
     for (const provider of MetadataProvider.options) {
-      await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } }, labels: { "weft:workload-namespaces": "shop" } });
+      // The site comes from the instance's network (the lab's inventory `sites`); the workload identities from the instance's tags.
+      await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, tags: { env: "lab" } } });
     }
     const key = await client.createJoinKey({
       reusable: true,
       ttlSeconds: 3600,
       description: "lab demo: on-prem (no cloud metadata)",
       labels: { ...LAB_ONPREM_KEY_LABELS },
+      site: LAB_ONPREM_KEY_SITE,
     });
     say(`\n==> enrollment policies for aws, azure, gcp (instances tagged env=lab join with no key); join key ${key.id} for on-prem; starting ${cluster.topology.hosts.length} agents`);
     const started = Date.now();

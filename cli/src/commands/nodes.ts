@@ -55,6 +55,8 @@ export async function getNode(node: string, o: AdminOptions & { json?: boolean }
   const view = await client.getNode(node);
   if (o.json) return printJson(view);
   printTable(NODE_HEADERS, nodeRows([view]));
+  const d = view.policyDelivery;
+  if (d) process.stdout.write(d.state === "ok" ? `policy: delivered (${d.mapEntries} of ${d.capacity} map entries)\n` : `policy: NOT delivered since ${d.since ?? "?"}: needs ${d.mapEntries} map entries, the map holds ${d.capacity}; the node keeps its last good policy\n`);
   // Peer names come from the other nodes' records.
   const all = await client.listNodes().catch(() => [view]);
   const rows = pathRows([view, ...all.filter((n) => n.nodeId !== view.nodeId)]).filter((r) => r[0] === view.name);

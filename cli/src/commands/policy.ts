@@ -5,7 +5,7 @@
  * is checked before any is sent, so a file with one bad policy applies none.
  */
 import { readFile } from "node:fs/promises";
-import { Policy, type PolicyInput } from "@weft/protocol";
+import { Policy, type NodeView, type PolicyInput } from "@weft/protocol";
 import { parseAllDocuments } from "yaml";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
@@ -47,6 +47,13 @@ export function parsePolicyFile(text: string, source = "policy file"): PolicyInp
   });
 }
 
+/** One line per node whose compiled policy is not delivered (it keeps its last good policy). */
+export function undeliveredLines(nodes: readonly Pick<NodeView, "name" | "nodeId" | "policyDelivery">[]): string[] {
+  return nodes
+    .filter((n) => n.policyDelivery?.state === "oversized")
+    .map((n) => `node ${n.name} (${n.nodeId}): policy NOT delivered since ${n.policyDelivery!.since ?? "?"}: it needs ${n.policyDelivery!.mapEntries} datapath map entries, the map holds ${n.policyDelivery!.capacity}; the node keeps its last good policy`);
+}
+
 export async function applyPolicies(o: AdminOptions & { file: string; json?: boolean }): Promise<void> {
   let text: string;
   try {
@@ -71,6 +78,7 @@ export async function getPolicies(name: string | undefined, o: AdminOptions & { 
     ["NAME", "RULES", "DESCRIPTION"],
     list.map((p) => [p.name, `${p.rules.filter((r) => r.action === "allow").length} allow, ${p.rules.filter((r) => r.action === "deny").length} deny`, p.description ?? ""]),
   );
+  for (const line of undeliveredLines(await client.listNodes())) process.stdout.write(`${line}\n`);
 }
 
 export async function deletePolicy(name: string, o: AdminOptions & { json?: boolean }): Promise<void> {

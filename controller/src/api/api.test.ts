@@ -37,6 +37,7 @@ const KNOWN_ROUTES = [
   "DELETE /v1/enrollment-policies/{name}",
   "GET /v1/inventory",
   "POST /v1/inventory/sync",
+  "GET /v1/counters",
   "POST /console/login",
   "GET /console/session",
   "POST /console/logout",
@@ -45,7 +46,7 @@ const KNOWN_ROUTES = [
   "GET /v1/flows",
   "GET /metrics",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|events|policy-matrix|flows)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|counters|events|policy-matrix|flows)/.test(r));
 /** Routes that need a credential: the admin routes and /metrics (metrics or admin token). */
 const SECURED_ROUTES = [...ADMIN_ROUTES, "GET /metrics"];
 

@@ -4,7 +4,7 @@
  * each body with its route's schema before the handler runs, body.ts) and the
  * OpenAPI document is generated from it, so the three cannot drift apart.
  */
-import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy } from "@weft/protocol";
+import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy, type PolicyDelivery } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { InstanceAttestor } from "../attest/index.js";
@@ -14,6 +14,7 @@ import type { IdentityAllocator } from "../identity/allocator.js";
 import type { InventoryPlanner } from "../inventory/plan.js";
 import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
+import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
 import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
@@ -47,6 +48,12 @@ export interface Route<B = unknown> {
    * admin token; "joinKey": the body carries a join key; "none": public.
    */
   auth: "admin" | "metrics" | "joinKey" | "none";
+  /**
+   * Set for routes strangers call (no credentials, or only a join key in the body): the server
+   * rate-limits them per source address, and answers every refusal but a 400 with its stable code
+   * and a generic message, logging the detail and counting it under `endpoint` and its reason.
+   */
+  stranger?: { endpoint: string };
   /**
    * What the route answers: JSON (default); "text/plain" (a string; `contentType` may refine it);
    * "text/event-stream" (the handler returns a readable stream of server-sent events); "file" (a
@@ -83,11 +90,25 @@ export interface ApiServices {
   enrollmentPolicies: EnrollmentPolicies;
   /** The CA pin and API URLs handed out with a new join key; undefined when the API is plain HTTP. */
   controllerInfo?: (ctx: RouteContext) => JoinKeyCreated["controller"];
+  /** The process's counters (`GET /v1/counters`). */
+  counters?: ControllerCounters;
+  /** Whether a node's compiled policy is delivered (shown in node views). */
+  policyDelivery?: (nodeId: string) => PolicyDelivery | undefined;
 }
+
+const CounterSnapshot = z.object({
+  name: z.string(),
+  help: z.string(),
+  samples: z.array(z.object({ labels: z.record(z.string(), z.string()), value: z.number() })),
+});
 
 const Health = z.object({ status: z.literal("ok") });
 
 export function apiRoutes(s: ApiServices): Route[] {
+  const withDelivery = (n: NodeView): NodeView => {
+    const d = s.policyDelivery?.(n.nodeId);
+    return d ? { ...n, policyDelivery: d } : n;
+  };
   return [
     { method: "GET", path: "/healthz", summary: "Liveness of the API", auth: "none", response: Health, handler: async () => ({ status: "ok" }) },
     route({
@@ -95,6 +116,7 @@ export function apiRoutes(s: ApiServices): Route[] {
       path: "/v1/enroll",
       summary: "Enroll a node with a join key, or with an instance identity an enrollment policy admits; returns its overlay address and NATS credentials",
       auth: "joinKey",
+      stranger: { endpoint: "enroll" },
       body: { schema: EnrollRequest, what: "enrollment request", screen: refuseAssignedFields, check: enrollRequestIssues },
       response: EnrollResponse,
       status: 201,
@@ -105,6 +127,7 @@ export function apiRoutes(s: ApiServices): Route[] {
       path: "/v1/enroll/nonce",
       summary: "A single-use nonce for an Azure agent to have signed into its attested document (EnrollRequest.attestation); valid until expiresAt. The body is {}",
       auth: "none",
+      stranger: { endpoint: "nonce" },
       body: { schema: z.object({}).strict(), what: "nonce request", emptyIsObject: true },
       response: EnrollNonce,
       status: 201,
@@ -134,14 +157,14 @@ export function apiRoutes(s: ApiServices): Route[] {
       handler: (ctx) => s.joinKeys.revoke(param(ctx, "id")),
     },
     { method: "GET", path: "/v1/identities", summary: "Identities: SPIFFE ID and the number the datapath uses", auth: "admin", response: z.array(Identity), handler: () => s.identities.list() },
-    { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness", auth: "admin", response: z.array(NodeView), handler: () => s.registry.list() },
+    { method: "GET", path: "/v1/nodes", summary: "List nodes with liveness and whether their policy is delivered", auth: "admin", response: z.array(NodeView), handler: async () => (await s.registry.list()).map(withDelivery) },
     {
       method: "GET",
       path: "/v1/nodes/:id",
       summary: "One node, by id or name",
       auth: "admin",
       response: NodeView,
-      handler: (ctx) => s.registry.resolve(param(ctx, "id")),
+      handler: async (ctx) => withDelivery(await s.registry.resolve(param(ctx, "id"))),
     },
     {
       method: "DELETE",
@@ -204,6 +227,14 @@ export function apiRoutes(s: ApiServices): Route[] {
       auth: "admin",
       response: InventoryView,
       handler: () => s.planner.view(),
+    },
+    {
+      method: "GET",
+      path: "/v1/counters",
+      summary: "The controller's counters: refusals by endpoint and reason, undelivered node policies, released identities",
+      auth: "admin",
+      response: z.array(CounterSnapshot),
+      handler: async () => s.counters?.read() ?? [],
     },
     route({
       method: "POST",

@@ -5,20 +5,36 @@
  * that fail their schema, and unknown routes. Listens on TCP (HTTPS when given a key and certificate
  * chain) and, for local admin tools, on a unix socket (plain HTTP).
  *
+ * Routes strangers call (`stranger`: enrollment, the enrollment nonce) say nothing to them beyond
+ * a stable code: a refusal's detail (addresses, account, tags, policy names, node ids) goes to the
+ * log with a reference the caller is given, and to the refusal counters; and they are rate-limited
+ * per source address (@fastify/rate-limit: 429 with Retry-After, an LRU of bounded size).
+ *
  * Admin routes take the bearer admin token or, when console sessions are configured, the
  * console's session cookie (with its CSRF header on state-changing methods; see
  * console/sessions.ts). A request that carries an Authorization header is judged by it alone.
  * `/metrics` takes the admin token or the metrics token (read-only, for Prometheus).
  */
+import { randomBytes } from "node:crypto";
 import type { Server as TlsServer } from "node:tls";
+import rateLimit from "@fastify/rate-limit";
 import fastifyCookie from "@fastify/cookie";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { CSRF_HEADER, SESSION_COOKIE, type ConsoleSessions } from "../console/sessions.js";
-import { ControllerError, ForbiddenError, UnauthorizedError } from "../errors.js";
+import { ControllerError, ForbiddenError, RateLimitedError, UnauthorizedError, ValidationError, refusalReason } from "../errors.js";
 import { tokensMatch } from "../keys/secret.js";
+import type { ControllerCounters } from "../metrics/counters.js";
 import { parseBody } from "./body.js";
 import { openApiDocument, type Route } from "./routes.js";
+
+/** Per source address, per stranger route: at most `max` requests in `windowSeconds`. */
+export interface StrangerRateLimit {
+  max: number;
+  windowSeconds: number;
+  /** Source addresses remembered at once (least recently seen forgotten first). */
+  trackedAddresses: number;
+}
 
 export interface ApiServerOptions {
   routes: readonly Route[];
@@ -27,6 +43,10 @@ export interface ApiServerOptions {
   version: string;
   /** Serve HTTPS with this key and certificate chain (PEM). Absent: plain HTTP. */
   https?: { key: string; cert: string };
+  /** Refusals of stranger routes are counted here. */
+  counters?: ControllerCounters;
+  /** Rate-limit stranger routes per source address. Absent: no limit (the local unix socket). */
+  rateLimit?: StrangerRateLimit;
   /** Console sessions: admin routes also accept the session cookie. Absent: bearer token only. */
   sessions?: ConsoleSessions;
   /** A read-only token for `auth: "metrics"` routes (the admin token works there too). */
@@ -58,16 +78,37 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
   }
   opts.extend?.(app);
 
-  app.setErrorHandler((err: FastifyError | Error, req, reply) => sendError(err, req, reply, opts.log));
+  const strangerOf = new Map(opts.routes.filter((r) => r.stranger).map((r) => [`${r.method} ${r.path}`, r.stranger!.endpoint]));
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    const endpoint = strangerOf.get(`${req.method} ${req.routeOptions.url ?? ""}`);
+    if (endpoint !== undefined) return sendStrangerError(err, req, reply, endpoint, opts);
+    sendError(err, req, reply, opts.log);
+  });
+  if (opts.rateLimit) {
+    const limit = opts.rateLimit;
+    void app.register(rateLimit, {
+      global: false,
+      cache: limit.trackedAddresses,
+      errorResponseBuilder: (_req, ctx) => new RateLimitedError(`too many requests from this address; retry in ${Math.ceil(ctx.ttl / 1000)} s`),
+    });
+  }
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ error: "not_found", message: `no route ${req.method} ${req.url}; see GET /openapi.json` });
   });
 
   app.get("/openapi.json", async () => openapi);
+  // The routes go in a plugin registered after the rate limiter, so the limiter's onRoute hook
+  // (which reads each route's `config.rateLimit`) is in place when they are added.
+  void app.register(async (scope) => addRoutes(scope, opts));
+  return app;
+}
+
+function addRoutes(app: FastifyInstance, opts: ApiServerOptions): void {
   for (const route of opts.routes) {
     app.route({
       method: route.method,
       url: route.path,
+      ...(route.stranger && opts.rateLimit ? { config: { rateLimit: { max: opts.rateLimit.max, timeWindow: opts.rateLimit.windowSeconds * 1000 } } } : {}),
       // Admin credentials are checked before the body is read: a caller without
       // them gets 401 whatever it sends, and never makes the server parse a body.
       ...(route.auth === "admin" ? { onRequest: async (req: FastifyRequest) => requireAdmin(req, opts.adminToken, opts.sessions) } : {}),
@@ -98,7 +139,6 @@ export function buildApiServer(opts: ApiServerOptions): FastifyInstance {
       },
     });
   }
-  return app;
 }
 
 /** Swaps the key and certificate of a running HTTPS server; connections made from now on use them. */
@@ -138,6 +178,53 @@ function hostOf(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^(\[[^\]]+\]|[^:]+)(:\d+)?$/.exec(header);
   return match?.[1];
+}
+
+/** What a stranger is told for each refusal code; the detail stays in the log under the reference. */
+const STRANGER_MESSAGES: Readonly<Record<string, string>> = {
+  join_key_rejected: "enrollment refused: the join key does not admit this enrollment",
+  instance_rejected: "enrollment refused: the instance identity does not admit this enrollment",
+  site_rejected: "enrollment refused: the site does not match what vouches for this node",
+  conflict: "enrollment refused: it conflicts with an enrolled node (name, WireGuard key or overlay address)",
+  not_found: "not found",
+  rate_limited: "too many requests from this address; retry after the Retry-After seconds",
+};
+
+/**
+ * A refusal on a stranger route: 400s (the caller's own fields) as they are; everything else as
+ * its code and a generic message with a reference, the detail logged under that reference and
+ * counted by reason.
+ */
+function sendStrangerError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, endpoint: string, opts: ApiServerOptions): void {
+  const reference = `ref-${randomBytes(5).toString("hex")}`;
+  const source = req.socket.remoteAddress;
+  const body = req.body as { name?: unknown } | undefined;
+  const name = typeof body?.name === "string" ? body.name.slice(0, 63) : undefined;
+  if (err instanceof ValidationError) {
+    opts.counters?.refusals.inc({ endpoint, reason: "invalid_request" });
+    sendError(err, req, reply, opts.log);
+    return;
+  }
+  if (err instanceof ControllerError) {
+    const reason = refusalReason(err);
+    opts.counters?.refusals.inc({ endpoint, reason });
+    const fields = { endpoint, reason, reference, source, ...(name === undefined ? {} : { name }), err: err.message };
+    if (err.status >= 500) opts.log.error(fields, "request failed");
+    else if (err instanceof RateLimitedError) opts.log.debug(fields, "request refused");
+    else opts.log.warn(fields, "request refused");
+    const message = err.status >= 500 ? "the controller cannot take this request now; retry" : (STRANGER_MESSAGES[err.code] ?? "request refused");
+    void reply.code(err.status).send({ error: err.code, message: `${message} (reference ${reference})` });
+    return;
+  }
+  const status = "statusCode" in err && typeof err.statusCode === "number" ? err.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    opts.counters?.refusals.inc({ endpoint, reason: "invalid_request" });
+    sendError(err, req, reply, opts.log);
+    return;
+  }
+  opts.counters?.refusals.inc({ endpoint, reason: "internal" });
+  opts.log.error({ endpoint, reference, source, err }, "unexpected error");
+  void reply.code(500).send({ error: "internal", message: `internal error (reference ${reference})` });
 }
 
 function sendError(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, log: Logger): void {

@@ -31,11 +31,11 @@ export type AttestationRejection =
 
 export class AttestationRejectedError extends InstanceRejectedError {
   constructor(
-    readonly reason: AttestationRejection,
+    override readonly reason: AttestationRejection,
     message: string,
     options: { cause?: unknown } = {},
   ) {
-    super(message, { ...options, details: [{ path: "attestation", message: reason }] });
+    super(message, { ...options, details: [{ path: "attestation", message: reason }], reason });
   }
 }
 

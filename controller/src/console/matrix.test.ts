@@ -57,10 +57,10 @@ describe("console/matrix", () => {
       const compiled = compileForNode({ policies, identities: [web, api, db], nodes }, { identity: dst });
       const fromMatrix = m.cells
         .filter((c) => c.destination === dst.id)
-        .flatMap((c) => c.ports.map((p) => `${c.source}/${p.protocol}/${p.port}/${p.verdict}`))
+        .flatMap((c) => c.ports.map((p) => `${c.source}/${p.protocol}/${p.port}-${p.endPort ?? (p.port === 0 ? 65535 : p.port)}/${p.verdict}`))
         .sort();
       const names: Record<number, string> = { 0: "any", 1: "icmp", 6: "tcp", 17: "udp" };
-      const fromCompiler = compiled.entries.map((e) => `${e.srcId}/${names[e.proto]}/${e.dport}/${e.verdict}`).sort();
+      const fromCompiler = compiled.entries.map((e) => `${e.srcId}/${names[e.proto]}/${e.port}-${e.endPort}/${e.verdict}`).sort();
       expect(fromMatrix, `entries to ${dst.spiffeId}`).toEqual(fromCompiler);
     }
   });

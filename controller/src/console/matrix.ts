@@ -1,12 +1,24 @@
 /**
  * The policy matrix the console draws: for every pair of identities in the overlay, what the
  * datapath would do and which rules say so. Pure: it compiles each rule on its own with the
- * policy compiler (policy/compile.ts), so every entry keeps the rule it came from, and then
- * applies the datapath's lookup order (bpf/progs/lib/policy.h): a deny on the exact port, on any
- * port of the protocol or on any protocol wins; else an allow passes; else the destination's
- * default deny drops; else (no policy selects the destination) everything passes.
+ * policy compiler (policy/compile.ts), so every interval keeps the rules it came from, resolves
+ * the intervals of all rules per (source, destination, protocol) as the compiler does (deny wins:
+ * resolvePortIntervals), and then applies the datapath's lookup order (bpf/progs/lib/policy.h): a
+ * deny on the port's interval or on any protocol wins; else an allow passes; else the
+ * destination's default deny drops; else (no policy selects the destination) everything passes.
  */
-import { PolicyProtocolNumbers, type Identity, type MatrixCell, type MatrixPort, type MatrixReason, type Policy, type PolicyEntry, type PolicyMatrix } from "@weft/protocol";
+import {
+  PolicyProtocolNumbers,
+  resolvePortIntervals,
+  type Identity,
+  type MatrixCell,
+  type MatrixPort,
+  type MatrixReason,
+  type Policy,
+  type PolicyEntry,
+  type PolicyMatrix,
+  type PortInterval,
+} from "@weft/protocol";
 import { PolicyCompiler, type CompileNode } from "../policy/compile.js";
 
 /** Most identities a matrix shows (n² cells). */
@@ -22,13 +34,20 @@ export interface MatrixInput {
 
 const PROTOCOL_NAMES = new Map<number, string>(Object.entries(PolicyProtocolNumbers).map(([k, v]) => [v, k]));
 
-interface Sourced {
+/** One rule's intervals for one (source, destination, protocol), with the rule. */
+interface Sourced extends PortInterval {
+  verdict: "allow" | "deny";
+  reason: MatrixReason;
+}
+
+/** The resolved intervals of one (source, destination, protocol), each with the rules of its verdict. */
+interface Resolved extends PortInterval {
   verdict: "allow" | "deny";
   reasons: MatrixReason[];
 }
 
-function key(src: number, dst: number, proto: number, dport: number): string {
-  return `${src}/${dst}/${proto}/${dport}`;
+function key(src: number, dst: number, proto: number): string {
+  return `${src}/${dst}/${proto}`;
 }
 
 export function policyMatrix(input: MatrixInput): PolicyMatrix {
@@ -49,8 +68,8 @@ export function policyMatrix(input: MatrixInput): PolicyMatrix {
   for (const h of all) allIdentities.set(h.identity.id, h.identity);
   const compileInput = { identities: [...allIdentities.values()], nodes: input.nodes.map((n) => ({ nodeId: n.nodeId, identity: n.identity, labels: n.labels })) };
 
-  // Each rule compiled alone, for every shown destination: entries keyed with their rules.
-  const entries = new Map<string, Sourced>();
+  // Each rule compiled alone, for every shown destination: intervals keyed with their rules.
+  const sourced = new Map<string, Sourced[]>();
   const defaultDeny = new Map<number, MatrixReason[]>();
   const policies = [...input.policies].sort((a, b) => a.name.localeCompare(b.name));
   for (const policy of policies) {
@@ -60,11 +79,12 @@ export function policyMatrix(input: MatrixInput): PolicyMatrix {
       for (const { identity } of shown) {
         const compiled = compiler.compile({ identity });
         if (compiled.defaultDeny.includes(identity.id)) defaultDeny.set(identity.id, [...(defaultDeny.get(identity.id) ?? []), reason]);
-        for (const e of compiled.entries) add(entries, e, reason);
+        for (const e of compiled.entries) add(sourced, e, reason);
       }
     });
   }
 
+  const entries = resolve(sourced);
   const cells: MatrixCell[] = [];
   for (const src of shown) {
     for (const dst of shown) {
@@ -79,33 +99,66 @@ export function policyMatrix(input: MatrixInput): PolicyMatrix {
   };
 }
 
-function add(entries: Map<string, Sourced>, e: PolicyEntry, reason: MatrixReason): void {
-  const k = key(e.srcId, e.dstId, e.proto, e.dport);
-  const got = entries.get(k);
-  if (!got) return void entries.set(k, { verdict: e.verdict, reasons: [reason] });
-  // One verdict per key, deny wins (as the compiler keeps it); reasons of the winning verdict only.
-  if (got.verdict === e.verdict) got.reasons.push(reason);
-  else if (e.verdict === "deny") entries.set(k, { verdict: "deny", reasons: [reason] });
+function add(sourced: Map<string, Sourced[]>, e: PolicyEntry, reason: MatrixReason): void {
+  const k = key(e.srcId, e.dstId, e.proto);
+  sourced.set(k, [...(sourced.get(k) ?? []), { from: e.port, to: e.endPort, verdict: e.verdict, reason }]);
 }
 
-function cellOf(src: number, dst: number, entries: Map<string, Sourced>, defaultDeny: MatrixReason[] | undefined): MatrixCell {
+/** Per key, the intervals of every rule resolved as the compiler resolves them, each with the rules of its verdict that cover it. */
+function resolve(sourced: Map<string, Sourced[]>): Map<string, Resolved[]> {
+  const out = new Map<string, Resolved[]>();
+  for (const [k, list] of sourced) {
+    const resolved = resolvePortIntervals(
+      list.filter((i) => i.verdict === "allow"),
+      list.filter((i) => i.verdict === "deny"),
+    );
+    out.set(
+      k,
+      resolved.map((r) => ({ ...r, reasons: uniqueReasons(list.filter((i) => i.verdict === r.verdict && i.from <= r.to && i.to >= r.from).map((i) => i.reason)) })),
+    );
+  }
+  return out;
+}
+
+function uniqueReasons(list: MatrixReason[]): MatrixReason[] {
+  const seen = new Set<string>();
+  return list.filter((r) => {
+    const k = `${r.policy}#${r.rule}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** Port 0 alone stands for every port of the protocol; a range carries its `endPort`. */
+function matrixPort(proto: number, r: Resolved): MatrixPort {
+  const every = r.from === 0 && r.to === 65535;
+  return { protocol: PROTOCOL_NAMES.get(proto) ?? String(proto), port: every ? 0 : r.from, ...(every || r.to === r.from ? {} : { endPort: r.to }), verdict: r.verdict, reasons: r.reasons };
+}
+
+function portText(p: MatrixPort): string {
+  if (p.port === 0 && p.endPort === undefined) return p.protocol;
+  return `${p.protocol}/${p.port}${p.endPort === undefined ? "" : `-${p.endPort}`}`;
+}
+
+function cellOf(src: number, dst: number, entries: Map<string, Resolved[]>, defaultDeny: MatrixReason[] | undefined): MatrixCell {
   if (!defaultDeny) return { source: src, destination: dst, verdict: "open", ports: [], why: "no policy selects the destination: everything passes" };
   const prefix = `${src}/${dst}/`;
   const ports: MatrixPort[] = [];
-  for (const [k, v] of entries) {
+  for (const [k, list] of entries) {
     if (!k.startsWith(prefix)) continue;
-    const [proto, dport] = k.slice(prefix.length).split("/").map(Number) as [number, number];
-    ports.push({ protocol: PROTOCOL_NAMES.get(proto) ?? String(proto), port: dport, verdict: v.verdict, reasons: v.reasons });
+    const proto = Number(k.slice(prefix.length));
+    for (const r of list) ports.push(matrixPort(proto, r));
   }
   ports.sort((a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port);
-  const denied = (proto: number, dport: number) =>
-    entries.get(key(src, dst, proto, dport))?.verdict === "deny" || (dport !== 0 && entries.get(key(src, dst, proto, 0))?.verdict === "deny") || entries.get(key(src, dst, 0, 0))?.verdict === "deny";
-  const effective = ports.filter((p) => p.verdict === "allow" && !denied(PolicyProtocolNumbers[p.protocol as keyof typeof PolicyProtocolNumbers] ?? -1, p.port));
+  // Within a protocol the intervals are resolved already (deny won); a deny on any protocol wins over every allow.
+  const anyDenied = (entries.get(key(src, dst, PolicyProtocolNumbers.any)) ?? []).some((r) => r.verdict === "deny");
+  const effective = ports.filter((p) => p.verdict === "allow" && !anyDenied);
   const rules = (list: MatrixReason[]) => [...new Set(list.map((r) => `${r.policy}#${r.rule}`))].join(", ");
   const anyProtocol = effective.find((p) => p.protocol === "any");
   if (anyProtocol) return { source: src, destination: dst, verdict: "allow", ports, why: `every protocol allowed by ${rules(anyProtocol.reasons)}` };
   if (effective.length > 0) {
-    const what = effective.map((p) => (p.port === 0 ? p.protocol : `${p.protocol}/${p.port}`)).join(", ");
+    const what = effective.map(portText).join(", ");
     return { source: src, destination: dst, verdict: "partial", ports, why: `${what} allowed by ${rules(effective.flatMap((p) => p.reasons))}` };
   }
   const denies = ports.filter((p) => p.verdict === "deny");

@@ -8,7 +8,7 @@ import { decode, type User } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
 import { Buckets, EnrollResponse, PeerRecord, Subjects, TRUST_BUNDLE_KEY, cidrContains, parseCidr, parseIpv4, generateKeyPair } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentIdentity, assertNothingStored, claimsOf, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
+import { agentIdentity, assertNothingStored, claimsOf, refusalDetail, startTestController, storedState, type AgentIdentity, type TestController } from "../testing.js";
 
 let t: TestController;
 let reusableKey: string;
@@ -42,9 +42,9 @@ async function expectRejected(what: string, body: unknown, status: number, code:
   const before = await storedState(t);
   const res = await post(body);
   expect(res.status, `${what}: got ${res.status} ${res.text}, want ${status}`).toBe(status);
-  const err = res.body as { error?: string; message?: string } | undefined;
-  expect(err?.error, `${what}: error code in ${res.text}`).toBe(code);
-  expect(err?.message ?? "", `${what}: message should name the problem`).toMatch(mentions);
+  const got = refusalDetail(t, res, what);
+  expect(got.code, `${what}: error code in ${res.text}`).toBe(code);
+  expect(got.message, `${what}: the logged reason should name the problem`).toMatch(mentions);
   await assertNothingStored(t, before, what);
 }
 
@@ -77,9 +77,11 @@ describe("enrollment", () => {
     for (const s of pub) {
       const ownSubject = s.startsWith(own);
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
-      const readsOwnKey = [Buckets.nodePolicies, Buckets.nodePaths].some((b) => s === `$JS.API.DIRECT.GET.KV_${b}.$KV.${b}.${got.nodeId}`);
+      const ownPolicy = `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
+      const readsOwnPolicy = s === ownPolicy || s === `${ownPolicy}.*`;
+      const readsOwnPaths = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodePaths}.$KV.${Buckets.nodePaths}.${got.nodeId}`;
       const readsBundle = s === `$JS.API.DIRECT.GET.KV_${Buckets.trustBundle}.$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`;
-      expect(ownSubject || readsPeers || readsOwnKey || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy or path plan, or of the trust bundle`).toBe(true);
+      expect(ownSubject || readsPeers || readsOwnPolicy || readsOwnPaths || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, its own path plan, or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
     expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
@@ -152,7 +154,7 @@ describe("enrollment rejects", () => {
       const statuses = results.map((r) => r.status).sort();
       expect(statuses, `round ${round}: got ${results.map((r) => `${r.status} ${r.text.slice(0, 120)}`).join(" | ")}, want one 201 and one 403`).toEqual([201, 403]);
       const loser = results.find((r) => r.status === 403);
-      expect(loser?.text, "loser's message").toMatch(/already used/);
+      expect(refusalDetail(t, loser!, "loser").message, "loser's logged reason").toMatch(/already used/);
 
       const after = await storedState(t);
       const added = after.nodes.filter((n) => !before.nodes.some((b) => b.nodeId === n.nodeId));

@@ -10,12 +10,16 @@
  * document use already made (an Azure nonce stays used), so a rejected enrollment stores nothing;
  * everything that can reject the request runs before the key is consumed, so a bad request never
  * burns a one-time key.
+ *
+ * The node's site comes from what vouches for it (site.ts): the key's or policy's site, or its
+ * instance's network; an agent naming another is refused. Refusals carry the full reason in
+ * their message and a stable `reason`; the API tells strangers only the code (api/server.ts).
  */
 import { randomBytes } from "node:crypto";
-import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector } from "@weft/protocol";
+import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector, type SiteSource } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { AttestedInstance, InstanceAttestor } from "../attest/index.js";
-import { ConflictError, InstanceRejectedError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
+import { ConflictError, InstanceRejectedError, NotFoundError, SiteRejectedError, ValidationError, type FieldIssue } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
@@ -28,6 +32,7 @@ import type { JoinKeys, StoredJoinKey } from "../keys/joinkeys.js";
 import type { Versioned } from "../store/kv.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { EnrollmentPolicies } from "./enrollment-policies.js";
+import { decideSite, type SiteVoucher } from "./site.js";
 
 export interface EnrollmentDeps {
   joinKeys: JoinKeys;
@@ -50,6 +55,8 @@ export interface EnrollmentDeps {
   attestor?: Pick<InstanceAttestor, "verify" | "consume" | "sourceAddress">;
   /** Enrollment policies for keyless joins; absent: every enrollment needs a join key. */
   policies?: Pick<EnrollmentPolicies, "list">;
+  /** The site an instance's network is (inventory `sites`); absent: networks vouch for no site. */
+  siteOfInstance?: (instance: StoredInstance) => string | undefined;
   log: Logger;
 }
 
@@ -61,6 +68,8 @@ interface Grant {
   instance: StoredInstance | undefined;
   /** The verified signed document that named `instance`. */
   attested: AttestedInstance | undefined;
+  /** The site the key or policy vouches for. */
+  site: SiteVoucher | undefined;
 }
 
 export interface EnrollContext {
@@ -80,11 +89,8 @@ export class Enrollment {
   /** Enroll `req` (parsed and checked by the API: EnrollRequest, refuseAssignedFields, enrollRequestIssues). */
   async enroll(req: EnrollRequest, ctx: EnrollContext = {}): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
-    const grant = await this.authorize(req, ctx).catch((err: unknown) => {
-      // The caller gets the reason in the 403; the log keeps it with where the request came from.
-      if (err instanceof InstanceRejectedError) log.warn({ source: ctx.observedAddress, name: req.name, reason: err.details?.[0]?.message, err: err.message }, "enrollment refused");
-      throw err;
-    });
+    const grant = await this.authorize(req, ctx);
+    const site = this.siteOf(req, grant);
     const key = grant.key;
     const nodeId = newNodeId();
     const made: { kind: ClaimKind; value: string }[] = [];
@@ -122,7 +128,8 @@ export class Enrollment {
         version: 1,
         nodeId,
         name: req.name,
-        site: req.site,
+        site: site.site,
+        siteSource: site.source,
         wireguardPublicKey: req.wireguardPublicKey,
         natsPublicKey: req.natsPublicKey,
         overlayAddress,
@@ -141,7 +148,8 @@ export class Enrollment {
         {
           node: nodeId,
           name: req.name,
-          site: req.site,
+          site: site.site,
+          siteSource: site.source,
           overlay: overlayAddress,
           workloadPrefix,
           identity: identity.spiffeId,
@@ -154,6 +162,7 @@ export class Enrollment {
       );
       return {
         nodeId,
+        site: site.site,
         overlayAddress,
         overlayCidr: allocator.rangeText,
         workloadPrefix,
@@ -187,25 +196,29 @@ export class Enrollment {
       const key = await this.deps.joinKeys.verify(req.joinKey);
       const selector = key.value.instanceSelector;
       if (selector !== undefined && !presents) {
-        throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`);
+        throw new InstanceRejectedError(`join key ${key.value.id} admits only instances in the inventory: run the agent with --cloud <provider> so it presents its instance identity`, { reason: "instance_required" });
       }
       const proved = presents ? await this.checkInstance(req, ctx, selector, `join key ${key.value.id}`) : undefined;
-      return { key, policy: undefined, labels: key.value.labels, instance: proved?.instance, attested: proved?.attested };
+      const site = key.value.site === undefined ? undefined : { site: key.value.site, source: "join-key" as const, what: `join key ${key.value.id}` };
+      return { key, policy: undefined, labels: key.value.labels, instance: proved?.instance, attested: proved?.attested, site };
     }
     if (!presents) throw new ValidationError("enrollment request is invalid: joinKey: required unless the request carries an instance identity", { details: [{ path: "joinKey", message: "required" }] });
     const { instance, attested } = await this.checkInstance(req, ctx, undefined, "keyless join");
     const policies = (await this.deps.policies?.list()) ?? [];
     const named = describeClaim(claimOf(attested));
     if (policies.length === 0) {
-      throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``);
+      throw new InstanceRejectedError(`no enrollment policy matches ${named}: there are no enrollment policies; enroll with a join key, or create a policy with \`weft enrollment-policy apply\``, { reason: "no_policy_match" });
     }
     const misses: string[] = [];
     for (const policy of policies) {
       const why = selectorMismatch(policy.selector, instance);
-      if (why.length === 0) return { key: undefined, policy: policy.name, labels: policy.labels, instance, attested };
+      if (why.length === 0) {
+        const site = policy.site === undefined ? undefined : { site: policy.site, source: "enrollment-policy" as const, what: `enrollment policy ${policy.name}` };
+        return { key: undefined, policy: policy.name, labels: policy.labels, instance, attested, site };
+      }
       misses.push(`${policy.name}: ${why.join(", ")}`);
     }
-    throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`);
+    throw new InstanceRejectedError(`no enrollment policy matches ${named}: ${misses.join("; ")}`, { reason: "no_policy_match" });
   }
 
   /**
@@ -217,10 +230,10 @@ export class Enrollment {
     if (req.attestation === undefined) {
       throw new InstanceRejectedError(
         `${describeClaim(req.instance!)}: an unsigned instance claim proves nothing and is refused; the agent must present its cloud's signed instance document (a current agent run with --cloud <provider> does)`,
-        { details: [{ path: "instance", message: "unsigned_claim" }] },
+        { details: [{ path: "instance", message: "unsigned_claim" }], reason: "unsigned_claim" },
       );
     }
-    if (!inventory || !attestor) throw new InstanceRejectedError(`a ${req.attestation.provider} instance document: ${what} needs the cloud inventory, and this controller has none configured`);
+    if (!inventory || !attestor) throw new InstanceRejectedError(`a ${req.attestation.provider} instance document: ${what} needs the cloud inventory, and this controller has none configured`, { reason: "not_configured" });
     const attested = await attestor.verify(req.attestation);
     const checked = await checkInstanceClaim({
       claim: claimOf(attested),
@@ -232,8 +245,19 @@ export class Enrollment {
       inventory,
       nodeExists: (nodeId) => this.nodeExists(nodeId),
     });
-    if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }] });
+    if (!checked.ok) throw new InstanceRejectedError(checked.message, { details: [{ path: "instance", message: checked.code }], reason: checked.code });
     return { instance: checked.instance, attested };
+  }
+
+  /** The node's site from what vouches for it (the key or policy, the instance's network) and the request; throws SiteRejectedError or a ValidationError. */
+  private siteOf(req: EnrollRequest, grant: Grant): { site: string; source: SiteSource } {
+    const vouchers: SiteVoucher[] = grant.site ? [grant.site] : [];
+    const networkSite = grant.instance ? this.deps.siteOfInstance?.(grant.instance) : undefined;
+    if (networkSite !== undefined && grant.instance) vouchers.push({ site: networkSite, source: "network", what: `${grant.instance.provider} network ${grant.instance.network}` });
+    const decided = decideSite(req.site, vouchers);
+    if (decided.ok) return { site: decided.site, source: decided.source };
+    if (decided.reason === "site_missing") throw new ValidationError(`enrollment request is invalid: site: ${decided.message}`, { details: [{ path: "site", message: "required: nothing vouches for this node's site" }], reason: "site_missing" });
+    throw new SiteRejectedError(`node ${req.name}: ${decided.message}`, { reason: decided.reason });
   }
 
   /** The labels and SPIFFE ID a new node gets: its grant's, plus what its instance's tags say. */
@@ -253,11 +277,11 @@ export class Enrollment {
     const stale = instance.boundNode; // bound to a deleted node when the checks passed
     const now = await this.deps.inventory!.changeInstance(key, (cur) => {
       if (cur.boundNode !== undefined && cur.boundNode !== stale && cur.boundNode !== nodeId) {
-        throw new InstanceRejectedError(`${describeClaim(instance)} was just bound to node ${cur.boundNode}; delete that node first (\`weft nodes delete ${cur.boundNode}\`)`);
+        throw new InstanceRejectedError(`${describeClaim(instance)} was just bound to node ${cur.boundNode}; delete that node first (\`weft nodes delete ${cur.boundNode}\`)`, { reason: "already_bound" });
       }
       return { ...cur, boundNode: nodeId, boundAt: new Date().toISOString() };
     });
-    if (!now) throw new InstanceRejectedError(`${describeClaim(instance)} left the inventory during enrollment; retry`);
+    if (!now) throw new InstanceRejectedError(`${describeClaim(instance)} left the inventory during enrollment; retry`, { reason: "not_in_inventory" });
   }
 
   private async nodeExists(nodeId: string): Promise<boolean> {

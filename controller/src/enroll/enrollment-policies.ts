@@ -31,7 +31,7 @@ export class EnrollmentPolicies {
     }
     if (policy.selector.provider === "onprem") {
       throw new ValidationError(
-        `enrollment policy is invalid: selector.provider: onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key (\`weft keys create --label …\`), or select aws, azure or gcp`,
+        `enrollment policy is invalid: selector.provider: onprem admits nothing: a keyless enrollment must present its cloud's signed instance document (aws, azure or gcp), and on-prem hosts have none; enroll on-prem hosts with a join key naming their site (\`weft keys create --site <site> --label …\`), or select aws, azure or gcp`,
         { details: [{ path: "selector.provider", message: "onprem cannot be attested: on-prem hosts join with a join key" }] },
       );
     }

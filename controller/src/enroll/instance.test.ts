@@ -12,7 +12,7 @@ import { Buckets, ControllerClient, EnrollNonce, EnrollResponse, NodeRecord, gen
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { awsAttestation, azureAttestation, gcpAttestation, simSigners, TEST_AUDIENCE, type SimSigners } from "../attest/signed.fixture.js";
 import { InventoryStore, type StoredInstance } from "../inventory/store.js";
-import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
+import { agentIdentity, assertNothingStored, refusalDetail, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;
 let s: SimSigners;
@@ -110,10 +110,11 @@ async function expectRefused(what: string, b: Record<string, unknown>, mentions:
   const boundBefore = instance && (await boundNode(instance));
   const res = await post(b);
   expect(res.status, `${what}: got ${res.status} ${res.text}, want 403`).toBe(403);
-  const err = res.body as { error?: string; message?: string };
-  expect(err.error, `${what}: error code in ${res.text}`).toBe("instance_rejected");
-  if (typeof mentions === "string") expect(err.message, `${what}: message`).toBe(mentions);
-  else expect(err.message, `${what}: message`).toMatch(mentions);
+  // The caller is told the code; the reason (instance ids, accounts, node ids) is in the controller's log.
+  const err = refusalDetail(t, res, what);
+  expect(err.code, `${what}: error code in ${res.text}`).toBe("instance_rejected");
+  if (typeof mentions === "string") expect(err.message, `${what}: logged reason`).toBe(mentions);
+  else expect(err.message, `${what}: logged reason`).toMatch(mentions);
   await assertNothingStored(t, before, what);
   expect(await markKeys(), `${what}: attestation marks`).toEqual(marksBefore);
   if (instance) expect(await boundNode(instance), `${what}: binding of ${instance.id} afterwards`).toBe(boundBefore);

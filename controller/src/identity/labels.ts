@@ -2,11 +2,13 @@
  * Which identity a join key grants: `weft:identity` (a whole SPIFFE ID in the
  * controller's trust domain), else `weft:namespace` / `weft:serviceaccount`
  * (each defaulting to `default`). Checked when the key is created, so a bad
- * label is refused then and never reaches an enrollment; so is
- * `weft:workload-namespaces` (the namespaces a node may host workloads in).
+ * label is refused then and never reaches an enrollment; so are
+ * `weft:workload-namespaces` and `weft:workload-identities` (the workload identities a node may
+ * host, workloads/grants.ts).
  */
 import { IdentityLabels, SPIFFE_ID_PATTERN, WORKLOAD_NAMESPACES_LABEL, nodeName } from "@weft/protocol";
 import { ValidationError, type FieldIssue } from "../errors.js";
+import { grantLabelIssues } from "../workloads/grants.js";
 
 export function spiffeIdFromLabels(labels: Record<string, string>, trustDomain: string): string {
   const whole = labels[IdentityLabels.spiffeId];
@@ -39,6 +41,7 @@ export function validateIdentityLabels(labels: Record<string, string>, trustDoma
       issues.push({ path: `labels.${WORKLOAD_NAMESPACES_LABEL}`, message: "must be * or comma-separated namespaces (DNS labels: lowercase letters, digits and '-')" });
     }
   }
+  issues.push(...grantLabelIssues(labels));
   if (issues.length > 0) {
     throw new ValidationError(`join key request is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { details: issues });
   }

@@ -38,8 +38,8 @@ export interface SiteRouteAdvertiserOptions {
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
 /** What the gateway plan reads of a node record: a change to anything else needs no new pass. */
-function planInput(node: Pick<NodeRecord, "name" | "site" | "labels">): string {
-  return JSON.stringify([node.name, node.site, node.labels]);
+function planInput(node: Pick<NodeRecord, "name" | "site" | "labels" | "siteSource" | "endpoints">): string {
+  return JSON.stringify([node.name, node.site, node.labels, node.siteSource ?? null, node.endpoints]);
 }
 
 export class SiteRouteAdvertiser {
@@ -122,8 +122,9 @@ export class SiteRouteAdvertiser {
     const next = new Map<string, string[]>();
     for (const nodeId of ids) {
       const want = plan.byNode.get(nodeId) ?? [];
+      const explicit = plan.explicitByNode.get(nodeId) ?? [];
       const remaps = plan.remapsByNode.get(nodeId) ?? [];
-      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, remaps));
+      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, explicit, remaps));
       if (result.outcome === "gone") continue;
       if (want.length > 0) next.set(nodeId, want);
       if (result.outcome === "updated") {
@@ -183,11 +184,18 @@ export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updateNod
   return withdrawn;
 }
 
-/** `node` with exactly `routes` as its site routes (and `remaps` behind them), or undefined when it has them already. */
-export function withSiteRoutes(node: NodeRecord, routes: readonly string[], remaps: readonly SiteRemap[] = []): NodeRecord | undefined {
-  const have = node.siteRoutes ?? [];
-  const haveRemaps = JSON.stringify(node.siteRemaps ?? []);
-  if (have.length === routes.length && have.every((r, i) => r === routes[i]) && haveRemaps === JSON.stringify(remaps)) return undefined;
-  const { siteRoutes: _old, siteRemaps: _oldRemaps, ...rest } = node;
-  return { ...rest, ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}), ...(remaps.length > 0 ? { siteRemaps: remaps.map((m) => ({ ...m })) } : {}) };
+/**
+ * `node` with exactly `routes` as its site routes (`explicit`: those the config allows outside
+ * private space; `remaps`: the real ranges behind remapped prefixes), or undefined when it has them already.
+ */
+export function withSiteRoutes(node: NodeRecord, routes: readonly string[], explicit: readonly string[] = [], remaps: readonly SiteRemap[] = []): NodeRecord | undefined {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
+  if (same(node.siteRoutes ?? [], routes) && same(node.explicitSiteRoutes ?? [], explicit) && JSON.stringify(node.siteRemaps ?? []) === JSON.stringify(remaps)) return undefined;
+  const { siteRoutes: _old, explicitSiteRoutes: _oldExplicit, siteRemaps: _oldRemaps, ...rest } = node;
+  return {
+    ...rest,
+    ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}),
+    ...(explicit.length > 0 ? { explicitSiteRoutes: [...explicit] } : {}),
+    ...(remaps.length > 0 ? { siteRemaps: remaps.map((m) => ({ ...m })) } : {}),
+  };
 }

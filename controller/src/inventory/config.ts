@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { cidr } from "@weft/protocol";
 import { InstanceIdentityConfig } from "../attest/config.js";
+import { SiteConfig, siteConfigIssues } from "./sites.js";
 
 const url = z.string().url("must be a URL like https://127.0.0.1:8443");
 const nonEmpty = z.string().min(1, "must not be empty");
@@ -83,9 +84,15 @@ export const InventoryConfig = z
     accounts: z.array(InventoryAccountConfig).default([]),
     /** Join by instance identity: the keys signed instance documents are verified with (see attest/config.ts). */
     instanceIdentity: InstanceIdentityConfig.prefault({}),
+    /**
+     * Which networks are which site (what vouches for the site of a node whose instance is in one),
+     * and the public ranges each site's gateway may advertise. Default none (see sites.ts).
+     */
+    sites: z.array(SiteConfig).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const issue of siteConfigIssues(c.sites)) ctx.addIssue({ code: "custom", path: ["sites", ...issue.path], message: issue.message });
     const seen = new Map<string, number>();
     c.accounts.forEach((a, i) => {
       const id = accountLabel(a);

@@ -2,6 +2,7 @@
  * The inventory's pure decisions: which bound nodes one sync removes, the labels and identity a
  * node gets from its instance's tags, site routes and overlapping CIDRs, and the config section.
  */
+import type { SiteSource } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
 import { ControllerConfig } from "../config.js";
 import { ValidationError } from "../errors.js";
@@ -158,7 +159,15 @@ describe("inventory site routes and overlaps", () => {
 
 describe("site route gateways", () => {
   type Status = "online" | "offline" | "never-seen";
-  const gw = (n: number, site: string, status: Status, labels: Record<string, string> = { "weft:gateway": "true" }) => ({ nodeId: nodeIdOf(n), name: `${site}-${n}`, site, labels, status });
+  const gw = (n: number, site: string, status: Status, labels: Record<string, string> = { "weft:gateway": "true" }, more: { siteSource?: SiteSource; siteRoutes?: string[] } = {}) => ({
+    nodeId: nodeIdOf(n),
+    name: `${site}-${n}`,
+    site,
+    labels,
+    status,
+    siteSource: "join-key" as SiteSource,
+    ...more,
+  });
   const route = (site: string, cidrs: string[], conflicts: string[] = [], inferred = false) => ({ site, inferred, cidrs, networks: ["net"], conflicts });
   const reserved = [
     { cidr: "100.64.0.0/16", what: "overlay.cidr" },
@@ -191,6 +200,40 @@ describe("site route gateways", () => {
     expect(plan([gw(1, "gcp", "online", { "cloud.tag.weft:gateway": "false" })]), "tag false").toBeUndefined();
     expect(isGateway({ "weft:gateway": "yes" }), "only true counts").toBe(false);
   });
+
+  it("gateways - sticky: an online advertiser keeps the routes whatever joins; a newcomer takes over only when it goes offline, and keeps them when it returns", () => {
+    const plan = (nodes: ReturnType<typeof gw>[]) => planGateways({ siteRoutes: [route("gcp", ["10.30.0.0/16"])], nodes, reserved }).siteRoutes[0]?.gateway?.name;
+    const advertising = { siteRoutes: ["10.30.0.0/16"] };
+    expect(plan([gw(1, "gcp", "online"), gw(2, "gcp", "online", undefined, advertising)]), "gcp-2 advertises; gcp-1 (earlier by name) is a newcomer").toBe("gcp-2");
+    expect(plan([gw(1, "gcp", "online"), gw(2, "gcp", "offline", undefined, advertising)]), "the advertiser offline: failover").toBe("gcp-1");
+    expect(plan([gw(1, "gcp", "online", undefined, advertising), gw(2, "gcp", "online")]), "gcp-2 back online: gcp-1 keeps them").toBe("gcp-1");
+    expect(plan([gw(1, "gcp", "never-seen"), gw(2, "gcp", "online", undefined, advertising)]), "not yet heard from never beats an online advertiser").toBe("gcp-2");
+  });
+
+  it("gateways - a node whose site only its own request named is never a gateway", () => {
+    const plan = (nodes: ReturnType<typeof gw>[]) => planGateways({ siteRoutes: [route("gcp", ["10.30.0.0/16"])], nodes, reserved }).siteRoutes[0]?.gateway?.name;
+    expect(plan([gw(1, "gcp", "online", undefined, { siteSource: "request" })]), "self-declared site").toBeUndefined();
+    const { siteSource: _s, ...legacy } = gw(1, "gcp", "online");
+    expect(planGateways({ siteRoutes: [route("gcp", ["10.30.0.0/16"])], nodes: [legacy], reserved }).siteRoutes[0]?.gateway, "enrolled before sites were bound").toBeUndefined();
+    expect(plan([gw(1, "gcp", "online", undefined, { siteSource: "request" }), gw(2, "gcp", "online", undefined, { siteSource: "network" })]), "the vouched one").toBe("gcp-2");
+  });
+
+  it("gateways - routes over the controller, a tunnel endpoint or public space are withheld with the reason; a public CIDR named for the site is advertised and marked explicit", () => {
+    const plan = planGateways({
+      siteRoutes: [route("gcp", ["10.30.0.0/16", "1.0.0.0/8", "128.0.0.0/1", "198.19.0.0/24", "203.0.113.0/24"])],
+      nodes: [gw(1, "gcp", "online")],
+      reserved,
+      screen: { controllerAddresses: [{ address: "198.19.0.2", what: "API" }], endpoints: [], publicRoutes: (site) => (site === "gcp" ? ["203.0.113.0/24"] : []) },
+    });
+    const r = plan.siteRoutes[0]!;
+    expect(r.advertised, "advertised").toEqual(["10.30.0.0/16", "203.0.113.0/24"]);
+    expect(r.withheld.map((w) => [w.cidr, w.reason.split(";")[0]]), "withheld").toEqual([
+      ["1.0.0.0/8", "outside private and CGNAT space"],
+      ["128.0.0.0/1", "covers the controller's API address 198.19.0.2"],
+      ["198.19.0.0/24", "covers the controller's API address 198.19.0.2"],
+    ]);
+    expect(Object.fromEntries(plan.explicitByNode), "explicit").toEqual({ [nodeIdOf(1)]: ["203.0.113.0/24"] });
+  });
 });
 
 describe("inventory config and keys", () => {
@@ -202,6 +245,7 @@ describe("inventory config and keys", () => {
       remapPool: "100.96.0.0/12",
       accounts: [],
       instanceIdentity: { sourceAddress: "not-another-instance", aws: {}, azure: { nonceTtlSeconds: 120 }, gcp: {} },
+      sites: [],
     });
     expect(ControllerConfig.safeParse({ overlay: { cidr: "100.96.0.0/16" } }).success, "a pool overlapping the overlay is refused").toBe(false);
     expect(ControllerConfig.safeParse({ inventory: { remapPool: "" } }).success, "remapping off").toBe(true);

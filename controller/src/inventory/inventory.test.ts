@@ -56,7 +56,9 @@ function statusOf(r: InventorySyncResult, provider: string, account: string): In
 }
 
 async function enrollOn(instance: { provider: "aws" | "onprem"; account: string; id: string }, labelsKey = joinKey, site = "aws-eu"): Promise<string> {
-  const agent = await enrollAgent(t, labelsKey, generateKeyPair().publicKey, { site });
+  // A key that vouches for the site (a gateway's site must be vouched for), with the shared key's labels.
+  const key = labelsKey === joinKey ? (await t.client.createJoinKey({ site, labels: { env: "prod", "weft:namespace": "base" } })).key : labelsKey;
+  const agent = await enrollAgent(t, key, generateKeyPair().publicKey, { site });
   agents.push(agent);
   await store.bind(instanceKey(instance.provider, instance.account, instance.id), agent.enrolled.nodeId);
   return agent.enrolled.nodeId;

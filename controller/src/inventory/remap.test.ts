@@ -37,7 +37,7 @@ describe("inventory/remap", () => {
 
   it("remap - the gateway plan advertises the remapped prefix instead of withholding, and says what it translates", () => {
     const remaps = new Map([["aws", new Map([["10.10.0.0/16", "100.96.0.0/16"]])]]);
-    const node = { nodeId: "n-0000000000000001", name: "aws-1", site: "aws", labels: { "weft:gateway": "true" }, status: "online" as const };
+    const node = { nodeId: "n-0000000000000001", name: "aws-1", site: "aws", labels: { "weft:gateway": "true" }, siteSource: "join-key" as const, status: "online" as const };
     const siteRoutes = [{ site: "aws", inferred: false, cidrs: ["10.10.0.0/16", "10.11.0.0/16"], networks: ["vpc"], conflicts: ["10.10.0.0/16", "10.11.0.0/16"] }];
     const plan = planGateways({ siteRoutes, nodes: [node], reserved: [{ cidr: "100.64.0.0/16", what: "overlay.cidr" }], remaps });
     expect(plan.siteRoutes[0]?.advertised, "advertised").toEqual(["100.96.0.0/16"]);

@@ -1,8 +1,8 @@
 /**
  * Site routes and overlapping address space from the inventory's networks (pure).
  *
- * A network's site is the site of the nodes bound to instances in it (the node's `site` from
- * enrollment); else, for an on-prem network, the site its inventory file declares (the account);
+ * A network's site is the one the inventory config names for it (`sites`); else the site of the
+ * nodes bound to instances in it (the node's `site` from enrollment); else, for an on-prem network, the site its inventory file declares (the account);
  * else it stands for itself, `<provider>:<network id>` (`inferred`). A site's routes are its networks' CIDRs (the VPC / VNet address space, else its
  * subnets'), IPv4 only. Two different networks whose CIDRs overlap are reported, both ways named,
  * with whether they are in one site; their CIDRs are listed as conflicts of their sites and never
@@ -16,6 +16,8 @@ export interface RoutesInput {
   instances: readonly StoredInstance[];
   /** Site of each node that exists, by node id. */
   siteOf: (nodeId: string) => string | undefined;
+  /** The site the inventory config says a network is (inventory `sites`); it wins over bound nodes. */
+  configuredSite?: (network: StoredNetwork) => string | undefined;
 }
 
 /** A site route before its gateway is chosen (gateways.ts). */
@@ -55,7 +57,8 @@ export function siteRoutes(input: RoutesInput): RoutesResult {
   const entries: Entry[] = [];
   const bySite = new Map<string, PlainSiteRoute>();
   for (const n of [...input.networks].sort((a, b) => netId(a).localeCompare(netId(b)))) {
-    const known = [...(sitesOf.get(netId(n)) ?? [])].sort();
+    const configured = input.configuredSite?.(n);
+    const known = configured !== undefined ? [configured] : [...(sitesOf.get(netId(n)) ?? [])].sort();
     const declared = known.length === 0 && n.provider === "onprem" ? [n.account] : known;
     const inferred = declared.length === 0;
     const sites = inferred ? [`${n.provider}:${n.id}`] : declared;

@@ -10,7 +10,7 @@ import { Buckets, generateKeyPair, type JoinKeyInfo } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JoinKeyRejectedError } from "../errors.js";
 import { RecordStore } from "../store/kv.js";
-import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
+import { agentIdentity, assertNothingStored, refusalDetail, startTestController, storedState, type TestController } from "../testing.js";
 import { JoinKeys, StoredJoinKey } from "./joinkeys.js";
 
 const KEY_FORMAT = /^weft_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
@@ -81,7 +81,7 @@ describe("join keys", () => {
     const before = await storedState(t);
     const res = await enroll(created.key);
     expect(res.status, `enroll with a revoked key: got ${res.status} ${res.text}, want 403`).toBe(403);
-    expect(res.text, "message names the reason").toMatch(/revoked/);
+    expect(refusalDetail(t, res, "revoked key").message, "the logged reason names it").toMatch(/revoked/);
     await assertNothingStored(t, before, "enroll with a revoked key");
 
     const again = await t.client.revokeJoinKey(created.id);
@@ -109,7 +109,7 @@ describe("join keys", () => {
     const before = await storedState(t);
     const second = await enroll(created.key);
     expect(second.status, `second enrollment: got ${second.status} ${second.text}, want 403`).toBe(403);
-    expect(second.text, "message names the reason").toMatch(/already used/);
+    expect(refusalDetail(t, second, "used key").message, "the logged reason names it").toMatch(/already used/);
     await assertNothingStored(t, before, "second use of a one-time key");
   });
 
@@ -159,7 +159,7 @@ describe("join keys", () => {
     const before = await storedState(t);
     const res = await enroll(created.key);
     expect(res.status, `enroll with an expired key: got ${res.status} ${res.text}, want 403`).toBe(403);
-    expect(res.text, "message names the reason").toMatch(/expired/);
+    expect(refusalDetail(t, res, "expired key").message, "the logged reason names it").toMatch(/expired/);
     await assertNothingStored(t, before, "enroll with an expired key");
   });
 });

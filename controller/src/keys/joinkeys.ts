@@ -3,9 +3,9 @@
  * One-time keys are consumed with compare-and-set, so of two agents presenting
  * the same key at once exactly one wins.
  */
-import { InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels } from "@weft/protocol";
+import { GATEWAY_LABEL, InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels, siteName } from "@weft/protocol";
 import { z } from "zod";
-import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError } from "../errors.js";
+import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError, ValidationError } from "../errors.js";
 import { LostRacesError, type RecordStore, type Versioned } from "../store/kv.js";
 import { JOIN_KEY_ID_PATTERN, newJoinKeySecret, parseJoinKey, secretMatches } from "./secret.js";
 
@@ -15,6 +15,8 @@ export const StoredJoinKey = z.object({
   description: z.string().optional(),
   reusable: z.boolean(),
   labels,
+  /** The site every node enrolled with this key is in (what vouches for it). */
+  site: siteName.optional(),
   /** Set: the key enrolls only agents whose instance is in the inventory and matches this. */
   instanceSelector: InstanceSelector.optional(),
   createdAt: z.string(),
@@ -37,6 +39,11 @@ export class JoinKeys {
 
   async create(req: JoinKeyCreateRequest): Promise<JoinKeyCreated> {
     this.validateLabels(req.labels);
+    if (req.labels[GATEWAY_LABEL]?.toLowerCase() === "true" && req.site === undefined) {
+      throw new ValidationError(`join key request is invalid: site: required with the label ${GATEWAY_LABEL}=true (a gateway carries its site's routes, so its key must say which site)`, {
+        details: [{ path: "site", message: `required when labels grant ${GATEWAY_LABEL}` }],
+      });
+    }
     const secret = newJoinKeySecret();
     const created = this.now();
     const record: StoredJoinKey = {
@@ -45,6 +52,7 @@ export class JoinKeys {
       ...(req.description === undefined ? {} : { description: req.description }),
       reusable: req.reusable,
       labels: req.labels,
+      ...(req.site === undefined ? {} : { site: req.site }),
       ...(req.instanceSelector === undefined ? {} : { instanceSelector: req.instanceSelector }),
       createdAt: created.toISOString(),
       expiresAt: new Date(created.getTime() + req.ttlSeconds * 1000).toISOString(),
@@ -81,7 +89,7 @@ export class JoinKeys {
     const parsed = parseJoinKey(presented);
     const got = parsed ? await this.store.get(parsed.id) : undefined;
     if (!parsed || !got || !secretMatches(parsed.secret, got.value.hash)) {
-      throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`");
+      throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`", { reason: "join_key_invalid" });
     }
     this.assertUsable(got.value);
     return got;
@@ -95,7 +103,7 @@ export class JoinKeys {
         verified.value.id,
         (cur) => {
           // The secret was checked above; what may have changed since is the key's state.
-          if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`");
+          if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`", { reason: "join_key_invalid" });
           this.assertUsable(cur);
           return { ...cur, uses: cur.uses + 1, usedBy: [...cur.usedBy, nodeId].slice(-100) };
         },
@@ -120,9 +128,9 @@ export class JoinKeys {
 
   private assertUsable(key: StoredJoinKey): void {
     const state = this.state(key);
-    if (state === "revoked") throw new JoinKeyRejectedError(`join key ${key.id} was revoked at ${key.revokedAt}; create a new one`);
-    if (state === "expired") throw new JoinKeyRejectedError(`join key ${key.id} expired at ${key.expiresAt}; create a new one`);
-    if (state === "used") throw new JoinKeyRejectedError(`join key ${key.id} is one-time and was already used; create a new one`);
+    if (state === "revoked") throw new JoinKeyRejectedError(`join key ${key.id} was revoked at ${key.revokedAt}; create a new one`, { reason: "join_key_revoked" });
+    if (state === "expired") throw new JoinKeyRejectedError(`join key ${key.id} expired at ${key.expiresAt}; create a new one`, { reason: "join_key_expired" });
+    if (state === "used") throw new JoinKeyRejectedError(`join key ${key.id} is one-time and was already used; create a new one`, { reason: "join_key_used" });
   }
 
   private state(key: StoredJoinKey): JoinKeyInfo["state"] {
@@ -138,6 +146,7 @@ export class JoinKeys {
       description: key.description,
       reusable: key.reusable,
       labels: key.labels,
+      site: key.site,
       instanceSelector: key.instanceSelector,
       createdAt: key.createdAt,
       expiresAt: key.expiresAt,

@@ -64,12 +64,8 @@ function compileAll(policies: Policy[]): Map<string, CompiledNodePolicy> {
 
 /** The datapath's verdict (bpf/progs/lib/policy.h): deny wins; an allow passes; else default deny or pass. */
 function verdict(compiled: CompiledNodePolicy, src: number, dst: number, proto: number, port: number): "allow" | "drop" {
-  const keys = [
-    [proto, port],
-    [proto, 0],
-    [0, 0],
-  ];
-  const hits = compiled.entries.filter((e) => e.srcId === src && e.dstId === dst && keys.some(([p, d]) => e.proto === p && e.dport === d));
+  // The port's interval of that protocol, and any protocol.
+  const hits = compiled.entries.filter((e) => e.srcId === src && e.dstId === dst && ((e.proto === proto && e.port <= port && port <= e.endPort) || e.proto === 0));
   if (hits.some((e) => e.verdict === "deny")) return "drop";
   if (hits.some((e) => e.verdict === "allow")) return "allow";
   return compiled.defaultDeny.includes(dst) ? "drop" : "allow";

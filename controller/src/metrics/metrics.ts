@@ -11,6 +11,7 @@
  * "other", so a stranger cannot grow a family by sending odd input.
  */
 import client from "prom-client";
+import type { ControllerCounters } from "./counters.js";
 
 export type KvOutcome = "ok" | "conflict" | "error";
 
@@ -19,6 +20,8 @@ export interface ControllerMetricsOptions {
   nodeStatuses: () => Promise<readonly { status: string }[]>;
   /** Also collect the process's default metrics (CPU, memory, event loop lag). Default true. */
   processMetrics?: boolean;
+  /** The controller's own counters (refusals by endpoint and reason, undelivered policies, released identities), rendered at scrape time. */
+  counters?: ControllerCounters;
 }
 
 /** A label value from a closed vocabulary: lower-case words, digits, `_ - . : /`, at most 64 characters; else "other". */
@@ -98,6 +101,19 @@ export class ControllerMetrics {
     });
     this.#flowReports = new client.Counter({ name: "weft_controller_flow_reports_total", help: "Flow reports from agents by result (accepted, refused)", labelNames: ["result"], registers });
     this.#sessions = new client.Gauge({ name: "weft_controller_console_sessions", help: "Console sessions currently open", registers });
+    // The counters of metrics/counters.ts, copied into families of the same name at scrape time.
+    for (const counter of o.counters?.all() ?? []) {
+      new client.Counter({
+        name: counter.name,
+        help: counter.help,
+        labelNames: [...counter.labelNames],
+        registers,
+        collect() {
+          this.reset();
+          for (const sample of counter.snapshot().samples) this.inc(sample.labels, sample.value);
+        },
+      });
+    }
   }
 
   recordEnrollment(result: "enrolled" | "refused", reason?: string): void {

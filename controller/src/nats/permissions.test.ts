@@ -17,6 +17,7 @@ describe("nats permissions", () => {
           "$JS.API.STREAM.MSG.GET.KV_weft-peers",
           "$JS.API.STREAM.INFO.KV_weft-peers",
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef",
+          "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef.*",
           "$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle",
         ],
@@ -30,7 +31,10 @@ describe("nats permissions", () => {
     const { pub, sub } = agentPermissions(id);
     for (const s of pub.allow) {
       expect(s.startsWith("$KV."), `pub allow ${s}: got a $KV subject, want none (no bucket writes)`).toBe(false);
-      for (const b of ["weft-node-policies", "weft-node-paths"]) if (s.includes(b)) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_${b}.$KV.${b}.${id}`);
+      if (s.includes("weft-node-policies")) {
+        expect([`$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}`, `$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}.*`], `pub allow ${s}: want only direct gets of the node's own key and its chunks`).toContain(s);
+      }
+      if (s.includes("weft-node-paths")) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.${id}`);
       if (s.includes("weft-trust-bundle")) expect(s, `pub allow ${s}: want only a direct get of the bundle key`).toBe("$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle");
       for (const other of ["weft-nodes", "weft-keys", "weft-ipam"]) {
         expect(s.includes(other), `pub allow ${s}: got access to ${other}, want none`).toBe(false);

@@ -94,10 +94,12 @@ export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[];
 export function agentPermissions(nodeId: string): AgentPermissions {
   assertNodeId(nodeId);
   const ownPolicy = kvKeyReadSubjects(Buckets.nodePolicies, nodeId);
+  // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
+  const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
   const ownPaths = kvKeyReadSubjects(Buckets.nodePaths, nodeId);
   const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownPaths.pub, ...bundle.pub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...kvReadSubjects(Buckets.peers), ...ownPolicy.pub, ...ownChunks.pub, ...ownPaths.pub, ...bundle.pub] },
     sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...ownPolicy.sub, ...ownPaths.sub, ...bundle.sub] },
   };
 }

@@ -13,6 +13,7 @@ const node: NodeRecord = {
   nodeId: "n-00000000000000a1",
   name: "web-1",
   site: "paris",
+  siteSource: "join-key",
   wireguardPublicKey: "mCxMPJ0zJCGk0c3lAUr5Lp4FvbDRWsJ1pP3tqJcBq0o=",
   natsPublicKey: "UDXU4RCSJNZOIQHZNWXHXMI2N7JBDDM7VQ6TQMVCKNDR2YUZEJAA5YAB",
   overlayAddress: "100.64.0.7",
@@ -24,7 +25,8 @@ const node: NodeRecord = {
   joinKeyId: "0123456789ab",
   enrolledAt: "2025-01-01T00:00:00.000Z",
   workloads: [{ name: "api-1", address: "100.80.0.1", identity: { id: 301, spiffeId: "spiffe://weft.internal/ns/shop/sa/api" } }],
-  siteRoutes: ["10.1.0.0/16", "100.97.0.0/16"],
+  siteRoutes: ["10.1.0.0/16", "203.0.113.0/24", "100.97.0.0/16"],
+  explicitSiteRoutes: ["203.0.113.0/24"],
   siteRemaps: [{ cidr: "10.2.0.0/16", remapped: "100.97.0.0/16" }],
   sessionEpoch: "00112233445566ff",
 };
@@ -44,7 +46,8 @@ describe("peer record derivation", () => {
       overlayAddress: "100.64.0.7",
       identity: node.identity,
       allowedIps: ["100.64.0.7/32", "100.80.0.0/28"],
-      siteRoutes: ["10.1.0.0/16", "100.97.0.0/16"],
+      siteRoutes: ["10.1.0.0/16", "203.0.113.0/24", "100.97.0.0/16"],
+      explicitSiteRoutes: ["203.0.113.0/24"],
       siteRemaps: node.siteRemaps,
       endpoints: node.endpoints,
       sessionEpoch: "00112233445566ff",
@@ -65,14 +68,17 @@ describe("peer record derivation", () => {
   });
 
   it("peer-record - optional state is left out when the node has none; a prefix always carries a workload list", () => {
-    const { workloads: _w, siteRoutes: _s, siteRemaps: _r, sessionEpoch: _e, identity: _i, instance: _c, ...bare } = node;
+    const { workloads: _w, siteRoutes: _s, explicitSiteRoutes: _x, siteRemaps: _r, sessionEpoch: _e, identity: _i, instance: _c, ...bare } = node;
     const peer = peerRecordOf({ ...bare, siteRoutes: [] }, { plaintextSites: [], updatedAt: how.updatedAt });
     expect(["identity", "siteRoutes", "siteRemaps", "sessionEpoch", "sameSiteTransport", "cloud"].filter((k) => k in peer), "fields absent").toEqual([]);
     expect(peer.workloads, "workloads of a node with a prefix and none recorded").toEqual([]);
     const { workloadPrefix: _p, ...noPrefix } = bare;
     const old = peerRecordOf(noPrefix, how);
     expect([old.allowedIps, "workloadPrefix" in old, "workloads" in old], "a node without a prefix").toEqual([["100.64.0.7/32"], false, false]);
-    expect([transportOf("paris", ["paris"]), transportOf("lyon", ["paris"])], "transport by site").toEqual(["vxlan", "wireguard"]);
+    expect(
+      [transportOf({ site: "paris", siteSource: "join-key" }, ["paris"]), transportOf({ site: "lyon", siteSource: "join-key" }, ["paris"]), transportOf({ site: "paris", siteSource: "request" }, ["paris"]), transportOf({ site: "paris" }, ["paris"])],
+      "transport by site: vxlan only in a plaintext site that was vouched for",
+    ).toEqual(["vxlan", "wireguard", "wireguard", "wireguard"]);
   });
 
   it("peer-record - records compare by content: updatedAt and field order aside", () => {

@@ -7,6 +7,7 @@
  * kept them only in the peer record: `adoptPeerState` folds them into the node record once.
  */
 import type { NodeRecord, PeerRecord, SameSiteTransport } from "@weft/protocol";
+import { siteVouched } from "../enroll/site.js";
 import { canonicalJson } from "../store/canonical.js";
 
 /** What the peer record depends on besides the node record. */
@@ -17,9 +18,13 @@ export interface PeerDerivation {
   updatedAt: string;
 }
 
-/** How a node of `site` carries same-site workload traffic, given the sites that allow plaintext. */
-export function transportOf(site: string, plaintextSites: readonly string[]): SameSiteTransport {
-  return plaintextSites.includes(site) ? "vxlan" : "wireguard";
+/**
+ * How a node carries same-site workload traffic: VXLAN when its site allows plaintext and the site
+ * was vouched for (a node that only named its site itself never gets plaintext from that site's
+ * peers, nor may send them VXLAN carrying an identity).
+ */
+export function transportOf(node: Pick<NodeRecord, "site" | "siteSource">, plaintextSites: readonly string[]): SameSiteTransport {
+  return plaintextSites.includes(node.site) && siteVouched(node) ? "vxlan" : "wireguard";
 }
 
 /**
@@ -44,10 +49,11 @@ export function peerRecordOf(node: NodeRecord, how: PeerDerivation): PeerRecord 
     allowedIps: [`${node.overlayAddress}/32`, ...(prefix ? [prefix] : [])],
     ...(node.siteRoutes?.length ? { siteRoutes: [...node.siteRoutes] } : {}),
     ...(node.siteRemaps?.length ? { siteRemaps: node.siteRemaps.map((m) => ({ ...m })) } : {}),
+    ...(node.siteRoutes?.length && node.explicitSiteRoutes?.length ? { explicitSiteRoutes: [...node.explicitSiteRoutes] } : {}),
     endpoints: node.endpoints,
     ...(node.sessionEpoch ? { sessionEpoch: node.sessionEpoch } : {}),
     ...(prefix ? { workloadPrefix: prefix, workloads: node.workloads ?? [] } : {}),
-    ...(transportOf(node.site, how.plaintextSites) === "vxlan" ? { sameSiteTransport: "vxlan" as const } : {}),
+    ...(transportOf(node, how.plaintextSites) === "vxlan" ? { sameSiteTransport: "vxlan" as const } : {}),
     ...(node.instance ? { cloud: node.instance.provider } : {}),
     labels: publicLabels(node.labels),
     updatedAt: how.updatedAt,

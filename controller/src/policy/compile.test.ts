@@ -1,11 +1,12 @@
 /**
  * The policy compiler on its own (no controller): per-node selection of rules
- * by destination identity, port expansion, deny kept over allow on one key,
- * normalised input compiling identically, stable order and entry diffs.
+ * by destination identity, port intervals per protocol with deny winning
+ * (disjoint, merged), map entries counted as port prefixes, normalised input
+ * compiling identically, stable order.
  */
 import { Policy, ReservedIdentities, type Identity, type PolicyEntry, type PolicyInput } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
-import { PolicyCompiler, compileForNode, diffEntries, localIdentitiesOf, type CompileNode } from "./compile.js";
+import { PolicyCompiler, compileForNode, expandedPortCount, localIdentitiesOf, type CompileNode } from "./compile.js";
 import { validatePolicy } from "./policies.js";
 import { fieldPath } from "../validation.js";
 
@@ -22,9 +23,12 @@ const nodes: CompileNode[] = [
 const identities = [web, api, db];
 
 function compile(docs: PolicyInput[], node: Identity) {
-  return compileForNode({ policies: docs.map((d) => Policy.parse(d)), identities, nodes }, { identity: node });
+  const { mapEntries: _n, ...rest } = compileForNode({ policies: docs.map((d) => Policy.parse(d)), identities, nodes }, { identity: node });
+  return rest;
 }
-const e = (srcId: number, dstId: number, proto: number, dport: number, verdict: "allow" | "deny"): PolicyEntry => ({ srcId, dstId, proto, dport, verdict });
+/** An entry of ports `port`..`endPort` (one port when endPort is left out; proto 0 and "all" mean every port). */
+const e = (srcId: number, dstId: number, proto: number, port: number | "all", verdict: "allow" | "deny", endPort?: number): PolicyEntry =>
+  port === "all" ? { srcId, dstId, proto, port: 0, endPort: 65535, verdict } : { srcId, dstId, proto, port, endPort: endPort ?? port, verdict };
 
 describe("policy compiler", () => {
   it("policy - a node gets only the rules whose destination selects its identity", () => {
@@ -43,14 +47,14 @@ describe("policy compiler", () => {
     expect(got.web, "web node: no rule targets it, nothing and no default deny").toEqual({ policies: [], defaultDeny: [], entries: [] });
   });
 
-  it("policy - deny is kept alongside allow; on the exact same key deny replaces allow", () => {
+  it("policy - allows and denies of one protocol resolve into disjoint intervals, deny winning; udp 53 denied twice and allowed twice is denied", () => {
     const docs: PolicyInput[] = [
       { name: "b-allow", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp" }, { protocol: "udp", port: 53 }] }] },
       { name: "a-deny", rules: [{ action: "deny", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 22 }, { protocol: "udp", port: 53 }] }] },
       { name: "c-allow-again", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "udp", port: 53 }] }] },
     ];
     const got = compile(docs, api);
-    expect(got.entries, "entries").toEqual([e(web.id, api.id, 6, 0, "allow"), e(web.id, api.id, 6, 22, "deny"), e(web.id, api.id, 17, 53, "deny")]);
+    expect(got.entries, "entries").toEqual([e(web.id, api.id, 6, 0, "allow", 21), e(web.id, api.id, 6, 22, "deny"), e(web.id, api.id, 6, 23, "allow", 65535), e(web.id, api.id, 17, 53, "deny")]);
     expect(got.policies, "contributing policies, sorted").toEqual(["a-deny", "b-allow", "c-allow-again"]);
   });
 
@@ -66,28 +70,41 @@ describe("policy compiler", () => {
     expect(Policy.parse(doc("Tcp", "10.1.2.3/8")).rules[0], "stored form").toEqual(Policy.parse(doc("tcp", "10.0.0.0/8")).rules[0]);
   });
 
-  it("policy - ports: none is any protocol, a range expands per port, any with a port is tcp and udp, icmp has proto 1", () => {
+  it("policy - ports: none is any protocol, a range is one interval, touching ranges merge, any with a port is tcp and udp, icmp has proto 1", () => {
     const got = compile(
       [
         {
           name: "ports",
           rules: [
             { action: "allow", from: [{ identity: web.spiffeId }], to: [{ identity: api.spiffeId }] },
-            { action: "allow", from: [{ identity: db.spiffeId }], to: [{ identity: api.spiffeId }], ports: [{ protocol: "tcp", port: 8000, endPort: 8002 }, { protocol: "any", port: 9 }, { protocol: "icmp" }] },
+            {
+              action: "allow",
+              from: [{ identity: db.spiffeId }],
+              to: [{ identity: api.spiffeId }],
+              ports: [{ protocol: "tcp", port: 8000, endPort: 8002 }, { protocol: "tcp", port: 8003, endPort: 8010 }, { protocol: "any", port: 9 }, { protocol: "icmp" }],
+            },
           ],
         },
       ],
       api,
     );
     expect(got.entries, "entries").toEqual([
-      e(web.id, api.id, 0, 0, "allow"),
-      e(db.id, api.id, 1, 0, "allow"),
+      e(web.id, api.id, 0, "all", "allow"),
+      e(db.id, api.id, 1, "all", "allow"),
       e(db.id, api.id, 6, 9, "allow"),
-      e(db.id, api.id, 6, 8000, "allow"),
-      e(db.id, api.id, 6, 8001, "allow"),
-      e(db.id, api.id, 6, 8002, "allow"),
+      e(db.id, api.id, 6, 8000, "allow", 8010),
       e(db.id, api.id, 17, 9, "allow"),
     ]);
+  });
+
+  it("policy - a rule with 64 ranges compiles to 64 intervals and about a thousand map entries per source, not one per port", () => {
+    const ports = Array.from({ length: 64 }, (_, i) => ({ protocol: "tcp" as const, port: 1024 * i + 3, endPort: 1024 * i + 1020 }));
+    const doc: PolicyInput = { name: "wide", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ namespace: "payments", serviceAccount: "api" }], ports }] };
+    const got = compileForNode({ policies: [Policy.parse(doc)], identities, nodes }, { identity: api });
+    expect(got.entries.length, "intervals").toBe(64);
+    expect(got.mapEntries, "map entries (port prefixes)").toBeLessThan(64 * 20);
+    expect(got.mapEntries, "what the rule's own count says").toBe(expandedPortCount(Policy.parse(doc).rules[0]!));
+    expect(got.entries[0], "first interval").toEqual(e(web.id, api.id, 6, 3, "allow", 1020));
   });
 
   it("policy - an identity no node has yet compiles to nothing; as a source it still makes the destination default-deny", () => {
@@ -104,12 +121,6 @@ describe("policy compiler", () => {
     expect(compile([b, reversed], api), "reordered input").toEqual(compile([a, b], api));
   });
 
-  it("policy - diffEntries returns adds (new keys and changed verdicts) and removes", () => {
-    const old = [e(300, 301, 6, 22, "allow"), e(300, 301, 6, 80, "allow"), e(302, 301, 0, 0, "allow")];
-    const next = [e(300, 301, 6, 22, "deny"), e(300, 301, 6, 80, "allow"), e(300, 301, 6, 443, "allow")];
-    expect(diffEntries(old, next), "diff").toEqual({ add: [e(300, 301, 6, 22, "deny"), e(300, 301, 6, 443, "allow")], remove: [e(302, 301, 0, 0, "allow")] });
-    expect(diffEntries(next, next), "no change").toEqual({ add: [], remove: [] });
-  });
 });
 
 describe("policy validation", () => {
@@ -176,14 +187,15 @@ describe("policy compiler with workloads", () => {
     expect(got, "compiled").toEqual({
       policies: ["deny-db", "to-jobs"],
       defaultDeny: [api.id, batch.id],
-      entries: [e(web.id, batch.id, 6, 9000, "allow"), e(db.id, api.id, 0, 0, "deny"), e(db.id, batch.id, 0, 0, "deny")],
+      entries: [e(web.id, batch.id, 6, 9000, "allow"), e(db.id, api.id, 0, "all", "deny"), e(db.id, batch.id, 0, "all", "deny")],
+      mapEntries: 3,
     });
   });
 
   it("policy - label selectors select node identities, never workload identities", () => {
     const docs: PolicyInput[] = [{ name: "by-label", rules: [{ action: "allow", from: [{ labels: { tier: "web" } }], to: [{ labels: { tier: "app" } }] }] }];
-    expect(compileForNode(input(docs), { workloads: [{ identity: batch }] }), "a node hosting only the workload").toEqual({ policies: [], defaultDeny: [], entries: [] });
-    expect(compileForNode(input(docs), withWorkload).entries, "the node identity is selected").toEqual([e(web.id, api.id, 0, 0, "allow")]);
+    expect(compileForNode(input(docs), { workloads: [{ identity: batch }] }), "a node hosting only the workload").toEqual({ policies: [], defaultDeny: [], entries: [], mapEntries: 0 });
+    expect(compileForNode(input(docs), withWorkload).entries, "the node identity is selected").toEqual([e(web.id, api.id, 0, "all", "allow")]);
   });
 
   it("policy - PolicyCompiler gives each node the same result as compileForNode", () => {

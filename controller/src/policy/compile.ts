@@ -11,19 +11,38 @@
  *   by the labels of enrolled nodes (so they select node identities only).
  *   `cidr` compiles to the reserved `world` identity (2) for now: every address
  *   outside the overlay. Per-CIDR identities in the ipcache come later.
- * - Ports expand to one entry per port: no ports = any protocol (proto 0,
- *   dport 0); a protocol without a port = dport 0; `any` with a port = tcp and
- *   udp (the map's any-protocol key cannot carry a port).
- * - The map holds one verdict per key. When an allow and a deny compile to the
- *   exact same key, the deny is kept and the allow dropped; a deny on a broader
- *   key (any port, any protocol) is kept beside narrower allows and wins in the
+ * - Ports become port intervals per protocol: no ports = any protocol (proto 0,
+ *   every port); a protocol without a port = every port of it; `any` with a port
+ *   = tcp and udp (the any-protocol lookup has no port).
+ * - Per (source, destination, protocol) the allows and denies of every rule are
+ *   resolved into disjoint port intervals with their final verdict, deny winning
+ *   wherever a deny covers a port (resolvePortIntervals, @weft/protocol): one
+ *   verdict per port, a handful of entries per range however wide. A deny on
+ *   any protocol is kept beside the per-protocol intervals and wins in the
  *   datapath (bpf/progs/lib/policy.h).
+ * - Each interval costs a few prefixes of the datapath's LPM map
+ *   (portRangePrefixes); `mapEntries` counts them, so a policy that would not fit
+ *   the map is known before it is sent.
  * - `defaultDeny` holds each local identity that any rule (allow or deny)
  *   selects as a destination: "default deny between identities that have any
  *   policy". A rule whose sources select nothing yet still makes it default-deny.
- * - Output is sorted (srcId, dstId, proto, dport), so diffs are stable.
+ * - Output is sorted (srcId, dstId, proto, port), so diffs are stable.
  */
-import { PolicyProtocolNumbers, ReservedIdentities, SPIFFE_ID_PATTERN, type Identity, type Policy, type PolicyEntry, type PortSpec, type Rule, type Selector } from "@weft/protocol";
+import {
+  ALL_PORTS,
+  PolicyProtocolNumbers,
+  ReservedIdentities,
+  SPIFFE_ID_PATTERN,
+  mergeIntervals,
+  portRangePrefixCount,
+  resolvePortIntervals,
+  type Identity,
+  type Policy,
+  type PolicyEntry,
+  type PortInterval,
+  type Rule,
+  type Selector,
+} from "@weft/protocol";
 
 export interface CompileNode {
   nodeId: string;
@@ -45,6 +64,8 @@ export interface CompiledNodePolicy {
   /** Local identities with any policy (a rule selects them as destination), sorted. */
   defaultDeny: number[];
   entries: PolicyEntry[];
+  /** Prefixes of the datapath's policy map `entries` take. */
+  mapEntries: number;
 }
 
 /** What a node enforces for: its own identity and its workloads' identities. */
@@ -67,7 +88,12 @@ interface ResolvedRule {
   action: Rule["action"];
   to: Set<number>;
   from: number[];
-  ports: [number, number][];
+  ports: ProtoPorts[];
+}
+
+/** Ports of one protocol (0 = any protocol, then every port). */
+export interface ProtoPorts extends PortInterval {
+  proto: number;
 }
 
 /**
@@ -89,8 +115,8 @@ export class PolicyCompiler {
   /** The entries a node needs: only rules whose destination selects one of its local identities. */
   compile(target: CompileTarget): CompiledNodePolicy {
     const local = localIdentitiesOf(target);
-    if (local.length === 0) return { policies: [], defaultDeny: [], entries: [] };
-    const byKey = new Map<string, PolicyEntry>();
+    if (local.length === 0) return { policies: [], defaultDeny: [], entries: [], mapEntries: 0 };
+    const byKey = new Map<string, { srcId: number; dstId: number; proto: number; allow: PortInterval[]; deny: PortInterval[] }>();
     const contributing = new Set<string>();
     const denied = new Set<number>();
     for (const rule of this.rules) {
@@ -100,16 +126,24 @@ export class PolicyCompiler {
       for (const dst of dsts) {
         denied.add(dst);
         for (const src of rule.from) {
-          for (const [proto, dport] of rule.ports) {
-            const entry: PolicyEntry = { srcId: src, dstId: dst, proto, dport, verdict: rule.action };
-            const key = entryKey(entry);
-            // One verdict per key: deny replaces allow, never the other way round.
-            if (byKey.get(key)?.verdict !== "deny") byKey.set(key, entry);
+          for (const p of rule.ports) {
+            const key = `${src}/${dst}/${p.proto}`;
+            let acc = byKey.get(key);
+            if (!acc) byKey.set(key, (acc = { srcId: src, dstId: dst, proto: p.proto, allow: [], deny: [] }));
+            acc[rule.action].push({ from: p.from, to: p.to });
           }
         }
       }
     }
-    return { policies: [...contributing].sort(), defaultDeny: [...denied].sort((a, b) => a - b), entries: sortEntries([...byKey.values()]) };
+    const entries: PolicyEntry[] = [];
+    let mapEntries = 0;
+    for (const acc of byKey.values()) {
+      for (const i of resolvePortIntervals(acc.allow, acc.deny)) {
+        entries.push({ srcId: acc.srcId, dstId: acc.dstId, proto: acc.proto, port: i.from, endPort: i.to, verdict: i.verdict });
+        mapEntries += portRangePrefixCount(i.from, i.to);
+      }
+    }
+    return { policies: [...contributing].sort(), defaultDeny: [...denied].sort((a, b) => a - b), entries: sortEntries(entries), mapEntries };
   }
 }
 
@@ -118,28 +152,26 @@ export function compileForNode(input: CompileInput, target: CompileTarget): Comp
   return new PolicyCompiler(input).compile(target);
 }
 
-/** (proto, dport) pairs of a rule, deduplicated. */
-export function expandPorts(rule: Pick<Rule, "ports">): [number, number][] {
-  if (!rule.ports || rule.ports.length === 0) return [[PolicyProtocolNumbers.any, 0]];
-  const out = new Map<string, [number, number]>();
-  const add = (proto: number, dport: number) => out.set(`${proto}/${dport}`, [proto, dport]);
+/** The port intervals per protocol of a rule, merged per protocol. */
+export function expandPorts(rule: Pick<Rule, "ports">): ProtoPorts[] {
+  if (!rule.ports || rule.ports.length === 0) return [{ proto: PolicyProtocolNumbers.any, ...ALL_PORTS }];
+  const byProto = new Map<number, PortInterval[]>();
   for (const p of rule.ports) {
     const protos = p.protocol === "any" && p.port !== undefined ? [PolicyProtocolNumbers.tcp, PolicyProtocolNumbers.udp] : [PolicyProtocolNumbers[p.protocol]];
-    for (const proto of protos) for (const port of portsOf(p)) add(proto, port);
+    const interval = p.port === undefined ? { ...ALL_PORTS } : { from: p.port, to: p.endPort ?? p.port };
+    for (const proto of protos) byProto.set(proto, [...(byProto.get(proto) ?? []), interval]);
   }
-  return [...out.values()];
+  const out: ProtoPorts[] = [];
+  for (const [proto, list] of [...byProto].sort(([a], [b]) => a - b)) {
+    // Any protocol covers every port whatever the rule says.
+    for (const i of proto === PolicyProtocolNumbers.any ? [ALL_PORTS] : mergeIntervals(list)) out.push({ proto, from: i.from, to: i.to });
+  }
+  return out;
 }
 
-/** Number of (proto, dport) pairs a rule expands to, without building them. */
+/** Map entries (port prefixes) a rule takes per source and destination identity. */
 export function expandedPortCount(rule: Pick<Rule, "ports">): number {
-  if (!rule.ports || rule.ports.length === 0) return 1;
-  return rule.ports.reduce((n, p) => n + (p.protocol === "any" && p.port !== undefined ? 2 : 1) * portsOf(p).length, 0);
-}
-
-function portsOf(p: PortSpec): number[] {
-  if (p.port === undefined) return [0];
-  const last = p.endPort ?? p.port;
-  return Array.from({ length: last - p.port + 1 }, (_, i) => (p.port ?? 0) + i);
+  return expandPorts(rule).reduce((n, p) => n + portRangePrefixCount(p.from, p.to), 0);
 }
 
 /** Selector → identity numbers, over one snapshot of identities and nodes. */
@@ -178,27 +210,6 @@ class SelectorResolver {
   }
 }
 
-function entryKey(e: PolicyEntry): string {
-  return `${e.srcId}/${e.dstId}/${e.proto}/${e.dport}`;
-}
-
 export function sortEntries(entries: PolicyEntry[]): PolicyEntry[] {
-  return entries.sort((a, b) => a.srcId - b.srcId || a.dstId - b.dstId || a.proto - b.proto || a.dport - b.dport);
-}
-
-export interface EntryDiff {
-  /** Entries to write: new keys, and keys whose verdict changed (a map update replaces the value). */
-  add: PolicyEntry[];
-  /** Entries whose key is gone. */
-  remove: PolicyEntry[];
-}
-
-/** What to change in a node's map to go from `old` to `next`, in the compiler's order. */
-export function diffEntries(old: PolicyEntry[], next: PolicyEntry[]): EntryDiff {
-  const before = new Map(old.map((e) => [entryKey(e), e]));
-  const after = new Map(next.map((e) => [entryKey(e), e]));
-  return {
-    add: sortEntries(next.filter((e) => before.get(entryKey(e))?.verdict !== e.verdict)),
-    remove: sortEntries(old.filter((e) => !after.has(entryKey(e)))),
-  };
+  return entries.sort((a, b) => a.srcId - b.srcId || a.dstId - b.dstId || a.proto - b.proto || a.port - b.port);
 }

@@ -7,7 +7,7 @@
  * are refused, see protocol/src/policy.ts) and every error names its field the
  * way a user reads the document: `rules[1].ports[0].port: must be 1-65535`.
  */
-import { NodePolicy, Policy, nodeName, type Identity, type Workload } from "@weft/protocol";
+import { NodePolicy, Policy, nodeName, type Identity, type PolicyDelivery, type Workload } from "@weft/protocol";
 import type { Logger } from "pino";
 import { NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
 import type { RecordStore } from "../store/kv.js";
@@ -16,7 +16,7 @@ import { compileForNode, expandedPortCount, localIdentitiesOf, type CompileNode 
 
 export type PolicyStore = RecordStore<typeof Policy>;
 
-/** Most map entries one rule may add per source identity (its ports, expanded). */
+/** Most map entries (port prefixes) one rule may add per source and destination identity. */
 export const MAX_ENTRIES_PER_RULE_SOURCE = 4096;
 
 /** What the Policy schema cannot check: how many map entries each rule's ports expand to. */
@@ -47,6 +47,8 @@ export interface PolicyServiceDeps {
   resolveNode: (idOrName: string) => Promise<CompileNode & { nodeId: string }>;
   /** The node's workloads (from its peer record): their identities are local to it too. */
   workloadsOf: (nodeId: string) => Promise<Workload[]>;
+  /** Whether the node's compiled policy is delivered (NodePolicyPublisher.delivery). */
+  delivery?: (nodeId: string) => PolicyDelivery | undefined;
   log: Logger;
 }
 
@@ -93,7 +95,8 @@ export class PolicyService {
     const node = await this.deps.resolveNode(idOrName);
     const [policies, identities, nodes, workloads] = await Promise.all([this.list(), this.deps.identities(), this.deps.nodes(), this.deps.workloadsOf(node.nodeId)]);
     const target = { identity: node.identity, workloads };
-    const compiled = compileForNode({ policies, identities: [...identities, ...workloads.map((w) => w.identity)], nodes }, target);
-    return { nodeId: node.nodeId, ...(node.identity ? { identity: node.identity } : {}), localIdentities: localIdentitiesOf(target), ...compiled };
+    const { mapEntries: _count, ...compiled } = compileForNode({ policies, identities: [...identities, ...workloads.map((w) => w.identity)], nodes }, target);
+    const delivery = this.deps.delivery?.(node.nodeId);
+    return { nodeId: node.nodeId, ...(node.identity ? { identity: node.identity } : {}), localIdentities: localIdentitiesOf(target), ...compiled, ...(delivery ? { delivery } : {}) };
   }
 }

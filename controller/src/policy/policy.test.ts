@@ -6,7 +6,7 @@
 import { Kvm } from "@nats-io/kv";
 import { Buckets, ReservedIdentities, generateKeyPair, type EnrollResponse, type NodePolicy, type PolicyInput } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentIdentity, assertNothingStored, startTestController, storedState, type TestController } from "../testing.js";
+import { agentIdentity, assertNothingStored, eventually, startTestController, storedState, type TestController } from "../testing.js";
 
 let t: TestController;
 /** Nodes by role, enrolled with identity labels. */
@@ -39,8 +39,10 @@ async function put(body: unknown, name = (body as { name: string }).name) {
   return t.client.raw("PUT", `/v1/policies/${encodeURIComponent(name)}`, JSON.stringify(body));
 }
 
-async function entriesOf(which: keyof typeof node): Promise<NodePolicy> {
-  return t.client.nodePolicy(node[which].nodeId);
+/** The node's compiled policy, without its delivery state (a publisher pass may not have run yet). */
+async function entriesOf(which: keyof typeof node): Promise<Omit<NodePolicy, "delivery">> {
+  const { delivery: _d, ...rest } = await t.client.nodePolicy(node[which].nodeId);
+  return rest;
 }
 
 describe("policy api", () => {
@@ -107,9 +109,9 @@ describe("policy compilation per node", () => {
       localIdentities: [node.api.identity],
       policies: ["web-to-api"],
       defaultDeny: [node.api.identity],
-      entries: [{ srcId: node.web.identity, dstId: node.api.identity, proto: 6, dport: 8443, verdict: "allow" }],
+      entries: [{ srcId: node.web.identity, dstId: node.api.identity, proto: 6, port: 8443, endPort: 8443, verdict: "allow" }],
     });
-    expect(db.entries, "db node").toEqual([{ srcId: node.api.identity, dstId: node.db.identity, proto: 6, dport: 5432, verdict: "allow" }]);
+    expect(db.entries, "db node").toEqual([{ srcId: node.api.identity, dstId: node.db.identity, proto: 6, port: 5432, endPort: 5432, verdict: "allow" }]);
     expect({ entries: web.entries, defaultDeny: web.defaultDeny }, "web node: nothing targets it").toEqual({ entries: [], defaultDeny: [] });
     await t.client.deletePolicy("app-to-data");
     await t.client.deletePolicy("web-to-api");
@@ -131,16 +133,17 @@ describe("policy compilation per node", () => {
     await t.client.deletePolicy("normalise");
   });
 
-  it("policy - deny is kept alongside allow, and deleting a policy restores the previous compiled output", async () => {
+  it("policy - a deny cuts its ports out of a wider allow, and deleting a policy restores the previous compiled output", async () => {
     await t.client.applyPolicy({ name: "web-any-tcp", rules: [{ action: "allow", from: [{ namespace: "web" }], to: [{ namespace: "payments" }], ports: [{ protocol: "tcp" }, { protocol: "tcp", port: 22 }] }] });
     const before = await entriesOf("api");
     await t.client.applyPolicy({ name: "no-ssh", rules: [{ action: "deny", from: [{ namespace: "web" }], to: [{ namespace: "payments" }], ports: [{ protocol: "tcp", port: 22 }] }] });
     const withDeny = await entriesOf("api");
     const w = node.web.identity;
     const a = node.api.identity;
-    expect(withDeny.entries, "allow any tcp port kept, ssh denied (deny replaces allow on the same key)").toEqual([
-      { srcId: w, dstId: a, proto: 6, dport: 0, verdict: "allow" },
-      { srcId: w, dstId: a, proto: 6, dport: 22, verdict: "deny" },
+    expect(withDeny.entries, "every tcp port allowed but ssh, which is denied").toEqual([
+      { srcId: w, dstId: a, proto: 6, port: 0, endPort: 21, verdict: "allow" },
+      { srcId: w, dstId: a, proto: 6, port: 22, endPort: 22, verdict: "deny" },
+      { srcId: w, dstId: a, proto: 6, port: 23, endPort: 65535, verdict: "allow" },
     ]);
     await t.client.deletePolicy("no-ssh");
     expect(await entriesOf("api"), "after deleting the deny policy").toEqual(before);
@@ -156,6 +159,12 @@ describe("policy compilation per node", () => {
       expect({ entries: got.entries, defaultDeny: got.defaultDeny }, `${which} node`).toEqual({ entries: [], defaultDeny: [] });
     }
     await t.client.deletePolicy("future");
+  });
+
+  it("policy - the node view says whether its compiled policy is delivered", async () => {
+    const got = await eventually(async () => (await t.client.nodePolicy(node.api.nodeId)).delivery, 3000);
+    expect(got, "delivery of a small policy").toEqual({ state: "ok", mapEntries: expect.any(Number), capacity: 65536 });
+    expect((await t.client.getNode(node.api.nodeId)).policyDelivery?.state, "in the node view too").toBe("ok");
   });
 
   it("policy - GET /v1/nodes/:id/policy takes a node name and answers 404 for an unknown node", async () => {

@@ -66,7 +66,7 @@ describe("node policy publisher", () => {
     await t.client.applyPolicy(policy);
     const { got, elapsed } = await waitFor(node.api.id, (r) => r.entries.length === 1);
     const sinceApply = Date.now() - applied;
-    expect(got?.record.entries.map(fromCompactEntry), "api entries").toEqual([{ srcId: node.web.identity, dstId: node.api.identity, proto: 6, dport: 8443, verdict: "allow" }]);
+    expect(got?.record.entries.map(fromCompactEntry), "api entries").toEqual([{ srcId: node.web.identity, dstId: node.api.identity, proto: 6, port: 8443, endPort: 8443, verdict: "allow" }]);
     expect(sinceApply, `apply → KV took ${sinceApply} ms (poll ${elapsed} ms), want < 500`).toBeLessThan(500);
     await settle();
     const after = await revisions();
@@ -105,13 +105,13 @@ describe("node policy publisher", () => {
     expect(record.localIdentities, "api node's local identities: its own and the batch workload's (api-2 shares the node's)").toEqual([node.api.identity, batch].sort((a, b) => a - b));
     expect(record.defaultDeny, "default deny covers the workload identity, not the node's (no rule targets it)").toEqual([batch]);
     expect(record.entries.map(fromCompactEntry), "entries for the workload; label selector = node identities").toEqual([
-      { srcId: node.web.identity, dstId: batch, proto: 0, dport: 0, verdict: "allow" },
-      { srcId: node.web.identity, dstId: batch, proto: 6, dport: 22, verdict: "deny" },
-      { srcId: node.db.identity, dstId: batch, proto: 0, dport: 0, verdict: "allow" },
+      { srcId: node.web.identity, dstId: batch, proto: 0, port: 0, endPort: 65535, verdict: "allow" },
+      { srcId: node.web.identity, dstId: batch, proto: 6, port: 22, endPort: 22, verdict: "deny" },
+      { srcId: node.db.identity, dstId: batch, proto: 0, port: 0, endPort: 65535, verdict: "allow" },
     ].sort((a, b) => a.srcId - b.srcId || a.proto - b.proto));
     const web = await waitFor(node.web.id, (r) => r.policies.includes("jobs"));
     expect(web.got?.record.entries.map(fromCompactEntry), "web node: the label selector tier=app selects the api NODE identity only").toEqual([
-      { srcId: node.api.identity, dstId: node.web.identity, proto: 6, dport: 80, verdict: "allow" },
+      { srcId: node.api.identity, dstId: node.web.identity, proto: 6, port: 80, endPort: 80, verdict: "allow" },
     ]);
     await t.client.deletePolicy("jobs");
   });

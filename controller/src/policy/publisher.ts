@@ -13,24 +13,53 @@
  * of nodes deleted while no controller ran). Passes run one at a time
  * (SingleFlight). A failed write is retried on the next pass (at the latest a
  * second later).
+ *
+ * Bounded messages: a record carries at most POLICY_CHUNK_ENTRIES entries; a larger
+ * policy goes in chunk keys `<nodeId>.<i>` written first, then the record naming
+ * their count and digest (the agent applies the chunks only when all carry it),
+ * then chunks left over from a larger earlier policy are deleted. A policy that
+ * needs more prefixes than the datapath's map holds is not written at all: the
+ * node keeps its last good policy, `delivery(nodeId)` says `oversized` (REST
+ * node view and node policy), the log says so once, and the
+ * `weft_controller_policy_undelivered_total{reason="oversized"}` counter counts
+ * it; every other node's record is written as usual in the same pass.
  */
+import { createHash } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
-import { NodePolicyRecord, NodeRecord, Policy, toCompactEntry, type Identity } from "@weft/protocol";
+import {
+  NodePolicyChunk,
+  NodePolicyRecord,
+  NodeRecord,
+  POLICY_CHUNK_ENTRIES,
+  POLICY_MAP_CAPACITY,
+  Policy,
+  nodePolicyChunkKey,
+  toCompactEntry,
+  type CompactPolicyEntry,
+  type Identity,
+  type PolicyDelivery,
+} from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
+import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeStore } from "../nodes/registry.js";
 import type { RecordStore } from "../store/kv.js";
 import { localIdentitiesOf, PolicyCompiler, type CompileTarget } from "./compile.js";
 import type { PolicyStore } from "./policies.js";
 
 export type NodePolicyStore = RecordStore<typeof NodePolicyRecord>;
+export type NodePolicyChunkStore = RecordStore<typeof NodePolicyChunk>;
 
 export interface NodePolicyPublisherOptions {
-  /** The stores, opened once by the controller (openStores). */
-  stores: { policies: PolicyStore; identities: IdentityStore; nodes: NodeStore; nodePolicies: NodePolicyStore };
+  /** The stores, opened once by the controller (openStores); chunks share the node policies' bucket. */
+  stores: { policies: PolicyStore; identities: IdentityStore; nodes: NodeStore; nodePolicies: NodePolicyStore; nodePolicyChunks: NodePolicyChunkStore };
   log: Logger;
+  /** Undelivered policies are counted here. */
+  counters?: ControllerCounters;
+  /** Prefixes the datapath's policy map holds (default POLICY_MAP_CAPACITY; tests lower it). */
+  mapCapacity?: number;
   /** Quiet time after a change before recompiling. Default 50 ms. */
   debounceMs?: number;
   /** Longest a change waits for quiet before it is compiled anyway. Default 250 ms. */
@@ -45,9 +74,14 @@ export interface NodePolicyPublisherOptions {
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 type Which = "policies" | "identities" | "nodes";
 
-/** A node's record without compiledAt, as the unit of "changed". */
-function canonical(r: Omit<NodePolicyRecord, "compiledAt">): string {
-  return JSON.stringify([r.nodeId, r.localIdentities, r.policies, r.defaultDeny, r.entries]);
+/** A node's record without compiledAt, as the unit of "changed" (the digest stands for the entries). */
+function canonical(r: Omit<NodePolicyRecord, "compiledAt" | "entries">, digest: string): string {
+  return JSON.stringify([r.nodeId, r.localIdentities, r.policies, r.defaultDeny, digest]);
+}
+
+/** sha256 (hex) of a compiled policy's entries, in order: what ties its chunks to their record. */
+export function entriesDigest(entries: readonly CompactPolicyEntry[]): string {
+  return createHash("sha256").update(JSON.stringify(entries)).digest("hex");
 }
 
 export class NodePolicyPublisher {
@@ -56,6 +90,12 @@ export class NodePolicyPublisher {
   private readonly nodes = new Map<string, NodeRecord>();
   /** What each node's key holds now (canonical form), as far as this publisher knows. */
   private readonly published = new Map<string, string>();
+  /** Chunk keys each node has now (their count). */
+  private readonly chunkCounts = new Map<string, number>();
+  /** Nodes whose policy is not delivered (oversized), and since when. */
+  private readonly undelivered = new Map<string, PolicyDelivery>();
+  /** Map entries of each node's last compiled policy. */
+  private readonly mapEntries = new Map<string, number>();
   private readonly watches: Stoppable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt = 0;
@@ -91,6 +131,18 @@ export class NodePolicyPublisher {
     return this.flight.idle();
   }
 
+  /** Whether `nodeId`'s compiled policy is delivered (undefined: not compiled yet). */
+  delivery(nodeId: string): PolicyDelivery | undefined {
+    const held = this.undelivered.get(nodeId);
+    if (held) return held;
+    const n = this.mapEntries.get(nodeId);
+    return n === undefined ? undefined : { state: "ok", mapEntries: n, capacity: this.capacity };
+  }
+
+  private get capacity(): number {
+    return this.opts.mapCapacity ?? POLICY_MAP_CAPACITY;
+  }
+
   /** Recompile now and wait until it is written (tests; after a bulk change). */
   async flush(): Promise<void> {
     clearTimeout(this.timer);
@@ -101,17 +153,24 @@ export class NodePolicyPublisher {
   private async load(): Promise<void> {
     const { stores } = this.opts;
     const bad = (bucket: Which) => (key: string, err: unknown) => this.opts.log.warn({ bucket, key, err }, "node policy publisher: skipping unreadable record");
-    const [policies, identities, nodes, published] = await Promise.all([
+    const [policies, identities, nodes, published, chunkKeys] = await Promise.all([
       stores.policies.list(undefined, bad("policies")),
       stores.identities.list("spiffe.>", bad("identities")),
       stores.nodes.list(undefined, bad("nodes")),
-      // An unreadable record is "unknown": the first pass rewrites it.
-      stores.nodePolicies.list(undefined, (key) => this.published.set(key, "")),
+      // Records are single-token keys (node ids); an unreadable one is "unknown": the first pass rewrites it.
+      stores.nodePolicies.list("*", (key) => this.published.set(key, "")),
+      stores.nodePolicyChunks.keys("*.*"),
     ]);
     for (const p of policies) this.policies.set(p.key, p.value);
     for (const i of identities) this.identities.set(i.key, { id: i.value.id, spiffeId: i.value.spiffeId });
     for (const n of nodes) this.nodes.set(n.key, n.value);
-    for (const r of published) this.published.set(r.key, canonical(r.value));
+    for (const r of published) this.published.set(r.key, canonical(r.value, r.value.chunks?.digest ?? entriesDigest(r.value.entries)));
+    for (const key of chunkKeys) {
+      const [nodeId, index] = key.split(".");
+      if (nodeId === undefined || !/^\d+$/.test(index ?? "")) continue;
+      this.chunkCounts.set(nodeId, Math.max(this.chunkCounts.get(nodeId) ?? 0, Number(index) + 1));
+      if (!this.published.has(nodeId)) this.published.set(nodeId, "");
+    }
   }
 
   private async watch(): Promise<void> {
@@ -123,7 +182,7 @@ export class NodePolicyPublisher {
         try {
           for await (const e of iter) {
             if (e.operation === "PUT") this.apply(which, e.key, safeJson(e));
-            else this.remove(which, e.key);
+            else this.forgetRecord(which, e.key);
             this.schedule();
           }
         } catch (err) {
@@ -159,7 +218,7 @@ export class NodePolicyPublisher {
     }
   }
 
-  private remove(which: Which, key: string): void {
+  private forgetRecord(which: Which, key: string): void {
     this[which].delete(key);
   }
 
@@ -174,6 +233,46 @@ export class NodePolicyPublisher {
       this.timer = undefined;
       this.flight.run().catch((err: unknown) => this.opts.log.error({ err }, "node policy publisher: pass failed"));
     }, wait);
+  }
+
+  /** A node whose compiled policy does not fit: nothing is written, it keeps its last good policy. */
+  private holdBack(nodeId: string, mapEntries: number): void {
+    const was = this.undelivered.get(nodeId);
+    if (was?.mapEntries === mapEntries) return;
+    this.undelivered.set(nodeId, { state: "oversized", mapEntries, capacity: this.capacity, since: was?.since ?? new Date().toISOString() });
+    if (!was) this.opts.counters?.policyUndelivered.inc({ reason: "oversized" });
+    this.opts.log.warn(
+      { node: nodeId, mapEntries, capacity: this.capacity },
+      "node policy not delivered: it needs more datapath map entries than the map holds; the node keeps its last good policy (narrow the rules that target it)",
+    );
+  }
+
+  /** Chunks (when any) first, then the record naming them, then chunks a larger earlier policy left. Resolves to the record's revision. */
+  private async write(record: NodePolicyRecord, entries: readonly CompactPolicyEntry[], digest: string): Promise<number> {
+    const { nodePolicies, nodePolicyChunks } = this.opts.stores;
+    const count = record.chunks?.count ?? 0;
+    for (let i = 0; i < count; i++) {
+      const chunk: NodePolicyChunk = { version: 2, nodeId: record.nodeId, digest, index: i, entries: entries.slice(i * POLICY_CHUNK_ENTRIES, (i + 1) * POLICY_CHUNK_ENTRIES) };
+      await nodePolicyChunks.put(nodePolicyChunkKey(record.nodeId, i), chunk);
+      this.chunkCounts.set(record.nodeId, Math.max(this.chunkCounts.get(record.nodeId) ?? 0, i + 1));
+    }
+    const revision = await nodePolicies.put(record.nodeId, record);
+    await this.dropChunks(record.nodeId, count);
+    return revision;
+  }
+
+  /** Deletes a node's record and chunks. */
+  private async remove(nodeId: string): Promise<void> {
+    await this.opts.stores.nodePolicies.delete(nodeId);
+    await this.dropChunks(nodeId, 0);
+  }
+
+  /** Deletes the chunk keys of `nodeId` from index `from` on. */
+  private async dropChunks(nodeId: string, from: number): Promise<void> {
+    const had = this.chunkCounts.get(nodeId) ?? 0;
+    for (let i = from; i < had; i++) await this.opts.stores.nodePolicyChunks.delete(nodePolicyChunkKey(nodeId, i));
+    if (from > 0) this.chunkCounts.set(nodeId, from);
+    else this.chunkCounts.delete(nodeId);
   }
 
   /** Every node's record from the in-memory snapshot; writes only the differences. */
@@ -192,26 +291,41 @@ export class NodePolicyPublisher {
     });
     const writes: Promise<void>[] = [];
     let failed = false;
+    const compiledAt = new Date().toISOString();
     for (const node of this.nodes.values()) {
       const target: CompileTarget = { identity: node.identity, workloads: node.workloads };
       const compiled = compiler.compile(target);
+      this.mapEntries.set(node.nodeId, compiled.mapEntries);
+      if (compiled.mapEntries > this.capacity) {
+        this.holdBack(node.nodeId, compiled.mapEntries);
+        continue;
+      }
+      if (this.undelivered.delete(node.nodeId)) this.opts.log.info({ node: node.nodeId, mapEntries: compiled.mapEntries, capacity: this.capacity }, "node policy fits the datapath again; publishing it");
+      const entries = compiled.entries.map(toCompactEntry);
+      const digest = entriesDigest(entries);
+      const chunked = entries.length > POLICY_CHUNK_ENTRIES;
       const record: NodePolicyRecord = {
-        version: 1,
+        version: 2,
         nodeId: node.nodeId,
         localIdentities: localIdentitiesOf(target),
         policies: compiled.policies,
         defaultDeny: compiled.defaultDeny,
-        entries: compiled.entries.map(toCompactEntry),
-        compiledAt: new Date().toISOString(),
+        entries: chunked ? [] : entries,
+        ...(chunked ? { chunks: { count: Math.ceil(entries.length / POLICY_CHUNK_ENTRIES), digest } } : {}),
+        entryCount: entries.length,
+        mapEntries: compiled.mapEntries,
+        compiledAt,
       };
-      const canon = canonical(record);
+      const canon = canonical(record, digest);
       if (this.published.get(node.nodeId) === canon) continue;
       writes.push(
-        this.opts.stores.nodePolicies.put(node.nodeId, record).then(
+        this.write(record, chunked ? entries : [], digest).then(
           (revision) => {
             this.published.set(node.nodeId, canon);
-            this.opts.observe?.published(node.nodeId, JSON.stringify(record).length, record.entries.length, (Date.now() - since) / 1000);
-            this.opts.log.debug({ node: node.nodeId, revision, entries: record.entries.length }, "node policy published");
+            // Bytes: the record and, for a chunked policy, its chunks' entries; entries: the datapath map entries it compiles to.
+            const bytes = JSON.stringify(record).length + (chunked ? JSON.stringify(entries).length : 0);
+            this.opts.observe?.published(node.nodeId, bytes, compiled.mapEntries, (Date.now() - since) / 1000);
+            this.opts.log.debug({ node: node.nodeId, revision, entries: entries.length, chunks: record.chunks?.count ?? 0, mapEntries: compiled.mapEntries }, "node policy published");
           },
           (err: unknown) => {
             failed = true;
@@ -223,9 +337,11 @@ export class NodePolicyPublisher {
     for (const nodeId of [...this.published.keys()]) {
       if (this.nodes.has(nodeId)) continue;
       writes.push(
-        this.opts.stores.nodePolicies.delete(nodeId).then(
+        this.remove(nodeId).then(
           () => {
             this.published.delete(nodeId);
+            this.undelivered.delete(nodeId);
+            this.mapEntries.delete(nodeId);
             this.opts.observe?.removed(nodeId);
             this.opts.log.info({ node: nodeId }, "node policy removed with its node");
           },

@@ -2,7 +2,9 @@
  * The SVID service: agents ask on `weft.v1.node.<id>.svid.x509` (a CSR) and
  * `weft.v1.node.<id>.svid.jwt` (an audience) for SVIDs of one SPIFFE ID; the controller signs only
  * for an ID the node may hold as the registry records it — the node's own identity or one of its
- * workloads' (`svidIdsOf`, pure). The node id comes from the subject, which NATS permissions confine
+ * workloads' (`svidIdsOf`, pure) — and, for a workload's, only while what vouched for the node
+ * still grants it (`mayHoldIdentity`, workloads/grants.ts: an instance tag removed since the
+ * workload was recorded ends its SVIDs). The node id comes from the subject, which NATS permissions confine
  * to the agent's own root, never from the body; the reply must go to that agent's inbox.
  *
  * Requests of one node run one after another. A refusal is an `ok: false` reply with a code and a
@@ -15,6 +17,7 @@ import type { Logger } from "pino";
 import { ControllerError, ForbiddenError, ValidationError } from "../errors.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { fieldIssues } from "../validation.js";
+import { identityName, mayHoldIdentity } from "../workloads/grants.js";
 import type { TrustDomainAuthority } from "./authority.js";
 import { CsrError, checkCsr, issueX509Svid } from "./x509.js";
 
@@ -115,7 +118,11 @@ export class SvidService {
 
   private async authorize(nodeId: string, spiffeId: string): Promise<void> {
     const node = await this.o.registry.get(nodeId); // NotFoundError
-    if (svidIdsOf(node).has(spiffeId)) return;
+    if (svidIdsOf(node).has(spiffeId)) {
+      const name = identityName(spiffeId);
+      if (spiffeId === node.identity?.spiffeId || (name !== undefined && mayHoldIdentity(node, name))) return;
+      throw new ForbiddenError(`node ${node.name} is no longer granted ${spiffeId} (its key's, enrollment policy's or instance's weft:workload-identities)`);
+    }
     throw new ForbiddenError(`node ${node.name} may not hold ${spiffeId}: a node gets SVIDs only for its own identity and its workloads' (as the controller recorded them)`);
   }
 

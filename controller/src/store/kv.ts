@@ -154,6 +154,17 @@ export class RecordStore<S extends z.ZodType> {
     await this.wrap("delete", key, () => this.kv.delete(key));
   }
 
+  /** Delete only if the key is still at `revision` (compare-and-set); resolves false when someone else wrote first. */
+  async deleteIfRevision(key: string, revision: number): Promise<boolean> {
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+      return true;
+    } catch (err) {
+      if (isRevisionConflict(err)) return false;
+      throw new StoreUnavailableError(`${this.bucket}: delete ${key} failed`, { cause: err });
+    }
+  }
+
   async keys(filter?: string): Promise<string[]> {
     return this.wrap("keys", undefined, () => liveKeys(this.kv, filter));
   }

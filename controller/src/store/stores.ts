@@ -5,7 +5,7 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyChunk, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -29,6 +29,8 @@ export interface Stores {
   policies: RecordStore<typeof Policy>;
   /** weft-node-policies: NodePolicyPublisher. */
   nodePolicies: RecordStore<typeof NodePolicyRecord>;
+  /** The same bucket: chunks `<nodeId>.<i>` of compiled policies too large for one record. */
+  nodePolicyChunks: RecordStore<typeof NodePolicyChunk>;
   /** weft-enroll-policies: EnrollmentPolicies. */
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
@@ -70,6 +72,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     identities: new RecordStore(identities, IdentityEntry, Buckets.identities, o),
     policies: new RecordStore(policies, Policy, Buckets.policies, o),
     nodePolicies: new RecordStore(nodePolicies, NodePolicyRecord, Buckets.nodePolicies, o),
+    nodePolicyChunks: new RecordStore(nodePolicies, NodePolicyChunk, Buckets.nodePolicies, o),
     enrollPolicies: new RecordStore(enrollPolicies, EnrollmentPolicy, Buckets.enrollPolicies, o),
     inventory: new InventoryStore(inventory, o),
     enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),

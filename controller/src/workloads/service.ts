@@ -1,7 +1,10 @@
 /**
  * The workloads service: agents send their node's whole workload set on
  * `weft.v1.node.<id>.workloads` (request/reply); the controller validates it,
- * checks the namespaces the node may host, allocates an identity per SPIFFE ID
+ * checks each identity is one the node may hold (grants.ts: its own, or granted by its key,
+ * enrollment policy or instance tags), checks the node stays within its identity cap (the
+ * identities of its workloads plus those it dropped less than the release grace ago, each
+ * recorded in the node record's `recentIdentities` until then), allocates an identity per SPIFFE ID
  * (`spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>`), gives each
  * workload an address in the node's workload prefix (stable per name) and records
  * the set in the node record through the registry (which rebuilds the peer record
@@ -10,22 +13,31 @@
  * The node id comes from the subject, never from the body: NATS permissions let an
  * agent publish only under its own `weft.v1.node.<id>.>`. Everything that can refuse
  * a request runs before anything is written; a refused request writes nothing.
- * (A request that fails later, on a store error, may leave identities allocated:
- * identities are never reused and an unused one is harmless.)
+ * (A request that fails later, on a store error, may leave identities allocated: an identity
+ * nothing references is released after the grace, identity/reaper.ts.)
  */
-import { NODE_ID_PATTERN, SPIFFE_ID_PATTERN, Subjects, WORKLOAD_NAMESPACES_LABEL, WorkloadsRequest, cidrSize, formatIpv4, parseCidr, parseIpv4, type Identity, type Ipv4Cidr, type NodeView, type Workload, type WorkloadSpec, type WorkloadsReply } from "@weft/protocol";
+import { NODE_ID_PATTERN, Subjects, WORKLOAD_IDENTITIES_LABEL, WorkloadsRequest, cidrSize, formatIpv4, parseCidr, parseIpv4, type Identity, type Ipv4Cidr, type NodeRecord, type NodeView, type Workload, type WorkloadSpec, type WorkloadsReply } from "@weft/protocol";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { KeyedSerial } from "@weft/util";
 import type { Logger } from "pino";
-import { AddressExhaustedError, ControllerError, ForbiddenError, NotFoundError, ValidationError, type FieldIssue } from "../errors.js";
+import { AddressExhaustedError, ControllerError, ForbiddenError, IdentityLimitError, NotFoundError, ValidationError, refusalReason, type FieldIssue } from "../errors.js";
+import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { fieldIssues } from "../validation.js";
+import { describeGrants, mayHoldIdentity } from "./grants.js";
 
 export interface WorkloadServiceDeps {
   registry: NodeRegistry;
   /** The identity of a SPIFFE ID, allocated the first time it is seen. */
   allocateIdentity: (spiffeId: string) => Promise<Identity>;
   trustDomain: string;
+  /** Most workload identities a node may hold at once, counting those it dropped within the grace. */
+  maxIdentitiesPerNode: number;
+  /** How long a dropped workload identity still counts for its node (identity.releaseAfterSeconds). */
+  releaseAfterMs: number;
+  /** Refusals are counted here (endpoint `workloads`). */
+  counters?: ControllerCounters;
+  now?: () => Date;
   log: Logger;
 }
 
@@ -37,15 +49,30 @@ export interface WorkloadsResult {
 /** Queue group of the controllers serving workload requests: one answer per request. */
 export const WORKLOADS_QUEUE = "weft-controller";
 
-/** The namespaces `node` may host workloads in: its label, else its own identity's namespace. `"*"` = any. */
-export function allowedNamespaces(node: Pick<NodeView, "labels" | "identity">): Set<string> | "*" {
-  const label = node.labels[WORKLOAD_NAMESPACES_LABEL];
-  if (label !== undefined) {
-    const list = label.split(",").map((s) => s.trim()).filter((s) => s !== "");
-    return list.includes("*") ? "*" : new Set(list);
+/**
+ * The workload identities a node holds after a request (pure): the requested set, plus those it
+ * dropped within the grace (`recentIdentities` still running, and what the request drops now,
+ * until now + grace). The node's own identity is not a workload identity and never counts.
+ */
+export function heldIdentities(
+  node: Pick<NodeRecord, "identity" | "workloads" | "recentIdentities">,
+  requested: readonly Identity[],
+  now: Date,
+  graceMs: number,
+): { recent: NonNullable<NodeRecord["recentIdentities"]>; count: number } {
+  const own = node.identity?.spiffeId;
+  const wanted = new Set(requested.map((i) => i.spiffeId));
+  const recent = new Map<string, { identity: Identity; until: string }>();
+  for (const r of node.recentIdentities ?? []) {
+    if (Date.parse(r.until) > now.getTime() && !wanted.has(r.identity.spiffeId)) recent.set(r.identity.spiffeId, r);
   }
-  const own = node.identity ? SPIFFE_ID_PATTERN.exec(node.identity.spiffeId)?.[3] : undefined;
-  return new Set(own ? [own] : []);
+  const until = new Date(now.getTime() + graceMs).toISOString();
+  for (const w of node.workloads ?? []) {
+    if (!wanted.has(w.identity.spiffeId) && w.identity.spiffeId !== own) recent.set(w.identity.spiffeId, { identity: w.identity, until });
+  }
+  const held = new Set([...wanted, ...recent.keys()]);
+  if (own !== undefined) held.delete(own);
+  return { recent: [...recent.values()].sort((a, b) => a.identity.id - b.identity.id), count: held.size };
 }
 
 export class WorkloadService {
@@ -62,7 +89,10 @@ export class WorkloadService {
     } catch (err) {
       if (err instanceof ControllerError) {
         if (err.status >= 500) this.deps.log.warn({ node: nodeId, err }, "workloads request failed");
-        else this.deps.log.info({ node: nodeId, reason: err.message }, "workloads request refused");
+        else {
+          this.deps.counters?.refusals.inc({ endpoint: "workloads", reason: refusalReason(err) });
+          this.deps.log.info({ node: nodeId, reason: err.message }, "workloads request refused");
+        }
         return { ok: false, error: { code: err.code, message: err.message } };
       }
       this.deps.log.error({ node: nodeId, err }, "workloads request failed");
@@ -111,6 +141,16 @@ export class WorkloadService {
     const req = parseRequest(body);
     const node = await this.deps.registry.get(nodeId); // NotFoundError
     authorize(node, req);
+    const now = this.deps.now?.() ?? new Date();
+    // The cap, before any identity is allocated: spiffe IDs stand in for the numbers not yet known.
+    const wantedIds = [...new Set(req.workloads.map((w) => spiffeIdOf(this.deps.trustDomain, w)))].map((spiffeId) => ({ id: 0, spiffeId }));
+    const held = heldIdentities(node, wantedIds, now, this.deps.releaseAfterMs);
+    if (held.count > this.deps.maxIdentitiesPerNode) {
+      throw new IdentityLimitError(
+        `workloads request refused: the node would hold ${held.count} workload identities (${wantedIds.length} requested, ${held.recent.length} dropped within the last ${Math.round(this.deps.releaseAfterMs / 1000)} s), at most ${this.deps.maxIdentitiesPerNode} (identity.maxWorkloadIdentitiesPerNode); retry after the dropped ones are released`,
+        { reason: "identity_limit" },
+      );
+    }
     const prefix = await this.deps.registry.ensureWorkloadPrefix(nodeId);
     const range = parseCidr(prefix)!;
     const hosts = cidrSize(range) - 2;
@@ -125,8 +165,11 @@ export class WorkloadService {
     let result: Workload[] = [];
     const outcome = await this.deps.registry.updateNode(nodeId, (cur) => {
       result = assignAddresses(req, cur.workloadPrefix === prefix ? (cur.workloads ?? []) : [], range, (w) => identities.get(spiffeIdOf(this.deps.trustDomain, w))!);
-      const unchanged = cur.workloadPrefix === prefix && JSON.stringify(cur.workloads ?? []) === JSON.stringify(result);
-      return unchanged ? undefined : { ...cur, workloads: result };
+      const { recent } = heldIdentities(cur, result.map((w) => w.identity), now, this.deps.releaseAfterMs);
+      const unchanged = cur.workloadPrefix === prefix && JSON.stringify(cur.workloads ?? []) === JSON.stringify(result) && JSON.stringify(cur.recentIdentities ?? []) === JSON.stringify(recent);
+      if (unchanged) return undefined;
+      const { recentIdentities: _old, ...rest } = cur;
+      return { ...rest, workloads: result, ...(recent.length > 0 ? { recentIdentities: recent } : {}) };
     });
     if (outcome.outcome === "gone") throw new NotFoundError(`node ${nodeId} was deleted meanwhile`);
     if (outcome.outcome === "updated") this.deps.log.info({ node: nodeId, workloads: result.length }, "workloads recorded");
@@ -184,16 +227,13 @@ function parseRequest(body: unknown): WorkloadsRequest {
 }
 
 function authorize(node: NodeView, req: WorkloadsRequest): void {
-  const allowed = allowedNamespaces(node);
-  if (allowed === "*") return;
   const issues: FieldIssue[] = [];
   req.workloads.forEach((w, i) => {
-    if (!allowed.has(w.namespace)) issues.push({ path: `workloads[${i}].namespace`, message: `node ${node.name} may not host workloads in namespace ${JSON.stringify(w.namespace)}` });
+    if (!mayHoldIdentity(node, w)) issues.push({ path: `workloads[${i}]`, message: `node ${node.name} was not granted identity ${w.namespace}/${w.serviceAccount}` });
   });
   if (issues.length === 0) return;
-  const may = allowed.size > 0 ? `it may host: ${[...allowed].sort().join(", ")}` : "it may host none";
   throw new ForbiddenError(
-    `workloads request refused: ${issues.map((d) => `${d.path}: ${d.message}`).join("; ")}; ${may} (the join key label ${WORKLOAD_NAMESPACES_LABEL} lists the namespaces a node may host, or *)`,
-    { details: issues },
+    `workloads request refused: ${issues.slice(0, 10).map((d) => `${d.path}: ${d.message}`).join("; ")}; it may hold: ${describeGrants(node)} (the label ${WORKLOAD_IDENTITIES_LABEL} of its join key or enrollment policy, or that tag on its instance, grants more)`,
+    { details: issues, reason: "identity_not_granted" },
   );
 }

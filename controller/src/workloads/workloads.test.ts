@@ -29,7 +29,9 @@ afterAll(async () => {
 });
 
 async function agentWith(labels: Record<string, string>, overrides: Record<string, unknown> = {}): Promise<EnrolledAgent> {
-  const key = await t.client.createJoinKey({ labels });
+  // A site named here is vouched for by the key (plaintext sites need that).
+  const site = typeof overrides["site"] === "string" ? overrides["site"] : undefined;
+  const key = await t.client.createJoinKey({ labels, ...(site === undefined ? {} : { site }) });
   const a = await enrollAgent(t, key.key, generateKeyPair().publicKey, overrides);
   agents.push(a);
   return a;
@@ -48,7 +50,7 @@ const peerOf = async (nodeId: string) => {
 
 describe("workloads service", () => {
   it("workloads - addresses come from the node's prefix, stay with their names, and land in the peer record with identities", async () => {
-    const a = await agentWith({ "weft:namespace": "payments", "weft:serviceaccount": "node" });
+    const a = await agentWith({ "weft:namespace": "payments", "weft:serviceaccount": "node", "weft:workload-identities": "payments/api payments/db" });
     const prefix = a.enrolled.workloadPrefix!;
     const base = prefix.slice(0, prefix.lastIndexOf(".") + 1);
     const first = await ask(a, req([spec("api-1"), spec("api-2"), spec("db-1", "payments", "db")]));
@@ -88,13 +90,14 @@ describe("workloads service", () => {
   });
 
   it("workloads - refusals name the field, give a code, and write nothing", async () => {
-    const a = await agentWith({ "weft:namespace": "payments" });
+    const a = await agentWith({ "weft:namespace": "payments", "weft:workload-identities": "payments/api,payments/db" });
     const ok = await ask(a, req([spec("keep")]));
     expect(ok.ok, "a first good request").toBe(true);
     const before = await peerOf(a.enrolled.nodeId);
     const identitiesBefore = await t.client.listIdentities();
     const cases: [string, unknown, string, string][] = [
-      ["namespace not allowed", req([spec("keep"), spec("x", "billing", "api")]), "forbidden", 'workloads[1].namespace: node node-'],
+      ["identity not granted", req([spec("keep"), spec("x", "billing", "api")]), "forbidden", "workloads[1]: node node-"],
+      ["the node's own namespace, another account", req([spec("keep"), spec("x", "payments", "admin")]), "forbidden", "was not granted identity payments/admin"],
       ["duplicate names", req([spec("keep"), spec("w"), spec("w", "payments", "db")]), "invalid_request", 'workloads[2].name: duplicate workload name "w" (also workloads[1].name)'],
       ["bad name", req([spec("Not_A_Name")]), "invalid_request", "workloads[0].name: must be a DNS label"],
       ["missing serviceAccount", req([{ name: "x", namespace: "payments" }]), "invalid_request", "workloads[0].serviceAccount"],
@@ -110,9 +113,46 @@ describe("workloads service", () => {
       expect(got.error.message, `${what}: message`).toContain(message);
     }
     const forbidden = await ask(a, req([spec("x", "billing", "api")]));
-    expect(!forbidden.ok && forbidden.error.message, "the refusal says what the node may host").toContain("it may host: payments");
+    expect(!forbidden.ok && forbidden.error.message, "the refusal says what the node may hold").toContain("it may hold: payments/default (its own), payments/api, payments/db");
     expect((await peerOf(a.enrolled.nodeId)).revision, "peer record revision after the refusals").toBe(before.revision);
     expect(await t.client.listIdentities(), "no identity allocated by a refused request").toEqual(identitiesBefore);
+  });
+
+  it("workloads - grants: weft:workload-identities pairs and wildcards, the older weft:workload-namespaces, and nothing by default", async () => {
+    const none = await agentWith({ "weft:namespace": "payments", "weft:serviceaccount": "node" });
+    const denied = await ask(none, req([spec("a", "payments", "api")]));
+    expect(!denied.ok && denied.error.code, "no grant: not even another account of the node's own namespace").toBe("forbidden");
+    expect((await ask(none, req([spec("self", "payments", "node")]))).ok, "its own identity").toBe(true);
+    const wild = await agentWith({ "weft:workload-identities": "shop/*" });
+    expect((await ask(wild, req([spec("a", "shop", "web"), spec("b", "shop", "db")]))).ok, "shop/*").toBe(true);
+    const badKey = await t.client.raw("POST", "/v1/keys", JSON.stringify({ labels: { "weft:workload-identities": "shop/Web" } }));
+    expect(badKey.status, `a key with a malformed grant: ${badKey.text}`).toBe(400);
+  });
+
+  it("workloads - the identity cap counts dropped identities within the grace: a flood of new names never grows the identity table past it", async () => {
+    const capped = await startTestController({ identity: { maxWorkloadIdentitiesPerNode: 5, releaseAfterSeconds: 600 } });
+    try {
+      const key = await capped.client.createJoinKey({ labels: { "weft:workload-identities": "shop/*" } });
+      const a = await enrollAgent(capped, key.key, generateKeyPair().publicKey);
+      agents.push(a);
+      const before = (await capped.client.listIdentities()).length;
+      const codes = new Map<string, number>();
+      for (let i = 0; i < 200; i++) {
+        const msg = await a.nc.request(Subjects.workloads(a.enrolled.nodeId), JSON.stringify(req([spec(`w${i}`, "shop", `sa-${i}`)])), { timeout: 3000 });
+        const got = WorkloadsReply.parse(msg.json());
+        const code = got.ok ? "ok" : got.error.code;
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+      }
+      const after = (await capped.client.listIdentities()).length;
+      expect(Object.fromEntries(codes), "200 requests, each a new service account").toEqual({ ok: 5, identity_limit: 195 });
+      expect(after - before, "identities added").toBe(5);
+      const node = await capped.client.getNode(a.enrolled.nodeId);
+      expect([node.workloads?.length, node.recentIdentities?.length], "workloads now, dropped ones held").toEqual([1, 4]);
+      // Going back to identities it holds is always fine.
+      expect((await ask(a, req([spec("again", "shop", "sa-0"), spec("w4", "shop", "sa-4")]))).ok, "identities within the cap").toBe(true);
+    } finally {
+      await capped.stop();
+    }
   });
 
   it("workloads - weft:workload-namespaces allows the listed namespaces, or any with *", async () => {
@@ -127,8 +167,8 @@ describe("workloads service", () => {
   });
 
   it("workloads - the node id comes from the subject: an agent cannot ask for another node", async () => {
-    const a = await agentWith({ "weft:namespace": "payments" });
-    const b = await agentWith({ "weft:namespace": "payments" });
+    const a = await agentWith({ "weft:namespace": "payments", "weft:workload-identities": "payments/api" });
+    const b = await agentWith({ "weft:namespace": "payments", "weft:workload-identities": "payments/api" });
     const before = await peerOf(b.enrolled.nodeId);
     await expect(ask(a, req([spec("intruder")]), b.enrolled.nodeId), "request on another node's subject").rejects.toThrow();
     expect((await peerOf(b.enrolled.nodeId)).revision, "the other node's peer record").toBe(before.revision);
@@ -136,7 +176,7 @@ describe("workloads service", () => {
   });
 
   it("workloads - a node enrolled without a prefix gets one on its first request; deleting the node frees it", async () => {
-    const a = await agentWith({ "weft:namespace": "payments" });
+    const a = await agentWith({ "weft:namespace": "payments", "weft:workload-identities": "payments/api" });
     const id = a.enrolled.nodeId;
     const oldPrefix = a.enrolled.workloadPrefix!;
     // Make it look like a node from before workload prefixes.
@@ -173,9 +213,10 @@ describe("workloads service", () => {
 
     const other = await startTestController({ overlay: { plaintextSites: ["site-b"] } });
     try {
-      const key = await other.client.createJoinKey({ reusable: true });
-      const x = await enrollAgent(other, key.key, generateKeyPair().publicKey, { site: "site-a" });
-      const y = await enrollAgent(other, key.key, generateKeyPair().publicKey, { site: "site-b" });
+      const keyA = await other.client.createJoinKey({ site: "site-a" });
+      const keyB = await other.client.createJoinKey({ site: "site-b" });
+      const x = await enrollAgent(other, keyA.key, generateKeyPair().publicKey, { site: "site-a" });
+      const y = await enrollAgent(other, keyB.key, generateKeyPair().publicKey, { site: "site-b" });
       await x.nc.close();
       await y.nc.close();
       const stateDir = other.stateDir;

@@ -14,14 +14,14 @@ describe("datapath rules", () => {
     expect(rules.at(-2)).toBe("-A INPUT -i wdb-wgb -s 100.64.0.1/32 -d 100.64.0.2/32 -p udp -m udp --dport 5201 -j ACCEPT");
     expect(rules.at(-1), "last rule").toBe("-A INPUT -i wdb-wgb -j DROP");
     expect(set.iptables.startsWith("*filter\n") && set.iptables.endsWith("COMMIT\n"), "a whole filter table").toBe(true);
-    expect(set.policy.at(-2)?.[0]).toEqual({ srcId: 1000, dstId: 2000, proto: 6, dport: 5201 });
-    expect(set.policy.at(-1)?.[0]).toEqual({ srcId: 1000, dstId: 2000, proto: 17, dport: 5201 });
+    expect(set.policy.at(-2)?.[0]).toEqual({ srcId: 1000, dstId: 2000, proto: 6, port: 5201, portBits: 16 });
+    expect(set.policy.at(-1)?.[0]).toEqual({ srcId: 1000, dstId: 2000, proto: 17, port: 5201, portBits: 16 });
     expect(set.defaultDeny, "default deny on the destination").toEqual([2000]);
   });
 
   it("datapath rules - fillers are distinct, never the measured pair or port, and each source is in the ipcache", () => {
     const set = policyRuleSet({ rules: 10_000, measured, iface: "wg" });
-    const keys = new Set(set.policy.map(([k]) => `${k.srcId}/${k.dstId}/${k.proto}/${k.dport}`));
+    const keys = new Set(set.policy.map(([k]) => `${k.srcId}/${k.dstId}/${k.proto}/${k.port}/${k.portBits}`));
     expect(keys.size, "distinct policy keys").toBe(10_000);
     for (const f of set.filler) {
       expect(f.srcId).toBeGreaterThanOrEqual(FILLER_ID_BASE);

@@ -86,7 +86,7 @@ export function policyRuleSet(o: RuleSetOptions): RuleSet {
     filler,
     measured,
     ipcache: [...ends].map(([addr, identity]) => [{ addr, prefixlen: 32 }, { identity }]),
-    policy: all.map((f) => [{ srcId: f.srcId, dstId: f.dstId, proto: PROTO_NUMBER[f.proto], dport: f.dport }, { verdict: "allow" }]),
+    policy: all.map((f) => [{ srcId: f.srcId, dstId: f.dstId, proto: PROTO_NUMBER[f.proto], port: f.dport, portBits: 16 }, { verdict: "allow" }]),
     defaultDeny: o.rules === 0 ? [] : [...new Set(all.map((f) => f.dstId))],
     iptables: iptablesRestore(all, o.iface, o.rules > 0),
   };

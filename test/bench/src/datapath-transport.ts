@@ -103,7 +103,7 @@ export class TransportBench {
       const dp = TcDatapath.open({ pinDir });
       this.#dp.set(self, { dp, pinDir });
       for (const h of [HOST_A, HOST_B]) dp.ipcache.set({ addr: h.workload, prefixlen: 32 }, { identity: h.workloadId });
-      dp.policy.set({ srcId: HOST_A.workloadId, dstId: HOST_B.workloadId, proto: 6, dport: WORKLOAD_PORT }, { verdict: "allow" });
+      dp.policy.set({ srcId: HOST_A.workloadId, dstId: HOST_B.workloadId, proto: 6, port: WORKLOAD_PORT, portBits: 16 }, { verdict: "allow" });
       dp.policyDefault.set(HOST_B.workloadId, { defaultDeny: true });
       const [addr, len] = peer.workloadPrefix.split("/") as [string, string];
       dp.tunnels.set({ addr, prefixlen: Number(len) }, { remote: peer.underlay });

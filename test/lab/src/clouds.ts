@@ -88,22 +88,34 @@ export interface FleetFile {
  */
 export const LAB_GATEWAY_HOSTS: readonly string[] = ["gcp-1"];
 
-/** Labels of the on-prem host's join key: its identity and workload namespaces, and the gateway role. */
+/**
+ * Labels of the on-prem host's join key: its identity, the workload identity it may host (its
+ * one workload, shop/ledger), and the gateway role. The key also names its site
+ * (LAB_ONPREM_KEY_SITE): a gateway key must.
+ */
 export const LAB_ONPREM_KEY_LABELS: Readonly<Record<string, string>> = {
   "weft:namespace": "infra",
   "weft:serviceaccount": "host",
-  "weft:workload-namespaces": "shop",
+  "weft:workload-identities": "shop/ledger",
   "weft:gateway": "true",
 };
+export const LAB_ONPREM_KEY_SITE = "onprem";
 
-/** Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount` set the identity; the host's roles add `weft:gateway` / `weft:relay`. */
+/**
+ * Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount`
+ * set the identity, `weft:workload-identities` grants the host's workloads their service accounts
+ * (on GCP in the form its labels allow: `weft_workload-identities: shop_web`); the host's roles add
+ * `weft:gateway` / `weft:relay`.
+ */
 export function labInstanceTags(host: Host): Record<string, string> {
+  const grants = host.workloads.map((w) => (host.site === "gcp" ? `${w.namespace}_${w.serviceAccount}` : `${w.namespace}/${w.serviceAccount}`));
   return {
     Name: host.name,
     env: "lab",
     site: host.site,
     "weft:namespace": "infra",
     "weft:serviceaccount": "host",
+    ...(grants.length > 0 ? { [host.site === "gcp" ? "weft_workload-identities" : "weft:workload-identities"]: grants.join(",") } : {}),
     ...(host.roles.includes("gateway") ? { "weft:gateway": "true" } : {}),
     ...(host.roles.includes("relay") ? { "weft:relay": "true" } : {}),
   };
@@ -257,12 +269,19 @@ export function trustConfig(trust: SimTrust, gcpAudience: string): string[] {
 
 /**
  * The controller's inventory config for the lab: one account per simulator plus the on-prem file,
- * and `identity` (trustConfig: the simulators' signing keys as the only instance identity trust).
+ * `identity` (trustConfig: the simulators' signing keys as the only instance identity trust), and
+ * `sites`: each cloud's network (and the on-prem LAN) is the lab site of that name, so a node's
+ * site is vouched for by its instance's network.
  */
 export function inventoryConfigYaml(t: Topology, dir: string, onpremFile: string, identity: string[]): string {
   const wan = (site: string) => t.gateways.find((g) => g.site === site)?.wanAddress ?? "";
   const { aws, azure, gcp } = LAB_CLOUDS;
   return [
+    "sites:",
+    `  - { name: aws, networks: [{ provider: aws, account: "${aws.account}", network: ${aws.network} }] }`,
+    `  - { name: azure, networks: [{ provider: azure, account: "${azure.account}", network: ${azure.network} }] }`,
+    `  - { name: gcp, networks: [{ provider: gcp, account: ${gcp.account}, network: ${gcp.network} }] }`,
+    `  - { name: onprem, networks: [{ provider: onprem, account: onprem, network: onprem-lan }] }`,
     // Syncs in the lab are asked for (weft inventory sync) so tests see one cycle at a time; the periodic one is a backstop.
     "intervalSeconds: 600",
     "maxRemovalShare: 0.5",

@@ -94,7 +94,7 @@ const cliEntry = {
 };
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "terraform/**", "bpf/dist/**", "bpf/progs/**"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "terraform/**", "bpf/dist/**", "bpf/progs/**", ".tools/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

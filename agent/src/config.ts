@@ -58,6 +58,8 @@ export const AgentConfig = z
          * the underlay cannot be read. A number sets it.
          */
         mtu: z.union([z.literal("auto"), z.number().int().min(1200).max(9000)]).default("auto"),
+        /** Rotate the WireGuard key this often (hours; peers take the new key through the controller). 0: only on `weft agent rotate-key`. */
+        keyRotationHours: z.number().min(0).max(8760).default(0),
       })
       .strict()
       .prefault({}),
@@ -103,6 +105,41 @@ export const AgentConfig = z
         socket: z.string().optional(),
         /** Group (besides root) that may use the socket, when it exists on the host. */
         group: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a group name").default("weft"),
+      })
+      .strict()
+      .prefault({}),
+    services: z
+      .object({
+        /**
+         * Services: connect-time load balancing of this host's sockets (cgroup programs), the tc
+         * fallback on workload veths, health checks of the backends hosted here, and DNS. Needs the datapath.
+         */
+        enabled: z.boolean().default(true),
+        /**
+         * The cgroup v2 directory whose processes' sockets are balanced (all descendants too):
+         * "auto" is the root of the cgroup v2 mount (every process of the host); a lab host uses its own.
+         */
+        cgroup: z.string().regex(/^(auto|\/.+)$/, "must be auto or an absolute path of a cgroup v2 directory").default("auto"),
+        dns: z
+          .object({
+            /** Where the DNS server listens: "overlay" (the node's overlay address, port 53), ip:port, or "" (off). */
+            listen: z.string().regex(/^$|^overlay$|^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/, "must be overlay, ip:port or empty").default("overlay"),
+            /** Resolvers for names outside the zone (ip or ip:port); default the nameservers in /etc/resolv.conf. */
+            upstream: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$/, "must be ip or ip:port")).max(8).optional(),
+            /** Write /etc/netns/<netns>/resolv.conf for each workload, pointing at this DNS. */
+            workloadResolvConf: z.boolean().default(true),
+          })
+          .strict()
+          .prefault({}),
+        /** Passive health: a backend whose connects from this host fail this many times in a row is ejected here. */
+        passive: z
+          .object({
+            consecutiveFailures: z.number().int().min(1).max(100).default(3),
+            /** First ejection; doubled for each one in a row. */
+            ejectSeconds: z.number().min(1).max(3600).default(10),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

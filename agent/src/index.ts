@@ -10,5 +10,6 @@ export { STATUS_FILE, type AgentStatus } from "./status/file.js";
 export { desiredPeers } from "./peers/desired.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";
 export { readPinnedFlows, flowRows, type FlowRow } from "./datapath/flows.js";
+export { readPinnedRefused, refusedFlowRows } from "./services/flows.js";
 export { AgentDatapath, readFlows, type FlowCounters } from "./datapath/datapath.js";
 export { callLocalApi, LocalApiCallError, LOCAL_API_SOCKET } from "./localapi/index.js";

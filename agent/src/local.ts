@@ -7,6 +7,7 @@
  */
 export { AgentState, loadState, STATE_FILE } from "./state/store.js";
 export { STATUS_FILE, type AgentStatus } from "./status/file.js";
+export { statusView, type StatusView } from "./status/view.js";
 export { readPeers, type ActualPeer } from "./wireguard/index.js";
 export { LOCAL_API_SOCKET } from "./localapi/server.js";
 export { callLocalApi, LocalApiCallError } from "./localapi/client.js";

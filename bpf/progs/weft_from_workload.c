@@ -10,6 +10,10 @@
  * to the VXLAN device (TC_ACT_REDIRECT). Otherwise it passes (TC_ACT_OK) and routing sends it
  * through WireGuard. WEFT_MARK_ENFORCED is cleared on everything leaving a workload. Every IPv4
  * packet is noted in conntrack first, so the replies to it pass the policy at this node.
+ *
+ * Services (tc fallback, lb_nat.h): a packet still addressed to a service VIP (its process was not
+ * in the cgroup whose connect4 program would have chosen a backend) gets a backend's address
+ * here, before conntrack and the tunnel lookup see it; a refused new flow is dropped.
  */
 #include "lib/common.h"
 #include "lib/config.h"
@@ -17,6 +21,7 @@
 #include "lib/counters.h"
 #include "lib/endpoints.h"
 #include "lib/ipcache.h"
+#include "lib/lb_nat.h"
 #include "lib/mark.h"
 #include "lib/tunnel.h"
 
@@ -41,6 +46,8 @@ int weft_from_workload(struct __sk_buff *skb)
 		counters_account(ipcache_lookup4(p.saddr), ipcache_lookup4(p.daddr), skb->len, WEFT_DROP_SPOOFED);
 		return TC_ACT_SHOT;
 	}
+	if (lb_tc_dnat(skb, ETH_HLEN, &p) != WEFT_DROP_NONE)
+		return TC_ACT_SHOT;
 	/* Whichever path it takes (VXLAN or WireGuard), the workload sent this flow: its replies may come back. */
 	ct_note_sent(&p);
 	tunnel = tunnel_lookup4(p.daddr);

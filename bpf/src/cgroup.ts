@@ -192,6 +192,36 @@ export function cgroupQuery(cgroupPath: string, attachType: CgroupAttachType): n
   }
 }
 
+/** A program attached to a cgroup: its kernel id and name (the first 15 characters). */
+export interface CgroupProgram {
+  id: number;
+  name: string;
+}
+
+/** The programs attached to the cgroup itself for `attachType`, with their names (cgroupQuery, then each program's info). */
+export function cgroupPrograms(cgroupPath: string, attachType: CgroupAttachType): CgroupProgram[] {
+  const lib = libbpf();
+  const out: CgroupProgram[] = [];
+  for (const id of cgroupQuery(cgroupPath, attachType)) {
+    const fd = lib.bpf_prog_get_fd_by_id(id) as number;
+    if (fd < 0) continue; // unloaded meanwhile
+    try {
+      // struct bpf_prog_info: … name[16] at offset 64.
+      const info = Buffer.alloc(256);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(info.length);
+      const rc = lib.bpf_obj_get_info_by_fd(fd, info, len) as number;
+      if (rc < 0) throw new BpfError(`bpf_obj_get_info_by_fd program ${id}`, -rc);
+      const raw = info.subarray(64, 80);
+      const end = raw.indexOf(0);
+      out.push({ id, name: raw.subarray(0, end < 0 ? raw.length : end).toString("utf8") });
+    } finally {
+      lib.close(fd);
+    }
+  }
+  return out;
+}
+
 function queryIds(op: string, cgFd: number, attachType: CgroupAttachType): number[] {
   // Ask for a few, then for more while the kernel says ENOSPC (there are more).
   for (let room = 16; ; room *= 4) {

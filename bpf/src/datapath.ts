@@ -241,7 +241,7 @@ export class TcDatapath {
 }
 
 /** Decides what to do with the pin of one map before libbpf loads (and would reject a mismatch). */
-function checkPin(def: MapDef, path: string, onIncompatible: "error" | "replace"): PinOutcome {
+export function checkPin(def: MapDef, path: string, onIncompatible: "error" | "replace"): PinOutcome {
   if (!existsSync(path)) return "created";
   const pinned = BpfMap.fromPin(path);
   try {

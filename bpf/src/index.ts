@@ -26,13 +26,18 @@ export {
   CGROUP_ATTACH_TYPE,
   cgroupAttach,
   cgroupDetach,
+  cgroupPrograms,
   cgroupQuery,
+  type CgroupProgram,
   type CgroupAttachMode,
   type CgroupAttachOptions,
   type CgroupAttachType,
   type CgroupAttachment,
 } from "./cgroup.js";
-export { DATAPATH_PROGRAMS, TcDatapath, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+export { DATAPATH_PROGRAMS, TcDatapath, checkPin, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
 export { BPF_FS_MAGIC, DEFAULT_PIN_DIR, ensurePinDir, isBpffs, pinLayout, removePins, unpinAll, type PinLayout } from "./pin.js";
 export { internetChecksum, ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";
 export * from "./layout.js";
+export * from "./lb-layout.js";
+export { SOCK_PROGRAMS, SockDatapath } from "./sock.js";
+export { netnsCookie, socketInNetns } from "./netns.js";

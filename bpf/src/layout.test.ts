@@ -9,6 +9,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DATAPATH_PROGRAMS, objectPath } from "./datapath.js";
+import { LB_MAX_BACKENDS, LB_TABLE_SIZE, LbAlgorithm, lbKeyCodec, lbLayouts, lbServiceCodec, lbStatsKeyCodec } from "./lb-layout.js";
+import { SOCK_PROGRAMS } from "./sock.js";
 import {
   COUNTERS_DROP_SLOTS,
   DropReason,
@@ -75,10 +77,10 @@ const camel = (s: string) => s.toLowerCase().replace(/_([a-z])/g, (_, c: string)
 describe("bpf layout", () => {
   it("bpf - every TS struct layout matches the BTF of every object that has it (size, member names, offsets, sizes)", () => {
     const seen = new Set<string>();
-    for (const program of DATAPATH_PROGRAMS) {
+    for (const program of [...DATAPATH_PROGRAMS, ...SOCK_PROGRAMS.map((p) => p.name)]) {
       const list = btfTypes(program);
       const byId = new Map(list.map((t) => [t.id, t]));
-      for (const layout of Object.values(layouts)) {
+      for (const layout of [...Object.values(layouts), ...Object.values(lbLayouts)]) {
         const s = list.find((t) => t.kind === "STRUCT" && t.name === layout.cName);
         if (!s) continue;
         seen.add(layout.cName);
@@ -87,7 +89,7 @@ describe("bpf layout", () => {
         expect(layout.fields, `${program}.o members of struct ${layout.cName}`).toEqual(c);
       }
     }
-    const missing = Object.values(layouts).map((l) => l.cName).filter((n) => !seen.has(n));
+    const missing = [...Object.values(layouts), ...Object.values(lbLayouts)].map((l) => l.cName).filter((n) => !seen.has(n));
     expect(missing, "structs of layout.ts found in no object's BTF").toEqual([]);
   });
 
@@ -118,6 +120,16 @@ describe("bpf layout", () => {
     expect(counters.WEFT_COUNTERS_DROP_SLOTS).toBe(COUNTERS_DROP_SLOTS);
     expect(Math.max(...Object.values(DropReason)), "every drop reason has a counter slot").toBeLessThan(COUNTERS_DROP_SLOTS);
     expect(layouts.countersValue.fields.drops.size).toBe(8 * COUNTERS_DROP_SLOTS);
+  });
+
+  it("bpf - lb.h: table size, backend limit and algorithm codes match; the socket objects and the workload tc objects declare the lb maps", () => {
+    const lb = defines(lib("lb.h").replace(/#define\s+/g, ""), "WEFT_LB_");
+    expect([lb.WEFT_LB_MAX_BACKENDS, lb.WEFT_LB_TABLE_SIZE]).toEqual([LB_MAX_BACKENDS, LB_TABLE_SIZE]);
+    expect({ roundRobin: lb.WEFT_LB_ROUND_ROBIN, leastConnections: lb.WEFT_LB_LEAST_CONN, weighted: lb.WEFT_LB_WEIGHTED, ewma: lb.WEFT_LB_EWMA }).toEqual(LbAlgorithm);
+    for (const program of ["weft_sock_connect4", "weft_from_workload", "weft_to_workload"]) {
+      const vars = (JSON.parse(execFileSync("bpftool", ["btf", "dump", "file", objectPath(program), "-j"], { encoding: "utf8" })) as { types: BtfType[] }).types.filter((t) => t.kind === "VAR").map((t) => t.name);
+      for (const name of ["weft_lb_vips", "weft_lb_services", "weft_lb_stats", "weft_lb_drops"]) expect(vars, `${program}.o declares ${name}`).toContain(name);
+    }
   });
 
   it("bpf - reserved identities and policy flags match ipcache.h and policy.h", () => {
@@ -172,7 +184,8 @@ describe("bpf codecs", () => {
     expect(sum.drops[DropReason.tunnelSource]).toBe(6n);
     expect(totalDrops(sum)).toBe(8n);
     expect(dropReasonName(4)).toBe("tunnelSource");
-    expect(dropReasonName(7)).toBe("reason7");
+    expect(dropReasonName(7)).toBe("noBackend");
+    expect(dropReasonName(9)).toBe("reason9");
   });
 
   it("bpf - tunnel, peer and config codecs keep addresses in network order", () => {
@@ -183,6 +196,15 @@ describe("bpf codecs", () => {
     expect(cfg.length).toBe(32);
     expect(cfg.toString("hex")).toBe("07000000" + "00".repeat(28));
     expect(configValueCodec.decode(cfg)).toEqual({ vxlanIfindex: 7 });
+  });
+
+  it("bpf - lb codecs: ports in network order, the service value's table indexes its backends", () => {
+    expect(lbKeyCodec.encode({ vip: "100.96.0.1", port: 80, proto: 6, srcId: 0x01020304 }).toString("hex")).toBe("64600001" + "0050" + "06" + "00" + "04030201");
+    const svc = { algo: "weighted" as const, rate: 5, burst: 7, backends: [{ addr: "10.0.0.1", port: 8080 }, { addr: "10.0.0.2", port: 8081 }], table: [0, 1, 1] };
+    expect(lbServiceCodec.decode(lbServiceCodec.encode(svc))).toEqual(svc);
+    expect(() => lbServiceCodec.encode({ ...svc, table: [2] }), "an index past the backends").toThrow(/not a backend index/);
+    expect(() => lbServiceCodec.encode({ ...svc, backends: Array.from({ length: 65 }, () => svc.backends[0]!) })).toThrow(/at most 64/);
+    expect(lbStatsKeyCodec.decode(lbStatsKeyCodec.encode({ vip: "100.96.0.1", port: 80, proto: 6, backend: "10.0.0.1", backendPort: 8080 }))).toEqual({ vip: "100.96.0.1", port: 80, proto: 6, backend: "10.0.0.1", backendPort: 8080 });
   });
 
   it("bpf - crafted frames have valid IPv4 header checksums and lengths", () => {

@@ -52,7 +52,7 @@ export const Verdict = { none: 0, allow: 1, deny: 2 } as const;
 export type VerdictName = Exclude<keyof typeof Verdict, "none">;
 
 /** enum weft_drop_reason (verdict.h). Never renumber; new reasons are appended. */
-export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3, tunnelSource: 4, spoofed: 5 } as const;
+export const DropReason = { none: 0, policyDeny: 1, defaultDeny: 2, malformed: 3, tunnelSource: 4, spoofed: 5, rateLimited: 6, noBackend: 7 } as const;
 export type DropReasonName = keyof typeof DropReason;
 
 /** The name of a drop-reason code (`policyDeny`), or `reason<n>` for a code this build does not know. */

@@ -1,10 +1,16 @@
-/** Printing: JSON for --json, aligned text tables otherwise. */
+/**
+ * Printing: JSON for --json, aligned text tables otherwise. Every table cell and printed line may
+ * hold strings others control (cloud tags, names): they go through `printable`, which turns
+ * control characters into visible escapes. JSON output escapes them by its own rules.
+ */
+import { printable } from "@weft/protocol";
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function formatTable(headers: string[], rows: string[][]): string {
+export function formatTable(headers: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map((c) => printable(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
@@ -29,4 +35,9 @@ export function parseDuration(text: string): number | undefined {
   if (!m?.[1] || !m[2]) return undefined;
   const unit = { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
+}
+
+/** Writes lines of text, each made printable (control characters shown as escapes). */
+export function printLines(text: string): void {
+  process.stdout.write(`${text.split("\n").map((l) => printable(l)).join("\n")}\n`);
 }

@@ -33,6 +33,7 @@ export function buildProgram(): Command {
   registerController(program);
   registerAgent(program);
   registerAgentService(program);
+  registerService(program);
   registerHostCommands(program);
   registerAdminCommands(program);
   registerLab(program);
@@ -45,7 +46,8 @@ function registerController(program: Command): void {
     .description("run the controller (embedded NATS unless --nats-url is given)")
     .option("--config <file>", "YAML config file; flags override it")
     .option("--state-dir <dir>", `keys, admin token and embedded NATS data (default ${DEFAULT_CONTROLLER_STATE_DIR})`)
-    .option("--nats-url <url>", "use this NATS instead of starting one")
+    .option("--nats-url <url...>", "use this NATS instead of starting one; several URLs: a cluster (agents get them all)")
+    .option("--nats-replicas <n>", "replicas of every bucket: 3 on a 3-node JetStream cluster (default 1)")
     .option("--nats-host <host>", "embedded NATS listen address (default 0.0.0.0)")
     .option("--nats-port <port>", "embedded NATS port (default 4222)")
     .option("--nats-advertise <url...>", "NATS URLs handed to agents (default: derived from the API host they used)")
@@ -70,15 +72,15 @@ function registerController(program: Command): void {
 }
 
 function registerAgent(program: Command): void {
-  program
+  const agent = program
     .command("agent")
     .description("run the host agent")
     .option("--config <file>", "YAML config file; flags override it")
     .option("--state-dir <dir>", `keys and state (default ${DEFAULT_AGENT_STATE_DIR})`)
     .option("--controller <url>", "controller API URL (https://host:8080), needed to enroll")
     .option("--ca-hash <sha256:hex>", "pin of the controller's CA, printed by `weft keys create`; required for an https controller")
-    .option("--join-key <key>", "join key for the first enrollment (or $WEFT_JOIN_KEY); optional with --cloud when an enrollment policy admits the instance")
-    .option("--join-key-file <file>", "read the join key from a file")
+    .option("--join-key-file <file>", "read the join key for the first enrollment from a file (mode 0600), or set $WEFT_JOIN_KEY; optional with --cloud when an enrollment policy admits the instance")
+    .option("--join-key <key>", "the join key itself: avoid, any local user can read a process's arguments (use --join-key-file or $WEFT_JOIN_KEY)")
     .option("--cloud <provider>", `${METADATA_PROVIDERS.join(" | ")}: present this instance's identity from the cloud's metadata service at enrollment`)
     .option("--metadata-endpoint <url>", "base URL of the metadata service (default the cloud's link-local one)")
     .option("--cloud-audience <aud>", "gcp: audience of the identity token, the controller's inventory.instanceIdentity.gcp.audience (default the origin of --controller)")
@@ -102,7 +104,22 @@ function registerAgent(program: Command): void {
     .option("--flow-log-file <file>", "append flow records as JSON lines to this file")
     .option("--otlp-endpoint <url>", "export flow records as OpenTelemetry logs to this OTLP/HTTP receiver (http://collector:4318)")
     .option("--no-gateway-snat", "as its site's gateway, forward without masquerading (the site's router routes the overlay back)")
+    .option("--no-services", "no service load balancing, health checks or DNS on this host")
+    .option("--service-cgroup <dir>", "cgroup v2 directory whose processes' connections to service VIPs are balanced (default: the whole host)")
+    .option("--dns-listen <where>", "DNS for service, node and workload names: overlay (default, port 53 on the overlay address), ip:port, or '' (off)")
+    .option("--dns-upstream <ip[:port]>", "resolver for other names (repeatable; default the nameservers in /etc/resolv.conf)", (v: string, all: string[]) => [...all, v], [])
     .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
+
+  agent
+    .command("rotate-key")
+    .description("rotate this host's WireGuard key: a new key pair here, its public key to every peer through the controller, the old one dropped")
+    .option("--state-dir <dir>", `the agent's state directory (default ${DEFAULT_AGENT_STATE_DIR})`)
+    .option("--json", "print JSON")
+    .action(async (_o: unknown, cmd: Command) => {
+      // `weft agent` has --state-dir too, and commander hands it to whichever command declares it first.
+      const o = cmd.optsWithGlobals<{ stateDir?: string; json?: boolean }>();
+      await (await import("./commands/agent.js")).runRotateKey({ stateDir: o.stateDir ?? DEFAULT_AGENT_STATE_DIR, json: o.json });
+    });
 }
 
 /** The installed package's agent service: join, leave, start and stop (see packaging/README.md). */
@@ -132,12 +149,41 @@ function registerAgentService(program: Command): void {
     .option("--keep-state", "keep keys, state and config (a later `weft up` rejoins as the same node)")
     .action(async (f: DownFlags) => (await import("./commands/down.js")).runDown(f));
 
-  program
+  // `weft service start | stop | restart | status` are subcommands of `weft service` (registerService).
+}
+
+/**
+ * `weft service`: one name, two jobs that never share a subcommand. Services (issue 15: a VIP and a
+ * name for backends in any cloud) through the controller — `apply | list | get | delete`
+ * (commands/services.ts); and this host's agent service (the package's systemd unit, or the agent
+ * weft runs itself) — `start | stop | restart | status` (commands/service.ts).
+ */
+function registerService(program: Command): void {
+  const service = program
     .command("service")
-    .description("the agent service: start | stop | restart | status (systemd's weft-agent.service, or without systemd the agent weft runs itself)")
-    .argument("<action>", "start | stop | restart | status")
-    .option("--if-running", "restart: only when it is running")
-    .action(async (action: string, f: ServiceFlags) => (await import("./commands/service.js")).runService(action, f));
+    .alias("services")
+    .description("services (apply | list | get | delete: a VIP and a name for backends in any cloud, balanced at connect time) and this host's agent service (start | stop | restart | status)");
+  admin(service.command("apply").description("create or replace the services in a YAML or JSON file"))
+    .requiredOption("-f, --file <file>", "service file: one service, a list, or several --- documents")
+    .action(async (o: AdminOptions & Json & { file: string }) => (await import("./commands/services.js")).applyServices(o));
+  admin(service.command("list").description("list services with their VIP, name and backends' health; --json gives every backend with its site, health, weight and connections")).action(
+    async (o: AdminOptions & Json) => (await import("./commands/services.js")).listServices(o),
+  );
+  admin(service.command("get").description("show one service's backends, or list services").argument("[service]", "<namespace>/<name>")).action(async (ref: string | undefined, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).getService(ref, o),
+  );
+  admin(service.command("delete").description("delete a service (its VIP is released)").argument("<service>", "<namespace>/<name>")).action(async (ref: string, o: AdminOptions & Json) =>
+    (await import("./commands/services.js")).deleteService(ref, o),
+  );
+  const agentService = "the agent service (systemd's weft-agent.service, or without systemd the agent weft runs itself)";
+  service.command("start").description(`start ${agentService}`).action(async () => (await import("./commands/service.js")).runService("start", {}));
+  service.command("stop").description(`stop ${agentService}`).action(async () => (await import("./commands/service.js")).runService("stop", {}));
+  service
+    .command("restart")
+    .description(`restart ${agentService}`)
+    .option("--if-running", "only when it is running (the package's postinst)")
+    .action(async (f: ServiceFlags) => (await import("./commands/service.js")).runService("restart", f));
+  service.command("status").description(`whether ${agentService} runs: exit 0 running, 3 stopped`).action(async () => (await import("./commands/service.js")).runService("status", {}));
 }
 
 /** Commands that read this host's agent from its state directory. */

@@ -8,9 +8,9 @@ const messageOf = (input: unknown): string => {
 };
 
 describe("controller config", () => {
-  it("config - workload defaults: 100.80.0.0/12 in /24 prefixes, no plaintext sites", () => {
+  it("config - overlay defaults: workloads 100.80.0.0/12 in /24 prefixes, service VIPs 100.96.0.0/16, no plaintext sites", () => {
     const c = ControllerConfig.parse({});
-    expect(c.overlay, "overlay defaults").toEqual({ cidr: "100.64.0.0/16", workloadCidr: "100.80.0.0/12", workloadPrefixLength: 24, plaintextSites: [] });
+    expect(c.overlay, "overlay defaults").toEqual({ cidr: "100.64.0.0/16", workloadCidr: "100.80.0.0/12", workloadPrefixLength: 24, serviceCidr: "100.96.0.0/16", plaintextSites: [] });
   });
 
   it("config - overlapping node and workload ranges, a prefix longer than the range, bad sites are refused with the field named", () => {

@@ -20,13 +20,39 @@ export const ControllerConfig = z
     stateDir: z.string().min(1).default("/var/lib/weft/controller"),
     nats: z
       .object({
-        /** External NATS URL(s). Absent: start an embedded nats-server. */
+        /** External NATS URL. Absent (and no `urls`): start an embedded nats-server. */
         url: z.string().url().optional(),
+        /**
+         * External NATS cluster: every server's URL (the controller connects to any and fails over;
+         * agents get them all unless `advertise` says otherwise). Replaces `url`.
+         */
+        urls: z.array(z.string().url()).optional(),
+        /** Replicas of every bucket: 3 on a 3-node JetStream cluster. Default 1 (one server). */
+        replicas: z.number().int().min(1).max(5).default(1),
         /** Embedded server listen address and port. */
         listenHost: z.string().default("0.0.0.0"),
         port: z.number().int().min(0).max(65535).default(4222),
-        /** URLs handed to agents. Empty: `nats://<host the agent used for the API>:<port>`. */
-        advertise: z.array(z.string().url()).default([]),
+        /** URLs handed to agents (`tls://host:port`). Empty: `tls://<host the agent used for the API>:<port>`. */
+        advertise: z
+          .array(z.string().url().refine((u) => u.startsWith("tls://"), "must be a tls:// URL: agents refuse plaintext NATS"))
+          .default([]),
+        /**
+         * The CA (PEM file) of an external NATS server's certificate, trusted by the controller and
+         * handed to agents. Absent: the controller's own CA (`<stateDir>/tls/ca.crt`), which signs the
+         * embedded server's certificate. Ignored for the embedded server.
+         */
+        caFile: z.string().min(1).optional(),
+        /** Embedded server: JetStream's file store limit in bytes (every bucket's max bytes must fit). Default 1 GiB. */
+        maxFileStore: z.number().int().min(64 * 1024 * 1024).optional(),
+        /** Per-bucket limits replacing the defaults (controller/src/nats/connect.ts BUCKET_LIMITS). */
+        buckets: z
+          .record(
+            z.string(),
+            z.object({ maxValueSize: z.number().int().min(1024).optional(), maxBytes: z.number().int().min(64 * 1024).optional() }).strict(),
+          )
+          .default({}),
+        /** Lifetime of agents' NATS credentials; agents renew them at half-life. Default 24 h, at most 7 days. */
+        agentCredentialHours: z.number().int().min(1).max(168).default(24),
       })
       .strict()
       .prefault({}),
@@ -74,6 +100,8 @@ export const ControllerConfig = z
         cidr: cidr.default("100.64.0.0/16"),
         /** Workload addresses: each node gets one prefix of it. Must not overlap `cidr`. */
         workloadCidr: cidr.default("100.80.0.0/12"),
+        /** Virtual IPs of services. Must not overlap `cidr` or `workloadCidr`. */
+        serviceCidr: cidr.default("100.96.0.0/16"),
         /** Length of each node's workload prefix (24: 254 workloads per node, 4096 nodes in a /12). */
         workloadPrefixLength: z.number().int().min(1).max(30).default(24),
         /**
@@ -93,6 +121,17 @@ export const ControllerConfig = z
             path: ["workloadCidr"],
             message: `overlay.workloadCidr ${formatCidr(workloads)} overlaps overlay.cidr ${formatCidr(nodes)}; node and workload ranges must be disjoint`,
           });
+        }
+        const services = parseCidr(o.serviceCidr);
+        if (services) {
+          for (const [other, what] of [
+            [nodes, "overlay.cidr"],
+            [workloads, "overlay.workloadCidr"],
+          ] as const) {
+            if (cidrsOverlap(services, other)) {
+              ctx.addIssue({ code: "custom", path: ["serviceCidr"], message: `overlay.serviceCidr ${formatCidr(services)} overlaps ${what} ${formatCidr(other)}; node, workload and service ranges must be disjoint` });
+            }
+          }
         }
         if (o.workloadPrefixLength < workloads.prefixLength) {
           ctx.addIssue({
@@ -123,12 +162,32 @@ export const ControllerConfig = z
       })
       .strict()
       .prefault({}),
+    services: z
+      .object({
+        /** DNS zone of service, node and workload names agents answer (`<name>.<namespace>.svc.<zone>`); default identity.trustDomain. */
+        zone: z
+          .string()
+          .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, "services.zone must be a lower-case DNS name")
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     spiffe: z
       .object({
         /** Lifetime of an X.509-SVID; agents rotate at half of it. */
         x509SvidTtlSeconds: z.number().int().min(10).max(7 * 86_400).default(3600),
         /** Lifetime of a JWT-SVID. */
         jwtSvidTtlSeconds: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
+    leader: z
+      .object({
+        /**
+         * The leader lease (weft-leader bucket): a controller that stops renewing it is replaced
+         * after about this long (a stopping one hands over at once). Default 6 s.
+         */
+        leaseSeconds: z.number().min(1).max(60).default(6),
       })
       .strict()
       .prefault({}),

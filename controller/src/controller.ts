@@ -1,13 +1,17 @@
 /**
- * The controller process: NATS (embedded or external), the KV-backed services,
- * the heartbeat listener and the REST API, started and stopped as one unit.
+ * The controller process: NATS (embedded, or an external server or cluster), the KV-backed
+ * services, the heartbeat listener and the REST API, started and stopped as one unit. Several
+ * controllers may share one store: every one serves the API and records liveness; the singleton
+ * work (policy publishing, gateway choice, inventory sync and auto-revoke, storing liveness, NAT
+ * path coordination and moved endpoints) runs only in the leader (leader/election.ts), fenced by its lease.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
 import { ControllerFiles } from "@weft/protocol";
 import type { Logger } from "pino";
+import { retry } from "@weft/util";
 import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
@@ -33,20 +37,32 @@ import { InventoryPlanner } from "./inventory/plan.js";
 import { siteOfInstance } from "./inventory/sites.js";
 import { InventorySync } from "./inventory/sync.js";
 import { JoinKeys } from "./keys/joinkeys.js";
+import { serveCredentialRenewal } from "./nodes/credentials.js";
 import { ControllerCounters } from "./metrics/counters.js";
 import { ControllerMetrics } from "./metrics/metrics.js";
 import { PathCoordinator } from "./nat/coordinator.js";
 import { listenForEndpointUpdates } from "./nat/endpoints.js";
 import { NodeCache } from "./nat/node-cache.js";
+import { LeaderElection } from "./leader/election.js";
+import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
+import { LivenessRecorder, seedLiveness } from "./nodes/liveness-store.js";
+import { observeControlPlane } from "./nodes/observer.js";
+import { MalformedMessages } from "./nodes/malformed.js";
+import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
+import { ServiceCatalog } from "./services/catalog.js";
+import { ServiceHealth } from "./services/health.js";
+import { NodeServicesPublisher } from "./services/publisher.js";
+import { VipAllocator } from "./services/vips.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
+import { classifyStoreError, explainStoreError } from "./store/kv.js";
 import { openStores } from "./store/stores.js";
-import { ApiTls, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
+import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseIpv4 } from "@weft/protocol";
 import { parseOrThrow } from "./validation.js";
 import { WorkloadService } from "./workloads/service.js";
@@ -56,6 +72,8 @@ export const CONTROLLER_VERSION = "0.1.0";
 const CERT_CHECK_INTERVAL_MS = 12 * 3600_000;
 /** Site routes are re-published this often even when nothing signalled a change. */
 const SITE_ROUTE_RESYNC_MS = 60_000;
+/** How often revocations whose credentials have all expired are pruned. */
+const REVOCATION_PRUNE_INTERVAL_MS = 3600_000;
 
 export interface RunningController {
   config: ControllerConfig;
@@ -66,7 +84,12 @@ export interface RunningController {
   /** The controller's CA certificate (PEM); undefined when the API is plain HTTP. */
   caPem: string | undefined;
   apiSocket: string | undefined;
+  /** The first NATS URL the controller uses (the embedded server's, or the first configured). */
   natsUrl: string;
+  /** Every NATS URL the controller uses (several on a cluster). */
+  natsUrls: string[];
+  /** The CA (PEM) the NATS server's certificate chains to (the controller's own unless nats.caFile). */
+  natsCaPem: string;
   adminToken: string;
   /** Reads GET /metrics only (Prometheus). */
   metricsToken: string;
@@ -78,14 +101,17 @@ export interface RunningController {
   counters: ControllerCounters;
   /** Sweeps identity numbers nothing references (tests call sweep()). */
   identityReaper: IdentityReaper;
+  /** This controller's part in the leader election (isLeader(), leader()). */
+  election: LeaderElection;
   stop(): Promise<void>;
 }
 
 export async function startController(input: ControllerConfigInput, log: Logger): Promise<RunningController> {
   const config = parseOrThrow(ControllerConfig, input, "controller config");
   const authority = await loadOrCreateAuthority(join(config.stateDir, "authority"));
-  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir));
-  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE));
+  authority.agentCredentialLifetimeSeconds = config.nats.agentCredentialHours * 3600;
+  const adminToken = config.adminToken ?? (await loadOrCreateAdminToken(config.stateDir, log.child({ component: "admin-token" })));
+  const metricsToken = config.metrics.token ?? (await loadOrCreateToken(config.stateDir, METRICS_TOKEN_FILE, log.child({ component: "admin-token" })));
   // Nodes by status are counted at scrape time, through the registry once it exists.
   let nodeStatuses: () => Promise<readonly { status: string }[]> = async () => [];
   const counters = new ControllerCounters();
@@ -95,32 +121,67 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => log.warn({ err }, "shutdown step failed"));
   };
   try {
+    // The controller's CA and server certificate: the API's HTTPS (unless turned off) and, always,
+    // the embedded NATS server's TLS. Agents pin the CA.
+    const tls = await ApiTls.open({
+      dir: join(config.stateDir, TLS_DIR),
+      sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
+      log: log.child({ component: "tls" }),
+    });
+    const external = config.nats.urls ?? (config.nats.url ? [config.nats.url] : undefined);
     let embedded: SupervisedNats | undefined;
-    if (!config.nats.url) {
+    if (!external) {
       embedded = await superviseEmbeddedNats({
         monitorPort: 0,
         stateDir: config.stateDir,
         host: config.nats.listenHost,
         port: config.nats.port,
         authority,
+        tls: { certFile: join(config.stateDir, TLS_DIR, SERVER_CERT_FILE), keyFile: join(config.stateDir, TLS_DIR, SERVER_KEY_FILE) },
+        ...(config.nats.maxFileStore !== undefined ? { maxFileStore: config.nats.maxFileStore } : {}),
         logger: log.child({ component: "nats" }),
       });
       cleanups.push(() => embedded!.stop());
     }
-    const natsUrl = config.nats.url ?? embedded!.url;
-    const nc = await connectController({ servers: [natsUrl], authority, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
+    const natsUrls = external ?? [embedded!.url];
+    const natsUrl = natsUrls[0]!;
+    const natsCaPem = external && config.nats.caFile ? await readFile(config.nats.caFile, "utf8") : tls.caPem;
+    const nc = await connectController({ servers: natsUrls, authority, caPem: natsCaPem, name: "weft-controller", logger: log.child({ component: "nats-client" }) });
     cleanups.push(() => nc.drain());
-    const access = await NatsAccess.connect({ servers: [natsUrl], authority, logger: log.child({ component: "nats-access" }) });
+    const access = await NatsAccess.connect({ servers: natsUrls, authority, caPem: natsCaPem, logger: log.child({ component: "nats-access" }) });
     cleanups.push(() => access.close());
-    await ensureBuckets(nc);
+    // A cluster that just started elects its JetStream meta leader first: wait for it (about a minute at most).
+    const natsLog = log.child({ component: "nats-client" });
+    await retry(() => ensureBuckets(nc, { limits: config.nats.buckets, replicas: config.nats.replicas }), {
+      initialMs: 500,
+      maxMs: 3000,
+      maxAttempts: 25,
+      retryIf: (err) => classifyStoreError(err) !== "permanent",
+      onRetry: (err, delayMs) => natsLog.warn({ err: explainStoreError(err), retryInMs: delayMs }, "waiting for NATS JetStream to create the buckets"),
+    });
+    await access.prune();
+    const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
+    pruning.unref();
+    cleanups.push(async () => clearInterval(pruning));
 
     const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
+    const election = new LeaderElection({ nc, leaseMs: config.leader.leaseSeconds * 1000, log: log.child({ component: "leader" }) });
+    const fence = () => election.isLeader();
+    const leaderHint = () => {
+      const l = election.leader();
+      return l ? `the leader is ${l.holder}${l.api ? ` (${l.api})` : ""}` : "no controller leads right now; retry in a few seconds";
+    };
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
+    // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;
+    // silence while this controller could not see (NATS down, process frozen) proves nothing.
     const liveness = new Liveness(config.offlineAfterSeconds * 1000);
+    await seedLiveness(stores.liveness, liveness, log.child({ component: "liveness" }));
+    const observer = observeControlPlane(nc, { liveness, log: log.child({ component: "liveness" }) });
+    cleanups.push(async () => observer.stop());
     const registry = new NodeRegistry({
       nodes: stores.nodes,
       peers: stores.peers,
@@ -152,14 +213,61 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       delivery: (nodeId) => published.publisher?.delivery(nodeId),
       log: log.child({ component: "policy" }),
     });
-    const publisher = await NodePolicyPublisher.start({
-      stores: { policies: stores.policies, identities: stores.identities, nodes: stores.nodes, nodePolicies: stores.nodePolicies, nodePolicyChunks: stores.nodePolicyChunks },
-      counters,
-      log: log.child({ component: "policy-publisher" }),
-      observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
+    election.duty({
+      name: "node-policies",
+      start: async () => {
+        published.publisher = await NodePolicyPublisher.start({
+          stores: {
+            policies: stores.policies,
+            identities: stores.identities,
+            nodes: stores.nodes,
+            nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies"),
+            nodePolicyChunks: fencedStore(stores.nodePolicyChunks, fence, "node policies"),
+          },
+          counters,
+          log: log.child({ component: "policy-publisher" }),
+          observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
+        });
+      },
+      stop: async () => {
+        await published.publisher?.stop();
+        published.publisher = undefined;
+      },
     });
-    published.publisher = publisher;
-    cleanups.push(() => publisher.stop());
+    // Services: the catalog (weft-services, VIPs), backend health and client statistics from the
+    // agents, and each node's compiled view (weft-node-services).
+    const zone = config.services.zone ?? trustDomain;
+    // The two need each other (health reads the publisher's node records, the publisher reads health).
+    const wired: { publisher?: NodeServicesPublisher } = {};
+    const serviceHealth = new ServiceHealth({
+      nc,
+      hostedBy: (nodeId) => wired.publisher?.hostedBy(nodeId),
+      backendNodes: () => wired.publisher?.backendNodes() ?? [],
+      liveness: (nodeId) => liveness.status(nodeId),
+      onChange: () => wired.publisher?.schedule(),
+      log: log.child({ component: "service-health" }),
+    });
+    serviceHealth.start();
+    cleanups.push(async () => serviceHealth.stop());
+    const servicesPublisher = await NodeServicesPublisher.start({
+      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: stores.nodeServices },
+      healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
+      zone,
+      serviceCidr: config.overlay.serviceCidr,
+      log: log.child({ component: "services-publisher" }),
+    });
+    wired.publisher = servicesPublisher;
+    cleanups.push(() => servicesPublisher.stop());
+    const services = new ServiceCatalog({
+      store: stores.services,
+      vips: new VipAllocator(claims, config.overlay.serviceCidr),
+      publisher: servicesPublisher,
+      health: serviceHealth,
+      resolveNode: (idOrName) => registry.resolve(idOrName),
+      zone,
+      log: log.child({ component: "services" }),
+    });
+
     const releaseAfterMs = config.identity.releaseAfterSeconds * 1000;
     const workloads = new WorkloadService({
       registry,
@@ -181,8 +289,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       counters,
       log: log.child({ component: "identities" }),
     });
-    identityReaper.start();
-    cleanups.push(() => identityReaper.stop());
+    election.duty({ name: "identity-reaper", start: () => identityReaper.start(), stop: () => identityReaper.stop() });
 
     // SPIFFE: the trust domain's CA and JWT key, the bundle every agent reads, SVIDs signed from CSRs.
     const spiffeLog = log.child({ component: "spiffe" });
@@ -195,6 +302,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     // Enrollment, with join by instance identity: the inventory the join checks read and bind, and the keyless-join policies.
     const advertisedNats = config.nats.advertise;
     const natsPort = embedded ? String(embedded.port) : new URL(natsUrl).port || "4222";
+    const natsHost = (apiHost: string | undefined) => (apiHost === undefined ? "127.0.0.1" : apiHost.includes(":") ? `[${apiHost}]` : apiHost);
     const enrollmentPolicies = new EnrollmentPolicies({ store: stores.enrollPolicies, validateLabels, log: log.child({ component: "enrollment-policies" }) });
     const attestor = await openInstanceAttestor(stores, config.inventory.instanceIdentity);
     const enrollment = new Enrollment({
@@ -208,7 +316,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       prefixes,
       registry,
       issueAgentJwt: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
-      natsServersFor: (apiHost) => (advertisedNats.length > 0 ? advertisedNats : [`nats://${apiHost ?? "127.0.0.1"}:${natsPort}`]),
+      natsServersFor: (apiHost) =>
+        advertisedNats.length > 0 ? advertisedNats : external && external.length > 1 ? external.map((u) => u.replace(/^nats:\/\//, "tls://")) : [`tls://${natsHost(apiHost)}:${natsPort}`],
+      natsCaPem,
       allocateIdentity,
       trustDomain,
       heartbeatSeconds: config.heartbeatSeconds,
@@ -231,59 +341,107 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       sites: config.inventory.sites,
     });
     const routesLog = log.child({ component: "site-routes" });
-    const advertiser = config.inventory.advertiseSiteRoutes
-      ? new SiteRouteAdvertiser({
+    const leaderRegistry = fencedRegistry(registry, fence, "site routes and inventory");
+    let advertiser: SiteRouteAdvertiser | undefined;
+    election.duty({
+      name: "site-routes",
+      start: async () => {
+        if (!config.inventory.advertiseSiteRoutes) {
+          await withdrawSiteRoutes(leaderRegistry, routesLog);
+          return;
+        }
+        advertiser = new SiteRouteAdvertiser({
           plan: () => planner.plan(),
-          registry,
+          registry: leaderRegistry,
           liveness,
           nodesKv: stores.nodes.kv,
           startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
           checkMs: config.heartbeatSeconds * 1000,
           resyncMs: SITE_ROUTE_RESYNC_MS,
           log: routesLog,
-        })
-      : undefined;
-    if (advertiser) {
-      await advertiser.start();
-      cleanups.push(() => advertiser.stop());
-    } else {
-      await withdrawSiteRoutes(registry, routesLog);
-    }
+        });
+        await advertiser.start();
+      },
+      stop: async () => {
+        await advertiser?.stop();
+        advertiser = undefined;
+      },
+    });
     const inventory = new InventorySync({
       store: stores.inventory,
       planner,
       config: config.inventory,
-      registry,
+      registry: leaderRegistry,
       allocateIdentity,
       trustDomain,
+      fence,
+      leaderHint,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
       onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),
       log: log.child({ component: "inventory" }),
     });
     cleanups.push(() => inventory.stop());
-
-    const heartbeats = listenForHeartbeats(nc, liveness, registry, log.child({ component: "liveness" }));
-    cleanups.push(async () => heartbeats.unsubscribe());
-
-    // Connectivity across NATs: moved public endpoints, reflexive endpoints, relays and hole punching.
-    const endpointUpdates = listenForEndpointUpdates(nc, { registry, log: log.child({ component: "endpoints" }) });
-    cleanups.push(async () => endpointUpdates.unsubscribe());
-    const nodeCache = new NodeCache(stores.nodes.kv, log.child({ component: "node-cache" }));
-    await nodeCache.start();
-    cleanups.push(async () => nodeCache.stop());
-    const paths = new PathCoordinator({
-      nodes: nodeCache,
-      store: stores.nodePaths,
-      registry,
+    election.duty({ name: "inventory", start: () => inventory.start(), stop: () => inventory.pause() });
+    const recorder = new LivenessRecorder({
+      store: stores.liveness,
       liveness,
-      config: {
-        relayPorts: config.nat.relayPorts,
-        backoff: { initialMs: config.nat.punchBackoffSeconds.initial * 1000, maxMs: config.nat.punchBackoffSeconds.max * 1000 },
-      },
-      log: log.child({ component: "paths" }),
+      nodeIds: async () => (await registry.list()).map((n) => n.nodeId),
+      fence,
+      checkMs: config.heartbeatSeconds * 1000,
+      log: log.child({ component: "liveness" }),
     });
-    await paths.start();
-    cleanups.push(() => paths.stop());
+    election.duty({ name: "liveness", start: () => recorder.start(), stop: () => recorder.stop() });
+
+    const malformed = new MalformedMessages({ log: log.child({ component: "agents" }) });
+    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, writes: fence, log: log.child({ component: "liveness" }) });
+    cleanups.push(async () => heartbeats.stop());
+    const renewals = serveCredentialRenewal(nc, {
+      natsKeyOf: async (nodeId) => (await registry.get(nodeId).catch(() => undefined))?.natsPublicKey,
+      issue: (nodeId, natsPublicKey) => authority.issueAgentUser({ nodeId, userPublicKey: natsPublicKey }),
+      malformed,
+      log: log.child({ component: "credentials" }),
+    });
+    cleanups.push(async () => renewals.unsubscribe());
+    const rotations = serveKeyRotation(nc, { registry, claims, malformed, log: log.child({ component: "wgkey" }) });
+    cleanups.push(async () => rotations.unsubscribe());
+
+    // Connectivity across NATs: moved public endpoints (recorded by the leader), and the path
+    // coordinator (reflexive endpoints, relays and hole-punching rounds), singleton work in the
+    // leader: its node-record and path-plan writes are fenced by the lease, and a new leader reads
+    // the plans back (relay ports, round numbers) before its first pass.
+    const endpointUpdates = listenForEndpointUpdates(nc, { registry, writes: fence, log: log.child({ component: "endpoints" }) });
+    cleanups.push(async () => endpointUpdates.unsubscribe());
+    const pathsLog = log.child({ component: "paths" });
+    let paths: { cache: NodeCache; coordinator: PathCoordinator } | undefined;
+    election.duty({
+      name: "paths",
+      start: async () => {
+        const cache = new NodeCache(stores.nodes.kv, log.child({ component: "node-cache" }));
+        await cache.start();
+        const coordinator = new PathCoordinator({
+          nodes: cache,
+          store: fencedStore(stores.nodePaths, fence, "node paths"),
+          registry: fencedRegistry(registry, fence, "reflexive endpoints"),
+          liveness,
+          config: {
+            relayPorts: config.nat.relayPorts,
+            backoff: { initialMs: config.nat.punchBackoffSeconds.initial * 1000, maxMs: config.nat.punchBackoffSeconds.max * 1000 },
+          },
+          log: pathsLog,
+        });
+        await coordinator.start().catch((err: unknown) => {
+          cache.stop();
+          throw err;
+        });
+        paths = { cache, coordinator };
+      },
+      stop: async () => {
+        const running = paths;
+        paths = undefined;
+        await running?.coordinator.stop();
+        running?.cache.stop();
+      },
+    });
 
     // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
     const consoleLog = log.child({ component: "console" });
@@ -303,17 +461,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     if (config.console.enabled && !withConsole) consoleLog.warn({ dir: consoleDir }, "the console is not built there (npm run build -w console); serving the API without it");
 
     const apiLog = log.child({ component: "api" });
-    const tls = config.api.tls.enabled
-      ? await ApiTls.open({
-          dir: join(config.stateDir, TLS_DIR),
-          sans: requiredSans({ listenHost: config.api.listenHost, configured: config.api.tls.sans, hostAddresses: hostIpv4Addresses() }),
-          log: log.child({ component: "tls" }),
-        })
-      : undefined;
-    if (!tls) apiLog.warn("api.tls.enabled is false: the API serves plain HTTP and join keys cross the network in clear text");
+    const apiTls = config.api.tls.enabled ? tls : undefined;
+    if (!apiTls) apiLog.warn("api.tls.enabled is false: the API serves plain HTTP and join keys cross the network in clear text");
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
-      tls && { caHash: tls.caHash, urls: apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
+      apiTls && { caHash: apiTls.caHash, urls: apiUrls({ sans: apiTls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
     const countedEnrollment = {
       enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
         try {
@@ -327,7 +479,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       },
     };
     const routes = [
-      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, inventory, planner, controllerInfo, counters, policyDelivery: (id) => publisher.delivery(id) }),
+      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo, counters, policyDelivery: (id) => published.publisher?.delivery(id) }),
       ...consoleRoutes({
         adminToken,
         sessions,
@@ -352,15 +504,16 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       ...serverOptions,
       rateLimit: config.api.rateLimit,
       ...(withConsole ? { extend: (app: FastifyInstance) => serveConsole(app, consoleDir) } : {}),
-      ...(tls ? { https: tls.serverOptions() } : {}),
+      ...(apiTls ? { https: apiTls.serverOptions() } : {}),
     });
     const apiUrl = await tcp.listen({ host: config.api.listenHost, port: config.api.port });
     cleanups.push(() => tcp.close());
     apiPort = Number(new URL(apiUrl).port);
-    if (tls) {
-      const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => replaceCertificate(tcp, current));
-      cleanups.push(async () => renewal.stop());
-    }
+    const renewal = tls.renewEvery(CERT_CHECK_INTERVAL_MS, (current) => {
+      if (apiTls) replaceCertificate(tcp, current);
+      embedded?.reload(); // nats-server rereads its certificate on SIGHUP
+    });
+    cleanups.push(async () => renewal.stop());
     const apiSocket = config.api.socket ?? join(config.stateDir, ControllerFiles.apiSocket);
     let unix: FastifyInstance | undefined;
     if (apiSocket !== "") {
@@ -369,11 +522,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
-    inventory.start();
+    election.api = apiUrl;
+    await election.start();
+    cleanups.push(() => election.stop());
     log
       .child({ component: "controller" })
-      .info({ api: apiUrl, caHash: tls?.caHash, socket: apiSocket || undefined, nats: natsUrl, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: tls?.caHash, caPem: tls?.caPem, apiSocket: apiSocket || undefined, natsUrl, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, stop };
+      .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrls, controller: election.id, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, election, stop };
   } catch (err) {
     await stop();
     throw err;

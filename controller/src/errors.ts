@@ -108,3 +108,13 @@ export class ForbiddenError extends ControllerError {
   readonly status = 403;
   readonly code = "forbidden";
 }
+
+/**
+ * Singleton work (an inventory sync, a gateway choice) asked of a controller that is not the
+ * leader, or that stopped being it: the message names the leader to ask instead. Retryable.
+ */
+export class NotLeaderError extends ControllerError {
+  readonly status = 503;
+  readonly code = "not_leader";
+  readonly retryable = true;
+}

@@ -231,6 +231,7 @@ export async function enrollAgent(t: TestController, joinKey: string, wireguardP
   const enrolled = res.body as EnrollResponse;
   const nc = await connect({
     servers: t.running.natsUrl,
+    tls: { ca: t.running.natsCaPem },
     authenticator: jwtAuthenticator(enrolled.nats.userJwt, agent.natsSeed),
     inboxPrefix: Subjects.inboxPrefix(enrolled.nodeId),
     maxReconnectAttempts: 0,

@@ -13,6 +13,7 @@ import { CaPinMismatchError, caHash, isTlsVerificationError, resolvePinnedCa } f
 import { ApiError, EnrollmentPolicy, Identity, JoinKeyCreated, JoinKeyInfo, NodeView, type EnrollmentPolicyInput, type JoinKeyCreateRequest } from "./messages.js";
 import { InventorySyncResult, InventoryView } from "./inventory.js";
 import { NodePolicy, Policy, type PolicyInput } from "./policy.js";
+import { NodeServicesRecord, ServiceRecord, ServiceView, type ServiceInput } from "./service.js";
 
 export interface ControllerClientOptions {
   /** http(s)://host:port of the API; ignored when `socketPath` is set. */
@@ -103,6 +104,24 @@ export class ControllerClient {
   /** Sync every cloud account now; resolves when the sync is done. */
   syncInventory(timeoutMs = 600_000): Promise<InventorySyncResult> {
     return this.call("POST", "/v1/inventory/sync", InventorySyncResult, {}, timeoutMs);
+  }
+  /** Create or replace the service named in `service` (namespace and name); returns it with its VIP. */
+  applyService(service: ServiceInput): Promise<ServiceRecord> {
+    return this.call("PUT", `/v1/services/${encodeURIComponent(service.namespace)}/${encodeURIComponent(service.name)}`, ServiceRecord, service);
+  }
+  /** Every service with its backends (site, health, weight, connections, latency). */
+  listServices(): Promise<ServiceView[]> {
+    return this.call("GET", "/v1/services", z.array(ServiceView));
+  }
+  getService(namespace: string, name: string): Promise<ServiceView> {
+    return this.call("GET", `/v1/services/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`, ServiceView);
+  }
+  deleteService(namespace: string, name: string): Promise<ServiceRecord> {
+    return this.call("DELETE", `/v1/services/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`, ServiceRecord);
+  }
+  /** What a node gets in weft-node-services under the current services, policies and health. */
+  nodeServices(idOrName: string): Promise<NodeServicesRecord> {
+    return this.call("GET", `/v1/nodes/${encodeURIComponent(idOrName)}/services`, NodeServicesRecord);
   }
   /** Create or replace the enrollment policy named in `policy`. */
   applyEnrollmentPolicy(policy: EnrollmentPolicyInput): Promise<EnrollmentPolicy> {

@@ -7,12 +7,18 @@ import { z } from "zod";
 import { InstanceAttestation } from "./attestation.js";
 import { caHash } from "./ca-pin.js";
 import { NODE_ID_PATTERN } from "./names.js";
-import { parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
+import { nonUnicastReason, parseCidr, parseEndpoint, parseIpv4 } from "./net.js";
 import { CloudProvider } from "./provider.js";
 
 export const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, { message: "must be an IPv4 address like 10.0.0.1" });
 export const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: "must be an IPv4 CIDR like 10.0.0.0/16" });
 export const endpoint = z.string().refine((s) => parseEndpoint(s) !== undefined, { message: "must be ip:port like 203.0.113.7:51820" });
+/** An endpoint another host can send to: ip:port with a unicast address (not loopback, link-local, multicast, broadcast or 0.0.0.0). */
+export const unicastEndpoint = endpoint.superRefine((s, ctx) => {
+  const host = parseEndpoint(s)?.host;
+  const why = host === undefined ? undefined : nonUnicastReason(host);
+  if (why !== undefined) ctx.addIssue({ code: "custom", message: `must be a unicast address another host can reach: ${host} is ${why}` });
+});
 export const nodeId = z.string().regex(NODE_ID_PATTERN, "must be a node id like n-0123456789abcdef");
 /** A WireGuard public key: standard base64 of 32 bytes. */
 export const wireguardKey = z
@@ -160,10 +166,10 @@ export const EnrollRequest = z
     listenPort: z.number().int().min(1).max(65535),
     endpoints: z
       .object({
-        /** Address:port reachable from the same site. */
-        private: endpoint.optional(),
-        /** Address:port reachable from the internet; absent when behind NAT. */
-        public: endpoint.optional(),
+        /** Address:port reachable from the same site (a unicast address). */
+        private: unicastEndpoint.optional(),
+        /** Address:port reachable from the internet (a unicast address); absent when behind NAT. */
+        public: unicastEndpoint.optional(),
       })
       .strict(),
     /** Ask for a specific overlay address (e.g. to keep one across a rebuild); refused when taken. */
@@ -185,7 +191,13 @@ export const EnrollResponse = z.object({
   overlayAddress: ipv4,
   /** The whole overlay range the agent routes through its interface. */
   overlayCidr: cidr,
-  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
+  nats: z.object({
+    /** `tls://host:port` URLs; agents refuse plaintext `nats://`. */
+    servers: z.array(z.string()).min(1),
+    userJwt: z.string(),
+    /** The CA (PEM) the NATS servers' certificates chain to: the only one the agent trusts for NATS. */
+    caPem: z.string().optional(),
+  }),
   heartbeatSeconds: z.number().int().positive(),
   /** This node's workload prefix (addresses for its workloads), routed to it by every peer. */
   workloadPrefix: cidr.optional(),
@@ -514,3 +526,29 @@ export const WORKLOAD_IDENTITIES_LABEL = "weft:workload-identities";
 
 /** The older form of the grant: namespaces (comma-separated, or `*`), each as `<namespace>/*`. */
 export const WORKLOAD_NAMESPACES_LABEL = "weft:workload-namespaces";
+
+// ---------------------------------------------------------------- NATS credentials
+
+/** Agent → controller on Subjects.credentials(nodeId): a fresh user JWT for the node's own nkey. */
+export const CredentialsRequest = z.object({ version: z.literal(1) }).strict();
+export type CredentialsRequest = z.infer<typeof CredentialsRequest>;
+
+/** The reply: a JWT for the same nkey with the node's permissions and limits, and when it expires. */
+export const CredentialsReply = z.union([
+  z.object({ ok: z.literal(true), userJwt: z.string().min(1).max(16_384), expiresAt: z.string() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type CredentialsReply = z.infer<typeof CredentialsReply>;
+
+// ---------------------------------------------------------------- WireGuard key rotation
+
+/** Agent → controller on Subjects.wireguardKey(nodeId): the node's new WireGuard public key. */
+export const KeyRotationRequest = z.object({ version: z.literal(1), wireguardPublicKey: wireguardKey }).strict();
+export type KeyRotationRequest = z.infer<typeof KeyRotationRequest>;
+
+/** The reply: the key is in the node and peer records (peers switch to it), or why not. */
+export const KeyRotationReply = z.union([
+  z.object({ ok: z.literal(true), wireguardPublicKey: wireguardKey }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export type KeyRotationReply = z.infer<typeof KeyRotationReply>;

@@ -50,11 +50,28 @@ export const Buckets = {
    * Controller only.
    */
   attestations: "weft-attestations",
+  /** Services (see ServiceRecord), one key `<namespace>.<name>` per service. Controller only. */
+  services: "weft-services",
+  /**
+   * Each node's compiled services (NodeServicesRecord), one key per node id: what its identities
+   * may call and the health checks it runs. An agent may read only its own key.
+   */
+  nodeServices: "weft-node-services",
   /**
    * The trust domain's bundle (TrustBundle, key `bundle`): CA certificates and JWT keys. Every
    * agent reads it; only the controller writes it.
    */
   trustBundle: "weft-trust-bundle",
+  /**
+   * The controllers' leader lease: one key (`lease`), taken and renewed with compare-and-set by
+   * the controller that does the singleton work. Controller only.
+   */
+  leader: "weft-leader",
+  /**
+   * Each node's liveness as the leader last judged it (`online`/`offline`, last heartbeat), one
+   * key per node id, written when it changes, so a new leader starts from it. Controller only.
+   */
+  liveness: "weft-liveness",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];
@@ -96,6 +113,28 @@ export const Subjects = {
   /** Wildcard the controller listens to for endpoint updates. */
   allEndpoints: "weft.v1.node.*.endpoints",
   /**
+   * Agent → controller request (reply on the agent's inbox): a fresh NATS user JWT for the same
+   * nkey (CredentialsRequest → CredentialsReply), asked for well before the current one expires.
+   */
+  credentials: (nodeId: string) => `weft.v1.node.${nodeId}.credentials`,
+  /**
+   * Agent → controller request (reply on the agent's inbox): the node's new WireGuard public key
+   * (KeyRotationRequest → KeyRotationReply); answered once the node and peer records carry it.
+   */
+  wireguardKey: (nodeId: string) => `weft.v1.node.${nodeId}.wgkey`,
+  /** Wildcard the controller serves key rotations on. */
+  allWireguardKeys: "weft.v1.node.*.wgkey",
+  /** Wildcard the controller serves credential renewals on. */
+  allCredentials: "weft.v1.node.*.credentials",
+  /**
+   * Every write of the peers bucket, republished by the stream once stored, with its sequence
+   * (`Nats-Sequence`) and key (`Nats-Subject`): `weft.v1.peers.<nodeId>`. Agents follow it with a
+   * core subscription (no consumer) and read the current records with a batched direct get.
+   */
+  peerUpdates: (nodeId: string) => `weft.v1.peers.${nodeId}`,
+  /** Wildcard agents subscribe to for peer record changes. */
+  allPeerUpdates: "weft.v1.peers.>",
+  /**
    * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
    * may hold (X509SvidRequest → X509SvidReply).
    */
@@ -108,9 +147,23 @@ export const Subjects = {
   flows: (nodeId: string) => `weft.v1.node.${nodeId}.flows`,
   /** Wildcard the controller collects flow reports on. */
   allFlows: "weft.v1.node.*.flows",
+  /** Agent → controller: verdicts of the health checks the node runs on backends it hosts (HealthReport). */
+  serviceHealth: (nodeId: string) => `weft.v1.node.${nodeId}.services.health`,
+  allServiceHealth: "weft.v1.node.*.services.health",
+  /** Agent → controller: connections this node opened to each service backend (StatsReport). */
+  serviceStats: (nodeId: string) => `weft.v1.node.${nodeId}.services.stats`,
+  allServiceStats: "weft.v1.node.*.services.stats",
   /** Inbox prefix an agent must use so its replies stay inside its own namespace. */
   inboxPrefix: (nodeId: string) => `_INBOX_${nodeId}`,
 } as const;
+
+/** The node id of any subject under `weft.v1.node.<id>.`, or undefined. */
+export function nodeIdOfNodeSubject(subject: string): string | undefined {
+  const parts = subject.split(".");
+  if (parts.length < 5 || parts[0] !== "weft" || parts[1] !== "v1" || parts[2] !== "node") return undefined;
+  const id = parts[3];
+  return id !== undefined && NODE_ID_PATTERN.test(id) ? id : undefined;
+}
 
 /** Parse the node id out of a heartbeat subject, or undefined if it is not one. */
 export function nodeIdFromSubject(subject: string): string | undefined {

@@ -69,6 +69,25 @@ export function parseEndpoint(text: string, options: { ipv6?: boolean } = {}): {
   return valid ? { host: match[1], port } : undefined;
 }
 
+/** IPv4 ranges that are not a host's unicast address on a network, with what they are. */
+const NOT_UNICAST: readonly { cidr: Ipv4Cidr; what: string }[] = [
+  ["0.0.0.0/8", "'this network' (unspecified)"],
+  ["127.0.0.0/8", "loopback"],
+  ["169.254.0.0/16", "link-local"],
+  ["224.0.0.0/4", "multicast"],
+  ["240.0.0.0/4", "reserved or broadcast"],
+].map(([c, what]) => ({ cidr: parseCidr(c!)!, what: what! }));
+
+/**
+ * Why an IPv4 address cannot be a peer's endpoint (loopback, link-local, multicast, broadcast,
+ * unspecified, reserved), or undefined when it is a unicast address another host can send to.
+ */
+export function nonUnicastReason(ip: string): string | undefined {
+  const v = parseIpv4(ip);
+  if (v === undefined) return "not an IPv4 address";
+  return NOT_UNICAST.find((r) => cidrContains(r.cidr, v))?.what;
+}
+
 /**
  * Address space a site route may cover without an explicit allowance: RFC 1918 private ranges and
  * the shared CGNAT range (RFC 6598). (IPv6 ULA, fc00::/7, is the IPv6 counterpart; site routes are

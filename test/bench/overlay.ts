@@ -14,12 +14,12 @@
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
 import { existsSync } from "node:fs";
-import { cp, rm } from "node:fs/promises";
+import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { RELAY_LABEL } from "@weft/protocol";
 import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, resolveLabOptions, type Host, type LabOptions } from "@weft/lab";
-import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents } from "./src/convergence.js";
+import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents, type StartupResult } from "./src/convergence.js";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
 import { runMain } from "./src/run-main.js";
 import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
@@ -27,7 +27,7 @@ import { takePidLock } from "./src/pidlock.js";
 import { measureLatency, startIperfServer, stopIperfServer, type IperfServer } from "./src/measure.js";
 import { measureRelay } from "./src/relay.js";
 import { compare, measurePath, PATH_NAMES, roundOrder, summarizePath, type PathName, type PathSample, type PathTarget } from "./src/paths.js";
-import { describeMachine, formatReport, writeResult, SCHEMA, type OverlayBenchResult } from "./src/report.js";
+import { describeMachine, formatReport, formatStartup, writeResult, SCHEMA, type OverlayBenchResult } from "./src/report.js";
 
 const USAGE = `usage: npm run bench -- [options]   (needs root)
 
@@ -41,6 +41,8 @@ const USAGE = `usage: npm run bench -- [options]   (needs root)
   --restart-timeout <s> how long the host restart waits for all handshakes (default 30)
   --prefix <name>       lab prefix (default wtb; never the demo's "weft")
   --out <dir>           where results go (default <repo>/bench-results)
+  --startup-only        measure only the start-up (n runs with --rounds), print it, write
+                        bench-results/overlay-startup-<timestamp>.json and keep the agents' logs
 `;
 
 interface Settings {
@@ -54,6 +56,7 @@ interface Settings {
   restartTimeoutMs: number;
   prefix: string;
   out: string;
+  startupOnly: boolean;
 }
 
 /** Hand-made tunnels: their own addresses, ports and interface names, apart from Weft's and each other's. */
@@ -83,6 +86,7 @@ function parseSettings(argv: string[]): Settings {
       "restart-timeout": { type: "string", default: "30" },
       prefix: { type: "string", default: "wtb" },
       out: { type: "string" },
+      "startup-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -106,6 +110,7 @@ function parseSettings(argv: string[]): Settings {
     restartTimeoutMs: num("restart-timeout", values["restart-timeout"], 1) * 1000,
     prefix: values.prefix,
     out: resolve(values.out ?? join(repoRoot(), "bench-results")),
+    startupOnly: values["startup-only"],
   };
   if (s.prefix === "weft") throw new BenchError("--prefix weft is the demo's lab; the benchmark uses its own (default wtb)");
   const hosts = labTopology({ prefix: s.prefix }).hosts;
@@ -127,7 +132,10 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new BenchError("the benchmark builds network namespaces and WireGuard interfaces: run it as root");
   const repo = repoRoot();
   const machine = describeMachine(repo);
-  if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
+  // --startup-only runs only the agents, with whichever wireguard-go the lab finds (the current one in .weft/bin first).
+  if (settings.startupOnly) {
+    if (!machine.wireguardGo && !machine.wireguardGoCurrent) throw new BenchError("wireguard-go is needed; run scripts/setup.sh");
+  } else if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
 
   // The NAT sites are there for the relayed-path row; the start-up figures keep the seven hosts.
   const opts: LabOptions = { prefix: settings.prefix, layout: { natSites: true } };
@@ -197,12 +205,20 @@ async function main(): Promise<number> {
     step("starting the controller");
     await cluster.startController();
     const client = await cluster.client();
-    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "overlay benchmark" });
-    const relayKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "overlay benchmark: the relay", labels: { [RELAY_LABEL]: "true" } });
+    // The lab's hosts run workloads in namespace "shop": allowed, so the agents do not retry a refused request during the start-up.
+    const workloadLabels = { "weft:workload-namespaces": "shop" };
+    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "overlay benchmark", labels: workloadLabels });
+    const relayKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "overlay benchmark: the relay", labels: { ...workloadLabels, [RELAY_LABEL]: "true" } });
 
     const hosts = topology.hosts.filter((h) => !(RELAY.sites as readonly string[]).includes(h.site)).map((h) => h.name);
-    step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
     const keyFor = (h: string) => (h === RELAY.node ? relayKey.key : key.key);
+    if (settings.startupOnly) {
+      const c = cluster;
+      step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
+      const { result: startup } = await measureStartup({ cluster: c, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
+      return await finishStartupOnly(settings.out, date, machine, startup, c);
+    }
+    step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
     const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
     const agents: Agents = { cluster, prefix: settings.prefix, hosts, names };
     const toOverlay = (await client.getNode(to.name)).overlayAddress;
@@ -311,6 +327,23 @@ async function main(): Promise<number> {
   result.durationMs = Date.now() - started;
   const path = await writeResult(settings.out, result);
   process.stdout.write(`\n${formatReport(result, path)}\n`);
+  return 0;
+}
+
+/**
+ * `--startup-only`: the start-up figures alone, written to overlay-startup-<timestamp>.json, and
+ * the agents' and controller's logs copied next to it (their timestamps explain the figures).
+ */
+async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, startup: StartupResult, cluster: LabCluster): Promise<number> {
+  const stamp = date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+  await mkdir(out, { recursive: true });
+  const logs = join(out, `overlay-startup-${stamp}-logs`);
+  await cp(cluster.logDir, logs, { recursive: true });
+  const path = join(out, `overlay-startup-${stamp}.json`);
+  const doc = JSON.stringify({ schema: "weft.bench.overlay-startup/v1", date, machine, startup }, null, 2);
+  await writeFile(path, `${doc}\n`);
+  await writeFile(join(out, "overlay-startup-latest.json"), `${doc}\n`);
+  process.stdout.write(`\n${formatStartup(startup)}\n  written: ${path}\n  logs: ${logs}\n`);
   return 0;
 }
 

@@ -14,10 +14,10 @@ import { startController, type RunningController } from "@weft/controller";
 import { Buckets, Subjects, generateKeyPair, type PeerRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PeerWatch, type PeerSet } from "../../agent/src/control/peer-watch.js";
+import { PeerWatch, SNAPSHOT_PAGE, type PeerSet } from "../../agent/src/control/peer-watch.js";
 
 const SELF = "n-00000000000000aa";
-const log = pino({ level: "silent" });
+const log = pino({ level: process.env["DBG"] ? "debug" : "silent" });
 
 let stateDir: string;
 let controller: RunningController | undefined;
@@ -52,7 +52,7 @@ interface AgentConn {
 async function connectAgent(nodeId = SELF): Promise<AgentConn> {
   const user = createUser();
   const jwt = await controller!.authority.issueAgentUser({ nodeId, userPublicKey: user.getPublicKey() });
-  const nc = await connect({ servers: controller!.natsUrl, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
+  const nc = await connect({ servers: controller!.natsUrl, tls: { ca: controller!.natsCaPem }, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
   connections.push(nc);
   const errors: Error[] = [];
   void (async () => {
@@ -71,9 +71,9 @@ function record(overrides: Partial<PeerRecord> = {}): PeerRecord {
     name: `peer-${seq}`,
     site: "aws",
     wireguardPublicKey: generateKeyPair().publicKey,
-    overlayAddress: `100.64.1.${seq}`,
-    allowedIps: [`100.64.1.${seq}/32`],
-    endpoints: { private: `10.0.0.${seq}:51820` },
+    overlayAddress: `100.64.${seq >> 8}.${seq & 255}`,
+    allowedIps: [`100.64.${seq >> 8}.${seq & 255}/32`],
+    endpoints: { private: `10.0.${seq >> 8}.${seq & 255}:51820` },
     updatedAt: new Date().toISOString(),
     ...overrides,
   };
@@ -86,7 +86,7 @@ async function put(r: PeerRecord): Promise<number> {
 /** Starts a PeerWatch on an agent connection and records every set it emits. */
 async function watch(conn: AgentConn): Promise<{ sets: PeerSet[]; w: PeerWatch }> {
   const sets: PeerSet[] = [];
-  const w = new PeerWatch(conn.nc, (s) => sets.push(s), log);
+  const w = new PeerWatch(conn.nc, Subjects.inboxPrefix(SELF), (s) => sets.push(s), log);
   watches.push(w);
   await w.start();
   return { sets, w };
@@ -102,7 +102,8 @@ async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
 }
 
 const ids = (s: PeerSet | undefined) => [...(s?.peers.keys() ?? [])].sort();
-const settle = () => new Promise((r) => setTimeout(r, 300));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const settle = () => sleep(300);
 
 describe("PeerWatch", () => {
   it("peer-watch - an empty bucket is reported once, with 0 peers", async () => {
@@ -181,6 +182,49 @@ describe("PeerWatch", () => {
     await put(fixed);
     expect(await until(() => sets.at(-1)?.peers.has(fixed.nodeId) === true), "a valid record under a previously invalid key").toBe(true);
     expect(ids(sets.at(-1)), "peers after the fix").toEqual([good.nodeId, fixed.nodeId].sort());
+  });
+
+  it("peer-watch - records written during the snapshot: no set misses a record that stayed in the bucket, the last set is the bucket", async () => {
+    // More than two snapshot pages of records nobody touches, and churn (updates, deletions, new
+    // records) written the whole time the snapshot is read.
+    const stable = Array.from({ length: SNAPSHOT_PAGE * 2 + 100 }, () => record());
+    const churn = Array.from({ length: 50 }, () => record());
+    for (const r of [...stable, ...churn]) await put(r);
+    const conn = await connectAgent();
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const r = churn[i % churn.length]!;
+        if (i % 7 === 3) await peersKv.delete(r.nodeId);
+        else await put({ ...r, endpoints: { private: `10.1.${(i >> 8) % 250}.${i % 250}:51820` } });
+        written++;
+      }
+    })();
+    const sets: PeerSet[] = [];
+    const w = new PeerWatch(conn.nc, Subjects.inboxPrefix(SELF), (set) => sets.push(set), log);
+    watches.push(w);
+    await w.start();
+    const duringSnapshot = written;
+    await sleep(200);
+    writing = false;
+    await writer;
+    await settle();
+    expect(duringSnapshot, "writes made while the snapshot was read: want some").toBeGreaterThan(0);
+    const stableIds = stable.map((r) => r.nodeId);
+    sets.forEach((set, i) => {
+      const missing = stableIds.filter((id) => !set.peers.has(id));
+      expect(missing.length, `set ${i} of ${sets.length} (revision ${set.revision}): ${missing.length} stable records missing, e.g. ${missing[0]}`).toBe(0);
+    });
+    const want = new Map<string, string>();
+    for await (const k of await peersKv.keys()) {
+      const e = await peersKv.get(k);
+      if (e && e.operation === "PUT") want.set(k, e.string());
+    }
+    const last = sets.at(-1);
+    expect(ids(last), "last set: the keys in the bucket").toEqual([...want.keys()].sort());
+    for (const [k, v] of want) expect(last?.peers.get(k), `last set, ${k}: as stored`).toEqual(JSON.parse(v));
+    expect(conn.errors.map(String), "permission errors on the agent connection").toEqual([]);
   });
 
   it("peer-watch - restart() resyncs from a fresh snapshot; stop() ends the updates", async () => {

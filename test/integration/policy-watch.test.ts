@@ -48,7 +48,7 @@ interface AgentConn {
 async function connectAgent(nodeId: string): Promise<AgentConn> {
   const user = createUser();
   const jwt = await controller!.authority.issueAgentUser({ nodeId, userPublicKey: user.getPublicKey() });
-  const nc = await connect({ servers: controller!.natsUrl, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
+  const nc = await connect({ servers: controller!.natsUrl, tls: { ca: controller!.natsCaPem }, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 0 });
   connections.push(nc);
   const errors: Error[] = [];
   void (async () => {

@@ -1,15 +1,28 @@
 /**
- * Watches the peers bucket: a full snapshot first, then one update per change.
- * Emits the whole current peer set after the snapshot and after every change,
- * with the highest revision seen. Removals are only reported once a snapshot
- * is complete, so a half-delivered snapshot never deletes a peer.
- * `restart()` re-reads from scratch (used after a reconnect to resync). A watch the
- * server ends is reported to `onEnded`: its owner restarts it (the agent's NATS session
- * does, with backoff).
+ * Follows the peers bucket without any JetStream consumer (an agent credential may create none):
+ *
+ * 1. a core subscription on `weft.v1.peers.>`, where the bucket's stream republishes every write
+ *    once stored, with its stream sequence (`Nats-Sequence`) — started first, and flushed, so no
+ *    write after it is missed;
+ * 2. a snapshot: batched direct gets of the stream from sequence 1 in pages (`{seq, batch}`). The
+ *    bucket keeps one message per key (history 1), so the stream holds exactly the current record
+ *    or delete marker of every key; each page is read by the server in isolation from writes, and
+ *    a key rewritten while we page moves to a higher sequence that a later page (or the live
+ *    subscription) delivers. The snapshot is complete when a page says nothing is pending after
+ *    it, or no message is left at the cursor.
+ *
+ * Every message, from the snapshot or live, is applied by one rule: per key, the highest sequence
+ * wins (a delete marker is kept as a tombstone with its sequence, so an older record never
+ * resurrects a deleted node). That makes "snapshot complete" exact whatever is written while it
+ * runs: nothing is emitted before it, and after it the set is the bucket as of its end plus every
+ * later write. The whole set is emitted once complete and after every change, with the highest
+ * sequence seen as its revision. `restart()` starts over (after a reconnect, writes made while
+ * disconnected were not seen); a subscription the server ends or a slow-consumer drop is reported
+ * to `onEnded`, whose owner restarts the watch.
  */
-import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, PeerRecord } from "@weft/protocol";
+import { randomBytes } from "node:crypto";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { Buckets, PeerRecord, Subjects } from "@weft/protocol";
 import type { Logger } from "pino";
 
 export interface PeerSet {
@@ -19,31 +32,102 @@ export interface PeerSet {
 
 export type PeerSetListener = (set: PeerSet) => void;
 
+/** The stream behind the peers bucket. */
+const PEERS_STREAM = `KV_${Buckets.peers}`;
+const PEERS_SUBJECT_PREFIX = `$KV.${Buckets.peers}.`;
+const UPDATES_PREFIX = Subjects.allPeerUpdates.slice(0, -1); // "weft.v1.peers."
+/** Records per snapshot page. */
+export const SNAPSHOT_PAGE = 512;
+const PAGE_TIMEOUT_MS = 10_000;
+
+/** One message of the peers stream: its key, sequence and what it says. */
+export interface PeerMessage {
+  key: string;
+  seq: number;
+  /** The record, or null for a delete/purge marker; undefined when the record is invalid. */
+  record: PeerRecord | null | undefined;
+}
+
+/** The merged view: per key, the message with the highest sequence (pure, no I/O). */
+export class PeerView {
+  readonly #latest = new Map<string, { seq: number; record: PeerRecord | null }>();
+  #revision = 0;
+
+  /** Applies a message; false when it is not newer than what the key already has (or invalid). */
+  apply(m: PeerMessage): boolean {
+    if (m.record === undefined) return false;
+    const cur = this.#latest.get(m.key);
+    if (cur && cur.seq >= m.seq) return false;
+    this.#latest.set(m.key, { seq: m.seq, record: m.record });
+    this.#revision = Math.max(this.#revision, m.seq);
+    return true;
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  set(): PeerSet {
+    const peers = new Map<string, PeerRecord>();
+    for (const [key, v] of this.#latest) if (v.record) peers.set(key, v.record);
+    return { peers, revision: this.#revision };
+  }
+}
+
 export class PeerWatch {
-  private iter: AsyncIterable<KvWatchEntry> & { stop(): void } | undefined;
+  private sub: Subscription | undefined;
   private generation = 0;
   private stopped = false;
 
   constructor(
     private readonly nc: NatsConnection,
+    /** The connection's inbox prefix (`_INBOX_<node id>`): snapshot replies go under it. */
+    private readonly inboxPrefix: string,
     private readonly onSet: PeerSetListener,
     private readonly log: Logger,
     /** Called when the watch ends without stop() or restart(). */
     private readonly onEnded: () => void = () => undefined,
   ) {}
 
+  /** Subscribes, reads a complete snapshot and emits it; then every change. Throws when the snapshot cannot be read (retry). */
   async start(): Promise<void> {
     const generation = ++this.generation;
-    this.iter?.stop();
-    const kv = await new Kvm(this.nc).open(Buckets.peers);
-    const empty = (await kv.status()).values === 0;
-    const iter = await kv.watch({ key: ">" });
-    if (generation !== this.generation || this.stopped) {
-      iter.stop();
-      return;
+    this.sub?.unsubscribe();
+    const view = new PeerView();
+    const buffered: PeerMessage[] = [];
+    let complete = false;
+    const sub = this.nc.subscribe(Subjects.allPeerUpdates, {
+      callback: (err, msg) => {
+        if (generation !== this.generation) return;
+        if (err) {
+          this.log.warn({ err }, "peer updates subscription failed; resyncing");
+          this.end(generation);
+          return;
+        }
+        const m = this.parse(msg, msg.subject.startsWith(UPDATES_PREFIX) ? msg.subject.slice(UPDATES_PREFIX.length) : undefined);
+        if (!m) return;
+        if (!complete) buffered.push(m);
+        else if (view.apply(m)) this.onSet(view.set());
+      },
+    });
+    this.sub = sub;
+    void sub.closed.then((err) => {
+      if (generation === this.generation && !this.stopped && err) {
+        this.log.warn({ err }, "peer updates subscription closed by the server; resyncing");
+        this.end(generation);
+      }
+    });
+    try {
+      await this.nc.flush(); // the server has the subscription before the snapshot is read
+      await this.snapshot(view, () => generation !== this.generation);
+    } catch (err) {
+      if (generation === this.generation) sub.unsubscribe();
+      throw err;
     }
-    this.iter = iter;
-    void this.consume(kv, iter, generation, empty);
+    if (generation !== this.generation || this.stopped) return;
+    for (const m of buffered.splice(0)) view.apply(m);
+    complete = true;
+    this.onSet(view.set());
   }
 
   /** Drop the current view and resync from a fresh snapshot. */
@@ -54,42 +138,87 @@ export class PeerWatch {
   stop(): void {
     this.stopped = true;
     this.generation++;
-    this.iter?.stop();
+    this.sub?.unsubscribe();
+    this.sub = undefined;
   }
 
-  private async consume(_kv: KV, iter: AsyncIterable<KvWatchEntry>, generation: number, empty: boolean): Promise<void> {
-    const peers = new Map<string, PeerRecord>();
-    let revision = 0;
-    let initialized = empty;
-    if (initialized) this.onSet({ peers: new Map(peers), revision });
+  private end(generation: number): void {
+    if (generation !== this.generation || this.stopped) return;
+    this.generation++;
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    this.onEnded();
+  }
+
+  /** Reads every message of the stream, page by page, into `view`. */
+  private async snapshot(view: PeerView, superseded: () => boolean): Promise<void> {
+    let cursor = 1;
+    for (;;) {
+      if (superseded()) return;
+      const page = await this.page(cursor);
+      for (const m of page.messages) view.apply(m);
+      if (page.done) return;
+      cursor = page.lastSeq + 1;
+    }
+  }
+
+  /** One batched direct get from `seq`: its messages, and whether nothing is pending after them. */
+  private page(seq: number): Promise<{ messages: PeerMessage[]; lastSeq: number; done: boolean }> {
+    const inbox = `${this.inboxPrefix}.peers.${randomBytes(8).toString("hex")}`;
+    const messages: PeerMessage[] = [];
+    let lastSeq = seq - 1;
+    return new Promise((resolve, reject) => {
+      const finish = (result: { done: boolean } | Error) => {
+        clearTimeout(timer);
+        sub.unsubscribe();
+        if (result instanceof Error) reject(result);
+        else resolve({ messages, lastSeq, done: result.done });
+      };
+      const timer = setTimeout(() => finish(new Error(`peers snapshot: no answer within ${PAGE_TIMEOUT_MS} ms`)), PAGE_TIMEOUT_MS);
+      const sub = this.nc.subscribe(inbox, {
+        callback: (err, msg) => {
+          if (err) return finish(err);
+          const h = msg.headers;
+          if (h && h.code !== 0 && h.code !== 200) {
+            // 204 EOB ends a page (Nats-Num-Pending: what is left after it); 404: nothing at or after seq.
+            if (h.code === 204) return finish({ done: Number(h.get("Nats-Num-Pending") || "0") === 0 });
+            if (h.code === 404) return finish({ done: true });
+            return finish(new Error(`peers snapshot: server answered ${h.code} ${h.description}`));
+          }
+          const key = msg.headers?.get("Nats-Subject").slice(PEERS_SUBJECT_PREFIX.length);
+          const m = this.parse(msg, key);
+          if (m) {
+            messages.push(m);
+            lastSeq = Math.max(lastSeq, m.seq);
+          }
+        },
+      });
+      this.nc.publish(`$JS.API.DIRECT.GET.${PEERS_STREAM}`, JSON.stringify({ seq, batch: SNAPSHOT_PAGE }), { reply: inbox });
+    });
+  }
+
+  /** A stream message (snapshot or republished) as a PeerMessage, or undefined when it has no sequence or key. */
+  private parse(msg: Msg, key: string | undefined): PeerMessage | undefined {
+    const seq = Number(msg.headers?.get("Nats-Sequence") ?? "");
+    if (!key || !Number.isSafeInteger(seq) || seq <= 0) {
+      this.log.warn({ subject: msg.subject }, "ignoring a peers message without a key or sequence");
+      return undefined;
+    }
+    if (isDeletion(msg.headers)) return { key, seq, record: null };
+    let json: unknown;
     try {
-      for await (const e of iter) {
-        if (generation !== this.generation) return;
-        revision = Math.max(revision, e.revision);
-        if (e.operation === "PUT") {
-          const parsed = PeerRecord.safeParse(safeJson(e));
-          if (parsed.success && parsed.data.nodeId === e.key) peers.set(e.key, parsed.data);
-          else this.log.warn({ peer: e.key, revision: e.revision }, "ignoring invalid peer record");
-        } else {
-          peers.delete(e.key);
-        }
-        if (!initialized && e.isUpdate) initialized = true;
-        if (initialized) this.onSet({ peers: new Map(peers), revision });
-      }
-    } catch (err) {
-      this.log.warn({ err }, "peer watch failed");
+      json = msg.json();
+    } catch {
+      json = undefined;
     }
-    if (generation === this.generation && !this.stopped) {
-      this.log.warn("peer watch ended; restarting");
-      this.onEnded();
-    }
+    const parsed = PeerRecord.safeParse(json);
+    if (parsed.success && parsed.data.nodeId === key) return { key, seq, record: parsed.data };
+    this.log.warn({ peer: key, revision: seq }, "ignoring invalid peer record");
+    return { key, seq, record: undefined };
   }
 }
 
-function safeJson(e: KvWatchEntry): unknown {
-  try {
-    return e.json();
-  } catch {
-    return undefined;
-  }
+function isDeletion(h: MsgHdrs | undefined): boolean {
+  const op = h?.get("KV-Operation");
+  return op === "DEL" || op === "PURGE";
 }

@@ -2,8 +2,7 @@
  * Watches this node's compiled policy: the key `<nodeId>` of `weft-node-policies`,
  * the only key of that bucket an agent may read.
  *
- * nats-server 2.9 cannot confine a consumer to one key, so there is no kv.watch()
- * here. Instead: a core subscription on `$KV.weft-node-policies.<nodeId>` (the
+ * An agent may create no consumer at all, so there is no kv.watch() here. Instead: a core subscription on `$KV.weft-node-policies.<nodeId>` (the
  * subject every put and delete of the key is published on) tells us that the key
  * changed, and a direct get of the key's last message (`$JS.API.DIRECT.GET.
  * KV_weft-node-policies.$KV.weft-node-policies.<nodeId>`) reads the value with

@@ -1,6 +1,8 @@
 /**
  * Flow counters as a host shows them (`weft flows`): the pinned counters map read directly, so
- * it works while the agent is stopped, with identities named from the agent's cached peers.
+ * it works while the agent is stopped, with identities named from the agent's cached peers. This is
+ * the `@weft/agent/flows` entry, so it also re-exports the refused service connections' reader
+ * (services/flows.ts), which `weft flows` shows next to them.
  */
 import { join } from "node:path";
 import { BpfMap, MapName, PerCpuMap, countersKeyCodec, countersValueCodec } from "@weft/bpf";
@@ -8,6 +10,8 @@ import type { PeerRecord } from "@weft/protocol";
 import { DatapathError } from "../errors.js";
 import { readFlows, type FlowCounters } from "./datapath.js";
 import { identityNames, nameOf } from "./names.js";
+
+export { readPinnedRefused, refusedFlowRows } from "../services/flows.js";
 
 export interface FlowRow {
   source: string;
@@ -18,6 +22,8 @@ export interface FlowRow {
   bytes: number;
   /** Dropped packets by reason; empty when nothing was dropped. */
   drops: Record<string, number>;
+  /** Set on rows of refused service connections (`<namespace>/<name>`): drops count connections, not packets. */
+  service?: string;
 }
 
 /** Reads the counters pinned under `pinDir` (root only). */

@@ -8,4 +8,5 @@ export { FlowExporter, type FlowExporterOptions } from "./exporter.js";
 export { flowRecords, boundedForReport, type FlowBaseline } from "./records.js";
 export { DropQueue } from "./queue.js";
 export { SinkPump, type PumpCounts } from "./pump.js";
-export { JsonLinesFlowSink, OtlpFlowSink, flowAttributes, type FlowSink } from "./sinks.js";
+export { JsonLinesFlowSink, flowAttributes, type FlowSink } from "./sinks.js";
+// OtlpFlowSink is in ./otlp-sink.js, imported only when an OTLP endpoint is configured.

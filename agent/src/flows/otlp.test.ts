@@ -13,7 +13,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FlowCounters } from "../datapath/datapath.js";
 import { FlowExporter } from "./exporter.js";
-import { JsonLinesFlowSink, OtlpFlowSink } from "./sinks.js";
+import { OtlpFlowSink } from "./otlp-sink.js";
+import { JsonLinesFlowSink } from "./sinks.js";
 
 /** OTLP JSON AnyValue → a plain value (stringValue, intValue as a decimal string, …). */
 function anyValue(v: Record<string, unknown>): unknown {

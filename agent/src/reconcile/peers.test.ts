@@ -80,6 +80,27 @@ describe("reconcile/peers", () => {
     expect(n.lines.some((l) => l.msg === "peers recreated their interfaces; re-handshaking"), "logged").toBe(true);
   });
 
+  it("peers - behind NAT, peers still without a handshake are re-added and warmed again, a bounded number of times", async () => {
+    const me = peerRecord(1, "home");
+    const done = peerRecord(5, "aws", { endpoints: { public: "203.0.113.5:51820" } });
+    const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
+    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetry: { intervalMs: 20, attempts: 2 } });
+    await n.iface.bringUp([]);
+    n.peers.submit(peerSet([me, done, late], 1));
+    await n.peers.idle();
+    // aws answered the first initiation; gcp had not added this node yet.
+    const answered = n.host.peers?.find((p) => p.publicKey === done.wireguardPublicKey);
+    if (!answered) throw new Error("fake host: aws peer missing");
+    answered.latestHandshake = Math.floor(Date.now() / 1000);
+    const before = wgSets(n).length;
+    await new Promise((r) => setTimeout(r, 200));
+    await n.peers.idle();
+    const readd = [`wg set weft0 peer ${late.wireguardPublicKey} remove`, `wg set weft0 peer ${late.wireguardPublicKey} endpoint 198.51.100.6:51820 allowed-ips 100.64.0.6/32 persistent-keepalive 25`];
+    expect(wgSets(n).slice(before), "wg set calls: only the peer without a handshake, once per attempt").toEqual([...readd, ...readd]);
+    expect(n.warmed.slice(1), "warmed again").toEqual([["100.64.0.6"], ["100.64.0.6"]]);
+    expect(wgPeers(n).map((p) => p.publicKey).sort(), "both peers configured").toEqual([done.wireguardPublicKey, late.wireguardPublicKey].sort());
+  });
+
   it("peers - a public node does not re-handshake on a new epoch (the peer reaches it)", async () => {
     const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
     const p = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" }, sessionEpoch: "00000000000000aa" });

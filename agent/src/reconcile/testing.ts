@@ -77,6 +77,8 @@ export interface NodeOptions {
   host?: Partial<HostState>;
   /** Answers commands the fake host does not know (iptables, sysctl). */
   extra?: FakeHandler;
+  /** Behind NAT: re-adding peers without a handshake; default none (attempts 0), so tests stay deterministic. */
+  firstHandshakeRetry?: { intervalMs: number; attempts: number };
 }
 
 /** No WEFT-SNAT chain yet: the gateway role has nothing to clean up. */
@@ -124,6 +126,7 @@ export async function enrolledNode(o: NodeOptions = {}): Promise<Node> {
     status,
     log,
     warmUp: async (addresses) => void warmed.push([...addresses]),
+    firstHandshakeRetry: o.firstHandshakeRetry ?? { intervalMs: 0, attempts: 0 },
   });
   return {
     dir,
@@ -140,6 +143,8 @@ export async function enrolledNode(o: NodeOptions = {}): Promise<Node> {
     lines,
     log,
     cleanup: async () => {
+      peers.stop();
+      await peers.idle();
       await Promise.all([status.idle(), state.idle()]);
       await rm(dir, { recursive: true, force: true });
     },

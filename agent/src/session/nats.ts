@@ -3,30 +3,56 @@
  * jitter), starts the peers watch and this node's policy and path-plan watches (each retried
  * with backoff, 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected:
  * the status says stale, the data plane keeps the last applied config; reconnected: the watches
- * and the workloads request start over, changes made meanwhile were not seen), and reports a
- * connection NATS closed for good (credentials revoked: the node was deleted). Peer sets,
- * policies and path plans go to their owners.
+ * and the workloads request start over, and the services key is read again, changes made
+ * meanwhile were not seen), and reports a connection NATS closed for good (credentials revoked:
+ * the node was deleted). Peer sets, policies and path plans go to their owners.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Subjects, type NodePathsRecord } from "@weft/protocol";
+import { KeyRotationReply, Subjects, type KeyRotationRequest, type NodePathsRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
 import { NodePathsWatch } from "../control/paths-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
+import { CONTROLLER_CA_FILE } from "../enroll/client.js";
 import { AgentError } from "../errors.js";
 import type { PeerReconciler } from "../reconcile/peers.js";
 import type { PolicyReconciler } from "../reconcile/policy.js";
+import type { ServiceReconciler } from "../services/reconciler.js";
 import type { WorkloadReconciler } from "../reconcile/workloads.js";
 import type { NatsIdentity } from "../state/nkey.js";
 import type { AgentState } from "../state/store.js";
 import type { StatusReporter } from "../status/reporter.js";
 
-/** Connects as this node; resolves once connected (waits for the first connect as long as it takes). */
-export async function connectNats(state: AgentState, identity: NatsIdentity, log: Logger): Promise<NatsConnection> {
+/**
+ * The NATS servers and the CA to trust for them: every URL must be `tls://` (a plaintext `nats://`
+ * is refused: peer records and policies would cross the network readable), and the CA is the one
+ * the controller handed out at enrollment, else the controller CA pinned then. Throws AgentError.
+ */
+export async function natsTransport(state: AgentState, stateDir: string): Promise<{ servers: string[]; caPem: string }> {
+  const plain = state.nats.servers.filter((u) => !u.startsWith("tls://"));
+  if (plain.length > 0) {
+    throw new AgentError(`refusing plaintext NATS URL ${plain.join(", ")}: want tls:// (upgrade the controller, then delete this node and enroll again)`, { retryable: false });
+  }
+  const caPem = state.nats.caPem ?? (await readFile(join(stateDir, CONTROLLER_CA_FILE), "utf8").catch(() => undefined));
+  if (caPem === undefined || caPem.trim() === "") {
+    throw new AgentError(`no CA to trust for NATS: the enrollment gave none and ${join(stateDir, CONTROLLER_CA_FILE)} is missing; enroll over https with --ca-hash`, { retryable: false });
+  }
+  return { servers: state.nats.servers, caPem };
+}
+
+/**
+ * Connects as this node over TLS trusting only the NATS CA; resolves once connected (waits for the
+ * first connect as long as it takes). `userJwt` is read on every (re)connect, so a renewed
+ * credential is used from the next connection on.
+ */
+export async function connectNats(state: AgentState, identity: NatsIdentity, transport: { servers: string[]; caPem: string }, userJwt: () => string, log: Logger): Promise<NatsConnection> {
   const nc = await connect({
-    servers: state.nats.servers,
-    authenticator: jwtAuthenticator(state.nats.userJwt, identity.seed),
+    servers: transport.servers,
+    tls: { ca: transport.caPem },
+    authenticator: jwtAuthenticator(userJwt, identity.seed),
     inboxPrefix: Subjects.inboxPrefix(state.nodeId),
     name: `weft-agent-${state.name}`,
     waitOnFirstConnect: true,
@@ -41,6 +67,21 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, log
   return nc;
 }
 
+/**
+ * Sends this node's new WireGuard public key to the controller and resolves once the node and peer
+ * records carry it (peers then switch); throws AgentError with the controller's refusal.
+ */
+export async function publishWireguardKey(nc: NatsConnection, nodeId: string, publicKey: string): Promise<void> {
+  let reply: KeyRotationReply;
+  try {
+    const msg = await nc.request(Subjects.wireguardKey(nodeId), JSON.stringify({ version: 1, wireguardPublicKey: publicKey } satisfies KeyRotationRequest), { timeout: 10_000 });
+    reply = KeyRotationReply.parse(msg.json());
+  } catch (err) {
+    throw new AgentError("cannot reach the controller to rotate the WireGuard key; the old key stays", { cause: err, retryable: true });
+  }
+  if (!reply.ok) throw new AgentError(`the controller refused the new WireGuard key: ${reply.error.code}: ${reply.error.message}`, { retryable: reply.error.code === "store_unavailable" });
+}
+
 export interface NatsSessionOptions {
   nc: NatsConnection;
   nodeId: string;
@@ -49,6 +90,8 @@ export interface NatsSessionOptions {
   workloads: WorkloadReconciler;
   /** This node's path plan (relays, punching rounds, relay sessions), or null when it has none. */
   onPaths: (record: NodePathsRecord | null) => void;
+  /** This node's services (its own key of weft-node-services, health and statistics reports). */
+  services?: ServiceReconciler | undefined;
   status: StatusReporter;
   /** The agent's root logger (each watch gets its own component). */
   root: Logger;
@@ -67,7 +110,7 @@ export class NatsSession {
   readonly #stop = new AbortController();
 
   constructor(private readonly o: NatsSessionOptions) {
-    this.#peerWatch = new PeerWatch(o.nc, (set) => o.peers.submit(set), o.root.child({ component: "peer-watch" }), () => this.#startPeerWatch(WATCH_ENDED_PAUSE_MS));
+    this.#peerWatch = new PeerWatch(o.nc, Subjects.inboxPrefix(o.nodeId), (set) => o.peers.submit(set), o.root.child({ component: "peer-watch" }), () => this.#startPeerWatch(WATCH_ENDED_PAUSE_MS));
     this.#policyWatch = new NodePolicyWatch(o.nc, o.nodeId, (record, revision) => o.policy.submit(record, revision), o.root.child({ component: "policy-watch" }));
     this.#pathsWatch = new NodePathsWatch(o.nc, o.nodeId, (record) => o.onPaths(record), o.root.child({ component: "paths-watch" }));
   }
@@ -80,6 +123,7 @@ export class NatsSession {
     this.#startPolicyWatch();
     this.#startPathsWatch();
     this.o.workloads.start(nc);
+    this.o.services?.start(nc);
     void this.#follow();
     void nc.closed().then((err) => {
       if (this.#stop.signal.aborted) return;
@@ -94,6 +138,7 @@ export class NatsSession {
     this.#peerWatch.stop();
     this.#policyWatch.stop();
     this.#pathsWatch.stop();
+    this.o.services?.stop();
   }
 
   async close(): Promise<void> {
@@ -142,6 +187,7 @@ export class NatsSession {
         this.#startPolicyWatch();
         this.#startPathsWatch();
         this.o.workloads.resync(nc);
+        void this.o.services?.resync();
       }
     }
   }

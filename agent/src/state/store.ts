@@ -6,7 +6,7 @@
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AnyNodePolicyRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
+import { AnyNodePolicyRecord, NodeServicesRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
 import { z } from "zod";
 import { StateError } from "../errors.js";
 
@@ -19,7 +19,8 @@ export const AgentState = z.object({
   overlayAddress: ipv4,
   overlayCidr: cidr,
   controllerUrl: z.string(),
-  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string() }),
+  /** NATS: `tls://` URLs, this node's user JWT (renewed by session/credentials.ts) and the CA its servers' certificates chain to. */
+  nats: z.object({ servers: z.array(z.string()).min(1), userJwt: z.string(), caPem: z.string().optional() }),
   heartbeatSeconds: z.number().int().positive(),
   enrolledAt: z.string(),
   /** Renewed whenever the WireGuard interface is created afresh; see peers/epochs.ts. */
@@ -31,6 +32,8 @@ export const AgentState = z.object({
   workloads: z.array(Workload).optional(),
   /** The last node policy applied to the datapath (its chunks joined), restored before NATS is reached; a version-1 record is read as version 2. */
   appliedPolicy: z.object({ revision: z.number().int().nonnegative(), record: AnyNodePolicyRecord.nullable() }).optional(),
+  /** The last node services record applied to the datapath, restored before NATS is reached. */
+  appliedServices: z.object({ revision: z.number().int().nonnegative(), record: NodeServicesRecord.nullable() }).optional(),
   applied: z
     .object({
       /** Highest peers-bucket revision applied. */

@@ -19,6 +19,10 @@ export interface AgentStatus {
   /** Revision of the node policy applied (-1: none read yet) and its entry count. */
   policyRevision: number;
   policyEntries: number;
+  /** Revision of the node services record applied (-1: none read yet), the services in it, and when it was applied. */
+  servicesRevision?: number;
+  services?: number;
+  servicesAppliedAt?: string;
   /** True when the controller no longer lists this node (it was deleted). */
   removed?: boolean;
   /** Site networks routed into the overlay, by gateway name; and those refused, with the reason. */

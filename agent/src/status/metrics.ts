@@ -1,11 +1,10 @@
 /**
  * The agent's Prometheus endpoint: flow counters per identity pair straight from the pinned
  * counters map (read at scrape time, so they never drift from `weft flows`), plus the agent's own
- * state. Served on `metrics.listen` (default 127.0.0.1:9464) at /metrics.
+ * state. Served on `metrics.listen` (default 127.0.0.1:9464) at /metrics by metrics-server.ts,
+ * which loads this module (and prom-client) on the first scrape.
  */
-import { createServer, type Server } from "node:http";
 import client from "prom-client";
-import type { Logger } from "pino";
 import type { FlowCounters } from "../datapath/datapath.js";
 import { nameOf, type IdentityNames } from "../datapath/names.js";
 import type { PumpCounts } from "../flows/pump.js";
@@ -177,35 +176,5 @@ function flowExportMetrics(registry: client.Registry, source: MetricsSource): vo
       this.inc({ result: "sent" }, r.sent);
       this.inc({ result: "unsent" }, r.unsent);
     },
-  });
-}
-
-/** Serves /metrics; a listen failure is logged and the agent keeps running without it. */
-export async function serveMetrics(listen: string, registry: client.Registry, log: Logger): Promise<Server | undefined> {
-  const i = listen.lastIndexOf(":");
-  const host = listen.slice(0, i);
-  const port = Number(listen.slice(i + 1));
-  const server = createServer((req, res) => {
-    if (req.url !== "/metrics") {
-      res.writeHead(404).end("see /metrics\n");
-      return;
-    }
-    registry
-      .metrics()
-      .then((body) => res.writeHead(200, { "content-type": registry.contentType }).end(body))
-      .catch((err: unknown) => {
-        log.warn({ err }, "metrics scrape failed");
-        res.writeHead(500).end("scrape failed\n");
-      });
-  });
-  return new Promise((resolve) => {
-    server.once("error", (err) => {
-      log.error({ err, listen }, "cannot serve metrics; continuing without them");
-      resolve(undefined);
-    });
-    server.listen(port, host, () => {
-      log.info({ listen }, "serving Prometheus metrics at /metrics");
-      resolve(server);
-    });
   });
 }

@@ -25,6 +25,10 @@ enum weft_drop_reason {
 	WEFT_DROP_TUNNEL_SOURCE = 4, /* VXLAN from an underlay address not in weft_tunnel_peers, or no tunnel metadata */
 	WEFT_DROP_SPOOFED = 5,       /* a source address its sender may not use: a workload not using its own, or an
 					inner VXLAN source outside the sending peer's workload prefix */
+	WEFT_DROP_RATE_LIMITED = 6,  /* a new connection to a service over its source identity's rate limit (lb.h):
+					refused at connect with ECONNREFUSED, or its first packet dropped on the tc path */
+	WEFT_DROP_NO_BACKEND = 7,    /* a new connection to a service that has no backend the source may use (none
+					healthy, none its policy allows): refused like a rate-limited one */
 	__WEFT_DROP_END,             /* one past the last code; not a reason */
 };
 

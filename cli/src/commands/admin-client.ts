@@ -20,6 +20,7 @@ export interface AdminOptions {
 }
 
 export async function adminClient(opts: AdminOptions): Promise<ControllerClient> {
+  if (opts.token !== undefined) process.stderr.write("weft: --token puts the admin token where every local user can read it (/proc/<pid>/cmdline); use WEFT_ADMIN_TOKEN or --controller-state-dir\n");
   const token = opts.token ?? process.env.WEFT_ADMIN_TOKEN ?? (await readToken(opts.controllerStateDir));
   if (opts.api) {
     const caHash = opts.caHash ?? process.env.WEFT_CA_HASH;

@@ -1,9 +1,11 @@
 /** `weft agent`: enroll (once) and keep this host's WireGuard in line with the overlay. */
 import { readFile } from "node:fs/promises";
-import { startAgent } from "@weft/agent";
+import { join } from "node:path";
+import { LOCAL_API_SOCKET, callLocalApi, startAgent } from "@weft/agent";
 import { merge, readConfigFile } from "../config-file.js";
 import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
+import { printJson } from "../output.js";
 import { cloudFlags } from "./cloud-flags.js";
 import { untilSignal } from "./signals.js";
 
@@ -35,6 +37,10 @@ export interface AgentFlags {
   flowInterval?: string;
   flowLogFile?: string;
   otlpEndpoint?: string;
+  services: boolean;
+  serviceCgroup?: string;
+  dnsListen?: string;
+  dnsUpstream: string[];
   spiffeSocket?: string;
   spiffeHostUid: string[];
 }
@@ -61,6 +67,7 @@ const int = (v: string | undefined) => (v === undefined ? undefined : Number(v))
 /** Runs the agent until SIGINT or SIGTERM. */
 export async function runAgent(f: AgentFlags): Promise<void> {
   const log = createLogger();
+  if (f.joinKey !== undefined) log.warn("--join-key puts the key where every local user can read it (/proc/<pid>/cmdline); use --join-key-file or WEFT_JOIN_KEY");
   let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
   if (f.joinKeyFile) {
     try {
@@ -85,8 +92,23 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },
     flows: { intervalSeconds: int(f.flowInterval), file: f.flowLogFile, ...(f.otlpEndpoint ? { otlp: { endpoint: f.otlpEndpoint } } : {}) },
     gateway: { snat: f.gatewaySnat ? undefined : false },
+    services: {
+      enabled: f.services ? undefined : false,
+      cgroup: f.serviceCgroup,
+      dns: { listen: f.dnsListen, upstream: f.dnsUpstream.length > 0 ? f.dnsUpstream : undefined },
+    },
   });
   const running = await startAgent(config, log);
   await untilSignal();
   await running.stop();
+}
+
+/**
+ * `weft agent rotate-key`: asks the running agent (its local API) to rotate the WireGuard key; the
+ * agent answers once the controller has the new public key and the interface uses it.
+ */
+export async function runRotateKey(o: { stateDir: string; json?: boolean }): Promise<void> {
+  const got = await callLocalApi<{ publicKey: string }>(join(o.stateDir, LOCAL_API_SOCKET), "POST", "/v1/rotate-key", undefined, 120_000);
+  if (o.json) return printJson(got);
+  process.stdout.write(`rotated the WireGuard key; new public key ${got.publicKey}\n`);
 }

@@ -10,7 +10,8 @@ import { untilSignal } from "./signals.js";
 export interface ControllerFlags {
   config?: string;
   stateDir?: string;
-  natsUrl?: string;
+  natsUrl?: string[];
+  natsReplicas?: string;
   natsHost?: string;
   natsPort?: string;
   natsAdvertise?: string[];
@@ -42,7 +43,13 @@ export async function runController(f: ControllerFlags): Promise<void> {
   const log = createLogger();
   const config = merge(await readConfigFile(f.config), {
     stateDir: f.stateDir,
-    nats: { url: f.natsUrl, listenHost: f.natsHost, port: int(f.natsPort), advertise: f.natsAdvertise },
+    nats: {
+      ...(f.natsUrl && f.natsUrl.length > 1 ? { urls: f.natsUrl } : { url: f.natsUrl?.[0] }),
+      replicas: int(f.natsReplicas),
+      listenHost: f.natsHost,
+      port: int(f.natsPort),
+      advertise: f.natsAdvertise,
+    },
     api: { listenHost: f.apiHost, port: int(f.apiPort), tls: { enabled: f.apiTls ? undefined : false, sans: f.apiSan } },
     overlay: { cidr: f.overlayCidr, workloadCidr: f.workloadCidr, workloadPrefixLength: int(f.workloadPrefixLength), plaintextSites: f.plaintextSite },
     spiffe: { x509SvidTtlSeconds: seconds("--x509-svid-ttl", f.x509SvidTtl), jwtSvidTtlSeconds: seconds("--jwt-svid-ttl", f.jwtSvidTtl) },

@@ -55,7 +55,8 @@ describe("enrollment policy files and flags", () => {
 
   it("cli keys - the agent command for a key with an instance selector carries --cloud", () => {
     const created = JoinKeyCreated.parse({ id: "0123456789ab", reusable: false, labels: {}, createdAt: "x", expiresAt: "y", uses: 0, state: "active", key: "weft_k", instanceSelector: { provider: "gcp" } });
-    expect(agentCommandHint(created, undefined)).toContain("--join-key weft_k --cloud gcp");
+    expect(agentCommandHint(created, undefined)).toContain("--join-key-file /etc/weft/join-key --cloud gcp");
+    expect(agentCommandHint(created, undefined), "the key itself is not in the command").not.toContain("weft_k");
   });
 
   it("cli agent - --cloud and --metadata-endpoint become the config's cloud; an unknown cloud is a usage error", () => {
@@ -111,7 +112,8 @@ describe.skipIf(!built)("cli enrollment-policy against a controller", () => {
   it("cli keys - create --instance-tag stores the selector and prints the agent command with --cloud", async () => {
     const res = await weft(["keys", "create", "--instance-provider", "aws", "--instance-tag", "env=prod"]);
     expect(res.code, `exit code (stderr: ${res.stderr})`).toBe(0);
-    expect(res.stderr, "agent command").toMatch(/--join-key weft_\S+ --cloud aws/);
+    expect(res.stderr, "agent command").toMatch(/--join-key-file \S+ --cloud aws/);
+    expect(res.stderr, "agent command: no key in it").not.toMatch(/weft_[A-Za-z0-9]/);
     const keys = await t.client.listJoinKeys();
     expect(keys.at(-1)?.instanceSelector, "stored selector").toEqual({ provider: "aws", tags: { env: "prod" } });
   }, 60_000);

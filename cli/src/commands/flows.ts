@@ -1,7 +1,7 @@
-/** `weft flows`: packets, bytes and drops per identity pair enforced on this host. */
+/** `weft flows`: packets, bytes and drops per identity pair enforced on this host, and service connections refused here (rate limit, no backend). */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { flowRows, readPinnedFlows } from "@weft/agent/flows";
+import { flowRows, readPinnedFlows, readPinnedRefused, refusedFlowRows } from "@weft/agent/flows";
 import { STATUS_FILE, loadState, type AgentStatus } from "@weft/agent/local";
 import { UsageError } from "../errors.js";
 import { printJson, printTable } from "../output.js";
@@ -14,7 +14,8 @@ export async function runFlows(o: { stateDir: string; pinDir?: string; json?: bo
     .catch(() => undefined);
   const pinDir = o.pinDir ?? status?.pinDir;
   if (!pinDir) throw new UsageError(`the agent in ${o.stateDir} runs without an eBPF datapath (or has not started yet); pass --pin-dir if its maps are pinned elsewhere`);
-  const rows = flowRows(readPinnedFlows(pinDir), state.applied?.peers ?? []);
+  const peers = state.applied?.peers ?? [];
+  const rows = [...flowRows(readPinnedFlows(pinDir), peers), ...refusedFlowRows(readPinnedRefused(pinDir), state.appliedServices?.record, peers)];
   if (o.json) return printJson({ nodeId: state.nodeId, pinDir, flows: rows });
   printTable(
     ["SOURCE", "DESTINATION", "PACKETS", "BYTES", "DROPS"],

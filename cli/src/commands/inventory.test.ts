@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { InventoryAccountStatus, InventoryView } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readInventoryConfig } from "./controller.js";
+import { printLines } from "../output.js";
 import { filterView, formatAccount, formatSync, formatView } from "./inventory.js";
 
 let dir: string;
@@ -33,6 +34,33 @@ const status = (over: Partial<InventoryAccountStatus> = {}): InventoryAccountSta
 });
 
 describe("inventory command", () => {
+  it("inventory list - an escape-laden tag and name print inert: no control character reaches the terminal", async () => {
+    const evil = "\u001b]0;pwned\u0007\u001b[2J\u001b[31mred\r\u202eevil\u009b";
+    const view: InventoryView = {
+      instances: [{ provider: "aws", account: "1", region: "r", network: "vpc-a", id: "i-1", name: `web${evil}`, privateIps: ["10.0.0.1"], publicIps: [], tags: { [`k${evil}`]: evil }, state: "running", seenAt: "T" }],
+      networks: [],
+      statuses: [status({ issues: [{ scope: "i-1", code: "bad_tag", message: `tag ${evil}` }] })],
+      siteRoutes: [],
+      overlaps: [],
+    };
+    const table = formatView(view);
+    const written: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => written.push(chunk) > 0) as unknown as typeof process.stdout.write;
+    try {
+      printLines(table);
+      printLines(formatSync({ startedAt: "T", finishedAt: "T", accounts: [status({ issues: [{ scope: "i-1", code: "bad_tag", message: `tag ${evil}` }] })] }));
+    } finally {
+      process.stdout.write = write;
+    }
+    const out = written.join("");
+    // eslint-disable-next-line no-control-regex
+    const controls = [...out.matchAll(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/g)].map((m) => m[0].charCodeAt(0).toString(16));
+    expect(controls, "control characters written to the terminal").toEqual([]);
+    expect(out, "the escapes are shown, readable").toContain("\\x1b]0;pwned\\x07");
+    expect(out, "bidi override shown").toContain("\\u202e");
+  });
+
   it("inventory sync - prints per account: instances, changes, removed, held back with why, issues; a failure says nothing was touched", () => {
     const text = formatAccount(
       status({

@@ -6,7 +6,7 @@
  */
 import { CloudProvider, type InventoryAccountStatus, type InventorySyncResult, type InventoryView } from "@weft/protocol";
 import { UsageError } from "../errors.js";
-import { formatTable, printJson } from "../output.js";
+import { formatTable, printJson, printLines } from "../output.js";
 import { adminClient, type AdminOptions } from "./admin-client.js";
 
 /** One block per account: a summary line, then removals, held-back removals, stopped nodes and issues. */
@@ -89,7 +89,7 @@ export function formatView(view: InventoryView): string {
 export async function syncInventory(o: AdminOptions & { json?: boolean }): Promise<void> {
   const result = await (await adminClient(o)).syncInventory();
   if (o.json) return printJson(result);
-  process.stdout.write(`${formatSync(result)}\n`);
+  printLines(formatSync(result));
   if (result.accounts.some((a) => a.result === "failed")) process.exitCode = 1;
 }
 
@@ -97,5 +97,5 @@ export async function listInventory(o: AdminOptions & { json?: boolean; provider
   if (o.provider !== undefined && !CloudProvider.safeParse(o.provider).success) throw new UsageError(`--provider ${o.provider}: want one of ${CloudProvider.options.join(", ")}`);
   const view = filterView(await (await adminClient(o)).inventory(), o.provider);
   if (o.json) return printJson(view);
-  process.stdout.write(`${formatView(view)}\n`);
+  printLines(formatView(view));
 }

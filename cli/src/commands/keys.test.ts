@@ -47,7 +47,8 @@ describe("cli keys", () => {
     const key = res.stdout.trim();
     expect(key, "stdout").toMatch(/^weft_\S+$/);
     const port = new URL(t.running.apiUrl).port;
-    expect(res.stderr, "stderr").toContain(`weft agent --controller https://127.0.0.1:${port} --ca-hash ${t.running.caHash} --join-key ${key}`);
+    expect(res.stderr, "stderr").toContain(`weft agent --controller https://127.0.0.1:${port} --ca-hash ${t.running.caHash} --join-key-file /etc/weft/join-key`);
+    expect(res.stderr, "stderr: the key is not in the printed command").not.toContain(key);
   });
 
   it.skipIf(!built)("cli keys - over https --api the CLI trusts the controller by --ca-hash; a wrong hash exits 1 naming the mismatch", async () => {
@@ -67,7 +68,7 @@ describe("cli keys", () => {
     const hash = `sha256:${"a".repeat(64)}`;
     const controller = { caHash: hash, urls: ["https://198.19.0.2:8080", "https://10.0.0.5:8080"] };
     expect(agentCommandHint({ ...base, controller }, undefined), "via the socket").toBe(
-      `enroll a host with:\n  weft agent --controller https://198.19.0.2:8080 --ca-hash ${hash} --join-key weft_k1_secret\n(the controller's certificate also covers https://10.0.0.5:8080)\n`,
+      `enroll a host: put the key printed above in /etc/weft/join-key (mode 0600, root only): never pass it as an argument, every local user can read a process's arguments; then\n  weft agent --controller https://198.19.0.2:8080 --ca-hash ${hash} --join-key-file /etc/weft/join-key\n(the controller's certificate also covers https://10.0.0.5:8080)\n`,
     );
     expect(agentCommandHint({ ...base, controller }, "https://10.0.0.5:8080/"), "via --api").toContain(`--controller https://10.0.0.5:8080 --ca-hash ${hash}`);
     expect(agentCommandHint(base, undefined), "plain HTTP controller").toMatch(/plain HTTP: the key crosses the network in clear text/);

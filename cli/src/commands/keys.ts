@@ -109,16 +109,18 @@ export function agentCommandHint(created: JoinKeyCreated, apiUrl: string | undef
   // A key with an instance selector works only with the instance identity the agent reads from its cloud.
   const provider = created.instanceSelector?.provider;
   const cloud = created.instanceSelector ? ` --cloud ${provider === undefined || provider === "onprem" ? "<aws|azure|gcp>" : provider}` : "";
+  const keyFile = "/etc/weft/join-key";
+  const save = `put the key printed above in ${keyFile} (mode 0600, root only): never pass it as an argument, every local user can read a process's arguments`;
   if (!created.controller) {
-    return `enroll a host with:\n  weft agent --controller http://<controller>:8080 --join-key ${created.key}${cloud}\n(the controller serves plain HTTP: the key crosses the network in clear text)\n`;
+    return `enroll a host: ${save}; then\n  weft agent --controller http://<controller>:8080 --join-key-file ${keyFile}${cloud}\n(the controller serves plain HTTP: the key crosses the network in clear text)\n`;
   }
   const urls = created.controller.urls ?? [];
   const used = apiUrl && /^https:/i.test(apiUrl) ? new URL(apiUrl).origin : undefined;
   const url = used ?? urls[0] ?? "https://<controller>:8080";
   const others = urls.filter((u) => u !== url);
   return [
-    "enroll a host with:",
-    `  weft agent --controller ${url} --ca-hash ${created.controller.caHash} --join-key ${created.key}${cloud}`,
+    `enroll a host: ${save}; then`,
+    `  weft agent --controller ${url} --ca-hash ${created.controller.caHash} --join-key-file ${keyFile}${cloud}`,
     ...(others.length > 0 ? [`(the controller's certificate also covers ${others.join(", ")})`] : []),
     "",
   ].join("\n");

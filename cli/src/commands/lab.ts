@@ -16,6 +16,7 @@ import { LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, terminateLabIns
 import { createLogger } from "../log.js";
 import { age, formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
+import { parseServiceFile } from "./services.js";
 import { untilSignal } from "./signals.js";
 
 /** The options of `weft lab` itself, given to every subcommand. */
@@ -99,6 +100,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     process.stdout.write(`${await meshTable(cluster)}\n`);
     if (onpremLike.size > 1) await pathsDemo(cluster, say);
     await policyDemo(cluster, opts, say);
+    await servicesDemo(cluster, opts, client, say);
     await siteRoutesDemo(cluster, opts, client, say);
     await inventoryDemo(cluster, clouds, client, say);
     if (!o.once) {
@@ -210,6 +212,44 @@ async function waitForWorkloads(cluster: LabCluster, want: number, addresses: Ma
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`only ${addresses.size} of ${want} workloads got an address within 60 s; see the agent logs`);
+}
+
+/**
+ * A federated service: `api.shop` with backends in two clouds (the api workloads on aws-2 and
+ * azure-2), reached by name from the web workload in a third (gcp-1), balanced at connect time by
+ * gcp-1's agent; then what `weft service list --json` says of each backend (site, health).
+ */
+async function servicesDemo(cluster: LabCluster, opts: LabOptions, client: ControllerClient, say: (line: string) => void): Promise<void> {
+  const file = join(repoRoot(), "examples", "shop-service.yaml");
+  say(`\n==> a federated service: applying ${file} (api.shop: the api workloads in aws and azure, round robin, health-checked)`);
+  const servers: EchoServer[] = [];
+  try {
+    for (const node of ["aws-2-api", "azure-2-api"]) servers.push(await startEchoServer(opts, node, { port: 7000, name: node }));
+    const applied = [];
+    for (const svc of parseServiceFile(await readFile(file, "utf8"), file)) applied.push(await client.applyService(svc));
+    const api = applied.find((a) => a.spec.name === "api")!;
+    const name = `api.shop.svc.weft.internal`;
+    say(`==> ${name} has the VIP ${api.vip}; gcp-1-web (in gcp) connects to it by name, 10 times`);
+    const deadline = Date.now() + 20_000;
+    let first = await echoProbe(opts, "gcp-1-web", { address: name, port: 80, protocol: "tcp", timeoutMs: 1500 });
+    while (!first.ok && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250)); // the service reaches gcp-1's agent within a moment
+      first = await echoProbe(opts, "gcp-1-web", { address: name, port: 80, protocol: "tcp", timeoutMs: 1500 });
+    }
+    const rows: string[][] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = i === 0 ? first : await echoProbe(opts, "gcp-1-web", { address: name, port: 80, protocol: "tcp", timeoutMs: 1500 });
+      rows.push(["gcp-1-web", `${name}:80`, r.ok ? (r.from.name ?? "?") : `no answer (${r.error})`, r.ok ? `${r.rttMs} ms` : "-"]);
+    }
+    process.stdout.write(`${formatTable(["FROM", "TO", "ANSWERED BY", "TIME"], rows)}\n`);
+    await new Promise((r) => setTimeout(r, 2500)); // the agents report connection counts every 2 s
+    const views = await client.listServices();
+    say(`\n==> weft service list --json (each backend's site and health)`);
+    const slim = views.map((v) => ({ service: `${v.service.namespace}/${v.service.name}`, vip: v.vip, dnsName: v.dnsName, backends: v.backends.map((b) => ({ address: b.address, node: b.node, workload: b.workload, site: b.site, health: b.health, connects: b.connects })) }));
+    process.stdout.write(`${JSON.stringify(slim, null, 2)}\n`);
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
+  }
 }
 
 /** Site routes: gcp-1 (instance tag) and onprem-1 (key label) carry their sites' networks for the other sites. */

@@ -1,7 +1,8 @@
 /**
  * `weft mesh export --format istio` and `weft mesh import -f authz.yaml`: the overlay and an Istio
- * mesh with one identity. Export reads nodes, workloads and policies from the controller's API and
- * prints WorkloadEntry, ServiceEntry and AuthorizationPolicy documents (YAML, `---` between them);
+ * mesh with one identity. Export reads nodes, workloads, policies and services from the
+ * controller's API and prints WorkloadEntry, ServiceEntry (a service's VIP, name and backends) and
+ * AuthorizationPolicy documents (YAML, `---` between them);
  * import translates AuthorizationPolicy documents into Weft policies and applies them (or prints
  * them with --dry-run). What cannot be translated stops the import with the document and field
  * named; nothing is applied then. Notes (what the overlay alone enforces, what was skipped) go to
@@ -21,14 +22,13 @@ export type MeshImportFlags = AdminOptions & { file: string; trustDomain?: strin
 /** `weft mesh export`: Istio documents for the overlay's members and policy. */
 export async function meshExport(o: MeshExportFlags): Promise<void> {
   if (o.format !== "istio") throw new UsageError(`--format ${o.format}: only istio is supported`);
-  const { exportIstio, MeshExportError } = await import("@weft/controller/mesh");
+  const { exportIstio, meshServices, MeshExportError } = await import("@weft/controller/mesh");
   const client = await adminClient(o);
-  const [nodes, policies] = await Promise.all([client.listNodes(), client.listPolicies()]);
+  const [nodes, policies, services] = await Promise.all([client.listNodes(), client.listPolicies(), client.listServices()]);
   const trustDomain = o.trustDomain ?? trustDomainOf(nodes.flatMap((n) => [n.identity?.spiffeId, ...(n.workloads ?? []).map((w) => w.identity.spiffeId)]));
   let out;
   try {
-    // Services (VIP, ports, backends) are exported once the service registry records them.
-    out = exportIstio({ trustDomain, nodes, policies, services: [], network: o.network });
+    out = exportIstio({ trustDomain, nodes, policies, services: meshServices(services), network: o.network });
   } catch (err) {
     if (err instanceof MeshExportError) throw new UsageError(`cannot export to Istio: ${err.message}`);
     throw err;

@@ -4,7 +4,7 @@
  * `--paths` (and `get`) print one line per node and peer with the path and the RTT the node measured.
  */
 import type { NodeView } from "@weft/protocol";
-import { age, printJson, printTable } from "../output.js";
+import { age, printJson, printLines, printTable } from "../output.js";
 import { adminClient, type AdminOptions } from "./admin-client.js";
 
 export function nodeRows(nodes: NodeView[], now = Date.now()): string[][] {
@@ -69,5 +69,5 @@ export async function getNode(node: string, o: AdminOptions & { json?: boolean }
 export async function deleteNode(node: string, o: AdminOptions & { json?: boolean }): Promise<void> {
   const view = await (await adminClient(o)).deleteNode(node);
   if (o.json) return printJson(view);
-  process.stdout.write(`node ${view.name} (${view.nodeId}) deleted\n`);
+  printLines(`node ${view.name} (${view.nodeId}) deleted`);
 }

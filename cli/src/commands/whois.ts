@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { WhoIs } from "@weft/protocol";
-import { printJson } from "../output.js";
+import { printJson, printLines } from "../output.js";
 
 /** Tenant strings are printed without control characters (no terminal escapes from a label). */
 export function printable(s: string): string {
@@ -33,5 +33,5 @@ export async function runWhois(address: string, o: { stateDir: string; socket?: 
   const { callLocalApi, LOCAL_API_SOCKET } = await import("@weft/agent/local");
   const w = await callLocalApi<WhoIs>(o.socket ?? join(o.stateDir, LOCAL_API_SOCKET), "GET", `/v1/whois?addr=${encodeURIComponent(address)}`);
   if (o.json) return printJson(w);
-  process.stdout.write(formatWhois(w));
+  printLines(formatWhois(w).replace(/\n$/, ""));
 }

@@ -34,7 +34,7 @@ export interface AwsInventoryOptions {
   retry?: RetryOptions;
   /** MaxResults per page, 5–1000 (default 1000). */
   pageSize?: number;
-  /** Per-request socket timeout (default 30 s). */
+  /** Per-request timeout: a request with no answer by then fails (transient, retried). Default 30 s. */
   requestTimeoutMs?: number;
   logger?: Logger;
 }
@@ -68,7 +68,9 @@ export class AwsInventory implements InventoryAdapter {
           maxAttempts: 1,
           ...(o.endpoint ? { endpoint: o.endpoint } : {}),
           ...(o.credentials ? { credentials: o.credentials } : {}),
-          requestHandler: { requestTimeout: o.requestTimeoutMs ?? 30_000, connectionTimeout: Math.min(o.requestTimeoutMs ?? 30_000, 10_000) },
+          // throwOnRequestTimeout: without it @smithy/node-http-handler only logs a warning when
+          // requestTimeout passes, and a server that never answers stalls the listing.
+          requestHandler: { requestTimeout: o.requestTimeoutMs ?? 30_000, connectionTimeout: Math.min(o.requestTimeoutMs ?? 30_000, 10_000), throwOnRequestTimeout: true },
         }),
       );
     }

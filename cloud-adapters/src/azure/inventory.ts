@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from "@weft/protocol";
 import { InventoryAuthError, InventoryError } from "../errors.js";
 import type { InventoryAdapter, InventoryIssue, InventorySnapshot } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
+import { bounded } from "../timeout.js";
 import { classifyAzureError } from "./classify.js";
 import { joinInstances, toNetworks } from "./normalise.js";
 
@@ -29,13 +30,15 @@ export interface AzureInventoryOptions {
   /** Token scope (default https://management.azure.com/.default; other clouds have their own). */
   credentialScope?: string;
   retry?: Omit<RetryOptions, "signal">;
+  /** Per-page timeout: a page with no answer by then fails (transient, retried). Default 30 s. */
+  requestTimeoutMs?: number;
   /** Upper bound on pages per list, against a nextLink that never ends (default 10 000). */
   maxPages?: number;
   logger?: Logger;
 }
 
 /** A list's pages, resumable from a continuation token (the nextLink). */
-type PageSource<T> = (token: string | undefined) => { next(): Promise<IteratorResult<T[]>> };
+type PageSource<T> = (token: string | undefined, abortSignal: AbortSignal) => { next(): Promise<IteratorResult<T[]>> };
 
 export class AzureInventory implements InventoryAdapter {
   readonly provider = "azure" as const;
@@ -61,26 +64,29 @@ export class AzureInventory implements InventoryAdapter {
 
   async fetch(signal?: AbortSignal): Promise<InventorySnapshot> {
     const issues: InventoryIssue[] = [];
-    const abortSignal = signal;
     // VMs first and alone: refused credentials then cost one request, not five.
     const vms = await this.list(
       "virtualMachines.listAll",
-      (token) => this.compute.virtualMachines.listAll({ abortSignal }).byPage({ continuationToken: token }),
+      (token, abortSignal) => this.compute.virtualMachines.listAll({ abortSignal }).byPage({ continuationToken: token }),
       computeToken,
       issues,
       signal,
     );
+    // ARM did not answer the first list even when retried: the others would wait as long. Partial, nothing more asked.
+    if (issues.some((i) => i.code === "timeout")) {
+      return { provider: "azure", account: this.account, fetchedAt: new Date().toISOString(), complete: false, instances: [], networks: [], issues };
+    }
     const [statuses, nics, publicIps, vnets] = await Promise.all([
       this.list(
         "virtualMachines.listAll?statusOnly",
-        (token) => this.compute.virtualMachines.listAll({ statusOnly: "true", abortSignal }).byPage({ continuationToken: token }),
+        (token, abortSignal) => this.compute.virtualMachines.listAll({ statusOnly: "true", abortSignal }).byPage({ continuationToken: token }),
         computeToken,
         issues,
         signal,
       ),
-      this.list("networkInterfaces.listAll", (token) => this.network.networkInterfaces.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
-      this.list("publicIPAddresses.listAll", (token) => this.network.publicIPAddresses.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
-      this.list("virtualNetworks.listAll", (token) => this.network.virtualNetworks.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
+      this.list("networkInterfaces.listAll", (token, abortSignal) => this.network.networkInterfaces.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
+      this.list("publicIPAddresses.listAll", (token, abortSignal) => this.network.publicIPAddresses.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
+      this.list("virtualNetworks.listAll", (token, abortSignal) => this.network.virtualNetworks.listAll({ abortSignal }).byPage({ continuationToken: token }), getContinuationToken, issues, signal),
     ]);
     return {
       provider: "azure",
@@ -112,10 +118,16 @@ export class AzureInventory implements InventoryAdapter {
         if (n >= (this.o.maxPages ?? 10_000)) throw new InventoryError(`azure ${operation}: more than ${n} pages`, { code: "paging_limit", retryable: false });
         const at = token;
         const page = await withRetry(
-          async () => {
-            const r = await pages(at).next();
-            return r.done ? undefined : r.value;
-          },
+          () =>
+            bounded(
+              async (callSignal) => {
+                const r = await pages(at, callSignal).next();
+                return r.done ? undefined : r.value;
+              },
+              this.o.requestTimeoutMs ?? 30_000,
+              `azure ${operation}`,
+              signal,
+            ),
           (err) => classifyAzureError(err, operation),
           {
             ...this.o.retry,

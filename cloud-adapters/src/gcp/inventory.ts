@@ -7,13 +7,15 @@
  * (`returnPartialSuccess`, so an unreachable zone is reported instead of failing the whole list);
  * scopes with a warning and no results are skipped; `unreachables` become issues. A resource type
  * that keeps failing becomes an issue and the snapshot is incomplete; refused credentials throw
- * InventoryAuthError.
+ * InventoryAuthError. Each page is bounded by `timeoutMs` (../timeout.ts: gax's REST transport does
+ * not enforce its own timeout) and the three lists run side by side.
  */
 import { InstancesClient, NetworksClient, SubnetworksClient, type protos } from "@google-cloud/compute";
 import { OAuth2Client, type AuthClient } from "google-auth-library";
-import { InventoryAuthError, InventoryError, InventoryTransientError } from "../errors.js";
+import { InventoryAuthError, InventoryError } from "../errors.js";
 import type { Instance, InventoryAdapter, InventoryIssue, InventorySnapshot, Network } from "../model.js";
 import { withRetry, type RetryOptions } from "../retry.js";
+import { bounded } from "../timeout.js";
 import { classifyGcpError } from "./classify.js";
 import { toInstance, toNetwork } from "./normalise.js";
 
@@ -54,30 +56,6 @@ interface Clients {
   instances: InstancesClient;
   networks: NetworksClient;
   subnetworks: SubnetworksClient;
-}
-
-/**
- * Bounds one call: gax's REST transport does not enforce its own timeout, so the call is raced
- * against a timer (a transient failure) and the caller's signal, and cancelled (gax calls return a
- * promise with cancel(), which aborts the HTTP request) when either wins.
- */
-function bounded<T>(call: Promise<T>, ms: number, label: string, signal: AbortSignal | undefined): Promise<T> {
-  const cancel = () => (call as Promise<T> & { cancel?: () => void }).cancel?.();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      cancel();
-      reject(new InventoryError(`${label}: aborted`, { code: "aborted", retryable: false, cause: signal?.reason }));
-    };
-    const timer = setTimeout(() => {
-      cancel();
-      reject(new InventoryTransientError(`${label}: no answer in ${ms} ms`, { code: "timeout" }));
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    call.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    });
-  });
 }
 
 /** Splits "http://host:port" into the client's apiEndpoint/port/protocol options. */
@@ -162,35 +140,44 @@ export class GcpInventory implements InventoryAdapter {
       }
     };
 
-    try {
-      await this.pages("instances.aggregatedList", (req, o) => (c.instances.innerApiCalls.aggregatedList as PageCall<IInstanceAggregatedList>)({ ...req, returnPartialSuccess: true }, o), signal, (page) => {
-        unreachable("instances", page.unreachables);
-        for (const [scope, list] of Object.entries(page.items ?? {})) {
-          if (list.warning?.code === "UNREACHABLE") unreachable("instances", [scope]);
-          for (const i of list.instances ?? []) instances.push(toInstance(this.o.project, scope, i));
+    // The three lists run side by side: a server that does not answer costs one page's retries, not three.
+    await Promise.all([
+      (async () => {
+        try {
+          await this.pages("instances.aggregatedList", (req, o) => (c.instances.innerApiCalls.aggregatedList as PageCall<IInstanceAggregatedList>)({ ...req, returnPartialSuccess: true }, o), signal, (page) => {
+            unreachable("instances", page.unreachables);
+            for (const [scope, list] of Object.entries(page.items ?? {})) {
+              if (list.warning?.code === "UNREACHABLE") unreachable("instances", [scope]);
+              for (const i of list.instances ?? []) instances.push(toInstance(this.o.project, scope, i));
+            }
+          });
+        } catch (err) {
+          fail("instances", err);
         }
-      });
-    } catch (err) {
-      fail("instances", err);
-    }
-    try {
-      await this.pages("networks.list", (req, o) => c.networks.list(req, o) as unknown as Promise<[unknown, unknown, INetworkList]>, signal, (page) => {
-        networks.push(...(page.items ?? []));
-      });
-    } catch (err) {
-      fail("networks", err);
-    }
-    try {
-      await this.pages("subnetworks.aggregatedList", (req, o) => (c.subnetworks.innerApiCalls.aggregatedList as PageCall<ISubnetworkAggregatedList>)({ ...req, returnPartialSuccess: true }, o), signal, (page) => {
-        unreachable("subnetworks", page.unreachables);
-        for (const [scope, list] of Object.entries(page.items ?? {})) {
-          if (list.warning?.code === "UNREACHABLE") unreachable("subnetworks", [scope]);
-          subnetworks.push(...(list.subnetworks ?? []));
+      })(),
+      (async () => {
+        try {
+          await this.pages("networks.list", (req, o) => c.networks.list(req, o) as unknown as Promise<[unknown, unknown, INetworkList]>, signal, (page) => {
+            networks.push(...(page.items ?? []));
+          });
+        } catch (err) {
+          fail("networks", err);
         }
-      });
-    } catch (err) {
-      fail("subnetworks", err);
-    }
+      })(),
+      (async () => {
+        try {
+          await this.pages("subnetworks.aggregatedList", (req, o) => (c.subnetworks.innerApiCalls.aggregatedList as PageCall<ISubnetworkAggregatedList>)({ ...req, returnPartialSuccess: true }, o), signal, (page) => {
+            unreachable("subnetworks", page.unreachables);
+            for (const [scope, list] of Object.entries(page.items ?? {})) {
+              if (list.warning?.code === "UNREACHABLE") unreachable("subnetworks", [scope]);
+              subnetworks.push(...(list.subnetworks ?? []));
+            }
+          });
+        } catch (err) {
+          fail("subnetworks", err);
+        }
+      })(),
+    ]);
 
     // An aborted fetch is no snapshot at all, not an incomplete one.
     signal?.throwIfAborted();
@@ -213,7 +200,7 @@ export class GcpInventory implements InventoryAdapter {
     do {
       if (signal?.aborted) throw new InventoryError(`${label}: aborted`, { code: "aborted", retryable: false, cause: signal.reason });
       const request: Record<string, unknown> = { project: this.o.project, maxResults: this.o.pageSize ?? 500, ...(pageToken ? { pageToken } : {}) };
-      const [, , page] = await withRetry(() => bounded(call(request, options), timeout, label, signal), (err) => classifyGcpError(err, label), { ...this.o.retry, ...(signal ? { signal } : {}) });
+      const [, , page] = await withRetry(() => bounded(() => call(request, options), timeout, label, signal), (err) => classifyGcpError(err, label), { ...this.o.retry, ...(signal ? { signal } : {}) });
       onPage(page);
       pageToken = page.nextPageToken || undefined;
       if (pageToken && seen.has(pageToken)) throw new InventoryError(`${label}: the page token repeats; stopping`, { code: "paging_loop", retryable: false });

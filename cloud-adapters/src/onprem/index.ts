@@ -4,11 +4,11 @@
  * cannot be read or does not validate throws InventoryFileError naming the file and the field;
  * a consumer must treat that as a failed fetch, never as "every host is gone".
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import { InventoryFileError } from "../errors.js";
 import type { Instance, InventoryAdapter, InventorySnapshot, Network } from "../model.js";
-import { describeIssues, OnpremFile } from "./schema.js";
+import { describeIssues, ONPREM_LIMITS, OnpremFile } from "./schema.js";
 
 export { OnpremFile, describeIssues as describeOnpremIssues } from "./schema.js";
 
@@ -16,6 +16,8 @@ export { OnpremFile, describeIssues as describeOnpremIssues } from "./schema.js"
 export async function readOnpremFile(path: string): Promise<OnpremFile> {
   let text: string;
   try {
+    const size = (await stat(path)).size;
+    if (size > ONPREM_LIMITS.fileBytes) throw new Error(`${size} bytes, over the ${ONPREM_LIMITS.fileBytes}-byte limit`);
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new InventoryFileError(`${path}: cannot read: ${(err as Error).message}`, err);

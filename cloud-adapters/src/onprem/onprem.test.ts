@@ -39,6 +39,8 @@ afterEach(async () => {
 });
 
 /** The InventoryFileError message for a file with this content. */
+const three = (ip: string) => `site: s\nnetworks: [{id: lan, cidrs: [10.0.0.0/8]}]\ninstances:\n  - {id: a, network: lan, privateIps: [10.0.0.1]}\n  - {id: b, network: lan, privateIps: [10.0.0.2]}\n  - {id: c, network: lan, privateIps: [${ip}]}\n`;
+
 async function refusal(content: string): Promise<string> {
   await writeFile(file, content);
   const err = await OnpremInventory.fromFile(file).catch((e: unknown) => e);
@@ -76,7 +78,6 @@ describe("onprem inventory", () => {
   });
 
   it("onprem - each kind of bad input names the file and the field", async () => {
-    const three = (ip: string) => `site: s\nnetworks: [{id: lan, cidrs: [10.0.0.0/8]}]\ninstances:\n  - {id: a, network: lan, privateIps: [10.0.0.1]}\n  - {id: b, network: lan, privateIps: [10.0.0.2]}\n  - {id: c, network: lan, privateIps: [${ip}]}\n`;
     const cases: [string, string][] = [
       [three("10.0.0.300"), "instances[2].privateIps[0]: must be an IPv4 address"],
       [three("fe80::1"), "instances[2].privateIps[0]: must be an IPv4 address"],
@@ -99,6 +100,26 @@ describe("onprem inventory", () => {
       expect(got, `content:\n${content}`).toContain(`${file}`);
       expect(got, `content:\n${content}`).toContain(want);
     }
+  });
+
+  it("onprem - an address on two hosts and absurd sizes are refused, naming the field", async () => {
+    const cases: [string, string][] = [
+      [three("10.0.0.1"), "instances[2].privateIps[0]: address 10.0.0.1 is also instances[0].privateIps[0]'s"],
+      ["site: s\nnetworks: [{id: lan, cidrs: []}]\ninstances:\n  - {id: a, network: lan, privateIps: [10.0.0.1], publicIps: [203.0.113.7]}\n  - {id: b, network: lan, privateIps: [10.0.0.2], publicIps: [203.0.113.7]}\n", "instances[1].publicIps[0]: address 203.0.113.7 is also instances[0].publicIps[0]'s"],
+      [`site: s\nnetworks: [{id: lan, cidrs: []}]\ninstances: [{id: a, network: lan, privateIps: [${Array.from({ length: 65 }, (_, i) => `10.1.0.${i + 1}`).join(", ")}]}]\n`, "instances[0].privateIps: must hold at most 64 addresses"],
+      [`site: s\nnetworks: [{id: lan, cidrs: []}]\ninstances: [{id: ${"a".repeat(300)}, network: lan, privateIps: [10.0.0.1]}]\n`, "instances[0].id: must be at most 256 characters"],
+      [`site: s\nnetworks: []\ninstances: []\n# ${"x".repeat(5 * 1024 * 1024)}\n`, "over the 4194304-byte limit"],
+    ];
+    for (const [content, want] of cases) {
+      const got = await refusal(content);
+      expect(got, `content: ${content.slice(0, 200)}`).toContain(want);
+    }
+    // One host may list an address twice without refusing the file for it being someone else's.
+    const ok = await OnpremInventory.fromFile(await (async () => {
+      await writeFile(file, "site: s\nnetworks: [{id: lan, cidrs: []}]\ninstances: [{id: a, network: lan, privateIps: [10.0.0.1], publicIps: [10.0.0.1]}]\n");
+      return file;
+    })()).catch((e: unknown) => e);
+    expect(ok, "one host's own address listed as private and public").not.toBeInstanceOf(Error);
   });
 
   it("onprem - edits to the file are seen on the next fetch", async () => {

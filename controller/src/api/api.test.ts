@@ -27,10 +27,15 @@ const KNOWN_ROUTES = [
   "GET /v1/nodes/{id}",
   "DELETE /v1/nodes/{id}",
   "GET /v1/nodes/{id}/policy",
+  "GET /v1/nodes/{id}/services",
   "PUT /v1/policies/{name}",
   "GET /v1/policies",
   "GET /v1/policies/{name}",
   "DELETE /v1/policies/{name}",
+  "PUT /v1/services/{namespace}/{name}",
+  "GET /v1/services",
+  "GET /v1/services/{namespace}/{name}",
+  "DELETE /v1/services/{namespace}/{name}",
   "PUT /v1/enrollment-policies/{name}",
   "GET /v1/enrollment-policies",
   "GET /v1/enrollment-policies/{name}",
@@ -46,7 +51,7 @@ const KNOWN_ROUTES = [
   "GET /v1/flows",
   "GET /metrics",
 ];
-const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|counters|events|policy-matrix|flows)/.test(r));
+const ADMIN_ROUTES = KNOWN_ROUTES.filter((r) => /\/v1\/(keys|nodes|identities|policies|enrollment-policies|inventory|counters|events|policy-matrix|flows|services)/.test(r));
 /** Routes that need a credential: the admin routes and /metrics (metrics or admin token). */
 const SECURED_ROUTES = [...ADMIN_ROUTES, "GET /metrics"];
 
@@ -69,7 +74,7 @@ afterAll(async () => {
 /** Real ids in the path, so a leak would have something to leak. */
 function concrete(route: string): { method: string; path: string } {
   const [method = "", path = ""] = route.split(" ");
-  return { method, path: path.replace("{id}", path.startsWith("/v1/keys") ? keyId : nodeId).replace("{name}", POLICY_NAME) };
+  return { method, path: path.replace("{id}", path.startsWith("/v1/keys") ? keyId : nodeId).replace("{namespace}", "shop").replace("{name}", POLICY_NAME) };
 }
 
 const POLICY_NAME = "api-test-policy";

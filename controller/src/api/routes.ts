@@ -5,6 +5,7 @@
  * OpenAPI document is generated from it, so the three cannot drift apart.
  */
 import { ApiError, EnrollNonce, EnrollRequest, EnrollResponse, EnrollmentPolicy, JoinKeyCreateRequest, JoinKeyCreated, JoinKeyInfo, NodePolicy, NodeView, Identity, Policy, type PolicyDelivery } from "@weft/protocol";
+import { NodeServicesRecord, Service, ServiceRecord, ServiceView } from "@weft/protocol";
 import { InventorySyncRequest, InventorySyncResult, InventoryView } from "@weft/protocol";
 import { z } from "zod";
 import type { InstanceAttestor } from "../attest/index.js";
@@ -17,6 +18,7 @@ import type { JoinKeys } from "../keys/joinkeys.js";
 import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import type { PolicyService } from "../policy/policies.js";
+import type { ServiceCatalog } from "../services/catalog.js";
 import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
 import { policyIssues } from "../policy/policies.js";
 import type { RouteBody } from "./body.js";
@@ -64,8 +66,11 @@ export interface Route<B = unknown> {
   contentType?: () => string;
   /** The body the server parses before the handler runs; a route without one gets none. */
   body?: RouteBody<B>;
+  /** For "text/event-stream", the schema of one event (its `event`, `data`, `id`, `retry` fields). */
   response: z.ZodType;
   status?: number;
+  /** Error statuses the handler itself answers beyond what `auth`, the body and path parameters imply (documented as ApiError). */
+  errors?: readonly number[];
   handler(ctx: RouteContext<B>): Promise<unknown>;
 }
 
@@ -82,6 +87,8 @@ export interface ApiServices {
   registry: NodeRegistry;
   identities: IdentityAllocator;
   policies: PolicyService;
+  /** Services: catalog, VIPs, views with health and statistics, each node's compiled services. */
+  services: ServiceCatalog;
   /** Cloud inventory sync (on demand). */
   inventory: Pick<InventorySync, "sync">;
   /** Cloud inventory: stored instances and networks, per-account sync status, site routes. */
@@ -203,6 +210,40 @@ export function apiRoutes(s: ApiServices): Route[] {
     },
     route({
       method: "PUT",
+      path: "/v1/services/:namespace/:name",
+      summary: "Create or replace a service (name, ports, backends, algorithm, locality, health check, rate limit); the namespace and name in the body must match the path. Returns it with its VIP",
+      auth: "admin",
+      body: { schema: Service, what: "service" },
+      response: ServiceRecord,
+      handler: (ctx) => s.services.apply(param(ctx, "namespace"), param(ctx, "name"), ctx.body),
+    }),
+    { method: "GET", path: "/v1/services", summary: "Every service with its VIP, DNS name and backends (site, health, weight, connections, latency)", auth: "admin", response: z.array(ServiceView), handler: () => s.services.views() },
+    {
+      method: "GET",
+      path: "/v1/services/:namespace/:name",
+      summary: "One service with its VIP, DNS name and backends: locality, weight and share, health, active connections, connects, failures, latency, passive ejections",
+      auth: "admin",
+      response: ServiceView,
+      handler: (ctx) => s.services.view(param(ctx, "namespace"), param(ctx, "name")),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/services/:namespace/:name",
+      summary: "Delete a service and release its VIP; returns what it was",
+      auth: "admin",
+      response: ServiceRecord,
+      handler: (ctx) => s.services.delete(param(ctx, "namespace"), param(ctx, "name")),
+    },
+    {
+      method: "GET",
+      path: "/v1/nodes/:id/services",
+      summary: "What a node (by id or name) gets in weft-node-services: the services its identities may call, with the backends policy lets each reach, and the health checks it runs",
+      auth: "admin",
+      response: NodeServicesRecord,
+      handler: (ctx) => s.services.forNode(param(ctx, "id")),
+    },
+    route({
+      method: "PUT",
       path: "/v1/enrollment-policies/:name",
       summary: "Create or replace an enrollment policy (keyless join for inventory instances matching its selector); the name in the body must match the path",
       auth: "admin",
@@ -280,6 +321,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
+        ...Object.fromEntries((r.errors ?? []).map((code) => [String(code), errorResponse])),
       },
     };
   }
@@ -289,7 +331,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
   };
   return {
     openapi: "3.0.3",
-    info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities and policies of a Weft overlay." },
+    info: { title: "Weft controller API", version, description: "Join keys, enrollment, nodes, identities, policies and services of a Weft overlay." },
     components: {
       securitySchemes: {
         adminToken: { type: "http", scheme: "bearer", description: "The controller's admin token" },

@@ -34,6 +34,7 @@ export function consoleRoutes(s: ConsoleRouteServices): Route[] {
       auth: "none",
       body: { schema: ConsoleLoginRequest, what: "login request" },
       response: ConsoleSessionView,
+      errors: [401],
       handler: async (ctx): Promise<ConsoleSessionView> => {
         if (!tokensMatch(ctx.body.token, s.adminToken)) throw new UnauthorizedError("admin token is not valid");
         const grant = s.sessions.create();
@@ -47,6 +48,7 @@ export function consoleRoutes(s: ConsoleRouteServices): Route[] {
       summary: "The console session the cookie names: its CSRF token and expiry (401 when there is none)",
       auth: "none",
       response: ConsoleSessionView,
+      errors: [401],
       handler: async (ctx): Promise<ConsoleSessionView> => {
         const info = s.sessions.info(ctx.cookie(SESSION_COOKIE));
         if (!info) throw new UnauthorizedError("no console session; log in");
@@ -60,6 +62,7 @@ export function consoleRoutes(s: ConsoleRouteServices): Route[] {
       auth: "none",
       body: { schema: z.object({}).strict(), what: "logout request", emptyIsObject: true },
       response: LoggedOut,
+      errors: [403],
       handler: async (ctx) => {
         const id = ctx.cookie(SESSION_COOKIE);
         const refused = s.sessions.authorize(id, "POST", ctx.header(CSRF_HEADER));
@@ -75,7 +78,7 @@ export function consoleRoutes(s: ConsoleRouteServices): Route[] {
       summary: "Server-sent events naming what changed (nodes, liveness, policies, identities, inventory, flows); read those routes again when one arrives",
       auth: "admin",
       produces: "text/event-stream",
-      response: z.string(),
+      response: z.object({ event: z.string(), data: z.string(), id: z.string().optional(), retry: z.number().int().optional() }),
       handler: async (ctx) => s.events.open(ctx.signal),
     },
     {

@@ -69,7 +69,8 @@ describe("enrollment", () => {
     expect(claims.sub, "JWT sub (the agent's public nkey)").toBe(agent.natsPublicKey);
     expect(claims.nats.issuer_account, "JWT issuer_account").toBe(t.running.authority.accountPublicKey);
     expect(claims.nats.bearer_token, "JWT bearer_token").toBe(false);
-    expect(claims.exp, "JWT exp").toBeUndefined();
+    expect((claims.exp ?? 0) - claims.iat, "JWT lifetime (exp - iat): 24 h").toBe(24 * 3600);
+    expect(got.nats.caPem, "the CA of the NATS server's certificate").toBe(t.running.natsCaPem);
 
     const own = `${Subjects.nodeRoot(got.nodeId)}.`;
     const pub = claims.nats.pub?.allow ?? [];
@@ -80,11 +81,12 @@ describe("enrollment", () => {
       const ownPolicy = `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
       const readsOwnPolicy = s === ownPolicy || s === `${ownPolicy}.*`;
       const readsOwnPaths = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodePaths}.$KV.${Buckets.nodePaths}.${got.nodeId}`;
+      const readsOwnServices = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodeServices}.$KV.${Buckets.nodeServices}.${got.nodeId}`;
       const readsBundle = s === `$JS.API.DIRECT.GET.KV_${Buckets.trustBundle}.$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`;
-      expect(ownSubject || readsPeers || readsOwnPolicy || readsOwnPaths || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, its own path plan, or of the trust bundle`).toBe(true);
+      expect(ownSubject || readsPeers || readsOwnPolicy || readsOwnServices || readsOwnPaths || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, its own services, its own path plan, or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, Subjects.allPeerUpdates, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodeServices}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {
@@ -184,6 +186,11 @@ describe("enrollment rejects", () => {
       ["endpoints as a string", { ...valid, endpoints: "10.0.0.1:51820" }, /endpoints/],
       ["private endpoint without port", { ...valid, endpoints: { private: "10.0.0.1" } }, /endpoints\.private/],
       ["endpoint with a host name", { ...valid, endpoints: { public: "example.com:51820" } }, /endpoints\.public/],
+      ["unspecified public endpoint", { ...valid, endpoints: { public: "0.0.0.0:51820" } }, /endpoints\.public.*unspecified/],
+      ["metadata address as endpoint", { ...valid, endpoints: { private: "169.254.169.254:80" } }, /endpoints\.private.*link-local/],
+      ["loopback endpoint", { ...valid, endpoints: { private: "127.0.0.1:51820" } }, /endpoints\.private.*loopback/],
+      ["multicast endpoint", { ...valid, endpoints: { public: "224.0.0.1:51820" } }, /endpoints\.public.*multicast/],
+      ["broadcast endpoint", { ...valid, endpoints: { public: "255.255.255.255:51820" } }, /endpoints\.public.*broadcast/],
       ["extra field", { ...valid, admin: true }, /admin/],
       ["extra endpoint kind", { ...valid, endpoints: { private: "10.0.0.1:1", ipv6: "x" } }, /ipv6/],
       ["wireguard key too short", { ...valid, wireguardPublicKey: "abc=" }, /wireguardPublicKey/],

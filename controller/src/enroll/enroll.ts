@@ -45,6 +45,8 @@ export interface EnrollmentDeps {
   issueAgentJwt: (nodeId: string, natsPublicKey: string) => Promise<string>;
   /** NATS URLs to hand the agent, given the host name it used to reach the API. */
   natsServersFor: (apiHost: string | undefined) => string[];
+  /** The CA (PEM) the NATS servers' certificates chain to, handed to the agent. */
+  natsCaPem: string;
   /** The numeric identity of a SPIFFE ID (allocated on first use). */
   allocateIdentity: (spiffeId: string) => Promise<Identity>;
   trustDomain: string;
@@ -167,7 +169,7 @@ export class Enrollment {
         overlayCidr: allocator.rangeText,
         workloadPrefix,
         workloadCidr: this.deps.prefixes.rangeText,
-        nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt },
+        nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt, caPem: this.deps.natsCaPem },
         heartbeatSeconds: this.deps.heartbeatSeconds,
       };
     } catch (err) {

@@ -13,6 +13,7 @@ import { InventorySnapshot, type InventoryAdapter } from "@weft/cloud";
 import type { CloudProvider, Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
+import { NotLeaderError } from "../errors.js";
 import type { NodeRegistry } from "../nodes/registry.js";
 import { defaultAdapterFactory, type AdapterFactory, type ClosableAdapter } from "./adapters.js";
 import { applyListing } from "./apply.js";
@@ -39,6 +40,12 @@ export interface InventorySyncOptions {
   seenRefreshMs?: number;
   /** Longest one account's fetch may take before it is abandoned (counted as failed). Default 10 min. */
   fetchTimeoutMs?: number;
+  /**
+   * Whether this controller may sync now (the leader; see leader/election.ts). A sync asked of
+   * another controller is refused with NotLeaderError naming `leaderHint()`. Default: always.
+   */
+  fence?: () => boolean;
+  leaderHint?: () => string;
   /** Called after every sync with the inventory as it now is (errors are logged, not thrown). */
   onSynced?: (view: InventoryPlan) => Promise<void>;
   /** Told of each account's sync as it ends: its status and how long it took (metrics). */
@@ -85,9 +92,17 @@ export class InventorySync {
 
   /** Periodic syncs: the first now (in the background), then every intervalSeconds ± 10%. No-op without accounts. */
   start(): void {
-    if (this.accounts.length === 0) return;
+    if (this.accounts.length === 0 || this.stopped) return;
+    clearTimeout(this.timer);
     this.o.log.info({ accounts: this.accounts.map(accountLabel), intervalSeconds: this.o.config.intervalSeconds }, "inventory sync started");
     this.schedule(0);
+  }
+
+  /** Stops the periodic syncs (this controller stepped down) and waits for a running one; start() resumes. */
+  async pause(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.runs.idle();
   }
 
   async stop(): Promise<void> {
@@ -103,6 +118,9 @@ export class InventorySync {
    * during a sync, it resolves with the next one (shared by everyone who asked meanwhile).
    */
   sync(): Promise<InventorySyncResult> {
+    if (this.o.fence && !this.o.fence()) {
+      return Promise.reject(new NotLeaderError(`this controller is not the leader, which runs inventory syncs; ${this.o.leaderHint?.() ?? "retry in a few seconds"}`));
+    }
     return this.runs.run();
   }
 
@@ -111,8 +129,12 @@ export class InventorySync {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.sync()
-        .catch((err: unknown) => this.o.log.error({ err }, "inventory sync failed"))
+        .catch((err: unknown) => {
+          if (err instanceof NotLeaderError) return;
+          this.o.log.error({ err }, "inventory sync failed");
+        })
         .finally(() => {
+          if (this.o.fence && !this.o.fence()) return; // stepped down: the next leader syncs
           const base = this.o.config.intervalSeconds * 1000;
           this.schedule(base * (0.9 + Math.random() * 0.2));
         });

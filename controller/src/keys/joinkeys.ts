@@ -60,8 +60,9 @@ export class JoinKeys {
       usedBy: [],
     };
     if ((await this.store.create(record.id, record)) === false) {
-      // 48 random bits colliding is not expected; refuse rather than overwrite.
-      throw new Error(`join key id ${record.id} already exists; retry`);
+      // 48 random bits colliding is not expected: an earlier attempt of this write was stored but
+      // its acknowledgement lost and the store no longer shows it as ours (NATS without quorum).
+      throw new StoreUnavailableError(`join key id ${record.id} already exists: the store did not confirm the write (NATS JetStream unavailable or without quorum?); retry`);
     }
     return { ...this.info(record), key: secret.key };
   }

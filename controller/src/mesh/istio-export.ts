@@ -7,7 +7,9 @@
  *   Istio's principal is the same `<td>/ns/<ns>/sa/<sa>`), the network, the locality, and labels
  *   (`weft/node`, `weft/workload`, `weft/site`, `weft/service-account`, and the node's own labels
  *   that are valid Kubernetes labels; the others are reported).
- * - `ServiceEntry` for every Weft service given (its VIP, ports and endpoints).
+ * - `ServiceEntry` for every Weft service given (its VIP, DNS name, ports and endpoints; an
+ *   endpoint's `ports` maps a port to the backends' target port where the two differ);
+ *   `meshServices` turns the controller's service views (`GET /v1/services`) into them.
  * - `AuthorizationPolicy` (security.istio.io/v1), grouped by destination: one `<td>/ns/N/sa/S`
  *   destination is the selector `weft/service-account: S` in namespace N, a namespace destination
  *   is namespace-wide. Per destination, one ALLOW policy holds every allow rule that targets it — or
@@ -21,7 +23,7 @@
  * TCP only). Label selectors are expanded to the identities they select at export time (reported:
  * export again when labels change).
  */
-import { SPIFFE_ID_PATTERN, type NodeView, type Policy, type PortSpec, type Rule, type Selector } from "@weft/protocol";
+import { SPIFFE_ID_PATTERN, targetPortOf, type NodeView, type Policy, type PortSpec, type Rule, type Selector, type ServiceView } from "@weft/protocol";
 
 export const SERVICE_ACCOUNT_LABEL = "weft/service-account";
 export const NODE_LABEL = "weft/node";
@@ -37,8 +39,34 @@ export interface MeshService {
   hosts: string[];
   /** The virtual IP. */
   vip: string;
-  ports: { port: number; protocol: "tcp" | "udp"; name?: string }[];
+  /** `targetPort`: where the endpoints listen, when not on `port`. */
+  ports: { port: number; protocol: "tcp" | "udp"; name?: string; targetPort?: number }[];
   endpoints: { address: string; serviceAccount?: string; labels?: Record<string, string>; locality?: string }[];
+}
+
+/**
+ * Weft services (the controller's views) as the export needs them: the service's namespace, its
+ * DNS name as host, its VIP and ports, one endpoint per backend address (its service account from
+ * its identity, `weft/site` and, for a workload, `weft/workload` as labels). Every backend is
+ * listed, healthy or not: Istio applies its own outlier detection.
+ */
+export function meshServices(views: readonly ServiceView[]): MeshService[] {
+  return views.map((v) => {
+    const endpoints = new Map<string, MeshService["endpoints"][number]>();
+    for (const b of v.backends) {
+      if (endpoints.has(b.address)) continue;
+      const sa = spiffeParts(b.identity.spiffeId)?.serviceAccount;
+      endpoints.set(b.address, { address: b.address, ...(sa ? { serviceAccount: sa } : {}), labels: { [SITE_LABEL]: b.site, ...(b.workload ? { [WORKLOAD_LABEL]: b.workload } : { [NODE_LABEL]: b.node }) } });
+    }
+    return {
+      name: v.service.name,
+      namespace: v.service.namespace,
+      hosts: [v.dnsName],
+      vip: v.vip,
+      ports: v.service.ports.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.name ? { name: p.name } : {}), ...(targetPortOf(p) !== p.port ? { targetPort: targetPortOf(p) } : {}) })),
+      endpoints: [...endpoints.values()].sort((a, b) => a.address.localeCompare(b.address)),
+    };
+  });
 }
 
 export interface MeshExportInput {
@@ -140,6 +168,8 @@ function workloadEntries(input: MeshExportInput, network: string, notes: string[
 }
 
 function serviceEntry(s: MeshService, network: string): K8sObject {
+  const portName = (p: MeshService["ports"][number]) => p.name ?? `${p.protocol}-${p.port}`;
+  const targetPorts = Object.fromEntries(s.ports.filter((p) => p.targetPort !== undefined).map((p) => [portName(p), p.targetPort]));
   return {
     apiVersion: "networking.istio.io/v1",
     kind: "ServiceEntry",
@@ -147,7 +177,7 @@ function serviceEntry(s: MeshService, network: string): K8sObject {
     spec: {
       hosts: s.hosts,
       addresses: [`${s.vip}/32`],
-      ports: s.ports.map((p) => ({ number: p.port, name: p.name ?? `${p.protocol}-${p.port}`, protocol: p.protocol === "udp" ? "UDP" : "TCP" })),
+      ports: s.ports.map((p) => ({ number: p.port, name: portName(p), protocol: p.protocol === "udp" ? "UDP" : "TCP" })),
       location: "MESH_INTERNAL",
       resolution: "STATIC",
       endpoints: s.endpoints.map((e) => ({
@@ -156,6 +186,7 @@ function serviceEntry(s: MeshService, network: string): K8sObject {
         ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
         ...(e.labels ? { labels: e.labels } : {}),
         ...(e.locality ? { locality: e.locality } : {}),
+        ...(Object.keys(targetPorts).length > 0 ? { ports: targetPorts } : {}),
       })),
     },
   };

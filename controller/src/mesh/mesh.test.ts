@@ -7,10 +7,10 @@
  */
 import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1";
 import { ServiceEntry, WorkloadEntry } from "@kubernetes-models/istio/networking.istio.io/v1";
-import { Policy, PolicyProtocolNumbers, type Identity, type NodeView, type PolicyInput } from "@weft/protocol";
+import { Policy, PolicyProtocolNumbers, Service, type BackendView, type Identity, type NodeView, type PolicyInput, type ServiceView } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
 import { PolicyCompiler, type CompiledNodePolicy } from "../policy/compile.js";
-import { exportIstio, MeshExportError, validK8sLabel, type K8sObject } from "./istio-export.js";
+import { exportIstio, meshServices, MeshExportError, validK8sLabel, type K8sObject } from "./istio-export.js";
 import { importIstio, MeshImportError, portRanges } from "./istio-import.js";
 
 const TD = "weft.internal";
@@ -120,6 +120,43 @@ describe("mesh export", () => {
     const allow = out.resources.find((r) => r.kind === "AuthorizationPolicy")!;
     expect(allow.spec.rules, "only the TCP part").toEqual([{ from: [{ source: { namespaces: ["shop"] } }], to: [{ operation: { ports: ["5432"] } }] }]);
     expect(out.notes.join("\n"), "reported").toContain("icmp, udp/53 enforced by the overlay only");
+  });
+
+  it("mesh - a Weft service becomes a ServiceEntry: VIP, DNS name, ports, one endpoint per backend with its target port", () => {
+    const backend = (address: string, node: string, site: string, workload: string | undefined, sa: string, port: number): BackendView => ({
+      address, port, node, nodeId: "n-0000000000000002", ...(workload ? { workload } : {}), identity: identity("shop", sa), site, subset: "", weight: 1, sharePercent: 50,
+      health: "healthy", activeConnections: 0, connects: 0, failures: 0, ejectedBy: [],
+    });
+    const view: ServiceView = {
+      service: Service.parse({ name: "api", namespace: "shop", ports: [{ port: 80, targetPort: 8080 }, { port: 53, protocol: "udp", targetPort: 5353 }, { port: 9000, name: "admin" }], backends: [{ namespace: "shop", serviceAccount: "api" }] }),
+      vip: "100.96.0.5",
+      dnsName: "api.shop.svc.weft.internal",
+      createdAt: "2026-12-06T00:00:00Z",
+      updatedAt: "2026-12-06T00:00:00Z",
+      // The same address twice (one per port in some views) gives one endpoint.
+      backends: [backend("100.80.3.1", "azure-2", "azure", "api", "api", 8080), backend("100.80.2.1", "aws-2", "aws", "api", "api", 8080), backend("100.80.2.1", "aws-2", "aws", "api", "api", 8080)],
+      refused: { rateLimited: 0, noBackend: 0 },
+    };
+    const out = exportIstio({ trustDomain: TD, nodes: [], policies: [], services: meshServices([view]) });
+    const entry = out.resources.find((r) => r.kind === "ServiceEntry")!;
+    expect(() => validate(entry), "ServiceEntry against Istio's schema").not.toThrow();
+    expect(entry.metadata, "in the service's namespace").toEqual({ name: "api", namespace: "shop" });
+    const ports = { "tcp-80": 8080, "udp-53": 5353 };
+    expect(entry.spec, "the ServiceEntry").toEqual({
+      hosts: ["api.shop.svc.weft.internal"],
+      addresses: ["100.96.0.5/32"],
+      ports: [
+        { number: 80, name: "tcp-80", protocol: "TCP" },
+        { number: 53, name: "udp-53", protocol: "UDP" },
+        { number: 9000, name: "admin", protocol: "TCP" },
+      ],
+      location: "MESH_INTERNAL",
+      resolution: "STATIC",
+      endpoints: [
+        { address: "100.80.2.1", network: "weft", serviceAccount: "api", labels: { "weft/site": "aws", "weft/workload": "api" }, ports },
+        { address: "100.80.3.1", network: "weft", serviceAccount: "api", labels: { "weft/site": "azure", "weft/workload": "api" }, ports },
+      ],
+    });
   });
 
   it("mesh - a destination with only deny rules gets an ALLOW without rules (default deny, as in Weft)", () => {

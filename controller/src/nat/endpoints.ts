@@ -41,6 +41,8 @@ export function withPublicEndpoint(node: NodeRecord, publicEndpoint: string): No
 export interface EndpointUpdatesOptions {
   registry: Pick<NodeRegistry, "updateNode">;
   log: Logger;
+  /** Whether this controller records moves (the leader); every controller hears them. Default always. */
+  writes?: () => boolean;
   /** At most one recorded change per node this often (default 2 s). */
   minIntervalMs?: number;
   now?: () => number;
@@ -69,6 +71,7 @@ export function listenForEndpointUpdates(nc: NatsConnection, o: EndpointUpdatesO
         return;
       }
       const { nodeId, public: endpoint } = parsed.data;
+      if (o.writes && !o.writes()) return; // the leader records it
       const problem = publicEndpointProblem(endpoint);
       if (problem) {
         o.log.warn({ node: nodeId, endpoint, problem }, "dropping endpoint update: not a usable public endpoint");

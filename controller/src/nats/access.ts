@@ -20,6 +20,7 @@ import {
 } from "@nats-io/transport-node";
 import { Backoff, sleep } from "@weft/util";
 import type { Authority, Revocation } from "./authority.js";
+import { natsTlsOptions } from "./connect.js";
 import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError, NatsLayerError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -146,6 +147,8 @@ export interface NatsAccessOptions {
   timeoutMs?: number;
   /** Keep retrying the first connect instead of failing. Default false. */
   waitOnFirstConnect?: boolean;
+  /** The CA (PEM) of the server's certificate; set: TLS, trusting only it. */
+  caPem?: string;
 }
 
 /** The controller's system-account connection: revokes agent credentials on the running servers. */
@@ -185,6 +188,7 @@ export class NatsAccess {
       reconnectTimeWait: 1000,
       reconnectJitter: 500,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
+      ...natsTlsOptions(opts.caPem),
     });
     const access = new NatsAccess(nc, opts);
     access.#watchStatus();
@@ -221,6 +225,24 @@ export class NatsAccess {
         return { status: "rejected", revocation, error: err };
       }
       throw err;
+    }
+  }
+
+  /**
+   * Drops revocations that cover only expired JWTs (Authority.pruneRevocations) and, when any were
+   * dropped, pushes the smaller account JWT. Returns how many were dropped; never throws.
+   */
+  async prune(now: Date = new Date()): Promise<number> {
+    try {
+      const dropped = await this.#authority.pruneRevocations(now);
+      if (dropped.length > 0) {
+        this.#log.info({ pruned: dropped.length, revokedUsers: this.#authority.revocations().size }, "pruned revocations whose credentials have all expired");
+        this.#requestSync();
+      }
+      return dropped.length;
+    } catch (err) {
+      this.#log.warn({ err: errMessage(err) }, "cannot prune the revocation list; will try again");
+      return 0;
     }
   }
 

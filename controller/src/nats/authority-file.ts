@@ -12,7 +12,7 @@ import { Authority } from "./authority.js";
 import { AuthorityStateError } from "./errors.js";
 import type { AuthorityKeys } from "./jwts.js";
 import { isUserPublicKey } from "./nkeys.js";
-import { readRevocations } from "./revocations.js";
+import { ensureRevocationReserve, readRevocations } from "./revocations.js";
 
 /** File inside the authority directory. */
 const AUTH_FILE = "authority.json";
@@ -24,6 +24,12 @@ interface AuthorityFile {
   systemAccountSeed: string;
   accountSeed: string;
   accountSigningKeySeed: string;
+  /**
+   * Unix seconds since which every agent JWT this authority issued carries an expiry: set when the
+   * authority is created (absent in authorities made before agent credentials expired, which then
+   * never prune their revocation list: an old JWT without expiry stays covered).
+   */
+  agentJwtsExpireSince?: number;
 }
 
 /** The file that holds the seeds inside an authority directory. */
@@ -49,8 +55,9 @@ export async function loadAuthority(dir: string): Promise<Authority> {
     if (err instanceof AuthorityStateError) throw err;
     throw new AuthorityStateError(path, "cannot read", { cause: err });
   }
-  const keys = parseAuthorityFile(path, text);
-  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey) });
+  const { keys, agentJwtsExpireSince } = parseAuthorityFile(path, text);
+  await ensureRevocationReserve(dir);
+  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey), ...(agentJwtsExpireSince !== undefined ? { agentJwtsExpireSince } : {}) });
 }
 
 /**
@@ -73,9 +80,10 @@ export async function loadOrCreateAuthority(dir: string): Promise<Authority> {
     account: createAccount(),
     signingKey: createAccount(),
   };
+  const agentJwtsExpireSince = Math.floor(Date.now() / 1000);
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    await writeFile(tmp, JSON.stringify(serializeKeys(keys), null, 2) + "\n", { mode: 0o600, flag: "wx" });
+    await writeFile(tmp, JSON.stringify({ ...serializeKeys(keys), agentJwtsExpireSince }, null, 2) + "\n", { mode: 0o600, flag: "wx" });
     await link(tmp, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return loadAuthority(dir);
@@ -83,10 +91,11 @@ export async function loadOrCreateAuthority(dir: string): Promise<Authority> {
   } finally {
     await unlink(tmp).catch(() => {});
   }
-  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey) });
+  await ensureRevocationReserve(dir);
+  return Authority.fromKeys(keys, { dir, revocations: await readRevocations(dir, isUserPublicKey), agentJwtsExpireSince });
 }
 
-function parseAuthorityFile(path: string, text: string): AuthorityKeys {
+function parseAuthorityFile(path: string, text: string): { keys: AuthorityKeys; agentJwtsExpireSince: number | undefined } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -108,11 +117,18 @@ function parseAuthorityFile(path: string, text: string): AuthorityKeys {
       throw new AuthorityStateError(path, `${field}: invalid seed`, { cause });
     }
   };
+  const since = f.agentJwtsExpireSince;
+  if (since !== undefined && (typeof since !== "number" || !Number.isSafeInteger(since) || since <= 0)) {
+    throw new AuthorityStateError(path, `agentJwtsExpireSince: want unix seconds, got ${JSON.stringify(since)}`);
+  }
   return {
-    operator: seed("operatorSeed", "SO"),
-    systemAccount: seed("systemAccountSeed", "SA"),
-    account: seed("accountSeed", "SA"),
-    signingKey: seed("accountSigningKeySeed", "SA"),
+    keys: {
+      operator: seed("operatorSeed", "SO"),
+      systemAccount: seed("systemAccountSeed", "SA"),
+      account: seed("accountSeed", "SA"),
+      signingKey: seed("accountSigningKeySeed", "SA"),
+    },
+    agentJwtsExpireSince: since,
   };
 }
 

@@ -5,6 +5,7 @@ import { inspect } from "node:util";
 import { decode, type Account, type User } from "@nats-io/jwt";
 import { createAccount, createUser } from "@nats-io/nkeys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS, Authority } from "./authority.js";
 import { authorityPath, loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
 import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { AuthorityStateError, InvalidNodeIdError, InvalidUserKeyError } from "./errors.js";
@@ -245,5 +246,45 @@ describe("nats authority", () => {
     expect(claims.nats.pub?.allow, "pub.allow").toEqual([claimsUpdateSubject(a.accountPublicKey)]);
     expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${SYSTEM_USER_INBOX_PREFIX}.>`]);
     expect(claims.nats.bearer_token, "bearer_token").toBe(false);
+  });
+
+  it("nats - revocations are pruned once every JWT they cover has expired, only where agent JWTs always expired", async () => {
+    const dir = join(root, "prune");
+    const a = await loadOrCreateAuthority(dir);
+    const raw = JSON.parse(await readFile(authorityPath(dir), "utf8")) as { agentJwtsExpireSince?: number };
+    expect(typeof raw.agentJwtsExpireSince, "a new authority records since when agent JWTs expire").toBe("number");
+    const old = createUser().getPublicKey();
+    const recent = createUser().getPublicKey();
+    await a.revokeUser(old);
+    const later = new Date(Date.now() + (AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS + 120) * 1000);
+    expect(await a.pruneRevocations(new Date()), "nothing to prune right after revoking").toEqual([]);
+    await a.revokeUser(recent);
+    // A revocation older than the longest credential lifetime covers only expired JWTs.
+    const keep = (await a.pruneRevocations(new Date(Date.now() + 60_000))).length;
+    expect(keep, "nothing pruned a minute later").toBe(0);
+    expect(await a.pruneRevocations(later), "pruned past the longest lifetime").toEqual(expect.arrayContaining([old, recent]));
+    expect(a.revokedAt(old), "pruned key").toBeUndefined();
+    expect(decode<Account>(a.accountJwt).nats.revocations?.[old], "re-signed account JWT without it").toBeUndefined();
+    expect((await loadAuthority(dir)).revocations().size, "persisted").toBe(0);
+
+    // An authority from before expiring credentials (no agentJwtsExpireSince) never prunes.
+    const legacyDir = join(root, "prune-legacy");
+    await loadOrCreateAuthority(legacyDir);
+    const text = JSON.parse(await readFile(authorityPath(legacyDir), "utf8")) as Record<string, unknown>;
+    delete text["agentJwtsExpireSince"];
+    await writeFile(authorityPath(legacyDir), JSON.stringify(text), { mode: 0o600 });
+    const legacy = await loadAuthority(legacyDir);
+    await legacy.revokeUser(old);
+    expect(await legacy.pruneRevocations(later), "legacy authority: nothing pruned").toEqual([]);
+    expect(legacy.revokedAt(old), "legacy authority keeps the revocation").toBeDefined();
+  });
+
+  it("nats - agent JWTs expire after the configured lifetime", async () => {
+    const a = await Authority.generate();
+    a.agentCredentialLifetimeSeconds = 3600;
+    const jwt = await a.issueAgentUser({ nodeId: "n-0123456789abcdef", userPublicKey: createUser().getPublicKey() });
+    const c = decode<User>(jwt);
+    expect((c.exp ?? 0) - c.iat, "exp - iat").toBe(3600);
+    expect(() => (a.agentCredentialLifetimeSeconds = 8 * 24 * 3600), "a lifetime over 7 days").toThrow(RangeError);
   });
 });

@@ -27,12 +27,21 @@ import { mergeRevocations, readRevocations, writeRevocations, type Revocations }
  */
 const MAX_REVOCATION_WAIT_MS = 2_000;
 
+/** Default lifetime of an agent's user JWT; the agent renews it at half-life (session/credentials.ts). */
+export const AGENT_CREDENTIAL_LIFETIME_SECONDS = 24 * 3600;
+/**
+ * The longest lifetime an agent JWT may be given. A revocation is pruned once this much time (and
+ * a minute of clock skew) has passed since it: every JWT it covers has expired by then.
+ */
+export const AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS = 7 * 24 * 3600;
+const PRUNE_SKEW_SECONDS = 60;
+
 export interface IssueAgentUserOptions {
   /** The agent's node id (NODE_ID_PATTERN). */
   nodeId: string;
   /** The user public nkey the agent generated on its host ('U…'); its seed stays there. */
   userPublicKey: string;
-  /** Optional expiry of the JWT; none by default (revoke through the account instead). */
+  /** Expiry of the JWT; default now + the authority's agent credential lifetime (24 h). */
   expiresAt?: Date;
 }
 
@@ -50,6 +59,13 @@ export interface AuthorityOptions {
   revocations?: Revocations;
   /** Authority directory: revokeUser persists the list there. Without it the list lives in memory only (tests). */
   dir?: string;
+  /**
+   * Unix seconds since which every agent JWT carries an expiry (set when the authority was
+   * created). Absent: the revocation list is never pruned (an older JWT may never expire).
+   */
+  agentJwtsExpireSince?: number;
+  /** Lifetime of agent JWTs in seconds (60 … 7 days). Default 24 h. */
+  agentCredentialLifetimeSeconds?: number;
 }
 
 export interface ServerConfigFragmentOptions {
@@ -66,6 +82,8 @@ export interface ServerConfigFragmentOptions {
 export class Authority {
   readonly #keys: AuthorityKeys;
   readonly #dir: string | undefined;
+  readonly #expireSince: number | undefined;
+  #lifetimeSeconds = AGENT_CREDENTIAL_LIFETIME_SECONDS;
   #revocations: ReadonlyMap<string, number>;
   #accountJwt: string;
   /** Serializes revokeUser calls (read, merge, write, re-sign). */
@@ -80,6 +98,7 @@ export class Authority {
   private constructor(parts: {
     keys: AuthorityKeys;
     dir: string | undefined;
+    expireSince: number | undefined;
     revocations: ReadonlyMap<string, number>;
     operatorJwt: string;
     systemAccountJwt: string;
@@ -87,6 +106,7 @@ export class Authority {
   }) {
     this.#keys = parts.keys;
     this.#dir = parts.dir;
+    this.#expireSince = parts.expireSince;
     this.#revocations = parts.revocations;
     this.#accountJwt = parts.accountJwt;
     this.operatorPublicKey = parts.keys.operator.getPublicKey();
@@ -107,17 +127,57 @@ export class Authority {
     const { operatorJwt, systemAccountJwt } = await trustChainJwts(keys);
     const revocations = new Map(opts.revocations ?? []);
     const accountJwt = await signAccount(keys, revocations);
-    return new Authority({ keys, dir: opts.dir, revocations, operatorJwt, systemAccountJwt, accountJwt });
+    const authority = new Authority({ keys, dir: opts.dir, expireSince: opts.agentJwtsExpireSince, revocations, operatorJwt, systemAccountJwt, accountJwt });
+    if (opts.agentCredentialLifetimeSeconds !== undefined) authority.agentCredentialLifetimeSeconds = opts.agentCredentialLifetimeSeconds;
+    return authority;
+  }
+
+  /** Lifetime given to agent JWTs (seconds, 60 … 7 days). */
+  get agentCredentialLifetimeSeconds(): number {
+    return this.#lifetimeSeconds;
+  }
+
+  set agentCredentialLifetimeSeconds(seconds: number) {
+    if (!Number.isInteger(seconds) || seconds < 60 || seconds > AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS) {
+      throw new RangeError(`agent credential lifetime: want 60 … ${AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS} seconds, got ${seconds}`);
+    }
+    this.#lifetimeSeconds = seconds;
+  }
+
+  /**
+   * Drops revocations that no longer cover a valid JWT: every agent JWT expires within
+   * AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS of its issue, so a revocation older than that (plus a
+   * minute) covers only expired JWTs. Only for authorities whose agent JWTs have always expired
+   * (agentJwtsExpireSince); others keep their list. Persists and re-signs when something was
+   * dropped; push the new account JWT afterwards. Returns the keys dropped.
+   */
+  async pruneRevocations(now: Date = new Date()): Promise<string[]> {
+    if (this.#expireSince === undefined) return [];
+    const run = this.#queue.then(async () => {
+      const cutoff = Math.floor(now.getTime() / 1000) - AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS - PRUNE_SKEW_SECONDS;
+      let current = this.#revocations;
+      if (this.#dir !== undefined) current = mergeRevocations(await readRevocations(this.#dir, isUserPublicKey), current);
+      const dropped = [...current].filter(([, at]) => at < cutoff).map(([key]) => key);
+      if (dropped.length === 0) return [];
+      const next = new Map([...current].filter(([, at]) => at >= cutoff));
+      if (this.#dir !== undefined) await writeRevocations(this.#dir, next);
+      this.#accountJwt = await signAccount(this.#keys, next);
+      this.#revocations = next;
+      return dropped;
+    });
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Fresh, unpersisted signing material (tests; the controller uses loadOrCreateAuthority). */
   static generate(): Promise<Authority> {
-    return Authority.fromKeys({
-      operator: createOperator(),
-      systemAccount: createAccount(),
-      account: createAccount(),
-      signingKey: createAccount(),
-    });
+    return Authority.fromKeys(
+      { operator: createOperator(), systemAccount: createAccount(), account: createAccount(), signingKey: createAccount() },
+      { agentJwtsExpireSince: Math.floor(Date.now() / 1000) },
+    );
   }
 
   /**
@@ -197,8 +257,8 @@ export class Authority {
     assertUserPublicKey(opts.userPublicKey);
     await this.#waitPastRevocation(opts.userPublicKey);
     const claims = agentUserClaims(opts.nodeId);
-    const encodeOpts: { signer: KeyPair; exp?: number } = { signer: this.#keys.signingKey };
-    if (opts.expiresAt !== undefined) encodeOpts.exp = Math.floor(opts.expiresAt.getTime() / 1000);
+    const expiresAt = opts.expiresAt ?? new Date(Date.now() + this.#lifetimeSeconds * 1000);
+    const encodeOpts: { signer: KeyPair; exp: number } = { signer: this.#keys.signingKey, exp: Math.floor(expiresAt.getTime() / 1000) };
     return encodeUser(`agent-${opts.nodeId}`, opts.userPublicKey, this.accountPublicKey, claims, encodeOpts);
   }
 

@@ -1,11 +1,13 @@
 /**
- * The controller's own NATS connection (a full-access user of the WEFT account,
- * reconnecting forever with jitter) and the KV buckets it owns.
+ * The controller's own NATS connection (a full-access user of the WEFT account, over TLS trusting
+ * the controller's CA, reconnecting forever with jitter) and the KV buckets it owns, each with a
+ * max value size and max bytes (BUCKET_LIMITS), the peers bucket republishing every write for
+ * agents (peer-watch without consumers).
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { Buckets, type BucketName } from "@weft/protocol";
+import { Buckets, Subjects, type BucketName } from "@weft/protocol";
 import type { Authority } from "./authority.js";
 import { kvStreamName } from "./permissions.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -20,6 +22,13 @@ export interface ConnectControllerOptions {
   logger?: Logger;
   /** Keep retrying the first connect instead of failing. Default false. */
   waitOnFirstConnect?: boolean;
+  /** The CA (PEM) the server's certificate chains to; set: TLS is required and only this CA is trusted. */
+  caPem?: string;
+}
+
+/** nats.js TLS options trusting only `caPem`, or nothing (plain text, tests of the NATS layer). */
+export function natsTlsOptions(caPem: string | undefined): { tls?: { ca: string } } {
+  return caPem === undefined ? {} : { tls: { ca: caPem } };
 }
 
 /** Connects as a freshly issued controller user; reconnects forever with jittered backoff. */
@@ -34,6 +43,7 @@ export async function connectController(opts: ConnectControllerOptions): Promise
     reconnectTimeWait: 1000,
     reconnectJitter: 500,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
+    ...natsTlsOptions(opts.caPem),
   });
   void (async () => {
     for await (const s of nc.status()) {
@@ -66,29 +76,74 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.nodePolicies]: 1,
   [Buckets.inventory]: 1,
   [Buckets.enrollPolicies]: 5,
+  [Buckets.services]: 5,
+  [Buckets.nodeServices]: 1,
   [Buckets.nodePaths]: 1,
   [Buckets.trustBundle]: 1,
   [Buckets.enrollNonces]: 1,
   [Buckets.attestations]: 1,
+  [Buckets.leader]: 1,
+  [Buckets.liveness]: 1,
 };
 
+/** Size limits of one bucket: the largest value and the whole bucket (all keys and history). */
+export interface BucketLimit {
+  maxValueSize: number;
+  maxBytes: number;
+  /**
+   * Records expire after this many seconds (enrollment nonces: they are written for
+   * unauthenticated callers, so age and bytes bound what they can make the store keep; a nonce's
+   * own expiry, inventory.instanceIdentity.azure.nonceTtlSeconds, at most this, is checked on use).
+   */
+  maxAgeSeconds?: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
 /**
- * Buckets whose records expire (seconds), and their size cap: enrollment nonces are written for
- * unauthenticated callers, so age and bytes bound what they can make the store keep. A nonce's
- * own expiry (inventory.instanceIdentity.azure.nonceTtlSeconds, at most this) is checked on use.
+ * Default limits per bucket (`nats.buckets` in the controller config overrides them). Together
+ * 1020.25 MiB, inside the embedded server's default JetStream store limit of 1 GiB
+ * (DEFAULT_MAX_FILE_STORE), which nats-server reserves for them up front. A write past a limit is
+ * refused (the bucket discards new writes), never stored half. Node and peer records carry a
+ * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries. Path
+ * plans exist only for nodes behind NAT and relays (up to 4096 peers and 8192 relay sessions in
+ * one key); the inventory gave up 16 MiB for them.
  */
-export const BUCKET_LIMITS: Readonly<Partial<Record<BucketName, { maxAgeSeconds: number; maxBytes: number }>>> = {
-  [Buckets.enrollNonces]: { maxAgeSeconds: 900, maxBytes: 64 * 1024 * 1024 },
+export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
+  [Buckets.nodes]: { maxValueSize: 256 * KiB, maxBytes: 192 * MiB },
+  [Buckets.peers]: { maxValueSize: 256 * KiB, maxBytes: 96 * MiB },
+  [Buckets.ipam]: { maxValueSize: 1 * KiB, maxBytes: 32 * MiB },
+  [Buckets.keys]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
+  [Buckets.identities]: { maxValueSize: 1 * KiB, maxBytes: 16 * MiB },
+  [Buckets.policies]: { maxValueSize: 256 * KiB, maxBytes: 64 * MiB },
+  [Buckets.nodePolicies]: { maxValueSize: 1 * MiB, maxBytes: 192 * MiB },
+  [Buckets.enrollPolicies]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
+  [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 240 * MiB },
+  [Buckets.trustBundle]: { maxValueSize: 256 * KiB, maxBytes: 4 * MiB },
+  [Buckets.enrollNonces]: { maxValueSize: 1 * KiB, maxBytes: 64 * MiB, maxAgeSeconds: 900 },
+  [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
+  [Buckets.services]: { maxValueSize: 64 * KiB, maxBytes: 16 * MiB },
+  [Buckets.nodeServices]: { maxValueSize: 256 * KiB, maxBytes: 32 * MiB },
+  [Buckets.nodePaths]: { maxValueSize: 1 * MiB, maxBytes: 16 * MiB },
+  [Buckets.leader]: { maxValueSize: 4 * KiB, maxBytes: 256 * KiB },
+  [Buckets.liveness]: { maxValueSize: 4 * KiB, maxBytes: 8 * MiB },
 };
+
+/** Where the peers bucket republishes its writes: `weft.v1.peers.<key>`. */
+export const PEERS_REPUBLISH = { src: `$KV.${Buckets.peers}.>`, dest: Subjects.allPeerUpdates } as const;
 
 export interface EnsureBucketsOptions {
   /** Stream replicas (3 on a NATS cluster). Default 1. */
   replicas?: number;
+  /** Per-bucket limits replacing BUCKET_LIMITS' (e.g. from the config). */
+  limits?: Partial<Record<BucketName, Partial<BucketLimit>>>;
 }
 
 /**
- * Creates the Weft KV buckets that do not exist yet; existing ones are left as they
- * are (never reconfigured here). Idempotent. Returns the names it created.
+ * Creates the Weft KV buckets that do not exist yet, and brings the limits (and the peers
+ * bucket's republish) of existing ones in line with what is wanted. Idempotent. Returns the
+ * names it created.
  */
 export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptions = {}): Promise<BucketName[]> {
   const jsm = await jetstreamManager(nc);
@@ -96,24 +151,36 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
   const created: BucketName[] = [];
   const all: BucketName[] = Object.values(Buckets);
   for (const bucket of all) {
-    if (await streamExists(jsm, kvStreamName(bucket))) continue;
-    const limits = BUCKET_LIMITS[bucket];
-    await kvm.create(bucket, {
-      history: BUCKET_HISTORY[bucket],
-      replicas: opts.replicas ?? 1,
-      ...(limits ? { ttl: limits.maxAgeSeconds * 1000, max_bytes: limits.maxBytes } : {}),
-    });
-    created.push(bucket);
+    const limit = { ...BUCKET_LIMITS[bucket], ...opts.limits?.[bucket] };
+    const republish = bucket === Buckets.peers ? PEERS_REPUBLISH : undefined;
+    const existing = await streamConfig(jsm, kvStreamName(bucket));
+    if (!existing) {
+      await kvm.create(bucket, {
+        history: BUCKET_HISTORY[bucket],
+        replicas: opts.replicas ?? 1,
+        maxValueSize: limit.maxValueSize,
+        max_bytes: limit.maxBytes,
+        ...(limit.maxAgeSeconds ? { ttl: limit.maxAgeSeconds * 1000 } : {}),
+        ...(republish ? { republish } : {}),
+      });
+      created.push(bucket);
+      continue;
+    }
+    const want: Partial<StreamConfig> = { max_msg_size: limit.maxValueSize, max_bytes: limit.maxBytes, ...(republish ? { republish } : {}) };
+    const same =
+      existing.max_msg_size === want.max_msg_size &&
+      existing.max_bytes === want.max_bytes &&
+      (republish === undefined || (existing.republish?.src === republish.src && existing.republish.dest === republish.dest));
+    if (!same) await jsm.streams.update(kvStreamName(bucket), want);
   }
   return created;
 }
 
-async function streamExists(jsm: JetStreamManager, stream: string): Promise<boolean> {
+async function streamConfig(jsm: JetStreamManager, stream: string): Promise<StreamConfig | undefined> {
   try {
-    await jsm.streams.info(stream);
-    return true;
+    return (await jsm.streams.info(stream)).config;
   } catch (err) {
-    if (isStreamNotFound(err)) return false;
+    if (isStreamNotFound(err)) return undefined;
     throw err;
   }
 }

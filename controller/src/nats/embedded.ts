@@ -8,13 +8,13 @@
  * monitor endpoint's `/healthz` (JetStream included), served on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { constants as fsConstants } from "node:fs";
-import { access, chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { createServer } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Authority } from "./authority.js";
+import { findNatsServer } from "./binary.js";
 import { NatsServerNotFoundError, NatsServerStartError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
 
@@ -32,8 +32,17 @@ export interface EmbeddedNatsOptions {
   logger?: Logger;
   /** JetStream server name; keep it stable across restarts. Default "weft-controller". */
   serverName?: string;
-  /** Path or name of the nats-server binary. Default: WEFT_NATS_SERVER, then PATH, then /usr/sbin. */
+  /** Path or name of the nats-server binary. Default: see binary.ts (WEFT_NATS_SERVER, .tools/bin, the package's, PATH). */
   binary?: string;
+  /**
+   * TLS for client connections: the server certificate (chained to the controller's CA) and its
+   * key, as files. Clients must then connect with TLS (`tls_required`); `url` is `tls://…`.
+   * Without it the server listens in plain text (tests of the NATS layer only).
+   */
+  tls?: { certFile: string; keyFile: string };
+  /** JetStream limits: max file store and memory store in bytes. Default 1 GiB and 64 MiB. */
+  maxFileStore?: number;
+  maxMemoryStore?: number;
   /** How long to wait for readiness. Default 10 s. */
   readyTimeoutMs?: number;
   /** Called once if the server exits without stop() having been called. */
@@ -57,11 +66,12 @@ export interface EmbeddedNats {
   exited: Promise<NatsServerExit>;
   /** SIGTERM, then SIGKILL after 10 s; resolves when the process is gone. Idempotent. */
   stop(): Promise<void>;
+  /** SIGHUP: the server rereads its config and TLS certificate (after a renewal). */
+  reload(): void;
 }
 
 const TAIL_LINES = 20;
 const STOP_GRACE_MS = 10_000;
-const FALLBACK_DIRS = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin", "/sbin"];
 
 /** Starts nats-server and resolves once it serves clients with JetStream enabled. */
 export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<EmbeddedNats> {
@@ -87,6 +97,9 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
     storeDir: natsDir,
     // full resolver: account JWTs pushed at run time (revocations) persist in <stateDir>/nats/jwt.
     authFragment: opts.authority.serverConfigFragment({ resolverDir: join(natsDir, "jwt") }),
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    maxFileStore: opts.maxFileStore ?? DEFAULT_MAX_FILE_STORE,
+    maxMemoryStore: opts.maxMemoryStore ?? DEFAULT_MAX_MEMORY_STORE,
   });
   await writeFile(confFile, conf, { mode: 0o600 });
   await chmod(confFile, 0o600);
@@ -129,7 +142,7 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
 
   const clientHost = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host;
   return {
-    url: `nats://${clientHost.includes(":") ? `[${clientHost}]` : clientHost}:${port}`,
+    url: `${opts.tls ? "tls" : "nats"}://${clientHost.includes(":") ? `[${clientHost}]` : clientHost}:${port}`,
     port,
     monitorUrl,
     pid,
@@ -137,6 +150,9 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
     stop: async () => {
       stopping = true;
       await terminate(child, exited);
+    },
+    reload: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGHUP");
     },
   };
 }
@@ -149,7 +165,14 @@ interface ServerConfigParts {
   pidFile: string;
   storeDir: string;
   authFragment: string;
+  tls?: { certFile: string; keyFile: string };
+  maxFileStore: number;
+  maxMemoryStore: number;
 }
+
+/** JetStream's file store limit when none is configured: every bucket's max bytes fit in it. */
+export const DEFAULT_MAX_FILE_STORE = 1024 * 1024 * 1024;
+export const DEFAULT_MAX_MEMORY_STORE = 64 * 1024 * 1024;
 
 /** The nats-server config file text (exported for tests and for `weft controller` dry runs). */
 export function serverConfig(p: ServerConfigParts): string {
@@ -163,27 +186,22 @@ export function serverConfig(p: ServerConfigParts): string {
     `pid_file: ${q(p.pidFile)}`,
     "jetstream {",
     `  store_dir: ${q(p.storeDir)}`,
+    `  max_file_store: ${p.maxFileStore}`,
+    `  max_memory_store: ${p.maxMemoryStore}`,
     "}",
+    ...(p.tls
+      ? [
+          "# Clients must use TLS; the certificate chains to the controller's CA, which agents pin.",
+          "tls {",
+          `  cert_file: ${q(p.tls.certFile)}`,
+          `  key_file: ${q(p.tls.keyFile)}`,
+          "  timeout: 5",
+          "}",
+        ]
+      : []),
     "",
     p.authFragment,
   ].join("\n");
-}
-
-/** Resolves the nats-server binary or throws NatsServerNotFoundError. */
-export async function findNatsServer(binary?: string): Promise<string> {
-  const wanted = binary ?? process.env["WEFT_NATS_SERVER"] ?? "nats-server";
-  const candidates = wanted.includes("/")
-    ? [wanted]
-    : [...(process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== ""), ...FALLBACK_DIRS].map((d) => join(d, wanted));
-  for (const c of candidates) {
-    try {
-      await access(c, fsConstants.X_OK);
-      return c;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new NatsServerNotFoundError([...new Set(candidates)]);
 }
 
 function pipeLogs(child: ChildProcess, log: Logger, tail: string[]): void {

@@ -56,8 +56,8 @@ export class NatsServerNotFoundError extends NatsLayerError {
     options?: { cause?: unknown },
   ) {
     super(
-      `nats-server not found (searched ${searched.join(", ")}): install it (apt-get install nats-server) ` +
-        `or configure the controller with the URL of an existing NATS server`,
+      `nats-server not found (searched ${searched.join(", ")}): run scripts/setup.sh (it installs nats-server 2.15 ` +
+        `into .tools/bin), set WEFT_NATS_SERVER to a nats-server 2.11 or newer, or configure the controller with the URL of an existing NATS server`,
       options,
     );
   }
@@ -133,6 +133,22 @@ export class ClockBehindRevocationError extends NatsLayerError {
     super(
       `user ${userPublicKey} was revoked at ${revokedAt.toISOString()}, which is not yet past on this host's clock; ` +
         `a JWT issued now would be refused too: check the clock (NTP) or retry after that time`,
+    );
+  }
+}
+
+/** The nats-server found is older than 2.11 (Debian 12 ships 2.9.10). Not retryable. */
+export class NatsServerVersionError extends NatsLayerError {
+  override readonly name = "NatsServerVersionError";
+  readonly code = "nats_server_too_old";
+  readonly retryable = false;
+  constructor(
+    readonly binary: string,
+    readonly version: string,
+  ) {
+    super(
+      `${binary} is ${JSON.stringify(version)}; Weft needs nats-server 2.11 or newer (batched direct gets): run scripts/setup.sh, ` +
+        `which installs 2.15 into .tools/bin, or set WEFT_NATS_SERVER to a newer binary`,
     );
   }
 }

@@ -7,6 +7,8 @@
  * read access to the peers bucket and to its own key of weft-node-policies.
  */
 export {
+  AGENT_CREDENTIAL_LIFETIME_SECONDS,
+  AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS,
   Authority,
   type AuthorityOptions,
   type IssueAgentUserOptions,
@@ -15,7 +17,7 @@ export {
 } from "./authority.js";
 export { authorityPath, loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
 export { UserCredentials } from "./credentials.js";
-export { SYSTEM_USER_INBOX_PREFIX, WEFT_ACCOUNT_NAME, claimsUpdateSubject, type AuthorityKeys } from "./jwts.js";
+export { AGENT_LIMITS, SYSTEM_USER_INBOX_PREFIX, WEFT_ACCOUNT_NAME, claimsUpdateSubject, type AuthorityKeys } from "./jwts.js";
 export { assertUserPublicKey, isUserPublicKey } from "./nkeys.js";
 export { readRevocations, revocationsPath, type Revocations } from "./revocations.js";
 export {
@@ -26,9 +28,11 @@ export {
   type PushAccountClaimsOptions,
   type RevokeAgentResult,
 } from "./access.js";
-export { agentPermissions, assertNodeId, kvKeyReadSubjects, kvReadSubjects, kvStreamName, type AgentPermissions } from "./permissions.js";
+export { agentPermissions, assertNodeId, kvBucketReadSubjects, kvKeyReadSubjects, kvStreamName, type AgentPermissions } from "./permissions.js";
+export { findNatsServer, natsServerCandidates, parseNatsServerVersion, MIN_NATS_SERVER, PACKAGED_NATS_SERVER, REPO_NATS_SERVER } from "./binary.js";
 export {
-  findNatsServer,
+  DEFAULT_MAX_FILE_STORE,
+  DEFAULT_MAX_MEMORY_STORE,
   serverConfig,
   startEmbeddedNats,
   type EmbeddedNats,
@@ -37,7 +41,11 @@ export {
 } from "./embedded.js";
 export {
   BUCKET_HISTORY,
+  BUCKET_LIMITS,
+  PEERS_REPUBLISH,
   connectController,
+  natsTlsOptions,
+  type BucketLimit,
   ensureBuckets,
   type ConnectControllerOptions,
   type EnsureBucketsOptions,
@@ -52,6 +60,7 @@ export {
   NatsLayerError,
   NatsServerNotFoundError,
   NatsServerStartError,
+  NatsServerVersionError,
 } from "./errors.js";
 export { silentLogger, type Logger } from "./logger.js";
 export { superviseEmbeddedNats, type SupervisedNats } from "./supervisor.js";

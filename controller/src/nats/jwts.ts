@@ -77,15 +77,22 @@ export function controllerUserClaims(): Partial<User> {
   return { tags: ["weft-controller"] };
 }
 
-/** Claims of one agent's user: agentPermissions(nodeId), standard connections only, no bearer token. */
+/**
+ * Limits of every agent user. nats-server enforces `subs` (a subscription past it is refused) and
+ * `payload` (a larger publish closes the connection); `data` is carried for tools and future
+ * servers (2.15 does not enforce a user's data limit). An agent holds 3 long-lived subscriptions
+ * (its inbox, the peers republish subject, its policy key) and one per direct-get batch in flight.
+ * A heartbeat carries ~120 bytes per peer, so 512 KiB is ~4,000 peers.
+ */
+export const AGENT_LIMITS = { subs: 32, payload: 512 * 1024, data: 64 * 1024 * 1024 } as const;
+
+/** Claims of one agent's user: agentPermissions(nodeId), AGENT_LIMITS, standard connections only, no bearer token. */
 export function agentUserClaims(nodeId: string): Partial<User> {
   const perms = agentPermissions(nodeId);
   return {
     pub: { allow: [...perms.pub.allow], deny: [] },
     sub: { allow: [...perms.sub.allow], deny: [] },
-    subs: -1,
-    data: -1,
-    payload: -1,
+    ...AGENT_LIMITS,
     bearer_token: false,
     allowed_connection_types: ["STANDARD"],
     tags: ["weft-agent"],

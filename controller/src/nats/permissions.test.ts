@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidNodeIdError } from "./errors.js";
-import { agentPermissions, kvReadSubjects } from "./permissions.js";
+import { agentPermissions, kvBucketReadSubjects } from "./permissions.js";
 
 const id = "n-0123456789abcdef";
 
@@ -11,18 +11,15 @@ describe("nats permissions", () => {
       pub: {
         allow: [
           "weft.v1.node.n-0123456789abcdef.>",
-          "$JS.API.CONSUMER.CREATE.KV_weft-peers.>",
-          "$JS.API.CONSUMER.DELETE.KV_weft-peers.>",
-          "$JS.FC.KV_weft-peers.>",
-          "$JS.API.STREAM.MSG.GET.KV_weft-peers",
-          "$JS.API.STREAM.INFO.KV_weft-peers",
+          "$JS.API.DIRECT.GET.KV_weft-peers",
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef.*",
+          "$JS.API.DIRECT.GET.KV_weft-node-services.$KV.weft-node-services.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle",
         ],
       },
-      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
+      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "weft.v1.peers.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-services.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
     };
     expect(got, `agentPermissions(${id}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
   });
@@ -35,25 +32,27 @@ describe("nats permissions", () => {
         expect([`$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}`, `$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}.*`], `pub allow ${s}: want only direct gets of the node's own key and its chunks`).toContain(s);
       }
       if (s.includes("weft-node-paths")) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.${id}`);
+      if (s.includes("weft-node-services")) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_weft-node-services.$KV.weft-node-services.${id}`);
       if (s.includes("weft-trust-bundle")) expect(s, `pub allow ${s}: want only a direct get of the bundle key`).toBe("$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle");
-      for (const other of ["weft-nodes", "weft-keys", "weft-ipam"]) {
+      for (const other of ["weft-nodes", "weft-keys", "weft-ipam", "weft-services"]) {
         expect(s.includes(other), `pub allow ${s}: got access to ${other}, want none`).toBe(false);
       }
       if (s.startsWith("weft.")) {
         expect(s, `pub allow ${s}: got a subject outside the node root`).toBe(`weft.v1.node.${id}.>`);
       }
       expect(["*", ">", "$JS.API.>", "$JS.>"].includes(s), `pub allow ${s}: got a broad wildcard`).toBe(false);
+      expect(s.includes("CONSUMER"), `pub allow ${s}: got a consumer API subject, want none (agents create no consumers)`).toBe(false);
     }
     for (const s of sub.allow) {
-      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-paths.${id}` || s === "$KV.weft-trust-bundle.bundle";
-      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, its own node-policy and node-paths keys and the trust bundle`).toBe(true);
+      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-services.${id}` || s === `$KV.weft-node-paths.${id}` || s === "weft.v1.peers.>" || s === "$KV.weft-trust-bundle.bundle";
+      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, the peers republish subject, its own node-policy, node-services and node-paths keys and the trust bundle`).toBe(true);
     }
   });
 
   it("nats - two nodes' templates do not overlap on node subjects or inboxes", () => {
     const a = agentPermissions(id);
     const b = agentPermissions("n-fedcba9876543210");
-    const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-paths")), ...p.sub.allow];
+    const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-services") || s.includes("node-paths")), ...p.sub.allow.filter((s) => s !== "weft.v1.peers.>")];
     const shared = own(a).filter((s) => own(b).includes(s));
     // The trust bundle is one public key every agent reads on purpose; nothing node-scoped is shared.
     expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["$KV.weft-trust-bundle.bundle"]);
@@ -66,7 +65,9 @@ describe("nats permissions", () => {
   });
 
   it("nats - kv read subjects are scoped to the bucket's stream", () => {
-    for (const s of kvReadSubjects("weft-peers")) {
+    const { pub, sub } = kvBucketReadSubjects("weft-peers", "weft.v1.peers.>");
+    expect(sub, "sub: the republish subject only").toEqual(["weft.v1.peers.>"]);
+    for (const s of pub) {
       expect(s.includes("KV_weft-peers"), `subject ${s}: got unscoped, want KV_weft-peers in it`).toBe(true);
     }
   });

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode, type Account } from "@nats-io/jwt";
-import { Kvm, type KvWatchEntry } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Subjects } from "@weft/protocol";
@@ -88,14 +88,29 @@ async function reconnectError(a: { jwt: string; seed: Uint8Array }, id: string, 
   }
 }
 
-/** Watches weft-peers; returns what it saw so far. */
-async function watchPeers(conn: NatsConnection): Promise<KvWatchEntry[]> {
-  const kv = await new Kvm(conn).open(Buckets.peers);
-  const w = await kv.watch();
-  const seen: KvWatchEntry[] = [];
-  void (async () => {
-    for await (const e of w) seen.push(e);
-  })();
+interface Seen {
+  key: string;
+  string(): string;
+}
+
+/** Follows weft-peers the way agents do: the republish subject, then a batched direct get of the stream; returns what it saw so far. */
+async function watchPeers(conn: NatsConnection, id: string): Promise<Seen[]> {
+  const seen: Seen[] = [];
+  const keyOf = (subject: string) => subject.split(".").at(-1) ?? "";
+  conn.subscribe(Subjects.allPeerUpdates, {
+    callback: (_e, m) => {
+      seen.push({ key: keyOf(m.subject), string: () => m.string() });
+    },
+  });
+  await conn.flush();
+  const inbox = `${Subjects.inboxPrefix(id)}.snapshot`;
+  const sub = conn.subscribe(inbox, {
+    callback: (_e, m) => {
+      if (m.headers && m.headers.code >= 204) sub.unsubscribe();
+      else seen.push({ key: keyOf(m.headers?.get("Nats-Subject") ?? ""), string: () => m.string() });
+    },
+  });
+  conn.publish(`$JS.API.DIRECT.GET.KV_${Buckets.peers}`, JSON.stringify({ seq: 1, batch: 100 }), { reply: inbox });
   return seen;
 }
 
@@ -136,8 +151,8 @@ describe("nats revocation", () => {
     await peers.put(otherId, "v1");
     revoked = await connectAgent(revokedId);
     other = await connectAgent(otherId);
-    const revokedSeen = await watchPeers(revoked.nc);
-    const otherSeen = await watchPeers(other.nc);
+    const revokedSeen = await watchPeers(revoked.nc, revokedId);
+    const otherSeen = await watchPeers(other.nc, otherId);
     const watching = await until(() => revokedSeen.length > 0 && otherSeen.length > 0, 3000);
     expect(watching, "both agents: want the weft-peers snapshot before revoking").toBe(true);
 
@@ -248,8 +263,8 @@ describe("nats revocation", () => {
     const refused = await reconnectError(revoked, revokedId);
     expect(String(refused), `revoked JWT after restart: got ${String(refused)}, want an authorization error`).toMatch(/Authorization/i);
     const ok = await connectAgent(otherId, { creds: other });
-    const kv = await new Kvm(ok.nc).open(Buckets.peers);
-    expect((await kv.get(otherId))?.string(), "other agent reads weft-peers after restart").toBe("v2");
+    const seen = await watchPeers(ok.nc, otherId);
+    expect(await until(() => seen.some((e) => e.key === otherId && e.string() === "v2"), 3000), "other agent reads weft-peers after restart").toBe(true);
   });
 
   it("nats revocation - a push no server takes is pending, then applied once the server is back", async () => {

@@ -16,6 +16,13 @@ import { join } from "node:path";
 import { AuthorityStateError } from "./errors.js";
 
 const REVOCATIONS_FILE = "revocations.json";
+/**
+ * Space held back for the revocation list: deleting a compromised node must work on a full disk,
+ * so when a write fails for lack of space this file is removed and the write tried again (256 KiB:
+ * about 2,700 entries more than fit when it was last re-made). It is made again after each write.
+ */
+export const RESERVE_FILE = "revocations.reserve";
+export const RESERVE_BYTES = 256 * 1024;
 const FILE_VERSION = 1;
 
 /** User public nkey → unix seconds; JWTs of that user issued at or before then are refused. */
@@ -78,8 +85,50 @@ export async function readRevocations(dir: string, isUserKey: (key: string) => b
   return out;
 }
 
-/** Writes the list atomically and durably (file 0600). Throws AuthorityStateError. */
+/** Makes the reserve file when it is missing (best effort: on a full disk it waits for the next write). */
+export async function ensureRevocationReserve(dir: string): Promise<void> {
+  const path = join(dir, RESERVE_FILE);
+  try {
+    if ((await stat(path)).size >= RESERVE_BYTES) return;
+  } catch {
+    // missing: make it
+  }
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    const fh = await open(tmp, "wx", 0o600);
+    try {
+      await fh.writeFile(Buffer.alloc(RESERVE_BYTES, 0x5a)); // written, so the blocks are allocated
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+/**
+ * Writes the list atomically and durably (file 0600). When the disk is full, the reserve file is
+ * given up and the write tried again. Throws AuthorityStateError.
+ */
 export async function writeRevocations(dir: string, list: Revocations): Promise<void> {
+  try {
+    await writeRevocationsOnce(dir, list);
+  } catch (err) {
+    if (!(err instanceof AuthorityStateError) || !isNoSpace(err.cause)) throw err;
+    await unlink(join(dir, RESERVE_FILE)).catch(() => {});
+    await writeRevocationsOnce(dir, list);
+  }
+  await ensureRevocationReserve(dir);
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+async function writeRevocationsOnce(dir: string, list: Revocations): Promise<void> {
   const path = revocationsPath(dir);
   const body: RevocationsFile = { version: FILE_VERSION, users: Object.fromEntries([...list].sort(([a], [b]) => a.localeCompare(b))) };
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;

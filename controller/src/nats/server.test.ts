@@ -2,11 +2,11 @@
  * Against a real nats-server (127.0.0.1, random port, temp state dir): JWT auth,
  * the agent permission template, and restarts.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
-import { Kvm, type KvWatchEntry } from "@nats-io/kv";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { createUser } from "@nats-io/nkeys";
 import {
   connect,
@@ -18,10 +18,12 @@ import {
 import { Buckets, Subjects } from "@weft/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Authority } from "./authority.js";
+import { AGENT_LIMITS } from "./jwts.js";
 import { loadAuthority, loadOrCreateAuthority } from "./authority-file.js";
 import { connectController, ensureBuckets } from "./connect.js";
 import { startEmbeddedNats, type EmbeddedNats, type NatsServerExit } from "./embedded.js";
-import { NatsServerNotFoundError } from "./errors.js";
+import { findNatsServer } from "./binary.js";
+import { NatsServerNotFoundError, NatsServerVersionError } from "./errors.js";
 import { until } from "../testing.js";
 
 const nodeId = "n-0123456789abcdef";
@@ -76,6 +78,33 @@ function collect(conn: NatsConnection, subject: string): { msgs: Msg[]; stop: ()
   return { msgs, stop: () => sub.unsubscribe() };
 }
 
+
+/** One batched direct get of the peers stream from `seq`, replies on the agent's inbox, until the end-of-batch status. */
+async function directBatch(conn: NatsConnection, id: string, seq: number): Promise<Msg[]> {
+  const inbox = `${Subjects.inboxPrefix(id)}.batch`;
+  const msgs: Msg[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no end of batch")), 3000);
+    const sub = conn.subscribe(inbox, {
+      callback: (_err, m) => {
+        if (m.headers && m.headers.code >= 204) {
+          clearTimeout(timer);
+          sub.unsubscribe();
+          resolve();
+        } else msgs.push(m);
+      },
+    });
+    conn.publish(`$JS.API.DIRECT.GET.KV_${Buckets.peers}`, JSON.stringify({ seq, batch: 100 }), { reply: inbox });
+  });
+  return msgs;
+}
+
+/** Consumers on every stream of the account. */
+async function consumerCount(jsm: JetStreamManager): Promise<number> {
+  let n = 0;
+  for await (const si of jsm.streams.list()) n += si.state.consumer_count;
+  return n;
+}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(
@@ -151,31 +180,94 @@ describe("nats server", () => {
     expect(agent.errors, `agent errors: got ${agent.errors.map(String).join("; ")}, want none`).toEqual([]);
   });
 
-  it("nats - agent watches weft-peers: snapshot, then a later update", async () => {
+  it("nats - agent reads weft-peers with a batched direct get and follows the republish subject, with no consumer", async () => {
     const peers = await new Kvm(nc).open(Buckets.peers);
     await peers.put(otherId, "other-v1");
     const agent = await connectAgent(nodeId);
-    const kv = await new Kvm(agent.nc).open(Buckets.peers);
-    const w = await kv.watch();
-    const seen: KvWatchEntry[] = [];
+    const live = collect(agent.nc, Subjects.allPeerUpdates);
+    await agent.nc.flush();
+    const page = await directBatch(agent.nc, nodeId, 1);
+    expect(page.some((m) => m.headers?.get("Nats-Subject") === `$KV.${Buckets.peers}.${otherId}`), "snapshot holds the record").toBe(true);
+    const rev = await peers.put(otherId, "other-v2");
+    expect(await until(() => live.msgs.length > 0, 3000), "republished write reaches the agent").toBe(true);
+    live.stop();
+    expect(live.msgs[0]?.subject, "republish subject").toBe(Subjects.peerUpdates(otherId));
+    expect(Number(live.msgs[0]?.headers?.get("Nats-Sequence")), "republished with the stream sequence").toBe(rev);
+    expect(live.msgs[0]?.string(), "republished value").toBe("other-v2");
+    expect(agent.errors.map(String), "agent errors").toEqual([]);
+  });
+
+  it("nats - an agent credential creates no consumer: durable, ephemeral, or pushing into another agent's inbox", async () => {
+    const jsm = await jetstreamManager(nc);
+    const before = await consumerCount(jsm);
+    const agent = await connectAgent(nodeId);
+    const victim = await connectAgent(otherId);
+    const stolen = collect(victim.nc, `${Subjects.inboxPrefix(otherId)}.>`);
+    await victim.nc.flush();
+    const stream = `KV_${Buckets.peers}`;
+    const attempts: [string, string, object][] = [
+      ["durable", `$JS.API.CONSUMER.CREATE.${stream}.evil.$KV.${Buckets.peers}.>`, { stream_name: stream, config: { durable_name: "evil", name: "evil", ack_policy: "none" } }],
+      ["legacy durable", `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.evil2`, { stream_name: stream, config: { durable_name: "evil2", ack_policy: "none" } }],
+      ["ephemeral", `$JS.API.CONSUMER.CREATE.${stream}`, { stream_name: stream, config: { ack_policy: "none", inactive_threshold: 5e9 } }],
+      ["push into another inbox", `$JS.API.CONSUMER.CREATE.${stream}`, { stream_name: stream, config: { ack_policy: "none", deliver_subject: `${Subjects.inboxPrefix(otherId)}.steal` } }],
+      ["another bucket", `$JS.API.CONSUMER.CREATE.KV_${Buckets.nodes}`, { stream_name: `KV_${Buckets.nodes}`, config: { ack_policy: "none" } }],
+    ];
+    for (const [what, subject, body] of attempts) {
+      const err = await rejection(agent.nc.request(subject, JSON.stringify(body), { timeout: 2000 }));
+      expectPermissionError(err, `agent creates a ${what} consumer`, "$JS.API.CONSUMER");
+    }
+    for (let i = 0; i < 300; i++) agent.nc.publish(`$JS.API.CONSUMER.CREATE.${stream}.d${i}.$KV.${Buckets.peers}.>`, JSON.stringify({ stream_name: stream, config: { durable_name: `d${i}`, ack_policy: "none" } }));
+    await agent.nc.flush().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    stolen.stop();
+    expect(await consumerCount(jsm), "consumers after 305 attempts by an agent").toBe(before);
+    expect(stolen.msgs.length, "messages pushed into the other agent's inbox").toBe(0);
+  });
+
+  it("nats - agent JWTs carry limits and an expiry; past the subscription limit the server refuses", async () => {
+    const kp = createUser();
+    const jwt = await authority.issueAgentUser({ nodeId, userPublicKey: kp.getPublicKey() });
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8")) as { exp?: number; iat: number; nats: { subs: number; payload: number; data: number } };
+    expect({ subs: claims.nats.subs, payload: claims.nats.payload, data: claims.nats.data }, "limits in the JWT").toEqual({ ...AGENT_LIMITS });
+    expect((claims.exp ?? 0) - claims.iat, "lifetime in seconds").toBe(authority.agentCredentialLifetimeSeconds);
+    const agent = await connectAgent(nodeId, { jwt, seed: kp.getSeed() });
+    const subs = Array.from({ length: AGENT_LIMITS.subs + 5 }, (_, i) => agent.nc.subscribe(`${Subjects.inboxPrefix(nodeId)}.s${i}`));
+    await agent.nc.flush().catch(() => undefined);
+    await until(() => agent.errors.length > 0, 2000);
+    expect(agent.errors.map(String).join("; "), "server refused subscriptions past the limit").toMatch(/maximum subscriptions/i);
+    for (const s of subs) s.unsubscribe();
+  });
+
+  it("nats - a payload over the agent limit is refused", async () => {
+    const agent = await connectAgent(nodeId);
+    const hb = collect(nc, Subjects.allHeartbeats);
+    await nc.flush();
+    const err = await rejection((async () => {
+      agent.nc.publish(Subjects.heartbeat(nodeId), new Uint8Array(AGENT_LIMITS.payload + 1));
+      await agent.nc.flush();
+    })());
+    await new Promise((r) => setTimeout(r, 300));
+    hb.stop();
+    expect(hb.msgs.length, `oversized heartbeats delivered (publish error: ${String(err)})`).toBe(0);
+  });
+
+  it("nats - an expired agent credential is disconnected and cannot connect again", async () => {
+    const kp = createUser();
+    const jwt = await authority.issueAgentUser({ nodeId, userPublicKey: kp.getPublicKey(), expiresAt: new Date(Date.now() + 2500) });
+    const anc = await connect({ servers: srv.url, authenticator: jwtAuthenticator(jwt, kp.getSeed()), inboxPrefix: Subjects.inboxPrefix(nodeId), maxReconnectAttempts: 2, reconnectTimeWait: 200 });
+    open.push(anc);
+    const seen: string[] = [];
     void (async () => {
-      for await (const e of w) seen.push(e);
+      for await (const st of anc.status()) if (st.type === "error" || st.type === "disconnect") seen.push(String((st as { error?: unknown }).error ?? st.type));
     })();
-    const snap = await until(() => seen.some((e) => e.key === otherId) && seen.some((e) => e.key === nodeId), 3000);
-    expect(snap, `snapshot: got keys ${JSON.stringify(seen.map((e) => e.key))}, want ${nodeId} and ${otherId}`).toBe(true);
-    // nats.js flags the *last* snapshot entry isUpdate=true already (i >= count after
-    // incrementing); only the earlier ones are false.
-    expect(seen[0]?.isUpdate, "first snapshot entry isUpdate").toBe(false);
-
-    await peers.put(otherId, "other-v2");
-    const upd = await until(() => seen.some((e) => e.key === otherId && e.string() === "other-v2"), 3000);
-    expect(upd, `update: got ${JSON.stringify(seen.map((e) => `${e.key}=${e.string()}`))}, want ${otherId}=other-v2`).toBe(true);
-    expect(seen.at(-1)?.isUpdate, "last entry isUpdate").toBe(true);
-
-    const got = await kv.get(otherId);
-    expect(got?.string(), `agent kv.get(${otherId}): got ${got?.string()}, want other-v2`).toBe("other-v2");
-    w.stop();
-    expect(agent.errors, `agent errors: got ${agent.errors.map(String).join("; ")}, want none`).toEqual([]);
+    const closed = await Promise.race([anc.closed().then((e) => e ?? new Error("closed")), new Promise((r) => setTimeout(() => r("still open"), 8000))]);
+    // The server's expiry error comes first; the reconnects that follow may end on another error.
+    expect([String(closed), ...seen].join(" | "), "connection after expiry").toMatch(/expired|authori/i);
+    expect(String(closed), "the connection closed").not.toBe("still open");
+    // The server compares exp in whole seconds: a connect within the second of exp could pass.
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await rejection(connect({ servers: srv.url, authenticator: jwtAuthenticator(jwt, kp.getSeed()), maxReconnectAttempts: 0, reconnect: false }));
+    expect(String(again), "a new connection with the expired JWT").toMatch(/expired|authori/i);
   });
 
   it("nats - agent cannot publish on another node's subjects", async () => {
@@ -273,8 +365,7 @@ describe("nats server", () => {
 
     const again = await connectAgent(nodeId, { jwt: before.jwt, seed: before.seed });
     expect(again.nc.isClosed(), "agent with pre-restart JWT: connection closed").toBe(false);
-    const kv = await new Kvm(again.nc).open(Buckets.peers);
-    const got = await kv.get("survivor");
+    const got = (await directBatch(again.nc, nodeId, 1)).find((m) => m.headers?.get("Nats-Subject") === `$KV.${Buckets.peers}.survivor`);
     expect(got?.string(), `weft-peers survivor after restart: got ${got?.string()}, want still-here`).toBe("still-here");
   });
 
@@ -311,6 +402,20 @@ describe("nats server", () => {
   it("nats - a missing nats-server binary gives NatsServerNotFoundError", async () => {
     const err = await rejection(startEmbeddedNats({ stateDir, port: 0, authority, binary: "/nonexistent/nats-server" }));
     expect(err, `got ${String(err)}, want NatsServerNotFoundError`).toBeInstanceOf(NatsServerNotFoundError);
-    expect(String(err), "message tells what to do").toMatch(/apt-get install nats-server/);
+    expect(String(err), "message tells what to do").toMatch(/scripts\/setup\.sh/);
+  });
+
+  it("nats - a nats-server older than 2.11 is refused with what to do", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "weft-old-nats-"));
+    try {
+      const old = join(dir, "nats-server");
+      await writeFile(old, "#!/bin/sh\necho 'nats-server: v2.9.10'\n", { mode: 0o755 });
+      const err = await rejection(findNatsServer(old));
+      expect(err, `got ${String(err)}, want NatsServerVersionError`).toBeInstanceOf(NatsServerVersionError);
+      expect(String(err), "message names the version and the fix").toMatch(/2\.9\.10.*2\.11 or newer.*scripts\/setup\.sh/);
+      expect(await findNatsServer(), "the default resolution finds a current server").toMatch(/nats-server$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

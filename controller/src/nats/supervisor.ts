@@ -16,6 +16,8 @@ export interface SupervisedNats {
   /** How many times the server was restarted after dying. */
   readonly restarts: number;
   stop(): Promise<void>;
+  /** The running server rereads its config and certificate. */
+  reload(): void;
 }
 
 export async function superviseEmbeddedNats(opts: EmbeddedNatsOptions & { logger: Logger }): Promise<SupervisedNats> {
@@ -63,6 +65,7 @@ export async function superviseEmbeddedNats(opts: EmbeddedNatsOptions & { logger
     get restarts() {
       return restarts;
     },
+    reload: () => current.reload(),
     stop: async () => {
       stopped = true;
       stopping.abort();

@@ -1,11 +1,12 @@
 /**
  * Liveness with an injected clock: never-seen until the first heartbeat,
  * online while the last one is recent enough, offline after, and forgotten
- * when the node is deleted.
+ * when the node is deleted; silence while the controller was blind (NATS
+ * unreachable, the process frozen) or before it started does not count.
  */
 import type { Heartbeat } from "@weft/protocol";
 import { describe, expect, it } from "vitest";
-import { Liveness } from "./liveness.js";
+import { Liveness, STALL_MS } from "./liveness.js";
 
 const node = "n-0123456789abcdef";
 const hb = (appliedRevision: number): Heartbeat => ({ version: 1, nodeId: node, sentAt: "t", appliedRevision, peers: [] });
@@ -21,7 +22,7 @@ describe("Liveness", () => {
     expect(l.status(node), "15 s later (the limit)").toBe("online");
     now += 1;
     expect(l.status(node), "15.001 s later").toBe("offline");
-    expect(l.get(node)?.heartbeat.appliedRevision, "last heartbeat kept while offline").toBe(1);
+    expect(l.get(node)?.heartbeat?.appliedRevision, "last heartbeat kept while offline").toBe(1);
     l.record(hb(2));
     expect(l.status(node), "after a new heartbeat").toBe("online");
     expect(l.get(node)?.lastSeen.toISOString(), "lastSeen").toBe(new Date(now).toISOString());
@@ -33,5 +34,60 @@ describe("Liveness", () => {
     l.forget(node);
     expect(l.status(node), "after forget").toBe("never-seen");
     expect(l.get(node), "entry after forget").toBeUndefined();
+  });
+
+  it("liveness - silence while the controller is blind proves nothing: statuses freeze, then online nodes get a whole period", () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    const l = new Liveness(15_000, () => new Date(now));
+    const other = "n-00000000000000aa";
+    l.record(hb(1));
+    l.record({ ...hb(1), nodeId: other });
+    now += 16_000;
+    l.record(hb(2)); // `other` has been silent 16 s: offline before the outage
+    expect(l.status(other), "silent node before the outage").toBe("offline");
+    now += 1000;
+    l.blindFrom(now);
+    now += 60_000;
+    expect(l.status(node), "during a 60 s outage").toBe("online");
+    l.sight();
+    expect(l.status(node), "right after the outage").toBe("online");
+    expect(l.status(other), "the node offline before the outage").toBe("offline");
+    now += 15_000;
+    expect(l.status(node), "a whole period after sight returned").toBe("online");
+    now += 1;
+    expect(l.status(node), "still silent after that").toBe("offline");
+  });
+
+  it("liveness - a frozen process (no tick for longer than STALL_MS) counts as blind for the freeze", () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    const l = new Liveness(15_000, () => new Date(now));
+    l.record(hb(1));
+    l.tick();
+    now += 10_000;
+    l.tick();
+    now += STALL_MS + 60_000; // SIGSTOP for a minute
+    expect(l.status(node), "first read after the freeze").toBe("online");
+    for (let i = 0; i < 15; i++) {
+      now += 1000; // running again: ticked every second
+      l.tick();
+    }
+    expect(l.status(node), "15 s after the freeze").toBe("online");
+    now += 1;
+    expect(l.status(node), "a whole period after the freeze, never heard again").toBe("offline");
+  });
+
+  it("liveness - seeded from the store: online gets a whole period from now, offline stays offline, heartbeats win", () => {
+    let now = Date.parse("2030-01-01T00:00:00Z");
+    const l = new Liveness(15_000, () => new Date(now));
+    const off = "n-00000000000000bb";
+    l.seed(node, { status: "online", lastSeen: new Date(now - 600_000).toISOString() });
+    l.seed(off, { status: "offline", lastSeen: new Date(now - 600_000).toISOString() });
+    expect(l.status(node), "stored online").toBe("online");
+    expect(l.status(off), "stored offline").toBe("offline");
+    now += 15_001;
+    expect(l.status(node), "stored online, never heard").toBe("offline");
+    l.record(hb(3));
+    l.seed(node, { status: "offline", lastSeen: new Date(0).toISOString() });
+    expect(l.status(node), "a seed does not override a heartbeat").toBe("online");
   });
 });

@@ -87,6 +87,7 @@ describe("node liveness", () => {
   async function connectAgent(agent: AgentIdentity, res: EnrollResponse): Promise<NatsConnection> {
     const nc = await connect({
       servers: res.nats.servers,
+      tls: { ca: t.running.natsCaPem },
       authenticator: jwtAuthenticator(res.nats.userJwt, agent.natsSeed),
       inboxPrefix: Subjects.inboxPrefix(res.nodeId),
       maxReconnectAttempts: 0,
@@ -154,5 +155,29 @@ describe("node liveness", () => {
     expect(node.status, "status").toBe("online");
     const more = await enroll();
     expect(more.res.nodeId, "enrollment still works").toMatch(/^n-/);
+  });
+
+  it("nodes - 1,000 heartbeats alternating the interface epoch cause at most a handful of peer record writes", async () => {
+    const { agent, res } = await enroll();
+    const nc = await connectAgent(agent, res);
+    const writes: number[] = [];
+    const sub = t.running.nc.subscribe(Subjects.peerUpdates(res.nodeId), { callback: () => void writes.push(Date.now()) });
+    await t.running.nc.flush();
+    const started = Date.now();
+    const epochs = ["00000000000000a1", "00000000000000b2"];
+    for (let i = 0; i < 1000; i++) {
+      nc.publish(Subjects.heartbeat(res.nodeId), JSON.stringify({ ...heartbeat(res.nodeId, i), sessionEpoch: epochs[i % 2] }));
+      if (i % 100 === 99) await nc.flush();
+    }
+    await nc.flush();
+    await nodeWhen(res.nodeId, (n) => n.appliedRevision === 999);
+    await new Promise((r) => setTimeout(r, 500));
+    sub.unsubscribe();
+    const seconds = (Date.now() - started) / 1000;
+    // One write at once, then at most one per 20 s interval while they keep coming.
+    const allowed = 1 + Math.ceil(seconds / 20);
+    expect(writes.length, `peer record writes for 1,000 alternating heartbeats in ${seconds.toFixed(1)} s`).toBeLessThanOrEqual(allowed);
+    expect(writes.length, "the first epoch is written").toBeGreaterThanOrEqual(1);
+    expect((await t.client.getNode(res.nodeId)).sessionEpoch, "the epoch written first").toBe(epochs[0]);
   });
 });

@@ -257,8 +257,8 @@ export class NodeRegistry {
       ...node,
       status: this.liveness.status(node.nodeId),
       lastSeen: live?.lastSeen.toISOString(),
-      appliedRevision: live?.heartbeat.appliedRevision,
-      peers: live?.heartbeat.peers,
+      appliedRevision: live?.heartbeat?.appliedRevision,
+      peers: live?.heartbeat?.peers,
     });
   }
 }

@@ -74,6 +74,7 @@ async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Pro
     filter_subject: kv.fullKeyName(kv.encodeKey(filter)),
     headers_only: headersOnly,
     mem_storage: true,
+    num_replicas: 1, // a listing's consumer needs no raft group of its own on a clustered (R3) stream
     inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
   });
   try {

@@ -14,7 +14,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { Bucket } from "@nats-io/kv/internal";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findNatsServer } from "../nats/embedded.js";
+import { findNatsServer } from "../nats/binary.js";
 import { liveEntries, liveKeys } from "./keys.js";
 
 let dir: string;

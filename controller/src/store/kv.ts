@@ -3,6 +3,7 @@
  * Every read returns the revision so writers can update transactionally, and
  * `change(key, fn)` is the one read-modify-write loop every writer uses.
  */
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { Backoff, sleep } from "@weft/util";
@@ -66,7 +67,51 @@ export interface RecordStoreOptions {
   /** Overrides RACE_DEADLINE_MS (tests). */
   raceDeadlineMs?: number;
   observe?: KvObserver;
+  /** Overrides STORE_RETRY_MS (tests). */
+  storeRetryMs?: number;
 }
+
+/**
+ * How long a store call retries while JetStream cannot answer (a NATS cluster electing a new
+ * stream leader after a server died takes a few seconds). Every call retries such failures; a
+ * compare-and-set write whose earlier attempt may have been stored (a timeout: the
+ * acknowledgement may be what was lost) and whose retry then loses the race reads the key, and
+ * counts as done when the stored value is exactly the one it wrote. Past this, the call fails with StoreUnavailableError naming the cause:
+ * without a quorum (fewer than 2 of 3 servers) writes are refused after about this long.
+ */
+export const STORE_RETRY_MS = 10_000;
+
+/** No new attempt starts with less than this left before the deadline (one JetStream request's timeout). */
+const STORE_REQUEST_BUDGET_MS = 2000;
+
+type Failure = "not-processed" | "ambiguous" | "permanent";
+
+/** How a store call failed: certainly not processed, maybe processed (timeout, connection lost), or for good. */
+export function classifyStoreError(err: unknown): Failure {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/no responders|temporarily unavailable|\b503\b/i.test(e.message) || (e instanceof JetStreamApiError && e.code === 10008)) return "not-processed";
+  }
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/timeout|timed out|disconnect|connection (closed|lost)|closed connection|reconnect/i.test(e.message)) return "ambiguous";
+  }
+  return "permanent";
+}
+
+/** A sentence saying what a store failure means for an operator. */
+export function explainStoreError(err: unknown): string {
+  let root = err;
+  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
+  const detail = root instanceof Error ? root.message : String(root);
+  switch (classifyStoreError(err)) {
+    case "not-processed":
+      return `NATS JetStream is unavailable (${detail}): no quorum — is a majority of the NATS cluster's servers up?`;
+    case "ambiguous":
+      return `NATS JetStream did not answer (${detail}): no quorum, or the NATS server is unreachable; retry`;
+    default:
+      return detail;
+  }
+}
+
 
 const decoder = new TextDecoder();
 
@@ -82,6 +127,26 @@ export class RecordStore<S extends z.ZodType> {
   ) {
     this.raceDeadlineMs = opts.raceDeadlineMs ?? RACE_DEADLINE_MS;
     this.observe = opts.observe ?? (() => {});
+    this.storeRetryMs = opts.storeRetryMs ?? STORE_RETRY_MS;
+  }
+
+  private readonly storeRetryMs: number;
+
+  /** Runs `fn`, retrying the failures `retryOn` allows until STORE_RETRY_MS; then StoreUnavailableError naming the cause. */
+  private async attempt<T>(op: string, fn: () => Promise<T>, retryOn: readonly Failure[], passThrough: (err: unknown) => boolean = () => false): Promise<T> {
+    const deadline = Date.now() + this.storeRetryMs;
+    const pause = new Backoff({ initialMs: 100, maxMs: 1000, jitter: 0.3 });
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (passThrough(err)) throw err;
+        if (!retryOn.includes(classifyStoreError(err)) || Date.now() + STORE_REQUEST_BUDGET_MS >= deadline) {
+          throw new StoreUnavailableError(`${this.bucket}: ${op} failed: ${explainStoreError(err)}`, { cause: err });
+        }
+        await sleep(Math.min(pause.next(), Math.max(0, deadline - Date.now())));
+      }
+    }
   }
 
   /**
@@ -116,33 +181,50 @@ export class RecordStore<S extends z.ZodType> {
 
   /** Create; resolves false when the key already exists. */
   async create(key: string, value: z.infer<S>): Promise<number | false> {
-    try {
-      const revision = await this.kv.create(key, JSON.stringify(this.schema.parse(value)));
-      this.observe(this.bucket, "create", "ok");
-      return revision;
-    } catch (err) {
-      if (isRevisionConflict(err)) {
-        this.observe(this.bucket, "create", "conflict");
-        return false;
-      }
-      this.observe(this.bucket, "create", "error");
-      throw new StoreUnavailableError(`${this.bucket}: create ${key} failed`, { cause: err });
-    }
+    const body = JSON.stringify(this.schema.parse(value));
+    return this.casWrite(`create ${key}`, key, body, () => this.kv.create(key, body));
   }
 
   /** Update at `revision`; resolves false when someone else wrote first. */
   async update(key: string, value: z.infer<S>, revision: number): Promise<number | false> {
+    const body = JSON.stringify(this.schema.parse(value));
+    return this.casWrite(`update ${key}`, key, body, () => this.kv.update(key, body, revision));
+  }
+
+  /** A compare-and-set write with retries; a lost race after an attempt that may have been stored is checked against the stored value. */
+  private async casWrite(op: string, key: string, body: string, write: () => Promise<number>): Promise<number | false> {
+    let maybeStored = false;
+    const kind = op.split(" ")[0]!;
     try {
-      const next = await this.kv.update(key, JSON.stringify(this.schema.parse(value)), revision);
-      this.observe(this.bucket, "update", "ok");
-      return next;
+      const revision = await this.attempt(
+        op,
+        async () => {
+          try {
+            return await write();
+          } catch (err) {
+            if (classifyStoreError(err) === "ambiguous") maybeStored = true;
+            throw err;
+          }
+        },
+        ["not-processed", "ambiguous"],
+        isRevisionConflict,
+      );
+      this.observe(this.bucket, kind, "ok");
+      return revision;
     } catch (err) {
-      if (isRevisionConflict(err)) {
-        this.observe(this.bucket, "update", "conflict");
-        return false;
+      if (!isRevisionConflict(err)) {
+        this.observe(this.bucket, kind, "error");
+        throw err;
       }
-      this.observe(this.bucket, "update", "error");
-      throw new StoreUnavailableError(`${this.bucket}: update ${key} failed`, { cause: err });
+      if (maybeStored) {
+        const now = await this.wrap("get", key, () => this.kv.get(key));
+        if (now && now.operation === "PUT" && decoder.decode(now.value) === body) {
+          this.observe(this.bucket, kind, "ok");
+          return now.revision;
+        }
+      }
+      this.observe(this.bucket, kind, "conflict");
+      return false;
     }
   }
 
@@ -150,8 +232,22 @@ export class RecordStore<S extends z.ZodType> {
     return this.wrap("put", key, () => this.kv.put(key, JSON.stringify(this.schema.parse(value))));
   }
 
+  /**
+   * Deletes a key, also when the bucket is full: a delete writes a marker, which a bucket at its
+   * max bytes refuses; then the key's stored messages are purged first (freeing at least the
+   * marker's size) and the marker written after. Deleting a node must always work.
+   */
   async delete(key: string): Promise<void> {
-    await this.wrap("delete", key, () => this.kv.delete(key));
+    await this.wrap("delete", key, async () => {
+      try {
+        await this.kv.delete(key);
+      } catch (err) {
+        if (!isStoreFull(err)) throw err;
+        const { jsm, stream } = this.kv as unknown as { jsm: JetStreamManager; stream: string };
+        await jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${key}` });
+        await this.kv.delete(key);
+      }
+    });
   }
 
   /** Delete only if the key is still at `revision` (compare-and-set); resolves false when someone else wrote first. */
@@ -183,14 +279,23 @@ export class RecordStore<S extends z.ZodType> {
     return out;
   }
 
+  /** Reads and idempotent writes (put, delete): retried on any transient failure (STORE_RETRY_MS). */
   private async wrap<T>(op: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
     try {
-      const got = await fn();
+      const got = await this.attempt(key === undefined ? op : `${op} ${key}`, fn, ["not-processed", "ambiguous"]);
       this.observe(this.bucket, op, "ok");
       return got;
     } catch (err) {
       this.observe(this.bucket, op, "error");
-      throw new StoreUnavailableError(`${this.bucket}: ${key === undefined ? op : `${op} ${key}`} failed`, { cause: err });
+      throw err;
     }
   }
+}
+
+/** A write refused because the bucket or JetStream is at its storage limit. */
+export function isStoreFull(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (/maximum bytes exceeded|insufficient resources|resource limits exceeded|storage resources/i.test(e.message)) return true;
+  }
+  return false;
 }

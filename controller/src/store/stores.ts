@@ -3,15 +3,17 @@
  * given to the one service that owns its bucket (see the bucket table in controller/README.md);
  * other services read through that owner, or watch the bucket for changes.
  */
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyChunk, NodePolicyRecord, NodeRecord, PeerRecord, Policy, TrustBundle } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyChunk, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
 import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
+import { StoredLiveness } from "../nodes/liveness-store.js";
 import { RecordStore, type KvObserver } from "./kv.js";
 
 export interface Stores {
@@ -41,15 +43,27 @@ export interface Stores {
   enrollNonces: RecordStore<typeof NonceRecord>;
   /** weft-attestations: AttestationMarks (signed documents already used). */
   attestations: RecordStore<typeof AttestationMark>;
+  /** weft-services: ServiceCatalog. */
+  services: RecordStore<typeof ServiceRecord>;
+  /** weft-node-services: NodeServicesPublisher. */
+  nodeServices: RecordStore<typeof NodeServicesRecord>;
   /** weft-trust-bundle: publishTrustBundle (spiffe/bundle.ts). */
   trustBundle: RecordStore<typeof TrustBundle>;
+  /** weft-liveness: LivenessRecorder (the leader). The leader lease (weft-leader) is LeaderElection's own. */
+  liveness: RecordStore<typeof StoredLiveness>;
 }
+
+/**
+ * Longest one JetStream request waits. Short, so a request sent just before a NATS server died
+ * (or while a cluster elects a stream leader) is retried well inside STORE_RETRY_MS.
+ */
+export const STORE_REQUEST_TIMEOUT_MS = 2000;
 
 /** Opens each bucket once (they must exist: ensureBuckets); `observe` hears of every operation (metrics). */
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
-  const kvm = new Kvm(nc);
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, trustBundle, nodePaths] = await Promise.all([
+  const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, nodePaths, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -61,8 +75,11 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.inventory),
     kvm.open(Buckets.enrollNonces),
     kvm.open(Buckets.attestations),
+    kvm.open(Buckets.services),
+    kvm.open(Buckets.nodeServices),
     kvm.open(Buckets.trustBundle),
     kvm.open(Buckets.nodePaths),
+    kvm.open(Buckets.liveness),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
@@ -77,7 +94,10 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     inventory: new InventoryStore(inventory, o),
     enrollNonces: new RecordStore(enrollNonces, NonceRecord, Buckets.enrollNonces, o),
     attestations: new RecordStore(attestations, AttestationMark, Buckets.attestations, o),
+    services: new RecordStore(services, ServiceRecord, Buckets.services, o),
+    nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
     nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths, o),
+    liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness, o),
   };
 }

@@ -102,6 +102,16 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join("\n");
 }
 
+/** The start-up lines of the summary (also printed alone by `--startup-only`). */
+export function formatStartup(s: StartupResult): string {
+  return [
+    `start-up: ${s.agents} agents started at once; time until a host has handshakes with all ${s.peersEach} peers:`,
+    `  seen by 50 ms poll   min ${secs(s.detectedMs.min)}  median ${secs(s.detectedMs.p50)}  max ${secs(s.detectedMs.max)}`,
+    `  last handshake done  min ${secs(s.handshakeMs.min)}  median ${secs(s.handshakeMs.p50)}  max ${secs(s.handshakeMs.max)}`,
+    `  per host: ${s.perHost.map((h) => `${h.host} ${secs(h.detectedMs)}`).join(", ")}`,
+  ].join("\n");
+}
+
 /** The human-readable summary printed on stdout. */
 export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
   const s = r.settings;
@@ -162,12 +172,7 @@ export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
     );
   }
   const c = r.convergence;
-  lines.push(
-    `start-up: ${c.startup.agents} agents started at once; time until a host has handshakes with all ${c.startup.peersEach} peers:`,
-    `  seen by 50 ms poll   min ${secs(c.startup.detectedMs.min)}  median ${secs(c.startup.detectedMs.p50)}  max ${secs(c.startup.detectedMs.max)}`,
-    `  last handshake done  min ${secs(c.startup.handshakeMs.min)}  median ${secs(c.startup.handshakeMs.p50)}  max ${secs(c.startup.handshakeMs.max)}`,
-    `  per host: ${c.startup.perHost.map((h) => `${h.host} ${secs(h.detectedMs)}`).join(", ")}`,
-  );
+  lines.push(formatStartup(c.startup));
   const ar = c.agentRestart;
   lines.push(
     `agent restart (${ar.host}; state and interface kept): re-synced from NATS ${secs(ar.syncedMs)} after SIGTERM (stop took ${secs(ar.stopMs)}); ` +

@@ -6,13 +6,14 @@
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControllerClient, ControllerFiles } from "@weft/protocol";
 import { LabError } from "./errors.js";
 import { spawnInHost, labExec } from "./exec.js";
 import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningClouds } from "./clouds.js";
+import { hostCgroup } from "./cgroups.js";
 import { hostDir, hostPinDir, labDir } from "./state.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labTopology, type Host } from "./topology.js";
@@ -180,19 +181,28 @@ export class LabCluster {
       ...(host.publicAddress ? ["--public-endpoint", `${host.publicAddress}:${WIREGUARD_PORT}`] : []),
       "--bpf-pin-dir",
       hostPinDir(this.opts, hostName),
+      // Services: the host's own cgroup (never the machine's root cgroup: every lab shares its kernel).
+      ...(hostCgroup(this.opts, hostName) ? ["--service-cgroup", hostCgroup(this.opts, hostName)!] : ["--no-services"]),
       "--spiffe-socket",
       this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
       ...(this.opts.clouds && this.topology.sites.find((s) => s.name === host.site)?.kind === "cloud" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
-      ...(joinKey ? ["--join-key", joinKey] : []),
       ...extraArgs,
     ];
+    // The join key goes in a file only root reads, never on the command line (/proc/<pid>/cmdline is world-readable).
+    if (joinKey) {
+      await mkdir(hostDir(this.opts, hostName), { recursive: true, mode: 0o700 });
+      const keyFile = join(hostDir(this.opts, hostName), "join-key");
+      await writeFile(keyFile, `${joinKey}\n`, { mode: 0o600 });
+      args.push("--join-key-file", keyFile);
+    }
     const handle: AgentHandle = {
       host,
       interfaceName,
       stateDir,
       logPath: join(this.logDir, `${hostName}.log`),
-      process: await this.spawn(hostName, hostName, args, { hostMounts: true }),
+      // The agent itself stays out of the host's cgroup (its own connections are not the host's workloads').
+      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false }),
     };
     this.agents.set(hostName, handle);
     return handle;
@@ -238,13 +248,14 @@ export class LabCluster {
     this.clouds = undefined;
   }
 
-  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean } = {}): Promise<ChildProcess> {
+  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {
     await mkdir(this.logDir, { recursive: true });
     const log = await open(join(this.logDir, `${logName}.log`), "a");
     const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
       stdio: ["ignore", log.fd, log.fd],
       env: { ...process.env, PATH: labPath(process.env.PATH), ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
       ...(o.hostMounts ? { hostMounts: true } : {}),
+      ...(o.cgroup === false ? { cgroup: false } : {}),
     });
     child.on("exit", () => void log.close().catch(() => undefined));
     child.on("error", () => void log.close().catch(() => undefined));

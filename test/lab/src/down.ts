@@ -5,6 +5,8 @@
  * namespace with live processes outlives `ip netns del`. Safe to run when nothing exists.
  */
 import { rm, rmdir } from "node:fs/promises";
+import { join } from "node:path";
+import { removeLabCgroups } from "./cgroups.js";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { listNamespaces } from "./observe.js";
@@ -52,6 +54,9 @@ export async function labDown(options: LabDownOptions = {}): Promise<LabDownResu
     }
   });
   if (doomed.length > 0) await runIpBatch(doomed.map((n) => `netns del ${n}`));
+  // What `ip netns exec` bind-mounts for a namespace (agents write workloads' resolv.conf there).
+  for (const netns of recorded) await rm(join("/etc/netns", netns), { recursive: true, force: true });
+  await removeLabCgroups(opts);
 
   // Pins of the lab agents' BPF programs and maps (their tc attachments died with the namespaces).
   await rm(labPinRoot(opts), { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LabConflictError, LabNotUpError, UnknownHostError } from "./errors.js";
+import { hostCgroup, labCgroupRoot } from "./cgroups.js";
 import { labExec, spawnInHost } from "./exec.js";
 import { labDown } from "./down.js";
 import { listNamespaces } from "./observe.js";
@@ -145,6 +146,16 @@ describe.skipIf(!isRoot)("lab - root integration (needs root; run as root to ena
     await expect(labExec({ prefix: "wtnone" }, "aws-1", ["true"]), "lab down").rejects.toBeInstanceOf(LabNotUpError);
   });
 
+  it("lab - a command in a host or one of its workloads runs in the host's cgroup (where its agent balances services); elsewhere in none", async () => {
+    const cgroupOf = async (node: string, o: { cgroup?: boolean } = {}) =>
+      (await labExec(opts, node, ["cat", "/proc/self/cgroup"], o)).stdout.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
+    const rel = (host: string) => hostCgroup(opts, host)!.slice(hostCgroup(opts, host)!.indexOf("/weft-lab/"));
+    expect(await cgroupOf("gcp-1"), "a host").toBe(rel("gcp-1"));
+    expect(await cgroupOf("gcp-1-web"), "its workload: the host's cgroup").toBe(rel("gcp-1"));
+    expect(await cgroupOf("gcp-1", { cgroup: false }), "cgroup: false").not.toBe(rel("gcp-1"));
+    expect(await cgroupOf("ctl"), "the controller's namespace").not.toContain("/weft-lab/");
+  });
+
   it("lab - up completes a half-built lab", async () => {
     await run(["ip", "netns", "del", "wtl-gcp-2"]);
     await run(["ip", "netns", "exec", "wtl-gw-azure", "iptables", "-t", "nat", "-F", "PREROUTING"]);
@@ -184,6 +195,7 @@ describe.skipIf(!isRoot)("lab - root integration (needs root; run as root to ena
     expect(await prefixed("wtl"), "namespaces left").toEqual([]);
     expect(existsSync(statePath(opts)), "state file removed").toBe(false);
     expect(existsSync(hostDirs), "host dirs removed").toBe(false);
+    expect(existsSync(labCgroupRoot(opts)!), "host cgroups removed").toBe(false);
     const again = await labDown(opts);
     expect(again.removed, "second down").toEqual([]);
   });

@@ -9,16 +9,17 @@ import { labExec, spawnInHost } from "./exec.js";
 import { LabError } from "./errors.js";
 import type { LabOptions } from "./options.js";
 
-/** Answers every UDP datagram and TCP connection on a port with `{"address","port"}` of the peer. */
+/** Answers every UDP datagram and TCP connection on a port with `{"address","port"}` of the peer (and `"name"` when given one). */
 const SERVER_JS = `
 const dgram = require("node:dgram"), net = require("node:net");
 const port = Number(process.argv[1]);
+const name = process.argv[2];
 let listening = 0;
 const ready = () => { if (++listening === 2) process.stdout.write("ready\\n"); };
 const u = dgram.createSocket("udp4");
-u.on("message", (m, r) => u.send(JSON.stringify({ address: r.address, port: r.port }), r.port, r.address));
+u.on("message", (m, r) => u.send(JSON.stringify({ address: r.address, port: r.port, name }), r.port, r.address));
 u.bind(port, "0.0.0.0", ready);
-const t = net.createServer((s) => { s.on("error", () => {}); s.end(JSON.stringify({ address: s.remoteAddress, port: s.remotePort })); });
+const t = net.createServer((s) => { s.on("error", () => {}); s.end(JSON.stringify({ address: s.remoteAddress, port: s.remotePort, name })); });
 t.listen(port, "0.0.0.0", ready);
 process.on("SIGTERM", () => process.exit(0));
 `;
@@ -57,16 +58,16 @@ export interface EchoServer {
 }
 
 export type EchoResult =
-  | { ok: true; from: { address: string; port: number }; rttMs: number }
+  | { ok: true; from: { address: string; port: number; name?: string }; rttMs: number }
   | { ok: false; error: string };
 
 /** Starts an echo server on `host` (UDP and TCP on the same port) and waits until it listens. */
 export async function startEchoServer(
   opts: LabOptions,
   host: string,
-  { port = 7000, readyTimeoutMs = 5000 }: { port?: number; readyTimeoutMs?: number } = {},
+  { port = 7000, readyTimeoutMs = 5000, name }: { port?: number; readyTimeoutMs?: number; name?: string } = {},
 ): Promise<EchoServer> {
-  const child = spawnInHost(opts, host, [process.execPath, "-e", SERVER_JS, String(port)], {
+  const child = spawnInHost(opts, host, [process.execPath, "-e", SERVER_JS, String(port), ...(name !== undefined ? [name] : [])], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { ensureHostCgroups } from "./cgroups.js";
 import { LabConflictError } from "./errors.js";
 import { requireRoot } from "./root.js";
 import { labNetwork } from "./network.js";
@@ -60,6 +61,9 @@ export async function labUp(options: LabOptions = {}): Promise<LabUpResult> {
     await mkdir(dir, { recursive: true });
     changes.push(`mkdir ${dir}`);
   }
+
+  // Each host's processes in its own cgroup (cgroups.ts): its agent's socket programs attach there.
+  changes.push(...(await ensureHostCgroups(opts, topology.hosts.map((h) => h.name))).map((d) => `mkdir ${d}`));
 
   if (toCreate.length > 0) {
     log.info({ netns: toCreate }, "creating namespaces");

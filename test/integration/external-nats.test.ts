@@ -1,7 +1,8 @@
 /**
  * A controller pointed at an external nats-server (`nats.url`), configured with
- * the fragment `weft nats-config` prints: the controller starts no server of
- * its own, agents get credentials that work against the external server, and
+ * the fragment `weft nats-config` prints and TLS with a certificate from the
+ * controller's CA: the controller starts no server of its own, agents get
+ * credentials (and the CA) that work against the external server over TLS, and
  * deleting a node revokes them there too.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -10,15 +11,16 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator } from "@nats-io/transport-node";
-import { Buckets, ControllerClient, PeerRecord, Subjects, generateKeyPair } from "@weft/protocol";
+import { ControllerClient, Subjects, generateKeyPair, type PeerRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startController, type RunningController } from "./controller.js";
-import { natsServerConfigFragment } from "./nats-config.js";
-import { findNatsServer, loadOrCreateAuthority } from "./nats/index.js";
-import { agentIdentity, eventually } from "./testing.js";
+import { PeerWatch } from "../../agent/src/control/peer-watch.js";
+import { startController, type RunningController } from "../../controller/src/controller.js";
+import { natsServerConfigFragment } from "../../controller/src/nats-config.js";
+import { findNatsServer, loadOrCreateAuthority } from "../../controller/src/nats/index.js";
+import { agentIdentity, eventually } from "../../controller/src/testing.js";
+import { ApiTls, TLS_DIR } from "../../controller/src/tls/index.js";
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,19 +37,28 @@ describe("controller with an external NATS", () => {
   let server: ChildProcess | undefined;
   let running: RunningController | undefined;
   let url: string;
+  let caPem: string;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "weft-ext-"));
     const stateDir = join(dir, "controller");
     // The operator's keys exist before the server starts, as they would after `weft nats-config`.
     await loadOrCreateAuthority(join(stateDir, "authority"));
+    // Its certificate comes from the controller's CA (made here the way the controller makes it).
+    const tls = await ApiTls.open({ dir: join(stateDir, TLS_DIR), sans: ["127.0.0.1", "localhost"], log: pino({ level: "silent" }) });
+    caPem = tls.caPem;
+    await writeFile(join(dir, "nats.crt"), tls.serverOptions().cert);
+    await writeFile(join(dir, "nats.key"), tls.serverOptions().key, { mode: 0o600 });
     const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
+    url = `tls://127.0.0.1:${port}`;
     const conf = join(dir, "nats.conf");
-    await writeFile(conf, `host: 127.0.0.1\nport: ${port}\njetstream { store_dir: "${join(dir, "js")}" }\n${await natsServerConfigFragment(stateDir)}`);
+    await writeFile(
+      conf,
+      `host: 127.0.0.1\nport: ${port}\njetstream { store_dir: "${join(dir, "js")}" }\ntls { cert_file: "${join(dir, "nats.crt")}", key_file: "${join(dir, "nats.key")}" }\n${await natsServerConfigFragment(stateDir)}`,
+    );
     server = spawn(await findNatsServer(), ["-c", conf], { stdio: "ignore" });
     const probe = async () => {
-      const nc = await connect({ servers: url, timeout: 500, maxReconnectAttempts: 0 }).catch((err: unknown) => err);
+      const nc = await connect({ servers: url, tls: { ca: caPem }, timeout: 500, maxReconnectAttempts: 0 }).catch((err: unknown) => err);
       // Anonymous connections are refused: an authorization error means the server is up.
       return nc instanceof Error && /authoriz/i.test(nc.message) ? true : undefined;
     };
@@ -72,19 +83,31 @@ describe("controller with an external NATS", () => {
     const agent = agentIdentity(key.key, generateKeyPair().publicKey);
     const res = await client.raw("POST", "/v1/enroll", JSON.stringify(agent.body));
     expect(res.status, res.text).toBe(201);
-    const enrolled = res.body as { nodeId: string; nats: { servers: string[]; userJwt: string } };
+    const enrolled = res.body as { nodeId: string; nats: { servers: string[]; userJwt: string; caPem?: string } };
     expect(enrolled.nats.servers, "NATS servers handed to the agent").toEqual([url]);
+    expect(enrolled.nats.caPem, "CA handed to the agent: the controller's").toBe(caPem);
+    const plain = await connect({ servers: url.replace("tls://", "nats://"), tls: null, authenticator: jwtAuthenticator(enrolled.nats.userJwt, agent.natsSeed), maxReconnectAttempts: 0, reconnect: false }).catch((err: unknown) => err);
+    expect(plain, "a plaintext connection to the external server: want refused").toBeInstanceOf(Error);
 
     const nc = await connect({
       servers: enrolled.nats.servers,
+      tls: { ca: enrolled.nats.caPem! },
       authenticator: jwtAuthenticator(enrolled.nats.userJwt, agent.natsSeed),
       inboxPrefix: Subjects.inboxPrefix(enrolled.nodeId),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 100,
     });
-    const kv = await new Kvm(nc).open(Buckets.peers);
-    const own = await kv.get(enrolled.nodeId);
-    expect(PeerRecord.parse(own?.json()).nodeId, "own peer record read from the external server").toBe(enrolled.nodeId);
+    const ownPeer = new Promise<PeerRecord>((resolve) => {
+      const watch = new PeerWatch(nc, Subjects.inboxPrefix(enrolled.nodeId), (set) => {
+        const own = set.peers.get(enrolled.nodeId);
+        if (own) {
+          watch.stop();
+          resolve(own);
+        }
+      }, pino({ level: "silent" }));
+      void watch.start();
+    });
+    expect((await ownPeer).nodeId, "own peer record read from the external server").toBe(enrolled.nodeId);
 
     await client.deleteNode(enrolled.nodeId);
     const closed = await Promise.race([nc.closed().then(() => "closed"), new Promise((r) => setTimeout(() => r("still open"), 5000))]);

@@ -1,0 +1,325 @@
+/**
+ * Root: service load balancing in the kernel.
+ *
+ * The socket programs (weft_sock_*.c) attached to a test cgroup `<cgroup2>/wbt-lb-<pid>`: child
+ * processes put themselves into it (cgroup.procs) and connect to a VIP whose backends are
+ * listeners on 127.0.0.1 in this process. Round robin, weighted draws, least connections, the
+ * rate limit and "no backend" (ECONNREFUSED, counted), UDP through sendmsg4/recvmsg4,
+ * getpeername showing the VIP, sock_ops counting failures and latency, an unknown network
+ * namespace left alone, a socket in another namespace taking that namespace's identity, and
+ * attach replacing an earlier load's programs.
+ *
+ * The tc fallback (lb_nat.h in weft_from_workload / weft_to_workload) under BPF_PROG_RUN: a
+ * flow to a VIP rewritten to its backend with valid checksums, the reply rewritten back, the
+ * flow kept on its backend, refused new flows dropped and counted.
+ *
+ * The cgroup, the test network namespace and the children are removed, also on failure.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { cgroupPrograms } from "./cgroup.js";
+import { TcDatapath } from "./datapath.js";
+import { LbMapName, lbDropsValueCodec, lbFlowKeyCodec, lbKeyCodec, lbNatValueCodec, lbRateKeyCodec, lbServiceCodec, type LbService } from "./lb-layout.js";
+import { DropReason, TcAction } from "./layout.js";
+import { PerCpuMap, TypedMap } from "./map.js";
+import { netnsCookie } from "./netns.js";
+import { internetChecksum, ipv4Frame } from "./packet.js";
+import { SockDatapath } from "./sock.js";
+import { testRun } from "./testrun.js";
+
+const isRoot = process.getuid?.() === 0;
+const CGROUP2 = readFileSync("/proc/self/mounts", "utf8")
+  .split("\n")
+  .map((l) => l.split(" "))
+  .find((f) => f[2] === "cgroup2")?.[1];
+if (!isRoot) console.log("bpf - service load balancing root tests skipped: they need root");
+
+const VIP = "100.96.0.10";
+const SRC = 500;
+const TCP = 6;
+const UDP = 17;
+
+/** The child: `[mode, host, port, count]` → one JSON line of results (backend answer or error code, peer). */
+const CHILD = `
+const net = require("node:net"), dgram = require("node:dgram");
+const [mode, host, port, count] = process.argv.slice(1);
+const one = () => new Promise((done) => {
+  if (mode === "udp") {
+    const s = dgram.createSocket("udp4");
+    const t = setTimeout(() => { s.close(); done({ error: "TIMEOUT" }); }, 2000);
+    s.on("message", (m, r) => { clearTimeout(t); s.close(); done({ backend: m.toString(), peer: r.address + ":" + r.port }); });
+    s.on("error", (e) => { clearTimeout(t); s.close(); done({ error: e.code }); });
+    s.send("x", Number(port), host, (e) => e && done({ error: e.code }));
+    return;
+  }
+  const s = net.connect(Number(port), host);
+  let peer, data = "";
+  s.on("connect", () => { peer = s.remoteAddress + ":" + s.remotePort; });
+  s.on("data", (d) => (data += d));
+  s.on("close", () => done(data ? { backend: data, peer } : { error: "CLOSED", peer }));
+  s.on("error", (e) => done({ error: e.code, peer }));
+});
+(async () => { const out = []; for (let i = 0; i < Number(count); i++) out.push(await one()); console.log(JSON.stringify(out)); })();
+`;
+
+interface Result {
+  backend?: string;
+  peer?: string;
+  error?: string;
+}
+
+describe.skipIf(!isRoot || !CGROUP2)("bpf - service load balancing", () => {
+  const cgroupRel = `/wbt-lb-${process.pid}`;
+  const cg = `${CGROUP2}${cgroupRel}`;
+  const netns = `wbt-lb-${process.pid}`;
+  let dp: SockDatapath;
+  const servers: Server[] = [];
+  const udps: UdpSocket[] = [];
+  const ports: number[] = [];
+  const children = new Set<number>();
+
+  const listen = (name: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const s = createServer((c) => c.end(name));
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => {
+        servers.push(s);
+        resolve((s.address() as { port: number }).port);
+      });
+    });
+  const run = (argv: string[], o: { inCgroup?: boolean; netns?: string } = {}): Promise<Result[]> =>
+    new Promise((resolve, reject) => {
+      const base = [process.execPath, "-e", CHILD, ...argv];
+      const inNs = o.netns ? ["ip", "netns", "exec", o.netns, ...base] : base;
+      const full = o.inCgroup === false ? inNs : ["sh", "-c", 'echo $$ > "$0" && exec "$@"', `${cg}/cgroup.procs`, ...inNs];
+      const child = spawn(full[0]!, full.slice(1));
+      if (child.pid) children.add(child.pid);
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        if (child.pid) children.delete(child.pid);
+        try {
+          if (code !== 0) throw new Error(`child exited ${code}: ${err}`);
+          resolve(JSON.parse(out) as Result[]);
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+  const tally = (rs: Result[]) => rs.reduce<Record<string, number>>((m, r) => ({ ...m, [r.backend ?? `error:${r.error}`]: (m[r.backend ?? `error:${r.error}`] ?? 0) + 1 }), {});
+  const service = (port: number, s: Partial<LbService> & { table: number[] }, proto = TCP) =>
+    dp.services.set({ vip: VIP, port, proto, srcId: SRC }, { algo: "roundRobin", rate: 0, burst: 0, backends: ports.map((p) => ({ addr: "127.0.0.1", port: p })), ...s });
+
+  beforeAll(async () => {
+    mkdirSync(cg);
+    dp = SockDatapath.load();
+    ports.push(await listen("b0"), await listen("b1"), await listen("b2"));
+    for (const [i, name] of ["u0", "u1"].entries()) {
+      const u = createSocket("udp4");
+      u.on("message", (_m, r) => u.send(name, r.port, r.address));
+      await new Promise<void>((r) => u.bind(ports[i], "127.0.0.1", () => r()));
+      udps.push(u);
+    }
+    dp.vips.set(VIP, {});
+    dp.sources.set(netnsCookie(), { identity: SRC });
+    dp.attach(cg);
+  });
+
+  afterEach(() => {
+    for (const k of [...dp.services.keys()]) dp.services.delete(k);
+  });
+
+  afterAll(async () => {
+    for (const pid of children) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    try {
+      if (existsSync(cg)) SockDatapath.detachAll(cg);
+    } finally {
+      dp?.close();
+      for (const s of servers) s.close();
+      for (const u of udps) u.close();
+      if (existsSync(`/run/netns/${netns}`)) execFileSync("ip", ["netns", "del", netns]);
+      for (let i = 0; i < 50 && existsSync(cg); i++) {
+        try {
+          rmdirSync(cg);
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    }
+  });
+
+  it("bpf - round robin alternates over the table and getpeername shows the VIP, not the backend", async () => {
+    service(80, { table: [0, 1] });
+    const rs = await run(["tcp", VIP, "80", "10"]);
+    expect(rs.map((r) => r.backend), "alternating").toEqual(["b0", "b1", "b0", "b1", "b0", "b1", "b0", "b1", "b0", "b1"]);
+    expect(new Set(rs.map((r) => r.peer)), "peer address").toEqual(new Set([`${VIP}:80`]));
+    const outside = await run(["tcp", VIP, "80", "1"], { inCgroup: false });
+    expect(outside[0]?.backend, `outside the cgroup nothing is rewritten: ${JSON.stringify(outside)}`).toBeUndefined();
+  });
+
+  it("bpf - weighted draws follow the table's shares (3:1 over 800 connections within ±6 %)", async () => {
+    service(81, { algo: "weighted", table: [0, 0, 0, 1] });
+    const t = tally(await run(["tcp", VIP, "81", "800"]));
+    expect(Math.abs((t["b0"] ?? 0) / 800 - 0.75), `b0 share: ${JSON.stringify(t)}`).toBeLessThanOrEqual(0.06);
+    expect((t["b0"] ?? 0) + (t["b1"] ?? 0)).toBe(800);
+  });
+
+  it("bpf - least connections picks the backend with the fewest open connections (sock_ops closes them again)", async () => {
+    service(82, { algo: "leastConnections", table: [0, 1] });
+    const key = (p: number) => ({ vip: VIP, port: 82, proto: TCP, backend: "127.0.0.1", backendPort: p });
+    // Pretend b0 holds 5 connections: every new one goes to b1, and closing returns active to 0.
+    dp.stats.set(key(ports[0]!), { active: 5n, connects: 0n, failures: 0n, established: 0n, latencySumNs: 0n });
+    const rs = await run(["tcp", VIP, "82", "6"]);
+    expect(tally(rs), "all to the idle backend").toEqual({ b1: 6 });
+    const st = dp.stats.get(key(ports[1]!));
+    expect([st?.active, st?.connects, st?.established], "b1: 6 connects, 6 established, 0 active after close").toEqual([0n, 6n, 6n]);
+    expect(st!.latencySumNs > 0n, "connect latency measured").toBe(true);
+  });
+
+  it("bpf - over the rate limit connect() fails with ECONNREFUSED (not EPERM), counted as rateLimited; no backend likewise as noBackend", async () => {
+    service(83, { rate: 1, burst: 3, table: [0] });
+    const t = tally(await run(["tcp", VIP, "83", "8"]));
+    expect(t, "burst 3 then refused").toEqual({ b0: 3, "error:ECONNREFUSED": 5 });
+    service(84, { backends: [], table: [] });
+    expect(tally(await run(["tcp", VIP, "84", "2"]))).toEqual({ "error:ECONNREFUSED": 2 });
+    const perCpu = dp.drops.get({ srcId: SRC, vip: VIP }) ?? [];
+    const sum = (code: number) => perCpu.reduce((a, v) => a + (v.drops[code] ?? 0n), 0n);
+    expect([sum(DropReason.rateLimited), sum(DropReason.noBackend)]).toEqual([5n, 2n]);
+  });
+
+  it("bpf - UDP: sendto the VIP reaches a backend, and the reply seems to come from the VIP (recvmsg4)", async () => {
+    service(53, { table: [0, 1] }, UDP);
+    const rs = await run(["udp", VIP, "53", "4"]);
+    expect(rs.map((r) => r.backend)).toEqual(["u0", "u1", "u0", "u1"]);
+    expect(new Set(rs.map((r) => r.peer))).toEqual(new Set([`${VIP}:53`]));
+  });
+
+  it("bpf - sock_ops counts a connect that never gets established as a failure", async () => {
+    const closed = await listen("gone");
+    servers.pop()!.close();
+    dp.services.set({ vip: VIP, port: 85, proto: TCP, srcId: SRC }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: "127.0.0.1", port: closed }], table: [0] });
+    expect(tally(await run(["tcp", VIP, "85", "3"]))).toEqual({ "error:ECONNREFUSED": 3 });
+    const st = dp.stats.get({ vip: VIP, port: 85, proto: TCP, backend: "127.0.0.1", backendPort: closed });
+    expect([st?.connects, st?.failures, st?.established, st?.active]).toEqual([3n, 3n, 0n, 0n]);
+  });
+
+  it("bpf - a socket in another network namespace carries that namespace's identity; an unknown namespace is left alone", async () => {
+    execFileSync("ip", ["netns", "add", netns]);
+    execFileSync("ip", ["-n", netns, "link", "set", "lo", "up"]);
+    const cookie = netnsCookie(`/run/netns/${netns}`);
+    expect(cookie, "a namespace's cookie differs from ours").not.toBe(netnsCookie());
+    // Backends on the namespace's own loopback: only reachable when the namespace's identity selected them.
+    dp.services.set({ vip: VIP, port: 86, proto: TCP, srcId: 777 }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: "127.0.0.1", port: 9 }], table: [0] });
+    const unknown = await run(["tcp", VIP, "86", "1"], { netns });
+    expect(unknown[0]?.error, "unknown namespace: connect to the VIP untouched (no route there)").toMatch(/ENETUNREACH|EHOSTUNREACH|TIMEOUT/);
+    dp.sources.set(cookie, { identity: 777 });
+    const known = await run(["tcp", VIP, "86", "1"], { netns });
+    expect(known[0]?.error, "known namespace: rewritten to 127.0.0.1:9 in that namespace (nothing listens)").toBe("ECONNREFUSED");
+    dp.sources.delete(cookie);
+  });
+
+  it("bpf - attach replaces an earlier load's programs of the same names, keeping one of each", () => {
+    const other = SockDatapath.load();
+    try {
+      other.attach(cg);
+      const before = cgroupPrograms(cg, "connect4");
+      for (const type of ["connect4", "sendmsg4", "recvmsg4", "getpeername4", "sock_ops"] as const) {
+        expect(cgroupPrograms(cg, type).length, `${type}: one program attached`).toBe(1);
+      }
+      dp.attach(cg);
+      const after = cgroupPrograms(cg, "connect4");
+      expect(after.map((p) => p.name), "the kernel keeps 15 characters of the name").toEqual(["weft_sock_conne"]);
+      expect(after[0]?.id, "this load's program replaced the other's").not.toBe(before[0]?.id);
+    } finally {
+      other.close();
+    }
+  });
+});
+
+describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PROG_RUN", () => {
+  let dp: TcDatapath;
+  let services: TypedMap<ReturnType<typeof lbKeyCodec.decode>, LbService>;
+  let nat: TypedMap<ReturnType<typeof lbFlowKeyCodec.decode>, { addr: string; port: number }>;
+  let rnat: TypedMap<ReturnType<typeof lbFlowKeyCodec.decode>, { addr: string; port: number }>;
+  let drops: PerCpuMap<ReturnType<typeof lbRateKeyCodec.decode>, { drops: bigint[] }>;
+  const WEB = 100;
+
+  beforeAll(() => {
+    dp = TcDatapath.load();
+    dp.ipcache.setMany([[{ addr: "10.0.0.0", prefixlen: 24 }, { identity: WEB }]]);
+    new TypedMap(dp.map(LbMapName.vips), { size: 4, encode: (a: string) => Buffer.from(a.split(".").map(Number)), decode: () => "" }, { size: 4, encode: () => Buffer.alloc(4), decode: () => ({}) }).set(VIP, {});
+    services = new TypedMap(dp.map(LbMapName.services), lbKeyCodec, lbServiceCodec);
+    nat = new TypedMap(dp.map(LbMapName.nat), lbFlowKeyCodec, lbNatValueCodec);
+    rnat = new TypedMap(dp.map(LbMapName.rnat), lbFlowKeyCodec, lbNatValueCodec);
+    drops = new PerCpuMap(dp.map(LbMapName.drops), lbRateKeyCodec, lbDropsValueCodec);
+  });
+  afterAll(() => dp?.close());
+
+  /** IPv4 header and L4 checksums of a frame are valid. */
+  const checksumsOk = (frame: Buffer) => {
+    const ip = frame.subarray(14, 34);
+    const proto = ip[9]!;
+    const l4 = frame.subarray(34);
+    const pseudo = Buffer.alloc(12);
+    ip.copy(pseudo, 0, 12, 20);
+    pseudo[9] = proto;
+    pseudo.writeUInt16BE(l4.length, 10);
+    return internetChecksum(ip) === 0 && internetChecksum(Buffer.concat([pseudo, l4])) === 0;
+  };
+  const addr = (frame: Buffer, off: number) => [...frame.subarray(off, off + 4)].join(".");
+
+  it("bpf - a flow to the VIP is sent to its backend with valid checksums, the reply comes back from the VIP, and the flow stays on its backend", () => {
+    services.set({ vip: VIP, port: 80, proto: TCP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: "10.0.1.7", port: 8080 }, { addr: "10.0.1.8", port: 8080 }], table: [0, 1] });
+    const syn = ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: 40000, dport: 80, payload: Buffer.from("hello") });
+    const out = testRun(dp.progFromWorkload, syn);
+    expect(out.retval, "passes (routed)").toBe(TcAction.ok);
+    const backend = addr(out.dataOut, 30);
+    expect(["10.0.1.7", "10.0.1.8"], `rewritten destination ${backend}`).toContain(backend);
+    expect(out.dataOut.readUInt16BE(36), "destination port").toBe(8080);
+    expect(checksumsOk(out.dataOut), "IPv4 and TCP checksums after the rewrite").toBe(true);
+    expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 40000, dport: 80, proto: TCP })).toEqual({ addr: backend, port: 8080 });
+    // Every later packet of the flow: the same backend, whatever round robin says now.
+    for (let i = 0; i < 3; i++) expect(addr(testRun(dp.progFromWorkload, syn).dataOut, 30), "same backend for the flow").toBe(backend);
+
+    const reply = ipv4Frame({ src: backend, dst: "10.0.0.5", proto: "tcp", sport: 8080, dport: 40000, payload: Buffer.from("world") });
+    const back = testRun(dp.progToWorkload, reply);
+    expect(back.retval).toBe(TcAction.ok);
+    expect([addr(back.dataOut, 26), back.dataOut.readUInt16BE(34)], "reply source: the VIP:port").toEqual([VIP, 80]);
+    expect(checksumsOk(back.dataOut), "checksums after the reverse rewrite").toBe(true);
+    expect(rnat.get({ saddr: backend, daddr: "10.0.0.5", sport: 8080, dport: 40000, proto: TCP })).toEqual({ addr: VIP, port: 80 });
+    const other = ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.9", proto: "tcp", sport: 40001, dport: 80 });
+    expect(testRun(dp.progFromWorkload, other).dataOut.equals(other), "not a VIP: untouched").toBe(true);
+  });
+
+  it("bpf - UDP to the VIP: rewritten with a valid checksum", () => {
+    services.set({ vip: VIP, port: 53, proto: UDP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: "10.0.1.7", port: 5353 }], table: [0] });
+    const q = ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "udp", sport: 5000, dport: 53, payload: Buffer.from("query") });
+    const out = testRun(dp.progFromWorkload, q);
+    expect([addr(out.dataOut, 30), out.dataOut.readUInt16BE(36), checksumsOk(out.dataOut)]).toEqual(["10.0.1.7", 5353, true]);
+  });
+
+  it("bpf - a new flow over the rate limit or with no backend is dropped and counted", () => {
+    services.set({ vip: VIP, port: 81, proto: TCP, srcId: WEB }, { algo: "roundRobin", rate: 1, burst: 1, backends: [{ addr: "10.0.1.7", port: 8080 }], table: [0] });
+    const flow = (sport: number) => ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport, dport: 81 });
+    expect(testRun(dp.progFromWorkload, flow(41000)).retval, "within the burst").toBe(TcAction.ok);
+    expect(testRun(dp.progFromWorkload, flow(41001)).retval, "over it").toBe(TcAction.shot);
+    services.set({ vip: VIP, port: 82, proto: TCP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [], table: [] });
+    expect(testRun(dp.progFromWorkload, ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: 41002, dport: 82 })).retval, "no backend").toBe(TcAction.shot);
+    const perCpu = drops.get({ srcId: WEB, vip: VIP }) ?? [];
+    const sum = (code: number) => perCpu.reduce((a, v) => a + (v.drops[code] ?? 0n), 0n);
+    expect([sum(DropReason.rateLimited), sum(DropReason.noBackend)]).toEqual([1n, 1n]);
+  });
+});

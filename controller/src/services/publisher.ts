@@ -1,0 +1,193 @@
+/**
+ * Per-node service distribution, the owner of `weft-node-services`: keeps each
+ * `weft-node-services/<nodeId>` equal to what the services compiler makes of the current
+ * services, node records, policies, identities and backend health, for every node.
+ *
+ * Like the node policy publisher: the four buckets are mirrored in memory (BucketMirror), and
+ * after a change (or a health verdict from ServiceHealth) a pass waits for quiet (debounce 10 ms,
+ * at most 50 ms after the first change of a burst: an unhealthy backend must leave every client's
+ * table fast), compiles every node from one snapshot and writes only the records that changed; a
+ * deleted node's key is deleted. Passes run one at a time (SingleFlight); a failed write is
+ * retried on a pass a second later.
+ */
+import { NodeRecord, NodeServicesRecord, Policy, ServiceRecord, type Identity } from "@weft/protocol";
+import { SingleFlight } from "@weft/util";
+import type { Logger } from "pino";
+import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
+import type { NodeStore } from "../nodes/registry.js";
+import { PolicyCompiler } from "../policy/compile.js";
+import type { PolicyStore } from "../policy/policies.js";
+import type { RecordStore } from "../store/kv.js";
+import { ServicesCompiler, type CompiledNodeServices } from "./compile.js";
+import { BucketMirror } from "./mirror.js";
+import { PolicyReach } from "./reach.js";
+import type { ResolvedBackend } from "./resolve.js";
+
+export type ServiceStore = RecordStore<typeof ServiceRecord>;
+export type NodeServicesStore = RecordStore<typeof NodeServicesRecord>;
+
+export interface NodeServicesPublisherOptions {
+  stores: { services: ServiceStore; nodes: NodeStore; policies: PolicyStore; identities: IdentityStore; nodeServices: NodeServicesStore };
+  /** Whether a backend takes new connections (ServiceHealth.healthy). */
+  healthy: (service: string, address: string, nodeId: string, checked: boolean) => boolean;
+  zone: string;
+  serviceCidr: string;
+  log: Logger;
+  debounceMs?: number;
+  maxDelayMs?: number;
+}
+
+function canonical(r: CompiledNodeServices): string {
+  return JSON.stringify(r);
+}
+
+export class NodeServicesPublisher {
+  readonly #o: NodeServicesPublisherOptions;
+  #services!: BucketMirror<typeof ServiceRecord>;
+  #nodes!: BucketMirror<typeof NodeRecord>;
+  #policies!: BucketMirror<typeof Policy>;
+  #identities!: BucketMirror<typeof IdentityEntry>;
+  readonly #published = new Map<string, string>();
+  readonly #flight = new SingleFlight(() => this.#publishAll());
+  #timer: NodeJS.Timeout | undefined;
+  #firstChangeAt = 0;
+  #stopped = false;
+  #started = false;
+  /** Nodes hosting a backend, as of the last pass. */
+  #backendNodes = new Set<string>();
+  /** Passes completed and the last pass's duration, for tests and logs. */
+  passes = 0;
+  lastPassMs = 0;
+
+  private constructor(o: NodeServicesPublisherOptions) {
+    this.#o = o;
+  }
+
+  static async start(o: NodeServicesPublisherOptions): Promise<NodeServicesPublisher> {
+    const p = new NodeServicesPublisher(o);
+    const onChange = () => p.schedule();
+    const mirror = <S extends Parameters<typeof BucketMirror.start>[1]>(store: RecordStore<S>, schema: S, bucket: string, key?: string) =>
+      BucketMirror.start(store, schema, { bucket, log: o.log, onChange, ...(key ? { key } : {}) });
+    const { stores } = o;
+    [p.#services, p.#nodes, p.#policies, p.#identities] = await Promise.all([
+      mirror(stores.services, ServiceRecord, "weft-services"),
+      mirror(stores.nodes, NodeRecord, "weft-nodes"),
+      mirror(stores.policies, Policy, "weft-policies"),
+      mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
+    ]);
+    for (const r of await stores.nodeServices.list(undefined, (key) => p.#published.set(key, ""))) {
+      const { compiledAt: _at, ...rest } = r.value;
+      p.#published.set(r.key, canonical(rest));
+    }
+    p.#started = true;
+    await p.#flight.run();
+    return p;
+  }
+
+  stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    for (const m of [this.#services, this.#nodes, this.#policies, this.#identities]) m?.stop();
+    return this.#flight.idle();
+  }
+
+  /** Recompile now and wait until written (tests, REST after an apply). */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#flight.run();
+  }
+
+  /** A change happened (a bucket, a health verdict): compile after a short quiet time. */
+  schedule(): void {
+    if (this.#stopped || !this.#started) return;
+    const now = Date.now();
+    if (this.#timer === undefined) this.#firstChangeAt = now;
+    clearTimeout(this.#timer);
+    const wait = Math.max(0, Math.min(this.#o.debounceMs ?? 10, this.#firstChangeAt + (this.#o.maxDelayMs ?? 50) - now));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flight.run().catch((err: unknown) => this.#o.log.error({ err }, "node services publisher: pass failed"));
+    }, wait);
+  }
+
+  /** The node records as last seen. */
+  nodes(): NodeRecord[] {
+    return [...this.#nodes.entries.values()];
+  }
+
+  /** Addresses a node hosts (overlay and workloads), or undefined for an unknown node. */
+  hostedBy(nodeId: string): ReadonlySet<string> | undefined {
+    const n = this.#nodes.entries.get(nodeId);
+    return n ? new Set([n.overlayAddress, ...(n.workloads ?? []).map((w) => w.address)]) : undefined;
+  }
+
+  /** Nodes hosting at least one backend of some service (as of the last pass). */
+  backendNodes(): ReadonlySet<string> {
+    return this.#backendNodes;
+  }
+
+  /** A compiler over the current snapshot. */
+  compiler(): ServicesCompiler {
+    const identities = new Map<number, Identity>();
+    for (const i of this.#identities.entries.values()) identities.set(i.id, { id: i.id, spiffeId: i.spiffeId });
+    const nodes = [...this.#nodes.entries.values()];
+    for (const n of nodes) for (const w of n.workloads ?? []) identities.set(w.identity.id, w.identity);
+    const policy = new PolicyCompiler({
+      policies: [...this.#policies.entries.values()],
+      identities: [...identities.values()],
+      nodes: nodes.map((n) => ({ nodeId: n.nodeId, identity: n.identity, labels: n.labels })),
+    });
+    return new ServicesCompiler({
+      services: [...this.#services.entries.values()],
+      nodes,
+      reach: new PolicyReach(policy),
+      healthy: (service: string, b: ResolvedBackend, checked: boolean) => this.#o.healthy(service, b.address, b.nodeId, checked),
+      zone: this.#o.zone,
+      serviceCidr: this.#o.serviceCidr,
+    });
+  }
+
+  async #publishAll(): Promise<void> {
+    const started = Date.now();
+    const compiler = this.compiler();
+    this.#backendNodes = new Set([...compiler.backends().values()].flatMap((list) => list.map((b) => b.nodeId)));
+    const writes: Promise<void>[] = [];
+    let failed = false;
+    for (const node of this.#nodes.entries.values()) {
+      const compiled = compiler.compile(node);
+      const canon = canonical(compiled);
+      if (this.#published.get(node.nodeId) === canon) continue;
+      const record: NodeServicesRecord = { ...compiled, compiledAt: new Date().toISOString() };
+      writes.push(
+        this.#o.stores.nodeServices.put(node.nodeId, record).then(
+          (revision) => {
+            this.#published.set(node.nodeId, canon);
+            this.#o.log.debug({ node: node.nodeId, revision, services: record.services.length, checks: record.checks.length }, "node services published");
+          },
+          (err: unknown) => {
+            failed = true;
+            this.#o.log.warn({ node: node.nodeId, err }, "cannot publish node services; retrying");
+          },
+        ),
+      );
+    }
+    for (const nodeId of [...this.#published.keys()]) {
+      if (this.#nodes.entries.has(nodeId)) continue;
+      writes.push(
+        this.#o.stores.nodeServices.delete(nodeId).then(
+          () => void this.#published.delete(nodeId),
+          (err: unknown) => {
+            failed = true;
+            this.#o.log.warn({ node: nodeId, err }, "cannot delete node services; retrying");
+          },
+        ),
+      );
+    }
+    await Promise.all(writes);
+    this.passes++;
+    this.lastPassMs = Date.now() - started;
+    if (writes.length > 0) this.#o.log.info({ written: writes.length, nodes: this.#nodes.entries.size, ms: this.lastPassMs }, "node services published");
+    if (failed && !this.#stopped) setTimeout(() => this.schedule(), 1000);
+  }
+}

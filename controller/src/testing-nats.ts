@@ -1,0 +1,151 @@
+/**
+ * Test support (not part of the public surface): real nats-server processes trusting a
+ * controller's authority over TLS — one, or a JetStream cluster of several on loopback — that a
+ * test can kill, freeze and start again, and a TCP proxy that can cut a connection without closing
+ * it (a partition). Everything made is removed by `stop()`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { natsServerConfigFragment } from "./nats-config.js";
+import { findNatsServer, loadOrCreateAuthority } from "./nats/index.js";
+import { eventually } from "./testing.js";
+import { ApiTls, TLS_DIR } from "./tls/index.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface NatsServers {
+  /** tls:// client URLs, one per server. */
+  urls: string[];
+  caPem: string;
+  /** Kills server i (SIGKILL) and waits for it to exit. */
+  kill(i: number): Promise<void>;
+  /** Starts server i again (same ports and data) and waits until it answers. */
+  start(i: number): Promise<void>;
+  /** SIGSTOP / SIGCONT server i. */
+  freeze(i: number): void;
+  thaw(i: number): void;
+  running(i: number): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` nats-servers for the controller state in `stateDir` (its authority and TLS CA are
+ * made there first), under `dir`; with count > 1 they form one JetStream cluster.
+ */
+export async function startNatsServers(dir: string, stateDir: string, count: number): Promise<NatsServers> {
+  await loadOrCreateAuthority(join(stateDir, "authority"));
+  const tls = await ApiTls.open({ dir: join(stateDir, TLS_DIR), sans: ["127.0.0.1", "localhost"], log: pino({ level: "silent" }) });
+  await writeFile(join(dir, "nats.crt"), tls.serverOptions().cert);
+  await writeFile(join(dir, "nats.key"), tls.serverOptions().key, { mode: 0o600 });
+  const fragment = await natsServerConfigFragment(stateDir);
+  const ports = await Promise.all(Array.from({ length: count }, async () => ({ client: await freePort(), cluster: await freePort() })));
+  const binary = await findNatsServer();
+  const procs: (ChildProcess | undefined)[] = [];
+  const urls = ports.map((p) => `tls://127.0.0.1:${p.client}`);
+  const confs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const sdir = join(dir, `n${i + 1}`);
+    await mkdir(sdir, { recursive: true });
+    const cluster =
+      count > 1
+        ? `cluster { name: weft, listen: "127.0.0.1:${ports[i]!.cluster}", routes: [${ports.map((p) => `"nats-route://127.0.0.1:${p.cluster}"`).join(", ")}] }\n`
+        : "";
+    const conf = join(sdir, "nats.conf");
+    await writeFile(
+      conf,
+      `server_name: n${i + 1}\nhost: 127.0.0.1\nport: ${ports[i]!.client}\njetstream { store_dir: "${join(sdir, "js")}", max_file_store: 4GB }\n` +
+        `tls { cert_file: "${join(dir, "nats.crt")}", key_file: "${join(dir, "nats.key")}" }\n${cluster}${fragment}`,
+    );
+    confs.push(conf);
+  }
+  const answers = async (i: number) => {
+    const got = await connect({ servers: urls[i]!, tls: { ca: tls.caPem }, timeout: 500, maxReconnectAttempts: 0 }).catch((err: unknown) => err);
+    // Anonymous connections are refused: an authorization error means the server is up.
+    return got instanceof Error && /authoriz/i.test(got.message) ? true : undefined;
+  };
+  const start = async (i: number) => {
+    procs[i] = spawn(binary, ["-c", confs[i]!], { stdio: "ignore" });
+    if (!(await eventually(() => answers(i), 15_000, 100))) throw new Error(`nats-server n${i + 1} did not come up`);
+  };
+  const kill = async (i: number) => {
+    const p = procs[i];
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once("exit", r));
+    p.kill("SIGCONT");
+    p.kill("SIGKILL");
+    await exited;
+    procs[i] = undefined;
+  };
+  try {
+    await Promise.all(confs.map((_, i) => start(i)));
+  } catch (err) {
+    await Promise.all(confs.map((_, i) => kill(i)));
+    throw err;
+  }
+  return {
+    urls,
+    caPem: tls.caPem,
+    kill,
+    start,
+    freeze: (i) => procs[i]?.kill("SIGSTOP"),
+    thaw: (i) => procs[i]?.kill("SIGCONT"),
+    running: (i) => procs[i] !== undefined,
+    stop: async () => {
+      await Promise.all(confs.map((_, i) => kill(i)));
+    },
+  };
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Stops forwarding in both directions, connections left open (a partition, not a close). */
+  cut(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+/** A loopback TCP proxy to 127.0.0.1:`targetPort` that can be cut. */
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let cut = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(targetPort, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => s.destroy());
+      s.on("close", () => sockets.delete(s));
+    }
+    client.on("data", (b) => void (cut ? undefined : upstream.write(b)));
+    upstream.on("data", (b) => void (cut ? undefined : client.write(b)));
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : 0;
+  return {
+    port,
+    cut: () => {
+      cut = true;
+    },
+    heal: () => {
+      cut = false;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

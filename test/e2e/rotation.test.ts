@@ -1,0 +1,155 @@
+/**
+ * End-to-end test of WireGuard key rotation on the lab: `weft agent rotate-key` on azure-1 while
+ * pings every 10 ms run to it (from aws-1) and from it (to gcp-1, and onprem-1 behind NAT pings
+ * it too). The new public key reaches every peer through the controller, the old one is gone from
+ * every peer, the controller's node record and the `wgkey` claim follow, and each ping stream
+ * loses at most one packet. A capture on the underlay (the internet router) during the rotation
+ * holds NATS traffic but no plaintext of it (TLS).
+ *
+ * One lab (prefix `wrk`, override with WEFT_E2E_ROTATION_PREFIX), four agents. Needs root
+ * (namespaces, WireGuard); skipped otherwise. About 40 s, most of it bringing the lab up.
+ */
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ControllerClient } from "@weft/protocol";
+import { CONTROLLER_NATS_PORT, LabCluster, labDir, labDown, labUp, spawnInHost, type LabOptions } from "@weft/lab";
+import { rm } from "node:fs/promises";
+import { readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
+import { capture, occurrences } from "./traffic.js";
+
+const PREFIX = process.env.WEFT_E2E_ROTATION_PREFIX ?? "wrk";
+const opts: LabOptions = { prefix: PREFIX };
+const HOSTS = ["aws-1", "azure-1", "gcp-1", "onprem-1"];
+const ROTATING = "azure-1";
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn("e2e rotation: skipped: needs root (network namespaces, WireGuard)");
+
+interface PingStream {
+  /** Stops the ping (SIGINT) and counts: replies, and sequence numbers below the last reply that got none (in flight at the stop is not lost). */
+  stop(): Promise<{ replies: number; lost: number[] }>;
+}
+
+/** `ping -i 0.01` from a host's namespace until stopped; every reply's icmp_seq is recorded. */
+function pingEvery10ms(from: string, address: string): PingStream {
+  const child = spawnInHost(opts, from, ["ping", "-n", "-i", "0.01", address], { hostMounts: true, stdio: ["ignore", "pipe", "pipe"] });
+  const seqs = new Set<number>();
+  let buf = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    buf += d;
+    const lines = buf.split("\n");
+    buf = lines.pop() ?? "";
+    for (const l of lines) {
+      const m = /icmp_seq=(\d+)/.exec(l);
+      if (m) seqs.add(Number(m[1]));
+    }
+  });
+  const exited = new Promise<void>((r) => child.once("close", () => r()));
+  return {
+    stop: async () => {
+      child.kill("SIGINT");
+      await exited;
+      const last = Math.max(0, ...seqs);
+      const lost: number[] = [];
+      for (let i = 1; i <= last; i++) if (!seqs.has(i)) lost.push(i);
+      return { replies: seqs.size, lost };
+    },
+  };
+}
+
+describe.skipIf(!isRoot)("e2e rotation", () => {
+  let cluster: LabCluster;
+  let client: ControllerClient;
+  let failed = false;
+  const addresses = new Map<string, string>();
+
+  beforeAll(async () => {
+    try {
+      await labDown(opts);
+      await rm(labDir(opts), { recursive: true, force: true });
+      await labUp(opts);
+      cluster = new LabCluster(opts);
+      await cluster.startController();
+      client = await cluster.client();
+      const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e rotation", labels: { "weft:workload-namespaces": "shop" } });
+      await Promise.all(HOSTS.map((h) => cluster.startAgent(h, key.key)));
+      await cluster.waitForFullMesh(150_000);
+      for (const h of HOSTS) addresses.set(h, (await readAgentState(cluster.agents.get(h)!.stateDir))!.overlayAddress);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  }, 300_000);
+
+  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
+
+  afterAll(async () => {
+    try {
+      await cluster?.stopAll();
+    } finally {
+      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
+      await labDown({ ...opts, keepHostDirs: keep });
+      if (keep && cluster) console.log(`e2e rotation: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
+    }
+  });
+
+  it("e2e rotation - weft agent rotate-key: every peer takes the new key, drops the old, and 10 ms pings across the switch lose at most one packet", async () => {
+    const before = (await wgDump(opts, ROTATING))!.publicKey;
+    const nodeId = (await readAgentState(cluster.agents.get(ROTATING)!.stateDir))!.nodeId;
+    const to = addresses.get(ROTATING)!;
+    const streams = [
+      { what: `aws-1 → ${ROTATING}`, ping: pingEvery10ms("aws-1", to) },
+      { what: `onprem-1 (behind NAT) → ${ROTATING}`, ping: pingEvery10ms("onprem-1", to) },
+      { what: `${ROTATING} → gcp-1`, ping: pingEvery10ms(ROTATING, addresses.get("gcp-1")!) },
+    ];
+    // The underlay as an on-path observer sees it: every NATS byte through the internet router.
+    const underlay = await capture(opts, "inet", "any", ["tcp", "port", String(CONTROLLER_NATS_PORT)]);
+    await sleep(1000);
+    const t0 = Date.now();
+    const cli = spawn(process.execPath, [cluster.cli, "agent", "rotate-key", "--state-dir", cluster.agents.get(ROTATING)!.stateDir, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    cli.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    cli.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    const code = await new Promise<number | null>((r) => cli.on("close", r));
+    const rotateMs = Date.now() - t0;
+    // Pings keep going until every peer has the new key and two more seconds have passed.
+    const after = code === 0 ? (JSON.parse(out) as { publicKey: string }).publicKey : "";
+    const peersMs = await waitUntil("every peer to have the new key", 20_000, async () => {
+      for (const h of HOSTS.filter((x) => x !== ROTATING)) if (!(await wgDump(opts, h))?.peers.some((p) => p.publicKey === after)) return false;
+      return true;
+    }).catch(() => -1);
+    await sleep(2000);
+    const results = await Promise.all(streams.map(async (s) => ({ what: s.what, ...(await s.ping.stop()) })));
+    const { raw } = await underlay.stop();
+    expect(code, `weft agent rotate-key: ${err}`).toBe(0);
+    expect(after, "a new key").not.toBe(before);
+    console.log(`e2e rotation: rotate-key (CLI included) took ${rotateMs} ms, every peer had the new key ${peersMs} ms later; ${results.map((r) => `${r.what}: ${r.replies} replies, lost ${JSON.stringify(r.lost)}`).join("; ")}`);
+    for (const r of results) {
+      expect(r.replies, `${r.what}: replies across the rotation`).toBeGreaterThan((rotateMs + 2000) / 10 / 2);
+      expect(r.lost.length, `${r.what}: pings lost (icmp_seq ${r.lost.join(",")})`).toBeLessThanOrEqual(1);
+    }
+
+    // The rotation fanned the new peer record out to every agent over NATS: none of it in clear.
+    expect(raw.length, "NATS bytes captured on the underlay during the rotation").toBeGreaterThan(2000);
+    for (const clear of ["weft-peers", "wireguardPublicKey", after, "$KV.", "weft.v1.", "CONNECT {"]) {
+      expect(occurrences(raw, Buffer.from(clear)), `"${clear}" in clear on the underlay`).toBe(0);
+    }
+    console.log(`e2e rotation: ${raw.length} bytes of NATS captured on the underlay (inet), 0 plaintext markers`);
+
+    expect((await wgDump(opts, ROTATING))!.publicKey, "the interface's key").toBe(after);
+    for (const h of HOSTS.filter((x) => x !== ROTATING)) {
+      const keys = (await wgDump(opts, h))!.peers.map((p) => p.publicKey);
+      expect(keys.includes(after) && !keys.includes(before), `${h} has the new key and not the old one: ${keys.join(", ")}`).toBe(true);
+    }
+    expect((await client.getNode(nodeId)).wireguardPublicKey, "the controller's node record").toBe(after);
+    const state = await readAgentState(cluster.agents.get(ROTATING)!.stateDir);
+    expect(state?.nodeId, "still the same node").toBe(nodeId);
+    await waitUntil("every agent's cached peer set to carry the new key", 10_000, async () => {
+      for (const h of HOSTS) {
+        const peers = (await readAgentState(cluster.agents.get(h)!.stateDir))?.applied?.peers ?? [];
+        if (peers.find((p) => p.nodeId === nodeId)?.wireguardPublicKey !== after) return false;
+      }
+      return true;
+    });
+  });
+});

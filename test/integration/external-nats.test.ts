@@ -68,7 +68,12 @@ describe("controller with an external NATS", () => {
 
   afterAll(async () => {
     await running?.stop();
-    server?.kill("SIGTERM");
+    // Remove its store only once the server has exited (it writes until then: ENOTEMPTY).
+    if (server && server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((resolve) => server!.once("exit", resolve));
+      server.kill("SIGTERM");
+      await exited;
+    }
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -29,7 +29,7 @@ beforeAll(async () => {
   kv = await new Kvm(controller.nc).open(Buckets.nodeServices);
   const user = createUser();
   const jwt = await controller.authority.issueAgentUser({ nodeId: NODE, userPublicKey: user.getPublicKey() });
-  nc = await connect({ servers: controller.natsUrl, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(NODE), maxReconnectAttempts: 0, ...(controller.natsCaPem ? { tls: { ca: controller.natsCaPem } } : {}) });
+  nc = await connect({ servers: controller.natsUrl, tls: { ca: controller.natsCaPem }, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: Subjects.inboxPrefix(NODE), maxReconnectAttempts: 0 });
 }, 60_000);
 afterAll(async () => {
   await nc?.close().catch(() => {});

@@ -8,8 +8,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------
 # chromium: the console's browser tests (driven headless by playwright-core; never a downloaded browser).
-# curl, dnsutils: the services end-to-end tests; wrk, haproxy: the services benchmark.
-packages=(python3-venv wireguard-tools wireguard-go iproute2 iptables iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium curl dnsutils wrk haproxy)
+# curl, dnsutils: the services end-to-end tests; wrk, haproxy: the services benchmark; conntrack:
+# the lab's NAT changes flush the gateways' mappings.
+packages=(python3-venv wireguard-tools wireguard-go iproute2 iptables conntrack iputils-ping iperf3 tcpdump procps clang llvm libbpf-dev bpftool chromium curl dnsutils wrk haproxy)
 # The package and its installed-agent test (packaging/): dpkg-shlibdeps, strip, lintian, a Debian
 # root, the units' checker (cloud-init, for the examples' schema check, is installed below).
 packages+=(dpkg-dev binutils lintian debootstrap systemd man-db)

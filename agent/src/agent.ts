@@ -16,6 +16,9 @@
  *   services/reconciler.ts   services: socket load balancing maps, health checks, DNS
  *   session/nats.ts          the connection, the watches and resync after reconnects
  *   session/heartbeats.ts    heartbeats
+ *   nat/manager.ts           paths to peers behind NAT (relay, punched), RTT per peer
+ *   nat/public-address.ts    this node's public address when the cloud moves it
+ *   relay/server.ts          relayed pairs' datagrams, on a relay node
  *   session/credentials.ts   the NATS credential, renewed at half-life
  *   enroll/once.ts           the first enrollment
  *   localapi/                the local API socket; each part registers its own routes
@@ -26,6 +29,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { parseEndpoint, type NodePathsRecord } from "@weft/protocol";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { BPFFS_MOUNT_POINT, ensureBpffs } from "./datapath/bpffs.js";
 import { AgentDatapath } from "./datapath/datapath.js";
@@ -37,6 +41,13 @@ import { LOCAL_API_SOCKET, LocalApi, groupId } from "./localapi/index.js";
 import { controllerAddresses } from "./net/controller-addresses.js";
 import { Subjects, type FlowReport } from "@weft/protocol";
 import { GatewayForwarding } from "./net/gateway.js";
+import { applyMssClamp } from "./net/mss.js";
+import { SiteRemapping } from "./net/remap.js";
+import { defaultRouteMtu, overlayMtuFor } from "./net/underlay.js";
+import { PathManager } from "./nat/manager.js";
+import { PathProbe } from "./nat/probe.js";
+import { PublicAddressWatcher } from "./nat/public-address.js";
+import { RelayServer } from "./relay/server.js";
 import { OverlayInterface } from "./reconcile/interface.js";
 import { PeerReconciler } from "./reconcile/peers.js";
 import { PolicyReconciler } from "./reconcile/policy.js";
@@ -93,17 +104,19 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   const wireguard = createWireGuard({ name: config.interface.name, implementation: config.interface.implementation, logger: component("wireguard") });
   const self = { nodeId, site, behindNat: config.endpoints.public === undefined, keepaliveSeconds: config.keepaliveSeconds };
   const overlayRanges = [overlayCidr, ...(workloadCidr ? [workloadCidr] : [])];
-  const status = new StatusReporter(config.stateDir, initialStatus(config, state.current), log);
+  const mtu = config.interface.mtu === "auto" ? overlayMtuFor(await defaultRouteMtu(run).catch(() => undefined)) : config.interface.mtu;
+  const status = new StatusReporter(config.stateDir, { ...initialStatus(config, state.current), mtu }, log);
   const iface = new OverlayInterface({
     wireguard,
     state,
-    settings: { mtu: config.interface.mtu, listenPort: config.interface.listenPort, privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE), addresses: [`${overlayAddress}/32`] },
+    settings: { mtu, listenPort: config.interface.listenPort, privateKeyPath: join(config.stateDir, WIREGUARD_KEY_FILE), addresses: [`${overlayAddress}/32`] },
     overlayRanges,
     log,
   });
   const gateway = new GatewayForwarding(run, component("gateway"));
   const controller = await controllerAddresses(state.current.controllerUrl, state.current.nats.servers);
-  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, snat: config.gateway.snat, controller, run, status, log });
+  const remapping = new SiteRemapping(run, component("gateway"));
+  const siteRoutes = new SiteRouteReconciler({ self, overlayRanges, iface, interfaceName: config.interface.name, gateway, remapping, snat: config.gateway.snat, controller, run, status, log });
   // NATS, the interface and the datapath's programs do not wait for one another (the watches start
   // only once the cache is restored, below).
   let userJwt = state.current.nats.userJwt;
@@ -114,12 +127,21 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
     (async () => {
       await iface.bringUp((await siteRoutes.restore(state.current.applied?.peers ?? [])).routes);
       startup.mark("interface up");
+      await applyMssClamp(run, config.interface.name, mtu).catch((err: unknown) => log.warn({ err }, "cannot clamp the MSS of forwarded TCP; large transfers through this node may stall on small-MTU paths"));
     })(),
     openDatapath(config, run, log, component("datapath")),
   ]);
-  const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log });
+
+  // Paths to peers behind NAT: the probe answers on the overlay address; the manager picks relay or punched paths.
+  const probe = new PathProbe({ address: overlayAddress, overlayRanges, log: component("paths") });
+  await probe.start().catch((err: unknown) => log.warn({ err }, "cannot open the path probe; no RTT and no punched paths on this node"));
+  const relay = new RelayServer(component("relay"));
+  // The manager asks the reconciler and the heartbeats (made below) for work only once it runs (paths.start()).
+  const paths = new PathManager({ self, wireguard, probe, reapply: () => peers.reapply(), onChange: () => heartbeats.soon(), log: component("paths") });
+
+  const peers = new PeerReconciler({ self, wireguard, siteRoutes, datapath, state, status, log, paths });
   const policy = new PolicyReconciler({ datapath, state, status, log });
-  const workloads = new WorkloadReconciler({ configured: config.workloads, mtu: config.interface.mtu, datapath, run, state, log: component("workloads") });
+  const workloads = new WorkloadReconciler({ configured: config.workloads, mtu, datapath, run, state, log: component("workloads") });
   const services = await openServices(config, state, status, run, log, component);
   // Fail static, in this order: the cached policy, ipcache, tunnels and services into the maps
   // before any program is attached (they refill the maps after a reboot); the workloads; the peers.
@@ -137,11 +159,34 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const nc = await connecting;
   startup.mark("NATS connected");
-  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, status, root, log });
+  const heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key) });
+  const onPaths = (record: NodePathsRecord | null) => {
+    paths.setPlan(record);
+    void relay.apply(record?.relaySessions ?? []).then(() => status.publish({ relay: relay.status() }));
+  };
+  const session = new NatsSession({ nc, nodeId, peers, policy, workloads, services: services?.reconciler, onPaths, status, root, log });
   session.start();
+  paths.start();
   void peers.synced.then(() => startup.mark("first peer set applied", { peers: state.current.applied?.peers.length ?? 0 }));
   const credentials = new CredentialRenewer({ nc, state, log: component("credentials"), onRenewed: (jwt) => (userJwt = jwt) });
   credentials.start();
+  const publishPaths = setInterval(() => {
+    status.publish({ paths: paths.status(), ...(relay.status().sessions > 0 || status.current.relay ? { relay: relay.status() } : {}) });
+  }, 2000);
+  publishPaths.unref();
+  const publicAddress =
+    config.cloud && config.endpoints.public
+      ? new PublicAddressWatcher({
+          nc,
+          nodeId,
+          provider: config.cloud.provider,
+          metadataEndpoint: config.cloud.metadataEndpoint,
+          port: parseEndpoint(config.endpoints.public)?.port ?? config.interface.listenPort,
+          current: () => state.current.applied?.peers.find((p) => p.nodeId === nodeId)?.endpoints.public,
+          log: component("public-address"),
+        })
+      : undefined;
+  publicAddress?.start();
 
   const flows = datapath ? await startFlowExporter(config, nodeId, state.current.name, datapath, () => identityNames(state.current.applied?.peers ?? []), (report) => {
     if (nc.isClosed() || status.current.nats !== "connected") return false;
@@ -172,7 +217,6 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
           component("metrics"),
         );
 
-  const heartbeats = new Heartbeats({ nc, wireguard, state, status, log });
   heartbeats.start();
 
   // SPIFFE starts once the first peer set from NATS is applied: before that it could serve nothing
@@ -207,6 +251,11 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
       credentials.stop();
       rotation.stop();
       heartbeats.stop();
+      paths.stop();
+      publicAddress?.stop();
+      clearInterval(publishPaths);
+      probe.stop();
+      relay.close();
       peers.stop();
       workloads.stop();
       await flows?.stop();

@@ -52,8 +52,12 @@ export const AgentConfig = z
         name: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "interface names are 1-15 characters of letters, digits, _ . -").default("weft0"),
         implementation: z.enum(["auto", "kernel", "userspace"]).default("auto"),
         listenPort: z.number().int().min(1).max(65535).default(51820),
-        /** 1420 suits a 1500-byte underlay; use 1380 where the underlay is 1460. */
-        mtu: z.number().int().min(1280).max(9000).default(1420),
+        /**
+         * `auto` (the default): the underlay's MTU (the default route's device) less 80, so a
+         * site whose network carries 1460, 1380 or 1280 bytes gets 1380, 1300 or 1200; 1420 when
+         * the underlay cannot be read. A number sets it.
+         */
+        mtu: z.union([z.literal("auto"), z.number().int().min(1200).max(9000)]).default("auto"),
         /** Rotate the WireGuard key this often (hours; peers take the new key through the controller). 0: only on `weft agent rotate-key`. */
         keyRotationHours: z.number().min(0).max(8760).default(0),
       })

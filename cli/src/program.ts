@@ -89,7 +89,7 @@ function registerAgent(program: Command): void {
     .option("--interface <name>", "WireGuard interface name (default weft0)")
     .option("--implementation <kind>", "auto | kernel | userspace (wireguard-go)")
     .option("--listen-port <port>", "WireGuard UDP port (default 51820)")
-    .option("--mtu <mtu>", "interface MTU (default 1420)")
+    .option("--mtu <mtu>", "interface MTU, or auto: the underlay's less 80 (default auto)")
     .option("--private-endpoint <ip:port>", "endpoint for peers in the same site (default: default-route address)")
     .option("--public-endpoint <ip:port>", "endpoint reachable from other sites; omit when behind NAT")
     .option("--workload <spec>", "host a workload: <name>=<namespace>/<service-account>@<netns> (repeatable)", (v: string, all: string[]) => [...all, v], [])
@@ -265,7 +265,9 @@ function registerAdminCommands(program: Command): void {
   );
 
   const nodes = program.command("nodes").description("list and delete enrolled nodes");
-  admin(nodes.command("list").description("list nodes with liveness and handshakes")).action(async (o: AdminOptions & Json) => (await import("./commands/nodes.js")).listNodes(o));
+  admin(nodes.command("list").description("list nodes with liveness, handshakes and paths"))
+    .option("--paths", "one line per node and peer: path (direct, relay via …) and RTT")
+    .action(async (o: AdminOptions & Json & { paths?: boolean }) => (await import("./commands/nodes.js")).listNodes(o));
   admin(nodes.command("get").description("show one node").argument("<node>", "node id or name")).action(async (node: string, o: AdminOptions & Json) => (await import("./commands/nodes.js")).getNode(node, o));
   admin(nodes.command("delete").description("delete a node: it leaves every peer's WireGuard").argument("<node>", "node id or name")).action(async (node: string, o: AdminOptions & Json) =>
     (await import("./commands/nodes.js")).deleteNode(node, o),
@@ -321,7 +323,11 @@ async function labModule(): Promise<typeof import("./commands/lab.js")> {
 }
 
 function registerLab(program: Command): void {
-  const lab = program.command("lab").description("the multi-cloud lab: network namespaces modelling AWS, Azure, GCP and on-prem").option("--prefix <name>", "namespace prefix of the lab", "weft");
+  const lab = program
+    .command("lab")
+    .description("the multi-cloud lab: network namespaces modelling AWS, Azure, GCP and on-prem")
+    .option("--prefix <name>", "namespace prefix of the lab", "weft")
+    .option("--nat-sites", "the enlarged lab: also branch (masquerade) and cgnat (a random port per destination), aws-2 a relay; give it to every lab command");
   const flags = (cmd: Command) => cmd.optsWithGlobals<LabFlags>();
 
   lab

@@ -7,6 +7,7 @@
  *   POST   /_sim/instances/:id/stop|start|terminate
  *   DELETE /_sim/instances/:id                gone from the API
  *   PATCH  /_sim/instances/:id/tags           {"tags": {k: v | null}, "mode"?: "patch" | "set"}
+ *   PUT    /_sim/instances/:id/public-ip      {"publicIp": "198.51.100.7" | null}  a new public address
  *   POST   /_sim/networks                     add a network
  *   DELETE /_sim/networks/:id                 gone from the API
  *   POST   /_sim/faults                       add a Fault; DELETE /_sim/faults clears them
@@ -41,6 +42,11 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, sto
     if (what === "instances" && id && req.method === "DELETE") return (store.remove(id), sendJson(res, 204, {}), true);
     if (what === "instances" && id && action === "tags" && req.method === "PATCH") {
       return (sendJson(res, 200, store.retag(id, (json?.tags ?? {}) as Record<string, string | null>, json?.mode === "set" ? "set" : "patch")), true);
+    }
+    if (what === "instances" && id && action === "public-ip" && req.method === "PUT") {
+      const ip = json?.publicIp;
+      if (ip !== null && typeof ip !== "string") throw new SimError(400, "body must be {\"publicIp\": \"<IPv4>\" | null}");
+      return (sendJson(res, 200, store.setPublicIp(id, ip ?? undefined)), true);
     }
     if (what === "instances" && id && req.method === "POST" && action) {
       const state = ({ stop: "stopped", start: "running", terminate: "terminated" } as const)[action as "stop" | "start" | "terminate"];
@@ -84,6 +90,7 @@ export class SimAdmin {
   terminate = (id: string) => this.call("POST", `/instances/${encodeURIComponent(id)}/terminate`);
   remove = (id: string) => this.call("DELETE", `/instances/${encodeURIComponent(id)}`);
   retag = (id: string, tags: Record<string, string | null>, mode: "patch" | "set" = "patch") => this.call("PATCH", `/instances/${encodeURIComponent(id)}/tags`, { tags, mode });
+  setPublicIp = (id: string, publicIp: string | null) => this.call("PUT", `/instances/${encodeURIComponent(id)}/public-ip`, { publicIp }) as Promise<SimInstance>;
   addNetwork = (n: SimNetwork) => this.call("POST", "/networks", n);
   removeNetwork = (id: string) => this.call("DELETE", `/networks/${encodeURIComponent(id)}`);
   fault = (f: Fault) => this.call("POST", "/faults", f);

@@ -98,6 +98,22 @@ export class SimStore {
     return i;
   }
 
+  /**
+   * Gives the instance another public address (a stopped and started VM gets a new one on every
+   * cloud unless it holds a static address); undefined takes it away.
+   */
+  setPublicIp(id: string, publicIp: string | undefined): SimInstance {
+    const i = this.instance(id);
+    if (publicIp !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(publicIp)) throw new SimError(400, `publicIp must be an IPv4 address, got ${JSON.stringify(publicIp)}`);
+    for (const other of this.instances.values()) {
+      if (other.id !== id && publicIp !== undefined && other.publicIp === publicIp) throw new SimError(409, `${publicIp} is the public address of ${other.id}`);
+    }
+    if (publicIp === undefined) delete i.publicIp;
+    else i.publicIp = publicIp;
+    this.version++;
+    return i;
+  }
+
   /** Gone from the API entirely (after termination, clouds stop listing an instance). */
   remove(id: string): void {
     if (!this.instances.delete(id)) throw new SimError(404, `no instance ${id}`);

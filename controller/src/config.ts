@@ -206,6 +206,27 @@ export const ControllerConfig = z
       .prefault({}),
     /** Cloud accounts to list, how often, and how much one cycle may remove (see inventory/config.ts). */
     inventory: InventoryConfig.prefault({}),
+    /** Connectivity across NATs (see controller/src/nat): reflexive endpoints, relays, hole punching. */
+    nat: z
+      .object({
+        /**
+         * UDP ports a relay node (label `weft:relay=true`) forwards relayed pairs on: two per pair,
+         * from `first`. Keep this range free on relay nodes and open in their firewalls.
+         */
+        relayPorts: z
+          .object({ first: z.number().int().min(1024).max(65534).default(41000), count: z.number().int().min(2).max(20000).default(1000) })
+          .strict()
+          .refine((r) => r.first + r.count - 1 <= 65535, { message: "nat.relayPorts runs past port 65535" })
+          .prefault({}),
+        /** Wait before a relayed pair's next hole-punching round: doubles from initial to max (also the wait for NATs that map per destination). */
+        punchBackoffSeconds: z
+          .object({ initial: z.number().int().min(1).max(3600).default(10), max: z.number().int().min(1).max(86_400).default(120) })
+          .strict()
+          .refine((b) => b.max >= b.initial, { message: "nat.punchBackoffSeconds.max must be at least initial" })
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     /** The web console, served on the API listener at /console/ (see controller/src/console). */
     console: z
       .object({
@@ -230,6 +251,14 @@ export const ControllerConfig = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const pool = c.inventory.remapPool === "" ? undefined : parseCidr(c.inventory.remapPool);
+    if (!pool) return;
+    for (const [what, range] of [["overlay.cidr", c.overlay.cidr], ["overlay.workloadCidr", c.overlay.workloadCidr]] as const) {
+      const r = parseCidr(range);
+      if (r && cidrsOverlap(pool, r)) ctx.addIssue({ code: "custom", path: ["inventory", "remapPool"], message: `inventory.remapPool ${c.inventory.remapPool} overlaps ${what} ${range}; pick a pool outside the overlay's ranges` });
+    }
+  });
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
 export type ControllerConfigInput = z.input<typeof ControllerConfig>;

@@ -2,8 +2,8 @@
  * The controller process: NATS (embedded, or an external server or cluster), the KV-backed
  * services, the heartbeat listener and the REST API, started and stopped as one unit. Several
  * controllers may share one store: every one serves the API and records liveness; the singleton
- * work (policy publishing, gateway choice, inventory sync and auto-revoke, storing liveness) runs
- * only in the leader (leader/election.ts), fenced by its lease.
+ * work (policy publishing, gateway choice, inventory sync and auto-revoke, storing liveness, NAT
+ * path coordination and moved endpoints) runs only in the leader (leader/election.ts), fenced by its lease.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -40,6 +40,9 @@ import { JoinKeys } from "./keys/joinkeys.js";
 import { serveCredentialRenewal } from "./nodes/credentials.js";
 import { ControllerCounters } from "./metrics/counters.js";
 import { ControllerMetrics } from "./metrics/metrics.js";
+import { PathCoordinator } from "./nat/coordinator.js";
+import { listenForEndpointUpdates } from "./nat/endpoints.js";
+import { NodeCache } from "./nat/node-cache.js";
 import { LeaderElection } from "./leader/election.js";
 import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
@@ -333,6 +336,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
       ],
+      remapPool: config.inventory.remapPool,
       controllerAddresses: controllerAddresses(config, embedded !== undefined),
       sites: config.inventory.sites,
     });
@@ -400,6 +404,44 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     cleanups.push(async () => renewals.unsubscribe());
     const rotations = serveKeyRotation(nc, { registry, claims, malformed, log: log.child({ component: "wgkey" }) });
     cleanups.push(async () => rotations.unsubscribe());
+
+    // Connectivity across NATs: moved public endpoints (recorded by the leader), and the path
+    // coordinator (reflexive endpoints, relays and hole-punching rounds), singleton work in the
+    // leader: its node-record and path-plan writes are fenced by the lease, and a new leader reads
+    // the plans back (relay ports, round numbers) before its first pass.
+    const endpointUpdates = listenForEndpointUpdates(nc, { registry, writes: fence, log: log.child({ component: "endpoints" }) });
+    cleanups.push(async () => endpointUpdates.unsubscribe());
+    const pathsLog = log.child({ component: "paths" });
+    let paths: { cache: NodeCache; coordinator: PathCoordinator } | undefined;
+    election.duty({
+      name: "paths",
+      start: async () => {
+        const cache = new NodeCache(stores.nodes.kv, log.child({ component: "node-cache" }));
+        await cache.start();
+        const coordinator = new PathCoordinator({
+          nodes: cache,
+          store: fencedStore(stores.nodePaths, fence, "node paths"),
+          registry: fencedRegistry(registry, fence, "reflexive endpoints"),
+          liveness,
+          config: {
+            relayPorts: config.nat.relayPorts,
+            backoff: { initialMs: config.nat.punchBackoffSeconds.initial * 1000, maxMs: config.nat.punchBackoffSeconds.max * 1000 },
+          },
+          log: pathsLog,
+        });
+        await coordinator.start().catch((err: unknown) => {
+          cache.stop();
+          throw err;
+        });
+        paths = { cache, coordinator };
+      },
+      stop: async () => {
+        const running = paths;
+        paths = undefined;
+        await running?.coordinator.stop();
+        running?.cache.stop();
+      },
+    });
 
     // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
     const consoleLog = log.child({ component: "console" });

@@ -10,6 +10,7 @@ export * from "./provider.js";
 export * from "./messages.js";
 export * from "./attestation.js";
 export * from "./policy.js";
+export * from "./paths.js";
 export * from "./service.js";
 export * from "./spiffe.js";
 export * from "./inventory.js";

@@ -5,7 +5,7 @@
  * (`@weft/cloud`), plus what the controller adds: when a sync last listed it and the node bound to it.
  */
 import { z } from "zod";
-import { nodeId } from "./messages.js";
+import { SiteRemap, nodeId } from "./messages.js";
 import { CloudProvider } from "./provider.js";
 
 /** Where an instance or network is listed. */
@@ -135,6 +135,12 @@ export const InventorySiteRoute = z.object({
   advertised: z.array(z.string()),
   /** CIDRs not advertised, and why (overlap with another network or with the overlay's ranges). */
   withheld: z.array(z.object({ cidr: z.string(), reason: z.string() })),
+  /**
+   * CIDRs that overlap another site's and are advertised under a remapped prefix from the
+   * controller's pool (`inventory.remapPool`): other sites reach `cidr` at `remapped`, the
+   * gateway translates 1:1 both ways. The remapped prefixes are in `advertised`.
+   */
+  remaps: z.array(SiteRemap).optional(),
 });
 export type InventorySiteRoute = z.infer<typeof InventorySiteRoute>;
 

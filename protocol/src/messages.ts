@@ -278,6 +278,52 @@ export type WorkloadsReply = z.infer<typeof WorkloadsReply>;
 export const SameSiteTransport = z.enum(["wireguard", "vxlan"]);
 export type SameSiteTransport = z.infer<typeof SameSiteTransport>;
 
+// ---------------------------------------------------------------- endpoints and NAT traversal
+
+/**
+ * How a node's NAT maps its WireGuard port, as public peers see it: `endpoint-independent` when
+ * every public peer in another site sees the same address:port (a cone NAT: a peer that learns it
+ * can punch through), `endpoint-dependent` when they see different ports (a NAT that picks a port
+ * per destination: no direct path between two such nodes; they go through a relay).
+ */
+export const NatMapping = z.enum(["endpoint-independent", "endpoint-dependent"]);
+export type NatMapping = z.infer<typeof NatMapping>;
+
+/**
+ * A node's candidate endpoints. `private` and `public` come from the node (enrollment, then
+ * `EndpointsUpdate` when its public address moves); `reflexive` and `mapping` are what the
+ * controller learned from public peers' WireGuard sessions (the address:port they see this node
+ * at), for nodes behind NAT, most-seen first.
+ */
+export const NodeEndpoints = z.object({
+  private: endpoint.optional(),
+  public: endpoint.optional(),
+  reflexive: z.array(endpoint).max(4).optional(),
+  mapping: NatMapping.optional(),
+});
+export type NodeEndpoints = z.infer<typeof NodeEndpoints>;
+
+/**
+ * A site network that overlaps another site's, reached by the other sites through a remapped
+ * prefix of the same size: the gateway translates `remapped` to `cidr` (1:1, NETMAP) both ways.
+ */
+export const SiteRemap = z.object({ cidr, remapped: cidr });
+export type SiteRemap = z.infer<typeof SiteRemap>;
+
+/**
+ * Agent → controller on Subjects.endpoints(nodeId): this node's public endpoint moved (the
+ * cloud's metadata service names a new public address, e.g. after a stop and start). The
+ * controller records it in the node record; peers follow through the peer record.
+ */
+export const EndpointsUpdate = z
+  .object({
+    version: z.literal(1),
+    nodeId,
+    public: endpoint,
+  })
+  .strict();
+export type EndpointsUpdate = z.infer<typeof EndpointsUpdate>;
+
 // ---------------------------------------------------------------- peers (KV weft-peers)
 
 /**
@@ -301,12 +347,14 @@ export const PeerRecord = z.object({
    * or the overlay's addresses; agents in the same site reach them directly. See DESIGN.md.
    */
   siteRoutes: z.array(cidr).optional(),
+  /** Site networks behind remapped prefixes (the remapped ones are in siteRoutes); the gateway translates them. */
+  siteRemaps: z.array(SiteRemap).optional(),
   /**
    * Those of siteRoutes outside private, CGNAT and ULA space that the controller's inventory config
    * allows for this site explicitly; agents refuse any other public range.
    */
   explicitSiteRoutes: z.array(cidr).optional(),
-  endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
+  endpoints: NodeEndpoints,
   /**
    * Changes whenever the node's WireGuard interface is created afresh (boot,
    * interface deleted). A peer that cannot reach this node first (it is behind
@@ -351,7 +399,7 @@ export const NodeRecord = z.object({
   wireguardPublicKey: wireguardKey,
   natsPublicKey: natsUserKey,
   overlayAddress: ipv4,
-  endpoints: z.object({ private: endpoint.optional(), public: endpoint.optional() }),
+  endpoints: NodeEndpoints,
   labels,
   identity: Identity.optional(),
   /** The node's workload prefix; absent on nodes enrolled before workloads existed (allocated on their first workloads request). */
@@ -379,6 +427,8 @@ export const NodeRecord = z.object({
   recentIdentities: z.array(z.object({ identity: Identity, until: z.string() })).optional(),
   /** Site networks this node routes to as its site's gateway (the site route advertiser sets them). */
   siteRoutes: z.array(cidr).optional(),
+  /** Which of siteRoutes are remapped prefixes of overlapping site networks, and their real range. */
+  siteRemaps: z.array(SiteRemap).optional(),
   /** Those of siteRoutes outside private space that the inventory config allows for the site explicitly. */
   explicitSiteRoutes: z.array(cidr).optional(),
   /** The node's WireGuard interface epoch, from its heartbeats. */
@@ -386,15 +436,30 @@ export const NodeRecord = z.object({
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
+/**
+ * The path to a peer as the sending node uses it: `direct` (to the peer's own address, private,
+ * public or punched through NAT), `relay` (through the relay node `via`; still end-to-end
+ * WireGuard), `none` (no endpoint, or no handshake within 180 s).
+ */
+export const PeerPathKind = z.enum(["direct", "relay", "none"]);
+export type PeerPathKind = z.infer<typeof PeerPathKind>;
+
+/** One peer in a heartbeat: what WireGuard shows, and the path and round-trip time the agent measured. */
 export const PeerHandshake = z.object({
   publicKey: wireguardKey,
   /** Seconds since epoch of the last handshake; absent when none yet. */
   lastHandshake: z.number().optional(),
   endpoint: z.string().optional(),
+  path: PeerPathKind.optional(),
+  /** The relay node, when path is `relay`. */
+  via: nodeId.optional(),
+  /** Round-trip time through the tunnel (a UDP echo between overlay addresses), milliseconds; absent when unanswered. */
+  rttMs: z.number().nonnegative().max(600_000).optional(),
   /** Bytes received from and sent to the peer over WireGuard since the interface came up. */
   rxBytes: z.number().int().nonnegative().optional(),
   txBytes: z.number().int().nonnegative().optional(),
 });
+export type PeerHandshake = z.infer<typeof PeerHandshake>;
 
 export const Heartbeat = z.object({
   version: z.literal(1),

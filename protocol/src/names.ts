@@ -34,6 +34,12 @@ export const Buckets = {
    */
   inventory: "weft-inventory",
   /**
+   * Each node's path plan (NodePathsRecord), one key per node id: the relay to use for each
+   * peer it cannot reach directly, the hole-punching rounds, and on a relay node the sessions it
+   * forwards. An agent may read only its own key. Controller only (the path coordinator).
+   */
+  nodePaths: "weft-node-paths",
+  /**
    * Enrollment nonces (`POST /v1/enroll/nonce`), `azure.<nonce>` each, single use and short-lived;
    * the bucket's max age drops them. Controller only.
    */
@@ -102,6 +108,10 @@ export const Subjects = {
   workloads: (nodeId: string) => `weft.v1.node.${nodeId}.workloads`,
   /** Wildcard the controller serves workload requests on. */
   allWorkloads: "weft.v1.node.*.workloads",
+  /** Agent → controller: this node's public endpoint moved (EndpointsUpdate). */
+  endpoints: (nodeId: string) => `weft.v1.node.${nodeId}.endpoints`,
+  /** Wildcard the controller listens to for endpoint updates. */
+  allEndpoints: "weft.v1.node.*.endpoints",
   /**
    * Agent → controller request (reply on the agent's inbox): a fresh NATS user JWT for the same
    * nkey (CredentialsRequest → CredentialsReply), asked for well before the current one expires.

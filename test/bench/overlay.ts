@@ -7,6 +7,9 @@
  *      ~1.0: same data path), and by hand with Debian 12's wireguard-go (current / Debian);
  *   3. start-up (all agents at once → handshakes with every peer), agent restart and host
  *      restart times;
+ *   4. the relayed-path row: onprem-1 → cgnat-1 (both behind NAT, cgnat's picking a port per
+ *      destination) over the relay aws-2, then over the punched direct path once cgnat's NAT keeps
+ *      ports: throughput and RTT of each, and how long each path took to come up (src/relay.ts);
  * then prints a table and writes bench-results/overlay-<timestamp>.json (+ overlay-latest.json).
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
@@ -14,6 +17,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { RELAY_LABEL } from "@weft/protocol";
 import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, resolveLabOptions, type Host, type LabOptions } from "@weft/lab";
 import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type Agents, type StartupResult } from "./src/convergence.js";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
@@ -21,6 +25,7 @@ import { runMain } from "./src/run-main.js";
 import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
 import { takePidLock } from "./src/pidlock.js";
 import { measureLatency, startIperfServer, stopIperfServer, type IperfServer } from "./src/measure.js";
+import { measureRelay } from "./src/relay.js";
 import { compare, measurePath, PATH_NAMES, roundOrder, summarizePath, type PathName, type PathSample, type PathTarget } from "./src/paths.js";
 import { describeMachine, formatReport, formatStartup, writeResult, SCHEMA, type OverlayBenchResult } from "./src/report.js";
 
@@ -60,6 +65,8 @@ const HAND_DEBIAN = { port: 51901, from: "10.201.0.1", to: "10.201.0.2", ifacePr
 /** Debian 12's wireguard-go, the baseline the current build (what the agents run) is compared with. */
 const DEBIAN_WIREGUARD_GO = "/usr/bin/wireguard-go";
 const IPERF_PORTS: Record<PathName, number> = { underlay: 5201, weft: 5202, hand: 5203, handDebian: 5204 };
+/** The relayed-path row: its iperf3 port, the relay node (labelled `weft:relay` through its join key), the sites it adds. */
+const RELAY = { port: 5205, node: "aws-2", sites: ["branch", "cgnat"] } as const;
 const STARTUP_TIMEOUT_MS = 60_000;
 const AGENT_RESTART_TIMEOUT_MS = 30_000;
 
@@ -130,7 +137,8 @@ async function main(): Promise<number> {
     if (!machine.wireguardGo && !machine.wireguardGoCurrent) throw new BenchError("wireguard-go is needed; run scripts/setup.sh");
   } else if (!machine.wireguardGo || !machine.wireguardGoCurrent || !machine.iperf3) throw new BenchError("Debian's and the current wireguard-go, and iperf3, are needed; run scripts/setup.sh (it builds the current wireguard-go into .weft/bin)");
 
-  const opts: LabOptions = { prefix: settings.prefix };
+  // The NAT sites are there for the relayed-path row; the start-up figures keep the seven hosts.
+  const opts: LabOptions = { prefix: settings.prefix, layout: { natSites: true } };
   const topology = labTopology(opts);
   const from = topology.hosts.find((h) => h.name === settings.from) as Host;
   const to = topology.hosts.find((h) => h.name === settings.to) as Host;
@@ -198,17 +206,20 @@ async function main(): Promise<number> {
     await cluster.startController();
     const client = await cluster.client();
     // The lab's hosts run workloads in namespace "shop": allowed, so the agents do not retry a refused request during the start-up.
-    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "overlay benchmark", labels: { "weft:workload-namespaces": "shop" } });
+    const workloadLabels = { "weft:workload-namespaces": "shop" };
+    const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "overlay benchmark", labels: workloadLabels });
+    const relayKey = await client.createJoinKey({ reusable: false, ttlSeconds: 3600, description: "overlay benchmark: the relay", labels: { ...workloadLabels, [RELAY_LABEL]: "true" } });
 
-    const hosts = topology.hosts.map((h) => h.name);
+    const hosts = topology.hosts.filter((h) => !(RELAY.sites as readonly string[]).includes(h.site)).map((h) => h.name);
+    const keyFor = (h: string) => (h === RELAY.node ? relayKey.key : key.key);
     if (settings.startupOnly) {
       const c = cluster;
       step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
-      const { result: startup } = await measureStartup({ cluster: c, prefix: settings.prefix, hosts }, key.key, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
+      const { result: startup } = await measureStartup({ cluster: c, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
       return await finishStartupOnly(settings.out, date, machine, startup, c);
     }
     step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
-    const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, key.key, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
+    const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
     const agents: Agents = { cluster, prefix: settings.prefix, hosts, names };
     const toOverlay = (await client.getNode(to.name)).overlayAddress;
     if (!toOverlay) throw new BenchError(`the controller lists no overlay address for ${to.name}`);
@@ -248,6 +259,9 @@ async function main(): Promise<number> {
       }
     }
 
+    step(`relayed path: onprem-1 → cgnat-1 via ${RELAY.node}, then direct once cgnat's NAT keeps ports`);
+    const relay = await measureRelay(opts, cluster, key.key, RELAY.node, { rounds: settings.rounds, seconds: settings.seconds, pings: settings.pings, intervalS: settings.intervalS, signal: abort.signal, port: RELAY.port }, say);
+
     const summary = Object.fromEntries(PATH_NAMES.map((p) => [p, summarizePath(samples.filter((s) => s.path === p))])) as OverlayBenchResult["summary"];
     result = {
       schema: SCHEMA,
@@ -276,6 +290,7 @@ async function main(): Promise<number> {
         currentOverDebian: compare(summary.hand, summary.handDebian),
       },
       convergence: { startup, agentRestart, hostRestart },
+      relay,
     };
   } catch (err) {
     // A step cut short by Ctrl-C (its tools got the SIGINT too) fails in its own way; report the interruption.

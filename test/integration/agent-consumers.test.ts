@@ -1,6 +1,6 @@
 /**
  * An agent's NATS session leaves nothing in JetStream: a real agent credential running the agent's
- * peers and policy watches against a real controller creates no consumer, and once its node is
+ * peers, policy and path-plan watches against a real controller creates no consumer, and once its node is
  * deleted (connection closed by the revocation) no consumer delivers to it.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -8,6 +8,7 @@ import { Buckets, Subjects, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PeerWatch } from "../../agent/src/control/peer-watch.js";
+import { NodePathsWatch } from "../../agent/src/control/paths-watch.js";
 import { NodePolicyWatch } from "../../agent/src/control/policy-watch.js";
 import { enrollAgent, eventually, startTestController, type TestController } from "../../controller/src/testing.js";
 
@@ -20,7 +21,7 @@ afterAll(async () => {
 });
 
 describe("agent consumers", () => {
-  it("nodes - an agent session (peers and policy watches) creates no consumer; its deletion leaves 0 consumers", async () => {
+  it("nodes - an agent session (peers, policy and path-plan watches) creates no consumer; its deletion leaves 0 consumers", async () => {
     const jsm = await jetstreamManager(t.running.nc);
     const count = async () => {
       let n = 0;
@@ -34,10 +35,12 @@ describe("agent consumers", () => {
     const sets: number[] = [];
     const peers = new PeerWatch(nc, Subjects.inboxPrefix(enrolled.nodeId), (set) => sets.push(set.peers.size), silent);
     const policy = new NodePolicyWatch(nc, enrolled.nodeId, () => undefined, silent);
+    const paths = new NodePathsWatch(nc, enrolled.nodeId, () => undefined, silent);
     await peers.start();
     await policy.start();
+    await paths.start();
     expect(sets.length, "peer sets seen").toBeGreaterThan(0);
-    for (const bucket of [Buckets.peers, Buckets.nodePolicies]) {
+    for (const bucket of [Buckets.peers, Buckets.nodePolicies, Buckets.nodePaths]) {
       for await (const ci of jsm.consumers.list(`KV_${bucket}`)) {
         expect(ci.config.deliver_subject?.startsWith(Subjects.inboxPrefix(enrolled.nodeId)) ?? false, `consumer ${ci.name} on KV_${bucket} delivers to the agent`).toBe(false);
       }
@@ -46,7 +49,8 @@ describe("agent consumers", () => {
     expect(await eventually(() => (nc.isClosed() ? true : undefined), 3000), "agent connection closed by the deletion").toBe(true);
     peers.stop();
     policy.stop();
-    for (const bucket of [Buckets.peers, Buckets.nodePolicies]) {
+    paths.stop();
+    for (const bucket of [Buckets.peers, Buckets.nodePolicies, Buckets.nodePaths]) {
       for await (const ci of jsm.consumers.list(`KV_${bucket}`)) {
         expect(ci.config.deliver_subject?.startsWith(Subjects.inboxPrefix(enrolled.nodeId)) ?? false, `consumer ${ci.name} on KV_${bucket} delivers to the deleted node`).toBe(false);
       }

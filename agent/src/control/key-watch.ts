@@ -1,6 +1,6 @@
 /**
  * Watches ONE key of a bucket that an agent may read only that key of (its own key of
- * `weft-node-services`, like `weft-node-policies` in policy-watch.ts): nats-server 2.9 cannot
+ * `weft-node-services`, of `weft-node-paths` (paths-watch.ts), like `weft-node-policies` in policy-watch.ts): nats-server 2.9 cannot
  * confine a consumer to a key, so no kv.watch(). A core subscription on `$KV.<bucket>.<key>` says
  * the key changed; a direct get of the key's last message (`$JS.API.DIRECT.GET.KV_<bucket>.$KV.
  * <bucket>.<key>`) reads the value with its revision. Gets are coalesced (SingleFlight).

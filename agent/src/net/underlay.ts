@@ -20,6 +20,33 @@ export async function defaultRouteAddress(): Promise<string | undefined> {
 }
 
 /**
+ * The MTU of the device that carries the default route (the underlay a tunnel's packets leave
+ * by), or undefined when there is no default route.
+ */
+export async function defaultRouteMtu(runner: CommandRunner): Promise<number | undefined> {
+  const routes = JSON.parse((await runner.run(["ip", "-j", "-4", "route", "show", "default"])).stdout || "[]") as { dev?: string }[];
+  const dev = routes.find((r) => r.dev)?.dev;
+  if (!dev) return undefined;
+  const links = JSON.parse((await runner.run(["ip", "-j", "link", "show", "dev", dev])).stdout || "[]") as { mtu?: number }[];
+  const mtu = links[0]?.mtu;
+  return typeof mtu === "number" && mtu > 0 ? mtu : undefined;
+}
+
+/**
+ * WireGuard's MTU for an underlay MTU (pure): 80 bytes less (IPv6 outer header 40, UDP 8,
+ * WireGuard 32: right for either family), never below 1200 (a smaller underlay cannot carry
+ * IPv6 inside the tunnel's minimum); 1420 when the underlay is unknown.
+ */
+export function overlayMtuFor(underlayMtu: number | undefined): number {
+  if (underlayMtu === undefined) return DEFAULT_OVERLAY_MTU;
+  return Math.max(MIN_OVERLAY_MTU, Math.min(underlayMtu - WIREGUARD_OVERHEAD, 9000));
+}
+
+export const DEFAULT_OVERLAY_MTU = 1420;
+const WIREGUARD_OVERHEAD = 80;
+const MIN_OVERLAY_MTU = 1200;
+
+/**
  * Destinations this host routes through any device but `overlayDevices` (main table, default
  * route left out): its own networks, which advertised site routes must never capture.
  */

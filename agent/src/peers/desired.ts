@@ -4,7 +4,9 @@
  * - other sites: the peer's public endpoint, or none when it is behind NAT
  *   (it reaches us, and WireGuard learns its address from the handshake);
  * - a node behind NAT keeps every tunnel open with persistent keepalive;
- * - a gateway's accepted site routes (site-routes.ts) are allowed IPs of that peer too.
+ * - a gateway's accepted site routes (site-routes.ts) are allowed IPs of that peer too;
+ * - a peer that needs NAT traversal (both behind NAT, different sites) gets the endpoint the path
+ *   manager chose (its relay, a probe candidate, a punched path: nat/paths.ts), when it chose one.
  * `tunnelEndpoints` lists the addresses those tunnels are sent to (no site route may cover one).
  */
 import { parseEndpoint, type PeerRecord } from "@weft/protocol";
@@ -18,11 +20,17 @@ export interface Self {
   keepaliveSeconds: number;
 }
 
-export function desiredPeers(self: Self, peers: Iterable<PeerRecord>, siteRoutes: ReadonlyMap<string, readonly string[]> = new Map()): DesiredPeer[] {
+export function desiredPeers(
+  self: Self,
+  peers: Iterable<PeerRecord>,
+  siteRoutes: ReadonlyMap<string, readonly string[]> = new Map(),
+  /** Endpoints chosen by the path manager, by node id. */
+  paths: ReadonlyMap<string, string> = new Map(),
+): DesiredPeer[] {
   const out: DesiredPeer[] = [];
   for (const p of peers) {
     if (p.nodeId === self.nodeId) continue;
-    const endpoint = p.site === self.site ? (p.endpoints.private ?? p.endpoints.public) : p.endpoints.public;
+    const endpoint = p.site === self.site ? (p.endpoints.private ?? p.endpoints.public) : (p.endpoints.public ?? paths.get(p.nodeId));
     out.push({
       publicKey: p.wireguardPublicKey,
       ...(endpoint === undefined ? {} : { endpoint }),

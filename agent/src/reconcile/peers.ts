@@ -9,7 +9,10 @@
  * first, so its stale session is dropped before the re-add and the handshake happens at once.
  * New or moved tunnels get one warm-up datagram each, so they handshake before traffic needs them.
  * Behind NAT, peers that still have no handshake a second later are re-added and warmed up again,
- * a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s retry.
+ * a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s retry; not the
+ * peers whose endpoint the path manager owns (relayed, being probed or punched: it watches them).
+ * Peers behind NAT get the endpoint the path manager (nat/manager.ts) chose; when it chooses
+ * another, it asks for the last peer set to be applied again (`reapply`).
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -36,13 +39,19 @@ export interface PeerReconcilerOptions {
   log: Logger;
   /** Sends one datagram into each new tunnel (default peers/warmup.ts); tests replace it. */
   warmUp?: (overlayAddresses: readonly string[]) => Promise<void>;
+  /** The path manager (nat/manager.ts): told each peer set, and asked for the endpoints of peers behind NAT. */
+  paths?: { setPeers(records: readonly PeerRecord[]): void; endpoints(): ReadonlyMap<string, string> };
   /** Behind NAT: how often, and how many times, peers without a handshake are re-added (default FIRST_HANDSHAKE_RETRY). */
   firstHandshakeRetry?: { intervalMs: number; attempts: number };
 }
 
+/** Where a peer set came from: the cache at start, NATS, or an endpoint choice of the path manager. */
+type Source = "cache" | "nats" | "paths";
+
 /** A peer set to apply; `rehandshake` (behind NAT) names peers to re-add, `attempt` which retry this is. */
 interface Job {
   set: PeerSet;
+  source: Exclude<Source, "cache">;
   rehandshake?: ReadonlySet<string>;
   attempt?: number;
 }
@@ -51,9 +60,11 @@ export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
   readonly #queue: LatestWins<Job>;
-  /** The newest set submitted: a retry re-applies it, so it never replaces a newer set with an older one. */
+  /** The newest set submitted: `reapply` and a retry apply it again, so never an older one over a newer. */
   #latest: PeerSet | undefined;
-  /** Public keys of the applied peers this node can open a tunnel to (they have an endpoint). */
+  /** A set from NATS is queued: whatever runs next records it (a reapply may have replaced it in the queue). */
+  #natsPending = false;
+  /** Public keys of the applied peers this node can open a tunnel to (they have an endpoint), but for the path manager's. */
   #reachable: string[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -63,8 +74,10 @@ export class PeerReconciler {
     this.synced = new Promise<void>((resolve) => (markSynced = resolve));
     this.#queue = new LatestWins<Job>(
       async (job) => {
-        await this.#apply(job, "nats");
-        markSynced();
+        const from = this.#natsPending ? "nats" : job.source;
+        this.#natsPending = false;
+        await this.#apply(job, from);
+        if (from === "nats") markSynced();
       },
       (err) => o.log.error({ err }, "applying peers failed; will retry on the next change or resync"),
     );
@@ -79,13 +92,22 @@ export class PeerReconciler {
   /** Fail static: the last applied peers put back (tunnels, site routes, datapath) before anyone is reached. */
   async restore(): Promise<void> {
     const applied = this.o.state.current.applied;
-    if (applied) await this.#apply({ set: { peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision } }, "cache");
+    if (applied) {
+      this.#latest = { peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision };
+      await this.#apply({ set: this.#latest, source: "nats" }, "cache");
+    }
   }
 
   /** Applies `set` after the one being applied; sets submitted meanwhile replace each other. */
   submit(set: PeerSet): void {
     this.#latest = set;
-    this.#queue.submit({ set });
+    this.#natsPending = true;
+    this.#queue.submit({ set, source: "nats" });
+  }
+
+  /** Applies the last peer set again: the path manager chose other endpoints. */
+  reapply(): void {
+    if (this.#latest) this.#queue.submit({ set: this.#latest, source: "paths" });
   }
 
   /** No more retries of first handshakes (the agent is stopping). */
@@ -99,12 +121,14 @@ export class PeerReconciler {
     return this.#queue.idle();
   }
 
-  async #apply(job: Job, source: "cache" | "nats"): Promise<void> {
+  async #apply(job: Job, source: Source): Promise<void> {
     const { self, wireguard, datapath, state, log } = this.o;
     const { set } = job;
     const records = [...set.peers.values()];
     const taken = await this.o.siteRoutes.decide(records);
-    const desired = desiredPeers(self, records, taken.byNode);
+    this.o.paths?.setPeers(records);
+    const chosen = this.o.paths?.endpoints();
+    const desired = desiredPeers(self, records, taken.byNode, chosen);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.current.applied?.peers, records);
@@ -122,7 +146,9 @@ export class PeerReconciler {
     const touched = new Set(changes.flatMap((c) => (c.kind === "add" ? [c.peer.publicKey] : c.kind === "update" && c.endpoint ? [c.publicKey] : [])));
     await (this.o.warmUp ?? warmUp)(records.filter((r) => touched.has(r.wireguardPublicKey)).map((r) => r.overlayAddress));
     if (source === "nats") await this.#record(set, records);
-    this.#reachable = desired.filter((p) => p.endpoint !== undefined).map((p) => p.publicKey);
+    // The path manager's peers are its own to re-add: re-adding one mid-probe would undo the probe's endpoint.
+    const managed = new Set(records.filter((r) => chosen?.has(r.nodeId)).map((r) => r.wireguardPublicKey));
+    this.#reachable = desired.filter((p) => p.endpoint !== undefined && !managed.has(p.publicKey)).map((p) => p.publicKey);
     // Behind NAT: new tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
     if (self.behindNat && source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
   }
@@ -139,7 +165,7 @@ export class PeerReconciler {
         const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.show().catch(() => undefined))?.peers ?? []);
         if (missing.length === 0 || this.#stopped) return;
         this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
-        this.#queue.submit({ set: latest, rehandshake: new Set(missing), attempt });
+        this.#queue.submit({ set: latest, source: "nats", rehandshake: new Set(missing), attempt });
       })();
     }, retry.intervalMs);
     this.#retryTimer.unref();

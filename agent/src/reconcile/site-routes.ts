@@ -3,12 +3,14 @@
  * into the overlay (decided by the pure `siteRoutesToTake` against this host's own routes and the
  * endpoints its tunnels go to), routed through the overlay interface. Giving: when this node is its
  * site's gateway (its own record carries `siteRoutes`), forwarding and SNAT into the site
- * (net/gateway.ts). Owns the last decision, so a refusal is logged once, not on every peer set.
+ * (net/gateway.ts), and the 1:1 translation of networks advertised under a remapped prefix
+ * (`siteRemaps`, net/remap.ts; SNAT then matches the real range). Owns the last decision, so a refusal is logged once, not on every peer set.
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { CommandRunner } from "../exec/runner.js";
 import type { GatewayForwarding } from "../net/gateway.js";
+import type { SiteRemapping } from "../net/remap.js";
 import { localRoutes } from "../net/underlay.js";
 import { tunnelEndpoints, type Self } from "../peers/desired.js";
 import { siteRoutesToTake, type SiteRouteDecision } from "../peers/site-routes.js";
@@ -23,6 +25,8 @@ export interface SiteRouteReconcilerOptions {
   /** The overlay interface's name (routes through it are the overlay's, not this host's). */
   interfaceName: string;
   gateway: GatewayForwarding;
+  /** Translates this site's remapped networks when this node is the gateway. */
+  remapping?: SiteRemapping;
   /** Masquerade forwarded traffic as this site's gateway (config `gateway.snat`). */
   snat: boolean;
   /** The controller's API and NATS addresses: never taken into a site route. */
@@ -62,8 +66,13 @@ export class SiteRouteReconciler {
     if (await this.o.iface.routeSiteRoutes(taken.routes)) log.info({ routes: taken.routes }, "site routes applied");
     if (taken.refused.length > 0 && JSON.stringify(taken.refused) !== JSON.stringify(this.#last.refused)) log.warn({ refused: taken.refused }, "refusing advertised site routes");
     this.#last = taken;
-    const own = records.find((r) => r.nodeId === this.o.self.nodeId)?.siteRoutes ?? [];
-    await this.o.gateway.apply({ routes: own, sources: this.o.overlayRanges, overlayInterface: this.o.interfaceName, snat: this.o.snat });
+    const mine = records.find((r) => r.nodeId === this.o.self.nodeId);
+    const own = mine?.siteRoutes ?? [];
+    const remaps = (mine?.siteRemaps ?? []).filter((m) => own.includes(m.remapped));
+    // Forwarded traffic is translated to the real range before SNAT looks at it.
+    const real = own.map((r) => remaps.find((m) => m.remapped === r)?.cidr ?? r);
+    await this.o.remapping?.apply(remaps, this.o.interfaceName);
+    await this.o.gateway.apply({ routes: real, sources: this.o.overlayRanges, overlayInterface: this.o.interfaceName, snat: this.o.snat });
     const names = new Map(records.map((r) => [r.nodeId, r.name]));
     this.o.status.publish({
       siteRoutes: [...taken.byNode].flatMap(([nodeId, cidrs]) => cidrs.map((cidr) => ({ cidr, gateway: names.get(nodeId) ?? nodeId }))),

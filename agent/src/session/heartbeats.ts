@@ -1,19 +1,24 @@
 /**
  * Heartbeats: every `heartbeatSeconds` (set by the controller at enrollment), and once at start,
  * this node publishes on `weft.v1.node.<id>.heartbeat` what WireGuard shows of its peers (last
- * handshake, endpoint), the peers revision it applied and its session epoch. The controller
- * reads them for liveness and for the endpoints NAT gave this node. A failed beat is logged;
- * the next one tries again.
+ * handshake, endpoint, and the path and round-trip time the path manager measured), the peers
+ * revision it applied and its session epoch. The controller reads them for liveness, for the
+ * endpoints NAT gave this node's peers (the reflexive endpoints of NAT'd nodes) and for which
+ * pairs run direct. `soon()` sends one early (at most every 500 ms): after a path or an endpoint
+ * changed. A failed beat is logged; the next one tries again.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Subjects, type Heartbeat } from "@weft/protocol";
+import { Subjects, type Heartbeat, type PeerHandshake } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { StateHolder } from "../state/holder.js";
 import type { StatusReporter } from "../status/reporter.js";
 import type { ActualPeer, WireGuard } from "../wireguard/index.js";
 
+/** What the path manager says about one peer (nat/manager.ts). */
+export type PathReport = (publicKey: string) => Pick<PeerHandshake, "path" | "via" | "rttMs">;
+
 /** The heartbeat message (pure). */
-export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefined }, appliedRevision: number, peers: readonly ActualPeer[], now: Date): Heartbeat {
+export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefined }, appliedRevision: number, peers: readonly ActualPeer[], now: Date, paths?: PathReport): Heartbeat {
   return {
     version: 1,
     nodeId: node.nodeId,
@@ -24,6 +29,7 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
       publicKey: p.publicKey,
       ...(p.latestHandshake ? { lastHandshake: Math.floor(p.latestHandshake.getTime() / 1000) } : {}),
       ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      ...paths?.(p.publicKey),
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
     })),
@@ -36,10 +42,16 @@ export interface HeartbeatsOptions {
   state: StateHolder;
   status: StatusReporter;
   log: Logger;
+  paths?: PathReport;
 }
+
+/** Early beats no closer together than this. */
+const SOON_MS = 500;
 
 export class Heartbeats {
   #timer: NodeJS.Timeout | undefined;
+  #soon: NodeJS.Timeout | undefined;
+  #lastAt = 0;
 
   constructor(private readonly o: HeartbeatsOptions) {}
 
@@ -51,15 +63,28 @@ export class Heartbeats {
 
   stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#soon);
+  }
+
+  /** A beat soon (coalesced, at most one per 500 ms): something the controller acts on changed. */
+  soon(): void {
+    if (this.#soon) return;
+    const wait = Math.max(0, this.#lastAt + SOON_MS - Date.now());
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      void this.beat();
+    }, wait);
+    this.#soon.unref();
   }
 
   /** Publishes one heartbeat (nothing once the connection is closed); never throws. */
   async beat(): Promise<void> {
     const { nc, wireguard, state, status, log } = this.o;
     if (nc.isClosed()) return;
+    this.#lastAt = Date.now();
     try {
       const shown = await wireguard.show();
-      nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, shown?.peers ?? [], new Date())));
+      nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, shown?.peers ?? [], new Date(), this.o.paths)));
     } catch (err) {
       log.warn({ err }, "heartbeat failed");
     }

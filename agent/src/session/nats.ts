@@ -1,20 +1,20 @@
 /**
  * The agent's NATS session: connects with this node's own credentials (unlimited reconnects with
- * jitter), starts the peers watch and this node's policy watch (each retried with backoff,
- * 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected: the status
- * says stale, the data plane keeps the last applied config; reconnected: both watches and the
- * workloads request start over, and the services key is read again, changes made meanwhile were
- * not seen), and reports a connection
- * NATS closed for good (credentials revoked: the node was deleted). Peer sets and policies go to
- * their reconcilers.
+ * jitter), starts the peers watch and this node's policy and path-plan watches (each retried
+ * with backoff, 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected:
+ * the status says stale, the data plane keeps the last applied config; reconnected: the watches
+ * and the workloads request start over, and the services key is read again, changes made
+ * meanwhile were not seen), and reports a connection NATS closed for good (credentials revoked:
+ * the node was deleted). Peer sets, policies and path plans go to their owners.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
-import { KeyRotationReply, Subjects, type KeyRotationRequest } from "@weft/protocol";
+import { KeyRotationReply, Subjects, type KeyRotationRequest, type NodePathsRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
+import { NodePathsWatch } from "../control/paths-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
 import { CONTROLLER_CA_FILE } from "../enroll/client.js";
 import { AgentError } from "../errors.js";
@@ -88,6 +88,8 @@ export interface NatsSessionOptions {
   peers: PeerReconciler;
   policy: PolicyReconciler;
   workloads: WorkloadReconciler;
+  /** This node's path plan (relays, punching rounds, relay sessions), or null when it has none. */
+  onPaths: (record: NodePathsRecord | null) => void;
   /** This node's services (its own key of weft-node-services, health and statistics reports). */
   services?: ServiceReconciler | undefined;
   status: StatusReporter;
@@ -104,11 +106,13 @@ const WATCH_ENDED_PAUSE_MS = 1000;
 export class NatsSession {
   readonly #peerWatch: PeerWatch;
   readonly #policyWatch: NodePolicyWatch;
+  readonly #pathsWatch: NodePathsWatch;
   readonly #stop = new AbortController();
 
   constructor(private readonly o: NatsSessionOptions) {
     this.#peerWatch = new PeerWatch(o.nc, Subjects.inboxPrefix(o.nodeId), (set) => o.peers.submit(set), o.root.child({ component: "peer-watch" }), () => this.#startPeerWatch(WATCH_ENDED_PAUSE_MS));
     this.#policyWatch = new NodePolicyWatch(o.nc, o.nodeId, (record, revision) => o.policy.submit(record, revision), o.root.child({ component: "policy-watch" }));
+    this.#pathsWatch = new NodePathsWatch(o.nc, o.nodeId, (record) => o.onPaths(record), o.root.child({ component: "paths-watch" }));
   }
 
   /** Starts both watches and the workloads request, then follows the connection until it closes. */
@@ -117,6 +121,7 @@ export class NatsSession {
     status.publish({ nats: "connected" });
     this.#startPeerWatch();
     this.#startPolicyWatch();
+    this.#startPathsWatch();
     this.o.workloads.start(nc);
     this.o.services?.start(nc);
     void this.#follow();
@@ -132,6 +137,7 @@ export class NatsSession {
     this.#stop.abort();
     this.#peerWatch.stop();
     this.#policyWatch.stop();
+    this.#pathsWatch.stop();
     this.o.services?.stop();
   }
 
@@ -145,6 +151,10 @@ export class NatsSession {
 
   #startPolicyWatch(): void {
     void this.#keepTrying("cannot read this node's policy yet", () => this.#policyWatch.resync());
+  }
+
+  #startPathsWatch(): void {
+    void this.#keepTrying("cannot read this node's path plan yet", () => this.#pathsWatch.resync());
   }
 
   /** Runs `attempt` until it succeeds, the session stops or NATS closes for good. */
@@ -175,6 +185,7 @@ export class NatsSession {
         status.publish({ nats: "connected" });
         this.#startPeerWatch();
         this.#startPolicyWatch();
+        this.#startPathsWatch();
         this.o.workloads.resync(nc);
         void this.o.services?.resync();
       }

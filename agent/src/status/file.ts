@@ -1,5 +1,7 @@
 /** The agent's live status, written to `<stateDir>/status.json` for `weft status`. */
 import { join } from "node:path";
+import type { PeerPathStatus } from "../nat/manager.js";
+import type { RelayStatus } from "../relay/server.js";
 import { writeFileAtomic } from "../state/store.js";
 
 export interface AgentStatus {
@@ -29,6 +31,16 @@ export interface AgentStatus {
   /** Site networks this node forwards to as its site's gateway. */
   gatewayFor?: string[];
   lastSyncAt?: string;
+  /**
+   * The path to each peer (direct, relay via a relay node, none), the endpoint WireGuard sends to
+   * and the round-trip time through the tunnel; the same `path`, `via` and `rttMs` go into every
+   * heartbeat's peers (PeerHandshake), which the controller shows per node.
+   */
+  paths?: PeerPathStatus[];
+  /** On a relay node: its sessions and what it forwarded. */
+  relay?: RelayStatus;
+  /** The WireGuard interface's MTU (from the underlay when interface.mtu is auto). */
+  mtu?: number;
   updatedAt: string;
 }
 

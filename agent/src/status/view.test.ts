@@ -40,6 +40,17 @@ describe("status/view", () => {
     expect(view.peers[1], "peer WireGuard does not show").toMatchObject({ endpoint: undefined, latestHandshake: undefined, rxBytes: undefined });
   });
 
+  it("status view - each peer carries the path the path manager reports (relay via, RTT), none when it reports nothing", () => {
+    const me = peerRecord(1, "onprem");
+    const relayed = peerRecord(2, "branch");
+    const other = peerRecord(3, "aws", { endpoints: { public: "198.51.100.3:51820" } });
+    const state = { ...enrolledState(1, "onprem"), applied: { revision: 4, peers: [me, relayed, other], appliedAt: "2030-01-01T00:00:00.000Z" } };
+    const paths = [{ peer: relayed.name, nodeId: relayed.nodeId, path: "relay" as const, via: "relay-1", rttMs: 2.5 }];
+    const view = statusView(state, { nats: "connected", stale: false, lastSyncAt: undefined, interface: "weft0", paths }, []);
+    expect(view.peers[0], "relayed peer").toMatchObject({ name: relayed.name, path: "relay", via: "relay-1", rttMs: 2.5 });
+    expect(view.peers[1], "peer without a reported path").toMatchObject({ name: other.name, path: undefined, via: undefined, rttMs: undefined });
+  });
+
   it("status view - without a status file: nats unknown, stale", () => {
     const view = statusView(enrolledState(1, "aws"), undefined, []);
     expect({ nats: view.nats, stale: view.stale, peers: view.peers.length }, "view").toEqual({ nats: "unknown", stale: true, peers: 0 });

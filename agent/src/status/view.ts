@@ -5,6 +5,7 @@
  * no agent answers. Types only are imported, so a command that reads it over the socket loads
  * nothing else of the agent.
  */
+import type { PeerPathStatus } from "../nat/manager.js";
 import type { AgentState } from "../state/store.js";
 import type { ActualPeer } from "../wireguard/dump.js";
 import type { AgentStatus } from "./file.js";
@@ -13,6 +14,11 @@ export interface StatusViewPeer {
   name: string;
   site: string;
   overlayAddress: string;
+  /** The path to the peer (direct, relay via a relay node, none) and its RTT, as the path manager reports it. */
+  path: PeerPathStatus["path"] | undefined;
+  /** The relay node's name, when the path is relayed. */
+  via: string | undefined;
+  rttMs: number | undefined;
   endpoint: string | undefined;
   /** Epoch seconds. */
   latestHandshake: number | undefined;
@@ -38,8 +44,9 @@ export interface StatusView {
   peers: StatusViewPeer[];
 }
 
-export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" | "stale" | "removed" | "lastSyncAt" | "interface" | "services" | "servicesRevision"> | undefined, live: readonly ActualPeer[]): StatusView {
+export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" | "stale" | "removed" | "lastSyncAt" | "interface" | "services" | "servicesRevision" | "paths"> | undefined, live: readonly ActualPeer[]): StatusView {
   const liveByKey = new Map(live.map((p) => [p.publicKey, p]));
+  const pathOf = new Map((status?.paths ?? []).map((p) => [p.nodeId, p]));
   return {
     nodeId: state.nodeId,
     name: state.name,
@@ -58,10 +65,14 @@ export function statusView(state: AgentState, status: Pick<AgentStatus, "nats" |
       .filter((p) => p.nodeId !== state.nodeId)
       .map((p) => {
         const wg = liveByKey.get(p.wireguardPublicKey);
+        const path = pathOf.get(p.nodeId);
         return {
           name: p.name,
           site: p.site,
           overlayAddress: p.overlayAddress,
+          path: path?.path,
+          via: path?.via,
+          rttMs: path?.rttMs,
           endpoint: wg?.endpoint,
           latestHandshake: wg?.latestHandshake ? Math.floor(wg.latestHandshake.getTime() / 1000) : undefined,
           rxBytes: wg?.rxBytes,

@@ -14,7 +14,10 @@
  * port, MTU, addresses, routes), peers (diff and apply), dump/link (parsers). Commands run through
  * the agent's `CommandRunner` (agent/src/exec/).
  */
+import { parseEndpoint } from "@weft/protocol";
 import { KeyedSerial } from "@weft/util";
+import { canonicalEndpoint } from "./cidr.js";
+import { isValidKey } from "./keys.js";
 import type { ImplementationChoice } from "./backend.js";
 import { InvalidDesiredStateError } from "./errors.js";
 import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
@@ -114,6 +117,13 @@ export interface WireGuard {
   syncPeers(desired: readonly DesiredPeer[]): Promise<SyncSummary>;
   /** The interface and its peers, or undefined if the interface does not exist. */
   show(): Promise<WireGuardStatus | undefined>;
+  /** The peers as WireGuard has them now (one `wg show dump`; cheaper than show). */
+  peers(): Promise<ActualPeer[]>;
+  /**
+   * Points one existing peer at `endpoint` now, without touching anything else (path probing:
+   * WireGuard roams to where the peer's packets come from, so a probe re-asserts its candidate).
+   */
+  setEndpoint(publicKey: string, endpoint: string): Promise<void>;
   /** Deletes the interface; false if it did not exist. */
   destroy(): Promise<boolean>;
 }
@@ -188,6 +198,15 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
           fwmark: device.fwmark,
           peers: device.peers,
         };
+      }),
+
+    peers: () => serial(async () => (await readDevice(name, { runner })).peers),
+
+    setEndpoint: (publicKey, endpoint) =>
+      serial(async () => {
+        if (!isValidKey(publicKey)) throw new InvalidDesiredStateError(`setEndpoint: invalid public key ${JSON.stringify(publicKey)}`);
+        if (parseEndpoint(endpoint, { ipv6: true }) === undefined) throw new InvalidDesiredStateError(`setEndpoint: ${JSON.stringify(endpoint)} is not ip:port`);
+        await applyPeerChanges(name, [{ kind: "update", publicKey, endpoint: canonicalEndpoint(endpoint) }], { runner });
       }),
 
     destroy: () => serial(() => deleteInterface(name, { runner, logger: log })),

@@ -84,7 +84,7 @@ export async function runAgent(f: AgentFlags): Promise<void> {
     cloud: cloudFlags(f.cloud, f.metadataEndpoint, f.cloudAudience),
     name: f.name,
     site: f.site,
-    interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: int(f.mtu) },
+    interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: f.mtu === "auto" ? "auto" : int(f.mtu) },
     endpoints: { private: f.privateEndpoint, public: f.publicEndpoint },
     datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
     workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,

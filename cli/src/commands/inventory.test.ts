@@ -114,9 +114,11 @@ describe("inventory command", () => {
     };
     const text = formatView(view);
     expect(text, "instance row").toMatch(/aws +1 +r +i-1 +web +running +10\.0\.0\.1 +n-00000000000000a1 +role=web/);
-    expect(text, "site route row: gateway, advertised, withheld with the reason").toMatch(/aws-eu +10\.0\.0\.0\/16,10\.1\.0\.0\/16 +vpc-a +web +10\.1\.0\.0\/16 +10\.0\.0\.0\/16 \(overlaps another network\)/);
-    expect(text, "site without a gateway").toMatch(/onprem:lan \(no node\) +10\.0\.0\.0\/16 +lan +- +- +10\.0\.0\.0\/16/);
-    expect(text, "overlap").toMatch(/OVERLAPPING CIDRS \(not merged\):\n {2}10\.0\.0\.0\/16 aws:vpc-a \(site aws-eu\) {2}overlaps {2}10\.0\.0\.0\/16 onprem:lan/);
+    expect(text, "site route row: gateway, advertised, remapped, withheld with the reason").toMatch(/aws-eu +10\.0\.0\.0\/16,10\.1\.0\.0\/16 +vpc-a +web +10\.1\.0\.0\/16 +- +10\.0\.0\.0\/16 \(overlaps another network\)/);
+    expect(text, "site without a gateway").toMatch(/onprem:lan \(no node\) +10\.0\.0\.0\/16 +lan +- +- +- +10\.0\.0\.0\/16/);
+    expect(text, "overlap").toMatch(/OVERLAPPING CIDRS \(not merged; across sites remapped where the pool allows, see REMAPPED\):\n {2}10\.0\.0\.0\/16 aws:vpc-a \(site aws-eu\) {2}overlaps {2}10\.0\.0\.0\/16 onprem:lan/);
+    const remapped = formatView({ ...view, siteRoutes: [{ ...view.siteRoutes[0]!, advertised: ["100.96.0.0/16", "10.1.0.0/16"], withheld: [], remaps: [{ cidr: "10.0.0.0/16", remapped: "100.96.0.0/16" }] }] });
+    expect(remapped, "a remapped network shows its real and remapped range").toMatch(/aws-eu +\S+ +vpc-a +web +100\.96\.0\.0\/16,10\.1\.0\.0\/16 +10\.0\.0\.0\/16 as 100\.96\.0\.0\/16 +-/);
     const aws = filterView(view, "aws");
     expect([aws.instances.length, aws.networks.length, aws.siteRoutes.map((r) => r.site), aws.overlaps.length], "--provider aws").toEqual([1, 1, ["aws-eu"], 1]);
   });

@@ -2,7 +2,7 @@
  * `weft inventory sync | list`: the controller's cloud inventory through its API. `sync` runs a
  * sync of every configured account now and prints what each did (instances, changes, nodes
  * removed and held back, issues); `list` prints instances (state, bound node, tags), networks,
- * site routes and overlapping CIDRs.
+ * site routes (with the remapped prefix of a network that overlaps another site's) and overlapping CIDRs.
  */
 import { CloudProvider, type InventoryAccountStatus, type InventorySyncResult, type InventoryView } from "@weft/protocol";
 import { UsageError } from "../errors.js";
@@ -64,19 +64,20 @@ export function formatView(view: InventoryView): string {
   out.push(
     "",
     formatTable(
-      ["SITE", "ROUTES", "NETWORKS", "GATEWAY", "ADVERTISED", "WITHHELD"],
+      ["SITE", "ROUTES", "NETWORKS", "GATEWAY", "ADVERTISED", "REMAPPED", "WITHHELD"],
       view.siteRoutes.map((r) => [
         r.inferred ? `${r.site} (no node)` : r.site,
         r.cidrs.join(","),
         r.networks.join(","),
         r.gateway?.name ?? "-",
         r.advertised.join(",") || "-",
+        (r.remaps ?? []).map((m) => `${m.cidr} as ${m.remapped}`).join(",") || "-",
         r.withheld.map((w) => `${w.cidr} (${w.reason})`).join("; ") || "-",
       ]),
     ),
   );
   if (view.overlaps.length > 0) {
-    out.push("", "OVERLAPPING CIDRS (not merged):");
+    out.push("", "OVERLAPPING CIDRS (not merged; across sites remapped where the pool allows, see REMAPPED):");
     for (const o of view.overlaps) out.push(`  ${o.a.cidr} ${o.a.provider}:${o.a.network} (site ${o.a.site})  overlaps  ${o.b.cidr} ${o.b.provider}:${o.b.network} (site ${o.b.site})${o.sameSite ? "  same site" : ""}`);
   }
   if (view.statuses.length > 0) {

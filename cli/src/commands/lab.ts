@@ -22,9 +22,14 @@ import { untilSignal } from "./signals.js";
 /** The options of `weft lab` itself, given to every subcommand. */
 export interface LabFlags {
   prefix?: string;
+  natSites?: boolean;
 }
 
-const labOptions = (f: LabFlags): LabOptions => ({ ...(f.prefix ? { prefix: f.prefix } : {}), logger: createLogger(process.env.WEFT_LOG_LEVEL ?? "warn").child({ component: "lab" }) });
+const labOptions = (f: LabFlags): LabOptions => ({
+  ...(f.prefix ? { prefix: f.prefix } : {}),
+  ...(f.natSites ? { layout: { natSites: true } } : {}),
+  logger: createLogger(process.env.WEFT_LOG_LEVEL ?? "warn").child({ component: "lab" }),
+});
 
 export async function labUpCommand(f: LabFlags): Promise<void> {
   const r = await labUp(labOptions(f));
@@ -88,10 +93,12 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     });
     say(`\n==> enrollment policies for aws, azure, gcp (instances tagged env=lab join with no key); join key ${key.id} for on-prem; starting ${cluster.topology.hosts.length} agents`);
     const started = Date.now();
-    await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, h.site === "onprem" ? key.key : undefined)));
+    const onpremLike = new Set(cluster.topology.sites.filter((s) => s.kind === "onprem").map((s) => s.name));
+    await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, onpremLike.has(h.site) ? key.key : undefined)));
     await Promise.race([cluster.waitForFullMesh(o.timeoutMs), interrupted.then(() => Promise.reject(new Error("interrupted")))]);
     say(`==> full mesh: every host has a handshake with every other host (${((Date.now() - started) / 1000).toFixed(1)} s after agent start)\n`);
     process.stdout.write(`${await meshTable(cluster)}\n`);
+    if (onpremLike.size > 1) await pathsDemo(cluster, say);
     await policyDemo(cluster, opts, say);
     await servicesDemo(cluster, opts, client, say);
     await siteRoutesDemo(cluster, opts, client, say);
@@ -116,6 +123,30 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     await labDown({ ...opts, keepHostDirs: failed });
   }
   if (failed) process.exitCode = 1;
+}
+
+/**
+ * The enlarged lab's hosts behind NAT: how each reaches the others (direct, punched, or through
+ * the relay), as their agents report it. Waits up to a minute for the cone-NAT pairs to punch through.
+ */
+async function pathsDemo(cluster: LabCluster, say: (line: string) => void): Promise<void> {
+  const natted = cluster.topology.hosts.filter((h) => !h.publicAddress).map((h) => h.name);
+  say(`\n==> paths of the hosts behind NAT (${natted.join(", ")}): punched direct between port-keeping NATs, relayed where a NAT picks a port per destination`);
+  const rows = async () => {
+    const out: string[][] = [];
+    for (const h of natted) {
+      const status = await readFile(join(cluster.agents.get(h)!.stateDir, "status.json"), "utf8").then((t) => JSON.parse(t) as { paths?: { peer: string; path: string; via?: string; rttMs?: number; endpoint?: string }[] }).catch(() => ({ paths: [] }));
+      for (const p of status.paths ?? []) out.push([h, p.peer, p.path === "relay" ? `relay via ${p.via ?? "?"}` : p.path, p.endpoint ?? "-", p.rttMs === undefined ? "-" : `${p.rttMs.toFixed(2)} ms`]);
+    }
+    return out;
+  };
+  const deadline = Date.now() + 60_000;
+  let table = await rows();
+  while (Date.now() < deadline && table.some((r) => natted.includes(r[1]!) && r[2] === "none")) {
+    await new Promise((r) => setTimeout(r, 1000));
+    table = await rows();
+  }
+  process.stdout.write(`${formatTable(["HOST", "PEER", "PATH", "ENDPOINT", "RTT"], table)}\n`);
 }
 
 /** Workloads, the example policy applied, probes that show what it allows, and the counters that saw them. */

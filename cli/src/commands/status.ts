@@ -1,7 +1,8 @@
 /**
- * `weft status`: this host's agent — enrollment, NATS state, and WireGuard peers. Asked of the
- * running agent over its local API socket first (it answers from memory, and this command then
- * loads nothing but node:http); when no agent answers there, read from the state directory's files.
+ * `weft status`: this host's agent — enrollment, NATS state, and WireGuard peers with each one's
+ * path (direct, relay via …) and RTT. Asked of the running agent over its local API socket first
+ * (it answers from memory, and this command then loads nothing but node:http); when no agent
+ * answers there, read from the state directory's files.
  */
 import { join } from "node:path";
 import { LOCAL_API_SOCKET, callLocalApi, isStatusView, type StatusView } from "@weft/agent/status-view";
@@ -19,8 +20,18 @@ export async function runStatus(o: { stateDir: string; json?: boolean }): Promis
       `${out.removed ? "THIS NODE WAS REMOVED FROM THE OVERLAY\n" : ""}nats ${out.nats}${out.stale ? " (config may be stale)" : ""}, revision ${out.appliedRevision}, last sync ${out.lastSyncAt ? age(Date.parse(out.lastSyncAt) / 1000) + " ago" : "never"}, ${out.services} service${out.services === 1 ? "" : "s"} callable\n`,
   );
   printTable(
-    ["PEER", "SITE", "OVERLAY", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
-    out.peers.map((p) => [p.name, p.site, p.overlayAddress, p.endpoint ?? "-", age(p.latestHandshake), String(p.rxBytes ?? "-"), String(p.txBytes ?? "-")]),
+    ["PEER", "SITE", "OVERLAY", "PATH", "RTT", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
+    out.peers.map((p) => [
+      p.name,
+      p.site,
+      p.overlayAddress,
+      p.path === "relay" ? `relay via ${p.via ?? "?"}` : (p.path ?? "-"),
+      p.rttMs === undefined ? "-" : `${p.rttMs.toFixed(2)} ms`,
+      p.endpoint ?? "-",
+      age(p.latestHandshake),
+      String(p.rxBytes ?? "-"),
+      String(p.txBytes ?? "-"),
+    ]),
   );
 }
 

@@ -80,21 +80,13 @@ describe("enrollment", () => {
       const readsPeers = s.startsWith("$JS.") && s.includes(`KV_${Buckets.peers}`);
       const ownPolicy = `$JS.API.DIRECT.GET.KV_${Buckets.nodePolicies}.$KV.${Buckets.nodePolicies}.${got.nodeId}`;
       const readsOwnPolicy = s === ownPolicy || s === `${ownPolicy}.*`;
+      const readsOwnPaths = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodePaths}.$KV.${Buckets.nodePaths}.${got.nodeId}`;
       const readsOwnServices = s === `$JS.API.DIRECT.GET.KV_${Buckets.nodeServices}.$KV.${Buckets.nodeServices}.${got.nodeId}`;
       const readsBundle = s === `$JS.API.DIRECT.GET.KV_${Buckets.trustBundle}.$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`;
-      expect(
-        ownSubject || readsPeers || readsOwnPolicy || readsOwnServices || readsBundle,
-        `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, of its own services or of the trust bundle`,
-      ).toBe(true);
+      expect(ownSubject || readsPeers || readsOwnPolicy || readsOwnServices || readsOwnPaths || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, its own services, its own path plan, or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([
-      `${Subjects.inboxPrefix(got.nodeId)}.>`,
-      Subjects.allPeerUpdates,
-      `$KV.${Buckets.nodePolicies}.${got.nodeId}`,
-      `$KV.${Buckets.nodeServices}.${got.nodeId}`,
-      `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`,
-    ]);
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, Subjects.allPeerUpdates, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodeServices}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {

@@ -1,7 +1,7 @@
 /**
  * Publishes the gateway plan (gateways.ts) into node records: each chosen gateway's record carries
- * `siteRoutes`, every other node's carries none; the registry rebuilds the peer records agents
- * read. Agents in other sites route those CIDRs into the overlay towards the gateway; the gateway
+ * `siteRoutes` (and `siteRemaps`, the real ranges behind remapped prefixes), every other node's
+ * carries none; the registry rebuilds the peer records agents read. Agents in other sites route those CIDRs into the overlay towards the gateway; the gateway
  * forwards them into its site.
  *
  * When: after every inventory sync (its plan is passed in), when what the plan reads of a node
@@ -13,7 +13,7 @@
  * changes only when its routes differ.
  */
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
-import { NodeRecord } from "@weft/protocol";
+import { NodeRecord, type SiteRemap } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { Liveness } from "../nodes/liveness.js";
@@ -123,7 +123,8 @@ export class SiteRouteAdvertiser {
     for (const nodeId of ids) {
       const want = plan.byNode.get(nodeId) ?? [];
       const explicit = plan.explicitByNode.get(nodeId) ?? [];
-      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, explicit));
+      const remaps = plan.remapsByNode.get(nodeId) ?? [];
+      const result = await this.o.registry.updateNode(nodeId, (node) => withSiteRoutes(node, want, explicit, remaps));
       if (result.outcome === "gone") continue;
       if (want.length > 0) next.set(nodeId, want);
       if (result.outcome === "updated") {
@@ -183,10 +184,18 @@ export async function withdrawSiteRoutes(registry: Pick<NodeRegistry, "updateNod
   return withdrawn;
 }
 
-/** `node` with exactly `routes` as its site routes (`explicit`: those the config allows outside private space), or undefined when it has them already. */
-export function withSiteRoutes(node: NodeRecord, routes: readonly string[], explicit: readonly string[] = []): NodeRecord | undefined {
+/**
+ * `node` with exactly `routes` as its site routes (`explicit`: those the config allows outside
+ * private space; `remaps`: the real ranges behind remapped prefixes), or undefined when it has them already.
+ */
+export function withSiteRoutes(node: NodeRecord, routes: readonly string[], explicit: readonly string[] = [], remaps: readonly SiteRemap[] = []): NodeRecord | undefined {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
-  if (same(node.siteRoutes ?? [], routes) && same(node.explicitSiteRoutes ?? [], explicit)) return undefined;
-  const { siteRoutes: _old, explicitSiteRoutes: _oldExplicit, ...rest } = node;
-  return { ...rest, ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}), ...(explicit.length > 0 ? { explicitSiteRoutes: [...explicit] } : {}) };
+  if (same(node.siteRoutes ?? [], routes) && same(node.explicitSiteRoutes ?? [], explicit) && JSON.stringify(node.siteRemaps ?? []) === JSON.stringify(remaps)) return undefined;
+  const { siteRoutes: _old, explicitSiteRoutes: _oldExplicit, siteRemaps: _oldRemaps, ...rest } = node;
+  return {
+    ...rest,
+    ...(routes.length > 0 ? { siteRoutes: [...routes] } : {}),
+    ...(explicit.length > 0 ? { explicitSiteRoutes: [...explicit] } : {}),
+    ...(remaps.length > 0 ? { siteRemaps: remaps.map((m) => ({ ...m })) } : {}),
+  };
 }

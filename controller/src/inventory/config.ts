@@ -9,6 +9,7 @@
  * GCP: GOOGLE_APPLICATION_CREDENTIALS, the metadata server's service account, gcloud ADC).
  */
 import { z } from "zod";
+import { cidr } from "@weft/protocol";
 import { InstanceIdentityConfig } from "../attest/config.js";
 import { SiteConfig, siteConfigIssues } from "./sites.js";
 
@@ -72,6 +73,13 @@ export const InventoryConfig = z
      * and routed into the overlay by the other sites' agents. false: computed and shown only.
      */
     advertiseSiteRoutes: z.boolean().default(true),
+    /**
+     * Where overlapping site networks are remapped: when two sites use the same private range,
+     * each gets a prefix of the same size from this pool, advertised to the other sites and
+     * translated 1:1 (NETMAP) by its gateway. Must not overlap the overlay's ranges. "" turns
+     * remapping off (overlapping ranges are then withheld).
+     */
+    remapPool: z.union([z.literal(""), cidr]).default("100.96.0.0/12"),
     /** The accounts to list. Default none: no inventory, nothing is ever removed by it. */
     accounts: z.array(InventoryAccountConfig).default([]),
     /** Join by instance identity: the keys signed instance documents are verified with (see attest/config.ts). */

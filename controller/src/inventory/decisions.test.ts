@@ -237,15 +237,18 @@ describe("site route gateways", () => {
 });
 
 describe("inventory config and keys", () => {
-  it("config - defaults: no accounts, 60 s, share 0.25", () => {
+  it("config - defaults: no accounts, 60 s, share 0.25, remap pool 100.96.0.0/12", () => {
     expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({
       intervalSeconds: 60,
       maxRemovalShare: 0.25,
       advertiseSiteRoutes: true,
+      remapPool: "100.96.0.0/12",
       accounts: [],
       instanceIdentity: { sourceAddress: "not-another-instance", aws: {}, azure: { nonceTtlSeconds: 120 }, gcp: {} },
       sites: [],
     });
+    expect(ControllerConfig.safeParse({ overlay: { cidr: "100.96.0.0/16" } }).success, "a pool overlapping the overlay is refused").toBe(false);
+    expect(ControllerConfig.safeParse({ inventory: { remapPool: "" } }).success, "remapping off").toBe(true);
   });
 
   it("config - a bad account is refused and the error names the field", () => {

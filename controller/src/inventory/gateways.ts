@@ -15,7 +15,7 @@
  * overlapping another network, the overlay's ranges, the controller's addresses or a tunnel
  * endpoint, or outside private space without the site's explicit allowance.
  */
-import { GATEWAY_LABEL, type InventorySiteRoute, type NodeView } from "@weft/protocol";
+import { GATEWAY_LABEL, type InventorySiteRoute, type NodeView, type SiteRemap } from "@weft/protocol";
 import { siteVouched } from "../enroll/site.js";
 import { screenSiteRoute, type RouteScreen } from "./route-screen.js";
 import { tagLabelKey } from "./tag-labels.js";
@@ -37,6 +37,8 @@ export interface GatewayPlan {
   siteRoutes: InventorySiteRoute[];
   /** CIDRs each advertising node routes, by node id; nodes advertising nothing are absent. */
   byNode: Map<string, string[]>;
+  /** Which of a node's advertised CIDRs are remapped prefixes, and their real ranges. */
+  remapsByNode: Map<string, SiteRemap[]>;
   /** Of those, the ones outside private space the site's config allows explicitly (agents accept only these public ranges). */
   explicitByNode: Map<string, string[]>;
   /** Every gateway node of a site with routes, chosen or standing by (their liveness decides). */
@@ -51,6 +53,8 @@ export interface GatewayPlanInput {
   /** What no site route may cover (route-screen.ts); `reserved` alone is the overlay's ranges. */
   screen?: Omit<RouteScreen, "site" | "reserved">;
   reserved: readonly ReservedRange[];
+  /** site → (real CIDR → remapped prefix), from remap.ts. */
+  remaps?: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 export function planGateways(input: GatewayPlanInput): GatewayPlan {
@@ -62,27 +66,37 @@ export function planGateways(input: GatewayPlanInput): GatewayPlan {
     list.push(n);
   }
   const byNode = new Map<string, string[]>();
+  const remapsByNode = new Map<string, SiteRemap[]>();
   const explicitByNode = new Map<string, string[]>();
   const candidates: GatewayCandidate[] = [];
   const siteRoutes = input.siteRoutes.map((r): InventorySiteRoute => {
     const screen: RouteScreen = { ...input.screen, site: r.site, reserved: input.reserved };
-    const screened = r.cidrs.map((cidr) => ({ cidr, ...screenSiteRoute(cidr, r.conflicts, screen) }));
+    const remapOf = input.remaps?.get(r.site);
+    const screened = r.cidrs.map((cidr) => {
+      // A remapped network is advertised as its prefix: that is what other sites route, so that is what is screened.
+      const to = remapOf?.get(cidr);
+      return { cidr, to, ...screenSiteRoute(to ?? cidr, to ? [] : r.conflicts, screen) };
+    });
     const withheld = screened.flatMap((x) => (x.reason === undefined ? [] : [{ cidr: x.cidr, reason: x.reason }]));
-    const open = screened.filter((x) => x.reason === undefined).map((x) => x.cidr);
-    const explicit = screened.filter((x) => x.reason === undefined && x.explicit).map((x) => x.cidr);
+    const ok = screened.filter((x) => x.reason === undefined);
+    const open = ok.map((x) => x.to ?? x.cidr);
+    const explicit = ok.filter((x) => x.explicit).map((x) => x.to ?? x.cidr);
+    const remaps: SiteRemap[] = ok.flatMap((x) => (x.to ? [{ cidr: x.cidr, remapped: x.to }] : []));
     const gateways = r.inferred ? [] : (gatewaysOf.get(r.site) ?? []);
     candidates.push(...gateways);
     // Sticky: the node advertising now stays first among equals in liveness, so only going offline moves the routes.
     const incumbent = (g: GatewayCandidate) => ((g.siteRoutes?.length ?? 0) > 0 ? 0 : 1);
     const chosen = [...gateways].sort((a, b) => PREFERENCE[a.status] - PREFERENCE[b.status] || incumbent(a) - incumbent(b) || a.name.localeCompare(b.name) || a.nodeId.localeCompare(b.nodeId))[0];
     if (chosen && open.length > 0) byNode.set(chosen.nodeId, [...(byNode.get(chosen.nodeId) ?? []), ...open]);
+    if (chosen && remaps.length > 0) remapsByNode.set(chosen.nodeId, [...(remapsByNode.get(chosen.nodeId) ?? []), ...remaps]);
     if (chosen && explicit.length > 0) explicitByNode.set(chosen.nodeId, [...(explicitByNode.get(chosen.nodeId) ?? []), ...explicit]);
     return {
       ...r,
       ...(chosen ? { gateway: { nodeId: chosen.nodeId, name: chosen.name } } : {}),
       advertised: chosen ? open : [],
       withheld,
+      ...(remaps.length > 0 ? { remaps } : {}),
     };
   });
-  return { siteRoutes, byNode, explicitByNode, candidates };
+  return { siteRoutes, byNode, remapsByNode, explicitByNode, candidates };
 }

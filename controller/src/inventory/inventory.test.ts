@@ -128,7 +128,10 @@ describe("inventory sync", () => {
     expect(view.siteRoutes.find((r) => r.site === "aws:vpc-0b")?.cidrs, "site route of an unbound VPC").toEqual(["10.2.0.0/16"]);
     const onprem = view.siteRoutes.find((r) => r.site === "dc-lab");
     expect(onprem?.conflicts, "the on-prem LAN's site is the one its file declares; the overlapping CIDR is a conflict, not merged").toEqual(["10.0.0.0/16"]);
-    expect(onprem?.withheld, "and withheld from any gateway, with the reason").toEqual([{ cidr: "10.0.0.0/16", reason: "overlaps another network in the inventory (see overlaps)" }]);
+    // It overlaps another site's network: remapped to a prefix of the pool, not withheld.
+    expect(onprem?.withheld, "not withheld").toEqual([]);
+    expect(onprem?.remaps?.map((m) => m.cidr), "remapped").toEqual(["10.0.0.0/16"]);
+    expect(onprem?.remaps?.[0]?.remapped, "a /16 of the pool 100.96.0.0/12").toMatch(/^100\.(9[6-9]|10[0-9]|11[01])\.0\.0\/16$/);
   });
 
   it("inventory - store: a binding survives a sync that changes the instance; an instance is found without its account", async () => {
@@ -238,7 +241,7 @@ describe("inventory sync", () => {
     expect([back.heldBack, back.issues], "listed again").toEqual([[], []]);
   });
 
-  it("inventory - a node tagged weft:gateway gets its site's routes in its peer record, without the overlapping ones; untagged, it loses them", async () => {
+  it("inventory - a node tagged weft:gateway gets its site's routes in its peer record, the overlapping one remapped; untagged, it loses them", async () => {
     simA.store.addNetwork({ id: "vpc-0c", name: "c-main", region: REGION, cidrs: ["10.5.0.0/16"], subnets: [] });
     simA.store.addInstance({ id: iid("c", 1), name: "c1", region: REGION, network: "vpc-0c", privateIp: "10.5.0.10", tags: {} });
     await t.client.syncInventory();
@@ -254,13 +257,13 @@ describe("inventory sync", () => {
     const view = await t.client.inventory();
     const site = (name: string) => view.siteRoutes.find((r) => r.site === name);
     expect([site("aws-gw")?.gateway?.nodeId, site("aws-gw")?.advertised], "aws-gw in the view").toEqual([gw, ["10.5.0.0/16"]]);
-    // aws-eu holds vpc-0a (10.0.0.0/16, overlapping the on-prem LAN) and vpc-0b (account B's node there).
-    expect([site("aws-eu")?.gateway?.nodeId, site("aws-eu")?.advertised, site("aws-eu")?.withheld], "aws-eu: the overlapping CIDR withheld, the other advertised").toEqual([
-      euGateway,
-      ["10.2.0.0/16"],
-      [{ cidr: "10.0.0.0/16", reason: "overlaps another network in the inventory (see overlaps)" }],
-    ]);
-    expect(await eventually(() => routesOf(euGateway), 5_000, 100), "aws-eu's gateway advertises only the CIDR that overlaps nothing").toEqual(["10.2.0.0/16"]);
+    // aws-eu holds vpc-0a (10.0.0.0/16, overlapping the on-prem LAN's site) and vpc-0b (account B's node there).
+    const remapped = site("aws-eu")?.remaps?.find((m) => m.cidr === "10.0.0.0/16")?.remapped;
+    expect(remapped, "aws-eu's overlapping CIDR gets a prefix of the pool").toMatch(/^100\.(9[6-9]|10[0-9]|11[01])\.0\.0\/16$/);
+    expect([site("aws-eu")?.gateway?.nodeId, site("aws-eu")?.advertised, site("aws-eu")?.withheld], "aws-eu: the overlapping CIDR advertised remapped, the other as it is").toEqual([euGateway, [remapped, "10.2.0.0/16"], []]);
+    expect(await eventually(() => routesOf(euGateway), 5_000, 100), "aws-eu's gateway advertises the remapped prefix and the CIDR that overlaps nothing").toEqual([remapped, "10.2.0.0/16"]);
+    const remapsOf = async (nodeId: string) => PeerRecord.parse((await peers.get(nodeId))?.json()).siteRemaps;
+    expect(await remapsOf(euGateway), "and tells its agent what to translate").toEqual([{ cidr: "10.0.0.0/16", remapped }]);
 
     simA.store.retag(iid("c", 1), { "weft:gateway": null });
     await t.client.syncInventory();

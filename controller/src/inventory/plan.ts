@@ -6,8 +6,9 @@
  */
 import { parseEndpoint, type InventoryView, type NodeView } from "@weft/protocol";
 import { planGateways, type GatewayPlan, type ReservedRange } from "./gateways.js";
+import { planRemaps, remapKey } from "./remap.js";
 import type { TunnelEndpoint } from "./route-screen.js";
-import { siteRoutes } from "./routes.js";
+import { networkCidrs, siteRoutes } from "./routes.js";
 import { siteOfNetwork, type SiteConfig } from "./sites.js";
 import type { InventoryStore } from "./store.js";
 
@@ -23,6 +24,8 @@ export interface InventoryPlannerOptions {
   nodes: () => Promise<NodeView[]>;
   /** The overlay's own ranges: site CIDRs overlapping them are never advertised. */
   reserved?: readonly ReservedRange[];
+  /** inventory.remapPool: overlapping networks of different sites get prefixes from it ("" or absent: withheld). */
+  remapPool?: string;
   /** The controller's API and NATS addresses: no site route may cover one. */
   controllerAddresses?: readonly { address: string; what: string }[];
   /** The inventory config's sites: networks' sites and the public ranges each may advertise. */
@@ -43,8 +46,12 @@ export class InventoryPlanner {
     const sites = new Map(nodes.map((n) => [n.nodeId, n.site]));
     const configured = this.o.sites ?? [];
     const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id), configuredSite: (n) => siteOfNetwork(configured, n) });
+    // Prefixes in use stay where they are: read back from the gateways that advertise them.
+    const previous = new Map(nodes.flatMap((n) => (n.siteRemaps ?? []).map((m) => [remapKey(n.site, m.cidr), m.remapped] as const)));
+    const remaps = planRemaps({ overlaps, inventoryCidrs: networks.flatMap((n) => networkCidrs(n)), pool: this.o.remapPool, previous });
     const gateways = planGateways({
       siteRoutes: routes,
+      remaps: remaps.bySite,
       nodes,
       reserved: this.o.reserved ?? [],
       screen: {

@@ -78,6 +78,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.enrollPolicies]: 5,
   [Buckets.services]: 5,
   [Buckets.nodeServices]: 1,
+  [Buckets.nodePaths]: 1,
   [Buckets.trustBundle]: 1,
   [Buckets.enrollNonces]: 1,
   [Buckets.attestations]: 1,
@@ -105,7 +106,9 @@ const MiB = 1024 * KiB;
  * 1020.25 MiB, inside the embedded server's default JetStream store limit of 1 GiB
  * (DEFAULT_MAX_FILE_STORE), which nats-server reserves for them up front. A write past a limit is
  * refused (the bucket discards new writes), never stored half. Node and peer records carry a
- * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries.
+ * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries. Path
+ * plans exist only for nodes behind NAT and relays (up to 4096 peers and 8192 relay sessions in
+ * one key); the inventory gave up 16 MiB for them.
  */
 export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.nodes]: { maxValueSize: 256 * KiB, maxBytes: 192 * MiB },
@@ -116,12 +119,13 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.policies]: { maxValueSize: 256 * KiB, maxBytes: 64 * MiB },
   [Buckets.nodePolicies]: { maxValueSize: 1 * MiB, maxBytes: 192 * MiB },
   [Buckets.enrollPolicies]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
-  [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 256 * MiB },
+  [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 240 * MiB },
   [Buckets.trustBundle]: { maxValueSize: 256 * KiB, maxBytes: 4 * MiB },
   [Buckets.enrollNonces]: { maxValueSize: 1 * KiB, maxBytes: 64 * MiB, maxAgeSeconds: 900 },
   [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
   [Buckets.services]: { maxValueSize: 64 * KiB, maxBytes: 16 * MiB },
   [Buckets.nodeServices]: { maxValueSize: 256 * KiB, maxBytes: 32 * MiB },
+  [Buckets.nodePaths]: { maxValueSize: 1 * MiB, maxBytes: 16 * MiB },
   [Buckets.leader]: { maxValueSize: 4 * KiB, maxBytes: 256 * KiB },
   [Buckets.liveness]: { maxValueSize: 4 * KiB, maxBytes: 8 * MiB },
 };

@@ -15,10 +15,11 @@ describe("nats permissions", () => {
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.n-0123456789abcdef.*",
           "$JS.API.DIRECT.GET.KV_weft-node-services.$KV.weft-node-services.n-0123456789abcdef",
+          "$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.n-0123456789abcdef",
           "$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle",
         ],
       },
-      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "weft.v1.peers.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-services.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
+      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "weft.v1.peers.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-services.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
     };
     expect(got, `agentPermissions(${id}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
   });
@@ -30,6 +31,7 @@ describe("nats permissions", () => {
       if (s.includes("weft-node-policies")) {
         expect([`$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}`, `$JS.API.DIRECT.GET.KV_weft-node-policies.$KV.weft-node-policies.${id}.*`], `pub allow ${s}: want only direct gets of the node's own key and its chunks`).toContain(s);
       }
+      if (s.includes("weft-node-paths")) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_weft-node-paths.$KV.weft-node-paths.${id}`);
       if (s.includes("weft-node-services")) expect(s, `pub allow ${s}: want only a direct get of the node's own key`).toBe(`$JS.API.DIRECT.GET.KV_weft-node-services.$KV.weft-node-services.${id}`);
       if (s.includes("weft-trust-bundle")) expect(s, `pub allow ${s}: want only a direct get of the bundle key`).toBe("$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle");
       for (const other of ["weft-nodes", "weft-keys", "weft-ipam", "weft-services"]) {
@@ -42,15 +44,15 @@ describe("nats permissions", () => {
       expect(s.includes("CONSUMER"), `pub allow ${s}: got a consumer API subject, want none (agents create no consumers)`).toBe(false);
     }
     for (const s of sub.allow) {
-      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-services.${id}` || s === "weft.v1.peers.>" || s === "$KV.weft-trust-bundle.bundle";
-      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, the peers republish subject, its own node-policy and node-services keys and the trust bundle`).toBe(true);
+      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-services.${id}` || s === `$KV.weft-node-paths.${id}` || s === "weft.v1.peers.>" || s === "$KV.weft-trust-bundle.bundle";
+      expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, the peers republish subject, its own node-policy, node-services and node-paths keys and the trust bundle`).toBe(true);
     }
   });
 
   it("nats - two nodes' templates do not overlap on node subjects or inboxes", () => {
     const a = agentPermissions(id);
     const b = agentPermissions("n-fedcba9876543210");
-    const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-services")), ...p.sub.allow.filter((s) => s !== "weft.v1.peers.>")];
+    const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-services") || s.includes("node-paths")), ...p.sub.allow.filter((s) => s !== "weft.v1.peers.>")];
     const shared = own(a).filter((s) => own(b).includes(s));
     // The trust bundle is one public key every agent reads on purpose; nothing node-scoped is shared.
     expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["$KV.weft-trust-bundle.bundle"]);

@@ -3,12 +3,13 @@
  *
  * An agent may publish only under its own node root, may read the peers bucket without any
  * consumer (a batched direct get of the stream for the snapshot, a core subscription on the
- * stream's republish subject for changes), and may read its own key of weft-node-policies and of weft-node-services (a
+ * stream's republish subject for changes), and may read its own key of weft-node-policies, of
+ * weft-node-services and of weft-node-paths (its NAT path plan) (a
  * subscription on its `$KV` subject and a direct get of that subject's last message; see
  * kvKeyReadSubjects; the chunks of a large policy, `<id>.<n>`, by direct get only), and the trust bundle's one key the same way (the SPIFFE CA certificates and
  * JWT public keys: public material). SVID and every other request go under the node root. It may
- * subscribe only under its own inbox prefix, the peers republish subject, its own policy key and
- * the trust bundle key. No `$JS.API.CONSUMER.*` subject is granted, so an agent creates
+ * subscribe only under its own inbox prefix, the peers republish subject, its own policy, services
+ * and path-plan keys and the trust bundle key. No `$JS.API.CONSUMER.*` subject is granted, so an agent creates
  * no consumer at all — none durable, none that outlives its connection, no push consumer aimed at
  * another inbox — and deleting a node leaves nothing behind. Everything else is denied by
  * omission: no `$KV.>` publish (no bucket writes), no other node's subjects, no other bucket's
@@ -74,9 +75,10 @@ export function agentPermissions(nodeId: string): AgentPermissions {
   // The chunks of a large compiled policy, `<nodeId>.<index>`: read by direct get like the record (no live subscription needed).
   const ownChunks = kvKeyReadSubjects(Buckets.nodePolicies, `${nodeId}.*`);
   const ownServices = kvKeyReadSubjects(Buckets.nodeServices, nodeId);
+  const ownPaths = kvKeyReadSubjects(Buckets.nodePaths, nodeId);
   const bundle = kvKeyReadSubjects(Buckets.trustBundle, TRUST_BUNDLE_KEY);
   return {
-    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...ownServices.pub, ...bundle.pub] },
-    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...ownServices.sub, ...bundle.sub] },
+    pub: { allow: [`${Subjects.nodeRoot(nodeId)}.>`, ...peers.pub, ...ownPolicy.pub, ...ownChunks.pub, ...ownServices.pub, ...ownPaths.pub, ...bundle.pub] },
+    sub: { allow: [`${Subjects.inboxPrefix(nodeId)}.>`, ...peers.sub, ...ownPolicy.sub, ...ownServices.sub, ...ownPaths.sub, ...bundle.sub] },
   };
 }

@@ -71,6 +71,15 @@ export function listenForHeartbeats(nc: NatsConnection, o: HeartbeatListenerOpti
       .then((got) => {
         if (got.outcome === "updated") log.info({ node: nodeId, epoch }, "node's WireGuard interface was recreated; peers will re-handshake");
         if (got.outcome === "gone") states.delete(nodeId);
+        if (got.outcome === "unchanged" && states.get(nodeId) === state) {
+          // Nothing was written (the record had this epoch: a new leader's first look), so no
+          // interval starts: an interface recreated just after a leader change is written at once.
+          state.writtenAt = -Infinity;
+          if (state.pending !== undefined) {
+            clearTimeout(timers.get(nodeId));
+            flush(nodeId);
+          }
+        }
       })
       .catch((err: unknown) => {
         if (states.get(nodeId) === state) state.written = undefined; // try again with the next heartbeat after the interval

@@ -80,6 +80,11 @@ export class Liveness {
     return [...this.entries.keys()];
   }
 
+  /** The last heartbeat of every node heard from by this controller, by node id (entries seeded from the store have none). */
+  heartbeats(): Map<string, Heartbeat> {
+    return new Map([...this.entries].flatMap(([id, e]) => (e.heartbeat ? [[id, e.heartbeat] as const] : [])));
+  }
+
   status(nodeId: string): LivenessStatus {
     this.checkStall();
     const e = this.entries.get(nodeId);

@@ -25,8 +25,9 @@ const node: NodeRecord = {
   joinKeyId: "0123456789ab",
   enrolledAt: "2025-01-01T00:00:00.000Z",
   workloads: [{ name: "api-1", address: "100.80.0.1", identity: { id: 301, spiffeId: "spiffe://weft.internal/ns/shop/sa/api" } }],
-  siteRoutes: ["10.1.0.0/16", "203.0.113.0/24"],
+  siteRoutes: ["10.1.0.0/16", "203.0.113.0/24", "100.97.0.0/16"],
   explicitSiteRoutes: ["203.0.113.0/24"],
+  siteRemaps: [{ cidr: "10.2.0.0/16", remapped: "100.97.0.0/16" }],
   sessionEpoch: "00112233445566ff",
 };
 const how = { plaintextSites: ["paris"], updatedAt: "2025-02-02T00:00:00.000Z" };
@@ -45,8 +46,9 @@ describe("peer record derivation", () => {
       overlayAddress: "100.64.0.7",
       identity: node.identity,
       allowedIps: ["100.64.0.7/32", "100.80.0.0/28"],
-      siteRoutes: ["10.1.0.0/16", "203.0.113.0/24"],
+      siteRoutes: ["10.1.0.0/16", "203.0.113.0/24", "100.97.0.0/16"],
       explicitSiteRoutes: ["203.0.113.0/24"],
+      siteRemaps: node.siteRemaps,
       endpoints: node.endpoints,
       sessionEpoch: "00112233445566ff",
       workloadPrefix: "100.80.0.0/28",
@@ -66,9 +68,9 @@ describe("peer record derivation", () => {
   });
 
   it("peer-record - optional state is left out when the node has none; a prefix always carries a workload list", () => {
-    const { workloads: _w, siteRoutes: _s, explicitSiteRoutes: _x, sessionEpoch: _e, identity: _i, instance: _c, ...bare } = node;
+    const { workloads: _w, siteRoutes: _s, explicitSiteRoutes: _x, siteRemaps: _r, sessionEpoch: _e, identity: _i, instance: _c, ...bare } = node;
     const peer = peerRecordOf({ ...bare, siteRoutes: [] }, { plaintextSites: [], updatedAt: how.updatedAt });
-    expect(["identity", "siteRoutes", "sessionEpoch", "sameSiteTransport", "cloud"].filter((k) => k in peer), "fields absent").toEqual([]);
+    expect(["identity", "siteRoutes", "siteRemaps", "sessionEpoch", "sameSiteTransport", "cloud"].filter((k) => k in peer), "fields absent").toEqual([]);
     expect(peer.workloads, "workloads of a node with a prefix and none recorded").toEqual([]);
     const { workloadPrefix: _p, ...noPrefix } = bare;
     const old = peerRecordOf(noPrefix, how);

@@ -48,6 +48,7 @@ export function peerRecordOf(node: NodeRecord, how: PeerDerivation): PeerRecord 
     ...(node.identity ? { identity: node.identity } : {}),
     allowedIps: [`${node.overlayAddress}/32`, ...(prefix ? [prefix] : [])],
     ...(node.siteRoutes?.length ? { siteRoutes: [...node.siteRoutes] } : {}),
+    ...(node.siteRemaps?.length ? { siteRemaps: node.siteRemaps.map((m) => ({ ...m })) } : {}),
     ...(node.siteRoutes?.length && node.explicitSiteRoutes?.length ? { explicitSiteRoutes: [...node.explicitSiteRoutes] } : {}),
     endpoints: node.endpoints,
     ...(node.sessionEpoch ? { sessionEpoch: node.sessionEpoch } : {}),

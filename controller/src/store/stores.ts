@@ -6,7 +6,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Buckets, EnrollmentPolicy, NodePolicyChunk, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
+import { Buckets, EnrollmentPolicy, NodePathsRecord, NodePolicyChunk, NodePolicyRecord, NodeRecord, NodeServicesRecord, PeerRecord, Policy, ServiceRecord, TrustBundle } from "@weft/protocol";
 import { AttestationMark } from "../attest/marks.js";
 import { NonceRecord } from "../attest/nonces.js";
 import { IdentityEntry } from "../identity/allocator.js";
@@ -37,6 +37,8 @@ export interface Stores {
   enrollPolicies: RecordStore<typeof EnrollmentPolicy>;
   /** weft-inventory: InventoryStore (the sync writes it, enrollment binds instances through it). */
   inventory: InventoryStore;
+  /** weft-node-paths: PathCoordinator. */
+  nodePaths: RecordStore<typeof NodePathsRecord>;
   /** weft-enroll-nonces: EnrollNonces (Azure attested-document nonces). */
   enrollNonces: RecordStore<typeof NonceRecord>;
   /** weft-attestations: AttestationMarks (signed documents already used). */
@@ -61,7 +63,7 @@ export const STORE_REQUEST_TIMEOUT_MS = 2000;
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, liveness] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, nodePaths, liveness] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -76,6 +78,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.services),
     kvm.open(Buckets.nodeServices),
     kvm.open(Buckets.trustBundle),
+    kvm.open(Buckets.nodePaths),
     kvm.open(Buckets.liveness),
   ]);
   return {
@@ -94,6 +97,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     services: new RecordStore(services, ServiceRecord, Buckets.services, o),
     nodeServices: new RecordStore(nodeServices, NodeServicesRecord, Buckets.nodeServices, o),
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
+    nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths, o),
     liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness, o),
   };
 }

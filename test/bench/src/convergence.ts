@@ -59,11 +59,12 @@ export interface StartupResult {
  */
 export async function measureStartup(
   a: Pick<Agents, "cluster" | "prefix" | "hosts">,
-  joinKey: string,
+  /** The join key, or each host's. */
+  joinKey: string | ((host: string) => string),
   o: { timeoutMs: number; signal: AbortSignal },
 ): Promise<{ result: StartupResult; names: Map<string, string> }> {
   const t0 = Date.now();
-  await Promise.all(a.hosts.map((h) => a.cluster.startAgent(h, joinKey)));
+  await Promise.all(a.hosts.map((h) => a.cluster.startAgent(h, typeof joinKey === "string" ? joinKey : joinKey(h))));
   const peers = a.hosts.length - 1;
   const timings = await watchHandshakes(
     a.hosts.map((host) => ({ host, iface: ifaceOf(a, host), peers })),

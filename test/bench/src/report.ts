@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { AgentRestartResult, HostRestartResult, StartupResult } from "./convergence.js";
 import { parseWireguardGoVersion } from "./parse.js";
 import { PATH_LABELS, PATH_NAMES, type PathName, type PathSample, type PathSummary, type PathTarget, type Ratio } from "./paths.js";
+import type { RelayBenchResult } from "./relay.js";
 
 export const SCHEMA = "weft.bench.overlay/v1";
 
@@ -49,6 +50,8 @@ export interface OverlayBenchResult {
   summary: Record<PathName, PathSummary>;
   ratios: { weftOverUnderlay: Ratio; handOverUnderlay: Ratio; weftOverHand: Ratio; currentOverDebian: Ratio };
   convergence: { startup: StartupResult; agentRestart: AgentRestartResult; hostRestart: HostRestartResult };
+  /** The relayed-path row: a pair behind NAT over the relay, then over its punched direct path. */
+  relay?: RelayBenchResult;
 }
 
 /** What this machine is, for comparing results across runs. */
@@ -154,6 +157,20 @@ export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
     ),
     "",
   );
+  if (r.relay) {
+    const x = r.relay;
+    const row = (name: string, p: PathSummary) => [name, mbps(p.throughputMbps), p.throughputMbpsPerRound.map((v) => mbps(v)).join(" / "), f(p.latencyMs.min, 3), f(p.latencyMs.avg, 3), f(p.latencyMs.max, 3), f(p.latencyMs.p50, 3), `${p.pingsLost}/${p.pingsSent}`];
+    lines.push(
+      `${x.from} → ${x.to} (both behind NAT; ${x.to}'s NAT picks a port per destination): relayed via ${x.via}, then direct once that NAT keeps ports`,
+      table(
+        ["path", "TCP Mbit/s", "per round", "rtt min", "avg", "max", "p50 ms", "lost"],
+        [row(`relayed via ${x.via}`, x.relayed), row("direct (punched)", x.direct)],
+        new Set([1, 3, 4, 5, 6, 7]),
+      ),
+      `  relayed / direct: throughput ${f(x.ratio.throughput, 2)}, rtt p50 ${f(x.ratio.latencyP50, 2)} (${x.ratio.addedLatencyP50Ms >= 0 ? "+" : ""}${f(x.ratio.addedLatencyP50Ms, 3)} ms); relayed path up ${secs(x.timeToRelayMs)} after ${x.to}'s agent started, direct ${secs(x.timeToDirectMs)} after its NAT began keeping ports`,
+      "",
+    );
+  }
   const c = r.convergence;
   lines.push(formatStartup(c.startup));
   const ar = c.agentRestart;

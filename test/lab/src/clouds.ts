@@ -19,6 +19,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { MetadataProvider } from "@weft/protocol";
 import { LabError } from "./errors.js";
+import { labMovePublicAddress } from "./conditions.js";
 import { labExec, spawnInHost } from "./exec.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
 import { labDir } from "./state.js";
@@ -80,7 +81,7 @@ export interface FleetFile {
 }
 
 /**
- * Hosts whose instances carry `weft:gateway=true`: gcp-1 advertises 10.30.0.0/16 to the other sites,
+ * Hosts whose instances carry `weft:gateway=true` in the default layout (Host.roles): gcp-1 advertises 10.30.0.0/16 to the other sites,
  * so the gcp site router `gw-gcp` (10.30.0.1, no agent) is reachable over the overlay. onprem-1 has
  * no cloud metadata to bind it to its inventory entry: its gateway role comes from its join key's
  * labels (LAB_ONPREM_KEY_LABELS), and it advertises 192.168.50.0/24 (gw-onprem at 192.168.50.1).
@@ -103,7 +104,8 @@ export const LAB_ONPREM_KEY_SITE = "onprem";
 /**
  * Tags every lab instance carries: all become node labels; `weft:namespace` / `weft:serviceaccount`
  * set the identity, `weft:workload-identities` grants the host's workloads their service accounts
- * (on GCP in the form its labels allow: `weft_workload-identities: shop_web`).
+ * (on GCP in the form its labels allow: `weft_workload-identities: shop_web`); the host's roles add
+ * `weft:gateway` / `weft:relay`.
  */
 export function labInstanceTags(host: Host): Record<string, string> {
   const grants = host.workloads.map((w) => (host.site === "gcp" ? `${w.namespace}_${w.serviceAccount}` : `${w.namespace}/${w.serviceAccount}`));
@@ -114,7 +116,8 @@ export function labInstanceTags(host: Host): Record<string, string> {
     "weft:namespace": "infra",
     "weft:serviceaccount": "host",
     ...(grants.length > 0 ? { [host.site === "gcp" ? "weft_workload-identities" : "weft:workload-identities"]: grants.join(",") } : {}),
-    ...(LAB_GATEWAY_HOSTS.includes(host.name) ? { "weft:gateway": "true" } : {}),
+    ...(host.roles.includes("gateway") ? { "weft:gateway": "true" } : {}),
+    ...(host.roles.includes("relay") ? { "weft:relay": "true" } : {}),
   };
 }
 
@@ -174,7 +177,7 @@ export function cloudsDir(opts: LabOptions): string {
  */
 export async function startLabClouds(opts: LabOptions, simMain: string, controllerUrl: string): Promise<RunningClouds> {
   if (!existsSync(simMain)) throw new LabError(`the cloud simulators are not built at ${simMain}; run \`npm run build\``);
-  const t = labTopology({ prefix: resolveLabOptions(opts).prefix });
+  const t = labTopology(resolveLabOptions(opts));
   const dir = cloudsDir(opts);
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
@@ -346,4 +349,16 @@ export function labCloudAdmin(clouds: RunningClouds, provider: MetadataProvider,
 export function terminateLabInstance(clouds: RunningClouds, host: Host): Promise<unknown> {
   const provider = host.site as MetadataProvider;
   return labCloudAdmin(clouds, provider, "POST", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/terminate`);
+}
+
+/**
+ * A cloud host's public address changes, as after a stop and start: its simulator (so the
+ * instance's metadata and the cloud API say the new address) and its gateway's 1:1 NAT (so the
+ * change is real on the wire; conntrack flushed). `to` must be in the site's public block.
+ */
+export async function moveLabInstanceAddress(opts: LabOptions, clouds: RunningClouds, host: Host, from: string, to: string): Promise<void> {
+  const provider = host.site as MetadataProvider;
+  if (!Object.hasOwn(LAB_CLOUDS, provider)) throw new LabError(`${host.name} is not a cloud host`);
+  await labCloudAdmin(clouds, provider, "PUT", `/instances/${encodeURIComponent(instanceIdFor(provider, host.name))}/public-ip`, { publicIp: to });
+  await labMovePublicAddress(opts, host.name, from, to);
 }

@@ -81,7 +81,7 @@ export class LabCluster {
 
   constructor(opts: ClusterOptions = {}) {
     this.opts = opts;
-    this.topology = labTopology({ prefix: resolveLabOptions(opts).prefix });
+    this.topology = labTopology(resolveLabOptions(opts));
     this.cli = opts.cliPath ?? join(repoRoot(), "cli", "dist", "main.js");
     if (!existsSync(this.cli)) throw new LabError(`the weft CLI is not built at ${this.cli}; run \`npm run build\``);
   }
@@ -186,7 +186,7 @@ export class LabCluster {
       "--spiffe-socket",
       this.spiffeSocket(hostName),
       ...host.workloads.flatMap((w) => ["--workload", `${w.name}=${w.namespace}/${w.serviceAccount}@${w.netns}`]),
-      ...(this.opts.clouds && host.site !== "onprem" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
+      ...(this.opts.clouds && this.topology.sites.find((s) => s.name === host.site)?.kind === "cloud" ? ["--cloud", host.site, "--metadata-endpoint", `http://${METADATA_ADDRESS}`] : []),
       ...extraArgs,
     ];
     // The join key goes in a file only root reads, never on the command line (/proc/<pid>/cmdline is world-readable).

@@ -56,7 +56,7 @@ function placed(opts: LabOptions, node: LabNode, argv: readonly string[], cgroup
  */
 export function labNode(opts: LabOptions, host: string): LabNode {
   const o = resolveLabOptions(opts);
-  const node = resolveHost(labTopology({ prefix: o.prefix }), host);
+  const node = resolveHost(labTopology(o), host);
   if (!existsSync(`/run/netns/${node.netns}`)) throw new LabNotUpError(node.netns);
   return node;
 }

@@ -3,9 +3,10 @@
  * three clouds (1:1 NAT gateways), an on-prem site (masquerade) and a controller, for the demo,
  * the end-to-end tests and the benchmarks. This file is the public surface; see README.md.
  */
-export { labTopology, labWorkloads, topologyNamespaces, LAB_WORKLOAD_NAMESPACE } from "./topology.js";
+export { labTopology, labWorkloads, topologyNamespaces, LAB_WORKLOAD_NAMESPACE, LAB_DEFAULT_MTU } from "./topology.js";
 export type { Controller, Gateway, Host, Inet, LabWorkload, NatKind, Site, SiteName, Topology } from "./topology.js";
-export { labNetwork, LAB_MTU } from "./network.js";
+export { labNetwork, oneToOneHostRules, siteMtu, LAB_MTU } from "./network.js";
+export { labSetLoss, labSetNat, labMovePublicAddress, flushConntrack, lossRules, LOSS_CHAIN } from "./conditions.js";
 export type { AddressSpec, FirewallRule, LinkSpec, NamespaceSpec, RouteSpec, SysctlSpec } from "./network.js";
 export { labUp } from "./up.js";
 export type { LabUpResult } from "./up.js";
@@ -22,7 +23,7 @@ export { hostDir, hostPinDir, labDir, labPinRoot, statePath } from "./state.js";
 export { startEchoServer, echoProbe } from "./probe.js";
 export type { EchoResult, EchoServer } from "./probe.js";
 export { resolveLabOptions } from "./options.js";
-export type { LabOptions, ResolvedLabOptions } from "./options.js";
+export type { LabLayout, LabOptions, ResolvedLabOptions } from "./options.js";
 export type { LabLogger } from "./logger.js";
 export {
   LabError,
@@ -36,4 +37,4 @@ export {
 } from "./errors.js";
 export { LabCluster, interfaceNameFor, labPath, repoRoot, stopProcess, waitFor, CONTROLLER_API_PORT, CONTROLLER_NATS_PORT, WIREGUARD_PORT } from "./cluster.js";
 export type { AgentHandle, ClusterOptions } from "./cluster.js";
-export { LAB_CLOUDS, LAB_CLOUD_CREDENTIALS, CLOUD_API_PORT, METADATA_ADDRESS, cloudsDir, instanceIdFor, labFleet, labInstanceTags, LAB_GATEWAY_HOSTS, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, onpremInventoryYaml, startLabClouds, labCloudAdmin, terminateLabInstance, type LabCloud, type RunningClouds } from "./clouds.js";
+export { LAB_CLOUDS, LAB_CLOUD_CREDENTIALS, CLOUD_API_PORT, METADATA_ADDRESS, cloudsDir, instanceIdFor, labFleet, labInstanceTags, LAB_GATEWAY_HOSTS, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, onpremInventoryYaml, startLabClouds, labCloudAdmin, terminateLabInstance, moveLabInstanceAddress, type LabCloud, type RunningClouds } from "./clouds.js";

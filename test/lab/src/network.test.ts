@@ -84,7 +84,32 @@ describe("lab - network", () => {
     expect(rules, "gw-onprem rules").toEqual([
       "nat POSTROUTING -s 192.168.50.0/24 -o wan0 -j MASQUERADE",
       "filter FORWARD -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP",
+      "filter INPUT -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP",
     ]);
+  });
+
+  it("lab - network natSites adds branch (port-keeping masquerade) and cgnat (a random port per flow), one host each", () => {
+    const t = labTopology({ layout: { natSites: true } });
+    const byName = new Map(labNetwork(t).map((s) => [s.netns, s]));
+    const rules = (ns: string) => byName.get(ns)!.rules.filter((r) => r.table === "nat").map((r) => r.spec.join(" "));
+    expect(rules("weft-gw-branch"), "branch").toEqual(["-s 192.168.60.0/24 -o wan0 -j MASQUERADE"]);
+    expect(rules("weft-gw-cgnat"), "cgnat").toEqual(["-s 192.168.70.0/24 -o wan0 -j MASQUERADE --random-fully"]);
+    expect(t.hosts.filter((h) => h.site === "branch" || h.site === "cgnat").map((h) => `${h.name} ${h.privateAddress} ${h.workloads.length}`), "hosts").toEqual(["branch-1 192.168.60.11 1", "cgnat-1 192.168.70.11 1"]);
+    expect(t.hosts.find((h) => h.name === "aws-2")?.roles, "aws-2 is the relay").toEqual(["relay"]);
+    expect(labTopology().hosts.some((h) => h.roles.includes("relay")), "no relay in the default lab").toBe(false);
+    expect(labTopology().hosts.length, "the default lab keeps its seven hosts").toBe(7);
+  });
+
+  it("lab - network overlap puts azure on aws's network with a machine at 10.10.0.5 in both; mtu shrinks every link of a site", () => {
+    const t = labTopology({ layout: { overlap: true, mtu: { branch: 1280, gcp: 1460 }, natSites: true } });
+    expect(t.sites.find((x) => x.name === "azure")?.privateCidr, "azure").toBe("10.10.0.0/16");
+    const specs2 = new Map(labNetwork(t).map((s) => [s.netns, s]));
+    for (const gw of ["weft-gw-aws", "weft-gw-azure"]) expect(specs2.get(gw)!.addresses.map((a) => a.address), gw).toContain("10.10.0.5");
+    expect(t.hosts.filter((h) => h.roles.includes("gateway")).map((h) => h.name).sort(), "gateways").toEqual(["aws-1", "azure-1", "gcp-1"]);
+    const mtus = (ns: string) => specs2.get(ns)!.links.flatMap((l) => (l.kind === "loopback" ? [] : [`${l.name}=${l.mtu}`]));
+    expect(mtus("weft-gw-branch"), "gw-branch").toEqual(["br0=1280", "wan0=1280", "lan-branch-1=1280"]);
+    expect(mtus("weft-branch-1"), "branch-1").toEqual(["eth0=1280"]);
+    expect(mtus("weft-inet").filter((m) => m.startsWith("to-gcp") || m.startsWith("to-aws")), "inet").toEqual(["to-aws=1500", "to-gcp=1460"]);
   });
 
   it("lab - network hosts and controller have no sysctls or rules", () => {

@@ -5,7 +5,7 @@
  */
 import { labWorkloads, type Gateway, type Host, type Topology } from "./topology.js";
 
-/** Every veth and bridge the lab makes uses this MTU. */
+/** Every veth and bridge the lab makes uses this MTU, unless the layout gives a site a smaller one. */
 export const LAB_MTU = 1500;
 
 export type LinkSpec =
@@ -79,7 +79,7 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
         (g): LinkSpec => ({
           kind: "veth",
           name: g.inetInterface,
-          mtu: LAB_MTU,
+          mtu: siteMtu(t, g.site),
           peer: { netns: g.netns, name: g.wanInterface },
           createsPair: true,
         }),
@@ -129,17 +129,19 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
 }
 
 function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {
-  const lanCidr = t.sites.find((s) => s.name === g.site)?.privateCidr ?? `${g.lanAddress}/${g.lanPrefixLength}`;
+  const site = t.sites.find((s) => s.name === g.site);
+  const lanCidr = site?.privateCidr ?? `${g.lanAddress}/${g.lanPrefixLength}`;
+  const mtu = siteMtu(t, g.site);
   return {
     netns: g.netns,
     role: "gateway",
     links: [
       LO,
-      { kind: "bridge", name: g.lanInterface, mtu: LAB_MTU },
+      { kind: "bridge", name: g.lanInterface, mtu },
       {
         kind: "veth",
         name: g.wanInterface,
-        mtu: LAB_MTU,
+        mtu,
         peer: { netns: t.inet.netns, name: g.inetInterface },
         createsPair: false,
       },
@@ -147,7 +149,7 @@ function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {
         (h): LinkSpec => ({
           kind: "veth",
           name: h.gatewayPort,
-          mtu: LAB_MTU,
+          mtu,
           master: g.lanInterface,
           peer: { netns: h.netns, name: h.interface },
           createsPair: true,
@@ -157,6 +159,8 @@ function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {
     addresses: [
       { dev: g.wanInterface, address: g.wanAddress, prefixLength: prefixLengthOf(g.transitCidr) },
       { dev: g.lanInterface, address: g.lanAddress, prefixLength: g.lanPrefixLength },
+      // Machines of the site without an agent: more addresses of the bridge, answered by the gateway.
+      ...(site?.machines ?? []).map((address) => ({ dev: g.lanInterface, address, prefixLength: g.lanPrefixLength })),
     ],
     routes: [{ dst: "default", via: g.inetAddress }],
     sysctls: [
@@ -169,36 +173,54 @@ function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {
       { key: "net.bridge.bridge-nf-call-iptables", value: "0", optional: true },
       { key: "net.bridge.bridge-nf-call-ip6tables", value: "0", optional: true },
     ],
-    rules: g.nat === "one-to-one" ? oneToOneNat(g, hosts, lanCidr) : masquerade(g, lanCidr),
+    rules: g.nat === "one-to-one" ? oneToOneNat(g, hosts, lanCidr) : masquerade(g, lanCidr, g.nat === "random"),
   };
 }
 
 /** 1:1 NAT: each host's public address maps to its private one, both directions. */
 function oneToOneNat(g: Gateway, hosts: Host[], lanCidr: string): FirewallRule[] {
-  return hosts.flatMap((h): FirewallRule[] => {
-    if (!h.publicAddress) return [];
-    const pub = h.publicAddress;
-    const priv = h.privateAddress;
-    return [
-      { table: "nat", chain: "PREROUTING", spec: ["-d", `${pub}/32`, "-j", "DNAT", "--to-destination", priv] },
-      { table: "nat", chain: "POSTROUTING", spec: ["-s", `${priv}/32`, "-o", g.wanInterface, "-j", "SNAT", "--to-source", pub] },
-      // Hairpin: a same-site host reaching this host's *public* address sees it coming from the
-      // sender's public address (as in a cloud VPC), and the reply returns through the gateway.
-      {
-        table: "nat",
-        chain: "POSTROUTING",
-        spec: ["-s", `${priv}/32`, "-d", lanCidr, "-o", g.lanInterface, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", pub],
-      },
-    ];
-  });
+  return hosts.flatMap((h): FirewallRule[] => (h.publicAddress ? oneToOneHostRules(g, h, lanCidr, h.publicAddress) : []));
 }
 
-/** Masquerade: outbound flows share the WAN address; nothing inbound is mapped or admitted. */
-function masquerade(g: Gateway, lanCidr: string): FirewallRule[] {
+/** The 1:1 NAT rules of one host at public address `pub` (labMovePublicAddress gives it another). */
+export function oneToOneHostRules(g: Pick<Gateway, "wanInterface" | "lanInterface">, h: Pick<Host, "privateAddress">, lanCidr: string, pub: string): FirewallRule[] {
+  const priv = h.privateAddress;
   return [
-    { table: "nat", chain: "POSTROUTING", spec: ["-s", lanCidr, "-o", g.wanInterface, "-j", "MASQUERADE"] },
-    { table: "filter", chain: "FORWARD", spec: ["-i", g.wanInterface, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"] },
+    { table: "nat", chain: "PREROUTING", spec: ["-d", `${pub}/32`, "-j", "DNAT", "--to-destination", priv] },
+    { table: "nat", chain: "POSTROUTING", spec: ["-s", `${priv}/32`, "-o", g.wanInterface, "-j", "SNAT", "--to-source", pub] },
+    // Hairpin: a same-site host reaching this host's *public* address sees it coming from the
+    // sender's public address (as in a cloud VPC), and the reply returns through the gateway.
+    {
+      table: "nat",
+      chain: "POSTROUTING",
+      spec: ["-s", `${priv}/32`, "-d", lanCidr, "-o", g.lanInterface, "-m", "conntrack", "--ctstate", "DNAT", "-j", "SNAT", "--to-source", pub],
+    },
   ];
+}
+
+/**
+ * Masquerade: outbound flows share the WAN address; nothing inbound is mapped or admitted. A
+ * masquerading gateway keeps a flow's source port where it can, so every destination sees a host's
+ * port at the same address:port (endpoint-independent mapping); a `random` one picks a random
+ * port for every new flow (`--random-fully`, like nftables `masquerade random,fully-random`), so
+ * each destination sees another port (endpoint-dependent: what defeats hole punching).
+ *
+ * Unsolicited packets are dropped in INPUT as well as FORWARD: a packet addressed to the WAN
+ * address itself that were let in would leave a conntrack entry behind, and the host's own flow to
+ * that sender would then be given another port (the gateway's clash), as on a router that answers
+ * nothing on its WAN.
+ */
+function masquerade(g: Gateway, lanCidr: string, random = false): FirewallRule[] {
+  return [
+    { table: "nat", chain: "POSTROUTING", spec: ["-s", lanCidr, "-o", g.wanInterface, "-j", "MASQUERADE", ...(random ? ["--random-fully"] : [])] },
+    { table: "filter", chain: "FORWARD", spec: ["-i", g.wanInterface, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"] },
+    { table: "filter", chain: "INPUT", spec: ["-i", g.wanInterface, "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP"] },
+  ];
+}
+
+/** The MTU of every link of a site. */
+export function siteMtu(t: Topology, site: string): number {
+  return t.sites.find((s) => s.name === site)?.mtu ?? LAB_MTU;
 }
 
 function hostSpec(t: Topology, h: Host): NamespaceSpec {
@@ -211,7 +233,7 @@ function hostSpec(t: Topology, h: Host): NamespaceSpec {
       {
         kind: "veth",
         name: h.interface,
-        mtu: LAB_MTU,
+        mtu: siteMtu(t, h.site),
         peer: { netns: gw?.netns ?? "", name: h.gatewayPort },
         createsPair: false,
       },

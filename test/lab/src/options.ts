@@ -16,13 +16,29 @@ const LabOptionsSchema = z.object({
   stateRoot: z.string().min(1).default("/var/lib/weft-lab"),
   /** Where the lab records what it created: `<runDir>/<prefix>.json`. */
   runDir: z.string().min(1).default("/run/weft-lab"),
+  layout: z
+    .object({
+      /** Two more NAT'd sites: `branch` (masquerade) and `cgnat` (a random source port per destination). */
+      natSites: z.boolean().default(false),
+      /** azure reuses aws's 10.10.0.0/16; both have a machine at 10.10.0.5. */
+      overlap: z.boolean().default(false),
+      /** A smaller MTU for every link of a site, e.g. `{ branch: 1280 }`. */
+      mtu: z.record(z.string(), z.number().int().min(1280).max(9000)).optional(),
+    })
+    .strict()
+    .prefault({}),
 });
+
+/** Which lab to build beyond the default seven hosts (see topology.ts). */
+export type LabLayout = z.input<typeof LabOptionsSchema>["layout"] & {};
 
 /** Options accepted by every lab function. All fields are optional. */
 export interface LabOptions {
   prefix?: string;
   stateRoot?: string;
   runDir?: string;
+  /** More sites, overlapping networks, smaller MTUs: what a suite asks for (default: the seven-host lab). */
+  layout?: LabLayout;
   /** Structured logger (pino-compatible); the lab logs with `component: "lab"`. */
   logger?: LabLogger;
 }
@@ -32,6 +48,7 @@ export interface ResolvedLabOptions {
   prefix: string;
   stateRoot: string;
   runDir: string;
+  layout: { natSites: boolean; overlap: boolean; mtu?: Record<string, number> | undefined };
   logger: LabLogger;
 }
 

@@ -112,6 +112,7 @@ describe("lab - plan", () => {
       "COMMIT",
       "*filter",
       "-A FORWARD -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP",
+      "-A INPUT -i wan0 -m conntrack --ctstate NEW,INVALID -j DROP",
       "COMMIT",
       "",
     ].join("\n");

@@ -56,7 +56,7 @@ export function labPinRoot(opts: LabOptions | ResolvedLabOptions = {}): string {
  */
 export function hostDir(opts: LabOptions | ResolvedLabOptions, name: string): string {
   const o = resolveLabOptions(opts);
-  const node = resolveHost(labTopology({ prefix: o.prefix }), name);
+  const node = resolveHost(labTopology(o), name);
   return join(labDir(o), "hosts", node.name);
 }
 

@@ -30,7 +30,7 @@ export function agentStatePath(opts: LabOptions, name: string): string {
 /** Status of every lab host. Reading needs no root if the lab is down; up needs `ip`. */
 export async function labStatus(options: LabOptions = {}): Promise<HostStatus[]> {
   const opts = resolveLabOptions(options);
-  const topology = labTopology({ prefix: opts.prefix });
+  const topology = labTopology(opts);
   return mapLimit(topology.hosts, 7, async (h) => ({
     name: h.name,
     site: h.site,

@@ -8,13 +8,26 @@
  *   public   198.18.k.0/24   cloud host i ↔ 198.18.k.(10+i) by 1:1 NAT on its gateway
  *   private  aws 10.10.0.0/16, azure 10.20.0.0/16, gcp 10.30.0.0/16 (gateway .0.1, hosts .0.1x),
  *            onprem 192.168.50.0/24 (gateway .1, host .11) behind MASQUERADE, no public address
+ *
+ * A suite may ask for more (LabLayout; the default is the seven hosts above, which the other
+ * suites assume):
+ *   natSites  branch 192.168.60.0/24 (k = 5, MASQUERADE like onprem) and cgnat 192.168.70.0/24
+ *             (k = 6, MASQUERADE with a random source port per destination, as a carrier-grade
+ *             NAT does), one host each; aws-2 is tagged a relay
+ *   overlap   azure uses aws's 10.10.0.0/16 as well, and both sites have a machine (no agent) at
+ *             10.10.0.5; aws-1 and azure-1 are their sites' gateways
+ *   mtu       a smaller MTU for every link of a site (its LAN, its hosts and its WAN link)
  */
-import { resolveLabOptions } from "./options.js";
+import { resolveLabOptions, type LabLayout } from "./options.js";
 
-export type SiteName = "aws" | "azure" | "gcp" | "onprem";
+export type SiteName = "aws" | "azure" | "gcp" | "onprem" | "branch" | "cgnat";
 
-/** How a site's gateway translates addresses. */
-export type NatKind = "one-to-one" | "masquerade";
+/**
+ * How a site's gateway translates addresses: 1:1 (a public address per host), masquerade (one
+ * shared address, the source port kept where it can be: an endpoint-independent mapping), or
+ * random (one shared address, a random source port for every new flow: endpoint-dependent).
+ */
+export type NatKind = "one-to-one" | "masquerade" | "random";
 
 export interface Site {
   name: SiteName;
@@ -26,6 +39,10 @@ export interface Site {
   privateCidr: string;
   /** The block its hosts' public addresses come from; undefined for onprem. */
   publicCidr: string | undefined;
+  /** MTU of every link of the site (LAN bridge, host veths, WAN link). */
+  mtu: number;
+  /** Machines on the site's LAN without an agent (extra addresses of the gateway's bridge), e.g. `10.10.0.5`. */
+  machines: string[];
 }
 
 export interface Gateway {
@@ -79,6 +96,11 @@ export interface Host {
   /** Name of the gateway's bridge port facing this host. */
   gatewayPort: string;
   workloads: LabWorkload[];
+  /**
+   * What the host's cloud instance is tagged as: `gateway` (weft:gateway, advertises its site's
+   * networks: gcp-1; aws-1 and azure-1 with `overlap`), `relay` (weft:relay: aws-2 with `natSites`).
+   */
+  roles: ("gateway" | "relay")[];
 }
 
 export interface Controller {
@@ -110,6 +132,7 @@ interface SitePlan {
   name: SiteName;
   index: number;
   kind: "cloud" | "onprem";
+  nat: NatKind;
   /** First three octets of the LAN, the prefix length, and how many hosts. */
   lanBase: string;
   lanPrefixLength: number;
@@ -118,11 +141,26 @@ interface SitePlan {
 }
 
 const SITES: readonly SitePlan[] = [
-  { name: "aws", index: 1, kind: "cloud", lanBase: "10.10.0", lanNetwork: "10.10.0.0", lanPrefixLength: 16, hosts: 2 },
-  { name: "azure", index: 2, kind: "cloud", lanBase: "10.20.0", lanNetwork: "10.20.0.0", lanPrefixLength: 16, hosts: 2 },
-  { name: "gcp", index: 3, kind: "cloud", lanBase: "10.30.0", lanNetwork: "10.30.0.0", lanPrefixLength: 16, hosts: 2 },
-  { name: "onprem", index: 4, kind: "onprem", lanBase: "192.168.50", lanNetwork: "192.168.50.0", lanPrefixLength: 24, hosts: 1 },
+  { name: "aws", index: 1, kind: "cloud", nat: "one-to-one", lanBase: "10.10.0", lanNetwork: "10.10.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "azure", index: 2, kind: "cloud", nat: "one-to-one", lanBase: "10.20.0", lanNetwork: "10.20.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "gcp", index: 3, kind: "cloud", nat: "one-to-one", lanBase: "10.30.0", lanNetwork: "10.30.0.0", lanPrefixLength: 16, hosts: 2 },
+  { name: "onprem", index: 4, kind: "onprem", nat: "masquerade", lanBase: "192.168.50", lanNetwork: "192.168.50.0", lanPrefixLength: 24, hosts: 1 },
 ];
+
+/** The sites `natSites` adds: a second masquerading site and one behind a port-randomizing NAT. */
+const NAT_SITES: readonly SitePlan[] = [
+  { name: "branch", index: 5, kind: "onprem", nat: "masquerade", lanBase: "192.168.60", lanNetwork: "192.168.60.0", lanPrefixLength: 24, hosts: 1 },
+  { name: "cgnat", index: 6, kind: "onprem", nat: "random", lanBase: "192.168.70", lanNetwork: "192.168.70.0", lanPrefixLength: 24, hosts: 1 },
+];
+
+/** With `overlap`, azure reuses aws's network, and both have a machine at this address. */
+const OVERLAP_MACHINE = "10.10.0.5";
+
+/** The site plans of a layout, in site order. */
+function sitePlans(layout: LabLayout): SitePlan[] {
+  const base = SITES.map((s) => (layout.overlap && s.name === "azure" ? { ...s, lanBase: "10.10.0", lanNetwork: "10.10.0.0" } : s));
+  return [...base, ...(layout.natSites ? NAT_SITES : [])];
+}
 
 /**
  * One workload per host, all in namespace `shop`: the same service accounts in several clouds,
@@ -137,38 +175,45 @@ const WORKLOADS: Readonly<Record<string, string>> = {
   "gcp-1": "web",
   "gcp-2": "db",
   "onprem-1": "ledger",
+  "branch-1": "web",
+  "cgnat-1": "api",
 };
 
 /** Host i of a site gets `.1x` on the LAN and, on a cloud, `198.18.k.1x` publicly. */
 const HOST_OFFSET = 10;
 
+/** MTU of every link unless the layout gives a site another. */
+export const LAB_DEFAULT_MTU = 1500;
+
 /**
  * Describes the lab for a prefix (default `weft`). Pure and deterministic.
  * Throws LabOptionsError for an invalid prefix.
  */
-export function labTopology(opts: { prefix?: string } = {}): Topology {
-  const { prefix } = resolveLabOptions({ prefix: opts.prefix });
+export function labTopology(opts: { prefix?: string; layout?: LabLayout } = {}): Topology {
+  const { prefix, layout } = resolveLabOptions({ prefix: opts.prefix, layout: opts.layout });
   const ns = (name: string): string => `${prefix}-${name}`;
 
   const sites: Site[] = [];
   const gateways: Gateway[] = [];
   const hosts: Host[] = [];
-  for (const s of SITES) {
+  for (const s of sitePlans(layout)) {
     const cloud = s.kind === "cloud";
     const publicCidr = cloud ? `198.18.${s.index}.0/24` : undefined;
     sites.push({
       name: s.name,
       kind: s.kind,
-      nat: cloud ? "one-to-one" : "masquerade",
+      nat: s.nat,
       index: s.index,
       privateCidr: `${s.lanNetwork}/${s.lanPrefixLength}`,
       publicCidr,
+      mtu: layout.mtu?.[s.name] ?? LAB_DEFAULT_MTU,
+      machines: layout.overlap && (s.name === "aws" || s.name === "azure") ? [OVERLAP_MACHINE] : [],
     });
     const gateway: Gateway = {
       name: `gw-${s.name}`,
       site: s.name,
       netns: ns(`gw-${s.name}`),
-      nat: cloud ? "one-to-one" : "masquerade",
+      nat: s.nat,
       lanInterface: "br0",
       lanAddress: `${s.lanBase}.1`,
       lanPrefixLength: s.lanPrefixLength,
@@ -195,6 +240,10 @@ export function labTopology(opts: { prefix?: string } = {}): Topology {
         workloads: [WORKLOADS[name]].flatMap((w) =>
           w === undefined ? [] : [{ name: w, node: `${name}-${w}`, netns: ns(`${name}-${w}`), namespace: LAB_WORKLOAD_NAMESPACE, serviceAccount: w }],
         ),
+        roles: [
+          ...(name === "gcp-1" || (layout.overlap && (name === "aws-1" || name === "azure-1")) ? (["gateway"] as const) : []),
+          ...(layout.natSites && name === "aws-2" ? (["relay"] as const) : []),
+        ],
       });
     }
   }

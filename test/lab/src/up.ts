@@ -33,7 +33,7 @@ export async function labUp(options: LabOptions = {}): Promise<LabUpResult> {
   const opts = resolveLabOptions(options);
   const log = opts.logger;
   requireRoot("lab up");
-  const topology = labTopology({ prefix: opts.prefix });
+  const topology = labTopology(opts);
   const specs = labNetwork(topology);
   const desired = topologyNamespaces(topology);
 

@@ -1,0 +1,122 @@
+/**
+ * The path manager on a fake WireGuard that roams like the real one (a packet from an address
+ * makes it the peer's endpoint) and a fake probe: relay first, a probe proven only by an answer
+ * that left WireGuard pointing at the candidate, the fallback when a direct path goes quiet.
+ */
+import type { NodePathsRecord, PeerRecord } from "@weft/protocol";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ActualPeer } from "../wireguard/index.js";
+import { PathManager } from "./manager.js";
+
+const key = (c: string) => `${c.repeat(43)}=`;
+const SELF = "n-0000000000000001";
+const PEER = "n-0000000000000002";
+const RELAY_EP = "198.18.1.12:41000";
+const DIRECT = "198.19.5.2:51820";
+
+function record(nodeId: string, name: string, site: string, k: string, endpoints: PeerRecord["endpoints"]): PeerRecord {
+  return { version: 1, nodeId, name, site, wireguardPublicKey: key(k), overlayAddress: `100.64.0.${k === "A" ? 1 : 2}`, allowedIps: [`100.64.0.${k === "A" ? 1 : 2}/32`], endpoints, updatedAt: "" };
+}
+const self = record(SELF, "onprem-1", "onprem", "A", { private: "192.168.50.11:51820", reflexive: ["198.19.4.2:51820"], mapping: "endpoint-independent" });
+const peer = record(PEER, "branch-1", "branch", "B", { private: "192.168.60.11:51820", reflexive: [DIRECT], mapping: "endpoint-independent" });
+const plan = (round?: number): NodePathsRecord => ({ version: 1, nodeId: SELF, peers: [{ peer: PEER, relay: { node: "n-0000000000000009", name: "aws-2", endpoint: RELAY_EP }, ...(round ? { round } : {}) }], updatedAt: "" });
+
+const managers: PathManager[] = [];
+afterEach(() => {
+  for (const m of managers.splice(0)) m.stop();
+});
+
+/** How the peer answers a ping: through which address its packets arrive (undefined: no answer). */
+type Answer = (endpointNow: string | undefined) => string | undefined;
+
+function harness(answer: Answer) {
+  const endpoints = new Map<string, string>();
+  const applied: (string | undefined)[] = [];
+  const wireguard = {
+    peers: async (): Promise<ActualPeer[]> => [{ publicKey: key("B"), allowedIps: [], rxBytes: 0, txBytes: 0, latestHandshake: new Date(), ...(endpoints.has(key("B")) ? { endpoint: endpoints.get(key("B"))! } : {}) }],
+    setEndpoint: async (k: string, e: string) => void endpoints.set(k, e),
+  };
+  const probe = {
+    ping: async () => {
+      const from = answer(endpoints.get(key("B")));
+      if (from === undefined) return undefined;
+      endpoints.set(key("B"), from); // WireGuard roams to where the answer came from
+      return 5;
+    },
+  };
+  // The peer reconciler: sets the chosen endpoint, leaves WireGuard's alone when there is none.
+  // The reconciler's part, run only once the manager exists.
+  const reapply = () => {
+    const e = manager.endpoints().get(PEER);
+    applied.push(e);
+    if (e !== undefined) endpoints.set(key("B"), e);
+  };
+  const manager: PathManager = new PathManager({ self: { nodeId: SELF, site: "onprem", behindNat: true, keepaliveSeconds: 25 }, wireguard, probe, reapply, onChange: () => undefined, log: pino({ level: "silent" }), monitorMs: 20, rttMs: 60_000, probeTiming: { intervalMs: 20, windowMs: 200 } });
+  managers.push(manager);
+  return { manager, endpoints, applied };
+}
+
+const until = async (check: () => boolean, ms = 2000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe("nat/manager", () => {
+  it("manager - a traversal peer starts on its relay; a round whose answer comes from the candidate makes it direct", async () => {
+    const h = harness((now) => now); // the peer answers to whatever we send to: the direct path works
+    h.manager.setPeers([self, peer]);
+    h.manager.setPlan(plan());
+    expect(h.manager.endpoints().get(PEER), "relay first").toBe(RELAY_EP);
+    h.manager.setPlan(plan(1));
+    h.manager.start();
+    await until(() => h.manager.endpoints().get(PEER) === DIRECT);
+    await until(() => h.manager.status()[0]?.path === "direct");
+    expect(h.applied, "the probe asked the reconciler to leave the endpoint alone, then to keep the direct one").toContain(undefined);
+  });
+
+  it("manager - an answer that came through the relay (WireGuard roamed back to it) is not a direct path", async () => {
+    const h = harness(() => RELAY_EP); // the peer has not switched: every answer arrives via the relay
+    h.manager.setPeers([self, peer]);
+    h.manager.setPlan(plan(1));
+    await until(() => h.applied.length >= 2);
+    expect(h.manager.endpoints().get(PEER), "back on the relay").toBe(RELAY_EP);
+    expect(h.endpoints.get(key("B")), "WireGuard sends to the relay").toBe(RELAY_EP);
+  });
+
+  it("manager - no answer at all: back to the relay; a NAT that maps per destination is never probed", async () => {
+    const h = harness(() => undefined);
+    h.manager.setPeers([self, peer]);
+    h.manager.setPlan(plan(1));
+    await until(() => h.applied.length >= 2);
+    expect(h.manager.endpoints().get(PEER), "relay").toBe(RELAY_EP);
+
+    let probed = 0;
+    const g = harness(() => {
+      probed++;
+      return undefined;
+    });
+    g.manager.setPeers([self, { ...peer, endpoints: { reflexive: ["198.19.6.2:1234"], mapping: "endpoint-dependent" } }]);
+    g.manager.setPlan(plan(1));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(probed, "pings of a probe").toBe(0);
+    expect(g.manager.endpoints().get(PEER), "relay").toBe(RELAY_EP);
+  });
+
+  it("manager - a round that arrives before the peer's record names candidates waits for the record", async () => {
+    let probed = 0;
+    const h = harness((now) => {
+      probed++;
+      return now;
+    });
+    h.manager.setPeers([self, { ...peer, endpoints: { private: "192.168.60.11:51820" } }]);
+    h.manager.setPlan(plan(1));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(probed, "nothing to probe yet").toBe(0);
+    h.manager.setPeers([self, peer]);
+    await until(() => h.manager.endpoints().get(PEER) === DIRECT);
+  });
+});

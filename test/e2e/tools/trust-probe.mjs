@@ -41,7 +41,9 @@ if (cmd === "forge-peer") {
   const [stateDir, nodeId, routes] = args;
   const { loadOrCreateAuthority, connectController } = await import("../../../controller/dist/nats/index.js");
   const authority = await loadOrCreateAuthority(join(stateDir, "authority"));
-  const nc = await connectController({ servers: ["nats://198.19.0.2:4222"], authority, name: "e2e-forger" });
+  // NATS is TLS with the controller's CA (<stateDir>/tls/ca.crt).
+  const caPem = await readFile(join(stateDir, "tls", "ca.crt"), "utf8");
+  const nc = await connectController({ servers: ["tls://198.19.0.2:4222"], authority, caPem, name: "e2e-forger" });
   const kv = await new Kvm(nc).open("weft-peers");
   const rec = (await kv.get(nodeId)).json();
   delete rec.explicitSiteRoutes;

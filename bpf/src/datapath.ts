@@ -52,6 +52,63 @@ export function objectPath(name: string, objectDir?: string): string {
   return fileURLToPath(new URL(`../dist/${name}.o`, import.meta.url));
 }
 
+/**
+ * Loads the objects `names` (in `objectDir`) as one datapath: a map declared by several objects is
+ * created by the first and reused by the others. Closes what it opened when one fails.
+ */
+export function loadSharingMaps(names: readonly string[], objectDir?: string): BpfObject[] {
+  const objects: BpfObject[] = [];
+  const shared = new Map<string, BpfMap>();
+  try {
+    for (const name of names) {
+      const o = BpfObject.open(objectPath(name, objectDir));
+      objects.push(o);
+      const defs = o.mapDefs();
+      for (const m of defs) {
+        const known = shared.get(m.name);
+        if (known) o.reuseMap(m.name, known);
+      }
+      o.load();
+      for (const m of defs) if (!shared.has(m.name)) shared.set(m.name, o.map(m.name));
+    }
+    return objects;
+  } catch (err) {
+    for (const o of objects) o.close();
+    throw err;
+  }
+}
+
+/**
+ * Loads the objects `names` with every map pinned at `<mapsDir>/<name>` (checkPin decides reuse,
+ * creation or replacement, once per map name); returns them with each map's outcome. Closes what
+ * it opened when one fails.
+ */
+export function openWithPinnedMaps(
+  names: readonly string[],
+  objectDir: string | undefined,
+  mapsDir: string,
+  onIncompatible: "error" | "replace",
+): { objects: BpfObject[]; outcome: Record<string, PinOutcome> } {
+  const outcome: Record<string, PinOutcome> = {};
+  const objects: BpfObject[] = [];
+  try {
+    for (const name of names) {
+      const o = BpfObject.open(objectPath(name, objectDir));
+      objects.push(o);
+      for (const m of o.mapDefs()) {
+        const path = join(mapsDir, m.name);
+        if (!(m.name in outcome)) outcome[m.name] = checkPin(m, path, onIncompatible);
+        o.setPinPath(m.name, path);
+      }
+      o.load();
+    }
+    return { objects, outcome };
+  } catch (err) {
+    for (const o of objects) o.close();
+    throw err;
+  }
+}
+
 /** The entry objects, in load order: one per program, named like it. */
 export const DATAPATH_PROGRAMS: readonly ProgramNameValue[] = [ProgramName.overlayIn, ProgramName.overlayOut, ProgramName.toWorkload, ProgramName.fromWorkload, ProgramName.vxlanIn];
 
@@ -152,25 +209,7 @@ export class TcDatapath {
 
   /** Loads the objects without pinning (maps shared in memory between them). Needs root (CAP_BPF, CAP_NET_ADMIN). */
   static load(options: LoadOptions = {}): TcDatapath {
-    const objects: BpfObject[] = [];
-    const shared = new Map<string, BpfMap>();
-    try {
-      for (const name of DATAPATH_PROGRAMS) {
-        const o = BpfObject.open(objectPath(name, options.objectDir));
-        objects.push(o);
-        const defs = o.mapDefs();
-        for (const m of defs) {
-          const known = shared.get(m.name);
-          if (known) o.reuseMap(m.name, known);
-        }
-        o.load();
-        for (const m of defs) if (!shared.has(m.name)) shared.set(m.name, o.map(m.name));
-      }
-      return new TcDatapath(objects, undefined, {});
-    } catch (err) {
-      for (const o of objects) o.close();
-      throw err;
-    }
+    return new TcDatapath(loadSharingMaps(DATAPATH_PROGRAMS, options.objectDir), undefined, {});
   }
 
   /**
@@ -183,19 +222,8 @@ export class TcDatapath {
    */
   static open(options: OpenOptions): TcDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const outcome: Record<string, PinOutcome> = {};
-    const objects: BpfObject[] = [];
+    const { objects, outcome } = openWithPinnedMaps(DATAPATH_PROGRAMS, options.objectDir, pins.maps, options.onIncompatible ?? "error");
     try {
-      for (const name of DATAPATH_PROGRAMS) {
-        const o = BpfObject.open(objectPath(name, options.objectDir));
-        objects.push(o);
-        for (const m of o.mapDefs()) {
-          const path = join(pins.maps, m.name);
-          if (!(m.name in outcome)) outcome[m.name] = checkPin(m, path, options.onIncompatible ?? "error");
-          o.setPinPath(m.name, path);
-        }
-        o.load();
-      }
       for (const [i, name] of DATAPATH_PROGRAMS.entries()) {
         const o = objects[i];
         if (o) pinReplace(o.program(name).fd, join(pins.progs, name), `program ${name}`);

@@ -12,9 +12,8 @@
  *                                  pinned maps, and a connection the first rewrote is no longer
  *                                  addressed to a VIP when the second sees it.
  */
-import { join } from "node:path";
 import { cgroupAttach, cgroupDetach, cgroupPrograms, type CgroupAttachType, type CgroupAttachment } from "./cgroup.js";
-import { checkPin, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+import { loadSharingMaps, openWithPinnedMaps, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
 import {
   LbMapName,
   lbDropsValueCodec,
@@ -98,25 +97,7 @@ export class SockDatapath {
 
   /** Loads the objects without pinning (maps shared in memory between them). Needs root. */
   static load(options: LoadOptions = {}): SockDatapath {
-    const objects: BpfObject[] = [];
-    const shared = new Map<string, BpfMap>();
-    try {
-      for (const { name } of SOCK_PROGRAMS) {
-        const o = BpfObject.open(objectPath(name, options.objectDir));
-        objects.push(o);
-        const defs = o.mapDefs();
-        for (const m of defs) {
-          const known = shared.get(m.name);
-          if (known) o.reuseMap(m.name, known);
-        }
-        o.load();
-        for (const m of defs) if (!shared.has(m.name)) shared.set(m.name, o.map(m.name));
-      }
-      return new SockDatapath(objects, undefined, {});
-    } catch (err) {
-      for (const o of objects) o.close();
-      throw err;
-    }
+    return new SockDatapath(loadSharingMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir), undefined, {});
   }
 
   /**
@@ -126,24 +107,8 @@ export class SockDatapath {
    */
   static open(options: OpenOptions): SockDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const outcome: Record<string, PinOutcome> = {};
-    const objects: BpfObject[] = [];
-    try {
-      for (const { name } of SOCK_PROGRAMS) {
-        const o = BpfObject.open(objectPath(name, options.objectDir));
-        objects.push(o);
-        for (const m of o.mapDefs()) {
-          const path = join(pins.maps, m.name);
-          if (!(m.name in outcome)) outcome[m.name] = checkPin(m, path, options.onIncompatible ?? "error");
-          o.setPinPath(m.name, path);
-        }
-        o.load();
-      }
-      return new SockDatapath(objects, pins, outcome);
-    } catch (err) {
-      for (const o of objects) o.close();
-      throw err;
-    }
+    const { objects, outcome } = openWithPinnedMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir, pins.maps, options.onIncompatible ?? "error");
+    return new SockDatapath(objects, pins, outcome);
   }
 
   /**

@@ -85,14 +85,14 @@ export async function publishWireguardKey(nc: NatsConnection, nodeId: string, pu
 export interface NatsSessionOptions {
   nc: NatsConnection;
   nodeId: string;
-  peers: PeerReconciler;
-  policy: PolicyReconciler;
-  workloads: WorkloadReconciler;
+  peers: Pick<PeerReconciler, "submit">;
+  policy: Pick<PolicyReconciler, "submit">;
+  workloads: Pick<WorkloadReconciler, "start" | "resync">;
   /** This node's path plan (relays, punching rounds, relay sessions), or null when it has none. */
   onPaths: (record: NodePathsRecord | null) => void;
   /** This node's services (its own key of weft-node-services, health and statistics reports). */
   services?: ServiceReconciler | undefined;
-  status: StatusReporter;
+  status: Pick<StatusReporter, "publish">;
   /** The agent's root logger (each watch gets its own component). */
   root: Logger;
   log: Logger;

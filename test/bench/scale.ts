@@ -11,7 +11,7 @@
  * reconnected p99 < 15 s, controller RSS < 1 GB. Loopback only; root not needed. Writes
  * bench-results/scale-<timestamp>.json and scale-latest.json.
  *
- *   npm run bench -- scale [--agents 1000] [--full-agents N] [--per-process 1250] [--idle 15]
+ *   npm run bench -- scale [--agents 1000] [--full-agents N] [--per-process 1250] [--idle 15] [--profile-controller]
  */
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -40,7 +40,8 @@ const HELP = `npm run bench -- scale [options]
   --concurrency N     enrollments and first connects in flight per worker (default 16)
   --idle S            idle seconds measured after the initial sync (default 15)
   --change-timeout S  wait for every agent to have a change at most this long (default 60)
-  --out DIR           results directory (default bench-results)`;
+  --out DIR           results directory (default bench-results)
+  --profile-controller  also write a V8 CPU profile of the controller (CPU.*.cpuprofile) there`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -52,6 +53,7 @@ async function main(): Promise<number> {
       idle: { type: "string", default: "15" },
       "change-timeout": { type: "string", default: "60" },
       out: { type: "string" },
+      "profile-controller": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -71,7 +73,7 @@ async function main(): Promise<number> {
   for (const agents of sizes) {
     const full = values["full-agents"] === undefined ? Math.min(agents, Math.floor(FULL_RECORDS_BUDGET / agents)) : Math.min(agents, Number(values["full-agents"]));
     results.push(
-      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, say }),
+      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, say }),
     );
   }
   const result = { schema: "weft.bench.scale/v1", date: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), results };

@@ -27,6 +27,8 @@ export interface RunSettings {
   heapMb: number;
   idleS: number;
   changeTimeoutS: number;
+  /** Write a V8 CPU profile of the controller into this directory. */
+  profileDir?: string | undefined;
   /** Where the controller's log is kept when the run fails. */
   out: string;
   say: (line: string) => void;
@@ -49,7 +51,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
   let controller: ScaleController | undefined;
   let fleet: Fleet | undefined;
   try {
-    controller = await startScaleController({ cli: s.cli, dir, apiPort: await freePort(), natsPort: await freePort() });
+    controller = await startScaleController({ cli: s.cli, dir, apiPort: await freePort(), natsPort: await freePort(), profileDir: s.profileDir });
     const c = controller;
     const { client } = c;
     const simKey = await client.createJoinKey({ reusable: true, ttlSeconds: 86_400, description: "scale bench agents", labels: { role: "sim", "weft:namespace": "bench", "weft:serviceaccount": "sim" } });

@@ -57,6 +57,11 @@ export class SimAgent {
   #reconnectedAt = Number.NaN;
   #onSynced: (() => void) | undefined;
 
+  /** The connection's state as the agent's status has it (connected, disconnected, closed), or "none". */
+  get natsState(): string {
+    return this.#status?.nats ?? "none";
+  }
+
   /** When NATS last said reconnected while a reconnect probe was armed (NaN: not since). */
   get reconnectedAt(): number {
     return this.#reconnectedAt;

@@ -39,6 +39,8 @@ export class Fleet {
       const child = fork(fileURLToPath(new URL("./scale-worker.ts", import.meta.url)), [], {
         execArgv: [...process.execArgv, `--max-old-space-size=${o.heapMb}`],
         stdio: ["ignore", "inherit", "inherit", "ipc"],
+        // Structured clone: NaN (an agent not there yet) stays NaN rather than turning into null.
+        serialization: "advanced",
       });
       this.#workers.push(child);
     }
@@ -66,7 +68,7 @@ export class Fleet {
    * Arms `probe` on every agent, then runs `change` and waits (up to `timeoutMs`) until every
    * agent holds it. Per agent, ms from the change's start to the probe holding (NaN: never).
    */
-  async until(probe: Probe, change: () => Promise<void>, timeoutMs: number): Promise<{ startedAt: number; latenciesMs: number[]; reconnectedMs: number[]; missing: number }> {
+  async until(probe: Probe, change: () => Promise<void>, timeoutMs: number): Promise<{ startedAt: number; latenciesMs: number[]; reconnectedMs: number[]; missing: number; natsStates: Record<string, number> }> {
     const id = ++this.#probeId;
     const done = this.#workers.map((w) => this.#ask(w, undefined, "probeDone", (m) => m.id === id));
     await Promise.all(this.#workers.map((w) => this.#ask(w, { type: "probe", id, probe }, "armed", (m) => m.id === id)));
@@ -76,9 +78,11 @@ export class Fleet {
     const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
     const all = await Promise.race([Promise.all(done), timedOut]).finally(() => clearTimeout(timer));
     const replies = all === "timeout" ? await Promise.all(this.#workers.map((w) => this.#ask(w, { type: "collect", id }, "collected", (m) => m.id === id))) : all;
+    const states = new Map<string, number>();
+    for (const r of replies) for (const [k, v] of Object.entries(r.natsStates)) states.set(k, (states.get(k) ?? 0) + v);
     const latenciesMs = replies.flatMap((r) => r.times).map((t) => t - startedAt);
     const reconnectedMs = replies.flatMap((r) => r.reconnectedAt).map((t) => t - startedAt);
-    return { startedAt, latenciesMs, reconnectedMs, missing: latenciesMs.filter((x) => Number.isNaN(x)).length };
+    return { startedAt, latenciesMs, reconnectedMs, missing: latenciesMs.filter((x) => Number.isNaN(x)).length, natsStates: Object.fromEntries(states) };
   }
 
   /** Bytes and messages received by all agents' connections so far, and the workers' RSS (MB). */

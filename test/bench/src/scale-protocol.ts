@@ -41,8 +41,9 @@ export type FromWorker =
   | { type: "enrolled"; times: number[]; failures: string[] }
   | { type: "connected"; startedAt: number[]; syncedAt: number[]; failures: string[] }
   | { type: "armed"; id: number }
-  | { type: "probeDone"; id: number; times: number[]; reconnectedAt: number[] }
-  | { type: "collected"; id: number; times: number[]; reconnectedAt: number[] }
+  /** natsStates: how many agents' connections are in each state (connected, disconnected, …) now. */
+  | { type: "probeDone"; id: number; times: number[]; reconnectedAt: number[]; natsStates: Record<string, number> }
+  | { type: "collected"; id: number; times: number[]; reconnectedAt: number[]; natsStates: Record<string, number> }
   | { type: "stats"; inBytes: number; inMsgs: number; rssMb: number }
   | { type: "stopped" }
   | { type: "error"; message: string };

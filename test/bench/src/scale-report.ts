@@ -43,7 +43,8 @@ export interface SizeResult {
   nodeAddedToAll: Latency;
   nodeRemovedToAll: Latency;
   policyChangeToAll: Latency;
-  reconnectStorm: { reconnected: Latency; resynced: Latency };
+  /** natsStates: the agents' connection states when the wait ended. */
+  reconnectStorm: { reconnected: Latency; resynced: Latency; natsStates?: Record<string, number> };
   bytesPerChange: { nodeAdded: ChangeBytes; nodeRemoved: ChangeBytes; policyChange: ChangeBytes };
   idle: { natsOutBytesPerS: number };
   controller: ProcFigures;

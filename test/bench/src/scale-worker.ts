@@ -22,7 +22,13 @@ function onHit(agent: SimAgent, at: number): void {
   const i = agents.indexOf(agent);
   if (i < 0 || !Number.isNaN(hits[i] ?? 0)) return;
   hits[i] = at;
-  if (--pending === 0) send({ type: "probeDone", id: armed, times: hits, reconnectedAt: agents.map((a) => a.reconnectedAt) });
+  if (--pending === 0) send({ type: "probeDone", id: armed, times: hits, reconnectedAt: agents.map((a) => a.reconnectedAt), natsStates: natsStates() });
+}
+
+function natsStates(): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const a of agents) n[a.natsState] = (n[a.natsState] ?? 0) + 1;
+  return n;
 }
 
 /** Runs `job` over every agent, at most `limit` at once; failures are collected, not thrown. */
@@ -66,7 +72,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     }
     case "collect":
-      send({ type: "collected", id: m.id, times: hits, reconnectedAt: agents.map((a) => a.reconnectedAt) });
+      send({ type: "collected", id: m.id, times: hits, reconnectedAt: agents.map((a) => a.reconnectedAt), natsStates: natsStates() });
       return;
     case "stats": {
       let inBytes = 0;

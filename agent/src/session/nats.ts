@@ -9,11 +9,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { KeyRotationReply, Subjects, type KeyRotationRequest, type NodePathsRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
+import { agentAuthenticator } from "./authenticator.js";
 import { NodePathsWatch } from "../control/paths-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
 import { CONTROLLER_CA_FILE } from "../enroll/client.js";
@@ -52,7 +53,7 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, tra
   const nc = await connect({
     servers: transport.servers,
     tls: { ca: transport.caPem },
-    authenticator: jwtAuthenticator(userJwt, identity.seed),
+    authenticator: agentAuthenticator(userJwt, identity.seed),
     inboxPrefix: Subjects.inboxPrefix(state.nodeId),
     name: `weft-agent-${state.name}`,
     waitOnFirstConnect: true,

@@ -1,4 +1,4 @@
-import { verify, createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey, verify } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ed25519Signer, nkeyRawSeed } from "./ed25519.js";
 
@@ -8,7 +8,7 @@ describe("ed25519", () => {
     const sig = ed25519Signer(seed)(new TextEncoder().encode("nonce"));
     expect(sig.length, "signature length").toBe(64);
     const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]);
-    const pub = createPublicKey({ key: der, format: "der", type: "pkcs8" });
+    const pub = createPublicKey(createPrivateKey({ key: der, format: "der", type: "pkcs8" }));
     expect(verify(null, Buffer.from("nonce"), pub, sig), "verifies").toBe(true);
     expect(verify(null, Buffer.from("other"), pub, sig), "another message does not").toBe(false);
   });

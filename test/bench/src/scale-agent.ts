@@ -22,6 +22,7 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import { createUser } from "@nats-io/nkeys";
 import { Heartbeats, NatsSession, NodePolicyWatch, connectNats, enroll, natsTransport, type AgentState, type AgentStatus, type NatsIdentity, type PeerSet } from "@weft/agent/control-plane";
 import { Subjects, generateKeyPair, type NodePolicyRecord } from "@weft/protocol";
+import { isRetryable, retry } from "@weft/util";
 import type { Logger } from "pino";
 import { now, type Probe } from "./scale-protocol.js";
 
@@ -78,11 +79,9 @@ export class SimAgent {
     const t0 = now();
     const kp = createUser();
     this.#identity = { publicKey: kp.getPublicKey(), seed: kp.getSeed() };
-    const { response, caPem } = await enroll(
-      this.o.apiUrl,
-      { version: 1, joinKey: this.o.joinKey, name: this.name, site: "sim", wireguardPublicKey: generateKeyPair().publicKey, natsPublicKey: this.#identity.publicKey, listenPort: 51820, endpoints: { public: simEndpoint(this.o.index) } },
-      { caHash: this.o.caHash, timeoutMs: 60_000 },
-    );
+    const req = { version: 1 as const, joinKey: this.o.joinKey, name: this.name, site: "sim", wireguardPublicKey: generateKeyPair().publicKey, natsPublicKey: this.#identity.publicKey, listenPort: 51820, endpoints: { public: simEndpoint(this.o.index) } };
+    // As the agent does (enroll/once.ts): an unreachable or failing controller is retried, 1 s doubling up to 30 s.
+    const { response, caPem } = await retry(() => enroll(this.o.apiUrl, req, { caHash: this.o.caHash, timeoutMs: 60_000 }), { initialMs: 1000, maxMs: 30_000, retryIf: isRetryable });
     const at = new Date().toISOString();
     this.state = {
       version: 1,

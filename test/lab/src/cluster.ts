@@ -111,10 +111,10 @@ export class LabCluster {
     return join(labDir(this.opts), "logs");
   }
 
-  /** Admin client over the controller's unix socket (reachable from the root namespace). */
-  async client(): Promise<ControllerClient> {
+  /** Admin client over the controller's unix socket (reachable from the root namespace); `timeoutMs`: the client's per-request idle limit. */
+  async client(o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
     const token = (await readFile(join(this.controllerStateDir, ControllerFiles.adminToken), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token });
+    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
   }
 
   /** PID of the running controller process (`ip netns exec` execs in place: the node process itself). */

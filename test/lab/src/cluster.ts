@@ -299,6 +299,8 @@ export async function stopProcess(child: ChildProcess | undefined, signal: NodeJ
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   child.kill(signal);
+  // A stopped process (SIGSTOP: a frozen controller in an outage test, or by hand in the demo) only acts on the signal once continued.
+  if (signal !== "SIGKILL") child.kill("SIGCONT");
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   await exited;
   clearTimeout(timer);

@@ -14,7 +14,7 @@
  * then per outage 3 s + 60 s + the return + 32 s of watching.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { controllerLogTail, describeOutage, outageLabDown, outageLabUp, runOutage, type OutageFigures, type OutageLab } from "./outage.js";
+import { OUTAGE_HOSTS, controllerLogTail, describeOutage, outageLabDown, outageLabUp, runOutage, type OutageFigures, type OutageLab } from "./outage.js";
 import type { LabOptions } from "@weft/lab";
 
 const PREFIX = process.env.WEFT_E2E_OUTAGE_PREFIX ?? "wout";
@@ -57,6 +57,8 @@ describe.skipIf(!isRoot)("e2e outage", () => {
   /** Every fail-static expectation on one outage's figures, with got/want messages. */
   const expectFailStatic = async (f: OutageFigures) => {
     for (const line of describeOutage(f)) note(line);
+    // The outage was real where it matters: every agent lost the control plane (else nothing was tested).
+    expect(f.agentsSawOutage, `${f.kind}: agents whose status said disconnected or stale during the outage`).toEqual([...OUTAGE_HOSTS].sort());
     const lossy = [...f.pings, ...f.sitePings].filter((p) => p.lost > 0).map((p) => `${p.from}→${p.address}: lost ${p.lost} of ${p.sent} (icmp_seq ${p.lostSeqs.join(",")})`);
     expect(lossy, `${f.kind}: ping streams that lost anything (want none)`).toEqual([]);
     // Each stream ran from 3 s before the outage to 32 s after the return, one request every 0.2 s.

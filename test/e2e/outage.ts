@@ -171,6 +171,8 @@ export interface OutageFigures {
   /** Differences in any host's routes or peers' allowed IPs from before the outage, as sampled every 2 s throughout. */
   dataPlaneChanges: string[];
   dataPlaneSamples: number;
+  /** Hosts whose agent reported the outage itself (NATS not connected, or a stale config) at some sample during it. */
+  agentsSawOutage: string[];
   /** Controller log lines (since the outage began) that mean a judgement or a route moved. */
   controllerMoves: string[];
   /** A policy change made after the watch: from the API call until every agent applied it. */
@@ -194,8 +196,11 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
   for (const a of OUTAGE_HOSTS) for (const b of OUTAGE_HOSTS) if (a !== b) pairStreams.push({ to: b, stream: startPingStream(opts, a, lab.addresses.get(b)!, pingIntervalS) });
   const siteStreams = SITE_PROBES.map((p) => ({ to: p.to, stream: startPingStream(opts, p.from, p.to, pingIntervalS) }));
 
-  // The data plane, sampled every 2 s from now until the end of the watch.
+  // The data plane, sampled every 2 s from now until the end of the watch; and whether each agent
+  // itself saw the outage (its status said disconnected or stale at some sample while it lasted).
   const dataPlaneChanges: string[] = [];
+  const sawOutage = new Set<string>();
+  let outageOn = false;
   let samples = 0;
   let sampling = true;
   const t0 = Date.now();
@@ -205,6 +210,8 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
         OUTAGE_HOSTS.map(async (h) => {
           const now = await dataPlane(lab, h);
           if (now !== planeBefore.get(h) && dataPlaneChanges.length < 20) dataPlaneChanges.push(`+${Date.now() - t0} ms ${h}: ${now} (before: ${planeBefore.get(h)})`);
+          const s = await readAgentStatus(cluster.agents.get(h)!.stateDir);
+          if (outageOn && (s?.nats !== "connected" || s.stale)) sawOutage.add(h);
         }),
       );
       samples++;
@@ -218,11 +225,13 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     await sleep(3000);
     const outAt = Date.now();
     pids = kind === "freeze" ? await freezeControlPlane(cluster) : await killControlPlane(cluster);
+    outageOn = true;
     say(`${kind}: controller ${pids.controller} and nats-server ${pids.nats} ${kind === "freeze" ? "stopped (SIGSTOP)" : "killed (SIGKILL)"} for ${seconds} s`);
     const half = pairStreams.reduce((n, s) => n + s.stream.count().replies, 0);
     await sleep(seconds * 1000 - (Date.now() - outAt));
     say(`${kind}: ${pairStreams.reduce((n, s) => n + s.stream.count().replies, 0) - half} ping replies between hosts during the outage; returning`);
     returnedAt = Date.now();
+    outageOn = false;
     if (kind === "freeze") thawControlPlane(pids);
     else await cluster.startController();
     pids = undefined;
@@ -291,6 +300,7 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
       gatewayChanges,
       dataPlaneChanges,
       dataPlaneSamples: samples,
+      agentsSawOutage: [...sawOutage].sort(),
       controllerMoves,
       changeToAllMs,
     };
@@ -323,7 +333,7 @@ export function describeOutage(f: OutageFigures): string[] {
     `  hosts (replies/sent): ${pairs}`,
     `  site routers: ${sites}`,
     `  API back ${f.apiBackMs} ms, every agent connected and in sync ${f.agentsBackMs} ms after the return; policy change after the outage on every agent in ${f.changeToAllMs} ms`,
-    `  after the return: offline ${JSON.stringify(f.offlineAfter)}, removed ${JSON.stringify(f.removedAfter)}, gateway changes ${JSON.stringify(f.gatewayChanges)} (gateways ${JSON.stringify(f.gatewaysBefore)}), data-plane changes ${f.dataPlaneChanges.length} in ${f.dataPlaneSamples} samples, controller moves ${f.controllerMoves.length}`,
+    `  after the return: offline ${JSON.stringify(f.offlineAfter)}, removed ${JSON.stringify(f.removedAfter)}, gateway changes ${JSON.stringify(f.gatewayChanges)} (gateways ${JSON.stringify(f.gatewaysBefore)}), data-plane changes ${f.dataPlaneChanges.length} in ${f.dataPlaneSamples} samples, controller moves ${f.controllerMoves.length}; agents that reported the outage: ${f.agentsSawOutage.join(", ") || "none"}`,
   ];
 }
 

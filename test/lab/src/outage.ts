@@ -5,6 +5,7 @@
  * which starts its nats-server again; plus continuous pings that count every request and reply.
  */
 import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { LabError } from "./errors.js";
 import { spawnInHost } from "./exec.js";
 import type { LabCluster } from "./cluster.js";
@@ -28,7 +29,24 @@ export async function freezeControlPlane(cluster: LabCluster): Promise<ControlPl
   const pids = await controlPlanePids(cluster);
   process.kill(pids.nats, "SIGSTOP");
   process.kill(pids.controller, "SIGSTOP");
+  for (const pid of [pids.nats, pids.controller]) {
+    let state = "";
+    for (let i = 0; i < 100 && state !== "T"; i++) {
+      state = processState(pid);
+      if (state !== "T") await new Promise((r) => setTimeout(r, 20));
+    }
+    if (state !== "T") throw new LabError(`process ${pid} is in state ${state || "?"} after SIGSTOP, want T (stopped)`);
+  }
   return pids;
+}
+
+/** The one-letter state of a process from /proc/<pid>/stat (`T`: stopped); "" when it is gone. */
+function processState(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /** SIGCONT to both (at once, as a resumed VM); a process already gone is skipped. Safe to call twice. */

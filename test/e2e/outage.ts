@@ -238,13 +238,20 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     lab.client = await cluster.client();
     await waitUntil("the controller's API answers", 60_000, async () => (await lab.client.raw("GET", "/healthz", undefined, {}, 2000)).status === 200, 100);
     const apiAt = Date.now();
+    // An agent that saw the outage (a short freeze may pass before its NATS pings give up) must have resynced since.
     const agentsBackMs = await waitUntil("every agent connected to NATS and in sync again", 90_000, async () => {
       for (const h of OUTAGE_HOSTS) {
         const s = await readAgentStatus(cluster.agents.get(h)!.stateDir);
-        if (s?.nats !== "connected" || s.stale || !s.lastSyncAt || Date.parse(s.lastSyncAt) < outAt) return false;
+        if (s?.nats !== "connected" || s.stale) return false;
+        if (sawOutage.has(h) && (!s.lastSyncAt || Date.parse(s.lastSyncAt) < outAt)) return false;
       }
       return true;
-    }, 100).then(() => Date.now() - returnedAt);
+    }, 100)
+      .then(() => Date.now() - returnedAt)
+      .catch(async (err: Error) => {
+        const states = await Promise.all(OUTAGE_HOSTS.map(async (h) => `${h}=${JSON.stringify(await readAgentStatus(cluster.agents.get(h)!.stateDir))}`));
+        throw new Error(`${err.message}; outage seen by ${[...sawOutage].join(", ") || "none"}; status files: ${states.join("; ")}`);
+      });
     say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, every agent connected and in sync after ${agentsBackMs} ms; watching for ${2 * OFFLINE_AFTER_S} s`);
 
     // Two offline periods after the return: the node list and the gateways, every second.

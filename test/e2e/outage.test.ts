@@ -65,6 +65,8 @@ describe.skipIf(!isRoot)("e2e outage", () => {
     const wantAtLeast = Math.floor((3 + f.outageSeconds + f.watchedAfterReturnMs / 1000) / f.pingIntervalS / 2);
     for (const p of [...f.pings, ...f.sitePings]) expect(p.replies, `${f.kind}: replies ${p.from}→${p.address}: got ${p.replies}, want at least ${wantAtLeast}`).toBeGreaterThanOrEqual(wantAtLeast);
     expect(f.dataPlaneChanges, `${f.kind}: routes or allowed IPs that changed on a host (${f.dataPlaneSamples} samples)`).toEqual([]);
+    // The controller was looked at every 500 ms from the return on: want most of the ~64 looks answered.
+    expect(f.controllerLooks, `${f.kind}: node-list looks the controller answered after the return`).toBeGreaterThanOrEqual(30);
     expect(f.offlineAfter, `${f.kind}: nodes not online after the return`).toEqual([]);
     expect(f.removedAfter, `${f.kind}: nodes removed`).toEqual([]);
     expect(Object.values(f.gatewaysBefore).every((g) => g !== null), `${f.kind}: both sites had a gateway before: ${JSON.stringify(f.gatewaysBefore)}`).toBe(true);

@@ -16,14 +16,14 @@
  *   - every 2 s, each host's routes into its WireGuard interface and its peers' allowed IPs,
  *     compared with before the outage;
  *   - after the return: how long until the API answers and every agent is connected and in sync,
- *     then every second for two offline periods the node list (statuses, members) and the gateway
+ *     and from the return every 500 ms for two offline periods the node list (statuses, members) and the gateway
  *     of every site; the controller's log lines that mean a judgement moved (offline, route
  *     advertised or withdrawn, node deleted);
  *   - then a policy change made after the outage and the time until every agent applies it.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { ControllerClient, MetadataProvider, NodeView } from "@weft/protocol";
+import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import {
   LAB_ONPREM_KEY_LABELS,
   LAB_ONPREM_KEY_SITE,
@@ -159,8 +159,9 @@ export interface OutageFigures {
   /** From the return (SIGCONT, or the restart command) until the API answers, and until every agent is connected and in sync. */
   apiBackMs: number;
   agentsBackMs: number;
-  /** How long after the return the controller was watched (node list, gateways) every second. */
+  /** How long after the return the controller was watched (node list, gateways, every 500 ms from the return), and how many looks it answered. */
   watchedAfterReturnMs: number;
+  controllerLooks: number;
   /** Node names seen with a status other than online after the return, with the statuses. */
   offlineAfter: string[];
   /** Nodes in the list before the outage that were missing at any look after it. */
@@ -235,7 +236,28 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     if (kind === "freeze") thawControlPlane(pids);
     else await cluster.startController();
     pids = undefined;
-    lab.client = await cluster.client();
+    lab.client = await cluster.client({ timeoutMs: 5000 });
+    // From the return until two offline periods after it, every 500 ms: the node list and the gateways.
+    const offline = new Set<string>();
+    const removed = new Set<string>();
+    const gatewayChanges: string[] = [];
+    let looks = 0;
+    const watch = (async () => {
+      let lastGateways = gatewaysBefore;
+      while (Date.now() - returnedAt < 2 * OFFLINE_AFTER_S * 1000 + 2000) {
+        const look = await Promise.all([lab.client.listNodes(), gateways(lab)]).catch(() => undefined);
+        if (look) {
+          const [nodes, gw] = look;
+          const at = Date.now() - returnedAt;
+          looks++;
+          for (const n of nodes) if (n.status !== "online") offline.add(`${n.name}=${n.status} at +${at} ms`);
+          for (const n of nodesBefore) if (!nodes.some((x) => x.nodeId === n.nodeId)) removed.add(n.name);
+          for (const site of Object.keys({ ...lastGateways, ...gw })) if (gw[site] !== lastGateways[site]) gatewayChanges.push(`${site}: ${lastGateways[site]} → ${gw[site]} at +${at} ms`);
+          lastGateways = gw;
+        }
+        await sleep(500);
+      }
+    })();
     await waitUntil("the controller's API answers", 60_000, async () => (await lab.client.raw("GET", "/healthz", undefined, {}, 2000)).status === 200, 100);
     const apiAt = Date.now();
     // An agent that saw the outage (a short freeze may pass before its NATS pings give up) must have resynced since.
@@ -252,22 +274,11 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
         const states = await Promise.all(OUTAGE_HOSTS.map(async (h) => `${h}=${JSON.stringify(await readAgentStatus(cluster.agents.get(h)!.stateDir))}`));
         throw new Error(`${err.message}; outage seen by ${[...sawOutage].join(", ") || "none"}; status files: ${states.join("; ")}`);
       });
-    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, every agent connected and in sync after ${agentsBackMs} ms; watching for ${2 * OFFLINE_AFTER_S} s`);
+    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, every agent connected and in sync after ${agentsBackMs} ms; watching until ${2 * OFFLINE_AFTER_S} s after the return`);
 
-    // Two offline periods after the return: the node list and the gateways, every second.
-    const offline = new Set<string>();
-    const removed = new Set<string>();
-    const gatewayChanges: string[] = [];
-    let lastGateways = gatewaysBefore;
-    while (Date.now() - returnedAt < 2 * OFFLINE_AFTER_S * 1000 + 2000) {
-      const nodes: NodeView[] = await lab.client.listNodes();
-      for (const n of nodes) if (n.status !== "online") offline.add(`${n.name}=${n.status} at +${Date.now() - returnedAt} ms`);
-      for (const n of nodesBefore) if (!nodes.some((x) => x.nodeId === n.nodeId)) removed.add(n.name);
-      const gw = await gateways(lab);
-      for (const site of Object.keys({ ...lastGateways, ...gw })) if (gw[site] !== lastGateways[site]) gatewayChanges.push(`${site}: ${lastGateways[site]} → ${gw[site]} at +${Date.now() - returnedAt} ms`);
-      lastGateways = gw;
-      await sleep(1000);
-    }
+    // The watch ran from the return (before the API answered: those looks failed and are skipped)
+    // until two offline periods after it.
+    await watch;
     const watchedAfterReturnMs = Date.now() - returnedAt;
     sampling = false;
     await sampler;
@@ -301,6 +312,7 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
       apiBackMs: apiAt - returnedAt,
       agentsBackMs,
       watchedAfterReturnMs,
+      controllerLooks: looks,
       offlineAfter: [...offline],
       removedAfter: [...removed],
       gatewaysBefore,

@@ -15,6 +15,8 @@
  *     until two offline periods after the control plane is back: sent, replies, lost;
  *   - every 2 s, each host's routes into its WireGuard interface and its peers' allowed IPs,
  *     compared with before the outage;
+ *   - the hosts are cut off the controller's NATS port from the outage until 5 s after the API
+ *     answers again, so the controller sees before the agents can report (AGENTS_HELD_BACK_MS);
  *   - after the return: how long until the API answers and every agent is connected and in sync,
  *     and from the return every 500 ms for two offline periods the node list (statuses, members) and the gateway
  *     of every site; the controller's log lines that mean a judgement moved (offline, route
@@ -32,6 +34,7 @@ import {
   instanceIdFor,
   killControlPlane,
   labCloudAdmin,
+  labCutAgentsFromNats,
   labDir,
   labDown,
   labExec,
@@ -60,6 +63,13 @@ const SITE_PROBES = [
 ] as const;
 /** The controller's default `offlineAfterSeconds` (controller/src/config.ts), which the lab keeps. */
 export const OFFLINE_AFTER_S = 15;
+/**
+ * After the control plane answers again, the hosts stay cut off its NATS port this long: the
+ * controller sees, the agents cannot report yet. Only judging liveness from what the agents could
+ * not report (a whole offline period from the return) keeps their nodes online across this; a
+ * controller that counted its own absence as their silence would judge them offline at once.
+ */
+export const AGENTS_HELD_BACK_MS = 5000;
 /** Controller log messages that mean a node's judgement or a route moved. */
 export const MOVED_MESSAGES = ["node is offline", "node no longer advertises site routes", "node advertises its site's routes", "node deleted"];
 
@@ -158,6 +168,8 @@ export interface OutageFigures {
   pingsLost: number;
   /** From the return (SIGCONT, or the restart command) until the API answers, and until every agent is connected and in sync. */
   apiBackMs: number;
+  /** From the return until the hosts could reach NATS again (AGENTS_HELD_BACK_MS after the API answered). */
+  agentsHeldBackMs: number;
   agentsBackMs: number;
   /** How long after the return the controller was watched (node list, gateways, every 500 ms from the return), and how many looks it answered. */
   watchedAfterReturnMs: number;
@@ -225,6 +237,7 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
   try {
     await sleep(3000);
     const outAt = Date.now();
+    await labCutAgentsFromNats(opts, true);
     pids = kind === "freeze" ? await freezeControlPlane(cluster) : await killControlPlane(cluster);
     outageOn = true;
     say(`${kind}: controller ${pids.controller} and nats-server ${pids.nats} ${kind === "freeze" ? "stopped (SIGSTOP)" : "killed (SIGKILL)"} for ${seconds} s`);
@@ -260,6 +273,9 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     })();
     await waitUntil("the controller's API answers", 60_000, async () => (await lab.client.raw("GET", "/healthz", undefined, {}, 2000)).status === 200, 100);
     const apiAt = Date.now();
+    await sleep(AGENTS_HELD_BACK_MS);
+    await labCutAgentsFromNats(opts, false);
+    const healedAt = Date.now();
     // An agent that saw the outage (a short freeze may pass before its NATS pings give up) must have resynced since.
     const agentsBackMs = await waitUntil("every agent connected to NATS and in sync again", 90_000, async () => {
       for (const h of OUTAGE_HOSTS) {
@@ -274,7 +290,7 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
         const states = await Promise.all(OUTAGE_HOSTS.map(async (h) => `${h}=${JSON.stringify(await readAgentStatus(cluster.agents.get(h)!.stateDir))}`));
         throw new Error(`${err.message}; outage seen by ${[...sawOutage].join(", ") || "none"}; status files: ${states.join("; ")}`);
       });
-    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, every agent connected and in sync after ${agentsBackMs} ms; watching until ${2 * OFFLINE_AFTER_S} s after the return`);
+    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, hosts let back to NATS ${healedAt - returnedAt} ms after it, every agent connected and in sync after ${agentsBackMs} ms; watching until ${2 * OFFLINE_AFTER_S} s after the return`);
 
     // The watch ran from the return (before the API answered: those looks failed and are skipped)
     // until two offline periods after it.
@@ -310,6 +326,7 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
       pingsSent: figures.reduce((n, f) => n + f.sent, 0),
       pingsLost: figures.reduce((n, f) => n + f.lost, 0),
       apiBackMs: apiAt - returnedAt,
+      agentsHeldBackMs: healedAt - returnedAt,
       agentsBackMs,
       watchedAfterReturnMs,
       controllerLooks: looks,
@@ -324,8 +341,9 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
       changeToAllMs,
     };
   } finally {
-    // On any failure: the control plane runs again and nothing keeps pinging.
+    // On any failure: the control plane runs again, the hosts reach it, and nothing keeps pinging.
     if (pids && kind === "freeze") thawControlPlane(pids);
+    await labCutAgentsFromNats(opts, false).catch(() => {});
     sampling = false;
     await sampler.catch(() => {});
     await Promise.all([...pairStreams, ...siteStreams].map((s) => s.stream.stop().catch(() => undefined)));
@@ -351,7 +369,7 @@ export function describeOutage(f: OutageFigures): string[] {
     `${f.kind} ${f.outageSeconds} s: ${f.pingsSent} pings sent, ${f.pingsLost} lost (every 0.2 s, from 3 s before the outage to ${Math.round(f.watchedAfterReturnMs / 1000)} s after the return)`,
     `  hosts (replies/sent): ${pairs}`,
     `  site routers: ${sites}`,
-    `  API back ${f.apiBackMs} ms, every agent connected and in sync ${f.agentsBackMs} ms after the return; policy change after the outage on every agent in ${f.changeToAllMs} ms`,
+    `  API back ${f.apiBackMs} ms, hosts let back to NATS ${f.agentsHeldBackMs} ms, every agent connected and in sync ${f.agentsBackMs} ms after the return; policy change after the outage on every agent in ${f.changeToAllMs} ms`,
     `  after the return: offline ${JSON.stringify(f.offlineAfter)}, removed ${JSON.stringify(f.removedAfter)}, gateway changes ${JSON.stringify(f.gatewayChanges)} (gateways ${JSON.stringify(f.gatewaysBefore)}), data-plane changes ${f.dataPlaneChanges.length} in ${f.dataPlaneSamples} samples, controller moves ${f.controllerMoves.length}; agents that reported the outage: ${f.agentsSawOutage.join(", ") || "none"}`,
   ];
 }

@@ -2,13 +2,15 @@
  * Control-plane outages on the lab, for the fail-static tests and the outage benchmark: freeze
  * the controller and its embedded nats-server (SIGSTOP both: a paused VM, a hung host) and thaw
  * them, or kill both (SIGKILL: a crashed host) and start the controller again on the same state,
- * which starts its nats-server again; plus continuous pings that count every request and reply.
+ * which starts its nats-server again; cut the hosts off the controller's NATS port (so the control
+ * plane can come back before the agents can report to it); plus continuous pings that count every
+ * request and reply.
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { LabError } from "./errors.js";
-import { spawnInHost } from "./exec.js";
-import type { LabCluster } from "./cluster.js";
+import { labExec, spawnInHost } from "./exec.js";
+import { CONTROLLER_NATS_PORT, type LabCluster } from "./cluster.js";
 import type { LabOptions } from "./options.js";
 
 export interface ControlPlanePids {
@@ -84,6 +86,19 @@ function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Cuts (or heals) every lab host's way to the controller's NATS port: the `ctl` namespace drops
+ * TCP to it arriving from anywhere but loopback (the controller's own connection). Idempotent.
+ */
+export async function labCutAgentsFromNats(opts: LabOptions, cut: boolean): Promise<void> {
+  const rule = ["INPUT", "-p", "tcp", "--dport", String(CONTROLLER_NATS_PORT), "!", "-i", "lo", "-j", "DROP"];
+  const ipt = (...args: string[]) => labExec(opts, "ctl", ["iptables", "-w", "5", ...args]);
+  const present = (await ipt("-C", ...rule)).exitCode === 0;
+  if (cut === present) return;
+  const res = await ipt(cut ? "-I" : "-D", ...rule);
+  if (res.exitCode !== 0) throw new LabError(`ctl: iptables ${cut ? "-I" : "-D"} ${rule.join(" ")}: exit ${res.exitCode}: ${res.stderr.trim()}`);
 }
 
 export interface PingCount {

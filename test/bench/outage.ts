@@ -4,7 +4,8 @@
  * four hosts (aws-1, gcp-1, gcp-2 standing by as gcp's second gateway, onprem-1 behind NAT and
  * gateway of its LAN), the single controller; its process and its embedded nats-server frozen
  * (SIGSTOP, default) or killed (SIGKILL, `--kind kill`, then restarted on the same state) for
- * `--seconds` (default 600). The scenario is test/e2e/outage.ts; the figures: pings sent/lost per
+ * `--seconds` (default 600), the hosts cut off its NATS port until 5 s after it answers again.
+ * The scenario is test/e2e/outage.ts; the figures: pings sent/lost per
  * pair of hosts and to each site router (every 0.2 s from before the outage to two offline
  * periods after the return), nodes not online or removed after, gateway changes, data-plane
  * changes, controller log lines that moved a node or a route, time until the API answers and every

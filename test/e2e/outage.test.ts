@@ -4,7 +4,8 @@
  * 60 s and thawed, then (2) killed with SIGKILL for 60 s and started again on the same state.
  * Across each (outage.ts): pings every 0.2 s across all 12 ordered pairs of 4 hosts (aws-1,
  * gcp-1, gcp-2, onprem-1 behind NAT) over the overlay and to the site routers behind the gcp and
- * on-prem gateways lose nothing; no host's routes or peers' allowed IPs change; for two offline
+ * on-prem gateways lose nothing (the hosts are kept off NATS until 5 s after the controller answers
+ * again, so it sees before they can report); no host's routes or peers' allowed IPs change; for two offline
  * periods after the return every node stays online and listed and no gateway moves (gcp-2
  * stands by as gcp's second gateway); the controller logs no node offline, route moved or node
  * deleted; and a policy change made afterwards reaches every agent.

@@ -6,7 +6,6 @@
  * snapshots is reconciled at the restored controller's start (the registry brings node and peer
  * records in line; the leader republishes node policies and services).
  */
-import type { Logger } from "pino";
 import { writeBackup } from "./archive.js";
 import { BackupError } from "./errors.js";
 import { readStateFiles } from "./files.js";

@@ -58,10 +58,18 @@ export function checkStatePath(path: string): string {
   return norm;
 }
 
-/** State files already in `stateDir` that the backup would replace with different contents. */
+/**
+ * Files whose difference means another controller's identity is there: the authority's seeds, the
+ * CAs' keys and certificates, the tokens. The others (the server certificate a controller renews
+ * on its own, the pin file, the local revocation copy) are simply replaced.
+ */
+const IDENTITY = /^(authority\/authority\.json|tls\/ca\.(crt|key)|spiffe\/.+|admin-token|metrics-token)$/;
+
+/** Identity files already in `stateDir` that the backup would replace with different contents. */
 export async function conflictingStateFiles(stateDir: string, files: readonly StateFile[]): Promise<string[]> {
   const differ: string[] = [];
   for (const f of files) {
+    if (!IDENTITY.test(f.path)) continue;
     const existing = await readFile(join(stateDir, checkStatePath(f.path))).catch(() => undefined);
     if (existing && !existing.equals(f.data)) differ.push(f.path);
   }

@@ -4,8 +4,8 @@
  * authority signs the account they chain to), the CA pin and their SVIDs' trust domain CA, so
  * they reconnect and carry on without enrolling again.
  *
- * Refused unless `force` when the target is not empty: a state file that exists with other
- * contents, or any Weft bucket already in the store. With `force`, the store's Weft buckets are
+ * Refused unless `force` when the target is not empty: an identity file (files.ts) that exists
+ * with other contents, or any Weft bucket already in the store. With `force`, the store's Weft buckets are
  * deleted first and the files replaced.
  */
 import type { Logger } from "pino";

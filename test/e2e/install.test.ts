@@ -146,10 +146,6 @@ describe.skipIf(!isRoot)("install", () => {
 
   afterAll(async () => {
     try {
-      if (failed && vm) {
-        const log = await readFile(join(vm.root, "var/log/weft/agent.log"), "utf8").catch(() => "(none)");
-        console.log(`e2e install: the VM's agent log:\n${log.split("\n").slice(-60).join("\n")}`);
-      }
       await vm?.stop();
       await cluster?.stopAll();
     } finally {
@@ -167,6 +163,9 @@ describe.skipIf(!isRoot)("install", () => {
           await fn();
         } catch (err) {
           failed = true;
+          // Now, not in afterAll: a later step (the purge) removes the log.
+          const log = vm ? await readFile(join(vm.root, "var/log/weft/agent.log"), "utf8").catch(() => "(none)") : "(no VM)";
+          console.log(`e2e install: "${name}" failed; the VM's agent log:\n${log.split("\n").slice(-80).join("\n")}`);
           throw err;
         }
       },

@@ -168,8 +168,19 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
       Promise.all(
         topology.hosts
           .filter((h) => h.site !== site && cluster.agents.get(h.name)?.process)
-          .map((h) => waitUntil(`${h.name}: ${address} ${routed ? "via" : "not via"} ${wg(h.name)}`, timeoutMs, async () => ((await routeDev(h.name, address)) === wg(h.name)) === routed, 200)),
+          .map((h) =>
+            waitUntil(`${h.name}: ${address} ${routed ? "via" : "not via"} ${wg(h.name)}`, timeoutMs, async () => ((await routeDev(h.name, address)) === wg(h.name)) === routed, 200).catch(async (err: unknown) => {
+              throw new Error(`${err instanceof Error ? err.message : String(err)}; ${await routingState(h.name)}`, { cause: err });
+            }),
+          ),
       );
+    /** What a host's agent says about site routes, and its routing table: for a failure's message. */
+    const routingState = async (host: string) => {
+      const status = await readFile(join(cluster.agents.get(host)!.stateDir, "status.json"), "utf8").catch(() => "{}");
+      const { siteRoutes, refusedSiteRoutes, nats, stale } = JSON.parse(status) as Record<string, unknown>;
+      const routes = (await labExec(opts, host, ["ip", "-4", "route"])).stdout.trim().replace(/\n/g, "; ");
+      return `its agent: ${JSON.stringify({ nats, stale, siteRoutes, refusedSiteRoutes })}; its routes: ${routes}`;
+    };
 
     it("e2e site routes - gcp-1 (instance tag) and onprem-1 (join key label) as weft:gateway advertise their sites' networks; other sites route them into the overlay, their own site does not", async () => {
       await client.syncInventory();

@@ -329,9 +329,18 @@ describe.skipIf(!isRoot)("e2e nat", () => {
       expect(got, "pings answered").toBeGreaterThan(20);
       const sink = await startTcpSink(opts, "aws-1", overlay("aws-1").address);
       try {
-        const r = await tcpTransfer(opts, "branch-1", overlay("aws-1"), 1 << 20, 90_000);
-        note(`  1 MiB TCP branch-1 -> aws-1 under 30 % loss: ${r.ok ? `intact in ${r.ms} ms` : r.error}`);
-        expect(r.ok, `1 MiB under loss: ${r.error}`).toBe(true);
+        // TCP itself, not the tunnel, is what may stall here: with ~51 % of round trips lost, a SYN or a
+        // retransmission lost 6–7 times in a row backs TCP off for a minute or more (0.51^7 ≈ 1 % per
+        // such event). So up to two connections of 45 s each; every attempt is reported.
+        const attempts: string[] = [];
+        let r = await tcpTransfer(opts, "branch-1", overlay("aws-1"), 1 << 20, 45_000);
+        attempts.push(r.ok ? `intact in ${r.ms} ms` : (r.error ?? "failed"));
+        if (!r.ok) {
+          r = await tcpTransfer(opts, "branch-1", overlay("aws-1"), 1 << 20, 45_000);
+          attempts.push(r.ok ? `intact in ${r.ms} ms` : (r.error ?? "failed"));
+        }
+        note(`  1 MiB TCP branch-1 -> aws-1 under 30 % loss: ${attempts.join("; then ")}`);
+        expect(r.ok, `1 MiB under loss: ${attempts.join("; then ")}`).toBe(true);
       } finally {
         await sink.close();
       }

@@ -2,8 +2,11 @@
  * OwnKeyWatch on this node's key of weft-node-services, against a real controller's embedded NATS,
  * connected as the restricted agent user an enrollment hands out: the first read (no key yet),
  * live updates with increasing revisions, a deletion, a malformed record or one naming another
- * node ignored (the last good one stays). The controller's publisher is not involved: the test
- * writes the key itself, through the controller's own connection.
+ * node ignored (the last good one stays); every write seen even though its notification reaches
+ * the watch before the stream has stored it, and a write the stream refuses (a failed
+ * compare-and-set: announced, never stored) neither reported nor blocking the next one. The
+ * controller's publisher is not involved: the test writes the key itself, through the controller's
+ * own connection.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,7 +18,7 @@ import { startController, type RunningController } from "@weft/controller";
 import { Buckets, NodeServicesRecord, Subjects, silentLogger } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OwnKeyWatch } from "../../agent/src/control/key-watch.js";
+import { CATCH_UP_MS, OwnKeyWatch } from "../../agent/src/control/key-watch.js";
 
 const NODE = "n-00000000000b0001";
 let stateDir: string;
@@ -95,4 +98,41 @@ describe("agent key watch", () => {
       watch.stop();
     }
   });
+
+  it("key watch - each of 300 back-to-back writes is seen although its notification arrives before the stream stores it", async () => {
+    let last = -1;
+    const watch = new OwnKeyWatch(nc!, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
+    const missed: number[] = [];
+    try {
+      await watch.start();
+      for (let i = 0; i < 300; i++) {
+        const revision = await kv.put(NODE, JSON.stringify(record(1 + (i % 5))));
+        const deadline = Date.now() + 1_000; // far below the 120 s safety-net read, which is off here anyway
+        while (last !== revision && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+        if (last !== revision) missed.push(revision);
+      }
+      expect(missed, "writes never reported (the watch read the key before the stream stored them)").toEqual([]);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it("key watch - a write the stream refuses (failed compare-and-set) is given up on and the next write is seen", async () => {
+    let last = -1;
+    const watch = new OwnKeyWatch(nc!, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
+    try {
+      const stored = await kv.put(NODE, JSON.stringify(record(1)));
+      await watch.start();
+      expect(last, "initial read").toBe(stored);
+      await expect(kv.update(NODE, JSON.stringify(record(4)), stored - 1), "stale compare-and-set refused").rejects.toThrow();
+      await new Promise((r) => setTimeout(r, CATCH_UP_MS + 500));
+      expect(last, "nothing reported for the refused write").toBe(stored);
+      const next = await kv.put(NODE, JSON.stringify(record(2)));
+      const deadline = Date.now() + 2_000;
+      while (last !== next && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(last, "the write after the refused one").toBe(next);
+    } finally {
+      watch.stop();
+    }
+  }, 15_000);
 });

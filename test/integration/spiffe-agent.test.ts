@@ -169,9 +169,13 @@ describe("agent spiffe", () => {
 
   it("spiffe - a malformed bundle or one of another trust domain is ignored; the last good one stays", async () => {
     const seen: string[] = [];
-    const capture = pino({ level: "info" }, { write: (line: string) => void seen.push((JSON.parse(line) as { msg: string }).msg) });
+    const write = (line: string) => {
+      const { msg, problem } = JSON.parse(line) as { msg: string; problem?: string };
+      seen.push(problem ? `${msg}: ${problem}` : msg);
+    };
+    const capture = pino({ level: "info" }, { write });
     const watch = new TrustBundleWatch(agent.nc, capture);
-    const count = (msg: string) => seen.filter((m) => m === msg).length;
+    const count = (msg: string) => seen.filter((m) => m.startsWith(msg)).length;
     const waitFor = async (msg: string, times = 1) => {
       const t0 = Date.now();
       while (count(msg) < times && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
@@ -183,10 +187,10 @@ describe("agent spiffe", () => {
       expect(good.trustDomain, "the published bundle").toBe(TD);
       const kv = await new Kvm(t.running.nc).open(Buckets.trustBundle);
       await kv.put(TRUST_BUNDLE_KEY, "{not json");
-      expect(await waitFor("ignoring a malformed trust bundle; keeping the last good one"), `log: ${seen.join("; ")}`).toBe(true);
+      expect(await waitFor("record refused (malformed or not for this agent)"), `log: ${seen.join("; ")}`).toBe(true);
       expect(watch.current, "after a malformed one").toEqual(good);
       await kv.put(TRUST_BUNDLE_KEY, JSON.stringify({ ...good, trustDomain: "evil.example", sequence: good.sequence + 1 }));
-      expect(await waitFor("ignoring a trust bundle of another trust domain; keeping the last good one"), `log: ${seen.join("; ")}`).toBe(true);
+      expect(await waitFor("record refused (malformed or not for this agent); keeping the last applied one: a bundle of another trust domain (evil.example)"), `log: ${seen.join("; ")}`).toBe(true);
       expect(watch.current, "after another trust domain's").toEqual(good);
       await kv.put(TRUST_BUNDLE_KEY, JSON.stringify({ ...good, sequence: good.sequence + 2 }));
       expect(await waitFor("trust bundle updated", 2), "a good one is taken").toBe(true);

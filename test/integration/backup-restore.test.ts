@@ -5,9 +5,11 @@
  * bucket equal to what was backed up (value and revision), a controller started on the restored
  * state, and the agents' original credentials (JWT + nkey, no new enrollment) accepted by the new
  * store, reading their own records at the revisions they had. A second restore into the now
- * non-empty target is refused unless forced.
+ * non-empty target is refused unless forced. The same backup restored into a fresh 3-node
+ * cluster as an operator would (state files, then the servers configured from them, then the
+ * buckets at R3) holds every record at its revision.
  */
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
@@ -18,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupController, restoreController, RestoreTargetNotEmptyError } from "../../controller/src/backup/index.js";
 import { openStore } from "../../controller/src/backup/store.js";
 import { startController } from "../../controller/src/controller.js";
+import { kvStreamName } from "../../controller/src/nats/permissions.js";
+import { startNatsServers, type NatsServers } from "../../controller/src/testing-nats.js";
 import { NodePolicyWatch } from "../../agent/src/control/policy-watch.js";
 import { agentIdentity, eventually, startTestController, type TestController } from "../../controller/src/testing.js";
 
@@ -46,6 +50,7 @@ describe("backup - restore into a fresh store", () => {
   let ctl: TestController | undefined;
   const agents: { enrolled: EnrollResponse; seed: Uint8Array }[] = [];
   let before: Map<string, Records>;
+  let cluster: NatsServers | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "weft-backup-"));
@@ -62,6 +67,7 @@ describe("backup - restore into a fresh store", () => {
 
   afterAll(async () => {
     await ctl?.stop().catch(() => {});
+    await cluster?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -142,6 +148,31 @@ describe("backup - restore into a fresh store", () => {
       await restored.stop();
     }
   }, 90_000);
+
+  it("restore - into a fresh 3-node cluster at R3, as an operator does it (files, then the servers, then the buckets)", async () => {
+    const stateDir = join(dir, "c");
+    const clusterDir = join(dir, "cluster");
+    // 1. No server trusts the restored authority yet: the files are written, the store is refused with a hint.
+    const first = await restoreController({ stateDir, urls: ["tls://127.0.0.1:1"], path: join(dir, "backup") + "/", replicas: 3, log: silent }).catch((e: unknown) => e);
+    expect(String((first as Error).message), "first attempt, no server").toMatch(/cannot connect to NATS .*weft nats-config/);
+    // 2. The servers are configured from the restored state directory (weft nats-config), 3. the buckets restored.
+    await mkdir(clusterDir, { recursive: true });
+    cluster = await startNatsServers(clusterDir, stateDir, 3);
+    const result = await restoreController({ stateDir, urls: cluster.urls, path: join(dir, "backup") + "/", replicas: 3, log: silent });
+    expect(result.streams.length, "buckets restored").toBe(Object.values(Buckets).length);
+    const store = await openStore({ stateDir, urls: cluster.urls, log: silent }, false);
+    try {
+      const after = await allRecords(store.nc);
+      for (const [bucket, records] of before) {
+        for (const [key, want] of records) expect(after.get(bucket)!.get(key), `${bucket}/${key} in the cluster`).toEqual(want);
+      }
+      const info = await store.jsm.streams.info(kvStreamName(Buckets.nodes));
+      expect(info.config.num_replicas, "replicas of a restored bucket").toBe(3);
+      expect(info.cluster?.replicas?.length, "peers holding it besides the leader").toBe(2);
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
 
   it("restore - refused into a non-empty target unless forced", async () => {
     const target = join(dir, "b");

@@ -96,7 +96,7 @@ function registerControllerBackup(controller: Command): void {
       .description("restore a backup into a fresh state directory and store (an empty embedded NATS, or --nats-url); agents come back without enrolling again")
       .argument("<dir|file>", "the backup to restore"),
   )
-    .option("--nats-replicas <n>", "replicas of every restored bucket (default: as backed up; 3 on a 3-node cluster)")
+    .option("--nats-replicas <n>", "replicas of every restored bucket: the target's nats.replicas (default 1; 3 on a 3-node cluster)")
     .option("--force", "replace the Weft buckets and state files already there")
     .action(async (path: string, f: RestoreFlags) => (await import("./commands/controller-backup.js")).runRestore(path, f));
 }

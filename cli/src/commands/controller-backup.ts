@@ -47,8 +47,8 @@ export async function runBackup(path: string, f: BackupFlags): Promise<void> {
 
 export async function runRestore(path: string, f: RestoreFlags): Promise<void> {
   const { config, store } = await target(f);
-  const replicas = f.natsReplicas !== undefined || config.nats.replicas !== 1 ? config.nats.replicas : undefined;
-  const result = await restoreController({ ...store, path, force: f.force ?? false, ...(replicas !== undefined ? { replicas } : {}), log: createLogger() });
+  // The target's replica count (nats.replicas, default 1): a cluster's backup restored into one server becomes R1.
+  const result = await restoreController({ ...store, path, force: f.force ?? false, replicas: config.nats.replicas, log: createLogger() });
   if (f.json) return printJson(result);
   process.stdout.write(`restored the backup of ${result.createdAt} into ${store.stateDir}${store.urls ? ` and ${store.urls.join(", ")}` : " and its embedded NATS"}\n`);
   if (result.replaced.length > 0) process.stdout.write(`replaced (--force): ${result.replaced.join(", ")}\n`);

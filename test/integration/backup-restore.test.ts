@@ -162,10 +162,18 @@ describe("backup - restore into a fresh store", () => {
     expect(result.streams.length, "buckets restored").toBe(Object.values(Buckets).length);
     const store = await openStore({ stateDir, urls: cluster.urls, log: silent }, false);
     try {
-      const after = await allRecords(store.nc);
-      for (const [bucket, records] of before) {
-        for (const [key, want] of records) expect(after.get(bucket)!.get(key), `${bucket}/${key} in the cluster`).toEqual(want);
-      }
+      // Reads may be served by a replica that is still catching up right after the restore: wait for it.
+      const differing = async () => {
+        const after = await allRecords(store.nc);
+        const out: string[] = [];
+        for (const [bucket, records] of before) {
+          for (const [key, want] of records) if (JSON.stringify(after.get(bucket)?.get(key)) !== JSON.stringify(want)) out.push(`${bucket}/${key}`);
+        }
+        return out;
+      };
+      let diff = await differing();
+      for (const end = Date.now() + 10_000; diff.length > 0 && Date.now() < end; diff = await differing()) await new Promise((r) => setTimeout(r, 250));
+      expect(diff, "records that differ in value or revision in the cluster").toEqual([]);
       const info = await store.jsm.streams.info(kvStreamName(Buckets.nodes));
       expect(info.config.num_replicas, "replicas of a restored bucket").toBe(3);
       expect(info.cluster?.replicas?.length, "peers holding it besides the leader").toBe(2);

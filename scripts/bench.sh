@@ -21,6 +21,10 @@
 #                                         change-to-all latency, bytes per change, controller and NATS RSS
 #                                         and CPU, reconnect storm (`--agents N`: one size; loopback only,
 #                                         root not needed)
+#   npm run bench -- outage [options]     fail static on its own lab (wob): the controller and its NATS frozen
+#                                         (or --kind kill) for --seconds (default 600) under pings across every
+#                                         pair of hosts: lost pings, offline/removed nodes, gateway changes,
+#                                         time to converge after the return
 # Each prints a table and writes bench-results/<name>-<timestamp>.json and <name>-latest.json.
 # Needs root (inventory, cli and scale do not). Options go to the benchmark; `-- --help` (or `-- datapath --help`) lists them; see
 # test/bench/README.md.
@@ -28,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=overlay
 case "${1:-}" in
-  overlay | datapath | inventory | cli | services | agent | scale)
+  overlay | datapath | inventory | cli | services | agent | outage | scale)
     bench=$1
     shift
     ;;
@@ -37,6 +41,7 @@ if [ "$bench" != inventory ] && [ "$bench" != cli ] && [ "$bench" != scale ] && 
   hint="sudo npm run bench"
   [ "$bench" = datapath ] && hint="sudo npm run bench -- datapath"
   [ "$bench" = services ] && hint="sudo npm run bench -- services"
+  [ "$bench" = outage ] && hint="sudo npm run bench -- outage"
   echo "weft bench: needs root (network namespaces, WireGuard interfaces, tc programs); run: $hint" >&2
   exit 1
 fi

@@ -174,6 +174,37 @@ export class Authority {
     return run;
   }
 
+  /** Whether a revocation made at `at` (unix seconds) covers only expired JWTs by `now` (pruneRevocations drops it). */
+  prunable(at: number, now: Date = new Date()): boolean {
+    if (this.#expireSince === undefined) return false;
+    return at < Math.floor(now.getTime() / 1000) - AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS - PRUNE_SKEW_SECONDS;
+  }
+
+  /**
+   * Takes in revocations made elsewhere (another controller, through the store): per key the
+   * later time wins; persisted and re-signed when anything changed (push the new JWT afterwards).
+   * Entries pruneRevocations would drop are left out. Returns the keys added or moved forward.
+   */
+  async adoptRevocations(list: Revocations, now: Date = new Date()): Promise<string[]> {
+    const run = this.#queue.then(async () => {
+      const changed = [...list].filter(([key, at]) => isUserPublicKey(key) && Number.isSafeInteger(at) && at > 0 && at > (this.#revocations.get(key) ?? 0) && !this.prunable(at, now));
+      if (changed.length === 0) return [];
+      let next = mergeRevocations(this.#revocations, new Map(changed));
+      if (this.#dir !== undefined) {
+        next = mergeRevocations(await readRevocations(this.#dir, isUserPublicKey), next);
+        await writeRevocations(this.#dir, next);
+      }
+      this.#accountJwt = await signAccount(this.#keys, next);
+      this.#revocations = next;
+      return changed.map(([key]) => key);
+    });
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   /** Fresh, unpersisted signing material (tests; the controller uses loadOrCreateAuthority). */
   static generate(): Promise<Authority> {
     return Authority.fromKeys(

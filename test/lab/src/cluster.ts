@@ -77,6 +77,8 @@ export class LabCluster {
   readonly cli: string;
   readonly agents = new Map<string, AgentHandle>();
   private controllerProcess: ChildProcess | undefined;
+  /** The arguments the controller was last started with (a restart after a crash reuses them). */
+  private controllerArgs: string[] = [];
   private clouds: RunningClouds | undefined;
 
   constructor(opts: ClusterOptions = {}) {
@@ -109,14 +111,34 @@ export class LabCluster {
     return join(labDir(this.opts), "logs");
   }
 
-  /** Admin client over the controller's unix socket (reachable from the root namespace). */
-  async client(): Promise<ControllerClient> {
+  /** Admin client over the controller's unix socket (reachable from the root namespace); `timeoutMs`: the client's per-request idle limit. */
+  async client(o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
     const token = (await readFile(join(this.controllerStateDir, ControllerFiles.adminToken), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token });
+    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
   }
 
-  async startController(extraArgs: string[] = []): Promise<void> {
+  /** PID of the running controller process (`ip netns exec` execs in place: the node process itself). */
+  get controllerPid(): number | undefined {
+    const p = this.controllerProcess;
+    return p && p.exitCode === null && p.signalCode === null ? p.pid : undefined;
+  }
+
+  /**
+   * PID of the controller's embedded nats-server, from its pid file, when that process is a
+   * nats-server still running (a SIGKILLed controller leaves it running: it is a child, not a
+   * process group member that dies with it).
+   */
+  async natsServerPid(): Promise<number | undefined> {
+    const pid = Number.parseInt((await readFile(join(this.controllerStateDir, "nats", "nats-server.pid"), "utf8").catch(() => "")).trim(), 10);
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    return cmdline.includes("nats-server") ? pid : undefined;
+  }
+
+  /** Starts the controller; with no arguments after a stop, with the arguments of its last start. */
+  async startController(extraArgs?: string[]): Promise<void> {
     if (this.controllerProcess && this.controllerProcess.exitCode === null) return;
+    this.controllerArgs = extraArgs ?? this.controllerArgs;
     this.controllerProcess = await this.spawn("ctl", "controller", [
       "controller",
       "--state-dir",
@@ -125,7 +147,7 @@ export class LabCluster {
       String(CONTROLLER_API_PORT),
       "--nats-port",
       String(CONTROLLER_NATS_PORT),
-      ...extraArgs,
+      ...this.controllerArgs,
     ]);
     await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 60_000, async () => {
       if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
@@ -277,6 +299,8 @@ export async function stopProcess(child: ChildProcess | undefined, signal: NodeJ
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   child.kill(signal);
+  // A stopped process (SIGSTOP: a frozen controller in an outage test, or by hand in the demo) only acts on the signal once continued.
+  if (signal !== "SIGKILL") child.kill("SIGCONT");
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   await exited;
   clearTimeout(timer);

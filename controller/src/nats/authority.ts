@@ -20,6 +20,7 @@ import { agentUserClaims, controllerUserClaims, signAccount, SYSTEM_ACCOUNT_NAME
 import { assertUserPublicKey, isUserPublicKey } from "./nkeys.js";
 import { assertNodeId } from "./permissions.js";
 import { mergeRevocations, readRevocations, writeRevocations, type Revocations } from "./revocations.js";
+import { nativeSigner } from "./native-signer.js";
 
 /**
  * Longest wait issueAgentUser accepts so that a JWT for a revoked key is issued after
@@ -104,7 +105,8 @@ export class Authority {
     systemAccountJwt: string;
     accountJwt: string;
   }) {
-    this.#keys = parts.keys;
+    // Every enrollment and credential renewal signs a user JWT with the signing key: natively.
+    this.#keys = { ...parts.keys, signingKey: nativeSigner(parts.keys.signingKey) };
     this.#dir = parts.dir;
     this.#expireSince = parts.expireSince;
     this.#revocations = parts.revocations;

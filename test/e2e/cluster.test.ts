@@ -118,9 +118,10 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
       ),
     );
   const overlay = async (h: string) => (await readOverlayAddress(agentStatePath(opts, h)))!;
-  const policy = (name: string) => ({
+  /** A policy letting shop/web reach shop/db (azure-1's workload) on `port`: a new port changes azure-1's node policy. */
+  const policy = (name: string, port = 5432) => ({
     name,
-    rules: [{ action: "allow" as const, from: [{ namespace: "shop", serviceAccount: "web" }], to: [{ namespace: "shop", serviceAccount: "db" }], ports: [{ protocol: "tcp" as const, port: 5432 }] }],
+    rules: [{ action: "allow" as const, from: [{ namespace: "shop", serviceAccount: "web" }], to: [{ namespace: "shop", serviceAccount: "db" }], ports: [{ protocol: "tcp" as const, port }] }],
   });
 
   beforeAll(async () => {
@@ -287,7 +288,7 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     }
     // The new leader does the singleton work: a policy change reaches the agents.
     const policyAt = Date.now();
-    await (await clientOf(next)).applyPolicy(policy("wcl-after-failover"));
+    await (await clientOf(next)).applyPolicy(policy("wcl-after-failover", 6543));
     await waitUntil("azure-1 applies the policy published by the new leader", 15_000, async () => ((await readAgentStatus(cluster.agents.get("azure-1")!.stateDir))?.policyRevision ?? 0) > policyBefore, 50);
     note(
       `(c) leader ${leader} SIGKILLed: ${next} led ${failoverMs} ms later (lease 6 s); wcl-doomed deleted through ${survivor} ${removedMs} ms after the kill (${removed.attempts} attempt(s), last answer ${removed.value}), ` +

@@ -202,8 +202,9 @@ export class LabCluster {
   /**
    * The highly available control plane. The operator's keys are made once on ctl-1 (`weft
    * nats-config`) and shared by the others through a link to that directory (with its revocation
-   * list, as controller/README.md asks); the API's CA and the admin token are copied from ctl-1
-   * once its controller made them, so agents pin one CA whichever controller they reach.
+   * list); the API's CA, the SPIFFE CA and JWT key and the admin and metrics tokens are copied
+   * from ctl-1 once its controller made them (README.md, "What controllers share"), so agents pin
+   * one CA and workloads get one trust domain whichever controller they reach.
    */
   private async startHighlyAvailable(extraArgs: string[]): Promise<void> {
     this.controllerArgs = extraArgs;
@@ -229,11 +230,14 @@ export class LabCluster {
     await Promise.all(this.topology.controllers.map((c) => this.startNats(c.name)));
     await this.startControllerOn(first.name);
     const firstDir = this.controllerStateDirOf(first.name);
+    // What README.md's "What controllers share" lists: the API's CA, the SPIFFE CA and JWT key, the tokens.
+    const shared = [join(ControllerFiles.tlsDir, ControllerFiles.caCert), join(ControllerFiles.tlsDir, "ca.key"), join("spiffe", "ca.crt"), join("spiffe", "ca.key"), join("spiffe", "jwt.key"), ControllerFiles.adminToken, "metrics-token"];
     for (const c of others) {
       const dir = this.controllerStateDirOf(c.name);
-      await mkdir(join(dir, ControllerFiles.tlsDir), { recursive: true, mode: 0o700 });
-      for (const f of [join(ControllerFiles.tlsDir, ControllerFiles.caCert), join(ControllerFiles.tlsDir, "ca.key"), ControllerFiles.adminToken]) {
-        if (!existsSync(join(dir, f))) await copyFile(join(firstDir, f), join(dir, f));
+      for (const f of shared) {
+        if (existsSync(join(dir, f)) || !existsSync(join(firstDir, f))) continue;
+        await mkdir(dirname(join(dir, f)), { recursive: true, mode: 0o700 });
+        await copyFile(join(firstDir, f), join(dir, f));
       }
     }
     await Promise.all(others.map((c) => this.startControllerOn(c.name)));

@@ -51,6 +51,8 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
   const down = new Set<string>();
   const clientOf = (name: string): Promise<ControllerClient> => cluster.clientOf(name);
   const up = () => CONTROLLERS.filter((c) => !down.has(c));
+  /** When a test last started a controller again: its log lines before that belong to the killed process. */
+  const restartedAt = new Map<string, number>();
 
   /** Every leadership change each controller logged, in time order. */
   const leaderEvents = async (): Promise<LeaderEvent[]> => {
@@ -61,6 +63,7 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
         if (!line.includes("the leader")) continue;
         try {
           const rec = JSON.parse(line) as { time: number; msg: string };
+          if (rec.time < (restartedAt.get(c) ?? 0)) continue;
           if (rec.msg.startsWith("this controller is now the leader")) events.push({ controller: c, kind: "lead", time: rec.time, msg: rec.msg });
           else if (rec.msg.startsWith("this controller is no longer the leader")) events.push({ controller: c, kind: "stepdown", time: rec.time, msg: rec.msg });
         } catch {
@@ -303,6 +306,7 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
         `gone from every controller, a second delete 404, dropped by every agent; its node policy removed once, by ${next}`,
     );
     const restartAt = Date.now();
+    restartedAt.set(leader, restartAt);
     await cluster.startControllerOn(leader);
     down.delete(leader);
     note(`(c) ${leader} restarted in ${Date.now() - restartAt} ms; leaders now: ${(await leaders()).join(", ")}`);

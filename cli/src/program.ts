@@ -12,6 +12,7 @@ import { UsageError } from "./errors.js";
 import type { AdminOptions } from "./commands/admin-client.js";
 import type { AgentFlags } from "./commands/agent.js";
 import type { ControllerFlags } from "./commands/controller.js";
+import type { BackupFlags, RestoreFlags } from "./commands/controller-backup.js";
 import type { DownFlags } from "./commands/down.js";
 import type { EnrollmentPolicyFlags } from "./commands/enrollment.js";
 import type { CreateKeyFlags } from "./commands/keys.js";
@@ -29,7 +30,7 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 
 /** The `weft` program: every command registered, none loaded. */
 export function buildProgram(): Command {
-  const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError();
+  const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError().enablePositionalOptions();
   registerController(program);
   registerAgent(program);
   registerAgentService(program);
@@ -41,8 +42,9 @@ export function buildProgram(): Command {
 }
 
 function registerController(program: Command): void {
-  program
-    .command("controller")
+  // Positional options (here and on the program): `weft controller backup --state-dir …` gives --state-dir to backup, not to controller.
+  const controller = program.command("controller").enablePositionalOptions();
+  controller
     .description("run the controller (embedded NATS unless --nats-url is given)")
     .option("--config <file>", "YAML config file; flags override it")
     .option("--state-dir <dir>", `keys, admin token and embedded NATS data (default ${DEFAULT_CONTROLLER_STATE_DIR})`)
@@ -63,12 +65,40 @@ function registerController(program: Command): void {
     .option("--x509-svid-ttl <duration>", "lifetime of X.509-SVIDs, e.g. 1h or 30s; agents rotate at half of it (default 1h)")
     .option("--jwt-svid-ttl <duration>", "lifetime of JWT-SVIDs (default 5m)")
     .action(async (f: ControllerFlags) => (await import("./commands/controller.js")).runController(f));
+  registerControllerBackup(controller);
 
   program
     .command("nats-config")
     .description("print the nats-server config fragment that makes an external NATS trust this controller (its operator keys are made on first use)")
     .option("--state-dir <dir>", "controller state directory", DEFAULT_CONTROLLER_STATE_DIR)
     .action(async (f: { stateDir: string }) => (await import("./commands/controller.js")).printNatsConfig(f));
+}
+
+/** `weft controller backup|restore`: every bucket and the state files agents' credentials chain to. */
+function registerControllerBackup(controller: Command): void {
+  const common = (c: Command) =>
+    c
+      .option("--config <file>", "the controller's YAML config file (state directory and NATS); flags override it")
+      .option("--state-dir <dir>", `controller state directory (default ${DEFAULT_CONTROLLER_STATE_DIR})`)
+      .option("--nats-url <url...>", "the store's NATS URLs (default: the embedded server of the state directory)")
+      .option("--json", "print the result as JSON");
+  common(
+    controller
+      .command("backup")
+      .description("back up every bucket (revisions kept) and the state files (authority, CAs, tokens) to a directory (path ending in /) or one file; mode 0600")
+      .argument("<dir|file>", "where to write the backup (must not exist)"),
+  )
+    .option("--nats-port <port>", "port of the running controller's embedded NATS (default 4222)")
+    .action(async (path: string, f: BackupFlags) => (await import("./commands/controller-backup.js")).runBackup(path, f));
+  common(
+    controller
+      .command("restore")
+      .description("restore a backup into a fresh state directory and store (an empty embedded NATS, or --nats-url); agents come back without enrolling again")
+      .argument("<dir|file>", "the backup to restore"),
+  )
+    .option("--nats-replicas <n>", "replicas of every restored bucket: the target's nats.replicas (default 1; 3 on a 3-node cluster)")
+    .option("--force", "replace the Weft buckets and state files already there")
+    .action(async (path: string, f: RestoreFlags) => (await import("./commands/controller-backup.js")).runRestore(path, f));
 }
 
 function registerAgent(program: Command): void {

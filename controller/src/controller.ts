@@ -54,6 +54,7 @@ import { serveKeyRotation } from "./nodes/rotation.js";
 import { NodeRegistry } from "./nodes/registry.js";
 import { NatsAccess, connectController, ensureBuckets, loadOrCreateAuthority, superviseEmbeddedNats, type Authority, type SupervisedNats } from "./nats/index.js";
 import { PolicyService } from "./policy/policies.js";
+import { SharedRevocations } from "./revocations/shared.js";
 import { NodePolicyPublisher } from "./policy/publisher.js";
 import { ServiceCatalog } from "./services/catalog.js";
 import { ServiceHealth } from "./services/health.js";
@@ -159,14 +160,18 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       retryIf: (err) => classifyStoreError(err) !== "permanent",
       onRetry: (err, delayMs) => natsLog.warn({ err: explainStoreError(err), retryInMs: delayMs }, "waiting for NATS JetStream to create the buckets"),
     });
-    await access.prune();
-    const pruning = setInterval(() => void access.prune(), REVOCATION_PRUNE_INTERVAL_MS);
-    pruning.unref();
-    cleanups.push(async () => clearInterval(pruning));
-
     const stores = await openStores(nc, (bucket, op, result) => metrics.recordKv(bucket, op, result));
     const election = new LeaderElection({ nc, leaseMs: config.leader.leaseSeconds * 1000, log: log.child({ component: "leader" }) });
     const fence = () => election.isLeader();
+    // Revocations live in the store (weft-revocations): every controller takes in all of them, so
+    // the account JWT any controller pushes carries every revocation; the leader prunes the bucket.
+    const revocations = new SharedRevocations({ store: stores.revocations, authority, access, fence, log: log.child({ component: "revocations" }) });
+    await access.prune();
+    await revocations.start();
+    cleanups.push(() => revocations.stop());
+    const pruning = setInterval(() => void revocations.prune(), REVOCATION_PRUNE_INTERVAL_MS);
+    pruning.unref();
+    cleanups.push(async () => clearInterval(pruning));
     const leaderHint = () => {
       const l = election.leader();
       return l ? `the leader is ${l.holder}${l.api ? ` (${l.api})` : ""}` : "no controller leads right now; retry in a few seconds";
@@ -190,7 +195,12 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       prefixes,
       liveness,
       log: log.child({ component: "registry" }),
-      revokeCredential: (natsPublicKey) => access.revokeAgent(natsPublicKey),
+      // Recorded in this controller's authority and pushed, then in the store for the others.
+      revokeCredential: async (natsPublicKey) => {
+        const result = await access.revokeAgent(natsPublicKey);
+        await revocations.record(natsPublicKey, result.revocation.revokedAt);
+        return result;
+      },
       plaintextSites: config.overlay.plaintextSites,
     });
     await registry.reconcile();
@@ -250,14 +260,17 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     serviceHealth.start();
     cleanups.push(async () => serviceHealth.stop());
     const servicesPublisher = await NodeServicesPublisher.start({
-      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: stores.nodeServices },
+      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: fencedStore(stores.nodeServices, fence, "node services") },
       healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
       zone,
       serviceCidr: config.overlay.serviceCidr,
+      writes: fence,
       log: log.child({ component: "services-publisher" }),
     });
     wired.publisher = servicesPublisher;
     cleanups.push(() => servicesPublisher.stop());
+    // Every controller compiles (the API's views read it); the leader writes weft-node-services.
+    election.duty({ name: "node-services", start: () => servicesPublisher.resync(), stop: () => undefined });
     const services = new ServiceCatalog({
       store: stores.services,
       vips: new VipAllocator(claims, config.overlay.serviceCidr),

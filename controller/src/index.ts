@@ -10,4 +10,5 @@ export { ADMIN_TOKEN_FILE } from "./admin-token.js";
 export { TLS_DIR, CA_CERT_FILE, CA_HASH_FILE } from "./tls/index.js";
 export * from "./errors.js";
 export { natsServerConfigFragment } from "./nats-config.js";
+export { backupController, restoreController, BackupError, RestoreTargetNotEmptyError, type BackupResult, type RestoreResult } from "./backup/index.js";
 export * from "./mesh/index.js";

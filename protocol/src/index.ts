@@ -18,6 +18,7 @@ export * from "./flows.js";
 export * from "./console.js";
 export * from "./client.js";
 export * from "./ca-pin.js";
+export * from "./ed25519.js";
 export * from "./logger.js";
 export * from "./text.js";
 export * from "./field-path.js";

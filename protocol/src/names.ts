@@ -72,6 +72,12 @@ export const Buckets = {
    * key per node id, written when it changes, so a new leader starts from it. Controller only.
    */
   liveness: "weft-liveness",
+  /**
+   * Revoked agent credentials: one key per user public nkey (`U…`), value the unix second up to
+   * which that user's JWTs are refused. Every controller folds it into the account JWT it signs
+   * and pushes, so a node deleted through any controller is revoked by all. Controller only.
+   */
+  revocations: "weft-revocations",
 } as const;
 
 export type BucketName = (typeof Buckets)[keyof typeof Buckets];

@@ -38,9 +38,10 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
 
 export interface HeartbeatsOptions {
   nc: NatsConnection;
-  wireguard: WireGuard;
-  state: StateHolder;
-  status: StatusReporter;
+  /** Only `show()` is read (a control-plane-only caller, like the scale benchmark, shows no peers). */
+  wireguard: Pick<WireGuard, "show">;
+  state: Pick<StateHolder, "current">;
+  status: Pick<StatusReporter, "current">;
   log: Logger;
   paths?: PathReport;
 }

@@ -9,11 +9,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { KeyRotationReply, Subjects, type KeyRotationRequest, type NodePathsRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
+import { agentAuthenticator } from "./authenticator.js";
 import { NodePathsWatch } from "../control/paths-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
 import { CONTROLLER_CA_FILE } from "../enroll/client.js";
@@ -52,7 +53,7 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, tra
   const nc = await connect({
     servers: transport.servers,
     tls: { ca: transport.caPem },
-    authenticator: jwtAuthenticator(userJwt, identity.seed),
+    authenticator: agentAuthenticator(userJwt, identity.seed),
     inboxPrefix: Subjects.inboxPrefix(state.nodeId),
     name: `weft-agent-${state.name}`,
     waitOnFirstConnect: true,
@@ -85,14 +86,14 @@ export async function publishWireguardKey(nc: NatsConnection, nodeId: string, pu
 export interface NatsSessionOptions {
   nc: NatsConnection;
   nodeId: string;
-  peers: PeerReconciler;
-  policy: PolicyReconciler;
-  workloads: WorkloadReconciler;
+  peers: Pick<PeerReconciler, "submit">;
+  policy: Pick<PolicyReconciler, "submit">;
+  workloads: Pick<WorkloadReconciler, "start" | "resync">;
   /** This node's path plan (relays, punching rounds, relay sessions), or null when it has none. */
   onPaths: (record: NodePathsRecord | null) => void;
   /** This node's services (its own key of weft-node-services, health and statistics reports). */
   services?: ServiceReconciler | undefined;
-  status: StatusReporter;
+  status: Pick<StatusReporter, "publish">;
   /** The agent's root logger (each watch gets its own component). */
   root: Logger;
   log: Logger;

@@ -10,15 +10,16 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { flowRows, readPinnedFlows } from "@weft/agent/flows";
-import { loadState } from "@weft/agent/local";
+import { loadState, STATE_FILE, STATUS_FILE, type AgentStatus } from "@weft/agent/local";
 import { MetadataProvider, type ControllerClient } from "@weft/protocol";
-import { LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
+import { LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, readOverlayAddress, hostDir, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
 import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
-import { age, formatTable, printJson, printTable } from "../output.js";
+import { formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
 import { parseServiceFile } from "./services.js";
 import { untilSignal } from "./signals.js";
+import { meshView, watchMesh, NODES_TIMEOUT_MS, type MeshSources } from "./lab-mesh-view.js";
 
 /** The options of `weft lab` itself, given to every subcommand. */
 export interface LabFlags {
@@ -105,7 +106,7 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     await Promise.all(cluster.topology.hosts.map((h) => cluster.startAgent(h.name, onpremLike.has(h.site) ? key.key : undefined)));
     await Promise.race([cluster.waitForFullMesh(o.timeoutMs), interrupted.then(() => Promise.reject(new Error("interrupted")))]);
     say(`==> full mesh: every host has a handshake with every other host (${((Date.now() - started) / 1000).toFixed(1)} s after agent start)\n`);
-    process.stdout.write(`${await meshTable(cluster)}\n`);
+    process.stdout.write(`${(await meshView(await meshSources(cluster))).text}\n`);
     if (onpremLike.size > 1) await pathsDemo(cluster, say);
     await policyDemo(cluster, opts, say);
     await servicesDemo(cluster, opts, client, say);
@@ -114,12 +115,9 @@ async function runDemo(opts: LabOptions, o: { once: boolean; timeoutMs: number }
     if (!o.once) {
       say(`\nlogs: ${cluster.logDir}    admin: weft nodes list --controller-state-dir ${cluster.controllerStateDir}`);
       say("refreshing every 5 s; Ctrl-C tears everything down");
-      let stop = false;
-      void interrupted.then(() => (stop = true));
-      while (!stop) {
-        await Promise.race([new Promise((r) => setTimeout(r, 5000)), interrupted]);
-        if (!stop) process.stdout.write(`\n${new Date().toISOString()}\n${await meshTable(cluster)}\n`);
-      }
+      // The view outlives the control plane: a frozen or dead controller shows as unreachable and the
+      // mesh is shown from the hosts until it answers again (lab-mesh-view.ts).
+      await watchMesh({ sources: await meshSources(cluster), intervalMs: 5000, stopped: interrupted, write: (text) => process.stdout.write(text) });
     }
   } catch (err) {
     failed = true;
@@ -315,7 +313,7 @@ async function inventoryDemo(cluster: LabCluster, clouds: RunningClouds, client:
   }
   say(`==> removed by the sync: ${removed.join(", ") || "nothing"}; gone from every peer ${Date.now() - t0} ms after the sync started\n`);
   await cluster.stopAgent(host.name);
-  process.stdout.write(`${await meshTable(cluster)}\n`);
+  process.stdout.write(`${(await meshView(await meshSources(cluster))).text}\n`);
 }
 
 async function inventoryTable(client: ControllerClient): Promise<string> {
@@ -326,18 +324,23 @@ async function inventoryTable(client: ControllerClient): Promise<string> {
   );
 }
 
-async function meshTable(cluster: LabCluster): Promise<string> {
-  const nodes = await (await cluster.client()).listNodes();
-  const now = Date.now() / 1000;
-  const rows = await Promise.all(
-    cluster.topology.hosts.map(async (h) => {
-      const node = nodes.find((n) => n.name === h.name);
-      // A host the controller no longer lists (its instance was terminated) keeps its stale tunnel state: not shown.
-      if (!node) return [h.name, h.site, "-", "-", "-", "not a member"];
-      const hs = await cluster.handshakes(h.name);
-      const times = [...hs.values()].filter((t) => t > 0);
-      return [h.name, h.site, node.overlayAddress, `${times.filter((t) => now - t < 180).length}/${hs.size}`, age(times.length ? Math.max(...times) : undefined), node.status];
-    }),
-  );
-  return formatTable(["NODE", "SITE", "OVERLAY", "PEERS WITH HANDSHAKE", "LAST HANDSHAKE", "STATUS"], rows);
+/** The demo's view sources: the controller over its admin socket (3 s per request), each host's interface and agent files. */
+async function meshSources(cluster: LabCluster): Promise<MeshSources> {
+  const client = await cluster.client({ timeoutMs: NODES_TIMEOUT_MS });
+  return {
+    hosts: cluster.topology.hosts,
+    nodes: () => client.listNodes(),
+    handshakes: (host) => cluster.handshakes(host),
+    local: async (host) => {
+      const stateDir = join(hostDir(cluster.opts, host), "agent");
+      const status = JSON.parse(await readFile(join(stateDir, STATUS_FILE), "utf8").catch(() => "{}")) as Partial<AgentStatus>;
+      const overlay = await readOverlayAddress(join(stateDir, STATE_FILE));
+      return {
+        overlayAddress: overlay ?? undefined,
+        nats: typeof status.nats === "string" ? status.nats : undefined,
+        stale: typeof status.stale === "boolean" ? status.stale : undefined,
+        appliedRevision: typeof status.appliedRevision === "number" ? status.appliedRevision : undefined,
+      };
+    },
+  };
 }

@@ -8,11 +8,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ControllerClient } from "@weft/protocol";
+import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import { Buckets, ControllerClient, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startController, type RunningController } from "../controller.js";
 import { startNatsServers, startTcpProxy, type NatsServers, type TcpProxy } from "../testing-nats.js";
+import { agentIdentity } from "../testing.js";
 import { followerTick } from "./lease.js";
 
 const silent = pino({ level: "silent" });
@@ -98,6 +100,31 @@ describe("leader - two controllers on one store", () => {
     expect(sync.status, `inventory sync asked of the follower: ${sync.text}`).toBe(503);
     expect((sync.body as { error: string }).error, "error code").toBe("not_leader");
     expect((sync.body as { message: string }).message, "names the leader").toContain(leader.election.id);
+  });
+
+  it("leader - only the leader writes weft-node-services (no record written twice)", async () => {
+    const leader = leaders()[0]!;
+    const follower = controllers.find((c) => c !== leader)!;
+    const onFollower = new ControllerClient({ url: follower.apiUrl, adminToken: follower.adminToken, caPem: follower.caPem });
+    const kv = await new Kvm(leader.nc).open(Buckets.nodeServices);
+    const puts: string[] = [];
+    const watch = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of watch) {
+        if (e.operation !== "PUT") continue;
+        const { compiledAt: _at, ...rest } = e.json<Record<string, unknown>>();
+        puts.push(`${e.key} ${JSON.stringify(rest)}`);
+      }
+    })();
+    const key = await onFollower.createJoinKey({});
+    const agent = agentIdentity(key.key, generateKeyPair().publicKey, { name: "services-writer" });
+    const res = await onFollower.raw("POST", "/v1/enroll", JSON.stringify(agent.body));
+    expect(res.status, `enroll through the follower: ${res.text}`).toBe(201);
+    expect(await waitFor(() => puts.length > 0, 5000), "the node's services record written").toBe(true);
+    await new Promise((r) => setTimeout(r, 1500)); // both publishers would have written by now
+    watch.stop();
+    const repeats = puts.filter((p, i) => i > 0 && p === puts[i - 1]);
+    expect(repeats, `records written again with the same content (two writers): ${puts.length} puts`).toEqual([]);
   });
 
   it("leader - a leader cut off from the store stops acting within its lease, and the other leads within 10 s", async () => {

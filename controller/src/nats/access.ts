@@ -254,6 +254,14 @@ export class NatsAccess {
     return run;
   }
 
+  /**
+   * Makes sure the authority's current account JWT reaches a server, in the background (after the
+   * authority took in revocations made elsewhere: adoptRevocations). Never throws.
+   */
+  sync(): void {
+    this.#requestSync();
+  }
+
   /** True once close() was called or the connection closed for good. */
   get closed(): boolean {
     return this.#closed || this.#nc.isClosed();

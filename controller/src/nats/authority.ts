@@ -20,6 +20,7 @@ import { agentUserClaims, controllerUserClaims, signAccount, SYSTEM_ACCOUNT_NAME
 import { assertUserPublicKey, isUserPublicKey } from "./nkeys.js";
 import { assertNodeId } from "./permissions.js";
 import { mergeRevocations, readRevocations, writeRevocations, type Revocations } from "./revocations.js";
+import { nativeSigner } from "./native-signer.js";
 
 /**
  * Longest wait issueAgentUser accepts so that a JWT for a revoked key is issued after
@@ -104,7 +105,8 @@ export class Authority {
     systemAccountJwt: string;
     accountJwt: string;
   }) {
-    this.#keys = parts.keys;
+    // Every enrollment and credential renewal signs a user JWT with the signing key: natively.
+    this.#keys = { ...parts.keys, signingKey: nativeSigner(parts.keys.signingKey) };
     this.#dir = parts.dir;
     this.#expireSince = parts.expireSince;
     this.#revocations = parts.revocations;
@@ -164,6 +166,37 @@ export class Authority {
       this.#accountJwt = await signAccount(this.#keys, next);
       this.#revocations = next;
       return dropped;
+    });
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Whether a revocation made at `at` (unix seconds) covers only expired JWTs by `now` (pruneRevocations drops it). */
+  prunable(at: number, now: Date = new Date()): boolean {
+    if (this.#expireSince === undefined) return false;
+    return at < Math.floor(now.getTime() / 1000) - AGENT_CREDENTIAL_MAX_LIFETIME_SECONDS - PRUNE_SKEW_SECONDS;
+  }
+
+  /**
+   * Takes in revocations made elsewhere (another controller, through the store): per key the
+   * later time wins; persisted and re-signed when anything changed (push the new JWT afterwards).
+   * Entries pruneRevocations would drop are left out. Returns the keys added or moved forward.
+   */
+  async adoptRevocations(list: Revocations, now: Date = new Date()): Promise<string[]> {
+    const run = this.#queue.then(async () => {
+      const changed = [...list].filter(([key, at]) => isUserPublicKey(key) && Number.isSafeInteger(at) && at > 0 && at > (this.#revocations.get(key) ?? 0) && !this.prunable(at, now));
+      if (changed.length === 0) return [];
+      let next = mergeRevocations(this.#revocations, new Map(changed));
+      if (this.#dir !== undefined) {
+        next = mergeRevocations(await readRevocations(this.#dir, isUserPublicKey), next);
+        await writeRevocations(this.#dir, next);
+      }
+      this.#accountJwt = await signAccount(this.#keys, next);
+      this.#revocations = next;
+      return changed.map(([key]) => key);
     });
     this.#queue = run.then(
       () => undefined,

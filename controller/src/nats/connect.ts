@@ -93,6 +93,7 @@ export const BUCKET_HISTORY: Readonly<Record<BucketName, number>> = {
   [Buckets.attestations]: 1,
   [Buckets.leader]: 1,
   [Buckets.liveness]: 1,
+  [Buckets.revocations]: 1,
 };
 
 /** Size limits of one bucket: the largest value and the whole bucket (all keys and history). */
@@ -117,7 +118,7 @@ const MiB = 1024 * KiB;
  * refused (the bucket discards new writes), never stored half. Node and peer records carry a
  * node's workloads (up to 1024, ~130 bytes each), compiled policies up to ~40,000 entries. Path
  * plans exist only for nodes behind NAT and relays (up to 4096 peers and 8192 relay sessions in
- * one key); the inventory gave up 16 MiB for them.
+ * one key); the inventory gave up 16 MiB for them, and 4 MiB for the revocations (~30,000 entries).
  */
 export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.nodes]: { maxValueSize: 256 * KiB, maxBytes: 192 * MiB },
@@ -128,7 +129,7 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.policies]: { maxValueSize: 256 * KiB, maxBytes: 64 * MiB },
   [Buckets.nodePolicies]: { maxValueSize: 1 * MiB, maxBytes: 192 * MiB },
   [Buckets.enrollPolicies]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
-  [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 240 * MiB },
+  [Buckets.inventory]: { maxValueSize: 64 * KiB, maxBytes: 236 * MiB },
   [Buckets.trustBundle]: { maxValueSize: 256 * KiB, maxBytes: 4 * MiB },
   [Buckets.enrollNonces]: { maxValueSize: 1 * KiB, maxBytes: 64 * MiB, maxAgeSeconds: 900 },
   [Buckets.attestations]: { maxValueSize: 16 * KiB, maxBytes: 16 * MiB },
@@ -137,6 +138,7 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
   [Buckets.nodePaths]: { maxValueSize: 1 * MiB, maxBytes: 16 * MiB },
   [Buckets.leader]: { maxValueSize: 4 * KiB, maxBytes: 256 * KiB },
   [Buckets.liveness]: { maxValueSize: 4 * KiB, maxBytes: 8 * MiB },
+  [Buckets.revocations]: { maxValueSize: 1 * KiB, maxBytes: 4 * MiB },
 };
 
 /** Where the peers bucket republishes its writes: `weft.v1.peers.<key>`. */

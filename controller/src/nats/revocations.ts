@@ -4,9 +4,10 @@
  * unix time in seconds: nats-server refuses every JWT of that user issued at or
  * before that second (jwt v2 `RevocationList.IsRevoked`: `ts >= iat`).
  *
- * The account JWT is re-signed on every load, so this file, not the server's
- * resolver directory, is the source of truth: a list lost here would be lost on
- * the server at the next controller start. Writes are atomic (temp file, fsync,
+ * The account JWT is re-signed on every load from this file, then from the
+ * `weft-revocations` bucket the controllers share (revocations/shared.ts), which
+ * this file is a local copy of: the bucket, not the server's resolver directory,
+ * is the source of truth. Writes are atomic (temp file, fsync,
  * rename, fsync of the directory); a file that others can write, or that does not
  * parse, is refused rather than read as empty.
  */

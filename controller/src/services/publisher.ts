@@ -9,6 +9,11 @@
  * table fast), compiles every node from one snapshot and writes only the records that changed; a
  * deleted node's key is deleted. Passes run one at a time (SingleFlight); a failed write is
  * retried on a pass a second later.
+ *
+ * Several controllers: every one mirrors and compiles (the API's views and ServiceHealth read the
+ * compilation), only the leader writes (`writes`, the leader fence). A controller that becomes
+ * leader reads what is stored again (`resync`) before its first pass, so it writes exactly what
+ * differs from the previous leader's records.
  */
 import { NodeRecord, NodeServicesRecord, Policy, ServiceRecord, type Identity } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
@@ -33,6 +38,8 @@ export interface NodeServicesPublisherOptions {
   zone: string;
   serviceCidr: string;
   log: Logger;
+  /** Whether this controller may write now (the leader fence); absent: always. */
+  writes?: () => boolean;
   debounceMs?: number;
   maxDelayMs?: number;
 }
@@ -75,13 +82,25 @@ export class NodeServicesPublisher {
       mirror(stores.policies, Policy, "weft-policies"),
       mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
     ]);
-    for (const r of await stores.nodeServices.list(undefined, (key) => p.#published.set(key, ""))) {
-      const { compiledAt: _at, ...rest } = r.value;
-      p.#published.set(r.key, canonical(rest));
-    }
+    await p.#readPublished();
     p.#started = true;
     await p.#flight.run();
     return p;
+  }
+
+  /** Reads back what is stored (a new leader: the previous one wrote it), then runs a pass. */
+  async resync(): Promise<void> {
+    await this.#flight.idle();
+    await this.#readPublished();
+    await this.#flight.run();
+  }
+
+  async #readPublished(): Promise<void> {
+    this.#published.clear();
+    for (const r of await this.#o.stores.nodeServices.list(undefined, (key) => this.#published.set(key, ""))) {
+      const { compiledAt: _at, ...rest } = r.value;
+      this.#published.set(r.key, canonical(rest));
+    }
   }
 
   stop(): Promise<void> {
@@ -152,6 +171,7 @@ export class NodeServicesPublisher {
     const started = Date.now();
     const compiler = this.compiler();
     this.#backendNodes = new Set([...compiler.backends().values()].flatMap((list) => list.map((b) => b.nodeId)));
+    if (this.#o.writes && !this.#o.writes()) return; // a follower: the leader writes
     const writes: Promise<void>[] = [];
     let failed = false;
     for (const node of this.#nodes.entries.values()) {

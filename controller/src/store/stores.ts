@@ -14,6 +14,7 @@ import { InventoryStore } from "../inventory/store.js";
 import { Claim } from "../ipam/claims.js";
 import { StoredJoinKey } from "../keys/joinkeys.js";
 import { StoredLiveness } from "../nodes/liveness-store.js";
+import { StoredRevocation } from "../revocations/shared.js";
 import { RecordStore, type KvObserver } from "./kv.js";
 
 export interface Stores {
@@ -51,6 +52,8 @@ export interface Stores {
   trustBundle: RecordStore<typeof TrustBundle>;
   /** weft-liveness: LivenessRecorder (the leader). The leader lease (weft-leader) is LeaderElection's own. */
   liveness: RecordStore<typeof StoredLiveness>;
+  /** weft-revocations: SharedRevocations (revocations/shared.ts; any controller records, the leader prunes). */
+  revocations: RecordStore<typeof StoredRevocation>;
 }
 
 /**
@@ -63,7 +66,7 @@ export const STORE_REQUEST_TIMEOUT_MS = 2000;
 export async function openStores(nc: NatsConnection, observe?: KvObserver): Promise<Stores> {
   const o = observe ? { observe } : {};
   const kvm = new Kvm(jetstream(nc, { timeout: STORE_REQUEST_TIMEOUT_MS }));
-  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, nodePaths, liveness] = await Promise.all([
+  const [nodes, peers, ipam, keys, identities, policies, nodePolicies, enrollPolicies, inventory, enrollNonces, attestations, services, nodeServices, trustBundle, nodePaths, liveness, revocations] = await Promise.all([
     kvm.open(Buckets.nodes),
     kvm.open(Buckets.peers),
     kvm.open(Buckets.ipam),
@@ -80,6 +83,7 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     kvm.open(Buckets.trustBundle),
     kvm.open(Buckets.nodePaths),
     kvm.open(Buckets.liveness),
+    kvm.open(Buckets.revocations),
   ]);
   return {
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes, o),
@@ -99,5 +103,6 @@ export async function openStores(nc: NatsConnection, observe?: KvObserver): Prom
     trustBundle: new RecordStore(trustBundle, TrustBundle, Buckets.trustBundle, o),
     nodePaths: new RecordStore(nodePaths, NodePathsRecord, Buckets.nodePaths, o),
     liveness: new RecordStore(liveness, StoredLiveness, Buckets.liveness, o),
+    revocations: new RecordStore(revocations, StoredRevocation, Buckets.revocations, o),
   };
 }

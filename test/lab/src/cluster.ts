@@ -84,6 +84,7 @@ export class LabCluster {
   /** With several controller hosts: each one's controller and nats-server, by host name. */
   private readonly controllerProcesses = new Map<string, ChildProcess>();
   private readonly natsProcesses = new Map<string, ChildProcess>();
+  /** The arguments the controller(s) were last started with (a restart after a crash reuses them). */
   private controllerArgs: string[] = [];
   private clouds: RunningClouds | undefined;
 
@@ -141,26 +142,46 @@ export class LabCluster {
     return join(labDir(this.opts), "logs");
   }
 
-  /** Admin client over the controller's unix socket (reachable from the root namespace). */
-  async client(): Promise<ControllerClient> {
-    return this.clientOf(this.topology.controller.name);
+  /** Admin client over the controller's unix socket (reachable from the root namespace); `timeoutMs`: the client's per-request idle limit. */
+  async client(o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
+    return this.clientOf(this.topology.controller.name, o);
   }
 
   /** Admin client of the controller on controller host `name`. */
-  async clientOf(name: string): Promise<ControllerClient> {
+  async clientOf(name: string, o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
     const dir = this.controllerStateDirOf(name);
     const token = (await readFile(join(dir, ControllerFiles.adminToken), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(dir, ControllerFiles.apiSocket), adminToken: token });
+    return new ControllerClient({ socketPath: join(dir, ControllerFiles.apiSocket), adminToken: token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  }
+
+  /** PID of the running controller process (`ip netns exec` execs in place: the node process itself). */
+  get controllerPid(): number | undefined {
+    const p = this.controllerProcess;
+    return p && p.exitCode === null && p.signalCode === null ? p.pid : undefined;
+  }
+
+  /**
+   * PID of the controller's embedded nats-server, from its pid file, when that process is a
+   * nats-server still running (a SIGKILLed controller leaves it running: it is a child, not a
+   * process group member that dies with it).
+   */
+  async natsServerPid(): Promise<number | undefined> {
+    const pid = Number.parseInt((await readFile(join(this.controllerStateDir, "nats", "nats-server.pid"), "utf8").catch(() => "")).trim(), 10);
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    return cmdline.includes("nats-server") ? pid : undefined;
   }
 
   /**
    * Starts the control plane: the controller with its embedded NATS, or (several controller
-   * hosts) a nats-server on each, clustered, and a controller on each. `extraArgs` go to every
-   * controller, also when one is started again (startControllerOn).
+   * hosts) a nats-server on each, clustered, and a controller on each. With no arguments after a
+   * stop, with the arguments of its last start; they go to every controller, also when one is
+   * started again (startControllerOn).
    */
-  async startController(extraArgs: string[] = []): Promise<void> {
-    if (this.highlyAvailable) return this.startHighlyAvailable(extraArgs);
+  async startController(extraArgs?: string[]): Promise<void> {
+    if (this.highlyAvailable) return this.startHighlyAvailable(extraArgs ?? this.controllerArgs);
     if (this.controllerProcess && this.controllerProcess.exitCode === null) return;
+    this.controllerArgs = extraArgs ?? this.controllerArgs;
     this.controllerProcess = await this.spawn(this.topology.controller.name, "controller", [
       "controller",
       "--state-dir",
@@ -169,7 +190,7 @@ export class LabCluster {
       String(CONTROLLER_API_PORT),
       "--nats-port",
       String(CONTROLLER_NATS_PORT),
-      ...extraArgs,
+      ...this.controllerArgs,
     ]);
     await waitFor(`controller API on ${this.controllerStateDir}/api.sock`, 60_000, async () => {
       if (this.controllerProcess?.exitCode !== null) throw new LabError(`controller exited with ${this.controllerProcess?.exitCode}; see ${join(this.logDir, "controller.log")}`);
@@ -430,6 +451,8 @@ export async function stopProcess(child: ChildProcess | undefined, signal: NodeJ
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   child.kill(signal);
+  // A stopped process (SIGSTOP: a frozen controller in an outage test, or by hand in the demo) only acts on the signal once continued.
+  if (signal !== "SIGKILL") child.kill("SIGCONT");
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   await exited;
   clearTimeout(timer);

@@ -21,6 +21,8 @@ export { labNodes, resolveHost } from "./hosts.js";
 export type { LabNode, NodeKind } from "./hosts.js";
 export { hostDir, hostPinDir, labDir, labPinRoot, statePath } from "./state.js";
 export { startEchoServer, echoProbe } from "./probe.js";
+export { controlPlanePids, freezeControlPlane, thawControlPlane, killControlPlane, labCutAgentsFromNats, startPingStream } from "./outage.js";
+export type { ControlPlanePids, PingCount, PingStream } from "./outage.js";
 export type { EchoResult, EchoServer } from "./probe.js";
 export { resolveLabOptions } from "./options.js";
 export type { LabLayout, LabOptions, ResolvedLabOptions } from "./options.js";

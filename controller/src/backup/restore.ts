@@ -1,0 +1,64 @@
+/**
+ * `weft controller restore`: the state files into the state directory, then every bucket into the
+ * store, each with its original revisions (snapshot.ts). Agents keep their credentials (the same
+ * authority signs the account they chain to), the CA pin and their SVIDs' trust domain CA, so
+ * they reconnect and carry on without enrolling again.
+ *
+ * Refused unless `force` when the target is not empty: an identity file (files.ts) that exists
+ * with other contents, or any Weft bucket already in the store. With `force`, the store's Weft buckets are
+ * deleted first and the files replaced.
+ */
+import type { Logger } from "pino";
+import { readBackup } from "./archive.js";
+import { BackupError, RestoreTargetNotEmptyError } from "./errors.js";
+import { conflictingStateFiles, writeStateFiles } from "./files.js";
+import { restoreStream } from "./snapshot.js";
+import { existingWeftStreams, openStore, type StoreTarget } from "./store.js";
+
+export interface RestoreOptions extends StoreTarget {
+  path: string;
+  /** Replica count of every restored bucket (nats.replicas); default: as in the backup. */
+  replicas?: number;
+  force?: boolean;
+}
+
+export interface RestoreResult {
+  createdAt: string;
+  streams: { stream: string; messages: number; lastSeq: number }[];
+  files: string[];
+  /** Weft buckets deleted first (force). */
+  replaced: string[];
+}
+
+export async function restoreController(opts: RestoreOptions): Promise<RestoreResult> {
+  const log: Logger = opts.log.child({ component: "restore" });
+  const backup = await readBackup(opts.path);
+  const differ = await conflictingStateFiles(opts.stateDir, backup.files);
+  if (differ.length > 0 && !opts.force) throw new RestoreTargetNotEmptyError(differ.map((p) => `${opts.stateDir}/${p}`));
+  await writeStateFiles(opts.stateDir, backup.files);
+  log.info({ stateDir: opts.stateDir, files: backup.files.map((f) => f.path), replaced: differ }, "state files restored");
+
+  const store = await openStore(opts, true);
+  const streams: RestoreResult["streams"] = [];
+  let replaced: string[] = [];
+  try {
+    const existing = await existingWeftStreams(store.jsm);
+    if (existing.length > 0 && !opts.force) throw new RestoreTargetNotEmptyError(existing.map((s) => `stream ${s}`));
+    for (const s of existing) await store.jsm.streams.delete(s);
+    replaced = existing;
+    if (replaced.length > 0) log.warn({ streams: replaced }, "deleted the store's Weft buckets (--force)");
+    for (const snap of backup.streams) {
+      const state = await restoreStream(store.nc, snap, opts.replicas);
+      if (state.last_seq !== snap.state.last_seq || state.messages !== snap.state.messages) {
+        throw new BackupError(
+          `restore of ${snap.stream}: the store holds ${state.messages} messages up to revision ${state.last_seq}, the backup ${snap.state.messages} up to ${snap.state.last_seq}`,
+        );
+      }
+      log.info({ stream: snap.stream, messages: state.messages, revision: state.last_seq }, "bucket restored");
+      streams.push({ stream: snap.stream, messages: state.messages, lastSeq: state.last_seq });
+    }
+  } finally {
+    await store.close();
+  }
+  return { createdAt: backup.createdAt, streams, files: backup.files.map((f) => f.path), replaced };
+}

@@ -1,0 +1,26 @@
+import { createAccount, createUser } from "@nats-io/nkeys";
+import { describe, expect, it } from "vitest";
+import { nativeSigner } from "./native-signer.js";
+
+describe("nats native signer", () => {
+  it("nats native signer - same public key and byte-identical signatures as nkeys", () => {
+    for (const kp of [createAccount(), createUser()]) {
+      const fast = nativeSigner(kp);
+      expect(fast.getPublicKey(), "public key").toBe(kp.getPublicKey());
+      for (const text of ["", "a user JWT's header.payload", "x".repeat(5000)]) {
+        const input = new TextEncoder().encode(text);
+        const got = Buffer.from(fast.sign(input)).toString("hex");
+        const want = Buffer.from(kp.sign(input)).toString("hex");
+        expect(got, `signature of ${text.length} bytes: got ${got.slice(0, 16)}…, want ${want.slice(0, 16)}…`).toBe(want);
+        expect(kp.verify(input, fast.sign(input)), "nkeys verifies the native signature").toBe(true);
+      }
+    }
+  });
+
+  it("nats native signer - signing stays on the wrapped seed's key", () => {
+    const a = nativeSigner(createAccount());
+    const b = createAccount();
+    const input = new TextEncoder().encode("payload");
+    expect(b.verify(input, a.sign(input)), "another key must not verify it").toBe(false);
+  });
+});

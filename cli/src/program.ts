@@ -69,7 +69,7 @@ function registerController(program: Command): void {
 
   program
     .command("nats-config")
-    .description("print the nats-server config fragment that makes an external NATS trust this controller")
+    .description("print the nats-server config fragment that makes an external NATS trust this controller (its operator keys are made on first use)")
     .option("--state-dir <dir>", "controller state directory", DEFAULT_CONTROLLER_STATE_DIR)
     .action(async (f: { stateDir: string }) => (await import("./commands/controller.js")).printNatsConfig(f));
 }
@@ -357,7 +357,8 @@ function registerLab(program: Command): void {
     .command("lab")
     .description("the multi-cloud lab: network namespaces modelling AWS, Azure, GCP and on-prem")
     .option("--prefix <name>", "namespace prefix of the lab", "weft")
-    .option("--nat-sites", "the enlarged lab: also branch (masquerade) and cgnat (a random port per destination), aws-2 a relay; give it to every lab command");
+    .option("--nat-sites", "the enlarged lab: also branch (masquerade) and cgnat (a random port per destination), aws-2 a relay; give it to every lab command")
+    .option("--controllers <n>", "1 (default: ctl, one controller with its embedded NATS) or 3 (ctl-1..3: a nats-server cluster and a controller on each); give it to every lab command");
   const flags = (cmd: Command) => cmd.optsWithGlobals<LabFlags>();
 
   lab

@@ -116,7 +116,7 @@ const data = randomBytes(Number(bytes));
 const want = createHash("sha256").update(data).digest("hex");
 const done = (o) => { process.stdout.write(JSON.stringify(o) + "\\n"); process.exit(0); };
 let connected = false;
-setTimeout(() => done({ ok: false, error: connected ? "timeout after connecting (" + (s.bytesWritten - s.writableLength) + " B handed to the kernel, " + reply.length + " B of reply)" : "timeout connecting" }), Number(ms));
+setTimeout(() => done({ ok: false, error: connected ? "timeout after connecting (" + (s.writableLength === 0 ? "all data handed to the kernel" : s.writableLength + " B of the last write still pending") + ", " + reply.length + " B of reply)" : "timeout connecting" }), Number(ms));
 const t0 = Date.now();
 const s = net.connect(Number(port), host, () => { connected = true; s.end(data); });
 let reply = "";

@@ -4,9 +4,12 @@
  * what it could not reproduce; directArgv turns it into the argv that starts the agent.
  */
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { directArgv, parseUnit } from "./agent-service.js";
+import { HOST_PATHS, detectAgentService, directArgv, parseUnit } from "./agent-service.js";
 
 const shipped = readFileSync(fileURLToPath(new URL("../../../packaging/systemd/weft-agent.service", import.meta.url)), "utf8");
 
@@ -62,5 +65,30 @@ describe("agent service", () => {
       ["[Service]\nthis is not a setting\n", /cannot read line/],
     ];
     for (const [text, want] of refused) expect(() => parseUnit(text), JSON.stringify(text)).toThrow(want);
+  });
+
+  it("agent service - without systemd, the agent it started runs until its own exit, which diagnose reports", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "weft-agent-service-"));
+    try {
+      const agent = join(dir, "fake-agent");
+      await writeFile(agent, "#!/bin/sh\necho started\nsleep 0.6\nexit 3\n", { mode: 0o755 });
+      await writeFile(join(dir, "weft-agent.service"), `[Service]\nExecStart=${agent} agent\n`);
+      const service = detectAgentService({ ...HOST_PATHS, unitFiles: [join(dir, "weft-agent.service")], systemdRunDir: join(dir, "no-systemd"), pidFile: join(dir, "agent.pid"), logFile: join(dir, "agent.log") } as unknown as typeof HOST_PATHS);
+      expect(service.kind, "no systemd").toBe("direct");
+      await service.restart();
+      const running: boolean[] = [];
+      for (let i = 0; i < 5; i++) {
+        running.push(await service.isRunning());
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      expect(running, "running right after the start, while it execs and works").toEqual([true, true, true, true, true]);
+      const deadline = Date.now() + 5_000;
+      while ((await service.isRunning()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await service.isRunning(), "stopped after its exit").toBe(false);
+      expect(await service.diagnose(), "diagnose: how it ended and its log").toMatch(/exited with status 3; see .*agent\.log; its last lines:\nstarted/);
+      await service.stop();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -186,6 +186,8 @@ async function systemctl(...args: string[]): Promise<void> {
 
 class DirectService implements AgentService {
   readonly kind = "direct";
+  /** The agent this process started, and how it ended: its own exit, not a read of /proc, says whether it runs. */
+  #started: { pid: number; exit?: string } | undefined;
   constructor(private readonly paths: typeof HOST_PATHS) {}
 
   private async unit(): Promise<UnitExec> {
@@ -210,6 +212,9 @@ class DirectService implements AgentService {
         child.once("error", (err) => reject(new Error(`cannot start ${file}: ${err.message}`, { cause: err })));
         child.once("spawn", () => resolve(child.pid ?? -1));
       });
+      const started: { pid: number; exit?: string } = { pid };
+      child.once("exit", (code, signal) => (started.exit = signal ? `killed by ${signal}` : `exited with status ${code}`));
+      this.#started = started;
       child.unref();
       await writeFile(this.paths.pidFile, `${pid}\n`, { mode: 0o644 });
     } finally {
@@ -218,6 +223,7 @@ class DirectService implements AgentService {
   }
 
   async stop(): Promise<void> {
+    this.#started = undefined;
     const pid = await this.runningPid();
     if (pid !== undefined) {
       const unit = await this.unit().catch(() => undefined);
@@ -231,13 +237,17 @@ class DirectService implements AgentService {
   }
 
   async isRunning(): Promise<boolean> {
+    // Started here: its exit event is exact. Reading /proc/<pid>/cmdline is not while the process
+    // execs (sh → setpriv → sh → node): the kernel shows an empty argv for a moment.
+    if (this.#started) return this.#started.exit === undefined;
     return (await this.runningPid()) !== undefined;
   }
 
   async diagnose(): Promise<string> {
     const text = await readFile(this.paths.logFile, "utf8").catch(() => "");
     const tail = text.trimEnd().split("\n").slice(-20).join("\n");
-    return `see ${this.paths.logFile}${tail ? `; its last lines:\n${tail}` : ""}`;
+    const ended = this.#started?.exit ? `the agent (pid ${this.#started.pid}) ${this.#started.exit}; ` : "";
+    return `${ended}see ${this.paths.logFile}${tail ? `; its last lines:\n${tail}` : ""}`;
   }
 
   /** The pid in the pid file, if that process is alive and is a weft agent (not a reused pid). */
@@ -245,9 +255,15 @@ class DirectService implements AgentService {
     const text = await readFile(this.paths.pidFile, "utf8").catch(() => "");
     const pid = Number(text.trim());
     if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return undefined;
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
-    // Through sh/setpriv the process execs into `node …/main.js agent`; while it does, its argv names them.
-    return cmdline.includes("agent") ? pid : undefined;
+    // Through sh/setpriv the process execs into `node …/main.js agent`; its argv names "agent" at each
+    // step, but reads empty for a moment during an exec: read again then.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+      if (cmdline !== "") return cmdline.split("\0").includes("agent") ? pid : undefined;
+      if (!alive(pid)) return undefined;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return undefined;
   }
 }
 

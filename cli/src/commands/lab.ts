@@ -13,6 +13,7 @@ import { flowRows, readPinnedFlows } from "@weft/agent/flows";
 import { loadState, STATE_FILE, STATUS_FILE, type AgentStatus } from "@weft/agent/local";
 import { MetadataProvider, type ControllerClient } from "@weft/protocol";
 import { LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, terminateLabInstance, type RunningClouds, hostPinDir, labDir, labDown, labExec, labStatus, labUp, labWorkloads, echoProbe, readOverlayAddress, hostDir, repoRoot, startEchoServer, type EchoServer, type LabOptions } from "@weft/lab";
+import { UsageError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { formatTable, printJson, printTable } from "../output.js";
 import { parsePolicyFile } from "./policy.js";
@@ -24,13 +25,20 @@ import { meshView, watchMesh, NODES_TIMEOUT_MS, type MeshSources } from "./lab-m
 export interface LabFlags {
   prefix?: string;
   natSites?: boolean;
+  /** `3`: controller hosts ctl-1..3, each a nats-server of one cluster and a controller. */
+  controllers?: string;
 }
 
 const labOptions = (f: LabFlags): LabOptions => ({
   ...(f.prefix ? { prefix: f.prefix } : {}),
-  ...(f.natSites ? { layout: { natSites: true } } : {}),
+  ...(f.natSites || f.controllers ? { layout: { ...(f.natSites ? { natSites: true } : {}), ...(f.controllers ? { controllers: labControllers(f.controllers) } : {}) } } : {}),
   logger: createLogger(process.env.WEFT_LOG_LEVEL ?? "warn").child({ component: "lab" }),
 });
+
+function labControllers(v: string): 1 | 3 {
+  if (v === "1" || v === "3") return Number(v) as 1 | 3;
+  throw new UsageError(`--controllers ${JSON.stringify(v)}: want 1 (one controller with its embedded NATS) or 3 (ctl-1..3, a NATS cluster)`);
+}
 
 export async function labUpCommand(f: LabFlags): Promise<void> {
   const r = await labUp(labOptions(f));

@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Buckets } from "@weft/protocol";
+import { retry } from "@weft/util";
 import type { Logger } from "pino";
 import { connectController, kvStreamName, loadAuthority } from "../nats/index.js";
 import { startEmbeddedNats, type EmbeddedNats } from "../nats/embedded.js";
 import { CA_CERT_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR } from "../tls/index.js";
+import { classifyStoreError, explainStoreError } from "../store/kv.js";
 import { BackupError } from "./errors.js";
 
 export interface StoreTarget {
@@ -87,7 +89,22 @@ export async function openStore(t: StoreTarget, startEmbedded: boolean): Promise
         : "is the controller (and its embedded NATS) running? A backup reads the running store";
     throw new BackupError(`cannot connect to NATS at ${servers.join(", ")}: ${(cause as Error).message}; ${hint}`, { cause });
   }
-  const jsm = await jetstreamManager(nc);
+  // A cluster that just started elects its JetStream meta leader first (an operator restores right
+  // after starting the servers): wait for it, as the controller does at start.
+  let jsm: JetStreamManager;
+  try {
+    jsm = await retry(() => jetstreamManager(nc), {
+      initialMs: 500,
+      maxMs: 3000,
+      maxAttempts: 20,
+      retryIf: (err) => classifyStoreError(err) !== "permanent",
+      onRetry: (err, delayMs) => t.log.warn({ err: explainStoreError(err), retryInMs: delayMs }, "waiting for NATS JetStream to answer"),
+    });
+  } catch (cause) {
+    await nc.close().catch(() => undefined);
+    await embedded?.stop();
+    throw new BackupError(`NATS at ${servers.join(", ")} accepted the connection but JetStream does not answer: ${explainStoreError(cause)}; is JetStream enabled and a majority of the cluster's servers up?`, { cause });
+  }
   return {
     nc,
     jsm,

@@ -20,7 +20,7 @@ import {
 } from "@nats-io/transport-node";
 import { Backoff, sleep } from "@weft/util";
 import type { Authority, Revocation } from "./authority.js";
-import { natsTlsOptions } from "./connect.js";
+import { CONTROLLER_PING, natsTlsOptions } from "./connect.js";
 import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError, NatsLayerError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -187,6 +187,7 @@ export class NatsAccess {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
       reconnectJitter: 500,
+      ...CONTROLLER_PING,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
       ...natsTlsOptions(opts.caPem),
     });

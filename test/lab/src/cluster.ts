@@ -2,11 +2,13 @@
  * Weft on the lab: the controller in the `ctl` namespace and an agent on every
  * host, run as real `weft` processes (the built CLI) with logs under the lab
  * directory. Used by `weft lab demo`, the end-to-end tests and the benchmarks.
+ * With `layout.controllers: 3`, a highly available control plane instead: a
+ * nats-server and a controller on each of `ctl-1..3` (nats-cluster.ts).
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, open, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControllerClient, ControllerFiles } from "@weft/protocol";
@@ -16,7 +18,9 @@ import { LAB_CLOUD_CREDENTIALS, METADATA_ADDRESS, startLabClouds, type RunningCl
 import { hostCgroup } from "./cgroups.js";
 import { hostDir, hostPinDir, labDir } from "./state.js";
 import { resolveLabOptions, type LabOptions } from "./options.js";
-import { labTopology, type Host } from "./topology.js";
+import { ensureNatsTls, natsNodeFiles, natsServerBinary, natsUrls, renderNatsConf } from "./nats-cluster.js";
+import { run } from "./run.js";
+import { labTopology, type Controller, type Host } from "./topology.js";
 
 export const CONTROLLER_API_PORT = 8080;
 export const CONTROLLER_NATS_PORT = 4222;
@@ -77,7 +81,10 @@ export class LabCluster {
   readonly cli: string;
   readonly agents = new Map<string, AgentHandle>();
   private controllerProcess: ChildProcess | undefined;
-  /** The arguments the controller was last started with (a restart after a crash reuses them). */
+  /** With several controller hosts: each one's controller and nats-server, by host name. */
+  private readonly controllerProcesses = new Map<string, ChildProcess>();
+  private readonly natsProcesses = new Map<string, ChildProcess>();
+  /** The arguments the controller(s) were last started with (a restart after a crash reuses them). */
   private controllerArgs: string[] = [];
   private clouds: RunningClouds | undefined;
 
@@ -89,12 +96,36 @@ export class LabCluster {
   }
 
   get controllerStateDir(): string {
-    return join(hostDir(this.opts, "ctl"), "controller");
+    return this.controllerStateDirOf(this.topology.controller.name);
+  }
+
+  /** The state directory of the controller on controller host `name` (`ctl`, `ctl-1` …). */
+  controllerStateDirOf(name: string): string {
+    return join(hostDir(this.opts, this.controllerHost(name).name), "controller");
   }
 
   /** The controller's API: HTTPS with its own CA, which agents pin with `--ca-hash`. */
   get controllerUrl(): string {
-    return `https://${this.topology.controller.address}:${CONTROLLER_API_PORT}`;
+    return this.controllerUrlOf(this.topology.controller.name);
+  }
+
+  controllerUrlOf(name: string): string {
+    return `https://${this.controllerHost(name).address}:${CONTROLLER_API_PORT}`;
+  }
+
+  /** True with several controller hosts (`layout.controllers: 3`). */
+  get highlyAvailable(): boolean {
+    return this.topology.controllers.length > 1;
+  }
+
+  /** The NATS URLs of the cluster (highly available), each `tls://<ctl-i>:4222`. */
+  get natsUrls(): string[] {
+    return natsUrls(this.topology.controllers);
+  }
+
+  /** The log of the controller on `name` (`controller.log` with one controller host). */
+  controllerLogPath(name = this.topology.controller.name): string {
+    return join(this.logDir, this.highlyAvailable ? `controller-${this.controllerHost(name).name}.log` : "controller.log");
   }
 
   /** The pin of the controller's CA, from `<controller state dir>/tls/ca.hash` (written at every controller start). */
@@ -113,8 +144,14 @@ export class LabCluster {
 
   /** Admin client over the controller's unix socket (reachable from the root namespace); `timeoutMs`: the client's per-request idle limit. */
   async client(o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
-    const token = (await readFile(join(this.controllerStateDir, ControllerFiles.adminToken), "utf8")).trim();
-    return new ControllerClient({ socketPath: join(this.controllerStateDir, ControllerFiles.apiSocket), adminToken: token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+    return this.clientOf(this.topology.controller.name, o);
+  }
+
+  /** Admin client of the controller on controller host `name`. */
+  async clientOf(name: string, o: { timeoutMs?: number } = {}): Promise<ControllerClient> {
+    const dir = this.controllerStateDirOf(name);
+    const token = (await readFile(join(dir, ControllerFiles.adminToken), "utf8")).trim();
+    return new ControllerClient({ socketPath: join(dir, ControllerFiles.apiSocket), adminToken: token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
   }
 
   /** PID of the running controller process (`ip netns exec` execs in place: the node process itself). */
@@ -135,11 +172,17 @@ export class LabCluster {
     return cmdline.includes("nats-server") ? pid : undefined;
   }
 
-  /** Starts the controller; with no arguments after a stop, with the arguments of its last start. */
+  /**
+   * Starts the control plane: the controller with its embedded NATS, or (several controller
+   * hosts) a nats-server on each, clustered, and a controller on each. With no arguments after a
+   * stop, with the arguments of its last start; they go to every controller, also when one is
+   * started again (startControllerOn).
+   */
   async startController(extraArgs?: string[]): Promise<void> {
+    if (this.highlyAvailable) return this.startHighlyAvailable(extraArgs ?? this.controllerArgs);
     if (this.controllerProcess && this.controllerProcess.exitCode === null) return;
     this.controllerArgs = extraArgs ?? this.controllerArgs;
-    this.controllerProcess = await this.spawn("ctl", "controller", [
+    this.controllerProcess = await this.spawn(this.topology.controller.name, "controller", [
       "controller",
       "--state-dir",
       this.controllerStateDir,
@@ -163,10 +206,115 @@ export class LabCluster {
     return this.clouds;
   }
 
-  /** Stop the controller (SIGTERM, or SIGKILL to simulate a crash). */
+  /** Stop the controller (SIGTERM, or SIGKILL to simulate a crash); with several, every controller and nats-server. */
   async stopController(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     await stopProcess(this.controllerProcess, signal);
     this.controllerProcess = undefined;
+    await Promise.all([...this.controllerProcesses.keys()].map((n) => this.stopControllerOn(n, signal)));
+    await Promise.all([...this.natsProcesses.keys()].map((n) => this.stopNats(n, signal)));
+  }
+
+  private controllerHost(name: string): Controller {
+    const c = this.topology.controllers.find((x) => x.name === name);
+    if (!c) throw new LabError(`no controller host ${name}; controller hosts: ${this.topology.controllers.map((x) => x.name).join(", ")}`);
+    return c;
+  }
+
+  /**
+   * The highly available control plane. The operator's keys are made once on ctl-1 (`weft
+   * nats-config`) and shared by the others through a link to that directory (with its revocation
+   * list); the API's CA, the SPIFFE CA and JWT key and the admin and metrics tokens are copied
+   * from ctl-1 once its controller made them (README.md, "What controllers share"), so agents pin
+   * one CA and workloads get one trust domain whichever controller they reach.
+   */
+  private async startHighlyAvailable(extraArgs: string[]): Promise<void> {
+    this.controllerArgs = extraArgs;
+    const [first, ...others] = this.topology.controllers as [Controller, ...Controller[]];
+    const authority = join(this.controllerStateDirOf(first.name), "authority");
+    await mkdir(this.controllerStateDirOf(first.name), { recursive: true, mode: 0o700 });
+    const fragment = (await run([process.execPath, resolve(this.cli), "nats-config", "--state-dir", this.controllerStateDirOf(first.name)])).stdout;
+    for (const c of others) {
+      await mkdir(this.controllerStateDirOf(c.name), { recursive: true, mode: 0o700 });
+      if (!existsSync(join(this.controllerStateDirOf(c.name), "authority"))) await symlink(authority, join(this.controllerStateDirOf(c.name), "authority"));
+    }
+    const nodes = this.topology.controllers.map((c) => ({ controller: c, files: natsNodeFiles(hostDir(this.opts, c.name)) }));
+    const caFile = await ensureNatsTls(join(labDir(this.opts), "nats-ca"), nodes);
+    for (const { controller, files } of nodes) {
+      await mkdir(files.storeDir, { recursive: true });
+      await writeFile(files.conf, renderNatsConf(controller, this.topology.controllers, files, fragment));
+      await writeFile(
+        join(hostDir(this.opts, controller.name), "controller.yaml"),
+        `${JSON.stringify({ nats: { urls: this.natsUrls, replicas: this.topology.controllers.length, caFile } }, null, 2)}
+`,
+      );
+    }
+    await Promise.all(this.topology.controllers.map((c) => this.startNats(c.name)));
+    await this.startControllerOn(first.name);
+    const firstDir = this.controllerStateDirOf(first.name);
+    // What README.md's "What controllers share" lists: the API's CA, the SPIFFE CA and JWT key, the tokens.
+    const shared = [join(ControllerFiles.tlsDir, ControllerFiles.caCert), join(ControllerFiles.tlsDir, "ca.key"), join("spiffe", "ca.crt"), join("spiffe", "ca.key"), join("spiffe", "jwt.key"), ControllerFiles.adminToken, "metrics-token"];
+    for (const c of others) {
+      const dir = this.controllerStateDirOf(c.name);
+      for (const f of shared) {
+        if (existsSync(join(dir, f)) || !existsSync(join(firstDir, f))) continue;
+        await mkdir(dirname(join(dir, f)), { recursive: true, mode: 0o700 });
+        await copyFile(join(firstDir, f), join(dir, f));
+      }
+    }
+    await Promise.all(others.map((c) => this.startControllerOn(c.name)));
+  }
+
+  /** Starts (again) the nats-server of controller host `name` and waits until it is ready. */
+  async startNats(name: string): Promise<void> {
+    const running = this.natsProcesses.get(name);
+    if (running && running.exitCode === null && running.signalCode === null) return;
+    const files = natsNodeFiles(hostDir(this.opts, this.controllerHost(name).name));
+    const logName = `nats-${name}`;
+    const logPath = join(this.logDir, `${logName}.log`);
+    const before = existsSync(logPath) ? (await readFile(logPath, "utf8")).length : 0;
+    const child = await this.spawnRaw(name, logName, [natsServerBinary(repoRoot()), "-c", files.conf]);
+    this.natsProcesses.set(name, child);
+    await waitFor(`nats-server on ${name}`, 30_000, async () => {
+      if (child.exitCode !== null) throw new LabError(`nats-server on ${name} exited with ${child.exitCode}; see ${logPath}`);
+      return (await readFile(logPath, "utf8")).slice(before).includes("Server is ready");
+    });
+  }
+
+  /** Stops (SIGKILL by default: a crash) the nats-server of controller host `name`. */
+  async stopNats(name: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    await stopProcess(this.natsProcesses.get(name), signal);
+    this.natsProcesses.delete(name);
+  }
+
+  /** Starts (again) the controller on controller host `name` and waits for its API. */
+  async startControllerOn(name: string): Promise<void> {
+    const running = this.controllerProcesses.get(name);
+    if (running && running.exitCode === null && running.signalCode === null) return;
+    const stateDir = this.controllerStateDirOf(name);
+    const logPath = this.controllerLogPath(name);
+    const child = await this.spawn(name, `controller-${name}`, [
+      "controller",
+      "--config",
+      join(hostDir(this.opts, name), "controller.yaml"),
+      "--state-dir",
+      stateDir,
+      "--api-port",
+      String(CONTROLLER_API_PORT),
+      ...this.controllerArgs,
+    ]);
+    this.controllerProcesses.set(name, child);
+    await waitFor(`controller API on ${name}`, 120_000, async () => {
+      if (child.exitCode !== null) throw new LabError(`controller on ${name} exited with ${child.exitCode}; see ${logPath}`);
+      if (!existsSync(join(stateDir, ControllerFiles.apiSocket))) return false;
+      const res = await (await this.clientOf(name)).raw("GET", "/healthz").catch(() => undefined);
+      return res?.status === 200;
+    });
+  }
+
+  /** Stops (SIGKILL by default: a crash) the controller on controller host `name`. */
+  async stopControllerOn(name: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    await stopProcess(this.controllerProcesses.get(name), signal);
+    this.controllerProcesses.delete(name);
   }
 
   /** The SPIFFE Workload API socket of the agent on `hostName` (one per host: the lab's hosts share a filesystem). */
@@ -271,9 +419,13 @@ export class LabCluster {
   }
 
   private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {
+    return this.spawnRaw(host, logName, [process.execPath, resolve(this.cli), ...args], o);
+  }
+
+  private async spawnRaw(host: string, logName: string, argv: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {
     await mkdir(this.logDir, { recursive: true });
     const log = await open(join(this.logDir, `${logName}.log`), "a");
-    const child = spawnInHost(this.opts, host, [process.execPath, resolve(this.cli), ...args], {
+    const child = spawnInHost(this.opts, host, argv, {
       stdio: ["ignore", log.fd, log.fd],
       env: { ...process.env, PATH: labPath(process.env.PATH), ...(this.opts.clouds ? LAB_CLOUD_CREDENTIALS : {}), ...this.opts.env },
       ...(o.hostMounts ? { hostMounts: true } : {}),

@@ -1,5 +1,5 @@
 /**
- * Name resolution for lab nodes: short names (`aws-1`, `ctl`, `inet`, `gw-aws`) or full
+ * Name resolution for lab nodes: short names (`aws-1`, `ctl` or `ctl-1`, `inet`, `gw-aws`) or full
  * namespace names (`weft-aws-1`) to the namespace they live in. Pure.
  */
 import { UnknownHostError } from "./errors.js";
@@ -18,7 +18,7 @@ export interface LabNode {
 export function labNodes(t: Topology): LabNode[] {
   return [
     ...t.hosts.map((h): LabNode => ({ name: h.name, kind: "host", netns: h.netns })),
-    { name: t.controller.name, kind: "controller", netns: t.controller.netns },
+    ...t.controllers.map((c): LabNode => ({ name: c.name, kind: "controller", netns: c.netns })),
     { name: t.inet.name, kind: "inet", netns: t.inet.netns },
     ...t.gateways.map((g): LabNode => ({ name: g.name, kind: "gateway", netns: g.netns })),
     ...labWorkloads(t).map((w): LabNode => ({ name: w.node, kind: "workload", netns: w.netns })),

@@ -119,3 +119,30 @@ describe("lab - network", () => {
     }
   });
 });
+
+describe("lab - network with three controller hosts", () => {
+  const t = labTopology({ layout: { controllers: 3 } });
+  const specs = labNetwork(t);
+  const spec = (netns: string): NamespaceSpec => specs.find((s) => s.netns === netns) ?? (() => { throw new Error(`no spec for ${netns}`); })();
+
+  it("lab - network controllers: 3 puts ctl-1..3 at 198.19.0.11-13 on a bridge in inet instead of ctl", () => {
+    expect(t.controllers.map((c) => [c.name, c.netns, c.address]), "controller hosts").toEqual([
+      ["ctl-1", "weft-ctl-1", "198.19.0.11"],
+      ["ctl-2", "weft-ctl-2", "198.19.0.12"],
+      ["ctl-3", "weft-ctl-3", "198.19.0.13"],
+    ]);
+    expect(t.controller.name, "the controller agents enroll with").toBe("ctl-1");
+    expect(specs.some((s) => s.netns === "weft-ctl"), "a ctl namespace besides ctl-1..3").toBe(false);
+    const inet = spec("weft-inet");
+    expect(inet.links.find((l) => l.name === "br-ctl")?.kind, "inet's controller bridge").toBe("bridge");
+    for (const c of t.controllers) {
+      expect(inet.links.find((l) => l.name === c.inetInterface), `inet's port for ${c.name}`).toMatchObject({ kind: "veth", master: "br-ctl", peer: { netns: c.netns, name: "eth0" }, createsPair: true });
+      const ctl = spec(c.netns);
+      expect(ctl.addresses, `${c.name} addresses`).toEqual([{ dev: "eth0", address: c.address, prefixLength: 24 }]);
+      expect(ctl.routes, `${c.name} routes`).toEqual([{ dst: "default", via: "198.19.0.1" }]);
+    }
+    expect(inet.addresses.filter((a) => a.address === "198.19.0.1"), "inet's address on the controllers' network").toEqual([{ dev: "br-ctl", address: "198.19.0.1", prefixLength: 24 }]);
+    const sites = labNetwork(labTopology()).filter((s) => s.role !== "controller" && s.role !== "inet").map((s) => s.netns);
+    expect(specs.filter((s) => s.role !== "controller" && s.role !== "inet").map((s) => s.netns), "every other namespace unchanged").toEqual(sites);
+  });
+});

@@ -68,13 +68,17 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
     role: "inet",
     links: [
       LO,
-      {
-        kind: "veth",
-        name: t.controller.inetInterface,
-        mtu: LAB_MTU,
-        peer: { netns: t.controller.netns, name: t.controller.interface },
-        createsPair: true,
-      },
+      ...(t.inet.controllerBridge ? [{ kind: "bridge" as const, name: t.inet.controllerBridge, mtu: LAB_MTU }] : []),
+      ...t.controllers.map(
+        (c): LinkSpec => ({
+          kind: "veth",
+          name: c.inetInterface,
+          mtu: LAB_MTU,
+          ...(t.inet.controllerBridge ? { master: t.inet.controllerBridge } : {}),
+          peer: { netns: c.netns, name: c.interface },
+          createsPair: true,
+        }),
+      ),
       ...t.gateways.map(
         (g): LinkSpec => ({
           kind: "veth",
@@ -86,34 +90,45 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
       ),
     ],
     addresses: [
-      { dev: t.controller.inetInterface, address: t.controller.gateway, prefixLength: t.controller.prefixLength },
+      { dev: t.inet.controllerBridge ?? t.controller.inetInterface, address: t.controller.gateway, prefixLength: t.controller.prefixLength },
       ...t.gateways.map((g) => ({ dev: g.inetInterface, address: g.inetAddress, prefixLength: prefixLengthOf(g.transitCidr) })),
     ],
     // Only the cloud public blocks are routed; there is no default route and no route to any
     // private network, so onprem (and every LAN) is unreachable from the internet.
     routes: t.gateways.flatMap((g) => (g.publicCidr ? [{ dst: g.publicCidr, via: g.wanAddress }] : [])),
-    sysctls: [{ key: "net.ipv4.ip_forward", value: "1", optional: false }],
+    sysctls: [
+      { key: "net.ipv4.ip_forward", value: "1", optional: false },
+      // The controllers' bridge is a plain switch, like the sites' LAN bridges.
+      ...(t.inet.controllerBridge
+        ? [
+            { key: "net.bridge.bridge-nf-call-iptables", value: "0", optional: true },
+            { key: "net.bridge.bridge-nf-call-ip6tables", value: "0", optional: true },
+          ]
+        : []),
+    ],
     rules: [],
   };
 
-  const ctl: NamespaceSpec = {
-    netns: t.controller.netns,
-    role: "controller",
-    links: [
-      LO,
-      {
-        kind: "veth",
-        name: t.controller.interface,
-        mtu: LAB_MTU,
-        peer: { netns: t.inet.netns, name: t.controller.inetInterface },
-        createsPair: false,
-      },
-    ],
-    addresses: [{ dev: t.controller.interface, address: t.controller.address, prefixLength: t.controller.prefixLength }],
-    routes: [{ dst: "default", via: t.controller.gateway }],
-    sysctls: [],
-    rules: [],
-  };
+  const ctls = t.controllers.map(
+    (c): NamespaceSpec => ({
+      netns: c.netns,
+      role: "controller",
+      links: [
+        LO,
+        {
+          kind: "veth",
+          name: c.interface,
+          mtu: LAB_MTU,
+          peer: { netns: t.inet.netns, name: c.inetInterface },
+          createsPair: false,
+        },
+      ],
+      addresses: [{ dev: c.interface, address: c.address, prefixLength: c.prefixLength }],
+      routes: [{ dst: "default", via: c.gateway }],
+      sysctls: [],
+      rules: [],
+    }),
+  );
 
   const gateways = t.gateways.map((g) =>
     gatewaySpec(
@@ -125,7 +140,7 @@ export function labNetwork(t: Topology): NamespaceSpec[] {
   const hosts = t.hosts.map((h) => hostSpec(t, h));
   // Workload namespaces start empty: the host's agent plumbs their veth (like a CNI plugin).
   const workloads = labWorkloads(t).map((w): NamespaceSpec => ({ netns: w.netns, role: "workload", links: [LO], addresses: [], routes: [], sysctls: [], rules: [] }));
-  return [inet, ctl, ...gateways, ...hosts, ...workloads];
+  return [inet, ...ctls, ...gateways, ...hosts, ...workloads];
 }
 
 function gatewaySpec(t: Topology, g: Gateway, hosts: Host[]): NamespaceSpec {

@@ -24,6 +24,11 @@ const LabOptionsSchema = z.object({
       overlap: z.boolean().default(false),
       /** A smaller MTU for every link of a site, e.g. `{ branch: 1280 }`. */
       mtu: z.record(z.string(), z.number().int().min(1280).max(9000)).optional(),
+      /**
+       * Controller hosts: 1 (`ctl`, the controller with its embedded nats-server) or 3 (`ctl-1..3`,
+       * each a nats-server of one JetStream cluster and a controller on it).
+       */
+      controllers: z.union([z.literal(1), z.literal(3)]).default(1),
     })
     .strict()
     .prefault({}),
@@ -48,7 +53,7 @@ export interface ResolvedLabOptions {
   prefix: string;
   stateRoot: string;
   runDir: string;
-  layout: { natSites: boolean; overlap: boolean; mtu?: Record<string, number> | undefined };
+  layout: { natSites: boolean; overlap: boolean; mtu?: Record<string, number> | undefined; controllers: 1 | 3 };
   logger: LabLogger;
 }
 

@@ -17,6 +17,9 @@
  *   overlap   azure uses aws's 10.10.0.0/16 as well, and both sites have a machine (no agent) at
  *             10.10.0.5; aws-1 and azure-1 are their sites' gateways
  *   mtu       a smaller MTU for every link of a site (its LAN, its hosts and its WAN link)
+ *   controllers: 3
+ *             three controller hosts `ctl-1..3` at 198.19.0.11–13/24 instead of `ctl` at .2, on a
+ *             bridge `br-ctl` in inet (inet .1 on it), for a highly available control plane
  */
 import { resolveLabOptions, type LabLayout } from "./options.js";
 
@@ -104,25 +107,32 @@ export interface Host {
 }
 
 export interface Controller {
-  name: "ctl";
+  /** `ctl`, or `ctl-1` … `ctl-3` with `controllers: 3`. */
+  name: string;
   netns: string;
   interface: string;
   /** Public address the controller listens on, reachable from every host. */
   address: string;
   prefixLength: number;
   gateway: string;
+  /** inet's end of the controller's veth (enslaved to `controllerBridge` when there are several). */
   inetInterface: string;
 }
 
 export interface Inet {
   name: "inet";
   netns: string;
+  /** With several controller hosts: the bridge in inet joining them, holding inet's address on their network. */
+  controllerBridge: string | undefined;
 }
 
 export interface Topology {
   prefix: string;
   inet: Inet;
+  /** The first controller host (`ctl`, or `ctl-1`): the one agents enroll with. */
   controller: Controller;
+  /** Every controller host: `[ctl]`, or `ctl-1..3` with `controllers: 3`. */
+  controllers: Controller[];
   sites: Site[];
   gateways: Gateway[];
   hosts: Host[];
@@ -181,6 +191,9 @@ const WORKLOADS: Readonly<Record<string, string>> = {
 
 /** Host i of a site gets `.1x` on the LAN and, on a cloud, `198.18.k.1x` publicly. */
 const HOST_OFFSET = 10;
+
+/** Controller host i of several gets 198.19.0.(10+i). */
+const CONTROLLER_HOST_OFFSET = 10;
 
 /** MTU of every link unless the layout gives a site another. */
 export const LAB_DEFAULT_MTU = 1500;
@@ -248,18 +261,23 @@ export function labTopology(opts: { prefix?: string; layout?: LabLayout } = {}):
     }
   }
 
+  const controllers: Controller[] =
+    layout.controllers === 1
+      ? [{ name: "ctl", netns: ns("ctl"), interface: "eth0", address: "198.19.0.2", prefixLength: 24, gateway: "198.19.0.1", inetInterface: "to-ctl" }]
+      : Array.from({ length: layout.controllers }, (_, i) => ({
+          name: `ctl-${i + 1}`,
+          netns: ns(`ctl-${i + 1}`),
+          interface: "eth0",
+          address: `198.19.0.${CONTROLLER_HOST_OFFSET + i + 1}`,
+          prefixLength: 24,
+          gateway: "198.19.0.1",
+          inetInterface: `to-ctl-${i + 1}`,
+        }));
   return {
     prefix,
-    inet: { name: "inet", netns: ns("inet") },
-    controller: {
-      name: "ctl",
-      netns: ns("ctl"),
-      interface: "eth0",
-      address: "198.19.0.2",
-      prefixLength: 24,
-      gateway: "198.19.0.1",
-      inetInterface: "to-ctl",
-    },
+    inet: { name: "inet", netns: ns("inet"), controllerBridge: controllers.length > 1 ? "br-ctl" : undefined },
+    controller: controllers[0]!,
+    controllers,
     sites,
     gateways,
     hosts,
@@ -268,7 +286,7 @@ export function labTopology(opts: { prefix?: string; layout?: LabLayout } = {}):
 
 /** Every namespace of the topology, in creation order (inet first, hosts, then workloads). */
 export function topologyNamespaces(t: Topology): string[] {
-  return [t.inet.netns, t.controller.netns, ...t.gateways.map((g) => g.netns), ...t.hosts.map((h) => h.netns), ...labWorkloads(t).map((w) => w.netns)];
+  return [t.inet.netns, ...t.controllers.map((c) => c.netns), ...t.gateways.map((g) => g.netns), ...t.hosts.map((h) => h.netns), ...labWorkloads(t).map((w) => w.netns)];
 }
 
 export function labWorkloads(t: Topology): (LabWorkload & { host: Host })[] {

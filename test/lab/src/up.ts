@@ -55,7 +55,7 @@ export async function labUp(options: LabOptions = {}): Promise<LabUpResult> {
   if (JSON.stringify(next) !== JSON.stringify(prior)) await writeLabState(opts, next);
 
   const changes: string[] = [];
-  const nodeDirs = [...topology.hosts.map((h) => h.name), topology.controller.name].map((n) => hostDir(opts, n));
+  const nodeDirs = [...topology.hosts.map((h) => h.name), ...topology.controllers.map((c) => c.name)].map((n) => hostDir(opts, n));
   for (const dir of nodeDirs) {
     if (existsSync(dir)) continue;
     await mkdir(dir, { recursive: true });

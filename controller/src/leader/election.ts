@@ -53,6 +53,8 @@ export class LeaderElection {
   private readonly duties: Duty[] = [];
   private kv: KV | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the held lease runs out unrenewed (see armExpiry). */
+  private expiry: NodeJS.Timeout | undefined;
   private stopped = false;
   private running: Promise<void> = Promise.resolve();
   /** Leader state: the revision of our last write, the term, and until when we may act. */
@@ -150,6 +152,7 @@ export class LeaderElection {
       const revision = await this.kv!.update(LEASE_KEY, JSON.stringify(record), held.revision);
       if (this.held !== held) return;
       this.held = { ...held, revision, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
+      this.armExpiry();
       this.last = record;
     } catch (err) {
       if (isRevisionConflict(err)) this.stepDown("another controller took the lease");
@@ -186,6 +189,7 @@ export class LeaderElection {
       const body = JSON.stringify(record);
       const revision = decision.revision === undefined ? await this.kv!.create(LEASE_KEY, body) : await this.kv!.update(LEASE_KEY, body, decision.revision);
       this.held = { revision, term: decision.term, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
+      this.armExpiry();
       this.last = record;
       this.seen = undefined;
       this.o.log.info({ term: decision.term, leader: this.id, previous: read.kind === "held" ? read.record.holder : undefined }, "this controller is now the leader");
@@ -196,7 +200,23 @@ export class LeaderElection {
     }
   }
 
+  /**
+   * Steps down the moment the held lease runs out unrenewed. isLeader() already fences every write
+   * at that moment; this stops the duties (and says so in the log) then too, not only when a renewal
+   * still in flight gives up (up to its request timeout later).
+   */
+  private armExpiry(): void {
+    clearTimeout(this.expiry);
+    const held = this.held;
+    if (!held) return;
+    this.expiry = setTimeout(() => {
+      if (this.held === held) this.stepDown("could not renew the lease before it ran out (store unreachable?)");
+    }, Math.max(0, held.until - performance.now()));
+    this.expiry.unref();
+  }
+
   private stepDown(why: string): void {
+    clearTimeout(this.expiry);
     const held = this.held;
     if (!held) return;
     this.held = undefined;

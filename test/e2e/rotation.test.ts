@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ControllerClient } from "@weft/protocol";
-import { CONTROLLER_NATS_PORT, LabCluster, labDir, labDown, labUp, spawnInHost, type LabOptions } from "@weft/lab";
+import { CONTROLLER_NATS_PORT, LabCluster, labDir, labDown, labUp, startPingStream, type LabOptions } from "@weft/lab";
 import { rm } from "node:fs/promises";
 import { readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture, occurrences } from "./traffic.js";
@@ -23,38 +23,6 @@ const HOSTS = ["aws-1", "azure-1", "gcp-1", "onprem-1"];
 const ROTATING = "azure-1";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e rotation: skipped: needs root (network namespaces, WireGuard)");
-
-interface PingStream {
-  /** Stops the ping (SIGINT) and counts: replies, and sequence numbers below the last reply that got none (in flight at the stop is not lost). */
-  stop(): Promise<{ replies: number; lost: number[] }>;
-}
-
-/** `ping -i 0.01` from a host's namespace until stopped; every reply's icmp_seq is recorded. */
-function pingEvery10ms(from: string, address: string): PingStream {
-  const child = spawnInHost(opts, from, ["ping", "-n", "-i", "0.01", address], { hostMounts: true, stdio: ["ignore", "pipe", "pipe"] });
-  const seqs = new Set<number>();
-  let buf = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-    buf += d;
-    const lines = buf.split("\n");
-    buf = lines.pop() ?? "";
-    for (const l of lines) {
-      const m = /icmp_seq=(\d+)/.exec(l);
-      if (m) seqs.add(Number(m[1]));
-    }
-  });
-  const exited = new Promise<void>((r) => child.once("close", () => r()));
-  return {
-    stop: async () => {
-      child.kill("SIGINT");
-      await exited;
-      const last = Math.max(0, ...seqs);
-      const lost: number[] = [];
-      for (let i = 1; i <= last; i++) if (!seqs.has(i)) lost.push(i);
-      return { replies: seqs.size, lost };
-    },
-  };
-}
 
 describe.skipIf(!isRoot)("e2e rotation", () => {
   let cluster: LabCluster;
@@ -97,9 +65,9 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
     const nodeId = (await readAgentState(cluster.agents.get(ROTATING)!.stateDir))!.nodeId;
     const to = addresses.get(ROTATING)!;
     const streams = [
-      { what: `aws-1 → ${ROTATING}`, ping: pingEvery10ms("aws-1", to) },
-      { what: `onprem-1 (behind NAT) → ${ROTATING}`, ping: pingEvery10ms("onprem-1", to) },
-      { what: `${ROTATING} → gcp-1`, ping: pingEvery10ms(ROTATING, addresses.get("gcp-1")!) },
+      { what: `aws-1 → ${ROTATING}`, ping: startPingStream(opts, "aws-1", to, 0.01) },
+      { what: `onprem-1 (behind NAT) → ${ROTATING}`, ping: startPingStream(opts, "onprem-1", to, 0.01) },
+      { what: `${ROTATING} → gcp-1`, ping: startPingStream(opts, ROTATING, addresses.get("gcp-1")!, 0.01) },
     ];
     // The underlay as an on-path observer sees it: every NATS byte through the internet router.
     const underlay = await capture(opts, "inet", "any", ["tcp", "port", String(CONTROLLER_NATS_PORT)]);

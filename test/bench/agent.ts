@@ -12,12 +12,16 @@
  *   2. four policies of 250 rules each: role=peer → role=bench, one TCP port per rule;
  *   3. the agent started (role=bench) and waited for: NATS connected, 101 peers applied, the policy;
  *   4. settle (`--settle`, default 20 s), then over an idle minute (`--idle`, default 60 s): RSS
- *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status) and CPU (utime + stime from
+ *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status), PSS and where the resident memory is
+ *      (/proc/<pid>/smaps by kind of mapping, src/smaps.ts) and CPU (utime + stime from
  *      /proc/<pid>/stat over the minute); then `weft status` timed (`--runs`, default 10).
  *
- * `--node-flags "<flags>"` starts this build's agent (not the baseline's) with these node flags
- * (e.g. V8 heap limits), to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same scenario with another build first (e.g. a
- * checkout of the current release) and prints both side by side. Needs root. Writes
+ * Each build's agent runs the way its package's unit runs it: the runtime settings of
+ * `packaging/systemd/weft-agent.service` (its `Environment=` NODE_OPTIONS, MALLOC_* and
+ * GLIBC_TUNABLES) in that build's checkout. `--node-flags "<flags>"` adds node flags to this
+ * build's agent, to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same
+ * scenario with another build first (e.g. a checkout of the current release) and prints both side
+ * by side, with a bare `node` (the runtime's floor) beside them. Needs root. Writes
  * bench-results/agent-<timestamp>.json and agent-latest.json.
  *
  *   sudo npm run bench -- agent [--baseline /path/to/release/cli/dist/main.js]
@@ -33,6 +37,8 @@ import { parseArgs } from "node:util";
 import { createUser } from "@nats-io/nkeys";
 import { ControllerClient, ControllerFiles, generateKeyPair, type PolicyInput } from "@weft/protocol";
 import { describeMachine } from "./src/report.js";
+import { unitRuntimeEnv } from "./src/launcher.js";
+import { formatSmaps, summarizeSmaps, type SmapsSummary } from "./src/smaps.js";
 import { median, percentile } from "./src/stats.js";
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -57,15 +63,27 @@ interface Settings {
   nodeFlags: string[];
 }
 
+/** The unit's runtime settings in the checkout holding `cli` (cli/dist/main.js), or none. */
+function launcherEnv(cli: string): Record<string, string> {
+  const unit = join(resolve(dirname(cli), "..", ".."), "packaging", "systemd", "weft-agent.service");
+  return existsSync(unit) ? unitRuntimeEnv(readFileSync(unit, "utf8")) : {};
+}
+
 export interface AgentFigures {
   cli: string;
   nodeFlags: string[];
+  /** The runtime settings from the build's unit the agent ran with. */
+  env: Record<string, string>;
   peersApplied: number;
   policyEntries: number;
   /** /proc/<pid>/status at the end of the idle minute, MB. */
   rssMb: number;
   rssAnonMb: number;
   hwmMb: number;
+  /** Proportional set size (shared pages split among the processes mapping them), MB. */
+  pssMb: number;
+  /** /proc/<pid>/smaps summed by kind of mapping, at the end of the idle minute. */
+  memory: SmapsSummary;
   /** utime + stime over the idle minute, as a share of one CPU (percent). */
   idleCpuPercent: number;
   /** wireguard-go's RSS (its own process; not the agent's), MB. */
@@ -178,9 +196,9 @@ function policies(): PolicyInput[] {
   }));
 }
 
-async function spawnLogged(argv: string[], logPath: string): Promise<ChildProcess> {
+async function spawnLogged(argv: string[], logPath: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const log = await open(logPath, "a");
-  const child = spawn(process.execPath, argv, { stdio: ["ignore", log.fd, log.fd], env: { ...process.env, WEFT_LOG_LEVEL: "info" } });
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", log.fd, log.fd], env: { ...process.env, WEFT_LOG_LEVEL: "info", ...env } });
   child.on("exit", () => void log.close().catch(() => undefined));
   return child;
 }
@@ -240,12 +258,15 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
 
     const stateDir = join(dir, "agent");
     const statusPath = join(stateDir, "status.json");
+    const env = launcherEnv(cli);
+    say(`    agent's runtime settings (its unit): ${JSON.stringify(env)}${s.nodeFlags.length ? `; node flags ${s.nodeFlags.join(" ")}` : ""}`);
     const t0 = Date.now();
     agent = await spawnLogged(
       [...s.nodeFlags, cli, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
         "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", "127.0.0.1:51820", "--public-endpoint", "127.0.0.1:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
+      env,
     );
     const synced = await waitFor("the agent: NATS connected, 101 peers and 1,000 policy entries applied", 120_000, async () => {
       if (agent?.exitCode !== null) throw new Error(`agent exited; see ${dir}/agent.log`);
@@ -263,6 +284,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const rssMb = procStatusKb(pid, "VmRSS") / 1024;
     const rssAnonMb = procStatusKb(pid, "RssAnon") / 1024;
     const hwmMb = procStatusKb(pid, "VmHWM") / 1024;
+    const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
     const wg = wireguardGoHere();
     const wireguardGoRssMb = wg === undefined ? undefined : procStatusKb(wg, "VmRSS") / 1024;
     const wall: number[] = [];
@@ -273,7 +295,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
-    return { cli, nodeFlags: s.nodeFlags, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    return { cli, nodeFlags: s.nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
   } finally {
     await stop(agent);
     await stop(controller);
@@ -283,8 +305,21 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
   }
 }
 
+/** A bare `node` that only waits, with this build's runtime settings: the runtime's own footprint. */
+async function runtimeFloor(env: Record<string, string>): Promise<{ rssMb: number; pssMb: number; memory: SmapsSummary }> {
+  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore", env: { ...process.env, ...env } });
+  try {
+    await sleep(3000);
+    const pid = child.pid as number;
+    const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
+    return { rssMb: procStatusKb(pid, "VmRSS") / 1024, pssMb: memory.pssKb / 1024, memory };
+  } finally {
+    await stop(child);
+  }
+}
+
 const row = (name: string, f: AgentFigures) =>
-  `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
+  `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)}, PSS ${f.pssMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
   `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
   `  [${f.peersApplied} peers, ${f.policyEntries} entries; wireguard-go ${f.wireguardGoRssMb?.toFixed(1) ?? "?"} MB]`;
 
@@ -295,13 +330,23 @@ async function main(): Promise<number> {
   say(`==> agent footprint: ${PEERS} peers, ${POLICIES * RULES_PER_POLICY} rules (load average ${loadavg()[0]?.toFixed(1)})`);
   const baseline = s.baseline === undefined ? undefined : await measure(s.baseline, { ...s, nodeFlags: [] });
   const current = await measure(s.cli, s);
-  const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline };
+  const floor = await runtimeFloor(current.env);
+  const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline, floor };
   await mkdir(s.out, { recursive: true });
   const text = `${JSON.stringify(result, null, 2)}\n`;
   const path = join(s.out, `agent-${result.at.replace(/[:.]/g, "-")}.json`);
   await writeFile(path, text);
   await writeFile(join(s.out, "agent-latest.json"), text);
-  process.stdout.write(`\n${baseline ? `${row("baseline", baseline)}\n` : ""}${row("this", current)}\n  targets: RSS ≤ 60 MB, idle CPU < 0.5 %, weft status < 150 ms\n  written: ${path}\n`);
+  const breakdown = (name: string, m: SmapsSummary) => `\n${name}:\n${formatSmaps(m).map((l) => `  ${l}`).join("\n")}\n`;
+  process.stdout.write(
+    `\n${baseline ? `${row("baseline", baseline)}\n` : ""}${row("this", current)}\n` +
+      `node      RSS ${floor.rssMb.toFixed(1).padStart(5)} MB (PSS ${floor.pssMb.toFixed(1)}): a bare node with this build's runtime settings, the floor\n` +
+      `  targets: RSS ≤ 60 MB, idle CPU < 0.5 %, weft status < 150 ms\n` +
+      (baseline ? breakdown("baseline agent, by mapping", baseline.memory) : "") +
+      breakdown("this agent, by mapping", current.memory) +
+      breakdown("bare node, by mapping", floor.memory) +
+      `  written: ${path}\n`,
+  );
   return 0;
 }
 

@@ -21,7 +21,9 @@
  * GLIBC_TUNABLES) in that build's checkout. `--node-flags "<flags>"` adds node flags to this
  * build's agent, to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same
  * scenario with another build first (e.g. a checkout of the current release) and prints both side
- * by side, with a bare `node` (the runtime's floor) beside them. Needs root. Writes
+ * by side, with a bare `node` (the runtime's floor) beside them. `--bundle` runs the agent and
+ * `weft status` of each checkout from its package bundle (packaging/bundle.mjs, in the package's
+ * layout: src/launcher.ts), as a package installs them. Needs root. Writes
  * bench-results/agent-<timestamp>.json and agent-latest.json.
  *
  *   sudo npm run bench -- agent [--baseline /path/to/release/cli/dist/main.js]
@@ -37,7 +39,7 @@ import { parseArgs } from "node:util";
 import { createUser } from "@nats-io/nkeys";
 import { ControllerClient, ControllerFiles, generateKeyPair, type PolicyInput } from "@weft/protocol";
 import { describeMachine } from "./src/report.js";
-import { unitRuntimeEnv } from "./src/launcher.js";
+import { bundleCheckout, unitRuntimeEnv } from "./src/launcher.js";
 import { formatSmaps, summarizeSmaps, type SmapsSummary } from "./src/smaps.js";
 import { median, percentile } from "./src/stats.js";
 
@@ -61,16 +63,23 @@ interface Settings {
   out: string;
   /** Extra node flags for the agent's process (e.g. V8 heap flags), to compare launchers. */
   nodeFlags: string[];
+  /** Run the agent and `weft status` from each checkout's package bundle, not from its cli/dist. */
+  bundle: boolean;
 }
 
-/** The unit's runtime settings in the checkout holding `cli` (cli/dist/main.js), or none. */
-function launcherEnv(cli: string): Record<string, string> {
-  const unit = join(resolve(dirname(cli), "..", ".."), "packaging", "systemd", "weft-agent.service");
+/** The checkout holding `cli` (<checkout>/cli/dist/main.js). */
+const checkoutOf = (cli: string) => resolve(dirname(cli), "..", "..");
+
+/** The unit's runtime settings in a checkout, or none. */
+function launcherEnv(checkout: string): Record<string, string> {
+  const unit = join(checkout, "packaging", "systemd", "weft-agent.service");
   return existsSync(unit) ? unitRuntimeEnv(readFileSync(unit, "utf8")) : {};
 }
 
 export interface AgentFigures {
   cli: string;
+  /** What ran the agent and `weft status`: "bundle" (the package's, packaging/bundle.mjs) or "dist" (cli/dist). */
+  build: "bundle" | "dist";
   nodeFlags: string[];
   /** The runtime settings from the build's unit the agent ran with. */
   env: Record<string, string>;
@@ -102,6 +111,7 @@ function parseSettings(): Settings {
       runs: { type: "string", default: "10" },
       out: { type: "string" },
       "node-flags": { type: "string", default: "" },
+      bundle: { type: "boolean", default: false },
     },
   });
   const cli = resolve(values.cli ?? join(repo, "cli", "dist", "main.js"));
@@ -114,6 +124,7 @@ function parseSettings(): Settings {
     runs: Number(values.runs),
     out: resolve(values.out ?? join(repo, "bench-results")),
     nodeFlags: values["node-flags"].split(/\s+/).filter(Boolean),
+    bundle: values.bundle,
   };
 }
 
@@ -223,7 +234,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     // 100 enrolments from one address: more than the enrolment routes' default per-address rate
     // limit allows. Raised for a build that has the limit (an older one's strict config refuses the key).
     const ctlConfig = join(dir, "controller.yaml");
-    const limited = readFileSync(join(resolve(dirname(cli), "..", ".."), "controller", "dist", "config.js"), "utf8").includes("rateLimit");
+    const limited = readFileSync(join(checkoutOf(cli), "controller", "dist", "config.js"), "utf8").includes("rateLimit");
     await writeFile(ctlConfig, limited ? "api:\n  rateLimit:\n    max: 1000\n" : "{}\n");
     controller = await spawnLogged([cli, "controller", "--config", ctlConfig, "--state-dir", ctlDir, "--api-host", "127.0.0.1", "--api-port", "8080", "--nats-host", "127.0.0.1", "--nats-port", "4222"], join(dir, "controller.log"));
     const client = await waitFor("the controller's API", 60_000, async () => {
@@ -258,11 +269,13 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
 
     const stateDir = join(dir, "agent");
     const statusPath = join(stateDir, "status.json");
-    const env = launcherEnv(cli);
-    say(`    agent's runtime settings (its unit): ${JSON.stringify(env)}${s.nodeFlags.length ? `; node flags ${s.nodeFlags.join(" ")}` : ""}`);
+    // The agent (and `weft status`) as installed: the package's bundle, when asked for, and the unit's runtime settings.
+    const weft = s.bundle ? bundleCheckout(checkoutOf(cli), join(dir, "package")) : cli;
+    const env = launcherEnv(checkoutOf(cli));
+    say(`    agent: ${weft}; runtime settings (its unit): ${JSON.stringify(env)}${s.nodeFlags.length ? `; node flags ${s.nodeFlags.join(" ")}` : ""}`);
     const t0 = Date.now();
     agent = await spawnLogged(
-      [...s.nodeFlags, cli, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
+      [...s.nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
         "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", "127.0.0.1:51820", "--public-endpoint", "127.0.0.1:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
@@ -290,12 +303,12 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const wall: number[] = [];
     for (let i = 0; i <= s.runs; i++) {
       const started = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, [cli, "status", "--state-dir", stateDir], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [weft, "status", "--state-dir", stateDir], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`weft status exited ${r.status}: ${r.stderr.slice(0, 300)}`);
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
-    return { cli, nodeFlags: s.nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags: s.nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
   } finally {
     await stop(agent);
     await stop(controller);

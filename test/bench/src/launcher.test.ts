@@ -1,6 +1,13 @@
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { unitRuntimeEnv } from "./launcher.js";
+import { bundleCheckout, unitRuntimeEnv } from "./launcher.js";
+
+const checkout = fileURLToPath(new URL("../../..", import.meta.url));
+const built = existsSync(join(checkout, "cli", "dist", "main.js"));
 
 describe("bench launcher", () => {
   it("launcher - takes the runtime settings of Environment= lines, quoted or not, and nothing else", () => {
@@ -12,4 +19,17 @@ describe("bench launcher", () => {
     const env = unitRuntimeEnv(readFileSync(new URL("../../../packaging/systemd/weft-agent.service", import.meta.url), "utf8"));
     expect(env.NODE_OPTIONS, `NODE_OPTIONS of weft-agent.service; got ${JSON.stringify(env)}`).toMatch(/--max-semi-space-size=\d+/);
   });
+
+  it.skipIf(!built)("launcher - the checkout's package bundle runs, with the eBPF objects and koffi where the package puts them", () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-bench-bundle-"));
+    try {
+      const main = bundleCheckout(checkout, dir);
+      expect(main, "the bundle's entry").toBe(join(dir, "lib", "main.js"));
+      const r = spawnSync(process.execPath, [main, "--version"], { encoding: "utf8" });
+      expect(`${r.status} ${r.stdout.trim()}`, `weft --version from the bundle; stderr: ${r.stderr}`).toBe("0 0.1.0");
+      for (const f of ["bpf/dist/weft_overlay_in.o", "node_modules/koffi/package.json", "controller/data/trust"]) expect(existsSync(join(dir, f)), `${f} in the package's layout`).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -309,6 +309,13 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
     return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags: s.nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+  } catch (err) {
+    // The logs go with the directory: their ends go with the error.
+    for (const name of ["agent.log", "controller.log"]) {
+      const text = await readFile(join(dir, name), "utf8").catch(() => "");
+      if (text) say(`--- last lines of ${name}:\n${text.trimEnd().split("\n").slice(-15).join("\n")}`);
+    }
+    throw err;
   } finally {
     await stop(agent);
     await stop(controller);

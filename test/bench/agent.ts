@@ -48,6 +48,9 @@ const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const NETNS = "wab-agent";
 const PIN_DIR = "/sys/fs/bpf/wab-agent";
 const IFACE = "wab0";
+/** A dummy interface in the namespace holding the agent's private endpoint address. */
+const UNDERLAY = "wabu0";
+const UNDERLAY_ADDRESS = "10.255.0.1";
 const API = "https://127.0.0.1:8080";
 const PEERS = 100;
 const RULES_PER_POLICY = 250;
@@ -138,6 +141,11 @@ function runInNamespace(): number {
   if (add.status !== 0) throw new Error(`ip netns add ${NETNS}: ${add.stderr}`);
   try {
     run(["ip", "-n", NETNS, "link", "set", "lo", "up"]);
+    // The agent's endpoint: an address of its own in the namespace (the controller refuses loopback ones).
+    for (const argv of [["link", "add", UNDERLAY, "type", "dummy"], ["addr", "add", `${UNDERLAY_ADDRESS}/24`, "dev", UNDERLAY], ["link", "set", UNDERLAY, "up"]]) {
+      const r = run(["ip", "-n", NETNS, ...argv]);
+      if (r.status !== 0) throw new Error(`ip -n ${NETNS} ${argv.join(" ")}: ${r.stderr}`);
+    }
     const child = spawnSync("nsenter", [`--net=/run/netns/${NETNS}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, [IN_NETNS]: "1" } });
     return child.status ?? 1;
   } finally {
@@ -276,7 +284,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const t0 = Date.now();
     agent = await spawnLogged(
       [...s.nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
-        "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", "127.0.0.1:51820", "--public-endpoint", "127.0.0.1:51820",
+        "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", `${UNDERLAY_ADDRESS}:51820`, "--public-endpoint", "198.51.100.254:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
       env,

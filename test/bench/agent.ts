@@ -16,10 +16,11 @@
  *      (/proc/<pid>/smaps by kind of mapping, src/smaps.ts) and CPU (utime + stime from
  *      /proc/<pid>/stat over the minute); then `weft status` timed (`--runs`, default 10).
  *
- * Each build's agent runs the way its package's unit runs it: the runtime settings of
- * `packaging/systemd/weft-agent.service` (its `Environment=` NODE_OPTIONS, MALLOC_* and
- * GLIBC_TUNABLES) in that build's checkout. `--node-flags "<flags>"` adds node flags to this
- * build's agent, to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same
+ * Each build's agent runs the way its package runs it: with the node flags its launcher
+ * (`packaging/bin/weft`, /usr/bin/weft) gives `weft agent` and the runtime settings of its unit
+ * (`packaging/systemd/weft-agent.service`: `Environment=` NODE_OPTIONS, MALLOC_* and
+ * GLIBC_TUNABLES), both read from that build's checkout. `--node-flags "<flags>"` adds node flags
+ * to this build's agent, to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same
  * scenario with another build first (e.g. a checkout of the current release) and prints both side
  * by side, with a bare `node` (the runtime's floor) beside them. `--bundle` runs the agent and
  * `weft status` of each checkout from its package bundle (packaging/bundle.mjs, in the package's
@@ -38,6 +39,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createUser } from "@nats-io/nkeys";
 import { ControllerClient, ControllerFiles, generateKeyPair, type PolicyInput } from "@weft/protocol";
+import { checkoutAgentNodeFlags } from "@weft/lab";
 import { describeMachine } from "./src/report.js";
 import { bundleCheckout, unitRuntimeEnv } from "./src/launcher.js";
 import { formatSmaps, summarizeSmaps, type SmapsSummary } from "./src/smaps.js";
@@ -280,10 +282,11 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     // The agent (and `weft status`) as installed: the package's bundle, when asked for, and the unit's runtime settings.
     const weft = s.bundle ? bundleCheckout(checkoutOf(cli), join(dir, "package")) : cli;
     const env = launcherEnv(checkoutOf(cli));
-    say(`    agent: ${weft}; runtime settings (its unit): ${JSON.stringify(env)}${s.nodeFlags.length ? `; node flags ${s.nodeFlags.join(" ")}` : ""}`);
+    const nodeFlags = [...checkoutAgentNodeFlags(checkoutOf(cli)), ...s.nodeFlags];
+    say(`    agent: ${weft}; node flags (its launcher${s.nodeFlags.length ? " and --node-flags" : ""}): ${nodeFlags.join(" ") || "none"}; environment (its unit): ${JSON.stringify(env)}`);
     const t0 = Date.now();
     agent = await spawnLogged(
-      [...s.nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
+      [...nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
         "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", `${UNDERLAY_ADDRESS}:51820`, "--public-endpoint", "198.51.100.254:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
@@ -316,7 +319,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
-    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags: s.nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
   } catch (err) {
     // The logs go with the directory: their ends go with the error.
     for (const name of ["agent.log", "controller.log"]) {
@@ -333,9 +336,9 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
   }
 }
 
-/** A bare `node` that only waits, with this build's runtime settings: the runtime's own footprint. */
-async function runtimeFloor(env: Record<string, string>): Promise<{ rssMb: number; pssMb: number; memory: SmapsSummary }> {
-  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore", env: { ...process.env, ...env } });
+/** A bare `node` that only waits, with this build's agent flags and settings: the runtime's own footprint. */
+async function runtimeFloor(env: Record<string, string>, nodeFlags: string[]): Promise<{ rssMb: number; pssMb: number; memory: SmapsSummary }> {
+  const child = spawn(process.execPath, [...nodeFlags, "-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore", env: { ...process.env, ...env } });
   try {
     await sleep(3000);
     const pid = child.pid as number;
@@ -358,7 +361,7 @@ async function main(): Promise<number> {
   say(`==> agent footprint: ${PEERS} peers, ${POLICIES * RULES_PER_POLICY} rules (load average ${loadavg()[0]?.toFixed(1)})`);
   const baseline = s.baseline === undefined ? undefined : await measure(s.baseline, { ...s, nodeFlags: [] });
   const current = await measure(s.cli, s);
-  const floor = await runtimeFloor(current.env);
+  const floor = await runtimeFloor(current.env, checkoutAgentNodeFlags(checkoutOf(s.cli)));
   const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline, floor };
   await mkdir(s.out, { recursive: true });
   const text = `${JSON.stringify(result, null, 2)}\n`;

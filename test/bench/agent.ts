@@ -50,8 +50,7 @@ const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const NETNS = "wab-agent";
 const PIN_DIR = "/sys/fs/bpf/wab-agent";
 const IFACE = "wab0";
-/** A dummy interface in the namespace holding the agent's private endpoint address. */
-const UNDERLAY = "wabu0";
+/** The agent's private endpoint address, on the namespace's lo. */
 const UNDERLAY_ADDRESS = "10.255.0.1";
 const API = "https://127.0.0.1:8080";
 const PEERS = 100;
@@ -143,11 +142,9 @@ function runInNamespace(): number {
   if (add.status !== 0) throw new Error(`ip netns add ${NETNS}: ${add.stderr}`);
   try {
     run(["ip", "-n", NETNS, "link", "set", "lo", "up"]);
-    // The agent's endpoint: an address of its own in the namespace (the controller refuses loopback ones).
-    for (const argv of [["link", "add", UNDERLAY, "type", "dummy"], ["addr", "add", `${UNDERLAY_ADDRESS}/24`, "dev", UNDERLAY], ["link", "set", UNDERLAY, "up"]]) {
-      const r = run(["ip", "-n", NETNS, ...argv]);
-      if (r.status !== 0) throw new Error(`ip -n ${NETNS} ${argv.join(" ")}: ${r.stderr}`);
-    }
+    // The agent's endpoint: an address of its own in the namespace, on its lo (the controller refuses loopback addresses).
+    const addr = run(["ip", "-n", NETNS, "addr", "add", `${UNDERLAY_ADDRESS}/32`, "dev", "lo"]);
+    if (addr.status !== 0) throw new Error(`ip -n ${NETNS} addr add ${UNDERLAY_ADDRESS}/32 dev lo: ${addr.stderr}`);
     const child = spawnSync("nsenter", [`--net=/run/netns/${NETNS}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, [IN_NETNS]: "1" } });
     return child.status ?? 1;
   } finally {

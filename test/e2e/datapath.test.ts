@@ -384,10 +384,25 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
         const res = await cli(["policy", "delete", name, "--controller-state-dir", cluster.controllerStateDir]);
         expect(res.code, `weft policy delete ${name}: ${res.err}`).toBe(0);
       }
-      await waitUntil("default deny lifted", 10_000, async () => (await tcpProbe(opts, "aws-1-web", addressOf("aws-2-api"), 9090, 500)) === "open", 100);
+      // Each agent applies its node's policy on its own: wait until every one holds a policy that names
+      // none (or none at all), then the verdicts must all be "open" at the first probe.
+      const t0 = Date.now();
+      const lagging = async () => {
+        const out: string[] = [];
+        for (const h of topology.hosts) {
+          const p = (await readAgentState(cluster.agents.get(h.name)!.stateDir))?.appliedPolicy;
+          if ((p?.record?.policies.length ?? 0) > 0 || (p?.record?.defaultDeny.length ?? 0) > 0) out.push(`${h.name} (revision ${p?.revision}: ${p?.record?.policies.join(",")})`);
+        }
+        return out;
+      };
+      let behind: string[] = [];
+      await waitUntil("every agent to apply a policy that names no policy", 15_000, async () => (behind = await lagging()).length === 0, 100).catch(() => undefined);
+      expect(behind, "agents still holding a deleted policy 15 s after the deletes").toEqual([]);
+      const applied = Date.now() - t0;
       const results = await matrix();
       const bad = results.filter((r) => r.got !== "open").map((r) => `${r.from} -> ${r.to}:${r.port} ${r.got satisfies ProbeOutcome}`);
       expect(bad, "pairs that no longer connect after the policies were deleted").toEqual([]);
+      note(`policy deletion: every agent applied it ${applied} ms after the deletes; all ${results.length} matrix pairs open again`);
     });
   });
 });

@@ -244,6 +244,9 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     const leader = await oneLeader(15_000);
     const doomed = await enrollFake(leader, "wcl-doomed");
     await agentsHavePeer(doomed.publicKey, true);
+    // The premise: the leader has stored wcl-doomed's node policy (what the next leader must clean up);
+    // killed before that, there would be nothing to remove.
+    await waitUntil("the leader stores wcl-doomed's node policy", 15_000, async () => (await (await clientOf(leader)).raw("GET", "/metrics")).text.includes(`weft_controller_node_policy_bytes{node="${doomed.nodeId}"}`), 100);
     const killedAt = Date.now();
     await cluster.stopControllerOn(leader, "SIGKILL");
     down.add(leader);

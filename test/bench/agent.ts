@@ -9,7 +9,8 @@
  *
  *   1. controller up; 100 peers enrolled through the enrollment API (real peer records: their own
  *      WireGuard and NATS keys, a public endpoint nobody answers on), all labelled role=peer;
- *   2. four policies of 250 rules each: role=peer → role=bench, one TCP port per rule;
+ *   2. four policies of 250 rules each: role=peer → role=bench, one TCP port per rule (every other
+ *      port, so that no two rules merge into one port interval);
  *   3. the agent started (role=bench) and waited for: NATS connected, 101 peers applied, the policy;
  *   4. settle (`--settle`, default 20 s), then over an idle minute (`--idle`, default 60 s): RSS
  *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status), PSS and where the resident memory is
@@ -209,7 +210,8 @@ function policies(): PolicyInput[] {
       action: "allow" as const,
       from: [{ labels: { role: "peer" } }],
       to: [{ labels: { role: "bench" } }],
-      ports: [{ protocol: "tcp", port: 1000 + p * RULES_PER_POLICY + r }],
+      // Every other port: adjacent ones would merge into one interval (the controller compiles port intervals).
+      ports: [{ protocol: "tcp", port: 1000 + 2 * (p * RULES_PER_POLICY + r) }],
     })),
   }));
 }

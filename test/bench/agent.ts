@@ -102,7 +102,8 @@ export interface AgentFigures {
   idleCpuPercent: number;
   /** wireguard-go's RSS (its own process; not the agent's), MB. */
   wireguardGoRssMb: number | undefined;
-  status: { runs: number; medianMs: number; p90Ms: number; minMs: number };
+  /** `weft status` wall times, and `node -e 0`'s median interleaved with them (Node's own start). */
+  status: { runs: number; medianMs: number; p90Ms: number; minMs: number; nodeMedianMs: number };
   startToSyncedMs: number;
 }
 
@@ -310,14 +311,19 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
     const wg = wireguardGoHere();
     const wireguardGoRssMb = wg === undefined ? undefined : procStatusKb(wg, "VmRSS") / 1024;
+    // `weft status` and, interleaved with it, a bare `node -e 0`: Node's own start on this machine at this moment.
     const wall: number[] = [];
+    const bare: number[] = [];
     for (let i = 0; i <= s.runs; i++) {
       const started = process.hrtime.bigint();
       const r = spawnSync(process.execPath, [weft, "status", "--state-dir", stateDir], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`weft status exited ${r.status}: ${r.stderr.slice(0, 300)}`);
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
+      const t = process.hrtime.bigint();
+      spawnSync(process.execPath, ["-e", "0"]);
+      if (i > 0) bare.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
-    const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
+    const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall), nodeMedianMs: median(bare) };
     return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
   } catch (err) {
     // The logs go with the directory: their ends go with the error.
@@ -350,7 +356,7 @@ async function runtimeFloor(env: Record<string, string>, nodeFlags: string[]): P
 
 const row = (name: string, f: AgentFigures) =>
   `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)}, PSS ${f.pssMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
-  `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
+  `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)}; node -e 0 ${f.status.nodeMedianMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
   `  [${f.peersApplied} peers, ${f.policyEntries} entries; wireguard-go ${f.wireguardGoRssMb?.toFixed(1) ?? "?"} MB]`;
 
 async function main(): Promise<number> {

@@ -30,17 +30,16 @@ import { LabCluster, hostCgroup, hostPinDir, interfaceNameFor, labDir, labDown, 
 import { loadState } from "@weft/agent";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
 import { releasePidLock, takePidLock } from "./src/pidlock.js";
-import { roundOrder } from "./src/paths.js";
 import { describeMachine } from "./src/report.js";
 import { runMain } from "./src/run-main.js";
 import { cpuDelta, findPids, readCpuSnapshot } from "./src/services-cpu.js";
 import { lbDelta, readLbSnapshot, type LbSnapshot } from "./src/services-lb.js";
-import { SERVICE_CASES, SERVICES_SCHEMA, caseLabel, checksOf, formatServicesReport, isNewConnectionCase, parseWrk, summarize, wrkMixScript, writeServicesResult, type ServiceCase, type ServiceSample, type ServicesBenchResult } from "./src/services-wrk.js";
+import { SERVICE_CASES, SERVICES_SCHEMA, balancedOrder, caseLabel, checksOf, formatServicesReport, isDirectMixCase, isNewConnectionCase, parseWrk, summarize, wrkMixScript, writeServicesResult, type ServiceCase, type ServiceSample, type ServicesBenchResult } from "./src/services-wrk.js";
 
 const USAGE = `usage: npm run bench -- services [options]   (needs root)
 
-  --rounds <n>        rounds over the cases, interleaved in rotating order (default 5)
-  --seconds <s>       wrk duration of each measurement (default 8)
+  --rounds <n>        rounds over the cases, interleaved: rotating, every other round reversed (default 8)
+  --seconds <s>       wrk duration of each measurement (default 5)
   --warmup <s>        unmeasured wrk run of each case before the rounds (default 2; 0: none)
   --threads <n>       wrk threads, a multiple of the 3 backends (default 3: one per backend in (a))
   --connections <n>   wrk connections, a multiple of --threads (default 48)
@@ -77,8 +76,8 @@ function parseSettings(argv: string[]): Settings {
   const { values } = parseArgs({
     args: argv,
     options: {
-      rounds: { type: "string", default: "5" },
-      seconds: { type: "string", default: "8" },
+      rounds: { type: "string", default: "8" },
+      seconds: { type: "string", default: "5" },
       warmup: { type: "string", default: "2" },
       threads: { type: "string", default: "3" },
       connections: { type: "string", default: "48" },
@@ -237,6 +236,7 @@ async function main(): Promise<number> {
       "direct-new": `${backendAddrs.map((a) => `${a}:${BACKEND_PORT}`).join(" + ")} (one wrk thread each)`,
       "vip-new": `http://${svc.vip}/`,
     };
+    targets["direct-again"] = targets.direct;
     const cases: ServiceCase[] = [...SERVICE_CASES];
     if (settings.perBackend) {
       for (const b of Object.keys(BACKENDS)) {
@@ -245,7 +245,7 @@ async function main(): Promise<number> {
       }
     }
     const wrkArgv = (c: ServiceCase, seconds: number): string[] => {
-      const mix = c === "direct" || c === "direct-new";
+      const mix = isDirectMixCase(c);
       return [
         ...(settings.wrkCpus ? ["taskset", "-c", settings.wrkCpus] : []),
         "wrk", "--latency", `-t${settings.threads}`, `-c${settings.connections}`, `-d${seconds}s`,
@@ -290,7 +290,7 @@ async function main(): Promise<number> {
 
     const lbSnapshot = (): LbSnapshot | undefined => {
       try {
-        return readLbSnapshot(pinRoot, svc.vip);
+        return readLbSnapshot(pinRoot, svc.vip, hostCgroup(opts, "gcp-1"));
       } catch (err) {
         say(`    reading gcp-1's lb maps: ${(err as Error).message}`);
         return undefined;
@@ -298,11 +298,11 @@ async function main(): Promise<number> {
     };
     const samples: ServiceSample[] = [];
     for (let round = 0; round < settings.rounds; round++) {
-      const order = roundOrder(cases, round);
+      const order = balancedOrder(cases, round);
       for (const [position, c] of order.entries()) {
         step(`round ${round + 1}/${settings.rounds}: ${caseLabel(c)} (${targets[c]})`);
         const startedAt = new Date().toISOString();
-        const lbBefore = c.startsWith("vip") ? lbSnapshot() : undefined;
+        const lbBefore = lbSnapshot();
         const cpuBefore = readCpuSnapshot(cgroups, groups);
         const proxyBefore = cpuSeconds(clientProxy.pid);
         const w = await runWrk(c, settings.seconds);

@@ -12,8 +12,9 @@ const USER_HZ = 100;
 
 export interface CpuSnapshot {
   atMs: number;
-  /** Machine-wide jiffies: busy (everything but idle and iowait) and all. */
+  /** Machine-wide jiffies: busy (everything but idle and iowait), hard and soft interrupts (in no process's time: the network stack's receive work), and all. */
   busyTicks: number;
+  irqTicks: number;
   allTicks: number;
   /** /proc/pressure/cpu `some total` (µs some task waited for a CPU), undefined without PSI. */
   pressureSomeUs: number | undefined;
@@ -32,19 +33,22 @@ export interface CpuUse {
   pressureSome: number | undefined;
   cgroups: Record<string, number>;
   groups: Record<string, number>;
-  /** Machine busy CPU-seconds not accounted to the lab (its cgroups and groups): other processes, and softirq work charged to no lab process. */
+  /** Hard and soft interrupt CPU-seconds, machine-wide (veth, bridge, NAT and UDP receive work of every namespace). */
+  irq: number;
+  /** Busy CPU-seconds accounted neither to the lab (its cgroups and groups) nor to interrupts: other processes on the machine. */
   other: number;
 }
 
 /** Parses the `cpu` line of /proc/stat into busy and total jiffies. */
-export function parseProcStat(text: string): { busy: number; all: number } {
+export function parseProcStat(text: string): { busy: number; irq: number; all: number } {
   const line = /^cpu\s+(.+)$/m.exec(text)?.[1];
   if (!line) throw new Error("/proc/stat has no cpu line");
   const v = line.trim().split(/\s+/).map(Number);
   // user nice system idle iowait irq softirq steal (guest time is already in user)
   const all = v.slice(0, 8).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
   const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  return { busy: all - idle, all };
+  const irq = (v[5] ?? 0) + (v[6] ?? 0);
+  return { busy: all - idle, irq, all };
 }
 
 /** `usage_usec` of a cgroup v2 cpu.stat. */
@@ -98,7 +102,7 @@ export function readCpuSnapshot(cgroups: Record<string, string>, groups: Record<
     groupsTicks[name] = pids.reduce((a, pid) => a + (parsePidTicks(read(`/proc/${pid}/stat`) ?? "") ?? 0), 0);
   }
   const pressure = read("/proc/pressure/cpu");
-  return { atMs: Date.now(), busyTicks: stat.busy, allTicks: stat.all, pressureSomeUs: pressure === undefined ? undefined : parsePressureSome(pressure), cgroupsUs, groupsTicks };
+  return { atMs: Date.now(), busyTicks: stat.busy, irqTicks: stat.irq, allTicks: stat.all, pressureSomeUs: pressure === undefined ? undefined : parsePressureSome(pressure), cgroupsUs, groupsTicks };
 }
 
 export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
@@ -106,6 +110,7 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
   const cgroups = Object.fromEntries(Object.keys(b.cgroupsUs).map((k) => [k, ((b.cgroupsUs[k] ?? 0) - (a.cgroupsUs[k] ?? 0)) / 1e6]));
   const groups = Object.fromEntries(Object.keys(b.groupsTicks).map((k) => [k, ((b.groupsTicks[k] ?? 0) - (a.groupsTicks[k] ?? 0)) / USER_HZ]));
   const busy = (b.busyTicks - a.busyTicks) / USER_HZ;
+  const irq = (b.irqTicks - a.irqTicks) / USER_HZ;
   const lab = [...Object.values(cgroups), ...Object.values(groups)].reduce((x, y) => x + y, 0);
   return {
     seconds,
@@ -113,6 +118,7 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     pressureSome: a.pressureSomeUs !== undefined && b.pressureSomeUs !== undefined && seconds > 0 ? (b.pressureSomeUs - a.pressureSomeUs) / 1e6 / seconds : undefined,
     cgroups,
     groups,
-    other: Math.max(0, busy - lab),
+    irq,
+    other: Math.max(0, busy - irq - lab),
   };
 }

@@ -4,8 +4,12 @@
  * on the VIP (both paths count them) and the flows the tc fallback NATs (weft_lb_nat entries).
  * With every client process in the agent's cgroup, the socket path balances all of them and the
  * tc fallback holds nothing: the bench checks that, so (b) measures connect-time balancing and
- * never per-packet NAT. readLbSnapshot reads; lbDelta is pure.
+ * never per-packet NAT. And, when the kernel keeps BPF run statistics (sysctl
+ * kernel.bpf_stats_enabled=1), the runs and nanoseconds of each program attached to the client's
+ * cgroup (connect4, sock_ops, …): the only work the VIP path adds, measured. readLbSnapshot and
+ * readProgStats read; lbDelta is pure.
  */
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { BpfMap, LbMapName, TypedMap, lbFlowKeyCodec, lbNatValueCodec, lbStatsKeyCodec, lbStatsValueCodec } from "@weft/bpf";
 
@@ -14,6 +18,8 @@ export interface LbSnapshot {
   backends: Record<string, { connects: number; established: number; failures: number }>;
   /** Flows in the tc fallback's NAT table to the VIP. */
   tcNatFlows: number;
+  /** Programs attached to the client's cgroup: name → runs and total run time (only with BPF stats on). */
+  progs: Record<string, { runs: number; ns: number }>;
 }
 
 export interface LbUse {
@@ -22,9 +28,30 @@ export interface LbUse {
   failures: number;
   /** tc-fallback flows to the VIP at the end (0: every connection took the socket path). */
   tcNatFlows: number;
+  /** Runs and mean ns per run of each cgroup program during the measurement (BPF stats on only). */
+  progs: Record<string, { runs: number; nsPerRun: number }>;
 }
 
-export function readLbSnapshot(pinDir: string, vip: string): LbSnapshot {
+/** run_cnt and run_time_ns of the programs attached to a cgroup (bpftool); {} when the kernel keeps no BPF stats. */
+export function readProgStats(cgroupDir: string): LbSnapshot["progs"] {
+  const json = <T>(argv: string[]): T | undefined => {
+    const r = spawnSync("bpftool", ["-j", ...argv], { encoding: "utf8", timeout: 5000 });
+    try {
+      return r.status === 0 ? (JSON.parse(r.stdout) as T) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const out: LbSnapshot["progs"] = {};
+  for (const a of json<{ id: number; attach_type: string; name?: string }[]>(["cgroup", "show", cgroupDir]) ?? []) {
+    const p = json<{ name?: string; run_time_ns?: number; run_cnt?: number }>(["prog", "show", "id", String(a.id)]);
+    if (p?.run_cnt === undefined || p.run_time_ns === undefined) continue;
+    out[`${p.name ?? a.name ?? a.id} (${a.attach_type})`] = { runs: p.run_cnt, ns: p.run_time_ns };
+  }
+  return out;
+}
+
+export function readLbSnapshot(pinDir: string, vip: string, cgroupDir: string | undefined): LbSnapshot {
   const statsRaw = BpfMap.fromPin(join(pinDir, "maps", LbMapName.stats));
   const natRaw = BpfMap.fromPin(join(pinDir, "maps", LbMapName.nat));
   try {
@@ -40,7 +67,7 @@ export function readLbSnapshot(pinDir: string, vip: string): LbSnapshot {
     }
     let tcNatFlows = 0;
     for (const [k] of nat.entries()) if (k.daddr === vip) tcNatFlows++;
-    return { backends, tcNatFlows };
+    return { backends, tcNatFlows, progs: cgroupDir ? readProgStats(cgroupDir) : {} };
   } finally {
     statsRaw.close();
     natRaw.close();
@@ -54,5 +81,10 @@ export function lbDelta(a: LbSnapshot, b: LbSnapshot): LbUse {
     connects[addr] = v.connects - (a.backends[addr]?.connects ?? 0);
     failures += v.failures - (a.backends[addr]?.failures ?? 0);
   }
-  return { connects, failures, tcNatFlows: b.tcNatFlows };
+  const progs: LbUse["progs"] = {};
+  for (const [name, v] of Object.entries(b.progs)) {
+    const runs = v.runs - (a.progs[name]?.runs ?? 0);
+    progs[name] = { runs, nsPerRun: runs > 0 ? (v.ns - (a.progs[name]?.ns ?? 0)) / runs : 0 };
+  }
+  return { connects, failures, tcNatFlows: b.tcNatFlows, progs };
 }

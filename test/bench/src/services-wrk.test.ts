@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { caseLabel, checksOf, isNewConnectionCase, pairedRatio, parseWrk, summarize, wrkMixScript, type ServiceSample } from "./services-wrk.js";
+import { balancedOrder, caseLabel, checksOf, isNewConnectionCase, pairedRatio, parseWrk, summarize, wrkMixScript, type ServiceSample } from "./services-wrk.js";
 
 const WRK = `Running 1s test @ http://127.0.0.1:18099/
   1 threads and 4 connections
@@ -75,5 +75,13 @@ describe("bench services", () => {
     expect(caseLabel("direct")).toMatch(/^\(a\) direct to the backends, same mix/);
     expect(caseLabel("direct:aws-1")).toBe("direct to aws-1 only");
     expect([isNewConnectionCase("vip-new"), isNewConnectionCase("vip")]).toEqual([true, false]);
+  });
+
+  it("bench - balanced order: every other round reversed, pairs rotated; each case before and after its neighbours", () => {
+    const orders = [0, 1, 2, 3, 4, 5].map((r) => balancedOrder(["a", "b", "c"], r).join(""));
+    expect(orders).toEqual(["abc", "cba", "bca", "acb", "cab", "bac"]);
+    const before = (x: string, y: string) => orders.filter((o) => o.indexOf(x) < o.indexOf(y)).length;
+    expect([before("a", "b"), before("b", "a")], "a before b as often as after").toEqual([3, 3]);
+    expect(balancedOrder([], 3)).toEqual([]);
   });
 });

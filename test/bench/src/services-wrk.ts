@@ -16,9 +16,11 @@ export const SERVICES_SCHEMA = "weft.bench.services/v2";
 /**
  * The measured cases: keep-alive requests (a, b, c) and new connections, each both ways. (a) and
  * "direct-new" spread wrk's threads over the three backends (thread i → backend i mod 3), the
- * same mix the VIP's round robin gives, so (a) vs (b) isolates the VIP.
+ * same mix the VIP's round robin gives, so (a) vs (b) isolates the VIP. "direct-again" is (a)
+ * measured a second time in each round: the A/A control, whose ratio to (a) is the noise floor of
+ * every paired ratio on this machine.
  */
-export const SERVICE_CASES = ["direct", "vip", "haproxy", "direct-new", "vip-new"] as const;
+export const SERVICE_CASES = ["direct", "vip", "haproxy", "direct-new", "vip-new", "direct-again"] as const;
 export type MainCase = (typeof SERVICE_CASES)[number];
 /** A main case, or a diagnostic one: keep-alive requests straight to one backend (`direct:aws-1`). */
 export type ServiceCase = MainCase | `direct:${string}`;
@@ -29,10 +31,25 @@ export const CASE_LABELS: Record<MainCase, string> = {
   haproxy: "(c) HAProxy in the client's namespace",
   "direct-new": "new connections, direct (same mix)",
   "vip-new": "new connections, through the VIP",
+  "direct-again": "(a) again: A/A control, the noise floor",
 };
+
+/**
+ * The order of the cases in round r: rounds come in pairs, the second the first reversed, and
+ * each pair rotated by one more (r = 0: A B C, 1: C B A, 2: B C A, 3: A C B, …). Rotation alone
+ * keeps every case right after the same neighbour in every round; reversal puts it before it too,
+ * and a drift over the run (the machine getting busier) hits both sides of every pair alike.
+ */
+export function balancedOrder<T>(items: readonly T[], round: number): T[] {
+  const k = Math.floor(round / 2) % Math.max(1, items.length);
+  const rotated = [...items.slice(k), ...items.slice(0, k)];
+  return round % 2 === 0 ? rotated : rotated.reverse();
+}
 
 export const caseLabel = (c: ServiceCase): string => (c.startsWith("direct:") ? `direct to ${c.slice("direct:".length)} only` : CASE_LABELS[c as MainCase]);
 export const isNewConnectionCase = (c: ServiceCase): boolean => c.endsWith("-new");
+/** Cases that run wrk with the direct-mix script (one thread per backend). */
+export const isDirectMixCase = (c: ServiceCase): boolean => c === "direct" || c === "direct-new" || c === "direct-again";
 
 /**
  * A wrk script that sends each thread to one backend in turn (thread i → backends[i mod n]), so
@@ -172,6 +189,9 @@ export interface ServicesBenchResult {
     vipRpsOverDirect: PairedRatio;
     vipRpsOverHaproxy: PairedRatio;
     vipNewConnOverDirect: PairedRatio;
+    /** The A/A control: (a) measured twice in each round. Its spread is what a paired ratio can resolve here. */
+    directAgainP99OverDirect: PairedRatio;
+    directAgainRpsOverDirect: PairedRatio;
     p99Within5Percent: boolean;
     twiceHaproxy: boolean;
   };
@@ -187,8 +207,9 @@ export function summarize(samples: readonly ServiceSample[], c: ServiceCase): Se
   let cpu: ServiceSummary["cpu"];
   if (withCpu.length > 0) {
     const perSecond: Record<string, number> = {};
-    const names = new Set(withCpu.flatMap((u) => [...Object.keys(u.cgroups), ...Object.keys(u.groups), "other"]));
-    for (const name of names) perSecond[name] = median(withCpu.map((u) => (name === "other" ? u.other : (u.cgroups[name] ?? u.groups[name] ?? 0)) / u.seconds));
+    const names = new Set(withCpu.flatMap((u) => [...Object.keys(u.cgroups), ...Object.keys(u.groups), "irq", "other"]));
+    const of = (u: CpuUse, name: string) => (name === "other" ? u.other : name === "irq" ? u.irq : (u.cgroups[name] ?? u.groups[name] ?? 0));
+    for (const name of names) perSecond[name] = median(withCpu.map((u) => of(u, name) / u.seconds));
     const pressures = withCpu.map((u) => u.pressureSome).filter((x): x is number => x !== undefined);
     cpu = { machineBusy: median(withCpu.map((u) => u.machineBusy)), pressureSome: pressures.length > 0 ? median(pressures) : undefined, perSecond };
   }
@@ -223,6 +244,8 @@ export function checksOf(samples: readonly ServiceSample[]): ServicesBenchResult
     vipRpsOverDirect: pairedRatio(samples, "vip", "direct", "requestsPerSecond"),
     vipRpsOverHaproxy,
     vipNewConnOverDirect: pairedRatio(samples, "vip-new", "direct-new", "requestsPerSecond"),
+    directAgainP99OverDirect: pairedRatio(samples, "direct-again", "direct", "p99Ms"),
+    directAgainRpsOverDirect: pairedRatio(samples, "direct-again", "direct", "requestsPerSecond"),
     p99Within5Percent: vipP99OverDirect.median <= 1.05,
     twiceHaproxy: vipRpsOverHaproxy.median >= 2,
   };
@@ -254,6 +277,23 @@ function lbText(samples: readonly ServiceSample[], c: ServiceCase): string {
   return `${Object.entries(per).map(([b, n]) => `${b} ${n.toLocaleString("en-US")}`).join(", ")} (failures ${failures}; tc-fallback flows ${tc})`;
 }
 
+/** Per case: runs per measurement and mean ns per run of each program on the client's cgroup (only when the kernel kept BPF stats). */
+function progLines(samples: readonly ServiceSample[], cases: readonly ServiceCase[]): string[] {
+  const rows: string[] = [];
+  for (const c of cases) {
+    const mine = samples.filter((s) => s.case === c && s.lb && Object.keys(s.lb.progs).length > 0);
+    if (mine.length === 0) continue;
+    const names = [...new Set(mine.flatMap((s) => Object.keys(s.lb!.progs)))].sort();
+    const cells = names.map((n) => {
+      const runs = median(mine.map((s) => s.lb!.progs[n]?.runs ?? 0));
+      const ran = mine.filter((s) => (s.lb!.progs[n]?.runs ?? 0) > 0);
+      return `${n.replace(/^weft_sock_/, "")} ${n0(runs)} runs${ran.length > 0 ? ` × ${n0(median(ran.map((s) => s.lb!.progs[n]!.nsPerRun)))} ns` : ""}`;
+    });
+    rows.push(`  ${caseLabel(c)}: ${cells.join(", ")}`);
+  }
+  return rows.length === 0 ? [] : ["eBPF on the client's cgroup per measurement (median runs × mean ns per run; kernel.bpf_stats_enabled was on):", ...rows];
+}
+
 /** Case order in the report: the main cases, then the per-backend diagnostics. */
 export function reportCases(summary: ServicesBenchResult["summary"]): ServiceCase[] {
   const diag = Object.keys(summary).filter((c) => c.startsWith("direct:")) as ServiceCase[];
@@ -268,7 +308,7 @@ export function formatServicesReport(r: ServicesBenchResult, jsonPath: string): 
   const lines = [
     `Weft services benchmark  ${r.date}  (${r.machine.nproc} cores, kernel ${r.machine.kernel}, ${s.wrk ?? "wrk ?"}, HAProxy ${s.haproxy ?? "?"})`,
     `wrk -t${s.threads} -c${s.connections} -d${s.seconds}s${s.wrkCpus ? ` (taskset -c ${s.wrkCpus})` : ""} from ${s.client} to an HTTP service with ${s.backends.length} backends (${s.backends.join(", ")}); ` +
-      `${s.warmupSeconds} s warm-up of each case, then ${s.rounds} rounds, cases interleaved in rotating order; medians, min–max over rounds`,
+      `${s.warmupSeconds} s warm-up of each case, then ${s.rounds} rounds, cases interleaved (rotating, every other round reversed); medians, min–max over rounds`,
     "",
     table(
       ["case", "req/s", "req/s min–max", "p50 ms", "p99 ms", "p99 min–max", "errors", "proxy CPU µs/req"],
@@ -292,7 +332,9 @@ export function formatServicesReport(r: ServicesBenchResult, jsonPath: string): 
     `targets (ratios within each round, then their median): VIP p99 / direct p99 = ${ratioText(c.vipP99OverDirect)}: ≤ 1.05 ${c.p99Within5Percent ? "met" : "NOT met"}; ` +
       `VIP req/s / HAProxy req/s = ${ratioText(c.vipRpsOverHaproxy)}: ≥ 2 ${c.twiceHaproxy ? "met" : "NOT met"}`,
     `VIP req/s / direct req/s = ${ratioText(c.vipRpsOverDirect)}; new connections/s VIP / direct = ${ratioText(c.vipNewConnOverDirect)}`,
+    `noise floor (A/A: direct measured twice per round): p99 ratio ${ratioText(c.directAgainP99OverDirect)}; req/s ratio ${ratioText(c.directAgainRpsOverDirect)}`,
     `the VIP's connections per backend during the measurements (gcp-1's weft_lb_stats): ${lbText(r.samples, "vip")}; new connections: ${lbText(r.samples, "vip-new")}`,
+    ...progLines(r.samples, cases),
     `spread over the backends (check before measuring): ${Object.entries(r.spread).map(([k, t]) => `${k} ${JSON.stringify(t)}`).join("; ")}`,
     `result: ${jsonPath}`,
   ];

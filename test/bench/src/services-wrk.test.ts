@@ -53,6 +53,7 @@ describe("bench services", () => {
     expect([checks.p99Within5Percent, checks.twiceHaproxy]).toEqual([true, true]);
     expect(Number.isNaN(checks.vipNewConnOverDirect.median), "no new-connection cases: not a number").toBe(true);
     expect(checks.vipNewConnOverDirect.perRound).toEqual([]);
+    expect(checks.p99TargetResolvable, "no A/A control: nothing shows the run can resolve 5 %").toBe(false);
   });
 
   it("bench - a round missing one case of a pair gives no ratio for that round", () => {
@@ -83,5 +84,14 @@ describe("bench services", () => {
     const before = (x: string, y: string) => orders.filter((o) => o.indexOf(x) < o.indexOf(y)).length;
     expect([before("a", "b"), before("b", "a")], "a before b as often as after").toEqual([3, 3]);
     expect(balancedOrder([], 3)).toEqual([]);
+  });
+
+  it("bench - the p99 target is resolvable only when every round's A/A ratio stays within 5 %", () => {
+    const s = (c: ServiceSample["case"], round: number, p99: number) => ({ ...parseWrk(WRK), case: c, round, position: 0, target: "", startedAt: "", p99Ms: p99 }) as ServiceSample;
+    const quiet = [s("direct", 0, 10), s("direct-again", 0, 10.3), s("vip", 0, 10.2), s("direct", 1, 11), s("direct-again", 1, 10.6), s("vip", 1, 11.1)];
+    expect(checksOf(quiet).p99TargetResolvable, "A/A 1.03 and 0.96").toBe(true);
+    const noisy = [...quiet, s("direct", 2, 10), s("direct-again", 2, 18), s("vip", 2, 10)];
+    const c = checksOf(noisy);
+    expect([c.p99TargetResolvable, c.directAgainP99OverDirect.max], "round 2's A/A ratio is 1.8").toEqual([false, 1.8]);
   });
 });

@@ -18,7 +18,7 @@
  *   - the hosts are cut off the controller's NATS port from the outage until 5 s after the API
  *     answers again, so the controller sees before the agents can report (AGENTS_HELD_BACK_MS);
  *   - after the return: how long until the API answers and every agent is connected and in sync,
- *     and from the return every 500 ms for two offline periods the node list (statuses, members) and the gateway
+ *     and from the return every 500 ms until two offline periods after it and after the API answered, the node list (statuses, members) and the gateway
  *     of every site; the controller's log lines that mean a judgement moved (offline, route
  *     advertised or withdrawn, node deleted);
  *   - then a policy change made after the outage and the time until every agent applies it.
@@ -248,10 +248,14 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     else await cluster.startController();
     pids = undefined;
     lab.client = await cluster.client({ timeoutMs: 5000 });
-    // From the return until two offline periods after it, every 500 ms: the node list and the gateways.
-    const watch = watchJudgements(lab, nodesBefore, gatewaysBefore, returnedAt);
+    // From the return until two offline periods after it — and after the API answered, when the
+    // controller's start took longer than the return's first few seconds — every 500 ms: the node
+    // list and the gateways.
+    const watchWindow = { until: returnedAt + WATCH_MS };
+    const watch = watchJudgements(lab, nodesBefore, gatewaysBefore, returnedAt, watchWindow);
     await waitUntil("the controller's API answers", 60_000, async () => (await lab.client.raw("GET", "/healthz", undefined, {}, 2000)).status === 200, 100);
     const apiAt = Date.now();
+    watchWindow.until = Math.max(watchWindow.until, apiAt + WATCH_MS);
     await sleep(AGENTS_HELD_BACK_MS);
     await labCutAgentsFromNats(opts, false);
     const healedAt = Date.now();
@@ -269,10 +273,10 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
         const states = await Promise.all(OUTAGE_HOSTS.map(async (h) => `${h}=${JSON.stringify(await readAgentStatus(cluster.agents.get(h)!.stateDir))}`));
         throw new Error(`${err.message}; outage seen by ${[...sawOutage].join(", ") || "none"}; status files: ${states.join("; ")}`);
       });
-    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, hosts let back to NATS ${healedAt - returnedAt} ms after it, every agent connected and in sync after ${agentsBackMs} ms; watching until ${2 * OFFLINE_AFTER_S} s after the return`);
+    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, hosts let back to NATS ${healedAt - returnedAt} ms after it, every agent connected and in sync after ${agentsBackMs} ms; watching until ${Math.round((watchWindow.until - returnedAt) / 1000)} s after the return`);
 
     // The watch ran from the return (before the API answered: those looks failed and are skipped)
-    // until two offline periods after it.
+    // until two offline periods after the return and after the API answered.
     const judged = await watch;
     const watchedAfterReturnMs = Date.now() - returnedAt;
     sampling = false;
@@ -365,18 +369,22 @@ export interface Judgements {
   gatewayChanges: string[];
 }
 
+/** How long the controller's judgements are watched: two offline periods, and 2 s. */
+export const WATCH_MS = 2 * OFFLINE_AFTER_S * 1000 + 2000;
+
 /**
- * Every 500 ms from `from` (epoch ms) until two offline periods after it: the controller's node list
- * and the gateway of every site, compared with `nodesBefore` and `gatewaysBefore`. Looks the
- * controller does not answer (not up yet) are skipped.
+ * Every 500 ms from `from` (epoch ms) until `window.until` (read at every look, so the caller may
+ * extend it; default WATCH_MS after `from`): the controller's node list and the gateway of every
+ * site, compared with `nodesBefore` and `gatewaysBefore`. Looks the controller does not answer
+ * (not up yet) are skipped.
  */
-export async function watchJudgements(lab: OutageLab, nodesBefore: readonly NodeView[], gatewaysBefore: Record<string, string | null>, from: number): Promise<Judgements> {
+export async function watchJudgements(lab: OutageLab, nodesBefore: readonly NodeView[], gatewaysBefore: Record<string, string | null>, from: number, window = { until: from + WATCH_MS }): Promise<Judgements> {
   const offline = new Set<string>();
   const removed = new Set<string>();
   const gatewayChanges: string[] = [];
   let looks = 0;
   let lastGateways = gatewaysBefore;
-  while (Date.now() - from < 2 * OFFLINE_AFTER_S * 1000 + 2000) {
+  while (Date.now() < window.until) {
     const look = await Promise.all([lab.client.listNodes(), gateways(lab)]).catch(() => undefined);
     if (look) {
       const [nodes, gw] = look;

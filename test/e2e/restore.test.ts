@@ -42,6 +42,7 @@ import {
   startOutagePings,
   togglePolicy,
   watchJudgements,
+  WATCH_MS,
   type OutageLab,
   type OutagePings,
   type PairFigures,
@@ -182,7 +183,8 @@ describe.skipIf(!isRoot)("e2e restore", () => {
     await cluster().startController();
     l.client = await cluster().client({ timeoutMs: 5000 });
     const apiMs = Date.now() - restartedAt;
-    const watch = watchJudgements(l, nodesBefore, gatewaysBefore, restartedAt);
+    // Two offline periods from the moment the restored controller answers.
+    const watch = watchJudgements(l, nodesBefore, gatewaysBefore, restartedAt, { until: Date.now() + WATCH_MS });
 
     // Every agent connected, in sync since the restart, and on the restored policy (the change made after the backup undone).
     const syncedMs = await waitUntil("every agent connected, in sync and on the restored policy", 90_000, async () => {
@@ -217,7 +219,7 @@ describe.skipIf(!isRoot)("e2e restore", () => {
     const sent = all.reduce((n, p) => n + p.sent, 0);
     const lost = all.filter((p) => p.lost > 0).map((p) => `${p.from}→${p.address}: lost ${p.lost} of ${p.sent} (icmp_seq ${p.lostSeqs.join(",")})`);
     note(`pings: ${sent} sent every 0.2 s across ${pairs.length} host pairs and ${sitePings.length} site-router probes from 3 s before the backup to ${Math.round((Date.now() - restartedAt) / 1000)} s after the restart, ${all.reduce((n, p) => n + p.lost, 0)} lost`);
-    note(`after the restart (${judged.looks} looks over ${2 * 15} s): offline ${JSON.stringify(judged.offline)}, removed ${JSON.stringify(judged.removed)}, gateway changes ${JSON.stringify(judged.gatewayChanges)} (gateways ${JSON.stringify(gatewaysBefore)})`);
+    note(`after the restart (${judged.looks} looks over ${WATCH_MS / 1000} s from the API's answer): offline ${JSON.stringify(judged.offline)}, removed ${JSON.stringify(judged.removed)}, gateway changes ${JSON.stringify(judged.gatewayChanges)} (gateways ${JSON.stringify(gatewaysBefore)})`);
     expect(lost, "ping streams that lost anything across backup, destruction and restore (want none)").toEqual([]);
     for (const p of all) expect(p.replies, `replies ${p.from}→${p.address}: got ${p.replies}, want more than 0`).toBeGreaterThan(0);
     expect(judged.looks, "node-list looks the restored controller answered").toBeGreaterThanOrEqual(30);

@@ -21,7 +21,7 @@
  * lost. Finally a policy change and a node deletion made after the restore reach every agent.
  *
  * One lab (prefix `wrs`, override with WEFT_E2E_RESTORE_PREFIX). Needs root; skipped otherwise.
- * About 2–3 min: 1 min of set-up, the procedure, 32 s of watching.
+ * About 1.5 min on 2 busy cores: 25 s of set-up, 10 s of backup, 15 s of restore, 32 s of watching.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";

@@ -57,7 +57,7 @@ describe("backup - restored revisions moved past the backup's", () => {
     const heldByAnAgent = state.last_seq + 40;
 
     const gap = 1000;
-    const after = await advanceRevisions(nc, "KV_adv", state, gap);
+    const after = await advanceRevisions(nc, "KV_adv", state, { gap });
     expect(after, "stream state after the move").toEqual({ messages: state.messages, ...(({ first, last }) => ({ first_seq: first, last_seq: last }))(advancedRange(state.last_seq, state.messages, gap)) });
     const moved = await entries(kv, keys);
     for (const k of keys) {
@@ -79,7 +79,7 @@ describe("backup - restored revisions moved past the backup's", () => {
     const kv = await new Kvm(nc).create("adv-empty", { history: 1 });
     const jsm = await jetstreamManager(nc);
     const state = (await jsm.streams.info("KV_adv-empty")).state;
-    await advanceRevisions(nc, "KV_adv-empty", state, 500);
+    await advanceRevisions(nc, "KV_adv-empty", state, { gap: 500 });
     expect(await kv.put("x", "1"), "first revision written after the move").toBe(state.last_seq + 500);
   });
 

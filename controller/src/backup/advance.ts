@@ -13,6 +13,8 @@
  */
 import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import { headers as newHeaders, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { retry, sleep } from "@weft/util";
+import type { Logger } from "pino";
 import { BackupError } from "./errors.js";
 
 /**
@@ -23,7 +25,12 @@ import { BackupError } from "./errors.js";
 export const REVISION_GAP = 2 ** 32;
 /** Publishes in flight at once while writing the messages back (one connection keeps their order). */
 const WINDOW = 256;
-const READ_TIMEOUT_MS = 10_000;
+/** One read of the stream gives up when no message came for this long (and is tried again). */
+const READ_IDLE_MS = 3_000;
+/** Reads of a stream just restored: a clustered one may still be electing its leader (seen at R3 on a loaded machine). */
+const READ_ATTEMPTS = 8;
+/** Attempts of the purge, and windows in a row that store nothing, before the move gives up. */
+const WRITE_ATTEMPTS = 6;
 
 /** A stored message to write again. */
 export interface HeldMessage {
@@ -60,7 +67,7 @@ async function readAll(nc: NatsConnection, stream: string, messages: number): Pr
   const js = jetstream(nc);
   const consumer = await js.consumers.get(stream);
   const iter = await consumer.consume({ max_messages: Math.min(messages, 1024) });
-  const idle = setTimeout(() => iter.stop(), READ_TIMEOUT_MS);
+  const idle = setTimeout(() => iter.stop(), READ_IDLE_MS);
   try {
     for await (const m of iter as AsyncIterable<JsMsg>) {
       idle.refresh();
@@ -76,25 +83,60 @@ async function readAll(nc: NatsConnection, stream: string, messages: number): Pr
 }
 
 /**
- * Moves `stream`'s revisions REVISION_GAP past `lastSeq` (its last sequence, as restored), keeping
- * every message and their order. Returns the stream's state after.
+ * Moves `stream`'s revisions `gap` (default REVISION_GAP) past `state.last_seq` (its last sequence,
+ * as restored), keeping every message and their order. Returns the stream's state after.
  */
-export async function advanceRevisions(nc: NatsConnection, stream: string, state: { messages: number; last_seq: number }, gap = REVISION_GAP): Promise<{ messages: number; first_seq: number; last_seq: number }> {
+export async function advanceRevisions(
+  nc: NatsConnection,
+  stream: string,
+  state: { messages: number; last_seq: number },
+  o: { gap?: number; log?: Logger } = {},
+): Promise<{ messages: number; first_seq: number; last_seq: number }> {
   const what = `moving the revisions of ${stream}`;
-  const held = await readAll(nc, stream, state.messages);
+  const gap = o.gap ?? REVISION_GAP;
+  const held = await retry(() => readAll(nc, stream, state.messages), {
+    initialMs: 250,
+    maxMs: 2000,
+    maxAttempts: READ_ATTEMPTS,
+    onRetry: (err, retryInMs) => o.log?.warn({ stream, err: err instanceof Error ? err.message : String(err), retryInMs }, "reading a restored bucket again"),
+  });
   const js = jetstream(nc);
   const jsm = await js.jetstreamManager();
   const want = advancedRange(state.last_seq, state.messages, gap);
+  const again = <T>(step: string, fn: () => Promise<T>) =>
+    retry(fn, {
+      initialMs: 250,
+      maxMs: 2000,
+      maxAttempts: WRITE_ATTEMPTS,
+      onRetry: (err, retryInMs) => o.log?.warn({ stream, step, err: err instanceof Error ? err.message : String(err), retryInMs }, "moving a restored bucket's revisions: trying again"),
+    });
   try {
-    await jsm.streams.purge(stream, { seq: want.first });
-    for (let i = 0; i < held.length; i += WINDOW) {
-      await Promise.all(
-        held.slice(i, i + WINDOW).map((m) => {
+    // Idempotent: a purge repeated after a lost answer leaves the same empty stream at want.first.
+    await again("purge", () => jsm.streams.purge(stream, { seq: want.first }));
+    // Written in windows, each message expecting the stream's last sequence to be the one before
+    // it: after a failure (a timeout, a leader change) whatever landed is kept, in order, and the
+    // writes resume from the stream's last sequence.
+    let next = 0;
+    let stalled = 0;
+    while (next < held.length) {
+      const from = next;
+      const results = await Promise.allSettled(
+        held.slice(from, from + WINDOW).map((m, j) => {
           const h = newHeaders();
           for (const [k, values] of m.headers) for (const v of values) h.append(k, v);
-          return js.publish(m.subject, m.data, m.headers.length > 0 ? { headers: h } : {});
+          return js.publish(m.subject, m.data, { expect: { lastSequence: want.first + from + j - 1 }, ...(m.headers.length > 0 ? { headers: h } : {}) });
         }),
       );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (!failed) {
+        next = from + results.length;
+        continue;
+      }
+      next = (await again("read the last sequence", () => jsm.streams.info(stream))).state.last_seq - want.first + 1;
+      if (next > from) stalled = 0;
+      else if (++stalled >= WRITE_ATTEMPTS) throw failed.reason;
+      o.log?.warn({ stream, written: next, of: held.length, err: failed.reason instanceof Error ? failed.reason.message : String(failed.reason) }, "moving a restored bucket's revisions: resuming the writes");
+      await sleep(250 * 2 ** Math.min(stalled, 3));
     }
   } catch (cause) {
     throw new BackupError(`${what}: ${cause instanceof Error ? cause.message : String(cause)}; restore again with --force`, { cause });

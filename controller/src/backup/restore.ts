@@ -58,7 +58,7 @@ export async function restoreController(opts: RestoreOptions): Promise<RestoreRe
         );
       }
       // Past every revision written since the backup, so agents holding one take the restored records as newer (advance.ts).
-      const moved = await advanceRevisions(store.nc, snap.stream, state);
+      const moved = await advanceRevisions(store.nc, snap.stream, state, { log });
       log.info({ stream: snap.stream, messages: moved.messages, backupRevision: state.last_seq, revision: moved.last_seq }, "bucket restored");
       streams.push({ stream: snap.stream, messages: moved.messages, backupLastSeq: state.last_seq, lastSeq: moved.last_seq });
     }

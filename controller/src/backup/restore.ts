@@ -1,8 +1,9 @@
 /**
  * `weft controller restore`: the state files into the state directory, then every bucket into the
- * store, each with its original revisions (snapshot.ts). Agents keep their credentials (the same
- * authority signs the account they chain to), the CA pin and their SVIDs' trust domain CA, so
- * they reconnect and carry on without enrolling again.
+ * store (snapshot.ts, checked against the backup's revisions), its revisions then moved past any
+ * written since the backup (advance.ts). Agents keep their credentials (the same authority signs
+ * the account they chain to), the CA pin and their SVIDs' trust domain CA, so they reconnect,
+ * take the restored records as newer than what they hold, and carry on without enrolling again.
  *
  * Refused unless `force` when the target is not empty: an identity file (files.ts) that exists
  * with other contents, or any Weft bucket already in the store. With `force`, the store's Weft buckets are
@@ -12,6 +13,7 @@ import type { Logger } from "pino";
 import { readBackup } from "./archive.js";
 import { BackupError, RestoreTargetNotEmptyError } from "./errors.js";
 import { conflictingStateFiles, writeStateFiles } from "./files.js";
+import { advanceRevisions } from "./advance.js";
 import { restoreStream } from "./snapshot.js";
 import { existingWeftStreams, openStore, type StoreTarget } from "./store.js";
 
@@ -24,7 +26,8 @@ export interface RestoreOptions extends StoreTarget {
 
 export interface RestoreResult {
   createdAt: string;
-  streams: { stream: string; messages: number; lastSeq: number }[];
+  /** Per bucket: its records, its last revision in the backup, and its last revision as restored (REVISION_GAP past the backup's; advance.ts). */
+  streams: { stream: string; messages: number; backupLastSeq: number; lastSeq: number }[];
   files: string[];
   /** Weft buckets deleted first (force). */
   replaced: string[];
@@ -54,8 +57,10 @@ export async function restoreController(opts: RestoreOptions): Promise<RestoreRe
           `restore of ${snap.stream}: the store holds ${state.messages} messages up to revision ${state.last_seq}, the backup ${snap.state.messages} up to ${snap.state.last_seq}`,
         );
       }
-      log.info({ stream: snap.stream, messages: state.messages, revision: state.last_seq }, "bucket restored");
-      streams.push({ stream: snap.stream, messages: state.messages, lastSeq: state.last_seq });
+      // Past every revision written since the backup, so agents holding one take the restored records as newer (advance.ts).
+      const moved = await advanceRevisions(store.nc, snap.stream, state, { log });
+      log.info({ stream: snap.stream, messages: moved.messages, backupRevision: state.last_seq, revision: moved.last_seq }, "bucket restored");
+      streams.push({ stream: snap.stream, messages: moved.messages, backupLastSeq: state.last_seq, lastSeq: moved.last_seq });
     }
   } finally {
     await store.close();

@@ -10,6 +10,7 @@
  * deleted first and the files replaced.
  */
 import type { Logger } from "pino";
+import { retry } from "@weft/util";
 import { readBackup } from "./archive.js";
 import { BackupError, RestoreTargetNotEmptyError } from "./errors.js";
 import { conflictingStateFiles, writeStateFiles } from "./files.js";
@@ -51,7 +52,18 @@ export async function restoreController(opts: RestoreOptions): Promise<RestoreRe
     replaced = existing;
     if (replaced.length > 0) log.warn({ streams: replaced }, "deleted the store's Weft buckets (--force)");
     for (const snap of backup.streams) {
-      const state = await restoreStream(store.nc, snap, opts.replicas);
+      // A cluster that has just started may refuse to create a stream for a moment ("error creating
+      // store for stream", seen at R3 on a busy machine): try again, without what the attempt left.
+      const restoreOnce = async (attempt: number) => {
+        if (attempt > 1) await store.jsm.streams.delete(snap.stream).catch(() => false);
+        return restoreStream(store.nc, snap, opts.replicas);
+      };
+      const state = await retry(restoreOnce, {
+        initialMs: 500,
+        maxMs: 4000,
+        maxAttempts: 5,
+        onRetry: (err, delayMs, attempt) => log.warn({ stream: snap.stream, attempt, retryInMs: delayMs, err }, "restoring a bucket failed; trying again"),
+      });
       if (state.last_seq !== snap.state.last_seq || state.messages !== snap.state.messages) {
         throw new BackupError(
           `restore of ${snap.stream}: the store holds ${state.messages} messages up to revision ${state.last_seq}, the backup ${snap.state.messages} up to ${snap.state.last_seq}`,

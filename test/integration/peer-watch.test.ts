@@ -243,4 +243,25 @@ describe("PeerWatch", () => {
     await settle();
     expect(sets.length, `listener calls after stop: got ${sets.length}, want ${count}`).toBe(count);
   });
+
+  it("peer-watch - restart() reuses the records of messages it read before, parses changed ones, and drops deleted ones", async () => {
+    const [a, b, c] = [record(), record(), record()];
+    for (const r of [a, b, c]) await put(r);
+    const conn = await connectAgent();
+    const { sets, w } = await watch(conn);
+    await until(() => sets.length > 0);
+    const first = sets.at(-1)!;
+    const b2 = { ...b, name: "peer-renamed" };
+    await w.restart(); // nothing changed: every record is the very object parsed before
+    const same = sets.at(-1)!;
+    expect([a, b, c].map((r) => same.peers.get(r.nodeId) === first.peers.get(r.nodeId)), "unchanged records reused").toEqual([true, true, true]);
+    await put(b2);
+    await peersKv.delete(c.nodeId);
+    await until(() => sets.at(-1)!.peers.get(b.nodeId)?.name === "peer-renamed" && !sets.at(-1)!.peers.has(c.nodeId));
+    await w.restart();
+    const after = sets.at(-1)!;
+    expect(ids(after), "peers after the second restart").toEqual([a.nodeId, b.nodeId].sort());
+    expect(after.peers.get(b.nodeId), "the changed record as stored").toEqual(b2);
+    expect(after.peers.get(a.nodeId) === first.peers.get(a.nodeId), "the unchanged one still reused").toBe(true);
+  });
 });

@@ -19,6 +19,12 @@
  * sequence seen as its revision. `restart()` starts over (after a reconnect, writes made while
  * disconnected were not seen); a subscription the server ends or a slow-consumer drop is reported
  * to `onEnded`, whose owner restarts the watch.
+ *
+ * Starting over reads the whole stream again, but does not parse it again: a snapshot message
+ * whose key, sequence and stored time (`Nats-Time-Stamp`) equal those of a record the previous
+ * view held is that same stored message, and its parsed record is reused. After a NATS restart
+ * (thousands of agents resyncing at once) that is most of the agents' CPU. Sequence and time
+ * together also tell a replaced stream (a restore) from the one seen before.
  */
 import { randomBytes } from "node:crypto";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -46,11 +52,13 @@ export interface PeerMessage {
   seq: number;
   /** The record, or null for a delete/purge marker; undefined when the record is invalid. */
   record: PeerRecord | null | undefined;
+  /** When the stream stored it (`Nats-Time-Stamp`), when the message says. */
+  stamp?: string | undefined;
 }
 
 /** The merged view: per key, the message with the highest sequence (pure, no I/O). */
 export class PeerView {
-  readonly #latest = new Map<string, { seq: number; record: PeerRecord | null }>();
+  readonly #latest = new Map<string, { seq: number; record: PeerRecord | null; stamp: string | undefined }>();
   #revision = 0;
 
   /** Applies a message; false when it is not newer than what the key already has (or invalid). */
@@ -58,13 +66,19 @@ export class PeerView {
     if (m.record === undefined) return false;
     const cur = this.#latest.get(m.key);
     if (cur && cur.seq >= m.seq) return false;
-    this.#latest.set(m.key, { seq: m.seq, record: m.record });
+    this.#latest.set(m.key, { seq: m.seq, record: m.record, stamp: m.stamp });
     this.#revision = Math.max(this.#revision, m.seq);
     return true;
   }
 
   get revision(): number {
     return this.#revision;
+  }
+
+  /** The record `key` has when it is the stored message (sequence and stored time) given; else undefined. */
+  same(key: string, seq: number, stamp: string | undefined): PeerRecord | null | undefined {
+    const cur = this.#latest.get(key);
+    return cur && stamp !== undefined && cur.seq === seq && cur.stamp === stamp ? cur.record : undefined;
   }
 
   set(): PeerSet {
@@ -77,6 +91,8 @@ export class PeerView {
 export class PeerWatch {
   private sub: Subscription | undefined;
   private generation = 0;
+  /** The view of the last start(): records a new snapshot finds unchanged are taken from it. */
+  private known: PeerView | undefined;
   private stopped = false;
 
   constructor(
@@ -93,7 +109,9 @@ export class PeerWatch {
   async start(): Promise<void> {
     const generation = ++this.generation;
     this.sub?.unsubscribe();
+    const known = this.known;
     const view = new PeerView();
+    this.known = view;
     const buffered: PeerMessage[] = [];
     let complete = false;
     const sub = this.nc.subscribe(Subjects.allPeerUpdates, {
@@ -119,7 +137,7 @@ export class PeerWatch {
     });
     try {
       await this.nc.flush(); // the server has the subscription before the snapshot is read
-      await this.snapshot(view, () => generation !== this.generation);
+      await this.snapshot(view, known, () => generation !== this.generation);
     } catch (err) {
       if (generation === this.generation) sub.unsubscribe();
       throw err;
@@ -151,11 +169,11 @@ export class PeerWatch {
   }
 
   /** Reads every message of the stream, page by page, into `view`. */
-  private async snapshot(view: PeerView, superseded: () => boolean): Promise<void> {
+  private async snapshot(view: PeerView, known: PeerView | undefined, superseded: () => boolean): Promise<void> {
     let cursor = 1;
     for (;;) {
       if (superseded()) return;
-      const page = await this.page(cursor);
+      const page = await this.page(cursor, known);
       for (const m of page.messages) view.apply(m);
       if (page.done) return;
       cursor = page.lastSeq + 1;
@@ -163,7 +181,7 @@ export class PeerWatch {
   }
 
   /** One batched direct get from `seq`: its messages, and whether nothing is pending after them. */
-  private page(seq: number): Promise<{ messages: PeerMessage[]; lastSeq: number; done: boolean }> {
+  private page(seq: number, known: PeerView | undefined): Promise<{ messages: PeerMessage[]; lastSeq: number; done: boolean }> {
     const inbox = `${this.inboxPrefix}.peers.${randomBytes(8).toString("hex")}`;
     const messages: PeerMessage[] = [];
     let lastSeq = seq - 1;
@@ -186,7 +204,7 @@ export class PeerWatch {
             return finish(new Error(`peers snapshot: server answered ${h.code} ${h.description}`));
           }
           const key = msg.headers?.get("Nats-Subject").slice(PEERS_SUBJECT_PREFIX.length);
-          const m = this.parse(msg, key);
+          const m = this.parse(msg, key, known);
           if (m) {
             messages.push(m);
             lastSeq = Math.max(lastSeq, m.seq);
@@ -198,13 +216,16 @@ export class PeerWatch {
   }
 
   /** A stream message (snapshot or republished) as a PeerMessage, or undefined when it has no sequence or key. */
-  private parse(msg: Msg, key: string | undefined): PeerMessage | undefined {
+  private parse(msg: Msg, key: string | undefined, known?: PeerView): PeerMessage | undefined {
     const seq = Number(msg.headers?.get("Nats-Sequence") ?? "");
     if (!key || !Number.isSafeInteger(seq) || seq <= 0) {
       this.log.warn({ subject: msg.subject }, "ignoring a peers message without a key or sequence");
       return undefined;
     }
-    if (isDeletion(msg.headers)) return { key, seq, record: null };
+    const stamp = msg.headers?.get("Nats-Time-Stamp") || undefined;
+    const seen = known?.same(key, seq, stamp);
+    if (seen !== undefined) return { key, seq, record: seen, stamp };
+    if (isDeletion(msg.headers)) return { key, seq, record: null, stamp };
     let json: unknown;
     try {
       json = msg.json();
@@ -212,7 +233,7 @@ export class PeerWatch {
       json = undefined;
     }
     const parsed = PeerRecord.safeParse(json);
-    if (parsed.success && parsed.data.nodeId === key) return { key, seq, record: parsed.data };
+    if (parsed.success && parsed.data.nodeId === key) return { key, seq, record: parsed.data, stamp };
     this.log.warn({ peer: key, revision: seq }, "ignoring invalid peer record");
     return { key, seq, record: undefined };
   }

@@ -15,13 +15,14 @@
  * Leadership is read from the controllers' own log lines ("this controller is now the leader" /
  * "… no longer the leader"), with their timestamps. Needs root; skipped with a message otherwise.
  */
-import { readFile, rm } from "node:fs/promises";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
 import { generateKeyPair, type ControllerClient, type EnrollResponse } from "@weft/protocol";
-import { LabCluster, agentStatePath, labDir, labDown, labExec, labTopology, labUp, readOverlayAddress, type LabOptions } from "@weft/lab";
+import { LabCluster, agentStatePath, labExec, labTopology, readOverlayAddress, type LabOptions } from "@weft/lab";
 import { agentIdentity } from "../../controller/src/testing.js";
 import { sleep, waitUntil, wgDump } from "./mesh.js";
 import { pingCount } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_CLUSTER_PREFIX ?? "wcl";
 const opts: LabOptions = { prefix: PREFIX, layout: { controllers: 3 } };
@@ -31,11 +32,8 @@ const HOSTS = ["aws-1", "azure-1", "gcp-1"];
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e cluster: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e cluster: ${line}`);
-};
+const suite = labSuite("cluster", opts);
+const { note } = suite;
 
 interface LeaderEvent {
   controller: string;
@@ -46,7 +44,6 @@ interface LeaderEvent {
 
 describe.skipIf(!isRoot)("e2e cluster", () => {
   let cluster: LabCluster;
-  let failed = false;
   /** Controllers whose process was killed by a test (and not started again). */
   const down = new Set<string>();
   const clientOf = (name: string): Promise<ControllerClient> => cluster.clientOf(name);
@@ -128,36 +125,19 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     rules: [{ action: "allow" as const, from: [{ namespace: "shop", serviceAccount: "web" }], to: [{ namespace: "shop", serviceAccount: "db" }], ports: [{ protocol: "tcp" as const, port }] }],
   });
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       const t0 = Date.now();
       await cluster.startController();
       note(`control plane up (3 nats-servers clustered, 3 controllers) in ${Date.now() - t0} ms`);
       const key = await (await clientOf("ctl-1")).createJoinKey({ reusable: true, ttlSeconds: 3600 });
       for (const h of HOSTS) await cluster.startAgent(h, key.key);
       await cluster.waitForFullMesh(90_000);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 300_000);
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e cluster: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e cluster figures:\n  ${figures.join("\n  ")}`);
-    }
-  }, 120_000);
+    },
+    setupTimeoutMs: 300_000,
+    teardownTimeoutMs: 120_000,
+  });
 
   it("e2e cluster - three controllers serve the API, exactly one leads, and agents get all three NATS URLs", async () => {
     for (const c of CONTROLLERS) {
@@ -264,6 +244,9 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     const leader = await oneLeader(15_000);
     const doomed = await enrollFake(leader, "wcl-doomed");
     await agentsHavePeer(doomed.publicKey, true);
+    // The premise: the leader has stored wcl-doomed's node policy (what the next leader must clean up);
+    // killed before that, there would be nothing to remove.
+    await waitUntil("the leader stores wcl-doomed's node policy", 15_000, async () => (await (await clientOf(leader)).raw("GET", "/metrics")).text.includes(`weft_controller_node_policy_bytes{node="${doomed.nodeId}"}`), 100);
     const killedAt = Date.now();
     await cluster.stopControllerOn(leader, "SIGKILL");
     down.add(leader);

@@ -12,25 +12,23 @@
  * topology view is also written to docs/console-topology.png (the README's image).
  * Needs root; skipped with a message otherwise.
  */
-import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
 import type { ControllerClient } from "@weft/protocol";
-import { CONTROLLER_API_PORT, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, labDir, labDown, labExec, labUp, repoRoot, terminateLabInstance, waitFor, type LabOptions, type RunningClouds } from "@weft/lab";
+import { CONTROLLER_API_PORT, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, labDir, labExec, repoRoot, terminateLabInstance, waitFor, type LabOptions, type RunningClouds } from "@weft/lab";
 import { dashboardQueries, exposedFamilies, unknownMetrics } from "../../controller/src/metrics/dashboard.js";
 import { ARTIFACTS, axeViolations, launchChromium, startLabRelay, type LabRelay } from "./browser.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_CONSOLE_PREFIX ?? "wtc";
 const opts: LabOptions = { prefix: PREFIX };
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e console: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e console: ${line}`);
-};
+const suite = labSuite("console", opts);
+const { note } = suite;
 
 describe.skipIf(!isRoot)("e2e console", () => {
   let cluster: LabCluster;
@@ -39,7 +37,6 @@ describe.skipIf(!isRoot)("e2e console", () => {
   let relay: LabRelay;
   let browser: Browser;
   let page: Page;
-  let failed = false;
   const hosts = () => cluster.topology.hosts.map((h) => h.name).sort();
   const shot = async (name: string) => {
     await mkdir(ARTIFACTS, { recursive: true });
@@ -57,12 +54,10 @@ describe.skipIf(!isRoot)("e2e console", () => {
     return serious.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join("; ")}`);
   };
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster({ ...opts, clouds: true });
+  suite.hooks({
+    cluster: () => new LabCluster({ ...opts, clouds: true }),
+    setup: async (c) => {
+      cluster = c;
       clouds = await cluster.startClouds();
       await cluster.startController(["--inventory-config", clouds.inventoryConfigPath]);
       client = await cluster.client();
@@ -77,30 +72,12 @@ describe.skipIf(!isRoot)("e2e console", () => {
       relay = await startLabRelay(opts, "ctl", cluster.topology.controller.address, CONTROLLER_API_PORT, join(labDir(opts), "console-relay.sock"));
       browser = await launchChromium(await cluster.controllerCaHash());
       page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) =>
-    onTestFailed(async () => {
-      failed = true;
-      await shot(`failed-${Date.now()}`).catch(() => undefined);
-    }),
-  );
-
-  afterAll(async () => {
-    try {
+    },
+    onTestFailed: () => shot(`failed-${Date.now()}`),
+    teardown: async () => {
       await browser?.close();
       await relay?.stop();
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e console: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e console figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("e2e console - the login page passes axe, refuses a wrong token, and the admin token logs in (a session cookie, no token kept)", async () => {

@@ -16,11 +16,12 @@ import { randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, Workload } from "@weft/protocol";
-import { LabCluster, hostPinDir, labDir, labDown, labExec, labTopology, labUp, labWorkloads, type LabOptions } from "@weft/lab";
+import { LabCluster, hostPinDir, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
 import { mapLimit, readAgentState, readAgentStatus, sleep, waitUntil } from "./mesh.js";
 import { capture, occurrences, pingCount, startEcho, startLongFlow, tcpProbe, type ProbeOutcome, type Spawned } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_DATAPATH_PREFIX ?? "wtd";
 const opts: LabOptions = { prefix: PREFIX };
@@ -76,16 +77,12 @@ const MATRIX: [string, string, number, "open" | "timeout", string][] = [
   ["gcp-2-db", "onprem-1-ledger", 8080, "open", "cloud to on-prem (behind NAT), no policy"],
 ];
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e datapath: ${line}`);
-};
+const suite = labSuite("datapath", opts);
+const { note } = suite;
 
 describe.skipIf(!isRoot)("e2e datapath", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
-  let failed = false;
   const echo: Spawned[] = [];
   /** Workload node (`aws-1-web`) → its recorded address and identity. */
   const recorded = new Map<string, Workload>();
@@ -127,12 +124,9 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
   const matrix = async () =>
     mapLimit(MATRIX, 6, async ([from, to, port]) => ({ from, to, port, got: await tcpProbe(opts, from, addressOf(to), port) }));
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       await cluster.startController(["--plaintext-site", "aws"]);
       client = await cluster.client();
       // One key per site: plaintext (aws) needs the site vouched for by the key.
@@ -148,24 +142,10 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
         keys.set(site, key.key);
       }
       await Promise.all(topology.hosts.map((h) => cluster.startAgent(h.name, keys.get(h.site))));
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
+    },
+    teardown: async () => {
       await Promise.all(echo.map((e) => e.stop()));
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e datapath: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e datapath figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   describe("workloads", () => {
@@ -384,10 +364,25 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
         const res = await cli(["policy", "delete", name, "--controller-state-dir", cluster.controllerStateDir]);
         expect(res.code, `weft policy delete ${name}: ${res.err}`).toBe(0);
       }
-      await waitUntil("default deny lifted", 10_000, async () => (await tcpProbe(opts, "aws-1-web", addressOf("aws-2-api"), 9090, 500)) === "open", 100);
+      // Each agent applies its node's policy on its own: wait until every one holds a policy that names
+      // none (or none at all), then the verdicts must all be "open" at the first probe.
+      const t0 = Date.now();
+      const lagging = async () => {
+        const out: string[] = [];
+        for (const h of topology.hosts) {
+          const p = (await readAgentState(cluster.agents.get(h.name)!.stateDir))?.appliedPolicy;
+          if ((p?.record?.policies.length ?? 0) > 0 || (p?.record?.defaultDeny.length ?? 0) > 0) out.push(`${h.name} (revision ${p?.revision}: ${p?.record?.policies.join(",")})`);
+        }
+        return out;
+      };
+      let behind: string[] = [];
+      await waitUntil("every agent to apply a policy that names no policy", 15_000, async () => (behind = await lagging()).length === 0, 100).catch(() => undefined);
+      expect(behind, "agents still holding a deleted policy 15 s after the deletes").toEqual([]);
+      const applied = Date.now() - t0;
       const results = await matrix();
       const bad = results.filter((r) => r.got !== "open").map((r) => `${r.from} -> ${r.to}:${r.port} ${r.got satisfies ProbeOutcome}`);
       expect(bad, "pairs that no longer connect after the policies were deleted").toEqual([]);
+      note(`policy deletion: every agent applied it ${applied} ms after the deletes; all ${results.length} matrix pairs open again`);
     });
   });
 });

@@ -13,15 +13,16 @@
  * the same names (so no name, key or document use was left claimed) and the keyless mesh forms.
  * Needs root; skipped with a message otherwise.
  */
-import { readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, METADATA_ADDRESS, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, type LabOptions, type RunningClouds } from "@weft/lab";
+import { LAB_CLOUDS, LabCluster, METADATA_ADDRESS, instanceIdFor, labExec, labTopology, type LabOptions, type RunningClouds } from "@weft/lab";
 import { generateKeyPair } from "../../agent/src/wireguard/keys.js";
 import { agentIdentity } from "../../controller/src/testing.js";
 import { waitUntil } from "./mesh.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_IDENTITY_PREFIX ?? "wtt";
 const opts: LabOptions = { prefix: PREFIX };
@@ -29,17 +30,13 @@ const topology = labTopology({ prefix: PREFIX });
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e identity: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e identity: ${line}`);
-};
+const suite = labSuite("identity", opts);
+const { note } = suite;
 
 describe.skipIf(!isRoot)("e2e identity", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
   let clouds: RunningClouds;
-  let failed = false;
   const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const host = (name: string) => topology.hosts.find((h) => h.name === name)!;
   const instanceOf = (name: string) => instanceIdFor(host(name).site as MetadataProvider, name);
@@ -117,12 +114,10 @@ describe.skipIf(!isRoot)("e2e identity", () => {
     return String((JSON.parse(line) as { err?: unknown }).err ?? "");
   }
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster({ ...opts, clouds: true });
+  suite.hooks({
+    cluster: () => new LabCluster({ ...opts, clouds: true }),
+    setup: async (c) => {
+      cluster = c;
       clouds = await cluster.startClouds();
       await cluster.startController(["--inventory-config", clouds.inventoryConfigPath]);
       client = await cluster.client();
@@ -131,23 +126,7 @@ describe.skipIf(!isRoot)("e2e identity", () => {
       for (const provider of ["aws", "azure", "gcp"] as const) {
         await client.applyEnrollmentPolicy({ name: `lab-${provider}`, selector: { provider, account: LAB_CLOUDS[provider].account, tags: { env: "lab" } }, labels: { via: "policy" } });
       }
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e identity: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e identity figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("e2e identity - an agent in each cloud joins keyless with its signed document (AWS rsa2048, Azure attested + nonce, GCP token for this controller)", async () => {

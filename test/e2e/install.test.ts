@@ -9,7 +9,7 @@
  * removed in turn), an upgrade under load (the data plane keeps forwarding and enforcing), `weft down`
  * and `apt purge` leaving nothing behind, and the cloud-init examples (`cloud-init schema`).
  *
- * Lab prefix `wtp` (WEFT_E2E_INSTALL_PREFIX); the VM on gcp-1, lab agents on aws-1 and onprem-1. Everything it makes is removed in afterAll, also on failure; the Debian root and the
+ * Lab prefix `wtp` (WEFT_E2E_INSTALL_PREFIX); the VM on gcp-1, lab agents on aws-1 and onprem-1. Everything it makes is removed after the suite, also on failure; the Debian root and the
  * Debian packages it downloads stay cached in /var/cache/weft-test. Needs root.
  */
 import { execFile } from "node:child_process";
@@ -17,13 +17,14 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, JoinKeyCreated } from "@weft/protocol";
-import { LabCluster, labDir, labDown, labExec, labTopology, labUp, repoRoot, type LabOptions } from "@weft/lab";
+import { LabCluster, labExec, labTopology, repoRoot, type LabOptions } from "@weft/lab";
 import { sleep, waitUntil } from "./mesh.js";
 import { allowedSyscalls, capMask, leftovers, pinnedMapIds, repack, runAgentWith, startHttpServer, unitCapabilities } from "./installed.js";
 import { pingCount, startEcho, tcpProbe } from "./traffic.js";
 import { LabVm } from "./vm.js";
+import { labSuite } from "./lab-suite.js";
 
 const execFileAsync = promisify(execFile);
 const PREFIX = process.env.WEFT_E2E_INSTALL_PREFIX ?? "wtp";
@@ -44,11 +45,8 @@ const VM_POLICY = {
   description: "e2e install: the lab agents may ping the VM and reach one port",
   rules: [{ action: "allow" as const, from: [{ namespace: "default" }], to: [{ namespace: "shop", serviceAccount: "vm" }], ports: [{ protocol: "icmp" as const }, { protocol: "tcp" as const, port: ALLOWED_PORT }] }],
 };
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e: ${line}`);
-};
+const suite = labSuite("install", opts);
+const { note } = suite;
 
 /** The one line a person runs on a VM (packaging/README.md), for a controller URL and CA hash. */
 function oneLiner(url: string, hex: string, upArgs: string): string {
@@ -70,7 +68,8 @@ describe.skipIf(!isRoot)("install", () => {
   /** The VM's key: identity spiffe://weft.internal/ns/shop/sa/vm, which VM_POLICY protects. */
   let vmKey: JoinKeyCreated;
   let caHex: string;
-  let failed = false;
+  /** Where the package is unpacked: the lab's controller and agents run its bundle. */
+  let extracted: string;
   const host = topology.hosts.find((h) => h.name === VM_HOST)!;
   const upArgs = `--join-key-file /root/weft-join-key --name ${host.name} --site ${host.site} --private-endpoint ${host.privateAddress}:51820 --public-endpoint ${host.publicAddress}:51820`;
 
@@ -89,8 +88,8 @@ describe.skipIf(!isRoot)("install", () => {
     return status?.nats === "connected" && status.stale === false && Date.parse(status.updatedAt ?? "") >= since;
   };
 
-  beforeAll(async () => {
-    try {
+  suite.hooks({
+    prepare: async () => {
       let t0 = Date.now();
       downloads = await mkdtemp(join(tmpdir(), "weft-e2e-downloads-"));
       // WEFT_E2E_PACKAGE_DIR: use a package already built there (`npm run package` output), to iterate faster.
@@ -109,15 +108,14 @@ describe.skipIf(!isRoot)("install", () => {
       const root = (await execFileAsync("bash", [join(repo, "packaging/test-root.sh"), CACHE], { maxBuffer: 16 << 20 })).stdout.trim();
       note(`Debian 12 root ${root} ready in ${Math.round((Date.now() - t0) / 1000)} s (cached after the first run)`);
 
-      // Leftovers of an interrupted run: its namespaces (recorded) and its host dirs (kept on failure).
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
       // The lab's controller and agents run the package's bundle too (extracted; the machine's
       // Node.js), so the controller as packaged serves the VM.
-      const extracted = join(downloads, "extracted");
+      extracted = join(downloads, "extracted");
       await execFileAsync("dpkg-deb", ["-x", deb, extracted]);
-      cluster = new LabCluster({ ...opts, cliPath: join(extracted, "usr/lib/weft/lib/main.js") });
+    },
+    cluster: () => new LabCluster({ ...opts, cliPath: join(extracted, "usr/lib/weft/lib/main.js") }),
+    setup: async (c) => {
+      cluster = c;
       const controllerConfig = join(downloads, "controller.yaml");
       await writeFile(controllerConfig, `downloads:\n  dir: ${downloads}\n`);
       await cluster.startController(["--config", controllerConfig]);
@@ -128,7 +126,7 @@ describe.skipIf(!isRoot)("install", () => {
       await client.applyPolicy(VM_POLICY);
       await Promise.all(AGENT_HOSTS.map((h) => cluster.startAgent(h, key.key)));
 
-      t0 = Date.now();
+      const t0 = Date.now();
       vm = await LabVm.start({ lab: opts, host: VM_HOST, baseRoot: root, dir: join(CACHE, "vms", `${PREFIX}-${VM_HOST}`), aptArchives: join(CACHE, "apt-archives") });
       // The lab has no internet: Debian packages the .deb depends on are fetched into the apt cache
       // first, on the machine's network (a VM would reach its mirror); install.sh then installs offline.
@@ -138,22 +136,16 @@ describe.skipIf(!isRoot)("install", () => {
       await rm(join(vm.root, "tmp/prefetch.deb"));
       note(`VM root on ${VM_HOST} mounted, dependencies in the apt cache, in ${Math.round((Date.now() - t0) / 1000)} s`);
       await cluster.waitForFullMesh(60_000);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 1_200_000);
-
-  afterAll(async () => {
-    try {
+    },
+    teardown: async () => {
       await vm?.stop();
-      await cluster?.stopAll();
-    } finally {
-      await labDown({ ...opts, keepHostDirs: failed || process.env.WEFT_E2E_KEEP_LOGS === "1" });
+    },
+    cleanup: async () => {
       if (downloads) await rm(downloads, { recursive: true, force: true });
-      if (figures.length > 0) console.log(`e2e install figures:\n  ${figures.join("\n  ")}`);
-    }
-  }, 120_000);
+    },
+    setupTimeoutMs: 1_200_000,
+    teardownTimeoutMs: 120_000,
+  });
 
   const step = (name: string, fn: () => Promise<void>, timeoutMs = 120_000) =>
     it(
@@ -162,7 +154,7 @@ describe.skipIf(!isRoot)("install", () => {
         try {
           await fn();
         } catch (err) {
-          failed = true;
+          suite.markFailed();
           // Now, not in afterAll: a later step (the purge) removes the log.
           const log = vm ? await readFile(join(vm.root, "var/log/weft/agent.log"), "utf8").catch(() => "(none)") : "(no VM)";
           console.log(`e2e install: "${name}" failed; the VM's agent log:\n${log.split("\n").slice(-80).join("\n")}`);

@@ -14,12 +14,13 @@
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labDir, labDown, labExec, labTopology, labUp, startEchoServer, type LabOptions, type RunningClouds } from "@weft/lab";
+import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labExec, labTopology, startEchoServer, type LabOptions, type RunningClouds } from "@weft/lab";
 import { ping, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_INVENTORY_PREFIX ?? "wti";
 const opts: LabOptions = { prefix: PREFIX };
@@ -27,17 +28,13 @@ const topology = labTopology({ prefix: PREFIX });
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e inventory: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e inventory: ${line}`);
-};
+const suite = labSuite("inventory", opts);
+const { note } = suite;
 
 describe.skipIf(!isRoot)("e2e inventory", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
   let clouds: RunningClouds;
-  let failed = false;
   const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const instanceOf = (host: string) => {
     const h = topology.hosts.find((x) => x.name === host)!;
@@ -58,32 +55,14 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
     });
   };
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster({ ...opts, clouds: true });
+  suite.hooks({
+    cluster: () => new LabCluster({ ...opts, clouds: true }),
+    setup: async (c) => {
+      cluster = c;
       clouds = await cluster.startClouds();
       await cluster.startController(["--inventory-config", clouds.inventoryConfigPath]);
       client = await cluster.client();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e inventory: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e inventory figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("e2e inventory - the first sync lists every lab host in its cloud (and on-prem) through the real SDKs, with site routes and no overlaps", async () => {

@@ -14,25 +14,12 @@
  * both ways → 1 MiB TCP intact over 1280/1380/1460 paths → 30 % loss on branch's link: handshakes
  * complete and traffic flows. Figures are printed at the end. Needs root; skipped otherwise.
  */
-import { rm } from "node:fs/promises";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, NodeView } from "@weft/protocol";
-import {
-  LabCluster,
-  labDir,
-  labDown,
-  labExec,
-  labSetLoss,
-  labSetNat,
-  labTopology,
-  labUp,
-  moveLabInstanceAddress,
-  repoRoot,
-  type LabOptions,
-  type RunningClouds,
-} from "@weft/lab";
+import { LabCluster, labExec, labSetLoss, labSetNat, labTopology, moveLabInstanceAddress, repoRoot, type LabOptions, type RunningClouds } from "@weft/lab";
 import { hostInterface, mapLimit, ping, readAgentStatus, sleep, spread, startTcpSink, tcpTransfer, waitUntil, wgDump, type TcpSink } from "./mesh.js";
 import { capture, occurrences, pingCount, startEcho } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_NAT_PREFIX ?? "wtn";
 const opts: LabOptions = { prefix: PREFIX, layout: { natSites: true, overlap: true, mtu: { branch: 1280, cgnat: 1380, gcp: 1460 } } };
@@ -43,11 +30,8 @@ const RELAY = "aws-2";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e nat: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e nat: ${line}`);
-};
+const suite = labSuite("nat", opts);
+const { note } = suite;
 
 /** The path a host's agent reports to a peer (status.json), e.g. `direct`, `relay via aws-2`, `none`. */
 type PathText = string;
@@ -56,7 +40,6 @@ describe.skipIf(!isRoot)("e2e nat", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
   let clouds: RunningClouds;
-  let failed = false;
   let startedAt = 0;
   let nodes = new Map<string, NodeView>();
 
@@ -76,12 +59,10 @@ describe.skipIf(!isRoot)("e2e nat", () => {
     return "direct";
   };
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster({ ...opts, clouds: true });
+  suite.hooks({
+    cluster: () => new LabCluster({ ...opts, clouds: true }),
+    setup: async (c) => {
+      cluster = c;
       clouds = await cluster.startClouds();
       await cluster.startController(["--inventory-config", clouds.inventoryConfigPath]);
       client = await cluster.client();
@@ -99,23 +80,7 @@ describe.skipIf(!isRoot)("e2e nat", () => {
           return batch.every((h) => names.has(h));
         }, 500);
       }
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e nat: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e nat figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("nat - every host enrolls; a relayed path works within seconds and the cone-NAT pair punches through to a direct path", async () => {

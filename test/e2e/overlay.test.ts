@@ -14,9 +14,9 @@ import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ApiRequestError, type ControllerClient, type JoinKeyCreated, type NodeView } from "@weft/protocol";
-import { LabCluster, WIREGUARD_PORT, labDir, labDown, labExec, labStatus, labTopology, labUp, type Host, type LabOptions } from "@weft/lab";
+import { LabCluster, WIREGUARD_PORT, labExec, labStatus, labTopology, type Host, type LabOptions } from "@weft/lab";
 import {
   hostInterface,
   linkIsUp,
@@ -36,6 +36,7 @@ import {
   type TcpSink,
   type PingResult,
 } from "./mesh.js";
+import { labSuite } from "./lab-suite.js";
 
 // WEFT_E2E_PREFIX lets two runs share a machine (interface names follow the prefix too).
 const PREFIX = process.env.WEFT_E2E_PREFIX ?? "wte";
@@ -45,12 +46,8 @@ const ONPREM_PUBLIC = "198.19.4.2";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e: skipped: the end-to-end tests need root (network namespaces, WireGuard); run them as root");
 
-/** Measured figures, printed together at the end of the suite. */
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e: ${line}`);
-};
+const suite = labSuite("overlay", opts);
+const { note } = suite;
 
 const host = (name: string): Host => {
   const h = HOSTS.find((x) => x.name === name);
@@ -69,7 +66,6 @@ const pairKind = (a: string, b: string): PairKind => {
 describe.skipIf(!isRoot)("e2e", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
-  let failed = false;
   let agentsStartedAt = 0;
   /** Hosts whose node was deleted and not (yet) enrolled again. */
   const deleted = new Set<string>();
@@ -109,13 +105,9 @@ describe.skipIf(!isRoot)("e2e", () => {
     return { node, perHost, maxMs: Math.max(...perHost.values()) };
   };
 
-  beforeAll(async () => {
-    try {
-      // Leftovers of an interrupted run: its namespaces (recorded) and its host dirs (kept on failure).
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       await cluster.startController();
       client = await cluster.client();
       keys.reusable = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e: clouds" });
@@ -123,23 +115,7 @@ describe.skipIf(!isRoot)("e2e", () => {
       keys.expiring = await client.createJoinKey({ reusable: true, ttlSeconds: 60, description: "e2e: expires during the suite" });
       agentsStartedAt = Date.now();
       await Promise.all(HOSTS.map((h) => cluster.startAgent(h.name, h.site === "onprem" ? keys.onprem.key : keys.reusable.key)));
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir} (removed by the next run)`);
-      if (figures.length > 0) console.log(`e2e figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   describe("enrollment", () => {

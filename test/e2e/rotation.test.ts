@@ -10,12 +10,13 @@
  * (namespaces, WireGuard); skipped otherwise. About 40 s, most of it bringing the lab up.
  */
 import { spawn } from "node:child_process";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient } from "@weft/protocol";
-import { CONTROLLER_NATS_PORT, LabCluster, labDir, labDown, labUp, startPingStream, type LabOptions } from "@weft/lab";
-import { rm } from "node:fs/promises";
+import { CONTROLLER_NATS_PORT, LabCluster, startPingStream, type LabOptions } from "@weft/lab";
+
 import { readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture, occurrences } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_ROTATION_PREFIX ?? "wrk";
 const opts: LabOptions = { prefix: PREFIX };
@@ -23,41 +24,24 @@ const HOSTS = ["aws-1", "azure-1", "gcp-1", "onprem-1"];
 const ROTATING = "azure-1";
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e rotation: skipped: needs root (network namespaces, WireGuard)");
+const suite = labSuite("rotation", opts);
 
 describe.skipIf(!isRoot)("e2e rotation", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
-  let failed = false;
   const addresses = new Map<string, string>();
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       await cluster.startController();
       client = await cluster.client();
       const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e rotation", labels: { "weft:workload-namespaces": "shop" } });
       await Promise.all(HOSTS.map((h) => cluster.startAgent(h, key.key)));
       await cluster.waitForFullMesh(150_000);
       for (const h of HOSTS) addresses.set(h, (await readAgentState(cluster.agents.get(h)!.stateDir))!.overlayAddress);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 300_000);
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e rotation: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-    }
+    },
+    setupTimeoutMs: 300_000,
   });
 
   it("e2e rotation - weft agent rotate-key: every peer takes the new key, drops the old, and 10 ms pings across the switch lose at most one packet", async () => {
@@ -91,7 +75,7 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
     const { raw } = await underlay.stop();
     expect(code, `weft agent rotate-key: ${err}`).toBe(0);
     expect(after, "a new key").not.toBe(before);
-    console.log(`e2e rotation: rotate-key (CLI included) took ${rotateMs} ms, every peer had the new key ${peersMs} ms later; ${results.map((r) => `${r.what}: ${r.replies} replies, lost ${JSON.stringify(r.lost)}`).join("; ")}`);
+    suite.note(`rotate-key (CLI included) took ${rotateMs} ms, every peer had the new key ${peersMs} ms later; ${results.map((r) => `${r.what}: ${r.replies} replies, lost ${JSON.stringify(r.lost)}`).join("; ")}`);
     for (const r of results) {
       expect(r.replies, `${r.what}: replies across the rotation`).toBeGreaterThan((rotateMs + 2000) / 10 / 2);
       expect(r.lost.length, `${r.what}: pings lost (icmp_seq ${r.lost.join(",")})`).toBeLessThanOrEqual(1);
@@ -102,7 +86,7 @@ describe.skipIf(!isRoot)("e2e rotation", () => {
     for (const clear of ["weft-peers", "wireguardPublicKey", after, "$KV.", "weft.v1.", "CONNECT {"]) {
       expect(occurrences(raw, Buffer.from(clear)), `"${clear}" in clear on the underlay`).toBe(0);
     }
-    console.log(`e2e rotation: ${raw.length} bytes of NATS captured on the underlay (inet), 0 plaintext markers`);
+    suite.note(`${raw.length} bytes of NATS captured on the underlay (inet), 0 plaintext markers`);
 
     expect((await wgDump(opts, ROTATING))!.publicKey, "the interface's key").toBe(after);
     for (const h of HOSTS.filter((x) => x !== ROTATING)) {

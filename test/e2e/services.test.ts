@@ -17,13 +17,14 @@ import { spawn } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ControllerClient, PolicyInput, ServiceView, Workload } from "@weft/protocol";
-import { LabCluster, labDir, labDown, labExec, labTopology, labUp, labWorkloads, type LabOptions } from "@weft/lab";
+import { LabCluster, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
 import { callLocalApi } from "@weft/agent";
 import { readAgentState, sleep, waitUntil } from "./mesh.js";
 import { runClient, startBackend, startHolder, startLoopClient, tally, type Attempt } from "./services-traffic.js";
 import type { Spawned } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_SERVICES_PREFIX ?? "wts";
 const opts: LabOptions = { prefix: PREFIX };
@@ -101,18 +102,14 @@ const POLICY: PolicyInput = {
   ],
 };
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e services: ${line}`);
-};
+const suite = labSuite("services", opts);
+const { note } = suite;
 const pct = (n: number, of: number) => (of === 0 ? 0 : (100 * n) / of);
 const fqdn = (name: string) => `${name}.shop.svc.${ZONE}`;
 
 describe.skipIf(!isRoot)("e2e services", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
-  let failed = false;
   const backends = new Map<string, Spawned>();
   const recorded = new Map<string, Workload>();
   const vips = new Map<string, string>();
@@ -157,12 +154,9 @@ describe.skipIf(!isRoot)("e2e services", () => {
   };
   const nameOf = (address: string) => [...recorded.entries()].find(([, w]) => w.address === address)?.[0] ?? address;
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       await cluster.startController();
       client = await cluster.client();
       const key = await client.createJoinKey({
@@ -186,24 +180,11 @@ describe.skipIf(!isRoot)("e2e services", () => {
         for (const w of state.workloads ?? []) recorded.set(`${h.name}-${w.name}`, w);
       }
       for (const b of BACKENDS) backends.set(b, await startBackend(opts, b, b, [8080], [5353]));
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 300_000);
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
+    },
+    teardown: async () => {
       await Promise.all([...backends.values()].map((b) => b.stop()));
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e services: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e services figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
+    setupTimeoutMs: 300_000,
   });
 
   describe("names", () => {
@@ -426,15 +407,32 @@ describe.skipIf(!isRoot)("e2e services", () => {
         const access = svc?.access[String(webId)]?.[0];
         return access !== undefined && access.length === 2;
       }, ["gcp-1"]);
+      // A connection to a denied db would be dropped by the db node's policy: count those drops.
+      const webToDbDenied = async () => {
+        const counts = await Promise.all(
+          ["azure-1", "gcp-2"].map(async (host) => {
+            const res = await cli(["flows", "--json", "--state-dir", cluster.agents.get(host)!.stateDir]);
+            expect(res.code, `weft flows on ${host}: ${res.err}`).toBe(0);
+            const rows = (JSON.parse(res.out) as { flows: { source: string; destination: string; drops: Record<string, number> }[] }).flows;
+            const row = rows.find((r) => r.source === "spiffe://weft.internal/ns/shop/sa/web" && r.destination === "spiffe://weft.internal/ns/shop/sa/db");
+            return row?.drops.policyDeny ?? 0;
+          }),
+        );
+        return counts.reduce((a, b) => a + b, 0);
+      };
+      const deniedBefore = await webToDbDenied();
       const [web, ledger] = await Promise.all([
         runClient(opts, "gcp-1-web", { host: fqdn("mixed"), port: 80, count: 400, concurrency: 10 }),
         runClient(opts, "onprem-1-ledger", { host: fqdn("mixed"), port: 80, count: 400, concurrency: 10 }),
       ]);
+      const denied = (await webToDbDenied()) - deniedBefore;
       const tw = tally(web.results);
       const tl = tally(ledger.results);
-      expect(Object.keys(tw).sort(), `web (db denied): ${JSON.stringify(tw)}`).toEqual(API);
-      expect(Object.keys(tl).sort(), `ledger (db allowed): ${JSON.stringify(tl)}`).toEqual([...BACKENDS].sort());
-      note(`policy: web -> mixed ${JSON.stringify(tw)} (0 to db, 0 errors); ledger -> mixed ${JSON.stringify(tl)}`);
+      const failures = (r: Attempt[]) => JSON.stringify(r.filter((a) => a.error).slice(0, 5));
+      expect(denied, `web -> db packets dropped by the db nodes' policy (web's connections sent to a db): ${JSON.stringify(tw)}`).toBe(0);
+      expect(Object.keys(tw).sort(), `web (db denied): ${JSON.stringify(tw)}; failed attempts ${failures(web.results)}`).toEqual(API);
+      expect(Object.keys(tl).sort(), `ledger (db allowed): ${JSON.stringify(tl)}; failed attempts ${failures(ledger.results)}`).toEqual([...BACKENDS].sort());
+      note(`policy: web -> mixed ${JSON.stringify(tw)} (0 to db, 0 denied at a db node, 0 errors); ledger -> mixed ${JSON.stringify(tl)}`);
       await client.deletePolicy("svc-e2e");
     });
   });

@@ -19,14 +19,15 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { AuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1";
 import { WorkloadEntry } from "@kubernetes-models/istio/networking.istio.io/v1";
 import type { ControllerClient, Workload } from "@weft/protocol";
-import { LabCluster, labDir, labDown, labExec, labUp, repoRoot, type LabOptions } from "@weft/lab";
+import { LabCluster, labExec, repoRoot, type LabOptions } from "@weft/lab";
 import { readAgentState, waitUntil } from "./mesh.js";
 import { spawnReady, startEcho, tcpProbe, type Spawned } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_SPIFFE_PREFIX ?? "wsf";
 const opts: LabOptions = { prefix: PREFIX };
@@ -39,11 +40,8 @@ else if (!hasGo) console.warn("e2e spiffe: skipped: needs Go to build the go-spi
 const TD = "weft.internal";
 const spiffe = (sa: string) => `spiffe://${TD}/ns/shop/sa/${sa}`;
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e spiffe: ${line}`);
-};
+const suite = labSuite("spiffe", opts);
+const { note } = suite;
 
 interface ProbeResult {
   code: number | null;
@@ -56,7 +54,6 @@ describe.skipIf(!isRoot || !hasGo)("e2e spiffe", () => {
   let client: ControllerClient;
   let probe: string;
   let buildDir: string;
-  let failed = false;
   const running: Spawned[] = [];
   const recorded = new Map<string, Workload>();
 
@@ -85,16 +82,13 @@ describe.skipIf(!isRoot || !hasGo)("e2e spiffe", () => {
     return w.address;
   };
 
-  beforeAll(async () => {
-    try {
+  suite.hooks({
+    setup: async (c) => {
+      cluster = c;
       buildDir = await mkdtemp(join(tmpdir(), "weft-spiffe-probe-"));
       probe = join(buildDir, "spiffe-probe");
       const build = spawnSync("go", ["build", "-o", probe, "."], { cwd: join(repoRoot(), "test", "spiffe-probe"), encoding: "utf8", timeout: 300_000 });
       if (build.status !== 0) throw new Error(`go build of test/spiffe-probe failed: ${build.stderr}`);
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster(opts);
       await cluster.startController(["--x509-svid-ttl", "20s"]);
       client = await cluster.client();
       const key = await client.createJoinKey({ reusable: true, ttlSeconds: 3600, description: "e2e spiffe", labels: { "weft:namespace": "infra", "weft:serviceaccount": "host", "weft:workload-namespaces": "shop", env: "e2e" } });
@@ -112,25 +106,13 @@ describe.skipIf(!isRoot || !hasGo)("e2e spiffe", () => {
         for (const w of state.workloads!) recorded.set(`${h}-${w.name}`, w);
       }
       await cluster.waitForFullMesh(60_000);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
+    },
+    teardown: async () => {
       await Promise.all(running.map((r) => r.stop()));
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
+    },
+    cleanup: async () => {
       if (buildDir) await rm(buildDir, { recursive: true, force: true });
-      if (keep && cluster) console.log(`e2e spiffe: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e spiffe figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("e2e spiffe - a go-spiffe client in a workload gets its SVID: the right SPIFFE ID, a chain that verifies against the bundle", async () => {

@@ -17,31 +17,18 @@
  * within 2 s. Needs root; skipped with a message otherwise.
  */
 import { execFile } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateKeyPair, type ControllerClient, type MetadataProvider, type PolicyInput } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
-import {
-  LAB_CLOUDS,
-  LAB_ONPREM_KEY_LABELS,
-  LAB_ONPREM_KEY_SITE,
-  LabCluster,
-  instanceIdFor,
-  labDir,
-  labDown,
-  labExec,
-  labTopology,
-  labUp,
-  labWorkloads,
-  type LabOptions,
-  type RunningClouds,
-} from "@weft/lab";
+import { LAB_CLOUDS, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, instanceIdFor, labExec, labTopology, labWorkloads, type LabOptions, type RunningClouds } from "@weft/lab";
 import { agentIdentity } from "../../controller/src/testing.js";
 import { readAgentStatus, sleep, waitUntil } from "./mesh.js";
 import { startEcho, tcpProbe, type Spawned } from "./traffic.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_TRUST_PREFIX ?? "wtr";
 const opts: LabOptions = { prefix: PREFIX };
@@ -51,11 +38,8 @@ if (!isRoot) console.warn("e2e trust: skipped: needs root (network namespaces, W
 const PROBE = fileURLToPath(new URL("./tools/trust-probe.mjs", import.meta.url));
 const execFileP = promisify(execFile);
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e trust: ${line}`);
-};
+const suite = labSuite("trust", opts);
+const { note } = suite;
 
 /** What a refusal body must never carry: lab addresses, accounts, instance ids, node ids, tag values, policy names. */
 function leaks(text: string): string[] {
@@ -75,7 +59,6 @@ describe.skipIf(!isRoot)("e2e trust", () => {
   let cluster: LabCluster;
   let client: ControllerClient;
   let clouds: RunningClouds;
-  let failed = false;
   let caFile: string;
   const admin = (p: MetadataProvider) => new SimAdmin("http://sim", unixFetch(clouds.adminSockets[p]));
   const nodeNamed = async (name: string) => (await client.listNodes()).find((n) => n.name === name);
@@ -125,12 +108,10 @@ describe.skipIf(!isRoot)("e2e trust", () => {
     return JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>;
   }
 
-  beforeAll(async () => {
-    try {
-      await labDown(opts);
-      await rm(labDir(opts), { recursive: true, force: true });
-      await labUp(opts);
-      cluster = new LabCluster({ ...opts, clouds: true });
+  suite.hooks({
+    cluster: () => new LabCluster({ ...opts, clouds: true }),
+    setup: async (c) => {
+      cluster = c;
       clouds = await cluster.startClouds();
       // The gcp site's gateway is gcp-2 here (the later name), so a newcomer earlier by name can try to displace it.
       await admin("gcp").retag(instanceIdFor("gcp", "gcp-1"), { "weft:gateway": null });
@@ -147,23 +128,7 @@ describe.skipIf(!isRoot)("e2e trust", () => {
       const onprem = await client.createJoinKey({ ttlSeconds: 3600, description: "e2e trust: onprem", site: LAB_ONPREM_KEY_SITE, labels: { ...LAB_ONPREM_KEY_LABELS } });
       await Promise.all(topology.hosts.map((h) => cluster.startAgent(h.name, h.site === "onprem" ? onprem.key : undefined)));
       await cluster.waitForFullMesh(120_000);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    try {
-      await cluster?.stopAll();
-    } finally {
-      const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-      await labDown({ ...opts, keepHostDirs: keep });
-      if (keep && cluster) console.log(`e2e trust: ${failed ? "failed; " : ""}logs kept in ${cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e trust figures:\n  ${figures.join("\n  ")}`);
-    }
+    },
   });
 
   it("e2e trust - every node's site is the vouched one: cloud hosts by their network, onprem-1 by its key; every workload was granted", async () => {

@@ -61,6 +61,8 @@ export class LeaderElection {
   private held: { revision: number; term: number; until: number; renewedAt: number } | undefined;
   private seen: Observation | undefined;
   private last: LeaseRecord | undefined;
+  /** The revision of this controller's last write of the lease, kept after stepping down (see followerTick). */
+  private ownRevision: number | undefined;
   /** Duties are started and stopped one transition at a time. */
   private transitions: Promise<void> = Promise.resolve();
   private dutiesRunning = false;
@@ -88,8 +90,10 @@ export class LeaderElection {
     this.kv = await new Kvm(js).open(Buckets.leader);
     this.running = this.tick();
     await this.running;
-    await this.transitions;
+    // Renewals run from now on, not after the duties started: a slow duty start (a first inventory
+    // sync on a busy machine) must not let the lease run out.
     this.schedule(this.held ? this.renewMs : this.tickMs);
+    await this.transitions;
   }
 
   /** True while this controller holds a valid lease: check it right before every singleton write. */
@@ -150,6 +154,7 @@ export class LeaderElection {
     const record: LeaseRecord = { holder: this.id, term: held.term, renewedAt: new Date().toISOString(), ...(this.api ? { api: this.api } : {}) };
     try {
       const revision = await this.kv!.update(LEASE_KEY, JSON.stringify(record), held.revision);
+      this.ownRevision = revision; // also when it came too late: the next follower tick resumes the lease
       if (this.held !== held) return;
       this.held = { ...held, revision, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
       this.armExpiry();
@@ -178,7 +183,7 @@ export class LeaderElection {
       return;
     }
     const now = performance.now();
-    const decision = followerTick(read, this.seen, now, this.leaseMs);
+    const decision = followerTick(read, this.seen, now, this.leaseMs, this.ownRevision);
     if (decision.action === "wait") {
       this.seen = decision.observation;
       return;
@@ -189,6 +194,7 @@ export class LeaderElection {
       const body = JSON.stringify(record);
       const revision = decision.revision === undefined ? await this.kv!.create(LEASE_KEY, body) : await this.kv!.update(LEASE_KEY, body, decision.revision);
       this.held = { revision, term: decision.term, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
+      this.ownRevision = revision;
       this.armExpiry();
       this.last = record;
       this.seen = undefined;

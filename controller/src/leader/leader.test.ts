@@ -30,6 +30,10 @@ describe("leader - lease decisions (pure)", () => {
     expect(followerTick(held(7), { revision: 7, since: 1000 }, 7000, 6000), "6 s unchanged").toEqual({ action: "take", term: 4, revision: 7 });
     expect(followerTick(held(8), { revision: 7, since: 1000 }, 9000, 6000), "renewed meanwhile").toEqual({ action: "wait", observation: { revision: 8, since: 9000 } });
   });
+  it("leader - a controller whose own write is still the lease's last takes it back at once; another's write since makes it wait", () => {
+    expect(followerTick(held(7), undefined, 0, 6000, 7), "own revision").toEqual({ action: "take", term: 4, revision: 7 });
+    expect(followerTick(held(8), undefined, 0, 6000, 7), "written by another since").toEqual({ action: "wait", observation: { revision: 8, since: 0 } });
+  });
 });
 
 describe("leader - two controllers on one store", () => {

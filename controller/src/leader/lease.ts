@@ -43,13 +43,15 @@ export type FollowerAction =
   | { action: "take"; term: number; /** compare-and-set against this revision; undefined = create */ revision: number | undefined };
 
 /**
- * A follower's tick: take an absent or released lease at once, take a held one only when its
- * revision has not moved for `leaseMs` on this controller's clock, else remember what it saw.
+ * A follower's tick: take an absent or released lease at once, and a held one this controller
+ * wrote itself last (`ownRevision`: it stepped down — e.g. its renewal came late — and nobody has
+ * written since, so nobody else leads); take another's held lease only when its revision has not
+ * moved for `leaseMs` on this controller's clock, else remember what it saw.
  */
-export function followerTick(read: LeaseRead, seen: Observation | undefined, now: number, leaseMs: number): FollowerAction {
+export function followerTick(read: LeaseRead, seen: Observation | undefined, now: number, leaseMs: number, ownRevision?: number): FollowerAction {
   if (read.kind === "absent") return { action: "take", term: 1, revision: read.revision };
   const { record, revision } = read;
-  if (record.released) return { action: "take", term: record.term + 1, revision };
+  if (record.released || revision === ownRevision) return { action: "take", term: record.term + 1, revision };
   if (!seen || seen.revision !== revision) return { action: "wait", observation: { revision, since: now } };
   if (now - seen.since >= leaseMs) return { action: "take", term: record.term + 1, revision };
   return { action: "wait", observation: seen };

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LabConflictError, LabNotUpError, UnknownHostError } from "./errors.js";
 import { hostCgroup, labCgroupRoot } from "./cgroups.js";
 import { labExec, spawnInHost } from "./exec.js";
-import { labDown } from "./down.js";
+import { labDown, namespacePids } from "./down.js";
 import { listNamespaces } from "./observe.js";
 import { echoProbe, startEchoServer, type EchoResult, type EchoServer } from "./probe.js";
 import { run } from "./run.js";
@@ -186,6 +186,9 @@ describe.skipIf(!isRoot)("lab - root integration (needs root; run as root to ena
   it("lab - down stops processes and removes every namespace it made; twice is fine", async () => {
     const sleeper: ChildProcess = spawnInHost(opts, "aws-1", ["sleep", "600"], { stdio: "ignore" });
     const exited = once(sleeper, "exit");
+    // The child is in the namespace only once `ip netns exec` has entered it (moments later on a busy machine).
+    for (let i = 0; i < 100 && !(await namespacePids("wtl-aws-1")).includes(sleeper.pid!); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await namespacePids("wtl-aws-1"), "the sleeper runs in wtl-aws-1").toContain(sleeper.pid);
     const hostDirs = join(stateRoot, "wtl");
     expect(existsSync(hostDirs), "host dirs exist while up").toBe(true);
     const r = await labDown(opts);

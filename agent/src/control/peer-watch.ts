@@ -22,9 +22,17 @@
  *
  * Starting over reads the whole stream again, but does not parse it again: a snapshot message
  * whose key, sequence and stored time (`Nats-Time-Stamp`) equal those of a record the previous
- * view held is that same stored message, and its parsed record is reused. After a NATS restart
- * (thousands of agents resyncing at once) that is most of the agents' CPU. Sequence and time
+ * view held is that same stored message, and its parsed record is reused. Sequence and time
  * together also tell a replaced stream (a restore) from the one seen before.
+ *
+ * `resume()` (after a reconnect) reads only what was written since: when the stream still holds,
+ * at the view's highest sequence R, the very message the view took from there (same key and
+ * stored time), it is the stream the view was built from (a restore from a later backup included)
+ * and nothing the view had was lost — a key keeps its last message, a deletion its marker — so
+ * the messages after R are exactly the changes, and the view goes on from them. Anything else
+ * (that message rewritten or gone, a view that dropped messages: a subscription the server ended)
+ * reads a fresh snapshot. After a NATS restart (thousands of agents resyncing at once) that reads
+ * O(changes) per agent instead of the whole fleet.
  */
 import { randomBytes } from "node:crypto";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -60,6 +68,22 @@ export interface PeerMessage {
 export class PeerView {
   readonly #latest = new Map<string, { seq: number; record: PeerRecord | null; stamp: string | undefined }>();
   #revision = 0;
+  /** The message the revision came from. */
+  #last: { key: string; seq: number; stamp: string | undefined } | undefined;
+
+  /** A copy to go on from (resume). */
+  clone(): PeerView {
+    const c = new PeerView();
+    for (const [k, v] of this.#latest) c.#latest.set(k, v);
+    c.#revision = this.#revision;
+    c.#last = this.#last;
+    return c;
+  }
+
+  /** The applied message with the highest sequence: key, sequence and stored time. */
+  get last(): { key: string; seq: number; stamp: string | undefined } | undefined {
+    return this.#last;
+  }
 
   /** Applies a message; false when it is not newer than what the key already has (or invalid). */
   apply(m: PeerMessage): boolean {
@@ -67,7 +91,10 @@ export class PeerView {
     const cur = this.#latest.get(m.key);
     if (cur && cur.seq >= m.seq) return false;
     this.#latest.set(m.key, { seq: m.seq, record: m.record, stamp: m.stamp });
-    this.#revision = Math.max(this.#revision, m.seq);
+    if (m.seq > this.#revision) {
+      this.#revision = m.seq;
+      this.#last = { key: m.key, seq: m.seq, stamp: m.stamp };
+    }
     return true;
   }
 
@@ -93,6 +120,10 @@ export class PeerWatch {
   private generation = 0;
   /** The view of the last start(): records a new snapshot finds unchanged are taken from it. */
   private known: PeerView | undefined;
+  /** Whether `known` is complete and missed nothing since (a resume may go on from it). */
+  private resumable = false;
+  /** Stream messages the last start() or resume() read (tests, diagnostics). */
+  lastRead = 0;
   private stopped = false;
 
   constructor(
@@ -106,11 +137,22 @@ export class PeerWatch {
   ) {}
 
   /** Subscribes, reads a complete snapshot and emits it; then every change. Throws when the snapshot cannot be read (retry). */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return this.sync(false);
+  }
+
+  /** After a reconnect: reads only what was written since the view's revision when that is sound (see above), else start(). */
+  async resume(): Promise<void> {
+    if (!this.stopped) await this.sync(true);
+  }
+
+  private async sync(resume: boolean): Promise<void> {
     const generation = ++this.generation;
     this.sub?.unsubscribe();
     const known = this.known;
-    const view = new PeerView();
+    const base = resume && this.resumable ? known : undefined;
+    this.resumable = false;
+    let view = new PeerView();
     this.known = view;
     const buffered: PeerMessage[] = [];
     let complete = false;
@@ -137,7 +179,19 @@ export class PeerWatch {
     });
     try {
       await this.nc.flush(); // the server has the subscription before the snapshot is read
-      await this.snapshot(view, known, () => generation !== this.generation);
+      let cursor = 1;
+      const last = base?.last;
+      if (base && last?.stamp !== undefined) {
+        const at = await this.page(last.seq, base, 1);
+        const there = at.messages[0];
+        if (there?.seq === last.seq && there.key === last.key && there.stamp === last.stamp) {
+          view = base.clone();
+          this.known = view;
+          cursor = last.seq + 1;
+        }
+      }
+      this.lastRead = 0;
+      await this.snapshot(view, known, () => generation !== this.generation, cursor);
     } catch (err) {
       if (generation === this.generation) sub.unsubscribe();
       throw err;
@@ -145,6 +199,7 @@ export class PeerWatch {
     if (generation !== this.generation || this.stopped) return;
     for (const m of buffered.splice(0)) view.apply(m);
     complete = true;
+    this.resumable = true;
     this.onSet(view.set());
   }
 
@@ -155,6 +210,7 @@ export class PeerWatch {
 
   stop(): void {
     this.stopped = true;
+    this.resumable = false;
     this.generation++;
     this.sub?.unsubscribe();
     this.sub = undefined;
@@ -162,6 +218,7 @@ export class PeerWatch {
 
   private end(generation: number): void {
     if (generation !== this.generation || this.stopped) return;
+    this.resumable = false; // messages may have been dropped: the next start reads everything
     this.generation++;
     this.sub?.unsubscribe();
     this.sub = undefined;
@@ -169,11 +226,12 @@ export class PeerWatch {
   }
 
   /** Reads every message of the stream, page by page, into `view`. */
-  private async snapshot(view: PeerView, known: PeerView | undefined, superseded: () => boolean): Promise<void> {
-    let cursor = 1;
+  private async snapshot(view: PeerView, known: PeerView | undefined, superseded: () => boolean, from = 1): Promise<void> {
+    let cursor = from;
     for (;;) {
       if (superseded()) return;
       const page = await this.page(cursor, known);
+      this.lastRead += page.messages.length;
       for (const m of page.messages) view.apply(m);
       if (page.done) return;
       cursor = page.lastSeq + 1;
@@ -181,7 +239,7 @@ export class PeerWatch {
   }
 
   /** One batched direct get from `seq`: its messages, and whether nothing is pending after them. */
-  private page(seq: number, known: PeerView | undefined): Promise<{ messages: PeerMessage[]; lastSeq: number; done: boolean }> {
+  private page(seq: number, known: PeerView | undefined, batch = SNAPSHOT_PAGE): Promise<{ messages: PeerMessage[]; lastSeq: number; done: boolean }> {
     const inbox = `${this.inboxPrefix}.peers.${randomBytes(8).toString("hex")}`;
     const messages: PeerMessage[] = [];
     let lastSeq = seq - 1;
@@ -211,7 +269,7 @@ export class PeerWatch {
           }
         },
       });
-      this.nc.publish(`$JS.API.DIRECT.GET.${PEERS_STREAM}`, JSON.stringify({ seq, batch: SNAPSHOT_PAGE }), { reply: inbox });
+      this.nc.publish(`$JS.API.DIRECT.GET.${PEERS_STREAM}`, JSON.stringify({ seq, batch }), { reply: inbox });
     });
   }
 

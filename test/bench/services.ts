@@ -3,15 +3,21 @@
  * its own lab (prefix `wsb`). The client is the workload on gcp-1 (a third cloud); the service
  * `shop/bench` has three HTTP backends in two clouds: the api workloads on aws-2 and azure-2 and
  * the node aws-1 itself (HAProxy answering `200 <name>` on :8080 in each). In one run, side by side:
- *   (a) wrk straight to one backend's overlay address (aws-2's api workload),
+ *   (a) wrk straight to the backends' overlay addresses, one wrk thread per backend: the same
+ *       mix of backends the VIP's round robin gives, so (a) vs (b) isolates the VIP,
  *   (b) wrk to the service's VIP: every connection balanced at connect() by the agent's eBPF
  *       (round robin), then no proxy and no per-packet NAT,
  *   (c) wrk to HAProxy in the client's own network namespace (mode tcp, round robin over the same
  *       three backends),
  * requests/s and p50/p99 latency with keep-alive connections, then the rate of new connections
- * (`Connection: close`, one request each) directly and through the VIP. Rounds in rotating order;
- * medians. Prints a table and writes bench-results/services-<timestamp>.json (+ services-latest.json).
- * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
+ * (`Connection: close`, one request each) directly (same mix) and through the VIP; and, as a
+ * diagnosis, keep-alive requests to each backend alone. A short unmeasured warm-up of every case,
+ * then rounds with the cases interleaved in rotating order; medians, min–max, and the target
+ * ratios paired within each round. Around each measurement: where the CPU went (services-cpu.ts)
+ * and, for the VIP, what the client's balancer did (services-lb.ts: connects per backend, and
+ * that the tc fallback NATed nothing). Prints tables and writes
+ * bench-results/services-<timestamp>.json (+ services-latest.json). Everything it starts is torn
+ * down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -20,21 +26,25 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { LabCluster, labDir, labDown, labExec, labUp, spawnInHost, waitFor, type LabOptions } from "@weft/lab";
+import { LabCluster, hostCgroup, hostPinDir, interfaceNameFor, labDir, labDown, labExec, labUp, spawnInHost, waitFor, type LabOptions } from "@weft/lab";
 import { loadState } from "@weft/agent";
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
 import { releasePidLock, takePidLock } from "./src/pidlock.js";
-import { roundOrder } from "./src/paths.js";
 import { describeMachine } from "./src/report.js";
 import { runMain } from "./src/run-main.js";
-import { CASE_LABELS, SERVICE_CASES, SERVICES_SCHEMA, checksOf, formatServicesReport, parseWrk, summarize, writeServicesResult, type ServiceCase, type ServiceSample, type ServicesBenchResult } from "./src/services-wrk.js";
+import { cpuDelta, findPids, readCpuSnapshot } from "./src/services-cpu.js";
+import { lbDelta, readLbSnapshot, type LbSnapshot } from "./src/services-lb.js";
+import { SERVICE_CASES, SERVICES_SCHEMA, balancedOrder, caseLabel, checksOf, formatServicesReport, isDirectMixCase, isNewConnectionCase, parseWrk, summarize, wrkMixScript, writeServicesResult, type ServiceCase, type ServiceSample, type ServicesBenchResult } from "./src/services-wrk.js";
 
 const USAGE = `usage: npm run bench -- services [options]   (needs root)
 
-  --rounds <n>        rounds over the five cases, in rotating order (default 2)
-  --seconds <s>       wrk duration of each measurement (default 8)
-  --threads <n>       wrk threads (default 2)
-  --connections <n>   wrk connections (default 50)
+  --rounds <n>        rounds over the cases, interleaved: rotating, every other round reversed (default 8)
+  --seconds <s>       wrk duration of each measurement (default 5)
+  --warmup <s>        unmeasured wrk run of each case before the rounds (default 2; 0: none)
+  --threads <n>       wrk threads, a multiple of the 3 backends (default 3: one per backend in (a))
+  --connections <n>   wrk connections, a multiple of --threads (default 48)
+  --wrk-cpus <list>   run wrk under taskset -c <list> (default: unpinned)
+  --no-per-backend    skip the diagnostic cases (keep-alive requests to each backend alone)
   --out <dir>         where results go (default <repo>/bench-results)
 `;
 
@@ -54,8 +64,11 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 interface Settings {
   rounds: number;
   seconds: number;
+  warmup: number;
   threads: number;
   connections: number;
+  wrkCpus: string | null;
+  perBackend: boolean;
   out: string;
 }
 
@@ -63,10 +76,13 @@ function parseSettings(argv: string[]): Settings {
   const { values } = parseArgs({
     args: argv,
     options: {
-      rounds: { type: "string", default: "2" },
-      seconds: { type: "string", default: "8" },
-      threads: { type: "string", default: "2" },
-      connections: { type: "string", default: "50" },
+      rounds: { type: "string", default: "8" },
+      seconds: { type: "string", default: "5" },
+      warmup: { type: "string", default: "2" },
+      threads: { type: "string", default: "3" },
+      connections: { type: "string", default: "48" },
+      "wrk-cpus": { type: "string" },
+      "no-per-backend": { type: "boolean", default: false },
       out: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -80,11 +96,22 @@ function parseSettings(argv: string[]): Settings {
     if (!Number.isInteger(n) || n < min || n > max) throw new BenchError(`--${name} ${v}: want an integer in ${min}..${max}`);
     return n;
   };
+  const threads = int("threads", values.threads, 1, 15);
+  const connections = int("connections", values.connections, 1, 4998);
+  const backends = Object.keys(BACKENDS).length;
+  // (a) gives each backend the threads i ≡ k (mod 3), and wrk splits connections evenly over threads.
+  if (threads % backends !== 0) throw new BenchError(`--threads ${threads}: want a multiple of ${backends} (one wrk thread per backend in the direct mix)`);
+  if (connections % threads !== 0) throw new BenchError(`--connections ${connections}: want a multiple of --threads ${threads} (the same number of connections to each backend)`);
+  const wrkCpus = values["wrk-cpus"] ?? null;
+  if (wrkCpus !== null && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(wrkCpus)) throw new BenchError(`--wrk-cpus ${wrkCpus}: want a CPU list such as 0 or 0-1`);
   return {
     rounds: int("rounds", values.rounds, 1, 20),
     seconds: int("seconds", values.seconds, 1, 120),
-    threads: int("threads", values.threads, 1, 16),
-    connections: int("connections", values.connections, 1, 5000),
+    warmup: int("warmup", values.warmup, 0, 30),
+    threads,
+    connections,
+    wrkCpus,
+    perBackend: !values["no-per-backend"],
     out: resolve(values.out ?? join(repoRoot(), "bench-results")),
   };
 }
@@ -198,19 +225,52 @@ async function main(): Promise<number> {
     });
     const backendAddrs = Object.keys(BACKENDS).map((b) => addresses.get(b)!);
     const clientProxy = await startHaproxy(CLIENT, "client-lb", haproxyConfig({ proxy: backendAddrs }));
-    const targets: Record<ServiceCase, string> = {
-      direct: `http://${addresses.get("aws-2-api")}:${BACKEND_PORT}/`,
+    // (a): wrk thread i → backend i mod 3 (the lab's namespaces share this filesystem).
+    const mixScript = join(RUN_DIR, "direct-mix.lua");
+    await writeFile(mixScript, wrkMixScript(backendAddrs.map((address) => ({ address, port: BACKEND_PORT }))));
+    const mixTarget = `http://${backendAddrs[0]}:${BACKEND_PORT}/`;
+    const targets: Partial<Record<ServiceCase, string>> = {
+      direct: `${backendAddrs.map((a) => `${a}:${BACKEND_PORT}`).join(" + ")} (one wrk thread each)`,
       vip: `http://${svc.vip}/`,
       haproxy: `http://127.0.0.1:${HAPROXY_PORT}/`,
-      "direct-new": `http://${addresses.get("aws-2-api")}:${BACKEND_PORT}/`,
+      "direct-new": `${backendAddrs.map((a) => `${a}:${BACKEND_PORT}`).join(" + ")} (one wrk thread each)`,
       "vip-new": `http://${svc.vip}/`,
     };
+    targets["direct-again"] = targets.direct;
+    const cases: ServiceCase[] = [...SERVICE_CASES];
+    if (settings.perBackend) {
+      for (const b of Object.keys(BACKENDS)) {
+        cases.push(`direct:${b}`);
+        targets[`direct:${b}`] = `http://${addresses.get(b)}:${BACKEND_PORT}/`;
+      }
+    }
+    const wrkArgv = (c: ServiceCase, seconds: number): string[] => {
+      const mix = isDirectMixCase(c);
+      return [
+        ...(settings.wrkCpus ? ["taskset", "-c", settings.wrkCpus] : []),
+        "wrk", "--latency", `-t${settings.threads}`, `-c${settings.connections}`, `-d${seconds}s`,
+        ...(isNewConnectionCase(c) ? ["-H", "Connection: close"] : []),
+        ...(mix ? ["-s", mixScript, mixTarget] : [targets[c]!]),
+      ];
+    };
+
+    // Where the CPU goes: each lab host's cgroup (wrk and the client HAProxy in gcp-1's, the
+    // backends' HAProxy in theirs), each host's wireguard-go, the agents; the rest is "other".
+    const cgroups = Object.fromEntries(HOSTS.map((h) => [h === "gcp-1" ? "gcp-1 cgroup" : `${h} cgroup`, hostCgroup(opts, h)]).filter((e): e is [string, string] => e[1] !== undefined));
+    const groups: Record<string, number[]> = {};
+    for (const h of HOSTS) {
+      const iface = interfaceNameFor(h, PREFIX);
+      groups[`wg-go ${h}`] = findPids((_comm, cmd) => cmd.trim().split(" ")[0]?.endsWith("wireguard-go") === true && cmd.trim().split(" ")[1] === iface);
+    }
+    const pinRoot = hostPinDir(opts, "gcp-1");
+    groups["agents"] = findPids((_comm, cmd) => cmd.includes(`${join(pinRoot, "..")}/`) && cmd.includes("--bpf-pin-dir"));
+    say(`    CPU accounting: ${Object.entries(groups).map(([k, v]) => `${k} ${v.length} pid(s)`).join(", ")}; cgroups ${Object.keys(cgroups).join(", ")}`);
 
     step("checking the spread of 30 new connections through the VIP and through HAProxy");
     const spread: Record<string, Record<string, number>> = {};
     await waitFor("every backend to answer through the VIP and HAProxy", 30_000, async () => {
       for (const c of ["vip", "haproxy"] as const) {
-        const r = await labExec(opts, CLIENT, [process.execPath, "-e", SPREAD_JS, targets[c], "30"], { timeoutMs: 30_000 });
+        const r = await labExec(opts, CLIENT, [process.execPath, "-e", SPREAD_JS, targets[c]!, "30"], { timeoutMs: 30_000 });
         spread[c] = JSON.parse(r.stdout.trim() || "{}") as Record<string, number>;
       }
       return ["vip", "haproxy"].every((c) => Object.values(BACKENDS).every((b) => (spread[c]?.[b] ?? 0) > 0));
@@ -218,23 +278,46 @@ async function main(): Promise<number> {
       throw new BenchError(`${(err as Error).message}; last spread ${JSON.stringify(spread)}`);
     });
 
-    const samples: ServiceSample[] = [];
-    for (let round = 0; round < settings.rounds; round++) {
-      for (const c of roundOrder([...SERVICE_CASES], round)) {
-        step(`round ${round + 1}/${settings.rounds}: ${CASE_LABELS[c]} (${targets[c]})`);
-        const fresh = c.endsWith("-new");
-        const argv = ["wrk", "--latency", `-t${settings.threads}`, `-c${settings.connections}`, `-d${settings.seconds}s`, ...(fresh ? ["-H", "Connection: close"] : []), targets[c]];
-        const startedAt = new Date().toISOString();
-        const cpuBefore = cpuSeconds(clientProxy.pid);
-        const r = await labExec(opts, CLIENT, argv, { timeoutMs: settings.seconds * 1000 + 60_000 });
-        const cpuAfter = cpuSeconds(clientProxy.pid);
-        if (r.exitCode !== 0) throw new BenchError(`wrk (${c}) exited ${r.exitCode}: ${r.stderr.slice(0, 300)}`);
-        const proxy = c === "haproxy" && cpuBefore !== undefined && cpuAfter !== undefined ? { proxyCpuSeconds: cpuAfter - cpuBefore } : {};
-        samples.push({ case: c, round, target: targets[c], startedAt, ...parseWrk(r.stdout), ...proxy });
-      }
+    const runWrk = async (c: ServiceCase, seconds: number) => {
+      const r = await labExec(opts, CLIENT, wrkArgv(c, seconds), { timeoutMs: seconds * 1000 + 60_000 });
+      if (r.exitCode !== 0) throw new BenchError(`wrk (${c}) exited ${r.exitCode}: ${r.stderr.slice(0, 300)}`);
+      return parseWrk(r.stdout);
+    };
+    if (settings.warmup > 0) {
+      step(`warm-up: ${settings.warmup} s of each case, not measured`);
+      for (const c of cases) await runWrk(c, settings.warmup);
     }
 
-    const summary = Object.fromEntries(SERVICE_CASES.map((c) => [c, summarize(samples, c)]).filter(([, s]) => s !== undefined)) as ServicesBenchResult["summary"];
+    const lbSnapshot = (): LbSnapshot | undefined => {
+      try {
+        return readLbSnapshot(pinRoot, svc.vip, hostCgroup(opts, "gcp-1"));
+      } catch (err) {
+        say(`    reading gcp-1's lb maps: ${(err as Error).message}`);
+        return undefined;
+      }
+    };
+    const samples: ServiceSample[] = [];
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = balancedOrder(cases, round);
+      for (const [position, c] of order.entries()) {
+        step(`round ${round + 1}/${settings.rounds}: ${caseLabel(c)} (${targets[c]})`);
+        const startedAt = new Date().toISOString();
+        const lbBefore = lbSnapshot();
+        const cpuBefore = readCpuSnapshot(cgroups, groups);
+        const proxyBefore = cpuSeconds(clientProxy.pid);
+        const w = await runWrk(c, settings.seconds);
+        const proxyAfter = cpuSeconds(clientProxy.pid);
+        const cpu = cpuDelta(cpuBefore, readCpuSnapshot(cgroups, groups));
+        const lbAfter = lbBefore ? lbSnapshot() : undefined;
+        const proxy = c === "haproxy" && proxyBefore !== undefined && proxyAfter !== undefined ? { proxyCpuSeconds: proxyAfter - proxyBefore } : {};
+        const lb = lbBefore && lbAfter ? { lb: lbDelta(lbBefore, lbAfter) } : {};
+        samples.push({ case: c, round, position, target: targets[c]!, startedAt, ...w, ...proxy, cpu, ...lb });
+      }
+    }
+    const tcFlows = samples.filter((x) => x.lb !== undefined && x.lb.tcNatFlows > 0);
+    if (tcFlows.length > 0) say(`    WARNING: the tc fallback NATed VIP flows in ${tcFlows.length} measurement(s): not the socket path`);
+
+    const summary = Object.fromEntries(cases.map((c) => [c, summarize(samples, c)]).filter(([, s]) => s !== undefined)) as ServicesBenchResult["summary"];
     const machine = describeMachine(repoRoot());
     const result: ServicesBenchResult = {
       schema: SERVICES_SCHEMA,
@@ -246,9 +329,12 @@ async function main(): Promise<number> {
         client: CLIENT,
         backends: Object.keys(BACKENDS),
         seconds: settings.seconds,
+        warmupSeconds: settings.warmup,
         threads: settings.threads,
         connections: settings.connections,
         rounds: settings.rounds,
+        wrkCpus: settings.wrkCpus,
+        perBackend: settings.perBackend,
         haproxy: versionOf(["haproxy", "-v"], /version (\S+)/),
         wrk: versionOf(["wrk", "-v"], /^(wrk \S+)/m),
       },
@@ -256,7 +342,7 @@ async function main(): Promise<number> {
       spread,
       samples,
       summary,
-      checks: checksOf(summary),
+      checks: checksOf(samples),
     };
     const path = await writeServicesResult(settings.out, result);
     process.stdout.write(`${formatServicesReport(result, path)}\n`);

@@ -70,6 +70,8 @@ describe.skipIf(!isRoot)("install", () => {
   let caHex: string;
   /** Where the package is unpacked: the lab's controller and agents run its bundle. */
   let extracted: string;
+  /** The cached Debian 12 root filesystem the VM boots from. */
+  let debianRoot: string;
   const host = topology.hosts.find((h) => h.name === VM_HOST)!;
   const upArgs = `--join-key-file /root/weft-join-key --name ${host.name} --site ${host.site} --private-endpoint ${host.privateAddress}:51820 --public-endpoint ${host.publicAddress}:51820`;
 
@@ -105,8 +107,8 @@ describe.skipIf(!isRoot)("install", () => {
       note(`package ${deb.split("/").at(-1)}: ${(debBytes / 1048576).toFixed(1)} MiB, built (with lintian) in ${Math.round((Date.now() - t0) / 1000)} s`);
 
       t0 = Date.now();
-      const root = (await execFileAsync("bash", [join(repo, "packaging/test-root.sh"), CACHE], { maxBuffer: 16 << 20 })).stdout.trim();
-      note(`Debian 12 root ${root} ready in ${Math.round((Date.now() - t0) / 1000)} s (cached after the first run)`);
+      debianRoot = (await execFileAsync("bash", [join(repo, "packaging/test-root.sh"), CACHE], { maxBuffer: 16 << 20 })).stdout.trim();
+      note(`Debian 12 root ${debianRoot} ready in ${Math.round((Date.now() - t0) / 1000)} s (cached after the first run)`);
 
       // The lab's controller and agents run the package's bundle too (extracted; the machine's
       // Node.js), so the controller as packaged serves the VM.
@@ -127,7 +129,7 @@ describe.skipIf(!isRoot)("install", () => {
       await Promise.all(AGENT_HOSTS.map((h) => cluster.startAgent(h, key.key)));
 
       const t0 = Date.now();
-      vm = await LabVm.start({ lab: opts, host: VM_HOST, baseRoot: root, dir: join(CACHE, "vms", `${PREFIX}-${VM_HOST}`), aptArchives: join(CACHE, "apt-archives") });
+      vm = await LabVm.start({ lab: opts, host: VM_HOST, baseRoot: debianRoot, dir: join(CACHE, "vms", `${PREFIX}-${VM_HOST}`), aptArchives: join(CACHE, "apt-archives") });
       // The lab has no internet: Debian packages the .deb depends on are fetched into the apt cache
       // first, on the machine's network (a VM would reach its mirror); install.sh then installs offline.
       await writeFile(join(vm.root, "tmp/prefetch.deb"), await readFile(deb));

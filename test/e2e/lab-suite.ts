@@ -29,7 +29,7 @@ export interface LabSuiteHooks {
   /** After the lab is removed (e.g. temporary directories outside it). */
   cleanup?: () => Promise<void>;
   /** Also run when a test fails (e.g. a screenshot). */
-  onTestFailed?: () => Promise<void>;
+  onTestFailed?: () => Promise<unknown>;
   setupTimeoutMs?: number;
   teardownTimeoutMs?: number;
 }

@@ -179,6 +179,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
 
     // Nodes: the registry alone writes node and peer records; at start it brings them in line.
     const claims = new Claims(stores.ipam);
+    await claims.follow(log.child({ component: "ipam" }));
+    cleanups.push(async () => claims.stop());
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
     // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;

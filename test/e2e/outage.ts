@@ -18,14 +18,14 @@
  *   - the hosts are cut off the controller's NATS port from the outage until 5 s after the API
  *     answers again, so the controller sees before the agents can report (AGENTS_HELD_BACK_MS);
  *   - after the return: how long until the API answers and every agent is connected and in sync,
- *     and from the return every 500 ms for two offline periods the node list (statuses, members) and the gateway
+ *     and from the return every 500 ms until two offline periods after it and after the API answered, the node list (statuses, members) and the gateway
  *     of every site; the controller's log lines that mean a judgement moved (offline, route
  *     advertised or withdrawn, node deleted);
  *   - then a policy change made after the outage and the time until every agent applies it.
  */
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { ControllerClient, MetadataProvider } from "@weft/protocol";
+import type { ControllerClient, MetadataProvider, NodeView } from "@weft/protocol";
 import {
   LAB_ONPREM_KEY_LABELS,
   LAB_ONPREM_KEY_SITE,
@@ -55,7 +55,7 @@ export const SITE_TARGETS = [
   { site: "onprem", cidr: "192.168.50.0/24", address: "192.168.50.1" },
 ] as const;
 /** Site-route probes: from a host in another site to each site router. */
-const SITE_PROBES = [
+export const SITE_PROBES = [
   { from: "aws-1", to: "10.30.0.1" },
   { from: "onprem-1", to: "10.30.0.1" },
   { from: "aws-1", to: "192.168.50.1" },
@@ -133,13 +133,13 @@ async function routeDev(lab: OutageLab, host: string, address: string): Promise<
 }
 
 /** The gateway node name per site with routes (null: none chosen), from the controller's inventory view. */
-async function gateways(lab: OutageLab): Promise<Record<string, string | null>> {
+export async function gateways(lab: OutageLab): Promise<Record<string, string | null>> {
   const view = await lab.client.inventory();
   return Object.fromEntries(view.siteRoutes.filter((r) => SITE_TARGETS.some((t) => t.site === r.site)).map((r) => [r.site, r.gateway?.name ?? null]));
 }
 
 /** What a host's data plane holds that the control plane gave it: routes into its interface, and each peer's allowed IPs. */
-async function dataPlane(lab: OutageLab, host: string): Promise<string> {
+export async function dataPlane(lab: OutageLab, host: string): Promise<string> {
   const iface = lab.cluster.agents.get(host)!.interfaceName;
   const routes = (await labExec(lab.opts, host, ["ip", "-4", "route", "show", "dev", iface])).stdout.trim().split("\n").map((l) => l.trim()).sort();
   const allowed = (await labExec(lab.opts, host, ["wg", "show", iface, "allowed-ips"])).stdout.trim().split("\n").map((l) => l.split(/\s+/).sort().join(" ")).sort();
@@ -204,10 +204,8 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
   const controllerLog = join(cluster.logDir, "controller.log");
   const logFrom = await logOffset(controllerLog);
 
-  const pingIntervalS = 0.2;
-  const pairStreams: { to: string; stream: PingStream }[] = [];
-  for (const a of OUTAGE_HOSTS) for (const b of OUTAGE_HOSTS) if (a !== b) pairStreams.push({ to: b, stream: startPingStream(opts, a, lab.addresses.get(b)!, pingIntervalS) });
-  const siteStreams = SITE_PROBES.map((p) => ({ to: p.to, stream: startPingStream(opts, p.from, p.to, pingIntervalS) }));
+  const pingIntervalS = PING_INTERVAL_S;
+  const streams = startOutagePings(lab);
 
   // The data plane, sampled every 2 s from now until the end of the watch; and whether each agent
   // itself saw the outage (its status said disconnected or stale at some sample while it lasted).
@@ -241,38 +239,23 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     pids = kind === "freeze" ? await freezeControlPlane(cluster) : await killControlPlane(cluster);
     outageOn = true;
     say(`${kind}: controller ${pids.controller} and nats-server ${pids.nats} ${kind === "freeze" ? "stopped (SIGSTOP)" : "killed (SIGKILL)"} for ${seconds} s`);
-    const half = pairStreams.reduce((n, s) => n + s.stream.count().replies, 0);
+    const half = streams.pairReplies();
     await sleep(seconds * 1000 - (Date.now() - outAt));
-    say(`${kind}: ${pairStreams.reduce((n, s) => n + s.stream.count().replies, 0) - half} ping replies between hosts during the outage; returning`);
+    say(`${kind}: ${streams.pairReplies() - half} ping replies between hosts during the outage; returning`);
     returnedAt = Date.now();
     outageOn = false;
     if (kind === "freeze") thawControlPlane(pids);
     else await cluster.startController();
     pids = undefined;
     lab.client = await cluster.client({ timeoutMs: 5000 });
-    // From the return until two offline periods after it, every 500 ms: the node list and the gateways.
-    const offline = new Set<string>();
-    const removed = new Set<string>();
-    const gatewayChanges: string[] = [];
-    let looks = 0;
-    const watch = (async () => {
-      let lastGateways = gatewaysBefore;
-      while (Date.now() - returnedAt < 2 * OFFLINE_AFTER_S * 1000 + 2000) {
-        const look = await Promise.all([lab.client.listNodes(), gateways(lab)]).catch(() => undefined);
-        if (look) {
-          const [nodes, gw] = look;
-          const at = Date.now() - returnedAt;
-          looks++;
-          for (const n of nodes) if (n.status !== "online") offline.add(`${n.name}=${n.status} at +${at} ms`);
-          for (const n of nodesBefore) if (!nodes.some((x) => x.nodeId === n.nodeId)) removed.add(n.name);
-          for (const site of Object.keys({ ...lastGateways, ...gw })) if (gw[site] !== lastGateways[site]) gatewayChanges.push(`${site}: ${lastGateways[site]} → ${gw[site]} at +${at} ms`);
-          lastGateways = gw;
-        }
-        await sleep(500);
-      }
-    })();
+    // From the return until two offline periods after it — and after the API answered, when the
+    // controller's start took longer than the return's first few seconds — every 500 ms: the node
+    // list and the gateways.
+    const watchWindow = { until: returnedAt + WATCH_MS };
+    const watch = watchJudgements(lab, nodesBefore, gatewaysBefore, returnedAt, watchWindow);
     await waitUntil("the controller's API answers", 60_000, async () => (await lab.client.raw("GET", "/healthz", undefined, {}, 2000)).status === 200, 100);
     const apiAt = Date.now();
+    watchWindow.until = Math.max(watchWindow.until, apiAt + WATCH_MS);
     await sleep(AGENTS_HELD_BACK_MS);
     await labCutAgentsFromNats(opts, false);
     const healedAt = Date.now();
@@ -290,18 +273,16 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
         const states = await Promise.all(OUTAGE_HOSTS.map(async (h) => `${h}=${JSON.stringify(await readAgentStatus(cluster.agents.get(h)!.stateDir))}`));
         throw new Error(`${err.message}; outage seen by ${[...sawOutage].join(", ") || "none"}; status files: ${states.join("; ")}`);
       });
-    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, hosts let back to NATS ${healedAt - returnedAt} ms after it, every agent connected and in sync after ${agentsBackMs} ms; watching until ${2 * OFFLINE_AFTER_S} s after the return`);
+    say(`${kind}: API answers ${apiAt - returnedAt} ms after the return, hosts let back to NATS ${healedAt - returnedAt} ms after it, every agent connected and in sync after ${agentsBackMs} ms; watching until ${Math.round((watchWindow.until - returnedAt) / 1000)} s after the return`);
 
     // The watch ran from the return (before the API answered: those looks failed and are skipped)
-    // until two offline periods after it.
-    await watch;
+    // until two offline periods after the return and after the API answered.
+    const judged = await watch;
     const watchedAfterReturnMs = Date.now() - returnedAt;
     sampling = false;
     await sampler;
-    const stopped = await Promise.all([...pairStreams, ...siteStreams].map(async (s) => ({ from: s.stream.from, to: s.to, address: s.stream.address, ...(await s.stream.stop()) })));
-    const figures = stopped.map(({ from, to, address, sent, replies, lost }): PairFigures => ({ from, to, address, sent, replies, lost: lost.length, lostSeqs: lost.slice(0, 20) }));
-    const pings = figures.slice(0, pairStreams.length);
-    const sitePings = figures.slice(pairStreams.length);
+    const { pings, sitePings } = await streams.stop();
+    const figures = [...pings, ...sitePings];
 
     const controllerMoves = (await logSince(controllerLog, logFrom))
       .split("\n")
@@ -329,11 +310,11 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
       agentsHeldBackMs: healedAt - returnedAt,
       agentsBackMs,
       watchedAfterReturnMs,
-      controllerLooks: looks,
-      offlineAfter: [...offline],
-      removedAfter: [...removed],
+      controllerLooks: judged.looks,
+      offlineAfter: judged.offline,
+      removedAfter: judged.removed,
       gatewaysBefore,
-      gatewayChanges,
+      gatewayChanges: judged.gatewayChanges,
       dataPlaneChanges,
       dataPlaneSamples: samples,
       agentsSawOutage: [...sawOutage].sort(),
@@ -346,14 +327,83 @@ export async function runOutage(lab: OutageLab, kind: "freeze" | "kill", seconds
     await labCutAgentsFromNats(opts, false).catch(() => {});
     sampling = false;
     await sampler.catch(() => {});
-    await Promise.all([...pairStreams, ...siteStreams].map((s) => s.stream.stop().catch(() => undefined)));
+    await streams.stop().catch(() => undefined);
   }
+}
+
+/** Pings every 0.2 s: across every ordered pair of the outage hosts (overlay), and to the site routers. */
+export const PING_INTERVAL_S = 0.2;
+
+export interface OutagePings {
+  /** Replies between hosts so far (streams still running). */
+  pairReplies(): number;
+  /** Stops every stream (safe to call twice) and counts: host pairs first, then the site routers. */
+  stop(): Promise<{ pings: PairFigures[]; sitePings: PairFigures[] }>;
+}
+
+/** Starts a ping stream across every ordered pair of hosts over the overlay and from SITE_PROBES to each site router. */
+export function startOutagePings(lab: OutageLab): OutagePings {
+  const pairStreams: { to: string; stream: PingStream }[] = [];
+  for (const a of OUTAGE_HOSTS) for (const b of OUTAGE_HOSTS) if (a !== b) pairStreams.push({ to: b, stream: startPingStream(lab.opts, a, lab.addresses.get(b)!, PING_INTERVAL_S) });
+  const siteStreams = SITE_PROBES.map((p) => ({ to: p.to, stream: startPingStream(lab.opts, p.from, p.to, PING_INTERVAL_S) }));
+  let stopped: Promise<{ pings: PairFigures[]; sitePings: PairFigures[] }> | undefined;
+  return {
+    pairReplies: () => pairStreams.reduce((n, s) => n + s.stream.count().replies, 0),
+    stop: () =>
+      (stopped ??= (async () => {
+        const counts = await Promise.all([...pairStreams, ...siteStreams].map(async (s) => ({ from: s.stream.from, to: s.to, address: s.stream.address, ...(await s.stream.stop()) })));
+        const figures = counts.map(({ from, to, address, sent, replies, lost }): PairFigures => ({ from, to, address, sent, replies, lost: lost.length, lostSeqs: lost.slice(0, 20) }));
+        return { pings: figures.slice(0, pairStreams.length), sitePings: figures.slice(pairStreams.length) };
+      })()),
+  };
+}
+
+export interface Judgements {
+  /** Looks the controller answered. */
+  looks: number;
+  /** `name=status at +ms` for every node seen with a status other than online. */
+  offline: string[];
+  /** Nodes listed before that were missing at some look. */
+  removed: string[];
+  /** `site: a → b at +ms` for every gateway change. */
+  gatewayChanges: string[];
+}
+
+/** How long the controller's judgements are watched: two offline periods, and 2 s. */
+export const WATCH_MS = 2 * OFFLINE_AFTER_S * 1000 + 2000;
+
+/**
+ * Every 500 ms from `from` (epoch ms) until `window.until` (read at every look, so the caller may
+ * extend it; default WATCH_MS after `from`): the controller's node list and the gateway of every
+ * site, compared with `nodesBefore` and `gatewaysBefore`. Looks the controller does not answer
+ * (not up yet) are skipped.
+ */
+export async function watchJudgements(lab: OutageLab, nodesBefore: readonly NodeView[], gatewaysBefore: Record<string, string | null>, from: number, window = { until: from + WATCH_MS }): Promise<Judgements> {
+  const offline = new Set<string>();
+  const removed = new Set<string>();
+  const gatewayChanges: string[] = [];
+  let looks = 0;
+  let lastGateways = gatewaysBefore;
+  while (Date.now() < window.until) {
+    const look = await Promise.all([lab.client.listNodes(), gateways(lab)]).catch(() => undefined);
+    if (look) {
+      const [nodes, gw] = look;
+      const at = Date.now() - from;
+      looks++;
+      for (const n of nodes) if (n.status !== "online") offline.add(`${n.name}=${n.status} at +${at} ms`);
+      for (const n of nodesBefore) if (!nodes.some((x) => x.nodeId === n.nodeId)) removed.add(n.name);
+      for (const site of Object.keys({ ...lastGateways, ...gw })) if (gw[site] !== lastGateways[site]) gatewayChanges.push(`${site}: ${lastGateways[site]} → ${gw[site]} at +${at} ms`);
+      lastGateways = gw;
+    }
+    await sleep(500);
+  }
+  return { looks, offline: [...offline], removed: [...removed], gatewayChanges };
 }
 
 const POLICY_NAME = "outage-hosts";
 
 /** A change every host's policy sees: the hosts' identity allowed to itself on every protocol, added or (when present) removed. */
-async function togglePolicy(client: ControllerClient): Promise<void> {
+export async function togglePolicy(client: ControllerClient): Promise<void> {
   if ((await client.listPolicies()).some((p) => p.name === POLICY_NAME)) {
     await client.deletePolicy(POLICY_NAME);
     return;

@@ -1,13 +1,15 @@
 /**
  * Backup and restore against real nats-servers: a controller with its embedded NATS, two agents
  * enrolled, a policy; `backupController` while it runs (both layouts: a directory and one file);
- * then a FRESH state directory and a fresh store: `restoreController`, every record of every
- * bucket equal to what was backed up (value and revision), a controller started on the restored
- * state, and the agents' original credentials (JWT + nkey, no new enrollment) accepted by the new
- * store, reading their own records at the revisions they had. A second restore into the now
- * non-empty target is refused unless forced. The same backup restored into a fresh 3-node
- * cluster as an operator would (state files, then the servers configured from them, then the
- * buckets at R3) holds every record at its revision.
+ * then the agents' records written again after the backup (the store moves on: revisions the
+ * backup never reached). Then a FRESH state directory and a fresh store: `restoreController`,
+ * every record of every bucket equal to what was backed up (value, operation, order) at revisions
+ * past the backup's, a controller started on the restored state, and the agents' original
+ * credentials (JWT + nkey, no new enrollment) accepted by the new store, reading their own
+ * records at revisions newer than the ones written after the backup (so an agent that applied
+ * those takes the restored record). A second restore into the now non-empty target is refused
+ * unless forced. The same backup restored into a fresh 3-node cluster as an operator would (state
+ * files, then the servers configured from them, then the buckets at R3) holds every record.
  */
 import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -28,6 +30,28 @@ import { agentIdentity, eventually, startTestController, type TestController } f
 const silent = pino({ level: process.env.WEFT_TEST_LOG ?? "silent" });
 
 type Records = Map<string, { revision: number; value: string; operation: string }>;
+
+/**
+ * Where a restored store differs from the backed-up records: per bucket the same keys, each with
+ * the same value and operation, in the same revision order, every revision past the bucket's last
+ * in the backup (advance.ts).
+ */
+function restoreDiff(before: Map<string, Records>, after: Map<string, Records>, backupLastSeq: Map<string, number>): string[] {
+  const out: string[] = [];
+  for (const [bucket, records] of before) {
+    const got = after.get(bucket) ?? new Map();
+    if ([...got.keys()].sort().join() !== [...records.keys()].sort().join()) out.push(`${bucket}: keys ${[...got.keys()].sort().join()}, want ${[...records.keys()].sort().join()}`);
+    const last = backupLastSeq.get(kvStreamName(bucket)) ?? Number.POSITIVE_INFINITY;
+    for (const [key, want] of records) {
+      const g = got.get(key);
+      if (!g || g.value !== want.value || g.operation !== want.operation) out.push(`${bucket}/${key}: got ${JSON.stringify(g)}, want value and operation of ${JSON.stringify(want)}`);
+      else if (g.revision <= last) out.push(`${bucket}/${key}: revision ${g.revision}, want past the backup's last ${last}`);
+    }
+    const order = (r: Records) => [...records.keys()].filter((k) => r.has(k)).sort((x, y) => r.get(x)!.revision - r.get(y)!.revision).join();
+    if (order(got) !== order(records)) out.push(`${bucket}: revision order ${order(got)}, want ${order(records)}`);
+  }
+  return out;
+}
 
 /** Every live key of every Weft bucket with its revision and value. */
 async function allRecords(nc: NatsConnection): Promise<Map<string, Records>> {
@@ -50,6 +74,10 @@ describe("backup - restore into a fresh store", () => {
   let ctl: TestController | undefined;
   const agents: { enrolled: EnrollResponse; seed: Uint8Array }[] = [];
   let before: Map<string, Records>;
+  /** Last revision of each stream in the backup. */
+  let backupLastSeq: Map<string, number>;
+  /** Each agent's node-policy revision written after the backup (what the agent would hold). */
+  const writtenAfterBackup = new Map<string, number>();
   let cluster: NatsServers | undefined;
 
   beforeAll(async () => {
@@ -94,11 +122,26 @@ describe("backup - restore into a fresh store", () => {
     expect(new Set(modes), "modes of every backup file").toEqual(new Set([0o600]));
     const nodes = before.get(Buckets.nodes)!;
     expect(nodes.size, "nodes backed up").toBe(2);
+    backupLastSeq = new Map(asDir.streams.map((s) => [s.stream, s.lastSeq]));
+    // The store moves on after the backup: each agent's compiled policy written again, several times
+    // (revisions the restored bucket never reaches; an agent would have applied them).
+    const after = await openStore({ stateDir: join(dir, "a"), embeddedPort: port, log: silent }, false);
+    try {
+      const kv = await new Kvm(after.nc).open(Buckets.nodePolicies);
+      for (let i = 0; i < 5; i++) {
+        for (const a of agents) {
+          const e = await kv.get(a.enrolled.nodeId);
+          writtenAfterBackup.set(a.enrolled.nodeId, await kv.put(a.enrolled.nodeId, e!.value));
+        }
+      }
+    } finally {
+      await after.close();
+    }
     await ctl!.stop();
     ctl = undefined;
   }, 60_000);
 
-  it("restore - a fresh store holds every record at its revision, and agents come back with their credentials", async () => {
+  it("restore - a fresh store holds every record past the backup's revisions, and agents come back with their credentials and take the restored records as newer", async () => {
     const fresh = join(dir, "b");
     const result = await restoreController({ stateDir: fresh, path: join(dir, "backup.json"), log: silent });
     expect(result.replaced, "buckets replaced in a fresh store").toEqual([]);
@@ -109,11 +152,8 @@ describe("backup - restore into a fresh store", () => {
     } finally {
       await check.close();
     }
-    for (const [bucket, records] of before) {
-      const got = after.get(bucket)!;
-      expect([...got.keys()].sort(), `${bucket}: keys`).toEqual([...records.keys()].sort());
-      for (const [key, want] of records) expect(got.get(key), `${bucket}/${key}: got a different value or revision`).toEqual(want);
-    }
+    expect(restoreDiff(before, after, backupLastSeq), "records that differ from the backup (value, operation, order) or sit at a revision not past it").toEqual([]);
+    for (const s of result.streams) expect(s.backupLastSeq, `${s.stream}: last revision in the backup, as the restore reports it`).toBe(backupLastSeq.get(s.stream));
 
     // A controller on the restored state; agents connect with the JWT and nkey they had.
     const restored = await startController({ stateDir: fresh, nats: { listenHost: "127.0.0.1", port: 0 }, api: { listenHost: "127.0.0.1", port: 0, socket: "" } }, silent);
@@ -129,14 +169,16 @@ describe("backup - restore into a fresh store", () => {
         });
         try {
           expect(restored.natsCaPem, "the CA the agent pinned").toBe(a.enrolled.nats.caPem);
-          // As the agent reads its compiled policy (direct get of its own key): not older than what it applied.
+          // As the agent reads its compiled policy (direct get of its own key): newer than what it
+          // applied, including the revisions written after the backup, so it takes the restored record.
           const got: number[] = [];
           const watch = new NodePolicyWatch(nc, nodeId, (_r, revision) => void got.push(revision), silent);
           await watch.start();
           await eventually(() => (got.some((r) => r > 0) ? true : undefined), 5000);
           watch.stop();
-          const had = before.get(Buckets.nodePolicies)!.get(nodeId)!.revision;
-          expect(Math.max(0, ...got), `${nodeId}: revision of its policy from the restored store (it had ${had})`).toBeGreaterThanOrEqual(had);
+          const had = writtenAfterBackup.get(nodeId)!;
+          expect(had, `${nodeId}: revision written after the backup, past the backup's ${backupLastSeq.get(kvStreamName(Buckets.nodePolicies))}`).toBeGreaterThan(backupLastSeq.get(kvStreamName(Buckets.nodePolicies))!);
+          expect(Math.max(0, ...got), `${nodeId}: revision of its policy from the restored store (it applied ${had} after the backup)`).toBeGreaterThan(had);
         } finally {
           await nc.close();
         }
@@ -163,17 +205,10 @@ describe("backup - restore into a fresh store", () => {
     const store = await openStore({ stateDir, urls: cluster.urls, log: silent }, false);
     try {
       // Reads may be served by a replica that is still catching up right after the restore: wait for it.
-      const differing = async () => {
-        const after = await allRecords(store.nc);
-        const out: string[] = [];
-        for (const [bucket, records] of before) {
-          for (const [key, want] of records) if (JSON.stringify(after.get(bucket)?.get(key)) !== JSON.stringify(want)) out.push(`${bucket}/${key}`);
-        }
-        return out;
-      };
+      const differing = async () => restoreDiff(before, await allRecords(store.nc), backupLastSeq);
       let diff = await differing();
       for (const end = Date.now() + 10_000; diff.length > 0 && Date.now() < end; diff = await differing()) await new Promise((r) => setTimeout(r, 250));
-      expect(diff, "records that differ in value or revision in the cluster").toEqual([]);
+      expect(diff, "records that differ from the backup in the cluster").toEqual([]);
       const info = await store.jsm.streams.info(kvStreamName(Buckets.nodes));
       expect(info.config.num_replicas, "replicas of a restored bucket").toBe(3);
       expect(info.cluster?.replicas?.length, "peers holding it besides the leader").toBe(2);

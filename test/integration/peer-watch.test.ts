@@ -243,4 +243,67 @@ describe("PeerWatch", () => {
     await settle();
     expect(sets.length, `listener calls after stop: got ${sets.length}, want ${count}`).toBe(count);
   });
+
+  it("peer-watch - restart() reuses the records of messages it read before, parses changed ones, and drops deleted ones", async () => {
+    const [a, b, c] = [record(), record(), record()];
+    for (const r of [a, b, c]) await put(r);
+    const conn = await connectAgent();
+    const { sets, w } = await watch(conn);
+    await until(() => sets.length > 0);
+    const first = sets.at(-1)!;
+    const b2 = { ...b, name: "peer-renamed" };
+    await w.restart(); // nothing changed: every record is the very object parsed before
+    const same = sets.at(-1)!;
+    expect([a, b, c].map((r) => same.peers.get(r.nodeId) === first.peers.get(r.nodeId)), "unchanged records reused").toEqual([true, true, true]);
+    await put(b2);
+    await peersKv.delete(c.nodeId);
+    await until(() => sets.at(-1)!.peers.get(b.nodeId)?.name === "peer-renamed" && !sets.at(-1)!.peers.has(c.nodeId));
+    await w.restart();
+    const after = sets.at(-1)!;
+    expect(ids(after), "peers after the second restart").toEqual([a.nodeId, b.nodeId].sort());
+    expect(after.peers.get(b.nodeId), "the changed record as stored").toEqual(b2);
+    expect(after.peers.get(a.nodeId) === first.peers.get(a.nodeId), "the unchanged one still reused").toBe(true);
+  });
+
+  it("peer-watch - resume() reads only what was written since the view's revision, missed writes and deletions included; a rewritten last message reads everything", async () => {
+    const [a, b, c] = [record(), record(), record()];
+    for (const r of [a, b, c]) await put(r);
+    const conn = await connectAgent();
+    const { sets, w } = await watch(conn);
+    await until(() => sets.length > 0);
+    // Every message of the stream (earlier tests leave purge markers behind).
+    const whole = w.lastRead;
+    expect(whole, "the first snapshot reads every message").toBeGreaterThanOrEqual(3);
+    const d = record();
+    await put(d); // seen live: the view's revision is its message
+    expect(await until(() => sets.at(-1)!.peers.has(d.nodeId)), "d seen live").toBe(true);
+
+    await w.resume();
+    expect([w.lastRead, ids(sets.at(-1))], "nothing written since: nothing read, the same peers").toEqual([0, [a, b, c, d].map((r) => r.nodeId).sort()]);
+
+    // Writes the watch cannot see live (as while disconnected): its live subscription is cut.
+    (w as unknown as { sub?: { unsubscribe(): void } }).sub?.unsubscribe();
+    const e = record();
+    const b2 = { ...b, name: "peer-b2" };
+    await put(e);
+    await put(b2);
+    await peersKv.delete(a.nodeId);
+    await settle();
+    await w.resume();
+    const after = sets.at(-1)!;
+    expect(w.lastRead, "only the three writes since are read").toBe(3);
+    expect(ids(after), "peers after resume").toEqual([b, c, d, e].map((r) => r.nodeId).sort());
+    expect(after.peers.get(b.nodeId)?.name, "the rewritten record").toBe("peer-b2");
+
+    // The message the view's revision came from (a's deletion marker) is replaced while unseen:
+    // nothing proves the stream is the one the view knows, so it is read whole.
+    (w as unknown as { sub?: { unsubscribe(): void } }).sub?.unsubscribe();
+    await put({ ...b2, name: "peer-b3" });
+    await put(a);
+    await settle();
+    await w.resume();
+    expect(ids(sets.at(-1)), "peers after the whole read").toEqual([a, b, c, d, e].map((r) => r.nodeId).sort());
+    expect(sets.at(-1)!.peers.get(b.nodeId)?.name, "the last write of b").toBe("peer-b3");
+    expect(w.lastRead, "a replaced last message: a whole snapshot").toBeGreaterThanOrEqual(whole);
+  });
 });

@@ -3,7 +3,8 @@
  * jitter), starts the peers watch and this node's policy and path-plan watches (each retried
  * with backoff, 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected:
  * the status says stale, the data plane keeps the last applied config; reconnected: the watches
- * and the workloads request start over, and the services key is read again, changes made
+ * and the workloads request start over (the peers watch reading only what changed meanwhile when
+ * it can, PeerWatch.resume), and the services key is read again, changes made
  * meanwhile were not seen), and reports a connection NATS closed for good (credentials revoked:
  * the node was deleted). Peer sets, policies and path plans go to their owners.
  */
@@ -146,8 +147,9 @@ export class NatsSession {
     await this.o.nc.close().catch(() => undefined);
   }
 
-  #startPeerWatch(pauseMs = 0): void {
-    void this.#keepTrying("cannot watch peers yet", () => this.#peerWatch.restart(), pauseMs);
+  /** Starts the peers watch; after a reconnect (`resume`) it reads only what changed when it can. */
+  #startPeerWatch(pauseMs = 0, resume = false): void {
+    void this.#keepTrying("cannot watch peers yet", () => (resume ? this.#peerWatch.resume() : this.#peerWatch.restart()), pauseMs);
   }
 
   #startPolicyWatch(): void {
@@ -184,7 +186,7 @@ export class NatsSession {
       } else if (s.type === "reconnect") {
         log.info("NATS reconnected; resyncing peers");
         status.publish({ nats: "connected" });
-        this.#startPeerWatch();
+        this.#startPeerWatch(0, true);
         this.#startPolicyWatch();
         this.#startPathsWatch();
         this.o.workloads.resync(nc);

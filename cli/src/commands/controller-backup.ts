@@ -52,6 +52,7 @@ export async function runRestore(path: string, f: RestoreFlags): Promise<void> {
   if (f.json) return printJson(result);
   process.stdout.write(`restored the backup of ${result.createdAt} into ${store.stateDir}${store.urls ? ` and ${store.urls.join(", ")}` : " and its embedded NATS"}\n`);
   if (result.replaced.length > 0) process.stdout.write(`replaced (--force): ${result.replaced.join(", ")}\n`);
-  process.stdout.write(formatTable(["BUCKET", "RECORDS", "REVISION"], result.streams.map((s) => [s.stream, String(s.messages), String(s.lastSeq)])) + "\n");
+  process.stdout.write(formatTable(["BUCKET", "RECORDS", "BACKUP REVISION", "REVISION"], result.streams.map((s) => [s.stream, String(s.messages), String(s.backupLastSeq), String(s.lastSeq)])) + "\n");
+  process.stdout.write("revisions moved past any written since the backup: agents take the restored records as newer than what they hold\n");
   process.stdout.write("start `weft controller` with the same state directory and config; agents reconnect without enrolling again\n");
 }

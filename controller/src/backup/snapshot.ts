@@ -10,8 +10,8 @@
  *   a subject to send the chunks to; each chunk is a request the server acknowledges, and an empty
  *   request ends it (the reply: the restored stream's info, or an error).
  *
- * A restored stream keeps every message with its original sequence, so KV revisions are the same
- * as when the snapshot was taken (agents compare revisions and apply only newer ones).
+ * A restored stream keeps every message with its original sequence, so the restore can check it
+ * holds exactly what was snapshotted; advance.ts then moves the revisions past the backup's.
  */
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { BackupError } from "./errors.js";

@@ -213,4 +213,18 @@ describe("join keys with an injected clock", () => {
     await keys.revoke(created.id);
     expect(await state(), "revoked, used and past expiry").toBe("revoked");
   });
+
+  it("keys - 64 enrollments at once on one reusable key all record their use, none starved; a one-time key still goes to exactly one", async () => {
+    const keys = await joinKeysAt({ now: Date.now() });
+    const shared = await keys.create({ reusable: true, ttlSeconds: 3600, labels: {} });
+    const ids = Array.from({ length: 64 }, (_, i) => `n-${(0x100 + i).toString(16).padStart(16, "0")}`);
+    const results = await Promise.allSettled(ids.map((id) => keys.consume(shared.key, id)));
+    expect(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason)), "failed uses").toEqual([]);
+    const info = (await keys.list()).find((k) => k.id === shared.id);
+    expect(info?.uses, "uses recorded").toBe(64);
+
+    const once = await keys.create({ reusable: false, ttlSeconds: 3600, labels: {} });
+    const race = await Promise.allSettled(ids.slice(0, 8).map((id) => keys.consume(once.key, id)));
+    expect(race.filter((r) => r.status === "fulfilled").length, "one-time key: uses that won").toBe(1);
+  });
 });

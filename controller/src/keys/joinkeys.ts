@@ -6,6 +6,7 @@
  * documents pass a selector, so such a key could never admit anything.
  */
 import { GATEWAY_LABEL, InstanceSelector, JoinKeyInfo, type JoinKeyCreateRequest, type JoinKeyCreated, labels, siteName } from "@weft/protocol";
+import { KeyedSerial } from "@weft/util";
 import { z } from "zod";
 import { JoinKeyRejectedError, NotFoundError, StoreUnavailableError, ValidationError } from "../errors.js";
 import { LostRacesError, type RecordStore, type Versioned } from "../store/kv.js";
@@ -32,6 +33,13 @@ export type StoredJoinKey = z.infer<typeof StoredJoinKey>;
 export type JoinKeyStore = RecordStore<typeof StoredJoinKey>;
 
 export class JoinKeys {
+  /**
+   * Uses of one key are recorded one at a time in this controller (in arrival order): enrollments
+   * on a shared key would otherwise race each other's compare-and-set, and with dozens in flight an
+   * unlucky one lost every race until its deadline. Other controllers still race through the CAS.
+   */
+  readonly #uses = new KeyedSerial();
+
   constructor(
     private readonly store: JoinKeyStore,
     private readonly now: () => Date = () => new Date(),
@@ -107,16 +115,19 @@ export class JoinKeys {
   /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
   async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
     const verified = await this.verify(presented);
+    const id = verified.value.id;
     try {
-      const { value } = await this.store.change(
-        verified.value.id,
-        (cur) => {
-          // The secret was checked above; what may have changed since is the key's state.
-          if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`", { reason: "join_key_invalid" });
-          this.assertUsable(cur);
-          return { ...cur, uses: cur.uses + 1, usedBy: [...cur.usedBy, nodeId].slice(-100) };
-        },
-        { known: verified },
+      // Read afresh inside: a use queued before this one has most likely changed it since it was verified.
+      const { value } = await this.#uses.run(id, () =>
+        this.store.change(
+          id,
+          (cur) => {
+            // The secret was checked above; what may have changed since is the key's state.
+            if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`", { reason: "join_key_invalid" });
+            this.assertUsable(cur);
+            return { ...cur, uses: cur.uses + 1, usedBy: [...cur.usedBy, nodeId].slice(-100) };
+          },
+        ),
       );
       return value!;
     } catch (err) {
@@ -130,8 +141,10 @@ export class JoinKeys {
    * key was consumed), so a one-time key is not burned by a failure of ours.
    */
   async unconsume(id: string, nodeId: string): Promise<void> {
-    await this.store.change(id, (cur) =>
-      cur?.usedBy.includes(nodeId) ? { ...cur, uses: Math.max(0, cur.uses - 1), usedBy: cur.usedBy.filter((n) => n !== nodeId) } : undefined,
+    await this.#uses.run(id, () =>
+      this.store.change(id, (cur) =>
+        cur?.usedBy.includes(nodeId) ? { ...cur, uses: Math.max(0, cur.uses - 1), usedBy: cur.usedBy.filter((n) => n !== nodeId) } : undefined,
+      ),
     );
   }
 

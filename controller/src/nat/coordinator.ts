@@ -1,5 +1,7 @@
 /**
- * The path coordinator: the one writer of `weft-node-paths`. Every tick (default 500 ms) it
+ * The path coordinator: the one writer of `weft-node-paths`. Every tick (default 500 ms), over
+ * the nodes that can need traversal (no public endpoint) and the relays only (NodeCache keeps
+ * them by key; a fleet where every node is public costs nothing per tick), it
  *   1. records each NAT'd node's reflexive endpoints and NAT mapping, as public peers' heartbeats
  *      show them (reflexive.ts), in its node record through the registry (only when they change);
  *   2. plans every pair that needs traversal (plan.ts): relay sessions, hole-punching rounds;
@@ -9,7 +11,7 @@
  * At start it reads the records back, so a restarted controller keeps relay ports and continues
  * round numbers (agents act only on a round higher than the last they saw).
  */
-import { RELAY_LABEL, type NodePathsRecord, type NodeRecord } from "@weft/protocol";
+import { RELAY_LABEL, type Heartbeat, type NodePathsRecord, type NodeRecord } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import { tagLabelKey } from "../inventory/tag-labels.js";
@@ -32,7 +34,7 @@ export interface PathCoordinatorOptions {
   nodes: NodeCache;
   store: RecordStore<typeof NodePathsRecord>;
   registry: Pick<NodeRegistry, "updateNode">;
-  liveness: Pick<Liveness, "status" | "heartbeats">;
+  liveness: Pick<Liveness, "status" | "heartbeat">;
   config: PathConfig;
   tickMs?: number;
   log: Logger;
@@ -94,11 +96,17 @@ export class PathCoordinator {
 
   async #tick(): Promise<void> {
     try {
-      const heartbeats = this.o.liveness.heartbeats();
+      // Only nodes without a public endpoint ever need traversal, and only relays serve them: with
+      // none of the first and nothing planned or written before, there is nothing to do.
+      if (!this.o.nodes.anyNatted && this.#pairs.size === 0 && this.#written.size === 0) {
+        this.#reflexiveSent.clear();
+        return;
+      }
+      const heartbeats = { get: (nodeId: string) => this.o.liveness.heartbeat(nodeId) };
       // Planned with the records as just written: the node cache's watch may not have the
       // reflexive endpoints and mapping yet, and a round started on a stale mapping takes a
       // relayed pair off its relay for nothing.
-      const nodes = await this.#recordReflexive(this.o.nodes.list(), heartbeats);
+      const nodes = await this.#recordReflexive(this.o.nodes.traversal(), heartbeats);
       const plan = planPaths({
         nodes: nodes.map((n) => this.#pathNode(n)),
         pairs: this.#pairs,
@@ -130,11 +138,17 @@ export class PathCoordinator {
     };
   }
 
-  /** Records what changed; returns the node records with what was recorded. */
-  async #recordReflexive(nodes: NodeRecord[], heartbeats: ReturnType<Liveness["heartbeats"]>): Promise<NodeRecord[]> {
-    const views = reflexiveEndpoints(nodes, heartbeats, Date.now() / 1000);
+  /**
+   * Records what changed; returns `nodes` (the traversal nodes) with what was recorded. Observers
+   * are the public nodes, read from the cache only when some node lacks a public endpoint.
+   */
+  async #recordReflexive(nodes: NodeRecord[], heartbeats: Heartbeats): Promise<NodeRecord[]> {
+    const natted = nodes.filter((n) => n.endpoints.public === undefined);
+    const observers = natted.length > 0 ? this.o.nodes.list().filter((n) => n.endpoints.public !== undefined) : [];
+    const views = reflexiveEndpoints([...observers, ...natted], heartbeats, Date.now() / 1000);
     const recorded = new Map<string, NodeRecord>();
-    for (const n of nodes) {
+    for (const nodeId of this.#reflexiveSent.keys()) if (!views.has(nodeId)) this.#reflexiveSent.delete(nodeId);
+    for (const n of natted) {
       const view = views.get(n.nodeId);
       if (!view || !withReflexive(n.endpoints, view)) {
         this.#reflexiveSent.delete(n.nodeId);
@@ -178,8 +192,11 @@ function canonical(r: NodePaths | NodePathsRecord): string {
   return canonicalJson({ ...r, updatedAt: "" });
 }
 
+/** The last heartbeat of a node, by id. */
+type Heartbeats = Pick<ReadonlyMap<string, Heartbeat>, "get">;
+
 /** Whether node `from`'s last heartbeat says it reaches `to` directly. */
-function reportsDirect(heartbeats: ReturnType<Liveness["heartbeats"]>, nodes: Pick<NodeCache, "get">, from: string, to: string): boolean {
+function reportsDirect(heartbeats: Heartbeats, nodes: Pick<NodeCache, "get">, from: string, to: string): boolean {
   const key = nodes.get(to)?.wireguardPublicKey;
   return heartbeats.get(from)?.peers.find((p) => p.publicKey === key)?.path === "direct";
 }

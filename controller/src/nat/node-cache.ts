@@ -2,16 +2,21 @@
  * Every node record, kept in memory from a watch of the nodes bucket (its current values, then
  * each change), so the path coordinator reads the fleet every tick without reading KV. Records
  * that do not parse are skipped (the registry logs them when it reads them). `changed` is bumped
- * on every change so a reader can tell whether anything moved since its last look.
+ * on every change so a reader can tell whether anything moved since its last look. It also keeps,
+ * by key as records come and go, the nodes path coordination is about (`traversal()`): those
+ * without a public endpoint and relays, so a coordinator tick need not list the fleet.
  */
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { NodeRecord } from "@weft/protocol";
 import type { Logger } from "pino";
+import { isRelay } from "./coordinator.js";
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
 export class NodeCache {
   readonly #nodes = new Map<string, NodeRecord>();
+  /** Nodes without a public endpoint or labelled relays (see traversal()). */
+  readonly #traversal = new Map<string, NodeRecord>();
   #watch: Stoppable | undefined;
   #stopped = false;
   /** Bumped on every change. */
@@ -57,15 +62,30 @@ export class NodeCache {
     return [...this.#nodes.values()];
   }
 
+  /** The nodes that may need NAT traversal (no public endpoint) and the relays: what path planning is about. */
+  traversal(): NodeRecord[] {
+    return [...this.#traversal.values()];
+  }
+
+  /** Whether any node lacks a public endpoint. */
+  get anyNatted(): boolean {
+    for (const n of this.#traversal.values()) if (n.endpoints.public === undefined) return true;
+    return false;
+  }
+
   #note(e: KvWatchEntry): void {
     this.version++;
     if (e.operation !== "PUT") {
       this.#nodes.delete(e.key);
+      this.#traversal.delete(e.key);
       return;
     }
     try {
       const parsed = NodeRecord.safeParse(e.json());
-      if (parsed.success) this.#nodes.set(e.key, parsed.data);
+      if (!parsed.success) return;
+      this.#nodes.set(e.key, parsed.data);
+      if (parsed.data.endpoints.public === undefined || isRelay(parsed.data.labels)) this.#traversal.set(e.key, parsed.data);
+      else this.#traversal.delete(e.key);
     } catch {
       // not JSON: skipped
     }

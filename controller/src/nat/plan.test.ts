@@ -110,4 +110,21 @@ describe("nat/plan", () => {
     expect(plan.pairs.get(key)?.relay?.ports, "ports").toEqual([41002, 41003]);
     expect(plan.pairs.get(key)?.round, "next round continues from 7").toBe(8);
   });
+
+  it("plan - planning over the nodes without a public endpoint and the relays equals planning over the whole fleet (what the coordinator's tick reads)", () => {
+    const publics = Array.from({ length: 20 }, (_, i) => node(100 + i, `pub-${i}`, ["aws", "gcp"][i % 2]!, { publicHost: `198.18.9.${i + 1}` }));
+    const fleet = [relayA, relayB, cloud, onprem, branch, cgnat, ...publics, node(7, "offline-relay", "azure", { publicHost: "198.18.7.1", relay: true, online: false })];
+    const traversal = fleet.filter((n) => n.publicHost === undefined || n.relay);
+    let allPairs: ReadonlyMap<string, PairState> = new Map();
+    let somePairs: ReadonlyMap<string, PairState> = new Map();
+    for (let round = 0; round < 6; round++) {
+      const direct = (a: string, b: string) => round >= 3 && (a + b).length % 2 === 0;
+      const all = planPaths({ nodes: fleet, pairs: allPairs, direct, now: round * 20_000, config });
+      const some = planPaths({ nodes: traversal, pairs: somePairs, direct, now: round * 20_000, config });
+      expect([...some.records].sort(), `round ${round}: records`).toEqual([...all.records].sort());
+      expect([...some.pairs].sort(), `round ${round}: pairs`).toEqual([...all.pairs].sort());
+      allPairs = all.pairs;
+      somePairs = some.pairs;
+    }
+  });
 });

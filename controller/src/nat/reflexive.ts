@@ -38,7 +38,7 @@ export interface ReflexiveView {
  * Each node's reflexive endpoints and mapping from the latest heartbeat of every node. Nodes with
  * a public endpoint get nothing (they need none); a node no public peer has seen gets an empty list.
  */
-export function reflexiveEndpoints(nodes: readonly ObservedNode[], heartbeats: ReadonlyMap<string, Heartbeat>, nowSeconds: number): Map<string, ReflexiveView> {
+export function reflexiveEndpoints(nodes: readonly ObservedNode[], heartbeats: Pick<ReadonlyMap<string, Heartbeat>, "get">, nowSeconds: number): Map<string, ReflexiveView> {
   const observers = nodes.filter((n) => n.endpoints.public !== undefined);
   const out = new Map<string, ReflexiveView>();
   for (const n of nodes) {

@@ -36,6 +36,8 @@ export const STALL_MS = 3000;
 
 export class Liveness {
   private readonly entries = new Map<string, Entry>();
+  /** Nodes heard from (or seeded) since the last takeHeard(): what the liveness recorder looks at first. */
+  private heard = new Set<string>();
   /** Since when the controller cannot see (undefined: it can). */
   private blindSince: number | undefined;
   private lastTick: number;
@@ -52,6 +54,23 @@ export class Liveness {
   record(heartbeat: Heartbeat): void {
     this.checkStall();
     this.entries.set(heartbeat.nodeId, { lastSeen: this.ms(), heartbeat, graceFrom: undefined });
+    this.heard.add(heartbeat.nodeId);
+  }
+
+  /** The nodes heard from or seeded since the last call (and forgets them). */
+  takeHeard(): Set<string> {
+    const heard = this.heard;
+    this.heard = new Set();
+    return heard;
+  }
+
+  /**
+   * When an online node turns offline unless it reports (ms since epoch, as of now: a heartbeat or
+   * regained sight only moves it later); undefined for a node without an entry.
+   */
+  offlineAt(nodeId: string): number | undefined {
+    const e = this.entries.get(nodeId);
+    return e && Math.max(e.lastSeen, e.graceFrom ?? 0) + this.offlineAfterMs;
   }
 
   /**
@@ -64,10 +83,17 @@ export class Liveness {
     const lastSeen = Date.parse(stored.lastSeen);
     if (!Number.isFinite(lastSeen)) return;
     this.entries.set(nodeId, { lastSeen, heartbeat: undefined, graceFrom: stored.status === "online" ? this.ms() : undefined });
+    this.heard.add(nodeId);
   }
 
   forget(nodeId: string): void {
     this.entries.delete(nodeId);
+    this.heard.delete(nodeId);
+  }
+
+  /** The last heartbeat this controller received from `nodeId`. */
+  heartbeat(nodeId: string): Heartbeat | undefined {
+    return this.entries.get(nodeId)?.heartbeat;
   }
 
   get(nodeId: string): LivenessEntry | undefined {
@@ -78,11 +104,6 @@ export class Liveness {
   /** Ids of every node with an entry. */
   nodeIds(): string[] {
     return [...this.entries.keys()];
-  }
-
-  /** The last heartbeat of every node heard from by this controller, by node id (entries seeded from the store have none). */
-  heartbeats(): Map<string, Heartbeat> {
-    return new Map([...this.entries].flatMap(([id, e]) => (e.heartbeat ? [[id, e.heartbeat] as const] : [])));
   }
 
   status(nodeId: string): LivenessStatus {

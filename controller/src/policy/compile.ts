@@ -83,7 +83,9 @@ export function localIdentitiesOf(target: CompileTarget): number[] {
 }
 
 /** Rules with their selectors resolved once, shared by every node compiled from one snapshot. */
-interface ResolvedRule {
+export interface ResolvedRule {
+  /** `<policy>#<index of the rule in it>`: the same rule across snapshots. */
+  key: string;
   policy: string;
   action: Rule["action"];
   to: Set<number>;
@@ -101,13 +103,14 @@ export interface ProtoPorts extends PortInterval {
  * resolved once, then each node costs only the rules that target it.
  */
 export class PolicyCompiler {
-  private readonly rules: ResolvedRule[] = [];
+  /** Every rule of every policy, resolved, by policy name. */
+  readonly rules: ResolvedRule[] = [];
 
   constructor(input: CompileInput) {
     const resolver = new SelectorResolver(input);
     for (const policy of [...input.policies].sort((a, b) => a.name.localeCompare(b.name))) {
-      for (const rule of policy.rules) {
-        this.rules.push({ policy: policy.name, action: rule.action, to: resolver.resolveAll(rule.to), from: [...resolver.resolveAll(rule.from)], ports: expandPorts(rule) });
+      for (const [index, rule] of policy.rules.entries()) {
+        this.rules.push({ key: `${policy.name}#${index}`, policy: policy.name, action: rule.action, to: resolver.resolveAll(rule.to), from: [...resolver.resolveAll(rule.from)], ports: expandPorts(rule) });
       }
     }
   }

@@ -6,9 +6,11 @@
  *
  * It watches those three buckets (KV watches: one snapshot, then every change)
  * into memory, and after a change waits for quiet (debounce, 50 ms; at most 250 ms
- * after the first change of a burst), recompiles every node from one snapshot
- * (selectors resolved once) and writes only the nodes whose record changed; a
- * node that no longer exists gets its key deleted. At start it reads the three
+ * after the first change of a burst), recompiles from one snapshot (selectors
+ * resolved once) only the nodes the changes can touch (PolicyDelta, incremental.ts:
+ * a node whose record changed, and the nodes in the old or new destination of a rule
+ * that resolves differently) and writes only the records that changed; a node that
+ * no longer exists gets its key deleted. At start it reads the three
  * buckets and the published records, and publishes every difference (also keys
  * of nodes deleted while no controller ran). Passes run one at a time
  * (SingleFlight). A failed write is retried on the next pass (at the latest a
@@ -46,7 +48,8 @@ import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
 import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeStore } from "../nodes/registry.js";
 import type { RecordStore } from "../store/kv.js";
-import { localIdentitiesOf, PolicyCompiler, type CompileTarget } from "./compile.js";
+import { localIdentitiesOf, type CompileTarget } from "./compile.js";
+import { compileInputOf, PolicyDelta } from "./incremental.js";
 import type { PolicyStore } from "./policies.js";
 
 export type NodePolicyStore = RecordStore<typeof NodePolicyRecord>;
@@ -97,6 +100,10 @@ export class NodePolicyPublisher {
   /** Map entries of each node's last compiled policy. */
   private readonly mapEntries = new Map<string, number>();
   private readonly watches: Stoppable[] = [];
+  /** Which nodes' records a change can touch, from one pass to the next. */
+  private readonly delta = new PolicyDelta();
+  /** Nodes whose record was put or deleted since the last pass ("all": the first pass). */
+  private changed: Set<string> | "all" = "all";
   private timer: NodeJS.Timeout | undefined;
   private firstChangeAt = 0;
   /** When the oldest change not yet compiled arrived (for the publish latency). */
@@ -213,13 +220,21 @@ export class NodePolicyPublisher {
       }
       case "nodes": {
         const r = NodeRecord.safeParse(value);
-        return r.success ? void this.nodes.set(key, r.data) : bad(r.error.issues[0]?.message);
+        if (!r.success) return bad(r.error.issues[0]?.message);
+        this.nodes.set(key, r.data);
+        return this.noteNode(key);
       }
     }
   }
 
   private forgetRecord(which: Which, key: string): void {
     this[which].delete(key);
+    if (which === "nodes") this.noteNode(key);
+  }
+
+  /** A node record was put or deleted: the next pass compiles it (and what PolicyDelta finds it touches). */
+  private noteNode(nodeId: string): void {
+    if (this.changed !== "all") this.changed.add(nodeId);
   }
 
   private schedule(): void {
@@ -275,24 +290,27 @@ export class NodePolicyPublisher {
     else this.chunkCounts.delete(nodeId);
   }
 
-  /** Every node's record from the in-memory snapshot; writes only the differences. */
+  /** The records of the nodes a change since the last pass can touch (PolicyDelta); writes only the differences. */
   private async publishAll(): Promise<void> {
     const started = Date.now();
     // Latency is measured from the first change of the burst this pass answers (or the pass itself at start).
     const since = this.pendingSince ?? started;
     this.pendingSince = undefined;
-    const identities = new Map<number, Identity>();
-    for (const i of this.identities.values()) identities.set(i.id, i);
-    for (const n of this.nodes.values()) for (const w of n.workloads ?? []) identities.set(w.identity.id, w.identity);
-    const compiler = new PolicyCompiler({
-      policies: [...this.policies.values()],
-      identities: [...identities.values()],
-      nodes: [...this.nodes.values()].map((n) => ({ nodeId: n.nodeId, identity: n.identity, labels: n.labels })),
-    });
+    const changed = this.changed;
+    this.changed = new Set();
+    const dirty = this.delta.update(compileInputOf(this.policies.values(), this.identities.values(), this.nodes.values()), this.nodes, changed);
+    if (changed === "all") for (const nodeId of this.published.keys()) dirty.add(nodeId);
+    const compiler = this.delta.compiler;
     const writes: Promise<void>[] = [];
-    let failed = false;
+    const failedNodes: string[] = [];
     const compiledAt = new Date().toISOString();
-    for (const node of this.nodes.values()) {
+    for (const nodeId of dirty) {
+      const node = this.nodes.get(nodeId);
+      if (!node) {
+        if (this.published.has(nodeId) || this.chunkCounts.has(nodeId)) writes.push(this.removeNode(nodeId, failedNodes));
+        else this.forgetNode(nodeId);
+        continue;
+      }
       const target: CompileTarget = { identity: node.identity, workloads: node.workloads };
       const compiled = compiler.compile(target);
       this.mapEntries.set(node.nodeId, compiled.mapEntries);
@@ -328,34 +346,41 @@ export class NodePolicyPublisher {
             this.opts.log.debug({ node: node.nodeId, revision, entries: entries.length, chunks: record.chunks?.count ?? 0, mapEntries: compiled.mapEntries }, "node policy published");
           },
           (err: unknown) => {
-            failed = true;
+            failedNodes.push(node.nodeId);
             this.opts.log.warn({ node: node.nodeId, err }, "cannot publish node policy; retrying");
-          },
-        ),
-      );
-    }
-    for (const nodeId of [...this.published.keys()]) {
-      if (this.nodes.has(nodeId)) continue;
-      writes.push(
-        this.remove(nodeId).then(
-          () => {
-            this.published.delete(nodeId);
-            this.undelivered.delete(nodeId);
-            this.mapEntries.delete(nodeId);
-            this.opts.observe?.removed(nodeId);
-            this.opts.log.info({ node: nodeId }, "node policy removed with its node");
-          },
-          (err: unknown) => {
-            failed = true;
-            this.opts.log.warn({ node: nodeId, err }, "cannot delete node policy; retrying");
           },
         ),
       );
     }
     await Promise.all(writes);
     this.passes++;
-    if (writes.length > 0) this.opts.log.info({ written: writes.length, nodes: this.nodes.size, ms: Date.now() - started }, "node policies published");
-    if (failed && !this.stopped) setTimeout(() => this.schedule(), 1000);
+    if (writes.length > 0) this.opts.log.info({ written: writes.length, compiled: dirty.size, nodes: this.nodes.size, ms: Date.now() - started }, "node policies published");
+    if (failedNodes.length > 0 && !this.stopped) {
+      // Compiled again on the next pass (the compiler says nothing changed for them).
+      for (const nodeId of failedNodes) this.noteNode(nodeId);
+      setTimeout(() => this.schedule(), 1000);
+    }
+  }
+
+  /** Deletes the record and chunks of a node that is gone. */
+  private removeNode(nodeId: string, failedNodes: string[]): Promise<void> {
+    return this.remove(nodeId).then(
+      () => {
+        this.forgetNode(nodeId);
+        this.opts.observe?.removed(nodeId);
+        this.opts.log.info({ node: nodeId }, "node policy removed with its node");
+      },
+      (err: unknown) => {
+        failedNodes.push(nodeId);
+        this.opts.log.warn({ node: nodeId, err }, "cannot delete node policy; retrying");
+      },
+    );
+  }
+
+  private forgetNode(nodeId: string): void {
+    this.published.delete(nodeId);
+    this.undelivered.delete(nodeId);
+    this.mapEntries.delete(nodeId);
   }
 }
 

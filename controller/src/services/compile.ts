@@ -57,6 +57,15 @@ export class ServicesCompiler {
     return new Map(this.#prepared.map((p) => [p.ref, p.backends]));
   }
 
+  /**
+   * Everything of this snapshot every node's compilation reads besides the node itself and the
+   * backend nodes' policies: each service's record, resolved backends and their health, as one
+   * string (equal strings: no node's services differ because of them).
+   */
+  fingerprint(): string {
+    return JSON.stringify(this.#prepared.map((p) => [p.record, p.backends, p.healthy]));
+  }
+
   compile(node: NodeRecord): CompiledNodeServices {
     const local = localIdentitiesOf({ identity: node.identity, workloads: node.workloads });
     const services: NodeService[] = [];

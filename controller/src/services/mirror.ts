@@ -2,7 +2,7 @@
  * A bucket kept in memory: its records read once (list), then every change followed (KV watch:
  * a snapshot, then updates), each value parsed with the bucket's schema. A record that does not
  * parse is logged and left out; a watch the server ends is started again a second later. Readers
- * see `entries`; `onChange` hears about every put or delete after the first read.
+ * see `entries`; `onChange` hears about every put or delete after the first read (its key).
  */
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -17,7 +17,7 @@ export interface BucketMirrorOptions {
   /** Names the bucket in logs. */
   bucket: string;
   log: Logger;
-  onChange: () => void;
+  onChange: (key: string) => void;
 }
 
 export class BucketMirror<S extends z.ZodType> {
@@ -67,7 +67,7 @@ export class BucketMirror<S extends z.ZodType> {
           } else {
             this.entries.delete(e.key);
           }
-          this.o.onChange();
+          this.o.onChange(e.key);
         }
       } catch (err) {
         this.o.log.error({ bucket: this.o.bucket, err }, "watch failed");

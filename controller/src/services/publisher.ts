@@ -6,8 +6,10 @@
  * Like the node policy publisher: the four buckets are mirrored in memory (BucketMirror), and
  * after a change (or a health verdict from ServiceHealth) a pass waits for quiet (debounce 10 ms,
  * at most 50 ms after the first change of a burst: an unhealthy backend must leave every client's
- * table fast), compiles every node from one snapshot and writes only the records that changed; a
- * deleted node's key is deleted. Passes run one at a time (SingleFlight); a failed write is
+ * table fast), compiles from one snapshot the nodes the changes can touch (ServicesDelta,
+ * incremental.ts: every node when a service, backend or health verdict changed, else the changed
+ * nodes and the holders of identities whose reach to a backend moved) and writes only the records
+ * that changed; a deleted node's key is deleted. Passes run one at a time (SingleFlight); a failed write is
  * retried on a pass a second later.
  *
  * Several controllers: every one mirrors and compiles (the API's views and ServiceHealth read the
@@ -25,6 +27,7 @@ import type { PolicyStore } from "../policy/policies.js";
 import type { RecordStore } from "../store/kv.js";
 import { ServicesCompiler, type CompiledNodeServices } from "./compile.js";
 import { BucketMirror } from "./mirror.js";
+import { ServicesDelta } from "./incremental.js";
 import { PolicyReach } from "./reach.js";
 import type { ResolvedBackend } from "./resolve.js";
 
@@ -55,6 +58,10 @@ export class NodeServicesPublisher {
   #policies!: BucketMirror<typeof Policy>;
   #identities!: BucketMirror<typeof IdentityEntry>;
   readonly #published = new Map<string, string>();
+  /** Which nodes' records a change can touch, from one pass to the next. */
+  readonly #delta: ServicesDelta;
+  /** Nodes whose record was put or deleted since the last pass ("all": compile every node). */
+  #changed: Set<string> | "all" = "all";
   readonly #flight = new SingleFlight(() => this.#publishAll());
   #timer: NodeJS.Timeout | undefined;
   #firstChangeAt = 0;
@@ -68,17 +75,25 @@ export class NodeServicesPublisher {
 
   private constructor(o: NodeServicesPublisherOptions) {
     this.#o = o;
+    this.#delta = new ServicesDelta({
+      healthy: (service: string, b: ResolvedBackend, checked: boolean) => o.healthy(service, b.address, b.nodeId, checked),
+      zone: o.zone,
+      serviceCidr: o.serviceCidr,
+    });
   }
 
   static async start(o: NodeServicesPublisherOptions): Promise<NodeServicesPublisher> {
     const p = new NodeServicesPublisher(o);
     const onChange = () => p.schedule();
-    const mirror = <S extends Parameters<typeof BucketMirror.start>[1]>(store: RecordStore<S>, schema: S, bucket: string, key?: string) =>
-      BucketMirror.start(store, schema, { bucket, log: o.log, onChange, ...(key ? { key } : {}) });
+    const mirror = <S extends Parameters<typeof BucketMirror.start>[1]>(store: RecordStore<S>, schema: S, bucket: string, key?: string, changed: (key: string) => void = onChange) =>
+      BucketMirror.start(store, schema, { bucket, log: o.log, onChange: changed, ...(key ? { key } : {}) });
     const { stores } = o;
     [p.#services, p.#nodes, p.#policies, p.#identities] = await Promise.all([
       mirror(stores.services, ServiceRecord, "weft-services"),
-      mirror(stores.nodes, NodeRecord, "weft-nodes"),
+      mirror(stores.nodes, NodeRecord, "weft-nodes", undefined, (nodeId) => {
+        p.#noteNode(nodeId);
+        p.schedule();
+      }),
       mirror(stores.policies, Policy, "weft-policies"),
       mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
     ]);
@@ -92,6 +107,7 @@ export class NodeServicesPublisher {
   async resync(): Promise<void> {
     await this.#flight.idle();
     await this.#readPublished();
+    this.#changed = "all";
     await this.#flight.run();
   }
 
@@ -101,6 +117,11 @@ export class NodeServicesPublisher {
       const { compiledAt: _at, ...rest } = r.value;
       this.#published.set(r.key, canonical(rest));
     }
+  }
+
+  /** A node record was put or deleted (or its write failed): the next pass compiles it. */
+  #noteNode(nodeId: string): void {
+    if (this.#changed !== "all") this.#changed.add(nodeId);
   }
 
   stop(): Promise<void> {
@@ -169,12 +190,36 @@ export class NodeServicesPublisher {
 
   async #publishAll(): Promise<void> {
     const started = Date.now();
-    const compiler = this.compiler();
+    const changed = this.#changed;
+    this.#changed = new Set();
+    const { compiler, dirty } = this.#delta.update(
+      { services: this.#services.entries.values(), nodes: this.#nodes.entries, policies: this.#policies.entries.values(), identities: this.#identities.entries.values() },
+      changed,
+    );
     this.#backendNodes = new Set([...compiler.backends().values()].flatMap((list) => list.map((b) => b.nodeId)));
-    if (this.#o.writes && !this.#o.writes()) return; // a follower: the leader writes
+    if (this.#o.writes && !this.#o.writes()) {
+      // A follower: the leader writes. Whoever writes next compiles every node.
+      this.#changed = "all";
+      return;
+    }
+    if (changed === "all") for (const nodeId of this.#published.keys()) dirty.add(nodeId);
     const writes: Promise<void>[] = [];
-    let failed = false;
-    for (const node of this.#nodes.entries.values()) {
+    const failed: string[] = [];
+    for (const nodeId of dirty) {
+      const node = this.#nodes.entries.get(nodeId);
+      if (!node) {
+        if (!this.#published.has(nodeId)) continue;
+        writes.push(
+          this.#o.stores.nodeServices.delete(nodeId).then(
+            () => void this.#published.delete(nodeId),
+            (err: unknown) => {
+              failed.push(nodeId);
+              this.#o.log.warn({ node: nodeId, err }, "cannot delete node services; retrying");
+            },
+          ),
+        );
+        continue;
+      }
       const compiled = compiler.compile(node);
       const canon = canonical(compiled);
       if (this.#published.get(node.nodeId) === canon) continue;
@@ -186,20 +231,8 @@ export class NodeServicesPublisher {
             this.#o.log.debug({ node: node.nodeId, revision, services: record.services.length, checks: record.checks.length }, "node services published");
           },
           (err: unknown) => {
-            failed = true;
+            failed.push(node.nodeId);
             this.#o.log.warn({ node: node.nodeId, err }, "cannot publish node services; retrying");
-          },
-        ),
-      );
-    }
-    for (const nodeId of [...this.#published.keys()]) {
-      if (this.#nodes.entries.has(nodeId)) continue;
-      writes.push(
-        this.#o.stores.nodeServices.delete(nodeId).then(
-          () => void this.#published.delete(nodeId),
-          (err: unknown) => {
-            failed = true;
-            this.#o.log.warn({ node: nodeId, err }, "cannot delete node services; retrying");
           },
         ),
       );
@@ -207,7 +240,11 @@ export class NodeServicesPublisher {
     await Promise.all(writes);
     this.passes++;
     this.lastPassMs = Date.now() - started;
-    if (writes.length > 0) this.#o.log.info({ written: writes.length, nodes: this.#nodes.entries.size, ms: this.lastPassMs }, "node services published");
-    if (failed && !this.#stopped) setTimeout(() => this.schedule(), 1000);
+    if (writes.length > 0) this.#o.log.info({ written: writes.length, compiled: dirty.size, nodes: this.#nodes.entries.size, ms: this.lastPassMs }, "node services published");
+    if (failed.length > 0 && !this.#stopped) {
+      // Compiled again on a later pass (nothing else may say they changed).
+      for (const nodeId of failed) this.#noteNode(nodeId);
+      setTimeout(() => this.schedule(), 1000);
+    }
   }
 }

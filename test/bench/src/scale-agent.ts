@@ -81,7 +81,13 @@ export class SimAgent {
     this.#identity = { publicKey: kp.getPublicKey(), seed: kp.getSeed() };
     const req = { version: 1 as const, joinKey: this.o.joinKey, name: this.name, site: "sim", wireguardPublicKey: generateKeyPair().publicKey, natsPublicKey: this.#identity.publicKey, listenPort: 51820, endpoints: { public: simEndpoint(this.o.index) } };
     // As the agent does (enroll/once.ts): an unreachable or failing controller is retried, 1 s doubling up to 30 s.
-    const { response, caPem } = await retry(() => enroll(this.o.apiUrl, req, { caHash: this.o.caHash, timeoutMs: 60_000 }), { initialMs: 1000, maxMs: 30_000, retryIf: isRetryable });
+    const { response, caPem } = await retry(() => enroll(this.o.apiUrl, req, { caHash: this.o.caHash, timeoutMs: 60_000 }), {
+      initialMs: 1000,
+      maxMs: 30_000,
+      retryIf: isRetryable,
+      // Said on stderr: a retried enrollment the controller had completed comes back as a conflict.
+      onRetry: (err, delay) => process.stderr.write(`    ${this.name}: enrollment retried in ${delay} ms after ${String(err)}${err instanceof Error && err.cause ? ` (${String(err.cause)})` : ""}\n`),
+    });
     const at = new Date().toISOString();
     this.state = {
       version: 1,

@@ -72,16 +72,16 @@ const boundaries = Object.keys(ALLOWED_DEPENDENCIES).flatMap((folder) =>
   })),
 );
 
-/** main.ts and program.ts run for every `weft` command, `--help` included: they load commander and nothing heavy. */
+/** main.ts, fast-status.ts and program.ts run for every `weft` command, `--help` included: they load commander and nothing heavy. */
 const cliEntry = {
-  files: ["cli/src/main.ts", "cli/src/program.ts"],
+  files: ["cli/src/main.ts", "cli/src/fast-status.ts", "cli/src/program.ts"],
   rules: {
     "@typescript-eslint/no-restricted-imports": [
       "error",
       {
         patterns: [
           {
-            regex: "^(?!commander$|node:|\\./(errors|defaults|program)\\.js$)",
+            regex: "^(?!commander$|node:|\\./(errors|defaults|fast-status|program)\\.js$)",
             allowTypeImports: true,
             message:
               "the CLI's entry loads only commander: a command's module (and the packages it needs) is imported by its action, `await import(\"./commands/<name>.js\")`, so `weft status` never loads the controller. Type-only imports are fine.",

@@ -3,13 +3,14 @@ import { defineConfig } from "vitest/config";
 
 const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
-// Tests run against the TypeScript sources; the workspace packages resolve to src.
+// Tests run against the TypeScript sources; the workspace packages resolve to src. Subpath
+// entries come before their package: an alias also matches "<name>/…".
 const alias = {
+  "@weft/protocol/text": src("./protocol/src/text.ts"),
   "@weft/protocol": src("./protocol/src/index.ts"),
   "@weft/util": src("./util/src/index.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
-  // Subpath entries before their package: an alias also matches "<name>/…".
-  "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
+    "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),
   "@weft/agent/local": src("./agent/src/local.ts"),
   "@weft/agent/host": src("./agent/src/host.ts"),

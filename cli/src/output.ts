@@ -3,7 +3,8 @@
  * hold strings others control (cloud tags, names): they go through `printable`, which turns
  * control characters into visible escapes. JSON output escapes them by its own rules.
  */
-import { printable } from "@weft/protocol";
+// The zod-free subpath: `weft status` prints through this module and must not load the schemas.
+import { printable } from "@weft/protocol/text";
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -11,11 +11,13 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOCAL_API_SOCKET, STATUS_FILE, loadState, statusView } from "@weft/agent/local";
 import { writeAgentStateDir } from "../../test/bench/cli.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js");
@@ -150,6 +152,34 @@ describe.skipIf(!built)("weft loads only what it runs", () => {
     expect(out.peers.length, "peers from state.json").toBe(2);
     expect(r.modules.some((m) => m.endsWith("/agent/dist/local.js")), "the agent's local entry was loaded (the trace works)").toBe(true);
     expect(loaded(r.modules, [...CONTROL_PLANE, ...AGENT_RUNTIME]), "modules weft status must not load").toEqual([]);
+  });
+
+  it("cli - weft status answered by the running agent loads the socket's client and no commander, zod, protocol schemas or state readers", async () => {
+    // The agent's answer to GET /v1/status/view: its own view of the state directory written above.
+    const state = await loadState(stateDir);
+    if (!state) throw new Error(`no agent state in ${stateDir}`);
+    const view = statusView(state, JSON.parse(await readFile(join(stateDir, STATUS_FILE), "utf8")) as Parameters<typeof statusView>[1], []);
+    const socket = join(stateDir, LOCAL_API_SOCKET);
+    const agent = createHttpServer((req, res) => {
+      res.writeHead(req.method === "GET" && req.url === "/v1/status/view" ? 200 : 404, { "content-type": "application/json" });
+      res.end(JSON.stringify(req.url === "/v1/status/view" ? { ...view, name: "from-the-agent" } : { error: "not_found" }));
+    });
+    await new Promise<void>((r) => agent.listen(socket, r));
+    try {
+      const r = await weft(["status", "--state-dir", stateDir]);
+      expect(r.code, `exit code; stderr: ${r.stderr}`).toBe(0);
+      expect(r.stdout, "the agent's answer was printed").toMatch(/^node from-the-agent \(n-00000000000000b1\)/);
+      expect(r.stdout, "its peers").toMatch(/peer-1[\s\S]*peer-2/);
+      const heavy = loaded(r.modules, [...CONTROL_PLANE, ...AGENT_RUNTIME, ["zod", /\/node_modules\/zod\//], ["the protocol's schemas", /\/protocol\/dist\/index\.js$/], ["the state readers", /\/agent\/dist\/local\.js$/], ["commander (a plain status needs no program)", /\/node_modules\/commander\//]]);
+      expect(heavy, "modules weft status loaded with an agent answering").toEqual([]);
+      const files = [...new Set(r.modules.filter((m) => m.startsWith("file:")))];
+      expect(files.length, `modules loaded (want a handful: the CLI's entry, the view and its client): ${files.join(" ")}`).toBeLessThan(15);
+      const help = await weft(["status", "--help"]);
+      expect(help.stdout, "weft status --help, from the full program").toMatch(/--state-dir <dir>[\s\S]*--json/);
+    } finally {
+      await new Promise((r) => agent.close(r));
+      await rm(socket, { force: true });
+    }
   });
 
   it("cli - weft agent loads the agent and no controller, fastify, cloud SDK or lab", async () => {

@@ -9,15 +9,23 @@
  *
  *   1. controller up; 100 peers enrolled through the enrollment API (real peer records: their own
  *      WireGuard and NATS keys, a public endpoint nobody answers on), all labelled role=peer;
- *   2. four policies of 250 rules each: role=peer → role=bench, one TCP port per rule;
+ *   2. four policies of 250 rules each: role=peer → role=bench, one TCP port per rule (every other
+ *      port, so that no two rules merge into one port interval);
  *   3. the agent started (role=bench) and waited for: NATS connected, 101 peers applied, the policy;
  *   4. settle (`--settle`, default 20 s), then over an idle minute (`--idle`, default 60 s): RSS
- *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status) and CPU (utime + stime from
+ *      (VmRSS, RssAnon, VmHWM from /proc/<pid>/status), PSS and where the resident memory is
+ *      (/proc/<pid>/smaps by kind of mapping, src/smaps.ts) and CPU (utime + stime from
  *      /proc/<pid>/stat over the minute); then `weft status` timed (`--runs`, default 10).
  *
- * `--node-flags "<flags>"` starts this build's agent (not the baseline's) with these node flags
- * (e.g. V8 heap limits), to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same scenario with another build first (e.g. a
- * checkout of the current release) and prints both side by side. Needs root. Writes
+ * Each build's agent runs the way its package runs it: with the node flags its launcher
+ * (`packaging/bin/weft`, /usr/bin/weft) gives `weft agent` and the runtime settings of its unit
+ * (`packaging/systemd/weft-agent.service`: `Environment=` NODE_OPTIONS, MALLOC_* and
+ * GLIBC_TUNABLES), both read from that build's checkout. `--node-flags "<flags>"` adds node flags
+ * to this build's agent, to compare launchers. `--baseline <path/to/cli/dist/main.js>` runs the same
+ * scenario with another build first (e.g. a checkout of the current release) and prints both side
+ * by side, with a bare `node` (the runtime's floor) beside them. `--bundle` runs the agent and
+ * `weft status` of each checkout from its package bundle (packaging/bundle.mjs, in the package's
+ * layout: src/launcher.ts), as a package installs them. Needs root. Writes
  * bench-results/agent-<timestamp>.json and agent-latest.json.
  *
  *   sudo npm run bench -- agent [--baseline /path/to/release/cli/dist/main.js]
@@ -32,7 +40,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createUser } from "@nats-io/nkeys";
 import { ControllerClient, ControllerFiles, generateKeyPair, type PolicyInput } from "@weft/protocol";
+import { checkoutAgentNodeFlags } from "@weft/lab";
 import { describeMachine } from "./src/report.js";
+import { bundleCheckout, unitRuntimeEnv } from "./src/launcher.js";
+import { formatSmaps, summarizeSmaps, type SmapsSummary } from "./src/smaps.js";
 import { median, percentile } from "./src/stats.js";
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -40,6 +51,8 @@ const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const NETNS = "wab-agent";
 const PIN_DIR = "/sys/fs/bpf/wab-agent";
 const IFACE = "wab0";
+/** The agent's private endpoint address, on the namespace's lo. */
+const UNDERLAY_ADDRESS = "10.255.0.1";
 const API = "https://127.0.0.1:8080";
 const PEERS = 100;
 const RULES_PER_POLICY = 250;
@@ -55,22 +68,42 @@ interface Settings {
   out: string;
   /** Extra node flags for the agent's process (e.g. V8 heap flags), to compare launchers. */
   nodeFlags: string[];
+  /** Run the agent and `weft status` from each checkout's package bundle, not from its cli/dist. */
+  bundle: boolean;
+}
+
+/** The checkout holding `cli` (<checkout>/cli/dist/main.js). */
+const checkoutOf = (cli: string) => resolve(dirname(cli), "..", "..");
+
+/** The unit's runtime settings in a checkout, or none. */
+function launcherEnv(checkout: string): Record<string, string> {
+  const unit = join(checkout, "packaging", "systemd", "weft-agent.service");
+  return existsSync(unit) ? unitRuntimeEnv(readFileSync(unit, "utf8")) : {};
 }
 
 export interface AgentFigures {
   cli: string;
+  /** What ran the agent and `weft status`: "bundle" (the package's, packaging/bundle.mjs) or "dist" (cli/dist). */
+  build: "bundle" | "dist";
   nodeFlags: string[];
+  /** The runtime settings from the build's unit the agent ran with. */
+  env: Record<string, string>;
   peersApplied: number;
   policyEntries: number;
   /** /proc/<pid>/status at the end of the idle minute, MB. */
   rssMb: number;
   rssAnonMb: number;
   hwmMb: number;
+  /** Proportional set size (shared pages split among the processes mapping them), MB. */
+  pssMb: number;
+  /** /proc/<pid>/smaps summed by kind of mapping, at the end of the idle minute. */
+  memory: SmapsSummary;
   /** utime + stime over the idle minute, as a share of one CPU (percent). */
   idleCpuPercent: number;
   /** wireguard-go's RSS (its own process; not the agent's), MB. */
   wireguardGoRssMb: number | undefined;
-  status: { runs: number; medianMs: number; p90Ms: number; minMs: number };
+  /** `weft status` wall times, and `node -e 0`'s median interleaved with them (Node's own start). */
+  status: { runs: number; medianMs: number; p90Ms: number; minMs: number; nodeMedianMs: number };
   startToSyncedMs: number;
 }
 
@@ -84,6 +117,7 @@ function parseSettings(): Settings {
       runs: { type: "string", default: "10" },
       out: { type: "string" },
       "node-flags": { type: "string", default: "" },
+      bundle: { type: "boolean", default: false },
     },
   });
   const cli = resolve(values.cli ?? join(repo, "cli", "dist", "main.js"));
@@ -96,6 +130,7 @@ function parseSettings(): Settings {
     runs: Number(values.runs),
     out: resolve(values.out ?? join(repo, "bench-results")),
     nodeFlags: values["node-flags"].split(/\s+/).filter(Boolean),
+    bundle: values.bundle,
   };
 }
 
@@ -109,6 +144,9 @@ function runInNamespace(): number {
   if (add.status !== 0) throw new Error(`ip netns add ${NETNS}: ${add.stderr}`);
   try {
     run(["ip", "-n", NETNS, "link", "set", "lo", "up"]);
+    // The agent's endpoint: an address of its own in the namespace, on its lo (the controller refuses loopback addresses).
+    const addr = run(["ip", "-n", NETNS, "addr", "add", `${UNDERLAY_ADDRESS}/32`, "dev", "lo"]);
+    if (addr.status !== 0) throw new Error(`ip -n ${NETNS} addr add ${UNDERLAY_ADDRESS}/32 dev lo: ${addr.stderr}`);
     const child = spawnSync("nsenter", [`--net=/run/netns/${NETNS}`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, [IN_NETNS]: "1" } });
     return child.status ?? 1;
   } finally {
@@ -173,14 +211,15 @@ function policies(): PolicyInput[] {
       action: "allow" as const,
       from: [{ labels: { role: "peer" } }],
       to: [{ labels: { role: "bench" } }],
-      ports: [{ protocol: "tcp", port: 1000 + p * RULES_PER_POLICY + r }],
+      // Every other port: adjacent ones would merge into one interval (the controller compiles port intervals).
+      ports: [{ protocol: "tcp", port: 1000 + 2 * (p * RULES_PER_POLICY + r) }],
     })),
   }));
 }
 
-async function spawnLogged(argv: string[], logPath: string): Promise<ChildProcess> {
+async function spawnLogged(argv: string[], logPath: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const log = await open(logPath, "a");
-  const child = spawn(process.execPath, argv, { stdio: ["ignore", log.fd, log.fd], env: { ...process.env, WEFT_LOG_LEVEL: "info" } });
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", log.fd, log.fd], env: { ...process.env, WEFT_LOG_LEVEL: "info", ...env } });
   child.on("exit", () => void log.close().catch(() => undefined));
   return child;
 }
@@ -205,7 +244,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     // 100 enrolments from one address: more than the enrolment routes' default per-address rate
     // limit allows. Raised for a build that has the limit (an older one's strict config refuses the key).
     const ctlConfig = join(dir, "controller.yaml");
-    const limited = readFileSync(join(resolve(dirname(cli), "..", ".."), "controller", "dist", "config.js"), "utf8").includes("rateLimit");
+    const limited = readFileSync(join(checkoutOf(cli), "controller", "dist", "config.js"), "utf8").includes("rateLimit");
     await writeFile(ctlConfig, limited ? "api:\n  rateLimit:\n    max: 1000\n" : "{}\n");
     controller = await spawnLogged([cli, "controller", "--config", ctlConfig, "--state-dir", ctlDir, "--api-host", "127.0.0.1", "--api-port", "8080", "--nats-host", "127.0.0.1", "--nats-port", "4222"], join(dir, "controller.log"));
     const client = await waitFor("the controller's API", 60_000, async () => {
@@ -240,12 +279,18 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
 
     const stateDir = join(dir, "agent");
     const statusPath = join(stateDir, "status.json");
+    // The agent (and `weft status`) as installed: the package's bundle, when asked for, and the unit's runtime settings.
+    const weft = s.bundle ? bundleCheckout(checkoutOf(cli), join(dir, "package")) : cli;
+    const env = launcherEnv(checkoutOf(cli));
+    const nodeFlags = [...checkoutAgentNodeFlags(checkoutOf(cli)), ...s.nodeFlags];
+    say(`    agent: ${weft}; node flags (its launcher${s.nodeFlags.length ? " and --node-flags" : ""}): ${nodeFlags.join(" ") || "none"}; environment (its unit): ${JSON.stringify(env)}`);
     const t0 = Date.now();
     agent = await spawnLogged(
-      [...s.nodeFlags, cli, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
-        "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", "127.0.0.1:51820", "--public-endpoint", "127.0.0.1:51820",
+      [...nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
+        "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", `${UNDERLAY_ADDRESS}:51820`, "--public-endpoint", "198.51.100.254:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),
+      env,
     );
     const synced = await waitFor("the agent: NATS connected, 101 peers and 1,000 policy entries applied", 120_000, async () => {
       if (agent?.exitCode !== null) throw new Error(`agent exited; see ${dir}/agent.log`);
@@ -263,17 +308,30 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const rssMb = procStatusKb(pid, "VmRSS") / 1024;
     const rssAnonMb = procStatusKb(pid, "RssAnon") / 1024;
     const hwmMb = procStatusKb(pid, "VmHWM") / 1024;
+    const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
     const wg = wireguardGoHere();
     const wireguardGoRssMb = wg === undefined ? undefined : procStatusKb(wg, "VmRSS") / 1024;
+    // `weft status` and, interleaved with it, a bare `node -e 0`: Node's own start on this machine at this moment.
     const wall: number[] = [];
+    const bare: number[] = [];
     for (let i = 0; i <= s.runs; i++) {
       const started = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, [cli, "status", "--state-dir", stateDir], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [weft, "status", "--state-dir", stateDir], { encoding: "utf8" });
       if (r.status !== 0) throw new Error(`weft status exited ${r.status}: ${r.stderr.slice(0, 300)}`);
       if (i > 0) wall.push(Number(process.hrtime.bigint() - started) / 1e6); // the first run warms the page cache
+      const t = process.hrtime.bigint();
+      spawnSync(process.execPath, ["-e", "0"]);
+      if (i > 0) bare.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
-    const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall) };
-    return { cli, nodeFlags: s.nodeFlags, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall), nodeMedianMs: median(bare) };
+    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+  } catch (err) {
+    // The logs go with the directory: their ends go with the error.
+    for (const name of ["agent.log", "controller.log"]) {
+      const text = await readFile(join(dir, name), "utf8").catch(() => "");
+      if (text) say(`--- last lines of ${name}:\n${text.trimEnd().split("\n").slice(-15).join("\n")}`);
+    }
+    throw err;
   } finally {
     await stop(agent);
     await stop(controller);
@@ -283,9 +341,22 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
   }
 }
 
+/** A bare `node` that only waits, with this build's agent flags and settings: the runtime's own footprint. */
+async function runtimeFloor(env: Record<string, string>, nodeFlags: string[]): Promise<{ rssMb: number; pssMb: number; memory: SmapsSummary }> {
+  const child = spawn(process.execPath, [...nodeFlags, "-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore", env: { ...process.env, ...env } });
+  try {
+    await sleep(3000);
+    const pid = child.pid as number;
+    const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
+    return { rssMb: procStatusKb(pid, "VmRSS") / 1024, pssMb: memory.pssKb / 1024, memory };
+  } finally {
+    await stop(child);
+  }
+}
+
 const row = (name: string, f: AgentFigures) =>
-  `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
-  `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
+  `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)}, PSS ${f.pssMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
+  `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)}; node -e 0 ${f.status.nodeMedianMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
   `  [${f.peersApplied} peers, ${f.policyEntries} entries; wireguard-go ${f.wireguardGoRssMb?.toFixed(1) ?? "?"} MB]`;
 
 async function main(): Promise<number> {
@@ -295,13 +366,23 @@ async function main(): Promise<number> {
   say(`==> agent footprint: ${PEERS} peers, ${POLICIES * RULES_PER_POLICY} rules (load average ${loadavg()[0]?.toFixed(1)})`);
   const baseline = s.baseline === undefined ? undefined : await measure(s.baseline, { ...s, nodeFlags: [] });
   const current = await measure(s.cli, s);
-  const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline };
+  const floor = await runtimeFloor(current.env, checkoutAgentNodeFlags(checkoutOf(s.cli)));
+  const result = { schema: "weft.bench.agent/v1", at: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), settings: { peers: PEERS, rules: POLICIES * RULES_PER_POLICY, settleS: s.settleS, idleS: s.idleS }, current, baseline, floor };
   await mkdir(s.out, { recursive: true });
   const text = `${JSON.stringify(result, null, 2)}\n`;
   const path = join(s.out, `agent-${result.at.replace(/[:.]/g, "-")}.json`);
   await writeFile(path, text);
   await writeFile(join(s.out, "agent-latest.json"), text);
-  process.stdout.write(`\n${baseline ? `${row("baseline", baseline)}\n` : ""}${row("this", current)}\n  targets: RSS ≤ 60 MB, idle CPU < 0.5 %, weft status < 150 ms\n  written: ${path}\n`);
+  const breakdown = (name: string, m: SmapsSummary) => `\n${name}:\n${formatSmaps(m).map((l) => `  ${l}`).join("\n")}\n`;
+  process.stdout.write(
+    `\n${baseline ? `${row("baseline", baseline)}\n` : ""}${row("this", current)}\n` +
+      `node      RSS ${floor.rssMb.toFixed(1).padStart(5)} MB (PSS ${floor.pssMb.toFixed(1)}): a bare node with this build's runtime settings, the floor\n` +
+      `  targets: RSS ≤ 60 MB, idle CPU < 0.5 %, weft status < 150 ms\n` +
+      (baseline ? breakdown("baseline agent, by mapping", baseline.memory) : "") +
+      breakdown("this agent, by mapping", current.memory) +
+      breakdown("bare node, by mapping", floor.memory) +
+      `  written: ${path}\n`,
+  );
   return 0;
 }
 

@@ -20,7 +20,7 @@ describe("agent service", () => {
     expect(u.capabilities, "CapabilityBoundingSet").toEqual(["CAP_NET_ADMIN", "CAP_BPF", "CAP_PERFMON"]);
     expect(u.noNewPrivileges, "NoNewPrivileges").toBe(true);
     expect(u.umask, "UMask").toBe("0077");
-    expect(u.environment, "Environment").toEqual({ XTABLES_LOCKFILE: "/run/weft/xtables.lock", NODE_OPTIONS: "--max-semi-space-size=1" });
+    expect(u.environment, "Environment").toEqual({ XTABLES_LOCKFILE: "/run/weft/xtables.lock" });
     expect(u.stateDirectories, "StateDirectory").toEqual(["weft/agent"]);
     expect(u.runtimeDirectories, "RuntimeDirectory").toEqual(["wireguard", "weft"]);
     expect(u.timeoutStopSeconds, "TimeoutStopSec").toBe(20);

@@ -7,6 +7,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { checkoutAgentNodeFlags } from "./launcher.js";
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -372,7 +373,8 @@ export class LabCluster {
       stateDir,
       logPath: join(this.logDir, `${hostName}.log`),
       // The agent itself stays out of the host's cgroup (its own connections are not the host's workloads').
-      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false }),
+      // With the node flags the package's launcher gives `weft agent` (V8 tuned for memory).
+      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false, nodeFlags: checkoutAgentNodeFlags(repoRoot()) }),
     };
     this.agents.set(hostName, handle);
     return handle;
@@ -418,8 +420,8 @@ export class LabCluster {
     this.clouds = undefined;
   }
 
-  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {
-    return this.spawnRaw(host, logName, [process.execPath, resolve(this.cli), ...args], o);
+  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
+    return this.spawnRaw(host, logName, [process.execPath, ...(o.nodeFlags ?? []), resolve(this.cli), ...args], o);
   }
 
   private async spawnRaw(host: string, logName: string, argv: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {

@@ -14,9 +14,10 @@
  * shortens the outages for a trial run). Needs root; skipped otherwise. About 5 min: 1 min of set-up,
  * then per outage 3 s + 60 s + the return + 32 s of watching.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { OUTAGE_HOSTS, controllerLogTail, describeOutage, outageLabDown, outageLabUp, runOutage, type OutageFigures, type OutageLab } from "./outage.js";
+import { describe, expect, it } from "vitest";
+import { OUTAGE_HOSTS, controllerLogTail, describeOutage, outageCluster, outageSetup, runOutage, type OutageFigures, type OutageLab } from "./outage.js";
 import type { LabOptions } from "@weft/lab";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_OUTAGE_PREFIX ?? "wout";
 const SECONDS = Number(process.env.WEFT_E2E_OUTAGE_SECONDS ?? 60);
@@ -24,36 +25,20 @@ const opts: LabOptions = { prefix: PREFIX };
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e outage: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e outage: ${line}`);
-};
+const suite = labSuite("outage", opts);
+const { note } = suite;
 
 describe.skipIf(!isRoot)("e2e outage", () => {
   let lab: OutageLab | undefined;
-  let failed = false;
 
-  beforeAll(async () => {
-    try {
-      lab = await outageLabUp(opts, note);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 300_000);
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-    try {
-      await outageLabDown({ opts, cluster: lab?.cluster }, keep);
-    } finally {
-      if (keep && lab) console.log(`e2e outage: ${failed ? "failed; " : ""}logs kept in ${lab.cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e outage figures:\n  ${figures.join("\n  ")}`);
-    }
-  }, 60_000);
+  suite.hooks({
+    cluster: () => outageCluster(opts),
+    setup: async (c) => {
+      lab = await outageSetup(c, opts, note);
+    },
+    setupTimeoutMs: 300_000,
+    teardownTimeoutMs: 60_000,
+  });
 
   /** Every fail-static expectation on one outage's figures, with got/want messages. */
   const expectFailStatic = async (f: OutageFigures) => {

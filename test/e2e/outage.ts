@@ -82,12 +82,21 @@ export interface OutageLab {
   addresses: Map<string, string>;
 }
 
-/** Lab up (from nothing), simulators, controller with inventory, four agents, full mesh and site routes in place. */
+/** The scenario's cluster on a lab that is up: the simulators run beside the controller. */
+export function outageCluster(opts: LabOptions): LabCluster {
+  return new LabCluster({ ...opts, clouds: true });
+}
+
+/** Lab up (from nothing), then `outageSetup` (the benchmark; the suites get their lab from lab-suite.ts). */
 export async function outageLabUp(opts: LabOptions, say: (line: string) => void = () => {}): Promise<OutageLab> {
   await labDown(opts);
   await rm(labDir(opts), { recursive: true, force: true });
   await labUp(opts);
-  const cluster = new LabCluster({ ...opts, clouds: true });
+  return outageSetup(outageCluster(opts), opts, say);
+}
+
+/** On a fresh lab's cluster: simulators, controller with inventory, four agents, full mesh and site routes in place. */
+export async function outageSetup(cluster: LabCluster, opts: LabOptions, say: (line: string) => void = () => {}): Promise<OutageLab> {
   const clouds = await cluster.startClouds();
   // gcp-2 stands by as gcp's second gateway: a wrong offline judgement of gcp-1 would move the routes to it.
   await labCloudAdmin(clouds, "gcp", "PATCH", `/instances/${encodeURIComponent(instanceIdFor("gcp", "gcp-2"))}/tags`, { tags: { "weft:gateway": "true" }, mode: "patch" });

@@ -29,7 +29,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { CONTROLLER_NATS_PORT, killControlPlane, labDir, labExec, type LabOptions } from "@weft/lab";
 import type { NodeView } from "@weft/protocol";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { logMessages, logOffset, logSince, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
 import {
   MOVED_MESSAGES,
@@ -37,8 +37,8 @@ import {
   controllerLogTail,
   dataPlane,
   gateways,
-  outageLabDown,
-  outageLabUp,
+  outageCluster,
+  outageSetup,
   startOutagePings,
   togglePolicy,
   watchJudgements,
@@ -47,17 +47,15 @@ import {
   type OutagePings,
   type PairFigures,
 } from "./outage.js";
+import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_RESTORE_PREFIX ?? "wrs";
 const opts: LabOptions = { prefix: PREFIX };
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn("e2e restore: skipped: needs root (network namespaces, WireGuard)");
 
-const figures: string[] = [];
-const note = (line: string) => {
-  figures.push(line);
-  console.log(`e2e restore: ${line}`);
-};
+const suite = labSuite("restore", opts);
+const { note } = suite;
 
 /** What makes an agent the node it enrolled as: ids, keys and credentials (key files hashed). */
 interface AgentIdentity {
@@ -73,7 +71,6 @@ const nodeShape = (n: NodeView) => ({ nodeId: n.nodeId, name: n.name, site: n.si
 
 describe.skipIf(!isRoot)("e2e restore", () => {
   let lab: OutageLab | undefined;
-  let failed = false;
   let pings: OutagePings | undefined;
   const backupDir = () => join(labDir(opts), "backup");
 
@@ -108,31 +105,21 @@ describe.skipIf(!isRoot)("e2e restore", () => {
     return { ms: Date.now() - t0, result: JSON.parse(res.stdout) as unknown };
   };
 
-  beforeAll(async () => {
-    try {
-      lab = await outageLabUp(opts, note);
+  suite.hooks({
+    cluster: () => outageCluster(opts),
+    setup: async (c) => {
+      lab = await outageSetup(c, opts, note);
       // A policy to back up: every agent applies it first.
       const before = await policyRevisions();
       await togglePolicy(lab.client);
       await waitUntil("every agent applies the policy made before the backup", 30_000, async () => [...(await policyRevisions())].every(([h, r]) => r > before.get(h)!), 100);
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  }, 300_000);
-
-  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
-
-  afterAll(async () => {
-    const keep = failed || process.env.WEFT_E2E_KEEP_LOGS === "1";
-    try {
+    },
+    teardown: async () => {
       await pings?.stop().catch(() => undefined);
-      await outageLabDown({ opts, cluster: lab?.cluster }, keep);
-    } finally {
-      if (keep && lab) console.log(`e2e restore: ${failed ? "failed; " : ""}logs kept in ${lab.cluster.logDir}`);
-      if (figures.length > 0) console.log(`e2e restore figures:\n  ${figures.join("\n  ")}`);
-    }
-  }, 60_000);
+    },
+    setupTimeoutMs: 300_000,
+    teardownTimeoutMs: 60_000,
+  });
 
   it("e2e restore - a backup of the running control plane with live agents, then a change it does not hold", async () => {
     const l = lab!;

@@ -255,7 +255,8 @@ export const ControllerConfig = z
   .superRefine((c, ctx) => {
     const pool = c.inventory.remapPool === "" ? undefined : parseCidr(c.inventory.remapPool);
     if (!pool) return;
-    for (const [what, range] of [["overlay.cidr", c.overlay.cidr], ["overlay.workloadCidr", c.overlay.workloadCidr]] as const) {
+    // A remapped prefix inside the service range would be routed nowhere by every agent (the range's unreachable route).
+    for (const [what, range] of [["overlay.cidr", c.overlay.cidr], ["overlay.workloadCidr", c.overlay.workloadCidr], ["overlay.serviceCidr", c.overlay.serviceCidr]] as const) {
       const r = parseCidr(range);
       if (r && cidrsOverlap(pool, r)) ctx.addIssue({ code: "custom", path: ["inventory", "remapPool"], message: `inventory.remapPool ${c.inventory.remapPool} overlaps ${what} ${range}; pick a pool outside the overlay's ranges` });
     }

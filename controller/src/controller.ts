@@ -350,6 +350,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       reserved: [
         { cidr: config.overlay.cidr, what: "overlay.cidr" },
         { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
+        { cidr: config.overlay.serviceCidr, what: "overlay.serviceCidr" },
       ],
       remapPool: config.inventory.remapPool,
       controllerAddresses: controllerAddresses(config, embedded !== undefined),

@@ -105,13 +105,18 @@ describe.skipIf(!isRoot)("e2e identity", () => {
     return detail;
   }
 
-  /** The `err` of the controller's `request refused` log line with the reference `message` carries. */
+  /**
+   * The `err` of the controller's `request refused` log line with the reference `message` carries.
+   * The controller writes the line before it answers, but the lab's log file is fed through a pipe:
+   * the line may land a moment after the answer, so it is looked for until it does (5 s at most).
+   */
   async function loggedDetail(message: string): Promise<string> {
     const reference = /ref-[0-9a-f]{10}/.exec(message)?.[0];
     if (!reference) throw new Error(`no reference in ${message}`);
-    const line = (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => l.includes(reference));
-    if (!line) throw new Error(`no log line for ${reference}`);
-    return String((JSON.parse(line) as { err?: unknown }).err ?? "");
+    const find = async () => (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => l.includes(reference) && l.endsWith("}"));
+    let line: string | undefined;
+    await waitUntil(`the controller's log line for ${reference}`, 5_000, async () => (line = await find()) !== undefined, 50);
+    return String((JSON.parse(line!) as { err?: unknown }).err ?? "");
   }
 
   suite.hooks({

@@ -76,10 +76,11 @@ export const InventoryConfig = z
     /**
      * Where overlapping site networks are remapped: when two sites use the same private range,
      * each gets a prefix of the same size from this pool, advertised to the other sites and
-     * translated 1:1 (NETMAP) by its gateway. Must not overlap the overlay's ranges. "" turns
-     * remapping off (overlapping ranges are then withheld).
+     * translated 1:1 (NETMAP) by its gateway. Must not overlap the overlay's ranges (node,
+     * workload and service: the default sits above the default service range 100.96.0.0/16).
+     * "" turns remapping off (overlapping ranges are then withheld).
      */
-    remapPool: z.union([z.literal(""), cidr]).default("100.96.0.0/12"),
+    remapPool: z.union([z.literal(""), cidr]).default("100.112.0.0/12"),
     /** The accounts to list. Default none: no inventory, nothing is ever removed by it. */
     accounts: z.array(InventoryAccountConfig).default([]),
     /** Join by instance identity: the keys signed instance documents are verified with (see attest/config.ts). */

@@ -237,17 +237,20 @@ describe("site route gateways", () => {
 });
 
 describe("inventory config and keys", () => {
-  it("config - defaults: no accounts, 60 s, share 0.25, remap pool 100.96.0.0/12", () => {
+  it("config - defaults: no accounts, 60 s, share 0.25, remap pool 100.112.0.0/12 (outside the node, workload and service ranges)", () => {
     expect(ControllerConfig.parse({}).inventory, "defaults").toEqual({
       intervalSeconds: 60,
       maxRemovalShare: 0.25,
       advertiseSiteRoutes: true,
-      remapPool: "100.96.0.0/12",
+      remapPool: "100.112.0.0/12",
       accounts: [],
       instanceIdentity: { sourceAddress: "not-another-instance", aws: {}, azure: { nonceTtlSeconds: 120 }, gcp: {} },
       sites: [],
     });
-    expect(ControllerConfig.safeParse({ overlay: { cidr: "100.96.0.0/16" } }).success, "a pool overlapping the overlay is refused").toBe(false);
+    expect(ControllerConfig.safeParse({ overlay: { cidr: "100.112.0.0/16" } }).success, "a pool overlapping the overlay is refused").toBe(false);
+    const svc = ControllerConfig.safeParse({ inventory: { remapPool: "100.96.0.0/12" } });
+    expect(svc.success, "a pool overlapping the service range (the old default) is refused").toBe(false);
+    expect(svc.error?.issues[0]?.message, "the message names both").toMatch(/inventory\.remapPool 100\.96\.0\.0\/12 overlaps overlay\.serviceCidr 100\.96\.0\.0\/16/);
     expect(ControllerConfig.safeParse({ inventory: { remapPool: "" } }).success, "remapping off").toBe(true);
   });
 

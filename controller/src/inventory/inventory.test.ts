@@ -131,7 +131,7 @@ describe("inventory sync", () => {
     // It overlaps another site's network: remapped to a prefix of the pool, not withheld.
     expect(onprem?.withheld, "not withheld").toEqual([]);
     expect(onprem?.remaps?.map((m) => m.cidr), "remapped").toEqual(["10.0.0.0/16"]);
-    expect(onprem?.remaps?.[0]?.remapped, "a /16 of the pool 100.96.0.0/12").toMatch(/^100\.(9[6-9]|10[0-9]|11[01])\.0\.0\/16$/);
+    expect(onprem?.remaps?.[0]?.remapped, "a /16 of the pool 100.112.0.0/12").toMatch(/^100\.(11[2-9]|12[0-7])\.0\.0\/16$/);
   });
 
   it("inventory - store: a binding survives a sync that changes the instance; an instance is found without its account", async () => {
@@ -259,7 +259,7 @@ describe("inventory sync", () => {
     expect([site("aws-gw")?.gateway?.nodeId, site("aws-gw")?.advertised], "aws-gw in the view").toEqual([gw, ["10.5.0.0/16"]]);
     // aws-eu holds vpc-0a (10.0.0.0/16, overlapping the on-prem LAN's site) and vpc-0b (account B's node there).
     const remapped = site("aws-eu")?.remaps?.find((m) => m.cidr === "10.0.0.0/16")?.remapped;
-    expect(remapped, "aws-eu's overlapping CIDR gets a prefix of the pool").toMatch(/^100\.(9[6-9]|10[0-9]|11[01])\.0\.0\/16$/);
+    expect(remapped, "aws-eu's overlapping CIDR gets a prefix of the pool").toMatch(/^100\.(11[2-9]|12[0-7])\.0\.0\/16$/);
     expect([site("aws-eu")?.gateway?.nodeId, site("aws-eu")?.advertised, site("aws-eu")?.withheld], "aws-eu: the overlapping CIDR advertised remapped, the other as it is").toEqual([euGateway, [remapped, "10.2.0.0/16"], []]);
     expect(await eventually(() => routesOf(euGateway), 5_000, 100), "aws-eu's gateway advertises the remapped prefix and the CIDR that overlaps nothing").toEqual([remapped, "10.2.0.0/16"]);
     const remapsOf = async (nodeId: string) => PeerRecord.parse((await peers.get(nodeId))?.json()).siteRemaps;

@@ -22,7 +22,7 @@ export interface InventoryPlannerOptions {
   store: Pick<InventoryStore, "instances" | "networks" | "status">;
   /** Every node (NodeRegistry.list): sites, labels and liveness. */
   nodes: () => Promise<NodeView[]>;
-  /** The overlay's own ranges: site CIDRs overlapping them are never advertised. */
+  /** The overlay's own ranges (node, workload, service): site CIDRs overlapping them are never advertised, nor remapped into them. */
   reserved?: readonly ReservedRange[];
   /** inventory.remapPool: overlapping networks of different sites get prefixes from it ("" or absent: withheld). */
   remapPool?: string;
@@ -48,7 +48,7 @@ export class InventoryPlanner {
     const { siteRoutes: routes, overlaps } = siteRoutes({ networks, instances, siteOf: (id) => sites.get(id), configuredSite: (n) => siteOfNetwork(configured, n) });
     // Prefixes in use stay where they are: read back from the gateways that advertise them.
     const previous = new Map(nodes.flatMap((n) => (n.siteRemaps ?? []).map((m) => [remapKey(n.site, m.cidr), m.remapped] as const)));
-    const remaps = planRemaps({ overlaps, inventoryCidrs: networks.flatMap((n) => networkCidrs(n)), pool: this.o.remapPool, previous });
+    const remaps = planRemaps({ overlaps, inventoryCidrs: networks.flatMap((n) => networkCidrs(n)), reserved: (this.o.reserved ?? []).map((r) => r.cidr), pool: this.o.remapPool, previous });
     const gateways = planGateways({
       siteRoutes: routes,
       remaps: remaps.bySite,

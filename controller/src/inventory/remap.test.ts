@@ -21,6 +21,15 @@ describe("inventory/remap", () => {
     expect(plan.unassigned, "unassigned").toEqual([]);
   });
 
+  it("remap - a pool overlapping the overlay's ranges never hands them out: a sticky prefix inside the service range moves", () => {
+    const previous = new Map([[remapKey("aws", "10.10.0.0/16"), "100.96.0.0/16"]]);
+    const plan = planRemaps({ overlaps: [overlap(["aws", "10.10.0.0/16"], ["azure", "10.10.0.0/16"])], inventoryCidrs: cidrs, reserved: ["100.64.0.0/16", "100.96.0.0/16"], pool: "100.96.0.0/12", previous });
+    expect(Object.fromEntries([...plan.bySite].map(([s, m]) => [s, Object.fromEntries(m)])), "assignments outside 100.96.0.0/16").toEqual({
+      aws: { "10.10.0.0/16": "100.97.0.0/16" },
+      azure: { "10.10.0.0/16": "100.98.0.0/16" },
+    });
+  });
+
   it("remap - assignments are sticky, skip real networks, and report what the pool cannot hold", () => {
     const previous = new Map([[remapKey("azure", "10.10.0.0/16"), "100.96.0.0/16"]]);
     const sticky = planRemaps({ overlaps: [overlap(["aws", "10.10.0.0/16"], ["azure", "10.10.0.0/16"])], inventoryCidrs: [...cidrs, "100.97.0.0/16"], pool: "100.96.0.0/12", previous });

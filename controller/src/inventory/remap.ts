@@ -7,8 +7,8 @@
  *
  * Assignments are sticky: a (site, CIDR) keeps the prefix it had (read back from the gateways'
  * node records) while that prefix is still inside the pool and clashes with nothing; new ones take
- * the lowest free aligned prefix. A prefix never overlaps another assignment or any network in
- * the inventory. Overlaps inside one site are not remapped (one gateway cannot tell the two
+ * the lowest free aligned prefix. A prefix never overlaps another assignment, any network in
+ * the inventory or the overlay's own ranges. Overlaps inside one site are not remapped (one gateway cannot tell the two
  * ranges apart); they stay withheld.
  */
 import { cidrSize, cidrsOverlap, formatCidr, formatIpv4, parseCidr, type InventoryOverlap, type Ipv4Cidr } from "@weft/protocol";
@@ -18,6 +18,11 @@ export interface RemapInput {
   overlaps: readonly InventoryOverlap[];
   /** Every CIDR in the inventory: a remapped prefix must not collide with a real network. */
   inventoryCidrs: readonly string[];
+  /**
+   * The overlay's own ranges (node, workload, service): never handed out, even from a pool that
+   * overlaps one (config refuses such a pool; this keeps the plan right whatever it is given).
+   */
+  reserved?: readonly string[];
   /** The pool; undefined or "" turns remapping off. */
   pool: string | undefined;
   /** Assignments in use now (from node records), by remapKey. */
@@ -49,7 +54,7 @@ export function planRemaps(input: RemapInput): RemapPlan {
     for (const n of need.values()) unassigned.push({ ...n, reason: "remapping is off (inventory.remapPool is empty)" });
     return { bySite, unassigned };
   }
-  const real = input.inventoryCidrs.flatMap((c) => parseCidr(c) ?? []);
+  const real = [...input.inventoryCidrs, ...(input.reserved ?? [])].flatMap((c) => parseCidr(c) ?? []);
   const taken: Ipv4Cidr[] = [];
   const free = (c: Ipv4Cidr) => inside(c, pool) && !real.some((r) => cidrsOverlap(r, c)) && !taken.some((t) => cidrsOverlap(t, c));
   const assign = (n: { site: string; cidr: string }, to: Ipv4Cidr) => {

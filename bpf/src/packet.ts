@@ -9,6 +9,8 @@ export interface PacketSpec {
   /** Ports for tcp/udp (ignored for icmp). */
   sport?: number;
   dport?: number;
+  /** TCP flags byte (default 0x02, SYN; 0x10 is ACK, 0x12 SYN-ACK). */
+  tcpFlags?: number;
   /** ICMP type (default 8, echo request; 0 is echo reply) and echo id (default 1). */
   icmpType?: number;
   icmpId?: number;
@@ -55,7 +57,7 @@ export function ipv4Packet(spec: PacketSpec): Buffer {
     if (spec.proto === "tcp") {
       l4.writeUInt32BE(1, 4); // seq
       l4.writeUInt8(5 << 4, 12); // data offset 5 words
-      l4.writeUInt8(0x02, 13); // SYN
+      l4.writeUInt8(spec.tcpFlags ?? 0x02, 13); // SYN unless told
       l4.writeUInt16BE(65535, 14); // window
     } else {
       l4.writeUInt16BE(l4Len, 4);

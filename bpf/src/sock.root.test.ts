@@ -11,7 +11,8 @@
  *
  * The tc fallback (lb_nat.h in weft_from_workload / weft_to_workload) under BPF_PROG_RUN: a
  * flow to a VIP rewritten to its backend with valid checksums, the reply rewritten back, the
- * flow kept on its backend, refused new flows dropped and counted.
+ * flow kept on its backend, a new SYN on a used tuple never following a stale entry, refused new
+ * flows dropped and counted.
  *
  * The cgroup, the test network namespace and the children are removed, also on failure.
  */
@@ -292,7 +293,8 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     expect(checksumsOk(out.dataOut), "IPv4 and TCP checksums after the rewrite").toBe(true);
     expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 40000, dport: 80, proto: TCP })).toEqual({ addr: backend, port: 8080 });
     // Every later packet of the flow: the same backend, whatever round robin says now.
-    for (let i = 0; i < 3; i++) expect(addr(testRun(dp.progFromWorkload, syn).dataOut, 30), "same backend for the flow").toBe(backend);
+    const ack = ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: 40000, dport: 80, tcpFlags: 0x10, payload: Buffer.from("more") });
+    for (let i = 0; i < 3; i++) expect(addr(testRun(dp.progFromWorkload, ack).dataOut, 30), "same backend for the flow").toBe(backend);
 
     const reply = ipv4Frame({ src: backend, dst: "10.0.0.5", proto: "tcp", sport: 8080, dport: 40000, payload: Buffer.from("world") });
     const back = testRun(dp.progToWorkload, reply);
@@ -302,6 +304,26 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     expect(rnat.get({ saddr: backend, daddr: "10.0.0.5", sport: 8080, dport: 40000, proto: TCP })).toEqual({ addr: VIP, port: 80 });
     const other = ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.9", proto: "tcp", sport: 40001, dport: 80 });
     expect(testRun(dp.progFromWorkload, other).dataOut.equals(other), "not a VIP: untouched").toBe(true);
+  });
+
+  it("bpf - a client port used again never follows a stale entry: a SYN to the VIP picks afresh, a SYN straight to a backend ends the old reverse rewrite", () => {
+    const [a, b] = ["10.0.1.7", "10.0.1.8"];
+    services.set({ vip: VIP, port: 83, proto: TCP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: a, port: 8080 }, { addr: b, port: 8080 }], table: [0, 1] });
+    const toVip = (tcpFlags: number) => ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: 42000, dport: 83, tcpFlags });
+    const first = addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30);
+    expect(addr(testRun(dp.progFromWorkload, toVip(0x10)).dataOut, 30), "the flow's ACKs stay on its backend").toBe(first);
+    // The flow ended long ago (no close is seen on this path); the same port opens a new one.
+    const second = addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30);
+    expect(second, "a new SYN is balanced again (round robin: the other backend)").not.toBe(first);
+    expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 42000, dport: 83, proto: TCP }), "the forward entry follows the new flow").toEqual({ addr: second, port: 8080 });
+    expect(rnat.get({ saddr: second, daddr: "10.0.0.5", sport: 8080, dport: 42000, proto: TCP }), "tc path: its replies come from the VIP").toEqual({ addr: VIP, port: 83 });
+    // Then a process in the cgroup connects from that port: connect4 already chose `second`, so its SYN goes straight there.
+    const direct = ipv4Frame({ src: "10.0.0.5", dst: second, proto: "tcp", sport: 42000, dport: 8080 });
+    expect(testRun(dp.progFromWorkload, direct).dataOut.equals(direct), "not a VIP: untouched").toBe(true);
+    expect(rnat.get({ saddr: second, daddr: "10.0.0.5", sport: 8080, dport: 42000, proto: TCP }), "the stale reverse entry is gone").toBeUndefined();
+    const synAck = ipv4Frame({ src: second, dst: "10.0.0.5", proto: "tcp", sport: 8080, dport: 42000, tcpFlags: 0x12 });
+    const back = testRun(dp.progToWorkload, synAck);
+    expect([addr(back.dataOut, 26), back.dataOut.readUInt16BE(34)], "its SYN-ACK comes from the backend the socket connected to, not the VIP").toEqual([second, 8080]);
   });
 
   it("bpf - UDP to the VIP: rewritten with a valid checksum", () => {

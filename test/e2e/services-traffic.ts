@@ -51,7 +51,7 @@ const tcpOnce = (addr) => new Promise((done) => {
   const t0 = Date.now(); let peer, data = "", settled = false;
   const s = net.connect({ host: addr, port: cfg.port });
   const finish = (r) => { if (settled) return; settled = true; clearTimeout(timer); s.destroy(); done({ t: t0, ms: Date.now() - t0, peer, ...r }); };
-  const timer = setTimeout(() => finish({ error: "TIMEOUT" }), cfg.timeoutMs || 3000);
+  const timer = setTimeout(() => finish({ error: "TIMEOUT", port: s.localPort, connected: peer !== undefined }), cfg.timeoutMs || 3000);
   s.on("connect", () => { peer = s.remoteAddress + ":" + s.remotePort; });
   s.on("data", (d) => { data += d; const i = data.indexOf("\\r\\n\\r\\n"); if (i >= 0 && data.length > i + 4) finish({ backend: data.slice(i + 4) }); });
   s.on("error", (e) => finish({ error: e.code || e.message }));
@@ -93,6 +93,9 @@ export interface Attempt {
   /** getpeername (TCP) or the reply's source (UDP), `ip:port`. */
   peer?: string;
   error?: string;
+  /** TCP, on a timeout: the socket's local port (to find it in a capture) and whether it had connected. */
+  port?: number;
+  connected?: boolean;
 }
 
 export interface ClientResult {

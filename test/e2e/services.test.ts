@@ -272,13 +272,16 @@ describe.skipIf(!isRoot)("e2e services", () => {
     });
 
     it("e2e services - weighted canary: 90/10 within ±3 % over 10,000 connections", async () => {
-      // A SYN lost on a loaded machine costs a retransmit (1 s, then 3 s): a long timeout, so nearly every connection answers.
+      // A SYN lost on a loaded machine costs a retransmit (1 s, then 3 s): a long timeout, so every connection answers.
+      // 10,000 connections cycle through the client's ports, so some reuse the tuple of an earlier test's tc-path flow
+      // (the fallback test): a stale reverse-NAT entry there once cost ~20 of them (lb_nat.h now clears it on the SYN).
       const got = await runClient(opts, "gcp-1-web", { host: fqdn("api-canary"), port: 80, count: 10_000, concurrency: 40, timeoutMs: 10_000 });
       const t = tally(got.results);
       const answered = (t["aws-2-api"] ?? 0) + (t["azure-2-api"] ?? 0);
       const stable = pct(t["aws-2-api"] ?? 0, answered);
       const canary = pct(t["azure-2-api"] ?? 0, answered);
-      expect(10_000 - answered, `unanswered connections (at most 0.5 %): ${JSON.stringify(t)}`).toBeLessThanOrEqual(50);
+      const unanswered = got.results.filter((r) => r.error).slice(0, 10);
+      expect(10_000 - answered, `unanswered connections (at most 0.05 %): ${JSON.stringify(t)}; first ${JSON.stringify(unanswered)}`).toBeLessThanOrEqual(5);
       expect(Object.keys(t).filter((k) => k.startsWith("error:") && k !== "error:TIMEOUT"), `no refused or reset connection: ${JSON.stringify(t)}`).toEqual([]);
       expect(Math.abs(stable - 90), `stable share ${stable.toFixed(2)} %`).toBeLessThanOrEqual(3);
       expect(Math.abs(canary - 10), `canary share ${canary.toFixed(2)} %`).toBeLessThanOrEqual(3);

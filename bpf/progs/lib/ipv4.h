@@ -20,8 +20,18 @@ struct weft_ipv4 {
 	__u16 ct_sport;
 	__u16 ct_dport;
 	__u8 icmp_echo; /* WEFT_ICMP_IS_REQUEST or WEFT_ICMP_IS_REPLY for ICMP echo, else 0 */
-	__u8 pad0[3];
+	__u8 tcp_flags; /* TCP: the flags byte (WEFT_TCP_SYN, WEFT_TCP_ACK, ...) of the first fragment; else 0 */
+	__u8 pad0[2];
 };
+
+#define WEFT_TCP_SYN 0x02
+#define WEFT_TCP_ACK 0x10
+
+/* A TCP packet that opens a connection (SYN without ACK): a new flow on its tuple. */
+static __always_inline int ipv4_is_tcp_open(const struct weft_ipv4 *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN;
+}
 
 #define WEFT_ICMP_IS_REQUEST 1
 #define WEFT_ICMP_IS_REPLY 2
@@ -40,6 +50,7 @@ static __always_inline __u32 ipv4_parse(struct __sk_buff *skb, __u32 l3_off, str
 	out->ct_sport = 0;
 	out->ct_dport = 0;
 	out->icmp_echo = 0;
+	out->tcp_flags = 0;
 	if (bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)) < 0)
 		return WEFT_DROP_MALFORMED;
 	ihl = ip.ihl * 4;
@@ -60,6 +71,9 @@ static __always_inline __u32 ipv4_parse(struct __sk_buff *skb, __u32 l3_off, str
 		out->dport = ports[1];
 		out->ct_sport = ports[0];
 		out->ct_dport = ports[1];
+		/* The flags byte: offset 13 of the TCP header. A header too short to hold it reads as no flags. */
+		if (ip.protocol == IPPROTO_TCP && bpf_skb_load_bytes(skb, l3_off + ihl + 13, &out->tcp_flags, 1) < 0)
+			out->tcp_flags = 0;
 	} else if (!(ip.frag_off & bpf_htons(0x1fff)) && ip.protocol == IPPROTO_ICMP) {
 		/* type, code, checksum, then the echo id: a request and its reply share it. */
 		__u8 icmp[6];

@@ -10,6 +10,13 @@
  * has its packet dropped and counted in weft_lb_drops: the application sees a timeout and
  * retries, not ECONNREFUSED as on the socket path. Least connections sees no closes here, so
  * flows balanced on this path count as connects but not as active connections.
+ *
+ * Both tables outlive their flows (LRU, no close seen), and a client port comes back: a TCP SYN
+ * is a new flow, so it never follows a stale entry. A SYN to a VIP picks its backend afresh and
+ * overwrites both entries; a SYN to any other address (a connection the socket path balanced
+ * straight to a backend, or no service at all) deletes the reverse entry a finished tc-path flow
+ * left on its tuple — else that flow's SYN-ACK would come back "from the VIP", the client would
+ * answer it with a reset, and the connection would never open.
  */
 #ifndef WEFT_LB_NAT_H
 #define WEFT_LB_NAT_H
@@ -74,15 +81,21 @@ static __always_inline __u32 lb_tc_dnat(struct __sk_buff *skb, __u32 l3_off, str
 
 	if ((p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) || p->dport == 0)
 		return WEFT_DROP_NONE;
-	if (!lb_is_vip(p->daddr))
+	if (!lb_is_vip(p->daddr)) {
+		if (ipv4_is_tcp_open(p)) {
+			struct weft_lb_flow_key stale = { .saddr = p->daddr, .daddr = p->saddr, .sport = p->dport, .dport = p->ct_sport, .proto = p->proto };
+
+			bpf_map_delete_elem(&weft_lb_rnat, &stale);
+		}
 		return WEFT_DROP_NONE;
+	}
 	src_id = ipcache_lookup4(p->saddr);
 	fk.saddr = p->saddr;
 	fk.daddr = p->daddr;
 	fk.sport = p->ct_sport;
 	fk.dport = p->dport;
 	fk.proto = p->proto;
-	nat = bpf_map_lookup_elem(&weft_lb_nat, &fk);
+	nat = ipv4_is_tcp_open(p) ? NULL : bpf_map_lookup_elem(&weft_lb_nat, &fk);
 	if (nat) {
 		fwd = *nat;
 	} else {

@@ -30,7 +30,7 @@ afterEach(() => {
 /** How the peer answers a ping: through which address its packets arrive (undefined: no answer). */
 type Answer = (endpointNow: string | undefined) => string | undefined;
 
-function harness(answer: Answer) {
+function harness(answer: Answer, probeTiming = { intervalMs: 20, windowMs: 200 }) {
   const endpoints = new Map<string, string>();
   const applied: (string | undefined)[] = [];
   const wireguard = {
@@ -38,9 +38,9 @@ function harness(answer: Answer) {
     setEndpoint: async (k: string, e: string) => void endpoints.set(k, e),
   };
   const probe = {
-    ping: async () => {
+    ping: async (_address: string, timeoutMs: number) => {
       const from = answer(endpoints.get(key("B")));
-      if (from === undefined) return undefined;
+      if (from === undefined) return new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs)); // waits out its timeout, as a real ping does
       endpoints.set(key("B"), from); // WireGuard roams to where the answer came from
       return 5;
     },
@@ -52,7 +52,7 @@ function harness(answer: Answer) {
     applied.push(e);
     if (e !== undefined) endpoints.set(key("B"), e);
   };
-  const manager: PathManager = new PathManager({ self: { nodeId: SELF, site: "onprem", behindNat: true, keepaliveSeconds: 25 }, wireguard, probe, reapply, onChange: () => undefined, log: pino({ level: "silent" }), monitorMs: 20, rttMs: 60_000, probeTiming: { intervalMs: 20, windowMs: 200 } });
+  const manager: PathManager = new PathManager({ self: { nodeId: SELF, site: "onprem", behindNat: true, keepaliveSeconds: 25 }, wireguard, probe, reapply, onChange: () => undefined, log: pino({ level: "silent" }), monitorMs: 20, rttMs: 60_000, probeTiming });
   managers.push(manager);
   return { manager, endpoints, applied };
 }
@@ -104,6 +104,40 @@ describe("nat/manager", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(probed, "pings of a probe").toBe(0);
     expect(g.manager.endpoints().get(PEER), "relay").toBe(RELAY_EP);
+  });
+
+  it("manager - while a probe points WireGuard at a candidate, the path is reported as none (not the relay, which gets nothing meanwhile)", async () => {
+    const h = harness(() => undefined, { intervalMs: 20, windowMs: 1500 }); // the candidate never answers
+    h.manager.setPeers([self, peer]);
+    h.manager.setPlan(plan(1));
+    h.manager.start();
+    await until(() => h.endpoints.get(key("B")) === DIRECT); // the probe re-pointed WireGuard
+    await new Promise((r) => setTimeout(r, 60)); // the monitor has read WireGuard since
+    expect(h.manager.status()[0]?.path, "status.json while probing").toBe("none");
+    expect(h.manager.report(key("B")).path, "heartbeat while probing").toBe("none");
+    await until(() => h.manager.status()[0]?.path === "relay", 5000); // the probe failed: really back on the relay
+    expect(h.endpoints.get(key("B")), "and WireGuard sends there").toBe(RELAY_EP);
+  });
+
+  it("manager - a probe stops as soon as the peer's record says its NAT maps per destination", async () => {
+    let pings = 0;
+    const h = harness(() => {
+      pings++;
+      return undefined;
+    }, { intervalMs: 20, windowMs: 3000 });
+    // A round planned on a mapping one observer saw (none known yet): the probe starts.
+    h.manager.setPeers([self, { ...peer, endpoints: { reflexive: ["198.19.6.2:26934"] } }]);
+    h.manager.setPlan(plan(1));
+    await until(() => pings > 0);
+    const started = Date.now();
+    // The second observation: another port for another destination.
+    h.manager.setPeers([self, { ...peer, endpoints: { reflexive: ["198.19.6.2:26934", "198.19.6.2:3719"], mapping: "endpoint-dependent" } }]);
+    await until(() => h.manager.endpoints().get(PEER) === RELAY_EP, 1000);
+    expect(Date.now() - started, "back on the relay long before the 3 s window ends").toBeLessThan(1000);
+    expect(h.endpoints.get(key("B")), "WireGuard sends to the relay").toBe(RELAY_EP);
+    const after = pings;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pings, "no more probe pings").toBe(after);
   });
 
   it("manager - a round that arrives before the peer's record names candidates waits for the record", async () => {

@@ -19,8 +19,11 @@
  * the candidate (WireGuard roams to where the peer's packets come from, and nothing but the probe
  * sets this peer's endpoint while it runs). Else back to the relay. A failed probe costs the pair
  * up to 5 s of its relayed path (WireGuard has one endpoint per peer); the controller spaces rounds
- * out. A round arriving before the peer record names candidates waits for it; a pair where a NAT
- * maps per destination has nothing to probe.
+ * out. While it runs the peer's path is reported as `none` (WireGuard sends to an unproven
+ * candidate, not to the relay). A round arriving before the peer record names candidates waits for
+ * it; a pair where a NAT maps per destination has nothing to probe, and a probe under way stops as
+ * soon as the records say so (a round can start on a mapping seen by one observer only, and the
+ * second observation shows it maps per destination).
  */
 import type { NodePathsRecord, PeerPathPlan, PeerRecord, PeerHandshake } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -144,11 +147,20 @@ export class PathManager {
       .sort((a, b) => a.peer.localeCompare(b.peer));
   }
 
-  /** The reported path; a probe in progress reports the relay it falls back to (it is not direct until proven). */
+  /**
+   * The reported path, read off WireGuard; a probe in progress points WireGuard at an unproven
+   * candidate, so the path is `none` until it ends (neither the relay, which gets nothing meanwhile,
+   * nor direct before an answer proves it).
+   */
   #path(r: PeerRecord): ReturnType<typeof reportedPath> {
-    const plan = this.#plan.get(r.nodeId);
-    if (this.#traversal.get(r.nodeId)?.mode === "probing") return plan?.relay ? { path: "relay", via: plan.relay.node } : { path: "none" };
-    return reportedPath(this.#actual.get(r.wireguardPublicKey), plan, Date.now());
+    if (this.#traversal.get(r.nodeId)?.mode === "probing") return { path: "none" };
+    return reportedPath(this.#actual.get(r.wireguardPublicKey), this.#plan.get(r.nodeId), Date.now());
+  }
+
+  /** Whether the latest records still give the pair something to probe (a NAT seen to map per destination ends it). */
+  #stillProbable(nodeId: string): boolean {
+    const record = this.#records.get(nodeId);
+    return record !== undefined && candidatesOf(record, this.#selfRecord) !== "none";
   }
 
   #maybeProbe(nodeId: string): void {
@@ -185,7 +197,7 @@ export class PathManager {
     for (const candidate of candidates.slice(0, 2)) {
       state.candidate = candidate;
       const deadline = Date.now() + window;
-      while (Date.now() < deadline && !this.#stopped) {
+      while (Date.now() < deadline && !this.#stopped && this.#stillProbable(nodeId)) {
         await this.o.wireguard.setEndpoint(record.wireguardPublicKey, candidate).catch(() => undefined);
         const rtt = await this.o.probe.ping(record.overlayAddress, Math.min(wait, Math.max(100, deadline - Date.now())));
         if (rtt !== undefined && (await this.#sendsTo(record.wireguardPublicKey, candidate))) {
@@ -206,7 +218,8 @@ export class PathManager {
     delete state.candidate;
     delete state.direct;
     const relay = this.#plan.get(nodeId)?.relay;
-    this.o.log.info({ peer: record.name, round, candidates, relay: relay?.name }, candidates.length === 0 ? "no candidate endpoints to probe" : "no direct path to peer; relayed");
+    const why = candidates.length === 0 ? "no candidate endpoints to probe" : this.#stillProbable(nodeId) ? "no direct path to peer; relayed" : "a NAT of the pair maps per destination (seen during the probe); relayed";
+    this.o.log.info({ peer: record.name, round, candidates, relay: relay?.name }, why);
     this.o.reapply();
     this.o.onChange();
   }

@@ -306,16 +306,21 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     expect(testRun(dp.progFromWorkload, other).dataOut.equals(other), "not a VIP: untouched").toBe(true);
   });
 
-  it("bpf - a client port used again never follows a stale entry: a SYN to the VIP picks afresh, a SYN straight to a backend ends the old reverse rewrite", () => {
+  it("bpf - a client port used again never follows a stale entry: a SYN keeps its backend only while the source may use it, a SYN straight to a backend ends the old reverse rewrite", () => {
     const [a, b] = ["10.0.1.7", "10.0.1.8"];
-    services.set({ vip: VIP, port: 83, proto: TCP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: a, port: 8080 }, { addr: b, port: 8080 }], table: [0, 1] });
+    const both = { algo: "roundRobin" as const, rate: 0, burst: 0, backends: [{ addr: a, port: 8080 }, { addr: b, port: 8080 }], table: [0, 1] };
+    services.set({ vip: VIP, port: 83, proto: TCP, srcId: WEB }, both);
     const toVip = (tcpFlags: number) => ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: 42000, dport: 83, tcpFlags });
     const first = addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30);
     expect(addr(testRun(dp.progFromWorkload, toVip(0x10)).dataOut, 30), "the flow's ACKs stay on its backend").toBe(first);
-    // The flow ended long ago (no close is seen on this path); the same port opens a new one.
+    expect(addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30), "a retransmitted SYN (its SYN-ACK lost) reaches the same backend").toBe(first);
+    // The flow ended long ago (no close is seen on this path) and its backend is gone; the same port opens a new flow.
+    const left = first === a ? b : a;
+    services.set({ vip: VIP, port: 83, proto: TCP, srcId: WEB }, { ...both, backends: [{ addr: left, port: 8080 }], table: [0] });
     const second = addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30);
-    expect(second, "a new SYN is balanced again (round robin: the other backend)").not.toBe(first);
+    expect(second, "a SYN whose entry names a backend the source may no longer use is balanced again").toBe(left);
     expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 42000, dport: 83, proto: TCP }), "the forward entry follows the new flow").toEqual({ addr: second, port: 8080 });
+    expect(addr(testRun(dp.progFromWorkload, toVip(0x10)).dataOut, 30), "and its ACKs").toBe(second);
     expect(rnat.get({ saddr: second, daddr: "10.0.0.5", sport: 8080, dport: 42000, proto: TCP }), "tc path: its replies come from the VIP").toEqual({ addr: VIP, port: 83 });
     // Then a process in the cgroup connects from that port: connect4 already chose `second`, so its SYN goes straight there.
     const direct = ipv4Frame({ src: "10.0.0.5", dst: second, proto: "tcp", sport: 42000, dport: 8080 });

@@ -11,12 +11,15 @@
  * retries, not ECONNREFUSED as on the socket path. Least connections sees no closes here, so
  * flows balanced on this path count as connects but not as active connections.
  *
- * Both tables outlive their flows (LRU, no close seen), and a client port comes back: a TCP SYN
- * is a new flow, so it never follows a stale entry. A SYN to a VIP picks its backend afresh and
- * overwrites both entries; a SYN to any other address (a connection the socket path balanced
- * straight to a backend, or no service at all) deletes the reverse entry a finished tc-path flow
- * left on its tuple — else that flow's SYN-ACK would come back "from the VIP", the client would
- * answer it with a reset, and the connection would never open.
+ * Both tables outlive their flows (LRU, no close seen), and a client port comes back. A TCP SYN
+ * (without ACK) may open a new flow on an old tuple, or be the retransmit of one whose SYN-ACK was
+ * lost (which must reach the same backend). So a SYN to a VIP keeps its entry's backend while
+ * the source may still use it (it is among the service's backends for that source) and picks
+ * afresh otherwise (a backend removed, ejected or no longer allowed), overwriting both entries. A
+ * SYN to any other address (a connection the socket path balanced straight to a backend, or no
+ * service at all) deletes the reverse entry a finished tc-path flow left on its tuple — else that
+ * flow's SYN-ACK would come back "from the VIP", the client would answer it with a reset, and the
+ * connection would never open.
  */
 #ifndef WEFT_LB_NAT_H
 #define WEFT_LB_NAT_H
@@ -48,6 +51,18 @@ static __always_inline int lb_rewrite(struct __sk_buff *skb, __u32 l3_off, __u32
 			return -1;
 		if (bpf_skb_store_bytes(skb, port_off, &new_port, sizeof(new_port), 0) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* Whether `svc` still lists the backend addr:port (the source may still use it). */
+static __always_inline int lb_lists_backend(const struct weft_lb_service *svc, __u32 addr, __u16 port)
+{
+	for (int i = 0; i < WEFT_LB_MAX_BACKENDS; i++) {
+		if (i >= svc->count)
+			break;
+		if (svc->backends[i].addr == addr && svc->backends[i].port == port)
+			return 1;
 	}
 	return 0;
 }
@@ -95,14 +110,20 @@ static __always_inline __u32 lb_tc_dnat(struct __sk_buff *skb, __u32 l3_off, str
 	fk.sport = p->ct_sport;
 	fk.dport = p->dport;
 	fk.proto = p->proto;
-	nat = ipv4_is_tcp_open(p) ? NULL : bpf_map_lookup_elem(&weft_lb_nat, &fk);
+	key.vip = p->daddr;
+	key.port = p->dport;
+	key.proto = p->proto;
+	key.src_id = src_id;
+	nat = bpf_map_lookup_elem(&weft_lb_nat, &fk);
+	if (nat && ipv4_is_tcp_open(p)) {
+		/* A new flow on an old tuple, or a retransmitted SYN: the entry's backend only while it is still the source's to use. */
+		svc = bpf_map_lookup_elem(&weft_lb_services, &key);
+		if (!svc || !lb_lists_backend(svc, nat->addr, nat->port))
+			nat = NULL;
+	}
 	if (nat) {
 		fwd = *nat;
 	} else {
-		key.vip = p->daddr;
-		key.port = p->dport;
-		key.proto = p->proto;
-		key.src_id = src_id;
 		svc = bpf_map_lookup_elem(&weft_lb_services, &key);
 		if (!svc)
 			return WEFT_DROP_NONE;

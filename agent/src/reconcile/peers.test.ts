@@ -101,6 +101,32 @@ describe("reconcile/peers", () => {
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "both peers configured").toEqual([done.wireguardPublicKey, late.wireguardPublicKey].sort());
   });
 
+  it("peers - behind NAT, a re-add that reads WireGuard while a newer set arrives applies the newer set, never the older one over it", async () => {
+    const me = peerRecord(1, "home");
+    const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
+    const gateway = peerRecord(7, "onprem", { endpoints: { public: "198.51.100.7:51820" }, siteRoutes: ["192.168.50.0/24"] });
+    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetry: { intervalMs: 20, attempts: 1 } });
+    await n.iface.bringUp([]);
+    // While the re-add reads WireGuard (`wg show`), the peers watch delivers revision 2 (a new gateway with its site's route).
+    const show = n.wireguard.show.bind(n.wireguard);
+    let delivered = false;
+    n.wireguard.show = async (...args: Parameters<typeof show>) => {
+      const got = await show(...args);
+      if (!delivered) {
+        delivered = true;
+        n.peers.submit(peerSet([me, late, gateway], 2));
+      }
+      return got;
+    };
+    n.peers.submit(peerSet([me, late], 1));
+    await n.peers.idle();
+    await new Promise((r) => setTimeout(r, 150)); // the re-add's pause, and what it queues
+    await n.peers.idle();
+    expect(delivered, "revision 2 arrived during the re-add").toBe(true);
+    expect(n.state.current.applied?.revision, "recorded: the newest revision").toBe(2);
+    expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 2's peers").toEqual([late.wireguardPublicKey, gateway.wireguardPublicKey].sort());
+  });
+
   it("peers - a public node does not re-handshake on a new epoch (the peer reaches it)", async () => {
     const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
     const p = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" }, sessionEpoch: "00000000000000aa" });

@@ -160,9 +160,10 @@ export class PeerReconciler {
     if (this.#stopped || attempt > retry.attempts) return;
     this.#retryTimer = setTimeout(() => {
       void (async () => {
-        const latest = this.#latest;
-        if (this.#stopped || !latest) return;
+        if (this.#stopped || !this.#latest) return;
         const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.show().catch(() => undefined))?.peers ?? []);
+        // The newest set as of now, not of before the await: a set that came meanwhile must not be replaced by an older one.
+        const latest = this.#latest;
         if (missing.length === 0 || this.#stopped) return;
         this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
         this.#queue.submit({ set: latest, source: "nats", rehandshake: new Set(missing), attempt });

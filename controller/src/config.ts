@@ -256,10 +256,19 @@ export const ControllerConfig = z
     const pool = c.inventory.remapPool === "" ? undefined : parseCidr(c.inventory.remapPool);
     if (!pool) return;
     // A remapped prefix inside the service range would be routed nowhere by every agent (the range's unreachable route).
-    for (const [what, range] of [["overlay.cidr", c.overlay.cidr], ["overlay.workloadCidr", c.overlay.workloadCidr], ["overlay.serviceCidr", c.overlay.serviceCidr]] as const) {
+    for (const { what, cidr: range } of overlayRanges(c.overlay)) {
       const r = parseCidr(range);
       if (r && cidrsOverlap(pool, r)) ctx.addIssue({ code: "custom", path: ["inventory", "remapPool"], message: `inventory.remapPool ${c.inventory.remapPool} overlaps ${what} ${range}; pick a pool outside the overlay's ranges` });
     }
   });
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
+
+/** The overlay's own ranges (nodes, workloads, service VIPs), each named by its setting: no site network or remapped prefix may take one. */
+export function overlayRanges(overlay: { cidr: string; workloadCidr: string; serviceCidr: string }): { cidr: string; what: string }[] {
+  return [
+    { cidr: overlay.cidr, what: "overlay.cidr" },
+    { cidr: overlay.workloadCidr, what: "overlay.workloadCidr" },
+    { cidr: overlay.serviceCidr, what: "overlay.serviceCidr" },
+  ];
+}
 export type ControllerConfigInput = z.input<typeof ControllerConfig>;

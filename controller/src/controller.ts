@@ -16,7 +16,7 @@ import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from ".
 import { buildApiServer, replaceCertificate } from "./api/server.js";
 import { apiRoutes, type RouteContext } from "./api/routes.js";
 import { openInstanceAttestor } from "./attest/index.js";
-import { ControllerConfig, type ControllerConfigInput } from "./config.js";
+import { ControllerConfig, overlayRanges, type ControllerConfigInput } from "./config.js";
 import { ConsoleEvents } from "./console/events.js";
 import { consoleRoutes } from "./console/routes.js";
 import { ConsoleSessions } from "./console/sessions.js";
@@ -347,11 +347,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const planner = new InventoryPlanner({
       store: stores.inventory,
       nodes: () => registry.list(),
-      reserved: [
-        { cidr: config.overlay.cidr, what: "overlay.cidr" },
-        { cidr: config.overlay.workloadCidr, what: "overlay.workloadCidr" },
-        { cidr: config.overlay.serviceCidr, what: "overlay.serviceCidr" },
-      ],
+      reserved: overlayRanges(config.overlay),
       remapPool: config.inventory.remapPool,
       controllerAddresses: controllerAddresses(config, embedded !== undefined),
       sites: config.inventory.sites,

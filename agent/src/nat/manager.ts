@@ -62,6 +62,8 @@ const MAX_MISSED = 3;
 
 export class PathManager {
   #records = new Map<string, PeerRecord>();
+  /** The same records by WireGuard public key (heartbeats ask by key, once per peer). */
+  #byKey = new Map<string, PeerRecord>();
   #selfRecord: PeerRecord | undefined;
   #plan = new Map<string, PeerPathPlan>();
   readonly #traversal = new Map<string, TraversalState>();
@@ -89,6 +91,7 @@ export class PathManager {
   /** The peer set being applied (called by the peer reconciler before it computes desired peers). */
   setPeers(records: readonly PeerRecord[]): void {
     this.#records = new Map(records.filter((r) => r.nodeId !== this.o.self.nodeId).map((r) => [r.nodeId, r]));
+    this.#byKey = new Map([...this.#records.values()].map((r) => [r.wireguardPublicKey, r]));
     this.#selfRecord = records.find((r) => r.nodeId === this.o.self.nodeId);
     for (const r of this.#records.values()) {
       if (isTraversalPeer(this.o.self, r) && !this.#traversal.has(r.nodeId)) this.#traversal.set(r.nodeId, { mode: "relay", round: 0, missed: 0 });
@@ -120,7 +123,7 @@ export class PathManager {
 
   /** What a heartbeat says about one peer (by WireGuard key). */
   report(publicKey: string): Pick<PeerHandshake, "path" | "via" | "rttMs"> {
-    const record = [...this.#records.values()].find((r) => r.wireguardPublicKey === publicKey);
+    const record = this.#byKey.get(publicKey);
     if (!record) return {};
     const { path, via } = this.#path(record);
     const rtt = this.#rtt.get(record.nodeId);

@@ -2,7 +2,7 @@
  * StatusReporter: the one owner of status.json. Nothing is written before the first publish; a
  * burst of publishes ends with the latest status on disk; a failed write is logged, not thrown.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -38,6 +38,26 @@ describe("status/reporter", () => {
     const got = JSON.parse(await readFile(join(dir, STATUS_FILE), "utf8")) as AgentStatus;
     expect({ ...got, updatedAt: "" }, "status.json").toEqual({ ...initial, nats: "connected", appliedRevision: 25, peers: 25, stale: false, updatedAt: "" });
     expect(got.updatedAt, "updatedAt").toBe(status.current.updatedAt);
+  });
+
+  it("status - a publish that changes no field writes nothing; one that changes a field writes", async () => {
+    const { log } = recordingLogger();
+    const status = new StatusReporter(dir, initial, log);
+    const paths = [{ peer: "a", nodeId: "n-00000000000000a2", path: "none" as const }];
+    status.publish({ nats: "connected", paths });
+    await status.idle();
+    const path = join(dir, STATUS_FILE);
+    const first = status.current.updatedAt;
+    await rm(path);
+    status.publish({ nats: "connected", paths: paths.map((p) => ({ ...p })) }); // equal, not the same objects
+    await status.idle();
+    const rewritten = await stat(path).then(() => true, () => false);
+    expect(rewritten, "status.json written again for an unchanged status").toBe(false);
+    expect(status.current.updatedAt, "updatedAt of an unchanged status").toBe(first);
+    status.publish({ nats: "connected", paths: [{ ...paths[0]!, rttMs: 1.5 }] });
+    await status.idle();
+    const got = JSON.parse(await readFile(path, "utf8")) as AgentStatus;
+    expect(got.paths?.[0]?.rttMs, "rttMs after a change").toBe(1.5);
   });
 
   it("status - a write that fails is logged and the agent goes on", async () => {

@@ -1,0 +1,134 @@
+/**
+ * Reading a userspace WireGuard device (wireguard-go) through its UAPI socket
+ * (`/var/run/wireguard/<name>.sock`, the cross-platform protocol `wg` itself speaks to it):
+ * `get=1` answered with `key=value` lines. The same facts as `wg show <name> dump`, without
+ * spawning a process: the agent reads its peers every second (nat/manager.ts) and at every
+ * heartbeat, and on a small host a fork+exec of `wg` costs more CPU than everything else the idle
+ * agent does (test/bench/README.md, agent.ts). A kernel device has no socket: `wg` is used there.
+ */
+import { connect } from "node:net";
+import { join } from "node:path";
+import { derivePublicKey } from "./keys.js";
+import type { ActualPeer, DeviceDump } from "./dump.js";
+import { OutputParseError } from "./errors.js";
+
+/** Bound on one UAPI exchange (wireguard-go answers within microseconds). */
+const UAPI_TIMEOUT_MS = 2000;
+/** Bound on an answer's size (~300 bytes per peer; ample for tens of thousands of peers). */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+export const uapiSocketPath = (dir: string, name: string): string => join(dir, `${name}.sock`);
+
+/** Sends `get=1` to a UAPI socket and resolves with the whole answer (ends with a blank line). */
+export function uapiGet(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const socket = connect(socketPath);
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.setTimeout(UAPI_TIMEOUT_MS, () => fail(new Error(`UAPI ${socketPath}: no answer within ${UAPI_TIMEOUT_MS} ms`)));
+    socket.on("error", fail);
+    socket.on("data", (b: Buffer) => {
+      chunks.push(b);
+      size += b.length;
+      if (size > MAX_ANSWER_BYTES) return fail(new Error(`UAPI ${socketPath}: answer larger than ${MAX_ANSWER_BYTES} bytes`));
+      // The answer ends with "errno=N\n\n"; the device then keeps the connection open for the next request.
+      const tail = Buffer.concat(chunks.slice(-2)).subarray(-2).toString();
+      if (tail === "\n\n") {
+        socket.end();
+        resolve(Buffer.concat(chunks, size).toString("utf8"));
+      }
+    });
+    socket.on("end", () => fail(new Error(`UAPI ${socketPath}: connection closed before the answer ended`)));
+    socket.write("get=1\n\n");
+  });
+}
+
+const hexKey = (v: string, line: number): string => {
+  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI line ${line}: not a 32-byte hex key`);
+  return Buffer.from(v, "hex").toString("base64");
+};
+
+function int(v: string, field: string, line: number): number {
+  if (!/^\d+$/.test(v)) throw new OutputParseError(`UAPI line ${line}: ${field} is not a number: ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** The private key seen last and its public key: deriving one per read would cost more than the read. */
+let derived: { privateKey: string; publicKey: string } | undefined;
+const publicKeyOf = (privateKey: string): string => {
+  if (derived?.privateKey !== privateKey) derived = { privateKey, publicKey: derivePublicKey(privateKey) };
+  return derived.publicKey;
+};
+
+/**
+ * Parses the answer to `get=1` into what `wg show <name> dump` gives (dump.ts): keys in base64,
+ * no handshake for 0, no keepalive for 0, no fwmark for 0, and the device's public key derived from
+ * its private key (`wg` does the same). A non-zero `errno` is an error. Pure but for a one-entry cache.
+ */
+export function parseUapiGet(text: string): DeviceDump {
+  const device: DeviceDump = { privateKey: undefined, publicKey: undefined, listenPort: 0, fwmark: undefined, peers: [] };
+  let peer: ActualPeer | undefined;
+  let seconds = 0;
+  let errno: number | undefined;
+  const endPeer = () => {
+    if (peer && seconds > 0) peer.latestHandshake = new Date(seconds * 1000);
+    seconds = 0;
+  };
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === "") continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) throw new OutputParseError(`UAPI line ${i + 1}: expected key=value, got ${JSON.stringify(line.slice(0, 80))}`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === "public_key") {
+      endPeer();
+      peer = { publicKey: hexKey(value, i + 1), allowedIps: [], rxBytes: 0, txBytes: 0 };
+      device.peers.push(peer);
+      continue;
+    }
+    if (key === "errno") {
+      errno = int(value, "errno", i + 1);
+      continue;
+    }
+    if (peer === undefined) {
+      if (key === "private_key") device.privateKey = hexKey(value, i + 1);
+      else if (key === "listen_port") device.listenPort = int(value, "listen_port", i + 1);
+      else if (key === "fwmark") device.fwmark = int(value, "fwmark", i + 1) || undefined;
+      continue;
+    }
+    switch (key) {
+      case "endpoint":
+        peer.endpoint = value;
+        break;
+      case "allowed_ip":
+        peer.allowedIps.push(value);
+        break;
+      case "last_handshake_time_sec":
+        seconds = int(value, "last_handshake_time_sec", i + 1);
+        break;
+      case "rx_bytes":
+        peer.rxBytes = int(value, "rx_bytes", i + 1);
+        break;
+      case "tx_bytes":
+        peer.txBytes = int(value, "tx_bytes", i + 1);
+        break;
+      case "persistent_keepalive_interval": {
+        const k = int(value, "persistent_keepalive_interval", i + 1);
+        if (k > 0) peer.persistentKeepalive = k;
+        break;
+      }
+      default: // preshared_key, protocol_version, last_handshake_time_nsec: not in the dump's model
+    }
+  }
+  endPeer();
+  if (errno === undefined) throw new OutputParseError("UAPI: answer without errno (cut short?)");
+  if (errno !== 0) throw new OutputParseError(`UAPI: the device answered errno=${errno}`);
+  if (device.privateKey !== undefined) device.publicKey = publicKeyOf(device.privateKey);
+  return device;
+}

@@ -82,6 +82,8 @@ export class ServiceReconciler {
   #routedCidr: string | undefined;
   #lastStats = "";
   #lastStatsAt = 0;
+  /** The DNS names last computed, and from what. */
+  #names: { record: NodeServicesRecord | null; peers: readonly PeerRecord[]; zone: string; names: ReturnType<typeof dnsNames> } | undefined;
   /** No services, and the counters were reported and pruned once since: nothing to read until some come. */
   #drained = false;
   #lastStatsSent = new Date(0).toISOString();
@@ -269,8 +271,12 @@ export class ServiceReconciler {
     }
     // Before the first record: the zone defaults to this node's trust domain (what the controller's default is).
     const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(self?.identity?.spiffeId ?? "")?.[1];
-    const names = dnsNames(record, peers, trustDomain ?? this.o.defaultZone);
-    this.o.dns?.setNames(names);
+    // The names change only with the record, the peer set (replaced as a whole when applied) or the zone: not every REFRESH_MS.
+    const zone = trustDomain ?? this.o.defaultZone;
+    const cached = this.#names;
+    const names = cached && cached.record === record && cached.peers === peers && cached.zone === zone ? cached.names : dnsNames(record, peers, zone);
+    if (names !== cached?.names) this.o.dns?.setNames(names);
+    this.#names = { record, peers, zone, names };
     if (this.o.nameserver === undefined) return;
     for (const w of this.o.workloads) {
       const content = workloadResolvConf({ nameserver: this.o.nameserver, namespace: w.namespace, zone: names.zone, workload: w.name });

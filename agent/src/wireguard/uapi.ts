@@ -47,15 +47,30 @@ export function uapiGet(socketPath: string): Promise<string> {
   });
 }
 
+/** Keys seen, hex → base64: the same peers come back every read, and converting each one every time was most of a read's cost. */
+const base64Of = new Map<string, string>();
+const MAX_CACHED_KEYS = 65_536;
+
 const hexKey = (v: string, line: number): string => {
+  const known = base64Of.get(v);
+  if (known !== undefined) return known;
   if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI line ${line}: not a 32-byte hex key`);
-  return Buffer.from(v, "hex").toString("base64");
+  if (base64Of.size >= MAX_CACHED_KEYS) base64Of.clear();
+  const b64 = Buffer.from(v, "hex").toString("base64");
+  base64Of.set(v, b64);
+  return b64;
 };
 
 function int(v: string, field: string, line: number): number {
   if (!/^\d+$/.test(v)) throw new OutputParseError(`UAPI line ${line}: ${field} is not a number: ${JSON.stringify(v)}`);
   return Number(v);
 }
+
+/** The device's private key: converted each read, never cached beside the peers' public keys. */
+const secretKey = (v: string, line: number): string => {
+  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI line ${line}: not a 32-byte hex key`);
+  return Buffer.from(v, "hex").toString("base64");
+};
 
 /** The private key seen last and its public key: deriving one per read would cost more than the read. */
 let derived: { privateKey: string; publicKey: string } | undefined;
@@ -97,7 +112,7 @@ export function parseUapiGet(text: string): DeviceDump {
       continue;
     }
     if (peer === undefined) {
-      if (key === "private_key") device.privateKey = hexKey(value, i + 1);
+      if (key === "private_key") device.privateKey = secretKey(value, i + 1);
       else if (key === "listen_port") device.listenPort = int(value, "listen_port", i + 1);
       else if (key === "fwmark") device.fwmark = int(value, "fwmark", i + 1) || undefined;
       continue;

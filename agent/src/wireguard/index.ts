@@ -32,7 +32,7 @@ import { silentLogger, type Logger } from "./logger.js";
 import type { ActualPeer } from "./dump.js";
 import { applyPeerChanges, diffPeers, readDevice, type DesiredPeer, type PeerChange } from "./peers.js";
 import type { DeviceDump } from "./dump.js";
-import { parseUapiGet, uapiGet, uapiSocketPath } from "./uapi.js";
+import { parseUapiGet, uapiGet, uapiSocketPath, type UapiPeerMemo } from "./uapi.js";
 import { UAPI_SOCKET_DIR } from "./userspace.js";
 
 export { detectBackend, type Backend, type Implementation, type ImplementationChoice } from "./backend.js";
@@ -146,11 +146,12 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const queue = new KeyedSerial();
   const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
   const uapiDir = options.uapiSocketDir ?? (options.runner === undefined && options.netns === undefined ? UAPI_SOCKET_DIR : undefined);
+  const memo: UapiPeerMemo = new Map();
   /** The device through its UAPI socket when it has one (no process spawned), else through `wg show dump`. */
   const read = async (): Promise<DeviceDump> => {
     if (uapiDir !== undefined) {
       const answer = await uapiGet(uapiSocketPath(uapiDir, name)).catch(() => undefined); // no socket: a kernel device
-      if (answer !== undefined) return parseUapiGet(answer);
+      if (answer !== undefined) return parseUapiGet(answer, memo);
     }
     return readDevice(name, { runner });
   };

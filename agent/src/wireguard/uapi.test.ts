@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseDump } from "./dump.js";
 import { derivePublicKey } from "./keys.js";
 import { OutputParseError } from "./errors.js";
-import { parseUapiGet } from "./uapi.js";
+import { parseUapiGet, type UapiPeerMemo } from "./uapi.js";
 
 const hex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
 const PRIVATE = "aHdz2jvz6L5f8KYG1LOBoQOl6lpwMcZcCn4x9EMTZFs=";
@@ -62,5 +62,17 @@ describe("wireguard - UAPI parser", () => {
     for (const text of ["errno=1\n\n", "listen_port=1\n", `public_key=${hex(PEER_A)}\nrx_bytes=x\nerrno=0\n\n`, "public_key=zz\nerrno=0\n\n", "garbage\nerrno=0\n\n"]) {
       expect(() => parseUapiGet(text), `parseUapiGet(${JSON.stringify(text)}): want OutputParseError`).toThrow(OutputParseError);
     }
+  });
+
+  it("wireguard - with a memo, a peer whose lines did not change is the last answer's (frozen) object; a changed one is parsed again", () => {
+    const memo: UapiPeerMemo = new Map();
+    const before = parseUapiGet(ANSWER, memo);
+    const after = parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200"), memo);
+    expect(after.peers[1], "the unchanged peer").toBe(before.peers[1]);
+    expect(after.peers[0], "the peer whose tx_bytes moved").not.toBe(before.peers[0]);
+    expect(after.peers[0]?.txBytes, "its new tx_bytes").toBe(2200);
+    expect(after, "the same as without a memo").toEqual(parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200")));
+    expect(memo.size, "memo holds the last answer's peers only").toBe(2);
+    expect(Object.isFrozen(after.peers[1]), "a shared peer is frozen").toBe(true);
   });
 });

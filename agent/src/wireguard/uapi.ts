@@ -54,7 +54,7 @@ const MAX_CACHED_KEYS = 65_536;
 const hexKey = (v: string, line: number): string => {
   const known = base64Of.get(v);
   if (known !== undefined) return known;
-  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI line ${line}: not a 32-byte hex key`);
+  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI (${line}): not a 32-byte hex key`);
   if (base64Of.size >= MAX_CACHED_KEYS) base64Of.clear();
   const b64 = Buffer.from(v, "hex").toString("base64");
   base64Of.set(v, b64);
@@ -62,13 +62,13 @@ const hexKey = (v: string, line: number): string => {
 };
 
 function int(v: string, field: string, line: number): number {
-  if (!/^\d+$/.test(v)) throw new OutputParseError(`UAPI line ${line}: ${field} is not a number: ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v)) throw new OutputParseError(`UAPI (${line}): ${field} is not a number: ${JSON.stringify(v)}`);
   return Number(v);
 }
 
 /** The device's private key: converted each read, never cached beside the peers' public keys. */
 const secretKey = (v: string, line: number): string => {
-  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI line ${line}: not a 32-byte hex key`);
+  if (!/^[0-9a-f]{64}$/i.test(v)) throw new OutputParseError(`UAPI (${line}): not a 32-byte hex key`);
   return Buffer.from(v, "hex").toString("base64");
 };
 
@@ -79,71 +79,100 @@ const publicKeyOf = (privateKey: string): string => {
   return derived.publicKey;
 };
 
+/** Each peer of the last answer by the exact text of its block: a block unchanged since is not parsed again. */
+export type UapiPeerMemo = Map<string, Readonly<ActualPeer>>;
+
 /**
  * Parses the answer to `get=1` into what `wg show <name> dump` gives (dump.ts): keys in base64,
  * no handshake for 0, no keepalive for 0, no fwmark for 0, and the device's public key derived from
- * its private key (`wg` does the same). A non-zero `errno` is an error. Pure but for a one-entry cache.
+ * its private key (`wg` does the same). A non-zero `errno` is an error. With `memo` (kept by the
+ * caller from one read to the next) a peer whose lines are the same as in the last answer is that
+ * answer's object again (frozen: peers are read, never changed): most peers of an idle device do
+ * not change from one second to the next. Pure but for the memo and one-entry caches.
  */
-export function parseUapiGet(text: string): DeviceDump {
+export function parseUapiGet(text: string, memo?: UapiPeerMemo): DeviceDump {
+  const errnoAt = text.lastIndexOf("errno=");
+  if (errnoAt < 0 || (errnoAt > 0 && text[errnoAt - 1] !== "\n")) throw new OutputParseError("UAPI: answer without errno (cut short?)");
+  const errno = int(text.slice(errnoAt + 6).trim(), "errno", -1);
+  if (errno !== 0) throw new OutputParseError(`UAPI: the device answered errno=${errno}`);
+  const body = text.slice(0, errnoAt);
+  const first = body.startsWith("public_key=") ? 0 : body.indexOf("\npublic_key=");
+  const headerEnd = first <= 0 ? (first === 0 ? 0 : body.length) : first + 1;
+  const device = parseHeader(body.slice(0, headerEnd));
+  const seen: UapiPeerMemo | undefined = memo ? new Map() : undefined;
+  for (let at = headerEnd, n = 1; at < body.length; n++) {
+    const next = body.indexOf("\npublic_key=", at);
+    const end = next < 0 ? body.length : next + 1;
+    const block = body.slice(at, end);
+    const peer = memo?.get(block) ?? Object.freeze(parsePeer(block, n));
+    seen?.set(block, peer);
+    device.peers.push(peer as ActualPeer);
+    at = end;
+  }
+  if (memo && seen) {
+    memo.clear();
+    for (const [k, v] of seen) memo.set(k, v);
+  }
+  if (device.privateKey !== undefined) device.publicKey = publicKeyOf(device.privateKey);
+  return device;
+}
+
+/** The device's lines (before the first peer). */
+function parseHeader(text: string): DeviceDump {
   const device: DeviceDump = { privateKey: undefined, publicKey: undefined, listenPort: 0, fwmark: undefined, peers: [] };
-  let peer: ActualPeer | undefined;
-  let seconds = 0;
-  let errno: number | undefined;
-  const endPeer = () => {
-    if (peer && seconds > 0) peer.latestHandshake = new Date(seconds * 1000);
-    seconds = 0;
-  };
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line === "") continue;
-    const eq = line.indexOf("=");
-    if (eq <= 0) throw new OutputParseError(`UAPI line ${i + 1}: expected key=value, got ${JSON.stringify(line.slice(0, 80))}`);
-    const key = line.slice(0, eq);
-    const value = line.slice(eq + 1);
-    if (key === "public_key") {
-      endPeer();
-      peer = { publicKey: hexKey(value, i + 1), allowedIps: [], rxBytes: 0, txBytes: 0 };
-      device.peers.push(peer);
-      continue;
-    }
-    if (key === "errno") {
-      errno = int(value, "errno", i + 1);
-      continue;
-    }
-    if (peer === undefined) {
-      if (key === "private_key") device.privateKey = secretKey(value, i + 1);
-      else if (key === "listen_port") device.listenPort = int(value, "listen_port", i + 1);
-      else if (key === "fwmark") device.fwmark = int(value, "fwmark", i + 1) || undefined;
-      continue;
-    }
+    const [key, value] = keyValue(lines[i] as string, i + 1);
+    if (key === "private_key") device.privateKey = secretKey(value, i + 1);
+    else if (key === "listen_port") device.listenPort = int(value, "listen_port", i + 1);
+    else if (key === "fwmark") device.fwmark = int(value, "fwmark", i + 1) || undefined;
+  }
+  return device;
+}
+
+/** One peer's lines, from its `public_key` on (`n`: the peer's place in the answer, for errors). */
+function parsePeer(text: string, n: number): ActualPeer {
+  const lines = text.split("\n");
+  const [, hex] = keyValue(lines[0] as string, n);
+  const peer: ActualPeer = { publicKey: hexKey(hex, n), allowedIps: [], rxBytes: 0, txBytes: 0 };
+  const where = `peer ${n}`;
+  for (let i = 1; i < lines.length; i++) {
+    const [key, value] = keyValue(lines[i] as string, n);
     switch (key) {
+      case "":
+        break;
       case "endpoint":
         peer.endpoint = value;
         break;
       case "allowed_ip":
         peer.allowedIps.push(value);
         break;
-      case "last_handshake_time_sec":
-        seconds = int(value, "last_handshake_time_sec", i + 1);
+      case "last_handshake_time_sec": {
+        const seconds = int(value, `${where} last_handshake_time_sec`, n);
+        if (seconds > 0) peer.latestHandshake = new Date(seconds * 1000);
         break;
+      }
       case "rx_bytes":
-        peer.rxBytes = int(value, "rx_bytes", i + 1);
+        peer.rxBytes = int(value, `${where} rx_bytes`, n);
         break;
       case "tx_bytes":
-        peer.txBytes = int(value, "tx_bytes", i + 1);
+        peer.txBytes = int(value, `${where} tx_bytes`, n);
         break;
       case "persistent_keepalive_interval": {
-        const k = int(value, "persistent_keepalive_interval", i + 1);
+        const k = int(value, `${where} persistent_keepalive_interval`, n);
         if (k > 0) peer.persistentKeepalive = k;
         break;
       }
       default: // preshared_key, protocol_version, last_handshake_time_nsec: not in the dump's model
     }
   }
-  endPeer();
-  if (errno === undefined) throw new OutputParseError("UAPI: answer without errno (cut short?)");
-  if (errno !== 0) throw new OutputParseError(`UAPI: the device answered errno=${errno}`);
-  if (device.privateKey !== undefined) device.publicKey = publicKeyOf(device.privateKey);
-  return device;
+  return peer;
+}
+
+/** A `key=value` line split; an empty line is ["", ""]. */
+function keyValue(line: string, n: number): [string, string] {
+  if (line === "") return ["", ""];
+  const eq = line.indexOf("=");
+  if (eq <= 0) throw new OutputParseError(`UAPI (${n}): expected key=value, got ${JSON.stringify(line.slice(0, 80))}`);
+  return [line.slice(0, eq), line.slice(eq + 1)];
 }

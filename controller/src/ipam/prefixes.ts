@@ -30,15 +30,24 @@ export class PrefixAllocator {
 
   /** Claim the lowest free prefix for `nodeId`. */
   async allocate(nodeId: string): Promise<string> {
-    const taken = (await this.claims.claimedPrefixes()).map(parseCidr).filter((c): c is Ipv4Cidr => c !== undefined);
-    const sameLength = new Set(taken.filter((c) => c.prefixLength === this.prefixLength).map((c) => c.network));
-    const otherLength = taken.filter((c) => c.prefixLength !== this.prefixLength);
+    // Claims are written as formatCidr text: those of this length are compared as text, so an
+    // enrollment among thousands of nodes parses only the few claimed under another length.
+    const suffix = `/${this.prefixLength}`;
+    const sameLength = new Set<string>();
+    const otherLength: Ipv4Cidr[] = [];
+    for (const text of await this.claims.claimedPrefixes()) {
+      if (text.endsWith(suffix)) sameLength.add(text);
+      else {
+        const c = parseCidr(text);
+        if (c) otherLength.push(c);
+      }
+    }
     const step = 2 ** (32 - this.prefixLength);
     const end = this.range.network + cidrSize(this.range);
     for (let network = this.range.network; network < end; network += step) {
       const candidate: Ipv4Cidr = { network, prefixLength: this.prefixLength };
-      if (sameLength.has(network) || otherLength.some((c) => cidrsOverlap(c, candidate))) continue;
       const text = formatCidr(candidate);
+      if (sameLength.has(text) || otherLength.some((c) => cidrsOverlap(c, candidate))) continue;
       if ((await this.claims.claim("wprefix", text, nodeId)).ok) return text;
     }
     throw new AddressExhaustedError(

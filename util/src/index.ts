@@ -5,4 +5,5 @@ export { AbortedError, Backoff, isRetryable, retry, sleep, type BackoffOptions, 
 export { forEachLimit } from "./for-each-limit.js";
 export { KeyedSerial } from "./keyed-serial.js";
 export { LatestWins } from "./latest-wins.js";
+export { DutyCycle } from "./duty-cycle.js";
 export { SingleFlight } from "./single-flight.js";

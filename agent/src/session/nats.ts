@@ -1,6 +1,6 @@
 /**
- * The agent's NATS session: connects with this node's own credentials (unlimited reconnects with
- * jitter), starts the peers watch and this node's policy and path-plan watches (each retried
+ * The agent's NATS session: connects with this node's own credentials (unlimited reconnects,
+ * waits growing with full jitter: reconnect-delays.ts), starts the peers watch and this node's policy and path-plan watches (each retried
  * with backoff, 500 ms doubling up to 10 s, until it runs), follows the connection (disconnected:
  * the status says stale, the data plane keeps the last applied config; reconnected: the watches
  * and the workloads request start over (the peers watch reading only what changed meanwhile when
@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import { AbortedError, retry, sleep } from "@weft/util";
 import { PeerWatch } from "../control/peer-watch.js";
 import { agentAuthenticator } from "./authenticator.js";
+import { ReconnectDelays } from "./reconnect-delays.js";
 import { NodePathsWatch } from "../control/paths-watch.js";
 import { NodePolicyWatch } from "../control/policy-watch.js";
 import { CONTROLLER_CA_FILE } from "../enroll/client.js";
@@ -59,8 +60,7 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, tra
     name: `weft-agent-${state.name}`,
     waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
-    reconnectTimeWait: 1000,
-    reconnectJitter: 1000,
+    reconnectDelayHandler: new ReconnectDelays().next,
     pingInterval: 10_000,
   }).catch((err: unknown) => {
     throw new AgentError(`cannot connect to NATS at ${state.nats.servers.join(", ")}`, { cause: err, retryable: true });

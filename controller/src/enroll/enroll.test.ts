@@ -255,6 +255,40 @@ describe("enrollment rejects", () => {
     expect(`${info?.state} uses=${info?.uses}`, "key after two rejected enrollments").toBe("active uses=0");
     await enrollOk(newAgent({}, created.key));
   });
+
+  it("enroll - the same enrollment again (its answer was lost) is answered with the same node, no use counted", async () => {
+    for (const reusable of [true, false]) {
+      const created = await t.client.createJoinKey({ reusable });
+      const agent = newAgent({}, created.key);
+      const first = await enrollOk(agent);
+      const before = await storedState(t);
+      const again = await enrollOk(agent);
+      const what = reusable ? "reusable key" : "one-time key";
+      expect({ ...again, nats: { ...again.nats, userJwt: "" } }, `${what}: the repeated answer`).toEqual({ ...first, nats: { ...first.nats, userJwt: "" } });
+      expect(decode<User>(again.nats.userJwt).sub, `${what}: the repeated JWT's subject`).toBe(agent.natsPublicKey);
+      const after = await storedState(t);
+      expect(after.nodes.map((n) => n.nodeId), `${what}: nodes after the repeat`).toEqual(before.nodes.map((n) => n.nodeId));
+      expect(after.claims, `${what}: ipam claims after the repeat`).toEqual(before.claims);
+      const info = after.keys.find((k) => k.id === created.id);
+      expect(info?.uses, `${what}: uses after the repeat`).toBe(1);
+    }
+  });
+
+  it("enroll - a request that differs from the enrolled node in any key, name or join key is still refused", async () => {
+    const agent = newAgent();
+    const owner = await enrollOk(agent);
+    const other = await t.client.createJoinKey({ reusable: true });
+    await expectRejected("same keys, another name", { ...agent.body, name: "another-name" }, 409, "conflict", new RegExp(owner.nodeId));
+    await expectRejected("same WireGuard key, another NATS key", { ...agent.body, natsPublicKey: newAgent().natsPublicKey }, 409, "conflict", new RegExp(owner.nodeId));
+    await expectRejected("same node, another valid join key", { ...agent.body, joinKey: other.key }, 409, "conflict", new RegExp(owner.nodeId));
+    const once = await t.client.createJoinKey({});
+    const agent2 = newAgent({}, once.key);
+    await enrollOk(agent2);
+    await expectRejected("another node with the used one-time key", newAgent({}, once.key).body, 403, "join_key_rejected", /already used/);
+    await expectRejected("the same node's request under another name with its one-time key", { ...agent2.body, name: "renamed" }, 403, "join_key_rejected", /already used/);
+    await t.client.revokeJoinKey(once.id);
+    await expectRejected("the same request after its key was revoked", agent2.body, 403, "join_key_rejected", /revoked/);
+  });
 });
 
 function flipLast(key: string): string {

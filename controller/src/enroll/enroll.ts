@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector, type SiteSource } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { AttestedInstance, InstanceAttestor } from "../attest/index.js";
-import { ConflictError, InstanceRejectedError, NotFoundError, SiteRejectedError, ValidationError, type FieldIssue } from "../errors.js";
+import { ConflictError, EnrollmentInProgressError, InstanceRejectedError, JoinKeyRejectedError, NotFoundError, SiteRejectedError, ValidationError, type FieldIssue } from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
@@ -88,8 +88,76 @@ export function newNodeId(): string {
 export class Enrollment {
   constructor(private readonly deps: EnrollmentDeps) {}
 
-  /** Enroll `req` (parsed and checked by the API: EnrollRequest, refuseAssignedFields, enrollRequestIssues). */
+  /**
+   * Enroll `req` (parsed and checked by the API: EnrollRequest, refuseAssignedFields, enrollRequestIssues).
+   * A request refused because its WireGuard key is taken or its one-time key used is answered as a
+   * repeat when it is one (`repeated`).
+   */
   async enroll(req: EnrollRequest, ctx: EnrollContext = {}): Promise<EnrollResponse> {
+    try {
+      return await this.enrollNew(req, ctx);
+    } catch (err) {
+      const maybeRepeat = err instanceof ConflictError || (err instanceof JoinKeyRejectedError && err.reason === "join_key_used");
+      const again = maybeRepeat
+        ? await this.repeated(req, ctx).catch((e: unknown) => {
+            if (e instanceof EnrollmentInProgressError) throw e;
+            this.deps.log.warn({ err: e }, "cannot tell whether a refused enrollment repeats an earlier one; refused");
+            return undefined;
+          })
+        : undefined;
+      if (again) return again;
+      throw err;
+    }
+  }
+
+  /**
+   * The answer to an enrollment the node already made, when `req` is exactly that one again: an
+   * agent whose answer was lost (a timeout on a loaded controller) retries with the same keys and
+   * would otherwise be refused for good (409, or 403 for its own one-time key). The same WireGuard
+   * key, NATS key, name and join key (right secret, not revoked or expired) as the node record, the
+   * site and address it asked for if any: the node's record as it is, a fresh user JWT for the NATS
+   * key it already holds, no key use counted again. Anyone able to send this holds the join key
+   * (and could enroll a node of their own) and gets a credential only the node's NATS seed can use.
+   * Enrollments by instance identity are not repeated: their signed documents are single-use.
+   */
+  private async repeated(req: EnrollRequest, ctx: EnrollContext): Promise<EnrollResponse | undefined> {
+    if (req.joinKey === undefined || req.attestation !== undefined || req.instance !== undefined) return undefined;
+    const owner = await this.deps.claims.owner("wgkey", req.wireguardPublicKey);
+    if (owner === undefined) return undefined;
+    const node = await this.deps.registry.get(owner).catch((err: unknown) => {
+      if (!(err instanceof NotFoundError)) throw err;
+      // Claimed, no record yet: the first request is still being served (or rolling back).
+      throw new EnrollmentInProgressError(`an enrollment with WireGuard public key ${req.wireguardPublicKey} is still being made; retry in a few seconds`);
+    });
+    const workloadPrefix = node.workloadPrefix;
+    const same =
+      node.natsPublicKey === req.natsPublicKey &&
+      node.name === req.name &&
+      (req.site === undefined || req.site === node.site) &&
+      (req.overlayAddress === undefined || req.overlayAddress === node.overlayAddress) &&
+      workloadPrefix !== undefined &&
+      node.joinKeyId !== "" &&
+      (await this.deps.joinKeys.presentsStill(req.joinKey, node.joinKeyId));
+    if (!same) return undefined;
+    const userJwt = await this.deps.issueAgentJwt(node.nodeId, node.natsPublicKey);
+    this.deps.log.info({ node: node.nodeId, name: node.name }, "enrollment repeated by the node it enrolled (its answer was lost); answered again");
+    return this.answer(node, workloadPrefix, userJwt, ctx);
+  }
+
+  private answer(node: Pick<NodeRecord, "nodeId" | "site" | "overlayAddress">, workloadPrefix: string, userJwt: string, ctx: EnrollContext): EnrollResponse {
+    return {
+      nodeId: node.nodeId,
+      site: node.site,
+      overlayAddress: node.overlayAddress,
+      overlayCidr: this.deps.allocator.rangeText,
+      workloadPrefix,
+      workloadCidr: this.deps.prefixes.rangeText,
+      nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt, caPem: this.deps.natsCaPem },
+      heartbeatSeconds: this.deps.heartbeatSeconds,
+    };
+  }
+
+  private async enrollNew(req: EnrollRequest, ctx: EnrollContext): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
     const grant = await this.authorize(req, ctx);
     const site = this.siteOf(req, grant);
@@ -162,16 +230,7 @@ export class Enrollment {
         },
         "node enrolled",
       );
-      return {
-        nodeId,
-        site: site.site,
-        overlayAddress,
-        overlayCidr: allocator.rangeText,
-        workloadPrefix,
-        workloadCidr: this.deps.prefixes.rangeText,
-        nats: { servers: this.deps.natsServersFor(ctx.apiHost), userJwt, caPem: this.deps.natsCaPem },
-        heartbeatSeconds: this.deps.heartbeatSeconds,
-      };
+      return this.answer(node, workloadPrefix, userJwt, ctx);
     } catch (err) {
       // Roll back: nothing of a failed enrollment stays, and its key use is given back.
       const undo = made.map((c) => claims.release(c.kind, c.value, nodeId));

@@ -7,14 +7,17 @@
  * When: after every inventory sync (its plan is passed in), when what the plan reads of a node
  * record changes (enrolled, deleted, renamed, relabelled, moved site; coalesced), when a gateway
  * candidate's liveness changes (checked every `checkMs` from the controller's heartbeat table,
- * without reading KV), and every `resyncMs`. The first pass waits `startDelayMs` after start, so
+ * without reading KV), and every `resyncMs`. A pass reads every node record, so at thousands of
+nodes it costs hundreds of milliseconds while enrollments arrive faster than that: node changes
+wait until passes have taken at most a tenth of the time (DutyCycle) — on a small fleet that is
+never longer than the debounce. The first pass waits `startDelayMs` after start, so
  * heartbeats have said which gateways are online before anything is moved; until then the routes
  * agents already have stay as they are. Passes run one at a time (SingleFlight); a node record
  * changes only when its routes differ.
  */
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
 import { NodeRecord, type SiteRemap } from "@weft/protocol";
-import { SingleFlight } from "@weft/util";
+import { DutyCycle, SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { Liveness } from "../nodes/liveness.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -37,6 +40,9 @@ export interface SiteRouteAdvertiserOptions {
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
+/** Passes after node changes take at most this share of the controller's time. */
+const PASS_SHARE = 0.1;
+
 /** What the gateway plan reads of a node record: a change to anything else needs no new pass. */
 function planInput(node: Pick<NodeRecord, "name" | "site" | "labels" | "siteSource" | "endpoints">): string {
   return JSON.stringify([node.name, node.site, node.labels, node.siteSource ?? null, node.endpoints]);
@@ -53,7 +59,8 @@ export class SiteRouteAdvertiser {
   private stopped = false;
   /** The plan the next pass publishes, when the caller just computed it; else the pass makes one. */
   private given: GatewayPlan | undefined;
-  private readonly passes = new SingleFlight(() => this.pass());
+  private readonly cycle = new DutyCycle(PASS_SHARE);
+  private readonly passes = new SingleFlight(() => this.cycle.run(() => this.pass()));
   private readonly timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | undefined;
   private watch: Stoppable | undefined;
@@ -156,10 +163,13 @@ export class SiteRouteAdvertiser {
 
   private soon(): void {
     if (this.debounce) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      void this.refresh();
-    }, this.o.debounceMs ?? 500);
+    this.debounce = setTimeout(
+      () => {
+        this.debounce = undefined;
+        void this.refresh();
+      },
+      this.cycle.delay(this.o.debounceMs ?? 500),
+    );
     this.debounce.unref();
   }
 

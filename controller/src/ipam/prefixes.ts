@@ -3,7 +3,7 @@
  * (default a /24 of 100.80.0.0/12), the addresses of its workloads, routed to it by
  * every peer. Like overlay addresses: the lowest free prefix, claimed with
  * compare-and-set (`wprefix.<network>_<len>` in weft-ipam); a lost race moves on,
- * so two enrollments never share a prefix. A prefix that overlaps any claimed one
+ * so two enrollments never share a prefix (and one controller's never race each other). A prefix that overlaps any claimed one
  * (claims made under another prefix length) is not free.
  */
 import { cidrSize, cidrsOverlap, formatCidr, parseCidr, type Ipv4Cidr } from "@weft/protocol";
@@ -13,6 +13,8 @@ import type { Claims } from "./claims.js";
 export class PrefixAllocator {
   readonly range: Ipv4Cidr;
   readonly rangeText: string;
+  /** Prefixes this controller is claiming right now: concurrent enrollments skip them (see AddressAllocator). */
+  private readonly pending = new Set<string>();
 
   constructor(
     private readonly claims: Claims,
@@ -30,16 +32,30 @@ export class PrefixAllocator {
 
   /** Claim the lowest free prefix for `nodeId`. */
   async allocate(nodeId: string): Promise<string> {
-    const taken = (await this.claims.claimedPrefixes()).map(parseCidr).filter((c): c is Ipv4Cidr => c !== undefined);
-    const sameLength = new Set(taken.filter((c) => c.prefixLength === this.prefixLength).map((c) => c.network));
-    const otherLength = taken.filter((c) => c.prefixLength !== this.prefixLength);
+    // Claims are written as formatCidr text: those of this length are compared as text, so an
+    // enrollment among thousands of nodes parses only the few claimed under another length.
+    const suffix = `/${this.prefixLength}`;
+    const sameLength = new Set<string>();
+    const otherLength: Ipv4Cidr[] = [];
+    for (const text of await this.claims.claimedPrefixes()) {
+      if (text.endsWith(suffix)) sameLength.add(text);
+      else {
+        const c = parseCidr(text);
+        if (c) otherLength.push(c);
+      }
+    }
     const step = 2 ** (32 - this.prefixLength);
     const end = this.range.network + cidrSize(this.range);
     for (let network = this.range.network; network < end; network += step) {
       const candidate: Ipv4Cidr = { network, prefixLength: this.prefixLength };
-      if (sameLength.has(network) || otherLength.some((c) => cidrsOverlap(c, candidate))) continue;
       const text = formatCidr(candidate);
-      if ((await this.claims.claim("wprefix", text, nodeId)).ok) return text;
+      if (sameLength.has(text) || this.pending.has(text) || otherLength.some((c) => cidrsOverlap(c, candidate))) continue;
+      this.pending.add(text);
+      try {
+        if ((await this.claims.claim("wprefix", text, nodeId)).ok) return text;
+      } finally {
+        this.pending.delete(text);
+      }
     }
     throw new AddressExhaustedError(
       `no free /${this.prefixLength} workload prefix left in overlay.workloadCidr ${this.rangeText}; widen it, lengthen overlay.workloadPrefixLength or delete stale nodes`,

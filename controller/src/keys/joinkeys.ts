@@ -112,6 +112,19 @@ export class JoinKeys {
     return got;
   }
 
+  /**
+   * Whether `presented` is key `id` (right secret), not revoked and not expired, whatever its uses:
+   * an enrollment repeated by the node that used it (its answer was lost) presents it again.
+   */
+  async presentsStill(presented: string, id: string): Promise<boolean> {
+    const parsed = parseJoinKey(presented);
+    if (!parsed || parsed.id !== id) return false;
+    const got = await this.store.get(id);
+    if (!got || !secretMatches(parsed.secret, got.value.hash)) return false;
+    const state = this.state(got.value);
+    return state === "active" || state === "used";
+  }
+
   /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
   async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
     const verified = await this.verify(presented);

@@ -23,4 +23,19 @@ describe("nats native signer", () => {
     const input = new TextEncoder().encode("payload");
     expect(b.verify(input, a.sign(input)), "another key must not verify it").toBe(false);
   });
+
+  it("nats native signer - the private key is derived once and handed out as a copy", () => {
+    const kp = createUser();
+    let derived = 0;
+    const counting = new Proxy(kp, {
+      get: (target, prop) => (prop === "getPrivateKey" ? () => (derived++, target.getPrivateKey()) : Reflect.get(target, prop)),
+    });
+    const fast = nativeSigner(counting);
+    const first = fast.getPrivateKey();
+    first.fill(0);
+    const second = fast.getPrivateKey();
+    expect(Buffer.from(second).toString("hex"), "same private key as nkeys, unharmed by a caller clearing its copy").toBe(Buffer.from(kp.getPrivateKey()).toString("hex"));
+    fast.getPrivateKey();
+    expect(derived, "derivations from the seed for three asks").toBe(1);
+  });
 });

@@ -99,7 +99,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
       const lat = latency(r.latenciesMs);
       const natsOutBytes = vb.outBytes - va.outBytes - idleOutPerS * seconds;
       const bytes: ChangeBytes = { natsOutBytes, natsOutBytesPerAgent: natsOutBytes / s.agents, agentsInBytes: sb.inBytes - sa.inBytes, agentsInBytesPerAgent: (sb.inBytes - sa.inBytes) / s.agents };
-      s.say(`    ${name}: p50 ${lat.p50Ms.toFixed(0)} ms, p99 ${lat.p99Ms.toFixed(0)} ms, max ${lat.maxMs.toFixed(0)} ms, ${lat.missing} missing; NATS out ${(natsOutBytes / 1024).toFixed(0)} KiB (${bytes.natsOutBytesPerAgent.toFixed(0)} B/agent)`);
+      s.say(`    ${name}: p50 ${lat.p50Ms.toFixed(0)} ms, p99 ${lat.p99Ms.toFixed(0)} ms, max ${lat.maxMs.toFixed(0)} ms, ${lat.missing} missing; agents received ${bytes.agentsInBytesPerAgent.toFixed(0)} B each; NATS out ${(natsOutBytes / 1024).toFixed(0)} KiB net of the idle rate (noisy when the change is small next to the heartbeats)`);
       return { lat, bytes };
     };
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { STATUS_FILE, type AgentStatus } from "./file.js";
-import { StatusReporter } from "./reporter.js";
+import { StatusReporter, sameJson } from "./reporter.js";
 
 const initial: Omit<AgentStatus, "updatedAt"> = { nodeId: "n-00000000000000a1", interface: "weft0", policyRevision: -1, policyEntries: 0, nats: "connecting", stale: true, appliedRevision: 0, peers: 0 };
 
@@ -67,5 +67,19 @@ describe("status/reporter", () => {
     await status.idle();
     expect(lines.map((l) => l.msg), "log").toContain("cannot write status file");
     expect(status.current.nats, "status kept in memory").toBe("connected");
+  });
+
+  it("status - sameJson: equal JSON-shaped values, undefined keys as absent", () => {
+    const cases: [unknown, unknown, boolean][] = [
+      [{ a: 1, b: [1, { c: "x" }] }, { b: [1, { c: "x" }], a: 1 }, true],
+      [{ a: 1, b: undefined }, { a: 1 }, true],
+      [{ a: 1 }, { a: 1, b: 2 }, false],
+      [{ a: [1, 2] }, { a: [1, 2, 3] }, false],
+      [{ a: [] }, { a: {} }, false],
+      [null, {}, false],
+      [{ a: { b: 1 } }, { a: { b: 2 } }, false],
+      ["x", "x", true],
+    ];
+    for (const [a, b, want] of cases) expect(sameJson(a, b), `sameJson(${JSON.stringify(a)}, ${JSON.stringify(b)})`).toBe(want);
   });
 });

@@ -80,7 +80,9 @@ const publicKeyOf = (privateKey: string): string => {
 };
 
 /** Each peer of the last answer by the exact text of its block: a block unchanged since is not parsed again. */
-export type UapiPeerMemo = Map<string, Readonly<ActualPeer>>;
+export interface UapiPeerMemo {
+  blocks: Map<string, Readonly<ActualPeer>>;
+}
 
 /**
  * Parses the answer to `get=1` into what `wg show <name> dump` gives (dump.ts): keys in base64,
@@ -99,20 +101,17 @@ export function parseUapiGet(text: string, memo?: UapiPeerMemo): DeviceDump {
   const first = body.startsWith("public_key=") ? 0 : body.indexOf("\npublic_key=");
   const headerEnd = first <= 0 ? (first === 0 ? 0 : body.length) : first + 1;
   const device = parseHeader(body.slice(0, headerEnd));
-  const seen: UapiPeerMemo | undefined = memo ? new Map() : undefined;
+  const seen: UapiPeerMemo["blocks"] | undefined = memo ? new Map() : undefined;
   for (let at = headerEnd, n = 1; at < body.length; n++) {
     const next = body.indexOf("\npublic_key=", at);
     const end = next < 0 ? body.length : next + 1;
     const block = body.slice(at, end);
-    const peer = memo?.get(block) ?? Object.freeze(parsePeer(block, n));
+    const peer = memo?.blocks.get(block) ?? Object.freeze(parsePeer(block, n));
     seen?.set(block, peer);
     device.peers.push(peer as ActualPeer);
     at = end;
   }
-  if (memo && seen) {
-    memo.clear();
-    for (const [k, v] of seen) memo.set(k, v);
-  }
+  if (memo && seen) memo.blocks = seen;
   if (device.privateKey !== undefined) device.publicKey = publicKeyOf(device.privateKey);
   return device;
 }

@@ -146,7 +146,7 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const queue = new KeyedSerial();
   const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
   const uapiDir = options.uapiSocketDir ?? (options.runner === undefined && options.netns === undefined ? UAPI_SOCKET_DIR : undefined);
-  const memo: UapiPeerMemo = { blocks: new Map() };
+  const memo: UapiPeerMemo = { peers: new Map() };
   /** The device through its UAPI socket when it has one (no process spawned), else through `wg show dump`. */
   const read = async (): Promise<DeviceDump> => {
     if (uapiDir !== undefined) {

@@ -65,14 +65,14 @@ describe("wireguard - UAPI parser", () => {
   });
 
   it("wireguard - with a memo, a peer whose lines did not change is the last answer's (frozen) object; a changed one is parsed again", () => {
-    const memo: UapiPeerMemo = { blocks: new Map() };
+    const memo: UapiPeerMemo = { peers: new Map() };
     const before = parseUapiGet(ANSWER, memo);
     const after = parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200"), memo);
     expect(after.peers[1], "the unchanged peer").toBe(before.peers[1]);
     expect(after.peers[0], "the peer whose tx_bytes moved").not.toBe(before.peers[0]);
     expect(after.peers[0]?.txBytes, "its new tx_bytes").toBe(2200);
     expect(after, "the same as without a memo").toEqual(parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200")));
-    expect(memo.blocks.size, "memo holds the last answer's peers only").toBe(2);
+    expect(memo.peers.size, "memo holds the last answer's peers only").toBe(2);
     expect(Object.isFrozen(after.peers[1]), "a shared peer is frozen").toBe(true);
   });
 });

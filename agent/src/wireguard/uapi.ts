@@ -20,7 +20,7 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 export const uapiSocketPath = (dir: string, name: string): string => join(dir, `${name}.sock`);
 
 /** Sends `get=1` to a UAPI socket and resolves with the whole answer (ends with a blank line). */
-export function uapiGet(socketPath: string): Promise<string> {
+export function uapiGet(socketPath: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -39,7 +39,7 @@ export function uapiGet(socketPath: string): Promise<string> {
       const tail = Buffer.concat(chunks.slice(-2)).subarray(-2).toString();
       if (tail === "\n\n") {
         socket.end();
-        resolve(Buffer.concat(chunks, size).toString("utf8"));
+        resolve(Buffer.concat(chunks, size));
       }
     });
     socket.on("end", () => fail(new Error(`UAPI ${socketPath}: connection closed before the answer ended`)));
@@ -79,10 +79,16 @@ const publicKeyOf = (privateKey: string): string => {
   return derived.publicKey;
 };
 
-/** Each peer of the last answer by the exact text of its block: a block unchanged since is not parsed again. */
+/**
+ * Each peer of the last answer by its key (hex, as in the answer), with the bytes of its block: a
+ * block unchanged since is neither decoded nor parsed again.
+ */
 export interface UapiPeerMemo {
-  blocks: Map<string, Readonly<ActualPeer>>;
+  peers: Map<string, { bytes: Buffer; peer: Readonly<ActualPeer> }>;
 }
+
+const PUBLIC_KEY = "public_key=";
+const NEXT_PEER = "\npublic_key=";
 
 /**
  * Parses the answer to `get=1` into what `wg show <name> dump` gives (dump.ts): keys in base64,
@@ -90,28 +96,32 @@ export interface UapiPeerMemo {
  * its private key (`wg` does the same). A non-zero `errno` is an error. With `memo` (kept by the
  * caller from one read to the next) a peer whose lines are the same as in the last answer is that
  * answer's object again (frozen: peers are read, never changed): most peers of an idle device do
- * not change from one second to the next. Pure but for the memo and one-entry caches.
+ * not change from one second to the next, and the answer is never decoded as a whole. Pure but for
+ * the memo and one-entry caches.
  */
-export function parseUapiGet(text: string, memo?: UapiPeerMemo): DeviceDump {
-  const errnoAt = text.lastIndexOf("errno=");
-  if (errnoAt < 0 || (errnoAt > 0 && text[errnoAt - 1] !== "\n")) throw new OutputParseError("UAPI: answer without errno (cut short?)");
-  const errno = int(text.slice(errnoAt + 6).trim(), "errno", -1);
+export function parseUapiGet(answer: string | Buffer, memo?: UapiPeerMemo): DeviceDump {
+  const buf = typeof answer === "string" ? Buffer.from(answer, "utf8") : answer;
+  const errnoAt = buf.lastIndexOf("errno=");
+  if (errnoAt < 0 || (errnoAt > 0 && buf[errnoAt - 1] !== 0x0a)) throw new OutputParseError("UAPI: answer without errno (cut short?)");
+  const errno = int(buf.toString("latin1", errnoAt + 6).trim(), "errno", -1);
   if (errno !== 0) throw new OutputParseError(`UAPI: the device answered errno=${errno}`);
-  const body = text.slice(0, errnoAt);
-  const first = body.startsWith("public_key=") ? 0 : body.indexOf("\npublic_key=");
-  const headerEnd = first <= 0 ? (first === 0 ? 0 : body.length) : first + 1;
-  const device = parseHeader(body.slice(0, headerEnd));
-  const seen: UapiPeerMemo["blocks"] | undefined = memo ? new Map() : undefined;
-  for (let at = headerEnd, n = 1; at < body.length; n++) {
-    const next = body.indexOf("\npublic_key=", at);
-    const end = next < 0 ? body.length : next + 1;
-    const block = body.slice(at, end);
-    const peer = memo?.blocks.get(block) ?? Object.freeze(parsePeer(block, n));
-    seen?.set(block, peer);
+  const first = buf.indexOf(PUBLIC_KEY) === 0 ? 0 : buf.indexOf(NEXT_PEER);
+  const headerEnd = first < 0 || first >= errnoAt ? errnoAt : first === 0 ? 0 : first + 1;
+  const device = parseHeader(buf.toString("utf8", 0, headerEnd));
+  const seen: UapiPeerMemo["peers"] | undefined = memo ? new Map() : undefined;
+  for (let at = headerEnd, n = 1; at < errnoAt; n++) {
+    const next = buf.indexOf(NEXT_PEER, at);
+    const end = next < 0 || next >= errnoAt ? errnoAt : next + 1;
+    const bytes = buf.subarray(at, end);
+    const keyHex = buf.toString("latin1", at + PUBLIC_KEY.length, Math.min(end, at + PUBLIC_KEY.length + 64));
+    const known = memo?.peers.get(keyHex);
+    const same = known !== undefined && known.bytes.equals(bytes);
+    const peer = same ? known.peer : Object.freeze(parsePeer(bytes.toString("utf8"), n));
+    seen?.set(keyHex, same ? known : { bytes: Buffer.from(bytes), peer }); // a copy: a view would keep the whole answer
     device.peers.push(peer as ActualPeer);
     at = end;
   }
-  if (memo && seen) memo.blocks = seen;
+  if (memo && seen) memo.peers = seen;
   if (device.privateKey !== undefined) device.publicKey = publicKeyOf(device.privateKey);
   return device;
 }

@@ -7,7 +7,7 @@ import type { NodePathsRecord, PeerRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ActualPeer } from "../wireguard/index.js";
-import { PathManager } from "./manager.js";
+import { PathManager, SESSIONLESS_EVERY } from "./manager.js";
 
 const key = (c: string) => `${c.repeat(43)}=`;
 const SELF = "n-0000000000000001";
@@ -152,5 +152,38 @@ describe("nat/manager", () => {
     expect(probed, "nothing to probe yet").toBe(0);
     h.manager.setPeers([self, peer]);
     await until(() => h.manager.endpoints().get(PEER) === DIRECT);
+  });
+
+  it("manager - RTT rounds ping a peer with a session every round, one without every SESSIONLESS_EVERY-th round only", async () => {
+    const live = record("n-0000000000000003", "aws-1", "aws", "C", { public: "198.51.100.3:51820" });
+    const dead = record("n-0000000000000004", "gcp-1", "gcp", "D", { public: "198.51.100.4:51820" });
+    const pings = new Map<string, number>();
+    const wireguard = {
+      // A handshake a minute ago with the live peer; none ever with the dead one.
+      peers: async (): Promise<ActualPeer[]> => [
+        { publicKey: live.wireguardPublicKey, allowedIps: [], rxBytes: 0, txBytes: 0, latestHandshake: new Date(Date.now() - 60_000) },
+        { publicKey: dead.wireguardPublicKey, allowedIps: [], rxBytes: 0, txBytes: 0 },
+      ],
+      setEndpoint: async () => undefined,
+    };
+    const probe = {
+      ping: async (address: string) => {
+        pings.set(address, (pings.get(address) ?? 0) + 1);
+        return address === live.overlayAddress ? 2 : undefined;
+      },
+    };
+    const manager = new PathManager({ self: { nodeId: SELF, site: "onprem", behindNat: false, keepaliveSeconds: 25 }, wireguard, probe, reapply: () => undefined, onChange: () => undefined, log: pino({ level: "silent" }), monitorMs: 5, rttMs: 25 });
+    managers.push(manager);
+    live.overlayAddress = "100.64.0.3";
+    dead.overlayAddress = "100.64.0.4";
+    manager.setPeers([self, live, dead]);
+    manager.start();
+    await until(() => (pings.get(live.overlayAddress) ?? 0) >= 2 * SESSIONLESS_EVERY + 1, 5000);
+    manager.stop();
+    const done = pings.get(live.overlayAddress) ?? 0; // rounds run (a loaded machine may have run more than asked)
+    const want = Math.floor((done - 1) / SESSIONLESS_EVERY) + 1;
+    expect(pings.get(dead.overlayAddress), `pings to the sessionless peer in ${done} rounds (the first and every ${SESSIONLESS_EVERY}th)`).toBe(want);
+    const rtt = Object.fromEntries(manager.status().map((p) => [p.peer, p.rttMs]));
+    expect(rtt, "round trips reported").toEqual({ "aws-1": 2, "gcp-1": undefined });
   });
 });

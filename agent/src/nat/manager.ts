@@ -11,8 +11,14 @@
  *     the relay (three looks in a row at the relay's address), endpoint changes (reported at once
  *     through `onChange`, which sends an early heartbeat: that is how the controller learns where
  *     public peers see a NAT'd node);
- *   - RTT (every 3 s): one probe ping per peer; three missed in a row on a punched path fall back
- *     to the relay.
+ *   - RTT (every 3 s): one probe ping per peer that has a WireGuard session (a handshake within
+ *     SESSION_MS) and per punched path; three missed in a row on a punched path fall back to the
+ *     relay. A peer without a session cannot answer: it is pinged every SESSIONLESS_EVERY-th round
+ *     (15 s) only. The ping there serves to make WireGuard initiate a handshake, and one packet makes
+ *     wireguard-go retry on its own every 5 s for 90 s (REKEY_TIMEOUT, REKEY_ATTEMPT_TIME), so
+ *     pinging it every 3 s sent the same initiations at 5 times the agent's cost (100 peers
+ *     that never answer: 33 pings a second). Once its handshake completes (seen by the monitor)
+ *     it is pinged every round again.
  * A probe (a new punching round for a peer): for each candidate, point WireGuard at it and ping
  * (each ping waits up to 1.5 s; the candidate is re-pointed before each) for up to 5 s; an answer
  * after which WireGuard still sends to the candidate makes the path direct: the answer came from
@@ -59,9 +65,15 @@ export interface PathManagerOptions {
 
 const FALLBACK_LOOKS = 3;
 const MAX_MISSED = 3;
+/** A handshake younger than this: WireGuard has a session with the peer (REJECT_AFTER_TIME, 180 s). */
+export const SESSION_MS = 180_000;
+/** Peers without a session are pinged in one RTT round of this many. */
+export const SESSIONLESS_EVERY = 5;
 
 export class PathManager {
   #records = new Map<string, PeerRecord>();
+  /** The same records by WireGuard public key (heartbeats ask by key, once per peer). */
+  #byKey = new Map<string, PeerRecord>();
   #selfRecord: PeerRecord | undefined;
   #plan = new Map<string, PeerPathPlan>();
   readonly #traversal = new Map<string, TraversalState>();
@@ -71,6 +83,8 @@ export class PathManager {
   readonly #probing = new Set<string>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
+  /** RTT rounds so far (peers without a session are pinged in the first and every SESSIONLESS_EVERY-th after). */
+  #round = 0;
 
   constructor(private readonly o: PathManagerOptions) {}
 
@@ -89,6 +103,7 @@ export class PathManager {
   /** The peer set being applied (called by the peer reconciler before it computes desired peers). */
   setPeers(records: readonly PeerRecord[]): void {
     this.#records = new Map(records.filter((r) => r.nodeId !== this.o.self.nodeId).map((r) => [r.nodeId, r]));
+    this.#byKey = new Map([...this.#records.values()].map((r) => [r.wireguardPublicKey, r]));
     this.#selfRecord = records.find((r) => r.nodeId === this.o.self.nodeId);
     for (const r of this.#records.values()) {
       if (isTraversalPeer(this.o.self, r) && !this.#traversal.has(r.nodeId)) this.#traversal.set(r.nodeId, { mode: "relay", round: 0, missed: 0 });
@@ -120,7 +135,7 @@ export class PathManager {
 
   /** What a heartbeat says about one peer (by WireGuard key). */
   report(publicKey: string): Pick<PeerHandshake, "path" | "via" | "rttMs"> {
-    const record = [...this.#records.values()].find((r) => r.wireguardPublicKey === publicKey);
+    const record = this.#byKey.get(publicKey);
     if (!record) return {};
     const { path, via } = this.#path(record);
     const rtt = this.#rtt.get(record.nodeId);
@@ -256,9 +271,22 @@ export class PathManager {
     if (changed) this.o.onChange();
   }
 
+  /** Whether a peer is pinged in this RTT round: it has a session, it is on a punched path, or it is the sessionless peers' round. */
+  #pingsThisRound(r: PeerRecord, round: number, now: number): boolean {
+    if (round % SESSIONLESS_EVERY === 0 || this.#traversal.get(r.nodeId)?.mode === "direct") return true;
+    const handshake = this.#actual.get(r.wireguardPublicKey)?.latestHandshake;
+    return handshake !== undefined && now - handshake.getTime() < SESSION_MS;
+  }
+
   async #measure(): Promise<void> {
     if (this.#stopped) return;
-    const peers = [...this.#records.values()];
+    const now = Date.now();
+    const round = this.#round++; // the first round pings every peer
+    const peers = [...this.#records.values()].filter((r) => {
+      if (this.#pingsThisRound(r, round, now)) return true;
+      this.#rtt.delete(r.nodeId); // no session: no round trip to report
+      return false;
+    });
     await Promise.all(
       peers.map(async (r) => {
         if (this.#probing.has(r.nodeId)) return;

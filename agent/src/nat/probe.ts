@@ -21,6 +21,8 @@ const PONG = Buffer.from("WEFTPONG");
 const SIZE = 16;
 /** Answers per second; more pings than this are dropped (a probe needs a handful). */
 const MAX_ANSWERS_PER_SECOND = 200;
+/** Nonces drawn from the CSPRNG at once (an RTT round pings every peer; one call per ping cost more than the send). */
+const NONCES_PER_DRAW = 128;
 
 /** The message kind of a datagram, or undefined when it is not a probe message. Pure. */
 export function probeKind(msg: Buffer): "ping" | "pong" | undefined {
@@ -45,6 +47,7 @@ export class PathProbe {
   readonly #ranges;
   #second = 0;
   #answered = 0;
+  #nonces = Buffer.alloc(0);
 
   constructor(private readonly o: PathProbeOptions) {
     this.#ranges = o.overlayRanges.flatMap((r) => parseCidr(r) ?? []);
@@ -80,7 +83,9 @@ export class PathProbe {
   ping(address: string, timeoutMs: number): Promise<number | undefined> {
     const socket = this.#socket;
     if (!socket) return Promise.resolve(undefined);
-    const nonce = randomBytes(8);
+    if (this.#nonces.length < 8) this.#nonces = randomBytes(8 * NONCES_PER_DRAW);
+    const nonce = this.#nonces.subarray(0, 8);
+    this.#nonces = this.#nonces.subarray(8);
     const key = nonce.toString("hex");
     const started = process.hrtime.bigint();
     return new Promise((resolve) => {

@@ -5,7 +5,8 @@
  *   into map entries (desired.ts, selection.ts) — from the cache at start, before the socket
  *   programs are attached (fail static), then each newer revision, the latest winning;
  * - the identities of the host's and the workloads' network namespaces (weft_lb_sources);
- * - every OBSERVE_MS the datapath's counters: passive ejections and latency EWMAs (observer.ts),
+ * - every OBSERVE_MS the datapath's counters: passive ejections and latency EWMAs (observer.ts)
+ *   (not while the node has no services, once what was counted is reported and pruned),
  *   which rebuild the entries of the services they touch; stale counters pruned;
  * - the health checks of the backends hosted here (health.ts), each verdict published at once on
  *   `weft.v1.node.<id>.services.health` and the whole state every HEALTH_REFRESH_MS; what this
@@ -81,6 +82,10 @@ export class ServiceReconciler {
   #routedCidr: string | undefined;
   #lastStats = "";
   #lastStatsAt = 0;
+  /** The DNS names last computed, and from what. */
+  #names: { record: NodeServicesRecord | null; peers: readonly PeerRecord[]; zone: string; names: ReturnType<typeof dnsNames> } | undefined;
+  /** No services, and the counters were reported and pruned once since: nothing to read until some come. */
+  #drained = false;
   #lastStatsSent = new Date(0).toISOString();
   constructor(private readonly o: ServiceReconcilerOptions) {
     this.#applied = o.state.current.appliedServices ?? { revision: -1, record: null };
@@ -266,8 +271,12 @@ export class ServiceReconciler {
     }
     // Before the first record: the zone defaults to this node's trust domain (what the controller's default is).
     const trustDomain = /^spiffe:\/\/([^/]+)\//.exec(self?.identity?.spiffeId ?? "")?.[1];
-    const names = dnsNames(record, peers, trustDomain ?? this.o.defaultZone);
-    this.o.dns?.setNames(names);
+    // The names change only with the record, the peer set (replaced as a whole when applied) or the zone: not every REFRESH_MS.
+    const zone = trustDomain ?? this.o.defaultZone;
+    const cached = this.#names;
+    const names = cached && cached.record === record && cached.peers === peers && cached.zone === zone ? cached.names : dnsNames(record, peers, zone);
+    if (names !== cached?.names) this.o.dns?.setNames(names);
+    this.#names = { record, peers, zone, names };
     if (this.o.nameserver === undefined) return;
     for (const w of this.o.workloads) {
       const content = workloadResolvConf({ nameserver: this.o.nameserver, namespace: w.namespace, zone: names.zone, workload: w.name });
@@ -283,6 +292,9 @@ export class ServiceReconciler {
   #observe(): void {
     if (!this.o.datapath) return;
     const record = this.#applied.record;
+    // No services: no connect is counted and nobody to eject; one last pass reports and prunes what is left.
+    const serving = (record?.services.length ?? 0) > 0;
+    if (!serving && this.#drained) return;
     let rows: ReturnType<ServiceDatapath["stats"]>;
     try {
       rows = this.o.datapath.stats();
@@ -311,8 +323,9 @@ export class ServiceReconciler {
       for (const k of seen.ejectionChanged) this.o.log.info({ backend: k, ejected: this.#observer.ejected(k, now) }, this.#observer.ejected(k, now) ? "backend ejected here after failed connects" : "ejection over; backend back in rotation");
       this.#applyMaps(record, "observer");
     }
-    if (now - this.#lastStatsAt >= STATS_REPORT_MS) {
+    if (now - this.#lastStatsAt >= STATS_REPORT_MS || !serving) {
       this.#lastStatsAt = now;
+      this.#drained = !serving;
       this.#reportStats(record, summed, now);
       const live = new Set((record?.services ?? []).flatMap((s) => s.backends.map((b) => `${s.vip}|${b.address}`)));
       this.o.datapath.pruneStats((k) => live.has(`${k.vip}|${k.backend}`));

@@ -38,8 +38,12 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
 
 export interface HeartbeatsOptions {
   nc: NatsConnection;
-  /** Only `show()` is read (a control-plane-only caller, like the scale benchmark, shows no peers). */
-  wireguard: Pick<WireGuard, "show">;
+  /**
+   * Where the peers are read: `peers()` (the agent: only the peers, no link; WireGuard's UAPI
+   * socket where there is one), or `show()` (a control-plane-only caller, like the scale benchmark,
+   * shows no peers).
+   */
+  wireguard: Pick<WireGuard, "peers"> | Pick<WireGuard, "show">;
   state: Pick<StateHolder, "current">;
   status: Pick<StatusReporter, "current">;
   log: Logger;
@@ -84,8 +88,9 @@ export class Heartbeats {
     if (nc.isClosed()) return;
     this.#lastAt = Date.now();
     try {
-      const shown = await wireguard.show();
-      nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, shown?.peers ?? [], new Date(), this.o.paths)));
+      // No interface (deleted under the agent) beats with no peers, as show() gives: liveness does not depend on WireGuard.
+      const peers = "peers" in wireguard ? await wireguard.peers().catch(() => []) : ((await wireguard.show())?.peers ?? []);
+      nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, peers, new Date(), this.o.paths)));
     } catch (err) {
       log.warn({ err }, "heartbeat failed");
     }

@@ -31,6 +31,9 @@ import { readLink } from "./link.js";
 import { silentLogger, type Logger } from "./logger.js";
 import type { ActualPeer } from "./dump.js";
 import { applyPeerChanges, diffPeers, readDevice, type DesiredPeer, type PeerChange } from "./peers.js";
+import type { DeviceDump } from "./dump.js";
+import { parseUapiGet, uapiGet, uapiSocketPath, type UapiPeerMemo } from "./uapi.js";
+import { UAPI_SOCKET_DIR } from "./userspace.js";
 
 export { detectBackend, type Backend, type Implementation, type ImplementationChoice } from "./backend.js";
 export { canonicalAddress, canonicalEndpoint, canonicalPrefix } from "./cidr.js";
@@ -80,6 +83,13 @@ export interface WireGuardOptions {
   createTimeoutMs?: number;
   /** Replace the process runner (tests). */
   runner?: CommandRunner;
+  /**
+   * Where a userspace device's UAPI socket is looked for (`<dir>/<name>.sock`): reads go there
+   * instead of spawning `wg show dump` (wireguard/uapi.ts); a kernel device has none and is read
+   * with `wg`. Default /var/run/wireguard, but not with `netns` or `runner` (tests, whose commands
+   * run elsewhere): there every read uses `wg`.
+   */
+  uapiSocketDir?: string;
 }
 
 /** Per-call interface settings: everything of `ensureInterface` but the target. */
@@ -117,7 +127,7 @@ export interface WireGuard {
   syncPeers(desired: readonly DesiredPeer[]): Promise<SyncSummary>;
   /** The interface and its peers, or undefined if the interface does not exist. */
   show(): Promise<WireGuardStatus | undefined>;
-  /** The peers as WireGuard has them now (one `wg show dump`; cheaper than show). */
+  /** The peers as WireGuard has them now (the UAPI socket, else one `wg show dump`; cheaper than show). */
   peers(): Promise<ActualPeer[]>;
   /**
    * Points one existing peer at `endpoint` now, without touching anything else (path probing:
@@ -135,6 +145,16 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const log = (options.logger ?? silentLogger).child({ iface: name });
   const queue = new KeyedSerial();
   const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
+  const uapiDir = options.uapiSocketDir ?? (options.runner === undefined && options.netns === undefined ? UAPI_SOCKET_DIR : undefined);
+  const memo: UapiPeerMemo = { peers: new Map() };
+  /** The device through its UAPI socket when it has one (no process spawned), else through `wg show dump`. */
+  const read = async (): Promise<DeviceDump> => {
+    if (uapiDir !== undefined) {
+      const answer = await uapiGet(uapiSocketPath(uapiDir, name)).catch(() => undefined); // no socket: a kernel device
+      if (answer !== undefined) return parseUapiGet(answer, memo);
+    }
+    return readDevice(name, { runner });
+  };
 
   return {
     name,
@@ -154,7 +174,7 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
 
     syncPeers: (desired) =>
       serial(async () => {
-        const device = await readDevice(name, { runner });
+        const device = await read();
         const self = desired.find((p) => p.publicKey === device.publicKey);
         if (self !== undefined) {
           throw new InvalidDesiredStateError(`desired peer ${self.publicKey} is this interface's own public key`);
@@ -186,7 +206,7 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
       serial(async () => {
         const link = await readLink(runner, name);
         if (link === undefined) return undefined;
-        const device = await readDevice(name, { runner });
+        const device = await read();
         return {
           name,
           ifindex: link.ifindex,
@@ -200,7 +220,7 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
         };
       }),
 
-    peers: () => serial(async () => (await readDevice(name, { runner })).peers),
+    peers: () => serial(async () => (await read()).peers),
 
     setEndpoint: (publicKey, endpoint) =>
       serial(async () => {

@@ -15,6 +15,10 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWireGuard, InterfaceError, type DesiredPeer, type WireGuard } from "./index.js";
 import { PrivateKey, writePrivateKeyFile } from "./keys.js";
+import { readDevice } from "./peers.js";
+import { parseUapiGet, uapiGet, uapiSocketPath } from "./uapi.js";
+import { UAPI_SOCKET_DIR } from "./userspace.js";
+import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
 import { findExecutableSync } from "../exec/testing.js";
 
 const exec = promisify(execFile);
@@ -191,6 +195,21 @@ describe.skipIf(!isRoot || !haveWireguard)("wireguard - root integration over tw
     expect((peer?.rxBytes ?? 0) > 0 && (peer?.txBytes ?? 0) > 0, `got rx=${peer?.rxBytes} tx=${peer?.txBytes}, want both > 0`).toBe(true);
     const showB = await wgB.show();
     expect(showB?.peers[0]?.endpoint, "B learned A's endpoint from the handshake").toBe(`10.99.0.1:${PORT}`);
+  }, 30_000);
+
+  it("wireguard - the UAPI socket reads what `wg show dump` shows, and createWireGuard reads it without spawning wg", async () => {
+    // After the traffic test: a peer with a handshake, an endpoint, counters and allowed IPs.
+    const viaWg = await readDevice(IF_A, { netns: NS_A });
+    const viaUapi = parseUapiGet(await uapiGet(uapiSocketPath(UAPI_SOCKET_DIR, IF_A)));
+    const strip = (d: typeof viaWg) => ({ ...d, peers: d.peers.map((p) => ({ ...p, rxBytes: 0, txBytes: 0 })) }); // counters move between the reads
+    expect(strip(viaUapi), `UAPI ${JSON.stringify(strip(viaUapi))}, want wg's ${JSON.stringify(strip(viaWg))}`).toEqual(strip(viaWg));
+    expect(viaUapi.peers[0]?.latestHandshake, "a handshake read through UAPI").toBeInstanceOf(Date);
+    const argvs: string[][] = [];
+    const real = createCommandRunner({ netns: NS_A });
+    const recording: CommandRunner = { netns: NS_A, run: (argv, opts) => (argvs.push([...argv]), real.run(argv, opts)) };
+    const peers = await createWireGuard({ name: IF_A, runner: recording, uapiSocketDir: UAPI_SOCKET_DIR }).peers();
+    expect(peers.map((p) => p.publicKey), "peers through UAPI").toEqual([pubB]);
+    expect(argvs, "commands run to read the peers of a wireguard-go device").toEqual([]);
   }, 30_000);
 
   it("refuses a name already served by wireguard-go in another namespace, with a clear error", async () => {

@@ -1,0 +1,78 @@
+/** The UAPI answer parser: the same DeviceDump as `wg show dump` (dump.test.ts) for the same device. */
+import { describe, expect, it } from "vitest";
+import { parseDump } from "./dump.js";
+import { derivePublicKey } from "./keys.js";
+import { OutputParseError } from "./errors.js";
+import { parseUapiGet, type UapiPeerMemo } from "./uapi.js";
+
+const hex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
+const PRIVATE = "aHdz2jvz6L5f8KYG1LOBoQOl6lpwMcZcCn4x9EMTZFs=";
+const PEER_A = "nGlbfysiTf/6bt4Bm/BsQuwFMWMPf9Ues9O7oOmOPHA=";
+const PEER_B = "UeXq3Q36zvbhUAhwk0pcoIz0KcD4ZYt2yRYBd/1dUWQ=";
+
+// The device of dump.test.ts's SAMPLE as wireguard-go answers `get=1` (device/uapi.go's order and keys).
+const ANSWER = [
+  `private_key=${hex(PRIVATE)}`,
+  "listen_port=51820",
+  `public_key=${hex(PEER_A)}`,
+  `preshared_key=${"0".repeat(64)}`,
+  "protocol_version=1",
+  "endpoint=10.99.0.2:51820",
+  "last_handshake_time_sec=1732240000",
+  "last_handshake_time_nsec=120000",
+  "tx_bytes=2140",
+  "rx_bytes=1972",
+  "persistent_keepalive_interval=25",
+  "allowed_ip=100.64.200.2/32",
+  "allowed_ip=10.0.0.0/24",
+  `public_key=${hex(PEER_B)}`,
+  `preshared_key=${"0".repeat(64)}`,
+  "protocol_version=1",
+  "last_handshake_time_sec=0",
+  "last_handshake_time_nsec=0",
+  "tx_bytes=0",
+  "rx_bytes=0",
+  "persistent_keepalive_interval=0",
+  "errno=0",
+  "",
+  "",
+].join("\n");
+
+const DUMP = [
+  `${PRIVATE}\t${derivePublicKey(PRIVATE)}\t51820\toff`, // wg derives it too (the root test compares with a real device)
+  `${PEER_A}\t(none)\t10.99.0.2:51820\t100.64.200.2/32,10.0.0.0/24\t1732240000\t1972\t2140\t25`,
+  `${PEER_B}\t(none)\t(none)\t(none)\t0\t0\t0\toff`,
+  "",
+].join("\n");
+
+describe("wireguard - UAPI parser", () => {
+  it("wireguard - a UAPI answer parses to what `wg show dump` gives for the same device (keys base64, public key derived)", () => {
+    const got = parseUapiGet(ANSWER);
+    const want = parseDump(DUMP);
+    expect(got, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
+  });
+
+  it("wireguard - a fresh device (no key, no peers) and a fwmark", () => {
+    const got = parseUapiGet("listen_port=39319\nfwmark=31\nerrno=0\n\n");
+    const want = { privateKey: undefined, publicKey: undefined, listenPort: 39319, fwmark: 31, peers: [] };
+    expect(got, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
+  });
+
+  it("wireguard - an error answer, a cut-short answer and garbage are refused", () => {
+    for (const text of ["errno=1\n\n", "listen_port=1\n", `public_key=${hex(PEER_A)}\nrx_bytes=x\nerrno=0\n\n`, "public_key=zz\nerrno=0\n\n", "garbage\nerrno=0\n\n"]) {
+      expect(() => parseUapiGet(text), `parseUapiGet(${JSON.stringify(text)}): want OutputParseError`).toThrow(OutputParseError);
+    }
+  });
+
+  it("wireguard - with a memo, a peer whose lines did not change is the last answer's (frozen) object; a changed one is parsed again", () => {
+    const memo: UapiPeerMemo = { peers: new Map() };
+    const before = parseUapiGet(ANSWER, memo);
+    const after = parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200"), memo);
+    expect(after.peers[1], "the unchanged peer").toBe(before.peers[1]);
+    expect(after.peers[0], "the peer whose tx_bytes moved").not.toBe(before.peers[0]);
+    expect(after.peers[0]?.txBytes, "its new tx_bytes").toBe(2200);
+    expect(after, "the same as without a memo").toEqual(parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200")));
+    expect(memo.peers.size, "memo holds the last answer's peers only").toBe(2);
+    expect(Object.isFrozen(after.peers[1]), "a shared peer is frozen").toBe(true);
+  });
+});

@@ -172,8 +172,14 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
           recorded.set(node, w);
           expect(w.address.split(".").slice(0, 3).join("."), `${node} address ${w.address} inside ${state.workloadPrefix}`).toBe(state.workloadPrefix!.split(".").slice(0, 3).join("."));
           expect(w.identity.spiffeId, `${node} identity`).toBe(spiffe(w.name));
-          const inside = await labExec(opts, node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
-          expect(inside.stdout, `${node} holds its address on eth0`).toContain(`${w.address}/32`);
+          // The agent records a workload's address before it plumbs the veth (state.json first, for
+          // fail static), so the address may reach eth0 a moment after the wait above ends.
+          let eth0 = "";
+          await waitUntil(`${node} to hold its address on eth0`, 10_000, async () => {
+            eth0 = (await labExec(opts, node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])).stdout;
+            return eth0.includes(`${w.address}/32`);
+          }, 100).catch(() => undefined);
+          expect(eth0, `${node} holds its address on eth0`).toContain(`${w.address}/32`);
         }
       }
       expect(prefixes.size, "distinct workload prefixes").toBe(topology.hosts.length);

@@ -39,11 +39,10 @@ export function heartbeat(node: { nodeId: string; sessionEpoch?: string | undefi
 export interface HeartbeatsOptions {
   nc: NatsConnection;
   /**
-   * Where the peers are read: `peers()` (the agent: only the peers, no link; WireGuard's UAPI
-   * socket where there is one), or `show()` (a control-plane-only caller, like the scale benchmark,
-   * shows no peers).
+   * Where the peers are read (only the peers, no link; WireGuard's UAPI socket where there is one).
+   * A control-plane-only caller, like the scale benchmark, answers none.
    */
-  wireguard: Pick<WireGuard, "peers"> | Pick<WireGuard, "show">;
+  wireguard: Pick<WireGuard, "peers">;
   state: Pick<StateHolder, "current">;
   status: Pick<StatusReporter, "current">;
   log: Logger;
@@ -88,8 +87,8 @@ export class Heartbeats {
     if (nc.isClosed()) return;
     this.#lastAt = Date.now();
     try {
-      // No interface (deleted under the agent) beats with no peers, as show() gives: liveness does not depend on WireGuard.
-      const peers = "peers" in wireguard ? await wireguard.peers().catch(() => []) : ((await wireguard.show())?.peers ?? []);
+      // No interface (deleted under the agent): a beat with no peers; liveness does not depend on WireGuard.
+      const peers = await wireguard.peers().catch(() => []);
       nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, peers, new Date(), this.o.paths)));
     } catch (err) {
       log.warn({ err }, "heartbeat failed");

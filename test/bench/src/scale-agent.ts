@@ -4,7 +4,7 @@
  * It enrolls through the controller's enrollment API with a join key (the agent's `enroll`, CA
  * pinned by hash, its own NATS nkey and WireGuard key made here), connects to NATS with the
  * credential it was issued (the agent's `connectNats`: TLS, its own user JWT, unlimited
- * reconnects with jitter) and heartbeats (the agent's `Heartbeats`, WireGuard showing no peers).
+ * reconnects with jitter) and heartbeats (the agent's `Heartbeats`, WireGuard answering no peers).
  *
  * A **full** agent then runs the agent's `NatsSession`: the peers watch (PeerWatch: live
  * subscription, paged snapshot, the merged view), this node's policy watch and path-plan watch,
@@ -124,7 +124,7 @@ export class SimAgent {
     } else {
       await this.#startLight(nc, state.nodeId, policy.submit);
     }
-    this.#heartbeats = new Heartbeats({ nc, wireguard: { show: () => Promise.resolve(undefined) }, state: { current: state }, status: { current: this.#status }, log: this.o.log });
+    this.#heartbeats = new Heartbeats({ nc, wireguard: { peers: () => Promise.resolve([]) }, state: { current: state }, status: { current: this.#status }, log: this.o.log });
     this.#heartbeats.start();
     await synced;
   }

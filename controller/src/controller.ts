@@ -31,6 +31,7 @@ import { IdentityReaper } from "./identity/reaper.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claims } from "./ipam/claims.js";
+import { OrphanClaimReaper } from "./ipam/orphans.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryPlanner } from "./inventory/plan.js";
@@ -102,6 +103,8 @@ export interface RunningController {
   counters: ControllerCounters;
   /** Sweeps identity numbers nothing references (tests call sweep()). */
   identityReaper: IdentityReaper;
+  /** Releases claims an interrupted enrollment or deletion left (tests call sweep()). */
+  orphanReaper: OrphanClaimReaper;
   /** This controller's part in the leader election (isLeader(), leader()). */
   election: LeaderElection;
   stop(): Promise<void>;
@@ -181,6 +184,16 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const claims = new Claims(stores.ipam);
     await claims.follow(log.child({ component: "ipam" }));
     cleanups.push(async () => claims.stop());
+    // Claims an interrupted enrollment or deletion left behind are released after the grace (ipam/orphans.ts).
+    const orphanGraceMs = config.overlay.orphanClaimGraceSeconds * 1000;
+    const orphanReaper = new OrphanClaimReaper({
+      claims,
+      nodeIds: () => stores.nodes.keys(),
+      graceMs: orphanGraceMs,
+      intervalMs: Math.min(300_000, orphanGraceMs / 4),
+      log: log.child({ component: "ipam" }),
+    });
+    election.duty({ name: "orphan-claim-reaper", start: () => orphanReaper.start(), stop: () => orphanReaper.stop() });
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
     // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;
@@ -337,6 +350,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       allocateIdentity,
       trustDomain,
       heartbeatSeconds: config.heartbeatSeconds,
+      giveUpAfterMs: orphanGraceMs / 2,
       log: log.child({ component: "enroll" }),
     });
 
@@ -540,7 +554,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     log
       .child({ component: "controller" })
       .info({ api: apiUrl, caHash: tls.caHash, socket: apiSocket || undefined, nats: natsUrls, controller: election.id, embedded: Boolean(embedded), overlay: config.overlay.cidr, workloads: config.overlay.workloadCidr }, "controller ready");
-    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, election, stop };
+    return { config, apiUrl, caHash: apiTls?.caHash, caPem: apiTls?.caPem, natsCaPem, apiSocket: apiSocket || undefined, natsUrl, natsUrls, adminToken, metricsToken, authority, nc, inventory, counters, identityReaper, orphanReaper, election, stop };
   } catch (err) {
     await stop();
     throw err;

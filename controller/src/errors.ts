@@ -87,13 +87,13 @@ export class AddressExhaustedError extends ControllerError {
   readonly code = "addresses_exhausted";
 }
 
-/** The state store (NATS) failed; the request may be retried. */
 /** An enrollment with the same WireGuard key is still being made: retry shortly (its answer will be repeated). */
 export class EnrollmentInProgressError extends ControllerError {
   readonly status = 503;
   readonly code = "enrollment_in_progress";
 }
 
+/** The state store (NATS) failed; the request may be retried. */
 export class StoreUnavailableError extends ControllerError {
   readonly status = 503;
   readonly code = "store_unavailable";

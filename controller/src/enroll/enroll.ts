@@ -19,7 +19,17 @@ import { randomBytes } from "node:crypto";
 import { type EnrollRequest, type EnrollResponse, type NodeRecord, type Identity, type InstanceIdentityClaim, type InstanceSelector, type SiteSource } from "@weft/protocol";
 import type { Logger } from "pino";
 import type { AttestedInstance, InstanceAttestor } from "../attest/index.js";
-import { ConflictError, EnrollmentInProgressError, InstanceRejectedError, JoinKeyRejectedError, NotFoundError, SiteRejectedError, ValidationError, type FieldIssue } from "../errors.js";
+import {
+  ConflictError,
+  EnrollmentInProgressError,
+  InstanceRejectedError,
+  JoinKeyRejectedError,
+  NotFoundError,
+  SiteRejectedError,
+  StoreUnavailableError,
+  ValidationError,
+  type FieldIssue,
+} from "../errors.js";
 import { assertUserPublicKey, InvalidUserKeyError } from "../nats/index.js";
 import type { AddressAllocator } from "../ipam/allocator.js";
 import type { PrefixAllocator } from "../ipam/prefixes.js";
@@ -57,6 +67,12 @@ export interface EnrollmentDeps {
   attestor?: Pick<InstanceAttestor, "verify" | "consume" | "sourceAddress">;
   /** Enrollment policies for keyless joins; absent: every enrollment needs a join key. */
   policies?: Pick<EnrollmentPolicies, "list">;
+  /**
+   * An enrollment that took longer than this (a stalled store, a controller frozen mid-way) gives up
+   * before it writes the node record and rolls back: past twice this, its claims count as orphaned
+   * (ipam/orphans.ts) and may be released by another controller. Default: no limit.
+   */
+  giveUpAfterMs?: number;
   /** The site an instance's network is (inventory `sites`); absent: networks vouch for no site. */
   siteOfInstance?: (instance: StoredInstance) => string | undefined;
   log: Logger;
@@ -159,6 +175,7 @@ export class Enrollment {
 
   private async enrollNew(req: EnrollRequest, ctx: EnrollContext): Promise<EnrollResponse> {
     const { joinKeys, claims, allocator, registry, log } = this.deps;
+    const startedAt = Date.now();
     const grant = await this.authorize(req, ctx);
     const site = this.siteOf(req, grant);
     const key = grant.key;
@@ -213,6 +230,12 @@ export class Enrollment {
         ...(ctx.observedAddress === undefined ? {} : { observedAddress: ctx.observedAddress }),
         enrolledAt: new Date().toISOString(),
       };
+      const tookMs = Date.now() - startedAt;
+      if (this.deps.giveUpAfterMs !== undefined && tookMs > this.deps.giveUpAfterMs) {
+        throw new StoreUnavailableError(`the enrollment took ${Math.round(tookMs / 1000)} s (the controller or its store stalled) and was given up before the node was written; retry`, {
+          reason: "enrollment_stalled",
+        });
+      }
       await registry.add(node);
       log.info(
         {

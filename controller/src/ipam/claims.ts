@@ -12,7 +12,7 @@
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { RecordStore } from "../store/kv.js";
+import type { Keyed, RecordStore } from "../store/kv.js";
 
 export const Claim = z.object({ nodeId: z.string(), claimedAt: z.string() });
 export type Claim = z.infer<typeof Claim>;
@@ -122,6 +122,16 @@ export class Claims {
     await this.store.delete(key);
     if (kind === "addr") this.#addresses?.delete(value);
     if (kind === "wprefix") this.#prefixes?.delete(key);
+  }
+
+  /** Every claim with its key and revision, read in one pass (for the orphan sweep, orphans.ts). */
+  async entries(): Promise<Keyed<Claim>[]> {
+    return this.store.list();
+  }
+
+  /** Delete the claim under `key` if it is still at `revision`; false when it changed meanwhile. The watch updates the followed sets. */
+  async releaseIfRevision(key: string, revision: number): Promise<boolean> {
+    return this.store.deleteIfRevision(key, revision);
   }
 
   /** Claimed workload prefixes (`a.b.c.d/len`). */

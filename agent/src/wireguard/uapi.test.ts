@@ -1,9 +1,13 @@
 /** The UAPI answer parser: the same DeviceDump as `wg show dump` (dump.test.ts) for the same device. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseDump } from "./dump.js";
 import { derivePublicKey } from "./keys.js";
 import { OutputParseError } from "./errors.js";
-import { parseUapiGet, type UapiPeerMemo } from "./uapi.js";
+import { parseUapiGet, uapiGet, type UapiPeerMemo } from "./uapi.js";
 
 const hex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
 const PRIVATE = "aHdz2jvz6L5f8KYG1LOBoQOl6lpwMcZcCn4x9EMTZFs=";
@@ -74,5 +78,41 @@ describe("wireguard - UAPI parser", () => {
     expect(after, "the same as without a memo").toEqual(parseUapiGet(ANSWER.replace("tx_bytes=2140", "tx_bytes=2200")));
     expect(memo.peers.size, "memo holds the last answer's peers only").toBe(2);
     expect(Object.isFrozen(after.peers[1]), "a shared peer is frozen").toBe(true);
+  });
+});
+
+describe("uapiGet", () => {
+  it("uapi - the answer is read whole however the socket splits it, also between its last two newlines", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "weft-uapi-"));
+    const path = join(dir, "wg-test.sock");
+    const answer = Buffer.from(ANSWER);
+    // Split points: each position of the last 24 bytes (the blank line's two newlines apart, together, and
+    // before them), plus an answer sent a byte at a time.
+    const splits: number[][] = [];
+    for (let cut = answer.length - 24; cut < answer.length; cut++) splits.push([cut]);
+    splits.push(Array.from({ length: answer.length - 1 }, (_, i) => i + 1));
+    let nextSplit: number[] = [];
+    const server = createServer((socket: Socket) => {
+      socket.once("data", async () => {
+        // Like wireguard-go: the answer in pieces, and the connection left open for the next request.
+        let from = 0;
+        for (const at of [...nextSplit, answer.length]) {
+          socket.write(answer.subarray(from, at));
+          from = at;
+          await new Promise((r) => setImmediate(r));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      for (const split of splits) {
+        nextSplit = split;
+        const got = await uapiGet(path);
+        expect(got.equals(answer), `split at ${split.length > 3 ? "every byte" : split.join(",")}: ${got.length} of ${answer.length} bytes`).toBe(true);
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

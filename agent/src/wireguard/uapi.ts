@@ -19,6 +19,15 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 export const uapiSocketPath = (dir: string, name: string): string => join(dir, `${name}.sock`);
 
+/** Whether the bytes received so far end with "\n\n" (the two may arrive in different chunks; chunks are never empty). */
+function endsWithBlankLine(chunks: readonly Buffer[]): boolean {
+  const last = chunks[chunks.length - 1]!;
+  if (last[last.length - 1] !== 0x0a) return false;
+  if (last.length >= 2) return last[last.length - 2] === 0x0a;
+  const before = chunks[chunks.length - 2];
+  return before !== undefined && before[before.length - 1] === 0x0a;
+}
+
 /** Sends `get=1` to a UAPI socket and resolves with the whole answer (ends with a blank line). */
 export function uapiGet(socketPath: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -36,8 +45,7 @@ export function uapiGet(socketPath: string): Promise<Buffer> {
       size += b.length;
       if (size > MAX_ANSWER_BYTES) return fail(new Error(`UAPI ${socketPath}: answer larger than ${MAX_ANSWER_BYTES} bytes`));
       // The answer ends with "errno=N\n\n"; the device then keeps the connection open for the next request.
-      const tail = Buffer.concat(chunks.slice(-2)).subarray(-2).toString();
-      if (tail === "\n\n") {
+      if (endsWithBlankLine(chunks)) {
         socket.end();
         resolve(Buffer.concat(chunks, size));
       }

@@ -89,7 +89,7 @@ interface Run {
  * Runs the built CLI with the hook. With `until`, the process is killed once its stderr matches
  * (for a command that does not end by itself); otherwise it must end within the timeout.
  */
-async function weft(args: string[], opts: { until?: RegExp; hide?: string[]; env?: Record<string, string> } = {}): Promise<Run> {
+async function weft(args: string[], opts: { until?: RegExp; hide?: string[]; env?: Record<string, string>; signal?: NodeJS.Signals } = {}): Promise<Run> {
   const trace = join(dir, `trace-${++n}.txt`);
   await writeFile(trace, "");
   const child = spawn(process.execPath, ["--import", join(dir, "register.mjs"), CLI, ...args], {
@@ -106,7 +106,7 @@ async function weft(args: string[], opts: { until?: RegExp; hide?: string[]; env
     }, 60_000);
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
-      if (opts.until?.test(stderr)) child.kill("SIGKILL");
+      if (opts.until?.test(stderr)) child.kill(opts.signal ?? "SIGKILL");
     });
     child.on("exit", (c) => {
       clearTimeout(timer);
@@ -190,6 +190,20 @@ describe.skipIf(!built)("weft loads only what it runs", () => {
     expect(r.stderr, "the agent started and reached its enrollment retry").toMatch(/enrollment failed; retrying/);
     expect(r.modules.some((m) => m.endsWith("/agent/dist/index.js")), "the agent was loaded").toBe(true);
     expect(loaded(r.modules, CONTROL_PLANE), "modules weft agent must not load").toEqual([]);
+  });
+
+  it("cli - weft controller without inventory accounts loads no cloud SDK or cloud adapter", async () => {
+    // The SDKs are ~150 MB of the controller's memory; they load with the first sync of an account.
+    const r = await weft(["controller", "--state-dir", join(dir, "controller"), "--api-host", "127.0.0.1", "--api-port", String(await closedPort()), "--nats-host", "127.0.0.1", "--nats-port", String(await closedPort())], {
+      until: /controller ready/,
+      // SIGTERM: the controller stops its embedded nats-server on the way out.
+      signal: "SIGTERM",
+      env: { WEFT_LOG_LEVEL: "info" },
+    });
+    expect(r.stderr + r.stdout, "the controller started").toMatch(/controller ready/);
+    expect(r.modules.some((m) => m.endsWith("/controller/dist/index.js")), "the controller was loaded (the trace works)").toBe(true);
+    const sdks: [string, RegExp][] = [...CONTROL_PLANE.filter(([what]) => what === "a cloud SDK"), ["a cloud adapter (their shared model aside)", /\/cloud-adapters\/dist\/(?!model\.js$)/]];
+    expect(loaded(r.modules, sdks), "modules a controller without accounts must not load").toEqual([]);
   });
 
   it("cli - weft up and weft service load the agent's config and state readers, not the agent, the controller, a cloud SDK or the lab", async () => {

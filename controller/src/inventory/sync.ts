@@ -9,7 +9,9 @@
  * After all accounts, overlapping network CIDRs (routes.ts) are logged as warnings when they change,
  * and `onSynced` gets the new plan (the site route advertiser publishes its gateway plan).
  */
-import { InventorySnapshot, type InventoryAdapter } from "@weft/cloud";
+import type { InventoryAdapter } from "@weft/cloud";
+// The model alone: the package's index loads every cloud SDK (adapters.ts imports those on the first sync).
+import { InventorySnapshot } from "@weft/cloud/model";
 import type { CloudProvider, Identity, InventorySyncResult, InventoryView, NodeView } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";

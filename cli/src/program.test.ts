@@ -206,6 +206,22 @@ describe.skipIf(!built)("weft loads only what it runs", () => {
     expect(loaded(r.modules, sdks), "modules a controller without accounts must not load").toEqual([]);
   });
 
+  it("cli - weft controller with an on-prem account loads its adapter and no cloud SDK or other provider's adapter", async () => {
+    const site = join(dir, "site.yaml");
+    await writeFile(site, "site: lab\nnetworks: [{id: lan, cidrs: [10.20.0.0/16]}]\ninstances:\n  - {id: a, network: lan, privateIps: [10.20.0.1]}\n");
+    const config = join(dir, "controller-onprem.yaml");
+    await writeFile(config, `inventory:\n  accounts:\n    - provider: onprem\n      file: ${site}\n`);
+    const r = await weft(["controller", "--config", config, "--state-dir", join(dir, "controller-onprem"), "--api-host", "127.0.0.1", "--api-port", String(await closedPort()), "--nats-host", "127.0.0.1", "--nats-port", String(await closedPort())], {
+      until: /inventory synced/,
+      signal: "SIGTERM",
+      env: { WEFT_LOG_LEVEL: "info" },
+    });
+    expect(r.stderr + r.stdout, "the account was synced").toMatch(/"instances":1.*inventory synced/);
+    expect(r.modules.some((m) => m.endsWith("/cloud-adapters/dist/onprem/index.js")), "the on-prem adapter was loaded").toBe(true);
+    const others: [string, RegExp][] = [...CONTROL_PLANE.filter(([what]) => what === "a cloud SDK"), ["another provider's adapter", /\/cloud-adapters\/dist\/(aws|azure|gcp|index\.js)/]];
+    expect(loaded(r.modules, others), "modules a controller with an on-prem account only must not load").toEqual([]);
+  });
+
   it("cli - weft up and weft service load the agent's config and state readers, not the agent, the controller, a cloud SDK or the lab", async () => {
     // A bad --timeout is refused (exit 2) once up.js and all it imports are loaded, before anything is touched.
     const up = await weft(["up", "--timeout", "soon"]);

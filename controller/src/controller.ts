@@ -419,7 +419,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     election.duty({ name: "liveness", start: () => recorder.start(), stop: () => recorder.stop() });
 
     const malformed = new MalformedMessages({ log: log.child({ component: "agents" }) });
-    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, writes: fence, log: log.child({ component: "liveness" }) });
+    // The console's live stream: bucket changes and heartbeats as events (no client: nothing is sent).
+    const consoleLog = log.child({ component: "console" });
+    const events = new ConsoleEvents({ log: consoleLog });
+    cleanups.push(() => events.stop());
+    const heartbeats = listenForHeartbeats(nc, { liveness, registry, malformed, writes: fence, heard: () => events.publish("liveness"), log: log.child({ component: "liveness" }) });
     cleanups.push(async () => heartbeats.stop());
     const renewals = serveCredentialRenewal(nc, {
       natsKeyOf: async (nodeId) => (await registry.get(nodeId).catch(() => undefined))?.natsPublicKey,
@@ -470,15 +474,11 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     });
 
     // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
-    const consoleLog = log.child({ component: "console" });
     const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
-    const events = new ConsoleEvents({ log: consoleLog });
-    cleanups.push(() => events.stop());
     events.follow("nodes", stores.nodes.kv);
     events.follow("policies", stores.policies.kv);
     events.follow("identities", stores.identities.kv);
     events.follow("inventory", stores.inventory.kv);
-    events.followHeartbeats(nc);
     const flows = new FlowCollector({ log: log.child({ component: "flows" }), onReport: (r) => metrics.recordFlowReport(r), onChange: () => events.publish("flows") });
     const flowsSub = flows.serve(nc);
     cleanups.push(async () => flowsSub.unsubscribe());

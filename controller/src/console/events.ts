@@ -2,7 +2,8 @@
  * The console's live stream: server-sent events that name what changed (`nodes`, `liveness`,
  * `policies`, `identities`, `inventory`, `flows`), so an open page reads those REST routes again
  * at once instead of polling. Changes come from the store's KV watches (updates only), from the
- * heartbeats' subject (liveness: handshake ages, online/offline) and from the flow collector.
+ * controller's heartbeat listener (liveness: handshake ages, online/offline; nodes/heartbeats.ts
+ * `heard`) and from the flow collector.
  * Each topic is sent at most once per `coalesceMs` (a burst of writes is one event), liveness at
  * most once per `livenessMs`.
  *
@@ -11,8 +12,7 @@
  */
 import { PassThrough, type Readable } from "node:stream";
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Subjects, type ConsoleTopic } from "@weft/protocol";
+import type { ConsoleTopic } from "@weft/protocol";
 import { Backoff, sleep } from "@weft/util";
 import type { Logger } from "pino";
 import { ControllerError } from "../errors.js";
@@ -44,7 +44,6 @@ export class ConsoleEvents {
   readonly #timers = new Map<ConsoleTopic, NodeJS.Timeout>();
   readonly #lastSent = new Map<ConsoleTopic, number>();
   readonly #watches: Watch[] = [];
-  readonly #subs: Subscription[] = [];
   readonly #keepalive: NodeJS.Timeout;
   #stopped = false;
 
@@ -74,11 +73,6 @@ export class ConsoleEvents {
       }
     };
     void run();
-  }
-
-  /** Heartbeats as `liveness` events (at most one per livenessMs). */
-  followHeartbeats(nc: NatsConnection): void {
-    this.#subs.push(nc.subscribe(Subjects.allHeartbeats, { callback: (err) => (err ? undefined : this.publish("liveness")) }));
   }
 
   /** Tells every open stream that `topic` changed (coalesced). */
@@ -115,7 +109,6 @@ export class ConsoleEvents {
     clearInterval(this.#keepalive);
     for (const t of this.#timers.values()) clearTimeout(t);
     for (const w of this.#watches.splice(0)) w.stop();
-    for (const s of this.#subs.splice(0)) s.unsubscribe();
     for (const c of this.#clients) c.end();
     this.#clients.clear();
   }

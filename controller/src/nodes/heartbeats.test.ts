@@ -1,9 +1,13 @@
 /**
  * The pure rules behind heartbeats: when an interface epoch is written, and how malformed
- * messages are counted and logged.
+ * messages are counted and logged; and on a running controller, that heartbeats reach it once.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Subjects } from "@weft/protocol";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { startTestController } from "../testing.js";
 import { decideEpoch } from "./heartbeats.js";
 import { MalformedMessages } from "./malformed.js";
 
@@ -32,5 +36,24 @@ describe("malformed messages", () => {
     m.note("n-00000000000000aa", "heartbeat", "not JSON");
     expect(lines.length, "a line after the interval").toBe(3);
     expect(lines[2], "the line reports what was counted meanwhile").toMatchObject({ node: "n-00000000000000aa", malformed: 500, malformedTotal: 501 });
+  });
+});
+
+describe("heartbeats on a controller", () => {
+  it("heartbeats - a controller subscribes to them once: every reader (liveness, epochs, the console) is served by one listener", async () => {
+    // The server sends a message once per matching subscription: a second subscription doubles
+    // what 10,000 agents' heartbeats cost the controller (2,000 messages a second at 5 s).
+    const t = await startTestController();
+    try {
+      const conf = await readFile(join(t.stateDir, "nats", "nats-server.conf"), "utf8");
+      const monitor = /^http: "([^"]+)"/m.exec(conf)?.[1];
+      expect(monitor, `a monitoring address in the embedded server's config:\n${conf}`).toBeDefined();
+      const connz = (await (await fetch(`http://${monitor}/connz?subs=detail`)).json()) as { connections: { subscriptions_list_detail?: { subject: string }[] }[] };
+      const subs = connz.connections.flatMap((c) => (c.subscriptions_list_detail ?? []).map((d) => d.subject));
+      expect(subs.length, "the server lists the controller's subscriptions").toBeGreaterThan(0);
+      expect(subs.filter((s) => s === Subjects.allHeartbeats), `subscriptions to ${Subjects.allHeartbeats}`).toHaveLength(1);
+    } finally {
+      await t.stop();
+    }
   });
 });

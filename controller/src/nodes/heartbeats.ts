@@ -46,6 +46,11 @@ export interface HeartbeatListenerOptions {
   minWriteIntervalMs?: number;
   /** Whether this controller writes epochs (the leader); every controller records liveness. Default always. */
   writes?: () => boolean;
+  /**
+   * Told of every valid heartbeat after it is recorded (the console's liveness events). One
+   * subscription serves every reader: the server sends a message once per matching subscription.
+   */
+  heard?: (nodeId: string) => void;
 }
 
 export interface HeartbeatListener {
@@ -128,6 +133,7 @@ export function listenForHeartbeats(nc: NatsConnection, o: HeartbeatListenerOpti
         return;
       }
       liveness.record(parsed.data);
+      o.heard?.(parsed.data.nodeId);
       if (o.writes && !o.writes()) {
         states.delete(parsed.data.nodeId); // a new leader writes what it sees first, not what it saw as a follower
         return;

@@ -9,7 +9,7 @@ import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
-import { ControllerFiles } from "@weft/protocol";
+import { Buckets, ControllerFiles, NodeRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { retry } from "@weft/util";
 import { METRICS_TOKEN_FILE, loadOrCreateAdminToken, loadOrCreateToken } from "./admin-token.js";
@@ -63,6 +63,7 @@ import { NodeServicesPublisher } from "./services/publisher.js";
 import { VipAllocator } from "./services/vips.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
 import { classifyStoreError, explainStoreError } from "./store/kv.js";
+import { BucketMirror } from "./store/mirror.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";
 import { parseIpv4 } from "@weft/protocol";
@@ -202,6 +203,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     await seedLiveness(stores.liveness, liveness, log.child({ component: "liveness" }));
     const observer = observeControlPlane(nc, { liveness, log: log.child({ component: "liveness" }) });
     cleanups.push(async () => observer.stop());
+    // Every node record in memory once, for everything that reads the whole fleet on its passes
+    // (policy and services publishers, path coordinator, site-route advertiser, console events).
+    const nodeMirror = await BucketMirror.start(stores.nodes, NodeRecord, { bucket: Buckets.nodes, log: log.child({ component: "node-mirror" }) });
+    cleanups.push(async () => nodeMirror.stop());
     const registry = new NodeRegistry({
       nodes: stores.nodes,
       peers: stores.peers,
@@ -245,10 +250,10 @@ export async function startController(input: ControllerConfigInput, log: Logger)
           stores: {
             policies: stores.policies,
             identities: stores.identities,
-            nodes: stores.nodes,
             nodePolicies: fencedStore(stores.nodePolicies, fence, "node policies"),
             nodePolicyChunks: fencedStore(stores.nodePolicyChunks, fence, "node policies"),
           },
+          nodes: nodeMirror,
           counters,
           log: log.child({ component: "policy-publisher" }),
           observe: { published: (node, bytes, entries, seconds) => metrics.recordPolicyPublished(node, bytes, entries, seconds), removed: (node) => metrics.recordPolicyRemoved(node) },
@@ -275,7 +280,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     serviceHealth.start();
     cleanups.push(async () => serviceHealth.stop());
     const servicesPublisher = await NodeServicesPublisher.start({
-      stores: { services: stores.services, nodes: stores.nodes, policies: stores.policies, identities: stores.identities, nodeServices: fencedStore(stores.nodeServices, fence, "node services") },
+      stores: { services: stores.services, policies: stores.policies, identities: stores.identities, nodeServices: fencedStore(stores.nodeServices, fence, "node services") },
+      nodes: nodeMirror,
       healthy: (service, address, nodeId, checked) => serviceHealth.healthy(service, address, nodeId, checked),
       zone,
       serviceCidr: config.overlay.serviceCidr,
@@ -380,7 +386,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
           plan: () => planner.plan(),
           registry: leaderRegistry,
           liveness,
-          nodesKv: stores.nodes.kv,
+          nodes: nodeMirror,
           startDelayMs: Math.ceil(config.heartbeatSeconds * 1.5 * 1000),
           checkMs: config.heartbeatSeconds * 1000,
           resyncMs: SITE_ROUTE_RESYNC_MS,
@@ -446,8 +452,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     election.duty({
       name: "paths",
       start: async () => {
-        const cache = new NodeCache(stores.nodes.kv, log.child({ component: "node-cache" }));
-        await cache.start();
+        const cache = new NodeCache(nodeMirror);
+        cache.start();
         const coordinator = new PathCoordinator({
           nodes: cache,
           store: fencedStore(stores.nodePaths, fence, "node paths"),
@@ -475,7 +481,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
 
     // The console: sessions, the live stream from the buckets' watches, flows from the agents' reports.
     const sessions = new ConsoleSessions({ ttlMs: config.console.sessionTtlSeconds * 1000, idleMs: config.console.sessionIdleSeconds * 1000, onCount: (n) => metrics.setConsoleSessions(n) });
-    events.follow("nodes", stores.nodes.kv);
+    const unlistenEvents = nodeMirror.listen(() => events.publish("nodes"));
+    cleanups.push(async () => unlistenEvents());
     events.follow("policies", stores.policies.kv);
     events.follow("identities", stores.identities.kv);
     events.follow("inventory", stores.inventory.kv);

@@ -8,19 +8,19 @@
  * record changes (enrolled, deleted, renamed, relabelled, moved site; coalesced), when a gateway
  * candidate's liveness changes (checked every `checkMs` from the controller's heartbeat table,
  * without reading KV), and every `resyncMs`. A pass reads every node record, so at thousands of
-nodes it costs hundreds of milliseconds while enrollments arrive faster than that: node changes
-wait until passes have taken at most a tenth of the time (DutyCycle) — on a small fleet that is
-never longer than the debounce. The first pass waits `startDelayMs` after start, so
+ * nodes it costs hundreds of milliseconds while enrollments arrive faster than that: node changes
+ * wait until passes have taken at most a tenth of the time (DutyCycle) — on a small fleet that is
+ * never longer than the debounce. The first pass waits `startDelayMs` after start, so
  * heartbeats have said which gateways are online before anything is moved; until then the routes
  * agents already have stay as they are. Passes run one at a time (SingleFlight); a node record
  * changes only when its routes differ.
  */
-import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
-import { NodeRecord, type SiteRemap } from "@weft/protocol";
+import type { NodeRecord, SiteRemap } from "@weft/protocol";
 import { DutyCycle, SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import type { Liveness } from "../nodes/liveness.js";
 import type { NodeRegistry } from "../nodes/registry.js";
+import type { NodeMirror } from "../store/mirror.js";
 import type { GatewayPlan } from "./gateways.js";
 
 export interface SiteRouteAdvertiserOptions {
@@ -28,8 +28,8 @@ export interface SiteRouteAdvertiserOptions {
   plan: () => Promise<{ gateways: GatewayPlan }>;
   registry: Pick<NodeRegistry, "updateNode" | "list">;
   liveness: Pick<Liveness, "status">;
-  /** The nodes bucket, watched for changes. */
-  nodesKv: KV;
+  /** The node records (the controller's shared mirror), followed for changes. */
+  nodes: NodeMirror;
   startDelayMs: number;
   checkMs: number;
   resyncMs: number;
@@ -37,8 +37,6 @@ export interface SiteRouteAdvertiserOptions {
   debounceMs?: number;
   log: Logger;
 }
-
-type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
 
 /** Passes after node changes take at most this share of the controller's time. */
 const PASS_SHARE = 0.1;
@@ -63,7 +61,7 @@ export class SiteRouteAdvertiser {
   private readonly passes = new SingleFlight(() => this.cycle.run(() => this.pass()));
   private readonly timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | undefined;
-  private watch: Stoppable | undefined;
+  private unlisten: (() => void) | undefined;
 
   constructor(private readonly o: SiteRouteAdvertiserOptions) {}
 
@@ -73,14 +71,9 @@ export class SiteRouteAdvertiser {
       this.inputs.set(n.nodeId, planInput(n));
       if (n.siteRoutes?.length) this.advertising.set(n.nodeId, n.siteRoutes);
     }
-    this.watch = (await this.o.nodesKv.watch({ include: KvWatchInclude.UpdatesOnly })) as Stoppable;
-    void (async () => {
-      try {
-        for await (const e of this.watch!) if (this.noteChange(e)) this.soon();
-      } catch (err) {
-        if (!this.stopped) this.o.log.warn({ err }, "site routes: watching node records failed; the periodic pass still runs");
-      }
-    })();
+    this.unlisten = this.o.nodes.listen((nodeId) => {
+      if (this.noteChange(nodeId)) this.soon();
+    });
     const first = setTimeout(() => {
       this.ready = true;
       void this.refresh();
@@ -97,7 +90,7 @@ export class SiteRouteAdvertiser {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     if (this.debounce) clearTimeout(this.debounce);
-    this.watch?.stop();
+    this.unlisten?.();
     return this.passes.idle();
   }
 
@@ -143,21 +136,15 @@ export class SiteRouteAdvertiser {
   }
 
   /** Whether a watched node record change can change the plan (its own siteRoutes writes cannot). */
-  private noteChange(e: KvWatchEntry): boolean {
-    if (e.operation !== "PUT") {
-      this.inputs.delete(e.key);
+  private noteChange(nodeId: string): boolean {
+    const node = this.o.nodes.entries.get(nodeId);
+    if (!node) {
+      this.inputs.delete(nodeId);
       return true;
     }
-    let input: string;
-    try {
-      const parsed = NodeRecord.safeParse(e.json());
-      if (!parsed.success) return false;
-      input = planInput(parsed.data);
-    } catch {
-      return false;
-    }
-    if (this.inputs.get(e.key) === input) return false;
-    this.inputs.set(e.key, input);
+    const input = planInput(node);
+    if (this.inputs.get(nodeId) === input) return false;
+    this.inputs.set(nodeId, input);
     return true;
   }
 

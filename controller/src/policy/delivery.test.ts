@@ -13,12 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdentityEntry } from "../identity/allocator.js";
 import { ControllerCounters } from "../metrics/counters.js";
 import { RecordStore } from "../store/kv.js";
+import { BucketMirror, type NodeMirror } from "../store/mirror.js";
 import { eventually, startTestController, type TestController } from "../testing.js";
 import { NodePolicyPublisher } from "./publisher.js";
 
 let t: TestController;
 let kvs: Record<"policies" | "identities" | "nodes" | "nodePolicies", KV>;
 let publisher: NodePolicyPublisher;
+let nodes: NodeMirror;
 const counters = new ControllerCounters();
 const CAPACITY = 20_000;
 
@@ -60,14 +62,15 @@ beforeAll(async () => {
   for (let i = 0; i < 40; i++) await kvs.identities.put(`spiffe.m${i}`, JSON.stringify({ id: 2000 + i, spiffeId: `spiffe://weft.internal/ns/many/sa/s${i}`, createdAt: "2030-01-01T00:00:00Z" }));
   for (let i = 0; i < 2; i++) await kvs.identities.put(`spiffe.f${i}`, JSON.stringify({ id: 3000 + i, spiffeId: `spiffe://weft.internal/ns/few/sa/s${i}`, createdAt: "2030-01-01T00:00:00Z" }));
   for (const n of [A, B]) await kvs.nodes.put(n.nodeId, JSON.stringify(n));
+  nodes = await BucketMirror.start(new RecordStore(kvs.nodes, NodeRecord, "tp-nodes"), NodeRecord, { bucket: "tp-nodes", log: pino({ level: "silent" }) });
   publisher = await NodePolicyPublisher.start({
     stores: {
       policies: new RecordStore(kvs.policies, Policy, "tp-policies"),
       identities: new RecordStore(kvs.identities, IdentityEntry, "tp-identities"),
-      nodes: new RecordStore(kvs.nodes, NodeRecord, "tp-nodes"),
       nodePolicies: new RecordStore(kvs.nodePolicies, NodePolicyRecord, "tp-node-policies"),
       nodePolicyChunks: new RecordStore(kvs.nodePolicies, NodePolicyChunk, "tp-node-policies"),
     },
+    nodes,
     counters,
     mapCapacity: CAPACITY,
     log: pino({ level: "silent" }),
@@ -75,6 +78,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await publisher?.stop();
+  nodes?.stop();
   await t?.stop();
 });
 

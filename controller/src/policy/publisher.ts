@@ -4,8 +4,9 @@
  * policies, identities and node records (labels, identity, workload identities),
  * for every node.
  *
- * It watches those three buckets (KV watches: one snapshot, then every change)
- * into memory, and after a change waits for quiet (debounce, 50 ms; at most 250 ms
+ * It watches the policies and identities (KV watches: one snapshot, then every
+ * change) into memory, reads the node records from the controller's shared mirror
+ * (store/mirror.ts), and after a change waits for quiet (debounce, 50 ms; at most 250 ms
  * after the first change of a burst), recompiles from one snapshot (selectors
  * resolved once) only the nodes the changes can touch (PolicyDelta, incremental.ts:
  * a node whose record changed, and the nodes in the old or new destination of a rule
@@ -31,7 +32,7 @@ import type { KvWatchEntry } from "@nats-io/kv";
 import {
   NodePolicyChunk,
   NodePolicyRecord,
-  NodeRecord,
+  type NodeRecord,
   POLICY_CHUNK_ENTRIES,
   POLICY_MAP_CAPACITY,
   Policy,
@@ -46,8 +47,8 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
 import type { ControllerCounters } from "../metrics/counters.js";
-import type { NodeStore } from "../nodes/registry.js";
 import type { RecordStore } from "../store/kv.js";
+import type { NodeMirror } from "../store/mirror.js";
 import { localIdentitiesOf, type CompileTarget } from "./compile.js";
 import { compileInputOf, PolicyDelta } from "./incremental.js";
 import type { PolicyStore } from "./policies.js";
@@ -57,7 +58,9 @@ export type NodePolicyChunkStore = RecordStore<typeof NodePolicyChunk>;
 
 export interface NodePolicyPublisherOptions {
   /** The stores, opened once by the controller (openStores); chunks share the node policies' bucket. */
-  stores: { policies: PolicyStore; identities: IdentityStore; nodes: NodeStore; nodePolicies: NodePolicyStore; nodePolicyChunks: NodePolicyChunkStore };
+  stores: { policies: PolicyStore; identities: IdentityStore; nodePolicies: NodePolicyStore; nodePolicyChunks: NodePolicyChunkStore };
+  /** The node records (the controller's shared mirror; started and stopped by its owner). */
+  nodes: NodeMirror;
   log: Logger;
   /** Undelivered policies are counted here. */
   counters?: ControllerCounters;
@@ -75,7 +78,7 @@ export interface NodePolicyPublisherOptions {
 }
 
 type Stoppable = AsyncIterable<KvWatchEntry> & { stop(): void };
-type Which = "policies" | "identities" | "nodes";
+type Which = "policies" | "identities";
 
 /** A node's record without compiledAt, as the unit of "changed" (the digest stands for the entries). */
 function canonical(r: Omit<NodePolicyRecord, "compiledAt" | "entries">, digest: string): string {
@@ -90,7 +93,6 @@ export function entriesDigest(entries: readonly CompactPolicyEntry[]): string {
 export class NodePolicyPublisher {
   private readonly policies = new Map<string, Policy>();
   private readonly identities = new Map<string, Identity>();
-  private readonly nodes = new Map<string, NodeRecord>();
   /** What each node's key holds now (canonical form), as far as this publisher knows. */
   private readonly published = new Map<string, string>();
   /** Chunk keys each node has now (their count). */
@@ -111,6 +113,9 @@ export class NodePolicyPublisher {
   /** One compile-and-publish pass at a time; a request during a pass runs one more after it. */
   private readonly flight = new SingleFlight(() => this.publishAll());
   private stopped = false;
+  /** Whether node changes schedule a pass (after the first one; before it they are only noted). */
+  private following = false;
+  private unlistenNodes: (() => void) | undefined;
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
   /** Passes completed, for tests and metrics. */
@@ -124,6 +129,11 @@ export class NodePolicyPublisher {
   /** Load everything, publish every difference, then follow changes. */
   static async start(opts: NodePolicyPublisherOptions): Promise<NodePolicyPublisher> {
     const p = new NodePolicyPublisher(opts);
+    // Node changes from now on: noted for the pass that follows (the first compiles every node).
+    p.unlistenNodes = opts.nodes.listen((nodeId) => {
+      p.noteNode(nodeId);
+      if (p.following) p.schedule();
+    });
     await p.load();
     await p.flight.run();
     await p.watch();
@@ -135,6 +145,7 @@ export class NodePolicyPublisher {
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const w of this.watches.splice(0)) w.stop();
+    this.unlistenNodes?.();
     return this.flight.idle();
   }
 
@@ -160,17 +171,15 @@ export class NodePolicyPublisher {
   private async load(): Promise<void> {
     const { stores } = this.opts;
     const bad = (bucket: Which) => (key: string, err: unknown) => this.opts.log.warn({ bucket, key, err }, "node policy publisher: skipping unreadable record");
-    const [policies, identities, nodes, published, chunkKeys] = await Promise.all([
+    const [policies, identities, published, chunkKeys] = await Promise.all([
       stores.policies.list(undefined, bad("policies")),
       stores.identities.list("spiffe.>", bad("identities")),
-      stores.nodes.list(undefined, bad("nodes")),
       // Records are single-token keys (node ids); an unreadable one is "unknown": the first pass rewrites it.
       stores.nodePolicies.list("*", (key) => this.published.set(key, "")),
       stores.nodePolicyChunks.keys("*.*"),
     ]);
     for (const p of policies) this.policies.set(p.key, p.value);
     for (const i of identities) this.identities.set(i.key, { id: i.value.id, spiffeId: i.value.spiffeId });
-    for (const n of nodes) this.nodes.set(n.key, n.value);
     for (const r of published) this.published.set(r.key, canonical(r.value, r.value.chunks?.digest ?? entriesDigest(r.value.entries)));
     for (const key of chunkKeys) {
       const [nodeId, index] = key.split(".");
@@ -204,7 +213,13 @@ export class NodePolicyPublisher {
     };
     await follow("policies", stores.policies);
     await follow("identities", stores.identities, "spiffe.>");
-    await follow("nodes", stores.nodes);
+    this.following = true;
+    if (this.changed !== "all" && this.changed.size > 0) this.schedule();
+  }
+
+  /** The node records, from the shared mirror. */
+  private get nodes(): ReadonlyMap<string, NodeRecord> {
+    return this.opts.nodes.entries;
   }
 
   private apply(which: Which, key: string, value: unknown): void {
@@ -218,18 +233,11 @@ export class NodePolicyPublisher {
         const r = IdentityEntry.safeParse(value);
         return r.success ? void this.identities.set(key, { id: r.data.id, spiffeId: r.data.spiffeId }) : bad(r.error.issues[0]?.message);
       }
-      case "nodes": {
-        const r = NodeRecord.safeParse(value);
-        if (!r.success) return bad(r.error.issues[0]?.message);
-        this.nodes.set(key, r.data);
-        return this.noteNode(key);
-      }
     }
   }
 
   private forgetRecord(which: Which, key: string): void {
     this[which].delete(key);
-    if (which === "nodes") this.noteNode(key);
   }
 
   /** A node record was put or deleted: the next pass compiles it (and what PolicyDelta finds it touches). */

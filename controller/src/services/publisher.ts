@@ -3,7 +3,8 @@
  * `weft-node-services/<nodeId>` equal to what the services compiler makes of the current
  * services, node records, policies, identities and backend health, for every node.
  *
- * Like the node policy publisher: the four buckets are mirrored in memory (BucketMirror), and
+ * Like the node policy publisher: the four buckets are mirrored in memory (BucketMirror; the node
+ * records through the controller's shared mirror), and
  * after a change (or a health verdict from ServiceHealth) a pass waits for quiet (debounce 10 ms,
  * at most 50 ms after the first change of a burst: an unhealthy backend must leave every client's
  * table fast), compiles from one snapshot the nodes the changes can touch (ServicesDelta,
@@ -17,16 +18,15 @@
  * leader reads what is stored again (`resync`) before its first pass, so it writes exactly what
  * differs from the previous leader's records.
  */
-import { NodeRecord, NodeServicesRecord, Policy, ServiceRecord, type Identity } from "@weft/protocol";
+import { NodeServicesRecord, Policy, ServiceRecord, type Identity, type NodeRecord } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { Logger } from "pino";
 import { IdentityEntry, type IdentityStore } from "../identity/allocator.js";
-import type { NodeStore } from "../nodes/registry.js";
 import { PolicyCompiler } from "../policy/compile.js";
 import type { PolicyStore } from "../policy/policies.js";
 import type { RecordStore } from "../store/kv.js";
+import { BucketMirror, type NodeMirror } from "../store/mirror.js";
 import { ServicesCompiler, type CompiledNodeServices } from "./compile.js";
-import { BucketMirror } from "./mirror.js";
 import { ServicesDelta } from "./incremental.js";
 import { PolicyReach } from "./reach.js";
 import type { ResolvedBackend } from "./resolve.js";
@@ -35,7 +35,9 @@ export type ServiceStore = RecordStore<typeof ServiceRecord>;
 export type NodeServicesStore = RecordStore<typeof NodeServicesRecord>;
 
 export interface NodeServicesPublisherOptions {
-  stores: { services: ServiceStore; nodes: NodeStore; policies: PolicyStore; identities: IdentityStore; nodeServices: NodeServicesStore };
+  stores: { services: ServiceStore; policies: PolicyStore; identities: IdentityStore; nodeServices: NodeServicesStore };
+  /** The node records (the controller's shared mirror; started and stopped by its owner). */
+  nodes: NodeMirror;
   /** Whether a backend takes new connections (ServiceHealth.healthy). */
   healthy: (service: string, address: string, nodeId: string, checked: boolean) => boolean;
   zone: string;
@@ -54,7 +56,8 @@ function canonical(r: CompiledNodeServices): string {
 export class NodeServicesPublisher {
   readonly #o: NodeServicesPublisherOptions;
   #services!: BucketMirror<typeof ServiceRecord>;
-  #nodes!: BucketMirror<typeof NodeRecord>;
+  #nodes!: NodeMirror;
+  #unlistenNodes: (() => void) | undefined;
   #policies!: BucketMirror<typeof Policy>;
   #identities!: BucketMirror<typeof IdentityEntry>;
   readonly #published = new Map<string, string>();
@@ -85,15 +88,16 @@ export class NodeServicesPublisher {
   static async start(o: NodeServicesPublisherOptions): Promise<NodeServicesPublisher> {
     const p = new NodeServicesPublisher(o);
     const onChange = () => p.schedule();
-    const mirror = <S extends Parameters<typeof BucketMirror.start>[1]>(store: RecordStore<S>, schema: S, bucket: string, key?: string, changed: (key: string) => void = onChange) =>
-      BucketMirror.start(store, schema, { bucket, log: o.log, onChange: changed, ...(key ? { key } : {}) });
+    const mirror = <S extends Parameters<typeof BucketMirror.start>[1]>(store: RecordStore<S>, schema: S, bucket: string, key?: string) =>
+      BucketMirror.start(store, schema, { bucket, log: o.log, onChange, ...(key ? { key } : {}) });
     const { stores } = o;
-    [p.#services, p.#nodes, p.#policies, p.#identities] = await Promise.all([
+    p.#nodes = o.nodes;
+    p.#unlistenNodes = o.nodes.listen((nodeId) => {
+      p.#noteNode(nodeId);
+      p.schedule();
+    });
+    [p.#services, p.#policies, p.#identities] = await Promise.all([
       mirror(stores.services, ServiceRecord, "weft-services"),
-      mirror(stores.nodes, NodeRecord, "weft-nodes", undefined, (nodeId) => {
-        p.#noteNode(nodeId);
-        p.schedule();
-      }),
       mirror(stores.policies, Policy, "weft-policies"),
       mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
     ]);
@@ -127,7 +131,8 @@ export class NodeServicesPublisher {
   stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    for (const m of [this.#services, this.#nodes, this.#policies, this.#identities]) m?.stop();
+    for (const m of [this.#services, this.#policies, this.#identities]) m?.stop();
+    this.#unlistenNodes?.();
     return this.#flight.idle();
   }
 

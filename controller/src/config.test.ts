@@ -8,9 +8,10 @@ const messageOf = (input: unknown): string => {
 };
 
 describe("controller config", () => {
-  it("config - overlay defaults: workloads 100.80.0.0/12 in /24 prefixes, service VIPs 100.96.0.0/16, no plaintext sites", () => {
+  it("config - overlay defaults: workloads 100.80.0.0/12 in /24 prefixes, service VIPs 100.96.0.0/16, no plaintext sites, orphaned claims released after 10 min", () => {
     const c = ControllerConfig.parse({});
-    expect(c.overlay, "overlay defaults").toEqual({ cidr: "100.64.0.0/16", workloadCidr: "100.80.0.0/12", workloadPrefixLength: 24, serviceCidr: "100.96.0.0/16", plaintextSites: [] });
+    expect(c.overlay, "overlay defaults").toEqual({ cidr: "100.64.0.0/16", workloadCidr: "100.80.0.0/12", workloadPrefixLength: 24, serviceCidr: "100.96.0.0/16", plaintextSites: [], orphanClaimGraceSeconds: 600 });
+    expect(messageOf({ overlay: { orphanClaimGraceSeconds: 30 } }), "a grace shorter than a minute").toContain("overlay.orphanClaimGraceSeconds");
   });
 
   it("config - overlapping node and workload ranges, a prefix longer than the range, bad sites are refused with the field named", () => {

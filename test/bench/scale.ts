@@ -69,6 +69,8 @@ async function main(): Promise<number> {
   const limits = raiseOpenFiles(Math.max(...sizes) + 2048);
   say(`==> scale benchmark: ${sizes.join(", ")} agents; open files ${limits.soft}; load average ${loadavg()[0]?.toFixed(1)}`);
   const out = resolve(values.out ?? join(repo, "bench-results"));
+  // The checkout as it was built and started, not as it is when a run of half an hour ends.
+  const machine = describeMachine(repo);
   const results: SizeResult[] = [];
   for (const agents of sizes) {
     const full = values["full-agents"] === undefined ? Math.min(agents, Math.floor(FULL_RECORDS_BUDGET / agents)) : Math.min(agents, Number(values["full-agents"]));
@@ -76,7 +78,7 @@ async function main(): Promise<number> {
       await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, say }),
     );
   }
-  const result = { schema: "weft.bench.scale/v1", date: new Date().toISOString(), machine: describeMachine(repo), loadAverage: loadavg(), results };
+  const result = { schema: "weft.bench.scale/v1", date: new Date().toISOString(), machine, loadAverage: loadavg(), results };
   await mkdir(out, { recursive: true });
   const stamp = result.date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
   const text = `${JSON.stringify(result, null, 2)}\n`;

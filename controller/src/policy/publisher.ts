@@ -134,9 +134,14 @@ export class NodePolicyPublisher {
       p.noteNode(nodeId);
       if (p.following) p.schedule();
     });
-    await p.load();
-    await p.flight.run();
-    await p.watch();
+    try {
+      await p.load();
+      await p.flight.run();
+      await p.watch();
+    } catch (err) {
+      await p.stop(); // a publisher that failed to start must not go on hearing node changes
+      throw err;
+    }
     return p;
   }
 

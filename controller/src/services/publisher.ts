@@ -96,14 +96,19 @@ export class NodeServicesPublisher {
       p.#noteNode(nodeId);
       p.schedule();
     });
-    [p.#services, p.#policies, p.#identities] = await Promise.all([
-      mirror(stores.services, ServiceRecord, "weft-services"),
-      mirror(stores.policies, Policy, "weft-policies"),
-      mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
-    ]);
-    await p.#readPublished();
-    p.#started = true;
-    await p.#flight.run();
+    try {
+      [p.#services, p.#policies, p.#identities] = await Promise.all([
+        mirror(stores.services, ServiceRecord, "weft-services"),
+        mirror(stores.policies, Policy, "weft-policies"),
+        mirror(stores.identities, IdentityEntry, "weft-identities", "spiffe.>"),
+      ]);
+      await p.#readPublished();
+      p.#started = true;
+      await p.#flight.run();
+    } catch (err) {
+      await p.stop(); // a publisher that failed to start must not go on hearing node changes
+      throw err;
+    }
     return p;
   }
 

@@ -11,7 +11,7 @@
  * reconnected p99 < 15 s, controller RSS < 1 GB. Loopback only; root not needed. Writes
  * bench-results/scale-<timestamp>.json and scale-latest.json.
  *
- *   npm run bench -- scale [--agents 1000] [--full-agents N] [--per-process 1250] [--idle 15] [--profile-controller]
+ *   npm run bench -- scale [--agents 1000] [--full-agents N] [--per-process 1250] [--idle 15] [--profile-controller] [--profile-workers]
  */
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -41,7 +41,8 @@ const HELP = `npm run bench -- scale [options]
   --idle S            idle seconds measured after the initial sync (default 15)
   --change-timeout S  wait for every agent to have a change at most this long (default 60)
   --out DIR           results directory (default bench-results)
-  --profile-controller  also write a V8 CPU profile of the controller (CPU.*.cpuprofile) there`;
+  --profile-controller  also write a V8 CPU profile of the controller (CPU.*.cpuprofile) there
+  --profile-workers   also write one of each worker process holding simulated agents there`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -54,6 +55,7 @@ async function main(): Promise<number> {
       "change-timeout": { type: "string", default: "60" },
       out: { type: "string" },
       "profile-controller": { type: "boolean", default: false },
+      "profile-workers": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -75,7 +77,7 @@ async function main(): Promise<number> {
   for (const agents of sizes) {
     const full = values["full-agents"] === undefined ? Math.min(agents, Math.floor(FULL_RECORDS_BUDGET / agents)) : Math.min(agents, Number(values["full-agents"]));
     results.push(
-      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, say }),
+      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, workerProfileDir: values["profile-workers"] ? out : undefined, say }),
     );
   }
   const result = { schema: "weft.bench.scale/v1", date: new Date().toISOString(), machine, loadAverage: loadavg(), results };

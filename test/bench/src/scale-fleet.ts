@@ -19,6 +19,8 @@ export interface FleetOptions {
   concurrency: number;
   /** V8 heap limit of each worker (MB). */
   heapMb: number;
+  /** Write a V8 CPU profile of each worker here (on exit). */
+  profileDir?: string | undefined;
 }
 
 type Reply<T extends FromWorker["type"]> = Extract<FromWorker, { type: T }>;
@@ -37,8 +39,9 @@ export class Fleet {
       this.#specs.push({ apiUrl: o.apiUrl, caHash: o.caHash, joinKey: o.joinKey, first, count, full: Math.min(full, count), concurrency: o.concurrency });
       first += count;
       const child = fork(fileURLToPath(new URL("./scale-worker.ts", import.meta.url)), [], {
-        execArgv: [...process.execArgv, `--max-old-space-size=${o.heapMb}`],
+        execArgv: [...process.execArgv, `--max-old-space-size=${o.heapMb}`, ...(o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir] : [])],
         stdio: ["ignore", "inherit", "inherit", "ipc"],
+        env: o.profileDir ? { ...process.env, WEFT_BENCH_SCALE_PROFILE_DIR: o.profileDir } : process.env,
         // Structured clone: NaN (an agent not there yet) stays NaN rather than turning into null.
         serialization: "advanced",
       });

@@ -29,6 +29,8 @@ export interface RunSettings {
   changeTimeoutS: number;
   /** Write a V8 CPU profile of the controller into this directory. */
   profileDir?: string | undefined;
+  /** Write a V8 CPU profile of each worker process into this directory. */
+  workerProfileDir?: string | undefined;
   /** Where the controller's log is kept when the run fails. */
   out: string;
   say: (line: string) => void;
@@ -57,7 +59,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
     const simKey = await client.createJoinKey({ reusable: true, ttlSeconds: 86_400, description: "scale bench agents", labels: { role: "sim", "weft:namespace": "bench", "weft:serviceaccount": "sim" } });
     const probeKey = await client.createJoinKey({ reusable: true, ttlSeconds: 86_400, description: "scale bench probe node", labels: { role: "probe", "weft:namespace": "bench", "weft:serviceaccount": "probe" } });
     await client.applyPolicy(policy([BASE_PORT]));
-    fleet = new Fleet({ agents: s.agents, perProcess: s.perProcess, full: s.full, apiUrl: c.apiUrl, caHash: c.caHash, joinKey: simKey.key, concurrency: s.concurrency, heapMb: s.heapMb });
+    fleet = new Fleet({ agents: s.agents, perProcess: s.perProcess, full: s.full, apiUrl: c.apiUrl, caHash: c.caHash, joinKey: simKey.key, concurrency: s.concurrency, heapMb: s.heapMb, profileDir: s.workerProfileDir });
     const f = fleet;
     const workers = Math.ceil(s.agents / s.perProcess);
 
@@ -151,7 +153,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
       nodeAddedToAll: added.lat,
       nodeRemovedToAll: removed.lat,
       policyChangeToAll: policyChanged.lat,
-      reconnectStorm: { natsBackMs, reconnected, resynced, natsStates: storm.natsStates },
+      reconnectStorm: { startedAt: storm.startedAt, natsBackMs, reconnected, resynced, natsStates: storm.natsStates },
       bytesPerChange: { nodeAdded: added.bytes, nodeRemoved: removed.bytes, policyChange: policyChanged.bytes },
       idle: { natsOutBytesPerS: idleOutPerS },
       // The nats-server's figures are the first server's, read before the restart (the new one starts from zero).

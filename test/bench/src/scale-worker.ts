@@ -4,6 +4,8 @@
  * (scale-protocol.ts): enroll them all, connect them all, arm a probe and report when every agent
  * of this worker holds it (or what holds so far when asked), received-bytes totals, stop.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { pino } from "pino";
 import { SimAgent } from "./scale-agent.js";
 import { now, type FleetSpec, type FromWorker, type ToWorker } from "./scale-protocol.js";
@@ -101,3 +103,13 @@ process.on("message", (m: ToWorker) => {
   handle(m).catch((err: unknown) => send({ type: "error", message: `${now().toFixed(0)}: ${err instanceof Error ? err.message : String(err)}` }));
 });
 process.on("disconnect", () => process.exit(0));
+// Exit normally on the coordinator's SIGTERM, so that a --cpu-prof profile is written.
+process.on("SIGTERM", () => process.exit(0));
+
+// Profiled (--profile-workers): the profile's timestamps are the monotonic clock's (µs); say what
+// epoch time one of them is, so that a phase of the run (epoch ms) can be cut out of the profile.
+const profileDir = process.env.WEFT_BENCH_SCALE_PROFILE_DIR;
+if (profileDir) {
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(join(profileDir, `worker-${process.pid}-clock.json`), `${JSON.stringify({ monotonicUs: Number(process.hrtime.bigint() / 1000n), epochMs: now() })}\n`);
+}

@@ -6,4 +6,5 @@ export { forEachLimit } from "./for-each-limit.js";
 export { KeyedSerial } from "./keyed-serial.js";
 export { LatestWins } from "./latest-wins.js";
 export { DutyCycle } from "./duty-cycle.js";
+export { Periodic } from "./periodic.js";
 export { SingleFlight } from "./single-flight.js";

@@ -15,7 +15,7 @@
  * changes its revision, so its release fails and waits for the next sweep.
  */
 import { FIRST_ALLOCATED_IDENTITY, type NodeRecord } from "@weft/protocol";
-import { SingleFlight } from "@weft/util";
+import { Periodic } from "@weft/util";
 import type { Logger } from "pino";
 import type { ControllerCounters } from "../metrics/counters.js";
 import type { IdentityAllocator, IdentityEntry } from "./allocator.js";
@@ -78,19 +78,18 @@ export interface IdentityReaperOptions {
 }
 
 export class IdentityReaper {
-  readonly #sweeps = new SingleFlight(() => this.#sweep());
-  #timer: NodeJS.Timeout | undefined;
+  readonly #sweeps: Periodic<void>;
 
-  constructor(private readonly o: IdentityReaperOptions) {}
+  constructor(private readonly o: IdentityReaperOptions) {
+    this.#sweeps = new Periodic(() => this.#sweep(), o.intervalMs);
+  }
 
   start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.o.intervalMs);
-    this.#timer.unref();
+    this.#sweeps.start();
   }
 
   stop(): Promise<void> {
-    clearInterval(this.#timer);
-    return this.#sweeps.idle();
+    return this.#sweeps.stop();
   }
 
   /** One sweep now (errors are logged); resolves with what it did. */

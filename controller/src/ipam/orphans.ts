@@ -18,7 +18,7 @@
  * compare-and-set on the revision it read: a claim taken again meanwhile stays.
  */
 import { NODE_ID_PATTERN } from "@weft/protocol";
-import { SingleFlight } from "@weft/util";
+import { Periodic } from "@weft/util";
 import type { Logger } from "pino";
 import type { Keyed } from "../store/kv.js";
 import type { Claim, Claims } from "./claims.js";
@@ -45,19 +45,18 @@ export interface OrphanClaimReaperOptions {
 }
 
 export class OrphanClaimReaper {
-  readonly #sweeps = new SingleFlight(() => this.#sweep());
-  #timer: NodeJS.Timeout | undefined;
+  readonly #sweeps: Periodic<number>;
 
-  constructor(private readonly o: OrphanClaimReaperOptions) {}
+  constructor(private readonly o: OrphanClaimReaperOptions) {
+    this.#sweeps = new Periodic(() => this.#sweep(), o.intervalMs);
+  }
 
   start(): void {
-    this.#timer = setInterval(() => void this.sweep(), this.o.intervalMs);
-    this.#timer.unref();
+    this.#sweeps.start();
   }
 
   stop(): Promise<void> {
-    clearInterval(this.#timer);
-    return this.#sweeps.idle();
+    return this.#sweeps.stop();
   }
 
   /** One sweep now (errors are logged); resolves with how many claims it released. */

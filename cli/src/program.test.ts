@@ -98,6 +98,7 @@ async function weft(args: string[], opts: { until?: RegExp; hide?: string[]; env
   });
   let stdout = "";
   let stderr = "";
+  let signalled = false;
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -106,7 +107,11 @@ async function weft(args: string[], opts: { until?: RegExp; hide?: string[]; env
     }, 60_000);
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
-      if (opts.until?.test(stderr)) child.kill(opts.signal ?? "SIGKILL");
+      // Once: a second SIGTERM makes a stopping controller exit at once, leaving its nats-server behind.
+      if (!signalled && opts.until?.test(stderr)) {
+        signalled = true;
+        child.kill(opts.signal ?? "SIGKILL");
+      }
     });
     child.on("exit", (c) => {
       clearTimeout(timer);

@@ -314,10 +314,13 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     });
     const workloadsSub = workloads.serve(nc);
     cleanups.push(async () => workloadsSub.unsubscribe());
-    // Identity numbers nothing references are released after the grace (identity/reaper.ts).
+    // Identity numbers nothing references are released after the grace (identity/reaper.ts). The
+    // node records from the mirror, not a listing of the bucket every sweep: one lagging by a
+    // delivery can only delay a mark (a release needs the whole grace unreferenced, and allocate()
+    // clearing a mark fails the release's compare-and-set).
     const identityReaper = new IdentityReaper({
       identities,
-      nodes: async () => (await stores.nodes.list()).map((n) => n.value),
+      nodes: async () => [...nodeMirror.entries.values()],
       graceMs: releaseAfterMs,
       intervalMs: Math.min(60_000, Math.max(1000, releaseAfterMs / 4)),
       counters,

@@ -40,7 +40,6 @@ export interface OrphanClaimReaperOptions {
   graceMs: number;
   /** Between sweeps. */
   intervalMs: number;
-  now?: () => Date;
   log: Logger;
 }
 
@@ -71,7 +70,7 @@ export class OrphanClaimReaper {
       const entries = await claims.entries();
       const nodeIds = new Set(await this.o.nodeIds());
       let released = 0;
-      for (const c of orphanedClaims(entries, nodeIds, this.o.now?.() ?? new Date(), this.o.graceMs)) {
+      for (const c of orphanedClaims(entries, nodeIds, new Date(), this.o.graceMs)) {
         if (!(await claims.releaseIfRevision(c.key, c.revision))) continue;
         released++;
         log.warn({ claim: c.key, node: c.value.nodeId, claimedAt: c.value.claimedAt }, "claim released: its node has no record (an enrollment or deletion was interrupted)");

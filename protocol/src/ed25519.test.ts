@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, verify } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ed25519Signer, nkeyRawSeed } from "./ed25519.js";
+import { ed25519PublicKey, ed25519Signer, nkeyRawSeed } from "./ed25519.js";
 
 describe("ed25519", () => {
   it("ed25519 - signs with the seed's key (checked by Node against the derived public key)", () => {
@@ -15,6 +15,12 @@ describe("ed25519", () => {
 
   it("ed25519 - refuses a seed that is not 32 bytes", () => {
     expect(() => ed25519Signer(new Uint8Array(31))).toThrow(/32 bytes, got 31/);
+  });
+
+  it("ed25519 - derives the public key of RFC 8032's first test vector", () => {
+    const seed = Buffer.from("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "hex");
+    expect(Buffer.from(ed25519PublicKey(seed)).toString("hex")).toBe("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+    expect(() => ed25519PublicKey(new Uint8Array(33))).toThrow(/32 bytes, got 33/);
   });
 
   it("ed25519 - nkeyRawSeed is undefined for an object without getRawSeed", () => {

@@ -4,7 +4,9 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { createUser, fromSeed } from "@nats-io/nkeys";
+import { createUser } from "@nats-io/nkeys";
+import { Codec } from "@nats-io/nkeys/lib/codec.js";
+import { ed25519PublicKey } from "@weft/protocol";
 import { StateError } from "../errors.js";
 import { NATS_SEED_FILE, writeFileAtomic } from "./store.js";
 
@@ -19,7 +21,7 @@ export async function loadOrCreateNatsIdentity(dir: string): Promise<NatsIdentit
     const info = await stat(path);
     if ((info.mode & 0o077) !== 0) throw new StateError(`${path} is readable by others; run \`chmod 600 ${path}\``);
     const seed = new TextEncoder().encode((await readFile(path, "utf8")).trim());
-    return { publicKey: fromSeed(seed).getPublicKey(), seed };
+    return { publicKey: natsPublicKey(seed), seed };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
       if (err instanceof StateError) throw err;
@@ -29,5 +31,15 @@ export async function loadOrCreateNatsIdentity(dir: string): Promise<NatsIdentit
   const kp = createUser();
   const seed = kp.getSeed();
   await writeFileAtomic(path, `${new TextDecoder().decode(seed)}\n`);
-  return { publicKey: kp.getPublicKey(), seed };
+  return { publicKey: natsPublicKey(seed), seed };
+}
+
+/**
+ * The public nkey of an encoded nkeys seed (`SU…` → `U…`), derived with Node's native Ed25519:
+ * nkeys' own `getPublicKey` does the curve arithmetic in JavaScript, ~60 ms of CPU per call in the
+ * agent's interpreter-only V8 (twice at every start). Throws NKeysError for a malformed seed.
+ */
+export function natsPublicKey(seed: Uint8Array): string {
+  const { prefix, buf } = Codec.decodeSeed(seed);
+  return new TextDecoder().decode(Codec.encode(prefix, ed25519PublicKey(buf)));
 }

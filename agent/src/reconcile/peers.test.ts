@@ -84,7 +84,7 @@ describe("reconcile/peers", () => {
     const me = peerRecord(1, "home");
     const done = peerRecord(5, "aws", { endpoints: { public: "203.0.113.5:51820" } });
     const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
-    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetry: { intervalMs: 20, attempts: 2 } });
+    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [20, 20] });
     await n.iface.bringUp([]);
     n.peers.submit(peerSet([me, done, late], 1));
     await n.peers.idle();
@@ -105,7 +105,7 @@ describe("reconcile/peers", () => {
     const me = peerRecord(1, "home");
     const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
     const gateway = peerRecord(7, "onprem", { endpoints: { public: "198.51.100.7:51820" }, siteRoutes: ["192.168.50.0/24"] });
-    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetry: { intervalMs: 20, attempts: 1 } });
+    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [20] });
     await n.iface.bringUp([]);
     // While the re-add reads WireGuard (`wg show`), the peers watch delivers revision 2 (a new gateway with its site's route).
     const show = n.wireguard.show.bind(n.wireguard);

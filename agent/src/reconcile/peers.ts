@@ -8,7 +8,7 @@
  * Behind NAT a peer that recreated its interface (a new session epoch) cannot reach this node
  * first, so its stale session is dropped before the re-add and the handshake happens at once.
  * New or moved tunnels get one warm-up datagram each, so they handshake before traffic needs them.
- * Behind NAT, peers that still have no handshake a second later are re-added and warmed up again,
+ * Behind NAT, peers that still have no handshake a moment later are re-added and warmed up again,
  * a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s retry; not the
  * peers whose endpoint the path manager owns (relayed, being probed or punched: it watches them).
  * Peers behind NAT get the endpoint the path manager (nat/manager.ts) chose; when it chooses
@@ -21,7 +21,7 @@ import type { PeerSet } from "../control/peer-watch.js";
 import type { AgentDatapath } from "../datapath/datapath.js";
 import { desiredPeers, type Self } from "../peers/desired.js";
 import { renewedSessions } from "../peers/epochs.js";
-import { FIRST_HANDSHAKE_RETRY, withoutHandshake } from "../peers/first-handshake.js";
+import { FIRST_HANDSHAKE_RETRY_MS, withoutHandshake } from "../peers/first-handshake.js";
 import { warmUp } from "../peers/warmup.js";
 import type { StateHolder } from "../state/holder.js";
 import type { StatusReporter } from "../status/reporter.js";
@@ -41,8 +41,8 @@ export interface PeerReconcilerOptions {
   warmUp?: (overlayAddresses: readonly string[]) => Promise<void>;
   /** The path manager (nat/manager.ts): told each peer set, and asked for the endpoints of peers behind NAT. */
   paths?: { setPeers(records: readonly PeerRecord[]): void; endpoints(): ReadonlyMap<string, string> };
-  /** Behind NAT: how often, and how many times, peers without a handshake are re-added (default FIRST_HANDSHAKE_RETRY). */
-  firstHandshakeRetry?: { intervalMs: number; attempts: number };
+  /** Behind NAT: the pauses before each re-add of the peers without a handshake (default FIRST_HANDSHAKE_RETRY_MS). */
+  firstHandshakeRetryMs?: readonly number[];
 }
 
 /** Where a peer set came from: the cache at start, NATS, or an endpoint choice of the path manager. */
@@ -155,9 +155,9 @@ export class PeerReconciler {
 
   /** Behind NAT: after a pause, re-adds the peers that still have no handshake (a bounded number of times). */
   #checkHandshakesLater(attempt: number): void {
-    const retry = this.o.firstHandshakeRetry ?? FIRST_HANDSHAKE_RETRY;
+    const pause = (this.o.firstHandshakeRetryMs ?? FIRST_HANDSHAKE_RETRY_MS)[attempt - 1];
     clearTimeout(this.#retryTimer);
-    if (this.#stopped || attempt > retry.attempts) return;
+    if (this.#stopped || pause === undefined) return;
     this.#retryTimer = setTimeout(() => {
       void (async () => {
         if (this.#stopped || !this.#latest) return;
@@ -168,7 +168,7 @@ export class PeerReconciler {
         this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
         this.#queue.submit({ set: latest, source: "nats", rehandshake: new Set(missing), attempt });
       })();
-    }, retry.intervalMs);
+    }, pause);
     this.#retryTimer.unref();
   }
 

@@ -78,7 +78,7 @@ export interface NodeOptions {
   /** Answers commands the fake host does not know (iptables, sysctl). */
   extra?: FakeHandler;
   /** Behind NAT: re-adding peers without a handshake; default none (attempts 0), so tests stay deterministic. */
-  firstHandshakeRetry?: { intervalMs: number; attempts: number };
+  firstHandshakeRetryMs?: readonly number[];
 }
 
 /** No WEFT-SNAT chain yet: the gateway role has nothing to clean up. */
@@ -126,7 +126,7 @@ export async function enrolledNode(o: NodeOptions = {}): Promise<Node> {
     status,
     log,
     warmUp: async (addresses) => void warmed.push([...addresses]),
-    firstHandshakeRetry: o.firstHandshakeRetry ?? { intervalMs: 0, attempts: 0 },
+    firstHandshakeRetryMs: o.firstHandshakeRetryMs ?? [],
   });
   return {
     dir,

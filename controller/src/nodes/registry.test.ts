@@ -56,7 +56,7 @@ class SlowPeers extends RecordStore<typeof PeerRecord> {
 }
 
 /** A registry of its own on the controller's buckets: a second controller's. */
-function secondRegistry(peerStore = new RecordStore(peers, PeerRecord, Buckets.peers)): NodeRegistry {
+function secondRegistry(peerStore = new RecordStore(peers, PeerRecord, Buckets.peers), revokeCredential: (natsPublicKey: string) => Promise<unknown> = async () => undefined): NodeRegistry {
   const claims = new Claims(new RecordStore(ipam, Claim, Buckets.ipam));
   return new NodeRegistry({
     nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
@@ -66,9 +66,14 @@ function secondRegistry(peerStore = new RecordStore(peers, PeerRecord, Buckets.p
     prefixes: new PrefixAllocator(claims, t.running.config.overlay.workloadCidr, t.running.config.overlay.workloadPrefixLength),
     liveness: new Liveness(15_000),
     log: pino({ level: "silent" }),
-    revokeCredential: async () => undefined,
+    revokeCredential,
     plaintextSites: t.running.config.overlay.plaintextSites,
   });
+}
+
+/** Whether `key` holds a value (a deleted key reads as its delete marker). */
+async function present(kv: KV, key: string): Promise<boolean> {
+  return (await kv.get(key))?.operation === "PUT";
 }
 
 async function records(nodeId: string, kvs: { nodes: KV; peers: KV } = { nodes, peers }) {
@@ -89,6 +94,26 @@ describe("node registry", () => {
     const still = await records(id);
     expect([again.outcome, still.nodeRevision, still.peerRevision], "a no-op writes neither record").toEqual(["unchanged", after.nodeRevision, after.peerRevision]);
     expect((await registry.updateNode("n-0000000000000000", () => undefined)).outcome, "an unknown node").toBe("gone");
+  });
+
+  it("registry - a delete removes the peer record before it revokes the credential; one that fails revoking is completed by a second", async () => {
+    const id = await enroll();
+    const seen: { peer: boolean; node: boolean }[] = [];
+    let fail = true;
+    const registry = secondRegistry(undefined, async () => {
+      seen.push({ peer: await present(peers, id), node: await present(nodes, id) });
+      if (fail) throw new Error("the server did not take the account JWT");
+    });
+    await expect(registry.delete(id), "the revocation's failure is the delete's").rejects.toThrow(/did not take/);
+    expect(seen, "at the revocation: the peer record already gone (agents drop the node), the node record still there").toEqual([{ peer: false, node: true }]);
+    expect(await present(nodes, id), "the node record stays, so the delete can be retried").toBe(true);
+    expect((await registry.updateNode(id, (n) => ({ ...n, siteRoutes: ["10.9.0.0/16"] }))).outcome, "a change meanwhile").toBe("updated");
+    expect(await present(peers, id), "does not bring the peer record back").toBe(false);
+    fail = false;
+    const deleted = await registry.delete(id);
+    expect(deleted.nodeId, "the second delete").toBe(id);
+    expect([await present(nodes, id), await present(peers, id)], "both records gone").toEqual([false, false]);
+    expect(seen.length, "revoked again").toBe(2);
   });
 
   it("registry - a controller slow to write the peer record never leaves it older than another controller's node change", async () => {

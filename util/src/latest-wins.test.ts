@@ -47,6 +47,29 @@ describe("util/latest-wins", () => {
     expect(g.maxRunning(), "applies running at once").toBe(1);
   });
 
+  it("latest-wins - merge makes the next value from the replaced one and the newer", async () => {
+    const g = gatedApply<{ v: number; asks: number[] }>();
+    const lw = new LatestWins<{ v: number; asks: number[] }>(
+      g.apply,
+      (err) => {
+        throw err;
+      },
+      (replaced, next) => ({ v: next.v, asks: [...replaced.asks, ...next.asks] }),
+    );
+    lw.submit({ v: 1, asks: [] });
+    await g.waitForCall(1);
+    lw.submit({ v: 2, asks: [7] });
+    lw.submit({ v: 3, asks: [] });
+    lw.submit({ v: 4, asks: [9] });
+    await g.releaseNext();
+    await g.releaseNext();
+    await lw.idle();
+    expect(g.calls, "the newest value, with what every replaced one asked").toEqual([
+      { v: 1, asks: [] },
+      { v: 4, asks: [7, 9] },
+    ]);
+  });
+
   it("latest-wins - values submitted in one burst are applied once, as the newest", async () => {
     const calls: number[] = [];
     const lw = new LatestWins<number>(

@@ -1,7 +1,8 @@
 /**
  * Serialises applies of the latest desired state: while one apply runs, newer submissions replace
- * each other and only the last is applied next. An apply that throws is reported to `onError` and
- * does not stop later ones.
+ * each other and only the last is applied next (`merge`, when given, makes the next one from the
+ * replaced submission and the newer: what a submission asks besides its state need not be lost).
+ * An apply that throws is reported to `onError` and does not stop later ones.
  */
 export class LatestWins<T> {
   private pending: { value: T } | undefined;
@@ -10,10 +11,11 @@ export class LatestWins<T> {
   constructor(
     private readonly apply: (value: T) => Promise<void>,
     private readonly onError: (err: unknown) => void,
+    private readonly merge: (replaced: T, next: T) => T = (_, next) => next,
   ) {}
 
   submit(value: T): void {
-    this.pending = { value };
+    this.pending = { value: this.pending ? this.merge(this.pending.value, value) : value };
     this.running ??= this.drain();
   }
 

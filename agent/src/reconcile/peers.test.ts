@@ -127,6 +127,49 @@ describe("reconcile/peers", () => {
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 2's peers").toEqual([late.wireguardPublicKey, gateway.wireguardPublicKey].sort());
   });
 
+  it("peers - behind NAT, a re-add still pending when a newer set arrives is not lost: the newer set is applied with it", async () => {
+    const me = peerRecord(1, "home");
+    const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
+    const other = peerRecord(7, "aws", { endpoints: { public: "203.0.113.7:51820" } });
+    const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [20] });
+    await n.iface.bringUp([]);
+    n.peers.submit(peerSet([me, late], 1));
+    await n.peers.idle();
+    // When the re-add looks at WireGuard, revision 2 arrives and its apply is slow: the re-add waits
+    // behind it, and revision 3 arrives before it runs (an agent busy starting, as in the lab).
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((r) => (release = r));
+    const sync = n.wireguard.syncPeers.bind(n.wireguard);
+    let gated = false;
+    n.wireguard.syncPeers = async (...args: Parameters<typeof sync>) => {
+      if (gated) await slow;
+      return sync(...args);
+    };
+    const show = n.wireguard.show.bind(n.wireguard);
+    let delivered = false;
+    n.wireguard.show = async (...args: Parameters<typeof show>) => {
+      const got = await show(...args);
+      if (!delivered) {
+        delivered = true;
+        gated = true;
+        n.peers.submit(peerSet([me, late], 2));
+        await new Promise((r) => setTimeout(r, 5)); // revision 2 is being applied (held at syncPeers)
+      }
+      return got;
+    };
+    await new Promise((r) => setTimeout(r, 100)); // the pause; the re-add is queued behind revision 2
+    const before = wgSets(n).length;
+    n.peers.submit(peerSet([me, late, other], 3));
+    gated = false;
+    release();
+    await n.peers.idle();
+    expect(delivered, "revision 2 arrived during the re-add").toBe(true);
+    const after = wgSets(n).slice(before);
+    expect(after.some((c) => c.includes(`peer ${late.wireguardPublicKey} remove`)), `revision 3 applied with the re-add of the peer without a handshake: ${JSON.stringify(after)}`).toBe(true);
+    expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 3's peers").toEqual([late.wireguardPublicKey, other.wireguardPublicKey].sort());
+    expect(n.state.current.applied?.revision, "recorded: the newest revision").toBe(3);
+  });
+
   it("peers - a public node does not re-handshake on a new epoch (the peer reaches it)", async () => {
     const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
     const p = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" }, sessionEpoch: "00000000000000aa" });

@@ -56,6 +56,21 @@ interface Job {
   attempt?: number;
 }
 
+/**
+ * A newer set replacing a job still queued: the newer set, with the replaced job's re-adds (behind
+ * NAT). Dropping them would leave those peers to WireGuard's 5 s retry and end the first-handshake
+ * retries — an agent busy at start (loading modules) gets several sets while a re-add waits.
+ */
+function keepReAdds(replaced: Job, next: Job): Job {
+  if (!replaced.rehandshake && replaced.attempt === undefined) return next;
+  return {
+    ...next,
+    source: replaced.source === "nats" ? "nats" : next.source,
+    rehandshake: new Set([...(replaced.rehandshake ?? []), ...(next.rehandshake ?? [])]),
+    attempt: Math.max(replaced.attempt ?? 0, next.attempt ?? 0),
+  };
+}
+
 export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
@@ -80,6 +95,7 @@ export class PeerReconciler {
         if (from === "nats") markSynced();
       },
       (err) => o.log.error({ err }, "applying peers failed; will retry on the next change or resync"),
+      keepReAdds,
     );
   }
 

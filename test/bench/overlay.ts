@@ -14,7 +14,8 @@
  * Everything it starts is torn down in `finally`, on failure and on Ctrl-C too. See README.md.
  */
 import { existsSync } from "node:fs";
-import { cp, mkdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { RELAY_LABEL } from "@weft/protocol";
@@ -23,6 +24,7 @@ import { measureAgentRestart, measureHostRestart, measureStartup, ifaceOf, type 
 import { BenchError, BenchInterruptedError } from "./src/errors.js";
 import { runMain } from "./src/run-main.js";
 import { setUpHandTunnel, tearDownHandTunnel, type HandTunnelOptions } from "./src/handwg.js";
+import { bundleCheckout } from "./src/launcher.js";
 import { takePidLock } from "./src/pidlock.js";
 import { measureLatency, startIperfServer, stopIperfServer, type IperfServer } from "./src/measure.js";
 import { measureRelay } from "./src/relay.js";
@@ -41,8 +43,10 @@ const USAGE = `usage: npm run bench -- [options]   (needs root)
   --restart-timeout <s> how long the host restart waits for all handshakes (default 30)
   --prefix <name>       lab prefix (default wtb; never the demo's "weft")
   --out <dir>           where results go (default <repo>/bench-results)
-  --startup-only        measure only the start-up (n runs with --rounds), print it, write
+  --startup-only        measure only the start-up, print it, write
                         bench-results/overlay-startup-<timestamp>.json and keep the agents' logs
+  --build <bundle|dist> what the agents and the controller run: the package's bundle
+                        (packaging/bundle.mjs, what an installed weft runs; default) or cli/dist
 `;
 
 interface Settings {
@@ -57,7 +61,11 @@ interface Settings {
   prefix: string;
   out: string;
   startupOnly: boolean;
+  build: Build;
 }
+
+/** What the lab's agents and controller run: the package's bundle (as installed) or cli/dist. */
+type Build = "bundle" | "dist";
 
 /** Hand-made tunnels: their own addresses, ports and interface names, apart from Weft's and each other's. */
 const HAND = { port: 51900, from: "10.200.0.1", to: "10.200.0.2", ifacePrefix: "wgb" } as const;
@@ -87,6 +95,7 @@ function parseSettings(argv: string[]): Settings {
       prefix: { type: "string", default: "wtb" },
       out: { type: "string" },
       "startup-only": { type: "boolean", default: false },
+      build: { type: "string", default: "bundle" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -111,7 +120,9 @@ function parseSettings(argv: string[]): Settings {
     prefix: values.prefix,
     out: resolve(values.out ?? join(repoRoot(), "bench-results")),
     startupOnly: values["startup-only"],
+    build: values.build as Build,
   };
+  if (s.build !== "bundle" && s.build !== "dist") throw new BenchError(`--build ${values.build}: want bundle or dist`);
   if (s.prefix === "weft") throw new BenchError("--prefix weft is the demo's lab; the benchmark uses its own (default wtb)");
   const hosts = labTopology({ prefix: s.prefix }).hosts;
   const host = (name: string, flag: string): Host => {
@@ -190,6 +201,7 @@ async function main(): Promise<number> {
   };
 
   const date = new Date(started).toISOString();
+  let bundleDir: string | undefined;
   let cluster: LabCluster | undefined;
   let handUp = false;
   const servers: IperfServer[] = [];
@@ -201,8 +213,14 @@ async function main(): Promise<number> {
     if (existsSync(labDir(opts))) throw new BenchError(`${labDir(opts)} exists but no lab records it; remove it (it holds only benchmark state) or use another --prefix`);
     await labUp(opts);
 
-    cluster = new LabCluster(opts);
-    step("starting the controller");
+    let cliPath: string | undefined;
+    if (settings.build === "bundle") {
+      step("bundling weft as the package does (packaging/bundle.mjs)");
+      bundleDir = await mkdtemp(join(tmpdir(), "weft-bench-bundle-"));
+      cliPath = bundleCheckout(repo, bundleDir);
+    }
+    cluster = new LabCluster({ ...opts, ...(cliPath ? { cliPath } : {}) });
+    step(`starting the controller (${settings.build === "bundle" ? "the package's bundle" : "cli/dist"})`);
     await cluster.startController();
     const client = await cluster.client();
     // The lab's hosts run workloads in namespace "shop": allowed, so the agents do not retry a refused request during the start-up.
@@ -216,7 +234,7 @@ async function main(): Promise<number> {
       const c = cluster;
       step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
       const { result: startup } = await measureStartup({ cluster: c, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
-      return await finishStartupOnly(settings.out, date, machine, startup, c);
+      return await finishStartupOnly(settings.out, date, machine, settings.build, startup, c);
     }
     step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
     const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
@@ -279,6 +297,7 @@ async function main(): Promise<number> {
         mtu: hand.mtu,
         handPort: HAND.port,
         handDebianPort: HAND_DEBIAN.port,
+        build: settings.build,
       },
       paths,
       samples,
@@ -319,6 +338,7 @@ async function main(): Promise<number> {
       }
     }
     await attempt(`lab down ${settings.prefix}`, () => labDown(opts));
+    if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     await rm(lock, { force: true });
     for (const p of problems) say(`    teardown problem: ${p}`);
   }
@@ -334,16 +354,16 @@ async function main(): Promise<number> {
  * `--startup-only`: the start-up figures alone, written to overlay-startup-<timestamp>.json, and
  * the agents' and controller's logs copied next to it (their timestamps explain the figures).
  */
-async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, startup: StartupResult, cluster: LabCluster): Promise<number> {
+async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, build: Build, startup: StartupResult, cluster: LabCluster): Promise<number> {
   const stamp = date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
   await mkdir(out, { recursive: true });
   const logs = join(out, `overlay-startup-${stamp}-logs`);
   await cp(cluster.logDir, logs, { recursive: true });
   const path = join(out, `overlay-startup-${stamp}.json`);
-  const doc = JSON.stringify({ schema: "weft.bench.overlay-startup/v1", date, machine, startup }, null, 2);
+  const doc = JSON.stringify({ schema: "weft.bench.overlay-startup/v1", date, machine, build, startup }, null, 2);
   await writeFile(path, `${doc}\n`);
   await writeFile(join(out, "overlay-startup-latest.json"), `${doc}\n`);
-  process.stdout.write(`\n${formatStartup(startup)}\n  written: ${path}\n  logs: ${logs}\n`);
+  process.stdout.write(`\n${formatStartup(startup)}\n  agents and controller ran: ${build === "bundle" ? "the package's bundle" : "cli/dist"}\n  written: ${path}\n  logs: ${logs}\n`);
   return 0;
 }
 

@@ -42,7 +42,8 @@ const HELP = `npm run bench -- scale [options]
   --change-timeout S  wait for every agent to have a change at most this long (default 60)
   --out DIR           results directory (default bench-results)
   --profile-controller  also write a V8 CPU profile of the controller (CPU.*.cpuprofile) there
-  --profile-workers   also write one of each worker process holding simulated agents there`;
+  --profile-workers   also write one of each worker process holding simulated agents there
+  --controller-log    keep the controller's log (level info: enrollments, revocations, policy passes) there`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -56,6 +57,7 @@ async function main(): Promise<number> {
       out: { type: "string" },
       "profile-controller": { type: "boolean", default: false },
       "profile-workers": { type: "boolean", default: false },
+      "controller-log": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -77,7 +79,7 @@ async function main(): Promise<number> {
   for (const agents of sizes) {
     const full = values["full-agents"] === undefined ? Math.min(agents, Math.floor(FULL_RECORDS_BUDGET / agents)) : Math.min(agents, Number(values["full-agents"]));
     results.push(
-      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, workerProfileDir: values["profile-workers"] ? out : undefined, say }),
+      await runSize({ cli, agents, full, perProcess, concurrency: Number(values.concurrency), heapMb: 8192, idleS: Number(values.idle), changeTimeoutS: Number(values["change-timeout"]), out, profileDir: values["profile-controller"] ? out : undefined, workerProfileDir: values["profile-workers"] ? out : undefined, keepControllerLog: values["controller-log"], say }),
     );
   }
   const result = { schema: "weft.bench.scale/v1", date: new Date().toISOString(), machine, loadAverage: loadavg(), results };

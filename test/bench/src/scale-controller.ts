@@ -26,7 +26,7 @@ export interface ScaleController {
   stop(): Promise<void>;
 }
 
-export async function startScaleController(o: { cli: string; dir: string; apiPort: number; natsPort: number; /** Write a V8 CPU profile of the controller here (on exit). */ profileDir?: string | undefined }): Promise<ScaleController> {
+export async function startScaleController(o: { cli: string; dir: string; apiPort: number; natsPort: number; /** Write a V8 CPU profile of the controller here (on exit). */ profileDir?: string | undefined; /** The controller's log level (default $WEFT_LOG_LEVEL, else warn). */ logLevel?: string | undefined }): Promise<ScaleController> {
   const stateDir = join(o.dir, "controller");
   const config = join(o.dir, "controller.yaml");
   await writeFile(
@@ -48,7 +48,7 @@ export async function startScaleController(o: { cli: string; dir: string; apiPor
   const profile = o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir] : [];
   const child = spawn(process.execPath, [...profile, o.cli, "controller", "--config", config, "--state-dir", stateDir, "--api-host", "127.0.0.1", "--api-port", String(o.apiPort), "--nats-host", "127.0.0.1", "--nats-port", String(o.natsPort)], {
     stdio: ["ignore", log.fd, log.fd],
-    env: { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? "warn" },
+    env: { ...process.env, WEFT_LOG_LEVEL: o.logLevel ?? process.env.WEFT_LOG_LEVEL ?? "warn" },
   });
   child.on("exit", () => void log.close().catch(() => undefined));
   const client = await ready(stateDir, child, logPath);

@@ -71,12 +71,13 @@ export class Fleet {
    * Arms `probe` on every agent, then runs `change` and waits (up to `timeoutMs`) until every
    * agent holds it. Per agent, ms from the change's start to the probe holding (NaN: never).
    */
-  async until(probe: Probe, change: () => Promise<void>, timeoutMs: number): Promise<{ startedAt: number; latenciesMs: number[]; reconnectedMs: number[]; missing: number; natsStates: Record<string, number> }> {
+  async until(probe: Probe, change: () => Promise<void>, timeoutMs: number): Promise<{ startedAt: number; changedMs: number; latenciesMs: number[]; reconnectedMs: number[]; missing: number; natsStates: Record<string, number> }> {
     const id = ++this.#probeId;
     const done = this.#workers.map((w) => this.#ask(w, undefined, "probeDone", (m) => m.id === id));
     await Promise.all(this.#workers.map((w) => this.#ask(w, { type: "probe", id, probe }, "armed", (m) => m.id === id)));
     const startedAt = performance.timeOrigin + performance.now();
     await change();
+    const changedMs = performance.timeOrigin + performance.now() - startedAt;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
     const all = await Promise.race([Promise.all(done), timedOut]).finally(() => clearTimeout(timer));
@@ -85,7 +86,7 @@ export class Fleet {
     for (const r of replies) for (const [k, v] of Object.entries(r.natsStates)) states.set(k, (states.get(k) ?? 0) + v);
     const latenciesMs = replies.flatMap((r) => r.times).map((t) => t - startedAt);
     const reconnectedMs = replies.flatMap((r) => r.reconnectedAt).map((t) => t - startedAt);
-    return { startedAt, latenciesMs, reconnectedMs, missing: latenciesMs.filter((x) => Number.isNaN(x)).length, natsStates: Object.fromEntries(states) };
+    return { startedAt, changedMs, latenciesMs, reconnectedMs, missing: latenciesMs.filter((x) => Number.isNaN(x)).length, natsStates: Object.fromEntries(states) };
   }
 
   /** Bytes and messages received by all agents' connections so far, and the workers' RSS (MB). */

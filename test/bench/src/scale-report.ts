@@ -45,6 +45,8 @@ export interface SizeResult {
   policyChangeToAll: Latency;
   /** natsStates: the agents' connection states when the wait ended. */
   reconnectStorm: { reconnected: Latency; resynced: Latency; natsStates?: Record<string, number> };
+  /** From the instant the ...ToAll figures start until the change's API call answered: the controller's part of them. */
+  apiAnsweredMs?: { nodeAdded: number; nodeRemoved: number; policyChange: number };
   bytesPerChange: { nodeAdded: ChangeBytes; nodeRemoved: ChangeBytes; policyChange: ChangeBytes };
   idle: { natsOutBytesPerS: number };
   controller: ProcFigures;
@@ -77,12 +79,15 @@ const ROWS: Row[] = [
   { label: "node added → all p50", get: (r) => r.nodeAddedToAll.p50Ms, unit: "ms" },
   { label: "node added → all p99", get: (r) => r.nodeAddedToAll.p99Ms, unit: "ms" },
   { label: "node added → all max", get: (r) => r.nodeAddedToAll.maxMs, unit: "ms" },
+  { label: "  of which the API call (enroll)", get: (r) => r.apiAnsweredMs?.nodeAdded ?? Number.NaN, unit: "ms" },
   { label: "node removed → all p50", get: (r) => r.nodeRemovedToAll.p50Ms, unit: "ms" },
   { label: "node removed → all p99", get: (r) => r.nodeRemovedToAll.p99Ms, unit: "ms" },
   { label: "node removed → all max", get: (r) => r.nodeRemovedToAll.maxMs, unit: "ms" },
+  { label: "  of which the API call (delete)", get: (r) => r.apiAnsweredMs?.nodeRemoved ?? Number.NaN, unit: "ms" },
   { label: "policy change → all p50", get: (r) => r.policyChangeToAll.p50Ms, unit: "ms" },
   { label: "policy change → all p99", get: (r) => r.policyChangeToAll.p99Ms, unit: "ms" },
   { label: "policy change → all max", get: (r) => r.policyChangeToAll.maxMs, unit: "ms" },
+  { label: "  of which the API call (apply)", get: (r) => r.apiAnsweredMs?.policyChange ?? Number.NaN, unit: "ms" },
   { label: "NATS restart: reconnected p99", get: (r) => r.reconnectStorm.reconnected.p99Ms, unit: "ms" },
   { label: "NATS restart: resynced p99", get: (r) => r.reconnectStorm.resynced.p99Ms, unit: "ms" },
   { label: "bytes/node added (NATS)", get: (r) => r.bytesPerChange.nodeAdded.natsOutBytes, unit: "B" },

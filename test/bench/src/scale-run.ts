@@ -31,7 +31,9 @@ export interface RunSettings {
   profileDir?: string | undefined;
   /** Write a V8 CPU profile of each worker process into this directory. */
   workerProfileDir?: string | undefined;
-  /** Where the controller's log is kept when the run fails. */
+  /** Keep the controller's log, at level info, in `out` (scale-<agents>-controller-<ms>.log); always kept when the run fails. */
+  keepControllerLog?: boolean;
+  /** Where the controller's log is kept. */
   out: string;
   say: (line: string) => void;
 }
@@ -53,7 +55,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
   let controller: ScaleController | undefined;
   let fleet: Fleet | undefined;
   try {
-    controller = await startScaleController({ cli: s.cli, dir, apiPort: await freePort(), natsPort: await freePort(), profileDir: s.profileDir });
+    controller = await startScaleController({ cli: s.cli, dir, apiPort: await freePort(), natsPort: await freePort(), profileDir: s.profileDir, logLevel: s.keepControllerLog ? "info" : undefined });
     const c = controller;
     const { client } = c;
     const simKey = await client.createJoinKey({ reusable: true, ttlSeconds: 86_400, description: "scale bench agents", labels: { role: "sim", "weft:namespace": "bench", "weft:serviceaccount": "sim" } });
@@ -101,8 +103,8 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
       const lat = latency(r.latenciesMs);
       const natsOutBytes = vb.outBytes - va.outBytes - idleOutPerS * seconds;
       const bytes: ChangeBytes = { natsOutBytes, natsOutBytesPerAgent: natsOutBytes / s.agents, agentsInBytes: sb.inBytes - sa.inBytes, agentsInBytesPerAgent: (sb.inBytes - sa.inBytes) / s.agents };
-      s.say(`    ${name}: p50 ${lat.p50Ms.toFixed(0)} ms, p99 ${lat.p99Ms.toFixed(0)} ms, max ${lat.maxMs.toFixed(0)} ms, ${lat.missing} missing; agents received ${bytes.agentsInBytesPerAgent.toFixed(0)} B each; NATS out ${(natsOutBytes / 1024).toFixed(0)} KiB net of the idle rate (noisy when the change is small next to the heartbeats)`);
-      return { lat, bytes };
+      s.say(`    ${name}: the API answered after ${r.changedMs.toFixed(0)} ms; every agent had it: p50 ${lat.p50Ms.toFixed(0)} ms, p99 ${lat.p99Ms.toFixed(0)} ms, max ${lat.maxMs.toFixed(0)} ms, ${lat.missing} missing; agents received ${bytes.agentsInBytesPerAgent.toFixed(0)} B each; NATS out ${(natsOutBytes / 1024).toFixed(0)} KiB net of the idle rate (noisy when the change is small next to the heartbeats)`);
+      return { lat, bytes, apiMs: r.changedMs };
     };
 
     s.say("==> one node added, then removed, then the policy changed");
@@ -154,6 +156,8 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
       nodeRemovedToAll: removed.lat,
       policyChangeToAll: policyChanged.lat,
       reconnectStorm: { startedAt: storm.startedAt, natsBackMs, reconnected, resynced, natsStates: storm.natsStates },
+      // From the same instant as the ...ToAll figures until the change's API call (enroll, delete, apply) answered.
+      apiAnsweredMs: { nodeAdded: added.apiMs, nodeRemoved: removed.apiMs, policyChange: policyChanged.apiMs },
       bytesPerChange: { nodeAdded: added.bytes, nodeRemoved: removed.bytes, policyChange: policyChanged.bytes },
       idle: { natsOutBytesPerS: idleOutPerS },
       // The nats-server's figures are the first server's, read before the restart (the new one starts from zero).
@@ -173,6 +177,12 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
   } finally {
     await fleet?.stop().catch(() => undefined);
     await controller?.stop().catch(() => undefined);
+    if (controller && s.keepControllerLog) {
+      await mkdir(s.out, { recursive: true });
+      const kept = join(s.out, `scale-${s.agents}-controller-${Date.now()}.log`);
+      await copyFile(controller.logPath, kept).catch(() => undefined);
+      s.say(`    the controller's log: ${kept}`);
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -219,12 +219,13 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   heartbeats.start();
 
-  // SPIFFE starts once the first peer set from NATS is applied: before that it could serve nothing
-  // (SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers), and loading it (gRPC,
-  // X.509) then would only compete with the peers for the CPU at start.
+  // SPIFFE starts once the first peer set from NATS is applied (before that it could serve nothing:
+  // SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers) and, behind NAT, its first
+  // handshakes are done or no longer retried: loading it (gRPC, X.509) holds the event loop for
+  // hundreds of milliseconds on a busy machine, and the re-adds' timers would wait for it.
   let stopping = false;
   let spiffe: Promise<SpiffeService | undefined> | undefined;
-  void peers.synced.then(() => {
+  void peers.settled.then(() => {
     if (!stopping) spiffe = openSpiffe(config, nc, state, component("spiffe"));
   });
 

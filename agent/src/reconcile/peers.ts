@@ -74,6 +74,15 @@ function keepReAdds(replaced: Job, next: Job): Job {
 export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
+  /**
+   * Resolves once the first peer set from NATS has been applied and, behind NAT, the first
+   * handshakes it started are done or no longer retried: work started after it (loading the SPIFFE
+   * stack) does not hold the event loop while the re-adds' timers are due.
+   */
+  readonly settled: Promise<void>;
+  #settle: () => void = () => undefined;
+  /** Behind NAT: a look at the first handshakes is scheduled. */
+  #retrying = false;
   readonly #queue: LatestWins<Job>;
   /** The newest set submitted: `reapply` and a retry apply it again, so never an older one over a newer. */
   #latest: PeerSet | undefined;
@@ -87,6 +96,7 @@ export class PeerReconciler {
   constructor(private readonly o: PeerReconcilerOptions) {
     let markSynced: () => void = () => undefined;
     this.synced = new Promise<void>((resolve) => (markSynced = resolve));
+    this.settled = new Promise<void>((resolve) => (this.#settle = resolve));
     this.#queue = new LatestWins<Job>(
       async (job) => {
         const from = this.#natsPending ? "nats" : job.source;
@@ -130,6 +140,7 @@ export class PeerReconciler {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    this.#settle();
   }
 
   /** Resolves when no peer set is pending or being applied. */
@@ -167,20 +178,26 @@ export class PeerReconciler {
     this.#reachable = desired.filter((p) => p.endpoint !== undefined && !managed.has(p.publicKey)).map((p) => p.publicKey);
     // Behind NAT: new tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
     if (self.behindNat && source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
+    else if (source === "nats" && !this.#retrying) this.#settle();
   }
 
   /** Behind NAT: after a pause, re-adds the peers that still have no handshake (a bounded number of times). */
   #checkHandshakesLater(attempt: number): void {
     const pause = (this.o.firstHandshakeRetryMs ?? FIRST_HANDSHAKE_RETRY_MS)[attempt - 1];
     clearTimeout(this.#retryTimer);
-    if (this.#stopped || pause === undefined) return;
+    const done = () => {
+      this.#retrying = false;
+      this.#settle();
+    };
+    if (this.#stopped || pause === undefined) return done();
+    this.#retrying = true;
     this.#retryTimer = setTimeout(() => {
       void (async () => {
-        if (this.#stopped || !this.#latest) return;
+        if (this.#stopped || !this.#latest) return done();
         const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.show().catch(() => undefined))?.peers ?? []);
         // The newest set as of now, not of before the await: a set that came meanwhile must not be replaced by an older one.
         const latest = this.#latest;
-        if (missing.length === 0 || this.#stopped) return;
+        if (missing.length === 0 || this.#stopped) return done();
         this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
         this.#queue.submit({ set: latest, source: "nats", rehandshake: new Set(missing), attempt });
       })();

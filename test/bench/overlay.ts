@@ -47,6 +47,8 @@ const USAGE = `usage: npm run bench -- [options]   (needs root)
                         bench-results/overlay-startup-<timestamp>.json and keep the agents' logs
   --build <bundle|dist> what the agents and the controller run: the package's bundle
                         (packaging/bundle.mjs, what an installed weft runs; default) or cli/dist
+  --cli <main.js>       run this built weft instead (another checkout's cli/dist/main.js or
+                        bundle, to compare builds side by side); overrides --build
 `;
 
 interface Settings {
@@ -62,6 +64,7 @@ interface Settings {
   out: string;
   startupOnly: boolean;
   build: Build;
+  cli: string | undefined;
 }
 
 /** What the lab's agents and controller run: the package's bundle (as installed) or cli/dist. */
@@ -96,6 +99,7 @@ function parseSettings(argv: string[]): Settings {
       out: { type: "string" },
       "startup-only": { type: "boolean", default: false },
       build: { type: "string", default: "bundle" },
+      cli: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -121,7 +125,9 @@ function parseSettings(argv: string[]): Settings {
     out: resolve(values.out ?? join(repoRoot(), "bench-results")),
     startupOnly: values["startup-only"],
     build: values.build as Build,
+    cli: values.cli === undefined ? undefined : resolve(values.cli),
   };
+  if (s.cli !== undefined && !existsSync(s.cli)) throw new BenchError(`--cli ${values.cli}: no such file`);
   if (s.build !== "bundle" && s.build !== "dist") throw new BenchError(`--build ${values.build}: want bundle or dist`);
   if (s.prefix === "weft") throw new BenchError("--prefix weft is the demo's lab; the benchmark uses its own (default wtb)");
   const hosts = labTopology({ prefix: s.prefix }).hosts;
@@ -213,14 +219,14 @@ async function main(): Promise<number> {
     if (existsSync(labDir(opts))) throw new BenchError(`${labDir(opts)} exists but no lab records it; remove it (it holds only benchmark state) or use another --prefix`);
     await labUp(opts);
 
-    let cliPath: string | undefined;
-    if (settings.build === "bundle") {
+    let cliPath = settings.cli;
+    if (cliPath === undefined && settings.build === "bundle") {
       step("bundling weft as the package does (packaging/bundle.mjs)");
       bundleDir = await mkdtemp(join(tmpdir(), "weft-bench-bundle-"));
       cliPath = bundleCheckout(repo, bundleDir);
     }
     cluster = new LabCluster({ ...opts, ...(cliPath ? { cliPath } : {}) });
-    step(`starting the controller (${settings.build === "bundle" ? "the package's bundle" : "cli/dist"})`);
+    step(`starting the controller (${ran(settings)})`);
     await cluster.startController();
     const client = await cluster.client();
     // The lab's hosts run workloads in namespace "shop": allowed, so the agents do not retry a refused request during the start-up.
@@ -234,7 +240,7 @@ async function main(): Promise<number> {
       const c = cluster;
       step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
       const { result: startup } = await measureStartup({ cluster: c, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
-      return await finishStartupOnly(settings.out, date, machine, settings.build, startup, c);
+      return await finishStartupOnly(settings.out, date, machine, ran(settings), startup, c);
     }
     step(`start-up: ${hosts.length} agents at once, polling every interface's handshakes every 50 ms`);
     const { result: startup, names } = await measureStartup({ cluster, prefix: settings.prefix, hosts }, keyFor, { timeoutMs: STARTUP_TIMEOUT_MS, signal: abort.signal });
@@ -297,7 +303,7 @@ async function main(): Promise<number> {
         mtu: hand.mtu,
         handPort: HAND.port,
         handDebianPort: HAND_DEBIAN.port,
-        build: settings.build,
+        build: ran(settings),
       },
       paths,
       samples,
@@ -354,7 +360,12 @@ async function main(): Promise<number> {
  * `--startup-only`: the start-up figures alone, written to overlay-startup-<timestamp>.json, and
  * the agents' and controller's logs copied next to it (their timestamps explain the figures).
  */
-async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, build: Build, startup: StartupResult, cluster: LabCluster): Promise<number> {
+/** What the agents and the controller ran, in words. */
+function ran(s: Settings): string {
+  return s.cli ?? (s.build === "bundle" ? "the package's bundle" : "cli/dist");
+}
+
+async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, build: string, startup: StartupResult, cluster: LabCluster): Promise<number> {
   const stamp = date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
   await mkdir(out, { recursive: true });
   const logs = join(out, `overlay-startup-${stamp}-logs`);
@@ -363,7 +374,7 @@ async function finishStartupOnly(out: string, date: string, machine: ReturnType<
   const doc = JSON.stringify({ schema: "weft.bench.overlay-startup/v1", date, machine, build, startup }, null, 2);
   await writeFile(path, `${doc}\n`);
   await writeFile(join(out, "overlay-startup-latest.json"), `${doc}\n`);
-  process.stdout.write(`\n${formatStartup(startup)}\n  agents and controller ran: ${build === "bundle" ? "the package's bundle" : "cli/dist"}\n  written: ${path}\n  logs: ${logs}\n`);
+  process.stdout.write(`\n${formatStartup(startup)}\n  agents and controller ran: ${build}\n  written: ${path}\n  logs: ${logs}\n`);
   return 0;
 }
 

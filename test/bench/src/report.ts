@@ -43,8 +43,8 @@ export interface OverlayBenchResult {
     mtu: number;
     handPort: number;
     handDebianPort: number;
-    /** What the agents and the controller ran: the package's bundle (as installed) or cli/dist. */
-    build: "bundle" | "dist";
+    /** What the agents and the controller ran: "the package's bundle" (as installed), "cli/dist" or the path given with --cli. */
+    build: string;
   };
   paths: Record<PathName, PathTarget>;
   /** Every measurement in the order taken. */
@@ -120,7 +120,7 @@ export function formatReport(r: OverlayBenchResult, jsonPath: string): string {
   const m = r.machine;
   const lines: string[] = [];
   lines.push(
-    `Weft overlay benchmark  ${r.date}  (${m.nproc} cores, kernel ${m.kernel}, wireguard-go ${m.wireguardGoCurrent ?? "?"} current / ${m.wireguardGo ?? "?"} Debian, MTU ${s.mtu}, agents ran ${s.build === "bundle" ? "the package's bundle" : "cli/dist"})`,
+    `Weft overlay benchmark  ${r.date}  (${m.nproc} cores, kernel ${m.kernel}, wireguard-go ${m.wireguardGoCurrent ?? "?"} current / ${m.wireguardGo ?? "?"} Debian, MTU ${s.mtu}, agents ran ${s.build})`,
     `${s.from} → ${s.to}: ${s.rounds} rounds × [${PATH_NAMES.join(", ")}] in rotating order; iperf3 TCP ${s.iperfSeconds} s, ${s.pings} pings at ${s.pingIntervalS} s; medians over rounds`,
     "",
   );

@@ -2,9 +2,9 @@
  * Ed25519 signatures and public keys with Node's native crypto from a raw 32-byte seed — the form
  * NATS nkeys keep. `@nats-io/nkeys` signs in JavaScript (tweetnacl) and derives the key pair from
  * the seed again on every call, public key included: milliseconds of CPU per call, and ~60 ms in an
- * agent's V8, which runs JavaScript with the interpreter only (packaging/bin/weft). The controller signs every agent's user JWT and
- * each agent signs the server's nonce on every (re)connect, so both sign natively. Ed25519 is
- * deterministic: the signatures are the same bytes nkeys makes.
+ * agent's V8, which runs JavaScript with the interpreter only (packaging/bin/weft). The controller
+ * signs every agent's user JWT and each agent signs the server's nonce on every (re)connect, so
+ * both sign natively. Ed25519 is deterministic: the signatures are the same bytes nkeys makes.
  */
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from "node:crypto";
 

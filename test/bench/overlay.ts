@@ -356,15 +356,15 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/**
- * `--startup-only`: the start-up figures alone, written to overlay-startup-<timestamp>.json, and
- * the agents' and controller's logs copied next to it (their timestamps explain the figures).
- */
 /** What the agents and the controller ran, in words. */
 function ran(s: Settings): string {
   return s.cli ?? (s.build === "bundle" ? "the package's bundle" : "cli/dist");
 }
 
+/**
+ * `--startup-only`: the start-up figures alone, written to overlay-startup-<timestamp>.json, and
+ * the agents' and controller's logs copied next to it (their timestamps explain the figures).
+ */
 async function finishStartupOnly(out: string, date: string, machine: ReturnType<typeof describeMachine>, build: string, startup: StartupResult, cluster: LabCluster): Promise<number> {
   const stamp = date.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
   await mkdir(out, { recursive: true });

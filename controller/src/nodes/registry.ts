@@ -187,7 +187,7 @@ export class NodeRegistry {
     return this.serial.run(nodeId, async () => {
       // The peer record goes first: every agent drops the node from WireGuard as soon as it hears.
       // Revoking the NATS credential has the server re-check every connection of the account (at
-      // 5,000 agents ~1.5 s), which agents need not wait for. The node record stays until the
+      // 5,000 agents ~2 s), which agents need not wait for. The node record stays until the
       // revocation is done, so a delete that fails there can be retried (the peer record is not
       // rebuilt meanwhile: `step` leaves a node without one alone).
       const peerPrefix = (await this.peers.get(nodeId).catch(() => undefined))?.value.workloadPrefix;

@@ -21,6 +21,21 @@ async function node(...args: Parameters<typeof enrolledNode>): Promise<Node> {
 const wgPeers = (n: Node) => (n.host.peers ?? []).map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, allowedIps: p.allowedIps, keepalive: p.persistentKeepalive })).sort((a, b) => a.publicKey.localeCompare(b.publicKey));
 const wgSets = (n: Node) => n.runner.calls.map((c) => c.argv.join(" ")).filter((a) => a.startsWith("wg set weft0 peer"));
 
+/** Runs `during` once, the first time the reconciler reads WireGuard (a re-add's look), before that read answers. */
+function onFirstLook(n: Node, during: () => Promise<void> | void): { ran: () => boolean } {
+  const show = n.wireguard.show.bind(n.wireguard);
+  let ran = false;
+  n.wireguard.show = async (...args: Parameters<typeof show>) => {
+    const got = await show(...args);
+    if (!ran) {
+      ran = true;
+      await during();
+    }
+    return got;
+  };
+  return { ran: () => ran };
+}
+
 describe("reconcile/peers", () => {
   it("peers - a set from NATS converges WireGuard, warms the new tunnels and is recorded", async () => {
     const n = await node({ n: 1, site: "aws" });
@@ -108,21 +123,12 @@ describe("reconcile/peers", () => {
     const n = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [20] });
     await n.iface.bringUp([]);
     // While the re-add reads WireGuard (`wg show`), the peers watch delivers revision 2 (a new gateway with its site's route).
-    const show = n.wireguard.show.bind(n.wireguard);
-    let delivered = false;
-    n.wireguard.show = async (...args: Parameters<typeof show>) => {
-      const got = await show(...args);
-      if (!delivered) {
-        delivered = true;
-        n.peers.submit(peerSet([me, late, gateway], 2));
-      }
-      return got;
-    };
+    const delivered = onFirstLook(n, () => n.peers.submit(peerSet([me, late, gateway], 2)));
     n.peers.submit(peerSet([me, late], 1));
     await n.peers.idle();
     await new Promise((r) => setTimeout(r, 150)); // the re-add's pause, and what it queues
     await n.peers.idle();
-    expect(delivered, "revision 2 arrived during the re-add").toBe(true);
+    expect(delivered.ran(), "revision 2 arrived during the re-add").toBe(true);
     expect(n.state.current.applied?.revision, "recorded: the newest revision").toBe(2);
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 2's peers").toEqual([late.wireguardPublicKey, gateway.wireguardPublicKey].sort());
   });
@@ -177,25 +183,18 @@ describe("reconcile/peers", () => {
       if (gated) await slow;
       return sync(...args);
     };
-    const show = n.wireguard.show.bind(n.wireguard);
-    let delivered = false;
-    n.wireguard.show = async (...args: Parameters<typeof show>) => {
-      const got = await show(...args);
-      if (!delivered) {
-        delivered = true;
-        gated = true;
-        n.peers.submit(peerSet([me, late], 2));
-        await new Promise((r) => setTimeout(r, 5)); // revision 2 is being applied (held at syncPeers)
-      }
-      return got;
-    };
+    const delivered = onFirstLook(n, async () => {
+      gated = true;
+      n.peers.submit(peerSet([me, late], 2));
+      await new Promise((r) => setTimeout(r, 5)); // revision 2 is being applied (held at syncPeers)
+    });
     await new Promise((r) => setTimeout(r, 100)); // the pause; the re-add is queued behind revision 2
     const before = wgSets(n).length;
     n.peers.submit(peerSet([me, late, other], 3));
     gated = false;
     release();
     await n.peers.idle();
-    expect(delivered, "revision 2 arrived during the re-add").toBe(true);
+    expect(delivered.ran(), "revision 2 arrived during the re-add").toBe(true);
     const after = wgSets(n).slice(before);
     expect(after.some((c) => c.includes(`peer ${late.wireguardPublicKey} remove`)), `revision 3 applied with the re-add of the peer without a handshake: ${JSON.stringify(after)}`).toBe(true);
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 3's peers").toEqual([late.wireguardPublicKey, other.wireguardPublicKey].sort());

@@ -8,7 +8,7 @@
  * optional lab (@weft/lab made unresolvable by the hook) runs every command but `weft lab`, which
  * exits 2 saying why.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
@@ -209,6 +209,20 @@ describe.skipIf(!built)("weft loads only what it runs", () => {
     expect(r.modules.some((m) => m.endsWith("/controller/dist/index.js")), "the controller was loaded (the trace works)").toBe(true);
     const sdks: [string, RegExp][] = [...CONTROL_PLANE.filter(([what]) => what === "a cloud SDK"), ["a cloud adapter (their shared model aside)", /\/cloud-adapters\/dist\/(?!model\.js$)/]];
     expect(loaded(r.modules, sdks), "modules a controller without accounts must not load").toEqual([]);
+  });
+
+  it("cli - a SIGTERM while the controller starts stops it once started, its embedded nats-server included", async () => {
+    const state = join(dir, "controller-early-stop");
+    const r = await weft(["controller", "--state-dir", state, "--api-host", "127.0.0.1", "--api-port", String(await closedPort()), "--nats-host", "127.0.0.1", "--nats-port", String(await closedPort())], {
+      until: /nats-server started/,
+      signal: "SIGTERM",
+      env: { WEFT_LOG_LEVEL: "info" },
+    });
+    const left = spawnSync("pgrep", ["-f", state], { encoding: "utf8" }).stdout.trim();
+    if (left !== "") spawnSync("pkill", ["-KILL", "-f", state]); // a failing run leaves nothing behind
+    expect(left, "processes left running with the controller's state dir in their command line (its nats-server)").toBe("");
+    expect(r.code, `exit code (0: stopped, not killed by the signal); stderr: ${r.stderr.slice(-1000)}`).toBe(0);
+    expect(r.stderr + r.stdout, "it finished starting, then stopped").toMatch(/controller ready[\s\S]*shutting down/);
   });
 
   it("cli - weft controller with an on-prem account loads its adapter and no cloud SDK or other provider's adapter", async () => {

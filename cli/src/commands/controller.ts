@@ -55,8 +55,12 @@ export async function runController(f: ControllerFlags): Promise<void> {
     spiffe: { x509SvidTtlSeconds: seconds("--x509-svid-ttl", f.x509SvidTtl), jwtSvidTtlSeconds: seconds("--jwt-svid-ttl", f.jwtSvidTtl) },
     inventory: f.inventoryConfig === undefined ? undefined : await readInventoryConfig(f.inventoryConfig),
   });
+  // Listening from the start: a SIGTERM while the controller starts (a service manager stopping it
+  // early) stops it once started, embedded nats-server included; Node's default would end the
+  // process at once and leave that nats-server running. A second signal still ends it at once.
+  const signalled = untilSignal();
   const running = await startController(config, log);
-  await untilSignal();
+  await signalled;
   log.info("shutting down");
   await running.stop();
 }

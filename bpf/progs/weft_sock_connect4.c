@@ -6,7 +6,7 @@
  * among the backends the socket's identity may use), before the SYN: the flow carries the
  * backend's address from its first packet, with no per-packet NAT. Over the source identity's
  * rate limit, or with no backend to choose, connect() fails with ECONNREFUSED (bpf_set_retval;
- * a bare `return 0` would give EPERM) and the refusal is counted (weft_lb_drops).
+ * a bare `return 0` would give EPERM) and the refusal is counted (weft_lb_drops_v2).
  */
 #include "lib/common.h"
 #include "lib/lb.h"

@@ -42,7 +42,8 @@ import {
   type TunnelPeerValue,
   type TunnelValue,
 } from "./layout.js";
-import { BpfMap, PerCpuMap, TypedMap } from "./map.js";
+import { carryRetiredCounters, type CarryOutcome } from "./carry.js";
+import { BpfMap, TypedMap } from "./map.js";
 import { BpfObject, type BpfProgram, type MapDef } from "./object.js";
 import { ensurePinDir, pinReplace, type PinLayout } from "./pin.js";
 
@@ -80,15 +81,16 @@ export function loadSharingMaps(names: readonly string[], objectDir?: string): B
 
 /**
  * Loads the objects `names` with every map pinned at `<mapsDir>/<name>` (checkPin decides reuse,
- * creation or replacement, once per map name); returns them with each map's outcome. Closes what
- * it opened when one fails.
+ * creation or replacement, once per map name); returns them with each map's outcome and what
+ * carrying a retired counters map's totals did (carryRetiredCounters). Closes what it opened when
+ * one fails.
  */
 export function openWithPinnedMaps(
   names: readonly string[],
   objectDir: string | undefined,
   mapsDir: string,
   onIncompatible: "error" | "replace",
-): { objects: BpfObject[]; outcome: Record<string, PinOutcome> } {
+): { objects: BpfObject[]; outcome: Record<string, PinOutcome>; carried: Record<string, CarryOutcome> } {
   const outcome: Record<string, PinOutcome> = {};
   const objects: BpfObject[] = [];
   try {
@@ -102,7 +104,12 @@ export function openWithPinnedMaps(
       }
       o.load();
     }
-    return { objects, outcome };
+    const mapOf = (map: string) => {
+      const o = objects.find((x) => x.mapDefs().some((m) => m.name === map));
+      if (!o) throw new Error(`no object declares map ${map}`);
+      return o.map(map);
+    };
+    return { objects, outcome, carried: carryRetiredCounters(mapsDir, outcome, mapOf) };
   } catch (err) {
     for (const o of objects) o.close();
     throw err;
@@ -141,6 +148,8 @@ export class TcDatapath {
   readonly pins: PinLayout | undefined;
   /** Per map name: whether open() reused its pin, created it, or replaced an incompatible one. Empty for load(). */
   readonly pinOutcome: Readonly<Record<string, PinOutcome>>;
+  /** Per map that replaced a retired counters map at this open: the totals carried over, or why not. Empty for load(). */
+  readonly carried: Readonly<Record<string, CarryOutcome>>;
 
   /** weft0 (WireGuard, L3) ingress. */
   readonly progOverlayIn: BpfProgram;
@@ -157,7 +166,8 @@ export class TcDatapath {
   readonly policy: TypedMap<PolicyKey, PolicyValue>;
   /** Key: destination identity. */
   readonly policyDefault: TypedMap<number, PolicyDefaultValue>;
-  readonly counters: PerCpuMap<CountersKey, CountersValue>;
+  /** Per identity pair, one value for all CPUs. */
+  readonly counters: TypedMap<CountersKey, CountersValue>;
   /** Same-site peers' workload prefixes that accept VXLAN -> the peer's underlay address. */
   readonly tunnels: TypedMap<TunnelKey, TunnelValue>;
   /** Key: underlay IPv4 of a same-site peer allowed to send VXLAN here. */
@@ -167,10 +177,11 @@ export class TcDatapath {
   /** Key: ifindex of a workload's host-side veth -> the source address it may use. */
   readonly endpoints: TypedMap<number, EndpointValue>;
 
-  private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>) {
+  private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>, carried: Record<string, CarryOutcome> = {}) {
     this.objects = objects;
     this.pins = pins;
     this.pinOutcome = pinOutcome;
+    this.carried = carried;
     const prog = (name: ProgramNameValue) => this.#objectOf(name).program(name);
     this.progOverlayIn = prog(ProgramName.overlayIn);
     this.progOverlayOut = prog(ProgramName.overlayOut);
@@ -180,7 +191,7 @@ export class TcDatapath {
     this.ipcache = new TypedMap(this.map(MapName.ipcache), ipcacheKeyCodec, ipcacheValueCodec);
     this.policy = new TypedMap(this.map(MapName.policy), policyKeyCodec, policyValueCodec);
     this.policyDefault = new TypedMap(this.map(MapName.policyDefault), identityKeyCodec, policyDefaultValueCodec);
-    this.counters = new PerCpuMap(this.map(MapName.counters), countersKeyCodec, countersValueCodec);
+    this.counters = new TypedMap(this.map(MapName.counters), countersKeyCodec, countersValueCodec);
     this.tunnels = new TypedMap(this.map(MapName.tunnels), tunnelKeyCodec, tunnelValueCodec);
     this.tunnelPeers = new TypedMap(this.map(MapName.tunnelPeers), ipv4AddrCodec, tunnelPeerValueCodec);
     this.config = new TypedMap(this.map(MapName.config), identityKeyCodec, configValueCodec);
@@ -222,13 +233,13 @@ export class TcDatapath {
    */
   static open(options: OpenOptions): TcDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const { objects, outcome } = openWithPinnedMaps(DATAPATH_PROGRAMS, options.objectDir, pins.maps, options.onIncompatible ?? "error");
+    const { objects, outcome, carried } = openWithPinnedMaps(DATAPATH_PROGRAMS, options.objectDir, pins.maps, options.onIncompatible ?? "error");
     try {
       for (const [i, name] of DATAPATH_PROGRAMS.entries()) {
         const o = objects[i];
         if (o) pinReplace(o.program(name).fd, join(pins.progs, name), `program ${name}`);
       }
-      return new TcDatapath(objects, pins, outcome);
+      return new TcDatapath(objects, pins, outcome, carried);
     } catch (err) {
       for (const o of objects) o.close();
       throw err;

@@ -35,6 +35,7 @@ export {
   type CgroupAttachment,
 } from "./cgroup.js";
 export { DATAPATH_PROGRAMS, TcDatapath, checkPin, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+export { carryPerCpuCounters, carryRetiredCounters, type CarryOutcome } from "./carry.js";
 export { BPF_FS_MAGIC, DEFAULT_PIN_DIR, ensurePinDir, isBpffs, pinLayout, removePins, unpinAll, type PinLayout } from "./pin.js";
 export { internetChecksum, ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";
 export * from "./layout.js";

@@ -92,7 +92,8 @@ export const MapName = {
   /** The policy LPM trie (policy.h); replaced the hash map `weft_policy` (RETIRED_MAPS). */
   policy: "weft_policy_lpm",
   policyDefault: "weft_policy_default",
-  counters: "weft_counters",
+  /** Per identity pair, one value for all CPUs (counters.h); replaced the per-CPU `weft_counters` (RETIRED_MAPS). */
+  counters: "weft_counters_v2",
   tunnels: "weft_tunnels",
   tunnelPeers: "weft_tunnel_peers",
   config: "weft_config",
@@ -102,12 +103,25 @@ export const MapName = {
 export type MapNameValue = (typeof MapName)[keyof typeof MapName];
 
 /**
- * Maps earlier builds pinned that this one no longer declares, each with what replaced it. An agent
- * that finds one fills the replacement, attaches the new programs (which use only the
- * replacement), then unpins the old map (TcDatapath.removeRetiredPins); the kernel frees it when the
- * last old program holding it is gone.
+ * Maps earlier builds pinned that this one no longer declares, each with what replaced it (a tc
+ * map here or an lb map of lb-layout.ts: they share the pin directory). An agent that finds one
+ * fills the replacement, attaches the new programs (which use only the replacement), then unpins
+ * the old map (TcDatapath.removeRetiredPins); the kernel frees it when the last old program holding
+ * it is gone. The agent refills tables it owns; counters the programs wrote (`carryCounters`) are
+ * copied, summed over CPUs, into the replacement when opening creates it (carryRetiredCounters).
  */
-export const RETIRED_MAPS: readonly { name: string; replacedBy: MapNameValue }[] = [{ name: "weft_policy", replacedBy: "weft_policy_lpm" }];
+export const RETIRED_MAPS: readonly RetiredMap[] = [
+  { name: "weft_policy", replacedBy: "weft_policy_lpm" },
+  { name: "weft_counters", replacedBy: "weft_counters_v2", carryCounters: true },
+  { name: "weft_lb_drops", replacedBy: "weft_lb_drops_v2", carryCounters: true },
+];
+
+export interface RetiredMap {
+  name: string;
+  replacedBy: string;
+  /** A per-CPU map of u64 counters whose replacement has the same key and value layout with one value for all CPUs. */
+  carryCounters?: boolean;
+}
 
 /**
  * The tc programs, one entry file and object each (bpf/progs/<name>.c -> bpf/dist/<name>.o),
@@ -368,13 +382,6 @@ export function zeroCounters(): CountersValue {
   return { packets: 0n, bytes: 0n, drops: Array.from({ length: COUNTERS_DROP_SLOTS }, () => 0n) };
 }
 
-/** Sums per-CPU counters into one value. */
-export function sumCounters(perCpu: readonly CountersValue[]): CountersValue {
-  return perCpu.reduce(
-    (a, b) => ({ packets: a.packets + b.packets, bytes: a.bytes + b.bytes, drops: a.drops.map((d, i) => d + (b.drops[i] ?? 0n)) }),
-    zeroCounters(),
-  );
-}
 
 /** Dropped packets for one reason: dropCount(v, "policyDeny"). */
 export function dropCount(v: CountersValue, reason: DropReasonName): bigint {

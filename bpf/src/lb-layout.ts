@@ -51,7 +51,8 @@ export const LbMapName = {
   ratelimit: "weft_lb_ratelimit",
   stats: "weft_lb_stats",
   socks: "weft_lb_socks",
-  drops: "weft_lb_drops",
+  /** One value for all CPUs; replaced the per-CPU `weft_lb_drops` (RETIRED_MAPS in layout.ts). */
+  drops: "weft_lb_drops_v2",
   nat: "weft_lb_nat",
   rnat: "weft_lb_rnat",
 } as const;

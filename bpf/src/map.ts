@@ -450,8 +450,8 @@ export class PerCpuMap<K, V> {
   }
 
   /**
-   * Every entry with its per-CPU values (sum them with sumCounters): by batch lookup when the map
-   * type has it (per-CPU hash, LRU per-CPU hash, per-CPU array), else key by key.
+   * Every entry with its per-CPU values: by batch lookup when the map type has it (per-CPU hash,
+   * LRU per-CPU hash, per-CPU array), else key by key.
    */
   *entries(options: LookupBatchOptions = {}): Generator<[K, V[]]> {
     yield* this.#decodeChunks(this.raw.entryChunks(options));

@@ -16,9 +16,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
 import { BpfFsError, BpfPinIncompatibleError } from "./errors.js";
-import { DropReason, MapName, ProgramName, countersKeyCodec, countersValueCodec, sumCounters } from "./layout.js";
+import { DropReason, MapName, ProgramName, countersKeyCodec, countersValueCodec, zeroCounters } from "./layout.js";
 import { LbMapName } from "./lb-layout.js";
-import { BpfMap, PerCpuMap } from "./map.js";
+import { BpfMap, TypedMap } from "./map.js";
 import { removePins } from "./pin.js";
 import { tcAttach, tcDestroyHook } from "./tc.js";
 
@@ -67,9 +67,9 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
   const open: TcDatapath[] = [];
   const countersPin = () => join(pinDir, "maps", MapName.counters);
   const countersFromPin = () => {
-    const m = new PerCpuMap(BpfMap.fromPin(countersPin()), countersKeyCodec, countersValueCodec);
+    const m = new TypedMap(BpfMap.fromPin(countersPin()), countersKeyCodec, countersValueCodec);
     try {
-      return sumCounters(m.get({ srcId: HOST_ID, dstId: W_ID }) ?? []);
+      return m.get({ srcId: HOST_ID, dstId: W_ID }) ?? zeroCounters();
     } finally {
       m.raw.close();
     }
@@ -135,7 +135,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
     expect(Object.entries(dp.pinOutcome).filter(([, o]) => o !== "reused"), "every map reused: maps not reused").toEqual([]);
     expect(dp.ipcache.get({ addr: NS_ADDR, prefixlen: 32 }), "ipcache entry kept").toEqual({ identity: W_ID });
     expect(dp.policyDefault.get(W_ID)).toEqual({ defaultDeny: true });
-    expect(sumCounters(dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? []).drops[DropReason.defaultDeny], "counters kept").toBe(6n);
+    expect((dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? zeroCounters()).drops[DropReason.defaultDeny], "counters kept").toBe(6n);
 
     const a = tcAttach(dp.progToWorkload, { ifindex, direction: "egress" });
     expect(a.progId, "a new program is attached").not.toBe(oldProg);
@@ -145,7 +145,7 @@ describe.skipIf(!isRoot)("bpf - pinned datapath across an agent restart", () => 
 
     dp.policy.set({ srcId: HOST_ID, dstId: W_ID, proto: ICMP, port: 0, portBits: 0 }, { verdict: "allow" });
     expect(ping().received, "the new program reads the policy written through the reopened maps").toBe(3);
-    expect(sumCounters(dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? []).packets, "6 denied + 3 passed replies").toBe(9n);
+    expect((dp.counters.get({ srcId: HOST_ID, dstId: W_ID }) ?? zeroCounters()).packets, "6 denied + 3 passed replies").toBe(9n);
   });
 
   it("bpf - replacing the attached program is atomic: a denied ping flood gets no reply during many replacements", async () => {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
-import { DropReason, MapName, RETIRED_MAPS, TcAction, anyPortKey, exactPortKey, sumCounters, type PolicyKey, type PolicyValue } from "./layout.js";
+import { DropReason, MapName, RETIRED_MAPS, TcAction, anyPortKey, exactPortKey, type PolicyKey, type PolicyValue, zeroCounters } from "./layout.js";
 import { BpfMap, MapType } from "./map.js";
 import { ipv4Packet, type PacketSpec } from "./packet.js";
 import { removePins } from "./pin.js";
@@ -91,11 +91,11 @@ describe.skipIf(!isRoot)("bpf - policy LPM trie", () => {
       expect(verdictOf("tcp", 8191), "tcp/8191: last port of the block").toBe(TcAction.ok);
       expect(verdictOf("tcp", 8000), "tcp/8000: the longer prefix (deny) decides").toBe(TcAction.shot);
       expect(verdictOf("tcp", 8192), "tcp/8192: outside, default deny").toBe(TcAction.shot);
-      const before = sumCounters(dp.counters.get({ srcId: WEB, dstId: API }) ?? []).drops[DropReason.policyDeny] ?? 0n;
+      const before = (dp.counters.get({ srcId: WEB, dstId: API }) ?? zeroCounters()).drops[DropReason.policyDeny] ?? 0n;
       dp.policy.set(anyPortKey(WEB, API, 0), { verdict: "deny" });
       expect(verdictOf("tcp", 7700), "tcp/7700 allowed, but any protocol denied: deny wins").toBe(TcAction.shot);
       expect(verdictOf("udp", 53), "udp/53: any protocol denied").toBe(TcAction.shot);
-      const after = sumCounters(dp.counters.get({ srcId: WEB, dstId: API }) ?? []).drops[DropReason.policyDeny] ?? 0n;
+      const after = (dp.counters.get({ srcId: WEB, dstId: API }) ?? zeroCounters()).drops[DropReason.policyDeny] ?? 0n;
       expect(after - before, "both counted as policy denies").toBe(2n);
       dp.policy.delete(anyPortKey(WEB, API, 0));
       dp.policy.set(anyPortKey(WEB, API, 0), { verdict: "allow" });
@@ -148,7 +148,7 @@ describe.skipIf(!isRoot)("bpf - migration from the per-port policy hash map", ()
     try {
       expect(dp.pinOutcome[MapName.policy], "the LPM map, when only the old map was pinned").toBe("created");
       expect(existsSync(oldPath), "the old pin stays until the new map is filled and attached").toBe(true);
-      expect(RETIRED_MAPS.map((r) => r.name), "retired maps").toEqual(["weft_policy"]);
+      expect(RETIRED_MAPS.map((r) => r.name), "retired maps").toContain("weft_policy");
       expect(dp.removeRetiredPins(), "removed").toEqual(["weft_policy"]);
       expect(existsSync(oldPath), "old pin after removeRetiredPins").toBe(false);
       expect(dp.removeRetiredPins(), "second call").toEqual([]);

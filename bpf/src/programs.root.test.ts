@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
-import { DropReason, ReservedIdentity, TcAction, WEFT_MARK_ENFORCED, WEFT_VXLAN_MAC, sumCounters, totalDrops, zeroCounters, type CountersValue } from "./layout.js";
+import { DropReason, ReservedIdentity, TcAction, WEFT_MARK_ENFORCED, WEFT_VXLAN_MAC, totalDrops, zeroCounters, type CountersValue } from "./layout.js";
 import { ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";
 import { testRun } from "./testrun.js";
 
@@ -22,7 +22,7 @@ const json = (v: unknown) => JSON.stringify(v, (_, x: unknown) => (typeof x === 
 
 describe.skipIf(!isRoot)("bpf - programs under BPF_PROG_RUN", () => {
   let dp: TcDatapath;
-  const counters = (srcId: number, dstId: number): CountersValue => sumCounters(dp.counters.get({ srcId, dstId }) ?? []);
+  const counters = (srcId: number, dstId: number): CountersValue => (dp.counters.get({ srcId, dstId }) ?? zeroCounters());
   const drops = (srcId: number, dstId: number, reason: keyof typeof DropReason) => counters(srcId, dstId).drops[DropReason[reason]];
 
   beforeAll(() => {

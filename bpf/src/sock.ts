@@ -39,7 +39,8 @@ import {
   type LbVipValue,
 } from "./lb-layout.js";
 import { ipv4AddrCodec } from "./layout.js";
-import { BpfMap, PerCpuMap, TypedMap } from "./map.js";
+import type { CarryOutcome } from "./carry.js";
+import { BpfMap, TypedMap } from "./map.js";
 import { BpfObject, type BpfProgram } from "./object.js";
 import { ensurePinDir, type PinLayout } from "./pin.js";
 
@@ -56,6 +57,8 @@ export class SockDatapath {
   readonly objects: readonly BpfObject[];
   readonly pins: PinLayout | undefined;
   readonly pinOutcome: Readonly<Record<string, PinOutcome>>;
+  /** Per map that replaced a retired counters map at this open: the totals carried over, or why not. Empty for load(). */
+  readonly carried: Readonly<Record<string, CarryOutcome>>;
 
   /** VIPs: a quick "is this a service address" before anything else. */
   readonly vips: TypedMap<string, LbVipValue>;
@@ -64,20 +67,22 @@ export class SockDatapath {
   /** Service port as one source identity sees it → its backends and selection table. */
   readonly services: TypedMap<LbKey, LbService>;
   readonly stats: TypedMap<LbStatsKey, LbStatsValue>;
-  readonly drops: PerCpuMap<LbRateKey, LbDropsValue>;
+  /** Refused new connections per (source identity, VIP), one value for all CPUs. */
+  readonly drops: TypedMap<LbRateKey, LbDropsValue>;
   /** tc fallback NAT (read by tests). */
   readonly nat: TypedMap<LbFlowKey, LbBackend>;
   readonly rnat: TypedMap<LbFlowKey, LbBackend>;
 
-  private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>) {
+  private constructor(objects: BpfObject[], pins: PinLayout | undefined, pinOutcome: Record<string, PinOutcome>, carried: Record<string, CarryOutcome> = {}) {
     this.objects = objects;
     this.pins = pins;
     this.pinOutcome = pinOutcome;
+    this.carried = carried;
     this.vips = new TypedMap(this.map(LbMapName.vips), ipv4AddrCodec, lbVipValueCodec);
     this.sources = new TypedMap(this.map(LbMapName.sources), netnsCookieCodec, lbSourceValueCodec);
     this.services = new TypedMap(this.map(LbMapName.services), lbKeyCodec, lbServiceCodec);
     this.stats = new TypedMap(this.map(LbMapName.stats), lbStatsKeyCodec, lbStatsValueCodec);
-    this.drops = new PerCpuMap(this.map(LbMapName.drops), lbRateKeyCodec, lbDropsValueCodec);
+    this.drops = new TypedMap(this.map(LbMapName.drops), lbRateKeyCodec, lbDropsValueCodec);
     this.nat = new TypedMap(this.map(LbMapName.nat), lbFlowKeyCodec, lbNatValueCodec);
     this.rnat = new TypedMap(this.map(LbMapName.rnat), lbFlowKeyCodec, lbNatValueCodec);
   }
@@ -107,8 +112,8 @@ export class SockDatapath {
    */
   static open(options: OpenOptions): SockDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const { objects, outcome } = openWithPinnedMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir, pins.maps, options.onIncompatible ?? "error");
-    return new SockDatapath(objects, pins, outcome);
+    const { objects, outcome, carried } = openWithPinnedMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir, pins.maps, options.onIncompatible ?? "error");
+    return new SockDatapath(objects, pins, outcome, carried);
   }
 
   /**

@@ -12,7 +12,7 @@
  * attached programs enforcing with the last entries, and the next agent reuses the same maps:
  * it converges them on the desired state with batch operations instead of starting empty.
  */
-import { DropReason, TcDatapath, WEFT_VXLAN_MAC, sumCounters, tcAttach, type PolicyKey, type TcDirection } from "@weft/bpf";
+import { DropReason, TcDatapath, WEFT_VXLAN_MAC, tcAttach, type CarryOutcome, type PolicyKey, type TcDirection } from "@weft/bpf";
 import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { DatapathError } from "../errors.js";
@@ -31,7 +31,7 @@ export interface DatapathOptions {
   log: Logger;
 }
 
-/** Counters of one identity pair, summed over CPUs. */
+/** Counters of one identity pair. */
 export interface FlowCounters {
   srcId: number;
   dstId: number;
@@ -39,6 +39,14 @@ export interface FlowCounters {
   bytes: bigint;
   /** Dropped packets by reason name (policyDeny, defaultDeny, …); only reasons with drops. */
   drops: Record<string, bigint>;
+}
+
+/** Logs what carrying retired counters maps into their replacements did at an open (an upgrade's first start). */
+export function logCarried(log: Pick<Logger, "info" | "warn">, carried: Readonly<Record<string, CarryOutcome>>): void {
+  for (const [map, outcome] of Object.entries(carried)) {
+    if ("failed" in outcome) log.warn({ map, err: outcome.failed }, "the counters of the map this version replaced were not carried over; they start again from zero");
+    else log.info({ map, entries: outcome.carried }, "carried the counters of the map this version replaced into its replacement");
+  }
 }
 
 const DROP_REASON_NAMES = Object.entries(DropReason).filter(([name]) => name !== "none") as [string, number][];
@@ -55,7 +63,9 @@ export class AgentDatapath {
   /** Loads the programs, reusing (or creating) the pinned maps. Needs root and a bpffs at the pin dir. */
   static open(o: DatapathOptions): AgentDatapath {
     try {
-      return new AgentDatapath(TcDatapath.open({ pinDir: o.pinDir }), o);
+      const dp = TcDatapath.open({ pinDir: o.pinDir });
+      logCarried(o.log, dp.carried);
+      return new AgentDatapath(dp, o);
     } catch (err) {
       throw new DatapathError(`cannot load the eBPF datapath pinned at ${o.pinDir}: ${(err as Error).message}`, { cause: err });
     }
@@ -128,7 +138,7 @@ export class AgentDatapath {
     return this.#dp.removeRetiredPins();
   }
 
-  /** Every identity pair's counters, summed over CPUs. */
+  /** Every identity pair's counters. */
   flows(): FlowCounters[] {
     return readFlows(this.#dp);
   }
@@ -173,13 +183,10 @@ export class AgentDatapath {
   }
 }
 
-/** Sums the per-CPU counters of every identity pair in a datapath (live or opened from pins). */
+/** The counters of every identity pair in a datapath (live or opened from pins). */
 export function readFlows(dp: Pick<TcDatapath, "counters">): FlowCounters[] {
   const out: FlowCounters[] = [];
-  for (const key of dp.counters.keys()) {
-    const perCpu = dp.counters.get(key);
-    if (!perCpu) continue;
-    const total = sumCounters(perCpu);
+  for (const [key, total] of dp.counters.entries()) {
     const drops: Record<string, bigint> = {};
     for (const [name, code] of DROP_REASON_NAMES) {
       const n = total.drops[code] ?? 0n;

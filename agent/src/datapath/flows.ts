@@ -5,7 +5,7 @@
  * (services/flows.ts), which `weft flows` shows next to them.
  */
 import { join } from "node:path";
-import { BpfMap, MapName, PerCpuMap, countersKeyCodec, countersValueCodec } from "@weft/bpf";
+import { BpfMap, MapName, TypedMap, countersKeyCodec, countersValueCodec } from "@weft/bpf";
 import type { PeerRecord } from "@weft/protocol";
 import { DatapathError } from "../errors.js";
 import { readFlows, type FlowCounters } from "./datapath.js";
@@ -36,7 +36,7 @@ export function readPinnedFlows(pinDir: string): FlowCounters[] {
     throw new DatapathError(`cannot open the flow counters pinned at ${path} (is the agent's datapath running here, and are you root?): ${(err as Error).message}`, { cause: err });
   }
   try {
-    return readFlows({ counters: new PerCpuMap(raw, countersKeyCodec, countersValueCodec) });
+    return readFlows({ counters: new TypedMap(raw, countersKeyCodec, countersValueCodec) });
   } finally {
     raw.close();
   }

@@ -7,9 +7,10 @@
  * observer, /metrics and `weft flows`.
  */
 import { readFileSync } from "node:fs";
-import { DropReason, SockDatapath, netnsCookie, type LbService, type LbStatsKey, type LbStatsValue } from "@weft/bpf";
+import { DropReason, SockDatapath, netnsCookie, type LbDropsValue, type LbRateKey, type LbService, type LbStatsKey, type LbStatsValue, type TypedMap } from "@weft/bpf";
 import type { Logger } from "@weft/protocol";
 import { DatapathError } from "../errors.js";
+import { logCarried } from "../datapath/datapath.js";
 import { syncMap, type SyncResult } from "../datapath/sync.js";
 import type { DesiredServices } from "./desired.js";
 
@@ -42,7 +43,9 @@ export class ServiceDatapath {
   /** Loads the socket programs on the maps pinned under `pinDir`. Needs root and a bpffs. */
   static open(pinDir: string, log: Logger): ServiceDatapath {
     try {
-      return new ServiceDatapath(SockDatapath.open({ pinDir }), log);
+      const sock = SockDatapath.open({ pinDir });
+      logCarried(log, sock.carried);
+      return new ServiceDatapath(sock, log);
     } catch (err) {
       throw new DatapathError(`cannot load the service socket programs pinned at ${pinDir}: ${(err as Error).message}`, { cause: err });
     }
@@ -100,17 +103,17 @@ export class ServiceDatapath {
     return stale.length;
   }
 
-  /** Refused new connections per (source identity, VIP), summed over CPUs. */
+  /** Refused new connections per (source identity, VIP). */
   refused(): RefusedCount[] {
-    const out: RefusedCount[] = [];
-    for (const [key, perCpu] of this.sock.drops.entries()) {
-      const sum = (code: number) => Number(perCpu.reduce((a, v) => a + (v.drops[code] ?? 0n), 0n));
-      out.push({ srcId: key.srcId, vip: key.vip, rateLimited: sum(DropReason.rateLimited), noBackend: sum(DropReason.noBackend) });
-    }
-    return out;
+    return refusedCounts(this.sock.drops);
   }
 
   close(): void {
     this.sock.close();
   }
+}
+
+/** The refused new connections a drops map holds, per (source identity, VIP). */
+export function refusedCounts(drops: TypedMap<LbRateKey, LbDropsValue>): RefusedCount[] {
+  return [...drops.entries()].map(([key, v]) => ({ srcId: key.srcId, vip: key.vip, rateLimited: Number(v.drops[DropReason.rateLimited] ?? 0n), noBackend: Number(v.drops[DropReason.noBackend] ?? 0n) }));
 }

@@ -1,15 +1,15 @@
 /**
- * Refused service connections as `weft flows` shows them: the pinned weft_lb_drops map read
+ * Refused service connections as `weft flows` shows them: the pinned drops map (weft_lb_drops_v2) read
  * directly (so it works while the agent is stopped), one row per (source identity, service) with
  * its drops by reason (rateLimited, noBackend), the service named from the agent's cached record.
  */
 import { join } from "node:path";
-import { BpfMap, DropReason, LbMapName, PerCpuMap, lbDropsValueCodec, lbRateKeyCodec } from "@weft/bpf";
+import { BpfMap, LbMapName, TypedMap, lbDropsValueCodec, lbRateKeyCodec } from "@weft/bpf";
 import { serviceRef, type NodeServicesRecord, type PeerRecord } from "@weft/protocol";
 import { DatapathError } from "../errors.js";
 import type { FlowRow } from "../datapath/flows.js";
 import { identityNames, nameOf } from "../datapath/names.js";
-import type { RefusedCount } from "./datapath.js";
+import { refusedCounts, type RefusedCount } from "./datapath.js";
 
 /** Reads the refused-connection counters pinned under `pinDir` (root only); empty when the map is not pinned (no services yet). */
 export function readPinnedRefused(pinDir: string): RefusedCount[] {
@@ -22,11 +22,7 @@ export function readPinnedRefused(pinDir: string): RefusedCount[] {
     throw new DatapathError(`cannot open the service drop counters pinned at ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const map = new PerCpuMap(raw, lbRateKeyCodec, lbDropsValueCodec);
-    return [...map.entries()].map(([k, perCpu]) => {
-      const sum = (code: number) => Number(perCpu.reduce((a, v) => a + (v.drops[code] ?? 0n), 0n));
-      return { srcId: k.srcId, vip: k.vip, rateLimited: sum(DropReason.rateLimited), noBackend: sum(DropReason.noBackend) };
-    });
+    return refusedCounts(new TypedMap(raw, lbRateKeyCodec, lbDropsValueCodec));
   } finally {
     raw.close();
   }

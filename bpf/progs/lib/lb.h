@@ -28,8 +28,9 @@
  *   weft_lb_socks     LRU hash: {socket cookie, backend, backend port, proto} -> the VIP:port the
  *                     socket asked for: getpeername4/recvmsg4 show the VIP again, sock_ops finds
  *                     the connection's service to count it.
- *   weft_lb_drops     LRU per-CPU hash: {source identity, vip} -> refused new connections by
- *                     drop reason (WEFT_DROP_RATE_LIMITED, WEFT_DROP_NO_BACKEND).
+ *   weft_lb_drops_v2  LRU hash: {source identity, vip} -> refused new connections by drop
+ *                     reason (WEFT_DROP_RATE_LIMITED, WEFT_DROP_NO_BACKEND), added atomically
+ *                     (it replaced weft_lb_drops, per-CPU: see counters.h for why).
  *   weft_lb_nat       LRU hash (tc path): a client's flow to a VIP -> its backend.
  *   weft_lb_rnat      LRU hash (tc path): {client, backend, ports, proto} -> the VIP:port replies
  *                     are rewritten to.
@@ -223,11 +224,11 @@ struct {
 } weft_lb_socks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct weft_lb_rate_key);
 	__type(value, struct weft_lb_drops_value);
 	__uint(max_entries, 65536);
-} weft_lb_drops SEC(".maps");
+} weft_lb_drops_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -260,18 +261,18 @@ static __always_inline __u32 lb_source_identity(__u64 netns_cookie)
 static __always_inline void lb_count_drop(__u32 src_id, __u32 vip, __u32 reason)
 {
 	struct weft_lb_rate_key key = { .src_id = src_id, .vip = vip };
-	struct weft_lb_drops_value *v = bpf_map_lookup_elem(&weft_lb_drops, &key);
+	struct weft_lb_drops_value *v = bpf_map_lookup_elem(&weft_lb_drops_v2, &key);
 
 	if (!v) {
 		struct weft_lb_drops_value init = {};
 
-		bpf_map_update_elem(&weft_lb_drops, &key, &init, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&weft_lb_drops, &key);
+		bpf_map_update_elem(&weft_lb_drops_v2, &key, &init, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&weft_lb_drops_v2, &key);
 		if (!v)
 			return;
 	}
 	if (reason < WEFT_COUNTERS_DROP_SLOTS)
-		v->drops[reason] += 1; /* per-CPU value */
+		__sync_fetch_and_add(&v->drops[reason], 1);
 }
 
 /*

@@ -7,7 +7,7 @@
  * and remembers the way back (weft_lb_rnat); lb_tc_rev (egress, packets into the workload)
  * rewrites the backend's replies to come from the VIP:port again. Checksums are fixed with the
  * csum helpers (CHECKSUM_PARTIAL packets included). A refused new flow (rate limit, no backend)
- * has its packet dropped and counted in weft_lb_drops: the application sees a timeout and
+ * has its packet dropped and counted in weft_lb_drops_v2: the application sees a timeout and
  * retries, not ECONNREFUSED as on the socket path. Least connections sees no closes here, so
  * flows balanced on this path count as connects but not as active connections.
  *

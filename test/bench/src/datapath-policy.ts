@@ -12,7 +12,7 @@
  * Each eBPF case has its own TcDatapath (own maps, pinned under the benchmark's bpffs), so
  * switching case is one `tc filter replace`; an iptables case is one `iptables-restore`.
  */
-import { DropReason, TcAction, TcDatapath, ipv4Packet, sumCounters, testRun, type CountersValue } from "@weft/bpf";
+import { DropReason, TcAction, TcDatapath, ipv4Packet, testRun, type CountersValue, zeroCounters } from "@weft/bpf";
 import { join } from "node:path";
 import { BenchError } from "./errors.js";
 import { tcpProbe, tcpThroughput, udpPacketRate } from "./datapath-iperf.js";
@@ -156,7 +156,7 @@ export class PolicyBench {
     const spec = POLICY_SPECS[c];
     const applyMs = await this.apply(c);
     const dp = spec.kind === "ebpf" ? this.#datapaths.get(spec.rules) : undefined;
-    const pair = () => (dp ? sumCounters(dp.counters.get({ srcId: HOST_A.overlayId, dstId: HOST_B.overlayId }) ?? []) : undefined);
+    const pair = () => (dp ? (dp.counters.get({ srcId: HOST_A.overlayId, dstId: HOST_B.overlayId }) ?? zeroCounters()) : undefined);
     const before = pair();
     const allowedProbe = await tcpProbe(HOST_A.ns, HOST_B.overlay, MEASURED_PORT);
     const afterAllowed = pair();

@@ -15,7 +15,7 @@
  * (VXLAN device, WireGuard interface, or neither), so a silently wrong path cannot pass for a result.
  */
 import { join } from "node:path";
-import { TcDatapath, sumCounters, DropReason } from "@weft/bpf";
+import { TcDatapath, DropReason, zeroCounters } from "@weft/bpf";
 import { BenchError } from "./errors.js";
 import { tcpProbe, tcpThroughput } from "./datapath-iperf.js";
 import type { LinkCounters } from "./datapath-parse.js";
@@ -142,7 +142,7 @@ export class TransportBench {
   async validate(c: TransportCase): Promise<TransportCheck> {
     await this.apply(c);
     const { dp } = this.#dp.get(HOST_B) as { dp: TcDatapath };
-    const pair = () => sumCounters(dp.counters.get({ srcId: HOST_A.workloadId, dstId: HOST_B.workloadId }) ?? []);
+    const pair = () => (dp.counters.get({ srcId: HOST_A.workloadId, dstId: HOST_B.workloadId }) ?? zeroCounters());
     const before = pair();
     const allowed = await tcpProbe(HOST_A.workloadNs, HOST_B.workload, WORKLOAD_PORT);
     if (!allowed.passed) throw new BenchError(`${c}: workload ${HOST_A.workload} → ${HOST_B.workload}:${WORKLOAD_PORT} does not pass (${allowed.detail})`);

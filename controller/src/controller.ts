@@ -31,7 +31,7 @@ import { IdentityReaper } from "./identity/reaper.js";
 import { validateIdentityLabels } from "./identity/labels.js";
 import { AddressAllocator } from "./ipam/allocator.js";
 import { Claims } from "./ipam/claims.js";
-import { OrphanClaimReaper } from "./ipam/orphans.js";
+import { OrphanReaper } from "./ipam/orphans.js";
 import { PrefixAllocator } from "./ipam/prefixes.js";
 import { SiteRouteAdvertiser, withdrawSiteRoutes } from "./inventory/advertise.js";
 import { InventoryPlanner } from "./inventory/plan.js";
@@ -105,7 +105,7 @@ export interface RunningController {
   /** Sweeps identity numbers nothing references (tests call sweep()). */
   identityReaper: IdentityReaper;
   /** Releases claims an interrupted enrollment or deletion left (tests call sweep()). */
-  orphanReaper: OrphanClaimReaper;
+  orphanReaper: OrphanReaper;
   /** This controller's part in the leader election (isLeader(), leader()). */
   election: LeaderElection;
   stop(): Promise<void>;
@@ -185,16 +185,17 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const claims = new Claims(stores.ipam);
     await claims.follow(log.child({ component: "ipam" }));
     cleanups.push(async () => claims.stop());
-    // Claims an interrupted enrollment or deletion left behind are released after the grace (ipam/orphans.ts).
+    // Claims (and peer records) an interrupted enrollment or deletion left behind are removed after the grace (ipam/orphans.ts).
     const orphanGraceMs = config.overlay.orphanClaimGraceSeconds * 1000;
-    const orphanReaper = new OrphanClaimReaper({
+    const orphanReaper = new OrphanReaper({
       claims,
+      peers: stores.peers,
       nodeIds: () => stores.nodes.keys(),
       graceMs: orphanGraceMs,
       intervalMs: Math.min(300_000, orphanGraceMs / 4),
       log: log.child({ component: "ipam" }),
     });
-    election.duty({ name: "orphan-claim-reaper", start: () => orphanReaper.start(), stop: () => orphanReaper.stop() });
+    election.duty({ name: "orphan-reaper", start: () => orphanReaper.start(), stop: () => orphanReaper.stop() });
     const allocator = new AddressAllocator(claims, config.overlay.cidr);
     const prefixes = new PrefixAllocator(claims, config.overlay.workloadCidr, config.overlay.workloadPrefixLength);
     // Liveness: every controller hears every heartbeat and starts from the leader's stored judgement;

@@ -192,17 +192,26 @@ export class Enrollment {
     try {
       // First: of two enrollments with one signed document, only one gets past here.
       if (grant.attested && this.deps.attestor) unconsume = await this.deps.attestor.consume(grant.attested, nodeId);
-      await claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`);
-      await claimOrConflict("name", req.name, `node name ${req.name}`);
-      const overlayAddress = await allocator.allocate(nodeId, req.overlayAddress);
-      made.push({ kind: "addr", value: overlayAddress });
-      const workloadPrefix = await this.deps.prefixes.allocate(nodeId);
-      made.push({ kind: "wprefix", value: workloadPrefix });
-      const userJwt = await this.deps.issueAgentJwt(nodeId, req.natsPublicKey);
-      if (grant.instance) {
-        bound = keyOfInstance(grant.instance);
-        await this.bind(grant.instance, nodeId);
-      }
+      // The claims, the allocations, the credential and the instance binding do not depend on one
+      // another: one round trip to the store for all of them instead of one each (at thousands of
+      // agents a round trip is tens of milliseconds, and the new node reaches no one before this
+      // ends). All settle before a failure is thrown, so the rollback below sees everything made.
+      const instance = grant.instance;
+      if (instance) bound = keyOfInstance(instance);
+      const [, , overlayAddress, workloadPrefix, userJwt] = await allSettledOrFirstError([
+        claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`),
+        claimOrConflict("name", req.name, `node name ${req.name}`),
+        allocator.allocate(nodeId, req.overlayAddress).then((address) => {
+          made.push({ kind: "addr", value: address });
+          return address;
+        }),
+        this.deps.prefixes.allocate(nodeId).then((prefix) => {
+          made.push({ kind: "wprefix", value: prefix });
+          return prefix;
+        }),
+        this.deps.issueAgentJwt(nodeId, req.natsPublicKey),
+        instance ? this.bind(instance, nodeId) : Promise.resolve(),
+      ] as const);
       let labels = grant.labels;
       if (key && req.joinKey !== undefined) {
         labels = (await joinKeys.consume(req.joinKey, nodeId)).labels;
@@ -402,4 +411,15 @@ export function enrollRequestIssues(req: EnrollRequest): FieldIssue[] {
 /** The instance a verified document names, as the inventory checks take it. */
 function claimOf(a: AttestedInstance): InstanceIdentityClaim {
   return { provider: a.provider, id: a.id, account: a.account, ...(a.region === undefined ? {} : { region: a.region }), ...(a.zone === undefined ? {} : { zone: a.zone }) };
+}
+
+/**
+ * Like Promise.all, but waits for every promise to settle before rejecting (with the first
+ * rejection in argument order), so work that did succeed is known to the caller's cleanup.
+ */
+export async function allSettledOrFirstError<T extends readonly unknown[]>(promises: { readonly [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

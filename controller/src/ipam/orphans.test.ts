@@ -5,12 +5,13 @@
  * same agent enrolls. A node that exists, a service's VIP and a fresh claim are left alone.
  */
 import { Kvm } from "@nats-io/kv";
-import { Buckets, generateKeyPair } from "@weft/protocol";
+import { Buckets, NodeRecord, PeerRecord, generateKeyPair } from "@weft/protocol";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordStore, type Keyed } from "../store/kv.js";
 import { agentIdentity, refusalDetail, startTestController, type TestController } from "../testing.js";
 import { Claim, Claims, claimKey, type ClaimKind } from "./claims.js";
-import { orphanedClaims } from "./orphans.js";
+import { OrphanReaper, orphanedClaims, orphanedPeers } from "./orphans.js";
 
 const NOW = new Date("2026-12-06T12:00:00Z");
 const GRACE_MS = 600_000;
@@ -32,6 +33,23 @@ describe("orphaned claims - the rule", () => {
     const entries: Keyed<Claim>[] = cases.map((c, i) => ({ key: `addr.100.64.0.${i + 1}`, value: { nodeId: c.owner, claimedAt: c.claimedAt }, revision: i + 1 }));
     const released = new Set(orphanedClaims(entries, new Set([live]), NOW, GRACE_MS).map((c) => c.key));
     cases.forEach((c, i) => expect(released.has(entries[i]!.key), c.why).toBe(c.released));
+  });
+});
+
+describe("orphaned peer records - the rule", () => {
+  it("orphans - removed: the peer record of a node id with no record, stored at least the grace ago; nothing else", () => {
+    const live = "n-00000000000000aa";
+    const gone = "n-00000000000000bb";
+    const cases: { key: string; storedMsAgo: number; removed: boolean; why: string }[] = [
+      { key: gone, storedMsAgo: GRACE_MS, removed: true, why: "no node record, exactly the grace old" },
+      { key: gone, storedMsAgo: GRACE_MS - 1, removed: false, why: "no node record yet, younger than the grace (an enrollment in flight)" },
+      { key: live, storedMsAgo: GRACE_MS * 10, removed: false, why: "its node exists" },
+      { key: "n-short", storedMsAgo: GRACE_MS * 10, removed: false, why: "not a node id" },
+    ];
+    cases.forEach((c, i) => {
+      const got = orphanedPeers([{ key: c.key, revision: i + 1, created: new Date(NOW.getTime() - c.storedMsAgo) }], new Set([live]), NOW, GRACE_MS);
+      expect(got.length === 1, c.why).toBe(c.removed);
+    });
   });
 });
 
@@ -84,5 +102,31 @@ describe("orphaned claims - on a controller", () => {
     expect(enrolled.status, `the agent's next retry: ${enrolled.text}`).toBe(201);
     expect((await t.client.listNodes()).map((n) => n.nodeId).sort(), "one node more").toEqual([...liveBefore, (enrolled.body as { nodeId: string }).nodeId].sort());
     await store.delete(young);
+  });
+
+  it("orphans - a peer record whose node record was never written is removed by the sweep once older than the grace; a live node's and a fresh one stay", async () => {
+    const kvm = new Kvm(t.running.nc);
+    const peers = new RecordStore(await kvm.open(Buckets.peers), PeerRecord, Buckets.peers);
+    const nodes = new RecordStore(await kvm.open(Buckets.nodes), NodeRecord, Buckets.nodes);
+    const claims = new Claims(new RecordStore(await kvm.open(Buckets.ipam), Claim, Buckets.ipam));
+    const graceMs = 300;
+    const reaper = new OrphanReaper({ claims, peers, nodeIds: () => nodes.keys(), graceMs, intervalMs: 60_000, log: pino({ level: "silent" }) });
+    const enrolled = await t.client.raw("POST", "/v1/enroll", JSON.stringify(agentIdentity(joinKey, generateKeyPair().publicKey, { name: "live-peer" }).body));
+    expect(enrolled.status, `a live node: ${enrolled.text}`).toBe(201);
+    const liveId = (enrolled.body as { nodeId: string }).nodeId;
+    const livePeer = await peers.get(liveId);
+    expect(livePeer, "the live node's peer record").toBeDefined();
+    // What a controller that died between the two writes of an enrollment leaves: the peer record only.
+    const orphan = { ...livePeer!.value, nodeId: "n-0000000000dead11", name: "interrupted-peer" };
+    await peers.put(orphan.nodeId, orphan);
+    await new Promise((r) => setTimeout(r, graceMs + 50));
+    const fresh = { ...orphan, nodeId: "n-0000000000dead12", name: "in-flight-peer" };
+    await peers.put(fresh.nodeId, fresh);
+
+    expect(await reaper.sweep(), "records the sweep removed").toBe(1);
+    expect(await peers.get(orphan.nodeId), "the old orphan").toBeUndefined();
+    expect((await peers.get(fresh.nodeId))?.value.name, "the fresh one stays (its node record may still come)").toBe("in-flight-peer");
+    expect((await peers.get(liveId))?.revision, "the live node's peer record stays, untouched").toBe(livePeer!.revision);
+    await peers.delete(fresh.nodeId);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Releases claims no node holds (decide in a pure function, act in a thin loop): a WireGuard key,
  * name, overlay address or workload prefix claimed for a node id that has no node record, claimed
- * longer than the grace ago.
+ * longer than the grace ago. Likewise removes a peer record whose node has no record, stored
+ * longer than the grace ago: an enrollment writes the two records at once (NodeRegistry.add), and
+ * a controller that died between them leaves the peer record, which every agent would keep.
  *
  * They are what a controller leaves when it dies in the middle: an enrollment claims first and
  * writes the node record last, a deletion removes the record first and the claims after, and a
@@ -20,6 +22,7 @@
 import { NODE_ID_PATTERN } from "@weft/protocol";
 import { Periodic } from "@weft/util";
 import type { Logger } from "pino";
+import type { LiveStamp } from "../store/keys.js";
 import type { Keyed } from "../store/kv.js";
 import type { Claim, Claims } from "./claims.js";
 
@@ -33,8 +36,15 @@ export function orphanedClaims(claims: readonly Keyed<Claim>[], nodeIds: Readonl
   });
 }
 
-export interface OrphanClaimReaperOptions {
+/** The peer records (keyed by node id) of node ids with no record, stored at least `graceMs` before `now`. */
+export function orphanedPeers(peers: readonly LiveStamp[], nodeIds: ReadonlySet<string>, now: Date, graceMs: number): LiveStamp[] {
+  return peers.filter((p) => NODE_ID_PATTERN.test(p.key) && !nodeIds.has(p.key) && now.getTime() - p.created.getTime() >= graceMs);
+}
+
+export interface OrphanReaperOptions {
   claims: Pick<Claims, "entries" | "releaseIfRevision">;
+  /** The peer records (keys, revisions and store times), removed only by compare-and-set on the revision listed. */
+  peers?: { stamps(): Promise<LiveStamp[]>; deleteIfRevision(key: string, revision: number): Promise<boolean> };
   /** The ids of every node record. */
   nodeIds: () => Promise<Iterable<string>>;
   graceMs: number;
@@ -43,10 +53,10 @@ export interface OrphanClaimReaperOptions {
   log: Logger;
 }
 
-export class OrphanClaimReaper {
+export class OrphanReaper {
   readonly #sweeps: Periodic<number>;
 
-  constructor(private readonly o: OrphanClaimReaperOptions) {
+  constructor(private readonly o: OrphanReaperOptions) {
     this.#sweeps = new Periodic(() => this.#sweep(), o.intervalMs);
   }
 
@@ -58,7 +68,7 @@ export class OrphanClaimReaper {
     return this.#sweeps.stop();
   }
 
-  /** One sweep now (errors are logged); resolves with how many claims it released. */
+  /** One sweep now (errors are logged); resolves with how many claims and peer records it removed. */
   sweep(): Promise<number> {
     return this.#sweeps.run();
   }
@@ -66,14 +76,20 @@ export class OrphanClaimReaper {
   async #sweep(): Promise<number> {
     const { claims, log } = this.o;
     try {
-      // Claims before node ids: a node written between the two reads is seen.
-      const entries = await claims.entries();
+      // Claims and peer records before node ids: a node written between the reads is seen.
+      const [entries, peers] = await Promise.all([claims.entries(), this.o.peers?.stamps() ?? []]);
       const nodeIds = new Set(await this.o.nodeIds());
+      const now = new Date();
       let released = 0;
-      for (const c of orphanedClaims(entries, nodeIds, new Date(), this.o.graceMs)) {
+      for (const c of orphanedClaims(entries, nodeIds, now, this.o.graceMs)) {
         if (!(await claims.releaseIfRevision(c.key, c.revision))) continue;
         released++;
         log.warn({ claim: c.key, node: c.value.nodeId, claimedAt: c.value.claimedAt }, "claim released: its node has no record (an enrollment or deletion was interrupted)");
+      }
+      for (const p of orphanedPeers(peers, nodeIds, now, this.o.graceMs)) {
+        if (!(await this.o.peers!.deleteIfRevision(p.key, p.revision))) continue;
+        released++;
+        log.warn({ node: p.key, storedAt: p.created.toISOString() }, "peer record removed: its node has no record (an enrollment was interrupted)");
       }
       return released;
     } catch (err) {

@@ -5,6 +5,7 @@
  * from the final node record; records an older controller wrote (workloads, site routes and epoch
  * only in the peer record) are adopted into the node record at start, with no change agents see.
  */
+import { randomBytes } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Buckets, NodeRecord, PeerRecord, generateKeyPair } from "@weft/protocol";
 import { pino } from "pino";
@@ -55,11 +56,31 @@ class SlowPeers extends RecordStore<typeof PeerRecord> {
   }
 }
 
+/** A store whose puts wait for `gate` (a slow write), or fail once it is rejected (a failed one). */
+class GatedPuts<S extends typeof NodeRecord | typeof PeerRecord> extends RecordStore<S> {
+  constructor(
+    kv: KV,
+    schema: S,
+    bucket: string,
+    private readonly gate: Promise<void>,
+  ) {
+    super(kv, schema, bucket);
+  }
+  override async put(...args: Parameters<RecordStore<S>["put"]>) {
+    await this.gate;
+    return super.put(...args);
+  }
+}
+
 /** A registry of its own on the controller's buckets: a second controller's. */
-function secondRegistry(peerStore = new RecordStore(peers, PeerRecord, Buckets.peers), revokeCredential: (natsPublicKey: string) => Promise<unknown> = async () => undefined): NodeRegistry {
+function secondRegistry(
+  peerStore = new RecordStore(peers, PeerRecord, Buckets.peers),
+  revokeCredential: (natsPublicKey: string) => Promise<unknown> = async () => undefined,
+  nodeStore = new RecordStore(nodes, NodeRecord, Buckets.nodes),
+): NodeRegistry {
   const claims = new Claims(new RecordStore(ipam, Claim, Buckets.ipam));
   return new NodeRegistry({
-    nodes: new RecordStore(nodes, NodeRecord, Buckets.nodes),
+    nodes: nodeStore,
     peers: peerStore,
     claims,
     allocator: new AddressAllocator(claims, t.running.config.overlay.cidr),
@@ -94,6 +115,30 @@ describe("node registry", () => {
     const still = await records(id);
     expect([again.outcome, still.nodeRevision, still.peerRevision], "a no-op writes neither record").toEqual(["unchanged", after.nodeRevision, after.peerRevision]);
     expect((await registry.updateNode("n-0000000000000000", () => undefined)).outcome, "an unknown node").toBe("gone");
+  });
+
+  it("registry - add sends the peer record without waiting for the node record; when either write fails, neither record stays", async () => {
+    const enrolled = (await records(await enroll())).node;
+    const fresh = (): NodeRecord => ({ ...enrolled, nodeId: `n-${randomBytes(8).toString("hex")}` });
+    const gated = (schema: "node" | "peer", gate: Promise<void>) =>
+      schema === "node" ? secondRegistry(undefined, undefined, new GatedPuts(nodes, NodeRecord, Buckets.nodes, gate)) : secondRegistry(new GatedPuts(peers, PeerRecord, Buckets.peers, gate));
+
+    let open!: () => void;
+    const slow = fresh();
+    const adding = gated("node", new Promise<void>((r) => (open = r))).add(slow);
+    for (let i = 0; i < 200 && !(await present(peers, slow.nodeId)); i++) await new Promise((r) => setTimeout(r, 5));
+    expect([await present(peers, slow.nodeId), await present(nodes, slow.nodeId)], "peer record stored while the node record's write is still pending").toEqual([true, false]);
+    open();
+    await adding;
+    expect([await present(nodes, slow.nodeId), await present(peers, slow.nodeId)], "both, once the node record is written").toEqual([true, true]);
+
+    for (const failing of ["node", "peer"] as const) {
+      const node = fresh();
+      const broken = Promise.reject(new Error(`the ${failing} record write failed`));
+      broken.catch(() => undefined); // rejected before any write waits for it
+      await expect(gated(failing, broken).add(node), `${failing} write failing`).rejects.toThrow(`the ${failing} record write failed`);
+      expect([await present(nodes, node.nodeId), await present(peers, node.nodeId)], `after the ${failing} record's write failed: no node record, no peer record`).toEqual([false, false]);
+    }
   });
 
   it("registry - a delete removes the peer record before it revokes the credential; one that fails revoking is completed by a second", async () => {

@@ -43,11 +43,33 @@ export async function liveKeys(kv: KV, filter = ">"): Promise<string[]> {
   return [...(await scanLatest(kv, filter, true)).keys()];
 }
 
+/** A key's current revision and when it was stored, without its value. */
+export interface LiveStamp {
+  key: string;
+  revision: number;
+  created: Date;
+}
+
+/** Every live key matching `filter` with its revision and store time (values are not read). */
+export async function liveStamps(kv: KV, filter = ">"): Promise<LiveStamp[]> {
+  if (!(kv instanceof Bucket)) {
+    const out: LiveStamp[] = [];
+    for await (const key of await kv.keys(filter)) {
+      const e = await kv.get(key);
+      if (e && e.operation === "PUT") out.push({ key, revision: e.revision, created: e.created });
+    }
+    return out;
+  }
+  return [...(await scanLatest(kv, filter, true)).values()].map(({ key, revision, created }) => ({ key, revision, created }));
+}
+
 /** A key's current value and revision. */
 export interface LiveEntry {
   key: string;
   value: Uint8Array;
   revision: number;
+  /** When the stream stored this value. */
+  created: Date;
 }
 
 /**
@@ -59,7 +81,7 @@ export async function liveEntries(kv: KV, filter = ">"): Promise<LiveEntry[]> {
     const out: LiveEntry[] = [];
     for await (const key of await kv.keys(filter)) {
       const e = await kv.get(key);
-      if (e && e.operation === "PUT") out.push({ key, value: e.value, revision: e.revision });
+      if (e && e.operation === "PUT") out.push({ key, value: e.value, revision: e.revision, created: e.created });
     }
     return out;
   }
@@ -85,7 +107,7 @@ async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Pro
       const key = kv.decodeKey(m.subject.substring(kv.prefixLen));
       const op = m.headers?.get("KV-Operation");
       if (op === "DEL" || op === "PURGE") entries.delete(key);
-      else entries.set(key, { key, value: m.data, revision: m.seq });
+      else entries.set(key, { key, value: m.data, revision: m.seq, created: m.time });
     };
     let pending = created.num_pending;
     while (pending > 0) {

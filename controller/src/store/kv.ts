@@ -9,7 +9,7 @@ import type { KV } from "@nats-io/kv";
 import { Backoff, sleep } from "@weft/util";
 import type { z } from "zod";
 import { StoreUnavailableError } from "../errors.js";
-import { liveEntries, liveKeys } from "./keys.js";
+import { liveEntries, liveKeys, liveStamps, type LiveStamp } from "./keys.js";
 
 export interface Versioned<T> {
   value: T;
@@ -263,6 +263,11 @@ export class RecordStore<S extends z.ZodType> {
 
   async keys(filter?: string): Promise<string[]> {
     return this.wrap("keys", undefined, () => liveKeys(this.kv, filter));
+  }
+
+  /** Every live key with its revision and when it was stored (values are not read). */
+  async stamps(filter?: string): Promise<LiveStamp[]> {
+    return this.wrap("stamps", undefined, () => liveStamps(this.kv, filter));
   }
 
   /** Every current record with its key (skipping values that no longer parse, which are reported), read in one pass. */

@@ -4,9 +4,7 @@
  * opens the new maps with the old totals in them, summed over CPUs, and unpins the old maps once
  * asked to. Needs CAP_BPF/CAP_NET_ADMIN and a bpffs of its own (mounted in a temporary directory).
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { carryPerCpuCounters } from "./carry.js";
@@ -14,7 +12,7 @@ import { TcDatapath } from "./datapath.js";
 import { COUNTERS_DROP_SLOTS, DropReason, MapName, countersKeyCodec, countersValueCodec, zeroCounters, type CountersValue } from "./layout.js";
 import { LbMapName, lbDropsValueCodec, lbRateKeyCodec } from "./lb-layout.js";
 import { BpfMap, MapType, PerCpuMap, TypedMap, numPossibleCpus } from "./map.js";
-import { removePins } from "./pin.js";
+import { mountScratchBpffs, type ScratchBpffs } from "./scratch-bpffs.js";
 import { SockDatapath } from "./sock.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -70,22 +68,15 @@ describe.skipIf(!isRoot)("bpf - counters carried into the maps that replaced the
   });
 
   describe("bpf - an upgrade from a build with per-CPU counters", () => {
-    let mnt: string;
+    let bpffs: ScratchBpffs | undefined;
     let pinDir: string;
     const maps = () => join(pinDir, "maps");
 
     beforeAll(() => {
-      mnt = mkdtempSync(join(tmpdir(), "wbt-carryfs-"));
-      execFileSync("mount", ["-t", "bpf", "bpf", mnt]);
-      pinDir = join(mnt, "weft");
+      bpffs = mountScratchBpffs("wbt-carryfs-");
+      pinDir = bpffs.pinDir;
     });
-    afterAll(() => {
-      if (pinDir) removePins(pinDir);
-      if (mnt) {
-        execFileSync("umount", [mnt]);
-        rmSync(mnt, { recursive: true, force: true });
-      }
-    });
+    afterAll(() => bpffs?.remove());
 
     it("bpf - open creates the new maps with the old totals, the old pins stay until removeRetiredPins, and a later open reuses without carrying again", () => {
       // Everything this build pins, then what an older build had instead of the two new maps.

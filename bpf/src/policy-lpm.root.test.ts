@@ -7,15 +7,14 @@
  * for the agent's, @weft/protocol portRangePrefixes).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TcDatapath } from "./datapath.js";
 import { DropReason, MapName, RETIRED_MAPS, TcAction, anyPortKey, exactPortKey, type PolicyKey, type PolicyValue, zeroCounters } from "./layout.js";
 import { BpfMap, MapType } from "./map.js";
 import { ipv4Packet, type PacketSpec } from "./packet.js";
-import { removePins } from "./pin.js";
+import { mountScratchBpffs, type ScratchBpffs } from "./scratch-bpffs.js";
 import { testRun } from "./testrun.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -118,21 +117,14 @@ describe.skipIf(!isRoot)("bpf - policy LPM trie", () => {
 });
 
 describe.skipIf(!isRoot)("bpf - migration from the per-port policy hash map", () => {
-  let mnt: string;
+  let bpffs: ScratchBpffs | undefined;
   let pinDir: string;
 
   beforeAll(() => {
-    mnt = mkdtempSync(join(tmpdir(), "wbt-lpmfs-"));
-    execFileSync("mount", ["-t", "bpf", "bpf", mnt]);
-    pinDir = join(mnt, "weft");
+    bpffs = mountScratchBpffs("wbt-lpmfs-");
+    pinDir = bpffs.pinDir;
   });
-  afterAll(() => {
-    if (pinDir) removePins(pinDir);
-    if (mnt) {
-      execFileSync("umount", [mnt]);
-      rmSync(mnt, { recursive: true, force: true });
-    }
-  });
+  afterAll(() => bpffs?.remove());
 
   it("bpf - the old weft_policy pin is left alone by open, the new map is created beside it, and removeRetiredPins unpins the old one", () => {
     // What an older agent left pinned: the hash map with 12-byte per-port keys.

@@ -52,15 +52,8 @@ export interface LiveStamp {
 
 /** Every live key matching `filter` with its revision and store time (values are not read). */
 export async function liveStamps(kv: KV, filter = ">"): Promise<LiveStamp[]> {
-  if (!(kv instanceof Bucket)) {
-    const out: LiveStamp[] = [];
-    for await (const key of await kv.keys(filter)) {
-      const e = await kv.get(key);
-      if (e && e.operation === "PUT") out.push({ key, revision: e.revision, created: e.created });
-    }
-    return out;
-  }
-  return [...(await scanLatest(kv, filter, true)).values()].map(({ key, revision, created }) => ({ key, revision, created }));
+  const entries = kv instanceof Bucket ? (await scanLatest(kv, filter, true)).values() : await liveEntries(kv, filter);
+  return [...entries].map(({ key, revision, created }) => ({ key, revision, created }));
 }
 
 /** A key's current value and revision. */

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ControllerClient, Workload } from "@weft/protocol";
 import { LabCluster, hostPinDir, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
-import { mapLimit, readAgentState, readAgentStatus, sleep, waitUntil } from "./mesh.js";
+import { mapLimit, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture, occurrences, pingCount, startEcho, startLongFlow, tcpProbe, type ProbeOutcome, type Spawned } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
 
@@ -123,6 +123,15 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
   };
   const matrix = async () =>
     mapLimit(MATRIX, 6, async ([from, to, port]) => ({ from, to, port, got: await tcpProbe(opts, from, addressOf(to), port) }));
+  /** For a pair that did not connect (diagnostics for the failure message only): a second probe, and the source host's WireGuard view of the destination. */
+  const diagnose = async (from: string, to: string, port: number) => {
+    const again = await tcpProbe(opts, from, addressOf(to), port);
+    const host = WORKLOADS.find((w) => w.node === from)?.host.name;
+    const prefix = `${addressOf(to).split(".").slice(0, 3).join(".")}.`;
+    const peer = host ? (await wgDump(opts, host))?.peers.find((p) => p.allowedIps.some((a) => a.startsWith(prefix))) : undefined;
+    const handshake = peer?.latestHandshake ? `${Math.round(Date.now() / 1000 - peer.latestHandshake)} s ago` : "never";
+    return `${from} -> ${to}:${port} probed again: ${again}; ${host}'s WireGuard peer for it: endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B`;
+  };
 
   suite.hooks({
     setup: async (c) => {
@@ -387,7 +396,8 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       const applied = Date.now() - t0;
       const results = await matrix();
       const bad = results.filter((r) => r.got !== "open").map((r) => `${r.from} -> ${r.to}:${r.port} ${r.got satisfies ProbeOutcome}`);
-      expect(bad, "pairs that no longer connect after the policies were deleted").toEqual([]);
+      const diagnostics = await Promise.all(results.filter((r) => r.got !== "open").map((r) => diagnose(r.from, r.to, r.port)));
+      expect(bad, `pairs that no longer connect after the policies were deleted (${diagnostics.join("; ")})`).toEqual([]);
       note(`policy deletion: every agent applied it ${applied} ms after the deletes; all ${results.length} matrix pairs open again`);
     });
   });

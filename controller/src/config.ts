@@ -110,9 +110,9 @@ export const ControllerConfig = z
          */
         plaintextSites: z.array(siteName).default([]),
         /**
-         * Claims (WireGuard key, name, address, workload prefix) of a node id with no node record
-         * are released once this old: what an enrollment or deletion interrupted midway leaves.
-         * Enrollments give up after half of it.
+         * Claims (WireGuard key, name, address, workload prefix) and peer records of a node id with
+         * no node record are removed once this old: what an enrollment or deletion interrupted
+         * midway leaves. Enrollments give up after half of it.
          */
         orphanClaimGraceSeconds: z.number().int().min(60).max(7 * 86_400).default(600),
       })

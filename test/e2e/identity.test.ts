@@ -21,7 +21,7 @@ import { SimAdmin, unixFetch } from "@weft/cloud-sim";
 import { LAB_CLOUDS, LabCluster, METADATA_ADDRESS, instanceIdFor, labExec, labTopology, type LabOptions, type RunningClouds } from "@weft/lab";
 import { generateKeyPair } from "../../agent/src/wireguard/keys.js";
 import { agentIdentity } from "../../controller/src/testing.js";
-import { waitUntil } from "./mesh.js";
+import { controllerLogLine, waitUntil } from "./mesh.js";
 import { labSuite } from "./lab-suite.js";
 
 const PREFIX = process.env.WEFT_E2E_IDENTITY_PREFIX ?? "wtt";
@@ -113,10 +113,7 @@ describe.skipIf(!isRoot)("e2e identity", () => {
   async function loggedDetail(message: string): Promise<string> {
     const reference = /ref-[0-9a-f]{10}/.exec(message)?.[0];
     if (!reference) throw new Error(`no reference in ${message}`);
-    const find = async () => (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => l.includes(reference) && l.endsWith("}"));
-    let line: string | undefined;
-    await waitUntil(`the controller's log line for ${reference}`, 5_000, async () => (line = await find()) !== undefined, 50);
-    return String((JSON.parse(line!) as { err?: unknown }).err ?? "");
+    return String((JSON.parse(await controllerLogLine(cluster.logDir, reference)) as { err?: unknown }).err ?? "");
   }
 
   suite.hooks({

@@ -18,7 +18,7 @@ import { describe, expect, it } from "vitest";
 import type { ControllerClient, MetadataProvider } from "@weft/protocol";
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
 import { LAB_CLOUDS, LabCluster, echoProbe, instanceIdFor, labExec, labTopology, startEchoServer, type LabOptions, type RunningClouds } from "@weft/lab";
-import { ping, sleep, waitUntil, wgDump } from "./mesh.js";
+import { controllerLogLine, ping, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
 
@@ -108,7 +108,7 @@ describe.skipIf(!isRoot)("e2e inventory", () => {
     // The agent is told a code and a reference only; the controller's log line with it names the mismatch.
     const reference = /ref-[0-9a-f]{10}/.exec(log)?.[0] ?? "";
     expect(reference, `the refusal's reference in the agent's log: ${log.slice(-400)}`).not.toBe("");
-    const logged = (await import("node:fs/promises").then((fs) => fs.readFile(join(cluster.logDir, "controller.log"), "utf8"))).split("\n").find((l) => l.includes(reference)) ?? "";
+    const logged = await controllerLogLine(cluster.logDir, reference);
     expect(logged, `controller log line for ${reference} names the mismatch`).toMatch(/tags\.env/);
     expect(await nodeNamed("azure-1"), "azure-1 stored as a node").toBeUndefined();
     await rm(cluster.agents.get("azure-1")!.stateDir, { recursive: true, force: true });

@@ -268,3 +268,18 @@ export function spread(values: number[], unit = "ms", digits = 2): string {
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
   return `min ${sorted[0]!.toFixed(digits)} / median ${at(0.5).toFixed(digits)} / max ${sorted[sorted.length - 1]!.toFixed(digits)} ${unit} (n=${values.length})`;
 }
+
+/**
+ * The controller's log line (a complete JSON line) carrying `reference` (a refusal's `ref-…`), from
+ * `<logDir>/controller.log`. The log reaches its file on its own schedule, so a line may land a
+ * moment after the answer that named it: it is looked for up to `timeoutMs`.
+ */
+export async function controllerLogLine(logDir: string, reference: string, timeoutMs = 5_000): Promise<string> {
+  if (reference === "") throw new Error("no reference to look for in the controller's log");
+  let line: string | undefined;
+  await waitUntil(`the controller's log line for ${reference}`, timeoutMs, async () => {
+    line = (await readFile(join(logDir, "controller.log"), "utf8")).split("\n").find((l) => l.includes(reference) && l.endsWith("}"));
+    return line !== undefined;
+  }, 50);
+  return line!;
+}

@@ -18,6 +18,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ApiRequestError, type ControllerClient, type JoinKeyCreated, type NodeView } from "@weft/protocol";
 import { LabCluster, WIREGUARD_PORT, labExec, labStatus, labTopology, type Host, type LabOptions } from "@weft/lab";
 import {
+  controllerLogLine,
   hostInterface,
   linkIsUp,
   logMessages,
@@ -534,7 +535,7 @@ describe.skipIf(!isRoot)("e2e", () => {
       // The agent is told the code and a reference only (what strangers are told); the controller's log line with that reference names the problem.
       expect(log, "agent log").toMatch(/enrollment refused: .*\(reference ref-[0-9a-f]{10}\)/);
       const reference = /ref-[0-9a-f]{10}/.exec(log)?.[0] ?? "";
-      const logged = (await readFile(join(cluster.logDir, "controller.log"), "utf8")).split("\n").find((l) => reference !== "" && l.includes(reference)) ?? "";
+      const logged = await controllerLogLine(cluster.logDir, reference);
       expect(logged, `controller log line for ${reference}`).toMatch(want);
       expect(existsSync(join(a.stateDir, "state.json")), "state.json written").toBe(false);
       expect(await linkIsUp(opts, HOST), `${hostInterface(opts, HOST)} created`).toBe(false);

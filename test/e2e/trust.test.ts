@@ -17,7 +17,6 @@
  * within 2 s. Needs root; skipped with a message otherwise.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +25,7 @@ import { generateKeyPair, type ControllerClient, type MetadataProvider, type Pol
 import { SimAdmin, unixFetch } from "@weft/cloud-sim";
 import { LAB_CLOUDS, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, instanceIdFor, labExec, labTopology, labWorkloads, type LabOptions, type RunningClouds } from "@weft/lab";
 import { agentIdentity } from "../../controller/src/testing.js";
-import { readAgentStatus, sleep, waitUntil } from "./mesh.js";
+import { controllerLogLine, readAgentStatus, sleep, waitUntil } from "./mesh.js";
 import { startEcho, tcpProbe, type Spawned } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
 
@@ -84,10 +83,7 @@ describe.skipIf(!isRoot)("e2e trust", () => {
   async function logged(body: string): Promise<string> {
     const reference = /ref-[0-9a-f]{10}/.exec(body)?.[0];
     if (!reference) throw new Error(`no reference in ${body}`);
-    const log = await readFile(join(cluster.logDir, "controller.log"), "utf8");
-    const line = log.split("\n").find((l) => l.includes(reference));
-    if (!line) throw new Error(`no log line for ${reference}`);
-    return line;
+    return controllerLogLine(cluster.logDir, reference);
   }
 
   async function counters(): Promise<Record<string, number>> {

@@ -104,16 +104,18 @@ export function openWithPinnedMaps(
       }
       o.load();
     }
-    const mapOf = (map: string) => {
-      const o = objects.find((x) => x.mapDefs().some((m) => m.name === map));
-      if (!o) throw new Error(`no object declares map ${map}`);
-      return o.map(map);
-    };
-    return { objects, outcome, carried: carryRetiredCounters(mapsDir, outcome, mapOf) };
+    return { objects, outcome, carried: carryRetiredCounters(mapsDir, outcome, (map) => sharedMap(objects, map)) };
   } catch (err) {
     for (const o of objects) o.close();
     throw err;
   }
+}
+
+/** A map by name, from the first of `objects` that declares it (objects loaded together share their maps). */
+export function sharedMap(objects: readonly BpfObject[], name: string): BpfMap {
+  const o = objects.find((x) => x.mapDefs().some((m) => m.name === name));
+  if (!o) throw new Error(`no object declares map ${name}`);
+  return o.map(name);
 }
 
 /** The entry objects, in load order: one per program, named like it. */
@@ -207,10 +209,7 @@ export class TcDatapath {
 
   /** A raw map by name, from the first object that declares it (all objects share it). */
   map(name: string): BpfMap {
-    for (const o of this.objects) {
-      if (o.mapDefs().some((m) => m.name === name)) return o.map(name);
-    }
-    throw new Error(`no object declares map ${name}`);
+    return sharedMap(this.objects, name);
   }
 
   /** A program by name. */

@@ -13,7 +13,7 @@
  *                                  addressed to a VIP when the second sees it.
  */
 import { cgroupAttach, cgroupDetach, cgroupPrograms, type CgroupAttachType, type CgroupAttachment } from "./cgroup.js";
-import { loadSharingMaps, openWithPinnedMaps, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+import { loadSharingMaps, openWithPinnedMaps, sharedMap, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
 import {
   LbMapName,
   lbDropsValueCodec,
@@ -89,8 +89,7 @@ export class SockDatapath {
 
   /** A raw map by name, from the first object that declares it (all objects share it). */
   map(name: string): BpfMap {
-    for (const o of this.objects) if (o.mapDefs().some((m) => m.name === name)) return o.map(name);
-    throw new Error(`no socket object declares map ${name}`);
+    return sharedMap(this.objects, name);
   }
 
   program(name: string): BpfProgram {

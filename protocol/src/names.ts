@@ -141,6 +141,15 @@ export const Subjects = {
   /** Wildcard agents subscribe to for peer record changes. */
   allPeerUpdates: "weft.v1.peers.>",
   /**
+   * Every write of one key of a bucket an agent reads one key of (its compiled policy, services
+   * and path plan, the trust bundle), republished by the bucket's stream once stored, with its
+   * revision (`Nats-Sequence`): `weft.v1.kv.<bucket>.<key>`. An agent follows its key with a core
+   * subscription and needs no read after a change (agent/src/control/key-watch.ts).
+   */
+  keyUpdates: (bucket: string, key: string) => `weft.v1.kv.${bucket}.${key}`,
+  /** Where a bucket's stream republishes the writes of all its keys (the dest of its republish). */
+  allKeyUpdates: (bucket: string) => `weft.v1.kv.${bucket}.>`,
+  /**
    * Agent → controller request (reply on the agent's inbox): sign a CSR for one SPIFFE ID the node
    * may hold (X509SvidRequest → X509SvidReply).
    */

@@ -233,12 +233,17 @@ describe("weft-node-policies permissions", () => {
       else got.push(m!.subject);
     };
     conn.nc.subscribe(nodePolicySubject(other), { callback });
+    conn.nc.subscribe(`$KV.${Buckets.nodePolicies}.${other}`, { callback });
     conn.nc.subscribe(`$KV.${Buckets.nodePolicies}.>`, { callback });
+    conn.nc.subscribe(Subjects.allKeyUpdates(Buckets.nodePolicies), { callback });
+    // Its own chunks' republish too: chunks are read by direct get only.
+    conn.nc.subscribe(Subjects.keyUpdates(Buckets.nodePolicies, nodePolicyChunkKey(mine, 0)), { callback });
     await conn.nc.flush();
     await kv.put(other, JSON.stringify(record(other)));
+    await kv.put(nodePolicyChunkKey(mine, 0), JSON.stringify({ version: 2, nodeId: mine, digest: "0".repeat(64), index: 0, entries: [] }));
     await settle();
     expect(got, "messages of another node's key").toEqual([]);
-    expect(refused.length, `subscriptions refused: ${refused.join("; ")}`).toBe(2);
+    expect(refused.length, `subscriptions refused: ${refused.join("; ")}`).toBe(5);
     expect(conn.errors.some((e) => /permissions violation for subscription/i.test(e.message)), `errors: ${conn.errors.map(String).join("; ")}`).toBe(true);
   });
 

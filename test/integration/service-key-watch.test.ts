@@ -2,11 +2,10 @@
  * OwnKeyWatch on this node's key of weft-node-services, against a real controller's embedded NATS,
  * connected as the restricted agent user an enrollment hands out: the first read (no key yet),
  * live updates with increasing revisions, a deletion, a malformed record or one naming another
- * node ignored (the last good one stays); every write seen even though its notification reaches
- * the watch before the stream has stored it, and a write the stream refuses (a failed
- * compare-and-set: announced, never stored) neither reported nor blocking the next one. The
- * controller's publisher is not involved: the test writes the key itself, through the controller's
- * own connection.
+ * node ignored (the last good one stays); every write followed from the stream's republish alone
+ * (no read of the key after a change), and a write the stream refuses (a failed compare-and-set)
+ * neither reported nor blocking the next one. The controller's publisher is not involved: the test
+ * writes the key itself, through the controller's own connection.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,7 +17,7 @@ import { startController, type RunningController } from "@weft/controller";
 import { Buckets, NodeServicesRecord, Subjects, silentLogger } from "@weft/protocol";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CATCH_UP_MS, OwnKeyWatch } from "../../agent/src/control/key-watch.js";
+import { OwnKeyWatch } from "../../agent/src/control/key-watch.js";
 
 const NODE = "n-00000000000b0001";
 let stateDir: string;
@@ -99,25 +98,37 @@ describe("agent key watch", () => {
     }
   });
 
-  it("key watch - each of 300 back-to-back writes is seen although its notification arrives before the stream stores it", async () => {
+  it("key watch - each of 300 back-to-back writes is reported with its revision from the republish alone: no read of the key after the first", async () => {
     let last = -1;
-    const watch = new OwnKeyWatch(nc!, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
+    // Every request the watch makes (a direct get is one), counted on the way out.
+    const requests: string[] = [];
+    const counted = new Proxy(nc!, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (prop === "request") return (subject: string, ...rest: unknown[]) => (requests.push(subject), (target.request as (...a: unknown[]) => unknown)(subject, ...rest));
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const watch = new OwnKeyWatch(counted, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
     const missed: number[] = [];
     try {
       await watch.start();
+      const reads = requests.filter((s) => s.startsWith("$JS.API.DIRECT.GET.")).length;
+      expect(reads, `direct gets at start: ${requests.join(", ")}`).toBe(1);
       for (let i = 0; i < 300; i++) {
         const revision = await kv.put(NODE, JSON.stringify(record(1 + (i % 5))));
         const deadline = Date.now() + 1_000; // far below the 120 s safety-net read, which is off here anyway
         while (last !== revision && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
         if (last !== revision) missed.push(revision);
       }
-      expect(missed, "writes never reported (the watch read the key before the stream stored them)").toEqual([]);
+      expect(missed, "writes never reported").toEqual([]);
+      expect(requests.filter((s) => s.startsWith("$JS.API.DIRECT.GET.")).length - reads, `direct gets after the start, for 300 writes: ${requests.slice(-3).join(", ")}`).toBe(0);
     } finally {
       watch.stop();
     }
   });
 
-  it("key watch - a write the stream refuses (failed compare-and-set) is given up on and the next write is seen", async () => {
+  it("key watch - a write the stream refuses (failed compare-and-set) is never reported and the next write is seen", async () => {
     let last = -1;
     const watch = new OwnKeyWatch(nc!, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
     try {
@@ -125,7 +136,7 @@ describe("agent key watch", () => {
       await watch.start();
       expect(last, "initial read").toBe(stored);
       await expect(kv.update(NODE, JSON.stringify(record(4)), stored - 1), "stale compare-and-set refused").rejects.toThrow();
-      await new Promise((r) => setTimeout(r, CATCH_UP_MS + 500));
+      await new Promise((r) => setTimeout(r, 500));
       expect(last, "nothing reported for the refused write").toBe(stored);
       const next = await kv.put(NODE, JSON.stringify(record(2)));
       const deadline = Date.now() + 2_000;

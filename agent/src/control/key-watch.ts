@@ -1,31 +1,32 @@
 /**
  * Watches ONE key of a bucket that an agent may read only that key of (its own key of
- * `weft-node-services`, `weft-node-paths`, `weft-node-policies`): nats-server cannot confine a
- * consumer to a key, so no kv.watch(). A core subscription on `$KV.<bucket>.<key>` says the key
- * changed; a direct get of the key's last message (`$JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.
- * <key>`) reads the value with its revision. Gets are coalesced (SingleFlight).
+ * `weft-node-services`, `weft-node-paths`, `weft-node-policies`; the trust bundle): nats-server
+ * cannot confine a consumer to a key, so no kv.watch(). The bucket's stream republishes every
+ * stored write of the key on `weft.v1.kv.<bucket>.<key>` with its revision (`Nats-Sequence`;
+ * republishOf in controller/src/nats/connect.ts), so a core subscription there follows every
+ * change with nothing to read back. A direct get of the key's last message
+ * (`$JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>`) reads the key at start, on resync() (after
+ * a reconnect: writes made while disconnected were not heard) and as a slow safety net
+ * (`resyncEveryMs`).
  *
- * The notification is the published message itself, delivered to core subscribers while the
- * stream is still storing it: a get sent at once may return the previous value (measured here:
- * 7 % of 3,000 puts on an idle server). So every notification is kept until a get reflects it
- * (same operation and payload), and the get is repeated with a short backoff until it does — or,
- * after CATCH_UP_MS, given up with a log line (a write the stream refused, e.g. a failed
- * compare-and-set, is announced but never stored). A slow safety-net read (`resyncEveryMs`) covers
- * a notification lost with the connection.
- *
+ * Writes heard and reads are applied one at a time (SingleFlight), the newest heard write first;
  * `onRecord` is called with strictly increasing revisions only: the resolved record, or null when
  * the key does not exist or was deleted (the first successful read reports (null, 0) when there is
  * no key yet). A value that does not parse, or that `accept` refuses, is logged and never reported;
  * a record `resolve` cannot complete yet (undefined) is read again on the next change.
+ *
+ * Why the republish and not the write's own subject (`$KV.<bucket>.<key>`, which releases before
+ * it followed): that message reaches subscribers while the stream is still storing it, carries no
+ * revision and may be refused (a failed compare-and-set), so each one cost a direct get — repeated
+ * until it reflected the write — per agent and per change: at 10,000 nodes a policy change was
+ * 10,000 writes and at least 10,000 gets.
  */
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { Logger } from "@weft/protocol";
-import { Backoff, SingleFlight, sleep } from "@weft/util";
+import { Subjects, type Logger } from "@weft/protocol";
+import { SingleFlight } from "@weft/util";
 import type { z } from "zod";
 
-/** How long a notified write may take to become readable before the watch stops waiting for it. */
-export const CATCH_UP_MS = 3_000;
 /** Default interval of the safety-net read. */
 export const DEFAULT_RESYNC_EVERY_MS = 120_000;
 
@@ -43,30 +44,31 @@ export interface OwnKeyWatchOptions<S extends z.ZodType, R = z.infer<S>> {
   resyncEveryMs?: number;
 }
 
-/** A write heard on the key's subject and not yet read back. */
-interface Notice {
+/** A stored write of the key (heard on the republish subject, or read): its revision, and its value unless it deleted the key. */
+interface KeyWrite {
+  revision: number;
   deleted: boolean;
-  data: Uint8Array;
+  json(): unknown;
 }
 
-/** True when `entry` is the write `notice` announced (same operation and payload). */
-export function reflects(entry: KvEntry | null, notice: Notice): boolean {
-  if (notice.deleted) return !entry || entry.operation !== "PUT";
-  return entry?.operation === "PUT" && Buffer.from(entry.value).equals(notice.data);
+function isDeletion(operation: string | undefined): boolean {
+  return operation === "DEL" || operation === "PURGE";
 }
 
-function noticeOf(msg: Msg): Notice {
-  const op = msg.headers?.get("KV-Operation");
-  return { deleted: op === "DEL" || op === "PURGE", data: msg.data.slice() };
+function writeOfEntry(entry: KvEntry): KeyWrite {
+  return { revision: entry.revision, deleted: entry.operation !== "PUT", json: () => entry.json() };
 }
 
 export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
   #sub: Subscription | undefined;
   #kv: KV | undefined;
   #revision = -1;
-  #notice: Notice | undefined;
+  /** The newest write heard on the republish subject and not applied yet. */
+  #heard: KeyWrite | undefined;
+  /** A read of the key is due (start, resync, safety net). */
+  #readDue = false;
   #timer: NodeJS.Timeout | undefined;
-  readonly #reads = new SingleFlight(() => this.#readOnce());
+  readonly #work = new SingleFlight(() => this.#drain());
   #stopped = false;
 
   constructor(
@@ -79,27 +81,28 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
     this.#stopped = false;
     this.#kv ??= await new Kvm(this.nc).open(this.o.bucket, { allow_direct: true });
     if (!this.#sub || this.#sub.isClosed()) {
-      this.#sub = this.nc.subscribe(`$KV.${this.o.bucket}.${this.o.key}`, {
+      this.#sub = this.nc.subscribe(Subjects.keyUpdates(this.o.bucket, this.o.key), {
         callback: (err, msg) => {
           if (err) return this.o.log.warn({ bucket: this.o.bucket, err }, "key subscription failed");
-          this.#notice = noticeOf(msg);
-          this.#schedule();
+          this.#hear(msg);
         },
       });
     }
     const every = this.o.resyncEveryMs ?? DEFAULT_RESYNC_EVERY_MS;
     if (every > 0 && !this.#timer) {
-      this.#timer = setInterval(() => this.#schedule(), every);
+      this.#timer = setInterval(() => this.#read(), every);
       this.#timer.unref();
     }
-    await this.#reads.run();
+    this.#readDue = true;
+    await this.#work.run();
   }
 
-  /** Read again (after a reconnect: changes made while disconnected were not seen). */
+  /** Read again (after a reconnect: changes made while disconnected were not heard). */
   async resync(): Promise<void> {
     if (this.#stopped) return;
     if (!this.#sub) return this.start();
-    await this.#reads.run();
+    this.#readDue = true;
+    await this.#work.run();
   }
 
   stop(): void {
@@ -115,58 +118,68 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
     return this.#revision;
   }
 
-  #schedule(): void {
-    void this.#reads.run().catch((e: unknown) => this.o.log.warn({ bucket: this.o.bucket, err: e }, "cannot read the key; waiting for the next change or resync"));
-  }
-
-  /** The key's last message, read until it reflects the latest notification (or CATCH_UP_MS passed). */
-  async #getCaughtUp(kv: KV): Promise<KvEntry | null> {
-    const notice = this.#notice;
-    const backoff = new Backoff({ initialMs: 5, maxMs: 250 });
-    const deadline = Date.now() + CATCH_UP_MS;
-    for (;;) {
-      const entry = await kv.get(this.o.key);
-      if (!notice || this.#stopped) return entry;
-      if (reflects(entry, notice)) {
-        if (this.#notice === notice) this.#notice = undefined;
-        return entry;
-      }
-      if (this.#notice !== notice) return entry; // a newer write was announced: the queued read follows it
-      if (Date.now() >= deadline) {
-        this.#notice = undefined;
-        this.o.log.info({ bucket: this.o.bucket, revision: entry?.revision ?? 0 }, "a write announced on the key never became readable (refused by the stream?); keeping what is stored");
-        return entry;
-      }
-      await sleep(backoff.next());
-    }
-  }
-
-  async #readOnce(): Promise<void> {
-    const kv = this.#kv;
-    if (!kv || this.#stopped) return;
-    const entry = await this.#getCaughtUp(kv);
-    if (this.#stopped) return;
-    if (!entry) {
-      if (this.#revision < 0) this.#report(null, 0);
+  /** A write republished by the stream: kept (the newest only) and applied in turn. */
+  #hear(msg: Msg): void {
+    const revision = Number(msg.headers?.get("Nats-Sequence") ?? "");
+    const subject = msg.headers?.get("Nats-Subject");
+    if (!Number.isSafeInteger(revision) || revision <= 0 || subject !== `$KV.${this.o.bucket}.${this.o.key}`) {
+      this.o.log.warn({ bucket: this.o.bucket, subject: msg.subject }, "ignoring a key update without the stream's revision or subject");
       return;
     }
-    if (entry.revision <= this.#revision) return;
-    if (entry.operation !== "PUT") return this.#report(null, entry.revision);
+    if (this.#heard && this.#heard.revision >= revision) return;
+    this.#heard = { revision, deleted: isDeletion(msg.headers?.get("KV-Operation")), json: () => msg.json() };
+    this.#schedule();
+  }
+
+  #read(): void {
+    this.#readDue = true;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    void this.#work.run().catch((e: unknown) => this.o.log.warn({ bucket: this.o.bucket, err: e }, "cannot read the key; waiting for the next change or resync"));
+  }
+
+  /** Applies what is pending: the newest write heard, then a due read; until nothing is left. */
+  async #drain(): Promise<void> {
+    for (;;) {
+      const kv = this.#kv;
+      if (!kv || this.#stopped) return;
+      const heard = this.#heard;
+      if (heard) {
+        this.#heard = undefined;
+        await this.#apply(kv, heard);
+        continue;
+      }
+      if (!this.#readDue) return;
+      const entry = await kv.get(this.o.key);
+      this.#readDue = false; // only once read: a failed read stays due for the next turn
+      if (!entry) {
+        if (this.#revision < 0 && !this.#stopped) this.#report(null, 0);
+        continue;
+      }
+      await this.#apply(kv, writeOfEntry(entry));
+    }
+  }
+
+  async #apply(kv: KV, write: KeyWrite): Promise<void> {
+    if (this.#stopped || write.revision <= this.#revision) return;
+    if (write.deleted) return this.#report(null, write.revision);
     let json: unknown;
     try {
-      json = entry.json();
+      json = write.json();
     } catch {
       json = undefined;
     }
     const parsed = this.o.schema.safeParse(json);
     const problem = parsed.success ? this.o.accept?.(parsed.data) : parsed.error.issues[0]?.message;
     if (!parsed.success || problem !== undefined) {
-      this.o.log.warn({ bucket: this.o.bucket, revision: entry.revision, problem }, "record refused (malformed or not for this agent); keeping the last applied one");
+      this.o.log.warn({ bucket: this.o.bucket, revision: write.revision, problem }, "record refused (malformed or not for this agent); keeping the last applied one");
       return;
     }
-    const record = this.o.resolve ? await this.o.resolve(parsed.data, { kv, revision: entry.revision }) : (parsed.data as R);
-    if (record === undefined || this.#stopped) return;
-    this.#report(record, entry.revision);
+    const record = this.o.resolve ? await this.o.resolve(parsed.data, { kv, revision: write.revision }) : (parsed.data as R);
+    if (record === undefined || this.#stopped || write.revision <= this.#revision) return;
+    this.#report(record, write.revision);
   }
 
   #report(record: R | null, revision: number): void {

@@ -1,8 +1,8 @@
 /**
  * Watches this node's compiled policy: the key `<nodeId>` of `weft-node-policies`, the only key of
  * that bucket an agent may read. Consumer-free like every key an agent reads: the mechanics (a core
- * subscription on the key's `$KV` subject, direct gets that wait until the announced write is
- * stored, strictly increasing revisions) are key-watch.ts's.
+ * subscription on the subject the stream republishes the key's writes on, with their revisions; a
+ * direct get at start and on resync; strictly increasing revisions) are key-watch.ts's.
  *
  * `onRecord` gets the record, or null when the key does not exist or was deleted. A record that
  * does not parse, or names another node, is logged and never applied (the last good one stays).
@@ -17,14 +17,14 @@
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AnyNodePolicyRecord, Buckets, NodePolicyChunk, nodePolicyChunkKey, type CompactPolicyEntry, type Logger, type NodePolicyRecord } from "@weft/protocol";
+import { AnyNodePolicyRecord, Buckets, NodePolicyChunk, Subjects, nodePolicyChunkKey, type CompactPolicyEntry, type Logger, type NodePolicyRecord } from "@weft/protocol";
 import { OwnKeyWatch } from "./key-watch.js";
 
 export type NodePolicyListener = (record: NodePolicyRecord | null, revision: number) => void;
 
-/** The core subject every write of `nodeId`'s key is published on. */
+/** The subject every stored write of `nodeId`'s key is republished on. */
 export function nodePolicySubject(nodeId: string): string {
-  return `$KV.${Buckets.nodePolicies}.${nodeId}`;
+  return Subjects.keyUpdates(Buckets.nodePolicies, nodeId);
 }
 
 export class NodePolicyWatch extends OwnKeyWatch<typeof AnyNodePolicyRecord, NodePolicyRecord> {

@@ -1,7 +1,7 @@
 /**
  * The trust bundle (KV `weft-trust-bundle`, key `bundle`), followed like every key an agent reads
- * (control/key-watch.ts: a core subscription on the key's `$KV` subject, direct gets that wait until
- * the announced write is stored). Only a valid bundle of this agent's trust domain with a higher
+ * (control/key-watch.ts: a core subscription on the subject the stream republishes the key's writes
+ * on, with their revisions; a direct get at start and on resync). Only a valid bundle of this agent's trust domain with a higher
  * revision replaces the one held; anything else (a deletion too) is logged and the last good one
  * stays. Listeners hear of every new bundle.
  */

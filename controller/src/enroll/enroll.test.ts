@@ -86,7 +86,15 @@ describe("enrollment", () => {
       expect(ownSubject || readsPeers || readsOwnPolicy || readsOwnServices || readsOwnPaths || readsBundle, `pub.allow ${s}: want only ${own}…, read access to ${Buckets.peers}, a direct get of its own node policy and its chunks, its own services, its own path plan, or of the trust bundle`).toBe(true);
     }
     expect(pub.some((s) => s.startsWith("$KV.")), `pub.allow ${JSON.stringify(pub)}: want no $KV.… (bucket writes)`).toBe(false);
-    expect(claims.nats.sub?.allow, "sub.allow").toEqual([`${Subjects.inboxPrefix(got.nodeId)}.>`, Subjects.allPeerUpdates, `$KV.${Buckets.nodePolicies}.${got.nodeId}`, `$KV.${Buckets.nodeServices}.${got.nodeId}`, `$KV.${Buckets.nodePaths}.${got.nodeId}`, `$KV.${Buckets.trustBundle}.${TRUST_BUNDLE_KEY}`]);
+    const ownKey = (bucket: string, key: string) => [Subjects.keyUpdates(bucket, key), `$KV.${bucket}.${key}`];
+    expect(claims.nats.sub?.allow, "sub.allow").toEqual([
+      `${Subjects.inboxPrefix(got.nodeId)}.>`,
+      Subjects.allPeerUpdates,
+      ...ownKey(Buckets.nodePolicies, got.nodeId),
+      ...ownKey(Buckets.nodeServices, got.nodeId),
+      ...ownKey(Buckets.nodePaths, got.nodeId),
+      ...ownKey(Buckets.trustBundle, TRUST_BUNDLE_KEY),
+    ]);
   });
 
   it("enroll - the node is listed as never-seen and its peer record is in weft-peers", async () => {

@@ -1,8 +1,8 @@
 /**
  * The controller's own NATS connection (a full-access user of the WEFT account, over TLS trusting
  * the controller's CA, reconnecting forever with jitter) and the KV buckets it owns, each with a
- * max value size and max bytes (BUCKET_LIMITS), the peers bucket republishing every write for
- * agents (peer-watch without consumers).
+ * max value size and max bytes (BUCKET_LIMITS), the peers bucket and the buckets agents read one
+ * key of republishing every write for agents (followed without consumers).
  */
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -144,6 +144,20 @@ export const BUCKET_LIMITS: Readonly<Record<BucketName, BucketLimit>> = {
 /** Where the peers bucket republishes its writes: `weft.v1.peers.<key>`. */
 export const PEERS_REPUBLISH = { src: `$KV.${Buckets.peers}.>`, dest: Subjects.allPeerUpdates } as const;
 
+/**
+ * The buckets an agent reads ONE key of (its compiled policy, services and path plan; the trust
+ * bundle): each republishes its writes under `weft.v1.kv.<bucket>.>`, so an agent hears a change
+ * with its revision once stored and needs no read to follow it (agent/src/control/key-watch.ts).
+ */
+export const OWN_KEY_BUCKETS: readonly BucketName[] = [Buckets.nodePolicies, Buckets.nodeServices, Buckets.nodePaths, Buckets.trustBundle];
+
+/** What a bucket's stream republishes, and where; undefined: nothing. */
+export function republishOf(bucket: BucketName): { src: string; dest: string } | undefined {
+  if (bucket === Buckets.peers) return PEERS_REPUBLISH;
+  if (OWN_KEY_BUCKETS.includes(bucket)) return { src: `$KV.${bucket}.>`, dest: Subjects.allKeyUpdates(bucket) };
+  return undefined;
+}
+
 export interface EnsureBucketsOptions {
   /** Stream replicas (3 on a NATS cluster). Default 1. */
   replicas?: number;
@@ -152,8 +166,8 @@ export interface EnsureBucketsOptions {
 }
 
 /**
- * Creates the Weft KV buckets that do not exist yet, and brings the limits (and the peers
- * bucket's republish) of existing ones in line with what is wanted. Idempotent. Returns the
+ * Creates the Weft KV buckets that do not exist yet, and brings the limits (and the republish,
+ * republishOf) of existing ones in line with what is wanted. Idempotent. Returns the
  * names it created.
  */
 export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptions = {}): Promise<BucketName[]> {
@@ -163,7 +177,7 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
   const all: BucketName[] = Object.values(Buckets);
   for (const bucket of all) {
     const limit = { ...BUCKET_LIMITS[bucket], ...opts.limits?.[bucket] };
-    const republish = bucket === Buckets.peers ? PEERS_REPUBLISH : undefined;
+    const republish = republishOf(bucket);
     const existing = await streamConfig(jsm, kvStreamName(bucket));
     if (!existing) {
       await kvm.create(bucket, {

@@ -80,8 +80,9 @@ export function controllerUserClaims(): Partial<User> {
 /**
  * Limits of every agent user. nats-server enforces `subs` (a subscription past it is refused) and
  * `payload` (a larger publish closes the connection); `data` is carried for tools and future
- * servers (2.15 does not enforce a user's data limit). An agent holds 3 long-lived subscriptions
- * (its inbox, the peers republish subject, its policy key) and one per direct-get batch in flight.
+ * servers (2.15 does not enforce a user's data limit). An agent holds 6 long-lived subscriptions
+ * (its inbox, the peers republish subject, one per key it follows: policy, services, path plan,
+ * trust bundle) and one per direct-get batch in flight.
  * A heartbeat carries ~120 bytes per peer, so 512 KiB is ~4,000 peers.
  */
 export const AGENT_LIMITS = { subs: 32, payload: 512 * 1024, data: 64 * 1024 * 1024 } as const;

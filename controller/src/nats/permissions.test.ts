@@ -19,7 +19,20 @@ describe("nats permissions", () => {
           "$JS.API.DIRECT.GET.KV_weft-trust-bundle.$KV.weft-trust-bundle.bundle",
         ],
       },
-      sub: { allow: ["_INBOX_n-0123456789abcdef.>", "weft.v1.peers.>", "$KV.weft-node-policies.n-0123456789abcdef", "$KV.weft-node-services.n-0123456789abcdef", "$KV.weft-node-paths.n-0123456789abcdef", "$KV.weft-trust-bundle.bundle"] },
+      sub: {
+        allow: [
+          "_INBOX_n-0123456789abcdef.>",
+          "weft.v1.peers.>",
+          "weft.v1.kv.weft-node-policies.n-0123456789abcdef",
+          "$KV.weft-node-policies.n-0123456789abcdef",
+          "weft.v1.kv.weft-node-services.n-0123456789abcdef",
+          "$KV.weft-node-services.n-0123456789abcdef",
+          "weft.v1.kv.weft-node-paths.n-0123456789abcdef",
+          "$KV.weft-node-paths.n-0123456789abcdef",
+          "weft.v1.kv.weft-trust-bundle.bundle",
+          "$KV.weft-trust-bundle.bundle",
+        ],
+      },
     };
     expect(got, `agentPermissions(${id}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toEqual(want);
   });
@@ -44,7 +57,8 @@ describe("nats permissions", () => {
       expect(s.includes("CONSUMER"), `pub allow ${s}: got a consumer API subject, want none (agents create no consumers)`).toBe(false);
     }
     for (const s of sub.allow) {
-      const ok = s.startsWith(`_INBOX_${id}.`) || s === `$KV.weft-node-policies.${id}` || s === `$KV.weft-node-services.${id}` || s === `$KV.weft-node-paths.${id}` || s === "weft.v1.peers.>" || s === "$KV.weft-trust-bundle.bundle";
+      const ownKey = (bucket: string, key = id) => s === `weft.v1.kv.${bucket}.${key}` || s === `$KV.${bucket}.${key}`;
+      const ok = s.startsWith(`_INBOX_${id}.`) || ownKey("weft-node-policies") || ownKey("weft-node-services") || ownKey("weft-node-paths") || s === "weft.v1.peers.>" || ownKey("weft-trust-bundle", "bundle");
       expect(ok, `sub allow ${s}: got a subject outside the agent's inbox, the peers republish subject, its own node-policy, node-services and node-paths keys and the trust bundle`).toBe(true);
     }
   });
@@ -55,7 +69,7 @@ describe("nats permissions", () => {
     const own = (p: typeof a) => [...p.pub.allow.filter((s) => s.startsWith("weft.") || s.includes("node-policies") || s.includes("node-services") || s.includes("node-paths")), ...p.sub.allow.filter((s) => s !== "weft.v1.peers.>")];
     const shared = own(a).filter((s) => own(b).includes(s));
     // The trust bundle is one public key every agent reads on purpose; nothing node-scoped is shared.
-    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["$KV.weft-trust-bundle.bundle"]);
+    expect(shared, `shared node-scoped subjects: got ${JSON.stringify(shared)}, want only the trust bundle's`).toEqual(["weft.v1.kv.weft-trust-bundle.bundle", "$KV.weft-trust-bundle.bundle"]);
   });
 
   it("nats - invalid node ids are rejected with InvalidNodeIdError", () => {

@@ -5,7 +5,8 @@
  * consumer (a batched direct get of the stream for the snapshot, a core subscription on the
  * stream's republish subject for changes), and may read its own key of weft-node-policies, of
  * weft-node-services and of weft-node-paths (its NAT path plan) (a
- * subscription on its `$KV` subject and a direct get of that subject's last message; see
+ * subscription on the subject its stream republishes the key's writes on and a direct get of the
+ * key's last message; see
  * kvKeyReadSubjects; the chunks of a large policy, `<id>.<n>`, by direct get only), and the trust bundle's one key the same way (the SPIFFE CA certificates and
  * JWT public keys: public material). SVID and every other request go under the node root. It may
  * subscribe only under its own inbox prefix, the peers republish subject, its own policy, services
@@ -48,8 +49,11 @@ export function kvBucketReadSubjects(bucket: string, republishWildcard: string):
 
 /**
  * Read access to ONE key of a bucket, without consumers:
- * - sub `$KV.<bucket>.<key>`: the subject every put/delete of the key is published
- *   on, seen live by a core subscription;
+ * - sub `weft.v1.kv.<bucket>.<key>`: where the bucket's stream republishes every stored put or
+ *   delete of the key with its revision (controller/src/nats/connect.ts, republishOf), seen live
+ *   by a core subscription;
+ * - sub `$KV.<bucket>.<key>`: the subject the write itself is published on, which agents of
+ *   releases before the republish follow (a notice only: they read the key after it);
  * - pub `$JS.API.DIRECT.GET.<stream>.$KV.<bucket>.<key>`: the last message of that
  *   subject (kv.get on a bucket opened with `allow_direct: true`). The server refuses
  *   a request body on this form, so it cannot be turned into a get by sequence.
@@ -59,7 +63,7 @@ export function kvBucketReadSubjects(bucket: string, republishWildcard: string):
 export function kvKeyReadSubjects(bucket: string, key: string): { pub: string[]; sub: string[] } {
   return {
     pub: [`$JS.API.DIRECT.GET.${kvStreamName(bucket)}.$KV.${bucket}.${key}`],
-    sub: [`$KV.${bucket}.${key}`],
+    sub: [Subjects.keyUpdates(bucket, key), `$KV.${bucket}.${key}`],
   };
 }
 

@@ -167,6 +167,28 @@ describe("nats server", () => {
     expect(got?.revision, "revision").toBe(rev);
   });
 
+  it("nats - the buckets agents read one key of republish each write with its revision; an existing bucket without (an earlier release's) gets it", async () => {
+    const jsm = await jetstreamManager(nc);
+    const stream = `KV_${Buckets.nodePaths}`;
+    const { republish: _had, ...without } = (await jsm.streams.info(stream)).config;
+    // nats.js merges an update into the current config, so the raw request is what drops a field.
+    const answer = await nc.request(`$JS.API.STREAM.UPDATE.${stream}`, JSON.stringify(without));
+    expect(answer.json<{ error?: unknown }>().error, "stream update answered").toBeUndefined();
+    expect((await jsm.streams.info(stream)).config.republish, "republish removed, as a bucket an earlier release created").toBeUndefined();
+    expect(await ensureBuckets(nc), "nothing created").toEqual([]);
+    for (const bucket of [Buckets.nodePolicies, Buckets.nodeServices, Buckets.nodePaths, Buckets.trustBundle]) {
+      const config = (await jsm.streams.info(`KV_${bucket}`)).config;
+      expect(config.republish, `${bucket}'s republish`).toMatchObject({ src: `$KV.${bucket}.>`, dest: Subjects.allKeyUpdates(bucket) });
+    }
+    const live = collect(nc, Subjects.keyUpdates(Buckets.nodePaths, nodeId));
+    await nc.flush();
+    const rev = await (await new Kvm(nc).open(Buckets.nodePaths)).put(nodeId, "plan");
+    expect(await until(() => live.msgs.length > 0, 3000), "republished write").toBe(true);
+    live.stop();
+    expect(Number(live.msgs[0]?.headers?.get("Nats-Sequence")), "with its revision").toBe(rev);
+    expect(live.msgs[0]?.string(), "and its value").toBe("plan");
+  });
+
   it("nats - agent heartbeat reaches the controller's wildcard subscriber", async () => {
     const hb = collect(nc, Subjects.allHeartbeats);
     await nc.flush();

@@ -105,7 +105,7 @@ describe("services", () => {
     expect(mine?.operation, "its own key").toBe("PUT");
     await expect(own.get(backend.id), "another node's key").rejects.toThrow();
     const errors = client.agent.errors.length;
-    client.agent.nc.subscribe(`$KV.${Buckets.nodeServices}.${backend.id}`);
+    client.agent.nc.subscribe(Subjects.keyUpdates(Buckets.nodeServices, backend.id));
     await client.agent.nc.flush();
     await eventually(() => (client.agent.errors.length > errors ? true : undefined), 2000);
     expect(client.agent.errors.slice(errors).map((e) => e.message).join(" "), "subscribing to another node's key").toMatch(/Permissions Violation/i);

@@ -48,7 +48,16 @@ export interface OwnKeyWatchOptions<S extends z.ZodType, R = z.infer<S>> {
 interface KeyWrite {
   revision: number;
   deleted: boolean;
+  /** The value parsed as JSON; undefined when it is not JSON. */
   json(): unknown;
+}
+
+function jsonOf(source: { json<T>(): T }): unknown {
+  try {
+    return source.json();
+  } catch {
+    return undefined;
+  }
 }
 
 function isDeletion(operation: string | undefined): boolean {
@@ -56,7 +65,7 @@ function isDeletion(operation: string | undefined): boolean {
 }
 
 function writeOfEntry(entry: KvEntry): KeyWrite {
-  return { revision: entry.revision, deleted: entry.operation !== "PUT", json: () => entry.json() };
+  return { revision: entry.revision, deleted: entry.operation !== "PUT", json: () => jsonOf(entry) };
 }
 
 export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
@@ -127,7 +136,10 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
       return;
     }
     if (this.#heard && this.#heard.revision >= revision) return;
-    this.#heard = { revision, deleted: isDeletion(msg.headers?.get("KV-Operation")), json: () => msg.json() };
+    const deleted = isDeletion(msg.headers?.get("KV-Operation"));
+    // Parsed now: the message's bytes belong to the connection's read buffer.
+    const value = deleted ? undefined : jsonOf(msg);
+    this.#heard = { revision, deleted, json: () => value };
     this.#schedule();
   }
 
@@ -165,13 +177,7 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
   async #apply(kv: KV, write: KeyWrite): Promise<void> {
     if (this.#stopped || write.revision <= this.#revision) return;
     if (write.deleted) return this.#report(null, write.revision);
-    let json: unknown;
-    try {
-      json = write.json();
-    } catch {
-      json = undefined;
-    }
-    const parsed = this.o.schema.safeParse(json);
+    const parsed = this.o.schema.safeParse(write.json());
     const problem = parsed.success ? this.o.accept?.(parsed.data) : parsed.error.issues[0]?.message;
     if (!parsed.success || problem !== undefined) {
       this.o.log.warn({ bucket: this.o.bucket, revision: write.revision, problem }, "record refused (malformed or not for this agent); keeping the last applied one");

@@ -424,6 +424,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       nodeIds: async () => (await registry.list()).map((n) => n.nodeId),
       fence,
       checkMs: config.heartbeatSeconds * 1000,
+      counters,
       log: log.child({ component: "liveness" }),
     });
     election.duty({ name: "liveness", start: () => recorder.start(), stop: () => recorder.stop() });

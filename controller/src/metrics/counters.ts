@@ -7,6 +7,10 @@
  *                                                     (enroll, nonce, workloads; rate_limited too)
  *   weft_controller_policy_undelivered_total{reason}  compiled node policies not sent (oversized)
  *   weft_controller_identities_released_total         identity numbers released after their grace
+ *   weft_controller_node_status_changes_total{status} a node judged online or offline (the liveness
+ *                                                     leader's writes; a wave of `offline` right
+ *                                                     after an outage means agents were slower to
+ *                                                     come back than the grace)
  *
  * Labels are bounded by construction: endpoints and reasons are codes from this repository, never
  * caller input.
@@ -70,9 +74,12 @@ export class ControllerCounters {
   /** Identity numbers released after their grace. */
   readonly identitiesReleased = new Counter("weft_controller_identities_released_total", "Identity numbers released after the release grace", []);
 
+  /** A node's judged status changed (`online`, `offline`), as written by the liveness leader. */
+  readonly nodeStatusChanges = new Counter("weft_controller_node_status_changes_total", "Nodes judged online or offline, by the new status", ["status"]);
+
   /** Every counter (the /metrics exporter renders each). */
   all(): readonly Counter[] {
-    return [this.refusals, this.policyUndelivered, this.identitiesReleased];
+    return [this.refusals, this.policyUndelivered, this.identitiesReleased, this.nodeStatusChanges];
   }
 
   /** Every counter's samples, for `GET /v1/counters`. */

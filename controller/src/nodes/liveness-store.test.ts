@@ -2,13 +2,14 @@
  * LivenessRecorder against the real nats-server: the first pass stores every node heard from; a
  * pass while every node keeps reporting looks at none of them (no status read, no write); nodes
  * that fall silent are stored offline, and online again when they report, the others untouched;
- * what is stored always equals what Liveness says.
+ * what is stored always equals what Liveness says; each change of status is counted.
  */
 import { randomBytes } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestController, type TestController } from "../testing.js";
+import { ControllerCounters } from "../metrics/counters.js";
 import { RecordStore } from "../store/kv.js";
 import { Liveness } from "./liveness.js";
 import { LivenessRecorder, StoredLiveness } from "./liveness-store.js";
@@ -49,7 +50,8 @@ describe("liveness recorder", () => {
       offlineAt: (nodeId: string) => liveness.offlineAt(nodeId),
     };
     const ids = Array.from({ length: 40 }, (_, i) => `n-${(i + 1).toString(16).padStart(16, "0")}`);
-    const recorder = new LivenessRecorder({ store, liveness: counted, nodeIds: async () => ids, fence: () => true, checkMs: 50, log: pino({ level: "silent" }) });
+    const counters = new ControllerCounters();
+    const recorder = new LivenessRecorder({ store, liveness: counted, nodeIds: async () => ids, fence: () => true, checkMs: 50, counters, log: pino({ level: "silent" }) });
     await recorder.start();
     await recorder.stop(); // the test drives the passes
     const revisions = async () => new Map(await Promise.all(ids.map(async (id) => [id, (await kv.get(id))?.revision ?? 0] as const)));
@@ -77,6 +79,7 @@ describe("liveness recorder", () => {
     const got = await stored();
     expect(ids.map((id) => got.get(id)), "stored equals Liveness").toEqual(ids.map((id) => liveness.status(id)));
     expect(silent.map((id) => got.get(id)), "silent nodes").toEqual(silent.map(() => "offline"));
+    expect(counters.nodeStatusChanges.get({ status: "offline" }), "changes to offline counted").toBe(silent.length);
     const after = await revisions();
     expect(
       ids.slice(10).filter((id) => after.get(id) !== before.get(id)),
@@ -86,5 +89,6 @@ describe("liveness recorder", () => {
     liveness.record(heartbeat(silent[0]!) as never);
     await recorder.pass();
     expect((await store.get(silent[0]!))?.value.status, "a silent node reports again").toBe("online");
+    expect(counters.nodeStatusChanges.get({ status: "online" }), "a change back to online counted (the first judgement is no change)").toBe(1);
   });
 });

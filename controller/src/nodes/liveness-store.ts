@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { Logger } from "pino";
+import type { ControllerCounters } from "../metrics/counters.js";
 import type { RecordStore } from "../store/kv.js";
 import type { Liveness } from "./liveness.js";
 
@@ -37,6 +38,8 @@ export interface LivenessRecorderOptions {
   checkMs: number;
   /** Refresh an unchanged record this often. Default 10 min. */
   refreshMs?: number;
+  /** Each change of a node's status is counted here. */
+  counters?: Pick<ControllerCounters, "nodeStatusChanges">;
   log: Logger;
 }
 
@@ -140,7 +143,10 @@ export class LivenessRecorder {
           throw err;
         });
         this.written.set(nodeId, { status, at: now });
-        if (was && was.status !== status) this.o.log.info({ node: nodeId, status }, `node is ${status}`);
+        if (was && was.status !== status) {
+          this.o.counters?.nodeStatusChanges.inc({ status });
+          this.o.log.info({ node: nodeId, status }, `node is ${status}`);
+        }
       }
       const refreshAt = (this.written.get(nodeId)?.at ?? now) + refreshMs;
       this.schedule(nodeId, status === "online" ? Math.min(this.o.liveness.offlineAt(nodeId) ?? now, refreshAt) : refreshAt);

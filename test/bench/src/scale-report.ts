@@ -44,7 +44,11 @@ export interface SizeResult {
   nodeRemovedToAll: Latency;
   policyChangeToAll: Latency;
   /** natsStates: the agents' connection states when the wait ended. */
-  reconnectStorm: { reconnected: Latency; resynced: Latency; natsStates?: Record<string, number> };
+  /**
+   * natsStates: the agents' connection states when the wait ended; judgedOffline: nodes the
+   * controller judged offline from the kill until then (none should be: the outage is not theirs).
+   */
+  reconnectStorm: { reconnected: Latency; resynced: Latency; natsStates?: Record<string, number>; judgedOffline?: number };
   /** From the instant the ...ToAll figures start until the change's API call answered: the controller's part of them. */
   apiAnsweredMs?: { nodeAdded: number; nodeRemoved: number; policyChange: number };
   bytesPerChange: { nodeAdded: ChangeBytes; nodeRemoved: ChangeBytes; policyChange: ChangeBytes };
@@ -90,6 +94,7 @@ const ROWS: Row[] = [
   { label: "  of which the API call (apply)", get: (r) => r.apiAnsweredMs?.policyChange ?? Number.NaN, unit: "ms" },
   { label: "NATS restart: reconnected p99", get: (r) => r.reconnectStorm.reconnected.p99Ms, unit: "ms" },
   { label: "NATS restart: resynced p99", get: (r) => r.reconnectStorm.resynced.p99Ms, unit: "ms" },
+  { label: "NATS restart: judged offline", get: (r) => r.reconnectStorm.judgedOffline ?? Number.NaN, unit: "nodes" },
   { label: "bytes/node added (NATS)", get: (r) => r.bytesPerChange.nodeAdded.natsOutBytes, unit: "B" },
   { label: "  per agent", get: (r) => r.bytesPerChange.nodeAdded.natsOutBytesPerAgent, unit: "B" },
   { label: "bytes/node removed (NATS)", get: (r) => r.bytesPerChange.nodeRemoved.natsOutBytes, unit: "B" },

@@ -123,6 +123,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
     const u5 = sample(c);
 
     s.say("==> NATS killed and restarted by the controller (reconnect storm)");
+    const offlineBefore = await judgedOffline(client);
     // Until the restarted nats-server answers: the part of "reconnected" no agent can shorten.
     let natsBackMs = Number.NaN;
     const storm = await f.until(
@@ -136,7 +137,8 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
     );
     const reconnected = latency(storm.reconnectedMs);
     const resynced = latency(storm.latenciesMs);
-    s.say(`    nats-server back after ${natsBackMs.toFixed(0)} ms; reconnected: p50 ${reconnected.p50Ms.toFixed(0)} ms, p99 ${reconnected.p99Ms.toFixed(0)} ms; resynced p99 ${resynced.p99Ms.toFixed(0)} ms; ${resynced.missing} missing; connections now ${JSON.stringify(storm.natsStates)}`);
+    const offline = (await judgedOffline(client)) - offlineBefore;
+    s.say(`    nats-server back after ${natsBackMs.toFixed(0)} ms; reconnected: p50 ${reconnected.p50Ms.toFixed(0)} ms, p99 ${reconnected.p99Ms.toFixed(0)} ms; resynced p99 ${resynced.p99Ms.toFixed(0)} ms; ${resynced.missing} missing; connections now ${JSON.stringify(storm.natsStates)}; ${offline} nodes judged offline meanwhile`);
     const uEnd = sample(c);
     const sim = await f.stats();
 
@@ -155,7 +157,7 @@ export async function runSize(s: RunSettings): Promise<SizeResult> {
       nodeAddedToAll: added.lat,
       nodeRemovedToAll: removed.lat,
       policyChangeToAll: policyChanged.lat,
-      reconnectStorm: { startedAt: storm.startedAt, natsBackMs, reconnected, resynced, natsStates: storm.natsStates },
+      reconnectStorm: { startedAt: storm.startedAt, natsBackMs, reconnected, resynced, natsStates: storm.natsStates, judgedOffline: offline },
       // From the same instant as the ...ToAll figures until the change's API call (enroll, delete, apply) answered.
       apiAnsweredMs: { nodeAdded: added.apiMs, nodeRemoved: removed.apiMs, policyChange: policyChanged.apiMs },
       bytesPerChange: { nodeAdded: added.bytes, nodeRemoved: removed.bytes, policyChange: policyChanged.bytes },
@@ -196,4 +198,13 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** How many times the controller has judged a node offline (its counter, `GET /v1/counters`). */
+async function judgedOffline(client: ScaleController["client"]): Promise<number> {
+  const r = await client.raw("GET", "/v1/counters");
+  if (r.status !== 200) throw new Error(`GET /v1/counters answered ${r.status}: ${r.text.slice(0, 200)}`);
+  const counters = JSON.parse(r.text) as { name: string; samples: { labels: Record<string, string>; value: number }[] }[];
+  const changes = counters.find((c) => c.name === "weft_controller_node_status_changes_total");
+  return changes?.samples.find((x) => x.labels.status === "offline")?.value ?? 0;
 }

@@ -461,6 +461,14 @@ export const PeerHandshake = z.object({
 });
 export type PeerHandshake = z.infer<typeof PeerHandshake>;
 
+/**
+ * At most this many peers in one heartbeat: ~190 bytes each, ~95 KiB, well inside an agent's
+ * 512 KiB payload limit (controller/src/nats/jwts.ts, AGENT_LIMITS) and a bounded parse for the
+ * controller whatever the fleet. A node with more peers reports the ones the controller needs
+ * (peers behind NAT, peers it reaches by traversal) first and the others in turns.
+ */
+export const HEARTBEAT_PEERS_MAX = 500;
+
 export const Heartbeat = z.object({
   version: z.literal(1),
   nodeId,
@@ -470,6 +478,8 @@ export const Heartbeat = z.object({
   /** Highest peers-bucket revision the agent has applied. */
   appliedRevision: z.number().int().nonnegative(),
   peers: z.array(PeerHandshake),
+  /** How many peers the node has, when `peers` holds only some of them (more than HEARTBEAT_PEERS_MAX). */
+  peerCount: z.number().int().nonnegative().optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
@@ -479,7 +489,9 @@ export const NodeView = NodeRecord.extend({
   policyDelivery: z.object({ state: z.enum(["ok", "oversized"]), mapEntries: z.number().int(), capacity: z.number().int(), since: z.string().optional() }).optional(),
   lastSeen: z.string().optional(),
   appliedRevision: z.number().optional(),
+  /** What the node's last heartbeat said of its peers: all of them, or HEARTBEAT_PEERS_MAX of `peerCount`. */
   peers: z.array(PeerHandshake).optional(),
+  peerCount: z.number().int().optional(),
 });
 export type NodeView = z.infer<typeof NodeView>;
 

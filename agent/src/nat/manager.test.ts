@@ -186,4 +186,13 @@ describe("nat/manager", () => {
     const rtt = Object.fromEntries(manager.status().map((p) => [p.peer, p.rttMs]));
     expect(rtt, "round trips reported").toEqual({ "aws-1": 2, "gcp-1": undefined });
   });
+
+  it("manager - reportFirst: a peer behind NAT is what a full heartbeat keeps; a public peer is not, session or none", () => {
+    const h = harness((now) => now);
+    const pub = record("n-0000000000000003", "aws-1", "aws", "C", { public: "203.0.113.3:51820" });
+    h.manager.setPeers([self, peer, pub]);
+    expect(h.manager.reportFirst(key("B")), "behind NAT").toBe(true);
+    expect(h.manager.reportFirst(key("C")), "public, no session yet").toBe(false);
+    expect(h.manager.reportFirst(key("D")), "not a peer").toBe(false);
+  });
 });

@@ -142,6 +142,18 @@ export class PathManager {
     return { path, ...(via ? { via } : {}), ...(rtt !== undefined ? { rttMs: round2(rtt) } : {}) };
   }
 
+  /**
+   * Whether the controller needs this peer in every heartbeat (when a heartbeat cannot hold every
+   * peer): a peer behind NAT (no public endpoint: what this node sees of it is its reflexive
+   * endpoint) or one this node reaches through traversal (the coordinator reads its path). Not
+   * "any peer off the direct path": in a large fleet most peers carry no traffic, have no session
+   * and so no path, and would crowd out the ones that matter.
+   */
+  reportFirst(publicKey: string): boolean {
+    const record = this.#byKey.get(publicKey);
+    return record !== undefined && (record.endpoints.public === undefined || this.#traversal.has(record.nodeId));
+  }
+
   /** Every peer's path, for status.json and `weft status`. */
   status(): PeerPathStatus[] {
     const names = new Map([...this.#records.values()].map((r) => [r.nodeId, r.name]));

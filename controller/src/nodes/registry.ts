@@ -271,6 +271,7 @@ export class NodeRegistry {
       lastSeen: live?.lastSeen.toISOString(),
       appliedRevision: live?.heartbeat?.appliedRevision,
       peers: live?.heartbeat?.peers,
+      peerCount: live?.heartbeat?.peerCount,
     });
   }
 }

@@ -128,6 +128,40 @@ describe("agent key watch", () => {
     }
   });
 
+  it("key watch - a resync asked while a read is in flight reads again after it (a reconnect during a read misses nothing)", async () => {
+    let last = -1;
+    let slow = false;
+    // Hears nothing (as if disconnected): only reads see writes. A slow read answers 300 ms late.
+    const deaf = new Proxy(nc!, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (prop === "subscribe") return () => ({ unsubscribe: () => undefined, isClosed: () => false });
+        if (prop === "request")
+          return async (...args: unknown[]) => {
+            const answer = await (target.request as (...a: unknown[]) => Promise<unknown>)(...args);
+            if (slow) await new Promise((r) => setTimeout(r, 300));
+            return answer;
+          };
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const watch = new OwnKeyWatch(deaf, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });
+    try {
+      const first = await kv.put(NODE, JSON.stringify(record(1)));
+      await watch.start();
+      expect(last, "initial read").toBe(first);
+      slow = true;
+      const during = watch.resync(); // its get goes out now and answers late, with `first`
+      await new Promise((r) => setTimeout(r, 50));
+      const second = await kv.put(NODE, JSON.stringify(record(2)));
+      const after = watch.resync(); // asked while the first read is in flight
+      await Promise.all([during, after]);
+      expect(last, "the write made during the first read").toBe(second);
+    } finally {
+      watch.stop();
+    }
+  });
+
   it("key watch - a write the stream refuses (failed compare-and-set) is never reported and the next write is seen", async () => {
     let last = -1;
     const watch = new OwnKeyWatch(nc!, { bucket: Buckets.nodeServices, key: NODE, schema: NodeServicesRecord, onRecord: (_r, revision) => (last = revision), log: silentLogger, resyncEveryMs: 0 });

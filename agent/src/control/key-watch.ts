@@ -164,8 +164,15 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
         continue;
       }
       if (!this.#readDue) return;
-      const entry = await kv.get(this.o.key);
-      this.#readDue = false; // only once read: a failed read stays due for the next turn
+      // Cleared before the get, so a read asked for meanwhile (a reconnect during it) runs after it.
+      this.#readDue = false;
+      let entry: KvEntry | null;
+      try {
+        entry = await kv.get(this.o.key);
+      } catch (err) {
+        this.#readDue = true; // still due: the next change, resync or safety net reads again
+        throw err;
+      }
       if (!entry) {
         if (this.#revision < 0 && !this.#stopped) this.#report(null, 0);
         continue;

@@ -22,7 +22,7 @@
  * 10,000 writes and at least 10,000 gets.
  */
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Subjects, type Logger } from "@weft/protocol";
 import { SingleFlight } from "@weft/util";
 import type { z } from "zod";
@@ -60,8 +60,10 @@ function jsonOf(source: { json<T>(): T }): unknown {
   }
 }
 
-function isDeletion(operation: string | undefined): boolean {
-  return operation === "DEL" || operation === "PURGE";
+/** Whether a message of a KV stream (republished or read) is a delete or purge marker. */
+export function isDeletion(headers: MsgHdrs | undefined): boolean {
+  const op = headers?.get("KV-Operation");
+  return op === "DEL" || op === "PURGE";
 }
 
 function writeOfEntry(entry: KvEntry): KeyWrite {
@@ -136,7 +138,7 @@ export class OwnKeyWatch<S extends z.ZodType, R = z.infer<S>> {
       return;
     }
     if (this.#heard && this.#heard.revision >= revision) return;
-    const deleted = isDeletion(msg.headers?.get("KV-Operation"));
+    const deleted = isDeletion(msg.headers);
     // Parsed now: the message's bytes belong to the connection's read buffer.
     const value = deleted ? undefined : jsonOf(msg);
     this.#heard = { revision, deleted, json: () => value };

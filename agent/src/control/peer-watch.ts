@@ -35,8 +35,9 @@
  * O(changes) per agent instead of the whole fleet.
  */
 import { randomBytes } from "node:crypto";
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Buckets, PeerRecord, Subjects } from "@weft/protocol";
+import { isDeletion } from "./key-watch.js";
 import type { Logger } from "pino";
 
 export interface PeerSet {
@@ -295,9 +296,4 @@ export class PeerWatch {
     this.log.warn({ peer: key, revision: seq }, "ignoring invalid peer record");
     return { key, seq, record: undefined };
   }
-}
-
-function isDeletion(h: MsgHdrs | undefined): boolean {
-  const op = h?.get("KV-Operation");
-  return op === "DEL" || op === "PURGE";
 }

@@ -75,6 +75,9 @@ export async function connectNats(state: AgentState, identity: NatsIdentity, tra
     maxReconnectAttempts: -1,
     reconnectDelayHandler: new ReconnectDelays().next,
     pingInterval: 10_000,
+    // No stack trace captured per request (two Error objects each, made whether or not it fails):
+    // after a reconnect every agent reads its keys again, at once.
+    noAsyncTraces: true,
   }).catch((err: unknown) => {
     throw new AgentError(`cannot connect to NATS at ${state.nats.servers.join(", ")}`, { cause: err, retryable: true });
   });

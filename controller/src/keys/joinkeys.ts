@@ -125,17 +125,23 @@ export class JoinKeys {
     return state === "active" || state === "used";
   }
 
-  /** Record one use by `nodeId`; for one-time keys only the first caller succeeds. */
+  /** Record one use by `nodeId` of the key `presented`; for one-time keys only the first caller succeeds. */
   async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
-    const verified = await this.verify(presented);
-    const id = verified.value.id;
+    return this.consumeVerified((await this.verify(presented)).value.id, nodeId);
+  }
+
+  /**
+   * Record one use by `nodeId` of key `id`, whose secret the caller has checked (`verify`); for
+   * one-time keys only the first caller succeeds, and a key revoked or expired since is refused.
+   */
+  async consumeVerified(id: string, nodeId: string): Promise<StoredJoinKey> {
     try {
       // Read afresh inside: a use queued before this one has most likely changed it since it was verified.
       const { value } = await this.#uses.run(id, () =>
         this.store.change(
           id,
           (cur) => {
-            // The secret was checked above; what may have changed since is the key's state.
+            // The secret was checked by the caller; what may have changed since is the key's state.
             if (!cur) throw new JoinKeyRejectedError("join key is not valid: check it was copied whole, or create a new one with `weft keys create`", { reason: "join_key_invalid" });
             this.assertUsable(cur);
             return { ...cur, uses: cur.uses + 1, usedBy: [...cur.usedBy, nodeId].slice(-100) };

@@ -421,7 +421,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     const recorder = new LivenessRecorder({
       store: stores.liveness,
       liveness,
-      nodeIds: async () => (await registry.list()).map((n) => n.nodeId),
+      nodeIds: () => stores.nodes.keys(), // the keys only: no record read and parsed (10,000 of them at scale)
       fence,
       checkMs: config.heartbeatSeconds * 1000,
       counters,

@@ -257,6 +257,7 @@ export class Enrollment {
           ...(grant.policy === undefined ? {} : { enrollmentPolicy: grant.policy }),
           ...(grant.instance ? { instance: bound } : {}),
           ...(grant.attested ? { evidence: grant.attested.evidence } : {}),
+          ms: Date.now() - startedAt,
         },
         "node enrolled",
       );

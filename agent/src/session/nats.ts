@@ -64,22 +64,9 @@ export function natsTls(caPem: string): NodeConnectionOptions["tls"] & { secureC
  * first connect as long as it takes). `userJwt` is read on every (re)connect, so a renewed
  * credential is used from the next connection on.
  */
-/**
- * How long one connection attempt (TCP, TLS, CONNECT answered) may take before nats.js gives it up
- * and tries a server again. With several servers, a short wait moves on from one that is cut off.
- * With one there is nowhere else to go: an attempt given up at a server saturated by a whole fleet
- * reconnecting at once (queued for its accept loop and its server lock) is only queued again from
- * the start, and at 10,000 agents that turned a slow reconnect into one that never ended
- * (test/bench/README.md, the reconnect storm at 10,000).
- */
-export function connectTimeoutMs(servers: readonly string[]): number {
-  return servers.length > 1 ? 20_000 : 90_000;
-}
-
 export async function connectNats(state: AgentState, identity: NatsIdentity, transport: { servers: string[]; caPem: string }, userJwt: () => string, log: Logger): Promise<NatsConnection> {
   const nc = await connect({
     servers: transport.servers,
-    timeout: connectTimeoutMs(transport.servers),
     tls: natsTls(transport.caPem),
     authenticator: agentAuthenticator(userJwt, identity.seed),
     inboxPrefix: Subjects.inboxPrefix(state.nodeId),

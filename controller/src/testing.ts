@@ -126,6 +126,8 @@ export interface StoredState {
   peers: string[];
   /** Keys of the weft-policies bucket (policy names) with each one's revision, sorted. */
   policies: string[];
+  /** Keys of the weft-identities bucket (spiffe.* and id.*), sorted: a refused request allocates no identity. */
+  identities: string[];
 }
 
 export async function storedState(t: TestController): Promise<StoredState> {
@@ -141,14 +143,15 @@ export async function storedState(t: TestController): Promise<StoredState> {
     for (const k of await keysOf(Buckets.policies)) out.push(`${k}@${(await policiesKv.get(k))?.revision ?? "?"}`);
     return out;
   };
-  const [nodes, keys, claims, peers, policies] = await Promise.all([
+  const [nodes, keys, claims, peers, policies, identities] = await Promise.all([
     t.client.listNodes(),
     t.client.listJoinKeys(),
     keysOf(Buckets.ipam),
     keysOf(Buckets.peers),
     policyRevisions(),
+    keysOf(Buckets.identities),
   ]);
-  return { nodes, keys, claims, peers, policies };
+  return { nodes, keys, claims, peers, policies, identities };
 }
 
 /** What the negative tests compare: ids, key use counts and states, claim and peer keys. */
@@ -159,6 +162,7 @@ function summary(s: StoredState): Record<string, string[]> {
     claims: s.claims,
     peers: s.peers,
     policies: s.policies,
+    identities: s.identities,
   };
 }
 

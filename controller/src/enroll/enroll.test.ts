@@ -264,6 +264,27 @@ describe("enrollment rejects", () => {
     await enrollOk(newAgent({}, created.key));
   });
 
+  it("enroll - a refused request allocates no identity, even for a SPIFFE ID no node has yet", async () => {
+    const first = newAgent();
+    await enrollOk(first);
+    const fresh = await t.client.createJoinKey({ reusable: true, labels: { "weft:namespace": "refused", "weft:serviceaccount": "never-enrolled" } });
+    // expectRejected compares the identities bucket too: no spiffe.* or id.* key may appear.
+    await expectRejected("a fresh identity's key, a name already enrolled", newAgent({ name: first.body["name"] }, fresh.key).body, 409, "conflict", /node name/);
+    const ok = await enrollOk(newAgent({}, fresh.key));
+    expect((await t.client.getNode(ok.nodeId)).identity?.spiffeId ?? "", "the identity once an enrollment with that key succeeds").toMatch(/\/ns\/refused\/sa\/never-enrolled$/);
+  });
+
+  it("enroll - a one-time key presented at once by a request bound to fail on a claim and by a valid one goes to the valid one", async () => {
+    const first = newAgent();
+    await enrollOk(first);
+    for (let round = 0; round < 5; round++) {
+      const once = await t.client.createJoinKey({});
+      const [failing, valid] = await Promise.all([post(newAgent({ name: first.body["name"] }, once.key).body), post(newAgent({}, once.key).body)]);
+      expect(failing.status, `round ${round}: the request with a name already enrolled: ${failing.text}`).toBe(409);
+      expect(valid.status, `round ${round}: the valid request: ${valid.text}`).toBe(201);
+    }
+  });
+
   it("enroll - the same enrollment again (its answer was lost) is answered with the same node, no use counted", async () => {
     for (const reusable of [true, false]) {
       const created = await t.client.createJoinKey({ reusable });

@@ -192,17 +192,17 @@ export class Enrollment {
     try {
       // First: of two enrollments with one signed document, only one gets past here.
       if (grant.attested && this.deps.attestor) unconsume = await this.deps.attestor.consume(grant.attested, nodeId);
-      // The claims, the allocations, the credential, the instance binding, the key's use and the
-      // identity do not depend on one another: one round trip to the store for all of them instead
-      // of one each (at thousands of agents a round trip is tens of milliseconds, and the new node
-      // reaches no one before this ends). All settle before a failure is thrown, so the rollback
-      // below sees everything made. A key's labels never change, so those it was verified with
-      // are those it is consumed with.
+      // The claims, the allocations, the credential, the instance binding and a reusable key's use
+      // do not depend on one another: one round trip to the store for all of them instead of one
+      // each (at thousands of agents a round trip is tens of milliseconds, and the new node reaches
+      // no one before this ends). All settle before a failure is thrown, so the rollback below sees
+      // everything made. A one-time key is used only once the claims hold: a request bound to fail
+      // on a claim must not hold it while another presenting it could succeed. A key's labels never
+      // change, so those it was verified with are those it is consumed with.
       const instance = grant.instance;
       if (instance) bound = keyOfInstance(instance);
-      const granted = this.grantedIdentity(grant.labels, instance, nodeId);
-      const labels = granted.labels;
-      const [, , overlayAddress, workloadPrefix, userJwt, , , identity] = await allSettledOrFirstError([
+      const useKey = () => (key ? joinKeys.consumeVerified(key.value.id, nodeId).then(() => void (consumedKey = true)) : Promise.resolve());
+      const [, , overlayAddress, workloadPrefix, userJwt] = await allSettledOrFirstError([
         claimOrConflict("wgkey", req.wireguardPublicKey, `WireGuard public key ${req.wireguardPublicKey}`),
         claimOrConflict("name", req.name, `node name ${req.name}`),
         allocator.allocate(nodeId, req.overlayAddress).then((address) => {
@@ -215,9 +215,13 @@ export class Enrollment {
         }),
         this.deps.issueAgentJwt(nodeId, req.natsPublicKey),
         instance ? this.bind(instance, nodeId) : Promise.resolve(),
-        key ? joinKeys.consumeVerified(key.value.id, nodeId).then(() => void (consumedKey = true)) : Promise.resolve(),
-        this.deps.allocateIdentity(granted.spiffeId),
+        key?.value.reusable ? useKey() : Promise.resolve(),
       ] as const);
+      if (key && !key.value.reusable) await useKey();
+      // The identity only once everything else holds: a refused request allocates none.
+      const granted = this.grantedIdentity(grant.labels, instance, nodeId);
+      const labels = granted.labels;
+      const identity = await this.deps.allocateIdentity(granted.spiffeId);
       const node: NodeRecord = {
         version: 1,
         nodeId,

@@ -38,6 +38,11 @@ async function joinKeysAt(clock: { now: number }): Promise<JoinKeys> {
   return new JoinKeys(new RecordStore(kv, StoredJoinKey, Buckets.keys), () => new Date(clock.now));
 }
 
+/** An enrollment's use of a presented key: checked (`verify`), then recorded (`consumeVerified`). */
+async function consume(keys: JoinKeys, presented: string, nodeId: string) {
+  return keys.consumeVerified((await keys.verify(presented)).value.id, nodeId);
+}
+
 describe("join keys", () => {
   it("keys - create shows the secret once as weft_<id>_<secret>; list and revoke never show it or its hash", async () => {
     const created = await t.client.createJoinKey({ description: "rack 4", labels: { env: "prod" } });
@@ -198,14 +203,14 @@ describe("join keys with an injected clock", () => {
     );
     expect(err, `verify at 60 s: got ${String(err)}, want JoinKeyRejectedError`).toBeInstanceOf(JoinKeyRejectedError);
     expect(String(err), "message names the reason").toMatch(/expired at 2030-01-01T00:01:00.000Z/);
-    await expect(keys.consume(created.key, "n-0000000000000001"), "consume at 60 s").rejects.toBeInstanceOf(JoinKeyRejectedError);
+    await expect(consume(keys, created.key, "n-0000000000000001"), "consume at 60 s").rejects.toBeInstanceOf(JoinKeyRejectedError);
   });
 
   it("keys - revoked wins over expired and used in the listed state", async () => {
     const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
     const keys = await joinKeysAt(clock);
     const created = await keys.create({ reusable: false, ttlSeconds: 60, labels: {} });
-    await keys.consume(created.key, "n-0000000000000002");
+    await consume(keys, created.key, "n-0000000000000002");
     const state = async () => (await keys.list()).find((k) => k.id === created.id)?.state;
     expect(await state(), "after one use").toBe("used");
     clock.now += 120_000;
@@ -218,13 +223,13 @@ describe("join keys with an injected clock", () => {
     const keys = await joinKeysAt({ now: Date.now() });
     const shared = await keys.create({ reusable: true, ttlSeconds: 3600, labels: {} });
     const ids = Array.from({ length: 64 }, (_, i) => `n-${(0x100 + i).toString(16).padStart(16, "0")}`);
-    const results = await Promise.allSettled(ids.map((id) => keys.consume(shared.key, id)));
+    const results = await Promise.allSettled(ids.map((id) => consume(keys, shared.key, id)));
     expect(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason)), "failed uses").toEqual([]);
     const info = (await keys.list()).find((k) => k.id === shared.id);
     expect(info?.uses, "uses recorded").toBe(64);
 
     const once = await keys.create({ reusable: false, ttlSeconds: 3600, labels: {} });
-    const race = await Promise.allSettled(ids.slice(0, 8).map((id) => keys.consume(once.key, id)));
+    const race = await Promise.allSettled(ids.slice(0, 8).map((id) => consume(keys, once.key, id)));
     expect(race.filter((r) => r.status === "fulfilled").length, "one-time key: uses that won").toBe(1);
   });
 });

@@ -125,11 +125,6 @@ export class JoinKeys {
     return state === "active" || state === "used";
   }
 
-  /** Record one use by `nodeId` of the key `presented`; for one-time keys only the first caller succeeds. */
-  async consume(presented: string, nodeId: string): Promise<StoredJoinKey> {
-    return this.consumeVerified((await this.verify(presented)).value.id, nodeId);
-  }
-
   /**
    * Record one use by `nodeId` of key `id`, whose secret the caller has checked (`verify`); for
    * one-time keys only the first caller succeeds, and a key revoked or expired since is refused.

@@ -14,8 +14,18 @@ import { nodeId } from "./messages.js";
 export const FLOW_REPORT_MAX_RECORDS = 512;
 /** Largest report the controller accepts, in bytes of JSON. */
 export const FLOW_REPORT_MAX_BYTES = 256 * 1024;
-/** Shortest interval between two reports of one node that the controller accepts. */
+/**
+ * Shortest interval between a node's reports that the controller accepts on average: a token
+ * bucket per node, one token every this many milliseconds, holding at most FLOW_REPORT_BURST.
+ */
 export const FLOW_REPORT_MIN_INTERVAL_MS = 2_000;
+/**
+ * Reports a node may send closer together than FLOW_REPORT_MIN_INTERVAL_MS before it is refused:
+ * an agent reporting every 2 s (the shortest interval it can be set to) arrives early or in pairs
+ * whenever its event loop or the network is late once (a report held while disconnected is flushed
+ * with the next), and a refused report's counts are lost for good.
+ */
+export const FLOW_REPORT_BURST = 3;
 
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 /** A drop reason as the datapath names it (policyDeny, defaultDeny, malformed, …). */

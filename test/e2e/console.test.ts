@@ -16,7 +16,7 @@ import { copyFile, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import type { ControllerClient } from "@weft/protocol";
+import type { ControllerClient, FlowsView } from "@weft/protocol";
 import { CONTROLLER_API_PORT, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, LabCluster, labDir, labExec, repoRoot, terminateLabInstance, waitFor, type LabOptions, type RunningClouds } from "@weft/lab";
 import { dashboardQueries, exposedFamilies, unknownMetrics } from "../../controller/src/metrics/dashboard.js";
 import { ARTIFACTS, axeViolations, launchChromium, startLabRelay, type LabRelay } from "./browser.js";
@@ -192,9 +192,14 @@ describe.skipIf(!isRoot)("e2e console", () => {
     await view("Flows");
     const t0 = Date.now();
     const row = page.locator(`[data-testid=flows] tr[data-src$="/sa/db"][data-dst$="/sa/api"]`);
-    await row.waitFor({ timeout: 25_000 }); // agents report every 10 s (flows.intervalSeconds): up to two reports on a loaded machine
+    await row.waitFor({ timeout: 25_000 }); // agents report every 2 s here (--flow-interval 2)
     await waitFor("db → api drops in the flows view", 15_000, async () => /defaultDeny=\d+/.test((await row.textContent()) ?? ""));
     note(`db → api flow with defaultDeny drops shown ${Date.now() - t0} ms after the pings ended: ${(await row.textContent())?.replace(/\s+/g, " ")}`);
+    // The lab's agents report on time: none of their reports may be refused as too frequent (a refused report's counts are lost).
+    const flows = await client.raw("GET", "/v1/flows");
+    const reports = (JSON.parse(flows.text) as FlowsView).reports;
+    note(`flow reports since the controller started: ${reports.accepted} accepted, ${reports.refused} refused`);
+    expect(reports.refused, "flow reports of the lab's agents refused by the controller").toBe(0);
     await shot("flows");
     expect(await seriousViolations("the flows view"), "serious axe violations on the flows view").toEqual([]);
   });

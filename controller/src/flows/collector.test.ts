@@ -1,5 +1,5 @@
 /** The flow collector: aggregation per identity pair across nodes and intervals, and refusals of hostile reports. */
-import { FLOW_REPORT_MAX_BYTES, type FlowRecord } from "@weft/protocol";
+import { FLOW_REPORT_BURST, FLOW_REPORT_MAX_BYTES, type FlowRecord } from "@weft/protocol";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { FlowCollector } from "./collector.js";
@@ -55,9 +55,31 @@ describe("flows/collector", () => {
     expect(c.accept("weft.v1.node.x.flows", enc(report(A, [rec()]))), "bad subject").toBe(false);
     expect(c.view().pairs, "nothing stored").toEqual([]);
     expect(c.accept(subject, enc(report(A, [rec()]))), "a good one").toBe(true);
+    for (let i = 1; i < FLOW_REPORT_BURST; i++) {
+      now += 500;
+      expect(c.accept(subject, enc(report(A, [rec()]))), `report ${i + 1}, 0.5 s after the last (within the burst)`).toBe(true);
+    }
     now += 500;
-    expect(c.accept(subject, enc(report(A, [rec()]))), "0.5 s later").toBe(false);
-    expect(c.view().reports, "counts").toEqual({ accepted: 1, refused: 7 });
+    expect(c.accept(subject, enc(report(A, [rec()]))), "past the burst, 0.5 s later").toBe(false);
+    for (let i = 0; i < 20; i++) {
+      now += 500;
+      expect(c.accept(subject, enc(report(A, [rec()]))), `a report every 0.5 s: ${i}`).toBe(i % 4 === 0);
+    }
+    expect(c.view().reports, "counts").toEqual({ accepted: FLOW_REPORT_BURST + 5, refused: 6 + 1 + 15 });
+  });
+
+  it("collector - accepts every report of an agent reporting every 2 s whose reports arrive late, early or in pairs", () => {
+    let now = 0;
+    const c = new FlowCollector({ log: pino({ level: "silent" }), now: () => now });
+    const subject = `weft.v1.node.${A}.flows`;
+    // Arrival times: on time, one late by 1.5 s then the next on time, two flushed together after a stall.
+    const gaps = [0, 2_000, 2_000, 3_500, 500, 2_000, 2_000, 5_900, 100, 2_000, 1_900, 2_100, 1_950, 2_050];
+    const accepted = gaps.map((gap) => {
+      now += gap;
+      return c.accept(subject, enc(report(A, [rec()])));
+    });
+    expect(accepted, "every report accepted").toEqual(gaps.map(() => true));
+    expect(c.view().pairs[0]!.total.packets, "every report counted").toBe(10 * gaps.length);
   });
 
   it("collector - keeps at most maxPairs pairs, dropping the least recently seen", () => {

@@ -2,12 +2,13 @@
  * Flow reports from agents (`weft.v1.node.<id>.flows`, one per interval per node) aggregated per
  * identity pair: the last interval each pair was seen in and its total since this controller
  * started, with the nodes whose counters saw it. Kept in memory, bounded: a report larger than
- * FLOW_REPORT_MAX_BYTES, malformed, naming another node than its subject, or sooner than
- * FLOW_REPORT_MIN_INTERVAL_MS after the node's last one is refused (counted, logged at debug);
+ * FLOW_REPORT_MAX_BYTES, malformed, naming another node than its subject, or past the node's rate
+ * (a token bucket: one report per FLOW_REPORT_MIN_INTERVAL_MS on average, FLOW_REPORT_BURST at
+ * once) is refused (counted, logged at debug);
  * at most `maxPairs` pairs are kept, the least recently seen dropped first.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { FLOW_REPORT_MAX_BYTES, FLOW_REPORT_MIN_INTERVAL_MS, FlowReport, Subjects, nodeIdFromSubject, type FlowPairView, type FlowsView } from "@weft/protocol";
+import { FLOW_REPORT_BURST, FLOW_REPORT_MAX_BYTES, FLOW_REPORT_MIN_INTERVAL_MS, FlowReport, Subjects, nodeIdFromSubject, type FlowPairView, type FlowsView } from "@weft/protocol";
 import type { Logger } from "pino";
 
 export interface FlowCollectorOptions {
@@ -33,7 +34,8 @@ function addDrops(into: Record<string, number>, from: Record<string, number>): v
 
 export class FlowCollector {
   readonly #pairs = new Map<string, Pair>();
-  readonly #lastReport = new Map<string, number>();
+  /** Per node: report tokens left and when they were counted. */
+  readonly #tokens = new Map<string, { tokens: number; at: number }>();
   readonly #maxPairs: number;
   readonly #now: () => number;
   #accepted = 0;
@@ -74,9 +76,7 @@ export class FlowCollector {
     if (!parsed.success) return refuse(`malformed: ${parsed.error.issues[0]?.message ?? "invalid"}`);
     if (parsed.data.nodeId !== node) return refuse("names another node than its subject");
     const now = this.#now();
-    const last = this.#lastReport.get(node);
-    if (last !== undefined && now - last < FLOW_REPORT_MIN_INTERVAL_MS) return refuse("too soon after the node's last report");
-    this.#lastReport.set(node, now);
+    if (!this.#takeToken(node, now)) return refuse(`more than one report per ${FLOW_REPORT_MIN_INTERVAL_MS} ms from this node`);
     for (const f of parsed.data.flows) {
       const k = `${f.sourceId}/${f.destinationId}`;
       const pair = this.#pairs.get(k) ?? {
@@ -123,7 +123,19 @@ export class FlowCollector {
 
   /** Forget a node (deleted): its rate limit; the pairs it reported stay until they age out. */
   forget(nodeId: string): void {
-    this.#lastReport.delete(nodeId);
+    this.#tokens.delete(nodeId);
+  }
+
+  /** Takes one of the node's report tokens; false when it has none left. */
+  #takeToken(node: string, now: number): boolean {
+    const b = this.#tokens.get(node);
+    const tokens = b === undefined ? FLOW_REPORT_BURST : Math.min(FLOW_REPORT_BURST, b.tokens + Math.max(0, now - b.at) / FLOW_REPORT_MIN_INTERVAL_MS);
+    if (tokens < 1) {
+      this.#tokens.set(node, { tokens, at: now });
+      return false;
+    }
+    this.#tokens.set(node, { tokens: tokens - 1, at: now });
+    return true;
   }
 
   view(): FlowsView {

@@ -5,8 +5,13 @@
  *   TCP_CONNECT_CB          the SYN is about to go: ask for state callbacks on this socket only
  *   ACTIVE_ESTABLISHED_CB   established: count it and its connect latency (now - connect4)
  *   STATE_CB -> TCP_CLOSE   closed: one active connection less (least connections); from
- *                           SYN_SENT it never got established: a failure (refused, timed out),
- *                           the passive health signal the agent ejects backends on
+ *                           SYN_SENT it never got established: a failure (the passive health
+ *                           signal the agent ejects backends on) when the kernel gave the socket
+ *                           an error (refused, timed out, ICMP unreachable) or the SYN had to be
+ *                           sent again (no answer within the first retransmission timeout, 1 s)
+ *                           before the client gave up. A client that closes its socket before
+ *                           then is not a backend failure: a workload cannot get a healthy
+ *                           backend ejected by aborting its own connects.
  * Other sockets are not touched and get no callbacks.
  */
 #include "lib/common.h"
@@ -14,6 +19,26 @@
 
 #define WEFT_TCP_SYN_SENT 2
 #define WEFT_TCP_CLOSE 7
+
+/* The kernel's struct sock, only the field read here; CO-RE relocates its offset at load (BTF). */
+struct sock___weft {
+	int sk_err;
+} __attribute__((preserve_access_index));
+
+/* The error the kernel set on a socket that is closing (0: none, the owner closed it). */
+static __always_inline int sock_error(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp;
+
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	/* struct sock is the first member of struct tcp_sock (through inet_connection_sock) */
+	return ((struct sock___weft *)tp)->sk_err;
+}
 
 static __always_inline struct weft_lb_sock_value *lb_sock_of(struct bpf_sock_ops *skops, struct weft_lb_sock_key *sk)
 {
@@ -60,7 +85,7 @@ int weft_sock_ops(struct bpf_sock_ops *skops)
 		return 1;
 	if (st) {
 		__sync_fetch_and_add(&st->active, -1);
-		if (skops->args[0] == WEFT_TCP_SYN_SENT)
+		if (skops->args[0] == WEFT_TCP_SYN_SENT && (skops->total_retrans > 0 || sock_error(skops) != 0))
 			__sync_fetch_and_add(&st->failures, 1);
 	}
 	bpf_map_delete_elem(&weft_lb_socks, &sk);

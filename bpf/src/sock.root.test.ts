@@ -43,7 +43,7 @@ const SRC = 500;
 const TCP = 6;
 const UDP = 17;
 
-/** The child: `[mode, host, port, count]` → one JSON line of results (backend answer or error code, peer). */
+/** The child: `[mode, host, port, count]` (mode udp, tcp or abort:<ms>) → one JSON line of results (backend answer or error code, peer). */
 const CHILD = `
 const net = require("node:net"), dgram = require("node:dgram");
 const [mode, host, port, count] = process.argv.slice(1);
@@ -57,6 +57,8 @@ const one = () => new Promise((done) => {
     return;
   }
   const s = net.connect(Number(port), host);
+  // "abort:<ms>": the client gives up and closes the socket after <ms> unless it got an answer by then.
+  if (mode.startsWith("abort:")) setTimeout(() => { if (!s.remoteAddress) { s.destroy(); done({ error: "ABORTED" }); } }, Number(mode.slice(6)));
   let peer, data = "";
   s.on("connect", () => { peer = s.remoteAddress + ":" + s.remotePort; });
   s.on("data", (d) => (data += d));
@@ -76,6 +78,7 @@ describe.skipIf(!isRoot || !CGROUP2)("bpf - service load balancing", () => {
   const cgroupRel = `/wbt-lb-${process.pid}`;
   const cg = `${CGROUP2}${cgroupRel}`;
   const netns = `wbt-lb-${process.pid}`;
+  const silentNetns = `wbt-lbs-${process.pid}`;
   let dp: SockDatapath;
   const servers: Server[] = [];
   const udps: UdpSocket[] = [];
@@ -151,7 +154,7 @@ describe.skipIf(!isRoot || !CGROUP2)("bpf - service load balancing", () => {
       dp?.close();
       for (const s of servers) s.close();
       for (const u of udps) u.close();
-      if (existsSync(`/run/netns/${netns}`)) execFileSync("ip", ["netns", "del", netns]);
+      for (const ns of [netns, silentNetns]) if (existsSync(`/run/netns/${ns}`)) execFileSync("ip", ["netns", "del", ns]);
       for (let i = 0; i < 50 && existsSync(cg); i++) {
         try {
           rmdirSync(cg);
@@ -214,6 +217,27 @@ describe.skipIf(!isRoot || !CGROUP2)("bpf - service load balancing", () => {
     expect(tally(await run(["tcp", VIP, "85", "3"]))).toEqual({ "error:ECONNREFUSED": 3 });
     const st = dp.stats.get({ vip: VIP, port: 85, proto: TCP, backend: "127.0.0.1", backendPort: closed });
     expect([st?.connects, st?.failures, st?.established, st?.active]).toEqual([3n, 3n, 0n, 0n]);
+  });
+
+  it("bpf - sock_ops: a client closing its socket before the first SYN retransmission is no failure; after it, or timed out, it is", async () => {
+    // A namespace of the test's own whose backend address drops every SYN on arrival (input hook): sent, never answered.
+    execFileSync("ip", ["netns", "add", silentNetns]);
+    execFileSync("ip", ["-n", silentNetns, "link", "set", "lo", "up"]);
+    execFileSync("ip", ["-n", silentNetns, "addr", "add", "10.201.0.2/32", "dev", "lo"]);
+    execFileSync("ip", ["netns", "exec", silentNetns, "iptables", "-A", "INPUT", "-d", "10.201.0.2", "-p", "tcp", "--dport", "80", "-j", "DROP"]);
+    execFileSync("ip", ["netns", "exec", silentNetns, "sysctl", "-q", "-w", "net.ipv4.tcp_syn_retries=1"]); // ETIMEDOUT after ~3 s
+    dp.sources.set(netnsCookie(`/run/netns/${silentNetns}`), { identity: 778 });
+    dp.services.set({ vip: VIP, port: 87, proto: TCP, srcId: 778 }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: "10.201.0.2", port: 80 }], table: [0] });
+    const stats = () => {
+      const st = dp.stats.get({ vip: VIP, port: 87, proto: TCP, backend: "10.201.0.2", backendPort: 80 });
+      return { connects: st?.connects, failures: st?.failures, active: st?.active };
+    };
+    expect(tally(await run(["abort:200", VIP, "87", "3"], { netns: silentNetns })), "clients giving up after 0.2 s").toEqual({ "error:ABORTED": 3 });
+    expect(stats(), "aborted within the first retransmission timeout: no failure").toEqual({ connects: 3n, failures: 0n, active: 0n });
+    expect(tally(await run(["abort:1500", VIP, "87", "1"], { netns: silentNetns })), "a client giving up after 1.5 s").toEqual({ "error:ABORTED": 1 });
+    expect(stats(), "aborted after the SYN went unanswered and was sent again: a failure").toEqual({ connects: 4n, failures: 1n, active: 0n });
+    expect(tally(await run(["tcp", VIP, "87", "1"], { netns: silentNetns })), "a client waiting for the kernel").toEqual({ "error:ETIMEDOUT": 1 });
+    expect(stats(), "timed out: a failure").toEqual({ connects: 5n, failures: 2n, active: 0n });
   });
 
   it("bpf - a socket in another network namespace carries that namespace's identity; an unknown namespace is left alone", async () => {

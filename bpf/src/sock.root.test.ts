@@ -329,7 +329,7 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     expect(testRun(dp.progFromWorkload, other).dataOut.equals(other), "not a VIP: untouched").toBe(true);
   });
 
-  it("bpf - a client port used again never follows a stale entry: a SYN keeps its backend only while the source may use it, a SYN straight to a backend ends the old reverse rewrite", () => {
+  it("bpf - a client port used again never follows a stale entry: a SYN keeps its backend only while the source may use it, a SYN straight to a backend ends the old flow (both its entries)", () => {
     const [a, b] = ["10.0.1.7", "10.0.1.8"];
     const both = { algo: "roundRobin" as const, rate: 0, burst: 0, backends: [{ addr: a, port: 8080 }, { addr: b, port: 8080 }], table: [0, 1] };
     services.set({ vip: VIP, port: 83, proto: TCP, srcId: WEB }, both);
@@ -352,6 +352,35 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     const synAck = ipv4Frame({ src: second, dst: "10.0.0.5", proto: "tcp", sport: 8080, dport: 42000, tcpFlags: 0x12 });
     const back = testRun(dp.progToWorkload, synAck);
     expect([addr(back.dataOut, 26), back.dataOut.readUInt16BE(34)], "its SYN-ACK comes from the backend the socket connected to, not the VIP").toEqual([second, 8080]);
+    expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 42000, dport: 83, proto: TCP }), "the port's flow to the VIP is over: its forward entry gone too").toBeUndefined();
+    // Later a tc-path flow from that port to the VIP again: balanced afresh, with its way back.
+    const third = addr(testRun(dp.progFromWorkload, toVip(0x02)).dataOut, 30);
+    const synAck3 = testRun(dp.progToWorkload, ipv4Frame({ src: third, dst: "10.0.0.5", proto: "tcp", sport: 8080, dport: 42000, tcpFlags: 0x12 }));
+    expect([addr(synAck3.dataOut, 26), synAck3.dataOut.readUInt16BE(34)], "a new flow to the VIP on that port: its SYN-ACK from the VIP").toEqual([VIP, 83]);
+  });
+
+  it("bpf - UDP: a datagram from a port straight to the backend its VIP flow went to ends that flow; the next one to the VIP is balanced again", () => {
+    const backend = "10.0.1.7";
+    services.set({ vip: VIP, port: 54, proto: UDP, srcId: WEB }, { algo: "roundRobin", rate: 0, burst: 0, backends: [{ addr: backend, port: 5353 }], table: [0] });
+    const toVip = ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "udp", sport: 5001, dport: 54, payload: Buffer.from("q1") });
+    const reply = ipv4Frame({ src: backend, dst: "10.0.0.5", proto: "udp", sport: 5353, dport: 5001, payload: Buffer.from("a") });
+    const replySource = () => {
+      const back = testRun(dp.progToWorkload, reply).dataOut;
+      return `${addr(back, 26)}:${back.readUInt16BE(34)}`;
+    };
+    expect(addr(testRun(dp.progFromWorkload, toVip).dataOut, 30), "to the VIP: to its backend").toBe(backend);
+    expect(replySource(), "the backend's reply comes from the VIP").toBe(`${VIP}:54`);
+    // The client's port now talks to the backend's own address (e.g. a resolver asked directly).
+    const direct = ipv4Frame({ src: "10.0.0.5", dst: backend, proto: "udp", sport: 5001, dport: 5353, payload: Buffer.from("q2") });
+    expect(testRun(dp.progFromWorkload, direct).dataOut.equals(direct), "not a VIP: untouched").toBe(true);
+    expect(rnat.get({ saddr: backend, daddr: "10.0.0.5", sport: 5353, dport: 5001, proto: UDP }), "the reverse entry is gone").toBeUndefined();
+    expect(nat.get({ saddr: "10.0.0.5", daddr: VIP, sport: 5001, dport: 54, proto: UDP }), "and the forward entry").toBeUndefined();
+    expect(replySource(), "the backend's reply now comes from the backend").toBe(`${backend}:5353`);
+    expect(addr(testRun(dp.progFromWorkload, toVip).dataOut, 30), "to the VIP again").toBe(backend);
+    expect(replySource(), "its reply from the VIP again").toBe(`${VIP}:54`);
+    // A datagram from that port to another address leaves the VIP flow alone.
+    testRun(dp.progFromWorkload, ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.9", proto: "udp", sport: 5001, dport: 5353 }));
+    expect(replySource(), "another address: the VIP flow stays").toBe(`${VIP}:54`);
   });
 
   it("bpf - UDP to the VIP: rewritten with a valid checksum", () => {

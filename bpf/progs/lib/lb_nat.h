@@ -16,10 +16,13 @@
  * lost (which must reach the same backend). So a SYN to a VIP keeps its entry's backend while
  * the source may still use it (it is among the service's backends for that source) and picks
  * afresh otherwise (a backend removed, ejected or no longer allowed), overwriting both entries. A
- * SYN to any other address (a connection the socket path balanced straight to a backend, or no
- * service at all) deletes the reverse entry a finished tc-path flow left on its tuple — else that
- * flow's SYN-ACK would come back "from the VIP", the client would answer it with a reset, and the
- * connection would never open.
+ * SYN or a UDP datagram to any other address (a connection the socket path balanced straight to a
+ * backend, a datagram a client sends its server directly, or no service at all) ends the tc-path
+ * flow its port had to that address: both entries are deleted (lb_end_flow_to) — else its
+ * replies would come back "from the VIP" (a TCP client answers the SYN-ACK with a reset and the
+ * connection never opens; a connected UDP socket drops them), and a later flow from that port to
+ * the VIP would find its forward entry but no way back. For UDP, which has no opening packet,
+ * that is one lookup in weft_lb_rnat per datagram a workload sends to an address that is no VIP.
  */
 #ifndef WEFT_LB_NAT_H
 #define WEFT_LB_NAT_H
@@ -76,6 +79,25 @@ static __always_inline __u32 lb_l4_offset(struct __sk_buff *skb, __u32 l3_off)
 	return l3_off + (vihl & 0x0f) * 4;
 }
 
+/* A packet from a workload's port straight to p->daddr:dport: the tc-path flow that port had to a VIP balanced there is over (both entries deleted). */
+static __always_inline void lb_end_flow_to(const struct weft_ipv4 *p)
+{
+	struct weft_lb_flow_key rk = { .saddr = p->daddr, .daddr = p->saddr, .sport = p->dport, .dport = p->ct_sport, .proto = p->proto };
+	struct weft_lb_flow_key fk = { .saddr = p->saddr, .sport = p->ct_sport, .proto = p->proto };
+	struct weft_lb_nat_value *rev, *fwd;
+
+	rev = bpf_map_lookup_elem(&weft_lb_rnat, &rk);
+	if (!rev)
+		return;
+	fk.daddr = rev->addr;
+	fk.dport = rev->port;
+	/* the port's flow to that VIP, unless it has moved on to another backend since */
+	fwd = bpf_map_lookup_elem(&weft_lb_nat, &fk);
+	if (fwd && fwd->addr == p->daddr && fwd->port == p->dport)
+		bpf_map_delete_elem(&weft_lb_nat, &fk);
+	bpf_map_delete_elem(&weft_lb_rnat, &rk);
+}
+
 /*
  * Workload veth ingress (tc fallback): a packet from a workload to a VIP:port is sent to a
  * backend, the same one for the whole flow (weft_lb_nat), and the reply path remembered
@@ -97,11 +119,8 @@ static __always_inline __u32 lb_tc_dnat(struct __sk_buff *skb, __u32 l3_off, str
 	if ((p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) || p->dport == 0)
 		return WEFT_DROP_NONE;
 	if (!lb_is_vip(p->daddr)) {
-		if (ipv4_is_tcp_open(p)) {
-			struct weft_lb_flow_key stale = { .saddr = p->daddr, .daddr = p->saddr, .sport = p->dport, .dport = p->ct_sport, .proto = p->proto };
-
-			bpf_map_delete_elem(&weft_lb_rnat, &stale);
-		}
+		if (ipv4_is_tcp_open(p) || p->proto == IPPROTO_UDP)
+			lb_end_flow_to(p);
 		return WEFT_DROP_NONE;
 	}
 	src_id = ipcache_lookup4(p->saddr);

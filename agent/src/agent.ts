@@ -53,7 +53,7 @@ import { PeerReconciler } from "./reconcile/peers.js";
 import { PolicyReconciler } from "./reconcile/policy.js";
 import { SiteRouteReconciler } from "./reconcile/site-routes.js";
 import { WorkloadReconciler } from "./reconcile/workloads.js";
-import { ServiceDatapath, cgroup2Root } from "./services/datapath.js";
+import { LazyServiceDatapath, ServiceDatapath, cgroup2Root } from "./services/datapath.js";
 import { DnsServer, resolvConfNameservers } from "./services/dns.js";
 import { ServiceReconciler } from "./services/reconciler.js";
 import { Heartbeats } from "./session/heartbeats.js";
@@ -147,8 +147,7 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   // before any program is attached (they refill the maps after a reboot); the workloads; the peers.
   policy.restore();
   await peers.restoreDatapath();
-  await services?.reconciler.restore();
-  attachServicePrograms(config, services?.datapath, log);
+  await services?.reconciler.restore(); // loads and attaches the socket programs when the cache has services
   await datapath?.attachOverlay(config.interface.name);
   await workloads.restore();
   await peers.restore();
@@ -330,27 +329,23 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
 
 interface Services {
   reconciler: ServiceReconciler;
-  datapath: ServiceDatapath | undefined;
+  datapath: LazyServiceDatapath | undefined;
   dns: DnsServer | undefined;
 }
 
 /**
- * Services: the socket programs on the datapath's pins (not attached yet: the cached entries go in
- * first), the DNS server for the host and its workloads, and the reconciler that keeps both in line.
+ * Services: the socket programs on the datapath's pins (loaded when the node first has a service,
+ * from the cache or NATS, and attached once their maps are filled), the DNS server for the host and
+ * its workloads, and the reconciler that keeps both in line.
  * Undefined when services are turned off. A part that cannot start (no cgroup v2, port 53 taken) is
  * logged and left out; the rest runs.
  */
 async function openServices(config: AgentConfig, state: StateHolder, status: StatusReporter, run: CommandRunner, log: Logger, component: (name: string) => Logger): Promise<Services | undefined> {
   if (!config.services.enabled) return undefined;
   const svcLog = component("services");
-  let datapath: ServiceDatapath | undefined;
-  if (config.datapath.enabled) {
-    try {
-      datapath = ServiceDatapath.open(config.datapath.pinDir, svcLog);
-    } catch (err) {
-      log.error({ err }, "cannot load the service socket programs; services are balanced on workload veths only (tc fallback)");
-    }
-  }
+  const datapath = config.datapath.enabled
+    ? new LazyServiceDatapath({ open: () => ServiceDatapath.open(config.datapath.pinDir, svcLog), attach: (dp) => attachServicePrograms(config, dp, svcLog), log: svcLog })
+    : undefined;
   const { overlayAddress } = state.current;
   const dnsListen = config.services.dns.listen === "overlay" ? `${overlayAddress}:53` : config.services.dns.listen;
   let dns: DnsServer | undefined;
@@ -390,8 +385,7 @@ async function openServices(config: AgentConfig, state: StateHolder, status: Sta
 }
 
 /** Attaches the socket programs to the configured cgroup (after their maps were filled); a failure is logged. */
-function attachServicePrograms(config: AgentConfig, datapath: ServiceDatapath | undefined, log: Logger): void {
-  if (!datapath) return;
+function attachServicePrograms(config: AgentConfig, datapath: ServiceDatapath, log: Logger): void {
   const cgroup = config.services.cgroup === "auto" ? cgroup2Root() : config.services.cgroup;
   if (!cgroup) {
     log.error("no cgroup v2 hierarchy is mounted: sockets are not balanced at connect time (workload veths still are, by the tc fallback)");

@@ -19,7 +19,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ControllerClient, PolicyInput, ServiceView, Workload } from "@weft/protocol";
-import { LabCluster, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
+import { cgroupPrograms } from "@weft/bpf";
+import { LabCluster, hostCgroup, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
 import { callLocalApi } from "@weft/agent";
 import { readAgentState, sleep, waitUntil } from "./mesh.js";
 import { runClient, startBackend, startHolder, startLoopClient, tally, type Attempt } from "./services-traffic.js";
@@ -152,6 +153,9 @@ describe.skipIf(!isRoot)("e2e services", () => {
     };
     return view.services.find((s) => s.name === name);
   };
+  const hosts = () => topology.hosts.map((h) => h.name);
+  /** How many programs are attached to `host`'s cgroup for each socket hook the agent uses. */
+  const socketPrograms = (host: string) => (["connect4", "sendmsg4", "recvmsg4", "getpeername4", "sock_ops"] as const).map((t) => cgroupPrograms(hostCgroup(opts, host)!, t).length);
   const nameOf = (address: string) => [...recorded.entries()].find(([, w]) => w.address === address)?.[0] ?? address;
 
   suite.hooks({
@@ -189,6 +193,7 @@ describe.skipIf(!isRoot)("e2e services", () => {
 
   describe("names", () => {
     it("e2e services - applied services get VIPs in the service range and reach every agent whose identities may call them", async () => {
+      expect(hosts().map(socketPrograms), "socket programs attached to each host's cgroup before any service (none: loaded with the first)").toEqual(hosts().map(() => [0, 0, 0, 0, 0]));
       const t0 = Date.now();
       const out = await applyFile("service", SERVICES);
       for (const line of out.trim().split("\n")) {
@@ -201,6 +206,7 @@ describe.skipIf(!isRoot)("e2e services", () => {
       expect(new Set(vips.values()).size, "distinct VIPs").toBe(7);
       const ms = await waitAllApplied("every agent to apply the 7 services", (a) => (a.record?.services.length ?? 0) === 7);
       note(`7 services applied with the CLI; on every agent's maps ${Date.now() - t0} ms later (last agent ${ms} ms after apply returned)`);
+      expect(hosts().map(socketPrograms), "socket programs attached to each host's cgroup once it has services (connect4, sendmsg4, recvmsg4, getpeername4, sock_ops)").toEqual(hosts().map(() => [1, 1, 1, 1, 1]));
     });
 
     it("e2e services - a workload in gcp resolves api.shop.svc.weft.internal (and api.shop via its search list) to the VIP; node names resolve; others are refused", async () => {

@@ -113,6 +113,57 @@ export class ServiceDatapath {
   }
 }
 
+export interface LazyServiceDatapathOptions {
+  /** Loads the socket programs on their pins (not attached); throws when it cannot. */
+  open: () => ServiceDatapath;
+  /** Attaches them (once their maps were filled); logs what it could not do. */
+  attach: (datapath: ServiceDatapath) => void;
+  log: Logger;
+}
+
+/**
+ * The service datapath, loaded when this node first has a service to balance: loading the socket
+ * programs is ~90 ms of the kernel verifier's CPU, which a node with no services would otherwise
+ * pay on every start while it is still joining. Loaded at most once: a load that fails is logged
+ * and not tried again (workload veths are still balanced by the tc fallback). Attached once, after
+ * its owner (the service reconciler) filled the maps, so no socket meets half-filled ones.
+ */
+export class LazyServiceDatapath {
+  #datapath: ServiceDatapath | undefined;
+  #tried = false;
+  #attached = false;
+
+  constructor(private readonly o: LazyServiceDatapathOptions) {}
+
+  /** The loaded datapath; undefined until something loaded it (or when that failed). */
+  get current(): ServiceDatapath | undefined {
+    return this.#datapath;
+  }
+
+  /** Loads the programs unless done already; undefined when they cannot be loaded. */
+  load(): ServiceDatapath | undefined {
+    if (this.#tried) return this.#datapath;
+    this.#tried = true;
+    try {
+      this.#datapath = this.o.open();
+    } catch (err) {
+      this.o.log.error({ err }, "cannot load the service socket programs; services are balanced on workload veths only (tc fallback)");
+    }
+    return this.#datapath;
+  }
+
+  /** Attaches the loaded programs, the first time only; nothing when none are loaded. */
+  attach(): void {
+    if (!this.#datapath || this.#attached) return;
+    this.#attached = true;
+    this.o.attach(this.#datapath);
+  }
+
+  close(): void {
+    this.#datapath?.close();
+  }
+}
+
 /** The refused new connections a drops map holds, per (source identity, VIP). */
 export function refusedCounts(drops: TypedMap<LbRateKey, LbDropsValue>): RefusedCount[] {
   return [...drops.entries()].map(([key, v]) => ({ srcId: key.srcId, vip: key.vip, rateLimited: Number(v.drops[DropReason.rateLimited] ?? 0n), noBackend: Number(v.drops[DropReason.noBackend] ?? 0n) }));

@@ -3,7 +3,8 @@
  *
  * - the node's compiled services (`weft-node-services/<nodeId>`, its own key: OwnKeyWatch) turned
  *   into map entries (desired.ts, selection.ts) — from the cache at start, before the socket
- *   programs are attached (fail static), then each newer revision, the latest winning;
+ *   programs are attached (fail static), then each newer revision, the latest winning; the
+ *   programs are loaded with the first record that has a service (LazyServiceDatapath);
  * - the identities of the host's and the workloads' network namespaces (weft_lb_sources);
  * - every OBSERVE_MS the datapath's counters: passive ejections and latency EWMAs (observer.ts)
  *   (not while the node has no services, once what was counted is reported and pruned),
@@ -23,7 +24,7 @@ import { identityNames, nameOf } from "../datapath/names.js";
 import type { CommandRunner } from "../exec/runner.js";
 import type { StateHolder } from "../state/holder.js";
 import type { StatusReporter } from "../status/reporter.js";
-import type { ServiceDatapath } from "./datapath.js";
+import type { LazyServiceDatapath, ServiceDatapath } from "./datapath.js";
 import { desiredServices, serviceByVip } from "./desired.js";
 import type { DnsServer } from "./dns.js";
 import { HealthChecker } from "./health.js";
@@ -55,8 +56,12 @@ export interface ConfiguredWorkloadNetns {
 
 export interface ServiceReconcilerOptions {
   nodeId: string;
-  /** Undefined: no eBPF datapath here; the record is still followed (DNS, health checks). */
-  datapath: ServiceDatapath | undefined;
+  /**
+   * The socket programs, loaded when the first record with a service is applied (from the cache
+   * or NATS) and attached once their maps are filled. Undefined: no eBPF datapath here; the record
+   * is still followed (DNS, health checks).
+   */
+  datapath: LazyServiceDatapath | undefined;
   dns: DnsServer | undefined;
   /** The address workloads' resolv.conf names (the DNS listen address); undefined: none written. */
   nameserver: string | undefined;
@@ -170,9 +175,10 @@ export class ServiceReconciler {
 
   /** /metrics rows: every backend counter, named by service and backend address:port. */
   metricRows(): ServiceMetricRow[] {
-    if (!this.o.datapath) return [];
+    const datapath = this.o.datapath?.current;
+    if (!datapath) return [];
     const byVip = serviceByVip(this.#applied.record);
-    return this.o.datapath.stats().flatMap(([k, v]) => {
+    return datapath.stats().flatMap(([k, v]) => {
       const svc = byVip.get(k.vip);
       if (!svc) return [];
       const established = Number(v.established);
@@ -191,10 +197,11 @@ export class ServiceReconciler {
 
   /** Refused new connections by service and source identity (named from the peer records). */
   refusedRows(): { service: string; source: string; sourceId: number; rateLimited: number; noBackend: number }[] {
-    if (!this.o.datapath) return [];
+    const datapath = this.o.datapath?.current;
+    if (!datapath) return [];
     const byVip = serviceByVip(this.#applied.record);
     const names = identityNames(this.o.state.current.applied?.peers ?? []);
-    return this.o.datapath.refused().flatMap((d) => {
+    return datapath.refused().flatMap((d) => {
       const svc = byVip.get(d.vip);
       return svc ? [{ service: serviceRef(svc), source: nameOf(names, d.srcId), sourceId: d.srcId, rateLimited: d.rateLimited, noBackend: d.noBackend }] : [];
     });
@@ -237,6 +244,7 @@ export class ServiceReconciler {
     this.#applyMaps(record, from);
     this.#health.setTasks(record?.checks ?? []);
     await this.#refresh(record);
+    this.o.datapath?.attach(); // the first time programs were loaded: now that their maps and sources are filled
     if (record && record.serviceCidr !== this.#routedCidr && this.o.datapath) {
       await this.o.run.run(["ip", "route", "replace", "unreachable", record.serviceCidr, "proto", ROUTE_PROTO]).then(
         () => (this.#routedCidr = record.serviceCidr),
@@ -246,9 +254,10 @@ export class ServiceReconciler {
   }
 
   #applyMaps(record: NodeServicesRecord | null, from: string): void {
-    if (!this.o.datapath) return;
+    const datapath = (record?.services.length ?? 0) > 0 ? this.o.datapath?.load() : this.o.datapath?.current;
+    if (!datapath) return;
     const desired = desiredServices(record, this.o.nodeId, (s) => this.#localView(s));
-    const r = this.o.datapath.apply(desired);
+    const r = datapath.apply(desired);
     if (r.services.set + r.services.deleted + r.vips.set + r.vips.deleted > 0) this.o.log.info({ from, count: record?.services.length ?? 0, entries: desired.entries.size, vips: r.vips, maps: r.services }, "services applied");
   }
 
@@ -258,13 +267,14 @@ export class ServiceReconciler {
     const peers: PeerRecord[] = state.applied?.peers ?? [];
     const self = peers.find((p) => p.nodeId === this.o.nodeId);
     const recorded = new Map((state.workloads ?? []).map((w) => [w.name, w]));
-    if (this.o.datapath) {
+    const datapath = this.o.datapath?.current;
+    if (datapath) {
       const workloads = this.o.workloads.flatMap((w) => {
         const r = recorded.get(w.name);
         return r ? [{ netnsPath: `/run/netns/${w.netns}`, identity: r.identity.id }] : [];
       });
       try {
-        this.o.datapath.setSources(self?.identity?.id, workloads);
+        datapath.setSources(self?.identity?.id, workloads);
       } catch (err) {
         this.o.log.warn({ err }, "cannot set the identities of this host's network namespaces");
       }
@@ -290,14 +300,15 @@ export class ServiceReconciler {
 
   /** Reads the counters: passive ejection and latency, rebuilt entries where they changed, the stats report. */
   #observe(): void {
-    if (!this.o.datapath) return;
+    const datapath = this.o.datapath?.current;
+    if (!datapath) return;
     const record = this.#applied.record;
     // No services: no connect is counted and nobody to eject; one last pass reports and prunes what is left.
     const serving = (record?.services.length ?? 0) > 0;
     if (!serving && this.#drained) return;
     let rows: ReturnType<ServiceDatapath["stats"]>;
     try {
-      rows = this.o.datapath.stats();
+      rows = datapath.stats();
     } catch (err) {
       this.o.log.warn({ err }, "cannot read the service counters");
       return;
@@ -328,12 +339,13 @@ export class ServiceReconciler {
       this.#drained = !serving;
       this.#reportStats(record, summed, now);
       const live = new Set((record?.services ?? []).flatMap((s) => s.backends.map((b) => `${s.vip}|${b.address}`)));
-      this.o.datapath.pruneStats((k) => live.has(`${k.vip}|${k.backend}`));
+      datapath.pruneStats((k) => live.has(`${k.vip}|${k.backend}`));
     }
   }
 
   #reportStats(record: NodeServicesRecord | null, summed: ReadonlyMap<string, LbStatsValue>, now: number): void {
-    if (!this.#nc || this.#nc.isClosed() || !this.o.datapath) return;
+    const datapath = this.o.datapath?.current;
+    if (!this.#nc || this.#nc.isClosed() || !datapath) return;
     const byVip = serviceByVip(record);
     const report: StatsReport = {
       version: 1,
@@ -353,7 +365,7 @@ export class ServiceReconciler {
           ejected: this.#observer.ejected(key, now),
         };
       }),
-      drops: this.o.datapath.refused().flatMap((d) => {
+      drops: datapath.refused().flatMap((d) => {
         const svc = byVip.get(d.vip);
         return svc ? [{ service: serviceRef(svc), sourceId: d.srcId, rateLimited: d.rateLimited, noBackend: d.noBackend }] : [];
       }),

@@ -25,6 +25,42 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A bare nats-server (no authority, no TLS) started with `args`, listening on a port of its choosing. */
+export interface BareNats {
+  child: ChildProcess;
+  port: number;
+  /** SIGTERM, and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts `nats-server -a 127.0.0.1 -p -1 <args>` and resolves with its client port once it listens. */
+export async function startBareNats(args: readonly string[]): Promise<BareNats> {
+  const child = spawn(await findNatsServer(), ["-a", "127.0.0.1", "-p", "-1", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server did not listen within 20 s: ${log.slice(-500)}`)), 20_000);
+    child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString();
+      const m = /Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`nats-server exited ${code}: ${log.slice(-500)}`));
+    });
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+  };
+  return { child, port, stop };
+}
+
 export interface NatsServers {
   /** tls:// client URLs, one per server. */
   urls: string[];

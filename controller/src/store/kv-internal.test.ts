@@ -5,7 +5,6 @@
  * to the library's own `kv.keys()`, the one that hung), and every member keys.ts uses still exists
  * and means what keys.ts assumes, against a real nats-server (127.0.0.1, random port, temp store).
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,48 +13,21 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { Bucket } from "@nats-io/kv/internal";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findNatsServer } from "../nats/binary.js";
+import { startBareNats, type BareNats } from "../testing-nats.js";
 import { liveEntries, liveKeys } from "./keys.js";
 
 let dir: string;
-let server: ChildProcess | undefined;
+let server: BareNats | undefined;
 let nc: NatsConnection;
-
-/** A bare nats-server with JetStream; resolves with its client port once it listens. */
-async function startNats(storeDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(await findNatsServer(), ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not listen within 20 s: ${log.slice(-500)}`)), 20_000);
-    child.stderr?.on("data", (d: Buffer) => {
-      log += d.toString();
-      const m = /Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server exited ${code}: ${log.slice(-500)}`));
-    });
-  });
-  return { child, port };
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "weft-kv-internal-"));
-  const s = await startNats(join(dir, "js"));
-  server = s.child;
-  nc = await connect({ servers: `127.0.0.1:${s.port}` });
+  server = await startBareNats(["-js", "-sd", join(dir, "js")]);
+  nc = await connect({ servers: `127.0.0.1:${server.port}` });
 });
 afterAll(async () => {
   await nc?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server?.once("exit", r));
-    server.kill("SIGTERM");
-    await exited;
-  }
+  await server?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

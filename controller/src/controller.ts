@@ -62,7 +62,7 @@ import { ServiceHealth } from "./services/health.js";
 import { NodeServicesPublisher } from "./services/publisher.js";
 import { VipAllocator } from "./services/vips.js";
 import { SPIFFE_DIR, SvidService, TrustDomainAuthority, publishTrustBundle } from "./spiffe/index.js";
-import { classifyStoreError, explainStoreError } from "./store/kv.js";
+import { classifyStoreError, explainStoreError } from "./store/failures.js";
 import { BucketMirror } from "./store/mirror.js";
 import { openStores } from "./store/stores.js";
 import { ApiTls, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR, apiUrls, hostIpv4Addresses, requiredSans } from "./tls/index.js";

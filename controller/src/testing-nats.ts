@@ -73,6 +73,8 @@ export interface NatsServers {
   freeze(i: number): void;
   thaw(i: number): void;
   running(i: number): boolean;
+  /** The index of the server its running peers name as the JetStream meta leader (monitoring /jsz), if they agree on one. */
+  metaLeader(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -86,7 +88,7 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
   await writeFile(join(dir, "nats.crt"), tls.serverOptions().cert);
   await writeFile(join(dir, "nats.key"), tls.serverOptions().key, { mode: 0o600 });
   const fragment = await natsServerConfigFragment(stateDir);
-  const ports = await Promise.all(Array.from({ length: count }, async () => ({ client: await freePort(), cluster: await freePort() })));
+  const ports = await Promise.all(Array.from({ length: count }, async () => ({ client: await freePort(), cluster: await freePort(), http: await freePort() })));
   const binary = await findNatsServer();
   const procs: (ChildProcess | undefined)[] = [];
   const urls = ports.map((p) => `tls://127.0.0.1:${p.client}`);
@@ -101,7 +103,7 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
     const conf = join(sdir, "nats.conf");
     await writeFile(
       conf,
-      `server_name: n${i + 1}\nhost: 127.0.0.1\nport: ${ports[i]!.client}\njetstream { store_dir: "${join(sdir, "js")}", max_file_store: 4GB }\n` +
+      `server_name: n${i + 1}\nhost: 127.0.0.1\nport: ${ports[i]!.client}\nhttp: "127.0.0.1:${ports[i]!.http}"\njetstream { store_dir: "${join(sdir, "js")}", max_file_store: 4GB }\n` +
         `tls { cert_file: "${join(dir, "nats.crt")}", key_file: "${join(dir, "nats.key")}" }\n${cluster}${fragment}`,
     );
     confs.push(conf);
@@ -138,6 +140,18 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
     freeze: (i) => procs[i]?.kill("SIGSTOP"),
     thaw: (i) => procs[i]?.kill("SIGCONT"),
     running: (i) => procs[i] !== undefined,
+    metaLeader: async () => {
+      const named = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        if (!procs[i]) continue;
+        const jsz = (await fetch(`http://127.0.0.1:${ports[i]!.http}/jsz`).then((r) => r.json()).catch(() => undefined)) as { meta_cluster?: { leader?: string } } | undefined;
+        named.add(jsz?.meta_cluster?.leader ?? "");
+      }
+      const [leader] = named;
+      if (named.size !== 1 || !leader) return undefined;
+      const i = Number(leader.slice(1)) - 1;
+      return procs[i] ? i : undefined;
+    },
     stop: async () => {
       await Promise.all(confs.map((_, i) => kill(i)));
     },

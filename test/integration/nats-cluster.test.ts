@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PeerWatch } from "../../agent/src/control/peer-watch.js";
 import { startController, type RunningController } from "../../controller/src/controller.js";
 import { kvStreamName } from "../../controller/src/nats/permissions.js";
+import { CONSUMER_WAIT_MS } from "../../controller/src/store/keys.js";
 import { agentIdentity, eventually } from "../../controller/src/testing.js";
 import { startNatsServers, type NatsServers } from "../../controller/src/testing-nats.js";
 
@@ -110,6 +111,24 @@ describe("controller on a 3-node NATS cluster", () => {
     for (const id of before) expect(after, `node ${id} acknowledged before the kill`).toContain(id);
     figures.push(`kill 1 of 3: first write (join key + enrollment) done ${writeMs} ms after the kill (${attempts} attempt(s)); the agent had the new peer ${receivedMs} ms after`);
     await servers.start(agentServer);
+  });
+
+  it("cluster - kill the JetStream meta leader's server: the API keeps listing nodes during the election", async () => {
+    const before = (await client.listNodes()).map((n) => n.nodeId).sort();
+    const leader = await eventually(() => servers.metaLeader(), 20_000, 200);
+    expect(leader, "a meta leader all running servers agree on").toBeDefined();
+    await servers.kill(leader!);
+    const killedAt = Date.now();
+    const res = await client.raw("GET", "/v1/nodes");
+    const listMs = Date.now() - killedAt;
+    expect(res.status, `GET /v1/nodes right after the meta leader's server died: ${res.text}`).toBe(200);
+    const listed = (res.body as { nodeId: string }[]).map((n) => n.nodeId).sort();
+    expect(listed, "every node enrolled before the kill").toEqual(before);
+    // nats-server's elections take 4–9 s (its election timeout); the listing must not wait for one.
+    expect(listMs, "answered after the listing's wait for a consumer, not after the election").toBeLessThan(CONSUMER_WAIT_MS + 800);
+    const elected = await eventually(() => servers.metaLeader(), 30_000, 200);
+    figures.push(`kill the meta leader (n${leader! + 1}): GET /v1/nodes 200 with all ${listed.length} nodes in ${listMs} ms; a new meta leader (n${elected! + 1}) seen ${Date.now() - killedAt} ms after the kill`);
+    await servers.start(leader!);
   });
 
   it("cluster - kill 2 of 3: writes are refused fast with a clear error; after restart writes work and reach the agent", async () => {

@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import { connectController, kvStreamName, loadAuthority } from "../nats/index.js";
 import { startEmbeddedNats, type EmbeddedNats } from "../nats/embedded.js";
 import { CA_CERT_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, TLS_DIR } from "../tls/index.js";
-import { classifyStoreError, explainStoreError } from "../store/kv.js";
+import { classifyStoreError, explainStoreError } from "../store/failures.js";
 import { BackupError } from "./errors.js";
 
 export interface StoreTarget {

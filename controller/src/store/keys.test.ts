@@ -3,7 +3,8 @@
  * filters narrow, and a listing always ends while other clients create and delete keys (the
  * library's own `kv.keys()` hung about once in 600 listings in that situation on nats-server 2.9,
  * and an enrollment hung with it). No consumer is left behind. Whole records are listed in one pass
- * with the revisions a get reports.
+ * with the revisions a get reports. The listing read from the replicas by direct gets (when no
+ * consumer can be made) gives exactly what the consumer's does, across pages and key history.
  */
 import { randomBytes } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -11,7 +12,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startTestController, type TestController } from "../testing.js";
-import { liveEntries, liveKeys } from "./keys.js";
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- the scan by direct gets takes the library's Bucket, as keys.ts does
+import { Bucket } from "@nats-io/kv/internal";
+import { latestByDirectGets, liveEntries, liveKeys } from "./keys.js";
 import { RecordStore } from "./kv.js";
 
 let t: TestController;
@@ -20,9 +23,9 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.stop());
 
-async function scratchBucket(): Promise<{ kv: KV; stream: string; drop: () => Promise<void> }> {
+async function scratchBucket(history = 1): Promise<{ kv: KV; stream: string; drop: () => Promise<void> }> {
   const name = `test-keys-${randomBytes(4).toString("hex")}`;
-  const kv = await new Kvm(t.running.nc).create(name, { history: 1 });
+  const kv = await new Kvm(t.running.nc).create(name, { history });
   return { kv, stream: `KV_${name}`, drop: async () => void (await kv.destroy()) };
 }
 
@@ -114,6 +117,35 @@ describe("liveEntries and RecordStore.list", () => {
       expect(invalid.sort(), "keys reported as unparsable").toEqual(["r.10", "r.9"]);
       expect((await liveEntries(b.kv, "q.>")).length, "filter matching nothing").toBe(0);
       expect(await consumersOn(b.stream), "consumers left on the bucket after listing").toBe(0);
+    } finally {
+      await b.drop();
+    }
+  });
+});
+
+describe("latestByDirectGets", () => {
+  it("keys - the listing by direct gets equals the consumer's: history, deletes, purges, filters, several pages", async () => {
+    const b = await scratchBucket(5);
+    try {
+      const kv = b.kv as Bucket;
+      const subject = (filter: string) => kv.fullKeyName(kv.encodeKey(filter));
+      const summary = (m: Map<string, { key: string; revision: number; value: Uint8Array }> | { key: string; revision: number; value: Uint8Array }[]) =>
+        [...(m instanceof Map ? m.values() : m)].map((e) => `${e.key}@${e.revision}=${new TextDecoder().decode(e.value)}`).sort();
+      expect(summary(await latestByDirectGets(kv, subject(">"))), "empty bucket").toEqual([]);
+      // 2,600 messages (three 1,000-message pages): 1,000 keys, most written twice or three times.
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 1000; i++) writes.push(b.kv.put(`n.${i}`, `v1-${i}`));
+      await Promise.all(writes);
+      for (let round = 2; round <= 3; round++) await Promise.all(Array.from({ length: 800 }, (_, i) => b.kv.put(`n.${(i * 7 + round) % 1000}`, `v${round}-${i}`)));
+      await b.kv.delete("n.5");
+      await b.kv.purge("n.6");
+      await b.kv.put("m.1", "other");
+      const all = summary(await latestByDirectGets(kv, subject(">")));
+      expect(all, "all keys, as the consumer lists them").toEqual(summary(await liveEntries(b.kv)));
+      expect(all.length, "live keys").toBe(999);
+      expect(all.some((e) => e.startsWith("n.5@") || e.startsWith("n.6@")), "deleted and purged keys").toBe(false);
+      expect(summary(await latestByDirectGets(kv, subject("m.>"))), "filter m.>").toEqual(summary(await liveEntries(b.kv, "m.>")));
+      expect(summary(await latestByDirectGets(kv, subject("x.>"))), "filter matching nothing").toEqual([]);
     } finally {
       await b.drop();
     }

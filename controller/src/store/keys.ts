@@ -9,8 +9,16 @@
  * what the consumer reports pending and returns by itself when the request expires, and a request
  * that brings nothing ends the listing, with the server's own count asked once more first.
  * Listing whole entries the same way reads a bucket in one pass instead of a get per key.
+ *
+ * Creating that consumer needs the cluster's JetStream meta leader. When a NATS server dies holding
+ * it, the others take several seconds to elect a new one (6.8 s in one lab run), and until then a
+ * consumer request is not answered at all; the stream's replicas still answer direct gets. So a
+ * listing whose consumer is not created within CONSUMER_WAIT_MS, or is refused as unavailable,
+ * reads the stream by batched direct gets instead (`latestByDirectGets`), as any replica has it: every
+ * message of the matching keys, history included, in sequence order. A replica may be a few
+ * milliseconds behind the stream's leader, as it may for any `kv.get` (the buckets allow direct gets).
  */
-import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamError, type ConsumerInfo, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 // Why the library's internal entry point: the public KV interface has neither the bucket's stream
 // name nor its key codec (fullKeyName, encodeKey, decodeKey, prefixLen) nor its JetStream clients
@@ -21,13 +29,18 @@ import { nanos } from "@nats-io/transport-node";
 // eslint-disable-next-line @typescript-eslint/no-restricted-imports -- see the comment above
 import { Bucket } from "@nats-io/kv/internal";
 import type { KV } from "@nats-io/kv";
+import { classifyStoreError } from "./failures.js";
 
 /** How long one pull request waits for messages the consumer said were pending. */
 const FETCH_EXPIRES_MS = 2_000;
 /** Largest pull request. */
 const FETCH_MAX = 10_000;
-/** The consumer removes itself when a listing is abandoned (process died mid-listing). */
+/** The consumer removes itself when a listing is abandoned (process died mid-listing, or gave up waiting for it). */
 const INACTIVE_THRESHOLD_MS = 60_000;
+/** How long a listing waits for its consumer before reading the stream by direct gets. */
+export const CONSUMER_WAIT_MS = 3_000;
+/** Messages per batched direct get. */
+const DIRECT_PAGE = 1_000;
 
 /**
  * Keys of `kv` matching `filter` (a KV key pattern, `>` for all) whose last operation is a put, each
@@ -81,27 +94,45 @@ export async function liveEntries(kv: KV, filter = ">"): Promise<LiveEntry[]> {
   return [...(await scanLatest(kv, filter, false)).values()];
 }
 
-/** The last put of every key matching `filter`, by key, from an ephemeral pull consumer. */
+/** Keeps the last operation of each key: a put's entry, or no entry after a delete or purge. */
+class Latest {
+  readonly entries = new Map<string, LiveEntry>();
+  constructor(private readonly kv: Bucket) {}
+
+  take(subject: string, op: string | undefined, value: Uint8Array, revision: number, created: Date): void {
+    const key = this.kv.decodeKey(subject.substring(this.kv.prefixLen));
+    if (op === "DEL" || op === "PURGE") this.entries.delete(key);
+    else this.entries.set(key, { key, value, revision, created });
+  }
+}
+
+/** The last put of every key matching `filter`, by key: from an ephemeral pull consumer, else by direct gets. */
 async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Promise<Map<string, LiveEntry>> {
-  const created = await kv.jsm.consumers.add(kv.stream, {
-    deliver_policy: DeliverPolicy.LastPerSubject,
-    ack_policy: AckPolicy.None,
-    filter_subject: kv.fullKeyName(kv.encodeKey(filter)),
-    headers_only: headersOnly,
-    mem_storage: true,
-    num_replicas: 1, // a listing's consumer needs no raft group of its own on a clustered (R3) stream
-    inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
-  });
+  const subject = kv.fullKeyName(kv.encodeKey(filter));
+  let created: ConsumerInfo;
+  try {
+    created = await withinMs(
+      kv.jsm.consumers.add(kv.stream, {
+        deliver_policy: DeliverPolicy.LastPerSubject,
+        ack_policy: AckPolicy.None,
+        filter_subject: subject,
+        headers_only: headersOnly,
+        mem_storage: true,
+        num_replicas: 1, // a listing's consumer needs no raft group of its own on a clustered (R3) stream
+        inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
+      }),
+      CONSUMER_WAIT_MS,
+      `no consumer for the listing within ${CONSUMER_WAIT_MS} ms (timeout)`,
+    );
+  } catch (err) {
+    if (classifyStoreError(err) === "permanent") throw err;
+    return latestByDirectGets(kv, subject);
+  }
   try {
     const consumer = await kv.js.consumers.get(kv.stream, created.name);
     // Writes made while listing are delivered too, after the key's earlier state: the last one wins.
-    const entries = new Map<string, LiveEntry>();
-    const take = (m: JsMsg) => {
-      const key = kv.decodeKey(m.subject.substring(kv.prefixLen));
-      const op = m.headers?.get("KV-Operation");
-      if (op === "DEL" || op === "PURGE") entries.delete(key);
-      else entries.set(key, { key, value: m.data, revision: m.seq, created: m.time });
-    };
+    const latest = new Latest(kv);
+    const take = (m: JsMsg) => latest.take(m.subject, m.headers?.get("KV-Operation"), m.data, m.seq, m.time);
     let pending = created.num_pending;
     while (pending > 0) {
       let got = 0;
@@ -118,8 +149,50 @@ async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Pro
         pending = now;
       }
     }
-    return entries;
+    return latest.entries;
   } finally {
     await kv.jsm.consumers.delete(kv.stream, created.name).catch(() => undefined);
   }
+}
+
+/**
+ * The last put of every key whose subject matches `subject`, read by batched direct gets from any
+ * replica of the bucket's stream: every matching message in sequence order, a page at a time.
+ */
+export async function latestByDirectGets(kv: Bucket, subject: string): Promise<Map<string, LiveEntry>> {
+  const latest = new Latest(kv);
+  let seq = 1;
+  for (;;) {
+    let got = 0;
+    let pending = 0;
+    try {
+      for await (const m of await kv.jsm.direct.getBatch(kv.stream, { seq, batch: DIRECT_PAGE, next_by_subj: subject })) {
+        got++;
+        latest.take(m.subject, operationOf(m), m.data, m.seq, m.time);
+        seq = m.seq + 1;
+        pending = m.pending;
+      }
+    } catch (err) {
+      if (!noMessageFrom(err)) throw err;
+    }
+    if (got === 0 || pending <= 0) return latest.entries;
+  }
+}
+
+/** The server's 404 to a direct get: no matching message at or after the sequence asked for. */
+function noMessageFrom(err: unknown): boolean {
+  return err instanceof JetStreamError && "code" in err && err.code === 404;
+}
+
+function operationOf(m: StoredMsg): string | undefined {
+  return m.header.get("KV-Operation") || undefined;
+}
+
+/** `p`, or a timeout error after `ms` (the request itself is not cancelled). */
+function withinMs<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -9,6 +9,7 @@ import type { KV } from "@nats-io/kv";
 import { Backoff, sleep } from "@weft/util";
 import type { z } from "zod";
 import { StoreUnavailableError } from "../errors.js";
+import { classifyStoreError, explainStoreError, type Failure } from "./failures.js";
 import { liveEntries, liveKeys, liveStamps, type LiveStamp } from "./keys.js";
 
 export interface Versioned<T> {
@@ -83,45 +84,6 @@ export const STORE_RETRY_MS = 10_000;
 
 /** No new attempt starts with less than this left before the deadline (one JetStream request's timeout). */
 const STORE_REQUEST_BUDGET_MS = 2000;
-
-type Failure = "not-processed" | "ambiguous" | "permanent";
-
-/**
- * A server answered that JetStream is not enabled for the account: a server that has just started
- * says so until it has loaded the account (a cluster an operator has just started, then restores
- * into or starts a controller on); one whose configuration lacks JetStream for it keeps saying so.
- */
-function jetStreamNotEnabled(e: Error): boolean {
-  return e instanceof JetStreamApiError && e.code === JetStreamApiCodes.JetStreamNotEnabledForAccount;
-}
-
-/** How a store call failed: certainly not processed, maybe processed (timeout, connection lost), or for good. */
-export function classifyStoreError(err: unknown): Failure {
-  for (let e = err; e instanceof Error; e = e.cause) {
-    if (/no responders|temporarily unavailable|\b503\b/i.test(e.message) || (e instanceof JetStreamApiError && e.code === 10008) || jetStreamNotEnabled(e)) return "not-processed";
-  }
-  for (let e = err; e instanceof Error; e = e.cause) {
-    if (/timeout|timed out|disconnect|connection (closed|lost)|closed connection|reconnect/i.test(e.message)) return "ambiguous";
-  }
-  return "permanent";
-}
-
-/** A sentence saying what a store failure means for an operator. */
-export function explainStoreError(err: unknown): string {
-  let root = err;
-  while (root instanceof Error && root.cause instanceof Error) root = root.cause;
-  const detail = root instanceof Error ? root.message : String(root);
-  if (root instanceof Error && jetStreamNotEnabled(root)) return `NATS JetStream is not enabled for the controller's account (${detail}): a server that has just started enables it once it has loaded the account; if this lasts, that server's configuration lacks JetStream for it (weft nats-config)`;
-  switch (classifyStoreError(err)) {
-    case "not-processed":
-      return `NATS JetStream is unavailable (${detail}): no quorum — is a majority of the NATS cluster's servers up?`;
-    case "ambiguous":
-      return `NATS JetStream did not answer (${detail}): no quorum, or the NATS server is unreachable; retry`;
-    default:
-      return detail;
-  }
-}
-
 
 const decoder = new TextDecoder();
 

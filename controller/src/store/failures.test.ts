@@ -10,7 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBareNats, type BareNats } from "../testing-nats.js";
-import { classifyStoreError, explainStoreError } from "./kv.js";
+import { classifyStoreError, explainStoreError } from "./failures.js";
 
 let dir: string;
 let server: BareNats | undefined;

@@ -11,8 +11,10 @@
  * Listing whole entries the same way reads a bucket in one pass instead of a get per key.
  *
  * Creating that consumer needs the cluster's JetStream meta leader. When a NATS server dies holding
- * it, the others take several seconds to elect a new one (6.8 s in one lab run), and until then a
- * consumer request is not answered at all; the stream's replicas still answer direct gets. So a
+ * it, the others take several seconds to elect a new one (4–9 s: nats-server's election timeout;
+ * 6.8 s in one lab run), and until then a consumer request is refused after a wait or not answered
+ * (a listing in the lab waited out the whole election and then its retry budget); the stream's
+ * replicas still answer direct gets. So a
  * listing whose consumer is not created within CONSUMER_WAIT_MS, or is refused as unavailable,
  * reads the stream by batched direct gets instead (`latestByDirectGets`), as any replica has it: every
  * message of the matching keys, history included, in sequence order. A replica may be a few

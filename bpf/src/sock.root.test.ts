@@ -23,7 +23,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cgroupPrograms } from "./cgroup.js";
 import { TcDatapath } from "./datapath.js";
-import { LbMapName, lbDropsValueCodec, lbFlowKeyCodec, lbKeyCodec, lbNatValueCodec, lbRateKeyCodec, lbServiceCodec, type LbService } from "./lb-layout.js";
+import { LbMapName, lbDropsValueCodec, lbFlowKeyCodec, lbKeyCodec, lbNatValueCodec, lbRateKeyCodec, lbServiceCodec, lbStatsKeyCodec, lbStatsValueCodec, type LbService } from "./lb-layout.js";
 import { DropReason, TcAction } from "./layout.js";
 import { TypedMap } from "./map.js";
 import { netnsCookie } from "./netns.js";
@@ -327,6 +327,22 @@ describe.skipIf(!isRoot)("bpf - service load balancing, tc fallback under BPF_PR
     expect(rnat.get({ saddr: backend, daddr: "10.0.0.5", sport: 8080, dport: 40000, proto: TCP })).toEqual({ addr: VIP, port: 80 });
     const other = ipv4Frame({ src: "10.0.0.5", dst: "10.0.1.9", proto: "tcp", sport: 40001, dport: 80 });
     expect(testRun(dp.progFromWorkload, other).dataOut.equals(other), "not a VIP: untouched").toBe(true);
+  });
+
+  it("bpf - least connections on the tc path: each new flow goes to the backend with the fewest active connections, wherever the scan starts", () => {
+    const backends = ["10.0.1.7", "10.0.1.8", "10.0.1.9"].map((a) => ({ addr: a, port: 8080 }));
+    services.set({ vip: VIP, port: 85, proto: TCP, srcId: WEB }, { algo: "leastConnections", rate: 0, burst: 0, backends, table: [0, 1, 2] });
+    const stats = new TypedMap(dp.map(LbMapName.stats), lbStatsKeyCodec, lbStatsValueCodec);
+    const active = (counts: number[]) =>
+      counts.forEach((n, i) => stats.set({ vip: VIP, port: 85, proto: TCP, backend: backends[i]!.addr, backendPort: 8080 }, { active: BigInt(n), connects: 0n, failures: 0n, established: 0n, latencySumNs: 0n }));
+    const picks = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => addr(testRun(dp.progFromWorkload, ipv4Frame({ src: "10.0.0.5", dst: VIP, proto: "tcp", sport: from + i, dport: 85, tcpFlags: 0x02 })).dataOut, 30));
+    active([5, 0, 7]);
+    expect(new Set(picks(41000, 12)), "all 12 new flows (random scan starts) to the idle backend").toEqual(new Set(["10.0.1.8"]));
+    active([4, 9, 2]);
+    expect(new Set(picks(41100, 12)), "the fewest moved to the third").toEqual(new Set(["10.0.1.9"]));
+    active([1, 6, 6]);
+    expect(new Set(picks(41200, 12)), "and to the first").toEqual(new Set(["10.0.1.7"]));
   });
 
   it("bpf - a client port used again never follows a stale entry: a SYN keeps its backend only while the source may use it, a SYN straight to a backend ends the old flow (both its entries)", () => {

@@ -116,6 +116,27 @@ describe("reconcile/peers", () => {
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "both peers configured").toEqual([done.wireguardPublicKey, late.wireguardPublicKey].sort());
   });
 
+  it("peers - a public node re-adds the peers it opens tunnels to that have no handshake yet (both first initiations lost), not the peers behind NAT", async () => {
+    const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
+    const done = peerRecord(5, "azure", { endpoints: { public: "203.0.113.5:51820" } });
+    const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
+    const home = peerRecord(7, "home"); // behind NAT: it opens the tunnel to this node
+    const n = await node({ n: 1, site: "aws", firstHandshakeRetryMs: [20, 20] });
+    await n.iface.bringUp([]);
+    n.peers.submit(peerSet([me, done, late, home], 1));
+    await n.peers.idle();
+    const answered = n.host.peers?.find((p) => p.publicKey === done.wireguardPublicKey);
+    if (!answered) throw new Error("fake host: azure peer missing");
+    answered.latestHandshake = Math.floor(Date.now() / 1000);
+    const before = wgSets(n).length;
+    await new Promise((r) => setTimeout(r, 200));
+    await n.peers.idle();
+    const readd = [`wg set weft0 peer ${late.wireguardPublicKey} remove`, `wg set weft0 peer ${late.wireguardPublicKey} endpoint 198.51.100.6:51820 allowed-ips 100.64.0.6/32`];
+    expect(wgSets(n).slice(before), "wg set calls: only the public peer without a handshake, once per attempt").toEqual([...readd, ...readd]);
+    expect(n.warmed.slice(1), "warmed again").toEqual([["100.64.0.6"], ["100.64.0.6"]]);
+    expect(wgPeers(n).map((p) => p.publicKey).sort(), "every peer configured").toEqual([done.wireguardPublicKey, late.wireguardPublicKey, home.wireguardPublicKey].sort());
+  });
+
   it("peers - behind NAT, a re-add that reads WireGuard while a newer set arrives applies the newer set, never the older one over it", async () => {
     const me = peerRecord(1, "home");
     const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });

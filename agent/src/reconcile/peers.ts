@@ -8,9 +8,10 @@
  * Behind NAT a peer that recreated its interface (a new session epoch) cannot reach this node
  * first, so its stale session is dropped before the re-add and the handshake happens at once.
  * New or moved tunnels get one warm-up datagram each, so they handshake before traffic needs them.
- * Behind NAT, peers that still have no handshake a moment later are re-added and warmed up again,
- * a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s retry; not the
- * peers whose endpoint the path manager owns (relayed, being probed or punched: it watches them).
+ * Peers this node opens tunnels to that still have no handshake a moment later are re-added and
+ * warmed up again, a few times (peers/first-handshake.ts), instead of waiting for WireGuard's 5 s
+ * retry; not the peers whose endpoint the path manager owns (relayed, being probed or punched: it
+ * watches them).
  * Peers behind NAT get the endpoint the path manager (nat/manager.ts) chose; when it chooses
  * another, it asks for the last peer set to be applied again (`reapply`).
  */
@@ -41,14 +42,14 @@ export interface PeerReconcilerOptions {
   warmUp?: (overlayAddresses: readonly string[]) => Promise<void>;
   /** The path manager (nat/manager.ts): told each peer set, and asked for the endpoints of peers behind NAT. */
   paths?: { setPeers(records: readonly PeerRecord[]): void; endpoints(): ReadonlyMap<string, string> };
-  /** Behind NAT: the pauses before each re-add of the peers without a handshake (default FIRST_HANDSHAKE_RETRY_MS). */
+  /** The pauses before each re-add of the peers without a handshake (default FIRST_HANDSHAKE_RETRY_MS). */
   firstHandshakeRetryMs?: readonly number[];
 }
 
 /** Where a peer set came from: the cache at start, NATS, or an endpoint choice of the path manager. */
 type Source = "cache" | "nats" | "paths";
 
-/** A peer set to apply; `rehandshake` (behind NAT) names peers to re-add, `attempt` which retry this is. */
+/** A peer set to apply; `rehandshake` names peers to re-add, `attempt` which retry this is. */
 interface Job {
   set: PeerSet;
   source: Exclude<Source, "cache">;
@@ -57,8 +58,8 @@ interface Job {
 }
 
 /**
- * A newer set replacing a job still queued: the newer set, with the replaced job's re-adds (behind
- * NAT). Dropping them would leave those peers to WireGuard's 5 s retry and end the first-handshake
+ * A newer set replacing a job still queued: the newer set, with the replaced job's re-adds.
+ * Dropping them would leave those peers to WireGuard's 5 s retry and end the first-handshake
  * retries — an agent busy at start (loading modules) gets several sets while a re-add waits.
  */
 function keepReAdds(replaced: Job, next: Job): Job {
@@ -81,7 +82,7 @@ export class PeerReconciler {
    */
   readonly settled: Promise<void>;
   #settle: () => void = () => undefined;
-  /** Behind NAT: a look at the first handshakes is scheduled. */
+  /** A look at the first handshakes is scheduled. */
   #retrying = false;
   readonly #queue: LatestWins<Job>;
   /** The newest set submitted: `reapply` and a retry apply it again, so never an older one over a newer. */
@@ -156,13 +157,14 @@ export class PeerReconciler {
     this.o.paths?.setPeers(records);
     const chosen = this.o.paths?.endpoints();
     const desired = desiredPeers(self, records, taken.byNode, chosen);
+    const drop = new Set(job.rehandshake ?? []);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.current.applied?.peers, records);
       if (renewed.size > 0) log.info({ peers: [...renewed] }, "peers recreated their interfaces; re-handshaking");
-      const drop = new Set([...renewed, ...(job.rehandshake ?? [])]);
-      if (drop.size > 0) await wireguard.syncPeers(desired.filter((p) => !drop.has(p.publicKey)));
+      for (const key of renewed) drop.add(key);
     }
+    if (drop.size > 0) await wireguard.syncPeers(desired.filter((p) => !drop.has(p.publicKey)));
     const { changes, ...counts } = await wireguard.syncPeers(desired);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
     await this.o.siteRoutes.apply(records, taken);
@@ -176,12 +178,14 @@ export class PeerReconciler {
     // The path manager's peers are its own to re-add: re-adding one mid-probe would undo the probe's endpoint.
     const managed = new Set(records.filter((r) => chosen?.has(r.nodeId)).map((r) => r.wireguardPublicKey));
     this.#reachable = desired.filter((p) => p.endpoint !== undefined && !managed.has(p.publicKey)).map((p) => p.publicKey);
-    // Behind NAT: new tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
-    if (self.behindNat && source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
-    else if (source === "nats" && !this.#retrying) this.#settle();
+    // New tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
+    if (source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
+    // A public node is settled at its first set: its peers behind NAT open their tunnels to it, and
+    // a peer it retries is one the two started at the same moment (a second at most).
+    if (source === "nats" && (!self.behindNat || !this.#retrying)) this.#settle();
   }
 
-  /** Behind NAT: after a pause, re-adds the peers that still have no handshake (a bounded number of times). */
+  /** After a pause, re-adds the peers that still have no handshake (a bounded number of times). */
   #checkHandshakesLater(attempt: number): void {
     const pause = (this.o.firstHandshakeRetryMs ?? FIRST_HANDSHAKE_RETRY_MS)[attempt - 1];
     clearTimeout(this.#retryTimer);
@@ -198,7 +202,7 @@ export class PeerReconciler {
         // The newest set as of now, not of before the await: a set that came meanwhile must not be replaced by an older one.
         const latest = this.#latest;
         if (missing.length === 0 || this.#stopped) return done();
-        this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers (this node is behind NAT); re-adding them to initiate again");
+        this.o.log.info({ peers: missing.length, attempt }, "no handshake yet with some peers; re-adding them to initiate again");
         this.#queue.submit({ set: latest, source: "nats", rehandshake: new Set(missing), attempt });
       })();
     }, pause);

@@ -16,7 +16,7 @@ import { DropReason, TcDatapath, WEFT_VXLAN_MAC, tcAttach, type CarryOutcome, ty
 import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { DatapathError } from "../errors.js";
-import { ifindexOf, linkExists } from "../net/links.js";
+import { ifindexOf, linkState } from "../net/links.js";
 import type { CommandRunner } from "../exec/runner.js";
 import { desiredIpcache, desiredPolicy, desiredTunnels, wantsVxlan } from "./desired.js";
 import { sameFields, syncMap, type SyncResult } from "./sync.js";
@@ -73,8 +73,9 @@ export class AgentDatapath {
 
   /** Enforces policy on traffic arriving through the WireGuard interface; notes what leaves it so replies get back in. */
   async attachOverlay(ifname: string): Promise<void> {
-    await this.#attach(ifname, "egress", this.#dp.progOverlayOut);
-    await this.#attach(ifname, "ingress", this.#dp.progOverlayIn);
+    const ifindex = await ifindexOf(this.#o.run, ifname);
+    this.#attach(ifname, ifindex, "egress", this.#dp.progOverlayOut);
+    this.#attach(ifname, ifindex, "ingress", this.#dp.progOverlayIn);
   }
 
   /**
@@ -84,8 +85,8 @@ export class AgentDatapath {
   async attachWorkload(hostIfname: string, workload: { address: string; identity: number }): Promise<number> {
     const ifindex = await ifindexOf(this.#o.run, hostIfname);
     this.#dp.endpoints.set(ifindex, { addr: workload.address, identity: workload.identity });
-    await this.#attach(hostIfname, "ingress", this.#dp.progFromWorkload);
-    await this.#attach(hostIfname, "egress", this.#dp.progToWorkload);
+    this.#attach(hostIfname, ifindex, "ingress", this.#dp.progFromWorkload);
+    this.#attach(hostIfname, ifindex, "egress", this.#dp.progToWorkload);
     return ifindex;
   }
 
@@ -148,8 +149,7 @@ export class AgentDatapath {
     this.#dp.close();
   }
 
-  async #attach(ifname: string, direction: TcDirection, prog: TcDatapath["progOverlayIn"]): Promise<void> {
-    const ifindex = await ifindexOf(this.#o.run, ifname);
+  #attach(ifname: string, ifindex: number, direction: TcDirection, prog: TcDatapath["progOverlayIn"]): void {
     try {
       tcAttach(prog, { ifindex, direction });
     } catch (err) {
@@ -157,18 +157,22 @@ export class AgentDatapath {
     }
   }
 
+  /**
+   * The VXLAN device present, up, with weft_vxlan_in on its ingress and its ifindex in the config —
+   * or absent. Called with every peer set: one `ip -json link show` when nothing is to change.
+   */
   async #ensureVxlan(wanted: boolean): Promise<void> {
     const { vxlanInterface: name, vxlanPort: port, run, log } = this.#o;
-    const exists = await linkExists(run, name);
+    let link = await linkState(run, name);
     if (!wanted) {
-      if (exists) {
+      if (link) {
         this.#dp.config.set(0, { vxlanIfindex: 0 });
         await run.run(["ip", "link", "del", name]);
         log.info({ device: name }, "same-site encapsulation off: VXLAN device removed");
       }
       return;
     }
-    if (!exists) {
+    if (!link) {
       await run.run(["ip", "link", "add", name, "address", WEFT_VXLAN_MAC, "mtu", String(this.#o.vxlanMtu ?? 1450), "type", "vxlan", "external", "dstport", String(port)]);
       // Decapsulated packets come from a remote workload whose route points into WireGuard.
       await run.run(["sysctl", "-q", "-w", `net.ipv4.conf.${name}.rp_filter=0`]);
@@ -176,10 +180,12 @@ export class AgentDatapath {
       if (all === "1") log.warn({ device: name }, "net.ipv4.conf.all.rp_filter is 1 (strict): the kernel drops decapsulated same-site workload traffic; set it to 2 (loose) or 0");
       log.info({ device: name, port }, "same-site encapsulation on: VXLAN device created");
     }
-    await run.run(["ip", "link", "set", name, "up"]);
-    await this.#attach(name, "ingress", this.#dp.progVxlanIn);
-    const ifindex = await ifindexOf(run, name);
-    if (this.#dp.config.get(0)?.vxlanIfindex !== ifindex) this.#dp.config.set(0, { vxlanIfindex: ifindex });
+    if (!link?.up) {
+      await run.run(["ip", "link", "set", name, "up"]);
+      link = { ifindex: link?.ifindex ?? (await ifindexOf(run, name)), up: true };
+    }
+    this.#attach(name, link.ifindex, "ingress", this.#dp.progVxlanIn);
+    if (this.#dp.config.get(0)?.vxlanIfindex !== link.ifindex) this.#dp.config.set(0, { vxlanIfindex: link.ifindex });
   }
 }
 

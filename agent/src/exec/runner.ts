@@ -10,6 +10,8 @@ import { CommandError } from "./errors.js";
 export interface RunOptions {
   /** Kill the command after this long; default 10 s. */
   timeoutMs?: number;
+  /** Written to the command's standard input (a pipe), which is then closed; default: no input. */
+  input?: string;
 }
 
 export interface RunResult {
@@ -43,15 +45,21 @@ export function createCommandRunner(options: CommandRunnerOptions = {}): Command
   return {
     netns,
     run: (argv, runOptions) =>
-      runArgv([...netnsPrefix(netns), ...argv], runOptions?.timeoutMs ?? defaultTimeout),
+      runArgv([...netnsPrefix(netns), ...argv], runOptions?.timeoutMs ?? defaultTimeout, runOptions?.input),
   };
 }
 
-function runArgv(argv: readonly string[], timeoutMs: number): Promise<RunResult> {
+function runArgv(argv: readonly string[], timeoutMs: number, input: string | undefined): Promise<RunResult> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new TypeError("runArgv: empty argv"));
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child =
+      input === undefined ? spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs }) : spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
+    if (input !== undefined) {
+      // A command that exits without reading all of it closes the pipe: its exit status says what went wrong, not the EPIPE.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(input);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let spawnError: Error | undefined;

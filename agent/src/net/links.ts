@@ -14,11 +14,39 @@ export async function linkExists(run: CommandRunner, name: string): Promise<bool
   }
 }
 
+/** What one `ip -json link show` says of an interface. */
+export interface DeviceState {
+  ifindex: number;
+  /** Administratively up (`ip link set … up`). */
+  up: boolean;
+}
+
 /** ifindex of an interface in this namespace (through netlink: /sys may belong to another namespace). */
 export async function ifindexOf(run: CommandRunner, name: string): Promise<number> {
   const { stdout } = await run.run(["ip", "-json", "link", "show", "dev", name]);
-  const parsed = JSON.parse(stdout) as { ifindex?: unknown }[];
-  const index = parsed[0]?.ifindex;
-  if (typeof index !== "number") throw new AgentError(`cannot read the ifindex of ${name} from ip -json link show`);
-  return index;
+  return parseLinkState(stdout, name).ifindex;
+}
+
+/** An interface's ifindex and whether it is up, or undefined when there is none: one command. */
+export async function linkState(run: CommandRunner, name: string): Promise<DeviceState | undefined> {
+  let stdout: string;
+  try {
+    ({ stdout } = await run.run(["ip", "-json", "link", "show", "dev", name]));
+  } catch {
+    return undefined;
+  }
+  return parseLinkState(stdout, name);
+}
+
+/** `ip -json link show dev NAME`'s output as a DeviceState (pure). */
+export function parseLinkState(stdout: string, name: string): DeviceState {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    parsed = undefined;
+  }
+  const link = Array.isArray(parsed) ? (parsed[0] as { ifindex?: unknown; flags?: unknown } | undefined) : undefined;
+  if (typeof link?.ifindex !== "number") throw new AgentError(`cannot read the ifindex of ${name} from ip -json link show`);
+  return { ifindex: link.ifindex, up: Array.isArray(link.flags) && link.flags.includes("UP") };
 }

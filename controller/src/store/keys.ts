@@ -111,22 +111,21 @@ class Latest {
 /** The last put of every key matching `filter`, by key: from an ephemeral pull consumer, else by direct gets. */
 async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Promise<Map<string, LiveEntry>> {
   const subject = kv.fullKeyName(kv.encodeKey(filter));
+  const adding = kv.jsm.consumers.add(kv.stream, {
+    deliver_policy: DeliverPolicy.LastPerSubject,
+    ack_policy: AckPolicy.None,
+    filter_subject: subject,
+    headers_only: headersOnly,
+    mem_storage: true,
+    num_replicas: 1, // a listing's consumer needs no raft group of its own on a clustered (R3) stream
+    inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
+  });
   let created: ConsumerInfo;
   try {
-    created = await withinMs(
-      kv.jsm.consumers.add(kv.stream, {
-        deliver_policy: DeliverPolicy.LastPerSubject,
-        ack_policy: AckPolicy.None,
-        filter_subject: subject,
-        headers_only: headersOnly,
-        mem_storage: true,
-        num_replicas: 1, // a listing's consumer needs no raft group of its own on a clustered (R3) stream
-        inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
-      }),
-      CONSUMER_WAIT_MS,
-      `no consumer for the listing within ${CONSUMER_WAIT_MS} ms (timeout)`,
-    );
+    created = await withinMs(adding, CONSUMER_WAIT_MS, `no consumer for the listing within ${CONSUMER_WAIT_MS} ms (timeout)`);
   } catch (err) {
+    // A consumer made after all is not left to its inactivity threshold: under load that is when listings pile up.
+    adding.then((late) => kv.jsm.consumers.delete(kv.stream, late.name)).catch(() => undefined);
     if (classifyStoreError(err) === "permanent") throw err;
     return latestByDirectGets(kv, subject);
   }

@@ -126,6 +126,8 @@ describe("controller on a 3-node NATS cluster", () => {
     expect(listed, "every node enrolled before the kill").toEqual(before);
     // nats-server's elections take 4–9 s (its election timeout); the listing must not wait for one.
     expect(listMs, "answered after the listing's wait for a consumer, not after the election").toBeLessThan(CONSUMER_WAIT_MS + 800);
+    const metrics = (await client.raw("GET", "/metrics")).text;
+    expect(metrics, "the listing counted as read from the replicas").toMatch(/weft_controller_kv_operations_total\{bucket="weft-nodes",op="list\.replicas",result="ok"\} [1-9]/);
     const elected = await eventually(() => servers.metaLeader(), 30_000, 200);
     figures.push(`kill the meta leader (n${leader! + 1}): GET /v1/nodes 200 with all ${listed.length} nodes in ${listMs} ms; a new meta leader (n${elected! + 1}) seen ${Date.now() - killedAt} ms after the kill`);
     await servers.start(leader!);

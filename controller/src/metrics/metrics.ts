@@ -70,7 +70,7 @@ export class ControllerMetrics {
     });
     this.#kvOps = new client.Counter({
       name: "weft_controller_kv_operations_total",
-      help: "JetStream KV operations by bucket, operation and result (ok, conflict: a compare-and-set lost to another writer, error)",
+      help: "JetStream KV operations by bucket, operation and result (ok, conflict: a compare-and-set lost to another writer, error); op list.replicas (keys.replicas, stamps.replicas): a listing read from the stream's replicas because no consumer could be made (a cluster without a JetStream meta leader)",
       labelNames: ["bucket", "op", "result"],
       registers,
     });

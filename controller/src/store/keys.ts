@@ -44,18 +44,23 @@ export const CONSUMER_WAIT_MS = 3_000;
 /** Messages per batched direct get. */
 const DIRECT_PAGE = 1_000;
 
+export interface ListingOptions {
+  /** Told when the listing was read from the stream's replicas by direct gets (no consumer could be made). */
+  onReplicas?: () => void;
+}
+
 /**
  * Keys of `kv` matching `filter` (a KV key pattern, `>` for all) whose last operation is a put, each
  * once; writes made while listing may or may not be reflected.
  */
-export async function liveKeys(kv: KV, filter = ">"): Promise<string[]> {
+export async function liveKeys(kv: KV, filter = ">", opts: ListingOptions = {}): Promise<string[]> {
   if (!(kv instanceof Bucket)) {
     // Another KV implementation: trust its own listing.
     const out: string[] = [];
     for await (const k of await kv.keys(filter)) out.push(k);
     return out;
   }
-  return [...(await scanLatest(kv, filter, true)).keys()];
+  return [...(await scanLatest(kv, filter, true, opts)).keys()];
 }
 
 /** A key's current revision and when it was stored, without its value. */
@@ -66,8 +71,8 @@ export interface LiveStamp {
 }
 
 /** Every live key matching `filter` with its revision and store time (values are not read). */
-export async function liveStamps(kv: KV, filter = ">"): Promise<LiveStamp[]> {
-  const entries = kv instanceof Bucket ? (await scanLatest(kv, filter, true)).values() : await liveEntries(kv, filter);
+export async function liveStamps(kv: KV, filter = ">", opts: ListingOptions = {}): Promise<LiveStamp[]> {
+  const entries = kv instanceof Bucket ? (await scanLatest(kv, filter, true, opts)).values() : await liveEntries(kv, filter);
   return [...entries].map(({ key, revision, created }) => ({ key, revision, created }));
 }
 
@@ -84,7 +89,7 @@ export interface LiveEntry {
  * The current entries of `kv` matching `filter`, read in one pass over the stream (no get per key);
  * like `liveKeys`, writes made while listing may or may not be reflected.
  */
-export async function liveEntries(kv: KV, filter = ">"): Promise<LiveEntry[]> {
+export async function liveEntries(kv: KV, filter = ">", opts: ListingOptions = {}): Promise<LiveEntry[]> {
   if (!(kv instanceof Bucket)) {
     const out: LiveEntry[] = [];
     for await (const key of await kv.keys(filter)) {
@@ -93,7 +98,7 @@ export async function liveEntries(kv: KV, filter = ">"): Promise<LiveEntry[]> {
     }
     return out;
   }
-  return [...(await scanLatest(kv, filter, false)).values()];
+  return [...(await scanLatest(kv, filter, false, opts)).values()];
 }
 
 /** Keeps the last operation of each key: a put's entry, or no entry after a delete or purge. */
@@ -109,7 +114,7 @@ class Latest {
 }
 
 /** The last put of every key matching `filter`, by key: from an ephemeral pull consumer, else by direct gets. */
-async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Promise<Map<string, LiveEntry>> {
+async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean, opts: ListingOptions): Promise<Map<string, LiveEntry>> {
   const subject = kv.fullKeyName(kv.encodeKey(filter));
   const adding = kv.jsm.consumers.add(kv.stream, {
     deliver_policy: DeliverPolicy.LastPerSubject,
@@ -127,7 +132,9 @@ async function scanLatest(kv: Bucket, filter: string, headersOnly: boolean): Pro
     // A consumer made after all is not left to its inactivity threshold: under load that is when listings pile up.
     adding.then((late) => kv.jsm.consumers.delete(kv.stream, late.name)).catch(() => undefined);
     if (classifyStoreError(err) === "permanent") throw err;
-    return latestByDirectGets(kv, subject);
+    const entries = await latestByDirectGets(kv, subject);
+    opts.onReplicas?.();
+    return entries;
   }
   try {
     const consumer = await kv.js.consumers.get(kv.stream, created.name);

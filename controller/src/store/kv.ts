@@ -10,7 +10,7 @@ import { Backoff, sleep } from "@weft/util";
 import type { z } from "zod";
 import { StoreUnavailableError } from "../errors.js";
 import { classifyStoreError, explainStoreError, type Failure } from "./failures.js";
-import { liveEntries, liveKeys, liveStamps, type LiveStamp } from "./keys.js";
+import { liveEntries, liveKeys, liveStamps, type ListingOptions, type LiveStamp } from "./keys.js";
 
 export interface Versioned<T> {
   value: T;
@@ -234,17 +234,17 @@ export class RecordStore<S extends z.ZodType> {
   }
 
   async keys(filter?: string): Promise<string[]> {
-    return this.wrap("keys", undefined, () => liveKeys(this.kv, filter));
+    return this.wrap("keys", undefined, () => liveKeys(this.kv, filter, this.listing("keys")));
   }
 
   /** Every live key with its revision and when it was stored (values are not read). */
   async stamps(filter?: string): Promise<LiveStamp[]> {
-    return this.wrap("stamps", undefined, () => liveStamps(this.kv, filter));
+    return this.wrap("stamps", undefined, () => liveStamps(this.kv, filter, this.listing("stamps")));
   }
 
   /** Every current record with its key (skipping values that no longer parse, which are reported), read in one pass. */
   async list(filter?: string, onInvalid?: (key: string, err: unknown) => void): Promise<Keyed<z.infer<S>>[]> {
-    const entries = await this.wrap("list", undefined, () => liveEntries(this.kv, filter));
+    const entries = await this.wrap("list", undefined, () => liveEntries(this.kv, filter, this.listing("list")));
     const out: Keyed<z.infer<S>>[] = [];
     for (const e of entries) {
       try {
@@ -254,6 +254,11 @@ export class RecordStore<S extends z.ZodType> {
       }
     }
     return out;
+  }
+
+  /** A listing read from the stream's replicas (no consumer could be made: keys.ts) is counted as `<op>.replicas`. */
+  private listing(op: string): ListingOptions {
+    return { onReplicas: () => this.observe(this.bucket, `${op}.replicas`, "ok") };
   }
 
   /** Reads and idempotent writes (put, delete): retried on any transient failure (STORE_RETRY_MS). */

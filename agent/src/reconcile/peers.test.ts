@@ -137,6 +137,26 @@ describe("reconcile/peers", () => {
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "every peer configured").toEqual([done.wireguardPublicKey, late.wireguardPublicKey, home.wireguardPublicKey].sort());
   });
 
+  it("peers - a peer whose handshake completes between the look and its re-add is not re-added (its fresh session kept)", async () => {
+    const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
+    const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
+    const n = await node({ n: 1, site: "aws", firstHandshakeRetryMs: [20] });
+    await n.iface.bringUp([]);
+    // The look reads no handshake; the handshake completes right after it.
+    const looked = onFirstLook(n, () => {
+      const peer = n.host.peers?.find((p) => p.publicKey === late.wireguardPublicKey);
+      if (peer) peer.latestHandshake = Math.floor(Date.now() / 1000);
+    });
+    n.peers.submit(peerSet([me, late], 1));
+    await n.peers.idle();
+    const before = wgSets(n).length;
+    await new Promise((r) => setTimeout(r, 150));
+    await n.peers.idle();
+    expect(looked.ran(), "the look ran").toBe(true);
+    expect(wgSets(n).slice(before), "no remove and add of the peer").toEqual([]);
+    expect(wgPeers(n).map((p) => p.publicKey), "the peer configured").toEqual([late.wireguardPublicKey]);
+  });
+
   it("peers - behind NAT, a re-add that reads WireGuard while a newer set arrives applies the newer set, never the older one over it", async () => {
     const me = peerRecord(1, "home");
     const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });

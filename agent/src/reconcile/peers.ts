@@ -157,7 +157,7 @@ export class PeerReconciler {
     this.o.paths?.setPeers(records);
     const chosen = this.o.paths?.endpoints();
     const desired = desiredPeers(self, records, taken.byNode, chosen);
-    const drop = new Set(job.rehandshake ?? []);
+    const drop = await this.#stillWithoutHandshake(job.rehandshake);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
       const renewed = renewedSessions(state.current.applied?.peers, records);
@@ -183,6 +183,17 @@ export class PeerReconciler {
     // A public node is settled at its first set: its peers behind NAT open their tunnels to it, and
     // a peer it retries is one the two started at the same moment (a second at most).
     if (source === "nats" && (!self.behindNat || !this.#retrying)) this.#settle();
+  }
+
+  /**
+   * Of the peers a look asked to re-add, those that still have no handshake now: the job may have
+   * waited behind another set, and re-adding a peer whose handshake completed meanwhile would cut
+   * its fresh session (and leave it out of WireGuard between the remove and the add).
+   */
+  async #stillWithoutHandshake(asked: ReadonlySet<string> | undefined): Promise<Set<string>> {
+    if (!asked || asked.size === 0) return new Set();
+    const actual = (await this.o.wireguard.show().catch(() => undefined))?.peers;
+    return new Set(actual ? withoutHandshake([...asked], actual) : asked);
   }
 
   /** After a pause, re-adds the peers that still have no handshake (a bounded number of times). */

@@ -14,11 +14,11 @@
  * it, the others take several seconds to elect a new one (4–9 s: nats-server's election timeout;
  * 6.8 s in one lab run), and until then a consumer request is refused after a wait or not answered
  * (a listing in the lab waited out the whole election and then its retry budget); the stream's
- * replicas still answer direct gets. So a
- * listing whose consumer is not created within CONSUMER_WAIT_MS, or is refused as unavailable,
- * reads the stream by batched direct gets instead (`latestByDirectGets`), as any replica has it: every
- * message of the matching keys, history included, in sequence order. A replica may be a few
- * milliseconds behind the stream's leader, as it may for any `kv.get` (the buckets allow direct gets).
+ * replicas still answer direct gets. So a listing whose consumer is not created within
+ * CONSUMER_WAIT_MS, or is refused as unavailable, reads the stream by batched direct gets instead
+ * (`latestByDirectGets`), as any replica has it: every message of the matching keys, history
+ * included, in sequence order. A replica may be a few milliseconds behind the stream's leader, as
+ * it may for any `kv.get` (the buckets allow direct gets).
  */
 import { AckPolicy, DeliverPolicy, JetStreamError, type ConsumerInfo, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";

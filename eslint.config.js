@@ -108,4 +108,6 @@ export default tseslint.config(
   ...boundaries,
   cliEntry,
   { files: ["**/*.config.ts", "eslint.config.js"], rules: { "no-restricted-syntax": "off" } },
+  // The installed agent's loader is CommonJS on purpose (packaging/agent.cjs: vm.Script and a code cache).
+  { files: ["**/*.cjs"], languageOptions: { sourceType: "commonjs", globals: { require: "readonly", __dirname: "readonly", module: "writable" } }, rules: { "@typescript-eslint/no-require-imports": "off" } },
 );

@@ -20,9 +20,14 @@
  *   imports that the replacement lacks fails this build ("No matching export").
  * - CommonJS dependencies get `require`, `__dirname` and `__filename` (module-relative reads in
  *   them resolve against the chunk; none is on a path Weft runs).
+ * - `weft agent` gets a bundle of its own, `agent-bundle.cjs` (cli/dist/agent-main.js and all it
+ *   imports, one CommonJS file), loaded by `agent.cjs` (packaging/agent.cjs) with the V8 code cache
+ *   `agent-bundle.code-cache`, which this script makes by loading the bundle once with the node
+ *   running it (the one build.sh ships) and the flags packaging/bin/weft gives `weft agent`.
  * - Writes the licences of every bundled npm package (the console's included) to <licenses file>.
  */
-import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { build } from "esbuild";
 
@@ -83,6 +88,41 @@ const result = await build({
   logLevel: "warning",
 });
 
+// `weft agent`: one CommonJS file (vm.Script takes a code cache; Node.js 20 caches no ES module).
+const agent = await build({
+  absWorkingDir: repo,
+  entryPoints: ["cli/dist/agent-main.js"],
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  outfile: join(outdir, "agent-bundle.cjs"),
+  external: ["koffi", "@weft/lab"],
+  plugins: [gcpComputeV1, mirroredUrls],
+  // A dependency's import() of a Node.js module becomes require(): a script run by vm.Script has no
+  // loader for import().
+  supported: { "dynamic-import": false },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: "none",
+  define: { "import.meta.url": "__weftBundleUrl" },
+  banner: { js: 'var __weftBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  metafile: true,
+  logLevel: "warning",
+});
+copyFileSync(join(repo, "packaging", "agent.cjs"), join(outdir, "agent.cjs"));
+// The same flags as /usr/bin/weft's `agent)` case (test/lab/src/launcher.ts reads them the same way):
+// V8 refuses a cache made under other flags.
+const launcher = readFileSync(join(repo, "packaging", "bin", "weft"), "utf8");
+const agentFlags = /^\s*agent\)\s*set --\s+(.*?)\s*\/usr\/lib\/weft\/lib\/agent\.cjs\s+"\$@"/m.exec(launcher)?.[1]?.split(/\s+/);
+if (!agentFlags) throw new Error("bundle: packaging/bin/weft has no `agent)` case running /usr/lib/weft/lib/agent.cjs");
+// koffi is found through NODE_PATH here; build.sh and the lab put it beside the bundle.
+const cached = spawnSync(process.execPath, [...agentFlags, join(outdir, "agent.cjs"), "--write-code-cache"], {
+  env: { ...process.env, NODE_PATH: join(repo, "node_modules") },
+  encoding: "utf8",
+});
+if (cached.status !== 0) throw new Error(`bundle: making the agent's code cache failed: ${cached.stderr.slice(0, 1000)}`);
+
 // Every npm package in the bundle and in the console's assets (plus koffi, shipped beside the
 // bundle) and its licence text.
 const packages = new Map();
@@ -101,7 +141,7 @@ const consoleGraph = await build({
   metafile: true,
   logLevel: "warning",
 });
-for (const input of [...Object.keys(result.metafile.inputs), ...Object.keys(consoleGraph.metafile.inputs), "node_modules/koffi/index.js"]) {
+for (const input of [...Object.keys(result.metafile.inputs), ...Object.keys(agent.metafile.inputs), ...Object.keys(consoleGraph.metafile.inputs), "node_modules/koffi/index.js"]) {
   const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
   if (!m) continue;
   const dir = join(repo, m[1]);
@@ -128,7 +168,7 @@ writeFileSync(main, readFileSync(main, "utf8").replace(/^#!.*\n/, ""));
 chmodSync(main, 0o644);
 
 let bytes = 0;
-for (const o of Object.values(result.metafile.outputs)) bytes += o.bytes;
+for (const o of [...Object.values(result.metafile.outputs), ...Object.values(agent.metafile.outputs)]) bytes += o.bytes;
 const files = readdirSync(outdir).length;
 if (!existsSync(join(outdir, "main.js"))) throw new Error("bundle: main.js was not written");
 console.error(`bundle: ${files} files, ${(bytes / 1e6).toFixed(1)} MB, ${sorted.length} npm packages`);

@@ -219,9 +219,10 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
   heartbeats.start();
 
   // SPIFFE starts once the first peer set from NATS is applied (before that it could serve nothing:
-  // SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers) and, behind NAT, its first
-  // handshakes are done or no longer retried: loading it (gRPC, X.509) holds the event loop for
-  // hundreds of milliseconds on a busy machine, and the re-adds' timers would wait for it.
+  // SVIDs are signed over NATS, the node's SPIFFE ID comes with the peers) and its first handshakes
+  // are done or no longer retried: loading it (gRPC, X.509) and making its first SVID key hold the
+  // event loop for hundreds of milliseconds on a busy machine, and the re-adds' timers and the
+  // handshakes would wait for it.
   let stopping = false;
   let spiffe: Promise<SpiffeService | undefined> | undefined;
   void peers.settled.then(() => {
@@ -407,10 +408,22 @@ function readText(path: string): string {
   }
 }
 
+/** The SPIFFE stack (gRPC, protobufjs, X.509): imported once the first peer set is applied (openSpiffe). */
+const importSpiffe = () => import("./spiffe/index.js");
+
+/**
+ * Imports what the agent imports only once it runs (the SPIFFE stack), without starting anything:
+ * for a code cache made before any agent runs (packaging/agent.cjs), which then holds those modules
+ * compiled too.
+ */
+export async function importDeferredModules(): Promise<void> {
+  await importSpiffe();
+}
+
 /** SPIFFE (the Workload API, SVIDs, the bundle), or undefined when turned off or it cannot listen. */
 async function openSpiffe(config: AgentConfig, nc: NatsConnection, state: StateHolder, log: Logger): Promise<SpiffeService | undefined> {
   if (config.spiffe.socket === "") return undefined;
-  const { SpiffeService } = await import("./spiffe/index.js");
+  const { SpiffeService } = await importSpiffe();
   const spiffe = new SpiffeService({ nc, state, workloads: config.workloads, hostUids: config.spiffe.hostUids, socketPath: config.spiffe.socket, log });
   try {
     await spiffe.start();

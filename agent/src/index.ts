@@ -2,7 +2,7 @@
  * @weft/agent — the host agent: enrollment, WireGuard, peer sync over NATS,
  * heartbeats and local state.
  */
-export { startAgent, type RunningAgent } from "./agent.js";
+export { importDeferredModules, startAgent, type RunningAgent } from "./agent.js";
 export { AgentConfig, type AgentConfigInput } from "./config.js";
 export { AgentError, EnrollmentRejectedError, ControllerUnavailableError, StateError } from "./errors.js";
 export { AgentState, loadState, STATE_FILE } from "./state/store.js";

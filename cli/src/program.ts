@@ -10,7 +10,7 @@ import type { CloudProvider, MetadataProvider } from "@weft/protocol";
 import { DEFAULT_AGENT_STATE_DIR, DEFAULT_CONTROLLER_STATE_DIR } from "./defaults.js";
 import { UsageError } from "./errors.js";
 import type { AdminOptions } from "./commands/admin-client.js";
-import type { AgentFlags } from "./commands/agent.js";
+import type { AgentFlags, CodeLoad } from "./commands/agent.js";
 import type { ControllerFlags } from "./commands/controller.js";
 import type { BackupFlags, RestoreFlags } from "./commands/controller-backup.js";
 import type { DownFlags } from "./commands/down.js";
@@ -30,15 +30,32 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 
 /** The `weft` program: every command registered, none loaded. */
 export function buildProgram(): Command {
-  const program = new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError().enablePositionalOptions();
+  const program = rootProgram();
   registerController(program);
-  registerAgent(program);
+  registerAgent(program, () => import("./commands/agent.js"));
   registerAgentService(program);
   registerService(program);
   registerHostCommands(program);
   registerAdminCommands(program);
   registerLab(program);
   return program;
+}
+
+/** What `weft agent` and `weft agent rotate-key` run. */
+export type AgentCommands = Pick<typeof import("./commands/agent.js"), "runAgent" | "runRotateKey">;
+
+/**
+ * `weft agent …` as the package runs it (cli/src/agent-main.ts, packaging/agent.cjs): the agent's
+ * commands alone, under the same root as buildProgram's, run by `commands` (already loaded there).
+ */
+export function buildAgentProgram(commands: () => Promise<AgentCommands>, load?: CodeLoad): Command {
+  const program = rootProgram();
+  registerAgent(program, commands, load);
+  return program;
+}
+
+function rootProgram(): Command {
+  return new Command("weft").description("Weft: one encrypted L3 overlay across clouds and on-prem").version("0.1.0").showHelpAfterError().enablePositionalOptions();
 }
 
 function registerController(program: Command): void {
@@ -101,7 +118,7 @@ function registerControllerBackup(controller: Command): void {
     .action(async (path: string, f: RestoreFlags) => (await import("./commands/controller-backup.js")).runRestore(path, f));
 }
 
-function registerAgent(program: Command): void {
+function registerAgent(program: Command, commands: () => Promise<AgentCommands>, load?: CodeLoad): void {
   const agent = program
     .command("agent")
     .description("run the host agent")
@@ -138,7 +155,7 @@ function registerAgent(program: Command): void {
     .option("--service-cgroup <dir>", "cgroup v2 directory whose processes' connections to service VIPs are balanced (default: the whole host)")
     .option("--dns-listen <where>", "DNS for service, node and workload names: overlay (default, port 53 on the overlay address), ip:port, or '' (off)")
     .option("--dns-upstream <ip[:port]>", "resolver for other names (repeatable; default the nameservers in /etc/resolv.conf)", (v: string, all: string[]) => [...all, v], [])
-    .action(async (f: AgentFlags) => (await import("./commands/agent.js")).runAgent(f));
+    .action(async (f: AgentFlags) => (await commands()).runAgent(f, load));
 
   agent
     .command("rotate-key")
@@ -148,7 +165,7 @@ function registerAgent(program: Command): void {
     .action(async (_o: unknown, cmd: Command) => {
       // `weft agent` has --state-dir too, and commander hands it to whichever command declares it first.
       const o = cmd.optsWithGlobals<{ stateDir?: string; json?: boolean }>();
-      await (await import("./commands/agent.js")).runRotateKey({ stateDir: o.stateDir ?? DEFAULT_AGENT_STATE_DIR, json: o.json });
+      await (await commands()).runRotateKey({ stateDir: o.stateDir ?? DEFAULT_AGENT_STATE_DIR, json: o.json });
     });
 }
 

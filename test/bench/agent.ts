@@ -40,7 +40,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createUser } from "@nats-io/nkeys";
 import { ControllerClient, ControllerFiles, generateKeyPair, type PolicyInput } from "@weft/protocol";
-import { checkoutAgentNodeFlags } from "@weft/lab";
+import { agentEntry, checkoutAgentNodeFlags } from "@weft/lab";
 import { describeMachine } from "./src/report.js";
 import { bundleCheckout, unitRuntimeEnv } from "./src/launcher.js";
 import { formatSmaps, summarizeSmaps, type SmapsSummary } from "./src/smaps.js";
@@ -286,7 +286,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     say(`    agent: ${weft}; node flags (its launcher${s.nodeFlags.length ? " and --node-flags" : ""}): ${nodeFlags.join(" ") || "none"}; environment (its unit): ${JSON.stringify(env)}`);
     const t0 = Date.now();
     agent = await spawnLogged(
-      [...nodeFlags, weft, "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
+      [...nodeFlags, agentEntry(weft), "agent", "--state-dir", stateDir, "--controller", API, "--ca-hash", caHash, "--join-key", agentKey.key, "--name", "bench", "--site", "bench",
         "--interface", IFACE, "--listen-port", "51820", "--private-endpoint", `${UNDERLAY_ADDRESS}:51820`, "--public-endpoint", "198.51.100.254:51820",
         "--bpf-pin-dir", PIN_DIR, "--spiffe-socket", join(dir, "spiffe.sock"), "--metrics-listen", "127.0.0.1:9464"],
       join(dir, "agent.log"),

@@ -80,7 +80,7 @@ describe.skipIf(!isRoot)("install", () => {
     if (res.exitCode !== 0) throw new Error(`${what}: exit ${res.exitCode}\n${res.stdout}\n${res.stderr}`);
     return res.stdout;
   };
-  const agentPids = async () => (await vm.processes()).filter((p) => /\/usr\/lib\/weft\/node .*main\.js agent/.test(p.cmdline));
+  const agentPids = async () => (await vm.processes()).filter((p) => /\/usr\/lib\/weft\/node .*\/lib\/agent\.cjs agent/.test(p.cmdline));
   const overlayOf = async (name: string) => (await client.getNode(name)).overlayAddress;
   /** The VM's agent wrote, since `since`, that it is connected and holds the current peer set. */
   const onlineSince = async (since: number) => {
@@ -226,6 +226,9 @@ describe.skipIf(!isRoot)("install", () => {
         const want = capMask(unitCapabilities(unit));
         expect(/CapBnd:\s*([0-9a-f]+)/.exec(status)?.[1], "the agent's bounding set is the unit's").toBe(want.toString(16).padStart(16, "0"));
         expect(/NoNewPrivs:\s*(\d)/.exec(status)?.[1], "no_new_privs").toBe("1");
+        // The agent loaded its bundle with the code cache the package was built with (packaging/agent.cjs).
+        const log = await readFile(join(vm.root, "var/log/weft/agent.log"), "utf8");
+        expect(log, "the agent's log says how its code was loaded").toContain('"codeCache":"used"');
       },
       300_000,
     );
@@ -320,7 +323,7 @@ describe.skipIf(!isRoot)("install", () => {
         try {
           await waitUntil("the traced agent online", 90_000, () => onlineSince(since), 500);
         } finally {
-          for (const p of await vm.processes()) if (/main\.js agent/.test(p.cmdline)) process.kill(p.pid, "SIGTERM");
+          for (const p of await vm.processes()) if (/agent\.cjs agent/.test(p.cmdline)) process.kill(p.pid, "SIGTERM");
           // wireguard-go, traced too, exits with its interface; then strace ends.
           await waitUntil("the traced agent gone", 30_000, async () => (await agentPids()).length === 0);
           await vm.exec(["weft", "down", "--keep-state"], { timeoutMs: 60_000 });

@@ -126,7 +126,7 @@ export async function runAgentWith(vm: LabVm, caps: string[], timeoutMs: number)
       await sleep(200);
     }
   } finally {
-    for (const p of await vm.processes()) if (/main\.js agent/.test(p.cmdline)) process.kill(p.pid, "SIGTERM");
+    for (const p of await vm.processes()) if (/agent\.cjs agent/.test(p.cmdline)) process.kill(p.pid, "SIGTERM");
     await agent.catch(() => undefined);
   }
 }
@@ -138,7 +138,7 @@ export async function leftovers(vm: LabVm): Promise<string[]> {
   for (const l of links.stdout.split("\n")) if (/: (weft0|weft-vxlan|wl[0-9a-f]{10})[@:]/.test(l)) found.push(`link: ${l.trim().slice(0, 80)}`);
   const routes = await vm.exec(["ip", "-4", "route", "show"]);
   for (const r of routes.stdout.split("\n")) if (/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(r) || /dev weft0/.test(r)) found.push(`route: ${r.trim()}`);
-  for (const p of await vm.processes()) if (/wireguard-go|main\.js agent/.test(p.cmdline)) found.push(`process: ${p.cmdline}`);
+  for (const p of await vm.processes()) if (/wireguard-go|agent\.cjs agent/.test(p.cmdline)) found.push(`process: ${p.cmdline}`);
   // maps.debug and progs.debug are the kernel's own (bpf_preload), in every bpf filesystem.
   const pins = (await readdir(join(vm.root, "sys/fs/bpf")).catch(() => [])).filter((f) => !/^(maps|progs)\.debug$/.test(f));
   if (pins.length > 0) found.push(`bpffs: ${pins.join(" ")}`);

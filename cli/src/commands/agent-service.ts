@@ -255,7 +255,7 @@ class DirectService implements AgentService {
     const text = await readFile(this.paths.pidFile, "utf8").catch(() => "");
     const pid = Number(text.trim());
     if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return undefined;
-    // Through sh/setpriv the process execs into `node …/main.js agent`; its argv names "agent" at each
+    // Through sh/setpriv the process execs into `node …/agent.cjs agent`; its argv names "agent" at each
     // step, but reads empty for a moment during an exec: read again then.
     for (let attempt = 0; attempt < 5; attempt++) {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");

@@ -64,9 +64,20 @@ export function parseWorkloadFlag(value: string): { name: string; namespace: str
 
 const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
-/** Runs the agent until SIGINT or SIGTERM. */
-export async function runAgent(f: AgentFlags): Promise<void> {
+/**
+ * How packaging/agent.cjs loaded the installed agent's bundle: with the V8 code cache made when the
+ * package was built (`used`), or compiling it because this runtime refused the cache (`rejected`: a
+ * different Node.js or V8 flags) or there was none (`missing`).
+ */
+export interface CodeLoad {
+  codeCache: "used" | "rejected" | "missing";
+}
+
+/** Runs the agent until SIGINT or SIGTERM. `load`: how the package's loader loaded it, when it did. */
+export async function runAgent(f: AgentFlags, load?: CodeLoad): Promise<void> {
   const log = createLogger();
+  if (load?.codeCache === "used") log.info(load, "loaded the agent with its code cache");
+  else if (load) log.warn(load, "loaded the agent without its code cache (it starts slower): reinstall the package if this persists");
   if (f.joinKey !== undefined) log.warn("--join-key puts the key where every local user can read it (/proc/<pid>/cmdline); use --join-key-file or WEFT_JOIN_KEY");
   let joinKey = f.joinKey ?? process.env.WEFT_JOIN_KEY;
   if (f.joinKeyFile) {

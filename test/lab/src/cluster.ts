@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { checkoutAgentNodeFlags } from "./launcher.js";
+import { agentEntry, checkoutAgentNodeFlags } from "./launcher.js";
 import { existsSync, readFileSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -373,8 +373,9 @@ export class LabCluster {
       stateDir,
       logPath: join(this.logDir, `${hostName}.log`),
       // The agent itself stays out of the host's cgroup (its own connections are not the host's workloads').
-      // With the node flags the package's launcher gives `weft agent` (V8 tuned for memory).
-      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false, nodeFlags: checkoutAgentNodeFlags(repoRoot()) }),
+      // As the package's launcher runs `weft agent`: its node flags (V8 tuned for memory) and, from a
+      // package's bundle, the agent's own entry (its bundle with the code cache).
+      process: await this.spawn(hostName, hostName, args, { hostMounts: true, cgroup: false, nodeFlags: checkoutAgentNodeFlags(repoRoot()), script: agentEntry(this.cli) }),
     };
     this.agents.set(hostName, handle);
     return handle;
@@ -420,8 +421,9 @@ export class LabCluster {
     this.clouds = undefined;
   }
 
-  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
-    return this.spawnRaw(host, logName, [process.execPath, ...(o.nodeFlags ?? []), resolve(this.cli), ...args], o);
+  /** Runs `weft <args>` (`script`: what runs it, default the lab's `weft`) in a host. */
+  private async spawn(host: string, logName: string, args: string[], o: { hostMounts?: boolean; cgroup?: boolean; nodeFlags?: string[]; script?: string } = {}): Promise<ChildProcess> {
+    return this.spawnRaw(host, logName, [process.execPath, ...(o.nodeFlags ?? []), resolve(o.script ?? this.cli), ...args], o);
   }
 
   private async spawnRaw(host: string, logName: string, argv: string[], o: { hostMounts?: boolean; cgroup?: boolean } = {}): Promise<ChildProcess> {

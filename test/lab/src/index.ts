@@ -40,4 +40,4 @@ export {
 export { LabCluster, interfaceNameFor, labPath, repoRoot, stopProcess, waitFor, CONTROLLER_API_PORT, CONTROLLER_NATS_PORT, WIREGUARD_PORT } from "./cluster.js";
 export type { AgentHandle, ClusterOptions } from "./cluster.js";
 export { LAB_CLOUDS, LAB_CLOUD_CREDENTIALS, CLOUD_API_PORT, METADATA_ADDRESS, cloudsDir, instanceIdFor, labFleet, labInstanceTags, LAB_GATEWAY_HOSTS, LAB_ONPREM_KEY_LABELS, LAB_ONPREM_KEY_SITE, onpremInventoryYaml, startLabClouds, labCloudAdmin, terminateLabInstance, moveLabInstanceAddress, type LabCloud, type RunningClouds } from "./clouds.js";
-export { agentNodeFlags, checkoutAgentNodeFlags } from "./launcher.js";
+export { agentEntry, agentNodeFlags, checkoutAgentNodeFlags } from "./launcher.js";

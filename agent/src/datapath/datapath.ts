@@ -49,11 +49,16 @@ export function logCarried(log: Pick<Logger, "info" | "warn">, carried: Readonly
   }
 }
 
+/** How long a VXLAN device found as wanted is taken to still be so (a device deleted by hand comes back with the next peer set after that). */
+const VXLAN_RECHECK_MS = 10_000;
+
 const DROP_REASON_NAMES = Object.entries(DropReason).filter(([name]) => name !== "none") as [string, number][];
 
 export class AgentDatapath {
   readonly #dp: TcDatapath;
   readonly #o: DatapathOptions;
+  /** The VXLAN device last found (or made) as wanted, and when. */
+  #vxlanChecked: { wanted: boolean; at: number } | undefined;
 
   private constructor(dp: TcDatapath, o: DatapathOptions) {
     this.#dp = dp;
@@ -159,9 +164,17 @@ export class AgentDatapath {
 
   /**
    * The VXLAN device present, up, with weft_vxlan_in on its ingress and its ifindex in the config —
-   * or absent. Called with every peer set: one `ip -json link show` when nothing is to change.
+   * or absent. Called with every peer set: one `ip -json link show` when nothing is to change, and
+   * none when the device was found as wanted less than VXLAN_RECHECK_MS ago (an agent's first peer
+   * sets come a few hundred milliseconds apart, each one a command on a machine starting up).
    */
   async #ensureVxlan(wanted: boolean): Promise<void> {
+    if (this.#vxlanChecked?.wanted === wanted && Date.now() - this.#vxlanChecked.at < VXLAN_RECHECK_MS) return;
+    await this.#convergeVxlan(wanted);
+    this.#vxlanChecked = { wanted, at: Date.now() };
+  }
+
+  async #convergeVxlan(wanted: boolean): Promise<void> {
     const { vxlanInterface: name, vxlanPort: port, run, log } = this.#o;
     let link = await linkState(run, name);
     if (!wanted) {

@@ -46,6 +46,11 @@ export interface SiteRouteDecision {
   refused: RefusedSiteRoute[];
 }
 
+/** The gateways whose site routes this node considers: other sites' nodes advertising some, by node id. */
+export function siteRouteGateways(self: { nodeId: string; site: string }, peers: Iterable<PeerRecord>): PeerRecord[] {
+  return [...peers].filter((p) => p.nodeId !== self.nodeId && p.site !== self.site && (p.siteRoutes?.length ?? 0) > 0).sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+}
+
 export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   const overlay = ranges(input.overlay);
   const local = ranges(input.local);
@@ -53,10 +58,7 @@ export function siteRoutesToTake(input: SiteRouteInput): SiteRouteDecision {
   const taken: (Range & { gateway: string })[] = [];
   const byNode = new Map<string, string[]>();
   const refused: RefusedSiteRoute[] = [];
-  const gateways = [...input.peers]
-    .filter((p) => p.nodeId !== input.self.nodeId && p.site !== input.self.site && (p.siteRoutes?.length ?? 0) > 0)
-    .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-  for (const g of gateways) {
+  for (const g of siteRouteGateways(input.self, input.peers)) {
     for (const text of g.siteRoutes ?? []) {
       const cidr = parseCidr(text);
       const reason = cidr === undefined ? "not an IPv4 CIDR" : (coversController(cidr, input.controller ?? []) ?? refusal(cidr, overlay, local, endpoints, taken) ?? publicRange(cidr, g));

@@ -23,10 +23,10 @@ const wgSets = (n: Node) => n.runner.calls.map((c) => c.argv.join(" ")).filter((
 
 /** Runs `during` once, the first time the reconciler reads WireGuard (a re-add's look), before that read answers. */
 function onFirstLook(n: Node, during: () => Promise<void> | void): { ran: () => boolean } {
-  const show = n.wireguard.show.bind(n.wireguard);
+  const peers = n.wireguard.peers.bind(n.wireguard);
   let ran = false;
-  n.wireguard.show = async (...args: Parameters<typeof show>) => {
-    const got = await show(...args);
+  n.wireguard.peers = async () => {
+    const got = await peers();
     if (!ran) {
       ran = true;
       await during();
@@ -174,37 +174,34 @@ describe("reconcile/peers", () => {
     expect(wgPeers(n).map((p) => p.publicKey).sort(), "WireGuard has revision 2's peers").toEqual([late.wireguardPublicKey, gateway.wireguardPublicKey].sort());
   });
 
-  it("peers - settled: at the first set on a public node; behind NAT only once the first handshakes are done or no longer retried", async () => {
+  it("peers - settled, public or behind NAT: once the first set's handshakes are done or no longer retried", async () => {
     // "settled" if `p` resolves within `ms` (timers on a loaded machine run late: positives get a wide margin).
     const state = (p: Promise<void>, ms = 5) => Promise.race([p.then(() => "settled"), new Promise((r) => setTimeout(() => r("pending"), ms))]);
-    const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
     const late = peerRecord(6, "gcp", { endpoints: { public: "198.51.100.6:51820" } });
-    const pub = await node({ n: 1, site: "aws", firstHandshakeRetryMs: [20, 20] });
-    await pub.iface.bringUp([]);
-    expect(await state(pub.peers.settled), "a public node, before any set").toBe("pending");
-    pub.peers.submit(peerSet([me, late], 1));
-    await pub.peers.idle();
-    expect(await state(pub.peers.settled, 2000), "a public node, once its first set is applied").toBe("settled");
+    for (const where of ["public", "behind NAT"] as const) {
+      const behindNat = where === "behind NAT";
+      const me = behindNat ? peerRecord(1, "home") : peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
+      const site = behindNat ? "home" : "aws";
+      const unanswered = await node({ n: 1, site, behindNat, firstHandshakeRetryMs: [30, 30] });
+      await unanswered.iface.bringUp([]);
+      expect(await state(unanswered.peers.settled), `${where}: before any set`).toBe("pending");
+      unanswered.peers.submit(peerSet([me, late], 1));
+      await unanswered.peers.idle();
+      expect(await state(unanswered.peers.synced), `${where}: synced`).toBe("settled");
+      expect(await state(unanswered.peers.settled), `${where}: not settled while the first handshake is retried`).toBe("pending");
+      // Both retries (60 ms), and no handshake ever.
+      expect(await state(unanswered.peers.settled, 2000), `${where}: settled once no longer retried`).toBe("settled");
 
-    const home = peerRecord(1, "home");
-    const nat = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [30, 30] });
-    await nat.iface.bringUp([]);
-    nat.peers.submit(peerSet([home, late], 1));
-    await nat.peers.idle();
-    expect(await state(nat.peers.synced), "behind NAT: synced").toBe("settled");
-    expect(await state(nat.peers.settled), "behind NAT: not settled while the first handshake is retried").toBe("pending");
-    // Both retries (60 ms), and no handshake ever.
-    expect(await state(nat.peers.settled, 2000), "behind NAT: settled once no longer retried").toBe("settled");
-
-    // Running out of retries would take 15 s here: settling within 2 s is the first look's doing.
-    const answered = await node({ n: 1, site: "home", behindNat: true, firstHandshakeRetryMs: [30, 5000, 5000, 5000] });
-    await answered.iface.bringUp([]);
-    answered.peers.submit(peerSet([home, late], 1));
-    await answered.peers.idle();
-    const peer = answered.host.peers?.find((p) => p.publicKey === late.wireguardPublicKey);
-    if (!peer) throw new Error("fake host: gcp peer missing");
-    peer.latestHandshake = Math.floor(Date.now() / 1000);
-    expect(await state(answered.peers.settled, 2000), "behind NAT: settled as soon as a look finds every handshake").toBe("settled");
+      // Running out of retries would take 15 s here: settling within 2 s is the first look's doing.
+      const answered = await node({ n: 1, site, behindNat, firstHandshakeRetryMs: [30, 5000, 5000, 5000] });
+      await answered.iface.bringUp([]);
+      answered.peers.submit(peerSet([me, late], 1));
+      await answered.peers.idle();
+      const peer = answered.host.peers?.find((p) => p.publicKey === late.wireguardPublicKey);
+      if (!peer) throw new Error("fake host: gcp peer missing");
+      peer.latestHandshake = Math.floor(Date.now() / 1000);
+      expect(await state(answered.peers.settled, 2000), `${where}: settled as soon as a look finds every handshake`).toBe("settled");
+    }
   });
 
   it("peers - behind NAT, a re-add still pending when a newer set arrives is not lost: the newer set is applied with it", async () => {

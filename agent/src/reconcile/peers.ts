@@ -76,9 +76,9 @@ export class PeerReconciler {
   /** Resolves once the first peer set from NATS has been applied. */
   readonly synced: Promise<void>;
   /**
-   * Resolves once the first peer set from NATS has been applied and, behind NAT, the first
-   * handshakes it started are done or no longer retried: work started after it (loading the SPIFFE
-   * stack) does not hold the event loop while the re-adds' timers are due.
+   * Resolves once the first peer set from NATS has been applied and the first handshakes it
+   * started are done or no longer retried: work started after it (loading the SPIFFE stack) neither
+   * holds the event loop while the re-adds' timers are due nor takes the CPU the handshakes need.
    */
   readonly settled: Promise<void>;
   #settle: () => void = () => undefined;
@@ -180,9 +180,9 @@ export class PeerReconciler {
     this.#reachable = desired.filter((p) => p.endpoint !== undefined && !managed.has(p.publicKey)).map((p) => p.publicKey);
     // New tunnels (or those just re-added) are looked at again shortly (peers/first-handshake.ts).
     if (source === "nats" && (job.attempt !== undefined || touched.size > 0)) this.#checkHandshakesLater((job.attempt ?? 0) + 1);
-    // A public node is settled at its first set: its peers behind NAT open their tunnels to it, and
-    // a peer it retries is one the two started at the same moment (a second at most).
-    if (source === "nats" && (!self.behindNat || !this.#retrying)) this.#settle();
+    // Settled once the first tunnels have their handshakes (or are no longer retried), behind NAT
+    // or not: what waits for it (SPIFFE) would compete with the handshakes for the CPU.
+    if (source === "nats" && !this.#retrying) this.#settle();
   }
 
   /**
@@ -192,7 +192,7 @@ export class PeerReconciler {
    */
   async #stillWithoutHandshake(asked: ReadonlySet<string> | undefined): Promise<Set<string>> {
     if (!asked || asked.size === 0) return new Set();
-    const actual = (await this.o.wireguard.show().catch(() => undefined))?.peers;
+    const actual = await this.o.wireguard.peers().catch(() => undefined);
     return new Set(actual ? withoutHandshake([...asked], actual) : asked);
   }
 
@@ -209,7 +209,7 @@ export class PeerReconciler {
     this.#retryTimer = setTimeout(() => {
       void (async () => {
         if (this.#stopped || !this.#latest) return done();
-        const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.show().catch(() => undefined))?.peers ?? []);
+        const missing = withoutHandshake(this.#reachable, (await this.o.wireguard.peers().catch(() => undefined)) ?? []);
         // The newest set as of now, not of before the await: a set that came meanwhile must not be replaced by an older one.
         const latest = this.#latest;
         if (missing.length === 0 || this.#stopped) return done();

@@ -78,6 +78,18 @@ describe("reconcile/site-routes", () => {
     expect(weftRoutes(n), "routes right after bring-up").toEqual([OVERLAY_CIDR, "192.168.50.0/24"].sort());
   });
 
+  it("site routes - this host's routes are read only when another site's gateway advertises some", async () => {
+    const n = await node({ n: 1, site: "aws" });
+    const mainTableReads = () => n.runner.calls.filter((c) => c.argv.join(" ") === "ip -j -4 route show table main").length;
+    const sameSite = peerRecord(8, "aws", { siteRoutes: ["172.31.0.0/16"] });
+    const got = await n.siteRoutes.decide([peerRecord(1, "aws"), peerRecord(2, "gcp", { endpoints: { public: "198.51.100.2:51820" } }), sameSite]);
+    expect(got.routes, "nothing to take").toEqual([]);
+    expect(mainTableReads(), "no other site's gateway: no read").toBe(0);
+    const gw = peerRecord(9, "onprem", { endpoints: { public: "198.19.4.2:51820" }, siteRoutes: ["192.168.50.0/24"] });
+    expect((await n.siteRoutes.decide([peerRecord(1, "aws"), gw])).routes).toEqual(["192.168.50.0/24"]);
+    expect(mainTableReads(), "a gateway in another site: its routes are checked against this host's").toBe(1);
+  });
+
   it("site routes - a route over a tunnel's endpoint or the overlay is refused; the same site's gateway is skipped", async () => {
     const n = await node({ n: 1, site: "aws" });
     const records = [

@@ -13,7 +13,7 @@ import type { GatewayForwarding } from "../net/gateway.js";
 import type { SiteRemapping } from "../net/remap.js";
 import { localRoutes } from "../net/underlay.js";
 import { tunnelEndpoints, type Self } from "../peers/desired.js";
-import { siteRoutesToTake, type SiteRouteDecision } from "../peers/site-routes.js";
+import { siteRouteGateways, siteRoutesToTake, type SiteRouteDecision } from "../peers/site-routes.js";
 import type { StatusReporter } from "../status/reporter.js";
 import type { OverlayInterface } from "./interface.js";
 
@@ -43,14 +43,18 @@ export class SiteRouteReconciler {
 
   constructor(private readonly o: SiteRouteReconcilerOptions) {}
 
-  /** Which advertised routes to take from these records. Reads this host's routes; changes nothing. */
+  /**
+   * Which advertised routes to take from these records. Reads this host's routes (when some other
+   * site's gateway advertises any: they are checked against them); changes nothing.
+   */
   async decide(records: readonly PeerRecord[]): Promise<SiteRouteDecision> {
+    const { nodeId, site } = this.o.self;
+    if (siteRouteGateways({ nodeId, site }, records).length === 0) return NOTHING;
     const local = await localRoutes(this.o.run, [this.o.interfaceName]).catch((err: unknown) => {
       this.o.log.warn({ err }, "cannot read this host's routes; routing no site routes into the overlay until it can");
       return undefined;
     });
     if (local === undefined) return NOTHING;
-    const { nodeId, site } = this.o.self;
     return siteRoutesToTake({ self: { nodeId, site }, peers: records, overlay: this.o.overlayRanges, local, endpoints: tunnelEndpoints(this.o.self, records), controller: this.o.controller });
   }
 

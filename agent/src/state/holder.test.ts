@@ -63,4 +63,16 @@ describe("state/holder", () => {
     expect(holder.current, "in memory").toEqual(enrolled);
     expect(await readFile(join(dir, STATE_FILE), "utf8"), "on disk").toBe(before);
   });
+
+  it("state - a change is checked field by field: an unknown field or a bad nested value throws and changes nothing", async () => {
+    const holder = await StateHolder.create(dir, enrolled);
+    const unknown = await holder.update({ nodeName: "x" } as unknown as Partial<AgentState>).catch((e: unknown) => e);
+    expect(String(unknown), "unknown field").toMatch(/no such field nodeName/);
+    const badPeer = await holder.update({ applied: { revision: 1, peers: [{ nodeId: "n-1" }], appliedAt: "2030-01-01T00:00:01.000Z" } } as unknown as Partial<AgentState>).catch((e: unknown) => e);
+    expect(badPeer, "a peer record without its fields").toBeInstanceOf(Error);
+    expect(holder.current, "in memory").toEqual(enrolled);
+    await holder.update({ sessionEpoch: "0123456789abcdef" });
+    await holder.update({ sessionEpoch: "fedcba9876543210" });
+    expect(holder.current, "the same fields changed twice").toEqual({ ...enrolled, sessionEpoch: "fedcba9876543210" });
+  });
 });

@@ -6,7 +6,24 @@
  * write can never land after a newer one.
  */
 import { SingleFlight } from "@weft/util";
+import type { z } from "zod";
 import { AgentState, loadState, saveState } from "./store.js";
+
+/** AgentState narrowed to a change's fields, one per set of field names (the agent changes a handful). */
+const schemas = new Map<string, z.ZodType<Partial<AgentState>>>();
+
+function schemaOf(change: Partial<AgentState>): z.ZodType<Partial<AgentState>> {
+  const fields = Object.keys(change).sort() as (keyof AgentState)[];
+  const name = fields.join(",");
+  let schema = schemas.get(name);
+  if (schema === undefined) {
+    const unknown = fields.filter((f) => !(f in AgentState.shape));
+    if (unknown.length > 0) throw new TypeError(`state: no such field ${unknown.join(", ")}`);
+    schema = AgentState.pick(Object.fromEntries(fields.map((f) => [f, true])) as Record<keyof AgentState, true>).strict();
+    schemas.set(name, schema);
+  }
+  return schema;
+}
 
 export class StateHolder {
   #state: AgentState;
@@ -43,7 +60,9 @@ export class StateHolder {
    * A change that does not fit the schema throws and changes nothing.
    */
   async update(change: Partial<AgentState>): Promise<void> {
-    this.#state = AgentState.parse({ ...this.#state, ...change });
+    // Only the fields changed are checked: the rest were when they were set (or loaded), and the
+    // whole state holds the node's peers and policy, which each peer set would otherwise check again.
+    this.#state = { ...this.#state, ...schemaOf(change).parse(change) };
     for (const l of this.#listeners) l(this.#state);
     await this.#writer.run();
   }

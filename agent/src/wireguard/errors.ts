@@ -56,3 +56,8 @@ export class OutputParseError extends WireGuardError {
 export class InvalidDesiredStateError extends WireGuardError {
   override readonly name = "InvalidDesiredStateError";
 }
+
+/** A userspace device's UAPI socket refused a change (`errno` other than 0) or a key could not be sent. */
+export class UapiError extends WireGuardError {
+  override readonly name = "UapiError";
+}

@@ -32,7 +32,7 @@ import { silentLogger, type Logger } from "./logger.js";
 import type { ActualPeer } from "./dump.js";
 import { applyPeerChanges, diffPeers, readDevice, type DesiredPeer, type PeerChange } from "./peers.js";
 import type { DeviceDump } from "./dump.js";
-import { parseUapiGet, uapiGet, uapiSocketPath, type UapiPeerMemo } from "./uapi.js";
+import { parseUapiGet, uapiGet, uapiPeerLines, uapiSet, uapiSocketPath, type UapiPeerMemo } from "./uapi.js";
 import { UAPI_SOCKET_DIR } from "./userspace.js";
 
 export { detectBackend, type Backend, type Implementation, type ImplementationChoice } from "./backend.js";
@@ -147,14 +147,19 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
   const serial = <T>(op: () => Promise<T>): Promise<T> => queue.run(name, op);
   const uapiDir = options.uapiSocketDir ?? (options.runner === undefined && options.netns === undefined ? UAPI_SOCKET_DIR : undefined);
   const memo: UapiPeerMemo = { peers: new Map() };
-  /** The device through its UAPI socket when it has one (no process spawned), else through `wg show dump`. */
-  const read = async (): Promise<DeviceDump> => {
-    if (uapiDir !== undefined) {
-      const answer = await uapiGet(uapiSocketPath(uapiDir, name)).catch(() => undefined); // no socket: a kernel device
-      if (answer !== undefined) return parseUapiGet(answer, memo);
+  const socket = uapiDir === undefined ? undefined : uapiSocketPath(uapiDir, name);
+  /**
+   * The device through its UAPI socket when it has one (no process spawned; `uapi` is then the
+   * socket, which takes changes too), else through `wg show dump`.
+   */
+  const readVia = async (): Promise<{ device: DeviceDump; uapi?: string }> => {
+    if (socket !== undefined) {
+      const answer = await uapiGet(socket).catch(() => undefined); // no socket: a kernel device
+      if (answer !== undefined) return { device: parseUapiGet(answer, memo), uapi: socket };
     }
-    return readDevice(name, { runner });
+    return { device: await readDevice(name, { runner }) };
   };
+  const read = async (): Promise<DeviceDump> => (await readVia()).device;
 
   return {
     name,
@@ -174,13 +179,14 @@ export function createWireGuard(options: WireGuardOptions): WireGuard {
 
     syncPeers: (desired) =>
       serial(async () => {
-        const device = await read();
+        const { device, uapi } = await readVia();
         const self = desired.find((p) => p.publicKey === device.publicKey);
         if (self !== undefined) {
           throw new InvalidDesiredStateError(`desired peer ${self.publicKey} is this interface's own public key`);
         }
         const changes = diffPeers(desired, device.peers);
-        await applyPeerChanges(name, changes, { runner });
+        if (uapi === undefined) await applyPeerChanges(name, changes, { runner });
+        else if (changes.length > 0) await uapiSet(uapi, uapiPeerLines(changes));
         const summary: SyncSummary = { added: 0, removed: 0, updated: 0, changes };
         for (const c of changes) {
           if (c.kind === "add") {

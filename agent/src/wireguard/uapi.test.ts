@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { parseDump } from "./dump.js";
 import { derivePublicKey } from "./keys.js";
 import { OutputParseError } from "./errors.js";
-import { parseUapiGet, uapiGet, type UapiPeerMemo } from "./uapi.js";
+import { UapiError } from "./errors.js";
+import { parseUapiGet, uapiGet, uapiPeerLines, uapiSet, type UapiPeerMemo } from "./uapi.js";
 
 const hex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
 const PRIVATE = "aHdz2jvz6L5f8KYG1LOBoQOl6lpwMcZcCn4x9EMTZFs=";
@@ -110,6 +111,66 @@ describe("uapiGet", () => {
         const got = await uapiGet(path);
         expect(got.equals(answer), `split at ${split.length > 3 ? "every byte" : split.join(",")}: ${got.length} of ${answer.length} bytes`).toBe(true);
       }
+    } finally {
+      await new Promise((r) => server.close(r));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("uapiSet", () => {
+  it("uapi - peer changes become the lines `wg set` sends: remove, add with its endpoint, keepalive and allowed IPs, partial updates", () => {
+    expect(
+      uapiPeerLines([
+        { kind: "remove", publicKey: PEER_B },
+        { kind: "update", publicKey: PEER_A, allowedIps: [] },
+        { kind: "update", publicKey: PEER_A, endpoint: "[2001:db8::1]:51820", persistentKeepalive: 0 },
+        { kind: "add", peer: { publicKey: PEER_B, endpoint: "10.99.0.3:51820", allowedIps: ["100.64.0.3/32", "10.3.0.0/16"], persistentKeepalive: 25 } },
+        { kind: "add", peer: { publicKey: PEER_B, allowedIps: [] } },
+      ]),
+    ).toEqual([
+      `public_key=${hex(PEER_B)}`,
+      "remove=true",
+      `public_key=${hex(PEER_A)}`,
+      "replace_allowed_ips=true",
+      `public_key=${hex(PEER_A)}`,
+      "endpoint=[2001:db8::1]:51820",
+      "persistent_keepalive_interval=0",
+      `public_key=${hex(PEER_B)}`,
+      "endpoint=10.99.0.3:51820",
+      "persistent_keepalive_interval=25",
+      "replace_allowed_ips=true",
+      "allowed_ip=100.64.0.3/32",
+      "allowed_ip=10.3.0.0/16",
+      `public_key=${hex(PEER_B)}`,
+      "replace_allowed_ips=true",
+    ]);
+    expect(() => uapiPeerLines([{ kind: "remove", publicKey: "c2hvcnQ=" }])).toThrow(UapiError);
+  });
+
+  it("uapi - a set request is sent whole and resolves on errno=0; another errno is a UapiError", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "weft-uapi-"));
+    const path = join(dir, "wg-test.sock");
+    const requests: string[] = [];
+    let answer = "errno=0\n\n";
+    const server = createServer((socket: Socket) => {
+      let got = "";
+      socket.on("data", (b) => {
+        got += b.toString();
+        if (got.endsWith("\n\n")) {
+          requests.push(got);
+          socket.write(answer);
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      await uapiSet(path, [`public_key=${hex(PEER_A)}`, "remove=true"]);
+      expect(requests, "the request").toEqual([`set=1\npublic_key=${hex(PEER_A)}\nremove=true\n\n`]);
+      answer = "errno=22\n\n";
+      const err = await uapiSet(path, ["listen_port=x"]).catch((e: unknown) => e);
+      expect(err, String(err)).toBeInstanceOf(UapiError);
+      expect(String(err), "names the errno").toContain("errno=22");
     } finally {
       await new Promise((r) => server.close(r));
       await rm(dir, { recursive: true, force: true });

@@ -1,16 +1,18 @@
 /**
- * Reading a userspace WireGuard device (wireguard-go) through its UAPI socket
+ * Reading and changing a userspace WireGuard device (wireguard-go) through its UAPI socket
  * (`/var/run/wireguard/<name>.sock`, the cross-platform protocol `wg` itself speaks to it):
- * `get=1` answered with `key=value` lines. The same facts as `wg show <name> dump`, without
- * spawning a process: the agent reads its peers every second (nat/manager.ts) and at every
- * heartbeat, and on a small host a fork+exec of `wg` costs more CPU than everything else the idle
- * agent does (test/bench/README.md, agent.ts). A kernel device has no socket: `wg` is used there.
+ * `get=1` answered with `key=value` lines, `set=1` with its lines answered by `errno=0`. The same
+ * facts as `wg show <name> dump` and the same changes as `wg set`, without spawning a process: the
+ * agent reads its peers every second (nat/manager.ts) and at every heartbeat, and on a small host a
+ * fork+exec of `wg` costs more CPU than everything else the idle agent does (test/bench/README.md,
+ * agent.ts); at start every peer set is a `wg set` less. A kernel device has no socket: `wg` is used there.
  */
 import { connect } from "node:net";
 import { join } from "node:path";
 import { derivePublicKey } from "./keys.js";
 import type { ActualPeer, DeviceDump } from "./dump.js";
-import { OutputParseError } from "./errors.js";
+import { OutputParseError, UapiError } from "./errors.js";
+import type { PeerChange } from "./peers.js";
 
 /** Bound on one UAPI exchange (wireguard-go answers within microseconds). */
 const UAPI_TIMEOUT_MS = 2000;
@@ -30,6 +32,58 @@ function endsWithBlankLine(chunks: readonly Buffer[]): boolean {
 
 /** Sends `get=1` to a UAPI socket and resolves with the whole answer (ends with a blank line). */
 export function uapiGet(socketPath: string): Promise<Buffer> {
+  return uapiExchange(socketPath, "get=1\n\n");
+}
+
+/**
+ * Sends a `set=1` request of these `key=value` lines and resolves once the device answers
+ * `errno=0`; any other answer is a UapiError (the device applies a request's lines in order and
+ * stops at the first it refuses, as it does for `wg set`).
+ */
+export async function uapiSet(socketPath: string, lines: readonly string[]): Promise<void> {
+  const answer = (await uapiExchange(socketPath, `set=1\n${lines.map((l) => `${l}\n`).join("")}\n`)).toString("latin1").trim();
+  if (answer !== "errno=0") throw new UapiError(`UAPI ${socketPath}: the device refused the change (${answer.slice(0, 100)})`);
+}
+
+/**
+ * The `set=1` lines for peer changes: what `wg set <name> peer …` sends a userspace device for the
+ * same changes (wireguard-tools' ipc-uapi.h): keys in hex, `replace_allowed_ips` before a peer's
+ * complete set of allowed IPs, keepalive 0 for off.
+ */
+export function uapiPeerLines(changes: readonly PeerChange[]): string[] {
+  const lines: string[] = [];
+  const allowed = (ips: readonly string[]) => ["replace_allowed_ips=true", ...ips.map((ip) => `allowed_ip=${ip}`)];
+  for (const c of changes) {
+    switch (c.kind) {
+      case "remove":
+        lines.push(`public_key=${keyHex(c.publicKey)}`, "remove=true");
+        break;
+      case "add":
+        lines.push(`public_key=${keyHex(c.peer.publicKey)}`);
+        if (c.peer.endpoint !== undefined) lines.push(`endpoint=${c.peer.endpoint}`);
+        if (c.peer.persistentKeepalive !== undefined && c.peer.persistentKeepalive !== 0) lines.push(`persistent_keepalive_interval=${c.peer.persistentKeepalive}`);
+        lines.push(...allowed(c.peer.allowedIps));
+        break;
+      case "update":
+        lines.push(`public_key=${keyHex(c.publicKey)}`);
+        if (c.endpoint !== undefined) lines.push(`endpoint=${c.endpoint}`);
+        if (c.persistentKeepalive !== undefined) lines.push(`persistent_keepalive_interval=${c.persistentKeepalive}`);
+        if (c.allowedIps !== undefined) lines.push(...allowed(c.allowedIps));
+        break;
+    }
+  }
+  return lines;
+}
+
+/** A base64 key (validated by the diff) in the hex the UAPI speaks. */
+function keyHex(b64: string): string {
+  const bytes = Buffer.from(b64, "base64");
+  if (bytes.length !== 32) throw new UapiError(`UAPI: ${JSON.stringify(b64)} is not a 32-byte key`);
+  return bytes.toString("hex");
+}
+
+/** One request on a UAPI socket; resolves with the whole answer (it ends with a blank line). */
+function uapiExchange(socketPath: string, request: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -51,7 +105,7 @@ export function uapiGet(socketPath: string): Promise<Buffer> {
       }
     });
     socket.on("end", () => fail(new Error(`UAPI ${socketPath}: connection closed before the answer ended`)));
-    socket.write("get=1\n\n");
+    socket.write(request);
   });
 }
 

@@ -267,6 +267,32 @@ describe.skipIf(!isRoot || !haveWireguard)("wireguard - root integration over tw
     expect(dump.includes(pubB), `wg show still lists ${pubB}:\n${dump}`).toBe(false);
   }, 30_000);
 
+  it("wireguard - through the UAPI socket a wireguard-go device's peers are added, changed and removed without spawning wg", async () => {
+    const argvs: string[][] = [];
+    const real = createCommandRunner({ netns: NS_A });
+    const recording: CommandRunner = { netns: NS_A, run: (argv, opts) => (argvs.push([...argv]), real.run(argv, opts)) };
+    const viaUapi = createWireGuard({ name: IF_A, runner: recording, uapiSocketDir: UAPI_SOCKET_DIR });
+    const peerB = async () => (await readDevice(IF_A, { netns: NS_A })).peers.find((p) => p.publicKey === pubB);
+
+    const added = await viaUapi.syncPeers([{ ...peersOfA()[0]!, persistentKeepalive: 25 }]);
+    expect([added.added, added.removed, added.updated], "added").toEqual([1, 0, 0]);
+    const first = await peerB();
+    expect(first?.endpoint, "wg show: endpoint").toBe(peersOfA()[0]?.endpoint);
+    expect(first?.allowedIps, "wg show: allowed IPs").toEqual([`${OVERLAY_B}/32`]);
+    expect(first?.persistentKeepalive, "wg show: keepalive").toBe(25);
+
+    const changed = await viaUapi.syncPeers(peersOfA([`${OVERLAY_B}/32`, "10.77.0.0/16"]));
+    expect([changed.added, changed.removed, changed.updated], "changed").toEqual([0, 0, 1]);
+    const second = await peerB();
+    expect([...(second?.allowedIps ?? [])].sort(), "wg show: the new set replaced the old").toEqual(["10.77.0.0/16", `${OVERLAY_B}/32`]);
+    expect(second?.persistentKeepalive, "wg show: keepalive off").toBeUndefined();
+
+    const removed = await viaUapi.syncPeers([]);
+    expect([removed.added, removed.removed, removed.updated], "removed").toEqual([0, 1, 0]);
+    expect(await peerB(), "wg show: gone").toBeUndefined();
+    expect(argvs, "commands run to change a wireguard-go device's peers").toEqual([]);
+  }, 30_000);
+
   it("destroy deletes the interface and wireguard-go exits", async () => {
     const t0 = performance.now();
     expect(await wgA.destroy(), "destroy returns true when it deleted").toBe(true);

@@ -19,29 +19,38 @@ const { Script } = require("node:vm");
 
 const bundle = join(__dirname, "agent-bundle.cjs");
 const cacheFile = join(__dirname, "agent-bundle.code-cache");
-const writing = process.argv[2] === "--write-code-cache";
 
-let cachedData;
-if (!writing) {
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    // No cache: compiled below, and the agent says so.
+/**
+ * Compiles the bundle (with the cache unless `withCache` is false) and runs its top level; returns
+ * its exports, the script and what became of the cache. The cache's bytes are not kept: V8 has
+ * what it needs once the script is compiled.
+ */
+function load(withCache) {
+  let cachedData;
+  if (withCache) {
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      // No cache: compiled below, and the agent says so.
+    }
   }
+  // The wrapper Node.js puts around a CommonJS module; it is part of the source the cache is for.
+  const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, "utf8")}\n})`;
+  const script = new Script(source, { filename: bundle, cachedData });
+  const mod = { exports: {} };
+  script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, __dirname);
+  return { exports: mod.exports, script, codeCache: cachedData === undefined ? "missing" : script.cachedDataRejected ? "rejected" : "used" };
 }
-// The wrapper Node.js puts around a CommonJS module; it is part of the source the cache is for.
-const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, "utf8")}\n})`;
-const script = new Script(source, { filename: bundle, cachedData });
-const mod = { exports: {} };
-script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, __dirname);
 
-if (writing) {
+if (process.argv[2] === "--write-code-cache") {
+  const { exports, script } = load(false);
   // Once the bundle ran its modules' top level, and that of those the agent imports later: the
   // cache holds every function compiled so far.
-  mod.exports.importDeferred().then(() => {
+  exports.importDeferred().then(() => {
     writeFileSync(cacheFile, script.createCachedData());
     process.exit(0);
   });
 } else {
-  mod.exports.main(process.argv, { codeCache: cachedData === undefined ? "missing" : script.cachedDataRejected ? "rejected" : "used" });
+  const { exports, codeCache } = load(true);
+  exports.main(process.argv, { codeCache });
 }

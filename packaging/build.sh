@@ -62,9 +62,10 @@ say "runtime: Node.js $(node --version) from $node_bin, koffi"
 install -m 0755 "$node_bin" "$lib/node"
 strip --strip-unneeded "$lib/node"
 # koffi stays a real package beside the bundle: its loader finds the native module by package name.
+# Both of its entries: the command's bundle imports it (ES module), the agent's requires it (CommonJS).
 koffi=node_modules/koffi
 native=node_modules/@koromix/koffi-linux-x64
-for f in package.json index.js LICENSE.txt src/koffi/index.js src/koffi/src/static.js; do install -D -m 0644 "$koffi/$f" "$lib/$koffi/$f"; done
+for f in package.json index.js index.cjs LICENSE.txt src/koffi/index.js src/koffi/index.cjs src/koffi/src/static.js src/koffi/src/static.cjs; do install -D -m 0644 "$koffi/$f" "$lib/$koffi/$f"; done
 for f in package.json index.js; do install -D -m 0644 "$native/$f" "$lib/$native/$f"; done
 case "$arch" in
   amd64) install -D -m 0644 "$native/linux_x64/koffi.node" "$lib/$native/linux_x64/koffi.node" ;;

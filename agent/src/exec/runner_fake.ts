@@ -7,6 +7,8 @@ import type { CommandRunner, RunOptions, RunResult } from "./runner.js";
 
 export interface FakeCall {
   argv: string[];
+  /** What the command was given on stdin (an `ip -batch -`'s commands, an `iptables-restore`'s rules). */
+  input?: string;
 }
 
 /** Return stdout, a full result, or throw; undefined means success with empty output. */
@@ -22,7 +24,7 @@ export function createFakeRunner(handler: FakeHandler, netns?: string): FakeRunn
     netns,
     calls,
     run(argv, options) {
-      calls.push({ argv: [...argv] });
+      calls.push({ argv: [...argv], ...(options?.input === undefined ? {} : { input: options.input }) });
       try {
         const out = handler(argv, options);
         if (out === undefined) return Promise.resolve({ stdout: "", stderr: "" });
@@ -37,4 +39,11 @@ export function createFakeRunner(handler: FakeHandler, netns?: string): FakeRunn
 /** The error a real runner raises for a failed command, for handlers to throw. */
 export function commandFailure(argv: readonly string[], stderr: string, exitCode = 1): CommandError {
   return new CommandError(argv, { exitCode, stderr });
+}
+
+/** Each call as its command line; an `ip -batch -` as the `ip` commands it ran, in order. */
+export function commandLines(calls: readonly FakeCall[]): string[] {
+  return calls.flatMap((c) =>
+    c.argv.join(" ") === "ip -batch -" ? (c.input ?? "").split("\n").filter((l) => l !== "").map((l) => `ip ${l}`) : [c.argv.join(" ")],
+  );
 }

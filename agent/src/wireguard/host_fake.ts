@@ -38,8 +38,13 @@ export const FAKE_IFNAME = "weft0";
 
 export function fakeHost(state: HostState, options: { name?: string; extra?: FakeHandler } = {}): FakeRunner {
   const name = options.name ?? FAKE_IFNAME;
-  return createFakeRunner((argv, runOptions) => {
+  const handle: FakeHandler = (argv, runOptions) => {
     const a = argv.join(" ");
+    // `ip -batch -`: each line of the input as its own `ip` command, in order, stopping at the first that fails.
+    if (a === "ip -batch -") {
+      for (const line of (runOptions?.input ?? "").split("\n")) if (line !== "") handle(["ip", ...line.split(" ")], undefined);
+      return undefined;
+    }
     if (a === `ip -details -json addr show dev ${name}`) {
       if (!state.exists) throw commandFailure(argv, `Device "${name}" does not exist.\n`);
       return JSON.stringify([
@@ -111,7 +116,8 @@ export function fakeHost(state: HostState, options: { name?: string; extra?: Fak
     }
     if (options.extra) return options.extra(argv, runOptions);
     throw new Error(`fake host: unexpected command: ${a}`);
-  });
+  };
+  return createFakeRunner(handle);
 }
 
 /** `wg set <iface>` arguments, as wg applies them: interface settings, then peers in order. */

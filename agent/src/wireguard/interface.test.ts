@@ -3,14 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InterfaceError } from "./errors.js";
-import type { FakeRunner } from "../exec/runner_fake.js";
+import { commandLines, type FakeRunner } from "../exec/runner_fake.js";
 import { FAKE_IFNAME as NAME, fakeHost, type HostState } from "./host_fake.js";
 import { deleteInterface, ensureInterface, type InterfaceAction } from "./interface.js";
 import { PrivateKey, writePrivateKeyFile } from "./keys.js";
 
 const READS = [/^ip -details -json addr show /, /^ip -json -[46] route show /, /^wg show \S+ dump$/];
-const mutations = (r: FakeRunner): string[] =>
-  r.calls.map((c) => c.argv.join(" ")).filter((a) => !READS.some((re) => re.test(a)));
+const mutations = (r: FakeRunner): string[] => commandLines(r.calls).filter((a) => !READS.some((re) => re.test(a)));
 const kinds = (actions: readonly InterfaceAction[]): string[] => actions.map((x) => x.kind);
 
 describe("wireguard - ensureInterface against a fake host", () => {
@@ -39,7 +38,16 @@ describe("wireguard - ensureInterface against a fake host", () => {
 
   it("creates a missing interface, then a second run changes nothing", async () => {
     const state: HostState = { exists: false, kind: "", mtu: 0, up: false, addresses: [], routes: [], privateKey: undefined, listenPort: 0 };
-    const first = await ensureInterface({ ...desired(), runner: fakeHost(state) });
+    const creating = fakeHost(state);
+    const first = await ensureInterface({ ...desired(), runner: creating });
+    // A device just created is not read (no key, peers or routes yet), and its link changes are one `ip -batch`.
+    expect(creating.calls.map((c) => c.argv.join(" ")), "commands to create and set up").toEqual([
+      `ip -details -json addr show dev ${NAME}`,
+      `ip link add dev ${NAME} type wireguard`,
+      `ip -details -json addr show dev ${NAME}`,
+      `wg set ${NAME} private-key ${keyPath} listen-port 51820`,
+      "ip -batch -",
+    ]);
     const wantKinds = ["create", "set-private-key", "set-listen-port", "set-mtu", "add-address", "set-up", "replace-route", "replace-route"];
     expect(kinds(first.actions), `got ${kinds(first.actions).join(",")}, want ${wantKinds.join(",")}`).toEqual(wantKinds);
     expect(first.publicKey, "result carries the public key").toBe(key.publicKey());

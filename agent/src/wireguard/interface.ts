@@ -9,9 +9,10 @@ import { detectBackend, type ImplementationChoice } from "./backend.js";
 import { canonicalAddress, canonicalPrefix } from "./cidr.js";
 import { CommandError } from "../exec/errors.js";
 import { InterfaceError } from "./errors.js";
+import { ipBatch } from "../exec/ip-batch.js";
 import { createCommandRunner, type CommandRunner } from "../exec/runner.js";
 import { readPrivateKeyFile } from "./keys.js";
-import { readLink, readRoutes, type LinkState } from "./link.js";
+import { readLink, readRoutes, type LinkState, type RouteState } from "./link.js";
 import { silentLogger, type Logger } from "./logger.js";
 import type { DeviceDump } from "./dump.js";
 import { readDevice } from "./peers.js";
@@ -96,21 +97,25 @@ export async function ensureInterface(options: EnsureInterfaceOptions): Promise<
   };
 
   let link = await readLink(runner, name);
+  const created = link === undefined;
   if (link === undefined) {
     const started = Date.now();
-    const implementation = await createInterface(options, runner);
-    act({ kind: "create", implementation, elapsedMs: Date.now() - started });
-    link = await readLink(runner, name);
+    const made = await createInterface(options, runner);
+    act({ kind: "create", implementation: made.implementation, elapsedMs: Date.now() - started });
+    link = made.link ?? (await readLink(runner, name));
     if (link === undefined) throw new InterfaceError(name, "created, but the link is not visible");
   } else if (link.kind !== "wireguard" && link.kind !== "tun") {
     throw new InterfaceError(name, `a link of kind ${link.kind ?? "unknown"} already has this name; remove or rename it`);
   }
 
-  let device: DeviceDump;
-  try {
-    device = await readDevice(name, { runner });
-  } catch (err) {
-    throw new InterfaceError(name, "exists but does not answer as WireGuard (a TUN without wireguard-go?)", { cause: err });
+  // A device just created has no key, no peers and no routes: nothing to read before setting them.
+  let device: DeviceDump = { privateKey: undefined, publicKey: undefined, listenPort: 0, fwmark: undefined, peers: [] };
+  if (!created) {
+    try {
+      device = await readDevice(name, { runner });
+    } catch (err) {
+      throw new InterfaceError(name, "exists but does not answer as WireGuard (a TUN without wireguard-go?)", { cause: err });
+    }
   }
 
   const wgArgs: string[] = [];
@@ -128,19 +133,19 @@ export async function ensureInterface(options: EnsureInterfaceOptions): Promise<
     await runner.run(["wg", "set", name, ...wgArgs]);
   }
 
+  // The link's changes, in this order, as one `ip -batch`: MTU, addresses, up, routes.
+  const ip: string[][] = [];
   if (options.mtu !== undefined && link.mtu !== options.mtu) {
-    await runner.run(["ip", "link", "set", "dev", name, "mtu", String(options.mtu)]);
+    ip.push(["link", "set", "dev", name, "mtu", String(options.mtu)]);
     act({ kind: "set-mtu", mtu: options.mtu });
   }
-
-  await convergeAddresses(runner, link, desiredAddresses, act);
-
+  ip.push(...addressChanges(link, desiredAddresses, act));
   if (!link.up) {
-    await runner.run(["ip", "link", "set", "dev", name, "up"]);
+    ip.push(["link", "set", "dev", name, "up"]);
     act({ kind: "set-up" });
   }
-
-  await convergeRoutes(runner, name, desiredRoutes, act);
+  ip.push(...routeChanges(created ? [] : await readRoutes(runner, name), name, desiredRoutes, act));
+  await ipBatch(runner, [], ip);
 
   if (actions.length === 0) log.debug("wireguard interface: unchanged");
   return {
@@ -152,7 +157,8 @@ export async function ensureInterface(options: EnsureInterfaceOptions): Promise<
   };
 }
 
-async function createInterface(options: EnsureInterfaceOptions, runner: CommandRunner): Promise<"kernel" | "userspace"> {
+/** Creates the link; returns how, and the link when creating it read it already (wireguard-go's wait). */
+async function createInterface(options: EnsureInterfaceOptions, runner: CommandRunner): Promise<{ implementation: "kernel" | "userspace"; link?: LinkState }> {
   const { name } = options;
   const backend = await detectBackend({
     runner,
@@ -162,62 +168,57 @@ async function createInterface(options: EnsureInterfaceOptions, runner: CommandR
   try {
     if (backend.implementation === "kernel") {
       await runner.run(["ip", "link", "add", "dev", name, "type", "wireguard"]);
-    } else {
-      await startWireguardGo({
-        name,
-        binary: backend.binary,
-        runner,
-        ...(options.createTimeoutMs === undefined ? {} : { timeoutMs: options.createTimeoutMs }),
-      });
+      return { implementation: "kernel" };
     }
+    const link = await startWireguardGo({
+      name,
+      binary: backend.binary,
+      runner,
+      ...(options.createTimeoutMs === undefined ? {} : { timeoutMs: options.createTimeoutMs }),
+    });
+    return { implementation: "userspace", link };
   } catch (err) {
     const hint = err instanceof CommandError && err.stderr.trim() !== "" ? `: ${err.stderr.trim()}` : "";
     throw new InterfaceError(name, `cannot create with ${backend.implementation} WireGuard${hint}`, { cause: err });
   }
-  return backend.implementation;
 }
 
-async function convergeAddresses(
-  runner: CommandRunner,
-  link: LinkState,
-  desired: readonly string[],
-  act: (a: InterfaceAction) => void,
-): Promise<void> {
+/** The `ip` commands that give the link exactly `desired` addresses. */
+function addressChanges(link: LinkState, desired: readonly string[], act: (a: InterfaceAction) => void): string[][] {
   const actual = new Set(link.addresses);
   const want = new Set(desired);
+  const out: string[][] = [];
   // Add before removing, so a renumbering never leaves the interface without an address.
   for (const address of desired) {
     if (actual.has(address)) continue;
-    await runner.run(["ip", "address", "add", address, "dev", link.name]);
+    out.push(["address", "add", address, "dev", link.name]);
     act({ kind: "add-address", address });
   }
   for (const address of link.addresses) {
     if (want.has(address)) continue;
-    await runner.run(["ip", "address", "del", address, "dev", link.name]);
+    out.push(["address", "del", address, "dev", link.name]);
     act({ kind: "remove-address", address });
   }
+  return out;
 }
 
-async function convergeRoutes(
-  runner: CommandRunner,
-  name: string,
-  desired: readonly string[],
-  act: (a: InterfaceAction) => void,
-): Promise<void> {
-  const actual = await readRoutes(runner, name);
+/** The `ip` commands that route `desired` through the link and remove the other routes this module installed there. */
+function routeChanges(actual: readonly RouteState[], name: string, desired: readonly string[], act: (a: InterfaceAction) => void): string[][] {
   const present = new Set(actual.map((r) => r.dst));
   const want = new Set(desired);
+  const out: string[][] = [];
   for (const route of desired) {
     if (present.has(route)) continue;
     // replace: also moves a same-prefix route that points at another device.
-    await runner.run(["ip", "route", "replace", route, "dev", name, "proto", String(WEFT_ROUTE_PROTOCOL)]);
+    out.push(["route", "replace", route, "dev", name, "proto", String(WEFT_ROUTE_PROTOCOL)]);
     act({ kind: "replace-route", route });
   }
   for (const r of actual) {
     if (want.has(r.dst) || r.protocol !== String(WEFT_ROUTE_PROTOCOL)) continue;
-    await runner.run(["ip", "route", "del", r.dst, "dev", name, "proto", String(WEFT_ROUTE_PROTOCOL)]);
+    out.push(["route", "del", r.dst, "dev", name, "proto", String(WEFT_ROUTE_PROTOCOL)]);
     act({ kind: "remove-route", route: r.dst });
   }
+  return out;
 }
 
 /** Deletes the interface (wireguard-go exits when its link goes). False if it did not exist. */

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CommandError } from "../exec/errors.js";
 import { InterfaceError } from "./errors.js";
+import { readLink, type LinkState } from "./link.js";
 import { netnsPrefix, type CommandRunner } from "../exec/runner.js";
 
 /** Where wireguard-go puts UAPI sockets. One directory for every network namespace. */
@@ -24,8 +25,8 @@ export interface StartWireguardGoOptions {
   socketDir?: string;
 }
 
-/** Starts `wireguard-go NAME` and resolves once the link and UAPI socket exist. */
-export async function startWireguardGo(options: StartWireguardGoOptions): Promise<void> {
+/** Starts `wireguard-go NAME` and resolves with the link once it and the UAPI socket exist. */
+export async function startWireguardGo(options: StartWireguardGoOptions): Promise<LinkState> {
   const { name, binary, runner } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const deadline = Date.now() + timeoutMs;
@@ -33,8 +34,9 @@ export async function startWireguardGo(options: StartWireguardGoOptions): Promis
   await runLauncher(argv, timeoutMs);
   const socket = join(options.socketDir ?? UAPI_SOCKET_DIR, `${name}.sock`);
   for (;;) {
-    const [linkUp, socketUp] = await Promise.all([linkExists(runner, name), fileExists(socket)]);
-    if (linkUp && socketUp) return;
+    const [link, socketUp] = await Promise.all([readLink(runner, name).catch(() => undefined), fileExists(socket)]);
+    const linkUp = link !== undefined;
+    if (linkUp && socketUp) return link;
     if (Date.now() >= deadline) {
       throw new InterfaceError(
         name,
@@ -93,15 +95,6 @@ export function stripBanner(stderr: string): string {
     .filter((line) => !/^[┌│└]/.test(line))
     .join("\n")
     .trim();
-}
-
-async function linkExists(runner: CommandRunner, name: string): Promise<boolean> {
-  try {
-    await runner.run(["ip", "link", "show", "dev", name]);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function fileExists(p: string): Promise<boolean> {

@@ -15,6 +15,31 @@ import { findNatsServer, loadOrCreateAuthority } from "./nats/index.js";
 import { eventually } from "./testing.js";
 import { ApiTls, TLS_DIR } from "./tls/index.js";
 
+/** `n` distinct free loopback ports: each held until all are drawn, so none is drawn twice. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const srv = createServer();
+      servers.push(srv);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          srv.once("error", reject);
+          srv.listen(0, "127.0.0.1", () => {
+            const addr = srv.address();
+            if (typeof addr === "object" && addr) resolve(addr.port);
+            else reject(new Error("no port"));
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -88,8 +113,25 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
   await writeFile(join(dir, "nats.crt"), tls.serverOptions().cert);
   await writeFile(join(dir, "nats.key"), tls.serverOptions().key, { mode: 0o600 });
   const fragment = await natsServerConfigFragment(stateDir);
-  const ports = await Promise.all(Array.from({ length: count }, async () => ({ client: await freePort(), cluster: await freePort(), http: await freePort() })));
   const binary = await findNatsServer();
+  // A port drawn free can be taken by another test before the server binds it: then the servers
+  // start again on other ports (a few times).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster({ dir, count, binary, fragment, caPem: tls.caPem, cert: join(dir, "nats.crt"), key: join(dir, "nats.key") });
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === 3) throw err;
+    }
+  }
+}
+
+/** A nats-server exited at start because one of its ports was taken. */
+class PortTakenError extends Error {}
+
+async function startCluster(o: { dir: string; count: number; binary: string; fragment: string; caPem: string; cert: string; key: string }): Promise<NatsServers> {
+  const { dir, count, binary, fragment } = o;
+  const drawn = await freePorts(3 * count);
+  const ports = Array.from({ length: count }, (_, i) => ({ client: drawn[3 * i]!, cluster: drawn[3 * i + 1]!, http: drawn[3 * i + 2]! }));
   const procs: (ChildProcess | undefined)[] = [];
   const urls = ports.map((p) => `tls://127.0.0.1:${p.client}`);
   const confs: string[] = [];
@@ -104,18 +146,26 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
     await writeFile(
       conf,
       `server_name: n${i + 1}\nhost: 127.0.0.1\nport: ${ports[i]!.client}\nhttp: "127.0.0.1:${ports[i]!.http}"\njetstream { store_dir: "${join(sdir, "js")}", max_file_store: 4GB }\n` +
-        `tls { cert_file: "${join(dir, "nats.crt")}", key_file: "${join(dir, "nats.key")}" }\n${cluster}${fragment}`,
+        `tls { cert_file: "${o.cert}", key_file: "${o.key}" }\n${cluster}${fragment}`,
     );
     confs.push(conf);
   }
   const answers = async (i: number) => {
-    const got = await connect({ servers: urls[i]!, tls: { ca: tls.caPem }, timeout: 500, maxReconnectAttempts: 0 }).catch((err: unknown) => err);
+    const got = await connect({ servers: urls[i]!, tls: { ca: o.caPem }, timeout: 500, maxReconnectAttempts: 0 }).catch((err: unknown) => err);
     // Anonymous connections are refused: an authorization error means the server is up.
     return got instanceof Error && /authoriz/i.test(got.message) ? true : undefined;
   };
   const start = async (i: number) => {
-    procs[i] = spawn(binary, ["-c", confs[i]!], { stdio: "ignore" });
-    if (!(await eventually(() => answers(i), 15_000, 100))) throw new Error(`nats-server n${i + 1} did not come up`);
+    const child = spawn(binary, ["-c", confs[i]!], { stdio: ["ignore", "ignore", "pipe"] });
+    procs[i] = child;
+    let log = "";
+    child.stderr?.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
+    const exited = new Promise<"exited">((r) => child.once("exit", () => r("exited")));
+    const up = eventually(() => answers(i), 15_000, 100);
+    if ((await Promise.race([up, exited])) === true) return;
+    procs[i] = undefined;
+    const why = `nats-server n${i + 1} did not come up${child.exitCode !== null || child.signalCode !== null ? ` (it exited: ${log.trim().split("\n").slice(-3).join(" | ")})` : " within 15 s"}`;
+    throw /address already in use/i.test(log) ? new PortTakenError(why) : new Error(why);
   };
   const kill = async (i: number) => {
     const p = procs[i];
@@ -134,7 +184,7 @@ export async function startNatsServers(dir: string, stateDir: string, count: num
   }
   return {
     urls,
-    caPem: tls.caPem,
+    caPem: o.caPem,
     kill,
     start,
     freeze: (i) => procs[i]?.kill("SIGSTOP"),

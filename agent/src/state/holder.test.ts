@@ -68,6 +68,8 @@ describe("state/holder", () => {
     const holder = await StateHolder.create(dir, enrolled);
     const unknown = await holder.update({ nodeName: "x" } as unknown as Partial<AgentState>).catch((e: unknown) => e);
     expect(String(unknown), "unknown field").toMatch(/no such field nodeName/);
+    const inherited = await holder.update({ constructor: "x" } as unknown as Partial<AgentState>).catch((e: unknown) => e);
+    expect(String(inherited), "a name every object inherits").toMatch(/no such field constructor/);
     const badPeer = await holder.update({ applied: { revision: 1, peers: [{ nodeId: "n-1" }], appliedAt: "2030-01-01T00:00:01.000Z" } } as unknown as Partial<AgentState>).catch((e: unknown) => e);
     expect(badPeer, "a peer record without its fields").toBeInstanceOf(Error);
     expect(holder.current, "in memory").toEqual(enrolled);

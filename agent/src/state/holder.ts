@@ -17,7 +17,7 @@ function schemaOf(change: Partial<AgentState>): z.ZodType<Partial<AgentState>> {
   const name = fields.join(",");
   let schema = schemas.get(name);
   if (schema === undefined) {
-    const unknown = fields.filter((f) => !(f in AgentState.shape));
+    const unknown = fields.filter((f) => !Object.hasOwn(AgentState.shape, f));
     if (unknown.length > 0) throw new TypeError(`state: no such field ${unknown.join(", ")}`);
     schema = AgentState.pick(Object.fromEntries(fields.map((f) => [f, true])) as Record<keyof AgentState, true>).strict();
     schemas.set(name, schema);

@@ -9,8 +9,9 @@ import type { CommandRunner } from "./runner.js";
 
 /**
  * Runs `commands` (each an `ip` command's arguments, without `ip` and without options such as
- * `-4`, which a batch line cannot carry) after the options `global` (e.g. `-n <netns>`). Arguments are names, numbers and addresses: one holding whitespace, which
- * would split it in the batch, is refused before anything runs. No command: nothing is run.
+ * `-4`, which a batch line cannot carry) after the options `global` (e.g. `-n <netns>`).
+ * Arguments are names, numbers and addresses: one holding whitespace, which would split it in the
+ * batch, is refused before anything runs. No command: nothing is run.
  */
 export async function ipBatch(run: CommandRunner, global: readonly string[], commands: readonly (readonly string[])[]): Promise<void> {
   if (commands.length === 0) return;

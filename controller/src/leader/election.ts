@@ -61,8 +61,6 @@ export class LeaderElection {
   private held: { revision: number; term: number; until: number; renewedAt: number } | undefined;
   private seen: Observation | undefined;
   private last: LeaseRecord | undefined;
-  /** The revision of this controller's last write of the lease, kept after stepping down (see followerTick). */
-  private ownRevision: number | undefined;
   /** Duties are started and stopped one transition at a time. */
   private transitions: Promise<void> = Promise.resolve();
   private dutiesRunning = false;
@@ -154,7 +152,6 @@ export class LeaderElection {
     const record: LeaseRecord = { holder: this.id, term: held.term, renewedAt: new Date().toISOString(), ...(this.api ? { api: this.api } : {}) };
     try {
       const revision = await this.kv!.update(LEASE_KEY, JSON.stringify(record), held.revision);
-      this.ownRevision = revision; // also when it came too late: the next follower tick resumes the lease
       if (this.held !== held) return;
       this.held = { ...held, revision, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
       this.armExpiry();
@@ -183,7 +180,7 @@ export class LeaderElection {
       return;
     }
     const now = performance.now();
-    const decision = followerTick(read, this.seen, now, this.leaseMs, this.ownRevision);
+    const decision = followerTick(read, this.seen, now, this.leaseMs, this.id);
     if (decision.action === "wait") {
       this.seen = decision.observation;
       return;
@@ -194,7 +191,6 @@ export class LeaderElection {
       const body = JSON.stringify(record);
       const revision = decision.revision === undefined ? await this.kv!.create(LEASE_KEY, body) : await this.kv!.update(LEASE_KEY, body, decision.revision);
       this.held = { revision, term: decision.term, until: actUntil(sentAt, this.leaseMs, this.leaseMs * SAFETY_MARGIN_FRACTION), renewedAt: sentAt };
-      this.ownRevision = revision;
       this.armExpiry();
       this.last = record;
       this.seen = undefined;

@@ -31,8 +31,10 @@ describe("leader - lease decisions (pure)", () => {
     expect(followerTick(held(8), { revision: 7, since: 1000 }, 9000, 6000), "renewed meanwhile").toEqual({ action: "wait", observation: { revision: 8, since: 9000 } });
   });
   it("leader - a controller whose own write is still the lease's last takes it back at once; another's write since makes it wait", () => {
-    expect(followerTick(held(7), undefined, 0, 6000, 7), "own revision").toEqual({ action: "take", term: 4, revision: 7 });
-    expect(followerTick(held(8), undefined, 0, 6000, 7), "written by another since").toEqual({ action: "wait", observation: { revision: 8, since: 0 } });
+    expect(followerTick(held(7), undefined, 0, 6000, "a"), "own write").toEqual({ action: "take", term: 4, revision: 7 });
+    // A renewal that timed out here but was stored: a revision this controller never learnt, still its own.
+    expect(followerTick(held(9), { revision: 9, since: 0 }, 100, 6000, "a"), "own write of a revision not seen acknowledged").toEqual({ action: "take", term: 4, revision: 9 });
+    expect(followerTick(held(8), undefined, 0, 6000, "b"), "written by another").toEqual({ action: "wait", observation: { revision: 8, since: 0 } });
   });
 });
 

@@ -43,15 +43,16 @@ export type FollowerAction =
   | { action: "take"; term: number; /** compare-and-set against this revision; undefined = create */ revision: number | undefined };
 
 /**
- * A follower's tick: take an absent or released lease at once, and a held one this controller
- * wrote itself last (`ownRevision`: it stepped down — e.g. its renewal came late — and nobody has
- * written since, so nobody else leads); take another's held lease only when its revision has not
- * moved for `leaseMs` on this controller's clock, else remember what it saw.
+ * A follower's tick: take an absent or released lease at once, and a held one whose last write is
+ * this controller's own (`selfId`: it stepped down — its renewal came late, or timed out here but
+ * was stored — and nobody has written since, so nobody else leads); take another's held lease only
+ * when its revision has not moved for `leaseMs` on this controller's clock, else remember what it
+ * saw. Every take is a compare-and-set on the revision read, so a stale read only loses the race.
  */
-export function followerTick(read: LeaseRead, seen: Observation | undefined, now: number, leaseMs: number, ownRevision?: number): FollowerAction {
+export function followerTick(read: LeaseRead, seen: Observation | undefined, now: number, leaseMs: number, selfId?: string): FollowerAction {
   if (read.kind === "absent") return { action: "take", term: 1, revision: read.revision };
   const { record, revision } = read;
-  if (record.released || revision === ownRevision) return { action: "take", term: record.term + 1, revision };
+  if (record.released || (selfId !== undefined && record.holder === selfId)) return { action: "take", term: record.term + 1, revision };
   if (!seen || seen.revision !== revision) return { action: "wait", observation: { revision, since: now } };
   if (now - seen.since >= leaseMs) return { action: "take", term: record.term + 1, revision };
   return { action: "wait", observation: seen };

@@ -20,7 +20,7 @@ import {
 } from "@nats-io/transport-node";
 import { Backoff, sleep } from "@weft/util";
 import type { Authority, Revocation } from "./authority.js";
-import { CONTROLLER_PING, NO_ASYNC_TRACES, natsTlsOptions } from "./connect.js";
+import { CONTROLLER_PING, NO_ASYNC_TRACES, dialTimeout, natsTlsOptions } from "./connect.js";
 import { claimsUpdateSubject, SYSTEM_USER_INBOX_PREFIX } from "./jwts.js";
 import { ClaimsUpdateRejectedError, ClaimsUpdateUnavailableError, NatsLayerError } from "./errors.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -188,6 +188,7 @@ export class NatsAccess {
       reconnectTimeWait: 1000,
       reconnectJitter: 500,
       ...CONTROLLER_PING,
+      ...dialTimeout(opts.servers),
       ...NO_ASYNC_TRACES,
       waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
       ...natsTlsOptions(opts.caPem),

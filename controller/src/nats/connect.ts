@@ -40,6 +40,20 @@ export function natsTlsOptions(caPem: string | undefined): { tls?: { ca: string 
 export const CONTROLLER_PING = { pingInterval: 2000, maxPingOut: 2 } as const;
 
 /**
+ * How long one connection attempt to one server may take (TCP, TLS, the first PONG) when there
+ * are other servers to try. nats.js waits 20 s by default before it tries the next server, and a
+ * server whose packets are dropped (a partitioned host) answers nothing: a follower whose
+ * connection was there would come back only after the partition, too late to take over the lease.
+ * With one server there is nowhere else to go, and nats.js's default stays.
+ */
+export const CLUSTER_DIAL_TIMEOUT_MS = 5000;
+
+/** The dial timeout for a connection to `servers` (see CLUSTER_DIAL_TIMEOUT_MS). */
+export function dialTimeout(servers: string | string[]): { timeout?: number } {
+  return Array.isArray(servers) && servers.length > 1 ? { timeout: CLUSTER_DIAL_TIMEOUT_MS } : {};
+}
+
+/**
  * nats.js captures a stack trace for every request when it is made (for a timeout's message),
  * two Error objects per request, whether or not it fails: at 10,000 nodes a policy change is
  * 10,000 KV puts, and these traces were 0.44 s of the 1.1 s the controller spent issuing them
@@ -59,6 +73,7 @@ export async function connectController(opts: ConnectControllerOptions): Promise
     reconnectTimeWait: 1000,
     reconnectJitter: 500,
     ...CONTROLLER_PING,
+    ...dialTimeout(opts.servers),
     ...NO_ASYNC_TRACES,
     waitOnFirstConnect: opts.waitOnFirstConnect ?? false,
     ...natsTlsOptions(opts.caPem),

@@ -9,6 +9,7 @@ const alias = {
   "@weft/protocol/text": src("./protocol/src/text.ts"),
   "@weft/protocol": src("./protocol/src/index.ts"),
   "@weft/util": src("./util/src/index.ts"),
+  "@weft/bpf/flow-table-limits": src("./bpf/src/flow-table-limits.ts"),
   "@weft/bpf": src("./bpf/src/index.ts"),
   "@weft/controller/mesh": src("./controller/src/mesh/index.ts"),
   "@weft/controller": src("./controller/src/index.ts"),

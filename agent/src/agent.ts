@@ -330,7 +330,7 @@ async function openDatapath(config: AgentConfig, run: CommandRunner, log: Logger
   }
   // The pinned maps still hold what the last agent applied; the cache refills them when the pins are gone (a reboot).
   if (await ensureBpffs(config.datapath.pinDir, run)) log.info({ mountPoint: BPFFS_MOUNT_POINT }, "mounted the bpf filesystem (nothing was mounted there)");
-  return AgentDatapath.open({ pinDir: config.datapath.pinDir, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
+  return AgentDatapath.open({ pinDir: config.datapath.pinDir, flowTableEntries: config.datapath.flowTableEntries, vxlanInterface: config.datapath.vxlanInterface, vxlanPort: config.datapath.vxlanPort, run, log: datapathLog });
 }
 
 interface Services {
@@ -350,7 +350,7 @@ async function openServices(config: AgentConfig, state: StateHolder, status: Sta
   if (!config.services.enabled) return undefined;
   const svcLog = component("services");
   const datapath = config.datapath.enabled
-    ? new LazyServiceDatapath({ open: () => ServiceDatapath.open(config.datapath.pinDir, svcLog), attach: (dp) => attachServicePrograms(config, dp, svcLog), log: svcLog })
+    ? new LazyServiceDatapath({ open: () => ServiceDatapath.open(config.datapath.pinDir, config.datapath.flowTableEntries, svcLog), attach: (dp) => attachServicePrograms(config, dp, svcLog), log: svcLog })
     : undefined;
   const { overlayAddress } = state.current;
   const dnsListen = config.services.dns.listen === "overlay" ? `${overlayAddress}:53` : config.services.dns.listen;

@@ -3,6 +3,7 @@
  * agent/README.md; `weft agent --help` names the flags.
  */
 import { hostname } from "node:os";
+import { DEFAULT_FLOW_TABLE_ENTRIES, MAX_FLOW_TABLE_ENTRIES, MIN_FLOW_TABLE_ENTRIES } from "@weft/bpf/flow-table-limits";
 import { MetadataProvider, WorkloadSpec, caHash, endpoint, nodeName, siteName } from "@weft/protocol";
 import { z } from "zod";
 
@@ -83,6 +84,15 @@ export const AgentConfig = z
         /** The VXLAN (collect_md) device for same-site encapsulation, created when the site allows plaintext. */
         vxlanInterface: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "interface names are 1-15 characters of letters, digits, _ . -").default("weft-vxlan"),
         vxlanPort: z.number().int().min(1).max(65535).default(4789),
+        /**
+         * Flows this host tracks at once: sizes the kernel tables that grow with traffic (sent-flow
+         * conntrack, the socket load balancer's per-socket and UDP tables: one entry per flow; flow
+         * counters, rate limits and refusals: a quarter). They are allocated whole when created, ~450
+         * bytes of kernel memory per flow (65536: ~28 MiB). A full table drops its least
+         * recently used entry. Takes effect when the tables are next created (a reboot, `weft down`):
+         * tables already pinned keep their size.
+         */
+        flowTableEntries: z.number().int().min(MIN_FLOW_TABLE_ENTRIES).max(MAX_FLOW_TABLE_ENTRIES).default(DEFAULT_FLOW_TABLE_ENTRIES),
       })
       .strict()
       .prefault({}),

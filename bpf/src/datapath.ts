@@ -90,15 +90,24 @@ export function openWithPinnedMaps(
   objectDir: string | undefined,
   mapsDir: string,
   onIncompatible: "error" | "replace",
+  maxEntries: MapSizes = {},
 ): { objects: BpfObject[]; outcome: Record<string, PinOutcome>; carried: Record<string, CarryOutcome> } {
   const outcome: Record<string, PinOutcome> = {};
+  const sizes = new Map<string, number>();
   const objects: BpfObject[] = [];
   try {
     for (const name of names) {
       const o = BpfObject.open(objectPath(name, objectDir));
       objects.push(o);
-      for (const m of o.mapDefs()) {
-        const path = join(mapsDir, m.name);
+      for (const declared of o.mapDefs()) {
+        const path = join(mapsDir, declared.name);
+        const wanted = maxEntries[declared.name];
+        let m = declared;
+        if (wanted !== undefined) {
+          if (!sizes.has(m.name)) sizes.set(m.name, sizeToCreate(m, wanted, path));
+          m = { ...m, maxEntries: sizes.get(m.name)! };
+          if (m.maxEntries !== declared.maxEntries) o.setMaxEntries(m.name, m.maxEntries);
+        }
         if (!(m.name in outcome)) outcome[m.name] = checkPin(m, path, onIncompatible);
         o.setPinPath(m.name, path);
       }
@@ -136,6 +145,11 @@ export interface OpenOptions extends LoadOptions {
    * old one until they are replaced).
    */
   onIncompatible?: "error" | "replace";
+  /**
+   * Entries to create maps with, by name (e.g. flowTableSizes()); a map already pinned keeps its
+   * size. Maps not named keep the size their object declares.
+   */
+  maxEntries?: MapSizes;
 }
 
 /** What open() did with each map's pin. */
@@ -232,7 +246,7 @@ export class TcDatapath {
    */
   static open(options: OpenOptions): TcDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const { objects, outcome, carried } = openWithPinnedMaps(DATAPATH_PROGRAMS, options.objectDir, pins.maps, options.onIncompatible ?? "error");
+    const { objects, outcome, carried } = openWithPinnedMaps(DATAPATH_PROGRAMS, options.objectDir, pins.maps, options.onIncompatible ?? "error", options.maxEntries);
     try {
       for (const [i, name] of DATAPATH_PROGRAMS.entries()) {
         const o = objects[i];
@@ -275,6 +289,25 @@ export class TcDatapath {
   /** Closes the objects: what is pinned or attached stays in the kernel, the rest is freed. */
   close(): void {
     for (const o of this.objects) o.close();
+  }
+}
+
+/** Entries to create maps with, by map name (maps not named keep the size their object declares). */
+export type MapSizes = Readonly<Partial<Record<string, number>>>;
+
+/**
+ * The size to open the map `def` with when `wanted` entries are asked for: a map already pinned
+ * with only another size keeps its size (reused with its entries: an agent restart or upgrade
+ * must not drop the flows it tracks), so a new size applies once the pin is gone (a reboot,
+ * `weft down`); otherwise `wanted`.
+ */
+function sizeToCreate(def: MapDef, wanted: number, path: string): number {
+  if (!existsSync(path)) return wanted;
+  const pinned = BpfMap.fromPin(path);
+  try {
+    return sameShape(shape(pinned.info), shape({ ...def, maxEntries: pinned.info.maxEntries })) ? pinned.info.maxEntries : wanted;
+  } finally {
+    pinned.close();
   }
 }
 

@@ -34,7 +34,9 @@ export {
   type CgroupAttachType,
   type CgroupAttachment,
 } from "./cgroup.js";
-export { DATAPATH_PROGRAMS, TcDatapath, checkPin, objectPath, type LoadOptions, type OpenOptions, type PinOutcome } from "./datapath.js";
+export { DATAPATH_PROGRAMS, TcDatapath, checkPin, objectPath, type LoadOptions, type MapSizes, type OpenOptions, type PinOutcome } from "./datapath.js";
+export { DEFAULT_FLOW_TABLE_ENTRIES, MAX_FLOW_TABLE_ENTRIES, MIN_FLOW_TABLE_ENTRIES } from "./flow-table-limits.js";
+export { flowTableSizes } from "./sizes.js";
 export { carryPerCpuCounters, carryRetiredCounters, type CarryOutcome } from "./carry.js";
 export { BPF_FS_MAGIC, DEFAULT_PIN_DIR, ensurePinDir, isBpffs, pinLayout, removePins, unpinAll, type PinLayout } from "./pin.js";
 export { internetChecksum, ipv4Frame, ipv4Packet, macAt, type PacketSpec } from "./packet.js";

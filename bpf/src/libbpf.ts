@@ -22,6 +22,7 @@ export interface Libbpf {
   bpf_map__value_size: Fn;
   bpf_map__type: Fn;
   bpf_map__max_entries: Fn;
+  bpf_map__set_max_entries: Fn;
   bpf_map__set_pin_path: Fn;
   bpf_map__reuse_fd: Fn;
   bpf_map__name: Fn;
@@ -87,6 +88,7 @@ export function libbpf(): Libbpf {
     bpf_map__value_size: lib.func("uint32_t bpf_map__value_size(bpf_map *map)"),
     bpf_map__type: lib.func("int bpf_map__type(bpf_map *map)"),
     bpf_map__max_entries: lib.func("uint32_t bpf_map__max_entries(bpf_map *map)"),
+    bpf_map__set_max_entries: lib.func("int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)"),
     bpf_map__set_pin_path: lib.func("int bpf_map__set_pin_path(bpf_map *map, const char *path)"),
     bpf_map__reuse_fd: lib.func("int bpf_map__reuse_fd(bpf_map *map, int fd)"),
     bpf_map__name: lib.func("const char *bpf_map__name(bpf_map *map)"),

@@ -90,6 +90,13 @@ export class BpfObject {
     if (rc < 0) throw new BpfError(`bpf_map__set_pin_path ${mapName} ${path}`, -rc);
   }
 
+  /** Before load: the number of entries the map `mapName` is created with. */
+  setMaxEntries(mapName: string, maxEntries: number): void {
+    if (this.#loaded) throw new Error(`setMaxEntries ${mapName}: ${this.path} is already loaded`);
+    const rc = libbpf().bpf_map__set_max_entries(this.#rawMap(mapName), maxEntries) as number;
+    if (rc < 0) throw new BpfError(`bpf_map__set_max_entries ${mapName} ${maxEntries}`, -rc);
+  }
+
   /** Before load: the object's map `mapName` becomes the existing map behind `map` (shared). */
   reuseMap(mapName: string, map: BpfMap): void {
     if (this.#loaded) throw new Error(`reuseMap ${mapName}: ${this.path} is already loaded`);

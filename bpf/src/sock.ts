@@ -111,7 +111,7 @@ export class SockDatapath {
    */
   static open(options: OpenOptions): SockDatapath {
     const pins = ensurePinDir(options.pinDir);
-    const { objects, outcome, carried } = openWithPinnedMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir, pins.maps, options.onIncompatible ?? "error");
+    const { objects, outcome, carried } = openWithPinnedMaps(SOCK_PROGRAMS.map((p) => p.name), options.objectDir, pins.maps, options.onIncompatible ?? "error", options.maxEntries);
     return new SockDatapath(objects, pins, outcome, carried);
   }
 

@@ -58,7 +58,8 @@ const CONTROL_PLANE: [string, RegExp][] = [
 const AGENT_RUNTIME: [string, RegExp][] = [
   ["the agent's full entry", /\/agent\/dist\/index\.js$/],
   ["NATS", /\/node_modules\/@nats-io\//],
-  ["libbpf-ts", /\/bpf\/dist\//],
+  // The agent's config reads the flow table's range from @weft/bpf/flow-table-limits (three numbers, no imports).
+  ["libbpf-ts", /\/bpf\/dist\/(?!flow-table-limits\.js$)/],
   ["prom-client", /\/node_modules\/prom-client\//],
 ];
 

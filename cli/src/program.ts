@@ -144,6 +144,7 @@ function registerAgent(program: Command, commands: () => Promise<AgentCommands>,
     .option("--no-datapath", "WireGuard only: no eBPF policy, counters or same-site encapsulation")
     .option("--vxlan-interface <name>", "VXLAN device for same-site encapsulation (default weft-vxlan)")
     .option("--vxlan-port <port>", "VXLAN UDP port (default 4789)")
+    .option("--flow-table-entries <n>", "flows tracked at once: sizes the eBPF tables that grow with traffic, ~450 B of kernel memory per flow, when they are created (default 65536)")
     .option("--metrics-listen <host:port>", "Prometheus /metrics endpoint (default 127.0.0.1:9464; '' turns it off)")
     .option("--spiffe-socket <path>", "the SPIFFE Workload API's unix socket (default /run/weft/workload-api.sock; '' turns it off)")
     .option("--spiffe-host-uid <uid>", "a uid whose host processes get the node's identity from the Workload API (repeatable; default 0)", (v: string, all: string[]) => [...all, v], [])

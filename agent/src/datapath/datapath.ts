@@ -12,7 +12,7 @@
  * attached programs enforcing with the last entries, and the next agent reuses the same maps:
  * it converges them on the desired state with batch operations instead of starting empty.
  */
-import { DropReason, TcDatapath, WEFT_VXLAN_MAC, tcAttach, type CarryOutcome, type PolicyKey, type TcDirection } from "@weft/bpf";
+import { DropReason, MapName, TcDatapath, WEFT_VXLAN_MAC, flowTableSizes, tcAttach, type CarryOutcome, type PolicyKey, type TcDirection } from "@weft/bpf";
 import type { NodePolicyRecord, PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
 import { DatapathError } from "../errors.js";
@@ -23,6 +23,8 @@ import { sameFields, syncMap, type SyncResult } from "./sync.js";
 
 export interface DatapathOptions {
   pinDir: string;
+  /** Flows tracked at once: sizes the tables that grow with traffic (flowTableSizes) when they are created. */
+  flowTableEntries: number;
   vxlanInterface: string;
   vxlanPort: number;
   /** MTU of the VXLAN device (underlay MTU minus 50). */
@@ -68,8 +70,10 @@ export class AgentDatapath {
   /** Loads the programs, reusing (or creating) the pinned maps. Needs root and a bpffs at the pin dir. */
   static open(o: DatapathOptions): AgentDatapath {
     try {
-      const dp = TcDatapath.open({ pinDir: o.pinDir });
+      const dp = TcDatapath.open({ pinDir: o.pinDir, maxEntries: flowTableSizes(o.flowTableEntries) });
       logCarried(o.log, dp.carried);
+      const pinned = dp.map(MapName.conntrack).info.maxEntries;
+      if (pinned !== o.flowTableEntries) o.log.info({ flowTableEntries: o.flowTableEntries, pinned }, "the pinned flow tables keep their size (and the flows they track); datapath.flowTableEntries applies when they are next created (a reboot, weft down)");
       return new AgentDatapath(dp, o);
     } catch (err) {
       throw new DatapathError(`cannot load the eBPF datapath pinned at ${o.pinDir}: ${(err as Error).message}`, { cause: err });

@@ -7,7 +7,7 @@
  * observer, /metrics and `weft flows`.
  */
 import { readFileSync } from "node:fs";
-import { DropReason, SockDatapath, netnsCookie, type LbDropsValue, type LbRateKey, type LbService, type LbStatsKey, type LbStatsValue, type TypedMap } from "@weft/bpf";
+import { DropReason, SockDatapath, flowTableSizes, netnsCookie, type LbDropsValue, type LbRateKey, type LbService, type LbStatsKey, type LbStatsValue, type TypedMap } from "@weft/bpf";
 import type { Logger } from "@weft/protocol";
 import { DatapathError } from "../errors.js";
 import { logCarried } from "../datapath/datapath.js";
@@ -40,10 +40,10 @@ export class ServiceDatapath {
     private readonly log: Logger,
   ) {}
 
-  /** Loads the socket programs on the maps pinned under `pinDir`. Needs root and a bpffs. */
-  static open(pinDir: string, log: Logger): ServiceDatapath {
+  /** Loads the socket programs on the maps pinned under `pinDir` (sized for `flowTableEntries` flows when created). Needs root and a bpffs. */
+  static open(pinDir: string, flowTableEntries: number, log: Logger): ServiceDatapath {
     try {
-      const sock = SockDatapath.open({ pinDir });
+      const sock = SockDatapath.open({ pinDir, maxEntries: flowTableSizes(flowTableEntries) });
       logCarried(log, sock.carried);
       return new ServiceDatapath(sock, log);
     } catch (err) {

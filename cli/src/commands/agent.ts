@@ -33,6 +33,7 @@ export interface AgentFlags {
   gatewaySnat: boolean;
   vxlanInterface?: string;
   vxlanPort?: string;
+  flowTableEntries?: string;
   metricsListen?: string;
   flowInterval?: string;
   flowLogFile?: string;
@@ -97,7 +98,7 @@ export async function runAgent(f: AgentFlags, load?: CodeLoad): Promise<void> {
     site: f.site,
     interface: { name: f.interface, implementation: f.implementation, listenPort: int(f.listenPort), mtu: f.mtu === "auto" ? "auto" : int(f.mtu) },
     endpoints: { private: f.privateEndpoint, public: f.publicEndpoint },
-    datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort) },
+    datapath: { enabled: f.datapath ? undefined : false, pinDir: f.bpfPinDir, vxlanInterface: f.vxlanInterface, vxlanPort: int(f.vxlanPort), flowTableEntries: int(f.flowTableEntries) },
     workloads: f.workload.length > 0 ? f.workload.map(parseWorkloadFlag) : undefined,
     metrics: { listen: f.metricsListen },
     spiffe: { socket: f.spiffeSocket, hostUids: f.spiffeHostUid.length > 0 ? f.spiffeHostUid.map(hostUid) : undefined },

@@ -31,7 +31,7 @@
  *   sudo npm run bench -- agent [--baseline /path/to/release/cli/dist/main.js]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { loadavg, tmpdir } from "node:os";
@@ -102,6 +102,8 @@ export interface AgentFigures {
   idleCpuPercent: number;
   /** wireguard-go's RSS (its own process; not the agent's), MB. */
   wireguardGoRssMb: number | undefined;
+  /** Kernel memory of the eBPF maps the agent pinned (bpftool's bytes_memlock summed; charged to the agent's cgroup, not its RSS), MB. */
+  bpfMapsMb: number;
   /** `weft status` wall times, and `node -e 0`'s median interleaved with them (Node's own start). */
   status: { runs: number; medianMs: number; p90Ms: number; minMs: number; nodeMedianMs: number };
   startToSyncedMs: number;
@@ -311,6 +313,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     const memory = summarizeSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"), readlinkSync(`/proc/${pid}/exe`));
     const wg = wireguardGoHere();
     const wireguardGoRssMb = wg === undefined ? undefined : procStatusKb(wg, "VmRSS") / 1024;
+    const bpfMapsMb = pinnedMapsBytes(join(PIN_DIR, "maps")) / 2 ** 20;
     // `weft status` and, interleaved with it, a bare `node -e 0`: Node's own start on this machine at this moment.
     const wall: number[] = [];
     const bare: number[] = [];
@@ -324,7 +327,7 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
       if (i > 0) bare.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     const status = { runs: s.runs, medianMs: median(wall), p90Ms: percentile(wall, 90), minMs: Math.min(...wall), nodeMedianMs: median(bare) };
-    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, status, startToSyncedMs };
+    return { cli, build: s.bundle ? "bundle" : "dist", nodeFlags, env, pssMb: memory.pssKb / 1024, memory, peersApplied: synced.peers, policyEntries: synced.policyEntries, rssMb, rssAnonMb, hwmMb, idleCpuPercent, wireguardGoRssMb, bpfMapsMb, status, startToSyncedMs };
   } catch (err) {
     // The logs go with the directory: their ends go with the error.
     for (const name of ["agent.log", "controller.log"]) {
@@ -339,6 +342,17 @@ async function measure(cli: string, s: Settings): Promise<AgentFigures> {
     run(["rm", "-rf", PIN_DIR]);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The kernel memory of the maps pinned in `dir` (bytes), as bpftool reports it. */
+function pinnedMapsBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const r = run(["bpftool", "-j", "map", "show", "pinned", join(dir, name)]);
+    if (r.status !== 0) throw new Error(`bpftool map show pinned ${join(dir, name)}: ${r.stderr.trim()}`);
+    total += Number((JSON.parse(r.stdout) as { bytes_memlock: number | string }).bytes_memlock);
+  }
+  return total;
 }
 
 /** A bare `node` that only waits, with this build's agent flags and settings: the runtime's own footprint. */
@@ -357,7 +371,7 @@ async function runtimeFloor(env: Record<string, string>, nodeFlags: string[]): P
 const row = (name: string, f: AgentFigures) =>
   `${name.padEnd(9)} RSS ${f.rssMb.toFixed(1).padStart(5)} MB (anon ${f.rssAnonMb.toFixed(1)}, peak ${f.hwmMb.toFixed(1)}, PSS ${f.pssMb.toFixed(1)})  idle CPU ${f.idleCpuPercent.toFixed(2)} %  ` +
   `weft status median ${f.status.medianMs.toFixed(0)} ms (p90 ${f.status.p90Ms.toFixed(0)}, min ${f.status.minMs.toFixed(0)}; node -e 0 ${f.status.nodeMedianMs.toFixed(0)})  synced ${(f.startToSyncedMs / 1000).toFixed(1)} s` +
-  `  [${f.peersApplied} peers, ${f.policyEntries} entries; wireguard-go ${f.wireguardGoRssMb?.toFixed(1) ?? "?"} MB]`;
+  `  [${f.peersApplied} peers, ${f.policyEntries} entries; wireguard-go ${f.wireguardGoRssMb?.toFixed(1) ?? "?"} MB; eBPF maps ${f.bpfMapsMb.toFixed(1)} MB of kernel memory]`;
 
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error("the agent benchmark creates a network namespace, a WireGuard interface and eBPF programs: run it as root");

@@ -1,8 +1,8 @@
 /**
  * How big the tables that grow with traffic are made. They are LRU hashes, which the kernel
  * allocates whole, and zeroes, when it creates them: with the sizes the objects declare (262,144
- * flows) an agent held ~120 MiB of kernel memory whatever its traffic, and zeroing it
- * was ~80 ms of CPU at every fresh start (test/bench/README.md, "The tables' kernel memory").
+ * flows) an agent held 118 MiB of kernel memory whatever its traffic, and zeroing it
+ * cost CPU at every fresh start (test/bench/README.md, "The tables' kernel memory").
  * One number, the flows a host tracks at once, sizes them all; an LRU table that is full drops its
  * least recently used entry (a reply to a flow idle that long is judged as new traffic).
  */

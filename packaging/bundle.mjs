@@ -110,6 +110,15 @@ const agent = await build({
   metafile: true,
   logLevel: "warning",
 });
+// V8 holds a script's source for as long as it runs (lazy compilation) and stores it one byte per
+// character only when every character is Latin-1: one literal "│" in a regular expression (esbuild
+// escapes non-ASCII characters in strings, not in regular expressions) doubled the agent's 3.4 MB
+// source in its heap. Write such characters as escapes.
+const agentSource = readFileSync(join(outdir, "agent-bundle.cjs"), "utf8");
+const wide = /[\u{100}-\u{10ffff}]/u.exec(agentSource);
+if (wide) {
+  throw new Error(`bundle: agent-bundle.cjs has a character outside Latin-1 (${JSON.stringify(wide[0])}) at ${wide.index}: …${agentSource.slice(Math.max(0, wide.index - 80), wide.index + 20)}…; write it as an escape in the source`);
+}
 copyFileSync(join(repo, "packaging", "agent.cjs"), join(outdir, "agent.cjs"));
 // The same flags as /usr/bin/weft's `agent)` case (test/lab/src/launcher.ts reads them the same way):
 // V8 refuses a cache made under other flags.

@@ -88,11 +88,13 @@ function runLauncher(argv: readonly string[], timeoutMs: number): Promise<void> 
 }
 
 /** wireguard-go prints a boxed "kernel has first class support" banner on every start, even
- * when the kernel has no module; drop it from error output. */
+ * when the kernel has no module; drop it from error output. The box's characters (┌ │ └) are
+ * written as escapes: one of them literally in the agent's bundle made V8 hold its whole source
+ * as two-byte characters (packaging/bundle.mjs refuses that). */
 export function stripBanner(stderr: string): string {
   return stderr
     .split("\n")
-    .filter((line) => !/^[┌│└]/.test(line))
+    .filter((line) => !/^[\u250c\u2502\u2514]/.test(line))
     .join("\n")
     .trim();
 }

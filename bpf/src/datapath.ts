@@ -81,7 +81,8 @@ export function loadSharingMaps(names: readonly string[], objectDir?: string): B
 
 /**
  * Loads the objects `names` with every map pinned at `<mapsDir>/<name>` (checkPin decides reuse,
- * creation or replacement, once per map name); returns them with each map's outcome and what
+ * creation or replacement, once per map name; a map named in `maxEntries` is created with that
+ * many entries, or keeps the size of its pin, see sizeToCreate); returns them with each map's outcome and what
  * carrying a retired counters map's totals did (carryRetiredCounters). Closes what it opened when
  * one fails.
  */

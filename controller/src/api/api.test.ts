@@ -215,6 +215,26 @@ describe("api openapi", () => {
     }
   });
 
+  it("api - the routes strangers call document their rate limit (429); the others do not", async () => {
+    const doc = await openapi();
+    const limited = Object.entries(doc.paths ?? {}).flatMap(([path, ops]) => Object.entries(ops).filter(([, op]) => "429" in (op.responses ?? {})).map(([m]) => `${m.toUpperCase()} ${path}`));
+    expect(limited.sort(), "routes documenting 429").toEqual(["POST /v1/enroll", "POST /v1/enroll/nonce"]);
+  });
+
+  it("api - a route with a body documents the server's refusals of one (413 too large, 415 not JSON), and answers them", async () => {
+    const doc = await openapi();
+    for (const [path, ops] of Object.entries(doc.paths ?? {})) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (!op.requestBody) continue;
+        expect(Object.keys(op.responses ?? {}), `${method} ${path}`).toEqual(expect.arrayContaining(["413", "415"]));
+      }
+    }
+    const big = await t.client.raw("POST", "/v1/keys", JSON.stringify({ description: "x".repeat(70 * 1024) }));
+    expect([big.status, (big.body as { error?: string }).error], big.text.slice(0, 200)).toEqual([413, "invalid_request"]);
+    const text = await t.client.raw("POST", "/v1/keys", "<reusable/>", { "content-type": "application/xml" });
+    expect([text.status, (text.body as { error?: string }).error], text.text.slice(0, 200)).toEqual([415, "invalid_request"]);
+  });
+
   it("api - every documented route answers (not 404), and a route the document omits does not", async () => {
     const doc = await openapi();
     for (const route of documented(doc)) {

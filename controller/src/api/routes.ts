@@ -320,7 +320,11 @@ export function openApiDocument(routes: readonly Route[], version: string): Reco
         ...(r.auth === "admin" && r.method !== "GET" ? { "403": errorResponse } : {}),
         ...(r.auth === "joinKey" ? { "403": errorResponse, "409": errorResponse } : {}),
         ...(r.body || r.path.includes(":") ? { "400": errorResponse } : {}),
+        // The server's own refusals of a body (server.ts): over BODY_LIMIT, not application/json.
+        ...(r.body ? { "413": errorResponse, "415": errorResponse } : {}),
         ...(r.path.includes(":") ? { "404": errorResponse } : {}),
+        // Strangers' routes are rate-limited per source address (server.ts): 429 with Retry-After.
+        ...(r.stranger ? { "429": errorResponse } : {}),
         ...Object.fromEntries((r.errors ?? []).map((code) => [String(code), errorResponse])),
       },
     };

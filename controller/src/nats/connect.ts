@@ -204,14 +204,16 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
     const republish = republishOf(bucket);
     const existing = await streamConfig(jsm, kvStreamName(bucket));
     if (!existing) {
-      await kvm.create(bucket, {
-        history: BUCKET_HISTORY[bucket],
-        replicas: opts.replicas ?? 1,
-        maxValueSize: limit.maxValueSize,
-        max_bytes: limit.maxBytes,
-        ...(limit.maxAgeSeconds ? { ttl: limit.maxAgeSeconds * 1000 } : {}),
-        ...(republish ? { republish } : {}),
-      });
+      await whenPlaceable(() =>
+        kvm.create(bucket, {
+          history: BUCKET_HISTORY[bucket],
+          replicas: opts.replicas ?? 1,
+          maxValueSize: limit.maxValueSize,
+          max_bytes: limit.maxBytes,
+          ...(limit.maxAgeSeconds ? { ttl: limit.maxAgeSeconds * 1000 } : {}),
+          ...(republish ? { republish } : {}),
+        }),
+      );
       created.push(bucket);
       continue;
     }
@@ -223,6 +225,26 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
     if (!same) await jsm.streams.update(kvStreamName(bucket), want);
   }
   return created;
+}
+
+/**
+ * How long creating a replicated bucket waits for a cluster that is still forming: JetStream
+ * refuses to place a stream ("no suitable peers for placement, peer offline") until enough servers
+ * have joined, which a controller started beside its nats-server can see first.
+ */
+const PLACEMENT_WAIT_MS = 30_000;
+
+async function whenPlaceable(create: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + PLACEMENT_WAIT_MS;
+  for (;;) {
+    try {
+      await create();
+      return;
+    } catch (err) {
+      if (!(err instanceof Error && /no suitable peers for placement/i.test(err.message)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 async function streamConfig(jsm: JetStreamManager, stream: string): Promise<StreamConfig | undefined> {

@@ -8,6 +8,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamM
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Subjects, type BucketName } from "@weft/protocol";
+import { sleep } from "@weft/util";
 import type { Authority } from "./authority.js";
 import { kvStreamName } from "./permissions.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -242,7 +243,7 @@ async function whenPlaceable(create: () => Promise<unknown>): Promise<void> {
       return;
     } catch (err) {
       if (!(err instanceof Error && /no suitable peers for placement/i.test(err.message)) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
   }
 }

@@ -123,14 +123,25 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
   };
   const matrix = async () =>
     mapLimit(MATRIX, 6, async ([from, to, port]) => ({ from, to, port, got: await tcpProbe(opts, from, addressOf(to), port) }));
-  /** For a pair that did not connect (diagnostics for the failure message only): a second probe, and the source host's WireGuard view of the destination. */
-  const diagnose = async (from: string, to: string, port: number) => {
-    const again = await tcpProbe(opts, from, addressOf(to), port);
-    const host = WORKLOADS.find((w) => w.node === from)?.host.name;
-    const prefix = `${addressOf(to).split(".").slice(0, 3).join(".")}.`;
+  /** The hosts whose agent is not connected to NATS (its status file says so). */
+  const disconnected = async () => {
+    const out: string[] = [];
+    for (const h of topology.hosts) if ((await readAgentStatus(cluster.agents.get(h.name)!.stateDir))?.nats !== "connected") out.push(h.name);
+    return out;
+  };
+  /** One host's WireGuard view of the peer whose allowed IPs hold `address`'s /24 (diagnostics only). */
+  const peerView = async (host: string | undefined, address: string) => {
+    const prefix = `${address.split(".").slice(0, 3).join(".")}.`;
     const peer = host ? (await wgDump(opts, host))?.peers.find((p) => p.allowedIps.some((a) => a.startsWith(prefix))) : undefined;
     const handshake = peer?.latestHandshake ? `${Math.round(Date.now() / 1000 - peer.latestHandshake)} s ago` : "never";
-    return `${from} -> ${to}:${port} probed again: ${again}; ${host}'s WireGuard peer for it: endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B`;
+    return `${host}'s WireGuard peer for it: endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B`;
+  };
+  /** For a pair that did not connect (diagnostics for the failure message only): a second probe, and both hosts' WireGuard view of the other side. */
+  const diagnose = async (from: string, to: string, port: number) => {
+    const again = await tcpProbe(opts, from, addressOf(to), port);
+    const hostOf = (node: string) => WORKLOADS.find((w) => w.node === node)?.host.name;
+    const [there, back] = await Promise.all([peerView(hostOf(from), addressOf(to)), peerView(hostOf(to), addressOf(from))]);
+    return `${from} -> ${to}:${port} probed again: ${again}; ${there}; ${back}`;
   };
 
   suite.hooks({
@@ -368,8 +379,19 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       } finally {
         await cluster.startController(["--plaintext-site", "aws"]);
       }
+      const back = Date.now();
       await waitUntil("azure-1 reconnects to the restarted controller", 30_000, async () => (await readAgentStatus(a.stateDir))?.nats === "connected", 250);
-      note("reboot of azure-1 with the controller down: workload, peers and policy restored from the agent's cache; allow and deny verdicts held");
+      const reconnected = Date.now() - back;
+      // Every agent lost NATS with the controller and retries on its own jittered back-off (up to
+      // 8 s, agent/src/session/reconnect-delays.ts). onprem-1 is behind NAT: azure-1's new
+      // interface cannot reach it first, and onprem-1 keeps sending on its stale session until it
+      // is back on NATS and learns azure-1's new session epoch, then drops that session and
+      // handshakes again (agent/src/peers/epochs.ts).
+      await waitUntil("every agent reconnects to the restarted controller", 30_000, async () => (await disconnected()).length === 0, 250);
+      const allBack = Date.now() - back;
+      await waitUntil("onprem-1-ledger (behind NAT) -> db:5432 open again (a new handshake with the rebooted azure-1)", 30_000, async () => (await tcpProbe(opts, "onprem-1-ledger", addressOf("azure-1-db"), 5432, 1000)) === "open", 250);
+      const natBack = Date.now() - back;
+      note(`reboot of azure-1 with the controller down: workload, peers and policy restored from the agent's cache; allow and deny verdicts held; after the controller's return azure-1 reconnected in ${reconnected} ms, every agent in ${allBack} ms, and onprem-1 (behind NAT) reached it again in ${natBack} ms`);
     });
   });
 
@@ -379,11 +401,12 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
         const res = await cli(["policy", "delete", name, "--controller-state-dir", cluster.controllerStateDir]);
         expect(res.code, `weft policy delete ${name}: ${res.err}`).toBe(0);
       }
-      // Each agent applies its node's policy on its own: wait until every one holds a policy that names
-      // none (or none at all), then the verdicts must all be "open" at the first probe.
+      // Each agent applies its node's policy on its own: wait until every one is connected and holds
+      // a policy that names none (or none at all), then the verdicts must all be "open" at the first
+      // probe. (A disconnected agent's applied policy may name none only because its node had none.)
       const t0 = Date.now();
       const lagging = async () => {
-        const out: string[] = [];
+        const out: string[] = (await disconnected()).map((h) => `${h} (not connected)`);
         for (const h of topology.hosts) {
           const p = (await readAgentState(cluster.agents.get(h.name)!.stateDir))?.appliedPolicy;
           if ((p?.record?.policies.length ?? 0) > 0 || (p?.record?.defaultDeny.length ?? 0) > 0) out.push(`${h.name} (revision ${p?.revision}: ${p?.record?.policies.join(",")})`);
@@ -392,7 +415,7 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       };
       let behind: string[] = [];
       await waitUntil("every agent to apply a policy that names no policy", 15_000, async () => (behind = await lagging()).length === 0, 100).catch(() => undefined);
-      expect(behind, "agents still holding a deleted policy 15 s after the deletes").toEqual([]);
+      expect(behind, "agents not connected or still holding a deleted policy 15 s after the deletes").toEqual([]);
       const applied = Date.now() - t0;
       const results = await matrix();
       const bad = results.filter((r) => r.got !== "open").map((r) => `${r.from} -> ${r.to}:${r.port} ${r.got satisfies ProbeOutcome}`);

@@ -163,7 +163,16 @@ export async function startAgent(input: AgentConfigInput, log: Logger): Promise<
 
   const nc = await connecting;
   startup.mark("NATS connected");
-  const heartbeats = new Heartbeats({ nc, wireguard, state, status, log, paths: (key) => paths.report(key), reportFirst: (key) => paths.reportFirst(key) });
+  const heartbeats = new Heartbeats({
+    nc,
+    wireguard,
+    state,
+    status,
+    log,
+    paths: (key) => paths.report(key),
+    reportFirst: (key) => paths.reportFirst(key),
+    observed: (actual) => void peers.observe(actual),
+  });
   const onPaths = (record: NodePathsRecord | null) => {
     paths.setPlan(record);
     void relay.apply(record?.relaySessions ?? []).then(() => status.publish({ relay: relay.status() }));

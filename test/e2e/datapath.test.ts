@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ControllerClient, Workload } from "@weft/protocol";
 import { LabCluster, hostPinDir, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
-import { mapLimit, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
+import { logOffset, logSince, mapLimit, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture, occurrences, pingCount, startEcho, startLongFlow, tcpProbe, type ProbeOutcome, type Spawned } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
 
@@ -360,20 +360,36 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
   describe("reboot with the controller down", () => {
     it("e2e datapath - with no pins, no interface and no controller, the agent restores enforcement from its cache", async () => {
       const a = cluster.agents.get("azure-1")!;
+      let natWhileDown = -1;
       await cluster.stopController();
       await cluster.stopAgent("azure-1", "SIGKILL");
       // What a reboot takes away: the bpffs pins, the WireGuard interface, the workload's veth.
       await rm(hostPinDir(opts, "azure-1"), { recursive: true, force: true });
       await labExec(opts, "azure-1", ["ip", "link", "del", "dev", a.interfaceName]);
       await labExec(opts, "azure-1-db", ["ip", "link", "del", "dev", "eth0"]);
+      const onpremKey = (await wgDump(opts, "onprem-1"))?.publicKey;
+      const logFrom = await logOffset(a.logPath);
       try {
+        const started = Date.now();
         await cluster.startAgent("azure-1");
+        // onprem-1 is behind NAT and cannot hear of the reboot (no controller) and keeps sending on
+        // a session the new interface does not know. The new interface adds it with the endpoint it
+        // last reached azure-1 from and handshakes at once (peers/remembered-endpoints.ts); else the
+        // tunnel would wait for WireGuard to give that session up (15 s of unanswered data).
+        await waitUntil("azure-1's new interface has a handshake with onprem-1 (behind NAT) with the controller down", 10_000, async () => {
+          const peer = (await wgDump(opts, "azure-1"))?.peers.find((p) => p.publicKey === onpremKey);
+          return (peer?.latestHandshake ?? 0) * 1000 >= started - 1000;
+        }, 100);
+        natWhileDown = Date.now() - started;
+        const added = (await logSince(a.logPath, logFrom)).split("\n").some((line) => line.includes("peers behind NAT added with the endpoints they last reached this node from") && onpremKey !== undefined && line.includes(onpremKey));
+        expect(added, "azure-1 added onprem-1 with its remembered endpoint at start (its log)").toBe(true);
         const db = addressOf("azure-1-db");
         await waitUntil("api -> db:5432 open again (workload, peers and policy restored from the cache)", 30_000, async () => (await tcpProbe(opts, "aws-2-api", db, 5432, 1000)) === "open", 250);
         expect(await tcpProbe(opts, "gcp-1-web", db, 5432), "web -> db (deny wins) while the controller is down").toBe("timeout");
         expect(await tcpProbe(opts, "aws-2-api", db, 9090), "api -> db:9090 (default deny) while the controller is down").toBe("timeout");
         const after = await pairCounters("azure-1", "web", "db");
         expect(after.drops.policyDeny ?? 0, "web -> db arrived and was dropped by policy (counters start again: the pins were gone)").toBeGreaterThan(0);
+        expect(await tcpProbe(opts, "onprem-1-ledger", db, 5432), "onprem-1-ledger (behind NAT) -> db:5432 while the controller is down").toBe("open");
         const status = await readAgentStatus(a.stateDir);
         expect(status?.nats, "the agent is still waiting for NATS").not.toBe("connected");
       } finally {
@@ -383,15 +399,14 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       await waitUntil("azure-1 reconnects to the restarted controller", 30_000, async () => (await readAgentStatus(a.stateDir))?.nats === "connected", 250);
       const reconnected = Date.now() - back;
       // Every agent lost NATS with the controller and retries on its own jittered back-off (up to
-      // 8 s, agent/src/session/reconnect-delays.ts). onprem-1 is behind NAT: azure-1's new
-      // interface cannot reach it first, and onprem-1 keeps sending on its stale session until it
-      // is back on NATS and learns azure-1's new session epoch, then drops that session and
-      // handshakes again (agent/src/peers/epochs.ts).
+      // 8 s, agent/src/session/reconnect-delays.ts). Back on NATS, onprem-1 learns azure-1's new
+      // session epoch and drops its session with azure-1 to handshake once more
+      // (agent/src/peers/epochs.ts): the next test starts once both are done.
       await waitUntil("every agent reconnects to the restarted controller", 30_000, async () => (await disconnected()).length === 0, 250);
       const allBack = Date.now() - back;
-      await waitUntil("onprem-1-ledger (behind NAT) -> db:5432 open again (a new handshake with the rebooted azure-1)", 30_000, async () => (await tcpProbe(opts, "onprem-1-ledger", addressOf("azure-1-db"), 5432, 1000)) === "open", 250);
+      await waitUntil("onprem-1-ledger (behind NAT) -> db:5432 open after the controller's return", 30_000, async () => (await tcpProbe(opts, "onprem-1-ledger", addressOf("azure-1-db"), 5432, 1000)) === "open", 250);
       const natBack = Date.now() - back;
-      note(`reboot of azure-1 with the controller down: workload, peers and policy restored from the agent's cache; allow and deny verdicts held; after the controller's return azure-1 reconnected in ${reconnected} ms, every agent in ${allBack} ms, and onprem-1 (behind NAT) reached it again in ${natBack} ms`);
+      note(`reboot of azure-1 with the controller down: workload, peers and policy restored from the agent's cache; allow and deny verdicts held; its new interface had a handshake with onprem-1 (behind NAT) ${natWhileDown} ms after the agent was started; after the controller's return azure-1 reconnected in ${reconnected} ms, every agent in ${allBack} ms, and onprem-1 reached it again in ${natBack} ms`);
     });
   });
 

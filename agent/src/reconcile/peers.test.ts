@@ -77,6 +77,38 @@ describe("reconcile/peers", () => {
     expect(n.status.current.stale, "still stale until NATS answers").toBe(true);
   });
 
+  it("peers - a start from the cache adds a peer behind NAT with the endpoint it last reached this node from, unless WireGuard has one; observe keeps it", async () => {
+    const me = peerRecord(1, "aws", { endpoints: { public: "203.0.113.1:51820" } });
+    const nat = peerRecord(9, "home");
+    const cached = { applied: { revision: 40, peers: [me, nat], appliedAt: "2030-01-01T00:00:00.000Z" }, rememberedEndpoints: { [nat.wireguardPublicKey]: "198.51.100.9:40001" } };
+    // A new interface (a reboot): the peer comes back with the remembered endpoint and is warmed up (a handshake now).
+    const fresh = await node({ n: 1, cached });
+    await fresh.iface.bringUp([]);
+    await fresh.peers.restore();
+    expect(wgPeers(fresh), "the peer behind NAT, from the cache").toEqual([{ publicKey: nat.wireguardPublicKey, endpoint: "198.51.100.9:40001", allowedIps: ["100.64.0.9/32"], keepalive: undefined }]);
+    expect(fresh.warmed.flat(), "warmed up").toEqual(["100.64.0.9"]);
+    expect(fresh.lines.some((l) => l.msg === "peers behind NAT added with the endpoints they last reached this node from"), "logged").toBe(true);
+
+    // The interface survived (the agent alone restarted): WireGuard's own endpoint is newer and kept.
+    const kept = await node({ n: 1, cached });
+    await kept.iface.bringUp([]);
+    kept.host.peers = [{ publicKey: nat.wireguardPublicKey, endpoint: "198.51.100.9:45555", allowedIps: ["100.64.0.9/32"], latestHandshake: Math.floor(Date.now() / 1000) }];
+    await kept.peers.restore();
+    expect(wgPeers(kept).map((p) => p.endpoint), "endpoint after a restart with the interface kept").toEqual(["198.51.100.9:45555"]);
+    expect(kept.warmed.flat(), "nothing to warm up").toEqual([]);
+
+    // Observed while running: the NAT gave the peer another port; it is what the next start uses.
+    kept.host.peers[0]!.endpoint = "198.51.100.9:47777";
+    await kept.peers.observe(await kept.wireguard.peers());
+    expect(kept.state.current.rememberedEndpoints, "remembered").toEqual({ [nat.wireguardPublicKey]: "198.51.100.9:47777" });
+    expect((await loadState(kept.dir))?.rememberedEndpoints, "in state.json").toEqual({ [nat.wireguardPublicKey]: "198.51.100.9:47777" });
+    // A peer set that gives the peer a public endpoint: nothing to remember for it any more.
+    kept.peers.submit(peerSet([me, { ...nat, endpoints: { public: "198.51.100.9:51820" } }], 41));
+    await kept.peers.idle();
+    await kept.peers.observe(await kept.wireguard.peers());
+    expect(kept.state.current.rememberedEndpoints, "forgotten").toEqual({});
+  });
+
   it("peers - behind NAT, a peer with a new session epoch is removed and added again (handshakes now)", async () => {
     const me = peerRecord(1, "home");
     const gw = peerRecord(5, "aws", { endpoints: { public: "203.0.113.5:51820" }, sessionEpoch: "00000000000000aa" });

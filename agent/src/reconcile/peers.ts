@@ -14,6 +14,10 @@
  * watches them).
  * Peers behind NAT get the endpoint the path manager (nat/manager.ts) chose; when it chooses
  * another, it asks for the last peer set to be applied again (`reapply`).
+ * On a public node, the peers it is given no endpoint for (behind NAT, other sites) are added at a
+ * start from the cache with the endpoint they last reached it from, when WireGuard has none for
+ * them (peers/remembered-endpoints.ts): a new interface handshakes with them at once, control plane
+ * or not. `observe` keeps those endpoints in the state from what the heartbeats read of the device.
  */
 import type { PeerRecord } from "@weft/protocol";
 import type { Logger } from "pino";
@@ -23,10 +27,11 @@ import type { AgentDatapath } from "../datapath/datapath.js";
 import { desiredPeers, type Self } from "../peers/desired.js";
 import { renewedSessions } from "../peers/epochs.js";
 import { FIRST_HANDSHAKE_RETRY_MS, withoutHandshake } from "../peers/first-handshake.js";
+import { rememberEndpoints, withRememberedEndpoints } from "../peers/remembered-endpoints.js";
 import { warmUp } from "../peers/warmup.js";
 import type { StateHolder } from "../state/holder.js";
 import type { StatusReporter } from "../status/reporter.js";
-import type { WireGuard } from "../wireguard/index.js";
+import type { ActualPeer, DesiredPeer, WireGuard } from "../wireguard/index.js";
 import type { SiteRouteReconciler } from "./site-routes.js";
 
 export interface PeerReconcilerOptions {
@@ -93,6 +98,8 @@ export class PeerReconciler {
   #reachable: string[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Public keys of the applied peers this node is given no endpoint for (undefined until a set is applied). */
+  #unaddressed: Set<string> | undefined;
 
   constructor(private readonly o: PeerReconcilerOptions) {
     let markSynced: () => void = () => undefined;
@@ -123,6 +130,17 @@ export class PeerReconciler {
       this.#latest = { peers: new Map(applied.peers.map((p) => [p.nodeId, p])), revision: applied.revision };
       await this.#apply({ set: this.#latest, source: "nats" }, "cache");
     }
+  }
+
+  /**
+   * A look at the device (the heartbeats read it): keeps in the state where the peers this node
+   * has no endpoint for reach it from, when that changed. Never throws.
+   */
+  async observe(actual: readonly ActualPeer[]): Promise<void> {
+    const { state, log } = this.o;
+    if (this.#unaddressed === undefined) return;
+    const next = rememberEndpoints(state.current.rememberedEndpoints, actual, this.#unaddressed, Date.now());
+    if (next) await state.update({ rememberedEndpoints: next }).catch((err: unknown) => log.warn({ err }, "cannot record the peers' endpoints"));
   }
 
   /** Applies `set` after the one being applied; sets submitted meanwhile replace each other. */
@@ -157,6 +175,9 @@ export class PeerReconciler {
     this.o.paths?.setPeers(records);
     const chosen = this.o.paths?.endpoints();
     const desired = desiredPeers(self, records, taken.byNode, chosen);
+    // Behind NAT, the peers without an endpoint are the path manager's (relayed, punched): not remembered.
+    this.#unaddressed = new Set(self.behindNat ? [] : desired.filter((p) => p.endpoint === undefined).map((p) => p.publicKey));
+    const toApply = source === "cache" && !self.behindNat ? await this.#withRemembered(desired) : desired;
     const drop = await this.#stillWithoutHandshake(job.rehandshake);
     if (self.behindNat) {
       // Peers that lost their sessions cannot reach us: drop the stale session so the re-add handshakes now.
@@ -164,8 +185,8 @@ export class PeerReconciler {
       if (renewed.size > 0) log.info({ peers: [...renewed] }, "peers recreated their interfaces; re-handshaking");
       for (const key of renewed) drop.add(key);
     }
-    if (drop.size > 0) await wireguard.syncPeers(desired.filter((p) => !drop.has(p.publicKey)));
-    const { changes, ...counts } = await wireguard.syncPeers(desired);
+    if (drop.size > 0) await wireguard.syncPeers(toApply.filter((p) => !drop.has(p.publicKey)));
+    const { changes, ...counts } = await wireguard.syncPeers(toApply);
     if (changes.length > 0) log.info({ revision: set.revision, source, ...counts }, "peers applied");
     await this.o.siteRoutes.apply(records, taken);
     if (datapath) {
@@ -183,6 +204,16 @@ export class PeerReconciler {
     // Settled once the first tunnels have their handshakes (or are no longer retried), behind NAT
     // or not: what waits for it (SPIFFE) would compete with the handshakes for the CPU.
     if (source === "nats" && !this.#retrying) this.#settle();
+  }
+
+  /** `desired` with the remembered endpoints given to the peers WireGuard has no endpoint for (a start from the cache). */
+  async #withRemembered(desired: DesiredPeer[]): Promise<DesiredPeer[]> {
+    const remembered = this.o.state.current.rememberedEndpoints;
+    if (!remembered || Object.keys(remembered).length === 0) return desired;
+    const actual = await this.o.wireguard.peers().catch(() => []);
+    const { peers, given } = withRememberedEndpoints(desired, actual, remembered);
+    if (given.length > 0) this.o.log.info({ peers: given }, "peers behind NAT added with the endpoints they last reached this node from");
+    return peers;
   }
 
   /**

@@ -76,6 +76,8 @@ export interface HeartbeatsOptions {
   paths?: PathReport;
   /** Peers a beat that cannot hold every peer reports first (the path manager's reportFirst). */
   reportFirst?: (publicKey: string) => boolean;
+  /** Told what each beat read of the device (the peer reconciler remembers endpoints from it). */
+  observed?: (peers: readonly ActualPeer[]) => void;
 }
 
 /** Early beats no closer together than this. */
@@ -119,7 +121,9 @@ export class Heartbeats {
     this.#lastAt = Date.now();
     try {
       // No interface (deleted under the agent): a beat with no peers; liveness does not depend on WireGuard.
-      const all = await wireguard.peers().catch(() => []);
+      const read = await wireguard.peers().catch(() => undefined);
+      if (read) this.o.observed?.(read);
+      const all = read ?? [];
       const { peers, cursor } = peersToReport(all, HEARTBEAT_PEERS_MAX, this.o.reportFirst ?? (() => false), this.#cursor);
       this.#cursor = cursor;
       nc.publish(Subjects.heartbeat(state.current.nodeId), JSON.stringify(heartbeat(state.current, status.current.appliedRevision, peers, new Date(), this.o.paths, all.length)));

@@ -6,9 +6,12 @@
  */
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AnyNodePolicyRecord, NodeServicesRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, sessionEpoch, siteName } from "@weft/protocol";
+import { AnyNodePolicyRecord, NodeServicesRecord, PeerRecord, Workload, cidr, ipv4, nodeId, nodeName, parseEndpoint, sessionEpoch, siteName, wireguardKey } from "@weft/protocol";
 import { z } from "zod";
 import { StateError } from "../errors.js";
+
+/** An endpoint WireGuard learned: ip:port or [ipv6]:port. */
+const learnedEndpoint = z.string().refine((s) => parseEndpoint(s, { ipv6: true }) !== undefined, { message: "must be ip:port or [ipv6]:port" });
 
 export const AgentState = z.object({
   version: z.literal(1),
@@ -34,6 +37,8 @@ export const AgentState = z.object({
   appliedPolicy: z.object({ revision: z.number().int().nonnegative(), record: AnyNodePolicyRecord.nullable() }).optional(),
   /** The last node services record applied to the datapath, restored before NATS is reached. */
   appliedServices: z.object({ revision: z.number().int().nonnegative(), record: NodeServicesRecord.nullable() }).optional(),
+  /** Where the peers this node has no endpoint for last reached it from, by public key (peers/remembered-endpoints.ts). */
+  rememberedEndpoints: z.record(wireguardKey, learnedEndpoint).optional(),
   applied: z
     .object({
       /** Highest peers-bucket revision applied. */

@@ -368,6 +368,7 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
       await labExec(opts, "azure-1", ["ip", "link", "del", "dev", a.interfaceName]);
       await labExec(opts, "azure-1-db", ["ip", "link", "del", "dev", "eth0"]);
       const onpremKey = (await wgDump(opts, "onprem-1"))?.publicKey;
+      expect(onpremKey, "onprem-1's WireGuard public key (wg show dump)").toBeDefined();
       const logFrom = await logOffset(a.logPath);
       try {
         const started = Date.now();
@@ -381,7 +382,7 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
           return (peer?.latestHandshake ?? 0) * 1000 >= started - 1000;
         }, 100);
         natWhileDown = Date.now() - started;
-        const added = (await logSince(a.logPath, logFrom)).split("\n").some((line) => line.includes("peers behind NAT added with the endpoints they last reached this node from") && onpremKey !== undefined && line.includes(onpremKey));
+        const added = (await logSince(a.logPath, logFrom)).split("\n").some((line) => line.includes("peers behind NAT added with the endpoints they last reached this node from") && line.includes(onpremKey!));
         expect(added, "azure-1 added onprem-1 with its remembered endpoint at start (its log)").toBe(true);
         const db = addressOf("azure-1-db");
         await waitUntil("api -> db:5432 open again (workload, peers and policy restored from the cache)", 30_000, async () => (await tcpProbe(opts, "aws-2-api", db, 5432, 1000)) === "open", 250);

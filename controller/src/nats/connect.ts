@@ -8,7 +8,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamM
 import { Kvm } from "@nats-io/kv";
 import { connect, jwtAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { Buckets, Subjects, type BucketName } from "@weft/protocol";
-import { sleep } from "@weft/util";
+import { retry } from "@weft/util";
 import type { Authority } from "./authority.js";
 import { kvStreamName } from "./permissions.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -235,17 +235,10 @@ export async function ensureBuckets(nc: NatsConnection, opts: EnsureBucketsOptio
  */
 const PLACEMENT_WAIT_MS = 30_000;
 
-async function whenPlaceable(create: () => Promise<unknown>): Promise<void> {
+function whenPlaceable(create: () => Promise<unknown>): Promise<unknown> {
   const deadline = Date.now() + PLACEMENT_WAIT_MS;
-  for (;;) {
-    try {
-      await create();
-      return;
-    } catch (err) {
-      if (!(err instanceof Error && /no suitable peers for placement/i.test(err.message)) || Date.now() > deadline) throw err;
-      await sleep(500);
-    }
-  }
+  const unplaceable = (err: unknown) => err instanceof Error && /no suitable peers for placement/i.test(err.message) && Date.now() <= deadline;
+  return retry(create, { initialMs: 500, maxMs: 500, jitter: 0, retryIf: unplaceable });
 }
 
 async function streamConfig(jsm: JetStreamManager, stream: string): Promise<StreamConfig | undefined> {

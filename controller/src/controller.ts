@@ -411,6 +411,7 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       allocateIdentity,
       trustDomain,
       fence,
+      untilLeading: () => election.untilLeading(),
       leaderHint,
       onSynced: async (plan) => advertiser?.refresh(plan.gateways),
       onAccountSynced: (status, seconds) => metrics.recordInventorySync(status, seconds),

@@ -44,9 +44,11 @@ export interface InventorySyncOptions {
   fetchTimeoutMs?: number;
   /**
    * Whether this controller may sync now (the leader; see leader/election.ts). A sync asked of
-   * another controller is refused with NotLeaderError naming `leaderHint()`. Default: always.
+   * another controller is refused with NotLeaderError naming `leaderHint()`, once `untilLeading()`
+   * (if given) resolved false: a controller about to lead answers instead. Default: always.
    */
   fence?: () => boolean;
+  untilLeading?: () => Promise<boolean>;
   leaderHint?: () => string;
   /** Called after every sync with the inventory as it now is (errors are logged, not thrown). */
   onSynced?: (view: InventoryPlan) => Promise<void>;
@@ -119,9 +121,10 @@ export class InventorySync {
    * Sync every account now and resolve with the per-account statuses. One sync at a time: asked
    * during a sync, it resolves with the next one (shared by everyone who asked meanwhile).
    */
-  sync(): Promise<InventorySyncResult> {
-    if (this.o.fence && !this.o.fence()) {
-      return Promise.reject(new NotLeaderError(`this controller is not the leader, which runs inventory syncs; ${this.o.leaderHint?.() ?? "retry in a few seconds"}`));
+  async sync(): Promise<InventorySyncResult> {
+    const fence = this.o.fence;
+    if (fence && !fence() && !((await this.o.untilLeading?.()) && fence())) {
+      throw new NotLeaderError(`this controller is not the leader, which runs inventory syncs; ${this.o.leaderHint?.() ?? "retry in a few seconds"}`);
     }
     return this.runs.run();
   }
@@ -130,10 +133,11 @@ export class InventorySync {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.sync()
+      if (this.o.fence && !this.o.fence()) return; // stepped down: the next leader syncs
+      this.runs
+        .run()
         .catch((err: unknown) => {
-          if (err instanceof NotLeaderError) return;
-          this.o.log.error({ err }, "inventory sync failed");
+          if (!(err instanceof NotLeaderError)) this.o.log.error({ err }, "inventory sync failed"); // else stepped down mid-sync
         })
         .finally(() => {
           if (this.o.fence && !this.o.fence()) return; // stepped down: the next leader syncs

@@ -1,8 +1,10 @@
 /**
  * One LeaderElection on a real nats-server, with a short lease: the lease is renewed while the
  * duties are still starting (a slow first inventory sync on a busy machine must not cost the
- * lease), and a controller whose renewal came too late takes its own lease back at the next tick
- * instead of waiting a whole lease behind itself.
+ * lease), a controller whose renewal came too late takes its own lease back at the next tick
+ * instead of waiting a whole lease behind itself, a first take that timed out (stored or not) is
+ * retried before start() resolves, and untilLeading() answers for a controller about to lead but
+ * refuses at once while another holds the lease.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,11 +22,14 @@ import { LeaderElection } from "./election.js";
 
 const silent = pino({ level: "silent" });
 const LEASE_MS = 600;
+/** The election's request timeout for this lease (election.ts: a quarter lease, at least 500 ms). */
+const REQUEST_TIMEOUT_MS = 500;
+
+let nc: NatsConnection;
 
 describe("leader election - one controller, short lease", () => {
   let dir: string;
   let srv: EmbeddedNats;
-  let nc: NatsConnection;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "weft-election-"));
@@ -85,4 +90,73 @@ describe("leader election - one controller, short lease", () => {
       await election.stop();
     }
   });
+
+  it("leader election - a first take that timed out but was stored is retried: the controller leads when start() resolves", async () => {
+    await clearLease();
+    // The first write to the lease: sent, then the event loop is held past the request timeout,
+    // so the timeout fires before the reply (stored) is read — a busy machine's first take.
+    let stalled = 0;
+    const stallFirstLeaseWrite = new Proxy(nc, {
+      get(target, prop) {
+        const v: unknown = Reflect.get(target, prop, target);
+        if (prop !== "request" || typeof v !== "function") return typeof v === "function" ? v.bind(target) : v;
+        return (subject: string, ...rest: unknown[]) => {
+          const reply = (v as (...a: unknown[]) => unknown).call(target, subject, ...rest);
+          if (subject === `$KV.${Buckets.leader}.${LEASE_KEY}` && stalled++ === 0) {
+            // After the client's own flush (a microtask queued by the request).
+            queueMicrotask(() => {
+              const until = Date.now() + REQUEST_TIMEOUT_MS + 300;
+              while (Date.now() < until) {
+                /* busy */
+              }
+            });
+          }
+          return reply;
+        };
+      },
+    });
+    const election = new LeaderElection({ nc: stallFirstLeaseWrite, leaseMs: LEASE_MS, id: "first-take-timed-out", log: silent });
+    try {
+      await election.start();
+      expect(stalled, "lease writes (the first one stalled)").toBeGreaterThanOrEqual(2);
+      expect(election.isLeader(), "leads when start() resolves").toBe(true);
+      expect(await election.untilLeading(), "untilLeading() at once").toBe(true);
+    } finally {
+      await election.stop();
+    }
+  });
+
+  it("leader election - untilLeading(): true for a controller taking its own lapsed lease back, false at once while another controller holds it", async () => {
+    await clearLease();
+    const first = new LeaderElection({ nc, leaseMs: LEASE_MS, id: "first", log: silent });
+    const second = new LeaderElection({ nc, leaseMs: LEASE_MS, id: "second", log: silent });
+    try {
+      await first.start();
+      await second.start();
+      expect([first.isLeader(), second.isLeader()], "the first leads").toEqual([true, false]);
+      const asked = performance.now();
+      expect(await second.untilLeading(), "the follower: false").toBe(false);
+      expect(performance.now() - asked, "answered after one read, without waiting to lead (ms)").toBeLessThan(LEASE_MS / 2);
+      expect(second.leader()?.holder, "the follower names the leader").toBe("first");
+      await second.stop();
+
+      // Starve the leader past its lease: it stops leading, and takes its own lease back at its next tick.
+      const until = Date.now() + LEASE_MS + 200;
+      while (Date.now() < until) {
+        /* busy */
+      }
+      expect(first.isLeader(), "lapsed").toBe(false);
+      expect(first.leader(), "nobody named while its own lease lapsed (not itself)").toBeUndefined();
+      const waited = performance.now();
+      expect(await first.untilLeading(), "the lapsed leader: true once it took its lease back").toBe(true);
+      expect(performance.now() - waited, "within a lease (ms)").toBeLessThan(LEASE_MS);
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+  });
 });
+
+async function clearLease(): Promise<void> {
+  await (await new Kvm(nc).open(Buckets.leader)).purge(LEASE_KEY);
+}

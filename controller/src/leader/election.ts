@@ -42,6 +42,8 @@ export interface LeaderInfo {
 }
 
 const SAFETY_MARGIN_FRACTION = 1 / 6;
+/** Pause between first attempts at start that failed with nobody else holding the lease. */
+const START_RETRY_MS = 100;
 
 export class LeaderElection {
   readonly id: string;
@@ -64,6 +66,8 @@ export class LeaderElection {
   /** Duties are started and stopped one transition at a time. */
   private transitions: Promise<void> = Promise.resolve();
   private dutiesRunning = false;
+  /** untilLeading() calls waiting: told true when this controller takes the lease, false when it stops or another holds it. */
+  private readonly waiters = new Set<(leads: boolean) => void>();
 
   constructor(private readonly o: LeaderElectionOptions) {
     this.api = o.api;
@@ -79,15 +83,21 @@ export class LeaderElection {
   }
 
   /**
-   * Opens the bucket and takes part. The first attempt runs before this resolves: a controller
-   * that can lead at once (no lease, or a released one) has its duties running by then.
+   * Opens the bucket and takes part. The first attempt runs before this resolves, and is repeated
+   * (every START_RETRY_MS, for up to two leases) while it fails with nobody else holding the lease —
+   * a read or a take that timed out on a busy store: a controller that can lead at once (no lease,
+   * a released one, or its own) has its duties running by then.
    */
   async start(): Promise<void> {
     // A short request timeout: a renewal that cannot finish well inside the lease is a lost one.
     const js = jetstream(this.o.nc, { timeout: Math.max(500, Math.floor(this.leaseMs / 4)) });
     this.kv = await new Kvm(js).open(Buckets.leader);
-    this.running = this.tick();
-    await this.running;
+    const deadline = performance.now() + 2 * this.leaseMs;
+    for (;;) {
+      await this.serially(() => this.tick());
+      if (this.held || this.stopped || this.heldByAnother() || performance.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, START_RETRY_MS));
+    }
     // Renewals run from now on, not after the duties started: a slow duty start (a first inventory
     // sync on a busy machine) must not let the lease run out.
     this.schedule(this.held ? this.renewMs : this.tickMs);
@@ -103,11 +113,41 @@ export class LeaderElection {
     return this.isLeader() ? this.held?.term : undefined;
   }
 
-  /** The lease holder as last read (possibly this controller). */
+  /**
+   * The lease holder as last read: this controller while it leads, else another controller, or
+   * undefined when none is known to lead (no lease, a released one, or this controller's own
+   * lapsed one, which it takes back at its next tick).
+   */
   leader(): LeaderInfo | undefined {
     if (this.isLeader()) return { holder: this.id, term: this.held!.term, api: this.api };
-    if (!this.last || this.last.released) return undefined;
-    return { holder: this.last.holder, term: this.last.term, api: this.last.api };
+    if (!this.heldByAnother()) return undefined;
+    return { holder: this.last!.holder, term: this.last!.term, api: this.last!.api };
+  }
+
+  /**
+   * Resolves true once this controller leads — at once if it does — or false: when another
+   * controller holds the lease as read now (ask that one), else after `timeoutMs` (default one
+   * lease) without leading. For a request asked of a controller that is about to lead — a single
+   * controller just started, one taking its own lapsed lease back, or a follower whose leader just
+   * released the lease — which answers instead of refusing. A follower reads the lease at once
+   * (an extra tick) rather than answer from a read up to a tick old.
+   */
+  async untilLeading(timeoutMs = this.leaseMs): Promise<boolean> {
+    if (this.isLeader()) return true;
+    if (this.stopped || !this.kv) return false;
+    await this.serially(() => (this.held || this.stopped ? undefined : this.follow()));
+    if (this.isLeader()) return true;
+    if (this.stopped || this.heldByAnother()) return false;
+    return new Promise((resolve) => {
+      const waiter = (leads: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        resolve(leads);
+      };
+      const timer = setTimeout(() => waiter(this.isLeader()), timeoutMs);
+      timer.unref();
+      this.waiters.add(waiter);
+    });
   }
 
   /** Resolves when the duty transitions asked for so far are done (tests). */
@@ -119,6 +159,7 @@ export class LeaderElection {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.tell(false);
     await this.running;
     const held = this.held;
     this.stepDown("stopping");
@@ -132,9 +173,18 @@ export class LeaderElection {
   private schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.running = this.tick().finally(() => this.schedule(this.held ? Math.min(this.renewMs, Math.max(0, this.held.until - performance.now())) : this.tickMs));
+      void this.serially(() => this.tick())
+        .catch((err: unknown) => this.o.log.warn({ err }, "leader: a tick failed"))
+        .finally(() => this.schedule(this.held ? Math.min(this.renewMs, Math.max(0, this.held.until - performance.now())) : this.tickMs));
     }, ms);
     this.timer.unref();
+  }
+
+  /** Runs `step` after every tick before it (ticks never overlap; stop() waits for the last). */
+  private serially(step: () => Promise<void> | undefined): Promise<void> {
+    const next = this.running.then(step);
+    this.running = next.catch(() => undefined);
+    return next;
   }
 
   private async tick(): Promise<void> {
@@ -183,6 +233,7 @@ export class LeaderElection {
     const decision = followerTick(read, this.seen, now, this.leaseMs, this.id);
     if (decision.action === "wait") {
       this.seen = decision.observation;
+      if (this.heldByAnother()) this.tell(false);
       return;
     }
     const record: LeaseRecord = { holder: this.id, term: decision.term, renewedAt: new Date().toISOString(), ...(this.api ? { api: this.api } : {}) };
@@ -196,6 +247,7 @@ export class LeaderElection {
       this.seen = undefined;
       this.o.log.info({ term: decision.term, leader: this.id, previous: read.kind === "held" ? read.record.holder : undefined }, "this controller is now the leader");
       this.transition("start", decision.term);
+      this.tell(true);
     } catch (err) {
       if (!isRevisionConflict(err)) this.o.log.debug({ err }, "leader: cannot take the lease");
       this.seen = undefined; // someone else wrote: watch the new revision for a whole lease
@@ -215,6 +267,15 @@ export class LeaderElection {
       if (this.held === held) this.stepDown("could not renew the lease before it ran out (store unreachable?)");
     }, Math.max(0, held.until - performance.now()));
     this.expiry.unref();
+  }
+
+  /** Another controller holds the lease as last read (not released, not this controller's own). */
+  private heldByAnother(): boolean {
+    return this.last !== undefined && !this.last.released && this.last.holder !== this.id;
+  }
+
+  private tell(leads: boolean): void {
+    for (const w of [...this.waiters]) w(leads);
   }
 
   private stepDown(why: string): void {

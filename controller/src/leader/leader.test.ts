@@ -150,14 +150,19 @@ describe("leader - two controllers on one store", () => {
     expect(leaders().map((c) => c!.election.id), "after the partition heals the new leader keeps leading").toEqual([other.election.id]);
   });
 
-  it("leader - a stopping leader hands over at once", async () => {
+  it("leader - a stopping leader hands over at once, and a sync asked of the other meanwhile is answered, not refused", async () => {
     const leaderIdx = controllers.findIndex((c) => c?.election.isLeader());
     const other = controllers[1 - leaderIdx]!;
     const started = Date.now();
     await controllers[leaderIdx]!.stop();
     controllers[leaderIdx] = undefined;
+    // Asked before the other's next tick has taken the released lease: it waits to lead and syncs.
+    const onOther = new ControllerClient({ url: other.apiUrl, adminToken: other.adminToken, caPem: other.caPem });
+    const leadingBefore = other.election.isLeader();
+    const sync = await onOther.raw("POST", "/v1/inventory/sync", "{}");
+    expect(sync.status, `inventory sync asked of the other as the leader stopped (leading when asked: ${leadingBefore}): ${sync.text}`).toBe(200);
     expect(await waitFor(() => other.election.isLeader(), 3000), "the other leads within 3 s of a graceful stop").toBe(true);
-    console.log(`leader handover on stop: ${Date.now() - started} ms`);
+    console.log(`leader handover on stop: ${Date.now() - started} ms (sync asked at once: ${leadingBefore ? "already leading" : "answered once it led"})`);
     expect(maxLeaders, "most controllers acting as leader at one instant").toBe(1);
   });
 });

@@ -45,6 +45,7 @@ import { PathCoordinator } from "./nat/coordinator.js";
 import { listenForEndpointUpdates } from "./nat/endpoints.js";
 import { NodeCache } from "./nat/node-cache.js";
 import { LeaderElection } from "./leader/election.js";
+import { ToLeader } from "./leader/forward.js";
 import { fencedRegistry, fencedStore } from "./leader/fence.js";
 import { listenForHeartbeats } from "./nodes/heartbeats.js";
 import { Liveness } from "./nodes/liveness.js";
@@ -505,6 +506,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
     let apiPort = config.api.port;
     const controllerInfo = (ctx: RouteContext) =>
       apiTls && { caHash: apiTls.caHash, urls: apiUrls({ sans: apiTls.sans, listenHost: config.api.listenHost, port: apiPort, requestHost: ctx.host }) };
+    // Singleton work asked of a follower (an inventory sync) is forwarded to the leader's API.
+    const toLeader = new ToLeader({ election, adminToken, caPem: apiTls?.caPem, log: apiLog });
     const countedEnrollment = {
       enroll: async (...args: Parameters<Enrollment["enroll"]>) => {
         try {
@@ -518,7 +521,21 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       },
     };
     const routes = [
-      ...apiRoutes({ joinKeys, enrollment: countedEnrollment, attestor, enrollmentPolicies, registry, identities, policies, services, inventory, planner, controllerInfo, counters, policyDelivery: (id) => published.publisher?.delivery(id) }),
+      ...apiRoutes({
+        joinKeys,
+        enrollment: countedEnrollment,
+        attestor,
+        enrollmentPolicies,
+        registry,
+        identities,
+        policies,
+        services,
+        inventory: { sync: (forwardedBy) => toLeader.orForward("inventory sync", forwardedBy, () => inventory.sync(), (leader) => leader.syncInventory()) },
+        planner,
+        controllerInfo,
+        counters,
+        policyDelivery: (id) => published.publisher?.delivery(id),
+      }),
       ...consoleRoutes({
         adminToken,
         sessions,
@@ -561,7 +578,9 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       await unix.listen({ path: apiSocket });
       cleanups.push(() => unix!.close());
     }
-    election.api = apiUrl;
+    // The lease names this API as other controllers reach it (not a loopback or wildcard listen address).
+    const reachable = apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort })[0];
+    election.api = reachable ? (apiTls ? reachable : reachable.replace(/^https:/, "http:")) : apiUrl;
     await election.start();
     cleanups.push(() => election.stop());
     log

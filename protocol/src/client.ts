@@ -26,6 +26,8 @@ export interface ControllerClientOptions {
   socketPath?: string;
   adminToken?: string;
   timeoutMs?: number;
+  /** Headers sent with every request (a call's own win). */
+  headers?: Record<string, string>;
 }
 
 export class ApiRequestError extends Error {
@@ -154,7 +156,7 @@ export class ControllerClient {
   async raw(method: string, path: string, bodyText?: string, headers: Record<string, string> = {}, timeoutMs?: number): Promise<RawResponse> {
     const where = this.opts.socketPath ?? this.opts.url;
     const target = this.opts.socketPath ? { send: httpRequest, options: { socketPath: this.opts.socketPath } } : await this.tcpTarget(method, path);
-    const allHeaders: Record<string, string> = { ...headers };
+    const allHeaders: Record<string, string> = { ...this.opts.headers, ...headers };
     if (this.opts.adminToken && !("authorization" in allHeaders)) allHeaders.authorization = `Bearer ${this.opts.adminToken}`;
     if (bodyText !== undefined) {
       allHeaders["content-type"] ??= "application/json";

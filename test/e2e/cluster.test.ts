@@ -146,6 +146,15 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     }
     const leader = await oneLeader(15_000);
     note(`leader at start: ${leader}`);
+    // Singleton work asked of a follower: forwarded to the leader's API, answered with its result.
+    const follower = CONTROLLERS.find((c) => c !== leader)!;
+    const asked = Date.now();
+    await (await clientOf(follower)).syncInventory(30_000);
+    const forwardedLine = (await readFile(cluster.controllerLogPath(follower), "utf8")).split("\n").find((l) => l.includes("inventory sync forwarded to the leader"));
+    expect(forwardedLine, `${follower} logged forwarding the sync to the leader`).toBeDefined();
+    const forwarded = JSON.parse(forwardedLine!) as { api: string; ms: number };
+    expect(forwarded.api, "the leader's API as the lease names it: its host's lab address, not loopback").toMatch(/^https:\/\/(?!127\.)[\d.]+:\d+$/);
+    note(`inventory sync asked of ${follower} (a follower): forwarded to ${leader} at ${forwarded.api}, answered in ${Date.now() - asked} ms (${forwarded.ms} ms at the leader)`);
     const { enrolled } = await enrollFake("ctl-2", "wcl-urls");
     expect([...enrolled.nats.servers].sort(), "NATS URLs handed to an enrolling agent").toEqual([...cluster.natsUrls].sort());
     await (await clientOf("ctl-3")).deleteNode("wcl-urls");

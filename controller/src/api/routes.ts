@@ -13,7 +13,6 @@ import type { Enrollment } from "../enroll/enroll.js";
 import type { EnrollmentPolicies } from "../enroll/enrollment-policies.js";
 import type { IdentityAllocator } from "../identity/allocator.js";
 import type { InventoryPlanner } from "../inventory/plan.js";
-import type { InventorySync } from "../inventory/sync.js";
 import type { JoinKeys } from "../keys/joinkeys.js";
 import type { ControllerCounters } from "../metrics/counters.js";
 import type { NodeRegistry } from "../nodes/registry.js";
@@ -21,6 +20,7 @@ import type { PolicyService } from "../policy/policies.js";
 import type { ServiceCatalog } from "../services/catalog.js";
 import { enrollRequestIssues, refuseAssignedFields } from "../enroll/enroll.js";
 import { policyIssues } from "../policy/policies.js";
+import { FORWARDED_BY_HEADER } from "../leader/forward.js";
 import type { RouteBody } from "./body.js";
 
 export interface RouteContext<B = unknown> {
@@ -89,8 +89,11 @@ export interface ApiServices {
   policies: PolicyService;
   /** Services: catalog, VIPs, views with health and statistics, each node's compiled services. */
   services: ServiceCatalog;
-  /** Cloud inventory sync (on demand). */
-  inventory: Pick<InventorySync, "sync">;
+  /**
+   * Cloud inventory sync (on demand), done by the leader: asked of a follower, forwarded to it
+   * unless `forwardedBy` (the FORWARDED_BY_HEADER of a request another controller forwarded) is set.
+   */
+  inventory: { sync(forwardedBy: string | undefined): Promise<InventorySyncResult> };
   /** Cloud inventory: stored instances and networks, per-account sync status, site routes. */
   planner: Pick<InventoryPlanner, "view">;
   /** Keyless join by instance identity. */
@@ -284,7 +287,7 @@ export function apiRoutes(s: ApiServices): Route[] {
       auth: "admin",
       body: { schema: InventorySyncRequest, what: "inventory sync request", emptyIsObject: true },
       response: InventorySyncResult,
-      handler: () => s.inventory.sync(),
+      handler: (ctx) => s.inventory.sync(ctx.header(FORWARDED_BY_HEADER)),
     }),
   ];
 }

@@ -1,7 +1,7 @@
 /**
  * Leader election with real controllers on a real nats-server: two controllers share one store
  * (each reaches NATS through a TCP proxy the test can cut). Exactly one leads and runs the
- * singleton work; a stopping leader hands over at once; a leader cut off from the store (a
+ * singleton work (an inventory sync asked of the follower is forwarded to it); a stopping leader hands over at once; a leader cut off from the store (a
  * partition: nothing forwarded, connection left open) stops acting within its lease, and only then
  * does the other take over, within 10 s; never two leaders at once.
  */
@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startController, type RunningController } from "../controller.js";
 import { startNatsServers, startTcpProxy, type NatsServers, type TcpProxy } from "../testing-nats.js";
 import { agentIdentity } from "../testing.js";
+import { FORWARDED_BY_HEADER } from "./forward.js";
 import { followerTick } from "./lease.js";
 
 const silent = pino({ level: "silent" });
@@ -90,7 +91,7 @@ describe("leader - two controllers on one store", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("leader - exactly one of two controllers leads, and both serve the API", async () => {
+  it("leader - exactly one of two controllers leads, and both serve the API (a sync asked of the follower is run by the leader)", async () => {
     expect(await waitFor(() => leaders().length === 1, 10_000), "one leader within 10 s").toBe(true);
     await new Promise((r) => setTimeout(r, 2000));
     expect(leaders().length, "leaders after 2 s more").toBe(1);
@@ -101,11 +102,25 @@ describe("leader - two controllers on one store", () => {
       const client = new ControllerClient({ url: c!.apiUrl, adminToken: c!.adminToken, caPem: c!.caPem });
       expect((await client.raw("GET", "/v1/nodes")).status, `GET /v1/nodes on ${c!.election.id}`).toBe(200);
     }
+    expect(follower.election.leader()?.api, "the lease names the leader's API as others reach it").toBe(leader.apiUrl);
+    const runs = { [leader.election.id]: 0, [follower.election.id]: 0 };
+    for (const c of [leader, follower]) {
+      const sync = c.inventory.sync.bind(c.inventory);
+      c.inventory.sync = () => {
+        runs[c.election.id]!++;
+        return sync();
+      };
+    }
     const onFollower = new ControllerClient({ url: follower.apiUrl, adminToken: follower.adminToken, caPem: follower.caPem });
     const sync = await onFollower.raw("POST", "/v1/inventory/sync", "{}");
-    expect(sync.status, `inventory sync asked of the follower: ${sync.text}`).toBe(503);
-    expect((sync.body as { error: string }).error, "error code").toBe("not_leader");
-    expect((sync.body as { message: string }).message, "names the leader").toContain(leader.election.id);
+    expect(sync.status, `inventory sync asked of the follower: ${sync.text}`).toBe(200);
+    expect(runs, "run by the leader (the follower tried and was refused)").toEqual({ [leader.election.id]: 1, [follower.election.id]: 1 });
+    // A request another controller forwarded is never forwarded again: the follower's own refusal.
+    const forwarded = await onFollower.raw("POST", "/v1/inventory/sync", "{}", { [FORWARDED_BY_HEADER]: "another-controller" });
+    expect(forwarded.status, `a forwarded sync asked of the follower: ${forwarded.text}`).toBe(503);
+    expect((forwarded.body as { error: string }).error, "error code").toBe("not_leader");
+    expect((forwarded.body as { message: string }).message, "names the leader and its API").toContain(`${leader.election.id} (${leader.apiUrl})`);
+    expect(runs[leader.election.id], "not run by the leader").toBe(1);
   });
 
   it("leader - only the leader writes weft-node-services (no record written twice)", async () => {

@@ -17,7 +17,7 @@
  * takes WireGuard and is enforced (once) by weft_overlay_in.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -345,14 +345,19 @@ describe.skipIf(!isRoot)("bpf - two hosts: VXLAN with the identity in the VNI, a
         [b, a, UNDERLAY.a, PREFIX.a],
       ] as const) {
         h.wgd = spawn("ip", ["netns", "exec", h.ns, "wireguard-go", "-f", h.wg], { stdio: "ignore", env: { ...process.env, WG_PROCESS_FOREGROUND: "1" } });
-        for (let i = 0; i < 100; i++) {
+        // wireguard-go makes the TUN device, then its UAPI socket (shared by all namespaces): `wg`
+        // needs the socket, else it asks the kernel, which has no WireGuard ("Protocol not supported").
+        const uapi = `/var/run/wireguard/${h.wg}.sock`;
+        const ready = () => {
           try {
             sh("ip", "-n", h.ns, "link", "show", "dev", h.wg);
-            break;
+            return existsSync(uapi);
           } catch {
-            await new Promise((r) => setTimeout(r, 50));
+            return false;
           }
-        }
+        };
+        for (let i = 0; i < 200 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
+        if (!ready()) throw new Error(`wireguard-go did not make ${h.wg} and ${uapi} within 10 s in ${h.ns}`);
         const keyFile = join(scratch, `${h.ns}.key`);
         execFileSync("sh", ["-c", `umask 077; cat > ${keyFile}`], { input: keys[h.ns]?.priv });
         inNs(h.ns, "wg", "set", h.wg, "private-key", keyFile, "listen-port", "51820", "peer", keys[peer.ns]?.pub ?? "", "allowed-ips", `${peerPrefix}/24`, "endpoint", `${peerUnderlay}:51820`);

@@ -150,8 +150,12 @@ describe.skipIf(!isRoot)("e2e cluster", () => {
     const follower = CONTROLLERS.find((c) => c !== leader)!;
     const asked = Date.now();
     await (await clientOf(follower)).syncInventory(30_000);
-    const forwardedLine = (await readFile(cluster.controllerLogPath(follower), "utf8")).split("\n").find((l) => l.includes("inventory sync forwarded to the leader"));
-    expect(forwardedLine, `${follower} logged forwarding the sync to the leader`).toBeDefined();
+    // The log is written asynchronously: the line may land just after the answer.
+    let forwardedLine: string | undefined;
+    await waitUntil(`${follower} to log forwarding the sync to the leader ${leader}`, 5000, async () => {
+      forwardedLine = (await readFile(cluster.controllerLogPath(follower), "utf8")).split("\n").find((l) => l.includes("inventory sync forwarded to the leader"));
+      return forwardedLine !== undefined;
+    });
     const forwarded = JSON.parse(forwardedLine!) as { api: string; ms: number };
     expect(forwarded.api, "the leader's API as the lease names it: its host's lab address, not loopback").toMatch(/^https:\/\/(?!127\.)[\d.]+:\d+$/);
     note(`inventory sync asked of ${follower} (a follower): forwarded to ${leader} at ${forwarded.api}, answered in ${Date.now() - asked} ms (${forwarded.ms} ms at the leader)`);

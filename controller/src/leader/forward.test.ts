@@ -60,5 +60,12 @@ describe("forward to the leader", () => {
     const otherToken = toLeader(url, "not-the-leaders-token").orForward("sync", undefined, refused, viaClient);
     await expect(otherToken).rejects.toBeInstanceOf(NotLeaderError);
     await expect(otherToken).rejects.toThrow(/asking it failed: .*admin token required/);
+    // A lease URL in plain HTTP while this controller's API (and CA) is HTTPS: refused by the client, not asked.
+    const plain = new ToLeader({ election: { id: "ctl-1", leader: () => ({ holder: "ctl-2", term: 3, api: url }) }, adminToken: "shared-token", caPem: "-----BEGIN CERTIFICATE-----", log: silent });
+    seen.length = 0;
+    const mixed = plain.orForward("sync", undefined, refused, viaClient);
+    await expect(mixed).rejects.toBeInstanceOf(NotLeaderError);
+    await expect(mixed).rejects.toThrow(/asking it failed: .*a CA pin needs an https:\/\/ URL/);
+    expect(seen, "nothing sent in clear text").toEqual([]);
   });
 });

@@ -40,15 +40,16 @@ export class ToLeader {
       if (!(err instanceof NotLeaderError) || forwardedBy !== undefined) throw err;
       const leader = this.o.election.leader();
       if (!leader?.api || leader.holder === this.o.election.id) throw err;
-      const client = new ControllerClient({
-        url: leader.api,
-        adminToken: this.o.adminToken,
-        ...(this.o.caPem ? { caPem: this.o.caPem } : {}),
-        headers: { [FORWARDED_BY_HEADER]: this.o.election.id },
-        timeoutMs: this.o.timeoutMs ?? 600_000,
-      });
       const started = performance.now();
       try {
+        // Inside the try: a lease URL this client refuses (an http:// one with our CA) is a failed ask too.
+        const client = new ControllerClient({
+          url: leader.api,
+          adminToken: this.o.adminToken,
+          ...(this.o.caPem ? { caPem: this.o.caPem } : {}),
+          headers: { [FORWARDED_BY_HEADER]: this.o.election.id },
+          timeoutMs: this.o.timeoutMs ?? 600_000,
+        });
         const answer = await forward(client);
         this.o.log.info({ leader: leader.holder, api: leader.api, ms: Math.round(performance.now() - started) }, `${what} forwarded to the leader`);
         return answer;

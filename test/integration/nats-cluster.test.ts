@@ -41,6 +41,10 @@ describe("controller on a 3-node NATS cluster", () => {
     if (res.status !== 201) throw new Error(`enroll ${name}: got ${res.status} ${res.text}, want 201`);
     return { enrolled: res.body as EnrollResponse, seed: agent.natsSeed };
   };
+  /** Starts server `i` again unless it runs (a test's cleanup, also after it failed). */
+  const restart = async (i: number) => {
+    if (!servers.running(i)) await servers.start(i);
+  };
   const agentSees = (nodeId: string, ms: number) => eventually(() => (seen.has(nodeId) ? true : undefined), ms, 20);
 
   beforeAll(async () => {
@@ -95,23 +99,28 @@ describe("controller on a 3-node NATS cluster", () => {
     expect(agentServer, `the agent's server ${agentNc!.getServer()}`).toBeGreaterThanOrEqual(0);
     await servers.kill(agentServer);
     const killedAt = Date.now();
-    // A client retries a 503 store_unavailable (retryable): a stream leader election under load can
-    // outlast one request's STORE_RETRY_MS.
-    let attempts = 0;
-    const got = await eventually(async () => {
-      attempts++;
-      return enroll("after-kill-1").catch((err: unknown) => (/store_unavailable|JetStream/.test(String(err)) ? undefined : Promise.reject(err)));
-    }, 25_000, 200);
-    expect(got, "an enrollment after the kill (retrying 503s)").toBeDefined();
-    const { enrolled } = got!;
-    const writeMs = Date.now() - killedAt;
-    expect(await agentSees(enrolled.nodeId, 15_000), "the agent receives a node enrolled after the kill").toBe(true);
-    const receivedMs = Date.now() - killedAt;
-    const after = (await client.listNodes()).map((n) => n.nodeId);
-    for (const id of before) expect(after, `node ${id} acknowledged before the kill`).toContain(id);
-    figures.push(`kill 1 of 3: first write (join key + enrollment) done ${writeMs} ms after the kill (${attempts} attempt(s)); the agent had the new peer ${receivedMs} ms after`);
-    await servers.start(agentServer);
-  });
+    try {
+      // A client retries a 503 store_unavailable (retryable): a stream leader election under load can
+      // outlast one request's STORE_RETRY_MS.
+      let attempts = 0;
+      const got = await eventually(async () => {
+        attempts++;
+        return enroll("after-kill-1").catch((err: unknown) => (/store_unavailable|JetStream/.test(String(err)) ? undefined : Promise.reject(err)));
+      }, 25_000, 200);
+      expect(got, "an enrollment after the kill (retrying 503s)").toBeDefined();
+      const { enrolled } = got!;
+      const writeMs = Date.now() - killedAt;
+      // Its reconnect to another server and its watch's restart wait on the stream's new leader, which
+      // a machine busy with other suites (the API fuzzing) can delay well past 15 s.
+      expect(await agentSees(enrolled.nodeId, 30_000), "the agent receives a node enrolled after the kill").toBe(true);
+      const receivedMs = Date.now() - killedAt;
+      const after = (await client.listNodes()).map((n) => n.nodeId);
+      for (const id of before) expect(after, `node ${id} acknowledged before the kill`).toContain(id);
+      figures.push(`kill 1 of 3: first write (join key + enrollment) done ${writeMs} ms after the kill (${attempts} attempt(s)); the agent had the new peer ${receivedMs} ms after`);
+    } finally {
+      await restart(agentServer); // also when it failed: the next tests need all three
+    }
+  }, 90_000);
 
   it("cluster - kill the JetStream meta leader's server: the API keeps listing nodes during the election", async () => {
     const before = (await client.listNodes()).map((n) => n.nodeId).sort();
@@ -119,19 +128,22 @@ describe("controller on a 3-node NATS cluster", () => {
     expect(leader, "a meta leader all running servers agree on").toBeDefined();
     await servers.kill(leader!);
     const killedAt = Date.now();
-    const res = await client.raw("GET", "/v1/nodes");
-    const listMs = Date.now() - killedAt;
-    expect(res.status, `GET /v1/nodes right after the meta leader's server died: ${res.text}`).toBe(200);
-    const listed = (res.body as { nodeId: string }[]).map((n) => n.nodeId).sort();
-    expect(listed, "every node enrolled before the kill").toEqual(before);
-    // nats-server's elections take 4–9 s (its election timeout); the listing must not wait for one.
-    expect(listMs, "answered after the listing's wait for a consumer, not after the election").toBeLessThan(CONSUMER_WAIT_MS + 800);
-    const metrics = (await client.raw("GET", "/metrics")).text;
-    expect(metrics, "the listing counted as read from the replicas").toMatch(/weft_controller_kv_operations_total\{bucket="weft-nodes",op="list\.replicas",result="ok"\} [1-9]/);
-    const elected = await eventually(() => servers.metaLeader(), 30_000, 200);
-    figures.push(`kill the meta leader (n${leader! + 1}): GET /v1/nodes 200 with all ${listed.length} nodes in ${listMs} ms; a new meta leader (n${elected! + 1}) seen ${Date.now() - killedAt} ms after the kill`);
-    await servers.start(leader!);
-  });
+    try {
+      const res = await client.raw("GET", "/v1/nodes");
+      const listMs = Date.now() - killedAt;
+      expect(res.status, `GET /v1/nodes right after the meta leader's server died: ${res.text}`).toBe(200);
+      const listed = (res.body as { nodeId: string }[]).map((n) => n.nodeId).sort();
+      expect(listed, "every node enrolled before the kill").toEqual(before);
+      // nats-server's elections take 4–9 s (its election timeout); the listing must not wait for one.
+      expect(listMs, "answered after the listing's wait for a consumer, not after the election").toBeLessThan(CONSUMER_WAIT_MS + 800);
+      const metrics = (await client.raw("GET", "/metrics")).text;
+      expect(metrics, "the listing counted as read from the replicas").toMatch(/weft_controller_kv_operations_total\{bucket="weft-nodes",op="list\.replicas",result="ok"\} [1-9]/);
+      const elected = await eventually(() => servers.metaLeader(), 30_000, 200);
+      figures.push(`kill the meta leader (n${leader! + 1}): GET /v1/nodes 200 with all ${listed.length} nodes in ${listMs} ms; a new meta leader (n${elected! + 1}) seen ${Date.now() - killedAt} ms after the kill`);
+    } finally {
+      await restart(leader!);
+    }
+  }, 90_000);
 
   it("cluster - kill 2 of 3: writes are refused fast with a clear error; after restart writes work and reach the agent", async () => {
     // Give the restarted server time to catch up, so two kills leave one server without quorum.
@@ -140,13 +152,18 @@ describe("controller on a 3-node NATS cluster", () => {
     const kills = [0, 1, 2].filter((i) => i !== stay);
     for (const i of kills) await servers.kill(i);
     const started = Date.now();
-    const res = await client.raw("POST", "/v1/keys", JSON.stringify({ reusable: false }));
-    const refusedMs = Date.now() - started;
-    expect(res.status, `create a join key without quorum: ${res.text}`).toBe(503);
-    expect((res.body as { error: string }).error, "error code").toBe("store_unavailable");
-    expect((res.body as { message: string }).message, "message names the cause").toMatch(/quorum|unavailable|timeout|no responders/i);
-    expect(refusedMs, "time to refuse (STORE_RETRY_MS 10 s)").toBeLessThan(12_000);
-    figures.push(`kill 2 of 3: a write refused after ${refusedMs} ms: ${(res.body as { message: string }).message}`);
+    try {
+      const res = await client.raw("POST", "/v1/keys", JSON.stringify({ reusable: false }));
+      const refusedMs = Date.now() - started;
+      expect(res.status, `create a join key without quorum: ${res.text}`).toBe(503);
+      expect((res.body as { error: string }).error, "error code").toBe("store_unavailable");
+      expect((res.body as { message: string }).message, "message names the cause").toMatch(/quorum|unavailable|timeout|no responders/i);
+      expect(refusedMs, "time to refuse (STORE_RETRY_MS 10 s)").toBeLessThan(12_000);
+      figures.push(`kill 2 of 3: a write refused after ${refusedMs} ms: ${(res.body as { message: string }).message}`);
+    } catch (err) {
+      for (const i of kills) await restart(i);
+      throw err;
+    }
     const restartAt = Date.now();
     for (const i of kills) await servers.start(i);
     const ok = await eventually(async () => ((await client.raw("POST", "/v1/keys", JSON.stringify({ reusable: false }))).status === 201 ? true : undefined), 30_000, 250);

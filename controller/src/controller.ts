@@ -579,8 +579,8 @@ export async function startController(input: ControllerConfigInput, log: Logger)
       cleanups.push(() => unix!.close());
     }
     // The lease names this API as other controllers reach it (not a loopback or wildcard listen address).
-    const reachable = apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort })[0];
-    election.api = reachable ? (apiTls ? reachable : reachable.replace(/^https:/, "http:")) : apiUrl;
+    const reachable = apiUrls({ sans: tls.sans, listenHost: config.api.listenHost, port: apiPort })[0] ?? apiUrl;
+    election.api = apiTls ? reachable : reachable.replace(/^https:/, "http:");
     await election.start();
     cleanups.push(() => election.stop());
     log

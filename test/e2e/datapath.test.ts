@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ControllerClient, Workload } from "@weft/protocol";
 import { LabCluster, hostPinDir, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
-import { logOffset, logSince, mapLimit, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
+import { describePeer, logOffset, logSince, mapLimit, readAgentState, readAgentStatus, sleep, waitUntil, wgDump } from "./mesh.js";
 import { capture, occurrences, pingCount, startEcho, startLongFlow, tcpProbe, type ProbeOutcome, type Spawned } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
 
@@ -133,8 +133,7 @@ describe.skipIf(!isRoot)("e2e datapath", () => {
   const peerView = async (host: string | undefined, address: string) => {
     const prefix = `${address.split(".").slice(0, 3).join(".")}.`;
     const peer = host ? (await wgDump(opts, host))?.peers.find((p) => p.allowedIps.some((a) => a.startsWith(prefix))) : undefined;
-    const handshake = peer?.latestHandshake ? `${Math.round(Date.now() / 1000 - peer.latestHandshake)} s ago` : "never";
-    return `${host}'s WireGuard peer for it: endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B`;
+    return `${host}'s WireGuard peer for it: ${describePeer(peer)}`;
   };
   /** For a pair that did not connect (diagnostics for the failure message only): a second probe, and both hosts' WireGuard view of the other side. */
   const diagnose = async (from: string, to: string, port: number) => {

@@ -54,6 +54,12 @@ export function parseWgDump(text: string): WgDump {
   return { publicKey, listenPort: Number(listenPort), peers };
 }
 
+/** One peer as a failure message or a note shows it: endpoint, handshake age, bytes each way. */
+export function describePeer(peer: WgPeer | undefined): string {
+  const handshake = peer?.latestHandshake ? `${Math.round(Date.now() / 1000 - peer.latestHandshake)} s ago` : "never";
+  return `endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B`;
+}
+
 /** The host's WireGuard interface as `wg` shows it; undefined when the interface does not exist. */
 export async function wgDump(opts: LabOptions, host: string): Promise<WgDump | undefined> {
   const res = await labExec(opts, host, ["wg", "show", hostInterface(opts, host), "dump"], { timeoutMs: 10_000 });

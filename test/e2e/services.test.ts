@@ -22,7 +22,7 @@ import type { ControllerClient, PolicyInput, ServiceView, Workload } from "@weft
 import { cgroupPrograms } from "@weft/bpf";
 import { LabCluster, hostCgroup, labExec, labTopology, labWorkloads, type LabOptions } from "@weft/lab";
 import { callLocalApi } from "@weft/agent";
-import { readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
+import { describePeer, readAgentState, sleep, waitUntil, wgDump } from "./mesh.js";
 import { runClient, startBackend, startHolder, startLoopClient, tally, type Attempt } from "./services-traffic.js";
 import type { Spawned } from "./traffic.js";
 import { labSuite } from "./lab-suite.js";
@@ -225,8 +225,7 @@ describe.skipIf(!isRoot)("e2e services", () => {
         // No answer within 2 s (seen once in a full run): a datagram lost across the overlay, not
         // the refusal under test. Say so with aws-1's WireGuard view of gcp-1, and ask once more.
         const peer = (await wgDump(opts, "aws-1"))?.peers.find((p) => p.allowedIps.includes(`${gcp1}/32`));
-        const handshake = peer?.latestHandshake ? `${Math.round(Date.now() / 1000 - peer.latestHandshake)} s ago` : "never";
-        note(`DNS across the overlay: no answer to aws-1-web's first query within 2 s (${refused.split("\n").find((l) => /error|timed out|no servers/.test(l)) ?? "no answer"}); aws-1's WireGuard peer for gcp-1: endpoint ${peer?.endpoint ?? "none"}, handshake ${handshake}, rx ${peer?.rxBytes ?? 0} B, tx ${peer?.txBytes ?? 0} B; asked again`);
+        note(`DNS across the overlay: no answer to aws-1-web's first query within 2 s (${refused.split("\n").find((l) => /error|timed out|no servers/.test(l)) ?? "no answer"}); aws-1's WireGuard peer for gcp-1: ${describePeer(peer)}; asked again`);
         refused = await askAcross();
       }
       expect(refused, "a client of another node is refused").toMatch(/status: REFUSED/);
